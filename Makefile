@@ -1,0 +1,63 @@
+# tsguard developer entry points. `make demo` and `make test` install what is
+# missing first (virtualenv, Python packages, Kafka jars, Debian packages).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TSG := $(BIN)/tsguard
+STAMP := $(VENV)/.installed
+DEMO_SECONDS ?= 0
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint typecheck unit integration stack-up stack-down bench clean constraints
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+stack-up: setup
+	$(TSG) stack up
+
+stack-down:
+	@test -x $(TSG) && $(TSG) stack down || true
+
+demo: setup
+	$(TSG) demo --seconds $(DEMO_SECONDS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check stream_app connectors tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q tests/unit stream_app/core $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+# The whole suite against the real local stack; the stack is stopped again
+# whatever the outcome, and the exit status is the suite's.
+test: setup
+	$(TSG) stack up
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	$(BIN)/pytest tests stream_app/core $(PYTEST_ARGS) || status=1; \
+	$(TSG) stack down || status=1; \
+	exit $$status
+
+bench: setup
+	$(TSG) bench detectors
+	$(TSG) bench pipeline
+
+constraints:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tsguard' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Handing anomaly episodes to the alerting systems operators already run."""

@@ -1,0 +1,217 @@
+"""Forward ``tsguard.anomalies`` to Prometheus Alertmanager (``POST /api/v2/alerts``).
+
+At-least-once: offsets are committed only after Alertmanager accepted the
+alerts of a batch, and Alertmanager de-duplicates re-posted alerts by label
+set, so a crash or restart re-sends rather than loses. Alertmanager being down
+or overloaded (connection errors, 5xx, 429) is retried with capped exponential
+backoff for as long as it takes; an alert it rejects (other 4xx) and an event
+that is not one are dead-lettered and skipped, so one bad record never blocks
+the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event
+from connectors.ingest.producer import BatchProducer
+from stream_app.settings import Settings
+from stream_app.worker.decode import Rejection, dead_letter
+
+DEFAULT_GROUP = "tsguard-alertmanager-forwarder"
+
+
+@dataclass(slots=True)
+class ForwardStats:
+    events: int = 0
+    posted: int = 0
+    deadletters: int = 0
+    retries: int = 0
+
+
+class Rejected(Exception):
+    """Alertmanager refused the alerts themselves (a 4xx other than 429): retrying will not help."""
+
+
+class AlertmanagerClient:
+    """The two calls we need, with the retry policy."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.http, self.backoff_s, self.max_backoff_s, self._report = (
+            http,
+            backoff_s,
+            max_backoff_s,
+            report,
+        )
+        self.retries = 0
+
+    async def active_tsguard_alerts(self) -> list[dict[str, Any]]:
+        response = await self.http.get(
+            "/api/v2/alerts", params={"filter": f'alertname="{ALERTNAME}"', "active": "true"}
+        )
+        response.raise_for_status()
+        alerts: list[dict[str, Any]] = response.json()
+        return alerts
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None:
+        """Post until accepted; raises `Rejected` on a non-retryable 4xx."""
+        delay = self.backoff_s
+        while True:
+            try:
+                response = await self.http.post(
+                    "/api/v2/alerts",
+                    content=orjson.dumps(alerts),
+                    headers={"content-type": "application/json"},
+                )
+                if response.status_code < 300:
+                    return
+                problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                if 400 <= response.status_code < 500 and response.status_code != 429:
+                    raise Rejected(problem)
+            except httpx.TransportError as exc:
+                problem = repr(exc)
+            self.retries += 1
+            if self._report is not None:
+                self._report(f"Alertmanager not accepting ({problem}); retry in {delay:.1f} s")
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.max_backoff_s)
+
+
+async def forward_to_alertmanager(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    group_id: str = DEFAULT_GROUP,
+    max_events: int | None = None,
+    resend_every_s: float = 60.0,
+    backoff_s: float = 0.5,
+    report: Callable[[str], None] | None = None,
+) -> ForwardStats:
+    """Consume anomaly events and post them until cancelled or ``max_events`` were handled."""
+    stats = ForwardStats()
+    book = AlertBook(resend_every_s)
+    consumer = AIOKafkaConsumer(
+        settings.topic_anomalies,
+        **settings.kafka_client_kwargs(),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="tsguard-alertmanager",
+    )
+    async with httpx.AsyncClient(base_url=url or settings.alertmanager_url, timeout=10.0) as http:
+        am = AlertmanagerClient(http, backoff_s=backoff_s, report=report)
+        try:
+            adopted = book.adopt(await am.active_tsguard_alerts(), time.time())
+            if report is not None and adopted:
+                report(f"took over {adopted} firing alerts from Alertmanager")
+        except httpx.HTTPError as exc:
+            if report is not None:
+                report(f"could not read active alerts ({exc!r}); starting with none")
+        await consumer.start()
+        producer = BatchProducer(settings, client_id="tsguard-alertmanager-deadletter")
+        await producer.start()
+        try:
+            while max_events is None or stats.events < max_events:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                events: list[dict[str, Any]] = []
+                for records in batches.values():
+                    for rec in records:
+                        stats.events += 1
+                        event = await _decode(rec, settings, producer, stats)
+                        if event is not None:
+                            events.append(event)
+                now = time.time()
+                alerts = book.plan(events, now) + book.due(now)
+                if alerts:
+                    try:
+                        await am.post(alerts)
+                        stats.posted += len(alerts)
+                    except Rejected as exc:
+                        await _dead_letter_events(
+                            events, str(exc), settings, producer, stats, report
+                        )
+                if batches:
+                    await producer.flush()  # dead letters are durable before we move on
+                    await consumer.commit()
+                stats.retries = am.retries
+        finally:
+            try:
+                await producer.stop()
+            finally:
+                await consumer.stop()
+    if report is not None:
+        report(
+            f"forwarded {stats.events} events as {stats.posted} alerts; {stats.deadletters} dead-lettered"
+        )
+    return stats
+
+
+async def _decode(
+    rec: Any, settings: Settings, producer: BatchProducer, stats: ForwardStats
+) -> dict[str, Any] | None:
+    raw: bytes | None = rec.value
+    try:
+        doc = orjson.loads(raw or b"")
+        problem = check_event(doc)
+        reason = "schema"
+    except orjson.JSONDecodeError as exc:
+        problem, reason = str(exc), "invalid_json"
+    if problem is None:
+        event: dict[str, Any] = doc
+        return event
+    stats.deadletters += 1
+    letter = dead_letter(
+        raw,
+        Rejection(reason, problem),
+        at=time.time(),
+        max_payload=settings.deadletter_max_payload_bytes,
+        source="kafka",
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        key=rec.key,
+    )
+    await producer.send(
+        settings.topic_deadletter, (rec.key or b"").decode(errors="replace") or "-", letter
+    )
+    return None
+
+
+async def _dead_letter_events(
+    events: list[dict[str, Any]],
+    problem: str,
+    settings: Settings,
+    producer: BatchProducer,
+    stats: ForwardStats,
+    report: Callable[[str], None] | None,
+) -> None:
+    if report is not None:
+        report(f"Alertmanager rejected {len(events)} events: {problem}")
+    for event in events:
+        stats.deadletters += 1
+        raw = orjson.dumps(event)
+        letter = dead_letter(
+            raw,
+            Rejection("rejected_point", f"Alertmanager: {problem}"),
+            at=time.time(),
+            max_payload=settings.deadletter_max_payload_bytes,
+            source="alertmanager",
+            location=event.get("episode_id"),
+        )
+        await producer.send(settings.topic_deadletter, event["entity"], letter)

@@ -1,0 +1,149 @@
+"""Anomaly events to Alertmanager alerts (pure: no HTTP, no Kafka, time passed in).
+
+An alert's identity in Alertmanager is its label set. Severity is a label (so
+routes can page on critical only), which means a severity change makes a new
+alert; the `AlertBook` remembers what was last posted per episode and
+resolves the old label set when it changes. Alertmanager also expires an
+alert that is not re-sent within its ``resolve_timeout``, so firing alerts are
+re-posted periodically, the way Prometheus does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+ALERTNAME = "TsguardAnomaly"
+_REQUIRED = (
+    "event",
+    "episode_id",
+    "entity",
+    "metric",
+    "kind",
+    "started_at",
+    "severity",
+    "detector",
+)
+_EVENTS = ("opened", "updated", "resolved")
+
+
+def iso(ts: float) -> str:
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def epoch(text: str) -> float:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def check_event(doc: Any) -> str | None:
+    """Why ``doc`` is not a usable anomaly event, or None (the fields the forwarder relies on)."""
+    if not isinstance(doc, dict):
+        return f"an anomaly event must be a JSON object, got {type(doc).__name__}"
+    missing = [k for k in _REQUIRED if not isinstance(doc.get(k), str) or not doc.get(k)]
+    if missing:
+        return f"missing or non-string field(s): {', '.join(missing)}"
+    if doc["event"] not in _EVENTS:
+        return f"/event: {doc['event']!r} is not one of {_EVENTS}"
+    for key in ("started_at", "ended_at", "ts"):
+        if doc.get(key) is not None:
+            try:
+                epoch(str(doc[key]))
+            except ValueError:
+                return f"/{key}: {doc[key]!r} is not an RFC 3339 time"
+    return None
+
+
+def labels_of(event: dict[str, Any]) -> dict[str, str]:
+    return {
+        "alertname": ALERTNAME,
+        "entity": event["entity"],
+        "metric": event["metric"],
+        "severity": event["severity"],
+        "detector": event["detector"],
+        "kind": event["kind"],
+        "episode_id": event["episode_id"],
+    }
+
+
+def _num(value: Any) -> str | None:
+    return None if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def to_alert(event: dict[str, Any], now: float) -> dict[str, Any]:
+    """The Alertmanager v2 alert for one event; resolved events carry ``endsAt``."""
+    annotations = {
+        "summary": f"{event['severity']} {event['kind']} anomaly on {event['entity']} {event['metric']}",
+        "explanation": str(event.get("explanation", "")),
+    }
+    for key in ("value", "expected"):
+        text = _num(event.get(key))
+        if text is not None:
+            annotations[key] = text
+    started = epoch(event["started_at"])
+    alert: dict[str, Any] = {"labels": labels_of(event), "annotations": annotations}
+    if event["event"] == "resolved":
+        # Event time can run ahead of the wall clock (an accelerated simulator): never
+        # resolve in the future, and never end before the start.
+        ended = min(epoch(event.get("ended_at") or event.get("ts") or iso(now)), now)
+        started = min(started, ended)
+        alert["endsAt"] = iso(ended)
+    alert["startsAt"] = iso(min(started, now))
+    return alert
+
+
+@dataclass(slots=True)
+class _Firing:
+    alert: dict[str, Any]
+    posted_at: float
+
+
+class AlertBook:
+    """What is firing per episode, to resolve replaced label sets and re-send live alerts."""
+
+    def __init__(self, resend_every_s: float = 60.0) -> None:
+        self.resend_every_s = resend_every_s
+        self._firing: dict[str, _Firing] = {}
+
+    def __len__(self) -> int:
+        return len(self._firing)
+
+    def plan(self, events: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Alerts to post for these events, in order (later events of an episode win)."""
+        out: list[dict[str, Any]] = []
+        for event in events:
+            alert = to_alert(event, now)
+            previous = self._firing.pop(event["episode_id"], None)
+            if previous is not None and previous.alert["labels"] != alert["labels"]:
+                out.append(dict(previous.alert, endsAt=iso(now)))
+            if event["event"] != "resolved":
+                self._firing[event["episode_id"]] = _Firing(alert, now)
+            out.append(alert)
+        return out
+
+    def due(self, now: float) -> list[dict[str, Any]]:
+        """Firing alerts not posted for ``resend_every_s``; marks them posted."""
+        out = []
+        for firing in self._firing.values():
+            if now - firing.posted_at >= self.resend_every_s:
+                firing.posted_at = now
+                out.append(firing.alert)
+        return out
+
+    def adopt(self, active: list[dict[str, Any]], now: float) -> int:
+        """Take over tsguard alerts Alertmanager already has (after a forwarder restart)."""
+        taken = 0
+        for alert in active:
+            labels = alert.get("labels") or {}
+            episode = labels.get("episode_id")
+            if labels.get("alertname") != ALERTNAME or not episode or episode in self._firing:
+                continue
+            kept = {"labels": labels, "annotations": alert.get("annotations") or {}}
+            if alert.get("startsAt"):
+                kept["startsAt"] = alert["startsAt"]
+            self._firing[episode] = _Firing(kept, now)
+            taken += 1
+        return taken

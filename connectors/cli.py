@@ -1,0 +1,312 @@
+"""Command line of the connectors: simulators, file replay, MQTT bridge, Alertmanager forwarder.
+
+Everything heavy (numpy, aiokafka, aiomqtt, httpx) is imported inside the
+commands so ``tsguard --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Replay files into Kafka.", add_completion=False)
+simulate_app = typer.Typer(
+    help="Simulated feeds with ground truth (IoT fleet, market data).", no_args_is_help=True
+)
+bridge_app = typer.Typer(
+    help="Bridge other transports into tsguard.readings.", no_args_is_help=True
+)
+forward_app = typer.Typer(
+    help="Forward anomaly episodes to alerting systems.", no_args_is_help=True
+)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
+Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
+Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
+Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
+Count = Annotated[int | None, typer.Option(help="Stop after this many readings.")]
+Start = Annotated[
+    str,
+    typer.Option(help="First simulated instant (RFC 3339 or epoch); 'auto' ends the run near now."),
+]
+TruthFile = Annotated[
+    Path | None, typer.Option("--ground-truth", help="Write ground truth here (.csv or .jsonl).")
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print NDJSON readings to stdout instead of Kafka.")
+]
+AnomalyRate = Annotated[
+    float, typer.Option(help="Probability per series and reading that a fault starts.")
+]
+
+
+def _run(
+    sim: Any,
+    *,
+    count: int | None,
+    duration: str | None,
+    rate: float | None,
+    speedup: float | None,
+    truth: Path | None,
+    dry_run: bool,
+) -> None:
+    import sys
+
+    from connectors.simulate.base import parse_duration
+    from connectors.simulate.groundtruth import GroundTruthWriter
+    from connectors.simulate.run import Pace, run_simulation
+    from stream_app.settings import load_settings
+
+    writer = GroundTruthWriter(truth) if truth else None
+    try:
+        stats = asyncio.run(
+            run_simulation(
+                sim,
+                load_settings(),
+                count=count,
+                duration=parse_duration(duration) if duration else None,
+                pace=Pace(rate, speedup),
+                dry_run=sys.stdout if dry_run else None,
+                truth_file=writer,
+                report=_say,
+            )
+        )
+    except KeyboardInterrupt:
+        _say("stopped")
+        return
+    finally:
+        if writer is not None:
+            writer.close()
+    if truth:
+        _say(f"ground truth: {stats.truth} records in {truth}")
+
+
+def _auto_start(start: str, span_s: float | None, market: bool) -> float:
+    from connectors.simulate.base import parse_instant
+
+    if start != "auto":
+        return parse_instant(start)
+    now = math.floor(time.time())
+    if span_s is None:
+        return float(now)
+    if market:  # trading time is ~5/7 x 6.5/24 of calendar time: start far enough back
+        days = math.ceil(span_s / (6.5 * 3600) * 7 / 5) + 3
+        return float((now // 86_400 - days) * 86_400)
+    return float(now - math.ceil(span_s))
+
+
+def _span(
+    count: int | None, duration: str | None, per_tick: float, interval: float
+) -> float | None:
+    from connectors.simulate.base import parse_duration
+
+    if duration:
+        return parse_duration(duration)
+    return None if count is None else count / per_tick * interval
+
+
+@simulate_app.command("iot")
+def simulate_iot(
+    devices: Annotated[int, typer.Option(help="Fleet size.")] = 10,
+    sensors: Annotated[
+        str, typer.Option(help="Comma-separated sensors.")
+    ] = "temperature,vibration,pressure,power,humidity",
+    anomaly_rate: AnomalyRate = 0.002,
+    kinds: Annotated[
+        str | None, typer.Option(help="Comma-separated fault kinds (default all).")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between readings of a device.")] = 10.0,
+    seed: Seed = 0,
+    rate: Rate = None,
+    speedup: Speedup = None,
+    duration: Duration = None,
+    count: Count = None,
+    start: Start = "auto",
+    ground_truth: TruthFile = None,
+    dry_run: DryRun = False,
+) -> None:
+    """A fleet of devices with daily/weekly cycles, drift, correlated sensors and injected faults."""
+    from connectors.simulate.iot import IOT_KINDS, IoTFleet
+
+    begin = _auto_start(start, _span(count, duration, devices, interval), market=False)
+    sim = IoTFleet(
+        devices=devices,
+        sensors=_csv_list(sensors) or [],
+        anomaly_rate=anomaly_rate,
+        seed=seed,
+        start=begin,
+        interval=interval,
+        kinds=_csv_list(kinds) or IOT_KINDS,
+    )
+    _run(
+        sim,
+        count=count,
+        duration=duration,
+        rate=rate,
+        speedup=speedup,
+        truth=ground_truth,
+        dry_run=dry_run,
+    )
+
+
+@simulate_app.command("market")
+def simulate_market(
+    instruments: Annotated[int, typer.Option(help="Number of instruments.")] = 5,
+    anomaly_rate: AnomalyRate = 0.0005,
+    kinds: Annotated[
+        str | None, typer.Option(help="Comma-separated fault kinds (default all).")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between quotes of an instrument.")] = 1.0,
+    open_utc: Annotated[str, typer.Option("--open", help="Session open, HH:MM UTC.")] = "09:30",
+    close_utc: Annotated[str, typer.Option("--close", help="Session close, HH:MM UTC.")] = "16:00",
+    seed: Seed = 0,
+    rate: Rate = None,
+    speedup: Speedup = None,
+    duration: Duration = None,
+    count: Count = None,
+    start: Start = "auto",
+    ground_truth: TruthFile = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Instruments with regime-switching prices, jumps, flash crashes, volume and spread; no quotes when closed."""
+    from connectors.simulate.market import MARKET_KINDS, MarketSim
+
+    begin = _auto_start(start, _span(count, duration, instruments, interval), market=True)
+    sim = MarketSim(
+        instruments=instruments,
+        anomaly_rate=anomaly_rate,
+        seed=seed,
+        start=begin,
+        interval=interval,
+        open_utc=open_utc,
+        close_utc=close_utc,
+        kinds=_csv_list(kinds) or MARKET_KINDS,
+    )
+    _run(
+        sim,
+        count=count,
+        duration=duration,
+        rate=rate,
+        speedup=speedup,
+        truth=ground_truth,
+        dry_run=dry_run,
+    )
+
+
+@app.command("replay-to-kafka")
+def replay_to_kafka_cmd(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV or Parquet files (one header row; time-ordered).", exists=True, dir_okay=False
+        ),
+    ],
+    speed: Annotated[str, typer.Option(help="'real', 'max' or a factor such as 60.")] = "max",
+    entity_column: Annotated[str | None, typer.Option(help="Column holding the entity.")] = None,
+    timestamp_column: Annotated[
+        str | None, typer.Option(help="Time column (default: ts/timestamp/time/...).")
+    ] = None,
+    metric_columns: Annotated[
+        str | None, typer.Option(help="Comma-separated metric columns (default: all others).")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(help="Entity for every row (default: the file name).")
+    ] = None,
+) -> None:
+    """Replay history into tsguard.readings with its original event times; bad rows are dead-lettered."""
+    from connectors.ingest.files import ColumnMap, MappingError
+    from connectors.ingest.replay_to_kafka import parse_speed, replay_to_kafka
+    from stream_app.settings import load_settings
+
+    try:
+        pace = parse_speed(speed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--speed") from exc
+    metrics = _csv_list(metric_columns)
+    cmap = ColumnMap(timestamp_column, entity_column, entity, tuple(metrics) if metrics else None)
+    try:
+        stats = asyncio.run(replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say))
+    except MappingError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        _say("stopped")
+        raise typer.Exit(130) from None
+    if stats.readings == 0:
+        raise typer.Exit(1)
+
+
+@bridge_app.command("mqtt")
+def bridge_mqtt(
+    topic_pattern: Annotated[
+        str, typer.Option(help="MQTT levels to entity/metric, e.g. 'sites/+site/+device/+metric'.")
+    ] = "sites/+site/+device/+metric",
+    entity_template: Annotated[
+        str | None, typer.Option(help="Entity from named levels, e.g. '{site}/{device}'.")
+    ] = None,
+    max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+    qos: Annotated[int, typer.Option(min=0, max=2)] = 1,
+) -> None:
+    """Subscribe to device topics and produce readings (JSON or plain numbers) until Ctrl-C."""
+    from connectors.ingest.mqtt_bridge import run_mqtt_bridge
+    from connectors.ingest.mqtt_payload import TopicPattern
+    from stream_app.settings import load_settings
+
+    try:
+        pattern = TopicPattern.parse(topic_pattern, entity_template)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--topic-pattern") from exc
+    try:
+        asyncio.run(
+            run_mqtt_bridge(
+                load_settings(), pattern, max_messages=max_messages, qos=qos, report=_say
+            )
+        )
+    except KeyboardInterrupt:
+        _say("stopped")
+
+
+@forward_app.command("alertmanager")
+def forward_alertmanager(
+    url: Annotated[
+        str | None, typer.Option(help="Alertmanager base URL (default: settings).")
+    ] = None,
+    group_id: Annotated[
+        str, typer.Option(help="Kafka consumer group of the forwarder.")
+    ] = "tsguard-alertmanager-forwarder",
+    max_events: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    resend_every: Annotated[
+        float, typer.Option(help="Re-post firing alerts every N seconds.")
+    ] = 60.0,
+) -> None:
+    """Post anomaly episodes to Alertmanager: opened/updated fire, resolved sets endsAt."""
+    from connectors.alerting.alertmanager import forward_to_alertmanager
+    from stream_app.settings import load_settings
+
+    try:
+        asyncio.run(
+            forward_to_alertmanager(
+                load_settings(),
+                url=url,
+                group_id=group_id,
+                max_events=max_events,
+                resend_every_s=resend_every,
+                report=_say,
+            )
+        )
+    except KeyboardInterrupt:
+        _say("stopped")

@@ -1,0 +1,1 @@
+"""Getting data into tsguard: file replay and the MQTT bridge, on one shared producer."""

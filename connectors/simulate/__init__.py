@@ -1,0 +1,15 @@
+"""Deterministic simulators (IoT fleet, market data) with ground truth, and their Kafka shell."""
+
+from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter, read_ground_truth
+from connectors.simulate.iot import IOT_KINDS, IoTFleet
+from connectors.simulate.market import MARKET_KINDS, MarketSim
+
+__all__ = [
+    "IOT_KINDS",
+    "MARKET_KINDS",
+    "GroundTruth",
+    "GroundTruthWriter",
+    "IoTFleet",
+    "MarketSim",
+    "read_ground_truth",
+]

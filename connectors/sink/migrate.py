@@ -1,0 +1,137 @@
+"""Versioned migrations that work on plain PostgreSQL and detect TimescaleDB.
+
+Files in ``migrations/`` are named ``NNN_name.sql`` (run everywhere),
+``NNN_name.pg.sql`` (plain PostgreSQL only) or ``NNN_name.tsdb.sql``
+(TimescaleDB only). Each version is applied once, recorded in
+``schema_migrations`` of the current schema, under an advisory lock so two
+workers starting together do not race. Statements are split with pglast and
+run one by one in autocommit mode, because TimescaleDB's continuous
+aggregates refuse to be created inside a transaction block.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import pglast
+import psycopg
+from psycopg import sql
+
+_FILE_RE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+?)(?:\.(?P<flavor>pg|tsdb))?\.sql$")
+_LOCK_KEY = 0x7453_4755  # "tsGU"
+
+
+class Flavor(enum.Enum):
+    POSTGRES = "pg"
+    TIMESCALEDB = "tsdb"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    flavor: Flavor | None
+    text: str
+
+    def statements(self) -> tuple[str, ...]:
+        return tuple(str(s) for s in pglast.split(self.text) if str(s).strip())
+
+
+def available_migrations(flavor: Flavor) -> list[Migration]:
+    """The migrations that apply to ``flavor``, in version order."""
+    found: list[Migration] = []
+    folder = resources.files("connectors.sink") / "migrations"
+    for entry in folder.iterdir():
+        match = _FILE_RE.match(entry.name)
+        if match is None:
+            continue
+        file_flavor = Flavor(match["flavor"]) if match["flavor"] else None
+        if file_flavor is not None and file_flavor is not flavor:
+            continue
+        found.append(
+            Migration(int(match["version"]), match["name"], file_flavor, entry.read_text("utf-8"))
+        )
+    found.sort(key=lambda m: (m.version, m.flavor is not None))
+    return found
+
+
+def detect_flavor(conn: psycopg.Connection[tuple[object, ...]]) -> Flavor:
+    """TimescaleDB when the extension is installed or can be, else plain PostgreSQL."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    if row is None or row[0] == 0:
+        return Flavor.POSTGRES
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.errors.InsufficientPrivilege:
+        installed = conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        return Flavor.TIMESCALEDB if installed and installed[0] else Flavor.POSTGRES
+    return Flavor.TIMESCALEDB
+
+
+def migrate(conninfo: str, *, readonly_password: str | None = None) -> list[str]:
+    """Apply every pending migration; return the names applied (empty when up to date)."""
+    applied: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            flavor = detect_flavor(conn)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, flavor text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            pending = [m for m in available_migrations(flavor) if m.version not in done]
+            for version in sorted({m.version for m in pending}):
+                for migration in (m for m in pending if m.version == version):
+                    for statement in migration.statements():
+                        conn.execute(statement)
+                    applied.append(f"{migration.version:03d}_{migration.name}")
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, flavor) VALUES (%s, %s, %s)",
+                    (version, applied[-1], flavor.value),
+                )
+            if readonly_password is not None:
+                ensure_readonly_role(conn, "tsguard_ro", readonly_password)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied
+
+
+def ensure_readonly_role(
+    conn: psycopg.Connection[tuple[object, ...]], role: str, password: str
+) -> None:
+    """A login role that can only read, for Grafana's datasource."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    try:
+        if exists is None:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        if schema is None or schema[0] is None:
+            return
+        ident = sql.Identifier(str(schema[0]))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                ident, sql.Identifier(role)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+                ident, sql.Identifier(role)
+            )
+        )
+    except psycopg.errors.InsufficientPrivilege:
+        # A tsguard role without CREATEROLE cannot do this; the operator creates it.
+        return

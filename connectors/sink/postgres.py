@@ -1,0 +1,274 @@
+"""The batching PostgreSQL sink.
+
+Contract (after quix-streams' sinks): ``add_*`` buffers, ``flush`` writes the
+whole buffer in one transaction and clears it only once the transaction has
+committed. When the database is unreachable ``flush`` raises
+:class:`SinkBackpressure` and keeps the buffer; ``flush_with_retry`` retries
+with capped exponential backoff, so a caller that awaits it stops consuming
+(backpressure) instead of dropping data. Every write is idempotent: points on
+``(entity, metric, ts)``, episodes on their id, so replays never duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+_OBS_COLUMNS = (
+    "entity",
+    "metric",
+    "ts",
+    "value",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "is_anomaly",
+    "status",
+    "detector",
+)
+_OBS_TYPES = (
+    "text",
+    "text",
+    "timestamptz",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "bool",
+    "text",
+    "text",
+)
+
+
+class ObservationRow(NamedTuple):
+    """One scored point as stored in ``observations``."""
+
+    entity: str
+    metric: str
+    ts: datetime
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float | None
+    is_anomaly: bool
+    status: str
+    detector: str | None
+
+
+class SinkBackpressure(Exception):
+    """The database cannot take the batch now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, cause: BaseException) -> None:
+        super().__init__(
+            f"sink unavailable ({type(cause).__name__}: {cause}); retry in {retry_after:.1f}s"
+        )
+        self.retry_after = retry_after
+        self.cause = cause
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """What one successful flush wrote."""
+
+    points: int = 0
+    points_inserted: int = 0
+    episodes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Buffer:
+    points: list[ObservationRow] = field(default_factory=list)
+    episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.points) + len(self.episodes)
+
+
+def to_datetime(value: datetime | float | str | None) -> datetime | None:
+    """Epoch seconds, RFC 3339 text or a datetime to an aware UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+_COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in _OBS_COLUMNS)
+_COPY_STAGE = sql.SQL("COPY _obs_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMN_LIST)
+_INSERT_FROM_STAGE = sql.SQL(
+    "INSERT INTO observations ({cols}) SELECT DISTINCT ON (entity, metric, ts) {cols}"
+    " FROM _obs_stage ON CONFLICT (entity, metric, ts) DO NOTHING"
+).format(cols=_COLUMN_LIST)
+
+_EPISODE_UPSERT = """
+INSERT INTO anomalies (id, entity, metric, kind, status, started_at, ended_at, last_ts,
+                       value, expected, lower, upper, score, peak_score, severity,
+                       direction, detector, explanation, updated_at)
+VALUES (%(episode_id)s, %(entity)s, %(metric)s, %(kind)s, %(status)s, %(started_at)s,
+        %(ended_at)s, %(ts)s, %(value)s, %(expected)s, %(lower)s, %(upper)s, %(score)s,
+        %(peak_score)s, %(severity)s, %(direction)s, %(detector)s, %(explanation)s, now())
+ON CONFLICT (id) DO UPDATE SET
+    status      = CASE WHEN anomalies.status = 'resolved' THEN 'resolved' ELSE EXCLUDED.status END,
+    ended_at    = COALESCE(EXCLUDED.ended_at, anomalies.ended_at),
+    last_ts     = GREATEST(anomalies.last_ts, EXCLUDED.last_ts),
+    value       = EXCLUDED.value,
+    expected    = EXCLUDED.expected,
+    lower       = EXCLUDED.lower,
+    upper       = EXCLUDED.upper,
+    score       = EXCLUDED.score,
+    peak_score  = GREATEST(anomalies.peak_score, EXCLUDED.peak_score),
+    severity    = EXCLUDED.severity,
+    explanation = EXCLUDED.explanation,
+    updated_at  = now()
+"""
+
+_SERIES_UPSERT = """
+INSERT INTO series (entity, metric, first_ts, last_ts) VALUES (%s, %s, %s, %s)
+ON CONFLICT (entity, metric) DO UPDATE SET
+    first_ts = LEAST(series.first_ts, EXCLUDED.first_ts),
+    last_ts  = GREATEST(series.last_ts, EXCLUDED.last_ts)
+"""
+
+
+class PostgresSink:
+    """Buffers scored points and episode events and writes them in batches."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        max_backoff_s: float = 5.0,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._pool = AsyncConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
+        self._buffer = _Buffer()
+        self._max_backoff_s = max_backoff_s
+        self._on_error = on_error
+
+    async def open(self) -> None:
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def add_point(self, row: ObservationRow) -> None:
+        self._buffer.points.append(row)
+
+    def add_episode(self, event: Mapping[str, Any]) -> None:
+        """Buffer an anomaly event (wire format); only the latest per episode is kept."""
+        record = dict(event)
+        record["status"] = "resolved" if record["event"] == "resolved" else "open"
+        for key in ("started_at", "ended_at", "ts"):
+            record[key] = to_datetime(record.get(key))
+        previous = self._buffer.episodes.get(record["episode_id"])
+        if previous is not None:
+            record["peak_score"] = max(previous["peak_score"], record["peak_score"])
+            if previous["status"] == "resolved":
+                record["status"] = "resolved"
+        self._buffer.episodes[record["episode_id"]] = record
+
+    async def flush(self) -> SinkStats:
+        """Write the buffer in one transaction; raise SinkBackpressure and keep it on failure."""
+        stats = SinkStats(points=len(self._buffer.points), episodes=len(self._buffer.episodes))
+        if not self._buffer:
+            return stats
+        started = time.perf_counter()
+        try:
+            async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
+                stats.points_inserted = await self._write_points(conn)
+                await self._write_episodes(conn)
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
+            raise SinkBackpressure(1.0, exc) from exc
+        except Exception as exc:  # pool timeout and friends
+            if type(exc).__name__ in ("PoolTimeout", "TooManyRequests"):
+                raise SinkBackpressure(1.0, exc) from exc
+            raise
+        self._buffer = _Buffer()
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    async def flush_with_retry(
+        self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> SinkStats:
+        """Flush until it succeeds, backing off 0.1 s, 0.2 s, ... up to max_backoff_s."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.flush()
+            except SinkBackpressure as exc:
+                if self._on_error is not None:
+                    self._on_error(exc.cause)
+                log.warning("sink: %s", exc)
+                await sleep(delay)
+                delay = min(delay * 2.0, self._max_backoff_s)
+
+    async def _write_points(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        points = self._buffer.points
+        if not points:
+            return 0
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _obs_stage (LIKE observations INCLUDING DEFAULTS)"
+            " ON COMMIT DELETE ROWS"
+        )
+        async with conn.cursor() as cur:
+            async with cur.copy(_COPY_STAGE) as copy:
+                copy.set_types(list(_OBS_TYPES))
+                for row in points:
+                    await copy.write_row(row)
+            await cur.execute(_INSERT_FROM_STAGE)
+            inserted = cur.rowcount
+            spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+            for row in points:
+                key = (row.entity, row.metric)
+                span = spans.get(key)
+                if span is None:
+                    spans[key] = (row.ts, row.ts)
+                else:
+                    spans[key] = (min(span[0], row.ts), max(span[1], row.ts))
+            await cur.executemany(
+                _SERIES_UPSERT, [(k[0], k[1], v[0], v[1]) for k, v in sorted(spans.items())]
+            )
+        return inserted
+
+    async def _write_episodes(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if not self._buffer.episodes:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(_EPISODE_UPSERT, list(self._buffer.episodes.values()))
+
+    async def apply_retention(self, days: int) -> int:
+        """Run the delete job (plain PostgreSQL) / episode pruning (TimescaleDB)."""
+        async with self._pool.connection(timeout=5.0) as conn:
+            cur = await conn.execute(
+                "SELECT tsguard_apply_retention(make_interval(days => %s))", (days,)
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0

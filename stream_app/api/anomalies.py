@@ -1,0 +1,238 @@
+"""Anomaly episodes: list (keyset pages), one, streamed export, acknowledge, label.
+
+A label is feedback for the detectors: besides the row update it is published
+to ``settings.topic_feedback`` (key = entity) inside the database transaction,
+so the row is committed only once the broker has the event. Workers consume it;
+a ``false_positive`` widens that series' tolerance (see the README).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from stream_app.api import anomalies_sql as q
+from stream_app.api.auth import Principal
+from stream_app.api.params import decode_cursor, encode_cursor, utc
+from stream_app.api.security import authorize
+from stream_app.api.state import ApiState, api_state, require_pool, require_producer
+
+router = APIRouter(tags=["anomalies"], dependencies=[Depends(authorize)])
+EpisodeId = Path(..., min_length=1, max_length=64)
+
+
+class Anomaly(BaseModel):
+    id: str
+    entity: str
+    metric: str
+    kind: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    last_ts: datetime
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float
+    peak_score: float
+    severity: str
+    direction: str
+    detector: str
+    explanation: str
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_comment: str | None
+    label: str | None
+    label_comment: str | None
+    labelled_by: str | None
+    labelled_at: datetime | None
+
+
+class AnomalyPage(BaseModel):
+    items: list[Anomaly]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class AckBody(BaseModel):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class LabelBody(BaseModel):
+    label: q.Label
+    comment: str | None = Field(None, max_length=2000)
+
+
+def anomaly_filter(
+    start: datetime | None = Query(None, alias="from", description="Episodes active at or after."),
+    end: datetime | None = Query(None, alias="to", description="Episodes started before."),
+    entity_prefix: str | None = Query(None, max_length=200),
+    metric: str | None = Query(None, max_length=64),
+    severity: list[q.Severity] = Query(default_factory=list, description="Repeat for several."),
+    status: q.Status | None = Query(None),
+    label: Literal["true_positive", "false_positive", "none"] | None = Query(None),
+) -> q.AnomalyFilter:
+    return q.AnomalyFilter(
+        start=utc(start, "from"),
+        end=utc(end, "to"),
+        entity_prefix=entity_prefix,
+        metric=metric,
+        severity=tuple(severity),
+        status=status,
+        label=label,
+    )
+
+
+@router.get("/v1/anomalies", response_model=AnomalyPage)
+async def list_anomalies(
+    flt: q.AnomalyFilter = Depends(anomaly_filter),
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(100, ge=1, le=1000),
+    state: ApiState = Depends(api_state),
+) -> dict[str, Any]:
+    """Newest first; follow ``next_cursor`` for older episodes."""
+    after = decode_cursor(cursor) if cursor else None
+    query, params = q.page_query(flt, after, limit)
+    async with require_pool(state).connection() as conn:
+        rows = await (await conn.execute(query, params)).fetchall()
+    items = [q.as_dict(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last["started_at"], last["id"])
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/v1/anomalies/export",
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+    response_class=StreamingResponse,
+)
+async def export_anomalies(
+    flt: q.AnomalyFilter = Depends(anomaly_filter),
+    fmt: Literal["csv", "ndjson"] = Query("ndjson", alias="format"),
+    state: ApiState = Depends(api_state),
+) -> StreamingResponse:
+    """Every matching episode, streamed from a server-side cursor (no page size)."""
+    pool = require_pool(state)
+    query, params = q.export_query(flt)
+
+    async def rows() -> AsyncIterator[tuple[Any, ...]]:
+        async with (
+            pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="tsguard_export") as cur,
+        ):
+            cur.itersize = 1000
+            await cur.execute(query, params)
+            async for row in cur:
+                yield row
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if fmt == "csv":
+        media, body = "text/csv; charset=utf-8", _csv_lines(rows())
+    else:
+        media, body = "application/x-ndjson", _ndjson_lines(rows())
+    headers = {"Content-Disposition": f'attachment; filename="anomalies-{stamp}.{fmt}"'}
+    return StreamingResponse(body, media_type=media, headers=headers)
+
+
+async def _ndjson_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
+    async for row in rows:
+        yield orjson.dumps(q.as_dict(row)) + b"\n"
+
+
+async def _csv_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(q.COLUMNS)
+    async for row in rows:
+        writer.writerow(
+            ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row]
+        )
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+@router.get("/v1/anomalies/{episode_id}", response_model=Anomaly, responses={404: {}})
+async def get_anomaly(
+    episode_id: str = EpisodeId, state: ApiState = Depends(api_state)
+) -> dict[str, Any]:
+    async with require_pool(state).connection() as conn:
+        row = await (await conn.execute(q.one_query(), (episode_id,))).fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail="no such anomaly")
+    return q.as_dict(row)
+
+
+@router.post("/v1/anomalies/{episode_id}/ack", response_model=Anomaly, responses={404: {}})
+async def ack_anomaly(
+    body: AckBody,
+    episode_id: str = EpisodeId,
+    principal: Principal = Depends(authorize),
+    state: ApiState = Depends(api_state),
+) -> dict[str, Any]:
+    """Record that an operator has seen the episode (shown in the dashboards)."""
+    async with require_pool(state).connection() as conn:
+        row = await (
+            await conn.execute(q.ACK_SQL, (principal.sub, body.comment, episode_id))
+        ).fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail="no such anomaly")
+    return q.as_dict(row)
+
+
+@router.post(
+    "/v1/anomalies/{episode_id}/label",
+    response_model=Anomaly,
+    responses={404: {}, 503: {"description": "Kafka unavailable; nothing stored."}},
+)
+async def label_anomaly(
+    body: LabelBody,
+    episode_id: str = EpisodeId,
+    principal: Principal = Depends(authorize),
+    state: ApiState = Depends(api_state),
+) -> dict[str, Any]:
+    """Mark the episode a true or false positive; detectors receive it as feedback."""
+    producer = require_producer(state)
+    async with require_pool(state).connection() as conn, conn.transaction():
+        cur = await conn.execute(q.LABEL_SQL, (body.label, body.comment, principal.sub, episode_id))
+        row = await cur.fetchone()
+        if row is None:
+            raise HTTPException(status_code=404, detail="no such anomaly")
+        episode = q.as_dict(row)
+        event = {
+            "episode_id": episode["id"],
+            "entity": episode["entity"],
+            "metric": episode["metric"],
+            "label": body.label,
+            "comment": body.comment,
+            "by": principal.sub,
+            "at": episode["labelled_at"].astimezone(UTC).isoformat(),
+        }
+        try:
+            await producer.send_and_wait(
+                state.settings.topic_feedback,
+                orjson.dumps(event),
+                key=episode["entity"].encode(),
+            )
+        except KafkaError as exc:  # leaving the block rolls the label back
+            raise HTTPException(
+                status_code=503, detail="Kafka unavailable; label not stored"
+            ) from exc
+    return episode

@@ -1,0 +1,109 @@
+"""``tsguard api`` and ``tsguard token issue``.
+
+Imported by the root CLI at start-up, so only Typer is imported here; FastAPI,
+uvicorn and the crypto libraries load inside the commands.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from stream_app.settings import Settings
+
+app = typer.Typer(no_args_is_help=True)
+token_app = typer.Typer(no_args_is_help=True, help="Development access tokens.")
+
+ROLE_NAMES = ("viewer", "operator", "ingest", "admin")
+
+
+@app.command("api")
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default from settings)."),
+    port: int | None = typer.Option(None, help="Port (default from settings)."),
+    dev: bool | None = typer.Option(
+        None, "--dev/--no-dev", help="Trust the local dev keys and serve their JWKS."
+    ),
+) -> None:
+    """Serve the REST API (HTTPS when TSGUARD_API_TLS_CERTFILE/KEYFILE are set)."""
+    import uvicorn
+
+    from stream_app.api.app import create_app
+    from stream_app.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["api_host"] = host
+    if port is not None:
+        overrides["api_port"] = port
+    if dev is not None:
+        overrides["oauth_dev_mode"] = dev
+    settings = load_settings(**overrides)
+    tls = settings.api_tls_certfile is not None and settings.api_tls_keyfile is not None
+    if settings.oauth_dev_mode:
+        typer.echo(dev_curl_hint(settings, https=tls))
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        ssl_certfile=str(settings.api_tls_certfile) if tls else None,
+        ssl_keyfile=str(settings.api_tls_keyfile) if tls else None,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def dev_curl_hint(settings: Settings, *, https: bool = False, ttl_s: float = 8 * 3600) -> str:
+    """A ready-to-paste ``curl`` with a fresh dev viewer token (for ``make demo``)."""
+    from stream_app.api.devkeys import dev_key_path, load_or_create
+
+    keys = load_or_create(dev_key_path(settings))
+    token = keys.mint(
+        issuer=settings.oauth_issuer,
+        audience=settings.oauth_audience,
+        roles=["viewer"],
+        sub="demo",
+        ttl_s=ttl_s,
+        role_claim=settings.oauth_role_claim,
+    )
+    scheme = "https" if https else "http"
+    base = f"{scheme}://{settings.api_host}:{settings.api_port}"
+    return f"curl -sS -H 'Authorization: Bearer {token}' '{base}/v1/anomalies?limit=5'"
+
+
+@token_app.command("issue")
+def issue(
+    role: list[str] = typer.Option(
+        ..., "--role", help=f"One of {', '.join(ROLE_NAMES)}; repeatable."
+    ),
+    ttl: float = typer.Option(3600.0, "--ttl", help="Lifetime in seconds."),
+    sub: str = typer.Option("dev-user", "--sub", help="Subject (recorded as who acked/labelled)."),
+    alg: str = typer.Option("RS256", "--alg", help="RS256 or ES256."),
+) -> None:
+    """Print a token signed by the local dev key (TSGUARD_OAUTH_DEV_MODE APIs trust it)."""
+    from stream_app.api.devkeys import ALGORITHMS, dev_key_path, load_or_create
+    from stream_app.settings import load_settings
+
+    bad = [r for r in role if r not in ROLE_NAMES]
+    if bad:
+        raise typer.BadParameter(f"unknown role(s) {bad}; use {', '.join(ROLE_NAMES)}")
+    if alg not in ALGORITHMS:
+        raise typer.BadParameter(f"--alg must be one of {', '.join(ALGORITHMS)}")
+    if ttl <= 0:
+        raise typer.BadParameter("--ttl must be positive")
+    settings = load_settings()
+    keys = load_or_create(dev_key_path(settings))
+    typer.echo(
+        keys.mint(
+            issuer=settings.oauth_issuer,
+            audience=settings.oauth_audience,
+            roles=role,
+            sub=sub,
+            ttl_s=ttl,
+            alg=alg,
+            role_claim=settings.oauth_role_claim,
+        )
+    )

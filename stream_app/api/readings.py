@@ -1,0 +1,218 @@
+"""``POST /v1/readings``: validate a batch against the reading schema, produce to Kafka.
+
+Validation is per item, so one bad reading does not sink a batch: valid items
+are produced (key = entity, ``ingested_at`` stamped here) and each rejected
+item comes back with its index, a JSON pointer to the offending field and the
+message. 202 means every accepted item was acknowledged by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel
+
+from stream_app.api.security import authorize
+from stream_app.api.state import ApiState, api_state, require_producer
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "reading.schema.json"
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+_MAX_ERRORS_PER_ITEM = 5
+_MAX_ERRORS = 1000
+
+
+class ItemError(BaseModel):
+    index: int
+    pointer: str
+    field: str
+    message: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: int
+    errors: list[ItemError]
+
+
+@lru_cache(maxsize=1)
+def reading_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    return schema
+
+
+@lru_cache(maxsize=1)
+def reading_validator() -> Draft202012Validator:
+    """Compiled once: building a validator costs far more than using one."""
+    return Draft202012Validator(
+        reading_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+class _NonFinite(float):
+    """Marks ``NaN``/``Infinity`` literals so they are reported per item."""
+
+
+def parse_body(body: bytes, content_type: str) -> list[Any]:
+    """The items of a JSON array (or single object) or of NDJSON lines.
+
+    Raises ``ValueError`` when a JSON body does not parse at all. An NDJSON
+    line that does not parse becomes a ``_BadLine`` item, reported with its
+    index like any other invalid reading.
+    """
+    if content_type in NDJSON_TYPES:
+        items: list[Any] = []
+        for line in body.splitlines():
+            if line.strip():
+                items.append(_loads_lenient(line))
+        return items
+    data = _loads_lenient(body)
+    if isinstance(data, _BadLine):
+        raise ValueError(data.error)
+    return data if isinstance(data, list) else [data]
+
+
+class _BadLine:
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _loads_lenient(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses NaN/Infinity and numbers that overflow a double; the
+    # standard parser accepts them, so the item can be rejected with a pointer.
+    try:
+        return json.loads(raw, parse_constant=_NonFinite)
+    except (ValueError, RecursionError) as exc:
+        return _BadLine(f"not valid JSON: {exc}"[:300])
+
+
+def _escape(part: object) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def _non_finite(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, float) and (isinstance(value, _NonFinite) or not math.isfinite(value)):
+        return [(path, "value is not a finite number")]
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in _non_finite(v, f"{path}/{_escape(k)}")]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _non_finite(v, f"{path}/{i}")]
+    return []
+
+
+def validate_item(item: Any) -> list[tuple[str, str]]:
+    """``(pointer, message)`` for every problem of one reading; empty when valid."""
+    if isinstance(item, _BadLine):
+        return [("", item.error)]
+    problems = _non_finite(item, "")
+    if problems:
+        return problems
+    for error in reading_validator().iter_errors(item):
+        pointer = "".join(f"/{_escape(p)}" for p in error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = [p for p in error.validator_value if p not in error.instance]
+            pointer += f"/{_escape(missing[0])}" if missing else ""
+        problems.append((pointer, error.message[:300]))
+        if len(problems) >= _MAX_ERRORS_PER_ITEM:
+            break
+    return problems
+
+
+def check_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[ItemError], int]:
+    """Split a batch into valid readings and errors; returns (valid, errors, rejected)."""
+    valid: list[dict[str, Any]] = []
+    errors: list[ItemError] = []
+    rejected = 0
+    for index, item in enumerate(items):
+        problems = validate_item(item)
+        if not problems:
+            valid.append(item)
+            continue
+        rejected += 1
+        for pointer, message in problems:
+            if len(errors) < _MAX_ERRORS:
+                field = pointer.split("/")[1] if pointer else ""
+                errors.append(ItemError(index=index, pointer=pointer, field=field, message=message))
+    return valid, errors, rejected
+
+
+router = APIRouter(tags=["ingest"], dependencies=[Depends(authorize)])
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}}
+            },
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/readings",
+    status_code=202,
+    response_model=IngestResult,
+    responses={
+        413: {"description": "Body larger than api_max_body_bytes."},
+        415: {"description": "Not JSON or NDJSON."},
+        422: {"model": IngestResult, "description": "No valid reading in the batch."},
+    },
+    openapi_extra=_BODY_DOC,
+)
+async def post_readings(request: Request, state: ApiState = Depends(api_state)) -> Any:
+    """Ingest a JSON array (``application/json``) or NDJSON (``application/x-ndjson``)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and content_type not in NDJSON_TYPES:
+        raise HTTPException(status_code=415, detail="use application/json or application/x-ndjson")
+    body = await request.body()  # the BodyLimitMiddleware caps this at api_max_body_bytes
+    try:
+        items = parse_body(body, content_type)
+    except ValueError as exc:
+        errors = [ItemError(index=-1, pointer="", field="", message=str(exc)[:300])]
+        return JSONResponse(IngestResult(accepted=0, rejected=0, errors=errors).model_dump(), 422)
+    valid, errors, rejected = check_batch(items)
+    if not valid:
+        if not items:
+            errors = [ItemError(index=-1, pointer="", field="", message="no readings in the body")]
+        return JSONResponse(
+            IngestResult(accepted=0, rejected=rejected, errors=errors).model_dump(), 422
+        )
+    await _produce(state, valid)
+    return IngestResult(accepted=len(valid), rejected=rejected, errors=errors)
+
+
+async def _produce(state: ApiState, readings: list[dict[str, Any]]) -> None:
+    producer = require_producer(state)
+    topic = state.settings.topic_readings
+    now = time.time()
+    try:
+        pending = []
+        for reading in readings:
+            reading["ingested_at"] = now
+            pending.append(
+                await producer.send(topic, orjson.dumps(reading), key=reading["entity"].encode())
+            )
+        await asyncio.gather(*pending)
+    except KafkaError as exc:
+        # Some items may have been written: a retry can duplicate them, which the
+        # workers absorb (they deduplicate on entity, metric, ts).
+        raise HTTPException(
+            status_code=503, detail=f"Kafka unavailable: {type(exc).__name__}"
+        ) from exc

@@ -1,0 +1,46 @@
+"""What every request handler can reach: settings and the open resources.
+
+One object on ``app.state.api`` instead of module globals, so two apps (two
+tests, two settings) never share a pool or a producer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from stream_app.api.kafka import ControlView
+from stream_app.api.middleware import ApiMetrics
+from stream_app.settings import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: ApiMetrics
+    pool: AsyncConnectionPool[Any] | None = None
+    producer: Any = None  # aiokafka.AIOKafkaProducer (untyped library)
+    control: ControlView | None = None
+
+
+def api_state(request: Request) -> ApiState:
+    """FastAPI dependency: the state of the app serving this request."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+def require_pool(state: ApiState) -> AsyncConnectionPool[Any]:
+    if state.pool is None:
+        raise HTTPException(status_code=503, detail="database not available")
+    return state.pool
+
+
+def require_producer(state: ApiState) -> Any:
+    if state.producer is None:
+        raise HTTPException(status_code=503, detail="Kafka not available")
+    return state.producer

@@ -1,0 +1,61 @@
+"""The ``tsguard`` command line.
+
+Each area of the code base owns a small Typer app in its own ``cli`` module;
+this root only wires them together. Heavy imports (Faust, River, psycopg)
+happen inside the commands, never at import time, so ``tsguard --help`` is
+instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="tsguard",
+    help="Streaming anomaly detection for time series on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, attribute, name as a group or None to merge its commands at the top level)
+_SUBAPPS: list[tuple[str, str, str | None]] = [
+    ("connectors.stack.cli", "app", "stack"),
+    ("stream_app.worker.cli", "app", None),
+    ("stream_app.worker.cli", "topics_app", "topics"),
+    ("stream_app.worker.cli", "db_app", "db"),
+    ("stream_app.offline.cli", "app", None),
+    ("stream_app.offline.cli", "bench_app", "bench"),
+    ("connectors.grafana.cli", "app", "dashboards"),
+    ("stream_app.api.cli", "app", None),
+    ("stream_app.api.cli", "token_app", "token"),
+    ("connectors.cli", "simulate_app", "simulate"),
+    ("connectors.cli", "app", None),
+    ("connectors.cli", "bridge_app", "bridge"),
+    ("connectors.cli", "forward_app", "forward"),
+]
+
+
+def _register() -> None:
+    for module_name, attr, group in _SUBAPPS:
+        module = importlib.import_module(module_name)
+        sub = getattr(module, attr)
+        if group is None:
+            for command in sub.registered_commands:
+                app.registered_commands.append(command)
+        else:
+            app.add_typer(sub, name=group)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The pure detector core: cleaning, scoring, calibration and episodes.
+
+No I/O, no clock, no environment: time comes in with the data. See
+``CONTRACT.md`` for the interface used by the workers and the offline tools.
+"""
+
+from __future__ import annotations
+
+from .book import SeriesBook
+from .calibration import TailCalibrator
+from .cleaning import SeriesCleaner
+from .config import CleaningConfig, EngineConfig, Limits, PolicyConfig, Rule, SeriesConfig
+from .detectors import DEFAULT_DETECTOR, REGISTRY, Detector, DetectorRegistry, DetectorSpec
+from .policy import EpisodePolicy, FlagEpisode
+from .processor import SeriesProcessor
+from .records import EpisodeEvent, ScoredPoint
+from .windows import TumblingWindow, WindowAggregate
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "REGISTRY",
+    "CleaningConfig",
+    "Detector",
+    "DetectorRegistry",
+    "DetectorSpec",
+    "EngineConfig",
+    "EpisodeEvent",
+    "EpisodePolicy",
+    "FlagEpisode",
+    "Limits",
+    "PolicyConfig",
+    "Rule",
+    "ScoredPoint",
+    "SeriesBook",
+    "SeriesCleaner",
+    "SeriesConfig",
+    "SeriesProcessor",
+    "TailCalibrator",
+    "TumblingWindow",
+    "WindowAggregate",
+]

@@ -1,0 +1,90 @@
+"""Turn a raw, non-negative surprise (e.g. ``|z|``) into a calibrated score.
+
+The score is ``1 - p`` where ``p`` estimates the probability, under the
+series' own recent behaviour, of a surprise at least this large. Two quantiles
+of the raw surprise (``tau_lo`` = 0.9 and ``tau_hi`` = 0.99) are tracked online
+with sign-gradient (stochastic quantile) updates whose step is proportional to
+their spread, so the tracker is scale-free and a single huge value moves it by
+a bounded amount. Above the 0.9 quantile the tail is extrapolated as an
+exponential through the two quantiles; below it the score rises linearly.
+
+Because each series is compared with itself, a score of 0.999 means "about
+one point in a thousand looks like this" on every series, whatever its units
+or noise shape: that is what makes one threshold work across series. During a
+long anomaly the quantiles drift up and the score decays, like Numenta's
+anomaly likelihood: the calibrator gets used to a new regime.
+
+>>> cal = TailCalibrator()
+>>> round(cal.score(0.0), 3), round(cal.score(1.645), 3)
+(0.0, 0.9)
+>>> cal.score(10.0) > 0.9999
+True
+>>> abs(cal.inverse(cal.tail(3.0)) - 3.0) < 1e-9
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+_LN10 = math.log(10.0)
+TAU_LO = 0.9
+TAU_HI = 0.99
+
+
+class TailCalibrator:
+    """Online tail-probability calibrator (scores in [0, 1])."""
+
+    __slots__ = ("q_hi", "q_lo", "rate")
+
+    def __init__(self, q_lo: float = 1.645, q_hi: float = 2.576, rate: float = 0.05) -> None:
+        if not 0.0 < q_lo < q_hi:
+            raise ValueError("need 0 < q_lo < q_hi")
+        self.q_lo = q_lo
+        self.q_hi = q_hi
+        self.rate = rate
+
+    def tail(self, a: float) -> float:
+        """Estimated probability of a raw surprise >= ``a``."""
+        q_lo = self.q_lo
+        if a <= q_lo:
+            return 1.0 - 0.9 * a / q_lo if a > 0.0 else 1.0
+        return 0.1 * math.exp(-_LN10 * (a - q_lo) / (self.q_hi - q_lo))
+
+    def inverse(self, p: float) -> float:
+        """The raw surprise whose tail probability is ``p``."""
+        if p >= 0.1:
+            return (1.0 - p) / 0.9 * self.q_lo
+        return self.q_lo + (self.q_hi - self.q_lo) * math.log10(0.1 / p)
+
+    def score(self, a: float) -> float:
+        """Calibrated score of ``a`` without learning from it."""
+        return 1.0 - self.tail(a)
+
+    def score_learn(self, a: float) -> float:
+        """Score ``a`` against the past, then learn from it (the hot path)."""
+        q_lo = self.q_lo
+        q_hi = self.q_hi
+        spread = q_hi - q_lo
+        if a <= q_lo:
+            score = 0.9 * a / q_lo if a > 0.0 else 0.0
+        else:
+            score = 1.0 - 0.1 * math.exp(-_LN10 * (a - q_lo) / spread)
+        step = self.rate * spread
+        q_lo += step * (TAU_LO - 1.0) if a <= q_lo else step * TAU_LO
+        q_hi += step * (TAU_HI - 1.0) if a <= q_hi else step * TAU_HI
+        # keep the quantiles ordered and positive
+        if q_lo < 1e-12:
+            q_lo = 1e-12
+        if q_hi < q_lo * 1.05:
+            q_hi = q_lo * 1.05
+        self.q_lo = q_lo
+        self.q_hi = q_hi
+        return score
+
+    def state(self) -> tuple[float, float]:
+        return (self.q_lo, self.q_hi)
+
+    def set_state(self, q_lo: float, q_hi: float) -> None:
+        self.q_lo = q_lo
+        self.q_hi = q_hi

@@ -1,0 +1,93 @@
+"""Compact byte packing for detector state (struct/array, never pickle).
+
+>>> w = Writer()
+>>> w.floats([1.0, 2.5]); w.text("pump"); w.u32(7)
+>>> r = Reader(w.getvalue())
+>>> r.floats(), r.text(), r.u32()
+([1.0, 2.5], 'pump', 7)
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterable, Sequence
+
+_U32 = struct.Struct("<I")
+
+
+class Writer:
+    """Appends length-prefixed fields to a buffer."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def u32(self, value: int) -> None:
+        self._buf += _U32.pack(value)
+
+    def raw(self, fmt: str, *values: float | int | bool) -> None:
+        self._buf += struct.pack("<" + fmt, *values)
+
+    def floats(self, values: Iterable[float]) -> None:
+        data = array("d", values)
+        self._buf += _U32.pack(len(data))
+        self._buf += data.tobytes()
+
+    def blob(self, data: bytes) -> None:
+        self._buf += _U32.pack(len(data))
+        self._buf += data
+
+    def text(self, value: str) -> None:
+        self.blob(value.encode())
+
+    def getvalue(self) -> bytes:
+        return bytes(self._buf)
+
+
+class Reader:
+    """Reads fields back in the order a :class:`Writer` wrote them."""
+
+    __slots__ = ("_data", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def u32(self) -> int:
+        (value,) = _U32.unpack_from(self._data, self._pos)
+        self._pos += 4
+        return int(value)
+
+    def raw(self, fmt: str) -> tuple[float | int | bool, ...]:
+        fmt = "<" + fmt
+        values = struct.unpack_from(fmt, self._data, self._pos)
+        self._pos += struct.calcsize(fmt)
+        return tuple(values)
+
+    def floats(self) -> list[float]:
+        n = self.u32()
+        data = array("d")
+        data.frombytes(self._data[self._pos : self._pos + 8 * n])
+        self._pos += 8 * n
+        return data.tolist()
+
+    def blob(self) -> bytes:
+        n = self.u32()
+        out = bytes(self._data[self._pos : self._pos + n])
+        if len(out) != n:
+            raise ValueError("truncated state")
+        self._pos += n
+        return out
+
+    def text(self) -> str:
+        return self.blob().decode()
+
+    def done(self) -> bool:
+        return self._pos >= len(self._data)
+
+
+def optional_floats(values: Sequence[float] | None) -> list[float]:
+    """Encode an optional profile as a possibly empty list."""
+    return [] if values is None else list(values)

@@ -1,0 +1,90 @@
+"""The detector contract and the registry of detectors.
+
+A detector scores a point against what it learned so far and then learns
+from it, in one call (so no look-ahead is possible)::
+
+    score, expected, lower, upper, z = detector.update(ts, value)
+
+``score`` is calibrated in [0, 1] (1 - estimated tail probability),
+``expected``/``lower``/``upper`` the forecast and its band, ``z`` the signed
+deviation in robust standard deviations (for explanations and direction).
+Detectors only see finite, cleaned values. Their state goes to bytes with
+``to_bytes()`` and comes back with the registry's ``load``.
+
+>>> reg = DetectorRegistry()
+>>> reg.names()
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Update = tuple[float, float, float, float, float]
+
+
+class Detector(Protocol):
+    """What every registered detector provides."""
+
+    name: str
+
+    def update(self, ts: float, value: float) -> Update:
+        """Score ``value`` at ``ts`` against the past, then learn from it."""
+        ...
+
+    def to_bytes(self) -> bytes:
+        """The detector's learned state (parameters come from the config)."""
+        ...
+
+
+Factory = Callable[[Mapping[str, Any], int], Detector]
+Loader = Callable[[bytes, Mapping[str, Any], int], Detector]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """How to build one detector; ``test_params`` keep contract tests fast."""
+
+    name: str
+    factory: Factory
+    loader: Loader
+    test_params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+class DetectorRegistry:
+    """Detectors by name. Pass your own to :class:`SeriesProcessor` in tests."""
+
+    __slots__ = ("_specs",)
+
+    def __init__(self) -> None:
+        self._specs: dict[str, DetectorSpec] = {}
+
+    def register(self, spec: DetectorSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"detector {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def spec(self, name: str) -> DetectorSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"unknown detector {name!r}; known: {self.names()}") from None
+
+    def create(self, name: str, params: Mapping[str, Any], seed: int) -> Detector:
+        return self.spec(name).factory(params, seed)
+
+    def load(self, name: str, blob: bytes, params: Mapping[str, Any], seed: int) -> Detector:
+        return self.spec(name).loader(blob, params, seed)
+
+
+def check_params(params: Mapping[str, Any], allowed: set[str], name: str) -> None:
+    """Reject unknown parameter names with a clear message."""
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(f"{name}: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}")

@@ -1,0 +1,234 @@
+"""Deciding, separate from scoring: calibrated scores become episodes.
+
+:class:`EpisodePolicy` handles value episodes (threshold, direction, minimum
+duration, hysteresis, cool-down, maximum length); :class:`FlagEpisode` handles
+the on/off episodes of the cleaner (``silence``, ``stuck``).
+
+>>> cfg = PolicyConfig(threshold=0.999, min_points=2, cooldown_points=2)
+>>> pol = EpisodePolicy("e", "m", cfg, "demo")
+>>> def run(scores):
+...     out = []
+...     for i, s in enumerate(scores):
+...         flag, events = pol.step(float(i), 10.0, s, 1.0, 0.0, 2.0, 9.0)
+...         out.append((int(flag), [e.event for e in events]))
+...     return out
+>>> run([0.5, 0.9995, 0.9995, 0.995, 0.5, 0.5])
+[(0, []), (0, []), (1, ['opened']), (1, []), (1, []), (0, ['resolved'])]
+"""
+
+from __future__ import annotations
+
+from .codec import Reader, Writer
+from .config import PolicyConfig
+from .records import SEVERITIES, Direction, EpisodeEvent, EpisodeKind, episode_id, severity_for
+
+_NO_EVENTS: tuple[EpisodeEvent, ...] = ()
+
+
+SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
+DASH = "\N{EN DASH}"
+
+
+def explain(value: float, z: float, expected: float, lower: float, upper: float, det: str) -> str:
+    """Short human explanation of an anomalous value.
+
+    >>> explain(97.2, 6.1, 71.3, 68.0, 74.6, "robust_seasonal").encode("ascii", "replace")
+    b'value 97.2 is 6.1? above expected 71.3 (band 68?74.6), detector robust_seasonal'
+    """
+    side = "above" if value >= expected else "below"
+    return (
+        f"value {value:.6g} is {abs(z):.1f}{SIGMA} {side} expected {expected:.6g} "
+        f"(band {lower:.6g}{DASH}{upper:.6g}), detector {det}"
+    )
+
+
+class EpisodePolicy:
+    """Turns the calibrated scores of one series into value episodes.
+
+    ``step`` returns ``is_anomaly``: True for every point of an open episode
+    (cool-down included), so the flagged points of an episode form one run.
+    """
+
+    __slots__ = (
+        "armed",
+        "cfg",
+        "close_thr",
+        "detector",
+        "entity",
+        "episode",
+        "last",
+        "length",
+        "margin",
+        "metric",
+        "normal_run",
+        "open_thr",
+        "peak",
+        "pending",
+        "pending_start",
+        "severity",
+        "started_at",
+        "want_down",
+        "want_up",
+    )
+
+    def __init__(self, entity: str, metric: str, cfg: PolicyConfig, detector: str) -> None:
+        self.entity = entity
+        self.metric = metric
+        self.cfg = cfg
+        self.detector = detector
+        self.want_up = cfg.direction in ("up", "both")
+        self.want_down = cfg.direction in ("down", "both")
+        self.armed = True  # False after a forced (max length) resolve until a normal point
+        self.episode = ""  # id of the open episode, "" when none
+        self.started_at = 0.0
+        self.pending = 0
+        self.pending_start = 0.0
+        self.length = 0
+        self.normal_run = 0
+        self.peak = 0.0
+        self.severity = 0
+        self.last: tuple[float, float, float, float, float, float] = (0.0,) * 6
+        self.set_margin(1.0)
+
+    def set_margin(self, margin: float) -> None:
+        """Divide the tail probabilities of both thresholds by ``margin`` (>= 1)."""
+        self.margin = margin
+        self.open_thr = 1.0 - (1.0 - self.cfg.threshold) / margin
+        self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
+
+    def step(
+        self, ts: float, value: float, score: float, expected: float, lower: float,
+        upper: float, z: float,
+    ) -> tuple[bool, tuple[EpisodeEvent, ...]]:
+        """Decide one scored point: ``(is_anomaly, events)``."""
+        if score < self.close_thr and not self.episode:
+            self.pending = 0
+            self.armed = True
+            return False, _NO_EVENTS
+        aligned = self.want_up if z >= 0.0 else self.want_down
+        if not self.episode:
+            if not (aligned and self.armed and score >= self.open_thr):
+                self.pending = 0
+                self.armed = self.armed or not aligned
+                return False, _NO_EVENTS
+            self.pending += 1
+            if self.pending == 1:
+                self.pending_start = ts
+            if self.pending < self.cfg.min_points:
+                return False, _NO_EVENTS
+            self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
+            self.started_at = self.pending_start
+            self.length = self.pending
+            self.normal_run = 0
+            self.peak = score
+            self.severity = SEVERITIES.index(severity_for(score, self.open_thr))
+            self.last = (ts, value, score, expected, lower, upper)
+            return True, (self._event("opened", ts, value, score, expected, lower, upper, z),)
+        self.length += 1
+        if aligned and score >= self.close_thr:
+            self.normal_run = 0
+            self.last = (ts, value, score, expected, lower, upper)
+            events: tuple[EpisodeEvent, ...] = _NO_EVENTS
+            if score > self.peak:
+                self.peak = score
+                sev = SEVERITIES.index(severity_for(score, self.open_thr))
+                if sev > self.severity:
+                    self.severity = sev
+                    events = (self._event("updated", ts, value, score, expected, lower, upper, z),)
+            if self.length >= self.cfg.max_points:
+                self.armed = False
+                return True, (*events, self._resolve(ts, "maximum episode length reached"))
+            return True, events
+        self.normal_run += 1
+        if self.normal_run >= self.cfg.cooldown_points or self.length >= self.cfg.max_points:
+            self.armed = self.normal_run >= self.cfg.cooldown_points
+            return False, (self._resolve(ts, f"normal for {self.normal_run} points"),)
+        return True, _NO_EVENTS  # cooling down: still part of the open episode
+
+    def _event(
+        self, kind: str, ts: float, value: float, score: float, expected: float,
+        lower: float, upper: float, z: float,
+    ) -> EpisodeEvent:
+        direction: Direction = "up" if value > expected else "down" if value < expected else "none"
+        return EpisodeEvent(
+            event="opened" if kind == "opened" else "updated", episode_id=self.episode,
+            entity=self.entity, metric=self.metric, kind="value", started_at=self.started_at,
+            ended_at=None, ts=ts, value=value, expected=expected, lower=lower, upper=upper,
+            score=score, peak_score=self.peak, severity=SEVERITIES[self.severity],
+            direction=direction, detector=self.detector,
+            explanation=explain(value, z, expected, lower, upper, self.detector),
+        )
+
+    def _resolve(self, ts: float, why: str) -> EpisodeEvent:
+        last_ts, value, score, expected, lower, upper = self.last
+        event = EpisodeEvent(
+            event="resolved", episode_id=self.episode, entity=self.entity, metric=self.metric,
+            kind="value", started_at=self.started_at, ended_at=last_ts, ts=ts, value=value,
+            expected=expected, lower=lower, upper=upper, score=score, peak_score=self.peak,
+            severity=SEVERITIES[self.severity],
+            direction="up" if value > expected else "down" if value < expected else "none",
+            detector=self.detector,
+            explanation=f"resolved: {why}; lasted {self.length} points, peak score {self.peak:.6f}",
+        )
+        self.episode = ""
+        self.pending = 0
+        return event
+
+    def write(self, w: Writer) -> None:
+        w.text(self.episode)
+        w.raw("?IIIIdddd", self.armed, self.pending, self.length, self.normal_run, self.severity,
+              self.pending_start, self.started_at, self.peak, self.margin)
+        w.floats(self.last)
+
+    def read(self, r: Reader) -> None:
+        self.episode = r.text()
+        armed, pending, length, normal, sev, p_start, start, peak, margin = r.raw("?IIIIdddd")
+        self.armed, self.pending, self.length = bool(armed), int(pending), int(length)
+        self.normal_run, self.severity = int(normal), int(sev)
+        self.pending_start, self.started_at, self.peak = float(p_start), float(start), float(peak)
+        self.set_margin(float(margin))
+        ts, value, score, expected, lower, upper = r.floats()
+        self.last = (ts, value, score, expected, lower, upper)
+
+
+class FlagEpisode:
+    """An on/off episode of one kind (``silence`` or ``stuck``) for one series."""
+
+    __slots__ = ("entity", "episode", "kind", "metric", "started_at")
+
+    def __init__(self, entity: str, metric: str, kind: EpisodeKind) -> None:
+        self.entity = entity
+        self.metric = metric
+        self.kind: EpisodeKind = kind
+        self.episode = ""
+        self.started_at = 0.0
+
+    def open(self, started_at: float, ts: float, value: float | None, why: str) -> EpisodeEvent:
+        self.episode = episode_id(self.entity, self.metric, self.kind, started_at)
+        self.started_at = started_at
+        return self._event("opened", ts, value, None, why)
+
+    def close(self, ts: float, value: float | None, why: str) -> EpisodeEvent:
+        event = self._event("resolved", ts, value, ts, why)
+        self.episode = ""
+        return event
+
+    def _event(
+        self, kind: str, ts: float, value: float | None, ended: float | None, why: str
+    ) -> EpisodeEvent:
+        return EpisodeEvent(
+            event="opened" if kind == "opened" else "resolved", episode_id=self.episode,
+            entity=self.entity, metric=self.metric, kind=self.kind, started_at=self.started_at,
+            ended_at=ended, ts=ts, value=value, expected=None, lower=None, upper=None,
+            score=1.0, peak_score=1.0, severity="high", direction="none",
+            detector="cleaner", explanation=why,
+        )
+
+    def write(self, w: Writer) -> None:
+        w.text(self.episode)
+        w.raw("d", self.started_at)
+
+    def read(self, r: Reader) -> None:
+        self.episode = r.text()
+        (started,) = r.raw("d")
+        self.started_at = float(started)

@@ -1,0 +1,187 @@
+"""``SeriesProcessor``: cleaning, scoring and deciding for one series.
+
+>>> proc = SeriesProcessor.create("plant-3/pump-7", "temperature", EngineConfig.default())
+>>> for i in range(300):
+...     point, events = proc.process(60.0 * i, 70.0 + (i % 5) * 0.2)
+>>> point.status, point.accepted, 0.0 <= point.score <= 1.0
+('ok', True, True)
+>>> point, events = proc.process(60.0 * 300, 97.2)
+>>> point.is_anomaly, [e.event for e in events]
+(True, ['opened'])
+>>> proc.process(60.0 * 301, float("nan"))[0].status
+'non_finite'
+>>> again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+>>> again.process(60.0 * 302, 70.2)[0] == proc.process(60.0 * 302, 70.2)[0]
+True
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from .cleaning import SeriesCleaner
+from .codec import Reader, Writer
+from .config import EngineConfig, SeriesConfig
+from .detectors import REGISTRY, Detector, DetectorRegistry
+from .policy import EpisodePolicy, FlagEpisode
+from .records import EpisodeEvent, ScoredPoint
+
+_MAGIC = b"TSG1"
+MAX_MARGIN = 64.0
+FEEDBACK_FACTOR = 2.0
+
+
+def series_seed(entity: str, metric: str, seed: int) -> int:
+    """A stable per-series seed (``hash()`` is salted per process; crc32 is not)."""
+    return (zlib.crc32(f"{entity}/{metric}".encode()) ^ seed) & 0x7FFFFFFF
+
+
+class SeriesProcessor:
+    """One series ``(entity, metric)``: cleaner + detector + episode policy."""
+
+    __slots__ = (
+        "cleaner", "detector", "detector_name", "entity", "metric", "policy", "settings",
+        "silence", "stuck", "warmup",
+    )  # fmt: skip
+
+    def __init__(
+        self, entity: str, metric: str, settings: SeriesConfig, detector: Detector,
+    ) -> None:
+        self.entity = entity
+        self.metric = metric
+        self.settings = settings
+        self.detector = detector
+        self.detector_name = detector.name
+        self.cleaner = SeriesCleaner(settings.cleaning, settings.limits)
+        self.policy = EpisodePolicy(entity, metric, settings.policy, detector.name)
+        self.silence = FlagEpisode(entity, metric, "silence")
+        self.stuck = FlagEpisode(entity, metric, "stuck")
+        self.warmup = settings.cleaning.warmup_points
+
+    @classmethod
+    def create(
+        cls, entity: str, metric: str, config: EngineConfig | None = None,
+        registry: DetectorRegistry | None = None,
+    ) -> SeriesProcessor:
+        """A new series with the settings ``config`` resolves for it."""
+        cfg = config or EngineConfig.default()
+        settings = cfg.resolve(entity, metric)
+        reg = registry or REGISTRY
+        seed = series_seed(entity, metric, cfg.seed)
+        return cls(entity, metric, settings, reg.create(settings.detector, settings.params, seed))
+
+    def process(self, ts: float, value: float | None) -> tuple[ScoredPoint, list[EpisodeEvent]]:
+        """Clean, score and decide one point. Never raises on bad values."""
+        cleaner = self.cleaner
+        status = cleaner.check(ts, value)
+        if status != "ok":
+            kept = value if status not in ("non_finite", "missing") else None
+            point = ScoredPoint(self.entity, self.metric, ts, kept, status, False, None, None,
+                                None, None, False, self.detector_name)  # fmt: skip
+            return point, []
+        assert value is not None
+        events: list[EpisodeEvent] = []
+        if self.silence.episode:
+            events.append(self.silence.close(ts, value, "data resumed"))
+        score, expected, lower, upper, z = self.detector.update(ts, value)
+        if cleaner.n <= self.warmup:
+            point = ScoredPoint(self.entity, self.metric, ts, value, "warmup", True, 0.0,
+                                expected, lower, upper, False, self.detector_name)  # fmt: skip
+            return point, events
+        run = cleaner.run
+        if run == 1:
+            if self.stuck.episode:
+                events.append(self.stuck.close(ts, value, "value changed"))
+        elif run >= cleaner.stuck_min:
+            self._check_stuck(run, ts, value, events)
+        flag, decided = self.policy.step(ts, value, score, expected, lower, upper, z)
+        if decided:
+            events.extend(decided)
+        point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
+                            lower, upper, flag, self.detector_name)  # fmt: skip
+        return point, events
+
+    def _check_stuck(self, run: int, ts: float, value: float, events: list[EpisodeEvent]) -> None:
+        cleaner = self.cleaner
+        if run == cleaner.limit and not self.stuck.episode:
+            why = f"value {value:.6g} repeated {run} times (series repeat rate {cleaner.rate:.3f})"
+            events.append(self.stuck.open(cleaner.run_start, ts, value, why))
+
+    def advance(self, watermark_ts: float) -> list[EpisodeEvent]:
+        """Event time moved on to ``watermark_ts``: open a silence episode if overdue."""
+        cleaner = self.cleaner
+        if self.silence.episode or cleaner.n < self.warmup:
+            return []
+        gap = cleaner.silent_for(watermark_ts)
+        if not gap:
+            return []
+        why = (
+            f"no data for {gap:.6g} s ({gap / cleaner.step:.1f} typical intervals of "
+            f"{cleaner.step:.6g} s)"
+        )
+        return [self.silence.open(cleaner.last_ts, watermark_ts, None, why)]
+
+    def apply_feedback(self, label: str) -> float:
+        """Operator feedback on this series' last episode; returns the new margin.
+
+        ``"false_positive"`` multiplies the margin by ``FEEDBACK_FACTOR`` (2), at most
+        ``MAX_MARGIN`` (64); ``"true_positive"`` divides it by 2, at least 1. The
+        margin divides the tail probability of the open and close thresholds: with
+        threshold 0.9999 and margin 2 a point needs score >= 0.99995. Kept in the state.
+        """
+        margin = self.policy.margin
+        if label == "false_positive":
+            margin = min(margin * FEEDBACK_FACTOR, MAX_MARGIN)
+        elif label == "true_positive":
+            margin = max(margin / FEEDBACK_FACTOR, 1.0)
+        else:
+            raise ValueError(f"label must be false_positive or true_positive, not {label!r}")
+        self.policy.set_margin(margin)
+        return margin
+
+    @property
+    def last_ts(self) -> float:
+        """Event time of the newest accepted point (``-inf`` before any)."""
+        return self.cleaner.last_ts
+
+    def state_size(self) -> int:
+        """Bytes of serialised state (the memory to budget per series)."""
+        return len(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """Compact state: everything needed to continue exactly where this left off."""
+        w = Writer()
+        w.blob(_MAGIC)
+        w.text(self.entity)
+        w.text(self.metric)
+        w.text(self.detector_name)
+        self.cleaner.write(w)
+        self.policy.write(w)
+        self.silence.write(w)
+        self.stuck.write(w)
+        w.blob(self.detector.to_bytes())
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(
+        cls, blob: bytes, config: EngineConfig | None = None,
+        registry: DetectorRegistry | None = None,
+    ) -> SeriesProcessor:
+        """Restore a processor; a changed detector in ``config`` starts that model afresh."""
+        r = Reader(blob)
+        if r.blob() != _MAGIC:
+            raise ValueError("not a tsguard series state")
+        entity, metric, name = r.text(), r.text(), r.text()
+        proc = cls.create(entity, metric, config, registry)
+        proc.cleaner.read(r)
+        proc.policy.read(r)
+        proc.silence.read(r)
+        proc.stuck.read(r)
+        det_blob = r.blob()
+        if name == proc.detector_name:
+            cfg = config or EngineConfig.default()
+            seed = series_seed(entity, metric, cfg.seed)
+            reg = registry or REGISTRY
+            proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
+        return proc
+

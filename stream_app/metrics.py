@@ -1,0 +1,149 @@
+"""Every Prometheus metric of tsguard, built against an injected registry.
+
+Tests pass a fresh ``CollectorRegistry`` and read real values back with
+``registry.get_sample_value``. Labels are bounded (outcome, reason, severity,
+event, topic, kind): never an entity id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Per-reading latencies are sub-millisecond to seconds: the defaults start at 5 ms.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The worker's metric families (see README "Metrics" for what each answers)."""
+
+    registry: CollectorRegistry
+    readings: Counter
+    points: Counter
+    deadletters: Counter
+    episode_events: Counter
+    scoring_latency: Histogram
+    emit_latency: Histogram
+    batch_size: Histogram
+    sink_latency: Histogram
+    sink_errors: Counter
+    sink_rows: Counter
+    series_tracked: Gauge
+    state_bytes: Gauge
+    consumer_lag: Gauge
+    open_episodes: Gauge
+    feedback: Counter
+
+
+def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """Create all metric families on ``registry`` (a fresh one when None)."""
+    reg = registry if registry is not None else CollectorRegistry()
+    return Metrics(
+        registry=reg,
+        readings=Counter(
+            "tsguard_readings",
+            "Readings consumed, by outcome (scored, deadlettered).",
+            ["outcome"],
+            registry=reg,
+        ),
+        points=Counter(
+            "tsguard_points",
+            "Series points, by status (ok, warmup, duplicate, late, non_finite, ...).",
+            ["status"],
+            registry=reg,
+        ),
+        deadletters=Counter(
+            "tsguard_deadletters",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=reg,
+        ),
+        episode_events=Counter(
+            "tsguard_episode_events",
+            "Anomaly lifecycle events emitted, by event, severity and kind.",
+            ["event", "severity", "kind"],
+            registry=reg,
+        ),
+        scoring_latency=Histogram(
+            "tsguard_event_to_scored_seconds",
+            "Event time of a reading to the moment it was scored.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        emit_latency=Histogram(
+            "tsguard_ingest_to_anomaly_seconds",
+            "Ingest time of a reading to the moment its anomaly event was sent.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        batch_size=Histogram(
+            "tsguard_batch_size",
+            "Readings per processed batch.",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        ),
+        sink_latency=Histogram(
+            "tsguard_sink_flush_seconds",
+            "Duration of one successful sink flush (one transaction).",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        sink_errors=Counter(
+            "tsguard_sink_errors",
+            "Failed sink flush attempts (retried with backoff), by error type.",
+            ["error"],
+            registry=reg,
+        ),
+        sink_rows=Counter(
+            "tsguard_sink_rows",
+            "Rows written by the sink, by table.",
+            ["table"],
+            registry=reg,
+        ),
+        series_tracked=Gauge(
+            "tsguard_series_tracked",
+            "Series with live model state in this worker.",
+            registry=reg,
+        ),
+        state_bytes=Gauge(
+            "tsguard_state_bytes",
+            "Serialised model state held by this worker, in bytes.",
+            registry=reg,
+        ),
+        consumer_lag=Gauge(
+            "tsguard_consumer_lag",
+            "Messages behind the end of the readings topic, by partition.",
+            ["partition"],
+            registry=reg,
+        ),
+        open_episodes=Gauge(
+            "tsguard_open_episodes",
+            "Anomaly episodes currently open in this worker.",
+            registry=reg,
+        ),
+        feedback=Counter(
+            "tsguard_feedback",
+            "Operator labels applied to series models, by label.",
+            ["label"],
+            registry=reg,
+        ),
+    )

@@ -1,0 +1,119 @@
+"""Commands of the offline tools: ``replay``, ``evaluate`` and ``bench detectors``.
+
+``app`` is merged at the top level of ``tsguard``; ``bench_app`` is the
+``tsguard bench`` group (other areas add their own benchmarks to it). Only
+Typer and the standard library are imported here: the work happens in the
+sibling modules, imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+bench_app = typer.Typer(help="Benchmarks (throughput, state size).", no_args_is_help=True,
+                        add_completion=False, pretty_exceptions_enable=False)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Engine configuration (YAML or JSON).",
+                              exists=True, dir_okay=False)]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def replay(
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="A CSV file or a folder of them.",
+                                           exists=True)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")],
+    config: ConfigOption = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated value columns (default: the `value` column).")] = None,
+) -> None:
+    """Score CSV time series point by point, exactly as the stream would."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from stream_app.offline.csvio import MalformedCsvError
+    from stream_app.offline.replay import load_config, plan_outputs, replay_file
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    console = Console(stderr=True)
+    try:
+        engine = load_config(config)
+        plan, skipped = plan_outputs(source, output, names)
+        if skipped:
+            console.print(f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
+                          + ", ".join(str(p.relative_to(source)) for p in skipped[:5]))
+        rows = 0
+        with Progress(console=console, transient=True, disable=len(plan) < 2) as progress:
+            task = progress.add_task("replay", total=len(plan))
+            for path, target, entity in plan:
+                progress.update(task, description=str(path.relative_to(source.parent)))
+                rows += replay_file(path, target, entity, engine, names)
+                progress.advance(task)
+    except MalformedCsvError as exc:
+        raise _fail(f"malformed CSV: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"replayed {len(plan)} file(s), {rows} row(s) -> {output}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Folder of timestamp,value,label CSVs.",
+                                         exists=True, file_okay=False)],
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Score tsguard and two River/z-score baselines on labelled data (NAB, episodes)."""
+    from stream_app.offline.csvio import MalformedCsvError
+    from stream_app.offline.evaluate_cli import run_evaluate
+
+    try:
+        run_evaluate(data, report, as_json, config)
+    except MalformedCsvError as exc:
+        raise _fail(f"malformed CSV: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@bench_app.command()
+def detectors(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    points: Annotated[int, typer.Option(min=100, help="Points per run.")] = 50_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per detector (median).")] = 5,
+    config: ConfigOption = None,
+) -> None:
+    """Points/s per core of tsguard vs River HalfSpaceTrees and StandardAbsoluteDeviation."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream_app.offline.bench import run_bench
+    from stream_app.offline.replay import load_config
+
+    console = Console(stderr=True)
+    with console.status("benchmarking") as status:
+        result = run_bench(points, repeats, load_config(config),
+                           on_step=lambda name: status.update(f"benchmarking {name}"))
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    table = Table(title=f"detectors, {points} points, median of {repeats}")
+    table.add_column("detector")
+    table.add_column("points/s", justify="right")
+    table.add_column("tsguard ratio", justify="right")
+    table.add_row("tsguard", f"{result['tsguard_points_per_s']:,}", "1")
+    table.add_row("river_hst", f"{result['river_hst_points_per_s']:,}", str(result["ratio_hst"]))
+    table.add_row("river_sad", f"{result['river_sad_points_per_s']:,}", str(result["ratio_sad"]))
+    Console().print(table)
+    Console().print(f"state bytes per series: {result['state_bytes_per_series']}")

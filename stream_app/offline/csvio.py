@@ -1,0 +1,149 @@
+"""Reading series CSVs for the offline tools.
+
+A series file has a ``timestamp`` column and one or more value columns (``value``
+by default); other columns are ignored. Timestamps are ISO-8601 with or without
+a zone (naive means UTC) or epoch seconds / milliseconds. A row that cannot be
+read raises :class:`MalformedCsvError` naming the file and line; an empty or
+non-finite *value* is not malformed, it is passed on for the cleaner to reject.
+
+>>> parse_timestamp("2018-07-03 14:00:00"), parse_timestamp("2018-07-03T16:00:00+02:00")
+(1530626400.0, 1530626400.0)
+>>> parse_timestamp("1530626400"), parse_timestamp("1530626400000")
+(1530626400.0, 1530626400.0)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+EPOCH_MS_FROM = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973
+_MISSING = frozenset({"", "null", "none", "na", "n/a"})
+
+
+class MalformedCsvError(ValueError):
+    """A CSV file that cannot be read, with the file and 1-based line."""
+
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class SeriesTable:
+    """The rows of one CSV in file order."""
+
+    path: Path
+    raw_timestamps: list[str] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    raw_values: dict[str, list[str]] = field(default_factory=dict)
+    values: dict[str, list[float | None]] = field(default_factory=dict)
+    labels: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds (UTC) from ISO-8601 or epoch seconds / milliseconds."""
+    stripped = text.strip()
+    try:
+        number = float(stripped)
+    except ValueError:
+        stamp = datetime.fromisoformat(stripped)  # raises ValueError on garbage
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.timestamp()
+    if not math.isfinite(number):
+        raise ValueError(f"timestamp is not finite: {text!r}")
+    return number / 1000.0 if abs(number) >= EPOCH_MS_FROM else number
+
+
+def parse_value(text: str) -> float | None:
+    """A float, ``None`` for an empty cell; ``nan``/``inf`` pass through for the cleaner."""
+    stripped = text.strip()
+    if stripped.lower() in _MISSING:
+        return None
+    return float(stripped)
+
+
+def read_series_csv(path: Path, metrics: Sequence[str] = ("value",),
+                    with_labels: bool = False) -> SeriesTable:
+    """Read a whole series file; raise :class:`MalformedCsvError` on the first bad row."""
+    table = SeriesTable(path=path, raw_values={m: [] for m in metrics},
+                        values={m: [] for m in metrics}, labels=[] if with_labels else None)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise MalformedCsvError(path, 1, "empty file, expected a header row")
+            columns = _column_indices(path, [name.strip() for name in header], metrics, with_labels)
+            for row in reader:
+                if row:
+                    _read_row(table, row, columns, metrics, reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise MalformedCsvError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise MalformedCsvError(path, 0, f"CSV syntax error: {exc}") from exc
+    return table
+
+
+def _column_indices(path: Path, header: list[str], metrics: Sequence[str],
+                    with_labels: bool) -> dict[str, int]:
+    wanted = ["timestamp", *metrics, *(["label"] if with_labels else [])]
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise MalformedCsvError(
+            path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}")
+    return {name: header.index(name) for name in wanted}
+
+
+def _read_row(table: SeriesTable, row: list[str], columns: dict[str, int],
+              metrics: Sequence[str], line: int) -> None:
+    if len(row) <= max(columns.values()):
+        raise MalformedCsvError(table.path, line, f"expected at least {max(columns.values()) + 1} "
+                                f"fields, found {len(row)}")
+    raw_ts = row[columns["timestamp"]]
+    try:
+        ts = parse_timestamp(raw_ts)
+    except ValueError:
+        raise MalformedCsvError(table.path, line, f"cannot parse timestamp {raw_ts!r}") from None
+    parsed: list[float | None] = []
+    for metric in metrics:
+        try:
+            parsed.append(parse_value(row[columns[metric]]))
+        except ValueError:
+            raise MalformedCsvError(table.path, line, f"cannot parse {metric} "
+                                    f"{row[columns[metric]]!r} as a number") from None
+    if table.labels is not None:
+        raw_label = row[columns["label"]].strip()
+        try:
+            table.labels.append(1 if float(raw_label) > 0 else 0)
+        except ValueError:
+            raise MalformedCsvError(table.path, line, f"cannot parse label {raw_label!r}") from None
+    table.raw_timestamps.append(raw_ts)
+    table.timestamps.append(ts)
+    for metric, value in zip(metrics, parsed, strict=True):
+        table.raw_values[metric].append(row[columns[metric]])
+        table.values[metric].append(value)
+
+
+def find_csvs(root: Path) -> list[Path]:
+    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted)."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.csv") if p.is_file())
+
+
+def has_columns(path: Path, names: Sequence[str]) -> bool:
+    """Whether the header of ``path`` names all ``names``."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    return all(name in [h.strip() for h in header] for name in names)

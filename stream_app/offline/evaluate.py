@@ -1,0 +1,216 @@
+"""``tsguard evaluate``: tsguard and two baselines on a labelled folder, side by side.
+
+DATA holds ``timestamp,value,label`` CSVs (searched recursively; other CSVs are
+skipped) and optionally ``windows.json`` (``{relative path: [[start, end], ...]}``,
+inclusive ISO-8601 ends). Without an entry there, a series' windows follow NAB's
+rule from its label runs (:func:`stream_app.offline.nab.nab_windows`).
+
+The NAB score sweeps a threshold on each detector's ``anomaly_score``
+(``nab_*``); ``nab_*_onsets`` score only the first point of each decided episode
+as a detection. Episode metrics use each detector's decisions: tsguard's episode policy (``is_anomaly``),
+and for the baselines the threshold on their score that gives the best
+corpus-wide episode F1 (chosen in hindsight, which favours the baselines).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_app.offline import baselines, episodes, nab
+from stream_app.offline.csvio import find_csvs, has_columns, parse_timestamp, read_series_csv
+
+if TYPE_CHECKING:
+    from stream_app.core import EngineConfig
+
+DETECTORS = ("tsguard", "river_hst", "zscore")
+PROFILE_KEYS = {"standard": "nab_standard", "reward_low_fp": "nab_low_fp",
+                "reward_low_fn": "nab_low_fn"}
+DECISION_QUANTILES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(slots=True)
+class DetectorRun:
+    """One detector's output on one series."""
+
+    scores: FloatArray
+    flags: BoolArray
+    expected: list[float | None] | None = None
+    lower: list[float | None] | None = None
+    upper: list[float | None] | None = None
+
+
+@dataclass(slots=True)
+class LabelledSeries:
+    """One series of the dataset and what every detector made of it."""
+
+    name: str
+    timestamps: list[float]
+    values: list[float | None]
+    windows: list[nab.Window]
+    runs: dict[str, DetectorRun] = field(default_factory=dict)
+
+    @property
+    def probation(self) -> int:
+        return nab.probation_length(len(self.timestamps))
+
+
+def load_dataset(root: Path) -> tuple[list[LabelledSeries], list[Path]]:
+    """The labelled series under ``root``, and the CSVs skipped for lack of columns."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder")
+    ts_windows: dict[str, list[list[str]]] = {}
+    if (root / "windows.json").is_file():
+        import orjson
+
+        ts_windows = orjson.loads((root / "windows.json").read_bytes())
+    loaded, skipped = [], []
+    for path in find_csvs(root):
+        if not has_columns(path, ("timestamp", "value", "label")):
+            skipped.append(path)
+            continue
+        name = path.relative_to(root).as_posix()
+        table = read_series_csv(path, ("value",), with_labels=True)
+        if name in ts_windows:
+            pairs = [(parse_timestamp(a), parse_timestamp(b)) for a, b in ts_windows[name]]
+            windows = nab.index_windows(table.timestamps, pairs)
+        else:
+            windows = nab.nab_windows(table.labels or [])
+        loaded.append(LabelledSeries(name, table.timestamps, table.values["value"], windows))
+    return loaded, skipped
+
+
+def run_tsguard(item: LabelledSeries, config: EngineConfig) -> DetectorRun:
+    from stream_app.offline.replay import score_series
+
+    entity, _, _ = item.name.rpartition(".")
+    out = score_series(entity or item.name, "value", item.timestamps, item.values, config)
+    scores = np.array([0.0 if s is None else s for s in out.scores], dtype=np.float64)
+    return DetectorRun(scores, np.array(out.is_anomaly, dtype=bool), out.expected, out.lower,
+                       out.upper)
+
+
+def run_all(series: Sequence[LabelledSeries], config: EngineConfig,
+            detectors: Sequence[str] = DETECTORS,
+            on_series: Callable[[LabelledSeries], None] | None = None) -> dict[str, float]:
+    """Run every detector on every series; returns seconds spent per detector."""
+    seconds = dict.fromkeys(detectors, 0.0)
+    for item in series:
+        for detector in detectors:
+            started = time.perf_counter()
+            if detector == "tsguard":
+                item.runs[detector] = run_tsguard(item, config)
+            elif detector == "river_hst":
+                scores = baselines.hst_scores(item.values)
+                item.runs[detector] = DetectorRun(scores, np.zeros(len(scores), dtype=bool))
+            else:
+                scores = baselines.zscore_scores(item.values)
+                item.runs[detector] = DetectorRun(scores, np.zeros(len(scores), dtype=bool))
+            seconds[detector] += time.perf_counter() - started
+        if on_series is not None:
+            on_series(item)
+    return seconds
+
+
+def _corpus_f1(series: Sequence[LabelledSeries], detector: str, threshold: float) -> float:
+    counts = [episodes.episode_counts(s.runs[detector].scores >= threshold, s.windows, s.probation)
+              for s in series]
+    return float(episodes.summarise(counts)["episode_f1"] or 0.0)
+
+
+def choose_decision_threshold(series: Sequence[LabelledSeries], detector: str,
+                              extra: Sequence[float] = ()) -> float:
+    """The score threshold (from score quantiles) with the best corpus episode F1."""
+    pooled = np.concatenate([s.runs[detector].scores[s.probation:] for s in series])
+    quantiles = [float(q) for q in np.quantile(pooled, DECISION_QUANTILES)]
+    candidates = [c for c in sorted({*quantiles, *extra}) if c > 0.0] or [1.0]
+    return max(candidates, key=lambda t: (_corpus_f1(series, detector, t), t))
+
+
+def onsets(flags: BoolArray) -> FloatArray:
+    """1.0 at the first point of every run of flags, else 0.0.
+
+    >>> onsets(np.array([0, 1, 1, 0, 1], dtype=bool)).tolist()
+    [0.0, 1.0, 0.0, 0.0, 1.0]
+    """
+    first = flags.copy()
+    first[1:] &= ~flags[:-1]
+    return first.astype(np.float64)
+
+
+def _nab_inputs(series: Sequence[LabelledSeries], detector: str) -> list[nab.NabSeries]:
+    return [nab.NabSeries(s.name, s.runs[detector].scores, s.windows) for s in series]
+
+
+def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str, Any]:
+    """NAB (three profiles) and episode metrics, overall and per series."""
+    inputs = _nab_inputs(series, detector)
+    overall: dict[str, Any] = {}
+    per_series: dict[str, dict[str, Any]] = {s.name: {} for s in series}
+    thresholds = {}
+    for profile in nab.PROFILES:
+        key = PROFILE_KEYS[profile.name]
+        result = nab.score_corpus(inputs, profile)
+        overall[key] = round(result.score, 3)
+        thresholds[key] = result.threshold
+        if profile is nab.STANDARD:
+            overall["nab_standard_detail"] = {
+                "raw": round(result.raw, 4), "detected_windows": result.detected_windows,
+                "missed_windows": result.missed_windows, "false_positives": result.false_positives}
+        for item in inputs:
+            normalised = nab.normalised_series_score(item, result.per_series_raw[item.name], profile)
+            per_series[item.name][key] = None if normalised is None else round(normalised, 3)
+    overall["nab_thresholds"] = thresholds
+    # Supplementary: NAB with only the opening point of each decided episode as a
+    # detection, i.e. what an alerting consumer of the episode events would see.
+    onset_inputs = [nab.NabSeries(s.name, onsets(s.runs[detector].flags), s.windows)
+                    for s in series]
+    for profile in nab.PROFILES:
+        result = nab.score_corpus(onset_inputs, profile)
+        overall[f"{PROFILE_KEYS[profile.name]}_onsets"] = round(result.score, 3)
+    scored_points = np.concatenate([s.runs[detector].scores[s.probation:] for s in series])
+    flagged = np.concatenate([s.runs[detector].flags[s.probation:] for s in series])
+    overall["flagged_share"] = round(float(flagged.mean()), 5) if len(flagged) else 0.0
+    overall["top_score_share"] = (round(float(np.mean(scored_points >= scored_points.max())), 5)
+                                  if len(scored_points) else 0.0)
+    counts = []
+    for s in series:
+        count = episodes.episode_counts(s.runs[detector].flags, s.windows, s.probation)
+        counts.append(count)
+        per_series[s.name].update(episodes.summarise([count]))
+    overall.update(episodes.summarise(counts))
+    return {"overall": overall, "series": per_series}
+
+
+def evaluate(series: Sequence[LabelledSeries], seconds: dict[str, float]) -> dict[str, Any]:
+    """The JSON-ready result of a run (detectors already run on ``series``)."""
+    detectors = list(seconds)
+    points = sum(len(s.timestamps) for s in series)
+    result: dict[str, Any] = {
+        "series_count": len(series), "points": points,
+        "windows": sum(len(s.windows) for s in series),
+        "probation": "first 15% of each series, at most 750 points, not scored",
+        "overall": {}, "series": {s.name: {} for s in series}}
+    for detector in detectors:
+        if detector != "tsguard":
+            extra = (0.5,) if detector == "zscore" else ()
+            threshold = choose_decision_threshold(series, detector, extra)
+            for s in series:
+                s.runs[detector].flags = s.runs[detector].scores >= threshold
+        scored = score_detector(series, detector)
+        scored["overall"]["decision_threshold"] = (
+            "episode policy" if detector == "tsguard" else round(threshold, 6))
+        scored["overall"]["seconds"] = round(seconds[detector], 3)
+        scored["overall"]["points_per_s"] = round(points / max(seconds[detector], 1e-9))
+        result["overall"][detector] = scored["overall"]
+        for name, metrics in scored["series"].items():
+            result["series"][name][detector] = metrics
+    return result

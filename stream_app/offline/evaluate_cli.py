@@ -1,0 +1,84 @@
+"""Presentation of ``tsguard evaluate``: progress, tables, JSON and the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stream_app.offline.evaluate import DETECTORS, evaluate, load_dataset, run_all
+from stream_app.offline.replay import load_config
+
+TABLE_KEYS = ("nab_standard", "nab_low_fp", "nab_low_fn", "episode_f1", "episode_precision",
+              "episode_recall", "mean_delay_points")
+SHORT = {"nab_standard": "NAB std", "nab_low_fp": "NAB lowFP", "nab_low_fn": "NAB lowFN",
+         "episode_f1": "F1", "episode_precision": "P", "episode_recall": "R",
+         "mean_delay_points": "delay"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) and abs(value) < 1 else str(value)
+
+
+def overall_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"overall: {result['series_count']} series, {result['points']:,} points, "
+                        f"{result['windows']} windows")
+    table.add_column("detector")
+    for key in TABLE_KEYS:
+        table.add_column(SHORT[key], justify="right")
+    table.add_column("points/s", justify="right")
+    for detector, metrics in result["overall"].items():
+        table.add_row(detector, *(_cell(metrics[k]) for k in TABLE_KEYS),
+                      f"{metrics['points_per_s']:,}")
+    return table
+
+
+def series_table(result: dict[str, Any]) -> Table:
+    table = Table(title="per series (NAB normalised per series; - : no scored window)")
+    table.add_column("series", overflow="fold")
+    for detector in result["overall"]:
+        table.add_column(f"{detector} NAB", justify="right")
+        table.add_column(f"{detector} F1", justify="right")
+    for name, per_detector in result["series"].items():
+        cells = []
+        for detector in result["overall"]:
+            metrics = per_detector[detector]
+            cells += [_cell(metrics["nab_standard"]), _cell(metrics["episode_f1"])]
+        table.add_row(name, *cells)
+    return table
+
+
+def run_evaluate(data: Path, report: Path | None, as_json: bool, config_path: Path | None) -> None:
+    console = Console(stderr=True)
+    config = load_config(config_path)
+    series, skipped = load_dataset(data)
+    if not series:
+        raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
+    if skipped:
+        console.print(f"skipped {len(skipped)} CSV(s) without timestamp,value,label: "
+                      + ", ".join(p.name for p in skipped[:5]))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("evaluate", total=sum(len(s.timestamps) for s in series))
+        seconds = run_all(series, config, DETECTORS,
+                          on_series=lambda s: progress.advance(task, len(s.timestamps)))
+    result = evaluate(series, seconds)
+    if report is not None:
+        from stream_app.offline.report import write_report
+
+        target = write_report(report, series, result, f"tsguard evaluate {data.name}")
+        console.print(f"report: {target}")
+    if as_json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    out = Console()
+    out.print(series_table(result))
+    out.print(overall_table(result))

@@ -1,0 +1,162 @@
+"""``tsguard replay``: score CSV files through the detector core, as the stream would.
+
+Every row goes through :meth:`SeriesProcessor.process` strictly in file order,
+one point at a time. The output has exactly one row per input row, in input
+order; rows the cleaner rejects keep their place with an empty score and the
+reason in ``status``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stream_app.offline.csvio import SeriesTable, find_csvs, has_columns, read_series_csv
+
+if TYPE_CHECKING:
+    from stream_app.core import EngineConfig
+
+RESULT_COLUMNS = ("anomaly_score", "is_anomaly", "expected", "lower", "upper", "status")
+OUTPUT_COLUMNS = ("timestamp", "value", *RESULT_COLUMNS)
+
+
+@dataclass(slots=True)
+class ScoredColumns:
+    """The core's output for one series, one entry per input row."""
+
+    scores: list[float | None] = field(default_factory=list)
+    is_anomaly: list[bool] = field(default_factory=list)
+    expected: list[float | None] = field(default_factory=list)
+    lower: list[float | None] = field(default_factory=list)
+    upper: list[float | None] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+
+
+def load_config(path: Path | None) -> EngineConfig:
+    """The default engine configuration, or one read from a YAML or JSON file."""
+    from stream_app.core import EngineConfig
+
+    if path is None:
+        return EngineConfig.default()
+    text = path.read_text(encoding="utf-8")
+    mapping: Any
+    if path.suffix.lower() == ".json":
+        import orjson
+
+        mapping = orjson.loads(text)
+    else:
+        import yaml
+
+        mapping = yaml.safe_load(text) or {}
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: the configuration must be a mapping, got {type(mapping).__name__}")
+    return EngineConfig.from_mapping(mapping)
+
+
+def score_series(entity: str, metric: str, timestamps: Sequence[float],
+                 values: Sequence[float | None], config: EngineConfig) -> ScoredColumns:
+    """Feed one series through a fresh :class:`SeriesProcessor`, point by point."""
+    from stream_app.core import SeriesProcessor
+
+    processor = SeriesProcessor.create(entity=entity, metric=metric, config=config)
+    out = ScoredColumns()
+    for ts, value in zip(timestamps, values, strict=True):
+        point, _events = processor.process(ts=ts, value=value)
+        out.scores.append(point.score)
+        out.is_anomaly.append(point.is_anomaly)
+        out.expected.append(point.expected)
+        out.lower.append(point.lower)
+        out.upper.append(point.upper)
+        out.status.append(point.status)
+    return out
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else format(value, ".10g")
+
+
+def _result_cells(scored: ScoredColumns, i: int) -> list[str]:
+    return [_number(scored.scores[i]), "1" if scored.is_anomaly[i] else "0",
+            _number(scored.expected[i]), _number(scored.lower[i]), _number(scored.upper[i]),
+            scored.status[i]]
+
+
+def write_output(table: SeriesTable, scored: dict[str, ScoredColumns], destination: Path,
+                 wide: bool) -> None:
+    """Write one row per input row. ``wide``: ``<metric>_<column>`` per metric."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    metrics = list(scored)
+    if wide:
+        header = ["timestamp"]
+        for metric in metrics:
+            header += [metric, *(f"{metric}_{column}" for column in RESULT_COLUMNS)]
+    else:
+        header = list(OUTPUT_COLUMNS)
+    with destination.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for i, raw_ts in enumerate(table.raw_timestamps):
+            row = [raw_ts]
+            for metric in metrics:
+                row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
+            writer.writerow(row)
+
+
+def entity_name(path: Path, root: Path) -> str:
+    """A stable entity id for a file: its path under ``root`` without ``.csv``."""
+    relative = path.relative_to(root) if path != root else Path(path.name)
+    return relative.with_suffix("").as_posix()
+
+
+def replay_file(source: Path, destination: Path, entity: str, config: EngineConfig,
+                metrics: Sequence[str] | None = None) -> int:
+    """Score one file into ``destination``; returns the number of rows."""
+    names = list(metrics) if metrics else ["value"]
+    table = read_series_csv(source, names)
+    scored = {m: score_series(entity, m, table.timestamps, table.values[m], config) for m in names}
+    write_output(table, scored, destination, wide=names != ["value"])
+    return len(table)
+
+
+def plan_outputs(source: Path, output: Path, metrics: Sequence[str] | None = None
+                 ) -> tuple[list[tuple[Path, Path, str]], list[Path]]:
+    """``(input file, output file, entity)`` for a file or a folder searched recursively.
+
+    In a folder, CSVs whose header lacks ``timestamp`` or a metric column (an
+    index, a README table) are returned separately as skipped; a single file
+    is always planned, so a wrong header is reported as malformed.
+    """
+    if source.is_file():
+        target = output / source.name if output.is_dir() else output
+        return [(source, target, source.with_suffix("").name)], []
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    columns = ["timestamp", *(metrics or ["value"])]
+    planned, skipped = [], []
+    for path in find_csvs(source):
+        if path.is_relative_to(output):  # our own output, written inside the input folder
+            continue
+        if has_columns(path, columns):
+            planned.append((path, output / path.relative_to(source), entity_name(path, source)))
+        else:
+            skipped.append(path)
+    if not planned:
+        raise ValueError(f"{source}: no CSV with columns {','.join(columns)}")
+    return planned, skipped
+
+
+def replay(source: Path, output: Path, config: EngineConfig,
+           metrics: Sequence[str] | None = None,
+           on_file: Callable[[Path, int], None] | None = None) -> list[tuple[Path, int]]:
+    """Replay a file or folder; ``on_file(path, rows)`` is called after each file."""
+    done = []
+    planned, _skipped = plan_outputs(source, output, metrics)
+    for path, target, entity in planned:
+        rows = replay_file(path, target, entity, config, metrics)
+        done.append((path, rows))
+        if on_file is not None:
+            on_file(path, rows)
+    return done

@@ -1,0 +1,154 @@
+"""The one settings object of tsguard.
+
+Built once at start-up from ``TSGUARD_*`` environment variables (and an
+optional ``.env`` file) and passed down. Nothing else in the code base reads
+the environment: a test enforces that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+def _default_stack_dir() -> Path:
+    return Path.home() / ".cache" / "tsguard" / "stack"
+
+
+class Settings(BaseSettings):
+    """Every knob of tsguard, named ``TSGUARD_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TSGUARD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- Kafka -----------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    topic_readings: str = "tsguard.readings"
+    topic_anomalies: str = "tsguard.anomalies"
+    topic_deadletter: str = "tsguard.deadletter"
+    topic_groundtruth: str = "tsguard.groundtruth"
+    topic_control: str = "tsguard.control"
+    topic_feedback: str = "tsguard.feedback"
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    consumer_group: str = "tsguard-workers"
+    worker_id: str = "tsguard"
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = 16066
+    worker_batch_size: int = Field(default=500, ge=1)
+    worker_batch_timeout_s: float = Field(default=0.2, gt=0)
+    worker_data_dir: Path | None = None
+    worker_store: str = "memory://"
+    worker_session_timeout_s: float = Field(default=30.0, ge=3.0)
+    deadletter_max_payload_bytes: int = Field(default=16_384, ge=256)
+    max_message_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # --- PostgreSQL / TimescaleDB ----------------------------------------
+    pg_dsn: SecretStr = SecretStr("postgresql://tsguard:tsguard@127.0.0.1:15432/tsguard")
+    pg_sslmode: SslMode | None = None
+    pg_sslrootcert: Path | None = None
+    pg_pool_min: int = Field(default=1, ge=0)
+    pg_pool_max: int = Field(default=4, ge=1)
+    pg_readonly_password: SecretStr = SecretStr("tsguard_ro")
+    retention_days: int = Field(default=30, ge=1)
+
+    # --- detector --------------------------------------------------------
+    detector_config: Path | None = None
+
+    # --- API -------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 18080
+    api_tls_certfile: Path | None = None
+    api_tls_keyfile: Path | None = None
+    api_max_body_bytes: int = Field(default=5_242_880, ge=1024)
+    oauth_issuer: str = "http://127.0.0.1:18080/dev"
+    oauth_audience: str = "tsguard"
+    oauth_jwks_url: str | None = None
+    oauth_role_claim: str = "roles"
+    oauth_dev_mode: bool = False
+    oauth_dev_key_file: Path | None = None
+    oauth_clock_skew_s: int = Field(default=30, ge=0)
+    # IdP role name -> tsguard role (viewer|operator|ingest|admin); unmapped names pass as-is.
+    oauth_role_map: dict[str, str] = Field(default_factory=dict)
+
+    # --- local stack ------------------------------------------------------
+    stack_dir: Path = Field(default_factory=_default_stack_dir)
+    stack_pg_port: int = 15432
+    stack_kafka_port: int = 19092
+    stack_kafka_controller_port: int = 19093
+    stack_prometheus_port: int = 19090
+    stack_alertmanager_port: int = 19095
+    stack_mosquitto_port: int = 11883
+    kafka_version: str = "4.1.1"
+
+    # --- connectors -------------------------------------------------------
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    alertmanager_url: str = "http://127.0.0.1:19095"
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: SecretStr | None = None
+    # What Grafana's datasources point at (dashboards/datasources/*.yaml expands these).
+    grafana_pg_host: str = "timescaledb:5432"
+    grafana_pg_database: str = "tsguard"
+    grafana_prometheus_url: str = "http://prometheus:9090"
+
+    log_level: str = "INFO"
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security options for every aiokafka client (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+                certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+                keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+            )
+        if self.kafka_security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return kwargs
+
+    def pg_conninfo(self) -> str:
+        """The PostgreSQL DSN with the TLS settings folded in."""
+        from psycopg.conninfo import make_conninfo
+
+        extra: dict[str, str] = {}
+        if self.pg_sslmode:
+            extra["sslmode"] = self.pg_sslmode
+        if self.pg_sslrootcert:
+            extra["sslrootcert"] = str(self.pg_sslrootcert)
+        return make_conninfo(self.pg_dsn.get_secret_value(), **extra)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)

@@ -1,0 +1,160 @@
+"""The Faust application: topics, the state table and short agents.
+
+Built by :func:`create_app` from the settings; there is no global app. The
+agents only move records between Kafka and :class:`WorkerRuntime`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connectors.sink.postgres import PostgresSink
+from stream_app.core import EngineConfig
+from stream_app.metrics import Metrics
+from stream_app.settings import Settings
+from stream_app.worker.control import ControlWatcher
+from stream_app.worker.decode import ReadingDecoder
+from stream_app.worker.runtime import WorkerRuntime
+from stream_app.worker.scoring import EntityStates, Message, ReadingScorer
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "series-state"
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials from the same settings every other Kafka client uses."""
+    kwargs = settings.kafka_client_kwargs()
+    ssl_context = kwargs.get("ssl_context")
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kwargs["sasl_plain_username"],
+            password=kwargs["sasl_plain_password"],
+            ssl_context=ssl_context,
+            mechanism=kwargs["sasl_mechanism"],
+        )
+    if ssl_context is not None:
+        return faust.SSLCredentials(ssl_context)
+    return None
+
+
+def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any]) -> faust.App:
+    """A worker app; ``tsguard worker`` runs it, tests run it in a subprocess."""
+    brokers = [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")]
+    datadir = Path(settings.worker_data_dir or (settings.stack_dir / "worker-data"))
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.consumer_group,
+        broker=brokers,
+        broker_credentials=broker_credentials(settings),
+        store=settings.worker_store,
+        datadir=str(Path(datadir) / settings.worker_id),
+        web_enabled=True,
+        web_host=settings.worker_web_host,
+        web_bind=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        web_tables_enabled=False,  # it would serve model state to anyone
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
+        table_standby_replicas=1,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+    )
+    readings = app.topic(settings.topic_readings, key_serializer="raw", value_serializer="raw")
+    feedback = app.topic(settings.topic_feedback, key_serializer="raw", value_serializer="raw")
+    anomalies = app.topic(settings.topic_anomalies, key_serializer="raw", value_serializer="raw")
+    deadletters = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        key_type=bytes,  # raw bytes in the store and in changelog recovery too
+        value_type=bytes,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.topic_partitions,
+        use_partitioner=True,  # written from a take() batch; keys hash like the readings'
+    )
+
+    def load(entity: str) -> bytes | None:
+        blob = table.get(entity.encode())
+        return blob if isinstance(blob, bytes) else None
+
+    config = EngineConfig.from_mapping(base_rules)
+    sink = PostgresSink(
+        settings.pg_conninfo(), min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
+    )
+    scorer = ReadingScorer(
+        EntityStates(config, load),
+        ReadingDecoder(max_bytes=settings.max_message_bytes),
+        max_deadletter_payload=settings.deadletter_max_payload_bytes,
+        topic=settings.topic_readings,
+    )
+    runtime = WorkerRuntime(scorer, sink, metrics)
+    runtime.table = table
+    sink._on_error = runtime.record_sink_error  # noqa: SLF001 - wired after construction
+
+    async def send_event(key: bytes | None, value: bytes) -> None:
+        await anomalies.send(key=key, value=value)
+
+    async def send_deadletter(key: bytes | None, value: bytes) -> None:
+        await deadletters.send(key=key, value=value)
+
+    runtime.send_event = send_event
+    runtime.send_deadletter = send_deadletter
+    control = ControlWatcher(settings, base_rules, on_change=scorer.states.reconfigure)
+
+    @app.agent(readings, name="score-readings")
+    async def score_readings(stream: Any) -> None:
+        async for batch in stream.take_events(
+            settings.worker_batch_size, within=settings.worker_batch_timeout_s
+        ):
+            messages = [
+                Message(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
+                for e in batch
+            ]
+            await runtime.handle(messages)
+
+    @app.agent(feedback, name="operator-feedback")
+    async def operator_feedback(stream: Any) -> None:
+        async for value in stream:
+            await runtime.handle_feedback(value)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        runtime.forget()
+
+    @app.task
+    async def start_io() -> None:
+        await sink.open()
+        await control.start()
+
+    @app.timer(interval=5.0)
+    async def report_lag() -> None:
+        for tp in app.consumer.assignment():
+            if tp.topic != settings.topic_readings:
+                continue
+            position = await app.consumer.position(tp)
+            highwater = app.consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                metrics.consumer_lag.labels(str(tp.partition)).set(max(highwater - position, 0))
+
+    @app.page("/metrics")
+    async def metrics_page(self: Any, request: Any) -> Any:
+        # aiohttp wants the charset apart from the media type.
+        media_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return self.bytes(generate_latest(metrics.registry), content_type=media_type)
+
+    app.tsguard_runtime = runtime  # type: ignore[attr-defined]
+    app.tsguard_close = (control.stop, sink.close)  # type: ignore[attr-defined]
+    _ = (score_readings, operator_feedback, on_revoked, start_io, report_lag, metrics_page)
+    return app

@@ -1,0 +1,83 @@
+"""``tsguard worker``, ``tsguard topics create`` and ``tsguard db migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of tsguard.")
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL / TimescaleDB schema.")
+
+
+def load_rules(path: Path | None) -> dict[str, Any]:
+    """The detector configuration file (YAML or JSON) as a mapping; {} when unset."""
+    if path is None:
+        return {}
+    text = path.read_text("utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path}: the detector configuration must be a mapping")
+    return data
+
+
+@app.command("worker")
+def worker(
+    web_port: int | None = typer.Option(None, help="Port of /metrics (default from settings)."),
+    worker_id: str | None = typer.Option(None, help="Name of this worker (its data dir)."),
+    migrate_db: bool = typer.Option(True, help="Apply database migrations first."),
+) -> None:
+    """Run a streaming worker (joins the consumer group; Ctrl-C to stop)."""
+    import faust
+
+    from connectors.sink import migrate
+    from stream_app.metrics import build_metrics
+    from stream_app.settings import load_settings
+    from stream_app.worker.app import create_app
+    from stream_app.worker.topics import ensure_topics
+
+    overrides: dict[str, Any] = {}
+    if web_port is not None:
+        overrides["worker_web_port"] = web_port
+    if worker_id is not None:
+        overrides["worker_id"] = worker_id
+    settings = load_settings(**overrides)
+    logging.basicConfig(level=settings.log_level)
+    asyncio.run(ensure_topics(settings))
+    if migrate_db:
+        migrate(settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value())
+    faust_app = create_app(settings, build_metrics(), load_rules(settings.detector_config))
+    faust.Worker(faust_app, loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+@topics_app.command("create")
+def create_topics() -> None:
+    """Create tsguard's topics with the configured partitions (idempotent)."""
+    from stream_app.settings import load_settings
+    from stream_app.worker.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(load_settings()))
+    typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (plain PostgreSQL or TimescaleDB, detected)."""
+    from connectors.sink import migrate
+    from stream_app.settings import load_settings
+
+    settings = load_settings()
+    applied = migrate(
+        settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value()
+    )
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")

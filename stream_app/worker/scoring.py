@@ -1,0 +1,243 @@
+"""The worker's batch step, free of Kafka and Faust so it is testable in memory.
+
+A batch of raw messages goes in; observation rows, anomaly events (wire
+format), dead letters and the entities whose model state changed come out.
+Model state lives per entity (all its metrics in one blob), because the
+entity is the Kafka key: the state then sits in the changelog partition that
+matches the readings partition, and a rebalanced worker finds it there.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.sink.postgres import ObservationRow
+from stream_app.core import EngineConfig, EpisodeEvent, ScoredPoint, SeriesProcessor
+from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
+
+EVENT_VERSION = 1
+_NAME = struct.Struct("<H")
+_BLOB = struct.Struct("<I")
+# Points the cleaner turns away that are not worth a dead letter: at-least-once
+# delivery replays readings, and a replayed duplicate is expected, not bad input.
+# Its row is still written: ON CONFLICT keeps the original when it exists.
+_QUIET_REJECTIONS = frozenset({"duplicate"})
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as RFC 3339 UTC with milliseconds.
+
+    >>> iso(0.5)
+    '1970-01-01T00:00:00.500Z'
+    """
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
+    """The anomaly-event schema's JSON form of a core episode event."""
+    out = event.to_dict()
+    out["version"] = EVENT_VERSION
+    out["started_at"] = iso(event.started_at)
+    out["ended_at"] = iso(event.ended_at) if event.ended_at is not None else None
+    out["ts"] = iso(event.ts)
+    out["emitted_at"] = iso(emitted_at)
+    return out
+
+
+def pack_entity(states: dict[str, bytes]) -> bytes:
+    """All series states of one entity as one blob (metric name, state bytes)*."""
+    parts: list[bytes] = []
+    for metric, blob in sorted(states.items()):
+        name = metric.encode()
+        parts += (_NAME.pack(len(name)), name, _BLOB.pack(len(blob)), blob)
+    return b"".join(parts)
+
+
+def unpack_entity(data: bytes) -> dict[str, bytes]:
+    """Inverse of :func:`pack_entity`.
+
+    >>> unpack_entity(pack_entity({"a": b"xy", "b": b""}))
+    {'a': b'xy', 'b': b''}
+    """
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        (n,) = _NAME.unpack_from(data, pos)
+        pos += _NAME.size
+        name = data[pos : pos + n].decode()
+        pos += n
+        (m,) = _BLOB.unpack_from(data, pos)
+        pos += _BLOB.size
+        out[name] = data[pos : pos + m]
+        pos += m
+    return out
+
+
+@dataclass(slots=True)
+class Message:
+    """One consumed message with where it came from."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    rows: list[ObservationRow] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deadletters: list[dict[str, Any]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    readings_ok: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    event_to_scored: list[float] = field(default_factory=list)
+    ingest_to_event: list[float] = field(default_factory=list)
+
+
+class EntityStates:
+    """Live series processors of the entities this worker owns."""
+
+    def __init__(self, config: EngineConfig, load: Callable[[str], bytes | None]) -> None:
+        self.config = config
+        self._load = load
+        self._live: dict[str, dict[str, SeriesProcessor]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._live.values())
+
+    def entities(self) -> Iterable[str]:
+        return self._live.keys()
+
+    def series(self, entity: str) -> dict[str, SeriesProcessor]:
+        live = self._live.get(entity)
+        if live is None:
+            blob = self._load(entity)
+            live = {}
+            if blob:
+                for metric, state in unpack_entity(blob).items():
+                    live[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+            self._live[entity] = live
+        return live
+
+    def processor(self, entity: str, metric: str) -> SeriesProcessor:
+        live = self.series(entity)
+        proc = live.get(metric)
+        if proc is None:
+            proc = SeriesProcessor.create(entity=entity, metric=metric, config=self.config)
+            live[metric] = proc
+        return proc
+
+    def dump(self, entity: str) -> bytes:
+        return pack_entity({m: p.to_bytes() for m, p in self.series(entity).items()})
+
+    def forget(self) -> None:
+        """Drop the live cache (after a rebalance the table is the truth)."""
+        self._live.clear()
+
+    def reconfigure(self, config: EngineConfig) -> None:
+        self.config = config
+        self.forget()
+
+
+class ReadingScorer:
+    """Decodes, cleans and scores a batch of messages through the detector core."""
+
+    def __init__(
+        self,
+        states: EntityStates,
+        decoder: ReadingDecoder,
+        *,
+        max_deadletter_payload: int = 16_384,
+        topic: str | None = None,
+    ) -> None:
+        self.states = states
+        self.decoder = decoder
+        self.max_deadletter_payload = max_deadletter_payload
+        self.topic = topic
+        self.watermark = 0.0
+
+    def process(self, messages: Iterable[Message], now: float) -> BatchOutput:
+        out = BatchOutput()
+        for msg in messages:
+            try:
+                result = self.decoder.decode(msg.value, now)
+            except Exception as exc:  # a decoder bug must not kill the worker
+                result = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
+            if isinstance(result, Rejection):
+                out.deadletters.append(self._dead(msg, result, now))
+                continue
+            try:
+                self._score(result, msg, now, out)
+            except Exception as exc:
+                out.deadletters.append(
+                    self._dead(msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now)
+                )
+        return out
+
+    def _score(self, reading: Reading, msg: Message, now: float, out: BatchOutput) -> None:
+        entity = reading.entity
+        out.touched.add(entity)
+        out.readings_ok += 1
+        if reading.ts > self.watermark:
+            self.watermark = reading.ts
+        out.event_to_scored.append(now - reading.ts)
+        for metric, value in reading.metrics.items():
+            point, events = self.states.processor(entity, metric).process(ts=reading.ts, value=value)
+            out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
+            out.rows.append(to_row(point))  # a replayed duplicate conflicts and is dropped
+            if point.status in _QUIET_REJECTIONS:
+                continue
+            if not point.accepted and point.status != "missing":
+                detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
+                out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
+            for event in events:
+                out.events.append(event_to_wire(event, now))
+                if reading.ingested_at is not None:
+                    out.ingest_to_event.append(now - reading.ingested_at)
+
+    def advance(self, now: float) -> BatchOutput:
+        """Silence check of every live series against the event-time watermark."""
+        out = BatchOutput()
+        if self.watermark <= 0:
+            return out
+        for entity in list(self.states.entities()):
+            for proc in self.states.series(entity).values():
+                events = proc.advance(watermark_ts=self.watermark)
+                if events:
+                    out.touched.add(entity)
+                    out.events.extend(event_to_wire(e, now) for e in events)
+        return out
+
+    def _dead(self, msg: Message, rejection: Rejection, now: float) -> dict[str, Any]:
+        return dead_letter(
+            msg.value,
+            rejection,
+            at=now,
+            max_payload=self.max_deadletter_payload,
+            topic=msg.topic or self.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+        )
+
+
+def to_row(point: ScoredPoint) -> ObservationRow:
+    return ObservationRow(
+        point.entity,
+        point.metric,
+        datetime.fromtimestamp(point.ts, tz=UTC),
+        point.value,
+        point.expected,
+        point.lower,
+        point.upper,
+        point.score,
+        point.is_anomaly,
+        point.status,
+        point.detector,
+    )

@@ -1,0 +1,336 @@
+"""What each endpoint does, against the real app, PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from tests.api.conftest import ApiEnv, auth
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def consume(env: ApiEnv, topic: str, min_count: int, within_s: float = 15.0) -> list[Any]:
+    """Records of ``topic`` from the beginning until ``min_count`` arrived (deadline)."""
+    consumer = AIOKafkaConsumer(**env.settings.kafka_client_kwargs(), group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records: list[Any] = []
+        deadline = time.monotonic() + within_s
+        while len(records) < min_count and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            records.extend(batch.get(tp, []))
+        return records
+    finally:
+        await consumer.stop()
+
+
+def ingest(env: ApiEnv) -> dict[str, str]:
+    return auth(env.tokens.role("ingest"))
+
+
+def viewer(env: ApiEnv) -> dict[str, str]:
+    return auth(env.tokens.role("viewer"))
+
+
+# --- readings -------------------------------------------------------------------------
+
+
+async def test_readings_partial_batch_is_produced_with_key_and_ingested_at(api_env: ApiEnv) -> None:
+    batch = [
+        {"entity": "site-a/m-1", "ts": "2026-11-26T10:00:00Z", "metrics": {"temp": 20.5}},
+        {"entity": "site-a/m-1", "ts": "2026-11-26T10:00:01Z", "metrics": {"temp": "hot"}},
+        {"entity": "site-b/m-2", "ts": 1795687200.5, "metrics": {"temp": None}},
+    ]
+    response = await api_env.client.post("/v1/readings", json=batch, headers=ingest(api_env))
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["errors"][0]["index"] == 1
+    assert body["errors"][0]["pointer"] == "/metrics/temp"
+    records = await consume(api_env, api_env.settings.topic_readings, 2)
+    produced = {r.key: orjson.loads(r.value) for r in records}
+    assert set(produced) >= {b"site-a/m-1", b"site-b/m-2"}
+    assert all(isinstance(v["ingested_at"], float) for v in produced.values())
+
+
+async def test_ndjson_with_a_bad_line(api_env: ApiEnv) -> None:
+    body = (
+        b'{"entity": "nd/1", "ts": "2026-11-26T10:00:00Z", "metrics": {"v": 1}}\n'
+        b"{not json\n"
+        b'{"entity": "nd/1", "ts": "2026-11-26T10:00:01Z", "metrics": {"v": 2}}\n'
+    )
+    headers = {**ingest(api_env), "Content-Type": "application/x-ndjson"}
+    response = await api_env.client.post("/v1/readings", content=body, headers=headers)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+    assert response.json()["errors"][0]["index"] == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "pointer"),
+    [
+        ({"ts": "2026-11-26T10:00:00Z", "metrics": {"v": 1}}, "entity", "/entity"),
+        ({"entity": "a b", "ts": "2026-11-26T10:00:00Z", "metrics": {"v": 1}}, "entity", "/entity"),
+        ({"entity": "a", "ts": "yesterday", "metrics": {"v": 1}}, "ts", "/ts"),
+        ({"entity": "a", "ts": 1.0, "metrics": {}}, "metrics", "/metrics"),
+        ({"entity": "a", "ts": 1.0, "metrics": {"v": 1}, "extra": 1}, "", ""),
+    ],
+)
+async def test_all_invalid_is_422_with_the_field(
+    api_env: ApiEnv, item: dict[str, Any], field: str, pointer: str
+) -> None:
+    response = await api_env.client.post("/v1/readings", json=[item], headers=ingest(api_env))
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert (error["field"], error["pointer"]) == (field, pointer)
+    assert error["message"]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+async def test_non_finite_values_are_rejected(api_env: ApiEnv, literal: bytes) -> None:
+    body = b'[{"entity": "a", "ts": 1.0, "metrics": {"v": ' + literal + b"}}]"
+    headers = {**ingest(api_env), "Content-Type": "application/json"}
+    response = await api_env.client.post("/v1/readings", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/metrics/v"
+
+
+async def test_unparseable_or_empty_or_wrong_type(api_env: ApiEnv) -> None:
+    headers = {**ingest(api_env), "Content-Type": "application/json"}
+    for body in (b"[{", b"[]"):
+        response = await api_env.client.post("/v1/readings", content=body, headers=headers)
+        assert response.status_code == 422, body
+    headers["Content-Type"] = "text/plain"
+    response = await api_env.client.post("/v1/readings", content=b"x", headers=headers)
+    assert response.status_code == 415
+
+
+async def test_oversized_body_is_413_by_length_and_while_streaming(api_env: ApiEnv) -> None:
+    limit = api_env.settings.api_max_body_bytes
+    big = b"[" + b" " * (limit + 10) + b"]"
+    headers = {**ingest(api_env), "Content-Type": "application/json"}
+    response = await api_env.client.post("/v1/readings", content=big, headers=headers)
+    assert response.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for _ in range(limit // 4096 + 4):
+            yield b" " * 4096
+
+    response = await api_env.client.post("/v1/readings", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    # An unauthenticated oversized body never reaches the handler either.
+    response = await api_env.client.post("/v1/anomalies/x/ack", content=big)
+    assert response.status_code == 413
+
+
+# --- series ---------------------------------------------------------------------------
+
+
+async def test_series_by_prefix(api_env: ApiEnv) -> None:
+    response = await api_env.client.get(
+        "/v1/series", params={"entity_prefix": "plant-"}, headers=viewer(api_env)
+    )
+    assert response.status_code == 200
+    assert [(s["entity"], s["metric"]) for s in response.json()["items"]] == [
+        ("plant-1/pump-2", "temperature")
+    ]
+    for literal in ("plant_", "%"):  # LIKE wildcards are taken literally
+        response = await api_env.client.get(
+            "/v1/series", params={"entity_prefix": literal}, headers=viewer(api_env)
+        )
+        assert response.json()["items"] == []
+
+
+async def test_observations_raw_and_downsampled(api_env: ApiEnv) -> None:
+    s = api_env.seeded
+    path = f"/v1/series/{s['entity']}/{s['metric']}/observations"
+    start = s["start"]
+    params = {"from": start.isoformat(), "to": start.replace(hour=1).isoformat()}
+    raw = (await api_env.client.get(path, params=params, headers=viewer(api_env))).json()
+    assert not raw["downsampled"] and len(raw["points"]) == 60
+    assert raw["from"] == start.isoformat().replace("+00:00", "Z")
+    params = {"from": start.isoformat(), "to": "2026-11-23T00:00:00Z", "max_points": 100}
+    down = (await api_env.client.get(path, params=params, headers=viewer(api_env))).json()
+    assert down["downsampled"] and down["bucket_seconds"] == 2592
+    assert 90 <= len(down["points"]) <= 100
+    assert sum(p["n"] for p in down["points"]) == 3 * 24 * 60
+    assert max(p["max_value"] for p in down["points"]) == 100.0  # the spike survives
+    assert sum(p["is_anomaly"] for p in down["points"]) == 1
+
+
+# --- anomalies ------------------------------------------------------------------------
+
+
+async def test_anomaly_pages_follow_the_cursor(api_env: ApiEnv) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (
+            await api_env.client.get("/v1/anomalies", params=params, headers=viewer(api_env))
+        ).json()
+        seen += [a["id"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(api_env.seeded["episode_ids"]))
+    bad = await api_env.client.get(
+        "/v1/anomalies", params={"cursor": "bm9wZQ"}, headers=viewer(api_env)
+    )
+    assert bad.status_code == 422
+
+
+async def test_anomaly_filters(api_env: ApiEnv) -> None:
+    async def ids(**params: Any) -> list[str]:
+        r = await api_env.client.get("/v1/anomalies", params=params, headers=viewer(api_env))
+        assert r.status_code == 200, r.text
+        return [a["id"] for a in r.json()["items"]]
+
+    e = api_env.seeded["episode_ids"]
+    assert await ids(status="open") == [e[0]]
+    assert set(await ids(severity=["high", "critical"])) == {e[2], e[3], e[4]}
+    assert await ids(entity_prefix="other/") == [e[4]]
+    assert await ids(**{"from": "2026-11-20T12:00:00Z", "to": "2026-11-20T18:00:01Z"}) == [
+        e[3],
+        e[2],
+    ]
+    missing = await api_env.client.get("/v1/anomalies/nope", headers=viewer(api_env))
+    assert missing.status_code == 404
+
+
+async def test_export_csv_and_ndjson_match_the_list(api_env: ApiEnv) -> None:
+    listed = (
+        await api_env.client.get("/v1/anomalies", params={"limit": 100}, headers=viewer(api_env))
+    ).json()["items"]
+    ndjson = await api_env.client.get(
+        "/v1/anomalies/export", params={"format": "ndjson"}, headers=viewer(api_env)
+    )
+    assert ndjson.headers["content-type"].startswith("application/x-ndjson")
+    lines = [orjson.loads(line) for line in ndjson.content.splitlines()]
+    assert [x["id"] for x in lines] == [x["id"] for x in listed]
+    exported = await api_env.client.get(
+        "/v1/anomalies/export", params={"format": "csv", "severity": "low"}, headers=viewer(api_env)
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["id"] for r in rows] == [api_env.seeded["episode_ids"][0]]
+
+
+async def test_ack_and_label_are_stored_and_label_is_published(api_env: ApiEnv) -> None:
+    episode = api_env.seeded["episode_ids"][3]
+    op = auth(api_env.tokens.role("operator", sub="olga"))
+    r = await api_env.client.post(
+        f"/v1/anomalies/{episode}/ack", json={"comment": "seen"}, headers=op
+    )
+    assert r.status_code == 200 and r.json()["acknowledged_by"] == "olga"
+    r = await api_env.client.post(
+        f"/v1/anomalies/{episode}/label",
+        json={"label": "false_positive", "comment": "maintenance"},
+        headers=op,
+    )
+    assert r.status_code == 200
+    row = api_env.sql(
+        "SELECT acknowledged_by, ack_comment, label, label_comment, labelled_by FROM anomalies"
+        " WHERE id = %s",
+        (episode,),
+    )
+    assert row == [("olga", "seen", "false_positive", "maintenance", "olga")]
+    records = await consume(api_env, api_env.settings.topic_feedback, 1)
+    events = [
+        orjson.loads(r.value) for r in records if orjson.loads(r.value)["episode_id"] == episode
+    ]
+    assert events and events[-1]["label"] == "false_positive" and events[-1]["by"] == "olga"
+    assert records[-1].key == b"plant-1/pump-2"
+    r = await api_env.client.post("/v1/anomalies/missing/label", json={"label": "x"}, headers=op)
+    assert r.status_code == 422
+
+
+# --- detectors ------------------------------------------------------------------------
+
+
+async def test_detector_rules_round_trip_through_the_compacted_topic(api_env: ApiEnv) -> None:
+    admin = auth(api_env.tokens.role("admin"))
+    rule = {"pattern": "site-*/temp", "detector": "ewma_z", "policy": {"threshold": 0.995}}
+    assert (
+        await api_env.client.put("/v1/detectors/rt", json=rule, headers=admin)
+    ).status_code == 200
+    listed = (await api_env.client.get("/v1/detectors", headers=viewer(api_env))).json()["items"]
+    assert {"name": "rt", **rule} in listed
+    assert (await api_env.client.delete("/v1/detectors/rt", headers=admin)).status_code == 204
+    listed = (await api_env.client.get("/v1/detectors", headers=viewer(api_env))).json()["items"]
+    assert all(item["name"] != "rt" for item in listed)
+    for bad in (
+        {"pattern": "x", "detector": "nope"},
+        {"pattern": "x", "policy": {"threshold": 2}},
+        {"pattern": "x", "policy": {"bogus": 1}},
+        {"pattern": "x", "extra": 1},
+    ):
+        response = await api_env.client.put("/v1/detectors/bad", json=bad, headers=admin)
+        assert response.status_code == 422, bad
+    client = AIOKafkaAdminClient(**api_env.settings.kafka_client_kwargs())
+    await client.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, api_env.settings.topic_control)
+        described = await client.describe_configs([resource])
+    finally:
+        await client.close()
+    configs = {c[0]: c[1] for c in described[0].resources[0][4]}
+    assert configs["cleanup.policy"] == "compact"
+
+
+# --- operations -----------------------------------------------------------------------
+
+
+async def test_ready_and_metrics_with_bounded_labels(api_env: ApiEnv) -> None:
+    ready = await api_env.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "kafka": "ok"}
+    s = api_env.seeded
+    await api_env.client.get(
+        f"/v1/series/{s['entity']}/{s['metric']}/observations", headers=viewer(api_env)
+    )
+    text = (await api_env.client.get("/metrics")).text
+    assert 'route="/v1/series/{entity}/{metric}/observations"' in text
+    assert "plant-1" not in text  # never an entity in a label
+    assert "tsguard_api_request_seconds_bucket" in text
+
+
+async def test_readyz_is_503_when_postgres_is_unreachable(
+    api_env: ApiEnv, dev_key_file: Any
+) -> None:
+    from pydantic import SecretStr
+
+    from stream_app.api.app import create_app
+    from tests.api.conftest import api_settings
+
+    settings = api_settings(
+        dev_key_file,
+        pg_dsn=SecretStr("postgresql://nobody:x@127.0.0.1:1/none?connect_timeout=1"),
+        kafka_bootstrap_servers="127.0.0.1:1",
+    )
+    app = create_app(settings)
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert (await client.get("/healthz")).status_code == 200
+            token = api_env.tokens.role("viewer")
+            r = await asyncio.wait_for(client.get("/v1/series", headers=auth(token)), 60)
+            assert r.status_code == 503

@@ -1,0 +1,244 @@
+"""Each connector against the real local Kafka, Mosquitto and Alertmanager (fresh topics per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from jsonschema import Draft202012Validator
+
+from connectors.alerting.alertmanager import forward_to_alertmanager
+from connectors.alerting.alerts import iso
+from connectors.ingest.files import ColumnMap
+from connectors.ingest.mqtt_bridge import run_mqtt_bridge
+from connectors.ingest.mqtt_payload import TopicPattern
+from connectors.ingest.replay_to_kafka import replay_to_kafka
+from connectors.simulate import GroundTruthWriter, IoTFleet, MarketSim, read_ground_truth
+from connectors.simulate.run import run_simulation
+from stream_app.settings import Settings
+from tests.connectors.helpers import consume
+
+pytestmark = pytest.mark.integration
+
+
+async def private(settings: Settings, fresh_topic: Any, *names: str) -> Settings:
+    """Settings whose named topics are fresh ones of this test."""
+    update = {f"topic_{n}": await fresh_topic(n, partitions=2) for n in names}
+    return settings.model_copy(update=update)
+
+
+@pytest.mark.parametrize("which", ["iot", "market"])
+async def test_simulator_delivers_valid_readings_and_its_ground_truth(
+    settings: Settings,
+    fresh_topic: Any,
+    reading_schema: Draft202012Validator,
+    tmp_path: Path,
+    which: str,
+) -> None:
+    s = await private(settings, fresh_topic, "readings", "groundtruth")
+    sim = (
+        IoTFleet(devices=6, anomaly_rate=0.05, seed=3)
+        if which == "iot"
+        else MarketSim(5, anomaly_rate=0.02, seed=3)
+    )
+    with GroundTruthWriter(tmp_path / "truth.jsonl") as writer:
+        stats = await run_simulation(sim, s, count=600, truth_file=writer)
+    assert stats.readings == 600 and stats.truth > 0
+    readings = await consume(s, s.topic_readings, 600)
+    assert len(readings) == 600
+    for key, reading in readings:
+        reading_schema.validate(reading)
+        assert key == reading["entity"].encode() and reading["ingested_at"] > 1e9
+    truth = await consume(s, s.topic_groundtruth, stats.truth)
+    on_file = [t.to_dict() for t in read_ground_truth(tmp_path / "truth.jsonl")]
+    assert sorted(orjson.dumps(v) for _, v in truth) == sorted(orjson.dumps(t) for t in on_file)
+
+
+async def test_replay_keeps_event_time_and_dead_letters_bad_rows(
+    settings: Settings,
+    fresh_topic: Any,
+    reading_schema: Draft202012Validator,
+    deadletter_schema: Draft202012Validator,
+    tmp_path: Path,
+) -> None:
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    csv_file = tmp_path / "pump.csv"
+    csv_file.write_text(
+        "time,temp,vib\n1767571200,70.5,0.1\noops,1,2\n1767571260,71.0,0.2\n1767571320,x,1\n"
+    )
+    files = [csv_file]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"ts": [1767571230.0, 1767571290.0], "rpm": [900.0, 950.0]})
+        pq.write_table(table, tmp_path / "fans.parquet")
+        files.append(tmp_path / "fans.parquet")
+    except ImportError:
+        pass  # Parquet is an optional extra; CSV is always tested
+    stats = await replay_to_kafka(files, s, ColumnMap(), speed=None)
+    good = 2 + 2 * (len(files) - 1)
+    assert (stats.readings, stats.malformed) == (good, 2)
+    readings = [v for _, v in await consume(s, s.topic_readings, good)]
+    for reading in readings:
+        reading_schema.validate(reading)
+    pump = sorted(r["ts"] for r in readings if r["entity"] == "pump")
+    assert pump == [1767571200.0, 1767571260.0]
+    if len(files) > 1:
+        assert [r["metrics"]["rpm"] for r in readings if r["entity"] == "fans"] == [900.0, 950.0]
+    letters = [v for _, v in await consume(s, s.topic_deadletter, 2)]
+    for letter in letters:
+        deadletter_schema.validate(letter)
+    assert sorted((d["origin"]["location"], d["reason"]) for d in letters) == [
+        (f"{csv_file}:3", "bad_timestamp"),
+        (f"{csv_file}:5", "schema"),
+    ]
+    assert {d["origin"]["source"] for d in letters} == {"file"}
+
+
+async def test_mqtt_bridge_converts_and_dead_letters(
+    settings: Settings,
+    fresh_topic: Any,
+    mqtt_port: int,
+    reading_schema: Draft202012Validator,
+    deadletter_schema: Draft202012Validator,
+) -> None:
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    ready = asyncio.Event()
+    bridge = asyncio.create_task(
+        run_mqtt_bridge(
+            s, TopicPattern.parse(f"{root}/+site/+device/+metric"), max_messages=5, ready=ready
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    messages = [
+        (f"{root}/s1/d1/temp", b"21.5"),
+        (f"{root}/s1/d1/hum", b'{"value": 40, "ts": "2026-01-05T00:00:00Z"}'),
+        (f"{root}/s1/d2/all", b'{"a": 1, "b": 2.5}'),
+        (f"{root}/s1/d1/temp", b"very warm"),
+        (f"{root}/s1/d1/temp", b"\xff\x00"),
+    ]
+    async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+    stats = await asyncio.wait_for(bridge, 20)
+    assert (stats.readings, stats.deadletters) == (3, 2)
+    readings = {
+        v["entity"] + "|" + ",".join(v["metrics"]): v
+        for _, v in await consume(s, s.topic_readings, 3)
+    }
+    for reading in readings.values():
+        reading_schema.validate(reading)
+    assert (
+        readings["s1/d1|hum"]["ts"] == "2026-01-05T00:00:00Z"
+        and readings["s1/d2|a,b"]["metrics"]["b"] == 2.5
+    )
+    letters = [v for _, v in await consume(s, s.topic_deadletter, 2)]
+    for letter in letters:
+        deadletter_schema.validate(letter)
+    assert sorted(d["reason"] for d in letters) == ["bad_payload", "invalid_json"]
+    assert {d["origin"]["location"] for d in letters} == {f"{root}/s1/d1/temp"}
+
+
+def _event(event: str, episode: str, entity: str, **extra: Any) -> bytes:
+    now = time.time()
+    doc = {
+        "version": 1,
+        "event": event,
+        "episode_id": episode,
+        "entity": entity,
+        "metric": "temperature",
+        "kind": "value",
+        "started_at": iso(now - 60),
+        "ended_at": None,
+        "ts": iso(now),
+        "value": 97.2,
+        "expected": 71.3,
+        "lower": 68.0,
+        "upper": 74.6,
+        "score": 0.99,
+        "peak_score": 0.99,
+        "severity": "high",
+        "direction": "up",
+        "detector": "robust_seasonal",
+        "explanation": "6 sigma above",
+    }
+    return orjson.dumps(doc | extra)
+
+
+async def _alerts(url: str, episode: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        response = await http.get("/api/v2/alerts", params={"filter": f'episode_id="{episode}"'})
+        response.raise_for_status()
+        alerts: list[dict[str, Any]] = response.json()
+        return alerts
+
+
+async def _poll(
+    url: str, episode: str, want_present: bool, deadline_s: float = 15.0
+) -> list[dict[str, Any]]:
+    end = time.monotonic() + deadline_s
+    while True:
+        alerts = await _alerts(url, episode)
+        if bool(alerts) == want_present or time.monotonic() > end:
+            return alerts
+        await asyncio.sleep(0.2)
+
+
+async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
+    settings: Settings,
+    fresh_topic: Any,
+    alertmanager_url: str,
+    deadletter_schema: Draft202012Validator,
+) -> None:
+    s = await private(settings, fresh_topic, "anomalies", "deadletter")
+    episode, entity = f"ep-{uuid.uuid4().hex[:16]}", f"it/pump-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
+    await producer.start()
+    forwarder = asyncio.create_task(
+        forward_to_alertmanager(
+            s, url=alertmanager_url, group_id=f"it-fwd-{uuid.uuid4().hex[:8]}", backoff_s=0.1
+        )
+    )
+    try:
+        await producer.send_and_wait(s.topic_anomalies, b"{broken", key=entity.encode())
+        await producer.send_and_wait(
+            s.topic_anomalies, _event("opened", episode, entity), key=entity.encode()
+        )
+        firing = await _poll(alertmanager_url, episode, want_present=True)
+        assert len(firing) == 1, firing
+        assert firing[0]["labels"] == {
+            "alertname": "TsguardAnomaly",
+            "entity": entity,
+            "metric": "temperature",
+            "severity": "high",
+            "detector": "robust_seasonal",
+            "kind": "value",
+            "episode_id": episode,
+        }
+        assert firing[0]["annotations"]["explanation"] == "6 sigma above"
+        assert (
+            firing[0]["annotations"]["value"] == "97.2" and firing[0]["status"]["state"] == "active"
+        )
+        resolved = _event("resolved", episode, entity, ended_at=iso(time.time()))
+        await producer.send_and_wait(s.topic_anomalies, resolved, key=entity.encode())
+        # Alertmanager lists only alerts whose endsAt is still ahead: a resolved one drops out.
+        assert await _poll(alertmanager_url, episode, want_present=False) == []
+    finally:
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarder
+        await producer.stop()
+    letters = [v for _, v in await consume(s, s.topic_deadletter, 1)]
+    assert len(letters) == 1 and letters[0]["reason"] == "invalid_json"
+    deadletter_schema.validate(letters[0])

@@ -1,0 +1,213 @@
+"""Pure parts of the connectors: CSV rows, MQTT topics and payloads, Alertmanager alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.alerting.alerts import AlertBook, check_event, to_alert
+from connectors.ingest.files import ColumnMap, Malformed, MappingError, merged, read_csv
+from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
+from connectors.ingest.replay_to_kafka import parse_speed
+from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter, read_ground_truth
+from stream_app.worker.decode import Rejection
+
+NOW = 1_800_000_000.0
+
+
+def test_csv_rows_become_readings_and_bad_rows_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "pump 7.csv"
+    path.write_text(
+        "timestamp,temperature,vibration\n"
+        "2026-01-05 00:00:00,71.5,0.02\n"
+        "2026-01-05 00:01:00,,0.03\n"
+        "not-a-time,70,0.01\n"
+        "2026-01-05 00:03:00,abc,0.01\n"
+        "2026-01-05 00:04:00,inf,0.01\n"
+        "2026-01-05 00:05:00,72\n"
+        "1767571560000,72.5,0.02\n"
+    )
+    rows = [item for _, item in read_csv(path, ColumnMap(), now=NOW)]
+    good = [r for r in rows if isinstance(r, dict)]
+    bad = [r for r in rows if isinstance(r, Malformed)]
+    assert [g["entity"] for g in good] == ["pump_7"] * 3
+    assert good[0] == {
+        "entity": "pump_7",
+        "ts": 1767571200.0,
+        "metrics": {"temperature": 71.5, "vibration": 0.02},
+        "source": "replay",
+    }
+    assert good[1]["metrics"]["temperature"] is None
+    assert good[2]["ts"] == 1767571560.0  # epoch milliseconds recognised
+    assert [(b.location.rsplit(":", 1)[1], b.reason) for b in bad] == [
+        ("4", "bad_timestamp"),
+        ("5", "schema"),
+        ("6", "non_finite"),
+        ("7", "schema"),
+    ]
+    assert "temperature" in bad[1].detail and str(path) in bad[1].message()
+    assert bad[3].raw == b"2026-01-05 00:05:00,72"
+
+
+def test_column_mapping_entity_column_and_clear_mapping_errors(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("when,device,p,q\n10,a/b,1,2\n20,c d,3,4\n")
+    items = [
+        i
+        for _, i in read_csv(
+            path, ColumnMap(timestamp="when", entity_column="device", metrics=("p",)), now=NOW
+        )
+    ]
+    assert (
+        isinstance(items[0], dict)
+        and items[0]["entity"] == "a/b"
+        and items[0]["metrics"] == {"p": 1.0}
+    )
+    assert isinstance(items[1], Malformed) and items[1].reason == "schema"
+    with pytest.raises(MappingError, match="no timestamp column"):
+        list(read_csv(path, ColumnMap(), now=NOW))
+    with pytest.raises(MappingError, match="zz"):
+        list(read_csv(path, ColumnMap(timestamp="when", metrics=("zz",)), now=NOW))
+
+
+def test_files_are_merged_in_event_time(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,v\n1,1\n3,1\n5,1\n")
+    (tmp_path / "b.csv").write_text("ts,v\n2,2\n4,2\n")
+    order = [ts for ts, _ in merged([tmp_path / "a.csv", tmp_path / "b.csv"], ColumnMap(), now=NOW)]
+    assert order == [1, 2, 3, 4, 5]
+
+
+def test_parse_speed() -> None:
+    assert parse_speed("10") == 10.0
+    with pytest.raises(ValueError):
+        parse_speed("-1")
+
+
+def test_topic_patterns() -> None:
+    p = TopicPattern.parse("sites/+site/+device/+metric")
+    assert p.match("sites/a/b") is None and p.match("other/a/b/c") is None
+    deep = TopicPattern.parse("fleet/+device/#rest")
+    assert deep.subscription == "fleet/+/#" and deep.match("fleet/d1/x/y") == {
+        "device": "d1",
+        "rest": "x/y",
+    }
+    assert (
+        TopicPattern.parse("s/+site/+dev", "{dev}@{site}").entity({"site": "s1", "dev": "d"})
+        == "d@s1"
+    )
+    for bad in ("a/#x/b", "a/b+c/+d", "a/+m/+m", "a/+metric"):
+        with pytest.raises(ValueError):
+            TopicPattern.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "expected"),
+    [
+        ("sites/s1/d1/temp", b"21.5", {"temp": 21.5}),
+        ("sites/s1/d1/temp", b'{"value": 3, "ts": 1767571200}', {"temp": 3}),
+        ("sites/s1/d1/all", b'{"metrics": {"a": 1, "b": null}}', {"a": 1, "b": None}),
+        (
+            "sites/s1/d1/all",
+            b'{"x": 1.5, "y": 2, "time": "2026-01-05T00:00:00Z"}',
+            {"x": 1.5, "y": 2},
+        ),
+    ],
+)
+def test_good_payloads(topic: str, payload: bytes, expected: dict[str, float | None]) -> None:
+    out = payload_to_reading(topic, payload, TopicPattern.parse("sites/+site/+device/+metric"), NOW)
+    assert isinstance(out, dict) and out["metrics"] == expected and out["entity"] == "s1/d1"
+    assert out["source"] == "mqtt" and isinstance(out["ts"], float | int | str)
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("sites/s1/d1/temp", b"warm", "invalid_json"),
+        ("sites/s1/d1/temp", b"\xff\xfe", "bad_payload"),
+        ("sites/s1/d1/temp", b"nan", "non_finite"),
+        ("sites/s1/d1/temp", b"[1, 2]", "bad_payload"),
+        ("sites/s1/d1/temp", b"{}", "bad_payload"),
+        ("sites/s1/d1/temp", b'{"value": "hot"}', "schema"),
+        ("sites/s1/d1/temp", b'{"value": 1, "ts": "yesterday"}', "bad_timestamp"),
+        ("sites/s 1/d1/temp", b"1", "schema"),
+        ("elsewhere/s1/d1/temp", b"1", "bad_payload"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_a_reason(topic: str, payload: bytes, reason: str) -> None:
+    out = payload_to_reading(topic, payload, TopicPattern.parse("sites/+site/+device/+metric"), NOW)
+    assert isinstance(out, Rejection) and out.reason == reason, out
+
+
+def _event(kind: str, severity: str = "high", **extra: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "version": 1,
+        "event": kind,
+        "episode_id": "ep-0123456789",
+        "entity": "plant/pump",
+        "metric": "temp",
+        "kind": "value",
+        "started_at": "2026-01-05T10:00:00Z",
+        "ended_at": None,
+        "ts": "2026-01-05T10:00:00Z",
+        "value": 97.2,
+        "expected": 71.3,
+        "score": 0.99,
+        "peak_score": 0.99,
+        "severity": severity,
+        "direction": "up",
+        "detector": "robust",
+        "explanation": "way up",
+    }
+    return base | extra
+
+
+def test_alerts_carry_labels_annotations_and_endsat_on_resolve() -> None:
+    now = 1_767_610_000.0
+    firing = to_alert(_event("opened"), now)
+    assert firing["labels"] == {
+        "alertname": "TsguardAnomaly",
+        "entity": "plant/pump",
+        "metric": "temp",
+        "severity": "high",
+        "detector": "robust",
+        "kind": "value",
+        "episode_id": "ep-0123456789",
+    }
+    assert (
+        firing["annotations"]["value"] == "97.2"
+        and firing["annotations"]["explanation"] == "way up"
+    )
+    assert firing["startsAt"] == "2026-01-05T10:00:00.000Z" and "endsAt" not in firing
+    resolved = to_alert(_event("resolved", ended_at="2026-01-05T10:05:00Z"), now)
+    assert resolved["endsAt"] == "2026-01-05T10:05:00.000Z"
+    future = to_alert(
+        _event("resolved", started_at="2099-01-01T00:00:00Z", ended_at="2099-01-01T00:01:00Z"), now
+    )
+    assert future["endsAt"] == future["startsAt"]  # clamped to the wall clock
+    assert check_event({"event": "opened"}) is not None and check_event(_event("opened")) is None
+
+
+def test_alert_book_resolves_replaced_severity_and_resends() -> None:
+    book = AlertBook(resend_every_s=60)
+    assert len(book.plan([_event("opened", "medium")], 1000.0)) == 1
+    out = book.plan([_event("updated", "critical")], 1010.0)
+    assert [a["labels"]["severity"] for a in out] == ["medium", "critical"] and "endsAt" in out[0]
+    assert book.due(1030.0) == [] and len(book.due(1071.0)) == 1
+    assert (
+        len(book.plan([_event("resolved", "critical", ended_at="2026-01-05T10:05:00Z")], 1080.0))
+        == 1
+    )
+    assert len(book) == 0
+    assert book.adopt([{"labels": {"alertname": "TsguardAnomaly", "episode_id": "ep-x"}}], 1.0) == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_ground_truth_files_round_trip(tmp_path: Path, suffix: str) -> None:
+    records = [
+        GroundTruth("a/b", "temp", "spike", 1.5, 1.5),
+        GroundTruth("a/b", "*", "duplicate", 2, 2, False),
+    ]
+    with GroundTruthWriter(tmp_path / f"gt{suffix}") as writer:
+        writer.write(records)
+    assert list(read_ground_truth(tmp_path / f"gt{suffix}")) == records

@@ -1,0 +1,200 @@
+"""Live fixtures for the dashboard tests: demo data through the real pipeline, live metrics.
+
+``demo_db``: a private schema, migrated (with the read-only Grafana role), filled
+by a real ``tsguard worker`` consuming generated readings from the real Kafka
+(the lead's pipeline harness). Panels then query it as ``tsguard_ro``.
+
+``live_metrics``: the real ``stream_app.metrics`` registry served on
+127.0.0.1:16067, which the stack's Prometheus scrapes every second, with
+observations recorded continuously while the tests run. The worker's own
+/metrics endpoint failed when this was written (aiohttp rejected the content
+type), so the registry is served here; set ``METRICS_FROM_WORKER`` to scrape
+the real worker of ``demo_db`` instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from connectors.sink import migrate
+from stream_app.metrics import build_metrics
+from stream_app.settings import Settings
+from tests.integration import conftest as _integration
+from tests.integration.pipeline.harness import make_pipeline, wait_for
+from tests.integration.pipeline.streams import labelled_stream
+
+# The integration fixtures, reused by name (pytest finds fixtures assigned here).
+settings = _integration.settings
+pg_conninfo = _integration.pg_conninfo
+kafka_bootstrap = _integration.kafka_bootstrap
+prometheus_url = _integration.prometheus_url
+unreachable = _integration.unreachable
+
+METRICS_PORT = 16067
+METRICS_FROM_WORKER = False
+POINTS = 720  # 12 hours at one reading a minute: several 1 h and many 5 min buckets
+ENTITIES = 4
+
+
+@dataclass(frozen=True)
+class DemoDb:
+    schema: str
+    conninfo: str  # tsguard_ro when it can log in (else the owner), schema on the search path
+    readonly: str  # always the tsguard_ro role (test_grafana_role_* checks it separately)
+    start: datetime
+    end: datetime
+    points: int  # observations written
+    garbage: int  # messages dead-lettered
+
+
+@pytest.fixture(scope="session")
+def demo_db(
+    settings: Settings,
+    pg_conninfo: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DemoDb]:
+    schema = f"dash_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    owner = make_conninfo(pg_conninfo, options=f"-c search_path={schema}")
+    password = settings.pg_readonly_password.get_secret_value()
+    try:
+        migrate(owner, readonly_password=password)
+        yield _fill(settings, schema, owner, password, tmp_path_factory.mktemp("dash-pipeline"))
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _fill(settings: Settings, schema: str, owner: str, password: str, workdir: Path) -> DemoDb:
+    """Generated readings ending ten minutes ago -> Kafka -> a real worker -> the schema."""
+    end_ts = (int(time.time()) // 60) * 60 - 600
+    start_ts = float(end_ts - (POINTS - 1) * 60)
+    readings, _ = labelled_stream(entities=ENTITIES, points=POINTS, start_ts=start_ts)
+    expected = sum(len(r["metrics"]) for r in readings)
+    pipe = make_pipeline(settings, owner, workdir)
+    try:
+        worker = pipe.start_worker("dash-w1", port=METRICS_PORT if METRICS_FROM_WORKER else None)
+        pipe.produce_readings(readings)
+        garbage = pipe.produce([(b"garbage", b"{not json"), (b"garbage", b'{"entity": 1}')])
+        wait_for(
+            lambda: (
+                pipe.count("SELECT count(*) FROM observations") >= expected
+                or (worker.log_tail() and not worker.alive())
+            ),
+            timeout=180,
+            what=f"{expected} observations from the worker",
+        )
+        assert worker.alive(), worker.log_tail()
+        assert pipe.count("SELECT count(*) FROM observations") == expected
+        assert pipe.count("SELECT count(*) FROM anomalies") > 0, worker.log_tail()
+        # What the API does when an operator acknowledges and labels an episode.
+        pipe.sql(
+            "UPDATE anomalies SET acknowledged_at = now(), acknowledged_by = 'ops',"
+            " ack_comment = 'looking', label = 'true_positive', labelled_by = 'ops',"
+            " labelled_at = now() WHERE id = (SELECT min(id) FROM anomalies) RETURNING id"
+        )
+        if METRICS_FROM_WORKER:
+            _keep_worker(pipe)
+        else:
+            pipe.close()
+    except BaseException:
+        pipe.close()
+        raise
+    readonly = make_conninfo(
+        owner, user="tsguard_ro", password=password, options=f"-c search_path={schema}"
+    )
+    try:
+        psycopg.connect(readonly, connect_timeout=5).close()
+        conninfo = readonly
+    except psycopg.OperationalError:
+        conninfo = owner  # queries still run read-only; the role test reports the gap
+    return DemoDb(
+        schema,
+        conninfo,
+        readonly,
+        datetime.fromtimestamp(start_ts, UTC),
+        datetime.fromtimestamp(end_ts, UTC),
+        expected,
+        garbage,
+    )
+
+
+_KEPT: list[object] = []
+
+
+def _keep_worker(pipe: object) -> None:
+    """Keep the worker (and its topics) alive until the session ends."""
+    _KEPT.append(pipe)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_kept() -> Iterator[None]:
+    yield
+    for pipe in _KEPT:
+        pipe.close()  # type: ignore[attr-defined]
+
+
+# --- metrics that the stack's Prometheus scrapes ---------------------------------
+
+
+def _record_forever(stop: threading.Event, registry: CollectorRegistry) -> None:
+    """A worker's worth of activity, recorded until ``stop``: every family gets samples."""
+    m = build_metrics(registry)
+    tick = 0
+    while not stop.wait(0.1):
+        tick += 1
+        m.readings.labels(outcome="scored").inc(40)
+        m.readings.labels(outcome="deadlettered").inc(1)
+        m.points.labels(status="ok").inc(80)
+        m.deadletters.labels(reason="invalid_json").inc(1)
+        m.episode_events.labels(event="opened", severity="high", kind="value").inc()
+        m.scoring_latency.observe(0.002 + (tick % 10) * 0.001)
+        m.emit_latency.observe(0.01 + (tick % 5) * 0.01)
+        m.batch_size.observe(40)
+        m.sink_latency.observe(0.004)
+        m.sink_rows.labels(table="observations").inc(80)
+        m.sink_errors.labels(error="OperationalError").inc(tick % 2)
+        m.series_tracked.set(8)
+        m.state_bytes.set(8 * 1200)
+        m.open_episodes.set(2)
+        for partition in range(4):
+            m.consumer_lag.labels(partition=str(partition)).set(tick % 7 * (partition + 1))
+
+
+@pytest.fixture(scope="session")
+def live_metrics(prometheus_url: str, demo_db: DemoDb) -> Iterator[str]:
+    """A target on 127.0.0.1:16067 that Prometheus scrapes; yields the Prometheus URL."""
+    if METRICS_FROM_WORKER:
+        yield prometheus_url
+        return
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    stop = threading.Event()
+    recorder = threading.Thread(target=_record_forever, args=(stop, registry), daemon=True)
+    try:
+        server, thread = start_http_server(METRICS_PORT, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        unreachable(f"port {METRICS_PORT} for the metrics target", repr(exc))
+    recorder.start()
+    try:
+        yield prometheus_url
+    finally:
+        stop.set()
+        recorder.join(timeout=5)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,176 @@
+"""The provisioning files are consistent: parse, stable uids, known datasources, targets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from connectors.grafana.files import env_references, setting_values, walk_panels
+from stream_app.settings import Settings
+from tests.dashboards.queries import FILES, alert_queries, alert_rules, prom_queries, sql_queries
+
+EXPECTED_UIDS = {"tsguard-overview", "tsguard-series", "tsguard-pipeline"}
+DASHBOARDS = {d["uid"]: d for d in FILES.dashboards()}
+
+
+def _datasources() -> dict[str, dict[str, Any]]:
+    return {ds["uid"]: ds for ds in FILES.datasources()}
+
+
+def _refs(node: Any) -> list[Any]:
+    """Every ``datasource`` value anywhere inside a dashboard."""
+    found: list[Any] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                found.append(value)
+            found.extend(_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_refs(item))
+    return found
+
+
+def test_dashboards_have_stable_unique_uids() -> None:
+    files = FILES.dashboard_files()
+    assert len(files) == len(DASHBOARDS) == 3
+    assert set(DASHBOARDS) == EXPECTED_UIDS
+    for dash in DASHBOARDS.values():
+        assert "id" not in dash or dash["id"] is None
+        assert dash["editable"] is False and dash["title"].startswith("tsguard / ")
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_UIDS))
+def test_only_provisioned_datasources_are_referenced(uid: str) -> None:
+    provisioned = _datasources()
+    refs = _refs(DASHBOARDS[uid])
+    assert refs
+    for ref in refs:
+        assert isinstance(ref, dict), f"datasource by name is fragile: {ref!r}"
+        assert ref["uid"] in provisioned, ref
+        assert ref["type"] == provisioned[ref["uid"]]["type"], ref
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_UIDS))
+def test_every_panel_has_a_target_and_a_question(uid: str) -> None:
+    panels = list(walk_panels(DASHBOARDS[uid]))
+    assert panels
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        assert "?" in panel["description"], panel["title"]
+        for target in panel["targets"]:
+            assert (target.get("rawSql") or target.get("expr") or "").strip(), panel["title"]
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+
+
+def test_data_links_point_at_existing_dashboards_and_variables() -> None:
+    links = [
+        link["url"]
+        for panel in walk_panels(DASHBOARDS["tsguard-overview"])
+        for override in panel.get("fieldConfig", {}).get("overrides", [])
+        for prop in override["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
+    assert links
+    for url in links:
+        parsed = urlparse(url)
+        target_uid = parsed.path.split("/")[2]
+        assert target_uid in DASHBOARDS, url
+        names = {v["name"] for v in DASHBOARDS[target_uid]["templating"]["list"]}
+        wanted = {k.removeprefix("var-") for k in parse_qs(parsed.query) if k.startswith("var-")}
+        assert wanted == names, url
+
+
+_GUARD_RE = re.compile(
+    r"WHERE (\$__interval_ms (?:<|>=) \d+)(?: AND (\$__interval_ms (?:<|>=) \d+))?"
+)
+
+
+def _holds(guard: str, interval_ms: int) -> bool:
+    _, op, bound = guard.split()
+    return interval_ms < int(bound) if op == "<" else interval_ms >= int(bound)
+
+
+def test_rollup_branches_cover_every_interval_exactly_once() -> None:
+    """Each rollup query has raw, 5m and 1h branches guarded by disjoint interval tests."""
+    rollup = [q for q in sql_queries() if "observations_1h" in q.sql]
+    assert len(rollup) >= 4
+    for query in rollup:
+        guards = _GUARD_RE.findall(query.sql)
+        assert len(guards) == 3, query.where
+        for ms in (1, 299_999, 300_000, 3_599_999, 3_600_000, 86_400_000):
+            hits = [g for g in guards if _holds(g[0], ms) and (not g[1] or _holds(g[1], ms))]
+            assert len(hits) == 1, (query.where, ms, hits)
+
+
+def test_datasource_provisioning() -> None:
+    provisioned = _datasources()
+    assert set(provisioned) == {"tsguard-pg", "tsguard-prom"}
+    pg = provisioned["tsguard-pg"]
+    assert pg["type"] == "grafana-postgresql-datasource"
+    assert pg["user"] == "tsguard_ro"
+    assert pg["jsonData"]["database"] and pg["jsonData"]["timescaledb"] is True
+    assert pg["secureJsonData"]["password"] == "${TSGUARD_PG_READONLY_PASSWORD}"
+    assert provisioned["tsguard-prom"]["type"] == "prometheus"
+    assert all(ds["editable"] is False for ds in provisioned.values())
+
+
+def test_provisioning_variables_are_tsguard_settings() -> None:
+    """Grafana's ${VAR} names exist as settings, so compose passes one set of variables."""
+    known = set(setting_values(Settings()))
+    texts = [p.read_text() for p in FILES.datasource_dir.glob("*.yaml")]
+    texts += [p.read_text() for p in FILES.alerting_dir.glob("*.yaml")]
+    referenced = set().union(*(env_references(t) for t in texts))
+    assert "TSGUARD_PG_READONLY_PASSWORD" in referenced
+    assert referenced <= known, referenced - known
+    expanded = FILES.datasources(Settings(pg_readonly_password=SecretStr("s3cret")))
+    assert expanded[0]["secureJsonData"]["password"] == "s3cret"
+
+
+def test_dashboard_provider_disables_ui_edits() -> None:
+    (path,) = FILES.provider_dir.glob("*.yaml")
+    (provider,) = yaml.safe_load(path.read_text())["providers"]
+    assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
+    assert provider["type"] == "file" and provider["options"]["path"]
+
+
+def test_alert_rules_and_contact_point() -> None:
+    rules = alert_rules()
+    assert {r["uid"] for r in rules} == {
+        "tsguard-critical-episode-open",
+        "tsguard-source-silent",
+        "tsguard-consumer-lag-growing",
+    }
+    provisioned = set(_datasources()) | {"__expr__"}
+    for rule, query in alert_queries():
+        assert query["datasourceUid"] in provisioned, rule["uid"]
+        assert query["model"]["refId"] == query["refId"]
+    for rule in rules:
+        assert rule["condition"] in {q["refId"] for q in rule["data"]}
+        assert rule["noDataState"] == "OK"
+    text = (FILES.alerting_dir / "contact-points.yaml").read_text()
+    doc = yaml.safe_load(text)
+    receiver = doc["contactPoints"][0]["receivers"][0]
+    assert receiver["type"] == "prometheus-alertmanager"
+    assert doc["policies"][0]["receiver"] == doc["contactPoints"][0]["name"]
+
+
+def test_every_query_is_collected() -> None:
+    """The live tests below run these; make sure the collectors do not miss any."""
+    sql = sql_queries()
+    prom = prom_queries()
+    panel_targets = sum(len(p["targets"]) for d in DASHBOARDS.values() for p in walk_panels(d))
+    dashboard_sql = [q for q in sql if q.fmt in ("time_series", "table")]
+    dashboard_prom = [q for q in prom if not q.where.startswith(("alert:", "rule:"))]
+    assert len(dashboard_sql) + len(dashboard_prom) == panel_targets
+    assert {q.fmt for q in sql} == {"time_series", "table", "variable", "annotation", "alert"}
+    assert any(q.where.startswith("rule:") for q in prom)

@@ -1,0 +1,184 @@
+"""Every SQL a dashboard, variable, annotation or alert runs, on the real PostgreSQL.
+
+Macros are expanded as Grafana's PostgreSQL datasource does, for several
+interval sizes so the raw, 5-minute and 1-hour rollup branches all run, and
+the queries run as the read-only Grafana role on data the real worker wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pglast
+import psycopg
+import pytest
+
+from connectors.grafana import expand
+from connectors.grafana.files import walk_panels
+from tests.dashboards.conftest import DemoDb
+from tests.dashboards.queries import FILES, SqlQuery, sql_queries
+
+pytestmark = pytest.mark.integration
+
+# 20 s and 1 min read raw points, 5 min and 30 min the 5-minute rollup, 1 h and 1 d the hourly one.
+INTERVALS_MS = (20_000, 60_000, 300_000, 1_800_000, 3_600_000, 86_400_000)
+QUERIES = sql_queries()
+NUMERIC = (int, float, Decimal)
+SEVERITIES = {"low", "medium", "high", "critical"}
+
+
+def _run(db: DemoDb, text: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        cur = conn.execute(text)  # type: ignore[arg-type, unused-ignore]
+        assert cur.description is not None
+        return [c.name for c in cur.description], cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def variables(demo_db: DemoDb) -> dict[str, str]:
+    """$entity/$metric as the drill-down's own variable queries offer them: the busiest series."""
+    with psycopg.connect(demo_db.conninfo) as conn:
+        row = conn.execute(
+            "SELECT entity, metric FROM anomalies GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    return {"entity": row[0], "metric": row[1]}
+
+
+def _window(db: DemoDb) -> tuple[datetime, datetime]:
+    return db.start - timedelta(minutes=30), db.end + timedelta(minutes=5)
+
+
+def _columns_named_by_panel(query: SqlQuery) -> set[str]:
+    """Field names the panel's overrides and links rely on."""
+    for dash in FILES.dashboards():
+        for panel in walk_panels(dash):
+            for target in panel["targets"]:
+                if f"{dash['uid']}/{panel['title']}/{target['refId']}" == query.where:
+                    return {
+                        o["matcher"]["options"]
+                        for o in panel.get("fieldConfig", {}).get("overrides", [])
+                        if o["matcher"]["id"] == "byName"
+                    }
+    return set()
+
+
+def _check_shape(query: SqlQuery, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    # In time-series format the values of a "metric" column name the series.
+    fields = set(names) | (SEVERITIES if "metric" in names else set())
+    assert _columns_named_by_panel(query) <= fields, (query.where, names)
+    if query.fmt == "time_series":
+        assert names[0] == "time"
+        for row in rows:
+            for name, value in zip(names[1:], row[1:], strict=True):
+                assert name == "metric" or value is None or isinstance(value, NUMERIC)
+        times = [r[0] for r in rows]
+        assert times == sorted(times), "time series must be sorted by time"
+    elif query.fmt == "annotation":
+        assert names == ["time", "timeend", "text", "tags"]
+    elif query.fmt == "variable":
+        assert len(names) == 1
+    elif query.fmt == "alert":
+        numeric = (
+            [n for n, v in zip(names, rows[0], strict=True) if isinstance(v, NUMERIC)]
+            if rows
+            else []
+        )
+        assert not rows or len(numeric) == 1, (query.where, names)
+
+
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+@pytest.mark.parametrize("query", QUERIES, ids=[q.id for q in QUERIES])
+def test_query_runs_on_real_postgres(
+    demo_db: DemoDb, variables: dict[str, str], query: SqlQuery, interval_ms: int
+) -> None:
+    start, end = _window(demo_db)
+    text = expand(
+        query.sql, time_from=start, time_to=end, interval_ms=interval_ms, variables=variables
+    )
+    assert "$" not in text, text
+    names, rows = _run(demo_db, text)
+    _check_shape(query, names, rows)
+    if query.fmt != "alert" and "status = 'open'" not in query.sql:
+        assert rows, f"{query.where} returned no rows at {interval_ms} ms:\n{text}"
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[q.id for q in QUERIES])
+def test_timescaledb_expansion_parses(query: SqlQuery) -> None:
+    """TimescaleDB cannot run here: its time_bucket() form must at least be valid SQL."""
+    start = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+    text = expand(
+        query.sql,
+        time_from=start,
+        time_to=start + timedelta(days=1),
+        interval_ms=300_000,
+        variables={"entity": "e", "metric": "m"},
+        timescaledb=True,
+    )
+    if "$__timeGroup" in query.sql:
+        assert "time_bucket('" in text
+    pglast.parse_sql(text)
+
+
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+def test_rollups_count_every_point_once(demo_db: DemoDb, interval_ms: int) -> None:
+    """Points/s times the bucket width adds up to all points, whichever branch ran."""
+    (query,) = [q for q in QUERIES if q.where.endswith("Scored points/s (stored)/A")]
+    start, end = _window(demo_db)
+    text = expand(query.sql, time_from=start, time_to=end, interval_ms=interval_ms)
+    _, rows = _run(demo_db, text)
+    total = sum(float(r[1]) * interval_ms / 1000.0 for r in rows)
+    assert round(total) == demo_db.points
+
+
+def test_value_band_agrees_across_granularities(demo_db: DemoDb, variables: dict[str, str]) -> None:
+    """The hourly rollup's mean value equals the mean of the raw points it summarises."""
+    (query,) = [q for q in QUERIES if q.where.endswith("Value and expected band/A")]
+    start, end = _window(demo_db)
+    raw = _run(
+        demo_db,
+        expand(query.sql, time_from=start, time_to=end, interval_ms=60_000, variables=variables),
+    )[1]
+    hourly = _run(
+        demo_db,
+        expand(query.sql, time_from=start, time_to=end, interval_ms=3_600_000, variables=variables),
+    )[1]
+    assert len(hourly) < len(raw)
+    assert (
+        abs(sum(r[1] for r in raw) / len(raw) - sum(float(h[1]) for h in hourly) / len(hourly))
+        < 1.0
+    )
+    assert min(r[3] for r in raw if r[3] is not None) == pytest.approx(
+        min(h[3] for h in hourly if h[3] is not None)
+    )
+
+
+def test_open_critical_and_silent_source_alerts_fire_on_demo_data(demo_db: DemoDb) -> None:
+    """The data ended ten minutes ago: every entity is a silent source right now."""
+    (silent,) = [q for q in QUERIES if q.where == "alert:tsguard-source-silent/A"]
+    start, end = _window(demo_db)
+    names, rows = _run(
+        demo_db, expand(silent.sql, time_from=start, time_to=end, interval_ms=60_000)
+    )
+    assert names == ["entity", "silent_seconds"]
+    assert len(rows) == 4 and all(float(r[1]) > 300 for r in rows)
+
+
+def test_grafana_role_can_log_in_and_read(demo_db: DemoDb) -> None:
+    """The datasource's tsguard_ro role (made by migrate) reads every table and rollup."""
+    try:
+        conn = psycopg.connect(demo_db.readonly, connect_timeout=5, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"tsguard_ro cannot log in ({exc}); migrate() creates it only when the migrating"
+            " role has CREATEROLE",
+            pytrace=False,
+        )
+    with conn:
+        for table in ("observations", "observations_5m", "observations_1h", "anomalies", "series"):
+            conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM anomalies")

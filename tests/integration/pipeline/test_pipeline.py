@@ -1,0 +1,180 @@
+"""The streaming pipeline against the real Kafka and PostgreSQL of the stack.
+
+Each test runs real `tsguard worker` processes on private topics and a
+private schema, feeds generated labelled readings, and checks what lands on
+the anomaly and dead-letter topics and in the database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from stream_app.core import EngineConfig, SeriesProcessor
+from tests.integration.pipeline.harness import Pipeline, wait_for
+from tests.integration.pipeline.streams import labelled_stream, recall_precision
+
+pytestmark = pytest.mark.integration
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMAS / name).read_text())
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _episodes(pipe: Pipeline) -> list[dict[str, object]]:
+    rows = pipe.sql(
+        "SELECT entity, metric, extract(epoch FROM started_at), extract(epoch FROM coalesce(ended_at, last_ts))"
+        " FROM anomalies WHERE kind = 'value'"
+    )
+    return [{"entity": e, "metric": m, "start": float(s), "end": float(t)} for e, m, s, t in rows]
+
+
+def test_end_to_end_labelled_stream(pipeline: Pipeline) -> None:
+    readings, truth = labelled_stream(entities=6, points=600)
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(readings)
+    expected_points = sum(len(r["metrics"]) for r in readings)
+    wait_for(
+        lambda: pipeline.count("SELECT count(*) FROM observations") >= expected_points,
+        timeout=120,
+        what=f"{expected_points} observations",
+    )
+    assert pipeline.count("SELECT count(*) FROM observations") == expected_points
+    episodes = _episodes(pipeline)
+    recall, precision = recall_precision(truth, episodes, slack_s=600)
+    assert recall >= 0.8, (recall, episodes)
+    assert precision >= 0.6, (precision, episodes)
+    events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=len(episodes), timeout=30)
+    assert {e["episode_id"] for e in events if e["event"] == "opened"} >= {
+        r[0] for r in pipeline.sql("SELECT id FROM anomalies")
+    }
+    validator = _validator("anomaly-event.schema.json")
+    for event in events:
+        validator.validate(event)
+    assert worker.metric("tsguard_readings_total") >= len(readings)
+
+
+def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
+    good, _ = labelled_stream(entities=2, metrics=("temperature",), points=50)
+    ts = good[-1]["ts"]
+    bad: list[tuple[bytes | None, bytes]] = [
+        (b"p/1", b"{not json"),
+        (b"p/1", orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": "hot"}})),
+        (b"p/1", b'{"entity": "p/1", "ts": 1790000000, "metrics": {"t": NaN}}'),
+        (b"p/1", b'{"entity": "p/1", "ts": 1790000000, "metrics": {"t": 1e999}}'),
+        (b"p/1", orjson.dumps({"entity": "p/1", "metrics": {"t": 1.0}})),
+        (b"p 1", orjson.dumps({"entity": "has space", "ts": ts, "metrics": {"t": 1.0}})),
+        (b"p/1", orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0, "pad": "x" * 5_000_000}})),
+        (b"p/1", orjson.dumps({"entity": "p/1", "ts": 4_000_000_000, "metrics": {"t": 1.0}})),
+        (b"p/1", orjson.dumps([1, 2, 3])),
+    ]
+    messages: list[tuple[bytes | None, bytes]] = []
+    for i, reading in enumerate(good):
+        messages.append((reading["entity"].encode(), orjson.dumps(reading)))
+        if i % 10 == 5 and bad:
+            messages.append(bad.pop())
+    messages.extend(bad)
+    n_bad = sum(1 for _, v in messages if not v.startswith(b'{"entity":"site-'))
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce(messages)
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=n_bad, timeout=60)
+    assert len(letters) == n_bad
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons == sorted(
+        ["invalid_json", "schema", "non_finite", "non_finite", "schema", "schema", "too_large",
+         "future_timestamp", "schema"]
+    ), reasons
+    validator = _validator("deadletter.schema.json")
+    for letter in letters:
+        validator.validate(letter)
+        assert letter["payload_size"] > 0
+    big = next(letter for letter in letters if letter["reason"] == "too_large")
+    assert big["truncated"] and len(big["payload"]) <= pipeline.settings.deadletter_max_payload_bytes
+    wait_for(
+        lambda: pipeline.count("SELECT count(*) FROM observations") >= len(good),
+        timeout=60,
+        what="every good reading scored",
+    )
+    assert pipeline.count("SELECT count(*) FROM observations") == len(good)
+    assert worker.alive()
+    assert worker.metric("tsguard_deadletters_total") == n_bad
+
+
+def _reference_scores(readings: list[dict[str, object]]) -> dict[tuple[str, str, float], float | None]:
+    """Scores of an uninterrupted in-memory run of the same core."""
+    config = EngineConfig.default()
+    procs: dict[tuple[str, str], SeriesProcessor] = {}
+    out: dict[tuple[str, str, float], float | None] = {}
+    for r in readings:
+        entity = str(r["entity"])
+        for metric, value in r["metrics"].items():  # type: ignore[attr-defined]
+            proc = procs.setdefault(
+                (entity, metric), SeriesProcessor.create(entity=entity, metric=metric, config=config)
+            )
+            point, _ = proc.process(ts=float(r["ts"]), value=value)
+            out[(entity, metric, float(r["ts"]))] = point.score
+    return out
+
+
+def _db_scores(pipe: Pipeline) -> dict[tuple[str, str, float], float | None]:
+    rows = pipe.sql("SELECT entity, metric, extract(epoch FROM ts), score FROM observations")
+    return {(e, m, round(float(t), 3)): s for e, m, t, s in rows}
+
+
+def _assert_exactly_once_and_close(pipe: Pipeline, readings: list[dict[str, object]]) -> None:
+    db = _db_scores(pipe)
+    ref = {(e, m, round(t, 3)): s for (e, m, t), s in _reference_scores(readings).items()}
+    assert set(db) == set(ref)  # every point once: the primary key forbids a second copy
+    close = sum(
+        1 for k, s in ref.items() if (s is None) == (db[k] is None) and (s is None or abs(s - db[k]) <= 0.05)
+    )
+    assert close / len(ref) >= 0.97, f"only {close}/{len(ref)} scores match the uninterrupted run"
+
+
+def _scored(pipe: Pipeline) -> int:
+    return pipe.count("SELECT count(*) FROM observations")
+
+
+def test_kill_9_and_restart_recovers_state(pipeline: Pipeline) -> None:
+    """Killed while a chunk is in flight; the restarted worker goes on with the learned state."""
+    readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=1500, seed=11)
+    first, second, third = readings[:2400], readings[2400:4000], readings[4000:]
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(first)
+    wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first chunk scored")
+    pipeline.produce_readings(second)
+    wait_for(lambda: _scored(pipeline) > len(first), timeout=60, what="the second chunk started", every=0.02)
+    worker.kill()
+    again = pipeline.start_worker("w1-restarted")
+    again.wait_ready()
+    pipeline.produce_readings(third)  # scored only after the restart: needs the recovered state
+    total = len(readings)
+    wait_for(lambda: _scored(pipeline) >= total, timeout=120, what="the whole stream scored")
+    _assert_exactly_once_and_close(pipeline, readings)
+
+
+def test_two_workers_one_killed_other_takes_over(pipeline: Pipeline) -> None:
+    readings, _ = labelled_stream(entities=8, metrics=("temperature",), points=800, seed=5)
+    first_half, second_half = readings[:3200], readings[3200:]
+    a = pipeline.start_worker("wa")
+    b = pipeline.start_worker("wb")
+    a.wait_ready()
+    b.wait_ready()
+    pipeline.produce_readings(first_half)
+    wait_for(lambda: _scored(pipeline) >= len(first_half), timeout=90, what="the first half scored")
+    assert a.metric("tsguard_readings_total") > 0 and b.metric("tsguard_readings_total") > 0
+    a.kill()
+    pipeline.produce_readings(second_half)
+    total = len(readings)
+    wait_for(lambda: _scored(pipeline) >= total, timeout=150, what="the survivor finishing the stream")
+    assert b.alive()
+    _assert_exactly_once_and_close(pipeline, readings)

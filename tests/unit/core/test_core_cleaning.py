@@ -1,0 +1,88 @@
+"""Cleaning through the processor: duplicates, late points, limits, silence, stuck."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream_app.core import EngineConfig, SeriesProcessor, TumblingWindow
+
+
+def make(**cleaning: object) -> SeriesProcessor:
+    cfg = EngineConfig.from_mapping(
+        {"defaults": {"cleaning": {"warmup_points": 5, **cleaning},
+                      "limits": {"lower": -50, "upper": 150}}}
+    )
+    return SeriesProcessor.create("pump-1", "temp", cfg)
+
+
+def feed(proc: SeriesProcessor, n: int, step: float = 10.0, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        proc.process(step * i, 20.0 + float(rng.normal(0, 1)))
+    return step * (n - 1)
+
+
+def test_duplicates_late_and_limits_are_rejected_with_reasons() -> None:
+    proc = make(allowed_lateness_s=25.0)
+    last = feed(proc, 50)
+    assert proc.process(last, 20.0)[0].status == "duplicate"
+    assert proc.process(last - 100.0, 20.0)[0].status == "late"
+    within = proc.process(last - 15.0, 20.0)[0]
+    assert within.accepted and within.status == "ok"
+    assert proc.process(last - 15.0, 20.0)[0].status == "duplicate"
+    assert proc.process(last + 10.0, 500.0)[0].status == "out_of_limits"
+    point = proc.process(last + 10.0, 21.0)[0]
+    assert point.accepted and point.score is not None
+
+
+def test_warmup_scores_zero_without_episodes() -> None:
+    proc = make(warmup_points=40)
+    for i in range(40):
+        point, events = proc.process(10.0 * i, 140.0 if i == 20 else 20.0 + (i % 3))
+        assert point.status == "warmup" and point.score == 0.0 and not events
+
+
+def test_silence_opens_and_resolves() -> None:
+    proc = make(silence_intervals=10)
+    last = feed(proc, 100)
+    assert proc.advance(last + 50.0) == []
+    (opened,) = proc.advance(last + 200.0)
+    assert opened.kind == "silence" and opened.event == "opened"
+    assert proc.advance(last + 300.0) == []  # only once
+    _, events = proc.process(last + 310.0, 20.0)
+    assert [(e.kind, e.event) for e in events] == [("silence", "resolved")]
+    assert events[0].episode_id == opened.episode_id
+
+
+def test_stuck_values_open_an_episode_until_they_change() -> None:
+    proc = make(stuck_min_points=10)
+    last = feed(proc, 200)
+    stuck = []
+    for i in range(1, 30):
+        stuck += proc.process(last + 10.0 * i, 21.5)[1]
+    assert [(e.kind, e.event) for e in stuck] == [("stuck", "opened")]
+    _, events = proc.process(last + 400.0, 19.0)
+    assert ("stuck", "resolved") in [(e.kind, e.event) for e in events]
+
+
+def test_series_that_often_repeat_need_longer_runs() -> None:
+    proc = make(stuck_min_points=10)
+    rng = np.random.default_rng(1)
+    events = []
+    for i in range(3000):  # small counts repeat a third of the time
+        events += proc.process(10.0 * i, float(rng.poisson(1.0)))[1]
+    assert not [e for e in events if e.kind == "stuck"]
+    sparse = make(stuck_min_points=10)
+    for i in range(3000):  # zero most of the time
+        sparse.process(10.0 * i, float(rng.poisson(0.05)))
+    assert sparse.cleaner.stuck_limit() > 50
+
+
+def test_tumbling_window_aggregates() -> None:
+    tw = TumblingWindow(10.0)
+    out = [tw.add(float(t), float(t)) for t in range(25)]
+    done = [a for a in out if a is not None]
+    assert [(a.start, a.count, a.mean, a.min, a.max) for a in done] == [
+        (0.0, 10, 4.5, 0.0, 9.0), (10.0, 10, 14.5, 10.0, 19.0)]
+    last = tw.flush()
+    assert last is not None and last.count == 5 and last.get("max") == 24.0

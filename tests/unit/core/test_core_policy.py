@@ -1,0 +1,81 @@
+"""The episode policy: threshold, direction, minimum duration, hysteresis,
+cool-down and maximum length."""
+
+from __future__ import annotations
+
+from stream_app.core import EpisodePolicy, PolicyConfig
+from stream_app.core.records import EpisodeEvent
+
+HIGH, MID, LOW = 0.9999, 0.995, 0.1
+
+
+def drive(
+    cfg: PolicyConfig, scores: list[float], z: float = 5.0
+) -> tuple[list[bool], list[EpisodeEvent]]:
+    pol = EpisodePolicy("pump-1", "temp", cfg, "robust_seasonal")
+    flags, events = [], []
+    for i, s in enumerate(scores):
+        flag, evs = pol.step(float(i), 10.0 + z, s, 10.0, 9.0, 11.0, z)
+        flags.append(flag)
+        events.extend(evs)
+    return flags, events
+
+
+def kinds(events: list[EpisodeEvent]) -> list[str]:
+    return [e.event for e in events]
+
+
+def test_opens_and_resolves_with_stable_id() -> None:
+    flags, events = drive(PolicyConfig(threshold=0.999, cooldown_points=2), [LOW, HIGH, HIGH, LOW, LOW, LOW])
+    assert kinds(events) == ["opened", "resolved"]
+    assert events[0].episode_id == events[1].episode_id
+    assert events[0].started_at == 1.0 and events[1].ended_at == 2.0
+    assert flags == [False, True, True, True, False, False]
+    assert "above expected" in events[0].explanation and "robust_seasonal" in events[0].explanation
+
+
+def test_min_duration_ignores_short_bursts() -> None:
+    cfg = PolicyConfig(threshold=0.999, min_points=3)
+    _, events = drive(cfg, [HIGH, HIGH, LOW, HIGH, HIGH, LOW])
+    assert events == []
+    flags, events = drive(cfg, [HIGH, HIGH, HIGH, LOW])
+    assert kinds(events) == ["opened"] and flags[:3] == [False, False, True]
+    assert events[0].started_at == 0.0  # the episode starts at its first point
+
+
+def test_hysteresis_keeps_episode_open_between_thresholds() -> None:
+    cfg = PolicyConfig(threshold=0.999, close_threshold=0.99, cooldown_points=1)
+    flags, events = drive(cfg, [HIGH, MID, MID, MID, LOW])
+    assert kinds(events) == ["opened", "resolved"]
+    assert flags == [True, True, True, True, False]
+    # MID alone never opens an episode
+    assert drive(cfg, [MID] * 5)[1] == []
+
+
+def test_cool_down_merges_nearby_bursts() -> None:
+    scores = [HIGH, LOW, LOW, HIGH, LOW, LOW, LOW, LOW]
+    _, merged = drive(PolicyConfig(threshold=0.999, cooldown_points=3), scores)
+    assert kinds(merged) == ["opened", "resolved"]
+    _, split = drive(PolicyConfig(threshold=0.999, cooldown_points=1), scores)
+    assert kinds(split) == ["opened", "resolved", "opened", "resolved"]
+
+
+def test_max_length_resolves_and_waits_for_normal() -> None:
+    flags, events = drive(PolicyConfig(threshold=0.999, cooldown_points=2, max_points=3), [HIGH] * 6 + [LOW, HIGH])
+    assert kinds(events) == ["opened", "resolved", "opened"]
+    assert "maximum" in events[1].explanation
+    assert flags[3:6] == [False, False, False]
+
+
+def test_direction_filters_spikes_or_dips() -> None:
+    _, up_only = drive(PolicyConfig(threshold=0.999, direction="up"), [HIGH, HIGH], z=-5.0)
+    assert up_only == []
+    _, down = drive(PolicyConfig(threshold=0.999, direction="down"), [HIGH], z=-5.0)
+    assert kinds(down) == ["opened"] and down[0].direction == "down"
+
+
+def test_severity_rises_with_updated_events() -> None:
+    _, events = drive(PolicyConfig(threshold=0.999), [0.9991, 0.99998, 0.9999999])
+    assert kinds(events) == ["opened", "updated", "updated"]
+    assert [e.severity for e in events] == ["low", "medium", "critical"]
+    assert events[-1].to_dict()["peak_score"] == 0.9999999

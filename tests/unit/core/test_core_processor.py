@@ -1,0 +1,91 @@
+"""Processor-level behaviour: config rules, state size, feedback, book, events."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from stream_app.core import EngineConfig, SeriesBook, SeriesProcessor
+
+
+def seasonal(n: int, step: float = 300.0, seed: int = 0) -> list[tuple[float, float]]:
+    rng = np.random.default_rng(seed)
+    return [(step * i, 50.0 + 10.0 * math.sin(2 * math.pi * step * i / 86400.0)
+             + float(rng.normal(0, 1))) for i in range(n)]
+
+
+def test_rules_choose_detector_and_policy_by_pattern() -> None:
+    cfg = EngineConfig.from_mapping({
+        "seed": 3,
+        "rules": [{"pattern": "plant-*/temp*", "detector": "ewma_z",
+                   "policy": {"direction": "up", "min_points": 2}}],
+    })
+    proc = SeriesProcessor.create("plant-3", "temperature", cfg)
+    assert proc.detector_name == "ewma_z"
+    assert proc.settings.policy.direction == "up" and proc.settings.policy.min_points == 2
+    assert SeriesProcessor.create("bank", "fx", cfg).detector_name == "robust_seasonal"
+
+
+@pytest.mark.parametrize("bad", [{"rules": [{"detector": "x"}]}, {"rulez": []},
+                                 {"defaults": {"policy": {"threshold": 2.0}}},
+                                 {"defaults": {"policy": {"treshold": 0.9}}}])
+def test_bad_config_is_rejected(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        EngineConfig.from_mapping(bad)
+
+
+def test_state_is_compact_with_seasonal_profiles() -> None:
+    proc = SeriesProcessor.create("site-1/meter-2", "power", EngineConfig.default())
+    for ts, v in seasonal(4000):  # two weeks at 5 min: daily and weekly profiles
+        proc.process(ts, v)
+    assert proc.detector.week is not None  # type: ignore[attr-defined]
+    assert proc.state_size() <= 4096
+
+
+def test_detects_a_spike_and_explains_it() -> None:
+    proc = SeriesProcessor.create("site-1/meter-2", "power", EngineConfig.default())
+    data = seasonal(1500)
+    for ts, v in data:
+        proc.process(ts, v)
+    point, events = proc.process(data[-1][0] + 300.0, data[-1][1] + 25.0)
+    assert point.is_anomaly and point.score is not None and point.score > 0.999
+    assert point.lower is not None and point.upper is not None
+    assert not point.lower <= point.value <= point.upper  # type: ignore[operator]
+    (opened,) = events
+    assert opened.kind == "value" and opened.direction == "up"
+    assert "above expected" in opened.explanation
+    assert orjson.loads(orjson.dumps(opened.to_dict()))["episode_id"] == opened.episode_id
+
+
+def test_false_positive_feedback_widens_tolerance_boundedly() -> None:
+    proc = SeriesProcessor.create("e", "m", EngineConfig.default())
+    margins = [proc.apply_feedback("false_positive") for _ in range(10)]
+    assert margins[:3] == [2.0, 4.0, 8.0] and margins[-1] == 64.0
+    assert proc.policy.open_thr == pytest.approx(1.0 - 0.0001 / 64.0)
+    assert proc.apply_feedback("true_positive") == 32.0
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.policy.margin == 32.0
+    with pytest.raises(ValueError):
+        proc.apply_feedback("meh")
+
+
+def test_book_creates_evicts_and_reports_memory() -> None:
+    book = SeriesBook(EngineConfig.default())
+    for i in range(100):
+        book.process("pump-1", "temp", 10.0 * i, 20.0 + i % 3)
+        book.process("pump-2", "temp", 10.0 * i, 30.0 + i % 5)
+    book.process("pump-3", "temp", 5000.0, 1.0)
+    assert len(book) == 3 and book.state_bytes() > 0
+    evicted = book.evict_idle(watermark_ts=5100.0, idle_seconds=1000.0)
+    assert sorted(evicted) == [("pump-1", "temp"), ("pump-2", "temp")]
+    restored = SeriesProcessor.from_bytes(evicted[("pump-1", "temp")])
+    book.put(restored, 990.0)
+    assert len(book) == 2 and restored.last_ts == 990.0
+
+
+def test_from_bytes_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        SeriesProcessor.from_bytes(b"\x04\x00\x00\x00nope")

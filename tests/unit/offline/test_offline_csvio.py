@@ -1,0 +1,60 @@
+"""Reading series CSVs: timestamp formats and malformed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream_app.offline.csvio import MalformedCsvError, parse_timestamp, read_series_csv
+
+NOON = 1_530_619_200.0  # 2018-07-03T12:00:00Z
+
+
+@pytest.mark.parametrize("text", [
+    "2018-07-03T12:00:00Z", "2018-07-03T12:00:00+00:00", "2018-07-03T14:00:00+02:00",
+    "2018-07-03 12:00:00", "2018-07-03T12:00:00", "1530619200", "1530619200.0",
+    "1530619200000", " 2018-07-03T12:00:00.000Z ",
+])
+def test_timestamp_formats(text: str) -> None:
+    assert parse_timestamp(text) == NOON
+
+
+def test_epoch_milliseconds_keep_fractions() -> None:
+    assert parse_timestamp("1530619200123") == pytest.approx(NOON + 0.123)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "nan", "2018-13-01T00:00:00Z"])
+def test_bad_timestamps_raise(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "series.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path, "site,timestamp,value\nA,1000,1.5\nA,1060,\nA,1120,nan\n")
+    table = read_series_csv(path)
+    assert table.timestamps == [1000.0, 1060.0, 1120.0]
+    assert table.values["value"][:2] == [1.5, None]
+    assert table.raw_values["value"] == ["1.5", "", "nan"]
+
+
+@pytest.mark.parametrize(("text", "line", "reason"), [
+    ("time,value\n1,2\n", 1, "missing column(s) timestamp"),
+    ("timestamp,value\n1000,1\n1060,abc\n", 3, "cannot parse value 'abc'"),
+    ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
+    ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
+    ("", 1, "empty file"),
+])
+def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(MalformedCsvError) as caught:
+        read_series_csv(path)
+    assert caught.value.line == line
+    assert reason in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:{line}:")

@@ -1,0 +1,98 @@
+"""``tsguard evaluate`` and ``tsguard bench detectors`` end to end on generated data."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+from typer.testing import CliRunner
+
+from stream_app.cli import app
+from stream_app.offline.evaluate import load_dataset
+
+OVERALL_KEYS = {"nab_standard", "nab_low_fp", "nab_low_fn", "episode_f1", "episode_precision",
+                "episode_recall", "mean_delay_points"}
+START = 1_700_000_000.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _labelled_csv(path: Path, n: int, spikes: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["timestamp,value,label"]
+    for i in range(n):
+        anomalous = any(s <= i < s + 5 for s in spikes)
+        value = 20.0 + 4.0 * math.sin(i / 10.0) + rng.normal(0.0, 0.3) + (15.0 if anomalous else 0)
+        rows.append(f"{_iso(START + 60.0 * i)},{value:.3f},{int(anomalous)}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _dataset(root: Path) -> Path:
+    _labelled_csv(root / "group" / "a.csv", 600, [300, 450], seed=1)
+    _labelled_csv(root / "group" / "b.csv", 500, [350], seed=2)
+    _labelled_csv(root / "c.csv", 400, [], seed=3)
+    (root / "index.csv").write_text("path,points\nc.csv,400\n", encoding="utf-8")
+    windows = {"group/a.csv": [[_iso(START + 60 * 290), _iso(START + 60 * 320)],
+                               [_iso(START + 60 * 445), _iso(START + 60 * 460)]]}
+    (root / "windows.json").write_text(json.dumps(windows), encoding="utf-8")
+    return root
+
+
+def test_windows_come_from_windows_json_or_from_labels(tmp_path: Path) -> None:
+    series, skipped = load_dataset(_dataset(tmp_path))
+    by_name = {s.name: s for s in series}
+    assert [p.name for p in skipped] == ["index.csv"]
+    assert by_name["group/a.csv"].windows == [(290, 320), (445, 460)]
+    # NAB rule: 10 % of 500 points for one anomaly, centred on the labelled run
+    assert by_name["group/b.csv"].windows == [(327, 377)]
+    assert by_name["c.csv"].windows == []
+
+
+def test_evaluate_json_has_every_detector_and_key(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(_dataset(tmp_path / "data")), "--json",
+                                      "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["overall"]) == {"tsguard", "river_hst", "zscore"}
+    for metrics in payload["overall"].values():
+        assert set(metrics) >= OVERALL_KEYS
+        assert -1000.0 <= metrics["nab_standard"] <= 100.0
+    assert set(payload["series"]) == {"group/a.csv", "group/b.csv", "c.csv"}
+    html = (report / "index.html").read_text(encoding="utf-8")
+    plots = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(plots) == 3
+    for plot in plots:
+        ElementTree.fromstring(plot)  # well-formed SVG
+
+
+def test_evaluate_table_output(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", str(_dataset(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "overall" in result.stdout
+    assert "river_hst" in result.stdout
+
+
+def test_evaluate_rejects_a_folder_without_labelled_series(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("timestamp,value\n1,2\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "no CSV with timestamp,value,label" in result.stderr
+
+
+def test_bench_detectors_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "detectors", "--json", "--points", "2000",
+                                      "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for key in ("tsguard_points_per_s", "river_hst_points_per_s", "river_sad_points_per_s",
+                "ratio_hst", "ratio_sad", "state_bytes_per_series"):
+        assert payload[key] > 0

@@ -1,0 +1,123 @@
+"""``tsguard replay`` through the real command line and the real detector core."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stream_app.cli import app
+
+HEADER = ["timestamp", "value", "anomaly_score", "is_anomaly", "expected", "lower", "upper",
+          "status"]
+
+
+def _series_csv(path: Path, n: int = 200, start: float = 1_700_000_000.0) -> list[str]:
+    """A seasonal series with one spike; returns the data lines written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        value = 10.0 + 3.0 * math.sin(i / 8.0) + (40.0 if i == n - 20 else 0.0)
+        lines.append(f"{start + 60.0 * i:.0f},{value:.4f}")
+    path.write_text("timestamp,value\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return lines
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == HEADER
+        return list(reader)
+
+
+def test_folder_output_mirrors_input_one_row_per_row(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    written = {rel: _series_csv(src / rel, n) for rel, n in
+               [("a.csv", 150), ("plant/pump-1.csv", 120), ("plant/deep/x.csv", 90)]}
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == sorted(written)
+    for rel, lines in written.items():
+        rows = _rows(out / rel)
+        assert [f"{r['timestamp']},{r['value']}" for r in rows] == lines
+        scored = [r for r in rows if r["status"] in ("ok", "warmup")]
+        assert len(scored) == len(rows)
+        assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in scored)
+        assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
+
+
+def test_folder_skips_csvs_that_are_not_series(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    _series_csv(src / "a.csv", 50)
+    (src / "index.csv").write_text("path,points\na.csv,50\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 CSV(s)" in result.stderr
+    assert [p.name for p in out.rglob("*.csv")] == ["a.csv"]
+
+
+def test_single_file_with_a_wrong_header_is_malformed(tmp_path: Path) -> None:
+    source = tmp_path / "index.csv"
+    source.write_text("path,points\na.csv,50\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code != 0
+    assert f"{source}:1: missing column(s) timestamp, value" in result.stderr
+
+
+def test_rejected_rows_keep_their_place(tmp_path: Path) -> None:
+    source = tmp_path / "s.csv"
+    lines = _series_csv(source, 80)
+    # a missing value, a NaN and a duplicate timestamp in the middle of the file
+    lines[40] = lines[40].split(",")[0] + ","
+    lines[50] = lines[50].split(",")[0] + ",nan"
+    lines.insert(61, lines[60])
+    source.write_text("timestamp,value\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    target = tmp_path / "out.csv"
+    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(target)
+    assert len(rows) == len(lines)
+    for i in (40, 50, 61):
+        assert rows[i]["anomaly_score"] == ""
+        assert rows[i]["status"] not in ("ok", "warmup", "")
+    assert rows[40]["status"] == "missing"
+    assert rows[50]["status"] == "non_finite"
+    assert rows[61]["status"] == "duplicate"
+    assert rows[62]["anomaly_score"] != ""
+
+
+def test_iso_timestamps_with_and_without_zone(tmp_path: Path) -> None:
+    source = tmp_path / "iso.csv"
+    source.write_text("timestamp,value\n2018-07-03T12:00:00Z,1\n2018-07-03 12:01:00,2\n"
+                      "2018-07-03T14:02:00+02:00,3\n1530619380000,4\n", encoding="utf-8")
+    target = tmp_path / "iso-out.csv"
+    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _rows(target)] == ["warmup"] * 4
+
+
+def test_several_metrics_get_their_own_columns(tmp_path: Path) -> None:
+    source = tmp_path / "multi.csv"
+    source.write_text("timestamp,temp,vib,other\n1000,1,0.1,x\n1060,2,,y\n", encoding="utf-8")
+    target = tmp_path / "multi-out.csv"
+    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target),
+                                      "--metrics", "temp,vib"])
+    assert result.exit_code == 0, result.output
+    with target.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    assert rows[1]["vib_status"] == "missing"
+    assert rows[1]["temp_status"] == "warmup"
+
+
+def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    _series_csv(src / "good.csv", 30)
+    bad = src / "bad.csv"
+    bad.write_text("timestamp,value\n1000,1\n1060,2\nsoon,3\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert f"{bad}:4:" in result.stderr
+    assert "cannot parse timestamp 'soon'" in result.stderr
