@@ -23,6 +23,7 @@ app = typer.Typer(
 # (module, attribute, name as a group or None to merge its commands at the top level)
 _SUBAPPS: list[tuple[str, str, str | None]] = [
     ("connectors.stack.cli", "app", "stack"),
+    ("stream_app.demo_cli", "app", None),
     ("stream_app.worker.cli", "app", None),
     ("stream_app.worker.cli", "topics_app", "topics"),
     ("stream_app.worker.cli", "db_app", "db"),

@@ -52,6 +52,7 @@ class Metrics:
     consumer_lag: Gauge
     open_episodes: Gauge
     feedback: Counter
+    assigned_partitions: Gauge
 
 
 def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -144,6 +145,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "tsguard_feedback",
             "Operator labels applied to series models, by label.",
             ["label"],
+            registry=reg,
+        ),
+        assigned_partitions=Gauge(
+            "tsguard_assigned_partitions",
+            "Partitions of the readings topic assigned to this worker.",
             registry=reg,
         ),
     )

@@ -126,8 +126,17 @@ class SeriesCleaner:
         return gap if gap > self.silence_intervals * self.step else 0.0
 
     def write(self, w: Writer) -> None:
-        w.raw("dddIIddI", self.last_ts, self.last_value, self.step, self.n, self.run, self.rate,
-              self.run_start, self.limit)
+        w.raw(
+            "dddIIddI",
+            self.last_ts,
+            self.last_value,
+            self.step,
+            self.n,
+            self.run,
+            self.rate,
+            self.run_start,
+            self.limit,
+        )
         w.floats(self.recent)
 
     def read(self, r: Reader) -> None:

@@ -97,8 +97,14 @@ class EpisodePolicy:
         self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
 
     def step(
-        self, ts: float, value: float, score: float, expected: float, lower: float,
-        upper: float, z: float,
+        self,
+        ts: float,
+        value: float,
+        score: float,
+        expected: float,
+        lower: float,
+        upper: float,
+        z: float,
     ) -> tuple[bool, tuple[EpisodeEvent, ...]]:
         """Decide one scored point: ``(is_anomaly, events)``."""
         if score < self.close_thr and not self.episode:
@@ -146,25 +152,55 @@ class EpisodePolicy:
         return True, _NO_EVENTS  # cooling down: still part of the open episode
 
     def _event(
-        self, kind: str, ts: float, value: float, score: float, expected: float,
-        lower: float, upper: float, z: float,
+        self,
+        kind: str,
+        ts: float,
+        value: float,
+        score: float,
+        expected: float,
+        lower: float,
+        upper: float,
+        z: float,
     ) -> EpisodeEvent:
         direction: Direction = "up" if value > expected else "down" if value < expected else "none"
         return EpisodeEvent(
-            event="opened" if kind == "opened" else "updated", episode_id=self.episode,
-            entity=self.entity, metric=self.metric, kind="value", started_at=self.started_at,
-            ended_at=None, ts=ts, value=value, expected=expected, lower=lower, upper=upper,
-            score=score, peak_score=self.peak, severity=SEVERITIES[self.severity],
-            direction=direction, detector=self.detector,
+            event="opened" if kind == "opened" else "updated",
+            episode_id=self.episode,
+            entity=self.entity,
+            metric=self.metric,
+            kind="value",
+            started_at=self.started_at,
+            ended_at=None,
+            ts=ts,
+            value=value,
+            expected=expected,
+            lower=lower,
+            upper=upper,
+            score=score,
+            peak_score=self.peak,
+            severity=SEVERITIES[self.severity],
+            direction=direction,
+            detector=self.detector,
             explanation=explain(value, z, expected, lower, upper, self.detector),
         )
 
     def _resolve(self, ts: float, why: str) -> EpisodeEvent:
         last_ts, value, score, expected, lower, upper = self.last
         event = EpisodeEvent(
-            event="resolved", episode_id=self.episode, entity=self.entity, metric=self.metric,
-            kind="value", started_at=self.started_at, ended_at=last_ts, ts=ts, value=value,
-            expected=expected, lower=lower, upper=upper, score=score, peak_score=self.peak,
+            event="resolved",
+            episode_id=self.episode,
+            entity=self.entity,
+            metric=self.metric,
+            kind="value",
+            started_at=self.started_at,
+            ended_at=last_ts,
+            ts=ts,
+            value=value,
+            expected=expected,
+            lower=lower,
+            upper=upper,
+            score=score,
+            peak_score=self.peak,
             severity=SEVERITIES[self.severity],
             direction="up" if value > expected else "down" if value < expected else "none",
             detector=self.detector,
@@ -176,8 +212,18 @@ class EpisodePolicy:
 
     def write(self, w: Writer) -> None:
         w.text(self.episode)
-        w.raw("?IIIIdddd", self.armed, self.pending, self.length, self.normal_run, self.severity,
-              self.pending_start, self.started_at, self.peak, self.margin)
+        w.raw(
+            "?IIIIdddd",
+            self.armed,
+            self.pending,
+            self.length,
+            self.normal_run,
+            self.severity,
+            self.pending_start,
+            self.started_at,
+            self.peak,
+            self.margin,
+        )
         w.floats(self.last)
 
     def read(self, r: Reader) -> None:
@@ -217,11 +263,24 @@ class FlagEpisode:
         self, kind: str, ts: float, value: float | None, ended: float | None, why: str
     ) -> EpisodeEvent:
         return EpisodeEvent(
-            event="opened" if kind == "opened" else "resolved", episode_id=self.episode,
-            entity=self.entity, metric=self.metric, kind=self.kind, started_at=self.started_at,
-            ended_at=ended, ts=ts, value=value, expected=None, lower=None, upper=None,
-            score=1.0, peak_score=1.0, severity="high", direction="none",
-            detector="cleaner", explanation=why,
+            event="opened" if kind == "opened" else "resolved",
+            episode_id=self.episode,
+            entity=self.entity,
+            metric=self.metric,
+            kind=self.kind,
+            started_at=self.started_at,
+            ended_at=ended,
+            ts=ts,
+            value=value,
+            expected=None,
+            lower=None,
+            upper=None,
+            score=1.0,
+            peak_score=1.0,
+            severity="high",
+            direction="none",
+            detector="cleaner",
+            explanation=why,
         )
 
     def write(self, w: Writer) -> None:

@@ -45,7 +45,11 @@ class SeriesProcessor:
     )  # fmt: skip
 
     def __init__(
-        self, entity: str, metric: str, settings: SeriesConfig, detector: Detector,
+        self,
+        entity: str,
+        metric: str,
+        settings: SeriesConfig,
+        detector: Detector,
     ) -> None:
         self.entity = entity
         self.metric = metric
@@ -60,7 +64,10 @@ class SeriesProcessor:
 
     @classmethod
     def create(
-        cls, entity: str, metric: str, config: EngineConfig | None = None,
+        cls,
+        entity: str,
+        metric: str,
+        config: EngineConfig | None = None,
         registry: DetectorRegistry | None = None,
     ) -> SeriesProcessor:
         """A new series with the settings ``config`` resolves for it."""
@@ -164,7 +171,9 @@ class SeriesProcessor:
 
     @classmethod
     def from_bytes(
-        cls, blob: bytes, config: EngineConfig | None = None,
+        cls,
+        blob: bytes,
+        config: EngineConfig | None = None,
         registry: DetectorRegistry | None = None,
     ) -> SeriesProcessor:
         """Restore a processor; a changed detector in ``config`` starts that model afresh."""
@@ -184,4 +193,3 @@ class SeriesProcessor:
             reg = registry or REGISTRY
             proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
         return proc
-

@@ -17,10 +17,11 @@ from connectors.sink.postgres import PostgresSink
 from stream_app.core import EngineConfig
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
+from stream_app.worker.batching import EventBatcher
 from stream_app.worker.control import ControlWatcher
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.runtime import WorkerRuntime
-from stream_app.worker.scoring import EntityStates, Message, ReadingScorer
+from stream_app.worker.scoring import EntityStates, ReadingScorer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
-        table_standby_replicas=1,
+        # Standby copies were seen to leave a worker that takes over a killed
+        # peer's partitions recovered but not consuming; recovery replays the
+        # changelog instead.
+        table_standby_replicas=0,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
     readings = app.topic(settings.topic_readings, key_serializer="raw", value_serializer="raw")
@@ -101,7 +105,7 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
     )
     runtime = WorkerRuntime(scorer, sink, metrics)
     runtime.table = table
-    sink._on_error = runtime.record_sink_error  # noqa: SLF001 - wired after construction
+    sink._on_error = runtime.record_sink_error  # wired after construction
 
     async def send_event(key: bytes | None, value: bytes) -> None:
         await anomalies.send(key=key, value=value)
@@ -115,30 +119,33 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
 
     @app.agent(readings, name="score-readings")
     async def score_readings(stream: Any) -> None:
-        async for batch in stream.take_events(
-            settings.worker_batch_size, within=settings.worker_batch_timeout_s
-        ):
-            messages = [
-                Message(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
-                for e in batch
-            ]
-            await runtime.handle(messages)
+        batcher = EventBatcher(
+            runtime.handle, size=settings.worker_batch_size, within=settings.worker_batch_timeout_s
+        )
+        await batcher.run(stream)
 
     @app.agent(feedback, name="operator-feedback")
     async def operator_feedback(stream: Any) -> None:
         async for value in stream:
             await runtime.handle_feedback(value)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         runtime.forget()
 
-    @app.task
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sync receivers only
+
+    async def on_assigned(sender: Any, assigned: Any, signal: Any = None, **kwargs: Any) -> None:
+        mine = sum(1 for tp in assigned if tp.topic == settings.topic_readings)
+        metrics.assigned_partitions.set(mine)
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+    @app.task  # type: ignore[untyped-decorator]
     async def start_io() -> None:
         await sink.open()
         await control.start()
 
-    @app.timer(interval=5.0)
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         for tp in app.consumer.assignment():
             if tp.topic != settings.topic_readings:

@@ -55,7 +55,10 @@ def worker(
     logging.basicConfig(level=settings.log_level)
     asyncio.run(ensure_topics(settings))
     if migrate_db:
-        migrate(settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value())
+        migrate(
+            settings.pg_conninfo(),
+            readonly_password=settings.pg_readonly_password.get_secret_value(),
+        )
     faust_app = create_app(settings, build_metrics(), load_rules(settings.detector_config))
     faust.Worker(faust_app, loglevel=settings.log_level.lower()).execute_from_commandline()
 

@@ -34,7 +34,9 @@ def iso(ts: float) -> str:
     >>> iso(0.5)
     '1970-01-01T00:00:00.500Z'
     """
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
@@ -176,7 +178,9 @@ class ReadingScorer:
                 self._score(result, msg, now, out)
             except Exception as exc:
                 out.deadletters.append(
-                    self._dead(msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now)
+                    self._dead(
+                        msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now
+                    )
                 )
         return out
 
@@ -188,7 +192,9 @@ class ReadingScorer:
             self.watermark = reading.ts
         out.event_to_scored.append(now - reading.ts)
         for metric, value in reading.metrics.items():
-            point, events = self.states.processor(entity, metric).process(ts=reading.ts, value=value)
+            point, events = self.states.processor(entity, metric).process(
+                ts=reading.ts, value=value
+            )
             out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
             out.rows.append(to_row(point))  # a replayed duplicate conflicts and is dropped
             if point.status in _QUIET_REJECTIONS:

@@ -19,18 +19,43 @@ DEFAULT_DETECTOR = RobustSeasonal.name
 def build_registry() -> DetectorRegistry:
     """A fresh registry holding every built-in detector."""
     reg = DetectorRegistry()
-    reg.register(DetectorSpec(RobustSeasonal.name, RobustSeasonal.create, RobustSeasonal.load,
-                              description="robust level/trend/seasonal forecast (default)"))
-    reg.register(DetectorSpec(EwmaZ.name, EwmaZ.create, EwmaZ.load,
-                              description="EW mean/variance z-score"))
-    reg.register(DetectorSpec(RiverSAD.name, RiverSAD.create, RiverSAD.load,
-                              description="River StandardAbsoluteDeviation"))
-    reg.register(DetectorSpec(RiverHST.name, RiverHST.create, RiverHST.load,
-                              test_params={"n_trees": 5, "height": 6, "window_size": 50},
-                              description="River HalfSpaceTrees on scaled shingles"))
-    reg.register(DetectorSpec(Ensemble.name, Ensemble.create, Ensemble.load,
-                              test_params={"members": ["robust_seasonal", "ewma_z"]},
-                              description="max / noisy-or of calibrated member scores"))
+    reg.register(
+        DetectorSpec(
+            RobustSeasonal.name,
+            RobustSeasonal.create,
+            RobustSeasonal.load,
+            description="robust level/trend/seasonal forecast (default)",
+        )
+    )
+    reg.register(
+        DetectorSpec(EwmaZ.name, EwmaZ.create, EwmaZ.load, description="EW mean/variance z-score")
+    )
+    reg.register(
+        DetectorSpec(
+            RiverSAD.name,
+            RiverSAD.create,
+            RiverSAD.load,
+            description="River StandardAbsoluteDeviation",
+        )
+    )
+    reg.register(
+        DetectorSpec(
+            RiverHST.name,
+            RiverHST.create,
+            RiverHST.load,
+            test_params={"n_trees": 5, "height": 6, "window_size": 50},
+            description="River HalfSpaceTrees on scaled shingles",
+        )
+    )
+    reg.register(
+        DetectorSpec(
+            Ensemble.name,
+            Ensemble.create,
+            Ensemble.load,
+            test_params={"members": ["robust_seasonal", "ewma_z"]},
+            description="max / noisy-or of calibrated member scores",
+        )
+    )
     return reg
 
 

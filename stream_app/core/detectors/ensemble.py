@@ -62,7 +62,10 @@ class Ensemble:
 
     @classmethod
     def load(
-        cls, blob: bytes, params: Mapping[str, Any], seed: int,
+        cls,
+        blob: bytes,
+        params: Mapping[str, Any],
+        seed: int,
         registry: DetectorRegistry | None = None,
     ) -> Ensemble:
         reg = registry or _default_registry()

@@ -47,8 +47,10 @@ class RiverHST:
         self.keys = tuple(f"x{i}" for i in range(int(p["shingle"])))
         self.scaler: Any = preprocessing.MinMaxScaler()
         self.model: Any = anomaly.HalfSpaceTrees(
-            n_trees=int(p["n_trees"]), height=int(p["height"]),
-            window_size=int(p["window_size"]), seed=seed,
+            n_trees=int(p["n_trees"]),
+            height=int(p["height"]),
+            window_size=int(p["window_size"]),
+            seed=seed,
         )
         self.cal = TailCalibrator(q_lo=0.5, q_hi=0.8, rate=float(p["cal_rate"]))
         self.base = EwmaZ({})

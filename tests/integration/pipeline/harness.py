@@ -80,7 +80,7 @@ class Pipeline:
         return self.produce((r["entity"].encode(), orjson.dumps(r)) for r in readings)
 
     def consume(self, topic: str, *, min_count: int, timeout: float) -> list[Any]:
-        return asyncio.run(_consume(self.settings, topic, min_count, timeout))
+        return asyncio.run(_consume(self.settings, topic, min_count, deadline_s=timeout))
 
     def close(self) -> None:
         for worker in self.workers:
@@ -215,14 +215,16 @@ async def _produce(settings: Settings, messages: list[tuple[bytes | None, bytes]
     return len(messages)
 
 
-async def _consume(settings: Settings, topic: str, min_count: int, timeout: float) -> list[Any]:
+async def _consume(
+    settings: Settings, topic: str, min_count: int, *, deadline_s: float
+) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic, group_id=None, auto_offset_reset="earliest", **settings.kafka_client_kwargs()
     )
     await consumer.start()
     out: list[Any] = []
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + deadline_s
         while len(out) < min_count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():

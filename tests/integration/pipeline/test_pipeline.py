@@ -51,7 +51,9 @@ def test_end_to_end_labelled_stream(pipeline: Pipeline) -> None:
     recall, precision = recall_precision(truth, episodes, slack_s=600)
     assert recall >= 0.8, (recall, episodes)
     assert precision >= 0.6, (precision, episodes)
-    events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=len(episodes), timeout=30)
+    events = pipeline.consume(
+        pipeline.settings.topic_anomalies, min_count=len(episodes), timeout=30
+    )
     assert {e["episode_id"] for e in events if e["event"] == "opened"} >= {
         r[0] for r in pipeline.sql("SELECT id FROM anomalies")
     }
@@ -71,7 +73,12 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
         (b"p/1", b'{"entity": "p/1", "ts": 1790000000, "metrics": {"t": 1e999}}'),
         (b"p/1", orjson.dumps({"entity": "p/1", "metrics": {"t": 1.0}})),
         (b"p 1", orjson.dumps({"entity": "has space", "ts": ts, "metrics": {"t": 1.0}})),
-        (b"p/1", orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0, "pad": "x" * 5_000_000}})),
+        (
+            b"p/1",
+            orjson.dumps(
+                {"entity": "p/1", "ts": ts, "metrics": {"t": 1.0, "pad": "x" * 5_000_000}}
+            ),
+        ),
         (b"p/1", orjson.dumps({"entity": "p/1", "ts": 4_000_000_000, "metrics": {"t": 1.0}})),
         (b"p/1", orjson.dumps([1, 2, 3])),
     ]
@@ -89,15 +96,26 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
     assert len(letters) == n_bad
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons == sorted(
-        ["invalid_json", "schema", "non_finite", "non_finite", "schema", "schema", "too_large",
-         "future_timestamp", "schema"]
+        [
+            "invalid_json",
+            "schema",
+            "non_finite",
+            "non_finite",
+            "schema",
+            "schema",
+            "too_large",
+            "future_timestamp",
+            "schema",
+        ]
     ), reasons
     validator = _validator("deadletter.schema.json")
     for letter in letters:
         validator.validate(letter)
         assert letter["payload_size"] > 0
     big = next(letter for letter in letters if letter["reason"] == "too_large")
-    assert big["truncated"] and len(big["payload"]) <= pipeline.settings.deadletter_max_payload_bytes
+    assert (
+        big["truncated"] and len(big["payload"]) <= pipeline.settings.deadletter_max_payload_bytes
+    )
     wait_for(
         lambda: pipeline.count("SELECT count(*) FROM observations") >= len(good),
         timeout=60,
@@ -108,7 +126,9 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
     assert worker.metric("tsguard_deadletters_total") == n_bad
 
 
-def _reference_scores(readings: list[dict[str, object]]) -> dict[tuple[str, str, float], float | None]:
+def _reference_scores(
+    readings: list[dict[str, object]],
+) -> dict[tuple[str, str, float], float | None]:
     """Scores of an uninterrupted in-memory run of the same core."""
     config = EngineConfig.default()
     procs: dict[tuple[str, str], SeriesProcessor] = {}
@@ -117,7 +137,8 @@ def _reference_scores(readings: list[dict[str, object]]) -> dict[tuple[str, str,
         entity = str(r["entity"])
         for metric, value in r["metrics"].items():  # type: ignore[attr-defined]
             proc = procs.setdefault(
-                (entity, metric), SeriesProcessor.create(entity=entity, metric=metric, config=config)
+                (entity, metric),
+                SeriesProcessor.create(entity=entity, metric=metric, config=config),
             )
             point, _ = proc.process(ts=float(r["ts"]), value=value)
             out[(entity, metric, float(r["ts"]))] = point.score
@@ -134,7 +155,9 @@ def _assert_exactly_once_and_close(pipe: Pipeline, readings: list[dict[str, obje
     ref = {(e, m, round(t, 3)): s for (e, m, t), s in _reference_scores(readings).items()}
     assert set(db) == set(ref)  # every point once: the primary key forbids a second copy
     close = sum(
-        1 for k, s in ref.items() if (s is None) == (db[k] is None) and (s is None or abs(s - db[k]) <= 0.05)
+        1
+        for k, s in ref.items()
+        if (s is None) == (db[k] is None) and (s is None or abs(s - db[k]) <= 0.05)
     )
     assert close / len(ref) >= 0.97, f"only {close}/{len(ref)} scores match the uninterrupted run"
 
@@ -152,7 +175,12 @@ def test_kill_9_and_restart_recovers_state(pipeline: Pipeline) -> None:
     pipeline.produce_readings(first)
     wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first chunk scored")
     pipeline.produce_readings(second)
-    wait_for(lambda: _scored(pipeline) > len(first), timeout=60, what="the second chunk started", every=0.02)
+    wait_for(
+        lambda: _scored(pipeline) > len(first),
+        timeout=60,
+        what="the second chunk started",
+        every=0.02,
+    )
     worker.kill()
     again = pipeline.start_worker("w1-restarted")
     again.wait_ready()
@@ -169,12 +197,19 @@ def test_two_workers_one_killed_other_takes_over(pipeline: Pipeline) -> None:
     b = pipeline.start_worker("wb")
     a.wait_ready()
     b.wait_ready()
+    wait_for(
+        lambda: a.metric("tsguard_assigned_partitions") > 0 and b.metric("tsguard_assigned_partitions") > 0,
+        timeout=60,
+        what="both workers owning partitions",
+    )
     pipeline.produce_readings(first_half)
     wait_for(lambda: _scored(pipeline) >= len(first_half), timeout=90, what="the first half scored")
     assert a.metric("tsguard_readings_total") > 0 and b.metric("tsguard_readings_total") > 0
     a.kill()
     pipeline.produce_readings(second_half)
     total = len(readings)
-    wait_for(lambda: _scored(pipeline) >= total, timeout=150, what="the survivor finishing the stream")
+    wait_for(
+        lambda: _scored(pipeline) >= total, timeout=150, what="the survivor finishing the stream"
+    )
     assert b.alive()
     _assert_exactly_once_and_close(pipeline, readings)

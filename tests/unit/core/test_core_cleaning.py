@@ -9,8 +9,12 @@ from stream_app.core import EngineConfig, SeriesProcessor, TumblingWindow
 
 def make(**cleaning: object) -> SeriesProcessor:
     cfg = EngineConfig.from_mapping(
-        {"defaults": {"cleaning": {"warmup_points": 5, **cleaning},
-                      "limits": {"lower": -50, "upper": 150}}}
+        {
+            "defaults": {
+                "cleaning": {"warmup_points": 5, **cleaning},
+                "limits": {"lower": -50, "upper": 150},
+            }
+        }
     )
     return SeriesProcessor.create("pump-1", "temp", cfg)
 
@@ -83,6 +87,8 @@ def test_tumbling_window_aggregates() -> None:
     out = [tw.add(float(t), float(t)) for t in range(25)]
     done = [a for a in out if a is not None]
     assert [(a.start, a.count, a.mean, a.min, a.max) for a in done] == [
-        (0.0, 10, 4.5, 0.0, 9.0), (10.0, 10, 14.5, 10.0, 19.0)]
+        (0.0, 10, 4.5, 0.0, 9.0),
+        (10.0, 10, 14.5, 10.0, 19.0),
+    ]
     last = tw.flush()
     assert last is not None and last.count == 5 and last.get("max") == 24.0

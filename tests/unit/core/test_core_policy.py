@@ -26,7 +26,9 @@ def kinds(events: list[EpisodeEvent]) -> list[str]:
 
 
 def test_opens_and_resolves_with_stable_id() -> None:
-    flags, events = drive(PolicyConfig(threshold=0.999, cooldown_points=2), [LOW, HIGH, HIGH, LOW, LOW, LOW])
+    flags, events = drive(
+        PolicyConfig(threshold=0.999, cooldown_points=2), [LOW, HIGH, HIGH, LOW, LOW, LOW]
+    )
     assert kinds(events) == ["opened", "resolved"]
     assert events[0].episode_id == events[1].episode_id
     assert events[0].started_at == 1.0 and events[1].ended_at == 2.0
@@ -61,7 +63,9 @@ def test_cool_down_merges_nearby_bursts() -> None:
 
 
 def test_max_length_resolves_and_waits_for_normal() -> None:
-    flags, events = drive(PolicyConfig(threshold=0.999, cooldown_points=2, max_points=3), [HIGH] * 6 + [LOW, HIGH])
+    flags, events = drive(
+        PolicyConfig(threshold=0.999, cooldown_points=2, max_points=3), [HIGH] * 6 + [LOW, HIGH]
+    )
     assert kinds(events) == ["opened", "resolved", "opened"]
     assert "maximum" in events[1].explanation
     assert flags[3:6] == [False, False, False]

@@ -13,25 +13,43 @@ from stream_app.core import EngineConfig, SeriesBook, SeriesProcessor
 
 def seasonal(n: int, step: float = 300.0, seed: int = 0) -> list[tuple[float, float]]:
     rng = np.random.default_rng(seed)
-    return [(step * i, 50.0 + 10.0 * math.sin(2 * math.pi * step * i / 86400.0)
-             + float(rng.normal(0, 1))) for i in range(n)]
+    return [
+        (
+            step * i,
+            50.0 + 10.0 * math.sin(2 * math.pi * step * i / 86400.0) + float(rng.normal(0, 1)),
+        )
+        for i in range(n)
+    ]
 
 
 def test_rules_choose_detector_and_policy_by_pattern() -> None:
-    cfg = EngineConfig.from_mapping({
-        "seed": 3,
-        "rules": [{"pattern": "plant-*/temp*", "detector": "ewma_z",
-                   "policy": {"direction": "up", "min_points": 2}}],
-    })
+    cfg = EngineConfig.from_mapping(
+        {
+            "seed": 3,
+            "rules": [
+                {
+                    "pattern": "plant-*/temp*",
+                    "detector": "ewma_z",
+                    "policy": {"direction": "up", "min_points": 2},
+                }
+            ],
+        }
+    )
     proc = SeriesProcessor.create("plant-3", "temperature", cfg)
     assert proc.detector_name == "ewma_z"
     assert proc.settings.policy.direction == "up" and proc.settings.policy.min_points == 2
     assert SeriesProcessor.create("bank", "fx", cfg).detector_name == "robust_seasonal"
 
 
-@pytest.mark.parametrize("bad", [{"rules": [{"detector": "x"}]}, {"rulez": []},
-                                 {"defaults": {"policy": {"threshold": 2.0}}},
-                                 {"defaults": {"policy": {"treshold": 0.9}}}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rules": [{"detector": "x"}]},
+        {"rulez": []},
+        {"defaults": {"policy": {"threshold": 2.0}}},
+        {"defaults": {"policy": {"treshold": 0.9}}},
+    ],
+)
 def test_bad_config_is_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         EngineConfig.from_mapping(bad)

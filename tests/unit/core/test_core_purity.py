@@ -7,8 +7,20 @@ from pathlib import Path
 
 import stream_app.core
 
-FORBIDDEN = {"faust", "aiokafka", "psycopg", "psycopg_pool", "httpx", "prometheus_client",
-             "fastapi", "os", "time", "socket", "requests", "subprocess"}
+FORBIDDEN = {
+    "faust",
+    "aiokafka",
+    "psycopg",
+    "psycopg_pool",
+    "httpx",
+    "prometheus_client",
+    "fastapi",
+    "os",
+    "time",
+    "socket",
+    "requests",
+    "subprocess",
+}
 CORE = Path(stream_app.core.__file__).parent
 
 
@@ -24,8 +36,7 @@ def test_core_imports_nothing_impure() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            problems += [f"{path.name}: import {n}" for n in names
-                         if n.split(".")[0] in FORBIDDEN]
+            problems += [f"{path.name}: import {n}" for n in names if n.split(".")[0] in FORBIDDEN]
             if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "today"):
                 problems.append(f"{path.name}:{node.lineno}: .{node.attr}()")
             if isinstance(node, ast.Name) and node.id == "environ":

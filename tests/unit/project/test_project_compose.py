@@ -1,0 +1,67 @@
+"""docker-compose.yml and the settings object cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _env_names(service: dict[str, Any]) -> set[str]:
+    env = service.get("environment") or {}
+    names = set(env) if isinstance(env, dict) else {item.split("=", 1)[0] for item in env}
+    return {n for n in names if n != "<<"}
+
+
+def test_every_tsguard_variable_is_a_setting() -> None:
+    fields = {f"TSGUARD_{name.upper()}" for name in Settings.model_fields}
+    used: set[str] = set()
+    for service in COMPOSE["services"].values():
+        used |= {n for n in _env_names(service) if n.startswith("TSGUARD_")}
+    used |= {n for n in COMPOSE["x-tsguard-env"] if n.startswith("TSGUARD_")}
+    assert used, "compose sets no TSGUARD_ variable at all"
+    assert used - fields == set()
+
+
+def test_every_mounted_repo_path_exists() -> None:
+    mounts = []
+    for name, service in COMPOSE["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                mounts.append((name, source))
+    assert mounts
+    for name, source in mounts:
+        assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_build_context_files_exist() -> None:
+    for service in COMPOSE["services"].values():
+        build = service.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_services_that_run_tsguard_use_known_commands() -> None:
+    from typer.main import get_command
+
+    from stream_app.cli import app
+
+    top = get_command(app)
+    for service in COMPOSE["services"].values():
+        if service.get("image") == "tsguard:latest" and "command" in service:
+            first = service["command"][0]
+            assert first in top.commands, f"compose runs unknown command {first!r}"  # type: ignore[attr-defined]
+
+
+def test_interpolated_variables_have_defaults() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for match in re.finditer(r"\$\{([A-Z0-9_]+)(:-[^}]*)?\}", text):
+        assert match.group(2) is not None, f"${{{match.group(1)}}} has no default"
