@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 # Per-reading latencies are sub-millisecond to seconds: the defaults start at 5 ms.
 LATENCY_BUCKETS = (
@@ -55,9 +55,53 @@ class Metrics:
     assigned_partitions: Gauge
 
 
+# Known label values are created at zero, so rates and alert rules see a series
+# from the first scrape instead of "no data" until the first occurrence.
+KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "readings": (("scored",), ("deadlettered",)),
+    "points": tuple(
+        (s,)
+        for s in ("ok", "warmup", "duplicate", "late", "non_finite", "out_of_limits", "missing")
+    ),
+    "deadletters": tuple(
+        (r,)
+        for r in (
+            "invalid_json",
+            "schema",
+            "non_finite",
+            "too_large",
+            "future_timestamp",
+            "bad_timestamp",
+            "rejected_point",
+            "bad_payload",
+            "internal_error",
+        )
+    ),
+    "episode_events": tuple(
+        (e, s, k)
+        for e in ("opened", "updated", "resolved")
+        for s in ("low", "medium", "high", "critical")
+        for k in ("value", "silence", "stuck")
+    ),
+    "sink_errors": (("OperationalError",), ("PoolTimeout",)),
+    "sink_rows": (("observations",), ("anomalies",)),
+    "feedback": (("false_positive",), ("true_positive",)),
+}
+
+
 def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     """Create all metric families on ``registry`` (a fresh one when None)."""
     reg = registry if registry is not None else CollectorRegistry()
+    ProcessCollector(registry=reg)  # process_cpu_seconds_total, process_resident_memory_bytes
+    metrics = _families(reg)
+    for name, values in KNOWN_LABELS.items():
+        family = getattr(metrics, name)
+        for labels in values:
+            family.labels(*labels)
+    return metrics
+
+
+def _families(reg: CollectorRegistry) -> Metrics:
     return Metrics(
         registry=reg,
         readings=Counter(

@@ -175,7 +175,10 @@ class Postgres(Service):
                 "SELECT 1 FROM pg_roles WHERE rolname = %s", [parts["user"]]
             ).fetchone()
             verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-            conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, password))
+            # CREATEROLE so `tsguard db migrate` can create Grafana's read-only role.
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN CREATEROLE PASSWORD {}").format(verb, role, password)
+            )
             if not conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [parts["dbname"]]
             ).fetchone():

@@ -117,3 +117,30 @@ def detectors(
     table.add_row("river_sad", f"{result['river_sad_points_per_s']:,}", str(result["ratio_sad"]))
     Console().print(table)
     Console().print(f"state bytes per series: {result['state_bytes_per_series']}")
+
+
+@bench_app.command()
+def pipeline(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    readings: Annotated[int, typer.Option(min=100, help="Readings for the throughput run.")]
+    = 200_000,
+    offered_rate: Annotated[float, typer.Option(min=1, help="Readings/s for the latency run.")]
+    = 5_000.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of the latency run.")] = 25.0,
+    entities: Annotated[int, typer.Option(min=1, help="Entities (3 metrics each).")] = 1_000,
+) -> None:
+    """One real worker end to end: readings/s, vs a bare consumer, and p50/p99 latency."""
+    import orjson
+
+    from stream_app.settings import load_settings
+    from stream_app.worker.bench import PipelinePlan, run_pipeline_bench
+
+    plan = PipelinePlan(readings=readings, offered_rate=offered_rate, latency_seconds=seconds,
+                        entities=entities)
+    result = run_pipeline_bench(load_settings(), plan, lambda text: typer.echo(text, err=True))
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:>30}  {value:,}" if isinstance(value, int | float) else
+                   f"{key:>30}  {value}")

@@ -50,6 +50,7 @@ class EventBatcher:
         ticker = asyncio.create_task(self._tick(quiet))
         try:
             async for event in quiet.events():
+                log.warning("DBG event p=%s o=%s", event.message.partition, event.message.offset)
                 async with self._lock:
                     if not self._pending:
                         self._first_at = self._clock()

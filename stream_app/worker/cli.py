@@ -44,7 +44,7 @@ def worker(
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
     from stream_app.worker.app import create_app
-    from stream_app.worker.topics import ensure_topics
+    from stream_app.worker.topics import ensure_committed_offsets, ensure_topics
 
     overrides: dict[str, Any] = {}
     if web_port is not None:
@@ -54,6 +54,7 @@ def worker(
     settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level)
     asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
         migrate(
             settings.pg_conninfo(),

@@ -138,7 +138,12 @@ class WorkerRuntime:
             self.metrics.deadletters.labels("bad_payload").inc()
             return
         proc = self.scorer.states.processor(entity, metric)
-        proc.apply_feedback(label=label)
+        try:
+            proc.apply_feedback(label=label)
+        except ValueError as exc:
+            log.warning("feedback: %s", exc)
+            self.metrics.deadletters.labels("bad_payload").inc()
+            return
         self._save_state({entity})
         self.metrics.feedback.labels(label).inc()
 

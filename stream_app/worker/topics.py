@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_app.settings import Settings
 
@@ -44,3 +45,41 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
+    """Commit the earliest offset for input partitions the group has no offset for yet.
+
+    A Faust worker that joins while its partitions have no committed offset can
+    fetch from 0, drop what it fetched when the next rebalance clears its
+    buffers, and then resume from its fetch position instead of from 0: the
+    first messages of the partition are lost (seen with two workers starting
+    together). With an offset committed up front the seek after every
+    rebalance goes back to it. Only possible while the group has no active
+    member; if one is active it has committed already, and the error is ignored.
+    """
+    topics = [settings.topic_readings, settings.topic_feedback]
+    consumer = AIOKafkaConsumer(
+        group_id=settings.consumer_group, enable_auto_commit=False, **settings.kafka_client_kwargs()
+    )
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                await consumer.topics()  # refreshes metadata for every topic
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        missing = [tp for tp in tps if await consumer.committed(tp) is None]
+        if not missing:
+            return []
+        consumer.assign(missing)
+        begin = await consumer.beginning_offsets(missing)
+        try:
+            await consumer.commit({tp: begin[tp] for tp in missing})
+        except KafkaError:
+            return []
+        return missing
+    finally:
+        await consumer.stop()

@@ -4,16 +4,16 @@
 by a real ``tsguard worker`` consuming generated readings from the real Kafka
 (the lead's pipeline harness). Panels then query it as ``tsguard_ro``.
 
-``live_metrics``: the real ``stream_app.metrics`` registry served on
-127.0.0.1:16067, which the stack's Prometheus scrapes every second, with
-observations recorded continuously while the tests run. The worker's own
-/metrics endpoint failed when this was written (aiohttp rejected the content
-type), so the registry is served here; set ``METRICS_FROM_WORKER`` to scrape
-the real worker of ``demo_db`` instead.
+``live_metrics``: the Prometheus of the stack scraping the real worker of
+``demo_db`` on 127.0.0.1:16067 (``METRICS_FROM_WORKER``); with it off, the real
+``stream_app.metrics`` registry is served from the test instead, with
+observations recorded continuously (a fallback for debugging the dashboards
+without a worker).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, start_http_server
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -43,7 +46,7 @@ prometheus_url = _integration.prometheus_url
 unreachable = _integration.unreachable
 
 METRICS_PORT = 16067
-METRICS_FROM_WORKER = False
+METRICS_FROM_WORKER = True
 POINTS = 720  # 12 hours at one reading a minute: several 1 h and many 5 min buckets
 ENTITIES = 4
 
@@ -87,7 +90,7 @@ def _fill(settings: Settings, schema: str, owner: str, password: str, workdir: P
     expected = sum(len(r["metrics"]) for r in readings)
     pipe = make_pipeline(settings, owner, workdir)
     try:
-        worker = pipe.start_worker("dash-w1", port=METRICS_PORT if METRICS_FROM_WORKER else None)
+        worker = pipe.start_worker("dash-w1")
         pipe.produce_readings(readings)
         garbage = pipe.produce([(b"garbage", b"{not json"), (b"garbage", b'{"entity": 1}')])
         wait_for(
@@ -107,10 +110,7 @@ def _fill(settings: Settings, schema: str, owner: str, password: str, workdir: P
             " ack_comment = 'looking', label = 'true_positive', labelled_by = 'ops',"
             " labelled_at = now() WHERE id = (SELECT min(id) FROM anomalies) RETURNING id"
         )
-        if METRICS_FROM_WORKER:
-            _keep_worker(pipe)
-        else:
-            pipe.close()
+        pipe.close()
     except BaseException:
         pipe.close()
         raise
@@ -131,21 +131,6 @@ def _fill(settings: Settings, schema: str, owner: str, password: str, workdir: P
         expected,
         garbage,
     )
-
-
-_KEPT: list[object] = []
-
-
-def _keep_worker(pipe: object) -> None:
-    """Keep the worker (and its topics) alive until the session ends."""
-    _KEPT.append(pipe)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_kept() -> Iterator[None]:
-    yield
-    for pipe in _KEPT:
-        pipe.close()  # type: ignore[attr-defined]
 
 
 # --- metrics that the stack's Prometheus scrapes ---------------------------------
@@ -175,14 +160,79 @@ def _record_forever(stop: threading.Event, registry: CollectorRegistry) -> None:
             m.consumer_lag.labels(partition=str(partition)).set(tick % 7 * (partition + 1))
 
 
+def _feed_live(stop: threading.Event, pipe: Any) -> None:
+    """Live readings (event time = now, with ``ingested_at``) into the kept worker.
+
+    Every rate and latency panel then has fresh observations of a real worker:
+    a steady series with a spike every 40 readings, so episodes keep opening
+    and resolving, plus now and then a message the worker dead-letters.
+    """
+
+    async def feed() -> None:
+        producer = AIOKafkaProducer(**pipe.settings.kafka_client_kwargs())
+        await producer.start()
+        try:
+            i = 0
+            while not stop.is_set():
+                now = time.time()
+                value = 20.0 + (i % 5) * 0.1 + (30.0 if i > 60 and i % 40 == 0 else 0.0)
+                reading = {
+                    "entity": "live/dev-0",
+                    "ts": now,
+                    "ingested_at": now,
+                    "metrics": {"x": value},
+                }
+                await producer.send(
+                    pipe.settings.topic_readings, orjson.dumps(reading), key=b"live/dev-0"
+                )
+                if i % 25 == 0:
+                    await producer.send(pipe.settings.topic_readings, b"{broken", key=b"live/dev-0")
+                i += 1
+                await asyncio.sleep(0.01 if i < 80 else 0.1)
+        finally:
+            await producer.stop()
+
+    asyncio.run(feed())
+
+
 @pytest.fixture(scope="session")
-def live_metrics(prometheus_url: str, demo_db: DemoDb) -> Iterator[str]:
+def live_metrics(
+    prometheus_url: str,
+    settings: Settings,
+    pg_conninfo: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     """A target on 127.0.0.1:16067 that Prometheus scrapes; yields the Prometheus URL."""
     if METRICS_FROM_WORKER:
-        yield prometheus_url
+        # A real worker of its own (own topics and schema, so the SQL tests' counts
+        # stay exact), fed live readings while the PromQL tests run.
+        schema = f"dashlive_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        owner = make_conninfo(pg_conninfo, options=f"-c search_path={schema}")
+        pipe = make_pipeline(settings, owner, tmp_path_factory.mktemp("dash-live"))
+        stop = threading.Event()
+        feeder = threading.Thread(target=_feed_live, args=(stop, pipe), daemon=True)
+        try:
+            worker = pipe.start_worker("dash-live", port=METRICS_PORT)
+            worker.wait_ready()
+            feeder.start()
+            wait_for(
+                lambda: worker.metric("tsguard_ingest_to_anomaly_seconds_count") > 0,
+                timeout=60,
+                what="the live worker emitting anomaly events",
+            )
+            yield prometheus_url
+        finally:
+            stop.set()
+            if feeder.is_alive():
+                feeder.join(timeout=10)
+            pipe.close()
+            with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
         return
     registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
     stop = threading.Event()
     recorder = threading.Thread(target=_record_forever, args=(stop, registry), daemon=True)
     try:

@@ -50,6 +50,7 @@ WEEK_BINS = 168
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _STATE = "<IddddddddddddddiI"
+_EXTRA = "<ddddddd"
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
@@ -68,6 +69,9 @@ DEFAULTS: dict[str, float] = {
     "band_p": 0.001,
     "floor": 0.1,
     "jump_points": 5,
+    "drift_k": 0.0,
+    "var_alpha": 0.0,
+    "combine_m": 1.0,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 
@@ -87,7 +91,13 @@ class RobustSeasonal:
         "band_k",
         "beta",
         "cal",
+        "cal_d",
+        "cal_v",
         "clip",
+        "cm",
+        "cn",
+        "cp",
+        "drift_k",
         "day",
         "ec",
         "ef",
@@ -106,6 +116,8 @@ class RobustSeasonal:
         "short_norm",
         "t0",
         "tr",
+        "va",
+        "vr",
         "week",
         "zs",
     )  # fmt: skip
@@ -125,6 +137,13 @@ class RobustSeasonal:
         self.band_k = math.log10(0.1 / float(p["band_p"]))
         self.floor = float(p["floor"])
         self.cal = TailCalibrator(LOG_Q_LO, LOG_Q_HI, rate=float(p["cal_rate"]))
+        self.drift_k = float(p["drift_k"])
+        self.va = float(p["var_alpha"])
+        self.cm = float(p["combine_m"])
+        self.cal_d = TailCalibrator(LOG_Q_LO, LOG_Q_HI, rate=float(p["cal_rate"]))
+        self.cal_v = TailCalibrator(1.6, 2.4, rate=float(p["cal_rate"]))
+        self.cp = self.cn = 0.0
+        self.vr = 1.0
         self.n = 0
         self.el = 0.0
         self.age = 0  # points since the start or the last level jump (bias correction)
@@ -154,6 +173,10 @@ class RobustSeasonal:
         day, week = r.floats(), r.floats()
         det.day = day or None
         det.week = week or None
+        cp, cn, vr, d_lo, d_hi, v_lo, v_hi = r.raw(_EXTRA[1:])
+        det.cp, det.cn, det.vr = float(cp), float(cn), float(vr)
+        det.cal_d.set_state(float(d_lo), float(d_hi))
+        det.cal_v.set_state(float(v_lo), float(v_hi))
         return det
 
     def to_bytes(self) -> bytes:
@@ -164,6 +187,7 @@ class RobustSeasonal:
               self.age)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
+        w.raw(_EXTRA[1:], self.cp, self.cn, self.vr, *self.cal_d.state(), *self.cal_v.state())
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -233,6 +257,30 @@ class RobustSeasonal:
             a = b
         cal = self.cal
         score = cal.score_learn(math.log1p(a)) if n > 10 else 0.0
+        k = self.drift_k
+        if k > 0.0 or self.va > 0.0:
+            zk = clip if z > clip else -clip if z < -clip else z
+            if k > 0.0:
+                # slow drift: two-sided CUSUM of the clipped residual
+                cp = self.cp + zk - k
+                cn = self.cn - zk - k
+                self.cp = cp = cp if cp > 0.0 else 0.0
+                self.cn = cn = cn if cn > 0.0 else 0.0
+                if n > 10:
+                    sd = self.cal_d.score_learn(math.log1p(cp if cp > cn else cn))
+                    if sd > score:
+                        score = sd
+            if self.va > 0.0:
+                # variance burst: short EW mean of the clipped z^2 (about 1 when calm)
+                self.vr = vr = self.vr + self.va * (zk * zk - self.vr)
+                if n > 10:
+                    sv = self.cal_v.score_learn(vr)
+                    if sv > score:
+                        score = sv
+            if self.cm != 1.0:
+                score = 1.0 - self.cm * (1.0 - score)
+                if score < 0.0:
+                    score = 0.0
         half = math.expm1(cal.q_lo + (cal.q_hi - cal.q_lo) * self.band_k) * sigma
         # a run of same-side outliers is a new level, not a string of anomalies: jump to it
         if z > clip:
@@ -286,6 +334,7 @@ class RobustSeasonal:
         self.lc = value - season
         self.tr = 0.0
         self.zs = 0.0
+        self.cp = self.cn = 0.0
         self.jumps = 0
         self.age = 1  # re-learn the error scales quickly in the new regime
 

@@ -8,6 +8,7 @@ the anomaly and dead-letter topics and in the database.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -198,7 +199,10 @@ def test_two_workers_one_killed_other_takes_over(pipeline: Pipeline) -> None:
     a.wait_ready()
     b.wait_ready()
     wait_for(
-        lambda: a.metric("tsguard_assigned_partitions") > 0 and b.metric("tsguard_assigned_partitions") > 0,
+        lambda: (
+            a.metric("tsguard_assigned_partitions") > 0
+            and b.metric("tsguard_assigned_partitions") > 0
+        ),
         timeout=60,
         what="both workers owning partitions",
     )
@@ -213,3 +217,31 @@ def test_two_workers_one_killed_other_takes_over(pipeline: Pipeline) -> None:
     )
     assert b.alive()
     _assert_exactly_once_and_close(pipeline, readings)
+
+
+def test_postgres_down_for_20s_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
+    from connectors import stack
+
+    readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=900, seed=3)
+    first, second = readings[:1600], readings[1600:]
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(first)
+    wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first part scored")
+    settings = pipeline.settings
+    stack.stop(settings, services=["postgres"])
+    try:
+        pipeline.produce_readings(second)
+        # The outage itself: 20 s during which the worker must keep retrying, not die.
+        wait_for(
+            lambda: worker.metric("tsguard_sink_errors_total") > 0, timeout=30, what="sink retries"
+        )
+        outage_end = time.monotonic() + 20
+        while time.monotonic() < outage_end:
+            assert worker.alive(), worker.log_tail()
+            time.sleep(1)
+    finally:
+        stack.ensure_up(settings, services=["postgres"])
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=120, what="the rest written")
+    _assert_exactly_once_and_close(pipeline, readings)
+    assert worker.alive()

@@ -1,0 +1,352 @@
+"""``tsguard bench pipeline``: one real worker, end to end, against the local stack.
+
+Three numbers from one run, one broker and one topic:
+
+1. **Throughput**: ``readings`` readings are produced to a fresh topic first,
+   then one ``tsguard worker`` subprocess (private consumer group, private
+   PostgreSQL schema) works through them. Rate = readings scored after the
+   worker's first batch / time from that batch's commit to the last one's.
+2. **Bare consumer**: a plain aiokafka consumer reads the same topic from the
+   beginning and only ``orjson.loads`` each value, measured the same way.
+3. **Latency**: with the worker caught up, readings are produced at a fixed
+   pace with ``ts`` = ``ingested_at`` = wall clock at send. The bench's schema
+   gets one extra column, ``written_at DEFAULT clock_timestamp()``, so every
+   observation row carries the moment PostgreSQL inserted it; latency is
+   ``written_at - ts`` per reading (same machine, same clock), exact per row
+   rather than interpolated from histogram buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from pydantic import SecretStr
+
+from stream_app.settings import Settings
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelinePlan:
+    """Sizes of one run; the defaults are the ones RESULTS.md reports."""
+
+    readings: int = 200_000
+    offered_rate: float = 5_000.0
+    latency_seconds: float = 25.0
+    entities: int = 1_000
+    metrics: tuple[str, ...] = ("cpu", "temperature", "latency_ms")
+    seed: int = 7
+    catch_up_timeout_s: float = 600.0
+
+
+class ReadingSource:
+    """Deterministic readings: a slow cycle plus noise per series, ~0.2 % spikes."""
+
+    def __init__(self, plan: PipelinePlan) -> None:
+        self._plan = plan
+        self._rng = random.Random(plan.seed)
+        self._phase = [self._rng.uniform(0.0, 2 * math.pi) for _ in range(plan.entities)]
+        self.names = [f"bench/site-{e // 50}/dev-{e}" for e in range(plan.entities)]
+        self._keys = [n.encode() for n in self.names]
+
+    def reading(self, i: int, ts: float, ingested_at: float | None) -> tuple[bytes, bytes]:
+        """Key and value of reading ``i`` (entity ``i % entities``, step ``i // entities``)."""
+        entity, step = i % self._plan.entities, i // self._plan.entities
+        rng = self._rng
+        values: dict[str, float] = {}
+        for j, metric in enumerate(self._plan.metrics):
+            value = 50.0 + 10 * j + 5.0 * math.sin(step / 40 + self._phase[entity])
+            value += rng.gauss(0.0, 1.0)
+            if rng.random() < 0.002:
+                value += rng.choice((-15.0, 15.0))
+            values[metric] = round(value, 3)
+        doc: dict[str, Any] = {"entity": self.names[entity], "ts": ts, "metrics": values,
+                               "source": "bench"}
+        if ingested_at is not None:
+            doc["ingested_at"] = ingested_at
+        return self._keys[entity], orjson.dumps(doc)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The worker's environment, built from the settings (not from ``os.environ``)."""
+    from connectors.stack.process import child_env
+
+    extra: dict[str, str] = {}
+    for name, value in settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, dict):
+            value = orjson.dumps(value).decode()
+        extra[f"TSGUARD_{name.upper()}"] = str(value)
+    return child_env(extra)
+
+
+class BenchWorker:
+    """One ``tsguard worker --no-migrate-db`` subprocess and its /metrics."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        exe = str(Path(sys.executable).with_name("tsguard"))
+        self.url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [exe, "worker", "--no-migrate-db"], env=worker_env(settings), stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def metric(self, name: str) -> float | None:
+        """Sum of the samples of ``name``; None while /metrics does not answer."""
+        try:
+            text = httpx.get(self.url, timeout=2).text
+        except httpx.HTTPError:
+            return None
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and line[len(name)] in " {")
+
+    def wait_for(self, name: str, at_least: float, timeout: float, every: float = 0.25) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError("the worker exited:\n" + "\n".join(tail))
+            value = self.metric(name)
+            if value is not None and value >= at_least:
+                return value
+            time.sleep(every)
+        raise TimeoutError(f"{name} did not reach {at_least} in {timeout:.0f} s ({self.log_path})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+async def produce_backlog(settings: Settings, source: ReadingSource, n: int, t0: float,
+                          rate: float) -> float:
+    """Produce readings 0..n-1 with past event times; return readings/s of producing."""
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=20,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for i in range(n):
+            key, value = source.reading(i, t0 + i / rate, None)
+            futures.append(await producer.send(settings.topic_readings, value, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n / (time.perf_counter() - started)
+
+
+async def produce_paced(settings: Settings, source: ReadingSource, first: int, rate: float,
+                        seconds: float) -> tuple[int, float, float]:
+    """Produce at ``rate`` for ``seconds`` with ts = ingested_at = now; (sent, start, end)."""
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=5)
+    await producer.start()
+    try:
+        futures: list[asyncio.Future[Any]] = []
+        started = time.time()
+        while (now := time.time()) < started + seconds:
+            while len(futures) < int((now - started) * rate):
+                ts = time.time()
+                key, value = source.reading(first + len(futures), ts, ts)
+                futures.append(await producer.send(settings.topic_readings, value, key=key))
+            await asyncio.sleep(0.002)
+        ended = time.time()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(futures), started, ended
+
+
+async def bare_consume(settings: Settings, n: int, timeout_s: float) -> float:
+    """Readings/s of a consumer that only decodes, in batches of at most 500 like the worker's.
+
+    As for the worker, the clock starts once the first batch is in hand.
+    """
+    consumer = AIOKafkaConsumer(settings.topic_readings, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                **settings.kafka_client_kwargs())
+    await consumer.start()
+    try:
+        count, first_count, first_at = 0, 0, 0.0
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout_s
+        while count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bare consumer read {count} of {n} readings")
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batch.values():
+                for record in records:
+                    orjson.loads(record.value or b"null")
+                count += len(records)
+            if not first_count and count:
+                first_count, first_at = count, time.perf_counter()
+        if count == first_count:  # all of it in one batch: time from the start instead
+            return count / (time.perf_counter() - started)
+        return (count - first_count) / (time.perf_counter() - first_at)
+    finally:
+        await consumer.stop()
+
+
+async def delete_topics(settings: Settings, tag: str) -> None:
+    """Every topic of this run: its own and the ones Faust made (changelog, assignor)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if tag in t]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def _one(conninfo: str, query: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row
+
+
+def throughput_from_db(conninfo: str, metric: str) -> tuple[float, int]:
+    """Readings/s from the first batch's commit to the last one's, and the first batch size."""
+    first_xid, first_at, last_at, total = _one(
+        conninfo,
+        "SELECT (array_agg(xmin::text ORDER BY written_at))[1], min(written_at), max(written_at),"
+        " count(*) FROM observations WHERE metric = %s", (metric,))
+    first_n, first_end = _one(
+        conninfo, "SELECT count(*), max(written_at) FROM observations"
+        " WHERE metric = %s AND xmin::text = %s", (metric, first_xid))
+    del first_at
+    return (total - first_n) / (last_at - first_end).total_seconds(), int(first_n)
+
+
+def latency_from_db(conninfo: str, metric: str, since: float) -> tuple[int, float, float, float]:
+    """Count, p50, p99 and max of written_at - ts in ms, for readings with ts >= since."""
+    row = _one(
+        conninfo,
+        "SELECT count(*), percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY lat),"
+        " max(lat) FROM (SELECT extract(epoch FROM written_at - ts) * 1000 AS lat"
+        " FROM observations WHERE metric = %s AND ts >= to_timestamp(%s)) AS l", (metric, since))
+    return int(row[0]), float(row[1][0]), float(row[1][1]), float(row[2])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _private(base: Settings, workdir: Path) -> tuple[Settings, str, str]:
+    """Settings naming this run's topics, group, schema and port; (settings, tag, schema)."""
+    tag = uuid.uuid4().hex[:10]
+    schema = f"bench_{tag}"
+    conninfo = make_conninfo(base.pg_conninfo(), options=f"-c search_path={schema}")
+    names = {f"topic_{t}": f"bench.{t}.{tag}"
+             for t in ("readings", "anomalies", "deadletter", "groundtruth", "feedback", "control")}
+    settings = base.model_copy(update={
+        **names, "consumer_group": f"bench-{tag}", "pg_dsn": SecretStr(conninfo),
+        "pg_sslmode": None, "pg_sslrootcert": None, "worker_id": "bench",
+        "worker_data_dir": workdir / "data", "worker_web_port": _free_port(),
+        # The log is not what is measured; ERROR keeps stray per-event logging off the hot path.
+        "log_level": "ERROR",
+    })
+    return settings, tag, schema
+
+
+def _prepare_schema(base: Settings, settings: Settings, schema: str) -> None:
+    from connectors.sink import migrate
+
+    with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    migrate(settings.pg_conninfo())
+    with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+        # Insert time of every row; the sink's staging table copies the default too.
+        conn.execute("ALTER TABLE observations"
+                     " ADD COLUMN written_at timestamptz NOT NULL DEFAULT clock_timestamp()")
+
+
+def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str, Any]:
+    """Run the three measurements on a private topic set and schema; always clean up."""
+    from connectors import stack
+    from stream_app.worker.topics import ensure_topics
+
+    stack.ensure_up(base, services=["kafka", "postgres"], report=say)
+    workdir = Path(tempfile.mkdtemp(prefix="tsguard-bench-"))
+    settings, tag, schema = _private(base, workdir)
+    conninfo, metric = settings.pg_conninfo(), plan.metrics[0]
+    source = ReadingSource(plan)
+    worker: BenchWorker | None = None
+    try:
+        _prepare_schema(base, settings, schema)
+        asyncio.run(ensure_topics(settings))
+        n, rate = plan.readings, plan.offered_rate
+        say(f"producing {n} readings ({plan.entities} entities x {len(plan.metrics)} metrics)")
+        produce_rate = asyncio.run(produce_backlog(settings, source, n, time.time() - n / rate,
+                                                   rate))
+        say("bare consumer")
+        bare = asyncio.run(bare_consume(settings, n, plan.catch_up_timeout_s))
+        say(f"bare consumer: {bare:,.0f} readings/s; starting the worker")
+        worker = BenchWorker(settings, workdir / "worker.log")
+        worker.wait_for("tsguard_readings_total", n, plan.catch_up_timeout_s)
+        cpu_backlog = worker.metric("process_cpu_seconds_total") or 0.0
+        per_s, first_batch = throughput_from_db(conninfo, metric)
+        say(f"worker: {per_s:,.0f} readings/s; offered load {rate:,.0f}/s"
+            f" for {plan.latency_seconds:.0f} s")
+        sent, started, ended = asyncio.run(
+            produce_paced(settings, source, n, rate, plan.latency_seconds))
+        worker.wait_for("tsguard_readings_total", n + sent, 120)
+        count, p50, p99, worst = latency_from_db(conninfo, metric, started)
+        if count != sent:
+            raise RuntimeError(f"{sent} readings sent at the offered load, {count} rows found")
+        return {
+            "readings": n, "entities": plan.entities, "metrics_per_reading": len(plan.metrics),
+            "partitions": settings.topic_partitions,
+            "worker_batch_size": settings.worker_batch_size,
+            "worker_batch_timeout_s": settings.worker_batch_timeout_s,
+            "readings_per_s": round(per_s), "points_per_s": round(per_s * len(plan.metrics)),
+            "bare_consumer_per_s": round(bare), "ratio": round(per_s / bare, 3),
+            "worker_cpu_s_per_1k_readings": round(cpu_backlog / n * 1000, 4),
+            "first_batch_readings": first_batch, "produce_per_s": round(produce_rate),
+            "offered_per_s": round(sent / (ended - started), 1), "latency_readings": sent,
+            "p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "max_ms": round(worst, 1),
+            "latency_method": "observations.written_at (clock_timestamp() at insert) - ts (send)",
+        }
+    finally:
+        if worker is not None:
+            worker.stop()
+        asyncio.run(delete_topics(settings, tag))
+        with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        shutil.rmtree(workdir, ignore_errors=True)
