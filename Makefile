@@ -36,7 +36,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest -q tests/unit stream_app/core $(PYTEST_ARGS)
+	$(BIN)/pytest -q tests/unit stream_app connectors $(PYTEST_ARGS)
 
 integration: setup
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
@@ -48,7 +48,7 @@ test: setup
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/mypy || status=1; \
-	$(BIN)/pytest tests stream_app/core $(PYTEST_ARGS) || status=1; \
+	$(BIN)/pytest tests stream_app connectors $(PYTEST_ARGS) || status=1; \
 	$(TSG) stack down || status=1; \
 	exit $$status
 

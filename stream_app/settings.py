@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     worker_data_dir: Path | None = None
     worker_store: str = "memory://"
     worker_session_timeout_s: float = Field(default=30.0, ge=3.0)
+    worker_checkpoint_s: float = Field(default=2.0, ge=0.0)
+    # A worker with unread readings and no completed batch for this long exits
+    # (code 75) to be restarted by its supervisor; 0 disables the watchdog.
+    worker_stall_timeout_s: float = Field(default=120.0, ge=0.0)
     deadletter_max_payload_bytes: int = Field(default=16_384, ge=256)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
 

@@ -138,8 +138,12 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at  = now()
 """
 
+# One statement per batch from the staged rows (an executemany of one upsert
+# per series cost more than the COPY itself); ORDER BY keeps a stable lock order.
 _SERIES_UPSERT = """
-INSERT INTO series (entity, metric, first_ts, last_ts) VALUES (%s, %s, %s, %s)
+INSERT INTO series (entity, metric, first_ts, last_ts)
+SELECT entity, metric, min(ts), max(ts) FROM _obs_stage
+GROUP BY entity, metric ORDER BY entity, metric
 ON CONFLICT (entity, metric) DO UPDATE SET
     first_ts = LEAST(series.first_ts, EXCLUDED.first_ts),
     last_ts  = GREATEST(series.last_ts, EXCLUDED.last_ts)
@@ -245,17 +249,7 @@ class PostgresSink:
                     await copy.write_row(row)
             await cur.execute(_INSERT_FROM_STAGE)
             inserted = cur.rowcount
-            spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-            for row in points:
-                key = (row.entity, row.metric)
-                span = spans.get(key)
-                if span is None:
-                    spans[key] = (row.ts, row.ts)
-                else:
-                    spans[key] = (min(span[0], row.ts), max(span[1], row.ts))
-            await cur.executemany(
-                _SERIES_UPSERT, [(k[0], k[1], v[0], v[1]) for k, v in sorted(spans.items())]
-            )
+            await cur.execute(_SERIES_UPSERT)
         return inserted
 
     async def _write_episodes(self, conn: psycopg.AsyncConnection[Any]) -> None:

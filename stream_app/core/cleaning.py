@@ -18,9 +18,15 @@ from __future__ import annotations
 import math
 
 from .codec import Reader, Writer
-from .config import CleaningConfig, Limits
+from .config import CleaningConfig, Limits, parse_schedule
 
 _RING = 8
+DAY = 86400.0
+WEEK = 7 * DAY
+BIN = 1800.0  # activity is learned per half hour of the (UTC) day
+_ALL_BINS = (1 << int(DAY / BIN)) - 1
+_LIVE_GAP = 2.0  # consecutive points at most this many intervals apart: the series was live
+_MAX_SCAN = 2 * WEEK  # a gap longer than this is silence whatever the pattern
 _STEP_GAIN = 1.05  # multiplicative step of the online median of the interval
 _REPEAT_RATE = 0.01
 
@@ -29,16 +35,21 @@ class SeriesCleaner:
     """Validates points of one series and learns its sampling interval."""
 
     __slots__ = (
+        "first_ts",
         "last_ts",
         "last_value",
         "lateness",
         "limit",
+        "live_dow",
+        "live_tod",
+        "live_until",
         "lower",
         "n",
         "rate",
         "recent",
         "run",
         "run_start",
+        "schedule",
         "silence_intervals",
         "step",
         "stuck_min",
@@ -62,6 +73,11 @@ class SeriesCleaner:
         self.limit = 0  # stuck run length of the current run (set when it reaches stuck_min)
         self.rate = 0.0  # EW rate of "same value as before"
         self.recent: list[float] = []  # recent timestamps, for duplicates when lateness > 0
+        self.schedule = parse_schedule(cleaning.schedule)
+        self.first_ts = math.nan
+        self.live_tod = 0  # bit per half hour of the day in which the series has been live
+        self.live_dow = 0  # bit per weekday (Monday = 0) on which it has been live
+        self.live_until = -math.inf  # end of the newest half hour already marked
 
     def check(self, ts: float, value: float | None) -> str:
         """``"ok"`` and learn, or the rejection reason (state unchanged)."""
@@ -85,6 +101,10 @@ class SeriesCleaner:
                     self.step = step * _STEP_GAIN if dt > step * _STEP_GAIN else dt
                 elif dt < step:
                     self.step = step / _STEP_GAIN if dt < step / _STEP_GAIN else dt
+                if ts > self.live_until and dt <= _LIVE_GAP * self.step:
+                    self._mark_live(last, ts)
+            else:
+                self.first_ts = ts
             self.last_ts = ts
         elif ts == last or ts in self.recent:
             return "duplicate"
@@ -119,11 +139,58 @@ class SeriesCleaner:
         return max(self.stuck_min, math.ceil(math.log(self.stuck_p) / math.log(rate)))
 
     def silent_for(self, watermark_ts: float) -> float:
-        """Seconds since the last point when that exceeds the silence limit, else 0."""
+        """Seconds since the last point when that exceeds the silence limit, else 0.
+
+        Only time in which the series is expected to be live counts: inside the
+        configured schedule, or else in the half hours and weekdays in which it
+        has been live before (once it has a day of history; before a week, an
+        unseen weekday is expected live only for a series live around the clock).
+        """
         if self.step <= 0.0 or self.n < 2:
             return 0.0
         gap = watermark_ts - self.last_ts
-        return gap if gap > self.silence_intervals * self.step else 0.0
+        need = self.silence_intervals * self.step
+        if gap <= need:
+            return 0.0
+        if self.schedule is None and self.last_ts - self.first_ts < DAY:
+            return gap  # no pattern to judge by yet
+        return gap if self._expected_time(self.last_ts, watermark_ts, need) > need else 0.0
+
+    def _mark_live(self, start: float, end: float) -> None:
+        t = start
+        while t <= end:
+            day = math.floor(t / DAY)
+            b = int((t - day * DAY) / BIN)
+            self.live_tod |= 1 << b
+            self.live_dow |= 1 << (day + 3) % 7  # 1970-01-01 was a Thursday
+            t = day * DAY + (b + 1) * BIN
+        self.live_until = t
+
+    def _expected_time(self, start: float, end: float, need: float) -> float:
+        """Seconds of ``(start, end]`` in which data was expected (stops once past ``need``)."""
+        if end - start > _MAX_SCAN:
+            return end - start
+        sched = self.schedule
+        tod, dow = self.live_tod, self.live_dow
+        # an unseen weekday is expected only of a young series live around the clock
+        unseen_day_live = tod == _ALL_BINS and self.last_ts - self.first_ts < WEEK
+        total = 0.0
+        t = start
+        while t < end and total <= need:
+            day = math.floor(t / DAY)
+            midnight = day * DAY
+            b = int((t - midnight) / BIN)
+            nxt = min(midnight + (b + 1) * BIN, end)
+            weekday = (day + 3) % 7
+            if sched is not None:
+                days, open_s, close_s = sched
+                if days >> weekday & 1:
+                    lo, hi = max(t, midnight + open_s), min(nxt, midnight + close_s)
+                    total += max(0.0, hi - lo)
+            elif tod >> b & 1 and (dow >> weekday & 1 or unseen_day_live):
+                total += nxt - t
+            t = nxt
+        return total
 
     def write(self, w: Writer) -> None:
         w.raw(
@@ -146,3 +213,12 @@ class SeriesCleaner:
         self.last_ts, self.last_value, self.step = float(last_ts), float(last_value), float(step)
         self.n, self.run, self.rate = int(n), int(run), float(rate)
         self.recent = r.floats()
+
+    def write_activity(self, w: Writer) -> None:
+        """The learned activity pattern (kept after the rest of the state, see the processor)."""
+        w.raw("dQBd", self.first_ts, self.live_tod, self.live_dow, self.live_until)
+
+    def read_activity(self, r: Reader) -> None:
+        first_ts, tod, dow, until = r.raw("dQBd")
+        self.first_ts, self.live_until = float(first_ts), float(until)
+        self.live_tod, self.live_dow = int(tod), int(dow)

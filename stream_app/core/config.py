@@ -58,7 +58,11 @@ class CleaningConfig:
     identical values opens a ``stuck`` episode once a run that long has at most
     this probability given the series' own repeat rate (and is at least
     ``stuck_min_points`` long). ``warmup_points``: points scored 0 with status
-    ``warmup`` while a new series is learned.
+    ``warmup`` while a new series is learned. ``schedule``: when the series is
+    expected to send data, e.g. ``"mon-fri 09:30-16:00"`` (UTC; days, hours or
+    both); only time inside it counts towards silence. Without one, the series'
+    own activity pattern (times of day and weekdays it has been live) is learned
+    once it has a day of history.
     """
 
     allowed_lateness_s: float = 0.0
@@ -66,6 +70,49 @@ class CleaningConfig:
     stuck_min_points: int = 20
     stuck_probability: float = 1e-4
     warmup_points: int = 30
+    schedule: str = ""
+
+    def __post_init__(self) -> None:
+        parse_schedule(self.schedule)  # fail at start-up, not on the first silence
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_schedule(text: str) -> tuple[int, float, float] | None:
+    """``"mon-fri 09:30-16:00"`` -> (weekday bits, Monday = bit 0; open s; close s), UTC.
+
+    >>> parse_schedule("mon-fri 09:30-16:00")
+    (31, 34200.0, 57600.0)
+    >>> parse_schedule("sat,sun"), parse_schedule("")
+    ((96, 0.0, 86400.0), None)
+    """
+    if not text.strip():
+        return None
+    days, start, end = 0, 0.0, 86400.0
+    for part in text.lower().split():
+        if ":" in part:
+            first, _, last = part.partition("-")
+            start, end = _clock(first), _clock(last)
+            if not 0.0 <= start < end <= 86400.0:
+                raise ValueError(f"schedule hours {part!r}: need 00:00 <= open < close <= 24:00")
+            continue
+        for item in part.split(","):
+            first, _, last = item.partition("-")
+            if first not in _DAYS or (last and last not in _DAYS):
+                raise ValueError(f"schedule days {item!r}: use mon..sun, ranges and commas")
+            a, b = _DAYS.index(first), _DAYS.index(last or first)
+            for d in range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)]:
+                days |= 1 << d
+    return (days or 0x7F, start, end)
+
+
+def _clock(text: str) -> float:
+    hours, _, minutes = text.partition(":")
+    try:
+        return int(hours) * 3600.0 + int(minutes or 0) * 60.0
+    except ValueError:
+        raise ValueError(f"schedule time {text!r}: use HH:MM") from None
 
 
 @dataclass(frozen=True, slots=True)

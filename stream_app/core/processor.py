@@ -167,6 +167,7 @@ class SeriesProcessor:
         self.silence.write(w)
         self.stuck.write(w)
         w.blob(self.detector.to_bytes())
+        self.cleaner.write_activity(w)  # last, so states written before it still load
         return w.getvalue()
 
     @classmethod
@@ -187,6 +188,8 @@ class SeriesProcessor:
         proc.silence.read(r)
         proc.stuck.read(r)
         det_blob = r.blob()
+        if not r.done():
+            proc.cleaner.read_activity(r)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

@@ -38,8 +38,9 @@ def hst_scores(values: Sequence[float | None], seed: int = 42) -> FloatArray:
 
     # River's methods are untyped: hold the models as Any
     scaler: Any = preprocessing.MinMaxScaler()
-    model: Any = anomaly.HalfSpaceTrees(n_trees=HST_TREES, height=HST_HEIGHT,
-                                   window_size=HST_WINDOW, seed=seed)
+    model: Any = anomaly.HalfSpaceTrees(
+        n_trees=HST_TREES, height=HST_HEIGHT, window_size=HST_WINDOW, seed=seed
+    )
     scores = np.zeros(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         if value is None or not math.isfinite(value):
@@ -52,8 +53,11 @@ def hst_scores(values: Sequence[float | None], seed: int = 42) -> FloatArray:
     return scores
 
 
-def zscore_scores(values: Sequence[float | None] | FloatArray, window: int = ZSCORE_WINDOW,
-                  min_points: int = ZSCORE_MIN_POINTS) -> FloatArray:
+def zscore_scores(
+    values: Sequence[float | None] | FloatArray,
+    window: int = ZSCORE_WINDOW,
+    min_points: int = ZSCORE_MIN_POINTS,
+) -> FloatArray:
     """Rolling z-score of each point against the ``window`` points before it.
 
     Missing and non-finite values are skipped (score 0, not part of any window).
@@ -67,7 +71,7 @@ def zscore_scores(values: Sequence[float | None] | FloatArray, window: int = ZSC
     for start in range(0, len(series), _CHUNK):
         stop = min(start + _CHUNK, len(series))
         # row j holds the `window` values before series[start + j]
-        past = np.lib.stride_tricks.sliding_window_view(padded[start:stop + window - 1], window)
+        past = np.lib.stride_tricks.sliding_window_view(padded[start : stop + window - 1], window)
         present = np.isfinite(past)
         count = present.sum(axis=1)
         filled = np.where(present, past, 0.0)

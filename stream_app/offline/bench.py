@@ -48,14 +48,18 @@ def make_series(points: int, seed: int = 7) -> BenchSeries:
     """Seasonal series with noise and injected anomalies, deterministic under ``seed``."""
     rng = np.random.default_rng(seed)
     index = np.arange(points, dtype=np.float64)
-    values = (50.0 + 10.0 * np.sin(2 * math.pi * index / DAY_POINTS)
-              + 0.0005 * index + rng.normal(0.0, 1.5, points))
+    values = (
+        50.0
+        + 10.0 * np.sin(2 * math.pi * index / DAY_POINTS)
+        + 0.0005 * index
+        + rng.normal(0.0, 1.5, points)
+    )
     for position in rng.choice(points, size=max(1, points // 2000), replace=False):
         kind = rng.integers(3)
         if kind == 0:
             values[position] += rng.choice([-1.0, 1.0]) * rng.uniform(10.0, 30.0)
         elif kind == 1:
-            values[position:position + 30] -= rng.uniform(8.0, 15.0)
+            values[position : position + 30] -= rng.uniform(8.0, 15.0)
         else:
             values[position:] += rng.uniform(-6.0, 6.0)
     timestamps = (START_TS + index * STEP_S).tolist()
@@ -105,8 +109,9 @@ def time_sad(data: BenchSeries) -> tuple[float, int]:
     return elapsed, len(pickle.dumps(model))
 
 
-def run_bench(points: int, repeats: int, config: EngineConfig,
-              on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    points: int, repeats: int, config: EngineConfig, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Measure all three detectors; a JSON-ready dict."""
     data = make_series(points)
     runs: dict[str, Callable[[], tuple[float, int]]] = {
@@ -129,8 +134,12 @@ def run_bench(points: int, repeats: int, config: EngineConfig,
     for name, times in seconds.items():
         result[f"{name}_points_per_s"] = round(points / statistics.median(times))
         result[f"{name}_runs_points_per_s"] = [round(points / t) for t in times]
-    result["ratio_hst"] = round(result["tsguard_points_per_s"] / result["river_hst_points_per_s"], 3)
-    result["ratio_sad"] = round(result["tsguard_points_per_s"] / result["river_sad_points_per_s"], 3)
+    result["ratio_hst"] = round(
+        result["tsguard_points_per_s"] / result["river_hst_points_per_s"], 3
+    )
+    result["ratio_sad"] = round(
+        result["tsguard_points_per_s"] / result["river_sad_points_per_s"], 3
+    )
     result["state_bytes_per_series"] = sizes["tsguard"]
     result["river_hst_pickle_bytes"] = sizes["river_hst"]
     result["river_sad_pickle_bytes"] = sizes["river_sad"]

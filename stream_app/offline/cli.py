@@ -15,12 +15,19 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-bench_app = typer.Typer(help="Benchmarks (throughput, state size).", no_args_is_help=True,
-                        add_completion=False, pretty_exceptions_enable=False)
+bench_app = typer.Typer(
+    help="Benchmarks (throughput, state size).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="Engine configuration (YAML or JSON).",
-                              exists=True, dir_okay=False)]
+    Path | None,
+    typer.Option(
+        "--config", help="Engine configuration (YAML or JSON).", exists=True, dir_okay=False
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -30,12 +37,15 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def replay(
-    source: Annotated[Path, typer.Argument(metavar="INPUT", help="A CSV file or a folder of them.",
-                                           exists=True)],
+    source: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="A CSV file or a folder of them.", exists=True)
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")],
     config: ConfigOption = None,
-    metrics: Annotated[str | None, typer.Option(
-        help="Comma-separated value columns (default: the `value` column).")] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated value columns (default: the `value` column)."),
+    ] = None,
 ) -> None:
     """Score CSV time series point by point, exactly as the stream would."""
     from rich.console import Console
@@ -50,8 +60,10 @@ def replay(
         engine = load_config(config)
         plan, skipped = plan_outputs(source, output, names)
         if skipped:
-            console.print(f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
-                          + ", ".join(str(p.relative_to(source)) for p in skipped[:5]))
+            console.print(
+                f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
+                + ", ".join(str(p.relative_to(source)) for p in skipped[:5])
+            )
         rows = 0
         with Progress(console=console, transient=True, disable=len(plan) < 2) as progress:
             task = progress.add_task("replay", total=len(plan))
@@ -68,8 +80,10 @@ def replay(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="Folder of timestamp,value,label CSVs.",
-                                         exists=True, file_okay=False)],
+    data: Annotated[
+        Path,
+        typer.Argument(help="Folder of timestamp,value,label CSVs.", exists=True, file_okay=False),
+    ],
     report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
@@ -103,8 +117,12 @@ def detectors(
 
     console = Console(stderr=True)
     with console.status("benchmarking") as status:
-        result = run_bench(points, repeats, load_config(config),
-                           on_step=lambda name: status.update(f"benchmarking {name}"))
+        result = run_bench(
+            points,
+            repeats,
+            load_config(config),
+            on_step=lambda name: status.update(f"benchmarking {name}"),
+        )
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
@@ -122,10 +140,12 @@ def detectors(
 @bench_app.command()
 def pipeline(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    readings: Annotated[int, typer.Option(min=100, help="Readings for the throughput run.")]
-    = 200_000,
-    offered_rate: Annotated[float, typer.Option(min=1, help="Readings/s for the latency run.")]
-    = 5_000.0,
+    readings: Annotated[
+        int, typer.Option(min=100, help="Readings for the throughput run.")
+    ] = 200_000,
+    offered_rate: Annotated[
+        float, typer.Option(min=1, help="Readings/s for the latency run.")
+    ] = 5_000.0,
     seconds: Annotated[float, typer.Option(min=1, help="Length of the latency run.")] = 25.0,
     entities: Annotated[int, typer.Option(min=1, help="Entities (3 metrics each).")] = 1_000,
 ) -> None:
@@ -135,12 +155,14 @@ def pipeline(
     from stream_app.settings import load_settings
     from stream_app.worker.bench import PipelinePlan, run_pipeline_bench
 
-    plan = PipelinePlan(readings=readings, offered_rate=offered_rate, latency_seconds=seconds,
-                        entities=entities)
+    plan = PipelinePlan(
+        readings=readings, offered_rate=offered_rate, latency_seconds=seconds, entities=entities
+    )
     result = run_pipeline_bench(load_settings(), plan, lambda text: typer.echo(text, err=True))
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
     for key, value in result.items():
-        typer.echo(f"{key:>30}  {value:,}" if isinstance(value, int | float) else
-                   f"{key:>30}  {value}")
+        typer.echo(
+            f"{key:>30}  {value:,}" if isinstance(value, int | float) else f"{key:>30}  {value}"
+        )

@@ -73,11 +73,16 @@ def parse_value(text: str) -> float | None:
     return float(stripped)
 
 
-def read_series_csv(path: Path, metrics: Sequence[str] = ("value",),
-                    with_labels: bool = False) -> SeriesTable:
+def read_series_csv(
+    path: Path, metrics: Sequence[str] = ("value",), with_labels: bool = False
+) -> SeriesTable:
     """Read a whole series file; raise :class:`MalformedCsvError` on the first bad row."""
-    table = SeriesTable(path=path, raw_values={m: [] for m in metrics},
-                        values={m: [] for m in metrics}, labels=[] if with_labels else None)
+    table = SeriesTable(
+        path=path,
+        raw_values={m: [] for m in metrics},
+        values={m: [] for m in metrics},
+        labels=[] if with_labels else None,
+    )
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -95,21 +100,27 @@ def read_series_csv(path: Path, metrics: Sequence[str] = ("value",),
     return table
 
 
-def _column_indices(path: Path, header: list[str], metrics: Sequence[str],
-                    with_labels: bool) -> dict[str, int]:
+def _column_indices(
+    path: Path, header: list[str], metrics: Sequence[str], with_labels: bool
+) -> dict[str, int]:
     wanted = ["timestamp", *metrics, *(["label"] if with_labels else [])]
     missing = [name for name in wanted if name not in header]
     if missing:
         raise MalformedCsvError(
-            path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}")
+            path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
+        )
     return {name: header.index(name) for name in wanted}
 
 
-def _read_row(table: SeriesTable, row: list[str], columns: dict[str, int],
-              metrics: Sequence[str], line: int) -> None:
+def _read_row(
+    table: SeriesTable, row: list[str], columns: dict[str, int], metrics: Sequence[str], line: int
+) -> None:
     if len(row) <= max(columns.values()):
-        raise MalformedCsvError(table.path, line, f"expected at least {max(columns.values()) + 1} "
-                                f"fields, found {len(row)}")
+        raise MalformedCsvError(
+            table.path,
+            line,
+            f"expected at least {max(columns.values()) + 1} fields, found {len(row)}",
+        )
     raw_ts = row[columns["timestamp"]]
     try:
         ts = parse_timestamp(raw_ts)
@@ -120,8 +131,9 @@ def _read_row(table: SeriesTable, row: list[str], columns: dict[str, int],
         try:
             parsed.append(parse_value(row[columns[metric]]))
         except ValueError:
-            raise MalformedCsvError(table.path, line, f"cannot parse {metric} "
-                                    f"{row[columns[metric]]!r} as a number") from None
+            raise MalformedCsvError(
+                table.path, line, f"cannot parse {metric} {row[columns[metric]]!r} as a number"
+            ) from None
     if table.labels is not None:
         raw_label = row[columns["label"]].strip()
         try:

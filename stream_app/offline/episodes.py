@@ -43,8 +43,11 @@ class EpisodeCounts:
         self.delays.extend(other.delays)
 
 
-def episode_counts(flags: Sequence[bool] | Sequence[int] | npt.NDArray[np.bool_],
-                   windows: Sequence[Window], start: int = 0) -> EpisodeCounts:
+def episode_counts(
+    flags: Sequence[bool] | Sequence[int] | npt.NDArray[np.bool_],
+    windows: Sequence[Window],
+    start: int = 0,
+) -> EpisodeCounts:
     """Match flagged runs against labelled windows (inclusive point indices)."""
     flagged = np.asarray(flags, dtype=bool).copy()
     flagged[:start] = False
@@ -53,8 +56,8 @@ def episode_counts(flags: Sequence[bool] | Sequence[int] | npt.NDArray[np.bool_]
     counts = EpisodeCounts(episodes=len(episodes), windows=len(scored))
     in_window = np.zeros(len(flagged) + 1, dtype=np.int64)
     for w_start, w_end in scored:
-        in_window[w_start + 1:w_end + 2] = 1
-        hits = np.flatnonzero(flagged[w_start:w_end + 1])
+        in_window[w_start + 1 : w_end + 2] = 1
+        hits = np.flatnonzero(flagged[w_start : w_end + 1])
         if len(hits):
             counts.found_windows += 1
             counts.delays.append(int(hits[0]))

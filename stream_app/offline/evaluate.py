@@ -30,8 +30,11 @@ if TYPE_CHECKING:
     from stream_app.core import EngineConfig
 
 DETECTORS = ("tsguard", "river_hst", "zscore")
-PROFILE_KEYS = {"standard": "nab_standard", "reward_low_fp": "nab_low_fp",
-                "reward_low_fn": "nab_low_fn"}
+PROFILE_KEYS = {
+    "standard": "nab_standard",
+    "reward_low_fp": "nab_low_fp",
+    "reward_low_fn": "nab_low_fn",
+}
 DECISION_QUANTILES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -94,13 +97,17 @@ def run_tsguard(item: LabelledSeries, config: EngineConfig) -> DetectorRun:
     entity, _, _ = item.name.rpartition(".")
     out = score_series(entity or item.name, "value", item.timestamps, item.values, config)
     scores = np.array([0.0 if s is None else s for s in out.scores], dtype=np.float64)
-    return DetectorRun(scores, np.array(out.is_anomaly, dtype=bool), out.expected, out.lower,
-                       out.upper)
+    return DetectorRun(
+        scores, np.array(out.is_anomaly, dtype=bool), out.expected, out.lower, out.upper
+    )
 
 
-def run_all(series: Sequence[LabelledSeries], config: EngineConfig,
-            detectors: Sequence[str] = DETECTORS,
-            on_series: Callable[[LabelledSeries], None] | None = None) -> dict[str, float]:
+def run_all(
+    series: Sequence[LabelledSeries],
+    config: EngineConfig,
+    detectors: Sequence[str] = DETECTORS,
+    on_series: Callable[[LabelledSeries], None] | None = None,
+) -> dict[str, float]:
     """Run every detector on every series; returns seconds spent per detector."""
     seconds = dict.fromkeys(detectors, 0.0)
     for item in series:
@@ -121,15 +128,18 @@ def run_all(series: Sequence[LabelledSeries], config: EngineConfig,
 
 
 def _corpus_f1(series: Sequence[LabelledSeries], detector: str, threshold: float) -> float:
-    counts = [episodes.episode_counts(s.runs[detector].scores >= threshold, s.windows, s.probation)
-              for s in series]
+    counts = [
+        episodes.episode_counts(s.runs[detector].scores >= threshold, s.windows, s.probation)
+        for s in series
+    ]
     return float(episodes.summarise(counts)["episode_f1"] or 0.0)
 
 
-def choose_decision_threshold(series: Sequence[LabelledSeries], detector: str,
-                              extra: Sequence[float] = ()) -> float:
+def choose_decision_threshold(
+    series: Sequence[LabelledSeries], detector: str, extra: Sequence[float] = ()
+) -> float:
     """The score threshold (from score quantiles) with the best corpus episode F1."""
-    pooled = np.concatenate([s.runs[detector].scores[s.probation:] for s in series])
+    pooled = np.concatenate([s.runs[detector].scores[s.probation :] for s in series])
     quantiles = [float(q) for q in np.quantile(pooled, DECISION_QUANTILES)]
     candidates = [c for c in sorted({*quantiles, *extra}) if c > 0.0] or [1.0]
     return max(candidates, key=lambda t: (_corpus_f1(series, detector, t), t))
@@ -163,24 +173,33 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
         thresholds[key] = result.threshold
         if profile is nab.STANDARD:
             overall["nab_standard_detail"] = {
-                "raw": round(result.raw, 4), "detected_windows": result.detected_windows,
-                "missed_windows": result.missed_windows, "false_positives": result.false_positives}
+                "raw": round(result.raw, 4),
+                "detected_windows": result.detected_windows,
+                "missed_windows": result.missed_windows,
+                "false_positives": result.false_positives,
+            }
         for item in inputs:
-            normalised = nab.normalised_series_score(item, result.per_series_raw[item.name], profile)
+            normalised = nab.normalised_series_score(
+                item, result.per_series_raw[item.name], profile
+            )
             per_series[item.name][key] = None if normalised is None else round(normalised, 3)
     overall["nab_thresholds"] = thresholds
     # Supplementary: NAB with only the opening point of each decided episode as a
     # detection, i.e. what an alerting consumer of the episode events would see.
-    onset_inputs = [nab.NabSeries(s.name, onsets(s.runs[detector].flags), s.windows)
-                    for s in series]
+    onset_inputs = [
+        nab.NabSeries(s.name, onsets(s.runs[detector].flags), s.windows) for s in series
+    ]
     for profile in nab.PROFILES:
         result = nab.score_corpus(onset_inputs, profile)
         overall[f"{PROFILE_KEYS[profile.name]}_onsets"] = round(result.score, 3)
-    scored_points = np.concatenate([s.runs[detector].scores[s.probation:] for s in series])
-    flagged = np.concatenate([s.runs[detector].flags[s.probation:] for s in series])
+    scored_points = np.concatenate([s.runs[detector].scores[s.probation :] for s in series])
+    flagged = np.concatenate([s.runs[detector].flags[s.probation :] for s in series])
     overall["flagged_share"] = round(float(flagged.mean()), 5) if len(flagged) else 0.0
-    overall["top_score_share"] = (round(float(np.mean(scored_points >= scored_points.max())), 5)
-                                  if len(scored_points) else 0.0)
+    overall["top_score_share"] = (
+        round(float(np.mean(scored_points >= scored_points.max())), 5)
+        if len(scored_points)
+        else 0.0
+    )
     counts = []
     for s in series:
         count = episodes.episode_counts(s.runs[detector].flags, s.windows, s.probation)
@@ -195,10 +214,13 @@ def evaluate(series: Sequence[LabelledSeries], seconds: dict[str, float]) -> dic
     detectors = list(seconds)
     points = sum(len(s.timestamps) for s in series)
     result: dict[str, Any] = {
-        "series_count": len(series), "points": points,
+        "series_count": len(series),
+        "points": points,
         "windows": sum(len(s.windows) for s in series),
         "probation": "first 15% of each series, at most 750 points, not scored",
-        "overall": {}, "series": {s.name: {} for s in series}}
+        "overall": {},
+        "series": {s.name: {} for s in series},
+    }
     for detector in detectors:
         if detector != "tsguard":
             extra = (0.5,) if detector == "zscore" else ()
@@ -207,7 +229,8 @@ def evaluate(series: Sequence[LabelledSeries], seconds: dict[str, float]) -> dic
                 s.runs[detector].flags = s.runs[detector].scores >= threshold
         scored = score_detector(series, detector)
         scored["overall"]["decision_threshold"] = (
-            "episode policy" if detector == "tsguard" else round(threshold, 6))
+            "episode policy" if detector == "tsguard" else round(threshold, 6)
+        )
         scored["overall"]["seconds"] = round(seconds[detector], 3)
         scored["overall"]["points_per_s"] = round(points / max(seconds[detector], 1e-9))
         result["overall"][detector] = scored["overall"]

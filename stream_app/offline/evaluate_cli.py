@@ -14,11 +14,24 @@ from rich.table import Table
 from stream_app.offline.evaluate import DETECTORS, evaluate, load_dataset, run_all
 from stream_app.offline.replay import load_config
 
-TABLE_KEYS = ("nab_standard", "nab_low_fp", "nab_low_fn", "episode_f1", "episode_precision",
-              "episode_recall", "mean_delay_points")
-SHORT = {"nab_standard": "NAB std", "nab_low_fp": "NAB lowFP", "nab_low_fn": "NAB lowFN",
-         "episode_f1": "F1", "episode_precision": "P", "episode_recall": "R",
-         "mean_delay_points": "delay"}
+TABLE_KEYS = (
+    "nab_standard",
+    "nab_low_fp",
+    "nab_low_fn",
+    "episode_f1",
+    "episode_precision",
+    "episode_recall",
+    "mean_delay_points",
+)
+SHORT = {
+    "nab_standard": "NAB std",
+    "nab_low_fp": "NAB lowFP",
+    "nab_low_fn": "NAB lowFN",
+    "episode_f1": "F1",
+    "episode_precision": "P",
+    "episode_recall": "R",
+    "mean_delay_points": "delay",
+}
 
 
 def _cell(value: Any) -> str:
@@ -28,15 +41,18 @@ def _cell(value: Any) -> str:
 
 
 def overall_table(result: dict[str, Any]) -> Table:
-    table = Table(title=f"overall: {result['series_count']} series, {result['points']:,} points, "
-                        f"{result['windows']} windows")
+    table = Table(
+        title=f"overall: {result['series_count']} series, {result['points']:,} points, "
+        f"{result['windows']} windows"
+    )
     table.add_column("detector")
     for key in TABLE_KEYS:
         table.add_column(SHORT[key], justify="right")
     table.add_column("points/s", justify="right")
     for detector, metrics in result["overall"].items():
-        table.add_row(detector, *(_cell(metrics[k]) for k in TABLE_KEYS),
-                      f"{metrics['points_per_s']:,}")
+        table.add_row(
+            detector, *(_cell(metrics[k]) for k in TABLE_KEYS), f"{metrics['points_per_s']:,}"
+        )
     return table
 
 
@@ -62,14 +78,21 @@ def run_evaluate(data: Path, report: Path | None, as_json: bool, config_path: Pa
     if not series:
         raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
     if skipped:
-        console.print(f"skipped {len(skipped)} CSV(s) without timestamp,value,label: "
-                      + ", ".join(p.name for p in skipped[:5]))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+        console.print(
+            f"skipped {len(skipped)} CSV(s) without timestamp,value,label: "
+            + ", ".join(p.name for p in skipped[:5])
+        )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("evaluate", total=sum(len(s.timestamps) for s in series))
-        seconds = run_all(series, config, DETECTORS,
-                          on_series=lambda s: progress.advance(task, len(s.timestamps)))
+        seconds = run_all(
+            series, config, DETECTORS, on_series=lambda s: progress.advance(task, len(s.timestamps))
+        )
     result = evaluate(series, seconds)
     if report is not None:
         from stream_app.offline.report import write_report

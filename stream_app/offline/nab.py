@@ -45,9 +45,22 @@ from stream_app.offline.windows import (
 )
 
 __all__ = [
-    "PROFILES", "REWARD_LOW_FN", "REWARD_LOW_FP", "STANDARD", "CostProfile", "NabResult",
-    "NabSeries", "Window", "index_windows", "label_runs", "merge_windows", "nab_windows",
-    "normalised_series_score", "probation_length", "score_corpus", "score_series_raw",
+    "PROFILES",
+    "REWARD_LOW_FN",
+    "REWARD_LOW_FP",
+    "STANDARD",
+    "CostProfile",
+    "NabResult",
+    "NabSeries",
+    "Window",
+    "index_windows",
+    "label_runs",
+    "merge_windows",
+    "nab_windows",
+    "normalised_series_score",
+    "probation_length",
+    "score_corpus",
+    "score_series_raw",
     "sweep_scores",
 ]
 
@@ -120,8 +133,9 @@ def probation_length(n_points: int, fraction: float = PROBATION_FRACTION) -> int
     return int(min(math.floor(fraction * n_points), fraction * PROBATION_CAP_ROWS))
 
 
-def sweep_scores(n_points: int, windows: Sequence[Window], profile: CostProfile
-                 ) -> tuple[FloatArray, IntArray]:
+def sweep_scores(
+    n_points: int, windows: Sequence[Window], profile: CostProfile
+) -> tuple[FloatArray, IntArray]:
     """Per point: the score a detection there would earn, and its window (or -1).
 
     >>> sweep, wid = sweep_scores(6, [(1, 2)], STANDARD)
@@ -134,11 +148,15 @@ def sweep_scores(n_points: int, windows: Sequence[Window], profile: CostProfile
     for k, (start, end) in enumerate(merged):
         width = end - start + 1
         inside = np.arange(start, end + 1, dtype=np.float64)
-        sweep[start:end + 1] = profile.tp_weight * scaled_sigmoid(-(end - inside + 1) / width) / _MAX_TP
-        window_id[start:end + 1] = k
+        sweep[start : end + 1] = (
+            profile.tp_weight * scaled_sigmoid(-(end - inside + 1) / width) / _MAX_TP
+        )
+        window_id[start : end + 1] = k
         stop = merged[k + 1][0] if k + 1 < len(merged) else n_points
         after = np.arange(end + 1, stop, dtype=np.float64)
-        sweep[end + 1:stop] = profile.fp_weight * scaled_sigmoid((after - end) / max(width - 1, 1))
+        sweep[end + 1 : stop] = profile.fp_weight * scaled_sigmoid(
+            (after - end) / max(width - 1, 1)
+        )
     return sweep, window_id
 
 
@@ -173,8 +191,13 @@ def _flatten(series: Sequence[NabSeries], profile: CostProfile, probation: float
     if not scores:
         empty = np.zeros(0)
         return _Scorable(empty, empty, empty.astype(np.int64), empty.astype(np.int64), 0)
-    return _Scorable(np.concatenate(scores), np.concatenate(sweeps), np.concatenate(windows),
-                     np.concatenate(owners), offset)
+    return _Scorable(
+        np.concatenate(scores),
+        np.concatenate(sweeps),
+        np.concatenate(windows),
+        np.concatenate(owners),
+        offset,
+    )
 
 
 def _raw_by_threshold(flat: _Scorable, profile: CostProfile) -> tuple[FloatArray, FloatArray]:
@@ -207,8 +230,12 @@ def _raw_by_threshold(flat: _Scorable, profile: CostProfile) -> tuple[FloatArray
     return thresholds, raw
 
 
-def score_series_raw(item: NabSeries, threshold: float, profile: CostProfile = STANDARD,
-                     probation: float = PROBATION_FRACTION) -> tuple[float, int, int, int]:
+def score_series_raw(
+    item: NabSeries,
+    threshold: float,
+    profile: CostProfile = STANDARD,
+    probation: float = PROBATION_FRACTION,
+) -> tuple[float, int, int, int]:
     """Raw score of one series at a fixed threshold: ``(raw, detected, missed, fp)``."""
     flat = _flatten([item], profile, probation)
     fired = flat.scores >= threshold
@@ -225,8 +252,11 @@ def score_series_raw(item: NabSeries, threshold: float, profile: CostProfile = S
     return raw, detected, flat.n_windows - detected, false_positives
 
 
-def score_corpus(series: Sequence[NabSeries], profile: CostProfile = STANDARD,
-                 probation: float = PROBATION_FRACTION) -> NabResult:
+def score_corpus(
+    series: Sequence[NabSeries],
+    profile: CostProfile = STANDARD,
+    probation: float = PROBATION_FRACTION,
+) -> NabResult:
     """Choose the corpus-wide threshold that maximises the raw score, and normalise."""
     flat = _flatten(series, profile, probation)
     thresholds, raw = _raw_by_threshold(flat, profile)
@@ -242,10 +272,18 @@ def score_corpus(series: Sequence[NabSeries], profile: CostProfile = STANDARD,
         series_raw, hit, miss, fp = score_series_raw(item, threshold, profile, probation)
         per_series[item.name] = series_raw
         detected, missed, false_positives = detected + hit, missed + miss, false_positives + fp
-    return NabResult(profile=profile.name, score=round(normalised, 6), raw=float(raw[best]),
-                     null_raw=null_raw, perfect_raw=perfect_raw, threshold=threshold,
-                     detected_windows=detected, missed_windows=missed,
-                     false_positives=false_positives, per_series_raw=per_series)
+    return NabResult(
+        profile=profile.name,
+        score=round(normalised, 6),
+        raw=float(raw[best]),
+        null_raw=null_raw,
+        perfect_raw=perfect_raw,
+        threshold=threshold,
+        detected_windows=detected,
+        missed_windows=missed,
+        false_positives=false_positives,
+        per_series_raw=per_series,
+    )
 
 
 def _perfect_raw(flat: _Scorable, profile: CostProfile) -> float:
@@ -258,8 +296,12 @@ def _perfect_raw(flat: _Scorable, profile: CostProfile) -> float:
     return float(best.sum())
 
 
-def normalised_series_score(item: NabSeries, raw: float, profile: CostProfile = STANDARD,
-                            probation: float = PROBATION_FRACTION) -> float | None:
+def normalised_series_score(
+    item: NabSeries,
+    raw: float,
+    profile: CostProfile = STANDARD,
+    probation: float = PROBATION_FRACTION,
+) -> float | None:
     """A series' raw score on the 0 (never fires) .. 100 (perfect) scale; None without windows."""
     flat = _flatten([item], profile, probation)
     null_raw = -profile.fn_weight * flat.n_windows

@@ -52,12 +52,19 @@ def load_config(path: Path | None) -> EngineConfig:
 
         mapping = yaml.safe_load(text) or {}
     if not isinstance(mapping, dict):
-        raise ValueError(f"{path}: the configuration must be a mapping, got {type(mapping).__name__}")
+        raise ValueError(
+            f"{path}: the configuration must be a mapping, got {type(mapping).__name__}"
+        )
     return EngineConfig.from_mapping(mapping)
 
 
-def score_series(entity: str, metric: str, timestamps: Sequence[float],
-                 values: Sequence[float | None], config: EngineConfig) -> ScoredColumns:
+def score_series(
+    entity: str,
+    metric: str,
+    timestamps: Sequence[float],
+    values: Sequence[float | None],
+    config: EngineConfig,
+) -> ScoredColumns:
     """Feed one series through a fresh :class:`SeriesProcessor`, point by point."""
     from stream_app.core import SeriesProcessor
 
@@ -79,13 +86,19 @@ def _number(value: float | None) -> str:
 
 
 def _result_cells(scored: ScoredColumns, i: int) -> list[str]:
-    return [_number(scored.scores[i]), "1" if scored.is_anomaly[i] else "0",
-            _number(scored.expected[i]), _number(scored.lower[i]), _number(scored.upper[i]),
-            scored.status[i]]
+    return [
+        _number(scored.scores[i]),
+        "1" if scored.is_anomaly[i] else "0",
+        _number(scored.expected[i]),
+        _number(scored.lower[i]),
+        _number(scored.upper[i]),
+        scored.status[i],
+    ]
 
 
-def write_output(table: SeriesTable, scored: dict[str, ScoredColumns], destination: Path,
-                 wide: bool) -> None:
+def write_output(
+    table: SeriesTable, scored: dict[str, ScoredColumns], destination: Path, wide: bool
+) -> None:
     """Write one row per input row. ``wide``: ``<metric>_<column>`` per metric."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     metrics = list(scored)
@@ -111,8 +124,13 @@ def entity_name(path: Path, root: Path) -> str:
     return relative.with_suffix("").as_posix()
 
 
-def replay_file(source: Path, destination: Path, entity: str, config: EngineConfig,
-                metrics: Sequence[str] | None = None) -> int:
+def replay_file(
+    source: Path,
+    destination: Path,
+    entity: str,
+    config: EngineConfig,
+    metrics: Sequence[str] | None = None,
+) -> int:
     """Score one file into ``destination``; returns the number of rows."""
     names = list(metrics) if metrics else ["value"]
     table = read_series_csv(source, names)
@@ -121,8 +139,9 @@ def replay_file(source: Path, destination: Path, entity: str, config: EngineConf
     return len(table)
 
 
-def plan_outputs(source: Path, output: Path, metrics: Sequence[str] | None = None
-                 ) -> tuple[list[tuple[Path, Path, str]], list[Path]]:
+def plan_outputs(
+    source: Path, output: Path, metrics: Sequence[str] | None = None
+) -> tuple[list[tuple[Path, Path, str]], list[Path]]:
     """``(input file, output file, entity)`` for a file or a folder searched recursively.
 
     In a folder, CSVs whose header lacks ``timestamp`` or a metric column (an
@@ -148,9 +167,13 @@ def plan_outputs(source: Path, output: Path, metrics: Sequence[str] | None = Non
     return planned, skipped
 
 
-def replay(source: Path, output: Path, config: EngineConfig,
-           metrics: Sequence[str] | None = None,
-           on_file: Callable[[Path, int], None] | None = None) -> list[tuple[Path, int]]:
+def replay(
+    source: Path,
+    output: Path,
+    config: EngineConfig,
+    metrics: Sequence[str] | None = None,
+    on_file: Callable[[Path, int], None] | None = None,
+) -> list[tuple[Path, int]]:
     """Replay a file or folder; ``on_file(path, rows)`` is called after each file."""
     done = []
     planned, _skipped = plan_outputs(source, output, metrics)

@@ -81,30 +81,42 @@ def series_svg(item: LabelledSeries) -> str:
 
     xs = [(k + 0.5) * WIDTH / buckets for k in range(buckets)]
     height = PLOT_HEIGHT + STRIP_HEIGHT * len(item.runs) + 4
-    out = [f'<svg width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
-           'xmlns="http://www.w3.org/2000/svg">']
+    out = [
+        f'<svg width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+        'xmlns="http://www.w3.org/2000/svg">'
+    ]
     for start, end in item.windows:
-        out.append(f'<rect x="{x_of(start):.1f}" y="0" width="{max(x_of(end + 1) - x_of(start), 1):.1f}"'
-                   f' height="{PLOT_HEIGHT}" fill="#ffdd57" opacity="0.45"/>')
+        out.append(
+            f'<rect x="{x_of(start):.1f}" y="0" width="{max(x_of(end + 1) - x_of(start), 1):.1f}"'
+            f' height="{PLOT_HEIGHT}" fill="#ffdd57" opacity="0.45"/>'
+        )
     probation = x_of(item.probation)
-    out.append(f'<rect x="0" y="0" width="{probation:.1f}" height="{PLOT_HEIGHT}" fill="#eee" '
-               'opacity="0.6"/>')
+    out.append(
+        f'<rect x="0" y="0" width="{probation:.1f}" height="{PLOT_HEIGHT}" fill="#eee" '
+        'opacity="0.6"/>'
+    )
     band = [(x, y(h)) for x, h in zip(xs, b_hi, strict=True) if not math.isnan(h)]
-    band += [(x, y(lo)) for x, lo in reversed(list(zip(xs, b_lo, strict=True))) if not math.isnan(lo)]
+    band += [
+        (x, y(lo)) for x, lo in reversed(list(zip(xs, b_lo, strict=True))) if not math.isnan(lo)
+    ]
     if band:
         points = " ".join(f"{x:.1f},{v:.1f}" for x, v in band)
         out.append(f'<polygon points="{points}" fill="#1f77b4" opacity="0.18"/>')
     for series in (v_hi, v_lo):
-        out.append(f'<path d="{_path(xs, [y(v) if not math.isnan(v) else math.nan for v in series])}"'
-                   ' fill="none" stroke="#1f77b4" stroke-width="1"/>')
+        out.append(
+            f'<path d="{_path(xs, [y(v) if not math.isnan(v) else math.nan for v in series])}"'
+            ' fill="none" stroke="#1f77b4" stroke-width="1"/>'
+        )
     for row, (detector, detected) in enumerate(item.runs.items()):
         top = PLOT_HEIGHT + 2 + row * STRIP_HEIGHT
         colour = COLOURS.get(detector, "#333")
         out.append(f'<text x="2" y="{top + STRIP_HEIGHT - 2}" font-size="8">{detector}</text>')
         for start, end in label_runs(detected.flags):
-            out.append(f'<rect x="{x_of(start):.1f}" y="{top}" '
-                       f'width="{max(x_of(end + 1) - x_of(start), 1.5):.1f}" '
-                       f'height="{STRIP_HEIGHT - 2}" fill="{colour}"/>')
+            out.append(
+                f'<rect x="{x_of(start):.1f}" y="{top}" '
+                f'width="{max(x_of(end + 1) - x_of(start), 1.5):.1f}" '
+                f'height="{STRIP_HEIGHT - 2}" fill="{colour}"/>'
+            )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -118,24 +130,38 @@ def _table(result: dict[str, Any], keys: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def write_report(directory: Path, series: Sequence[LabelledSeries], result: dict[str, Any],
-                 title: str) -> Path:
+def write_report(
+    directory: Path, series: Sequence[LabelledSeries], result: dict[str, Any], title: str
+) -> Path:
     """Write ``index.html`` into ``directory`` and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    keys = ("nab_standard", "nab_low_fp", "nab_low_fn", "episode_f1", "episode_precision",
-            "episode_recall", "mean_delay_points")
-    legend = ('<p class="legend"><span style="color:#1f77b4">values (min/max per pixel)</span>'
-              '<span style="color:#7fa7d0">tsguard expected band</span>'
-              '<span style="background:#ffdd57">labelled window</span>'
-              '<span style="background:#ddd">probation (not scored)</span>'
-              '<span>strips: detected episodes per detector</span></p>')
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             _table(result, keys), legend]
+    keys = (
+        "nab_standard",
+        "nab_low_fp",
+        "nab_low_fn",
+        "episode_f1",
+        "episode_precision",
+        "episode_recall",
+        "mean_delay_points",
+    )
+    legend = (
+        '<p class="legend"><span style="color:#1f77b4">values (min/max per pixel)</span>'
+        '<span style="color:#7fa7d0">tsguard expected band</span>'
+        '<span style="background:#ffdd57">labelled window</span>'
+        '<span style="background:#ddd">probation (not scored)</span>'
+        "<span>strips: detected episodes per detector</span></p>"
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        _table(result, keys),
+        legend,
+    ]
     for item in series:
         scores = result["series"].get(item.name, {})
-        summary = ", ".join(f"{d}: NAB {m.get('nab_standard')}, F1 {m.get('episode_f1')}"
-                            for d, m in scores.items())
+        summary = ", ".join(
+            f"{d}: NAB {m.get('nab_standard')}, F1 {m.get('episode_f1')}" for d, m in scores.items()
+        )
         parts.append(f"<h2>{html.escape(item.name)}</h2><p>{html.escape(summary)}</p>")
         parts.append(series_svg(item))
     parts.append("</body></html>")

@@ -40,7 +40,9 @@ def merge_windows(windows: Sequence[Window]) -> list[Window]:
     return merged
 
 
-def nab_windows(labels: Sequence[int] | npt.NDArray[Any], fraction: float = WINDOW_FRACTION) -> list[Window]:
+def nab_windows(
+    labels: Sequence[int] | npt.NDArray[Any], fraction: float = WINDOW_FRACTION
+) -> list[Window]:
     """NAB's window rule applied to label runs.
 
     Each run of labels is one anomaly. Its window is ``fraction`` of the series
@@ -63,8 +65,9 @@ def nab_windows(labels: Sequence[int] | npt.NDArray[Any], fraction: float = WIND
     return merge_windows(windows)
 
 
-def index_windows(timestamps: Sequence[float] | npt.NDArray[np.float64], ts_windows: Sequence[tuple[float, float]]
-                  ) -> list[Window]:
+def index_windows(
+    timestamps: Sequence[float] | npt.NDArray[np.float64], ts_windows: Sequence[tuple[float, float]]
+) -> list[Window]:
     """Map inclusive ``(start_ts, end_ts)`` windows onto point indices.
 
     >>> index_windows([10.0, 20.0, 30.0, 40.0], [(15.0, 30.0), (50.0, 60.0)])

@@ -6,7 +6,9 @@ agents only move records between Kafka and :class:`WorkerRuntime`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,13 @@ from connectors.sink.postgres import PostgresSink
 from stream_app.core import EngineConfig
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
-from stream_app.worker.batching import EventBatcher
+from stream_app.worker.batching import EventBatcher, OffsetGuard
 from stream_app.worker.control import ControlWatcher
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.runtime import WorkerRuntime
 from stream_app.worker.scoring import EntityStates, ReadingScorer
+from stream_app.worker.topics import end_offsets, start_offsets
+from stream_app.worker.watchdog import STALL_EXIT_CODE, StallWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
         max_deadletter_payload=settings.deadletter_max_payload_bytes,
         topic=settings.topic_readings,
     )
-    runtime = WorkerRuntime(scorer, sink, metrics)
+    runtime = WorkerRuntime(scorer, sink, metrics, checkpoint_s=settings.worker_checkpoint_s)
     runtime.table = table
     sink._on_error = runtime.record_sink_error  # wired after construction
 
@@ -115,12 +119,24 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
 
     runtime.send_event = send_event
     runtime.send_deadletter = send_deadletter
+    guard = OffsetGuard()
+    lookups: set[asyncio.Task[None]] = set()
+
+    async def ends(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return await end_offsets(settings, keys)
+
+    watchdog = StallWatchdog(settings.worker_stall_timeout_s, ends)
+    runtime.on_progress = watchdog.progressed
     control = ControlWatcher(settings, base_rules, on_change=scorer.states.reconfigure)
 
     @app.agent(readings, name="score-readings")
     async def score_readings(stream: Any) -> None:
         batcher = EventBatcher(
-            runtime.handle, size=settings.worker_batch_size, within=settings.worker_batch_timeout_s
+            runtime.handle,
+            size=settings.worker_batch_size,
+            within=settings.worker_batch_timeout_s,
+            guard=guard,
+            seek=app.consumer.seek,
         )
         await batcher.run(stream)
 
@@ -135,13 +151,47 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sync receivers only
 
     async def on_assigned(sender: Any, assigned: Any, signal: Any = None, **kwargs: Any) -> None:
-        mine = sum(1 for tp in assigned if tp.topic == settings.topic_readings)
-        metrics.assigned_partitions.set(mine)
+        mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic == settings.topic_readings]
+        metrics.assigned_partitions.set(len(mine))
+        guard.assigned()
+        watchdog.progressed()
+        # Looked up outside the rebalance callback, which should stay short; the
+        # records the guard protects arrive only after table recovery anyway.
+        lookups.add(asyncio.create_task(_expect(mine)))
+
+    async def _expect(mine: list[tuple[str, int]]) -> None:
+        try:
+            guard.expect(await start_offsets(settings, mine))
+        except Exception as exc:  # the guard then only admits; the watchdog still watches
+            log.warning("could not read committed offsets: %s", exc)
+        finally:
+            lookups.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def watch_for_stall() -> None:
+        if settings.worker_stall_timeout_s <= 0:
+            return
+        if runtime.sink_retrying:
+            watchdog.progressed()  # waiting for the database is backpressure, not a stall
+            return
+        reason = await watchdog.stalled(guard.next_offsets())
+        if reason is not None:
+            log.error(
+                "worker stalled: %s; exiting (code %d) to be restarted", reason, STALL_EXIT_CODE
+            )
+            logging.shutdown()
+            # A hard exit: Faust's own shutdown can hang in this state, and nothing
+            # is lost since offsets are committed only after a batch is durable.
+            os._exit(STALL_EXIT_CODE)
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_io() -> None:
+        # Faust's terminal spinner leaves the root logger at DEBUG, so every
+        # per-message debug call of aiokafka and Faust built a log record.
+        for name in ("aiokafka", "faust", "mode"):
+            logging.getLogger(name).setLevel(settings.log_level)
         await sink.open()
         await control.start()
 
@@ -163,5 +213,5 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
 
     app.tsguard_runtime = runtime  # type: ignore[attr-defined]
     app.tsguard_close = (control.stop, sink.close)  # type: ignore[attr-defined]
-    _ = (score_readings, operator_feedback, on_revoked, start_io, report_lag, metrics_page)
+    _ = (score_readings, operator_feedback, start_io, report_lag, metrics_page, watch_for_stall)
     return app

@@ -22,6 +22,7 @@ from stream_app.worker.scoring import Message
 
 log = logging.getLogger(__name__)
 
+Key = tuple[str, int]
 Handler = Callable[[list[Message]], Awaitable[Any]]
 
 
@@ -34,13 +35,18 @@ class EventBatcher:
         *,
         size: int,
         within: float,
+        guard: OffsetGuard | None = None,
+        seek: Callable[[Any, int], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._handler = handler
+        self._guard = guard
+        self._seek = seek
         self._size = size
         self._within = within
         self._clock = clock
         self._pending: list[Any] = []
+        self._held: list[Any] = []  # durable, acked at the next state checkpoint
         self._first_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -50,7 +56,8 @@ class EventBatcher:
         ticker = asyncio.create_task(self._tick(quiet))
         try:
             async for event in quiet.events():
-                log.warning("DBG event p=%s o=%s", event.message.partition, event.message.offset)
+                if not await self._admit(event):
+                    continue
                 async with self._lock:
                     if not self._pending:
                         self._first_at = self._clock()
@@ -62,13 +69,40 @@ class EventBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
 
+    async def _admit(self, event: Any) -> bool:
+        if self._guard is None:
+            return True
+        message = event.message
+        key = (message.topic, message.partition)
+        self._guard.remember(key, message.tp)
+        back_to = self._guard.check(key, message.offset)
+        if back_to is None:
+            return True
+        if back_to >= 0 and self._seek is not None:
+            log.warning(
+                "records before offset %d of %s[%d] were skipped by the consumer;"
+                " seeking back to %d",
+                message.offset,
+                message.topic,
+                message.partition,
+                back_to,
+            )
+            await self._seek(message.tp, back_to)
+        return False
+
     async def _tick(self, stream: Any) -> None:
         while True:
             await asyncio.sleep(self._within / 2)
             try:
+                if self._guard is not None and self._seek is not None:
+                    for tp, offset in self._guard.overdue():
+                        log.warning("seeking %s back to %d again", tp, offset)
+                        await self._seek(tp, offset)
                 async with self._lock:
                     if self._pending and self._clock() - self._first_at >= self._within:
                         await self._flush(stream)
+                    elif self._held and not self._pending:
+                        await self._flush(stream)  # an empty batch: a chance to checkpoint
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next tick retries the same events
@@ -80,7 +114,105 @@ class EventBatcher:
             Message(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
             for e in events
         ]
-        await self._handler(messages)
+        result = await self._handler(messages)
         self._pending = []
-        for event in events:
-            await stream.ack(event)
+        self._held.extend(events)
+        if getattr(result, "checkpointed", True):
+            held, self._held = self._held, []
+            for event in held:
+                await stream.ack(event)
+
+
+class OffsetGuard:
+    """Makes sure no offset of an assigned partition is skipped.
+
+    faust-streaming 0.15 resumes fetching before it seeks a newly assigned
+    partition to its committed offset; records fetched in between are dropped
+    while the fetch position and Faust's read offset move past them, so a
+    batch of readings silently vanishes (seen after a rebalance with two
+    workers, always at the start of a partition). The guard knows, per
+    partition, the next offset the worker must see: the committed offset at
+    assignment, then one past each record handed over. A record beyond it
+    means records were lost; the guard asks to seek back and refuses records
+    until the missing one arrives again. A record before it (a replay) is
+    admitted: every write downstream is idempotent.
+    """
+
+    def __init__(
+        self, *, retry_after_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._next: dict[Key, int] = {}
+        self._first: dict[Key, int] = {}
+        self._seeking: dict[Key, float] = {}
+        self._tps: dict[Key, Any] = {}
+        self._retry_after_s = retry_after_s
+        self._clock = clock
+        self.seeks = 0
+
+    def assigned(self) -> None:
+        """A new assignment: forget everything until :meth:`expect` is told the offsets."""
+        self._next = {}
+        self._first = {}
+        self._seeking.clear()
+
+    def expect(self, committed: dict[Key, int]) -> None:
+        """Where the group resumes each assigned partition (committed, else earliest).
+
+        Records admitted before this arrived are checked now: if the first one
+        of a partition lies beyond its committed offset, records were skipped.
+        """
+        for key, offset in committed.items():
+            first = self._first.get(key)
+            if first is None:
+                self._next[key] = offset
+            elif first > offset:
+                self._next[key] = offset
+                self._seeking[key] = float("-inf")  # overdue: seek on the next tick
+
+    def overdue(self) -> list[tuple[Any, int]]:
+        """Seeks asked for more than ``retry_after_s`` ago with nothing back yet.
+
+        The consumer's fetch loop can still be handing over records of the old
+        position when a seek lands, and move its read offset past the seek
+        target again; asking again once that loop has drained fixes it.
+        """
+        now = self._clock()
+        due = []
+        for key, asked in self._seeking.items():
+            if now - asked >= self._retry_after_s and key in self._tps:
+                self._seeking[key] = now
+                self.seeks += 1
+                due.append((self._tps[key], self._next[key]))
+        return due
+
+    def next_offsets(self) -> dict[Key, int]:
+        """The next offset to process of every assigned partition."""
+        return dict(self._next)
+
+    def remember(self, key: Key, tp: Any) -> None:
+        self._tps[key] = tp
+
+    def check(self, key: Key, offset: int) -> int | None:
+        """None to admit the record; else the offset to seek back to (record refused).
+
+        >>> g = OffsetGuard(clock=lambda: 0.0)
+        >>> g.assigned()
+        >>> g.expect({("r", 0): 5})
+        >>> g.check(("r", 0), 5), g.check(("r", 0), 9), g.check(("r", 0), 10), g.check(("r", 0), 6)
+        (None, 6, -1, None)
+        """
+        expected = self._next.get(key)
+        if expected is None:
+            self._first.setdefault(key, offset)
+        if expected is None or offset <= expected:
+            self._seeking.pop(key, None)
+            if expected is None or offset == expected:
+                self._next[key] = offset + 1
+            return None
+        asked = self._seeking.get(key)
+        now = self._clock()
+        if asked is not None and now - asked < self._retry_after_s:
+            return -1  # refused; the seek asked for is under way
+        self._seeking[key] = now
+        self.seeks += 1
+        return expected

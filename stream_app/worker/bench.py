@@ -83,8 +83,12 @@ class ReadingSource:
             if rng.random() < 0.002:
                 value += rng.choice((-15.0, 15.0))
             values[metric] = round(value, 3)
-        doc: dict[str, Any] = {"entity": self.names[entity], "ts": ts, "metrics": values,
-                               "source": "bench"}
+        doc: dict[str, Any] = {
+            "entity": self.names[entity],
+            "ts": ts,
+            "metrics": values,
+            "source": "bench",
+        }
         if ingested_at is not None:
             doc["ingested_at"] = ingested_at
         return self._keys[entity], orjson.dumps(doc)
@@ -115,8 +119,11 @@ class BenchWorker:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [exe, "worker", "--no-migrate-db"], env=worker_env(settings), stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [exe, "worker", "--no-migrate-db"],
+                env=worker_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def metric(self, name: str) -> float | None:
@@ -125,8 +132,11 @@ class BenchWorker:
             text = httpx.get(self.url, timeout=2).text
         except httpx.HTTPError:
             return None
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and line[len(name)] in " {")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name)] in " {"
+        )
 
     def wait_for(self, name: str, at_least: float, timeout: float, every: float = 0.25) -> float:
         deadline = time.monotonic() + timeout
@@ -151,11 +161,13 @@ class BenchWorker:
             self.proc.wait(timeout=10)
 
 
-async def produce_backlog(settings: Settings, source: ReadingSource, n: int, t0: float,
-                          rate: float) -> float:
+async def produce_backlog(
+    settings: Settings, source: ReadingSource, n: int, t0: float, rate: float
+) -> float:
     """Produce readings 0..n-1 with past event times; return readings/s of producing."""
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=20,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_kwargs(), linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     started = time.perf_counter()
     try:
@@ -169,8 +181,9 @@ async def produce_backlog(settings: Settings, source: ReadingSource, n: int, t0:
     return n / (time.perf_counter() - started)
 
 
-async def produce_paced(settings: Settings, source: ReadingSource, first: int, rate: float,
-                        seconds: float) -> tuple[int, float, float]:
+async def produce_paced(
+    settings: Settings, source: ReadingSource, first: int, rate: float, seconds: float
+) -> tuple[int, float, float]:
     """Produce at ``rate`` for ``seconds`` with ts = ingested_at = now; (sent, start, end)."""
     producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=5)
     await producer.start()
@@ -195,9 +208,13 @@ async def bare_consume(settings: Settings, n: int, timeout_s: float) -> float:
 
     As for the worker, the clock starts once the first batch is in hand.
     """
-    consumer = AIOKafkaConsumer(settings.topic_readings, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                **settings.kafka_client_kwargs())
+    consumer = AIOKafkaConsumer(
+        settings.topic_readings,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **settings.kafka_client_kwargs(),
+    )
     await consumer.start()
     try:
         count, first_count, first_at = 0, 0, 0.0
@@ -241,14 +258,18 @@ def _one(conninfo: str, query: str, params: tuple[Any, ...] = ()) -> tuple[Any, 
 
 def throughput_from_db(conninfo: str, metric: str) -> tuple[float, int]:
     """Readings/s from the first batch's commit to the last one's, and the first batch size."""
-    first_xid, first_at, last_at, total = _one(
+    first_xid, last_at, total = _one(
         conninfo,
-        "SELECT (array_agg(xmin::text ORDER BY written_at))[1], min(written_at), max(written_at),"
-        " count(*) FROM observations WHERE metric = %s", (metric,))
+        "SELECT (array_agg(xmin::text ORDER BY written_at))[1], max(written_at), count(*)"
+        " FROM observations WHERE metric = %s",
+        (metric,),
+    )
+    # Rows of one sink transaction share its xmin: that is the first batch.
     first_n, first_end = _one(
-        conninfo, "SELECT count(*), max(written_at) FROM observations"
-        " WHERE metric = %s AND xmin::text = %s", (metric, first_xid))
-    del first_at
+        conninfo,
+        "SELECT count(*), max(written_at) FROM observations WHERE metric = %s AND xmin::text = %s",
+        (metric, first_xid),
+    )
     return (total - first_n) / (last_at - first_end).total_seconds(), int(first_n)
 
 
@@ -258,7 +279,9 @@ def latency_from_db(conninfo: str, metric: str, since: float) -> tuple[int, floa
         conninfo,
         "SELECT count(*), percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY lat),"
         " max(lat) FROM (SELECT extract(epoch FROM written_at - ts) * 1000 AS lat"
-        " FROM observations WHERE metric = %s AND ts >= to_timestamp(%s)) AS l", (metric, since))
+        " FROM observations WHERE metric = %s AND ts >= to_timestamp(%s)) AS l",
+        (metric, since),
+    )
     return int(row[0]), float(row[1][0]), float(row[1][1]), float(row[2])
 
 
@@ -273,15 +296,24 @@ def _private(base: Settings, workdir: Path) -> tuple[Settings, str, str]:
     tag = uuid.uuid4().hex[:10]
     schema = f"bench_{tag}"
     conninfo = make_conninfo(base.pg_conninfo(), options=f"-c search_path={schema}")
-    names = {f"topic_{t}": f"bench.{t}.{tag}"
-             for t in ("readings", "anomalies", "deadletter", "groundtruth", "feedback", "control")}
-    settings = base.model_copy(update={
-        **names, "consumer_group": f"bench-{tag}", "pg_dsn": SecretStr(conninfo),
-        "pg_sslmode": None, "pg_sslrootcert": None, "worker_id": "bench",
-        "worker_data_dir": workdir / "data", "worker_web_port": _free_port(),
-        # The log is not what is measured; ERROR keeps stray per-event logging off the hot path.
-        "log_level": "ERROR",
-    })
+    names = {
+        f"topic_{t}": f"bench.{t}.{tag}"
+        for t in ("readings", "anomalies", "deadletter", "groundtruth", "feedback", "control")
+    }
+    settings = base.model_copy(
+        update={
+            **names,
+            "consumer_group": f"bench-{tag}",
+            "pg_dsn": SecretStr(conninfo),
+            "pg_sslmode": None,
+            "pg_sslrootcert": None,
+            "worker_id": "bench",
+            "worker_data_dir": workdir / "data",
+            "worker_web_port": _free_port(),
+            # The log is not what is measured; ERROR keeps stray per-event logging off the hot path.
+            "log_level": "ERROR",
+        }
+    )
     return settings, tag, schema
 
 
@@ -293,8 +325,10 @@ def _prepare_schema(base: Settings, settings: Settings, schema: str) -> None:
     migrate(settings.pg_conninfo())
     with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
         # Insert time of every row; the sink's staging table copies the default too.
-        conn.execute("ALTER TABLE observations"
-                     " ADD COLUMN written_at timestamptz NOT NULL DEFAULT clock_timestamp()")
+        conn.execute(
+            "ALTER TABLE observations"
+            " ADD COLUMN written_at timestamptz NOT NULL DEFAULT clock_timestamp()"
+        )
 
 
 def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str, Any]:
@@ -313,8 +347,9 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
         asyncio.run(ensure_topics(settings))
         n, rate = plan.readings, plan.offered_rate
         say(f"producing {n} readings ({plan.entities} entities x {len(plan.metrics)} metrics)")
-        produce_rate = asyncio.run(produce_backlog(settings, source, n, time.time() - n / rate,
-                                                   rate))
+        produce_rate = asyncio.run(
+            produce_backlog(settings, source, n, time.time() - n / rate, rate)
+        )
         say("bare consumer")
         bare = asyncio.run(bare_consume(settings, n, plan.catch_up_timeout_s))
         say(f"bare consumer: {bare:,.0f} readings/s; starting the worker")
@@ -322,25 +357,36 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
         worker.wait_for("tsguard_readings_total", n, plan.catch_up_timeout_s)
         cpu_backlog = worker.metric("process_cpu_seconds_total") or 0.0
         per_s, first_batch = throughput_from_db(conninfo, metric)
-        say(f"worker: {per_s:,.0f} readings/s; offered load {rate:,.0f}/s"
-            f" for {plan.latency_seconds:.0f} s")
+        say(
+            f"worker: {per_s:,.0f} readings/s; offered load {rate:,.0f}/s"
+            f" for {plan.latency_seconds:.0f} s"
+        )
         sent, started, ended = asyncio.run(
-            produce_paced(settings, source, n, rate, plan.latency_seconds))
+            produce_paced(settings, source, n, rate, plan.latency_seconds)
+        )
         worker.wait_for("tsguard_readings_total", n + sent, 120)
         count, p50, p99, worst = latency_from_db(conninfo, metric, started)
         if count != sent:
             raise RuntimeError(f"{sent} readings sent at the offered load, {count} rows found")
         return {
-            "readings": n, "entities": plan.entities, "metrics_per_reading": len(plan.metrics),
+            "readings": n,
+            "entities": plan.entities,
+            "metrics_per_reading": len(plan.metrics),
             "partitions": settings.topic_partitions,
             "worker_batch_size": settings.worker_batch_size,
             "worker_batch_timeout_s": settings.worker_batch_timeout_s,
-            "readings_per_s": round(per_s), "points_per_s": round(per_s * len(plan.metrics)),
-            "bare_consumer_per_s": round(bare), "ratio": round(per_s / bare, 3),
+            "readings_per_s": round(per_s),
+            "points_per_s": round(per_s * len(plan.metrics)),
+            "bare_consumer_per_s": round(bare),
+            "ratio": round(per_s / bare, 3),
             "worker_cpu_s_per_1k_readings": round(cpu_backlog / n * 1000, 4),
-            "first_batch_readings": first_batch, "produce_per_s": round(produce_rate),
-            "offered_per_s": round(sent / (ended - started), 1), "latency_readings": sent,
-            "p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "max_ms": round(worst, 1),
+            "first_batch_readings": first_batch,
+            "produce_per_s": round(produce_rate),
+            "offered_per_s": round(sent / (ended - started), 1),
+            "latency_readings": sent,
+            "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1),
+            "max_ms": round(worst, 1),
             "latency_method": "observations.written_at (clock_timestamp() at insert) - ts (send)",
         }
     finally:

@@ -40,7 +40,6 @@ def worker(
     """Run a streaming worker (joins the consumer group; Ctrl-C to stop)."""
     import faust
 
-    from connectors.sink import migrate
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
     from stream_app.worker.app import create_app
@@ -56,12 +55,32 @@ def worker(
     asyncio.run(ensure_topics(settings))
     asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
-        migrate(
-            settings.pg_conninfo(),
-            readonly_password=settings.pg_readonly_password.get_secret_value(),
-        )
+        _migrate_when_reachable(settings)
     faust_app = create_app(settings, build_metrics(), load_rules(settings.detector_config))
     faust.Worker(faust_app, loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+def _migrate_when_reachable(settings: Any) -> None:
+    """Apply migrations, waiting (with backoff) for the database to come up."""
+    import time
+
+    import psycopg
+
+    from connectors.sink import migrate
+
+    delay = 0.5
+    while True:
+        try:
+            migrate(
+                settings.pg_conninfo(),
+                readonly_password=settings.pg_readonly_password.get_secret_value(),
+            )
+            return
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0]
+            logging.getLogger(__name__).warning("database not reachable (%s); retrying", first)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @topics_app.command("create")

@@ -35,6 +35,7 @@ class WorkerRuntime:
         metrics: Metrics,
         *,
         silence_check_s: float = 5.0,
+        checkpoint_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.scorer = scorer
@@ -46,15 +47,26 @@ class WorkerRuntime:
         self.open_episodes: set[str] = set()
         self._state_sizes: dict[str, int] = {}
         self._state_total = 0
+        # Model state is checkpointed to the table at most every checkpoint_s:
+        # one changelog record per touched entity per batch cost a third of the
+        # worker's time. Offsets are acked only at checkpoints (the batcher
+        # holds them), so a restart replays from the state's own position: the
+        # state never leads the database, and never lags the committed offsets.
+        self.checkpoint_s = checkpoint_s
+        self._dirty: set[str] = set()
+        self._last_checkpoint = 0.0
         self.table: MutableMapping[bytes, bytes] | None = None
         self.send_event: Send | None = None
         self.send_deadletter: Send | None = None
+        self.on_progress: Callable[[], None] | None = None
+        self.sink_retrying = False
 
     async def handle(self, messages: list[Message]) -> BatchOutput:
         """Score one batch and make its results durable before returning."""
         now = self.clock()
         out = self.scorer.process(messages, now)
-        self.metrics.batch_size.observe(len(messages))
+        if messages:
+            self.metrics.batch_size.observe(len(messages))
         if now - self._last_silence_check >= self.silence_check_s:
             self._last_silence_check = now
             extra = self.scorer.advance(now)
@@ -71,14 +83,24 @@ class WorkerRuntime:
             self.sink.add_point(row)
         for event in out.events:
             self.sink.add_episode(event)
-        stats = await self.sink.flush_with_retry()
+        try:
+            stats = await self.sink.flush_with_retry()
+        finally:
+            self.sink_retrying = False
         if stats.points or stats.episodes:
             self.metrics.sink_latency.observe(stats.seconds)
             self.metrics.sink_rows.labels("observations").inc(stats.points_inserted)
             self.metrics.sink_rows.labels("anomalies").inc(stats.episodes)
-        self._save_state(out.touched)
+        self._dirty |= out.touched
+        now = self.clock()
+        out.checkpointed = now - self._last_checkpoint >= self.checkpoint_s
+        if out.checkpointed:
+            self.checkpoint()
+            self._last_checkpoint = now
         await self._send(out)
         self._count(out)
+        if self.on_progress is not None:
+            self.on_progress()
 
     def _save_state(self, entities: set[str]) -> None:
         if self.table is None:
@@ -91,8 +113,17 @@ class WorkerRuntime:
             self._state_sizes[entity] = len(blob)
         self.metrics.state_bytes.set(self._state_total)
 
+    def checkpoint(self) -> None:
+        """Save the state of every entity changed since the last checkpoint."""
+        dirty, self._dirty = self._dirty, set()
+        self._save_state(dirty)
+
     def forget(self) -> None:
         """After a rebalance: drop live models; the table (changelog) is the truth."""
+        try:
+            self.checkpoint()  # the new owner of a revoked partition recovers this
+        except Exception as exc:
+            log.warning("checkpoint on revoke failed: %s", exc)
         self.scorer.states.forget()
         self._state_sizes.clear()
         self._state_total = 0
@@ -148,4 +179,5 @@ class WorkerRuntime:
         self.metrics.feedback.labels(label).inc()
 
     def record_sink_error(self, exc: BaseException) -> None:
+        self.sink_retrying = True
         self.metrics.sink_errors.labels(type(exc).__name__).inc()

@@ -100,6 +100,7 @@ class BatchOutput:
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
+    checkpointed: bool = True  # model state saved: the batch's offsets may be committed
 
 
 class EntityStates:
@@ -162,7 +163,11 @@ class ReadingScorer:
         self.decoder = decoder
         self.max_deadletter_payload = max_deadletter_payload
         self.topic = topic
-        self.watermark = 0.0
+        # Event-time watermarks per source: an IoT fleet and a market feed run
+        # on different clocks (a closed market sends nothing at night), so one
+        # source's time must not make the other's series look silent.
+        self.watermarks: dict[str, float] = {}
+        self._source_of: dict[str, str] = {}
 
     def process(self, messages: Iterable[Message], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -188,8 +193,11 @@ class ReadingScorer:
         entity = reading.entity
         out.touched.add(entity)
         out.readings_ok += 1
-        if reading.ts > self.watermark:
-            self.watermark = reading.ts
+        source = reading.source or ""
+        if self._source_of.get(entity) != source:
+            self._source_of[entity] = source
+        if reading.ts > self.watermarks.get(source, 0.0):
+            self.watermarks[source] = reading.ts
         out.event_to_scored.append(now - reading.ts)
         for metric, value in reading.metrics.items():
             point, events = self.states.processor(entity, metric).process(
@@ -208,13 +216,14 @@ class ReadingScorer:
                     out.ingest_to_event.append(now - reading.ingested_at)
 
     def advance(self, now: float) -> BatchOutput:
-        """Silence check of every live series against the event-time watermark."""
+        """Silence check of every live series against its source's event-time watermark."""
         out = BatchOutput()
-        if self.watermark <= 0:
-            return out
         for entity in list(self.states.entities()):
+            watermark = self.watermarks.get(self._source_of.get(entity, ""), 0.0)
+            if watermark <= 0:
+                continue
             for proc in self.states.series(entity).values():
-                events = proc.advance(watermark_ts=self.watermark)
+                events = proc.advance(watermark_ts=watermark)
                 if events:
                     out.touched.add(entity)
                     out.events.extend(event_to_wire(e, now) for e in events)

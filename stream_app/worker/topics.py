@@ -59,18 +59,23 @@ async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
     member; if one is active it has committed already, and the error is ignored.
     """
     topics = [settings.topic_readings, settings.topic_feedback]
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    tps = [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if d["error_code"] == 0
+        for p in d["partitions"]
+    ]
     consumer = AIOKafkaConsumer(
         group_id=settings.consumer_group, enable_auto_commit=False, **settings.kafka_client_kwargs()
     )
     await consumer.start()
     try:
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer.topics()  # refreshes metadata for every topic
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in sorted(parts)]
         missing = [tp for tp in tps if await consumer.committed(tp) is None]
         if not missing:
             return []
@@ -81,5 +86,44 @@ async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
         except KafkaError:
             return []
         return missing
+    finally:
+        await consumer.stop()
+
+
+async def start_offsets(
+    settings: Settings, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Where the group resumes each partition: its committed offset, else the earliest."""
+    if not partitions:
+        return {}
+    tps = [TopicPartition(topic, p) for topic, p in partitions]
+    consumer = AIOKafkaConsumer(
+        group_id=settings.consumer_group, enable_auto_commit=False, **settings.kafka_client_kwargs()
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)  # no subscription: this consumer never joins the group
+        begin = await consumer.beginning_offsets(tps)
+        out: dict[tuple[str, int], int] = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            out[(tp.topic, tp.partition)] = committed if committed is not None else begin[tp]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(
+    settings: Settings, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The current end (high watermark) of each partition, from a group-less consumer."""
+    if not partitions:
+        return {}
+    tps = [TopicPartition(topic, p) for topic, p in partitions]
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_kwargs())
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
     finally:
         await consumer.stop()

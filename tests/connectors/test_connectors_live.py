@@ -75,26 +75,21 @@ async def test_replay_keeps_event_time_and_dead_letters_bad_rows(
     csv_file.write_text(
         "time,temp,vib\n1767571200,70.5,0.1\noops,1,2\n1767571260,71.0,0.2\n1767571320,x,1\n"
     )
-    files = [csv_file]
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        table = pa.table({"ts": [1767571230.0, 1767571290.0], "rpm": [900.0, 950.0]})
-        pq.write_table(table, tmp_path / "fans.parquet")
-        files.append(tmp_path / "fans.parquet")
-    except ImportError:
-        pass  # Parquet is an optional extra; CSV is always tested
+    table = pa.table({"ts": [1767571230.0, 1767571290.0], "rpm": [900.0, 950.0]})
+    pq.write_table(table, tmp_path / "fans.parquet")
+    files = [csv_file, tmp_path / "fans.parquet"]
     stats = await replay_to_kafka(files, s, ColumnMap(), speed=None)
-    good = 2 + 2 * (len(files) - 1)
+    good = 4
     assert (stats.readings, stats.malformed) == (good, 2)
     readings = [v for _, v in await consume(s, s.topic_readings, good)]
     for reading in readings:
         reading_schema.validate(reading)
     pump = sorted(r["ts"] for r in readings if r["entity"] == "pump")
     assert pump == [1767571200.0, 1767571260.0]
-    if len(files) > 1:
-        assert [r["metrics"]["rpm"] for r in readings if r["entity"] == "fans"] == [900.0, 950.0]
+    assert [r["metrics"]["rpm"] for r in readings if r["entity"] == "fans"] == [900.0, 950.0]
     letters = [v for _, v in await consume(s, s.topic_deadletter, 2)]
     for letter in letters:
         deadletter_schema.validate(letter)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_app.settings import Settings, load_settings
 from stream_app.worker.topics import ensure_topics
+from stream_app.worker.watchdog import STALL_EXIT_CODE
 
 TSGUARD = str(Path(sys.executable).with_name("tsguard"))
 
@@ -97,8 +99,29 @@ class WorkerProcess:
         self.port = port
         self.log_path = pipeline.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._supervising = False
+        self._supervisor: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the worker under supervision: restarted when it exits as stalled."""
+        self._spawn()
+        self._supervising = True
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while self._supervising:
+            proc = self.proc
+            if proc is None:
+                return
+            code = proc.wait()
+            if not self._supervising or code != STALL_EXIT_CODE:
+                return
+            self.restarts += 1
+            self._spawn()
+
+    def _spawn(self) -> None:
         env = dict(self.pipeline.env)
         env["TSGUARD_WORKER_WEB_PORT"] = str(self.port)
         env["TSGUARD_WORKER_ID"] = self.name
@@ -140,11 +163,13 @@ class WorkerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
+        self._supervising = False
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        self._supervising = False
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -189,6 +214,7 @@ def make_pipeline(base: Settings, conninfo: str, workdir: Path, *, partitions: i
             "TSGUARD_WORKER_BATCH_TIMEOUT_S": "0.05",
             "TSGUARD_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
             "TSGUARD_LOG_LEVEL": "WARNING",
+            "TSGUARD_WORKER_STALL_TIMEOUT_S": "20",
         }
     )
     asyncio.run(ensure_topics(settings))

@@ -72,30 +72,21 @@ def labelled_stream(
     return readings, truth
 
 
+def _overlaps(t: Injected, ep: dict[str, Any], slack_s: float) -> bool:
+    return (
+        ep["entity"] == t.entity
+        and ep["metric"] == t.metric
+        and ep["start"] <= t.end + slack_s
+        and ep["end"] >= t.start - slack_s
+    )
+
+
 def recall_precision(
     truth: list[Injected], episodes: list[dict[str, Any]], slack_s: float
 ) -> tuple[float, float]:
     """Share of injected anomalies hit by an episode, and of episodes that hit one."""
-    hit_truth = 0
-    for t in truth:
-        if any(
-            ep["entity"] == t.entity
-            and ep["metric"] == t.metric
-            and ep["start"] <= t.end + slack_s
-            and ep["end"] >= t.start - slack_s
-            for ep in episodes
-        ):
-            hit_truth += 1
-    good = 0
-    for ep in episodes:
-        if any(
-            ep["entity"] == t.entity
-            and ep["metric"] == t.metric
-            and ep["start"] <= t.end + slack_s
-            and ep["end"] >= t.start - slack_s
-            for t in truth
-        ):
-            good += 1
+    hit_truth = sum(1 for t in truth if any(_overlaps(t, ep, slack_s) for ep in episodes))
+    good = sum(1 for ep in episodes if any(_overlaps(t, ep, slack_s) for t in truth))
     recall = hit_truth / len(truth) if truth else 1.0
     precision = good / len(episodes) if episodes else 1.0
     return recall, precision

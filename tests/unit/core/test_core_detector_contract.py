@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-from core_streams import auc, config_for, labelled_stream
-
 from stream_app.core import SeriesProcessor
+from tests.unit.core.core_streams import auc, config_for, labelled_stream
 
 N = 900
 

@@ -11,11 +11,20 @@ from stream_app.offline.csvio import MalformedCsvError, parse_timestamp, read_se
 NOON = 1_530_619_200.0  # 2018-07-03T12:00:00Z
 
 
-@pytest.mark.parametrize("text", [
-    "2018-07-03T12:00:00Z", "2018-07-03T12:00:00+00:00", "2018-07-03T14:00:00+02:00",
-    "2018-07-03 12:00:00", "2018-07-03T12:00:00", "1530619200", "1530619200.0",
-    "1530619200000", " 2018-07-03T12:00:00.000Z ",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2018-07-03T12:00:00Z",
+        "2018-07-03T12:00:00+00:00",
+        "2018-07-03T14:00:00+02:00",
+        "2018-07-03 12:00:00",
+        "2018-07-03T12:00:00",
+        "1530619200",
+        "1530619200.0",
+        "1530619200000",
+        " 2018-07-03T12:00:00.000Z ",
+    ],
+)
 def test_timestamp_formats(text: str) -> None:
     assert parse_timestamp(text) == NOON
 
@@ -44,13 +53,16 @@ def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
     assert table.raw_values["value"] == ["1.5", "", "nan"]
 
 
-@pytest.mark.parametrize(("text", "line", "reason"), [
-    ("time,value\n1,2\n", 1, "missing column(s) timestamp"),
-    ("timestamp,value\n1000,1\n1060,abc\n", 3, "cannot parse value 'abc'"),
-    ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
-    ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
-    ("", 1, "empty file"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("time,value\n1,2\n", 1, "missing column(s) timestamp"),
+        ("timestamp,value\n1000,1\n1060,abc\n", 3, "cannot parse value 'abc'"),
+        ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
+        ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
+        ("", 1, "empty file"),
+    ],
+)
 def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(MalformedCsvError) as caught:

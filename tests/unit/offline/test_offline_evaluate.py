@@ -15,8 +15,15 @@ from typer.testing import CliRunner
 from stream_app.cli import app
 from stream_app.offline.evaluate import load_dataset
 
-OVERALL_KEYS = {"nab_standard", "nab_low_fp", "nab_low_fn", "episode_f1", "episode_precision",
-                "episode_recall", "mean_delay_points"}
+OVERALL_KEYS = {
+    "nab_standard",
+    "nab_low_fp",
+    "nab_low_fn",
+    "episode_f1",
+    "episode_precision",
+    "episode_recall",
+    "mean_delay_points",
+}
 START = 1_700_000_000.0
 
 
@@ -40,8 +47,12 @@ def _dataset(root: Path) -> Path:
     _labelled_csv(root / "group" / "b.csv", 500, [350], seed=2)
     _labelled_csv(root / "c.csv", 400, [], seed=3)
     (root / "index.csv").write_text("path,points\nc.csv,400\n", encoding="utf-8")
-    windows = {"group/a.csv": [[_iso(START + 60 * 290), _iso(START + 60 * 320)],
-                               [_iso(START + 60 * 445), _iso(START + 60 * 460)]]}
+    windows = {
+        "group/a.csv": [
+            [_iso(START + 60 * 290), _iso(START + 60 * 320)],
+            [_iso(START + 60 * 445), _iso(START + 60 * 460)],
+        ]
+    }
     (root / "windows.json").write_text(json.dumps(windows), encoding="utf-8")
     return root
 
@@ -58,8 +69,9 @@ def test_windows_come_from_windows_json_or_from_labels(tmp_path: Path) -> None:
 
 def test_evaluate_json_has_every_detector_and_key(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    result = CliRunner().invoke(app, ["evaluate", str(_dataset(tmp_path / "data")), "--json",
-                                      "--report", str(report)])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(_dataset(tmp_path / "data")), "--json", "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload["overall"]) == {"tsguard", "river_hst", "zscore"}
@@ -89,10 +101,17 @@ def test_evaluate_rejects_a_folder_without_labelled_series(tmp_path: Path) -> No
 
 
 def test_bench_detectors_json(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["bench", "detectors", "--json", "--points", "2000",
-                                      "--repeats", "1"])
+    result = CliRunner().invoke(
+        app, ["bench", "detectors", "--json", "--points", "2000", "--repeats", "1"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    for key in ("tsguard_points_per_s", "river_hst_points_per_s", "river_sad_points_per_s",
-                "ratio_hst", "ratio_sad", "state_bytes_per_series"):
+    for key in (
+        "tsguard_points_per_s",
+        "river_hst_points_per_s",
+        "river_sad_points_per_s",
+        "ratio_hst",
+        "ratio_sad",
+        "state_bytes_per_series",
+    ):
         assert payload[key] > 0

@@ -15,8 +15,9 @@ def _series(n: int = 1000, windows: list[nab.Window] | None = None) -> list[nab.
     return windows if windows is not None else [(400, 499), (700, 799)]
 
 
-def _score(detections: list[int], n: int = 1000, profile: nab.CostProfile = nab.STANDARD
-           ) -> nab.NabResult:
+def _score(
+    detections: list[int], n: int = 1000, profile: nab.CostProfile = nab.STANDARD
+) -> nab.NabResult:
     scores = np.zeros(n)
     scores[detections] = 1.0
     return nab.score_corpus([nab.NabSeries("s", scores, _series(n))], profile)
@@ -74,15 +75,18 @@ def test_windows_from_labels_follow_nab_size_rule() -> None:
 
 def test_per_series_raw_scores_add_up_to_the_corpus_score() -> None:
     rng = np.random.default_rng(3)
-    series = [nab.NabSeries(f"s{k}", rng.random(500), [(200 + 20 * k, 240 + 20 * k)])
-              for k in range(4)]
+    series = [
+        nab.NabSeries(f"s{k}", rng.random(500), [(200 + 20 * k, 240 + 20 * k)]) for k in range(4)
+    ]
     result = nab.score_corpus(series)
     assert sum(result.per_series_raw.values()) == pytest.approx(result.raw)
 
 
-def _reference_raw(series: list[tuple[list[float], list[nab.Window]]],
-                   profile: nab.CostProfile) -> float:
+def _reference_raw(
+    series: list[tuple[list[float], list[nab.Window]]], profile: nab.CostProfile
+) -> float:
     """The rules read straight off the NAB description, one point at a time."""
+
     def ss(p: float) -> float:
         return -1.0 if p >= 3.0 else 2.0 / (1.0 + math.exp(5.0 * p)) - 1.0
 
@@ -120,10 +124,13 @@ def test_matches_a_literal_transcription_of_the_rules(seed: int) -> None:
     corpus = []
     for _ in range(rng.randint(1, 3)):
         n = rng.randint(5, 60)
-        windows = [(s, min(n - 1, s + rng.randint(0, 6)))
-                   for s in (rng.randrange(n) for _ in range(rng.randint(0, 3)))]
+        windows = [
+            (s, min(n - 1, s + rng.randint(0, 6)))
+            for s in (rng.randrange(n) for _ in range(rng.randint(0, 3)))
+        ]
         corpus.append(([round(rng.random(), 1) for _ in range(n)], windows))
     for profile in nab.PROFILES:
         inputs = [nab.NabSeries(str(k), np.array(s), w) for k, (s, w) in enumerate(corpus)]
         assert nab.score_corpus(inputs, profile).raw == pytest.approx(
-            _reference_raw(corpus, profile))
+            _reference_raw(corpus, profile)
+        )

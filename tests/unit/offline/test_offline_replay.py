@@ -10,8 +10,16 @@ from typer.testing import CliRunner
 
 from stream_app.cli import app
 
-HEADER = ["timestamp", "value", "anomaly_score", "is_anomaly", "expected", "lower", "upper",
-          "status"]
+HEADER = [
+    "timestamp",
+    "value",
+    "anomaly_score",
+    "is_anomaly",
+    "expected",
+    "lower",
+    "upper",
+    "status",
+]
 
 
 def _series_csv(path: Path, n: int = 200, start: float = 1_700_000_000.0) -> list[str]:
@@ -34,8 +42,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_folder_output_mirrors_input_one_row_per_row(tmp_path: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
-    written = {rel: _series_csv(src / rel, n) for rel, n in
-               [("a.csv", 150), ("plant/pump-1.csv", 120), ("plant/deep/x.csv", 90)]}
+    written = {
+        rel: _series_csv(src / rel, n)
+        for rel, n in [("a.csv", 150), ("plant/pump-1.csv", 120), ("plant/deep/x.csv", 90)]
+    }
     result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == sorted(written)
@@ -90,8 +100,11 @@ def test_rejected_rows_keep_their_place(tmp_path: Path) -> None:
 
 def test_iso_timestamps_with_and_without_zone(tmp_path: Path) -> None:
     source = tmp_path / "iso.csv"
-    source.write_text("timestamp,value\n2018-07-03T12:00:00Z,1\n2018-07-03 12:01:00,2\n"
-                      "2018-07-03T14:02:00+02:00,3\n1530619380000,4\n", encoding="utf-8")
+    source.write_text(
+        "timestamp,value\n2018-07-03T12:00:00Z,1\n2018-07-03 12:01:00,2\n"
+        "2018-07-03T14:02:00+02:00,3\n1530619380000,4\n",
+        encoding="utf-8",
+    )
     target = tmp_path / "iso-out.csv"
     result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target)])
     assert result.exit_code == 0, result.output
@@ -102,8 +115,9 @@ def test_several_metrics_get_their_own_columns(tmp_path: Path) -> None:
     source = tmp_path / "multi.csv"
     source.write_text("timestamp,temp,vib,other\n1000,1,0.1,x\n1060,2,,y\n", encoding="utf-8")
     target = tmp_path / "multi-out.csv"
-    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target),
-                                      "--metrics", "temp,vib"])
+    result = CliRunner().invoke(
+        app, ["replay", str(source), "--output", str(target), "--metrics", "temp,vib"]
+    )
     assert result.exit_code == 0, result.output
     with target.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

@@ -1,0 +1,134 @@
+"""Silence judged by the series' own schedule; sustained shifts, drifts and bursts found."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from stream_app.core import EngineConfig, EpisodeEvent, SeriesProcessor
+
+MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
+DAY = 86_400.0
+OPEN, CLOSE = 9.5 * 3600.0, 16.0 * 3600.0
+
+
+def processor(**cleaning: object) -> SeriesProcessor:
+    cfg = EngineConfig.from_mapping({"defaults": {"cleaning": cleaning}})
+    return SeriesProcessor.create("XSIM/ACME", "price", cfg)
+
+
+def trade(proc: SeriesProcessor, days: int, rng: np.random.Generator) -> list[EpisodeEvent]:
+    """Minute quotes on weekdays 09:30-16:00 UTC; the watermark moves on all night
+    (other series keep it going), as in a worker shared with 24/7 sources."""
+    events: list[EpisodeEvent] = []
+    price = 100.0
+    for day in range(days):
+        midnight = MONDAY + day * DAY
+        if day % 7 < 5:
+            for k in range(int((CLOSE - OPEN) / 60.0)):
+                price += float(rng.normal(0.0, 0.05))
+                events += proc.process(midnight + OPEN + 60.0 * k, round(price, 2))[1]
+        for k in range(0, int(DAY), 600):
+            events += proc.advance(midnight + k + 600.0)
+    return events
+
+
+def test_nightly_and_weekend_gaps_of_a_market_series_are_not_silence() -> None:
+    proc = processor()
+    rng = np.random.default_rng(3)
+    first_night = trade(proc, 1, rng)
+    assert [e.kind for e in first_night] == ["silence"]  # no pattern to judge by on day one
+    later = trade(proc, 13, rng)  # Tuesday .. the second Sunday
+    assert [e for e in later if e.kind == "silence" and e.event == "opened"] == []
+
+
+def test_a_market_series_that_dies_in_trading_hours_is_silent() -> None:
+    proc = processor()
+    trade(proc, 14, np.random.default_rng(4))  # two weeks: Monday is next
+    monday = MONDAY + 14 * DAY
+    for k in range(30):
+        proc.process(monday + OPEN + 60.0 * k, 100.0 + 0.01 * (k % 3))
+    last = monday + OPEN + 60.0 * 29
+    assert proc.advance(last + 5 * 60.0) == []
+    (opened,) = proc.advance(last + 15 * 60.0)
+    assert opened.kind == "silence" and opened.event == "opened"
+
+
+def test_a_configured_schedule_needs_no_history() -> None:
+    proc = processor(schedule="mon-fri 09:30-16:00")
+    events = trade(proc, 7, np.random.default_rng(5))
+    assert [e for e in events if e.kind == "silence"] == []
+    friday_close = MONDAY + 4 * DAY + CLOSE
+    assert proc.advance(MONDAY + 7 * DAY + OPEN + 5 * 60.0) == []  # Monday, just opened
+    (opened,) = proc.advance(MONDAY + 7 * DAY + OPEN + 15 * 60.0)
+    assert opened.kind == "silence" and opened.started_at == pytest.approx(friday_close - 60.0)
+
+
+def test_a_series_live_around_the_clock_is_silent_on_an_unseen_weekday() -> None:
+    proc = processor()
+    for i in range(2 * 1440):  # Monday and Tuesday, every minute
+        proc.process(MONDAY + 60.0 * i, 20.0 + 0.1 * (i % 7))
+    last = MONDAY + 60.0 * (2 * 1440 - 1)
+    (opened,) = proc.advance(last + 15 * 60.0)  # Wednesday, never seen yet
+    assert opened.kind == "silence"
+
+
+@pytest.mark.parametrize("bad", ["mon-fri 16:00-09:30", "weekdays", "mon 9h-10h"])
+def test_bad_schedules_are_rejected_at_start_up(bad: str) -> None:
+    with pytest.raises(ValueError, match="schedule"):
+        EngineConfig.from_mapping({"defaults": {"cleaning": {"schedule": bad}}})
+
+
+def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() -> None:
+    proc = processor()
+    trade(proc, 9, np.random.default_rng(6))
+    blob = proc.to_bytes()
+    again = SeriesProcessor.from_bytes(blob)
+    assert again.to_bytes() == blob
+    tuesday = MONDAY + 8 * DAY
+    assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
+    older = SeriesProcessor.from_bytes(blob[: -struct.calcsize("<dQBd")])  # no pattern
+    assert older.cleaner.live_tod == 0  # learned afresh, as before the pattern existed
+
+
+def episodes_in(values: list[float], start: int, end: int, step: float = 30.0) -> int:
+    """Value episodes opened between points ``start`` and ``end`` (inclusive)."""
+    proc = SeriesProcessor.create("dev-1", "temperature", EngineConfig.default())
+    opened = 0
+    for i, v in enumerate(values):
+        events = proc.process(MONDAY + step * i, v)[1]
+        if start <= i <= end:
+            opened += sum(e.event == "opened" and e.kind == "value" for e in events)
+    return opened
+
+
+def noise(seed: int, n: int = 3000) -> list[float]:
+    return (55.0 + np.random.default_rng(seed).normal(0.0, 0.35, n)).round(2).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_moderate_level_shift_is_found(seed: int) -> None:
+    values = noise(seed)
+    for i in range(2000, 2060):
+        values[i] += 5.0 * 0.35  # no single point is extreme; the run is
+    assert episodes_in(values, 2000, 2060) >= 1
+    assert episodes_in(noise(seed), 2000, 2060) == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_trend_drift_is_found(seed: int) -> None:
+    values = noise(seed)
+    for k, i in enumerate(range(2000, 2120)):
+        values[i] += 15.0 * 0.35 * (k + 1) / 120
+    assert episodes_in(values, 2000, 2120) >= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_variance_burst_is_found(seed: int) -> None:
+    values = noise(seed)
+    burst = np.random.default_rng(100 + seed).normal(0.0, 6.0 * 0.35, 40)
+    for k, i in enumerate(range(2000, 2040)):
+        values[i] += float(burst[k])
+    assert episodes_in(values, 2000, 2040) >= 1

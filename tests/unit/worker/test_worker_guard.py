@@ -1,0 +1,79 @@
+"""The offset guard and the stall watchdog, driven by a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+from stream_app.worker.batching import OffsetGuard
+from stream_app.worker.watchdog import StallWatchdog
+
+KEY = ("readings", 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_guard_admits_contiguous_and_replayed_records() -> None:
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.expect({KEY: 10})
+    assert [guard.check(KEY, o) for o in (10, 11, 12, 11, 12, 13)] == [None] * 6
+
+
+def test_guard_asks_to_seek_back_over_a_gap_and_retries_when_overdue() -> None:
+    clock = Clock()
+    guard = OffsetGuard(retry_after_s=2.0, clock=clock)
+    guard.assigned()
+    guard.expect({KEY: 0})
+    guard.remember(KEY, "tp")
+    assert guard.check(KEY, 48) == 0
+    assert guard.check(KEY, 49) == -1  # refused while the seek is under way
+    assert guard.overdue() == []
+    clock.now = 2.5
+    assert guard.overdue() == [("tp", 0)]
+    assert guard.check(KEY, 0) is None  # the missing record came back
+    assert guard.overdue() == []
+    assert guard.seeks == 2
+
+
+def test_guard_detects_a_skip_seen_before_the_offsets_were_known() -> None:
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.remember(KEY, "tp")
+    assert guard.check(KEY, 95) is None  # nothing known yet: admitted
+    guard.expect({KEY: 0})
+    assert guard.overdue() == [("tp", 0)]
+
+
+def test_guard_keeps_progress_when_the_first_record_was_the_committed_one() -> None:
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.remember(KEY, "tp")
+    assert guard.check(KEY, 5) is None
+    assert guard.check(KEY, 6) is None
+    guard.expect({KEY: 5})
+    assert guard.overdue() == []
+    assert guard.check(KEY, 7) is None
+
+
+def test_watchdog_reports_a_stall_only_with_unread_records() -> None:
+    clock = Clock()
+    ends = {KEY: 100}
+
+    async def end_offsets(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {k: ends[k] for k in keys}
+
+    dog = StallWatchdog(30.0, end_offsets, clock=clock)
+    assert asyncio.run(dog.stalled({KEY: 40})) is None  # not idle long enough
+    clock.now = 31.0
+    reason = asyncio.run(dog.stalled({KEY: 40}))
+    assert reason is not None and "60 behind" in reason
+    dog.progressed()
+    clock.now = 70.0
+    ends[KEY] = 40
+    assert asyncio.run(dog.stalled({KEY: 40})) is None  # idle, but nothing to do
