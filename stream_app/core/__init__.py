@@ -9,8 +9,17 @@ from __future__ import annotations
 from .book import SeriesBook
 from .calibration import TailCalibrator
 from .cleaning import SeriesCleaner
-from .config import CleaningConfig, EngineConfig, Limits, PolicyConfig, Rule, SeriesConfig
+from .config import (
+    CleaningConfig,
+    EngineConfig,
+    EntityRule,
+    Limits,
+    PolicyConfig,
+    Rule,
+    SeriesConfig,
+)
 from .detectors import DEFAULT_DETECTOR, REGISTRY, Detector, DetectorRegistry, DetectorSpec
+from .entity import EntityScore, EntityScorer, explain_entity
 from .policy import EpisodePolicy, FlagEpisode
 from .processor import SeriesProcessor
 from .records import EpisodeEvent, ScoredPoint
@@ -24,6 +33,9 @@ __all__ = [
     "DetectorRegistry",
     "DetectorSpec",
     "EngineConfig",
+    "EntityRule",
+    "EntityScore",
+    "EntityScorer",
     "EpisodeEvent",
     "EpisodePolicy",
     "FlagEpisode",
@@ -38,4 +50,5 @@ __all__ = [
     "TailCalibrator",
     "TumblingWindow",
     "WindowAggregate",
+    "explain_entity",
 ]

@@ -12,6 +12,9 @@ A configuration file (YAML or JSON, parsed by the caller) maps to
         policy: {direction: up, min_points: 2}
         limits: {lower: -40, upper: 150}
         cleaning: {allowed_lateness_s: 30}
+    entities:                               # entity-level scoring, off unless matched
+      - pattern: "plant-*/pump-*"           # fnmatch on the entity
+        params: {window_size: 250}          # EntityScorer parameters
 
 The first matching rule wins; the fields it leaves out come from ``defaults``.
 
@@ -170,12 +173,25 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityRule:
+    """Entity-level scoring (``EntityScorer``) for entities matching ``pattern``.
+
+    Off unless a rule matches: it costs about one more series per reading in
+    time and a few KB of state per entity.
+    """
+
+    pattern: str
+    params: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     """Defaults, per-pattern rules and the seed of every random choice."""
 
     defaults: SeriesConfig = SeriesConfig()
     rules: tuple[Rule, ...] = ()
     seed: int = 0
+    entities: tuple[EntityRule, ...] = ()
 
     @classmethod
     def default(cls) -> EngineConfig:
@@ -185,7 +201,7 @@ class EngineConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EngineConfig:
         """Build from a parsed YAML/JSON mapping; unknown keys raise ``ValueError``."""
-        _check_keys(data, {"seed", "defaults", "rules"}, "config")
+        _check_keys(data, {"seed", "defaults", "rules", "entities"}, "config")
         defaults = _series_from(data.get("defaults", {}), SeriesConfig(), "defaults")
         rules = []
         for i, raw in enumerate(data.get("rules", []) or []):
@@ -203,7 +219,31 @@ class EngineConfig:
                     cleaning=_sub(CleaningConfig, raw.get("cleaning"), defaults.cleaning, where),
                 )
             )
-        return cls(defaults=defaults, rules=tuple(rules), seed=int(data.get("seed", 0)))
+        entities = []
+        for i, raw in enumerate(data.get("entities", []) or []):
+            where = f"entities[{i}]"
+            if not isinstance(raw, Mapping) or "pattern" not in raw:
+                raise ValueError(f"{where}: an entity rule needs a 'pattern'")
+            _check_keys(raw, {"pattern", "params"}, where)
+            entities.append(EntityRule(str(raw["pattern"]), _frozen(raw.get("params") or {})))
+        return cls(
+            defaults=defaults,
+            rules=tuple(rules),
+            seed=int(data.get("seed", 0)),
+            entities=tuple(entities),
+        )
+
+    def entity_params(self, entity: str) -> Mapping[str, Any] | None:
+        """Parameters of entity-level scoring for ``entity``, ``None`` when it is off.
+
+        >>> cfg = EngineConfig.from_mapping({"entities": [{"pattern": "plant-*"}]})
+        >>> dict(cfg.entity_params("plant-3/pump-7") or {}), cfg.entity_params("bank/fx")
+        ({}, None)
+        """
+        for rule in self.entities:
+            if fnmatch.fnmatchcase(entity, rule.pattern):
+                return rule.params
+        return None
 
     def resolve(self, entity: str, metric: str) -> SeriesConfig:
         """The settings of series ``(entity, metric)``: first matching rule wins."""

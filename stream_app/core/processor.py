@@ -93,7 +93,7 @@ class SeriesProcessor:
         score, expected, lower, upper, z = self.detector.update(ts, value)
         if cleaner.n <= self.warmup:
             point = ScoredPoint(self.entity, self.metric, ts, value, "warmup", True, 0.0,
-                                expected, lower, upper, False, self.detector_name)  # fmt: skip
+                                expected, lower, upper, False, self.detector_name, z)  # fmt: skip
             return point, events
         run = cleaner.run
         if run == 1:
@@ -105,7 +105,7 @@ class SeriesProcessor:
         if decided:
             events.extend(decided)
         point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
-                            lower, upper, flag, self.detector_name)  # fmt: skip
+                            lower, upper, flag, self.detector_name, z)  # fmt: skip
         return point, events
 
     def _check_stuck(self, run: int, ts: float, value: float, events: list[EpisodeEvent]) -> None:

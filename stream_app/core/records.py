@@ -45,6 +45,9 @@ class ScoredPoint:
     upper: float | None
     is_anomaly: bool
     detector: str
+    # signed deviation from expected in robust standard deviations (accepted
+    # points only); last and optional so positional construction keeps working
+    z: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ def _feed_live(stop: threading.Event, pipe: Any) -> None:
     asyncio.run(feed())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # the port is free again for later modules
 def live_metrics(
     prometheus_url: str,
     settings: Settings,
