@@ -177,7 +177,7 @@ def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, in
 async def run_demo(settings: Settings, seconds: float) -> int:
     from connectors import stack
     from connectors.sink import migrate
-    from stream_app.worker.topics import ensure_topics
+    from stream_app.worker.topics import ensure_committed_offsets, ensure_topics
 
     _say("tsguard demo: starting the local stack (Kafka, PostgreSQL, Prometheus, Alertmanager)")
     stack.ensure_up(settings, services=["kafka", "postgres", "prometheus", "alertmanager"])
@@ -185,8 +185,15 @@ async def run_demo(settings: Settings, seconds: float) -> int:
     migrate(
         settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value()
     )
+    # Each demo run simulates the last hours again: a group (and so model state)
+    # of its own, starting at the end of the topic, keeps an earlier run's
+    # models from rejecting this run's history as late.
+    group = f"{settings.consumer_group}-demo-{int(time.time())}"
+    await ensure_committed_offsets(
+        settings.model_copy(update={"consumer_group": group}), at_end=True
+    )
     logs = settings.stack_dir / "logs"
-    worker = _spawn(["worker", "--no-migrate-db"], logs / "demo-worker.log")
+    worker = _spawn(["worker", "--no-migrate-db", "--group", group], logs / "demo-worker.log")
     api = _spawn(["api", "--dev"], logs / "demo-api.log")
     tally = Tally()
     stop = asyncio.Event()

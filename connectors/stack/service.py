@@ -159,8 +159,9 @@ class Service(ABC):
         self.prepare(report)
         self.start()
         if not self.wait_healthy():
-            pid = self.pid()
-            state = "exited" if pid is None else f"is not healthy after {self.start_deadline_s:g} s"
+            state = (
+                "exited" if self._died() else f"is not healthy after {self.start_deadline_s:g} s"
+            )
             raise StackError(
                 f"{self.name} {state} during start-up; see {self.log_file}\n"
                 f"{process.log_tail(self.log_file)}"
@@ -173,8 +174,14 @@ class Service(ABC):
             self.probe,
             self.start_deadline_s,
             interval_s=0.25,
-            give_up=lambda: self.pid() is None,
+            give_up=self._died,
         )
+
+    def _died(self) -> bool:
+        """The spawned process is gone (liveness only: right after the spawn its
+        command line can still be empty, which would fail :meth:`pid`'s check)."""
+        pid = process.read_pid(self.pid_file)
+        return pid is None or not process.pid_alive(pid)
 
     def stop(self, report: Report) -> bool:
         """Stop our process if it runs; True when something was stopped."""

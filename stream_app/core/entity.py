@@ -100,6 +100,8 @@ class EntityScorer:
         self.seed = (zlib.crc32(entity.encode()) ^ seed) & 0x7FFFFFFF
         self.scale = float(p["scale"])
         self.max_metrics = int(p["max_metrics"])
+        if not 1 <= int(p["window_size"]) < 2**16:
+            raise ValueError("entity scorer: window_size must be in [1, 65535]")
         self.cal = TailCalibrator(q_lo=0.5, q_hi=0.8, rate=float(p["cal_rate"]))
         self.metrics: list[str] = []  # the features, in order of first appearance
         self.model: Any = self._new_model()
@@ -164,10 +166,11 @@ class EntityScorer:
         model = self.model
         w.raw("II?", self.n, model.counter, model._first_window)
         w.floats(self.cal.state())
-        masses = array("I")
+        counts: list[int] = []
         for nodes in model._tree_nodes:
-            masses.extend(node.l_mass for node in nodes)
-            masses.extend(node.r_mass for node in nodes)
+            counts += [node.l_mass for node in nodes]
+            counts += [node.r_mass for node in nodes]
+        masses = array("H", counts)  # a mass never exceeds window_size (< 2**16)
         if sys.byteorder == "big":
             masses.byteswap()
         w.blob(zlib.compress(masses.tobytes(), 6))
@@ -189,7 +192,7 @@ class EntityScorer:
         scorer.metrics = [r.text() for _ in range(r.u32())]
         n, counter, first_window = r.raw("II?")
         scorer.cal.set_state(*r.floats())
-        masses = array("I")
+        masses = array("H")
         masses.frombytes(zlib.decompress(r.blob()))
         if sys.byteorder == "big":
             masses.byteswap()

@@ -36,6 +36,7 @@ def worker(
     web_port: int | None = typer.Option(None, help="Port of /metrics (default from settings)."),
     worker_id: str | None = typer.Option(None, help="Name of this worker (its data dir)."),
     migrate_db: bool = typer.Option(True, help="Apply database migrations first."),
+    group: str | None = typer.Option(None, help="Consumer group (default from settings)."),
 ) -> None:
     """Run a streaming worker (joins the consumer group; Ctrl-C to stop)."""
     import faust
@@ -50,6 +51,8 @@ def worker(
         overrides["worker_web_port"] = web_port
     if worker_id is not None:
         overrides["worker_id"] = worker_id
+    if group is not None:
+        overrides["consumer_group"] = group
     settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level)
     asyncio.run(ensure_topics(settings))

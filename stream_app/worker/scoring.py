@@ -16,10 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.sink.postgres import ObservationRow
-from stream_app.core import EngineConfig, EpisodeEvent, ScoredPoint, SeriesProcessor
+from stream_app.core import (
+    EngineConfig,
+    EntityScorer,
+    EpisodeEvent,
+    ScoredPoint,
+    SeriesProcessor,
+    explain_entity,
+)
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 
 EVENT_VERSION = 1
+# Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
+ENTITY_KEY = "\x00entity"
 _NAME = struct.Struct("<H")
 _BLOB = struct.Struct("<I")
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
@@ -110,6 +119,7 @@ class EntityStates:
         self.config = config
         self._load = load
         self._live: dict[str, dict[str, SeriesProcessor]] = {}
+        self._joint: dict[str, EntityScorer | None] = {}
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._live.values())
@@ -122,10 +132,17 @@ class EntityStates:
         if live is None:
             blob = self._load(entity)
             live = {}
+            joint: EntityScorer | None = None
             if blob:
                 for metric, state in unpack_entity(blob).items():
+                    if metric == ENTITY_KEY:
+                        params = self.config.entity_params(entity)
+                        if params is not None:
+                            joint = EntityScorer.from_bytes(state, params=params)
+                        continue
                     live[metric] = SeriesProcessor.from_bytes(state, config=self.config)
             self._live[entity] = live
+            self._joint[entity] = joint or EntityScorer.for_entity(entity, self.config)
         return live
 
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
@@ -136,12 +153,22 @@ class EntityStates:
             live[metric] = proc
         return proc
 
+    def entity_scorer(self, entity: str) -> EntityScorer | None:
+        """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
+        self.series(entity)
+        return self._joint.get(entity)
+
     def dump(self, entity: str) -> bytes:
-        return pack_entity({m: p.to_bytes() for m, p in self.series(entity).items()})
+        states = {m: p.to_bytes() for m, p in self.series(entity).items()}
+        joint = self._joint.get(entity)
+        if joint is not None:
+            states[ENTITY_KEY] = joint.to_bytes()
+        return pack_entity(states)
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
         self._live.clear()
+        self._joint.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:
         self.config = config
@@ -199,10 +226,13 @@ class ReadingScorer:
         if reading.ts > self.watermarks.get(source, 0.0):
             self.watermarks[source] = reading.ts
         out.event_to_scored.append(now - reading.ts)
+        points: dict[str, ScoredPoint] = {}
+        emitted: list[EpisodeEvent] = []
         for metric, value in reading.metrics.items():
             point, events = self.states.processor(entity, metric).process(
                 ts=reading.ts, value=value
             )
+            points[metric] = point
             out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
             out.rows.append(to_row(point))  # a replayed duplicate conflicts and is dropped
             if point.status in _QUIET_REJECTIONS:
@@ -210,10 +240,19 @@ class ReadingScorer:
             if not point.accepted and point.status != "missing":
                 detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
-            for event in events:
-                out.events.append(event_to_wire(event, now))
-                if reading.ingested_at is not None:
-                    out.ingest_to_event.append(now - reading.ingested_at)
+            emitted.extend(events)
+        joint = self.states.entity_scorer(entity)
+        score = joint.update(reading.ts, points) if joint is not None else None
+        if not emitted:
+            return
+        note = explain_entity(points, score) if len(points) > 1 else None
+        for event in emitted:
+            wire = event_to_wire(event, now)
+            if note and event.kind == "value":
+                wire["explanation"] = f"{event.explanation}; {note}"[:1000]
+            out.events.append(wire)
+            if reading.ingested_at is not None:
+                out.ingest_to_event.append(now - reading.ingested_at)
 
     def advance(self, now: float) -> BatchOutput:
         """Silence check of every live series against its source's event-time watermark."""

@@ -47,7 +47,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
+async def ensure_committed_offsets(
+    settings: Settings, *, at_end: bool = False
+) -> list[TopicPartition]:
     """Commit the earliest offset for input partitions the group has no offset for yet.
 
     A Faust worker that joins while its partitions have no committed offset can
@@ -57,6 +59,7 @@ async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
     together). With an offset committed up front the seek after every
     rebalance goes back to it. Only possible while the group has no active
     member; if one is active it has committed already, and the error is ignored.
+    With ``at_end`` the group starts at the end instead (``tsguard demo`` runs).
     """
     topics = [settings.topic_readings, settings.topic_feedback]
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
@@ -80,9 +83,12 @@ async def ensure_committed_offsets(settings: Settings) -> list[TopicPartition]:
         if not missing:
             return []
         consumer.assign(missing)
-        begin = await consumer.beginning_offsets(missing)
+        if at_end:  # a new group that should only see what comes from now on
+            start = await consumer.end_offsets(missing)
+        else:
+            start = await consumer.beginning_offsets(missing)
         try:
-            await consumer.commit({tp: begin[tp] for tp in missing})
+            await consumer.commit({tp: start[tp] for tp in missing})
         except KafkaError:
             return []
         return missing
