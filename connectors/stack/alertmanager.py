@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
-from connectors.stack import process
 from connectors.stack.process import Report
-from connectors.stack.service import Service
+from connectors.stack.service import HttpService
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 
 
-class Alertmanager(Service):
+class Alertmanager(HttpService):
     name = "alertmanager"
+    config_name = "alertmanager.yml"
     binary = BINARY
     debian_packages = ("prometheus-alertmanager",)
 
     @property
     def port(self) -> int:
         return self.settings.stack_alertmanager_port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def config_file(self) -> Path:
-        return self.home / "alertmanager.yml"
-
-    def probe(self) -> bool:
-        return process.http_ok(f"{self.url}/-/ready")
 
     def command(self) -> list[str]:
         return [

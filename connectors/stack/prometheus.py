@@ -8,7 +8,7 @@ import yaml
 
 from connectors.stack import process
 from connectors.stack.process import Report, StackError
-from connectors.stack.service import Service
+from connectors.stack.service import HttpService
 
 BINARY = "/usr/bin/prometheus"
 #: Alerting and recording rules written by the dashboards work, loaded when present.
@@ -24,25 +24,15 @@ def worker_targets(first_port: int, count: int = 2) -> list[str]:
     return [f"127.0.0.1:{first_port + i}" for i in range(count)]
 
 
-class Prometheus(Service):
+class Prometheus(HttpService):
     name = "prometheus"
+    config_name = "prometheus.yml"
     binary = BINARY
     debian_packages = ("prometheus",)
 
     @property
     def port(self) -> int:
         return self.settings.stack_prometheus_port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def config_file(self) -> Path:
-        return self.home / "prometheus.yml"
-
-    def probe(self) -> bool:
-        return process.http_ok(f"{self.url}/-/ready")
 
     def command(self) -> list[str]:
         return [

@@ -193,3 +193,20 @@ class Service(ABC):
         self.pid_file.unlink(missing_ok=True)
         report(f"{self.name}: stopped (pid {pid})")
         return True
+
+
+class HttpService(Service):
+    """A service with a YAML config file in its home and a ``/-/ready`` endpoint."""
+
+    config_name: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / self.config_name
+
+    def probe(self) -> bool:
+        return process.http_ok(f"{self.url}/-/ready")
