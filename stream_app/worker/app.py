@@ -132,11 +132,12 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
     @app.agent(readings, name="score-readings")
     async def score_readings(stream: Any) -> None:
         batcher = EventBatcher(
-            runtime.handle,
+            runtime,
             size=settings.worker_batch_size,
             within=settings.worker_batch_timeout_s,
             guard=guard,
             seek=app.consumer.seek,
+            on_fatal=fatal,
         )
         await batcher.run(stream)
 
@@ -166,6 +167,13 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
             log.warning("could not read committed offsets: %s", exc)
         finally:
             lookups.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def fatal(exc: BaseException) -> None:
+        log.error(
+            "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
+        )
+        logging.shutdown()
+        os._exit(STALL_EXIT_CODE)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def watch_for_stall() -> None:

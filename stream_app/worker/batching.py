@@ -16,14 +16,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from stream_app.worker.scoring import Message
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-Handler = Callable[[list[Message]], Awaitable[Any]]
+
+
+class BatchPipeline(Protocol):
+    """The two halves of processing a batch (:class:`WorkerRuntime` implements it)."""
+
+    def score(self, messages: list[Message]) -> Any: ...
+
+    async def commit(self, out: Any, *, checkpoint: bool) -> None: ...
+
+    def checkpoint_due(self) -> bool: ...
+
+    def discard(self) -> None: ...
 
 
 class EventBatcher:
@@ -31,15 +42,18 @@ class EventBatcher:
 
     def __init__(
         self,
-        handler: Handler,
+        pipeline: BatchPipeline,
         *,
         size: int,
         within: float,
         guard: OffsetGuard | None = None,
         seek: Callable[[Any, int], Awaitable[None]] | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._handler = handler
+        self._pipeline = pipeline
+        self._on_fatal = on_fatal
+        self._inflight: asyncio.Task[None] | None = None
         self._guard = guard
         self._seek = seek
         self._size = size
@@ -68,6 +82,8 @@ class EventBatcher:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            with contextlib.suppress(Exception):
+                await self._settle()
 
     async def _admit(self, event: Any) -> bool:
         if self._guard is None:
@@ -101,26 +117,61 @@ class EventBatcher:
                 async with self._lock:
                     if self._pending and self._clock() - self._first_at >= self._within:
                         await self._flush(stream)
-                    elif self._held and not self._pending:
-                        await self._flush(stream)  # an empty batch: a chance to checkpoint
+                    elif not self._pending and (self._held or self._inflight is not None):
+                        await self._flush(stream)  # idle: settle, checkpoint when due
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next tick retries the same events
                 log.exception("batch flush failed; retrying")
 
     async def _flush(self, stream: Any) -> None:
-        events = self._pending
+        """Hand the pending events over as one batch.
+
+        Scoring batch N+1 overlaps with writing batch N (the database round
+        trip was a quarter of the worker's time). A batch that is due to
+        checkpoint the model state waits until nothing else is in flight, so
+        the saved state matches exactly what is durable; only then are the
+        held events acked.
+        """
+        events, self._pending = self._pending, []
+        due = self._pipeline.checkpoint_due()
+        if not events and not due:
+            return
+        if due:
+            await self._settle()
         messages = [
             Message(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
             for e in events
         ]
-        result = await self._handler(messages)
-        self._pending = []
-        self._held.extend(events)
-        if getattr(result, "checkpointed", True):
+        out = self._pipeline.score(messages)
+        await self._settle()
+        if due:
+            await self._commit(out, events, checkpoint=True)
             held, self._held = self._held, []
             for event in held:
                 await stream.ack(event)
+        else:
+            self._inflight = asyncio.create_task(self._commit(out, events, checkpoint=False))
+
+    async def _commit(self, out: Any, events: list[Any], *, checkpoint: bool) -> None:
+        try:
+            await self._pipeline.commit(out, checkpoint=checkpoint)
+        except BaseException as exc:
+            # Scored but not durable: the live models learned points the database
+            # never got, and a Faust stream does not deliver unacked events again
+            # by itself. Drop the models and let the process restart from the last
+            # checkpoint and its offsets.
+            self._pipeline.discard()
+            if self._on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
+                self._on_fatal(exc)
+            raise
+        self._held.extend(events)
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight, if any (its failure surfaces here)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
 
 
 class OffsetGuard:

@@ -63,6 +63,12 @@ class WorkerRuntime:
 
     async def handle(self, messages: list[Message]) -> BatchOutput:
         """Score one batch and make its results durable before returning."""
+        out = self.score(messages)
+        await self.commit(out, checkpoint=self.checkpoint_due())
+        return out
+
+    def score(self, messages: list[Message]) -> BatchOutput:
+        """The CPU half of a batch: decode, clean, score; nothing is written yet."""
         now = self.clock()
         out = self.scorer.process(messages, now)
         if messages:
@@ -72,13 +78,19 @@ class WorkerRuntime:
             extra = self.scorer.advance(now)
             out.events.extend(extra.events)
             out.touched |= extra.touched
-        await self.publish(out)
         return out
 
-    async def publish(self, out: BatchOutput) -> None:
-        # The state is saved only after the rows are durable: were it saved first,
-        # a crash in between would make the replayed points look like duplicates
-        # of points the database never got.
+    def checkpoint_due(self) -> bool:
+        return self.clock() - self._last_checkpoint >= self.checkpoint_s
+
+    async def commit(self, out: BatchOutput, *, checkpoint: bool) -> None:
+        """The I/O half: rows and episodes durable, then (optionally) state, then events.
+
+        The state is saved only after the rows are durable, and only by a caller
+        that has no later batch scored yet: were it saved first, a crash in
+        between would make replayed points look like duplicates of points the
+        database never got.
+        """
         for row in out.rows:
             self.sink.add_point(row)
         for event in out.events:
@@ -92,15 +104,20 @@ class WorkerRuntime:
             self.metrics.sink_rows.labels("observations").inc(stats.points_inserted)
             self.metrics.sink_rows.labels("anomalies").inc(stats.episodes)
         self._dirty |= out.touched
-        now = self.clock()
-        out.checkpointed = now - self._last_checkpoint >= self.checkpoint_s
-        if out.checkpointed:
+        out.checkpointed = checkpoint
+        if checkpoint:
             self.checkpoint()
-            self._last_checkpoint = now
+            self._last_checkpoint = self.clock()
         await self._send(out)
         self._count(out)
         if self.on_progress is not None:
             self.on_progress()
+
+    def discard(self) -> None:
+        """Drop live models without saving them: a batch failed after being scored,
+        so the table's last checkpoint (and a replay from its offsets) is the truth."""
+        self._dirty.clear()
+        self.scorer.states.forget()
 
     def _save_state(self, entities: set[str]) -> None:
         if self.table is None:
