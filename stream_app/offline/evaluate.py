@@ -29,6 +29,18 @@ from stream_app.offline.csvio import find_csvs, has_columns, parse_timestamp, re
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig
 
+
+# The headline metrics, per detector, of `tsguard evaluate` (table, JSON and report).
+TABLE_KEYS = (
+    "nab_standard",
+    "nab_low_fp",
+    "nab_low_fn",
+    "episode_f1",
+    "episode_precision",
+    "episode_recall",
+    "mean_delay_points",
+)
+
 DETECTORS = ("tsguard", "river_hst", "zscore")
 PROFILE_KEYS = {
     "standard": "nab_standard",

@@ -11,18 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stream_app.offline.evaluate import DETECTORS, evaluate, load_dataset, run_all
+from stream_app.offline.evaluate import DETECTORS, TABLE_KEYS, evaluate, load_dataset, run_all
 from stream_app.offline.replay import load_config
 
-TABLE_KEYS = (
-    "nab_standard",
-    "nab_low_fp",
-    "nab_low_fn",
-    "episode_f1",
-    "episode_precision",
-    "episode_recall",
-    "mean_delay_points",
-)
 SHORT = {
     "nab_standard": "NAB std",
     "nab_low_fp": "NAB lowFP",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stream_app.offline.evaluate import LabelledSeries
+from stream_app.offline.evaluate import TABLE_KEYS, LabelledSeries
 from stream_app.offline.nab import label_runs
 
 WIDTH, PLOT_HEIGHT, STRIP_HEIGHT, MARGIN = 1000, 180, 10, 4
@@ -135,15 +135,7 @@ def write_report(
 ) -> Path:
     """Write ``index.html`` into ``directory`` and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    keys = (
-        "nab_standard",
-        "nab_low_fp",
-        "nab_low_fn",
-        "episode_f1",
-        "episode_precision",
-        "episode_recall",
-        "mean_delay_points",
-    )
+    keys = TABLE_KEYS
     legend = (
         '<p class="legend"><span style="color:#1f77b4">values (min/max per pixel)</span>'
         '<span style="color:#7fa7d0">tsguard expected band</span>'
