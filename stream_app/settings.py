@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 16066
     worker_batch_size: int = Field(default=500, ge=1)
-    worker_batch_timeout_s: float = Field(default=0.2, gt=0)
+    worker_batch_timeout_s: float = Field(default=0.05, gt=0)
     worker_data_dir: Path | None = None
     worker_store: str = "memory://"
     worker_session_timeout_s: float = Field(default=30.0, ge=3.0)
