@@ -5,8 +5,9 @@ rebalance that followed a killed worker (the long-standing take()/rebalance
 hangs of faust issues #262 and #532), so batches are built here instead:
 events are read one by one with acks disabled, a batch is handed over when it
 is full or, by a small timer task, when its oldest event has waited
-``within`` seconds; only after the handler returns are its events acked, and
-so only then can their offsets be committed.
+``within`` seconds; its events are acked only once the batch is durable and the
+model state has been checkpointed after it, and so only then can their offsets
+be committed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class BatchPipeline(Protocol):
 
 
 class EventBatcher:
-    """Collects events of one stream and feeds them to ``handler`` in batches."""
+    """Collects events of one stream and feeds them to a :class:`BatchPipeline` in batches."""
 
     def __init__(
         self,
@@ -121,8 +122,8 @@ class EventBatcher:
                         await self._flush(stream)  # idle: settle, checkpoint when due
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the next tick retries the same events
-                log.exception("batch flush failed; retrying")
+            except Exception:  # a failed commit has already called on_fatal
+                log.exception("batch flush failed")
 
     async def _flush(self, stream: Any) -> None:
         """Hand the pending events over as one batch.

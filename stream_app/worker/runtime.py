@@ -1,10 +1,12 @@
 """The worker's per-batch I/O: one object the Faust agents call into.
 
 It owns the scorer, the sink and the metrics; the agents in :mod:`app` stay
-a few lines each. Order per batch: score, persist state to the table, write
-the sink (retrying until durable), then publish events and dead letters. The
-agent returns only after that, and only then does Faust ack the batch's
-offsets, so a crash can replay a batch but never lose one.
+a few lines each. A batch is handled in two halves: :meth:`WorkerRuntime.score`
+(CPU only) and :meth:`WorkerRuntime.commit`, which writes the sink (retrying
+until durable), saves the model state when a checkpoint is due, then publishes
+events and dead letters. The batcher acks a batch's offsets only at the
+checkpoint after it, so a crash replays from the saved state's position but
+never loses a reading.
 """
 
 from __future__ import annotations
@@ -60,12 +62,6 @@ class WorkerRuntime:
         self.send_deadletter: Send | None = None
         self.on_progress: Callable[[], None] | None = None
         self.sink_retrying = False
-
-    async def handle(self, messages: list[Message]) -> BatchOutput:
-        """Score one batch and make its results durable before returning."""
-        out = self.score(messages)
-        await self.commit(out, checkpoint=self.checkpoint_due())
-        return out
 
     def score(self, messages: list[Message]) -> BatchOutput:
         """The CPU half of a batch: decode, clean, score; nothing is written yet."""

@@ -221,8 +221,7 @@ class ReadingScorer:
         out.touched.add(entity)
         out.readings_ok += 1
         source = reading.source or ""
-        if self._source_of.get(entity) != source:
-            self._source_of[entity] = source
+        self._source_of[entity] = source
         if reading.ts > self.watermarks.get(source, 0.0):
             self.watermarks[source] = reading.ts
         out.event_to_scored.append(now - reading.ts)

@@ -8,6 +8,7 @@ are declared here before any worker starts.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -47,6 +48,25 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def _side_consumer(settings: Settings, *, group: bool) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer that never subscribes, so it never joins the group.
+
+    With ``group`` it carries the workers' group id, which committed-offset
+    look-ups and commits need; without, it only reads partition metadata.
+    """
+    consumer = AIOKafkaConsumer(
+        group_id=settings.consumer_group if group else None,
+        enable_auto_commit=False,
+        **settings.kafka_client_kwargs(),
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
 async def ensure_committed_offsets(
     settings: Settings, *, at_end: bool = False
 ) -> list[TopicPartition]:
@@ -74,11 +94,7 @@ async def ensure_committed_offsets(
         if d["error_code"] == 0
         for p in d["partitions"]
     ]
-    consumer = AIOKafkaConsumer(
-        group_id=settings.consumer_group, enable_auto_commit=False, **settings.kafka_client_kwargs()
-    )
-    await consumer.start()
-    try:
+    async with _side_consumer(settings, group=True) as consumer:
         missing = [tp for tp in tps if await consumer.committed(tp) is None]
         if not missing:
             return []
@@ -92,8 +108,6 @@ async def ensure_committed_offsets(
         except KafkaError:
             return []
         return missing
-    finally:
-        await consumer.stop()
 
 
 async def start_offsets(
@@ -103,20 +117,14 @@ async def start_offsets(
     if not partitions:
         return {}
     tps = [TopicPartition(topic, p) for topic, p in partitions]
-    consumer = AIOKafkaConsumer(
-        group_id=settings.consumer_group, enable_auto_commit=False, **settings.kafka_client_kwargs()
-    )
-    await consumer.start()
-    try:
-        consumer.assign(tps)  # no subscription: this consumer never joins the group
+    async with _side_consumer(settings, group=True) as consumer:
+        consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         out: dict[tuple[str, int], int] = {}
         for tp in tps:
             committed = await consumer.committed(tp)
             out[(tp.topic, tp.partition)] = committed if committed is not None else begin[tp]
         return out
-    finally:
-        await consumer.stop()
 
 
 async def end_offsets(
@@ -126,10 +134,6 @@ async def end_offsets(
     if not partitions:
         return {}
     tps = [TopicPartition(topic, p) for topic, p in partitions]
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_kwargs())
-    await consumer.start()
-    try:
+    async with _side_consumer(settings, group=False) as consumer:
         ends = await consumer.end_offsets(tps)
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
-    finally:
-        await consumer.stop()
