@@ -132,12 +132,15 @@ class WorkerRuntime:
         self._save_state(dirty)
 
     def forget(self) -> None:
-        """After a rebalance: drop live models; the table (changelog) is the truth."""
-        try:
-            self.checkpoint()  # the new owner of a revoked partition recovers this
-        except Exception as exc:
-            log.warning("checkpoint on revoke failed: %s", exc)
-        self.scorer.states.forget()
+        """After a rebalance: drop live models; the table (changelog) is the truth.
+
+        No checkpoint here: a batch may be scored but not yet durable (the
+        batcher overlaps writing one batch with scoring the next), and saving
+        its state would make the replayed points look like duplicates to the
+        partition's next owner. Unacked events are replayed from the last
+        checkpoint instead, which re-learns exactly what was lost.
+        """
+        self.discard()
         self._state_sizes.clear()
         self._state_total = 0
 
