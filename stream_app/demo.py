@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ class Tally:
     produced: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     truth: list[Any] = field(default_factory=list)
+
+    def write(self, records: Iterable[Any]) -> None:
+        """Collects the simulators' ground truth (a ``TruthSink``)."""
+        self.truth.extend(records)
 
 
 def _say(text: str) -> None:
@@ -111,38 +116,18 @@ async def _watch_anomalies(settings: Settings, tally: Tally, stop: asyncio.Event
 
 
 async def _simulate(settings: Settings, seconds: float, tally: Tally) -> None:
-    from connectors.simulate import GroundTruthWriter, IoTFleet, MarketSim
+    from connectors.simulate import IoTFleet, MarketSim
     from connectors.simulate.run import Pace, run_simulation
-
-    class Truth(GroundTruthWriter):
-        """Keeps the ground truth in memory for the summary."""
-
-        def __init__(self) -> None:
-            pass
-
-        def write(self, records: Any) -> None:
-            tally.truth.extend(records)
-
-        def close(self) -> None:
-            return None
-
-    truth = Truth()
 
     span = SIM_SPAN_S
     speedup = span / max(seconds * 0.8, 1.0) if seconds > 0 else 120.0
-    now = math.floor(time.time())
-    fleet = IoTFleet(
-        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=now - span, interval=30.0
-    )
-    market_start = now - span
-    market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=market_start, interval=30.0)
+    start = math.floor(time.time()) - span
+    fleet = IoTFleet(devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=start, interval=30.0)
+    market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=start, interval=30.0)
+    pace = Pace(speedup=speedup)
     runs = [
-        run_simulation(
-            fleet, settings, duration=span, pace=Pace(speedup=speedup), truth_file=Truth()
-        ),  # type: ignore[arg-type]
-        run_simulation(
-            market, settings, duration=span, pace=Pace(speedup=speedup), truth_file=Truth()
-        ),  # type: ignore[arg-type]
+        run_simulation(sim, settings, duration=span, pace=pace, truth_file=tally)
+        for sim in (fleet, market)
     ]
     stats = await asyncio.gather(*runs)
     tally.produced += sum(s.readings for s in stats)
@@ -150,7 +135,7 @@ async def _simulate(settings: Settings, seconds: float, tally: Tally) -> None:
         live = IoTFleet(
             devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=3, start=time.time(), interval=30.0
         )
-        await run_simulation(live, settings, pace=Pace(speedup=1.0), truth_file=truth)
+        await run_simulation(live, settings, pace=Pace(speedup=1.0), truth_file=tally)
 
 
 def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, int]:

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import orjson
 
 from connectors.ingest.producer import BatchProducer, RateMeter
 from connectors.simulate.base import Simulator, Tick
-from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter
+from connectors.simulate.groundtruth import GroundTruth
 from stream_app.settings import Settings
+
+
+class TruthSink(Protocol):
+    """Where ground truth goes: a :class:`GroundTruthWriter` file, or any collector."""
+
+    def write(self, records: Iterable[GroundTruth]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,7 @@ async def run_simulation(
     duration: float | None = None,
     pace: Pace = Pace(),
     dry_run: TextIO | None = None,
-    truth_file: GroundTruthWriter | None = None,
+    truth_file: TruthSink | None = None,
     report: Callable[[str], None] | None = None,
     report_every_s: float = 5.0,
 ) -> RunStats:
