@@ -111,8 +111,10 @@ def to_datetime(value: datetime | float | str | None) -> datetime | None:
 
 _COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in _OBS_COLUMNS)
 _COPY_STAGE = sql.SQL("COPY _obs_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMN_LIST)
+# DO NOTHING also skips a key repeated within the batch (a replayed reading),
+# so the staged rows need no de-duplicating sort.
 _INSERT_FROM_STAGE = sql.SQL(
-    "INSERT INTO observations ({cols}) SELECT DISTINCT ON (entity, metric, ts) {cols}"
+    "INSERT INTO observations ({cols}) SELECT {cols}"
     " FROM _obs_stage ON CONFLICT (entity, metric, ts) DO NOTHING"
 ).format(cols=_COLUMN_LIST)
 
@@ -138,12 +140,13 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at  = now()
 """
 
-# One statement per batch from the staged rows (an executemany of one upsert
-# per series cost more than the COPY itself); ORDER BY keeps a stable lock order.
+# One statement for all series spans (an executemany of one upsert per series
+# cost more than the COPY itself); ORDER BY keeps a stable lock order.
 _SERIES_UPSERT = """
 INSERT INTO series (entity, metric, first_ts, last_ts)
-SELECT entity, metric, min(ts), max(ts) FROM _obs_stage
-GROUP BY entity, metric ORDER BY entity, metric
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+    AS s(entity, metric, first_ts, last_ts)
+ORDER BY entity, metric
 ON CONFLICT (entity, metric) DO UPDATE SET
     first_ts = LEAST(series.first_ts, EXCLUDED.first_ts),
     last_ts  = GREATEST(series.last_ts, EXCLUDED.last_ts)
@@ -171,6 +174,13 @@ class PostgresSink:
             reconnect_timeout=0,
         )
         self._buffer = _Buffer()
+        # Time span per series not yet in the ``series`` table. Series new to
+        # this sink are written with their first batch; the last_ts of known
+        # ones only when a flush asks for all of them (the worker: at its state
+        # checkpoints), since updating every series row in every batch cost a
+        # third of the batch's database time.
+        self._spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        self._known: set[tuple[str, str]] = set()
         self._max_backoff_s = max_backoff_s
         self._on_error = on_error
 
@@ -185,6 +195,14 @@ class PostgresSink:
 
     def add_point(self, row: ObservationRow) -> None:
         self._buffer.points.append(row)
+        key = (row.entity, row.metric)
+        span = self._spans.get(key)
+        if span is None:
+            self._spans[key] = (row.ts, row.ts)
+        elif row.ts > span[1]:
+            self._spans[key] = (span[0], row.ts)
+        elif row.ts < span[0]:
+            self._spans[key] = (row.ts, span[1])
 
     def add_episode(self, event: Mapping[str, Any]) -> None:
         """Buffer an anomaly event (wire format); only the latest per episode is kept."""
@@ -199,15 +217,25 @@ class PostgresSink:
                 record["status"] = "resolved"
         self._buffer.episodes[record["episode_id"]] = record
 
-    async def flush(self) -> SinkStats:
-        """Write the buffer in one transaction; raise SinkBackpressure and keep it on failure."""
+    async def flush(self, *, all_series: bool = True) -> SinkStats:
+        """Write the buffer in one transaction; raise SinkBackpressure and keep it on failure.
+
+        ``all_series=False`` writes only series new to this sink to ``series``
+        and keeps the others' latest times for a later flush that asks for all.
+        """
         stats = SinkStats(points=len(self._buffer.points), episodes=len(self._buffer.episodes))
-        if not self._buffer:
+        spans = (
+            list(self._spans)
+            if all_series
+            else [key for key in self._spans if key not in self._known]
+        )
+        if not self._buffer and not spans:
             return stats
         started = time.perf_counter()
         try:
             async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
                 stats.points_inserted = await self._write_points(conn)
+                await self._write_series(conn, spans)
                 await self._write_episodes(conn)
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
             raise SinkBackpressure(1.0, exc) from exc
@@ -216,17 +244,23 @@ class PostgresSink:
                 raise SinkBackpressure(1.0, exc) from exc
             raise
         self._buffer = _Buffer()
+        for key in spans:
+            del self._spans[key]
+            self._known.add(key)
         stats.seconds = time.perf_counter() - started
         return stats
 
     async def flush_with_retry(
-        self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        *,
+        all_series: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> SinkStats:
         """Flush until it succeeds, backing off 0.1 s, 0.2 s, ... up to max_backoff_s."""
         delay = 0.1
         while True:
             try:
-                return await self.flush()
+                return await self.flush(all_series=all_series)
             except SinkBackpressure as exc:
                 if self._on_error is not None:
                     self._on_error(exc.cause)
@@ -248,9 +282,23 @@ class PostgresSink:
                 for row in points:
                     await copy.write_row(row)
             await cur.execute(_INSERT_FROM_STAGE)
-            inserted = cur.rowcount
-            await cur.execute(_SERIES_UPSERT)
-        return inserted
+            return cur.rowcount
+
+    async def _write_series(
+        self, conn: psycopg.AsyncConnection[Any], keys: list[tuple[str, str]]
+    ) -> None:
+        if not keys:
+            return
+        spans = [self._spans[key] for key in keys]
+        await conn.execute(
+            _SERIES_UPSERT,
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [s[0] for s in spans],
+                [s[1] for s in spans],
+            ),
+        )
 
     async def _write_episodes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if not self._buffer.episodes:

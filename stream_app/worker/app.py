@@ -20,6 +20,7 @@ from stream_app.core import EngineConfig
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 from stream_app.worker.batching import EventBatcher, OffsetGuard
+from stream_app.worker.consumer import RecordFeed, WorkerApp
 from stream_app.worker.control import ControlWatcher
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.runtime import WorkerRuntime
@@ -53,7 +54,7 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
     brokers = [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")]
     datadir = Path(settings.worker_data_dir or (settings.stack_dir / "worker-data"))
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = WorkerApp(
         settings.consumer_group,
         broker=brokers,
         broker_credentials=broker_credentials(settings),
@@ -129,17 +130,38 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
     runtime.on_progress = watchdog.progressed
     control = ControlWatcher(settings, base_rules, on_change=scorer.states.reconfigure)
 
+    def fatal(exc: BaseException) -> None:
+        log.error(
+            "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
+        )
+        logging.shutdown()
+        os._exit(STALL_EXIT_CODE)
+
+    # The readings topic's records bypass Faust's per-event stream: the
+    # consumer hands each fetch to the feed (see consumer.py).
+    feed = RecordFeed({settings.topic_readings})
+    app.tsguard_feed = feed
+    app.tsguard_fetch_max_wait_ms = settings.worker_fetch_max_wait_ms
+
+    async def seek(tp: Any, offset: int) -> None:
+        await app.consumer.seek(tp, offset)
+
+    batcher = EventBatcher(
+        runtime,
+        size=settings.worker_batch_size,
+        idle_every=settings.worker_idle_flush_s,
+        ack=lambda record: app.consumer.ack(record),
+        generation=lambda: int(app.consumer_generation_id),
+        guard=guard,
+        seek=seek,
+        on_fatal=fatal,
+    )
+
     @app.agent(readings, name="score-readings")
     async def score_readings(stream: Any) -> None:
-        batcher = EventBatcher(
-            runtime,
-            size=settings.worker_batch_size,
-            within=settings.worker_batch_timeout_s,
-            guard=guard,
-            seek=app.consumer.seek,
-            on_fatal=fatal,
-        )
-        await batcher.run(stream)
+        # Subscribes the topic (and co-partitions the state table with it);
+        # its records arrive through the feed, never through this stream.
+        await batcher.run(feed)
 
     @app.agent(feedback, name="operator-feedback")
     async def operator_feedback(stream: Any) -> None:
@@ -148,6 +170,8 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         runtime.forget()
+        batcher.revoked()
+        feed.clear()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sync receivers only
 
@@ -167,13 +191,6 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
             log.warning("could not read committed offsets: %s", exc)
         finally:
             lookups.discard(asyncio.current_task())  # type: ignore[arg-type]
-
-    def fatal(exc: BaseException) -> None:
-        log.error(
-            "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
-        )
-        logging.shutdown()
-        os._exit(STALL_EXIT_CODE)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def watch_for_stall() -> None:

@@ -1,13 +1,12 @@
-"""Micro-batches of stream events, acked only after the batch is durable.
+"""Batches of consumed readings, acked only after the batch is durable.
 
-Faust's ``Stream.take_events`` was seen to stop delivering after a
-rebalance that followed a killed worker (the long-standing take()/rebalance
-hangs of faust issues #262 and #532), so batches are built here instead:
-events are read one by one with acks disabled, a batch is handed over when it
-is full or, by a small timer task, when its oldest event has waited
-``within`` seconds; its events are acked only once the batch is durable and the
-model state has been checkpointed after it, and so only then can their offsets
-be committed.
+Records arrive from the fetch loop a fetch at a time (:class:`RecordFeed`).
+A batch is whatever has arrived while the previous one was being handled, up
+to ``size`` records: small and quick when the worker keeps up, large (fewer
+database round trips per reading) under a backlog, with no timer to wait
+for. Scoring batch N+1 overlaps with writing batch N. A batch's records are
+acked (so Faust may commit their offsets) only once the batch is durable and
+the model state has been checkpointed after it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from stream_app.worker.scoring import Message
+from stream_app.worker.consumer import RecordFeed
+from stream_app.worker.scoring import Record
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ Key = tuple[str, int]
 class BatchPipeline(Protocol):
     """The two halves of processing a batch (:class:`WorkerRuntime` implements it)."""
 
-    def score(self, messages: list[Message]) -> Any: ...
+    def score(self, messages: list[Record]) -> Any: ...
 
     async def commit(self, out: Any, *, checkpoint: bool) -> None: ...
 
@@ -39,46 +39,50 @@ class BatchPipeline(Protocol):
 
 
 class EventBatcher:
-    """Collects events of one stream and feeds them to a :class:`BatchPipeline` in batches."""
+    """Feeds the records of a :class:`RecordFeed` to a :class:`BatchPipeline` in batches.
+
+    ``ack`` marks a record done on the consumer (its offset may be committed);
+    ``generation`` tells the consumer group's current generation, so records
+    fetched before a rebalance are neither scored nor acked after it.
+    """
 
     def __init__(
         self,
         pipeline: BatchPipeline,
         *,
         size: int,
-        within: float,
+        idle_every: float,
+        ack: Callable[[Any], Any],
+        generation: Callable[[], int] = lambda: 0,
         guard: OffsetGuard | None = None,
         seek: Callable[[Any, int], Awaitable[None]] | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pipeline = pipeline
+        self._ack = ack
+        self._generation = generation
         self._on_fatal = on_fatal
         self._inflight: asyncio.Task[None] | None = None
         self._guard = guard
         self._seek = seek
         self._size = size
-        self._within = within
-        self._clock = clock
-        self._pending: list[Any] = []
+        self._idle_every = idle_every
         self._held: list[Any] = []  # durable, acked at the next state checkpoint
-        self._first_at = 0.0
         self._lock = asyncio.Lock()
+        self.batches = 0
 
-    async def run(self, stream: Any) -> None:
-        """Consume ``stream`` until it ends; the caller is a Faust agent."""
-        quiet = stream.noack()
-        ticker = asyncio.create_task(self._tick(quiet))
+    async def run(self, feed: RecordFeed) -> None:
+        """Consume ``feed`` until cancelled; the caller is a Faust agent."""
+        ticker = asyncio.create_task(self._tick())
         try:
-            async for event in quiet.events():
-                if not await self._admit(event):
-                    continue
+            while True:
+                records = await feed.get()
+                if len(records) < self._size:
+                    records.extend(feed.take_nowait(self._size - len(records)))
+                admitted = [r for r in records if await self._admit(r)]
                 async with self._lock:
-                    if not self._pending:
-                        self._first_at = self._clock()
-                    self._pending.append(event)
-                    if len(self._pending) >= self._size:
-                        await self._flush(quiet)
+                    for start in range(0, len(admitted), self._size):
+                        await self._flush(admitted[start : start + self._size])
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -86,87 +90,91 @@ class EventBatcher:
             with contextlib.suppress(Exception):
                 await self._settle()
 
-    async def _admit(self, event: Any) -> bool:
+    def revoked(self) -> None:
+        """Partitions were taken away: held records are not ours to ack any more."""
+        self._held = []
+
+    async def _admit(self, record: Any) -> bool:
+        if getattr(record, "generation_id", None) not in (None, self._generation()):
+            return False  # fetched before a rebalance; replayed from the committed offset
         if self._guard is None:
             return True
-        message = event.message
-        key = (message.topic, message.partition)
-        self._guard.remember(key, message.tp)
-        back_to = self._guard.check(key, message.offset)
+        key = (record.topic, record.partition)
+        self._guard.remember(key, record.tp)
+        back_to = self._guard.check(key, record.offset)
         if back_to is None:
             return True
         if back_to >= 0 and self._seek is not None:
             log.warning(
                 "records before offset %d of %s[%d] were skipped by the consumer;"
                 " seeking back to %d",
-                message.offset,
-                message.topic,
-                message.partition,
+                record.offset,
+                record.topic,
+                record.partition,
                 back_to,
             )
-            await self._seek(message.tp, back_to)
+            await self._seek(record.tp, back_to)
         return False
 
-    async def _tick(self, stream: Any) -> None:
+    async def _tick(self) -> None:
+        """When idle: settle the write in flight and checkpoint when due; retry seeks."""
         while True:
-            await asyncio.sleep(self._within / 2)
+            await asyncio.sleep(self._idle_every)
             try:
                 if self._guard is not None and self._seek is not None:
                     for tp, offset in self._guard.overdue():
                         log.warning("seeking %s back to %d again", tp, offset)
                         await self._seek(tp, offset)
+                if self._lock.locked():
+                    continue  # busy; the batch loop checkpoints by itself
                 async with self._lock:
-                    if self._pending and self._clock() - self._first_at >= self._within:
-                        await self._flush(stream)
-                    elif not self._pending and (self._held or self._inflight is not None):
-                        await self._flush(stream)  # idle: settle, checkpoint when due
+                    if self._held or self._inflight is not None:
+                        await self._flush([])
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed commit has already called on_fatal
                 log.exception("batch flush failed")
 
-    async def _flush(self, stream: Any) -> None:
-        """Hand the pending events over as one batch.
+    async def _flush(self, records: list[Any]) -> None:
+        """Score ``records`` as one batch and start writing it.
 
         Scoring batch N+1 overlaps with writing batch N (the database round
         trip was a quarter of the worker's time). A batch that is due to
         checkpoint the model state waits until nothing else is in flight, so
         the saved state matches exactly what is durable; only then are the
-        held events acked.
+        held records acked.
         """
-        events, self._pending = self._pending, []
         due = self._pipeline.checkpoint_due()
-        if not events and not due:
+        if not records and not due:
             return
         if due:
             await self._settle()
-        messages = [
-            Message(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
-        out = self._pipeline.score(messages)
+        out = self._pipeline.score(records)  # Faust consumer messages are Records
+        self.batches += 1
         await self._settle()
         if due:
-            await self._commit(out, events, checkpoint=True)
+            await self._commit(out, records, checkpoint=True)
             held, self._held = self._held, []
-            for event in held:
-                await stream.ack(event)
+            current = self._generation()
+            for record in held:
+                if getattr(record, "generation_id", current) == current:
+                    self._ack(record)
         else:
-            self._inflight = asyncio.create_task(self._commit(out, events, checkpoint=False))
+            self._inflight = asyncio.create_task(self._commit(out, records, checkpoint=False))
 
-    async def _commit(self, out: Any, events: list[Any], *, checkpoint: bool) -> None:
+    async def _commit(self, out: Any, records: list[Any], *, checkpoint: bool) -> None:
         try:
             await self._pipeline.commit(out, checkpoint=checkpoint)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database
-            # never got, and a Faust stream does not deliver unacked events again
+            # never got, and the consumer does not deliver unacked records again
             # by itself. Drop the models and let the process restart from the last
             # checkpoint and its offsets.
             self._pipeline.discard()
             if self._on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
                 self._on_fatal(exc)
             raise
-        self._held.extend(events)
+        self._held.extend(records)
 
     async def _settle(self) -> None:
         """Wait for the batch in flight, if any (its failure surfaces here)."""

@@ -374,7 +374,7 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
             "metrics_per_reading": len(plan.metrics),
             "partitions": settings.topic_partitions,
             "worker_batch_size": settings.worker_batch_size,
-            "worker_batch_timeout_s": settings.worker_batch_timeout_s,
+            "worker_idle_flush_s": settings.worker_idle_flush_s,
             "readings_per_s": round(per_s),
             "points_per_s": round(per_s * len(plan.metrics)),
             "bare_consumer_per_s": round(bare),

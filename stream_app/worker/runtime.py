@@ -20,7 +20,7 @@ import orjson
 
 from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
-from stream_app.worker.scoring import BatchOutput, Message, ReadingScorer
+from stream_app.worker.scoring import BatchOutput, ReadingScorer, Record
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,13 @@ class WorkerRuntime:
         self.send_deadletter: Send | None = None
         self.on_progress: Callable[[], None] | None = None
         self.sink_retrying = False
+        self._generation = 0
 
-    def score(self, messages: list[Message]) -> BatchOutput:
+    def score(self, messages: list[Record]) -> BatchOutput:
         """The CPU half of a batch: decode, clean, score; nothing is written yet."""
         now = self.clock()
         out = self.scorer.process(messages, now)
+        out.generation = self._generation
         if messages:
             self.metrics.batch_size.observe(len(messages))
         if now - self._last_silence_check >= self.silence_check_s:
@@ -92,14 +94,17 @@ class WorkerRuntime:
         for event in out.events:
             self.sink.add_episode(event)
         try:
-            stats = await self.sink.flush_with_retry()
+            stats = await self.sink.flush_with_retry(all_series=checkpoint)
         finally:
             self.sink_retrying = False
         if stats.points or stats.episodes:
             self.metrics.sink_latency.observe(stats.seconds)
             self.metrics.sink_rows.labels("observations").inc(stats.points_inserted)
             self.metrics.sink_rows.labels("anomalies").inc(stats.episodes)
-        self._dirty |= out.touched
+        if out.generation == self._generation:
+            # Else the models were dropped while this batch was written (a
+            # rebalance): its entities may not be ours to checkpoint any more.
+            self._dirty |= out.touched
         out.checkpointed = checkpoint
         if checkpoint:
             self.checkpoint()
@@ -113,6 +118,7 @@ class WorkerRuntime:
         """Drop live models without saving them: a batch failed after being scored,
         so the table's last checkpoint (and a replay from its offsets) is the truth."""
         self._dirty.clear()
+        self._generation += 1
         self.scorer.states.forget()
 
     def _save_state(self, entities: set[str]) -> None:

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.sink.postgres import ObservationRow
 from stream_app.core import (
@@ -88,9 +88,24 @@ def unpack_entity(data: bytes) -> dict[str, bytes]:
     return out
 
 
+class Record(Protocol):
+    """What the scorer reads of a consumed message (a Faust consumer message has it)."""
+
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def topic(self) -> str | None: ...
+    @property
+    def partition(self) -> int | None: ...
+    @property
+    def offset(self) -> int | None: ...
+
+
 @dataclass(slots=True)
 class Message:
-    """One consumed message with where it came from."""
+    """One consumed message with where it came from (a :class:`Record`)."""
 
     value: bytes | None
     key: bytes | None = None
@@ -110,6 +125,7 @@ class BatchOutput:
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
     checkpointed: bool = True  # model state saved: the batch's offsets may be committed
+    generation: int = 0  # the runtime's generation when scored (see WorkerRuntime.forget)
 
 
 class EntityStates:
@@ -196,7 +212,7 @@ class ReadingScorer:
         self.watermarks: dict[str, float] = {}
         self._source_of: dict[str, str] = {}
 
-    def process(self, messages: Iterable[Message], now: float) -> BatchOutput:
+    def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
         for msg in messages:
             try:
@@ -216,7 +232,7 @@ class ReadingScorer:
                 )
         return out
 
-    def _score(self, reading: Reading, msg: Message, now: float, out: BatchOutput) -> None:
+    def _score(self, reading: Reading, msg: Record, now: float, out: BatchOutput) -> None:
         entity = reading.entity
         out.touched.add(entity)
         out.readings_ok += 1
@@ -267,7 +283,7 @@ class ReadingScorer:
                     out.events.extend(event_to_wire(e, now) for e in events)
         return out
 
-    def _dead(self, msg: Message, rejection: Rejection, now: float) -> dict[str, Any]:
+    def _dead(self, msg: Record, rejection: Rejection, now: float) -> dict[str, Any]:
         return dead_letter(
             msg.value,
             rejection,

@@ -202,7 +202,7 @@ def make_pipeline(base: Settings, conninfo: str, workdir: Path, *, partitions: i
         topic_partitions=partitions,
         pg_dsn=conninfo,
         worker_data_dir=workdir / "data",
-        worker_batch_timeout_s=0.05,
+        worker_idle_flush_s=0.05,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSGUARD_")}
     env.update({f"TSGUARD_{k.upper()}": str(v) for k, v in names.items()})
@@ -211,7 +211,7 @@ def make_pipeline(base: Settings, conninfo: str, workdir: Path, *, partitions: i
             "TSGUARD_TOPIC_PARTITIONS": str(partitions),
             "TSGUARD_PG_DSN": conninfo,
             "TSGUARD_WORKER_DATA_DIR": str(workdir / "data"),
-            "TSGUARD_WORKER_BATCH_TIMEOUT_S": "0.05",
+            "TSGUARD_WORKER_IDLE_FLUSH_S": "0.05",
             "TSGUARD_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
             "TSGUARD_LOG_LEVEL": "WARNING",
             "TSGUARD_WORKER_STALL_TIMEOUT_S": "20",
