@@ -56,9 +56,11 @@ class Settings(BaseSettings):
     worker_id: str = "tsguard"
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 16066
-    worker_batch_size: int = Field(default=500, ge=1)
+    worker_batch_size: int = Field(default=2000, ge=1)
     # How often an idle worker finishes the write in flight and checkpoints when due.
     worker_idle_flush_s: float = Field(default=0.05, gt=0)
+    # Batches being written to the database at once (scoring goes on meanwhile).
+    worker_max_inflight: int = Field(default=2, ge=1, le=8)
     # Longest time the broker holds a fetch with no new data (Faust's 1,500 ms
     # stalled readings behind fetches of idle partitions).
     worker_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)

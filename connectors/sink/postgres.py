@@ -91,7 +91,9 @@ class SinkStats:
 
 
 @dataclass(slots=True)
-class _Buffer:
+class SinkBatch:
+    """Points and episode records written together in one transaction."""
+
     points: list[ObservationRow] = field(default_factory=list)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -118,6 +120,10 @@ _INSERT_FROM_STAGE = sql.SQL(
     " FROM _obs_stage ON CONFLICT (entity, metric, ts) DO NOTHING"
 ).format(cols=_COLUMN_LIST)
 
+# An episode row takes an event's values only if the event is at least as
+# recent as the row (by event time), so writes that overlap or replay in any
+# order end in the same row: the newest values, the highest peak, resolved
+# once resolved.
 _EPISODE_UPSERT = """
 INSERT INTO anomalies (id, entity, metric, kind, status, started_at, ended_at, last_ts,
                        value, expected, lower, upper, score, peak_score, severity,
@@ -129,16 +135,16 @@ ON CONFLICT (id) DO UPDATE SET
     status      = CASE WHEN anomalies.status = 'resolved' THEN 'resolved' ELSE EXCLUDED.status END,
     ended_at    = COALESCE(EXCLUDED.ended_at, anomalies.ended_at),
     last_ts     = GREATEST(anomalies.last_ts, EXCLUDED.last_ts),
-    value       = EXCLUDED.value,
-    expected    = EXCLUDED.expected,
-    lower       = EXCLUDED.lower,
-    upper       = EXCLUDED.upper,
-    score       = EXCLUDED.score,
+    value       = CASE WHEN {newer} THEN EXCLUDED.value ELSE anomalies.value END,
+    expected    = CASE WHEN {newer} THEN EXCLUDED.expected ELSE anomalies.expected END,
+    lower       = CASE WHEN {newer} THEN EXCLUDED.lower ELSE anomalies.lower END,
+    upper       = CASE WHEN {newer} THEN EXCLUDED.upper ELSE anomalies.upper END,
+    score       = CASE WHEN {newer} THEN EXCLUDED.score ELSE anomalies.score END,
     peak_score  = GREATEST(anomalies.peak_score, EXCLUDED.peak_score),
-    severity    = EXCLUDED.severity,
-    explanation = EXCLUDED.explanation,
+    severity    = CASE WHEN {newer} THEN EXCLUDED.severity ELSE anomalies.severity END,
+    explanation = CASE WHEN {newer} THEN EXCLUDED.explanation ELSE anomalies.explanation END,
     updated_at  = now()
-"""
+""".replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
 
 # One statement for all series spans (an executemany of one upsert per series
 # cost more than the COPY itself); ORDER BY keeps a stable lock order.
@@ -173,7 +179,7 @@ class PostgresSink:
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=0,
         )
-        self._buffer = _Buffer()
+        self._buffer = SinkBatch()
         # Time span per series not yet in the ``series`` table. Series new to
         # this sink are written with their first batch; the last_ts of known
         # ones only when a flush asks for all of them (the worker: at its state
@@ -217,50 +223,66 @@ class PostgresSink:
                 record["status"] = "resolved"
         self._buffer.episodes[record["episode_id"]] = record
 
-    async def flush(self, *, all_series: bool = True) -> SinkStats:
-        """Write the buffer in one transaction; raise SinkBackpressure and keep it on failure.
+    def take(self) -> SinkBatch:
+        """Hand over what is buffered as one batch to :meth:`write`; the buffer starts empty."""
+        batch, self._buffer = self._buffer, SinkBatch()
+        return batch
 
-        ``all_series=False`` writes only series new to this sink to ``series``
-        and keeps the others' latest times for a later flush that asks for all.
+    async def flush(self, *, all_series: bool = True) -> SinkStats:
+        """Write the buffer in one transaction; raise SinkBackpressure and keep it on failure."""
+        stats = await self.write(self._buffer, all_series=all_series)
+        self._buffer = SinkBatch()
+        return stats
+
+    async def write(self, batch: SinkBatch, *, all_series: bool = True) -> SinkStats:
+        """Write ``batch`` in one transaction; raise SinkBackpressure on failure.
+
+        Several writes may be in flight at once: each is idempotent, and an
+        episode row only takes the values of an event at least as recent as
+        the one it holds. ``all_series=False`` writes only series new to this
+        sink to ``series`` and keeps the others' latest times for a later write
+        that asks for all.
         """
-        stats = SinkStats(points=len(self._buffer.points), episodes=len(self._buffer.episodes))
-        spans = (
-            list(self._spans)
-            if all_series
-            else [key for key in self._spans if key not in self._known]
-        )
-        if not self._buffer and not spans:
+        stats = SinkStats(points=len(batch.points), episodes=len(batch.episodes))
+        spans = {
+            key: span for key, span in self._spans.items() if all_series or key not in self._known
+        }
+        if not batch and not spans:
             return stats
         started = time.perf_counter()
         try:
             async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
-                stats.points_inserted = await self._write_points(conn)
+                stats.points_inserted = await self._write_points(conn, batch.points)
                 await self._write_series(conn, spans)
-                await self._write_episodes(conn)
+                await self._write_episodes(conn, batch.episodes)
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
             raise SinkBackpressure(1.0, exc) from exc
         except Exception as exc:  # pool timeout and friends
             if type(exc).__name__ in ("PoolTimeout", "TooManyRequests"):
                 raise SinkBackpressure(1.0, exc) from exc
             raise
-        self._buffer = _Buffer()
-        for key in spans:
-            del self._spans[key]
+        for key, span in spans.items():
+            if self._spans.get(key) == span:  # else a later point widened it meanwhile
+                del self._spans[key]
             self._known.add(key)
         stats.seconds = time.perf_counter() - started
         return stats
 
     async def flush_with_retry(
         self,
+        batch: SinkBatch | None = None,
         *,
         all_series: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> SinkStats:
-        """Flush until it succeeds, backing off 0.1 s, 0.2 s, ... up to max_backoff_s."""
+        """Write ``batch`` (else the buffer) until it succeeds, backing off 0.1 s,
+        0.2 s, ... up to max_backoff_s."""
         delay = 0.1
         while True:
             try:
-                return await self.flush(all_series=all_series)
+                if batch is None:
+                    return await self.flush(all_series=all_series)
+                return await self.write(batch, all_series=all_series)
             except SinkBackpressure as exc:
                 if self._on_error is not None:
                     self._on_error(exc.cause)
@@ -268,8 +290,9 @@ class PostgresSink:
                 await sleep(delay)
                 delay = min(delay * 2.0, self._max_backoff_s)
 
-    async def _write_points(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        points = self._buffer.points
+    async def _write_points(
+        self, conn: psycopg.AsyncConnection[Any], points: list[ObservationRow]
+    ) -> int:
         if not points:
             return 0
         await conn.execute(
@@ -285,26 +308,29 @@ class PostgresSink:
             return cur.rowcount
 
     async def _write_series(
-        self, conn: psycopg.AsyncConnection[Any], keys: list[tuple[str, str]]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        spans: dict[tuple[str, str], tuple[datetime, datetime]],
     ) -> None:
-        if not keys:
+        if not spans:
             return
-        spans = [self._spans[key] for key in keys]
         await conn.execute(
             _SERIES_UPSERT,
             (
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [s[0] for s in spans],
-                [s[1] for s in spans],
+                [k[0] for k in spans],
+                [k[1] for k in spans],
+                [s[0] for s in spans.values()],
+                [s[1] for s in spans.values()],
             ),
         )
 
-    async def _write_episodes(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if not self._buffer.episodes:
+    async def _write_episodes(
+        self, conn: psycopg.AsyncConnection[Any], episodes: dict[str, dict[str, Any]]
+    ) -> None:
+        if not episodes:
             return
         async with conn.cursor() as cur:
-            await cur.executemany(_EPISODE_UPSERT, list(self._buffer.episodes.values()))
+            await cur.executemany(_EPISODE_UPSERT, list(episodes.values()))
 
     async def apply_retention(self, days: int) -> int:
         """Run the delete job (plain PostgreSQL) / episode pruning (TimescaleDB)."""

@@ -158,7 +158,16 @@ def pipeline(
     plan = PipelinePlan(
         readings=readings, offered_rate=offered_rate, latency_seconds=seconds, entities=entities
     )
-    result = run_pipeline_bench(load_settings(), plan, lambda text: typer.echo(text, err=True))
+    settings = load_settings()
+    if readings < 4 * settings.worker_batch_size:
+        # The rate is timed from the end of the first batch, which can hold up
+        # to a whole batch when the backlog is waiting.
+        raise typer.BadParameter(
+            f"needs at least 4 x TSGUARD_WORKER_BATCH_SIZE ({settings.worker_batch_size})"
+            " readings to time the worker",
+            param_hint="--readings",
+        )
+    result = run_pipeline_bench(settings, plan, lambda text: typer.echo(text, err=True))
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return

@@ -155,6 +155,7 @@ def create_app(settings: Settings, metrics: Metrics, base_rules: dict[str, Any])
         guard=guard,
         seek=seek,
         on_fatal=fatal,
+        max_inflight=settings.worker_max_inflight,
     )
 
     @app.agent(readings, name="score-readings")

@@ -4,9 +4,9 @@ Records arrive from the fetch loop a fetch at a time (:class:`RecordFeed`).
 A batch is whatever has arrived while the previous one was being handled, up
 to ``size`` records: small and quick when the worker keeps up, large (fewer
 database round trips per reading) under a backlog, with no timer to wait
-for. Scoring batch N+1 overlaps with writing batch N. A batch's records are
+for. Scoring goes on while earlier batches are written. A batch's records are
 acked (so Faust may commit their offsets) only once the batch is durable and
-the model state has been checkpointed after it.
+a snapshot of the model state taken after it has been saved.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from stream_app.worker.consumer import RecordFeed
@@ -31,9 +31,15 @@ class BatchPipeline(Protocol):
 
     def score(self, messages: list[Record]) -> Any: ...
 
-    async def commit(self, out: Any, *, checkpoint: bool) -> None: ...
+    async def write(self, out: Any) -> None: ...
 
-    def checkpoint_due(self) -> bool: ...
+    async def publish(self, out: Any) -> None: ...
+
+    def checkpoint_due(self, held: Iterable[int]) -> int | None: ...
+
+    def snapshot(self, partition: int) -> Any: ...
+
+    def save(self, snapshot: Any) -> bool: ...
 
     def discard(self) -> None: ...
 
@@ -57,17 +63,20 @@ class EventBatcher:
         guard: OffsetGuard | None = None,
         seek: Callable[[Any, int], Awaitable[None]] | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        max_inflight: int = 2,
     ) -> None:
         self._pipeline = pipeline
+        self._max_inflight = max_inflight
         self._ack = ack
         self._generation = generation
         self._on_fatal = on_fatal
-        self._inflight: asyncio.Task[None] | None = None
+        self._inflight: list[asyncio.Task[None]] = []  # oldest first
         self._guard = guard
         self._seek = seek
         self._size = size
         self._idle_every = idle_every
-        self._held: list[Any] = []  # durable, acked at the next state checkpoint
+        # Durable records by partition, acked at their partition's next checkpoint.
+        self._held: dict[int, list[Any]] = {}
         self._lock = asyncio.Lock()
         self.batches = 0
 
@@ -92,7 +101,7 @@ class EventBatcher:
 
     def revoked(self) -> None:
         """Partitions were taken away: held records are not ours to ack any more."""
-        self._held = []
+        self._held = {}
 
     async def _admit(self, record: Any) -> bool:
         if getattr(record, "generation_id", None) not in (None, self._generation()):
@@ -128,7 +137,7 @@ class EventBatcher:
                 if self._lock.locked():
                     continue  # busy; the batch loop checkpoints by itself
                 async with self._lock:
-                    if self._held or self._inflight is not None:
+                    if self._pipeline.checkpoint_due(self._held) is not None:
                         await self._flush([])
             except asyncio.CancelledError:
                 raise
@@ -138,33 +147,37 @@ class EventBatcher:
     async def _flush(self, records: list[Any]) -> None:
         """Score ``records`` as one batch and start writing it.
 
-        Scoring batch N+1 overlaps with writing batch N (the database round
-        trip was a quarter of the worker's time). A batch that is due to
-        checkpoint the model state waits until nothing else is in flight, so
-        the saved state matches exactly what is durable; only then are the
-        held records acked.
+        Up to ``max_inflight`` batches are written at once while later ones are
+        scored (the database round trip is the longest step); each publishes
+        its events only after the batch before it did, so they leave in batch
+        order. When a partition's checkpoint is due, a snapshot of its models
+        is taken right after scoring and saved once this batch and every
+        earlier one are durable; only then are that partition's records
+        acked. Scoring never waits for a checkpoint's writes.
         """
-        due = self._pipeline.checkpoint_due()
-        if not records and not due:
+        partition = self._pipeline.checkpoint_due(self._held)
+        if not records and partition is None:
             return
-        if due:
-            await self._settle()
         out = self._pipeline.score(records)  # Faust consumer messages are Records
+        snapshot = None if partition is None else self._pipeline.snapshot(partition)
         self.batches += 1
-        await self._settle()
-        if due:
-            await self._commit(out, records, checkpoint=True)
-            held, self._held = self._held, []
-            current = self._generation()
-            for record in held:
-                if getattr(record, "generation_id", current) == current:
-                    self._ack(record)
-        else:
-            self._inflight = asyncio.create_task(self._commit(out, records, checkpoint=False))
+        while len(self._inflight) >= self._max_inflight:
+            await self._inflight.pop(0)
+        after = self._inflight[-1] if self._inflight else None
+        self._inflight.append(asyncio.create_task(self._commit(out, records, snapshot, after)))
 
-    async def _commit(self, out: Any, records: list[Any], *, checkpoint: bool) -> None:
+    async def _commit(
+        self, out: Any, records: list[Any], snapshot: Any, after: asyncio.Task[None] | None
+    ) -> None:
         try:
-            await self._pipeline.commit(out, checkpoint=checkpoint)
+            await self._pipeline.write(out)
+            if after is not None:
+                await after  # every earlier batch is durable (or this fails too)
+            for record in records:
+                self._held.setdefault(record.partition, []).append(record)
+            if snapshot is not None and self._pipeline.save(snapshot):
+                self._ack_held(snapshot.partition)
+            await self._pipeline.publish(out)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database
             # never got, and the consumer does not deliver unacked records again
@@ -174,13 +187,17 @@ class EventBatcher:
             if self._on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
                 self._on_fatal(exc)
             raise
-        self._held.extend(records)
+
+    def _ack_held(self, partition: int) -> None:
+        current = self._generation()
+        for record in self._held.pop(partition, ()):
+            if getattr(record, "generation_id", current) == current:
+                self._ack(record)
 
     async def _settle(self) -> None:
-        """Wait for the batch in flight, if any (its failure surfaces here)."""
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            await task
+        """Wait for every batch in flight (a failure surfaces here)."""
+        while self._inflight:
+            await self._inflight.pop(0)
 
 
 class OffsetGuard:

@@ -375,6 +375,7 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
             "partitions": settings.topic_partitions,
             "worker_batch_size": settings.worker_batch_size,
             "worker_idle_flush_s": settings.worker_idle_flush_s,
+            "worker_max_inflight": settings.worker_max_inflight,
             "readings_per_s": round(per_s),
             "points_per_s": round(per_s * len(plan.metrics)),
             "bare_consumer_per_s": round(bare),

@@ -1,19 +1,21 @@
 """The worker's per-batch I/O: one object the Faust agents call into.
 
 It owns the scorer, the sink and the metrics; the agents in :mod:`app` stay
-a few lines each. A batch is handled in two halves: :meth:`WorkerRuntime.score`
-(CPU only) and :meth:`WorkerRuntime.commit`, which writes the sink (retrying
-until durable), saves the model state when a checkpoint is due, then publishes
-events and dead letters. The batcher acks a batch's offsets only at the
-checkpoint after it, so a crash replays from the saved state's position but
-never loses a reading.
+a few lines each. A batch goes through :meth:`WorkerRuntime.score` (CPU
+only), :meth:`~WorkerRuntime.write` (the sink, retrying until durable) and
+:meth:`~WorkerRuntime.publish` (events and dead letters). Every
+``checkpoint_s`` the batcher takes a :meth:`~WorkerRuntime.snapshot` of the
+models right after scoring a batch and has it saved once that batch and all
+before it are durable; it acks offsets only then, so a crash replays from the
+saved state's position and never loses a reading.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,6 +23,16 @@ import orjson
 from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
 from stream_app.worker.scoring import BatchOutput, ReadingScorer, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Packed model state of one partition's changed entities, as of one batch."""
+
+    partition: int
+    blobs: dict[str, bytes]
+    generation: int
+
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +67,10 @@ class WorkerRuntime:
         # holds them), so a restart replays from the state's own position: the
         # state never leads the database, and never lags the committed offsets.
         self.checkpoint_s = checkpoint_s
-        self._dirty: set[str] = set()
+        self._dirty: dict[int, set[str]] = {}  # partition -> entities changed since its snapshot
+        self._checkpointed_at: dict[int, float] = {}
         self._last_checkpoint = 0.0
+        self._series_at = 0.0
         self.table: MutableMapping[bytes, bytes] | None = None
         self.send_event: Send | None = None
         self.send_deadletter: Send | None = None
@@ -76,39 +90,84 @@ class WorkerRuntime:
             extra = self.scorer.advance(now)
             out.events.extend(extra.events)
             out.touched |= extra.touched
+        for partition, entity in out.touched:
+            self._dirty.setdefault(partition, set()).add(entity)
         return out
 
-    def checkpoint_due(self) -> bool:
+    def checkpoint_due(self, held: Iterable[int] = ()) -> int | None:
+        """The partition to checkpoint now, if any.
+
+        Partitions take turns, one every ``checkpoint_s`` / (number of
+        partitions with changes or ``held`` records), so each is checkpointed
+        about every ``checkpoint_s`` and the work (and the pause it makes) is
+        spread out instead of coming all at once.
+        """
+        parts = {p for p in self._dirty if p >= 0} | set(held)
+        if not parts:
+            return -1 if -1 in self._dirty and self._since_checkpoint() else None
+        if self.clock() - self._last_checkpoint < self.checkpoint_s / len(parts):
+            return None
+        return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0))
+
+    def _since_checkpoint(self) -> bool:
         return self.clock() - self._last_checkpoint >= self.checkpoint_s
 
-    async def commit(self, out: BatchOutput, *, checkpoint: bool) -> None:
-        """The I/O half: rows and episodes durable, then (optionally) state, then events.
+    def snapshot(self, partition: int) -> Snapshot:
+        """The state, as of now, of every entity of ``partition`` changed since its last one.
 
-        The state is saved only after the rows are durable, and only by a caller
-        that has no later batch scored yet: were it saved first, a crash in
-        between would make replayed points look like duplicates of points the
-        database never got.
+        Taken right after scoring a batch, kept in memory, and saved to the
+        table by :meth:`save` only once that batch and every one before it
+        are durable, so scoring goes on while those writes finish. Entities
+        changed outside any partition's records (partition -1: silence checks,
+        operator feedback) go with whichever snapshot comes next.
         """
+        dirty = self._dirty.pop(partition, set()) | self._dirty.pop(-1, set())
+        states = self.scorer.states
+        now = self.clock()
+        self._last_checkpoint = self._checkpointed_at[partition] = now
+        blobs = {entity: states.dump(entity) for entity in dirty}
+        return Snapshot(partition, blobs, self._generation)
+
+    def save(self, snapshot: Snapshot) -> bool:
+        """Write a snapshot to the table; False if the models were dropped since it was taken."""
+        if snapshot.generation != self._generation:
+            return False  # a rebalance: these entities may not be ours any more
+        if self.table is not None:
+            for entity, blob in snapshot.blobs.items():
+                self.table[entity.encode()] = blob
+                self._state_total += len(blob) - self._state_sizes.get(entity, 0)
+                self._state_sizes[entity] = len(blob)
+            self.metrics.state_bytes.set(self._state_total)
+        return True
+
+    async def write(self, out: BatchOutput, *, all_series: bool | None = None) -> None:
+        """Rows and episodes durable (retrying until they are).
+
+        Writes of several batches may overlap. Every series' last time in the
+        ``series`` table is brought up to date about every ``checkpoint_s``
+        (or when ``all_series`` says so); new series are written at once.
+        """
+        now = self.clock()
+        if all_series is None:
+            all_series = now - self._series_at >= self.checkpoint_s
+        if all_series:
+            self._series_at = now
         for row in out.rows:
             self.sink.add_point(row)
         for event in out.events:
             self.sink.add_episode(event)
+        batch = self.sink.take()  # before any await: overlapping writes keep their own rows
         try:
-            stats = await self.sink.flush_with_retry(all_series=checkpoint)
+            stats = await self.sink.flush_with_retry(batch, all_series=all_series)
         finally:
             self.sink_retrying = False
         if stats.points or stats.episodes:
             self.metrics.sink_latency.observe(stats.seconds)
             self.metrics.sink_rows.labels("observations").inc(stats.points_inserted)
             self.metrics.sink_rows.labels("anomalies").inc(stats.episodes)
-        if out.generation == self._generation:
-            # Else the models were dropped while this batch was written (a
-            # rebalance): its entities may not be ours to checkpoint any more.
-            self._dirty |= out.touched
-        out.checkpointed = checkpoint
-        if checkpoint:
-            self.checkpoint()
-            self._last_checkpoint = self.clock()
+
+    async def publish(self, out: BatchOutput) -> None:
+        """Episode events and dead letters out (in batch order: the caller's job), counted."""
         await self._send(out)
         self._count(out)
         if self.on_progress is not None:
@@ -120,22 +179,6 @@ class WorkerRuntime:
         self._dirty.clear()
         self._generation += 1
         self.scorer.states.forget()
-
-    def _save_state(self, entities: set[str]) -> None:
-        if self.table is None:
-            return
-        states = self.scorer.states
-        for entity in entities:
-            blob = states.dump(entity)
-            self.table[entity.encode()] = blob
-            self._state_total += len(blob) - self._state_sizes.get(entity, 0)
-            self._state_sizes[entity] = len(blob)
-        self.metrics.state_bytes.set(self._state_total)
-
-    def checkpoint(self) -> None:
-        """Save the state of every entity changed since the last checkpoint."""
-        dirty, self._dirty = self._dirty, set()
-        self._save_state(dirty)
 
     def forget(self) -> None:
         """After a rebalance: drop live models; the table (changelog) is the truth.
@@ -197,7 +240,8 @@ class WorkerRuntime:
             log.warning("feedback: %s", exc)
             self.metrics.deadletters.labels("bad_payload").inc()
             return
-        self._save_state({entity})
+        # Saved with the next snapshot, like every other change to the models.
+        self._dirty.setdefault(-1, set()).add(entity)
         self.metrics.feedback.labels(label).inc()
 
     def record_sink_error(self, exc: BaseException) -> None:

@@ -35,6 +35,10 @@ _BLOB = struct.Struct("<I")
 # delivery replays readings, and a replayed duplicate is expected, not bad input.
 # Its row is still written: ON CONFLICT keeps the original when it exists.
 _QUIET_REJECTIONS = frozenset({"duplicate"})
+# A source's watermark jumping by more than this many of its usual steps (and
+# at least RESUME_MIN_S seconds) means the whole source was quiet, not each series.
+RESUME_STEPS = 20.0
+RESUME_MIN_S = 1.0
 
 
 def iso(ts: float) -> str:
@@ -119,12 +123,12 @@ class BatchOutput:
     rows: list[ObservationRow] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     deadletters: list[dict[str, Any]] = field(default_factory=list)
-    touched: set[str] = field(default_factory=set)
+    # (partition, entity) of every model changed; partition -1 when not from a record
+    touched: set[tuple[int, str]] = field(default_factory=set)
     readings_ok: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
-    checkpointed: bool = True  # model state saved: the batch's offsets may be committed
     generation: int = 0  # the runtime's generation when scored (see WorkerRuntime.forget)
 
 
@@ -210,6 +214,8 @@ class ReadingScorer:
         # on different clocks (a closed market sends nothing at night), so one
         # source's time must not make the other's series look silent.
         self.watermarks: dict[str, float] = {}
+        self._resumed: dict[str, float] = {}
+        self._usual_step: dict[str, float] = {}
         self._source_of: dict[str, str] = {}
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
@@ -234,11 +240,14 @@ class ReadingScorer:
 
     def _score(self, reading: Reading, msg: Record, now: float, out: BatchOutput) -> None:
         entity = reading.entity
-        out.touched.add(entity)
+        out.touched.add((-1 if msg.partition is None else msg.partition, entity))
         out.readings_ok += 1
         source = reading.source or ""
         self._source_of[entity] = source
-        if reading.ts > self.watermarks.get(source, 0.0):
+        watermark = self.watermarks.get(source, 0.0)
+        if reading.ts > watermark:
+            if watermark > 0:
+                self._note_advance(source, reading.ts - watermark, reading.ts)
             self.watermarks[source] = reading.ts
         out.event_to_scored.append(now - reading.ts)
         points: dict[str, ScoredPoint] = {}
@@ -269,17 +278,37 @@ class ReadingScorer:
             if reading.ingested_at is not None:
                 out.ingest_to_event.append(now - reading.ingested_at)
 
+    def _note_advance(self, source: str, step: float, ts: float) -> None:
+        """Tell a source's usual watermark step from a jump (the whole source was quiet)."""
+        usual = self._usual_step.get(source)
+        if usual is not None and step > max(RESUME_STEPS * usual, RESUME_MIN_S):
+            self._resumed[source] = ts
+            return  # an outage does not teach what a usual step is
+        self._usual_step[source] = step if usual is None else usual + 0.05 * (step - usual)
+
     def advance(self, now: float) -> BatchOutput:
-        """Silence check of every live series against its source's event-time watermark."""
+        """Silence check of every live series against its source's event-time watermark.
+
+        When a whole source was quiet (its watermark jumped by more than
+        ``RESUME_STEPS`` usual steps and ``RESUME_MIN_S``: a feed outage, a
+        market's night), a series' silence
+        counts from the moment the source resumed, not from its last point;
+        else every series not yet heard from since would open a silence
+        episode at once.
+        """
         out = BatchOutput()
         for entity in list(self.states.entities()):
-            watermark = self.watermarks.get(self._source_of.get(entity, ""), 0.0)
+            source = self._source_of.get(entity, "")
+            watermark = self.watermarks.get(source, 0.0)
             if watermark <= 0:
                 continue
+            resumed = self._resumed.get(source, float("-inf"))
             for proc in self.states.series(entity).values():
-                events = proc.advance(watermark_ts=watermark)
+                behind = resumed - proc.last_ts
+                wm = watermark - behind if behind > 0 else watermark
+                events = proc.advance(watermark_ts=wm)
                 if events:
-                    out.touched.add(entity)
+                    out.touched.add((-1, entity))
                     out.events.extend(event_to_wire(e, now) for e in events)
         return out
 

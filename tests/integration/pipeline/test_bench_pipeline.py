@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_bench_pipeline_prints_positive_numbers(
         capture_output=True,
         timeout=240,
         check=False,
+        env={**os.environ, "TSGUARD_WORKER_BATCH_SIZE": "200"},
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     result = orjson.loads(done.stdout)
@@ -45,3 +47,16 @@ def test_bench_pipeline_prints_positive_numbers(
     assert result["p99_ms"] >= result["p50_ms"]
     assert result["readings"] == 2000
     assert result["latency_readings"] > 0
+
+
+def test_bench_pipeline_refuses_a_backlog_too_small_to_time() -> None:
+    done = subprocess.run(
+        [TSGUARD, "bench", "pipeline", "--json", "--readings", "2000"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "TSGUARD_WORKER_BATCH_SIZE": "1000"},
+    )
+    assert done.returncode == 2
+    text = " ".join(done.stderr.decode().replace("│", " ").split())  # rich wraps the box
+    assert "needs at least 4 x TSGUARD_WORKER_BATCH_SIZE (1000) readings" in text

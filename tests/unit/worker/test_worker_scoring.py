@@ -62,3 +62,38 @@ def test_state_of_all_metrics_and_the_joint_scorer_survives_a_restart() -> None:
     joint_b = uninterrupted.states.entity_scorer("plant-1/pump-1")
     assert joint_a is not None and joint_b is not None
     assert joint_a.to_bytes() == joint_b.to_bytes()
+
+
+def _fleet(entities: list[str], start: float, points: int, step: float) -> list[Message]:
+    out = []
+    for i in range(points):
+        for entity in entities:
+            doc = {"entity": entity, "ts": start + step * i, "metrics": {"t": 20.0 + (i % 3)}}
+            out.append(Message(orjson.dumps(doc), entity.encode(), "r", 0, i))
+    return out
+
+
+def _silences(out: object) -> list[str]:
+    events = getattr(out, "events", [])
+    return [e["entity"] for e in events if e["kind"] == "silence" and e["event"] == "opened"]
+
+
+def test_a_source_resuming_after_an_outage_does_not_open_a_silence_episode_per_series() -> None:
+    fleet = [f"site/{i}" for i in range(20)]
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
+    # The whole feed was down for an hour; one device is heard from first.
+    back = T0 + 200 * 10.0 + 3600
+    scorer.process(_fleet(fleet[:1], back, 1, 10.0), now=back)
+    assert _silences(scorer.advance(now=back)) == []
+    # Everyone but site/19 reports again; site/19 stays silent and is caught.
+    scorer.process(_fleet(fleet[:-1], back + 10, 30, 10.0), now=back)
+    assert _silences(scorer.advance(now=back)) == ["site/19"]
+
+
+def test_without_an_outage_a_silent_series_is_caught() -> None:
+    fleet = [f"site/{i}" for i in range(5)]
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
+    scorer.process(_fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=T0)
+    assert _silences(scorer.advance(now=T0)) == ["site/4"]
