@@ -1,0 +1,130 @@
+"""The PostgreSQL sink on the real database: overlapping writes, replays, episode order."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from connectors.sink import migrate
+from connectors.sink.postgres import ObservationRow, PostgresSink
+from tests.integration.conftest import FreshSchema
+
+T0 = 1_790_000_000.0
+
+
+def _row(entity: str, metric: str, ts: float, value: float = 1.0) -> ObservationRow:
+    at = datetime.fromtimestamp(ts, tz=UTC)
+    return ObservationRow(entity, metric, at, value, 1.0, 0.0, 2.0, 0.1, False, "ok", "d")
+
+
+def _event(kind: str, ts: float, score: float, severity: str) -> dict[str, Any]:
+    return {
+        "event": kind,
+        "episode_id": "ep-1",
+        "entity": "e1",
+        "metric": "m",
+        "kind": "value",
+        "started_at": T0,
+        "ended_at": ts if kind == "resolved" else None,
+        "ts": ts,
+        "value": score,
+        "expected": 0.0,
+        "lower": -1.0,
+        "upper": 1.0,
+        "score": score,
+        "peak_score": score,
+        "severity": severity,
+        "direction": "up",
+        "detector": "d",
+        "explanation": f"at {ts}",
+    }
+
+
+@pytest.fixture
+async def sink(fresh_schema: FreshSchema) -> Any:
+    migrate(fresh_schema.conninfo)
+    sink = PostgresSink(fresh_schema.conninfo, max_size=4)
+    await sink.open()
+    try:
+        yield sink
+    finally:
+        await sink.close()
+
+
+def _query(conninfo: str, text: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(text).fetchall()
+
+
+@pytest.mark.integration
+async def test_overlapping_writes_keep_their_own_rows(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    batches = []
+    for b in range(4):
+        for i in range(500):
+            sink.add_point(_row(f"e{i % 7}", "m", T0 + b * 500 + i))
+        batches.append(sink.take())
+    stats = await asyncio.gather(*(sink.write(batch, all_series=False) for batch in batches))
+    assert [s.points_inserted for s in stats] == [500] * 4
+    assert _query(fresh_schema.conninfo, "SELECT count(*), count(DISTINCT ts) FROM observations")[
+        0
+    ] == (2000, 2000)
+
+
+@pytest.mark.integration
+async def test_a_replayed_batch_and_duplicates_within_one_insert_nothing_twice(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    for _ in range(2):  # the same reading twice in one batch
+        sink.add_point(_row("e1", "m", T0, value=1.0))
+    assert (await sink.flush()).points_inserted == 1
+    sink.add_point(_row("e1", "m", T0, value=9.0))  # replayed after a crash
+    assert (await sink.flush()).points_inserted == 0
+    assert _query(fresh_schema.conninfo, "SELECT value FROM observations") == [(1.0,)]
+
+
+@pytest.mark.integration
+async def test_episode_events_written_out_of_order_end_in_the_newest_values(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    newest = [_event("updated", T0 + 20, 7.0, "high"), _event("resolved", T0 + 30, 2.0, "low")]
+    older = [_event("opened", T0, 9.0, "critical"), _event("updated", T0 + 10, 5.0, "medium")]
+    for event in newest:
+        sink.add_episode(event)
+        await sink.flush()
+    for event in older:  # an overlapping write of earlier batches commits last
+        sink.add_episode(event)
+        await sink.flush()
+    row = _query(
+        fresh_schema.conninfo,
+        "SELECT status, score, peak_score, severity, explanation,"
+        " extract(epoch FROM last_ts), extract(epoch FROM ended_at) FROM anomalies",
+    )
+    assert row == [("resolved", 2.0, 9.0, "low", f"at {T0 + 30}", T0 + 30, T0 + 30)]
+
+
+@pytest.mark.integration
+async def test_new_series_are_listed_at_once_and_last_times_when_all_are_asked_for(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    def series() -> list[tuple[Any, ...]]:
+        return _query(
+            fresh_schema.conninfo,
+            "SELECT entity, extract(epoch FROM first_ts), extract(epoch FROM last_ts)"
+            " FROM series ORDER BY entity",
+        )
+
+    sink.add_point(_row("a", "m", T0))
+    await sink.write(sink.take(), all_series=False)
+    assert series() == [("a", T0, T0)]
+    sink.add_point(_row("a", "m", T0 + 5))
+    sink.add_point(_row("b", "m", T0 + 5))
+    await sink.write(sink.take(), all_series=False)
+    assert series() == [("a", T0, T0), ("b", T0 + 5, T0 + 5)]  # a's last time waits
+    await sink.write(sink.take(), all_series=True)
+    assert series() == [("a", T0, T0 + 5), ("b", T0 + 5, T0 + 5)]
