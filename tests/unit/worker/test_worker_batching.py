@@ -90,7 +90,7 @@ async def _until(condition: Any) -> None:
 
 
 async def test_writes_overlap_but_events_leave_in_batch_order() -> None:
-    pipe, acked = FakePipeline(), []
+    pipe, acked = FakePipeline(), list[Rec]()
     batcher = _batcher(pipe, acked, max_inflight=2)
     await batcher._flush([Rec(0)])
     await batcher._flush([Rec(1)])
@@ -103,7 +103,7 @@ async def test_writes_overlap_but_events_leave_in_batch_order() -> None:
 
 
 async def test_no_more_than_max_inflight_writes_at_once() -> None:
-    pipe, acked = FakePipeline(), []
+    pipe, acked = FakePipeline(), list[Rec]()
     batcher = _batcher(pipe, acked, max_inflight=2)
     await batcher._flush([Rec(0)])
     await batcher._flush([Rec(1)])
@@ -118,7 +118,7 @@ async def test_no_more_than_max_inflight_writes_at_once() -> None:
 
 
 async def test_records_are_acked_only_when_durable_and_their_partitions_snapshot_saved() -> None:
-    pipe, acked = FakePipeline(due=[None, 0]), []
+    pipe, acked = FakePipeline(due=[None, 0]), list[Rec]()
     batcher = _batcher(pipe, acked)
     r0, r1, r2 = Rec(0, partition=0), Rec(0, partition=1), Rec(1, partition=0)
     await batcher._flush([r0, r1])
@@ -136,7 +136,7 @@ async def test_records_are_acked_only_when_durable_and_their_partitions_snapshot
 
 
 async def test_a_snapshot_waits_for_every_earlier_write() -> None:
-    pipe, acked = FakePipeline(due=[None, 0]), []
+    pipe, acked = FakePipeline(due=[None, 0]), list[Rec]()
     batcher = _batcher(pipe, acked)
     await batcher._flush([Rec(0)])
     await batcher._flush([Rec(1)])
@@ -149,7 +149,7 @@ async def test_a_snapshot_waits_for_every_earlier_write() -> None:
 
 
 async def test_after_a_rebalance_nothing_of_the_old_generation_is_saved_or_acked() -> None:
-    pipe, acked = FakePipeline(due=[0]), []
+    pipe, acked = FakePipeline(due=[0]), list[Rec]()
     current = [1]
     batcher = _batcher(pipe, acked, generation=lambda: current[0])
     await batcher._flush([Rec(0)])
@@ -163,7 +163,7 @@ async def test_after_a_rebalance_nothing_of_the_old_generation_is_saved_or_acked
 
 
 async def test_a_failed_write_drops_the_models_and_calls_on_fatal() -> None:
-    pipe, acked = FakePipeline(fail_write=1, due=[None, 0]), []
+    pipe, acked = FakePipeline(fail_write=1, due=[None, 0]), list[Rec]()
     fatal: list[BaseException] = []
     batcher = _batcher(pipe, acked, on_fatal=fatal.append)
     await batcher._flush([Rec(0)])
@@ -177,7 +177,7 @@ async def test_a_failed_write_drops_the_models_and_calls_on_fatal() -> None:
 
 
 async def test_run_batches_what_is_queued_up_to_the_size() -> None:
-    pipe, acked = FakePipeline(), []
+    pipe, acked = FakePipeline(), list[Rec]()
     batcher = _batcher(pipe, acked)
     batcher._size = 3
     feed = RecordFeed({"r"})
