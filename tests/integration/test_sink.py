@@ -21,10 +21,12 @@ def _row(entity: str, metric: str, ts: float, value: float = 1.0) -> Observation
     return ObservationRow(entity, metric, at, value, 1.0, 0.0, 2.0, 0.1, False, "ok", "d")
 
 
-def _event(kind: str, ts: float, score: float, severity: str) -> dict[str, Any]:
+def _event(
+    kind: str, ts: float, score: float, severity: str, episode: str = "ep-1"
+) -> dict[str, Any]:
     return {
         "event": kind,
-        "episode_id": "ep-1",
+        "episode_id": episode,
         "entity": "e1",
         "metric": "m",
         "kind": "value",
@@ -128,3 +130,23 @@ async def test_new_series_are_listed_at_once_and_last_times_when_all_are_asked_f
     assert series() == [("a", T0, T0), ("b", T0 + 5, T0 + 5)]  # a's last time waits
     await sink.write(sink.take(), all_series=True)
     assert series() == [("a", T0, T0 + 5), ("b", T0 + 5, T0 + 5)]
+
+
+@pytest.mark.integration
+async def test_overlapping_writes_of_the_same_episodes_do_not_deadlock(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    ids = [f"ep-{i:03d}" for i in range(300)]
+    for episode in ids:  # the episodes exist: every later write updates rows
+        sink.add_episode(_event("opened", T0, 5.0, "low", episode))
+    await sink.flush()
+    for round_ in range(3):
+        batches = []
+        for order in (ids, ids[::-1]):  # the same rows, met in opposite orders
+            for episode in order:
+                sink.add_episode(_event("updated", T0 + 1 + round_, 6.0, "low", episode))
+            batches.append(sink.take())
+        await asyncio.gather(*(sink.write(batch) for batch in batches))  # raises on deadlock
+    assert _query(fresh_schema.conninfo, "SELECT count(*), min(score) FROM anomalies") == [
+        (300, 6.0)
+    ]
