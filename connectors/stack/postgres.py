@@ -97,6 +97,12 @@ class Postgres(Service):
                 f"-p {self.port}",
                 f"-k {shlex.quote(str(self.socket_dir))}",
                 "-c listen_addresses=127.0.0.1",
+                # Sized for an ingest workload, as timescaledb-tune sizes the
+                # compose image: with the default 128 MB the backends wrote
+                # dirty pages out themselves once observations outgrew it, and
+                # the 1 GB WAL limit forced a checkpoint about every minute.
+                "-c shared_buffers=512MB",
+                "-c max_wal_size=4GB",
             ]
         )
         deadline = str(int(self.start_deadline_s))

@@ -39,6 +39,8 @@ _QUIET_REJECTIONS = frozenset({"duplicate"})
 # at least RESUME_MIN_S seconds) means the whole source was quiet, not each series.
 RESUME_STEPS = 20.0
 RESUME_MIN_S = 1.0
+# Whose event time a watermark follows: (source, partition).
+Clock = tuple[str, int]
 
 
 def iso(ts: float) -> str:
@@ -210,13 +212,17 @@ class ReadingScorer:
         self.decoder = decoder
         self.max_deadletter_payload = max_deadletter_payload
         self.topic = topic
-        # Event-time watermarks per source: an IoT fleet and a market feed run
-        # on different clocks (a closed market sends nothing at night), so one
-        # source's time must not make the other's series look silent.
-        self.watermarks: dict[str, float] = {}
-        self._resumed: dict[str, float] = {}
-        self._usual_step: dict[str, float] = {}
-        self._source_of: dict[str, str] = {}
+        # Event-time watermarks per source and partition. Per source: an IoT
+        # fleet and a market feed run on different clocks (a closed market sends
+        # nothing at night), so one source's time must not make the other's
+        # series look silent. Per partition: an entity's readings all come
+        # through its own partition, and partitions are read unevenly (a
+        # backlog, a rebalance), so another partition being ahead says nothing
+        # about this entity.
+        self.watermarks: dict[Clock, float] = {}
+        self._resumed: dict[Clock, float] = {}
+        self._usual_step: dict[Clock, float] = {}
+        self._clock_of: dict[str, Clock] = {}
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -242,13 +248,13 @@ class ReadingScorer:
         entity = reading.entity
         out.touched.add((-1 if msg.partition is None else msg.partition, entity))
         out.readings_ok += 1
-        source = reading.source or ""
-        self._source_of[entity] = source
-        watermark = self.watermarks.get(source, 0.0)
+        clock = (reading.source or "", -1 if msg.partition is None else msg.partition)
+        self._clock_of[entity] = clock
+        watermark = self.watermarks.get(clock, 0.0)
         if reading.ts > watermark:
             if watermark > 0:
-                self._note_advance(source, reading.ts - watermark, reading.ts)
-            self.watermarks[source] = reading.ts
+                self._note_advance(clock, reading.ts - watermark, reading.ts)
+            self.watermarks[clock] = reading.ts
         out.event_to_scored.append(now - reading.ts)
         points: dict[str, ScoredPoint] = {}
         emitted: list[EpisodeEvent] = []
@@ -279,16 +285,16 @@ class ReadingScorer:
             if reading.ingested_at is not None:
                 out.ingest_to_event.append(now - reading.ingested_at)
 
-    def _note_advance(self, source: str, step: float, ts: float) -> None:
-        """Tell a source's usual watermark step from a jump (the whole source was quiet)."""
-        usual = self._usual_step.get(source)
+    def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
+        """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
+        usual = self._usual_step.get(clock)
         if usual is not None and step > max(RESUME_STEPS * usual, RESUME_MIN_S):
-            self._resumed[source] = ts
+            self._resumed[clock] = ts
             return  # an outage does not teach what a usual step is
-        self._usual_step[source] = step if usual is None else usual + 0.05 * (step - usual)
+        self._usual_step[clock] = step if usual is None else usual + 0.05 * (step - usual)
 
     def advance(self, now: float) -> BatchOutput:
-        """Silence check of every live series against its source's event-time watermark.
+        """Silence check of every live series against its source's watermark in its partition.
 
         When a whole source was quiet (its watermark jumped by more than
         ``RESUME_STEPS`` usual steps and ``RESUME_MIN_S``: a feed outage, a
@@ -299,11 +305,11 @@ class ReadingScorer:
         """
         out = BatchOutput()
         for entity in list(self.states.entities()):
-            source = self._source_of.get(entity, "")
-            watermark = self.watermarks.get(source, 0.0)
+            clock = self._clock_of.get(entity, ("", -1))
+            watermark = self.watermarks.get(clock, 0.0)
             if watermark <= 0:
                 continue
-            resumed = self._resumed.get(source, float("-inf"))
+            resumed = self._resumed.get(clock, float("-inf"))
             for proc in self.states.series(entity).values():
                 behind = resumed - proc.last_ts
                 wm = watermark - behind if behind > 0 else watermark

@@ -64,12 +64,14 @@ def test_state_of_all_metrics_and_the_joint_scorer_survives_a_restart() -> None:
     assert joint_a.to_bytes() == joint_b.to_bytes()
 
 
-def _fleet(entities: list[str], start: float, points: int, step: float) -> list[Message]:
+def _fleet(
+    entities: list[str], start: float, points: int, step: float, partition: int = 0
+) -> list[Message]:
     out = []
     for i in range(points):
         for entity in entities:
             doc = {"entity": entity, "ts": start + step * i, "metrics": {"t": 20.0 + (i % 3)}}
-            out.append(Message(orjson.dumps(doc), entity.encode(), "r", 0, i))
+            out.append(Message(orjson.dumps(doc), entity.encode(), "r", partition, i))
     return out
 
 
@@ -97,3 +99,17 @@ def test_without_an_outage_a_silent_series_is_caught() -> None:
     scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
     scorer.process(_fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=T0)
     assert _silences(scorer.advance(now=T0)) == ["site/4"]
+
+
+def test_a_partition_read_ahead_of_another_does_not_make_the_other_look_silent() -> None:
+    ahead, behind = [f"p0/{i}" for i in range(5)], [f"p1/{i}" for i in range(5)]
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(_fleet(ahead, T0, 200, 10.0, partition=0), now=T0)
+    scorer.process(_fleet(behind, T0, 200, 10.0, partition=1), now=T0)
+    # A backlog: partition 0 is read 50 intervals further than partition 1 so far.
+    scorer.process(_fleet(ahead, T0 + 2000, 50, 10.0, partition=0), now=T0)
+    scorer.process(_fleet(behind, T0 + 2000, 1, 10.0, partition=1), now=T0)
+    assert _silences(scorer.advance(now=T0)) == []
+    # Within partition 1, a device that stops is still caught.
+    scorer.process(_fleet(behind[:-1], T0 + 2010, 40, 10.0, partition=1), now=T0)
+    assert _silences(scorer.advance(now=T0)) == ["p1/4"]
