@@ -87,33 +87,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         if feed is None:
             await super()._drain_messages(fetcher)
             return
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch: list[Any] = []
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
-                    last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # fetched before a seek back; it comes again
-                    if last is not None and offset - last > 1 and acks_enabled_for(tp.topic):
-                        # Offsets that hold no record (compaction, transaction
-                        # markers) must not block the commit of later ones.
-                        await self._add_gap(tp, last + 1, offset)
-                    read_offset[tp] = offset
-                    if tp.topic in feed.topics:
-                        batch.append(message)
-                    else:
-                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                if batch:
-                    # A rebalance (flow suspended) abandons the hand-over: the
-                    # records are fetched again from the committed offsets.
-                    await self.wait_first(feed.put(batch), self.suspend_flow.wait())
+                records, active = await self._wait_next_records(1.0)
+                if records and not self.should_stop:
+                    await self._dispatch(feed, records, active)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -128,6 +110,86 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _dispatch(self, feed: RecordFeed, records: Any, active: Any) -> None:
+        """One fetch: the feed's topics as one list of :class:`FetchedRecord`, the rest per event.
+
+        Faust's own path builds a message object and updates its monitor for
+        every record, in a round robin over partitions; here that is done once
+        per partition and fetch.
+        """
+        if not self.flow_active:
+            # A rebalance began while fetching: what was fetched may belong to
+            # revoked partitions. Faust seeks back to the committed offsets here.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seek to committed offsets after a stopped flow failed: %s", exc)
+            return
+        generation = self.app.consumer_generation_id
+        read_offset = self._read_offset
+        batch: list[Any] = []
+        for tp, fetched in records.items():
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            last = read_offset[tp]
+            if tp.topic in feed.topics:
+                gaps = self.app.topics.acks_enabled_for(tp.topic)
+                for record in fetched:
+                    offset = record.offset
+                    if last is not None:
+                        if offset < last:
+                            continue  # fetched before a seek back; it comes again
+                        if offset - last > 1 and gaps:
+                            # Offsets that hold no record (compaction, transaction
+                            # markers) must not block the commit of later ones.
+                            await self._add_gap(tp, last + 1, offset)
+                    batch.append(FetchedRecord(tp, record, generation))
+                    last = offset
+                read_offset[tp] = last
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                continue
+            for record in fetched:
+                message = self._to_message(tp, record)
+                if last is not None and message.offset < last:
+                    continue
+                last = read_offset[tp] = message.offset
+                await self.wait_first(self.callback(message), self.suspend_flow.wait())
+        if batch:
+            # A rebalance (flow suspended) abandons the hand-over: the records
+            # are fetched again from the committed offsets.
+            await self.wait_first(feed.put(batch), self.suspend_flow.wait())
+
+
+class FetchedRecord:
+    """A consumed record as the batcher and Faust's ``Consumer.ack`` use it.
+
+    Lighter than Faust's ``ConsumerMessage`` (one is made per reading): the
+    fields the scorer reads, the partition and group generation it was fetched
+    in, and the ``acked`` flag ``Consumer.ack`` sets.
+    """
+
+    __slots__ = (
+        "__weakref__",  # Faust keeps unacked messages in a WeakSet
+        "acked",
+        "generation_id",
+        "key",
+        "offset",
+        "partition",
+        "topic",
+        "tp",
+        "value",
+    )
+
+    def __init__(self, tp: Any, record: Any, generation_id: int) -> None:
+        self.tp = tp
+        self.topic = record.topic
+        self.partition = record.partition
+        self.offset = record.offset
+        self.key = record.key
+        self.value = record.value
+        self.generation_id = generation_id
+        self.acked = False
 
 
 class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
