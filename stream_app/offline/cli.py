@@ -153,7 +153,8 @@ def pipeline(
     import orjson
 
     from stream_app.settings import load_settings
-    from stream_app.worker.bench import PipelinePlan, run_pipeline_bench
+    from stream_app.worker.bench import run_pipeline_bench
+    from stream_app.worker.bench_load import PipelinePlan
 
     plan = PipelinePlan(
         readings=readings, offered_rate=offered_rate, latency_seconds=seconds, entities=entities
