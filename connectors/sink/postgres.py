@@ -187,6 +187,7 @@ class PostgresSink:
         # third of the batch's database time.
         self._spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         self._known: set[tuple[str, str]] = set()
+        self._new: set[tuple[str, str]] = set()  # pending series not yet in the table
         self._max_backoff_s = max_backoff_s
         self._on_error = on_error
 
@@ -205,6 +206,8 @@ class PostgresSink:
         span = self._spans.get(key)
         if span is None:
             self._spans[key] = (row.ts, row.ts)
+            if key not in self._known:
+                self._new.add(key)
         elif row.ts > span[1]:
             self._spans[key] = (span[0], row.ts)
         elif row.ts < span[0]:
@@ -244,9 +247,7 @@ class PostgresSink:
         that asks for all.
         """
         stats = SinkStats(points=len(batch.points), episodes=len(batch.episodes))
-        spans = {
-            key: span for key, span in self._spans.items() if all_series or key not in self._known
-        }
+        spans = dict(self._spans) if all_series else {k: self._spans[k] for k in self._new}
         if not batch and not spans:
             return stats
         started = time.perf_counter()
@@ -265,6 +266,7 @@ class PostgresSink:
             if self._spans.get(key) == span:  # else a later point widened it meanwhile
                 del self._spans[key]
             self._known.add(key)
+            self._new.discard(key)
         stats.seconds = time.perf_counter() - started
         return stats
 

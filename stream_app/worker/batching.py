@@ -78,7 +78,6 @@ class EventBatcher:
         # Durable records by partition, acked at their partition's next checkpoint.
         self._held: dict[int, list[Any]] = {}
         self._lock = asyncio.Lock()
-        self.batches = 0
 
     async def run(self, feed: RecordFeed) -> None:
         """Consume ``feed`` until cancelled; the caller is a Faust agent."""
@@ -126,7 +125,7 @@ class EventBatcher:
         return False
 
     async def _tick(self) -> None:
-        """When idle: settle the write in flight and checkpoint when due; retry seeks."""
+        """Retry overdue seeks; when idle, checkpoint a partition that is due."""
         while True:
             await asyncio.sleep(self._idle_every)
             try:
@@ -160,7 +159,6 @@ class EventBatcher:
             return
         out = self._pipeline.score(records)  # Faust consumer messages are Records
         snapshot = None if partition is None else self._pipeline.snapshot(partition)
-        self.batches += 1
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None

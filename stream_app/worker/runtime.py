@@ -24,6 +24,8 @@ from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
 from stream_app.worker.scoring import BatchOutput, ReadingScorer, Record
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -33,8 +35,6 @@ class Snapshot:
     blobs: dict[str, bytes]
     generation: int
 
-
-log = logging.getLogger(__name__)
 
 Send = Callable[[bytes | None, bytes], Awaitable[Any]]
 
@@ -82,7 +82,6 @@ class WorkerRuntime:
         """The CPU half of a batch: decode, clean, score; nothing is written yet."""
         now = self.clock()
         out = self.scorer.process(messages, now)
-        out.generation = self._generation
         if messages:
             self.metrics.batch_size.observe(len(messages))
         if now - self._last_silence_check >= self.silence_check_s:
@@ -103,14 +102,11 @@ class WorkerRuntime:
         spread out instead of coming all at once.
         """
         parts = {p for p in self._dirty if p >= 0} | set(held)
-        if not parts:
-            return -1 if -1 in self._dirty and self._since_checkpoint() else None
-        if self.clock() - self._last_checkpoint < self.checkpoint_s / len(parts):
+        if not parts and -1 not in self._dirty:
             return None
-        return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0))
-
-    def _since_checkpoint(self) -> bool:
-        return self.clock() - self._last_checkpoint >= self.checkpoint_s
+        if self.clock() - self._last_checkpoint < self.checkpoint_s / max(len(parts), 1):
+            return None
+        return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0)) if parts else -1
 
     def snapshot(self, partition: int) -> Snapshot:
         """The state, as of now, of every entity of ``partition`` changed since its last one.

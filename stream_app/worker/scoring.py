@@ -131,7 +131,6 @@ class BatchOutput:
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
-    generation: int = 0  # the runtime's generation when scored (see WorkerRuntime.forget)
 
 
 class EntityStates:
@@ -246,9 +245,10 @@ class ReadingScorer:
 
     def _score(self, reading: Reading, msg: Record, now: float, out: BatchOutput) -> None:
         entity = reading.entity
-        out.touched.add((-1 if msg.partition is None else msg.partition, entity))
+        partition = -1 if msg.partition is None else msg.partition
+        out.touched.add((partition, entity))
         out.readings_ok += 1
-        clock = (reading.source or "", -1 if msg.partition is None else msg.partition)
+        clock = (reading.source or "", partition)
         self._clock_of[entity] = clock
         watermark = self.watermarks.get(clock, 0.0)
         if reading.ts > watermark:
@@ -298,10 +298,9 @@ class ReadingScorer:
 
         When a whole source was quiet (its watermark jumped by more than
         ``RESUME_STEPS`` usual steps and ``RESUME_MIN_S``: a feed outage, a
-        market's night), a series' silence
-        counts from the moment the source resumed, not from its last point;
-        else every series not yet heard from since would open a silence
-        episode at once.
+        market's night), a series' silence counts from the moment the source
+        resumed, not from its last point; else every series not yet heard from
+        since would open a silence episode at once.
         """
         out = BatchOutput()
         for entity in list(self.states.entities()):
