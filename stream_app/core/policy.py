@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from .codec import Reader, Writer
 from .config import PolicyConfig
-from .records import SEVERITIES, Direction, EpisodeEvent, EpisodeKind, episode_id, severity_for
+from .records import (
+    SEVERITIES,
+    Direction,
+    EpisodeEvent,
+    EpisodeKind,
+    EventKind,
+    episode_id,
+    severity_for,
+)
 
 _NO_EVENTS: tuple[EpisodeEvent, ...] = ()
 
@@ -162,15 +170,42 @@ class EpisodePolicy:
         upper: float,
         z: float,
     ) -> EpisodeEvent:
+        why = explain(value, z, expected, lower, upper, self.detector)
+        event: EventKind = "opened" if kind == "opened" else "updated"
+        return self._build(event, ts, None, value, score, expected, lower, upper, why)
+
+    def _resolve(self, ts: float, why: str) -> EpisodeEvent:
+        last_ts, value, score, expected, lower, upper = self.last
+        explanation = f"resolved: {why}; lasted {self.length} points, peak score {self.peak:.6f}"
+        event = self._build(
+            "resolved", ts, last_ts, value, score, expected, lower, upper, explanation
+        )
+        self.episode = ""
+        self.pending = 0
+        return event
+
+    def _build(
+        self,
+        event: EventKind,
+        ts: float,
+        ended_at: float | None,
+        value: float,
+        score: float,
+        expected: float,
+        lower: float,
+        upper: float,
+        explanation: str,
+    ) -> EpisodeEvent:
+        """An event of the open episode; every field not passed comes from its state."""
         direction: Direction = "up" if value > expected else "down" if value < expected else "none"
         return EpisodeEvent(
-            event="opened" if kind == "opened" else "updated",
+            event=event,
             episode_id=self.episode,
             entity=self.entity,
             metric=self.metric,
             kind="value",
             started_at=self.started_at,
-            ended_at=None,
+            ended_at=ended_at,
             ts=ts,
             value=value,
             expected=expected,
@@ -181,34 +216,8 @@ class EpisodePolicy:
             severity=SEVERITIES[self.severity],
             direction=direction,
             detector=self.detector,
-            explanation=explain(value, z, expected, lower, upper, self.detector),
+            explanation=explanation,
         )
-
-    def _resolve(self, ts: float, why: str) -> EpisodeEvent:
-        last_ts, value, score, expected, lower, upper = self.last
-        event = EpisodeEvent(
-            event="resolved",
-            episode_id=self.episode,
-            entity=self.entity,
-            metric=self.metric,
-            kind="value",
-            started_at=self.started_at,
-            ended_at=last_ts,
-            ts=ts,
-            value=value,
-            expected=expected,
-            lower=lower,
-            upper=upper,
-            score=score,
-            peak_score=self.peak,
-            severity=SEVERITIES[self.severity],
-            direction="up" if value > expected else "down" if value < expected else "none",
-            detector=self.detector,
-            explanation=f"resolved: {why}; lasted {self.length} points, peak score {self.peak:.6f}",
-        )
-        self.episode = ""
-        self.pending = 0
-        return event
 
     def write(self, w: Writer) -> None:
         w.text(self.episode)
