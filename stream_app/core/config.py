@@ -4,7 +4,7 @@ A configuration file (YAML or JSON, parsed by the caller) maps to
 :meth:`EngineConfig.from_mapping`::
 
     seed: 0
-    defaults: {detector: robust_seasonal, policy: {threshold: 0.9999}}
+    defaults: {detector: robust_seasonal, policy: {false_episode_days: 7}}
     rules:
       - pattern: "plant-*/temperature"      # fnmatch on "entity/metric"
         detector: ensemble
@@ -21,8 +21,8 @@ The first matching rule wins; the fields it leaves out come from ``defaults``.
 >>> cfg = EngineConfig.from_mapping({"rules": [
 ...     {"pattern": "plant-*/temp*", "detector": "ewma_z", "limits": {"upper": 150}}]})
 >>> s = cfg.resolve("plant-3/pump-7", "temperature")
->>> s.detector, s.limits.upper, s.policy.threshold
-('ewma_z', 150.0, 0.9999)
+>>> s.detector, s.limits.upper, s.policy.false_episode_days
+('ewma_z', 150.0, 7.0)
 >>> cfg.resolve("bank/fx", "price").detector
 'robust_seasonal'
 """
@@ -122,31 +122,55 @@ def _clock(text: str) -> float:
 class PolicyConfig:
     """Episode policy; thresholds are on the calibrated score.
 
-    An episode opens after ``min_points`` consecutive points at or above
-    ``threshold`` (in ``direction``), stays open while points reach
-    ``close_threshold`` (hysteresis), resolves after ``cooldown_points``
-    consecutive normal points, and is force-resolved after ``max_points``
-    points; it can then only reopen after a normal point.
+    **The budget.** By default the opening threshold follows from a false-alarm
+    budget, not a fixed score: at most about one false episode per series per
+    ``false_episode_days`` days of data *at the series' own interval*. A score
+    is ``1 - p`` with ``p`` the estimated tail probability of the point, so a
+    series with interval ``dt`` opens at ``p <= dt / (false_episode_days *
+    86400)``: 0.9995 for 5-minute data and a 7-day budget, 0.99999835 for
+    1-second data. Setting ``threshold`` fixes the score instead.
 
-    Defaults were chosen on the development corpus with one setting for all
-    series: opening at a tail probability of 1e-4 and a long cool-down keep one
-    incident one episode (episode F1 0.41 -> 0.59 against 0.999 / 5 points).
+    An episode opens after ``min_points`` consecutive points at or above the
+    opening threshold (in ``direction``), stays open while points reach
+    ``close_threshold`` (hysteresis), and resolves as soon as the series is
+    back to normal: ``cooldown_points`` consecutive points below it. A level
+    that stays shifted is learned by the detector, so its episode resolves once
+    the new level is normal. ``max_points`` is a last safety valve: a longer
+    episode is force-resolved and can only reopen after a normal point.
     """
 
-    threshold: float = 0.9999
+    threshold: float | None = None
     close_threshold: float = 0.99
     direction: DirectionPolicy = "both"
     min_points: int = 1
-    cooldown_points: int = 50
+    cooldown_points: int = 3
     max_points: int = 1440
+    false_episode_days: float = 7.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.close_threshold <= self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.close_threshold <= self.threshold < 1.0:
             raise ValueError("need 0 < close_threshold <= threshold < 1")
+        if not 0.0 < self.close_threshold < 1.0:
+            raise ValueError("need 0 < close_threshold < 1")
         if self.direction not in ("up", "down", "both"):
             raise ValueError(f"direction must be up, down or both, not {self.direction!r}")
         if self.min_points < 1 or self.cooldown_points < 1 or self.max_points < 1:
             raise ValueError("min_points, cooldown_points and max_points must be >= 1")
+        if not self.false_episode_days > 0.0:
+            raise ValueError("false_episode_days must be > 0")
+
+    def open_threshold(self, interval_s: float) -> float:
+        """The opening score for a series sampled every ``interval_s`` seconds.
+
+        >>> round(PolicyConfig().open_threshold(300.0), 6)
+        0.999504
+        >>> PolicyConfig(threshold=0.999).open_threshold(300.0)
+        0.999
+        """
+        if self.threshold is not None:
+            return self.threshold
+        p = max(interval_s, 1e-3) / (self.false_episode_days * 86400.0)
+        return max(self.close_threshold, 1.0 - min(p, 0.5))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .records import (
 )
 
 _NO_EVENTS: tuple[EpisodeEvent, ...] = ()
+DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own interval
 
 
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
@@ -64,6 +65,7 @@ class EpisodePolicy:
         "detector",
         "entity",
         "episode",
+        "interval",
         "last",
         "length",
         "margin",
@@ -96,13 +98,20 @@ class EpisodePolicy:
         self.peak = 0.0
         self.severity = 0
         self.last: tuple[float, float, float, float, float, float] = (0.0,) * 6
+        self.interval = DEFAULT_INTERVAL_S
         self.set_margin(1.0)
 
     def set_margin(self, margin: float) -> None:
         """Divide the tail probabilities of both thresholds by ``margin`` (>= 1)."""
         self.margin = margin
-        self.open_thr = 1.0 - (1.0 - self.cfg.threshold) / margin
+        self.open_thr = 1.0 - (1.0 - self.cfg.open_threshold(self.interval)) / margin
         self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
+
+    def set_interval(self, interval_s: float) -> None:
+        """The series' learned sampling interval: the false-alarm budget is per unit of time."""
+        if interval_s > 0.0 and interval_s != self.interval:
+            self.interval = interval_s
+            self.set_margin(self.margin)
 
     def step(
         self,
@@ -234,6 +243,7 @@ class EpisodePolicy:
             self.margin,
         )
         w.floats(self.last)
+        w.raw("d", self.interval)
 
     def read(self, r: Reader) -> None:
         self.episode = r.text()
@@ -244,6 +254,9 @@ class EpisodePolicy:
         self.set_margin(float(margin))
         ts, value, score, expected, lower, upper = r.floats()
         self.last = (ts, value, score, expected, lower, upper)
+        (interval,) = r.raw("d")
+        self.interval = float(interval)
+        self.set_margin(self.margin)
 
 
 class FlagEpisode:

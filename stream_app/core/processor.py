@@ -26,7 +26,8 @@ from .detectors import REGISTRY, Detector, DetectorRegistry
 from .policy import EpisodePolicy, FlagEpisode
 from .records import EpisodeEvent, ScoredPoint
 
-_MAGIC = b"TSG1"
+_OLD_MAGIC = b"TSG1"
+_MAGIC = b"TSG2"  # TSG1 states (before the v3 detector) restart their models
 MAX_MARGIN = 64.0
 FEEDBACK_FACTOR = 2.0
 
@@ -101,7 +102,10 @@ class SeriesProcessor:
                 events.append(self.stuck.close(ts, value, "value changed"))
         elif run >= cleaner.stuck_min:
             self._check_stuck(run, ts, value, events)
-        flag, decided = self.policy.step(ts, value, score, expected, lower, upper, z)
+        policy = self.policy
+        if cleaner.step != policy.interval:
+            policy.set_interval(cleaner.step)
+        flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if decided:
             events.extend(decided)
         point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
@@ -179,10 +183,13 @@ class SeriesProcessor:
     ) -> SeriesProcessor:
         """Restore a processor; a changed detector in ``config`` starts that model afresh."""
         r = Reader(blob)
-        if r.blob() != _MAGIC:
+        magic = r.blob()
+        if magic not in (_MAGIC, _OLD_MAGIC):
             raise ValueError("not a tsguard series state")
         entity, metric, name = r.text(), r.text(), r.text()
         proc = cls.create(entity, metric, config, registry)
+        if magic == _OLD_MAGIC:  # written before the v3 detector: start this series afresh
+            return proc
         proc.cleaner.read(r)
         proc.policy.read(r)
         proc.silence.read(r)
@@ -194,5 +201,8 @@ class SeriesProcessor:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)
             reg = registry or REGISTRY
-            proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
+            try:
+                proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
+            except ValueError:  # a detector state of an older layout: that model restarts
+                pass
         return proc

@@ -58,6 +58,8 @@ __all__ = [
     "merge_windows",
     "nab_windows",
     "normalised_series_score",
+    "perfect_series_raw",
+    "reference_score",
     "probation_length",
     "score_corpus",
     "score_series_raw",
@@ -307,3 +309,33 @@ def normalised_series_score(
     null_raw = -profile.fn_weight * flat.n_windows
     span = _perfect_raw(flat, profile) - null_raw
     return None if span <= 0 else 100.0 * (raw - null_raw) / span
+
+
+def perfect_series_raw(
+    item: NabSeries, profile: CostProfile = STANDARD, probation: float = PROBATION_FRACTION
+) -> float:
+    """Raw score of a perfect detector on one series (its scorable windows only)."""
+    return _perfect_raw(_flatten([item], profile, probation), profile)
+
+
+def reference_score(
+    result: NabResult, series: Sequence[NabSeries] | Sequence[object], profile: CostProfile = STANDARD
+) -> float:
+    """``result`` normalised as NAB's reference code does it.
+
+    NAB's runner takes the perfect score as ``tp_weight`` times *every* labelled
+    window, including windows that lie wholly inside a probationary period and so
+    can never be detected; the null score only counts scorable windows. The
+    figure is therefore lower than :attr:`NabResult.score` whenever windows fall
+    in the probation. ``series`` are objects with a ``windows`` attribute.
+
+    >>> s = NabSeries("a", np.zeros(100), [(5, 6), (50, 59)])
+    >>> hit = np.zeros(100); hit[50] = 1.0
+    >>> r = score_corpus([NabSeries("a", hit, s.windows)])
+    >>> round(r.score, 1), round(reference_score(r, [s]), 1)
+    (100.0, 66.7)
+    """
+    windows = sum(len(merge_windows(getattr(s, "windows"))) for s in series)
+    perfect = profile.tp_weight * windows
+    span = perfect - result.null_raw
+    return 100.0 * (result.raw - result.null_raw) / span if span > 0 else 0.0

@@ -1,4 +1,4 @@
-"""Episode precision, recall, F1 and delay."""
+"""Episode precision, recall, F1 and delay, judged by where an episode opens."""
 
 from __future__ import annotations
 
@@ -13,10 +13,34 @@ def test_episode_overlapping_a_window_is_a_true_positive_with_its_delay() -> Non
     assert counts.delays == [2]
 
 
-def test_episode_open_before_the_window_has_zero_delay() -> None:
+def test_episode_opening_less_than_a_window_early_counts_with_negative_delay() -> None:
     flags = [0] * 20
     flags[8:12] = [1] * 4
-    assert episode_counts(flags, [(10, 16)]).delays == [0]
+    assert episode_counts(flags, [(10, 16)]).delays == [-2]
+
+
+def test_episode_opening_long_before_a_window_is_false_however_long_it_overlaps() -> None:
+    flags = [0] * 40
+    flags[2:30] = [1] * 28  # open from 2 to 29: covers the whole window (20, 24)
+    counts = episode_counts(flags, [(20, 24)])
+    assert (counts.true_episodes, counts.found_windows) == (0, 0)
+    assert counts.outside_points == 28 - 5
+
+
+def test_one_long_episode_finds_one_window_only() -> None:
+    flags = [0] * 60
+    flags[10:50] = [1] * 40
+    counts = episode_counts(flags, [(10, 14), (30, 34)])
+    assert (counts.episodes, counts.true_episodes, counts.found_windows) == (1, 1, 1)
+    assert counts.length_ratios == [8.0]
+
+
+def test_alarm_time_outside_windows_is_reported_as_a_share() -> None:
+    flags = [0] * 100
+    flags[50:60] = [1] * 10
+    summary = summarise([episode_counts(flags, [(0, 4)])])
+    assert summary["outside_share"] == 0.1
+    assert summary["false_per_10k"] == 100.0
 
 
 def test_false_episodes_lower_precision_and_missed_windows_lower_recall() -> None:

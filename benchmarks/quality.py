@@ -1,0 +1,120 @@
+"""Detection quality per family, leave-one-family-out: the harness behind RESULTS.md.
+
+    .venv/bin/python benchmarks/quality.py [--dev ../shared/datasets/anomaly-dev]
+        [--config rules.yaml] [--per-family 6] [--json out.json]
+
+Families: the development set's collections (each ``msft-cloud-monitoring/<kind>``,
+``skab/<group>``, ``tcpd``) and the generated families of
+:mod:`stream_app.offline.families` (anomaly-free ones included). For each family
+it prints tsguard, rolling z-score and River HST side by side: NAB standard on
+swept scores (the threshold chosen on the *other* families: leave-one-family-out),
+NAB standard on episode onsets, onset-episode F1, time in episodes outside every
+window, and false episodes per 10k points on anomaly-free families.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream_app.offline import baselines, nab
+from stream_app.offline.evaluate import (
+    DetectorRun,
+    LabelledSeries,
+    choose_decision_threshold,
+    load_dataset,
+    run_tsguard,
+)
+from stream_app.offline.families import generate_families
+from stream_app.offline.quality import family_of, family_report, lofo_nab
+from stream_app.offline.replay import load_config
+
+CACHE = Path.home() / ".cache" / "tsguard" / "baselines"
+
+
+def _cached(kind: str, item: LabelledSeries) -> np.ndarray:
+    values = np.array([np.nan if v is None else v for v in item.values])
+    key = hashlib.sha1(kind.encode() + values.tobytes()).hexdigest()
+    path = CACHE / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    scores = baselines.hst_scores(item.values) if kind == "hst" else baselines.zscore_scores(item.values)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, scores)
+    return scores
+
+
+def load_all(dev: Path | None, per_family: int) -> list[LabelledSeries]:
+    series: list[LabelledSeries] = []
+    if dev is not None and dev.is_dir():
+        loaded, _ = load_dataset(dev)
+        series.extend(loaded)
+    for family, items in generate_families(per_family).items():
+        for g in items:
+            windows = nab.nab_windows(g.labels)
+            series.append(LabelledSeries(f"gen/{g.name}", g.timestamps, list(g.values), windows))
+    return series
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=Path("../shared/datasets/anomaly-dev"))
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--per-family", type=int, default=6)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--only", default="", help="comma-separated family prefixes")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    series = load_all(args.dev, args.per_family)
+    if args.only:
+        prefixes = tuple(args.only.split(","))
+        series = [s for s in series if family_of(s.name).startswith(prefixes)]
+    started = time.perf_counter()
+    for item in series:
+        item.runs["tsguard"] = run_tsguard(item, config)
+        zero = np.zeros(len(item.timestamps), dtype=bool)
+        item.runs["zscore"] = DetectorRun(_cached("z", item), zero)
+        item.runs["river_hst"] = DetectorRun(_cached("hst", item), zero)
+    elapsed = time.perf_counter() - started
+    for baseline in ("zscore", "river_hst"):  # their best corpus F1, chosen in hindsight
+        threshold = choose_decision_threshold(series, baseline)
+        for item in series:
+            item.runs[baseline].flags = item.runs[baseline].scores >= threshold
+    report: dict[str, Any] = family_report(series)
+    report["lofo_nab"] = {d: lofo_nab(series, d) for d in ("tsguard", "zscore", "river_hst")}
+    print(f"{len(series)} series in {elapsed:.1f} s", file=sys.stderr)
+    print_report(report)
+    if args.json:
+        import orjson
+
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    keys = ("nab_lofo", "nab_onsets", "f1", "outside_share", "false_per_10k", "max_len_ratio")
+    head = f"{'family':34s}" + "".join(f"{k:>16s}" for k in keys)
+    print(head)
+    for family, per in report["families"].items():
+        for det in ("tsguard", "zscore", "river_hst"):
+            m = dict(per[det])
+            m["nab_lofo"] = report["lofo_nab"][det]["families"].get(family)
+            cells = "".join(
+                f"{'-' if m.get(k) is None else format(m[k], '.3g'):>16s}" for k in keys
+            )
+            print(f"{(family if det == 'tsguard' else ''):22s}{det:>12s}{cells}")
+    for det, m in report["overall"].items():
+        print(det, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()})
+    for det, lofo in report["lofo_nab"].items():
+        print("LOFO", det, round(lofo["mean"], 2))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""Generated families of labelled series: the development benchmark in code.
+
+Each family is one *kind* of behaviour an operator meets (business-hours
+steps, smooth daily/weekly seasonality, random walks and prices, bursty
+counts, quantised sensors, slow drifts), with anomalies of several kinds
+injected at random places, plus anomaly-free families of the same kinds for
+measuring false alarms. Everything is drawn from ``numpy``'s PCG64 with a
+fixed seed per series, so a family is the same on every machine and run.
+
+Series are 14 days at 5-minute steps (4,032 points) unless a family says
+otherwise; timestamps start on a Monday at 00:00 UTC. Labels mark the
+anomalous points themselves; :func:`stream_app.offline.nab.nab_windows` turns
+them into NAB-style windows.
+
+(We write our own rather than depend on ``timeeval-gutentag``: it pins
+numpy < 2.3 and scipy < 1.15, below what the runtime uses, and brings
+matplotlib, pandas, scikit-learn and neurokit2 for a few dozen lines of
+generators.)
+
+>>> fams = generate_families(series_per_family=1)
+>>> sorted(fams)[:3]
+['business_hours', 'counts', 'drift']
+>>> s = fams["business_hours"][0]
+>>> len(s.timestamps) == len(s.values) == len(s.labels) == 4032, sum(s.labels) > 0
+(True, True)
+>>> sum(fams["free_business_hours"][0].labels)
+0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+START = 1767571200.0  # 2026-01-05T00:00:00Z, a Monday
+STEP = 300.0
+POINTS = 4032
+DAY_POINTS = int(86400 / STEP)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedSeries:
+    """One generated series with point labels (1 = anomalous)."""
+
+    family: str
+    name: str
+    timestamps: list[float]
+    values: list[float]
+    labels: list[int]
+
+
+Base = Callable[[np.random.Generator, int], FloatArray]
+Inject = Callable[[np.random.Generator, FloatArray, int], tuple[FloatArray, slice]]
+
+
+def _hours(n: int) -> FloatArray:
+    return ((np.arange(n) * STEP) % 86400.0) / 3600.0
+
+
+def _weekday(n: int) -> npt.NDArray[np.int64]:
+    return ((np.arange(n) * STEP) // 86400.0).astype(np.int64) % 7
+
+
+# --- base behaviours ------------------------------------------------------------------
+
+
+def business_hours(rng: np.random.Generator, n: int) -> FloatArray:
+    """Low overnight, high 09:00-18:00 on weekdays, low noise (a square wave)."""
+    hours = _hours(n)
+    on = (hours >= 9.0) & (hours < 18.0) & (_weekday(n) < 5)
+    low, high = rng.uniform(5, 20), rng.uniform(40, 80)
+    return np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n)
+
+
+def seasonal(rng: np.random.Generator, n: int) -> FloatArray:
+    """Smooth daily cycle, a weaker weekly one, Gaussian noise."""
+    t = np.arange(n) * STEP
+    phase = rng.uniform(0, 2 * math.pi)
+    daily = np.sin(2 * math.pi * t / 86400.0 + phase)
+    weekly = 0.3 * np.sin(2 * math.pi * t / (7 * 86400.0))
+    level, amp = rng.uniform(50, 100), rng.uniform(10, 30)
+    return level + amp * (daily + weekly) + rng.normal(0, 0.08 * amp, n)
+
+
+def random_walk(rng: np.random.Generator, n: int) -> FloatArray:
+    """A price: geometric random walk with slowly changing volatility."""
+    vol = 0.002 * np.exp(np.cumsum(rng.normal(0, 0.02, n)).clip(-1, 1))
+    return rng.uniform(20, 500) * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+
+
+def counts(rng: np.random.Generator, n: int) -> FloatArray:
+    """Bursty event counts: Poisson with a daily rate and short random bursts."""
+    hours = _hours(n)
+    rate = rng.uniform(3, 15) * (1.2 + np.sin(2 * math.pi * (hours - 6) / 24.0))
+    bursts = rng.random(n) < 0.01
+    rate = rate * np.where(bursts, rng.uniform(1.5, 2.5, n), 1.0)
+    return rng.poisson(rate).astype(np.float64)
+
+
+def quantised(rng: np.random.Generator, n: int) -> FloatArray:
+    """A slow sensor (temperature) read with 0.5-unit resolution."""
+    t = np.arange(n) * STEP
+    slow = np.cumsum(rng.normal(0, 0.02, n))
+    value = 20 + 2 * np.sin(2 * math.pi * t / 86400.0) + slow + rng.normal(0, 0.15, n)
+    return np.round(value * 2.0) / 2.0
+
+
+def stationary(rng: np.random.Generator, n: int) -> FloatArray:
+    """Noisy stationary metric (latency-like: log-normal around a level)."""
+    return rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, n))
+
+
+# --- anomaly kinds --------------------------------------------------------------------
+
+
+def _span(rng: np.random.Generator, n: int, lo: int, hi: int) -> slice:
+    length = int(rng.integers(lo, hi + 1))
+    start = int(rng.integers(int(0.2 * n), n - length - 10))
+    return slice(start, start + length)
+
+
+def _scale(x: FloatArray) -> float:
+    diffs = np.abs(np.diff(x))
+    spread = float(np.percentile(x, 95) - np.percentile(x, 5))
+    return max(spread, float(np.median(diffs)) * 10, 1e-9)
+
+
+def spike(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    where = _span(rng, n, 1, 1)
+    x[where] += rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.2) * _scale(x)
+    return x, where
+
+
+def level_shift(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    where = _span(rng, n, 1, 1)
+    x[where.start :] += rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 0.8) * _scale(x)
+    return x, slice(where.start, where.start + 1)
+
+
+def bump(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """A temporary shift lasting an hour to half a day."""
+    where = _span(rng, n, 12, 144)
+    x[where] += rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 0.8) * _scale(x)
+    return x, where
+
+
+def variance(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """Noise several times larger for a few hours."""
+    where = _span(rng, n, 24, 96)
+    noise = np.std(np.diff(x)) / math.sqrt(2) + 1e-9
+    x[where] += rng.normal(0, 6 * noise, where.stop - where.start)
+    return x, where
+
+
+def flatline(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """The series stops moving (a stuck process), e.g. a business day that never starts."""
+    where = _span(rng, n, DAY_POINTS // 2, DAY_POINTS)
+    x[where] = x[where.start]
+    return x, where
+
+
+def drift_ramp(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """A ramp away from normal over several hours, then staying there."""
+    where = _span(rng, n, 36, 144)
+    length = where.stop - where.start
+    size = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * _scale(x)
+    x[where] += np.linspace(0, size, length)
+    x[where.stop :] += size
+    return x, where
+
+
+def burst(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """A count burst: several times the usual rate for an hour or two."""
+    where = _span(rng, n, 6, 24)
+    x[where] = x[where] + rng.poisson(3 * (np.mean(x) + 1), where.stop - where.start)
+    return x, where
+
+
+def dropout(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+    """The metric drops to near zero for a while (an outage seen in the data)."""
+    where = _span(rng, n, 12, 72)
+    x[where] = x[where] * 0.05
+    return x, where
+
+
+FAMILIES: dict[str, tuple[Base, tuple[Inject, ...]]] = {
+    "business_hours": (business_hours, (spike, flatline, level_shift, dropout)),
+    "seasonal": (seasonal, (spike, bump, variance, flatline)),
+    "random_walk": (random_walk, (spike, variance, level_shift)),
+    "counts": (counts, (burst, dropout, level_shift)),
+    "quantised": (quantised, (spike, level_shift, bump, flatline)),
+    "drift": (stationary, (drift_ramp, spike, variance)),
+}
+FREE_FAMILIES: dict[str, Base] = {
+    "free_business_hours": business_hours,
+    "free_seasonal": seasonal,
+    "free_random_walk": random_walk,
+    "free_counts": counts,
+    "free_quantised": quantised,
+    "free_stationary": stationary,
+}
+
+
+def _series(family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int) -> GeneratedSeries:
+    rng = np.random.default_rng([seed, k, sum(map(ord, family))])
+    values = base(rng, POINTS)
+    labels = np.zeros(POINTS, dtype=np.int64)
+    if kinds:
+        for _ in range(int(rng.integers(1, 4))):
+            kind = kinds[int(rng.integers(len(kinds)))]
+            for _attempt in range(20):  # anomalies apart from each other
+                trial = np.random.default_rng(rng.integers(1 << 62))
+                candidate, where = kind(trial, values.copy(), POINTS)
+                lo, hi = max(where.start - DAY_POINTS // 2, 0), where.stop + DAY_POINTS // 2
+                if not labels[lo:hi].any():
+                    values = candidate
+                    labels[where] = 1
+                    break
+    timestamps = (START + np.arange(POINTS) * STEP).tolist()
+    return GeneratedSeries(family, f"{family}/{k:02d}", timestamps, values.tolist(), labels.tolist())
+
+
+def generate_families(series_per_family: int = 6, seed: int = 7) -> dict[str, list[GeneratedSeries]]:
+    """Every family, ``series_per_family`` series each, deterministic for a ``seed``."""
+    out: dict[str, list[GeneratedSeries]] = {}
+    for family, (base, kinds) in FAMILIES.items():
+        out[family] = [_series(family, k, base, kinds, seed) for k in range(series_per_family)]
+    for family, base in FREE_FAMILIES.items():
+        out[family] = [_series(family, k, base, (), seed) for k in range(series_per_family)]
+    return out
