@@ -81,19 +81,25 @@ def replay(
 @app.command()
 def evaluate(
     data: Annotated[
-        Path,
+        Path | None,
         typer.Argument(help="Folder of timestamp,value,label CSVs.", exists=True, file_okay=False),
-    ],
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
+    generated: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Also score N series of each generated family (anomaly-free ones too)."
+        ),
+    ] = 0,
 ) -> None:
     """Score tsguard and two River/z-score baselines on labelled data (NAB, episodes)."""
     from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.evaluate_cli import run_evaluate
 
     try:
-        run_evaluate(data, report, as_json, config)
+        run_evaluate(data, report, as_json, config, generated)
     except MalformedCsvError as exc:
         raise _fail(f"malformed CSV: {exc}") from None
     except (OSError, ValueError) as exc:

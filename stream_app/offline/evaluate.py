@@ -7,7 +7,12 @@ rule from its label runs (:func:`stream_app.offline.nab.nab_windows`).
 
 The NAB score sweeps a threshold on each detector's ``anomaly_score``
 (``nab_*``); ``nab_*_onsets`` score only the first point of each decided episode
-as a detection. Episode metrics use each detector's decisions: tsguard's episode policy (``is_anomaly``),
+as a detection (the product's decision: what an alerting consumer sees). Each is
+also given as ``*_reference``, normalised the way NAB's reference code does it
+(every labelled window counts in the perfect score, even one inside a
+probationary period). Results come per series, per family (a folder of the
+dataset, or a generated family) and overall, with NAB leave-one-family-out
+(``lofo_nab``: each family scored at the threshold chosen on all others). Episode metrics use each detector's decisions: tsguard's episode policy (``is_anomaly``),
 and for the baselines the threshold on their score that gives the best
 corpus-wide episode F1 (chosen in hindsight, which favours the baselines).
 """
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from stream_app.offline import baselines, episodes, nab
+from stream_app.offline import baselines, episodes, nab, quality
 from stream_app.offline.csvio import find_csvs, has_columns, parse_timestamp, read_series_csv
 
 if TYPE_CHECKING:
@@ -103,6 +108,18 @@ def load_dataset(root: Path) -> tuple[list[LabelledSeries], list[Path]]:
     return loaded, skipped
 
 
+def generated_dataset(per_family: int, seed: int = 7) -> list[LabelledSeries]:
+    """The generated families (:mod:`stream_app.offline.families`) as labelled series."""
+    from stream_app.offline.families import generate_families
+
+    out = []
+    for items in generate_families(per_family, seed).values():
+        for g in items:
+            windows = nab.nab_windows(g.labels)
+            out.append(LabelledSeries(f"gen/{g.name}", g.timestamps, list(g.values), windows))
+    return out
+
+
 def run_tsguard(item: LabelledSeries, config: EngineConfig) -> DetectorRun:
     from stream_app.offline.replay import score_series
 
@@ -157,15 +174,7 @@ def choose_decision_threshold(
     return max(candidates, key=lambda t: (_corpus_f1(series, detector, t), t))
 
 
-def onsets(flags: BoolArray) -> FloatArray:
-    """1.0 at the first point of every run of flags, else 0.0.
-
-    >>> onsets(np.array([0, 1, 1, 0, 1], dtype=bool)).tolist()
-    [0.0, 1.0, 0.0, 0.0, 1.0]
-    """
-    first = flags.copy()
-    first[1:] &= ~flags[:-1]
-    return first.astype(np.float64)
+onsets = quality.onsets
 
 
 def _nab_inputs(series: Sequence[LabelledSeries], detector: str) -> list[nab.NabSeries]:
@@ -182,6 +191,7 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
         key = PROFILE_KEYS[profile.name]
         result = nab.score_corpus(inputs, profile)
         overall[key] = round(result.score, 3)
+        overall[f"{key}_reference"] = round(nab.reference_score(result, series, profile), 3)
         thresholds[key] = result.threshold
         if profile is nab.STANDARD:
             overall["nab_standard_detail"] = {
@@ -204,6 +214,9 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
     for profile in nab.PROFILES:
         result = nab.score_corpus(onset_inputs, profile)
         overall[f"{PROFILE_KEYS[profile.name]}_onsets"] = round(result.score, 3)
+        overall[f"{PROFILE_KEYS[profile.name]}_onsets_reference"] = round(
+            nab.reference_score(result, series, profile), 3
+        )
     scored_points = np.concatenate([s.runs[detector].scores[s.probation :] for s in series])
     flagged = np.concatenate([s.runs[detector].flags[s.probation :] for s in series])
     overall["flagged_share"] = round(float(flagged.mean()), 5) if len(flagged) else 0.0
@@ -218,6 +231,8 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
         counts.append(count)
         per_series[s.name].update(episodes.summarise([count]))
     overall.update(episodes.summarise(counts))
+    free = [c for c, s in zip(counts, series, strict=True) if not s.windows]
+    overall["false_per_10k_free"] = episodes.summarise(free)["false_per_10k"] if free else None
     return {"overall": overall, "series": per_series}
 
 
@@ -248,4 +263,6 @@ def evaluate(series: Sequence[LabelledSeries], seconds: dict[str, float]) -> dic
         result["overall"][detector] = scored["overall"]
         for name, metrics in scored["series"].items():
             result["series"][name][detector] = metrics
+    result["families"] = quality.family_report(series, detectors)["families"]
+    result["lofo_nab"] = {d: quality.lofo_nab(series, d) for d in detectors}
     return result

@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stream_app.offline.evaluate import DETECTORS, TABLE_KEYS, evaluate, load_dataset, run_all
+from stream_app.offline.evaluate import (
+    DETECTORS,
+    TABLE_KEYS,
+    evaluate,
+    generated_dataset,
+    load_dataset,
+    run_all,
+)
 from stream_app.offline.replay import load_config
 
 SHORT = {
@@ -62,12 +69,39 @@ def series_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def run_evaluate(data: Path, report: Path | None, as_json: bool, config_path: Path | None) -> None:
+FAMILY_KEYS = ("nab_swept", "nab_onsets", "f1", "outside_share", "max_len_ratio", "false_per_10k")
+
+
+def family_table(result: dict[str, Any]) -> Table:
+    table = Table(title="per family (NAB swept with the threshold of the other families: LOFO)")
+    table.add_column("family", overflow="fold")
+    table.add_column("detector")
+    table.add_column("NAB LOFO", justify="right")
+    for key in FAMILY_KEYS:
+        table.add_column(key, justify="right")
+    for family, per_detector in result["families"].items():
+        for detector, metrics in per_detector.items():
+            lofo = result["lofo_nab"][detector]["families"].get(family)
+            cells = [_cell(lofo), *(_cell(metrics.get(k)) for k in FAMILY_KEYS)]
+            table.add_row(family if detector == "tsguard" else "", detector, *cells)
+    return table
+
+
+def run_evaluate(
+    data: Path | None,
+    report: Path | None,
+    as_json: bool,
+    config_path: Path | None,
+    generated: int = 0,
+) -> None:
     console = Console(stderr=True)
     config = load_config(config_path)
-    series, skipped = load_dataset(data)
-    if not series:
+    series, skipped = load_dataset(data) if data is not None else ([], [])
+    if data is not None and not series:
         raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
+    series += generated_dataset(generated) if generated else []
+    if not series:
+        raise ValueError("nothing to evaluate: give a folder, --generated N, or both")
     if skipped:
         console.print(
             f"skipped {len(skipped)} CSV(s) without timestamp,value,label: "
@@ -88,11 +122,13 @@ def run_evaluate(data: Path, report: Path | None, as_json: bool, config_path: Pa
     if report is not None:
         from stream_app.offline.report import write_report
 
-        target = write_report(report, series, result, f"tsguard evaluate {data.name}")
+        title = f"tsguard evaluate {data.name if data else 'generated families'}"
+        target = write_report(report, series, result, title)
         console.print(f"report: {target}")
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     out = Console()
     out.print(series_table(result))
+    out.print(family_table(result))
     out.print(overall_table(result))

@@ -3,7 +3,10 @@
 Every row goes through :meth:`SeriesProcessor.process` strictly in file order,
 one point at a time. The output has exactly one row per input row, in input
 order; rows the cleaner rejects keep their place with an empty score and the
-reason in ``status``.
+reason in ``status``. ``is_anomaly`` is 1 on every row inside an open value
+episode; ``episode_event`` says ``opened`` on the row where an episode opens and
+``resolved`` on the row where it resolves (empty elsewhere), which is what an
+alerting consumer of the anomaly events sees.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from typing import TYPE_CHECKING, Any
 from stream_app.offline.csvio import SeriesTable, find_csvs, has_columns, read_series_csv
 
 if TYPE_CHECKING:
-    from stream_app.core import EngineConfig
+    from stream_app.core import EngineConfig, EpisodeEvent
 
-RESULT_COLUMNS = ("anomaly_score", "is_anomaly", "expected", "lower", "upper", "status")
+RESULT_COLUMNS = (
+    "anomaly_score",
+    "is_anomaly",
+    "expected",
+    "lower",
+    "upper",
+    "status",
+    "episode_event",
+)
 OUTPUT_COLUMNS = ("timestamp", "value", *RESULT_COLUMNS)
 
 
@@ -33,6 +44,7 @@ class ScoredColumns:
     lower: list[float | None] = field(default_factory=list)
     upper: list[float | None] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
+    episode_event: list[str] = field(default_factory=list)  # "opened", "resolved" or ""
 
 
 def load_config(path: Path | None) -> EngineConfig:
@@ -71,14 +83,23 @@ def score_series(
     processor = SeriesProcessor.create(entity=entity, metric=metric, config=config)
     out = ScoredColumns()
     for ts, value in zip(timestamps, values, strict=True):
-        point, _events = processor.process(ts=ts, value=value)
+        point, events = processor.process(ts=ts, value=value)
         out.scores.append(point.score)
         out.is_anomaly.append(point.is_anomaly)
         out.expected.append(point.expected)
         out.lower.append(point.lower)
         out.upper.append(point.upper)
         out.status.append(point.status)
+        out.episode_event.append(_value_event(events))
     return out
+
+
+def _value_event(events: Sequence[EpisodeEvent]) -> str:
+    """``opened`` / ``resolved`` when a value episode (the one ``is_anomaly`` follows) does."""
+    for event in events:
+        if event.kind == "value" and event.event in ("opened", "resolved"):
+            return event.event
+    return ""
 
 
 def _number(value: float | None) -> str:
@@ -93,6 +114,7 @@ def _result_cells(scored: ScoredColumns, i: int) -> list[str]:
         _number(scored.lower[i]),
         _number(scored.upper[i]),
         scored.status[i],
+        scored.episode_event[i],
     ]
 
 
