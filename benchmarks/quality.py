@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -24,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from stream_app.offline import baselines, nab
+from stream_app.offline import baselines
 from stream_app.offline.evaluate import (
     DetectorRun,
     LabelledSeries,
     choose_decision_threshold,
+    generated_dataset,
     load_dataset,
     run_tsguard,
 )
-from stream_app.offline.families import generate_families
 from stream_app.offline.quality import family_of, family_report, lofo_nab
 from stream_app.offline.replay import load_config
 
@@ -45,7 +44,9 @@ def _cached(kind: str, item: LabelledSeries) -> np.ndarray:
     path = CACHE / f"{key}.npy"
     if path.exists():
         return np.load(path)
-    scores = baselines.hst_scores(item.values) if kind == "hst" else baselines.zscore_scores(item.values)
+    scores = (
+        baselines.hst_scores(item.values) if kind == "hst" else baselines.zscore_scores(item.values)
+    )
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, scores)
     return scores
@@ -56,10 +57,7 @@ def load_all(dev: Path | None, per_family: int) -> list[LabelledSeries]:
     if dev is not None and dev.is_dir():
         loaded, _ = load_dataset(dev)
         series.extend(loaded)
-    for family, items in generate_families(per_family).items():
-        for g in items:
-            windows = nab.nab_windows(g.labels)
-            series.append(LabelledSeries(f"gen/{g.name}", g.timestamps, list(g.values), windows))
+    series.extend(generated_dataset(per_family))
     return series
 
 

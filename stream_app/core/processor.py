@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 from .cleaning import SeriesCleaner
@@ -201,8 +202,7 @@ class SeriesProcessor:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)
             reg = registry or REGISTRY
-            try:
+            # a detector state of an older layout raises ValueError: that model restarts
+            with contextlib.suppress(ValueError):
                 proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
-            except ValueError:  # a detector state of an older layout: that model restarts
-                pass
         return proc

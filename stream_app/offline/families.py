@@ -59,7 +59,7 @@ Inject = Callable[[np.random.Generator, FloatArray, int], tuple[FloatArray, slic
 
 
 def _hours(n: int) -> FloatArray:
-    return ((np.arange(n) * STEP) % 86400.0) / 3600.0
+    return np.asarray(((np.arange(n) * STEP) % 86400.0) / 3600.0, np.float64)
 
 
 def _weekday(n: int) -> npt.NDArray[np.int64]:
@@ -74,7 +74,7 @@ def business_hours(rng: np.random.Generator, n: int) -> FloatArray:
     hours = _hours(n)
     on = (hours >= 9.0) & (hours < 18.0) & (_weekday(n) < 5)
     low, high = rng.uniform(5, 20), rng.uniform(40, 80)
-    return np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n)
+    return np.asarray(np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n), np.float64)
 
 
 def seasonal(rng: np.random.Generator, n: int) -> FloatArray:
@@ -84,13 +84,14 @@ def seasonal(rng: np.random.Generator, n: int) -> FloatArray:
     daily = np.sin(2 * math.pi * t / 86400.0 + phase)
     weekly = 0.3 * np.sin(2 * math.pi * t / (7 * 86400.0))
     level, amp = rng.uniform(50, 100), rng.uniform(10, 30)
-    return level + amp * (daily + weekly) + rng.normal(0, 0.08 * amp, n)
+    return np.asarray(level + amp * (daily + weekly) + rng.normal(0, 0.08 * amp, n), np.float64)
 
 
 def random_walk(rng: np.random.Generator, n: int) -> FloatArray:
     """A price: geometric random walk with slowly changing volatility."""
     vol = 0.002 * np.exp(np.cumsum(rng.normal(0, 0.02, n)).clip(-1, 1))
-    return rng.uniform(20, 500) * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+    walk = rng.uniform(20, 500) * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+    return np.asarray(walk, np.float64)
 
 
 def counts(rng: np.random.Generator, n: int) -> FloatArray:
@@ -107,12 +108,12 @@ def quantised(rng: np.random.Generator, n: int) -> FloatArray:
     t = np.arange(n) * STEP
     slow = np.cumsum(rng.normal(0, 0.02, n))
     value = 20 + 2 * np.sin(2 * math.pi * t / 86400.0) + slow + rng.normal(0, 0.15, n)
-    return np.round(value * 2.0) / 2.0
+    return np.asarray(np.round(value * 2.0) / 2.0, np.float64)
 
 
 def stationary(rng: np.random.Generator, n: int) -> FloatArray:
     """Noisy stationary metric (latency-like: log-normal around a level)."""
-    return rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, n))
+    return np.asarray(rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, n)), np.float64)
 
 
 # --- anomaly kinds --------------------------------------------------------------------
@@ -206,7 +207,9 @@ FREE_FAMILIES: dict[str, Base] = {
 }
 
 
-def _series(family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int) -> GeneratedSeries:
+def _series(
+    family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int
+) -> GeneratedSeries:
     rng = np.random.default_rng([seed, k, sum(map(ord, family))])
     values = base(rng, POINTS)
     labels = np.zeros(POINTS, dtype=np.int64)
@@ -222,10 +225,14 @@ def _series(family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: in
                     labels[where] = 1
                     break
     timestamps = (START + np.arange(POINTS) * STEP).tolist()
-    return GeneratedSeries(family, f"{family}/{k:02d}", timestamps, values.tolist(), labels.tolist())
+    return GeneratedSeries(
+        family, f"{family}/{k:02d}", timestamps, values.tolist(), labels.tolist()
+    )
 
 
-def generate_families(series_per_family: int = 6, seed: int = 7) -> dict[str, list[GeneratedSeries]]:
+def generate_families(
+    series_per_family: int = 6, seed: int = 7
+) -> dict[str, list[GeneratedSeries]]:
     """Every family, ``series_per_family`` series each, deterministic for a ``seed``."""
     out: dict[str, list[GeneratedSeries]] = {}
     for family, (base, kinds) in FAMILIES.items():

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -59,8 +60,8 @@ __all__ = [
     "nab_windows",
     "normalised_series_score",
     "perfect_series_raw",
-    "reference_score",
     "probation_length",
+    "reference_score",
     "score_corpus",
     "score_series_raw",
     "sweep_scores",
@@ -318,8 +319,15 @@ def perfect_series_raw(
     return _perfect_raw(_flatten([item], profile, probation), profile)
 
 
+class HasWindows(Protocol):
+    """Anything with labelled windows (a :class:`NabSeries`, a labelled series)."""
+
+    @property
+    def windows(self) -> Sequence[Window]: ...
+
+
 def reference_score(
-    result: NabResult, series: Sequence[NabSeries] | Sequence[object], profile: CostProfile = STANDARD
+    result: NabResult, series: Sequence[HasWindows], profile: CostProfile = STANDARD
 ) -> float:
     """``result`` normalised as NAB's reference code does it.
 
@@ -335,7 +343,7 @@ def reference_score(
     >>> round(r.score, 1), round(reference_score(r, [s]), 1)
     (100.0, 66.7)
     """
-    windows = sum(len(merge_windows(getattr(s, "windows"))) for s in series)
+    windows = sum(len(merge_windows(s.windows)) for s in series)
     perfect = profile.tp_weight * windows
     span = perfect - result.null_raw
     return 100.0 * (result.raw - result.null_raw) / span if span > 0 else 0.0

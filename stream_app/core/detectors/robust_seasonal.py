@@ -63,12 +63,17 @@ WEEK_BINS = 168
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _VERSION = 3
-_STATE = "<BI" + "d" * 19 + "iIddd"
+_STATE = "<BI" + "d" * 19 + "iIddddIIdddd"
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
 _BIG = 1e300  # residuals and levels beyond this are clipped: no overflow to inf
 _SQRT_BIG = 1e150
+_MAX_EXP = 690.0  # math.expm1 overflows a little above 709
+CALM_POINTS = 8  # consecutive changed values with |z| < CALM_Z: the scales are wrong
+CALM_Z = 0.02
+REVERT_POINTS = 500  # a return to the level before a jump within this many points
+JUMP_AGE = 10  # after a jump the error scales learn at >= 1/10 per point
 WEEKLY_MIN_VISITS = 4  # the weekly profile needs a step that visits each hour 4 times
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
@@ -95,20 +100,55 @@ DEFAULTS: dict[str, float] = {
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 
 
-def _clip(x: float) -> float:
-    return _BIG if x > _BIG else -_BIG if x < -_BIG else x
-
-
 class RobustSeasonal:
     """Robust level/trend/seasonal forecaster with a calibrated residual score."""
 
     name = "robust_seasonal"
 
     __slots__ = (
-        "a_err", "a_fast", "a_season", "a_sel", "a_slow", "age", "band_k", "beta", "cal",
-        "clip", "day", "ec", "ef", "el", "es", "floor", "gamma", "jump", "jumps", "lc", "lf",
-        "ls", "margin", "n", "phi", "prev", "rsum", "sc", "sf", "short_norm", "ss", "t0", "tr",
-        "week", "zs", "a_short", "ew", "swl", "lw",
+        "a_err",
+        "a_fast",
+        "a_season",
+        "a_sel",
+        "a_short",
+        "a_slow",
+        "age",
+        "band_k",
+        "beta",
+        "cal",
+        "calm",
+        "clip",
+        "day",
+        "ec",
+        "ef",
+        "el",
+        "es",
+        "ew",
+        "floor",
+        "gamma",
+        "jd",
+        "jt",
+        "jump",
+        "jumps",
+        "lc",
+        "lf",
+        "ls",
+        "lw",
+        "margin",
+        "n",
+        "phi",
+        "pre",
+        "prev",
+        "rsum",
+        "sc",
+        "sf",
+        "short_norm",
+        "ss",
+        "swl",
+        "t0",
+        "tr",
+        "week",
+        "zs",
     )  # fmt: skip
 
     def __init__(self, params: Mapping[str, Any]) -> None:
@@ -139,8 +179,14 @@ class RobustSeasonal:
         self.rsum = 0.0  # sum of their (clipped) z
         self.t0 = self.lf = self.ef = self.ls = self.tr = self.es = 0.0
         self.lc = self.lw = self.ec = self.zs = 0.0
-        self.sf = self.ss = self.sc = self.swl = self.ew = 0.0  # long-horizon errors: which forecaster speaks
+        self.sf = self.ss = self.sc = self.swl = self.ew = (
+            0.0  # long-horizon errors: which forecaster speaks
+        )
         self.a_sel = 0.0
+        self.calm = 0  # consecutive changed values far inside the band (scale too large)
+        self.jd = 0.0  # the size of the last level jump, while it may still be undone
+        self.jt = 0  # points since that jump
+        self.pre: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # the levels before it
         self.a_season = 0.0  # 0: not decided yet, -1: step too coarse for seasons
         self.day: list[float] | None = None
         self.week: list[float] | None = None
@@ -158,10 +204,13 @@ class RobustSeasonal:
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
-         det.zs, jumps, age, det.ew, det.swl, det.lw) = r.raw(_STATE[1:])  # fmt: skip
+         det.zs, jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
         det.n = int(n)
         det.jumps = int(jumps)
         det.age = int(age)
+        det.calm = int(calm)
+        det.pre = tuple(float(v) for v in pre)
+        det.jt = int(jt)
         det.cal.set_state(float(q_lo), float(q_hi))
         day, week = r.floats(), r.floats()
         det.day = day or None
@@ -174,18 +223,25 @@ class RobustSeasonal:
         w.raw(_STATE[1:], _VERSION, self.n, self.t0, self.lf, self.ef, self.ls, self.tr,
               self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.a_sel, self.a_season,
               q_lo, q_hi, self.el, self.prev, self.rsum, self.zs, self.jumps, self.age, self.ew,
-              self.swl, self.lw)  # fmt: skip
+              self.swl, self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
         out = self._update(ts, value)
-        if not (
-            math.isfinite(self.lf + self.ls + self.lc + self.lw + self.tr + self.ew + self.swl)
-            and math.isfinite(self.ef + self.es + self.ec + self.el + self.sf + self.ss + self.sc)
-        ):
-            # overflow in spite of the clipping (sums of huge levels): start again here
+        if self.calm >= CALM_POINTS:
+            # the error scales are far too large for what the series does now (they
+            # learned from a few absurd values, or the noise fell by orders of
+            # magnitude): start again from this point rather than stay deaf
+            self._reset()
+            self._update(ts, value)
+            return out
+        if not math.isfinite(
+            self.lf + self.ls + self.lc + self.lw + self.tr + self.ew + self.swl + self.ef
+            + self.es + self.ec + self.el + self.sf + self.ss + self.sc
+        ):  # fmt: skip
+            # a safety net (the arithmetic is meant to stay finite): start again here
             self._reset()
             self._update(ts, value)
             return (out[0], value, value, value, 0.0)
@@ -193,7 +249,9 @@ class RobustSeasonal:
 
     def _update(self, ts: float, value: float) -> Update:
         n = self.n
-        value = _clip(value)
+        # inputs beyond +-1e300 are clipped: every level, residual and band below then
+        # stays finite (levels move by winsorised steps inside the range of the values)
+        value = _BIG if value > _BIG else -_BIG if value < -_BIG else value
         if n == 0:
             self.n = self.age = 1
             self.t0 = ts
@@ -202,8 +260,7 @@ class RobustSeasonal:
         n += 1
         self.n = n
         lf = self.lf
-        trend = self.phi * self.tr
-        fs = _clip(self.ls + trend)
+        fs = self.ls + self.phi * self.tr
         day = self.day
         week = self.week
         if day is None:
@@ -217,8 +274,8 @@ class RobustSeasonal:
             bd = int((ts % DAY) * (DAY_BINS / DAY)) % DAY_BINS
             sd = day[bd]
             if sd != sd:  # first visit of this bin: start from the level residual
-                sd = day[bd] = _clip(value - lc)
-            fc = _clip(lc + sd)
+                sd = day[bd] = value - lc
+            fc = lc + sd
             if week is None:
                 bw = 0
                 sw = 0.0
@@ -227,9 +284,21 @@ class RobustSeasonal:
                 bw = int(((ts + 3 * DAY) % WEEK) * (WEEK_BINS / WEEK)) % WEEK_BINS
                 sw = week[bw]
                 if sw != sw:
-                    sw = week[bw] = _clip(value - self.lw)
-                fw = _clip(self.lw + sw)
-        expected, err = self._choose(ts, lf, fs, fc, fw)
+                    sw = week[bw] = value - self.lw
+                fw = self.lw + sw
+        # which forecaster speaks: the smallest long-horizon error; a seasonal one must
+        # beat the simpler ones by ``season_margin``, the weekly one also the daily one
+        if self.ss < self.sf:
+            expected, err, best = fs, self.es, self.ss
+        else:
+            expected, err, best = lf, self.ef, self.sf
+        if day is not None:
+            age = ts - self.t0
+            margin = self.margin
+            if age >= DAILY_AFTER and self.sc < margin * best:
+                expected, err, best = fc, self.ec, self.sc
+            if week is not None and age >= WEEKLY_AFTER and self.swl < margin * best:
+                expected, err = fw, self.ew
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
         if value != self.prev:
@@ -241,8 +310,30 @@ class RobustSeasonal:
         floor = 1e-300 + 1e-6 * abs(expected)
         if sigma < floor:
             sigma = floor
-        z = _clip(value - expected) / sigma
+        z = (value - expected) / sigma
+        z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
+        if value != self.prev:
+            self.calm = self.calm + 1 if a < CALM_Z else 0
+        jd = self.jd
+        if jd:
+            self.jt += 1
+            if self.jt > REVERT_POINTS:
+                self.jd = 0.0
+            elif a > self.clip:
+                back = (value - expected + jd) / sigma
+                if -self.clip <= back <= self.clip:
+                    # back to the level from before the last jump: a temporary shift
+                    # has ended; that is not news, so undo the jump instead of a new one
+                    self.jd = 0.0
+                    expected -= jd
+                    lf, ls, lc, lw = self.pre
+                    self.lf, self.ls, self.lc, self.lw = lf, ls, lc, lw
+                    fs = ls + self.phi * self.tr
+                    fc = lc + sd
+                    fw = lw + sw
+                    z = back
+                    a = z if z >= 0.0 else -z
         if self.short_norm:
             # a small sustained shift: the short-window mean of z, in its own sigmas
             zc = 3.0 * self.clip
@@ -254,30 +345,12 @@ class RobustSeasonal:
         a = self._run_evidence(z, a)
         cal = self.cal
         score = cal.score_learn(math.log1p(a)) if n > 10 else 0.0
-        half = _clip(math.expm1(cal.q_lo + (cal.q_hi - cal.q_lo) * self.band_k) * sigma)
-        self._learn(value, lf, fs, fc, fw, bd, bw, sd, sw)
-        return (score, expected, _clip(expected - half), _clip(expected + half), _clip(z))
-
-    def _choose(
-        self, ts: float, lf: float, fs: float, fc: float, fw: float
-    ) -> tuple[float, float]:
-        """Expected value and short-horizon error scale of the forecaster that speaks.
-
-        A seasonal forecaster must beat the simpler ones by ``season_margin`` on
-        the long horizon; the weekly one must also beat the daily one.
-        """
-        if self.ss < self.sf:
-            expected, err, best = fs, self.es, self.ss
-        else:
-            expected, err, best = lf, self.ef, self.sf
-        if self.day is not None:
-            age = ts - self.t0
-            margin = self.margin
-            if age >= DAILY_AFTER and self.sc < margin * best:
-                expected, err, best = fc, self.ec, self.sc
-            if self.week is not None and age >= WEEKLY_AFTER and self.swl < margin * best:
-                expected, err = fw, self.ew
-        return expected, err
+        exponent = cal.q_lo + (cal.q_hi - cal.q_lo) * self.band_k
+        half = math.expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
+        if half > _BIG:
+            half = _BIG
+        self._learn(value, expected, lf, fs, fc, fw, bd, bw, sd, sw)
+        return (score, expected, expected - half, expected + half, z)
 
     def _run_evidence(self, z: float, a: float) -> float:
         """A run of same-side outliers counts as a whole: Stouffer's sum / sqrt(length)."""
@@ -303,6 +376,7 @@ class RobustSeasonal:
     def _learn(
         self,
         value: float,
+        expected: float,
         lf: float,
         fs: float,
         fc: float,
@@ -314,8 +388,14 @@ class RobustSeasonal:
     ) -> None:
         """Winsorised error-correction updates, bias-corrected while young.
 
-        A repeated value says nothing about the noise (quantised or flat
-        stretches), so it does not shrink the error scales.
+        Each forecaster's residual is winsorised at ``clip`` sigma before it moves
+        the forecaster or its short-horizon error scale. The long-horizon error
+        that picks the forecaster is a mean *square*, clipped far wider (20
+        sigma): it must weigh the large misses of a forecaster that ignores a
+        season (a daily profile on weekends, a level at every step of a daily
+        pattern) above a slightly wider noise, and only a wild outlier is kept
+        from dominating it. A repeated value says nothing about the noise
+        (quantised or flat stretches), so it does not shrink the error scales.
         """
         age = self.age + 1
         self.age = age
@@ -325,62 +405,90 @@ class RobustSeasonal:
         if value == self.prev:
             a_err = 0.0
         self.prev = value
-        r, self.ef, self.sf = self._residual(value - lf, self.ef, self.sf, a_err, a_sel, age)
-        self.lf = _clip(lf + self.a_fast * r)
+        k = self.clip * SIGMA_PER_MAE
+        young = age <= 5
+        # fast level
+        err = self.ef
+        r = value - lf
+        ar = r if r >= 0.0 else -r
+        e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+        e = e if e < _SQRT_BIG else _SQRT_BIG
+        self.sf += a_sel * (e * e - self.sf)
+        lim = k * err
+        if not young and lim > 0.0 and ar > lim:
+            r = lim if r > 0.0 else -lim
+            ar = lim
+        self.lf = lf + self.a_fast * r
+        self.ef = err + a_err * (ar - err)
+        # slow level and damped trend
         a_slow = self.a_slow if age * self.a_slow > 1.0 else 1.0 / age
-        r, self.es, self.ss = self._residual(value - fs, self.es, self.ss, a_err, a_sel, age)
-        self.ls = _clip(fs + a_slow * r)
-        self.tr = _clip(self.phi * self.tr + self.beta * a_slow * r)
-        day = self.day
-        week = self.week
+        err = self.es
+        r = value - fs
+        ar = r if r >= 0.0 else -r
+        e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+        e = e if e < _SQRT_BIG else _SQRT_BIG
+        self.ss += a_sel * (e * e - self.ss)
+        lim = k * err
+        if not young and lim > 0.0 and ar > lim:
+            r = lim if r > 0.0 else -lim
+            ar = lim
+        self.ls = fs + a_slow * r
+        self.tr = self.phi * self.tr + self.beta * a_slow * r
+        self.es = err + a_err * (ar - err)
         a_season_err = a_err and self.a_err
+        day = self.day
         if day is not None:
-            r, self.ec, self.sc = self._residual(
-                value - fc, self.ec, self.sc, a_season_err, a_sel, age
-            )
-            self.lc = _clip(self.lc + self.a_season * r)
-            day[bd] = _clip(sd + self.gamma * r)
+            err = self.ec
+            r = value - fc
+            ar = r if r >= 0.0 else -r
+            e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+            e = e if e < _SQRT_BIG else _SQRT_BIG
+            self.sc += a_sel * (e * e - self.sc)
+            lim = k * err
+            if not young and lim > 0.0 and ar > lim:
+                r = lim if r > 0.0 else -lim
+                ar = lim
+            self.lc += self.a_season * r
+            day[bd] = sd + self.gamma * r
+            self.ec = err + a_season_err * (ar - err)
+        week = self.week
         if week is not None:
-            r, self.ew, self.swl = self._residual(
-                value - fw, self.ew, self.swl, a_season_err, a_sel, age
-            )
-            self.lw = _clip(self.lw + self.a_season * r)
-            week[bw] = _clip(sw + self.gamma * r)
+            err = self.ew
+            r = value - fw
+            ar = r if r >= 0.0 else -r
+            e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+            e = e if e < _SQRT_BIG else _SQRT_BIG
+            self.swl += a_sel * (e * e - self.swl)
+            lim = k * err
+            if not young and lim > 0.0 and ar > lim:
+                r = lim if r > 0.0 else -lim
+                ar = lim
+            self.lw += self.a_season * r
+            week[bw] = sw + self.gamma * r
+            self.ew = err + a_season_err * (ar - err)
         jumps = self.jumps
         if jumps >= self.jump or -jumps >= self.jump:
-            self._jump(value, sd, sw)
+            self._jump(value, expected, sd, sw)
 
-    def _residual(
-        self, r: float, err: float, long: float, a_err: float, a_sel: float, age: int
-    ) -> tuple[float, float, float]:
-        """One forecaster's residual, winsorised at ``clip`` sigma; its new error scales.
+    def _jump(self, value: float, expected: float, daily: float, weekly: float) -> None:
+        """Restart the levels at ``value`` (a level shift); scales and profiles stay.
 
-        The long-horizon error that picks the forecaster is a mean *square*,
-        clipped far wider (20 sigma): it must weigh the large misses of a
-        forecaster that ignores a season (a daily profile on weekends, a level at
-        every step of a daily pattern) above a slightly wider noise, and only a
-        wild outlier is kept from dominating it.
+        The jump's size is remembered for ``REVERT_POINTS`` points, so that a
+        return to the old level (a temporary shift that ended) is not a second
+        alarm.
         """
-        r = _clip(r)
-        ar = r if r >= 0.0 else -r
-        big = 20.0 * SIGMA_PER_MAE * err if err > 0.0 else _SQRT_BIG
-        e = ar if ar < big else big
-        long += a_sel * (e * e - long)
-        lim = self.clip * SIGMA_PER_MAE * err
-        if age > 5 and lim > 0.0:
-            r = lim if r > lim else -lim if r < -lim else r
-        err += a_err * ((r if r >= 0.0 else -r) - err)
-        return r, err, long
-
-    def _jump(self, value: float, daily: float, weekly: float) -> None:
-        """Restart the levels at ``value`` (a level shift); scales and profiles stay."""
+        delta = value - expected
+        self.pre = (self.lf, self.ls, self.lc, self.lw)
         self.lf = self.ls = value
-        self.lc = _clip(value - daily)
-        self.lw = _clip(value - weekly)
+        self.lc = value - daily
+        self.lw = value - weekly
         self.tr = 0.0
         self.zs = 0.0
         self.jumps = 0
-        self.age = 1  # re-learn the error scales quickly in the new regime
+        self.jd = delta
+        self.jt = 0
+        # re-learn the error scales faster in the new regime (not from one point)
+        self.age = JUMP_AGE
 
     def _start_season(self, ts: float, n: int) -> None:
         """Allocate the daily profile once a day of history shows a fine enough step."""

@@ -19,6 +19,7 @@ HEADER = [
     "lower",
     "upper",
     "status",
+    "episode_event",
 ]
 
 
@@ -135,3 +136,19 @@ def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert f"{bad}:4:" in result.stderr
     assert "cannot parse timestamp 'soon'" in result.stderr
+
+
+def test_episode_event_marks_where_episodes_open_and_resolve(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _series_csv(src, 300)  # one spike at row 280
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    events = [(i, r["episode_event"]) for i, r in enumerate(rows) if r["episode_event"]]
+    assert events and events[0] == (280, "opened")
+    assert {kind for _, kind in events} <= {"opened", "resolved"}
+    # is_anomaly is 1 exactly inside the episodes: from each opening row to before its resolve
+    inside = False
+    for r in rows:
+        inside = {"opened": True, "resolved": False}.get(r["episode_event"], inside)
+        assert r["is_anomaly"] == ("1" if inside else "0")

@@ -1,0 +1,160 @@
+"""The default detector and policy on the failure modes they must not have.
+
+Daily step patterns must not page, an episode ends when the series is back to
+normal, no finite value can make an output non-finite or disable a series, and
+the false-alarm budget holds on anomaly-free noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
+from stream_app.core.codec import Writer
+
+STEP = 300.0
+DAY_POINTS = 288
+START = 1767571200.0  # a Monday, 00:00 UTC
+
+
+def _run(values: list[float], step: float = STEP) -> tuple[list[float | None], list[EpisodeEvent]]:
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    scores: list[float | None] = []
+    events: list[EpisodeEvent] = []
+    for i, value in enumerate(values):
+        point, new = proc.process(START + step * i, value)
+        scores.append(point.score)
+        events.extend(e for e in new if e.kind == "value")
+    return scores, events
+
+
+def _opened_after(events: list[EpisodeEvent], ts: float) -> list[EpisodeEvent]:
+    return [e for e in events if e.event == "opened" and e.ts >= ts]
+
+
+def _square_wave(days: int, weekends: bool, seed: int = 1) -> list[float]:
+    rng = np.random.default_rng(seed)
+    n = days * DAY_POINTS
+    hours = (np.arange(n) * STEP % 86400.0) / 3600.0
+    weekday = (np.arange(n) * STEP // 86400.0) % 7
+    on = (hours >= 9.0) & (hours < 18.0)
+    if weekends:
+        on &= weekday < 5
+    return (np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, n)).tolist()
+
+
+def test_a_daily_square_wave_does_not_page_after_its_first_day() -> None:
+    _, events = _run(_square_wave(14, weekends=False))
+    # the transitions of the first day are new to the model; after that, none pages
+    assert _opened_after(events, START + 1.5 * 86400) == []
+
+
+def test_business_hours_with_weekends_do_not_page_in_the_second_week() -> None:
+    _, events = _run(_square_wave(21, weekends=True))
+    assert _opened_after(events, START + 8 * 86400) == []
+
+
+def test_a_missing_business_day_is_found_once_the_pattern_is_known() -> None:
+    values = _square_wave(14, weekends=False)
+    day = 10 * DAY_POINTS
+    values[day + 9 * 12 : day + 18 * 12] = [10.0] * (9 * 12)  # 09:00-18:00 stays low
+    _, events = _run(values)
+    opened = _opened_after(events, START + 2 * 86400)
+    assert len(opened) >= 1
+    assert abs(opened[0].ts - (START + (day + 9 * 12) * STEP)) <= 3 * STEP
+
+
+def test_an_episode_resolves_when_the_series_is_back_to_normal() -> None:
+    rng = np.random.default_rng(3)
+    values = (50.0 + rng.normal(0.0, 1.0, 3000)).tolist()
+    for i in range(2000, 2010):
+        values[i] += 12.0  # a ten-point bump
+    _, events = _run(values)
+    opened = _opened_after(events, START)
+    resolved = [e for e in events if e.event == "resolved"]
+    assert len(opened) == 1 and len(resolved) == 1
+    assert resolved[0].ts - opened[0].ts <= 20 * STEP
+
+
+def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
+    rng = np.random.default_rng(4)
+    values = (50.0 + rng.normal(0.0, 1.0, 4000)).tolist()
+    for i in range(2000, 4000):
+        values[i] += 15.0
+    _, events = _run(values)
+    # the 500 points after the shift: one episode, resolved once the new level is learned
+    # (later ones would be the ordinary false-alarm budget of noise)
+    after = [e for e in events if START + 1999 * STEP <= e.ts < START + 2500 * STEP]
+    opened = [e for e in after if e.event == "opened"]
+    resolved = [e for e in after if e.event == "resolved"]
+    assert len(opened) == 1 and opened[0].ts == START + 2000 * STEP
+    assert len(resolved) == 1 and resolved[0].ts - opened[0].ts <= 50 * STEP
+
+
+def test_one_extreme_pair_does_not_disable_a_series() -> None:
+    rng = np.random.default_rng(5)
+    values = [1e308, -1e308, *(20.0 + rng.normal(0.0, 1.0, 2000)).tolist()]
+    values[1800] = 45.0
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    opened_at = []
+    for i, value in enumerate(values):
+        point, events = proc.process(START + STEP * i, value)
+        for field in (point.score, point.expected, point.lower, point.upper, point.z):
+            assert field is None or math.isfinite(field), (i, point)
+        opened_at += [i for e in events if e.event == "opened" and e.kind == "value"]
+    assert 1800 in opened_at
+    assert len(opened_at) <= 3  # the extreme pair itself may open one
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
+extremes = st.sampled_from([1e308, -1e308, 1.7976931348623157e308, 5e-324, -5e-324, 0.0, 1e-300])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(finite, extremes), min_size=1, max_size=120), finite)
+def test_finite_input_never_gives_a_non_finite_output(values: list[float], tail: float) -> None:
+    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
+    series = values + [tail] * 5 + [1.0, 2.0, 3.0] * 15
+    for i, value in enumerate(series):
+        point, _ = proc.process(START + 60.0 * i, value)
+        for field in (point.score, point.expected, point.lower, point.upper, point.z):
+            assert field is None or math.isfinite(field), (i, value, point)
+        if point.score is not None:
+            assert 0.0 <= point.score <= 1.0
+    # the state still round-trips after whatever it saw
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.to_bytes() == proc.to_bytes()
+
+
+def test_false_episode_budget_holds_on_anomaly_free_noise() -> None:
+    """Gaussian noise at 5-minute steps: the 7-day budget allows about 1 false episode a week."""
+    weeks = 6
+    opened = 0
+    for seed in range(3):
+        rng = np.random.default_rng(100 + seed)
+        _, events = _run((100.0 + rng.normal(0.0, 3.0, weeks * 7 * DAY_POINTS)).tolist())
+        opened += len(_opened_after(events, START + 7 * 86400))  # after a week of learning
+    budget = 3 * (weeks - 1) * 1.0
+    assert opened <= 2 * budget
+
+
+def test_the_budget_sets_the_opening_score_from_the_series_interval() -> None:
+    policy = PolicyConfig()
+    assert math.isclose(1.0 - policy.open_threshold(300.0), 300.0 / (7 * 86400))
+    assert math.isclose(1.0 - policy.open_threshold(1.0), 1.0 / (7 * 86400))
+    assert policy.open_threshold(86400.0) < policy.open_threshold(60.0)
+    assert PolicyConfig(threshold=0.999).open_threshold(1.0) == 0.999
+
+
+def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
+    w = Writer()
+    w.blob(b"TSG1")
+    w.text("old/entity")
+    w.text("m")
+    w.text("robust_seasonal")
+    proc = SeriesProcessor.from_bytes(w.getvalue() + b"\x00" * 64, EngineConfig.default())
+    assert (proc.entity, proc.metric, proc.cleaner.n) == ("old/entity", "m", 0)
