@@ -22,7 +22,7 @@ The first matching rule wins; the fields it leaves out come from ``defaults``.
 ...     {"pattern": "plant-*/temp*", "detector": "ewma_z", "limits": {"upper": 150}}]})
 >>> s = cfg.resolve("plant-3/pump-7", "temperature")
 >>> s.detector, s.limits.upper, s.policy.false_episode_days
-('ewma_z', 150.0, 14.0)
+('ewma_z', 150.0, 7.0)
 >>> cfg.resolve("bank/fx", "price").detector
 'robust_seasonal'
 """
@@ -127,8 +127,8 @@ class PolicyConfig:
     ``false_episode_days`` days of data *at the series' own interval*. A score
     is ``1 - p`` with ``p`` the estimated tail probability of the point, so a
     series with interval ``dt`` opens at ``p <= dt / (false_episode_days *
-    86400)``: 0.99975 for 5-minute data and the default 14-day budget,
-    0.99999917 for 1-second data. Setting ``threshold`` fixes the score instead.
+    86400)``: 0.9995 for 5-minute data and a 7-day budget, 0.99999835 for
+    1-second data. Setting ``threshold`` fixes the score instead.
 
     An episode opens after ``min_points`` consecutive points at or above the
     opening threshold (in ``direction``), stays open while points reach
@@ -145,7 +145,7 @@ class PolicyConfig:
     min_points: int = 1
     cooldown_points: int = 3
     max_points: int = 1440
-    false_episode_days: float = 14.0
+    false_episode_days: float = 7.0
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.close_threshold <= self.threshold < 1.0:
@@ -163,7 +163,7 @@ class PolicyConfig:
         """The opening score for a series sampled every ``interval_s`` seconds.
 
         >>> round(PolicyConfig().open_threshold(300.0), 6)
-        0.999752
+        0.999504
         >>> PolicyConfig(threshold=0.999).open_threshold(300.0)
         0.999
         """
