@@ -138,8 +138,8 @@ class SeriesProcessor:
 
         ``"false_positive"`` multiplies the margin by ``FEEDBACK_FACTOR`` (2), at most
         ``MAX_MARGIN`` (64); ``"true_positive"`` divides it by 2, at least 1. The
-        margin divides the tail probability of the open and close thresholds: with
-        threshold 0.9999 and margin 2 a point needs score >= 0.99995. Kept in the state.
+        margin divides the tail probability of the open and close thresholds: with an
+        opening score of 0.9999 and margin 2 a point needs score >= 0.99995. Kept in the state.
         """
         margin = self.policy.margin
         if label == "false_positive":

@@ -79,6 +79,15 @@ def test_evaluate_json_has_every_detector_and_key(tmp_path: Path) -> None:
         assert set(metrics) >= OVERALL_KEYS
         assert -1000.0 <= metrics["nab_standard"] <= 100.0
     assert set(payload["series"]) == {"group/a.csv", "group/b.csv", "c.csv"}
+    for metrics in payload["overall"].values():
+        # NAB's reference normalisation never exceeds ours (it adds unreachable windows)
+        assert metrics["nab_standard_reference"] <= metrics["nab_standard"] + 1e-9
+        assert metrics["nab_standard_onsets_reference"] <= metrics["nab_standard_onsets"] + 1e-9
+        assert 0.0 <= metrics["outside_share"] <= 1.0
+    # families: the folder "group" and the top-level file; only "group" has windows
+    assert set(payload["families"]) == {"group", "other"}
+    assert "false_per_10k" in payload["families"]["other"]["tsguard"]
+    assert set(payload["lofo_nab"]["tsguard"]["families"]) == {"group"}
     html = (report / "index.html").read_text(encoding="utf-8")
     plots = re.findall(r"<svg.*?</svg>", html, re.S)
     assert len(plots) == 3
@@ -115,3 +124,20 @@ def test_bench_detectors_json(tmp_path: Path) -> None:
         "state_bytes_per_series",
     ):
         assert payload[key] > 0
+
+
+def test_evaluate_generated_families_include_anomaly_free_ones() -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--generated", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    families = payload["families"]
+    assert {"gen/business_hours", "gen/free_business_hours", "gen/counts"} <= set(families)
+    free = families["gen/free_seasonal"]["tsguard"]
+    assert free["false_per_10k"] is not None and "nab_onsets" not in free
+    assert payload["overall"]["tsguard"]["false_per_10k_free"] is not None
+
+
+def test_evaluate_needs_a_folder_or_generated_families() -> None:
+    result = CliRunner().invoke(app, ["evaluate"])
+    assert result.exit_code != 0
+    assert "nothing to evaluate" in result.stderr
