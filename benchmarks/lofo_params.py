@@ -52,14 +52,20 @@ def main(argv: list[str] | None = None) -> int:
             for family, items in families.items():
                 m = detector_metrics(items, "tsguard")
                 table[value][family] = (m["nab_onsets"], m["f1"] or 0.0)
-            print(f"{name}={value}: mean onset NAB over families "
-                  f"{statistics.mean(v[0] for v in table[value].values()):.2f}", file=sys.stderr)
+            print(
+                f"{name}={value}: mean onset NAB over families "
+                f"{statistics.mean(v[0] for v in table[value].values()):.2f}",
+                file=sys.stderr,
+            )
         print(f"\n## {name} (values {values})\n")
         print("| held-out family | chosen on the others | held-out onset NAB | with each value |")
         print("| --- | --- | --- | --- |")
         held = []
         for family in families:
-            def others(value: str, family: str = family) -> tuple[float, float]:
+
+            def others(
+                value: str, family: str = family, table: dict[str, Any] = table
+            ) -> tuple[float, float]:
                 rows = [v for f, v in table[value].items() if f != family]
                 return (statistics.mean(r[0] for r in rows), statistics.mean(r[1] for r in rows))
 
@@ -67,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             held.append(table[chosen][family][0])
             each = ", ".join(f"{v}: {table[v][family][0]:.1f}" for v in table)
             print(f"| {family} | {chosen} | {table[chosen][family][0]:.1f} | {each} |")
-        print(f"\nmean held-out onset NAB with the LOFO choice: {statistics.mean(held):.2f}; "
-              + "; ".join(f"fixed {v}: {statistics.mean(r[0] for r in table[v].values()):.2f}"
-                          for v in table))
+        print(
+            f"\nmean held-out onset NAB with the LOFO choice: {statistics.mean(held):.2f}; "
+            + "; ".join(
+                f"fixed {v}: {statistics.mean(r[0] for r in table[v].values()):.2f}" for v in table
+            )
+        )
     return 0
 
 
