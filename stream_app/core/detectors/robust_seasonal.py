@@ -86,7 +86,7 @@ DEFAULTS: dict[str, float] = {
     "alpha_slow": 0.03,
     "beta": 0.05,
     "phi": 0.98,
-    "alpha_err": 0.05,
+    "alpha_err": 0.03,
     "gamma": 0.1,
     "clip": 3.0,
     "cal_rate": 0.02,
