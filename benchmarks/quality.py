@@ -52,10 +52,10 @@ def _cached(kind: str, item: LabelledSeries) -> np.ndarray:
     return scores
 
 
-def load_all(dev: Path | None, per_family: int) -> list[LabelledSeries]:
+def load_all(dev: Path | None, per_family: int, labelling: str = "windows") -> list[LabelledSeries]:
     series: list[LabelledSeries] = []
     if dev is not None and dev.is_dir():
-        loaded, _ = load_dataset(dev)
+        loaded, _ = load_dataset(dev, labelling)
         series.extend(loaded)
     series.extend(generated_dataset(per_family))
     return series
@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-family", type=int, default=6)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", default="", help="comma-separated family prefixes")
+    parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    series = load_all(args.dev, args.per_family)
+    series = load_all(args.dev, args.per_family, args.labelling)
     if args.only:
         prefixes = tuple(args.only.split(","))
         series = [s for s in series if family_of(s.name).startswith(prefixes)]

@@ -93,13 +93,20 @@ def evaluate(
             min=0, help="Also score N series of each generated family (anomaly-free ones too)."
         ),
     ] = 0,
+    labelling: Annotated[
+        str,
+        typer.Option(
+            help="windows: windows.json where it has the series, else NAB's rule; "
+            "nab: NAB's rule on the point labels everywhere."
+        ),
+    ] = "windows",
 ) -> None:
     """Score tsguard and two River/z-score baselines on labelled data (NAB, episodes)."""
     from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.evaluate_cli import run_evaluate
 
     try:
-        run_evaluate(data, report, as_json, config, generated)
+        run_evaluate(data, report, as_json, config, generated, labelling)
     except MalformedCsvError as exc:
         raise _fail(f"malformed CSV: {exc}") from None
     except (OSError, ValueError) as exc:

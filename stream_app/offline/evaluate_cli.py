@@ -93,10 +93,11 @@ def run_evaluate(
     as_json: bool,
     config_path: Path | None,
     generated: int = 0,
+    labelling: str = "windows",
 ) -> None:
     console = Console(stderr=True)
     config = load_config(config_path)
-    series, skipped = load_dataset(data) if data is not None else ([], [])
+    series, skipped = load_dataset(data, labelling) if data is not None else ([], [])
     if data is not None and not series:
         raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
     series += generated_dataset(generated) if generated else []

@@ -67,6 +67,13 @@ def test_windows_come_from_windows_json_or_from_labels(tmp_path: Path) -> None:
     assert by_name["c.csv"].windows == []
 
 
+def test_nab_labelling_ignores_windows_json(tmp_path: Path) -> None:
+    series, _ = load_dataset(_dataset(tmp_path), labelling="nab")
+    by_name = {s.name: s for s in series}
+    # two anomalies share 10 % of 600 points: 30 each, centred on the labelled runs
+    assert by_name["group/a.csv"].windows == [(287, 317), (437, 467)]
+
+
 def test_evaluate_json_has_every_detector_and_key(tmp_path: Path) -> None:
     report = tmp_path / "report"
     result = CliRunner().invoke(
