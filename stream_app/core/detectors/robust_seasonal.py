@@ -73,7 +73,7 @@ _MAX_EXP = 690.0  # math.expm1 overflows a little above 709
 CALM_POINTS = 8  # consecutive changed values with |z| < CALM_Z: the scales are wrong
 CALM_Z = 0.02
 REVERT_POINTS = 500  # a return to the level before a jump within this many points
-JUMP_AGE = 10  # after a jump the error scales learn at >= 1/10 per point
+JUMP_RATE = 0.05  # after a jump the error scales learn at most this fast per point
 WEEKLY_MIN_VISITS = 4  # the weekly profile needs a step that visits each hour 4 times
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
@@ -401,6 +401,10 @@ class RobustSeasonal:
         self.age = age
         a_err = self.a_err if age * self.a_err > 1.0 else 1.0 / age
         n = self.n
+        if age < n and a_err > JUMP_RATE:
+            # after a jump: residuals are taken unclipped for a few points so the scales
+            # can grow to a noisier regime at once, but no single point replaces them
+            a_err = JUMP_RATE
         a_sel = self.a_sel if self.a_sel and n * self.a_sel > 1.0 else 1.0 / n
         if value == self.prev:
             a_err = 0.0
@@ -487,8 +491,8 @@ class RobustSeasonal:
         self.jumps = 0
         self.jd = delta
         self.jt = 0
-        # re-learn the error scales faster in the new regime (not from one point)
-        self.age = JUMP_AGE
+        # re-learn the error scales faster in the new regime (see JUMP_RATE)
+        self.age = 1
 
     def _start_season(self, ts: float, n: int) -> None:
         """Allocate the daily profile once a day of history shows a fine enough step."""
