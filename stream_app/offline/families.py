@@ -111,6 +111,19 @@ def quantised(rng: np.random.Generator, n: int) -> FloatArray:
     return np.asarray(np.round(value * 2.0) / 2.0, np.float64)
 
 
+def exact_steps(rng: np.random.Generator, n: int) -> FloatArray:
+    """A noise-free daily square wave (a schedule, a synthetic test signal)."""
+    hours = _hours(n)
+    low, high = float(rng.integers(0, 20)), float(rng.integers(40, 90))
+    return np.asarray(np.where((hours >= 9.0) & (hours < 18.0), high, low), np.float64)
+
+
+def flat(rng: np.random.Generator, n: int) -> FloatArray:
+    """A flat sensor read at 0.1 resolution: a constant that flickers by one step at times."""
+    flicker = (rng.random(n) < 0.05) * rng.choice([-0.1, 0.1], n)
+    return np.asarray(np.round(float(rng.uniform(10, 100)), 1) + flicker, np.float64)
+
+
 def stationary(rng: np.random.Generator, n: int) -> FloatArray:
     """Noisy stationary metric (latency-like: log-normal around a level)."""
     return np.asarray(rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, n)), np.float64)
@@ -204,6 +217,8 @@ FREE_FAMILIES: dict[str, Base] = {
     "free_counts": counts,
     "free_quantised": quantised,
     "free_stationary": stationary,
+    "free_exact_steps": exact_steps,
+    "free_flat": flat,
 }
 
 

@@ -314,7 +314,10 @@ class RobustSeasonal:
         z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
         if value != self.prev:
-            self.calm = self.calm + 1 if a < CALM_Z else 0
+            # a real (not float-rounding) miss far inside sigma: the scale may be too large
+            r = value - expected
+            real = (r if r >= 0.0 else -r) > 1e-9 * (abs(value) + abs(expected))
+            self.calm = self.calm + 1 if a < CALM_Z and real else 0
         jd = self.jd
         if jd:
             self.jt += 1

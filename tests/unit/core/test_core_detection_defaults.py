@@ -53,6 +53,16 @@ def test_a_daily_square_wave_does_not_page_after_its_first_day() -> None:
     assert _opened_after(events, START + 1.5 * 86400) == []
 
 
+def test_a_noise_free_square_wave_and_a_constant_do_not_page() -> None:
+    n = 14 * DAY_POINTS
+    hours = (np.arange(n) * STEP % 86400.0) / 3600.0
+    exact = np.where((hours >= 9.0) & (hours < 18.0), 80.0, 20.0).tolist()
+    _, events = _run(exact)
+    # a perfectly predicted change is no sign of a wrong scale: the model is never reset
+    assert _opened_after(events, START + 1.5 * 86400) == []
+    assert _run([42.0] * n)[1] == []
+
+
 def test_business_hours_with_weekends_do_not_page_in_the_second_week() -> None:
     _, events = _run(_square_wave(21, weekends=True))
     assert _opened_after(events, START + 8 * 86400) == []
