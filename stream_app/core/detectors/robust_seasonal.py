@@ -94,8 +94,6 @@ DEFAULTS: dict[str, float] = {
     "floor": 0.1,
     "jump_points": 5,
     "season_margin": 0.9,
-    "short_alpha": 0.1,
-    "short_weight": 0.0,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 
@@ -110,7 +108,6 @@ class RobustSeasonal:
         "a_fast",
         "a_season",
         "a_sel",
-        "a_short",
         "a_slow",
         "age",
         "band_k",
@@ -142,13 +139,11 @@ class RobustSeasonal:
         "rsum",
         "sc",
         "sf",
-        "short_norm",
         "ss",
         "swl",
         "t0",
         "tr",
         "week",
-        "zs",
     )  # fmt: skip
 
     def __init__(self, params: Mapping[str, Any]) -> None:
@@ -165,8 +160,6 @@ class RobustSeasonal:
         self.floor = float(p["floor"])
         self.margin = float(p["season_margin"])
         self.jump = int(p["jump_points"])
-        self.a_short = float(p["short_alpha"])
-        self.short_norm = float(p["short_weight"]) * math.sqrt((2.0 - self.a_short) / self.a_short)
         self.cal = TailCalibrator(LOG_Q_LO, LOG_Q_HI, rate=float(p["cal_rate"]))
         self._reset()
 
@@ -178,7 +171,7 @@ class RobustSeasonal:
         self.jumps = 0  # consecutive points beyond the clip on the same side (signed)
         self.rsum = 0.0  # sum of their (clipped) z
         self.t0 = self.lf = self.ef = self.ls = self.tr = self.es = 0.0
-        self.lc = self.lw = self.ec = self.zs = 0.0
+        self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
         )
@@ -204,7 +197,7 @@ class RobustSeasonal:
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
-         det.zs, jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
+         _unused, jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
         det.n = int(n)
         det.jumps = int(jumps)
         det.age = int(age)
@@ -222,7 +215,7 @@ class RobustSeasonal:
         q_lo, q_hi = self.cal.state()
         w.raw(_STATE[1:], _VERSION, self.n, self.t0, self.lf, self.ef, self.ls, self.tr,
               self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.a_sel, self.a_season,
-              q_lo, q_hi, self.el, self.prev, self.rsum, self.zs, self.jumps, self.age, self.ew,
+              q_lo, q_hi, self.el, self.prev, self.rsum, 0.0, self.jumps, self.age, self.ew,
               self.swl, self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
@@ -237,11 +230,10 @@ class RobustSeasonal:
             self._reset()
             self._update(ts, value)
             return out
-        if not math.isfinite(
-            self.lf + self.ls + self.lc + self.lw + self.tr + self.ew + self.swl + self.ef
-            + self.es + self.ec + self.el + self.sf + self.ss + self.sc
-        ):  # fmt: skip
-            # a safety net (the arithmetic is meant to stay finite): start again here
+        expected = out[1]
+        if expected - expected != 0.0:
+            # a safety net (the arithmetic is meant to stay finite): a non-finite level
+            # shows in the expected value; start again here
             self._reset()
             self._update(ts, value)
             return (out[0], value, value, value, 0.0)
@@ -313,11 +305,14 @@ class RobustSeasonal:
         z = (value - expected) / sigma
         z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
-        if value != self.prev:
-            # a real (not float-rounding) miss far inside sigma: the scale may be too large
-            r = value - expected
-            real = (r if r >= 0.0 else -r) > 1e-9 * (abs(value) + abs(expected))
-            self.calm = self.calm + 1 if a < CALM_Z and real else 0
+        if a < CALM_Z:
+            if value != self.prev:
+                # a real (not float-rounding) miss far inside sigma: the scale may be too large
+                r = value - expected
+                real = (r if r >= 0.0 else -r) > 1e-9 * (abs(value) + abs(expected))
+                self.calm = self.calm + 1 if real else 0
+        elif self.calm and value != self.prev:
+            self.calm = 0
         jd = self.jd
         if jd:
             self.jt += 1
@@ -337,15 +332,8 @@ class RobustSeasonal:
                     fw = lw + sw
                     z = back
                     a = z if z >= 0.0 else -z
-        if self.short_norm:
-            # a small sustained shift: the short-window mean of z, in its own sigmas
-            zc = 3.0 * self.clip
-            zs = self.zs + self.a_short * ((zc if z > zc else -zc if z < -zc else z) - self.zs)
-            self.zs = zs
-            b = (zs if zs >= 0.0 else -zs) * self.short_norm
-            if b > a:
-                a = b
-        a = self._run_evidence(z, a)
+        if a > self.clip or self.jumps:
+            a = self._run_evidence(z, a)
         cal = self.cal
         score = cal.score_learn(math.log1p(a)) if n > 10 else 0.0
         exponent = cal.q_lo + (cal.q_hi - cal.q_lo) * self.band_k
@@ -493,7 +481,6 @@ class RobustSeasonal:
         self.lc = value - daily
         self.lw = value - weekly
         self.tr = 0.0
-        self.zs = 0.0
         self.jumps = 0
         self.jd = delta
         self.jt = 0
