@@ -21,12 +21,12 @@ def push_command(
     directory: Path = typer.Option(None, "--dir", help="The dashboards/ provisioning folder."),
 ) -> None:
     """Upload the dashboards (and optionally the datasources) through Grafana's HTTP API."""
-    from connectors.grafana.files import DEFAULT_DIR, Provisioning
+    from connectors.grafana.files import Provisioning
     from connectors.grafana.push import connect, push
     from stream_app.settings import load_settings
 
     settings = load_settings()
-    files = Provisioning(directory or DEFAULT_DIR)
+    files = Provisioning(directory) if directory else Provisioning()
     secret = settings.grafana_token.get_secret_value() if settings.grafana_token else None
     api = connect(url or settings.grafana_url, token or secret)
     report = push(
@@ -41,9 +41,9 @@ def push_command(
 @app.command("where")
 def where_command() -> None:
     """Print the provisioning folders and how to view the dashboards with docker compose."""
-    from connectors.grafana.files import DEFAULT_DIR, Provisioning
+    from connectors.grafana.files import Provisioning
 
-    files = Provisioning(DEFAULT_DIR)
+    files = Provisioning()
     typer.echo(f"Grafana provisioning: {files.root}")
     typer.echo(f"  datasources -> /etc/grafana/provisioning/datasources ({files.datasource_dir})")
     typer.echo(f"  providers   -> /etc/grafana/provisioning/dashboards ({files.provider_dir})")

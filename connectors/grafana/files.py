@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import SecretStr
 
+from stream_app.resources import data_dir
 from stream_app.settings import Settings
 
-#: The repository's provisioning folder (dashboards are not Python package data).
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 _ENV_RE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 ENV_PREFIX = "TSGUARD_"
 
@@ -30,7 +29,7 @@ ENV_PREFIX = "TSGUARD_"
 class Provisioning:
     """Where each kind of provisioning file lives under one ``dashboards/`` folder."""
 
-    root: Path = DEFAULT_DIR
+    root: Path = field(default_factory=lambda: data_dir("dashboards"))
 
     @property
     def dashboard_dir(self) -> Path:

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,8 +24,8 @@ from pydantic import BaseModel
 
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_producer
+from stream_app.resources import data_file
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "reading.schema.json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _MAX_ERRORS_PER_ITEM = 5
 _MAX_ERRORS = 1000
@@ -47,7 +46,9 @@ class IngestResult(BaseModel):
 
 @lru_cache(maxsize=1)
 def reading_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    schema: dict[str, Any] = json.loads(
+        data_file("schemas", "reading.schema.json").read_text("utf-8")
+    )
     return schema
 
 
