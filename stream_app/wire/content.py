@@ -123,7 +123,9 @@ def _text_problem(text: str) -> str | None:
 
 
 def _escape(part: object) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
+    # Pointers are sent back in error messages: they must be valid Unicode.
+    text = str(part).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def content_problems(value: Any, max_depth: int = MAX_DEPTH) -> list[tuple[str, str]]:
