@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,16 @@ import pytest
 from tests.integration.conftest import FreshSchema, FreshTopic
 
 ROOT = Path(__file__).resolve().parents[2]
+_NOT_SOURCE = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+)
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -71,8 +82,12 @@ def _pip(*args: str, python: str = sys.executable, timeout: float = 600) -> None
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """Build the wheel, install it with the runtime constraints into a fresh venv."""
+    # Built from a clean copy: a stale build/ folder in the checkout would
+    # otherwise put modules deleted since into the wheel.
+    source = tmp_path_factory.mktemp("source") / "tsguard"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
     dist = tmp_path_factory.mktemp("dist")
-    _pip("wheel", "--no-deps", "-w", str(dist), str(ROOT))
+    _pip("wheel", "--no-deps", "-w", str(dist), str(source))
     (wheel,) = dist.glob("tsguard-*.whl")
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
