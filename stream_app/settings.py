@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     grafana_pg_host: str = "timescaledb:5432"
     grafana_pg_database: str = "tsguard"
     grafana_prometheus_url: str = "http://prometheus:9090"
+    # jsonData.timescaledb of the PostgreSQL datasource: $__timeGroup becomes
+    # time_bucket() (TimescaleDB) or floor(extract(epoch ...)) (plain PostgreSQL).
+    grafana_timescaledb: bool = False
 
     log_level: str = "INFO"
 

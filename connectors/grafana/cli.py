@@ -46,6 +46,10 @@ def where_command() -> None:
     files = Provisioning()
     typer.echo(f"Grafana provisioning: {files.root}")
     typer.echo(f"  datasources -> /etc/grafana/provisioning/datasources ({files.datasource_dir})")
+    typer.echo(
+        "  postgres    -> /etc/grafana/provisioning/datasources/postgres.yaml"
+        f" ({files.postgres_datasource_dir}/timescaledb-<TSGUARD_GRAFANA_TIMESCALEDB>.yaml)"
+    )
     typer.echo(f"  providers   -> /etc/grafana/provisioning/dashboards ({files.provider_dir})")
     typer.echo(f"  alerting    -> /etc/grafana/provisioning/alerting ({files.alerting_dir})")
     typer.echo(f"  dashboards  -> /var/lib/grafana/dashboards/tsguard ({files.dashboard_dir})")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
     ("kind", "probe"),
     [
         ("schemas", "reading.schema.json"),
-        ("dashboards", "datasources/tsguard.yaml"),
+        ("dashboards", "postgres-datasource/timescaledb-false.yaml"),
         ("deploy", "prometheus.yml"),
         ("migrations", "001_tables.sql"),
     ],
