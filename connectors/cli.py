@@ -37,6 +37,9 @@ def _csv_list(text: str | None) -> list[str] | None:
 Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
 Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
 Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
+MetricsPort = Annotated[
+    int | None, typer.Option(help="Serve Prometheus /metrics on this port while running.")
+]
 Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
 Count = Annotated[int | None, typer.Option(help="Stop after this many readings.")]
 Start = Annotated[
@@ -63,20 +66,26 @@ def _run(
     speedup: float | None,
     truth: Path | None,
     dry_run: bool,
+    metrics_port: int | None = None,
 ) -> None:
     import sys
 
+    from connectors.ingest.producer import RateMeter
+    from connectors.metrics import serve_metrics
     from connectors.simulate.base import parse_duration
     from connectors.simulate.groundtruth import GroundTruthWriter
     from connectors.simulate.run import Pace, run_simulation
     from stream_app.settings import load_settings
 
     writer = GroundTruthWriter(truth) if truth else None
+    meter = RateMeter("readings", _say, 5.0)
+    serve_metrics(metrics_port, "simulator", lambda: {"out": meter.count})
     try:
         stats = asyncio.run(
             run_simulation(
                 sim,
                 load_settings(),
+                meter=meter,
                 count=count,
                 duration=parse_duration(duration) if duration else None,
                 pace=Pace(rate, speedup),
@@ -138,6 +147,7 @@ def simulate_iot(
     start: Start = "auto",
     ground_truth: TruthFile = None,
     dry_run: DryRun = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """A fleet of devices with daily/weekly cycles, drift, correlated sensors and injected faults."""
     from connectors.simulate.iot import IOT_KINDS, IoTFleet
@@ -160,6 +170,7 @@ def simulate_iot(
         speedup=speedup,
         truth=ground_truth,
         dry_run=dry_run,
+        metrics_port=metrics_port,
     )
 
 
@@ -292,10 +303,24 @@ def forward_alertmanager(
     resend_every: Annotated[
         float, typer.Option(help="Re-post firing alerts every N seconds.")
     ] = 60.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Post anomaly episodes to Alertmanager: opened/updated fire, resolved sets endsAt."""
-    from connectors.alerting.alertmanager import forward_to_alertmanager
+    from connectors.alerting.alertmanager import ForwardStats, forward_to_alertmanager
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
+
+    stats = ForwardStats()
+    serve_metrics(
+        metrics_port,
+        "alertmanager-forwarder",
+        lambda: {
+            "in": stats.events,
+            "out": stats.posted,
+            "deadletter": stats.deadletters,
+            "retry": stats.retries,
+        },
+    )
 
     try:
         asyncio.run(
@@ -306,6 +331,7 @@ def forward_alertmanager(
                 max_events=max_events,
                 resend_every_s=resend_every,
                 report=_say,
+                stats=stats,
             )
         )
     except KeyboardInterrupt:
