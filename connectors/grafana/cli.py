@@ -29,11 +29,14 @@ def push_command(
     files = Provisioning(directory) if directory else Provisioning()
     secret = settings.grafana_token.get_secret_value() if settings.grafana_token else None
     api = connect(url or settings.grafana_url, token or secret)
-    report = push(
-        api,
-        files.dashboards(),
-        files.datasources(settings) if datasources else (),
-    )
+    try:
+        report = push(
+            api,
+            files.dashboards(),
+            files.datasources(settings) if datasources else (),
+        )
+    finally:
+        api.client.close()
     for line in report.lines():
         typer.echo(line)
 

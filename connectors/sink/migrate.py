@@ -4,8 +4,9 @@ Files in ``migrations/`` are named ``NNN_name.sql`` (run everywhere),
 ``NNN_name.pg.sql`` (plain PostgreSQL only) or ``NNN_name.tsdb.sql``
 (TimescaleDB only). Each version is applied once, recorded in
 ``schema_migrations`` of the current schema, under an advisory lock so two
-workers starting together do not race. Statements are split with pglast and
-run one by one in autocommit mode, because TimescaleDB's continuous
+workers starting together do not race. Statements are
+run one by one in autocommit mode (split by
+:mod:`connectors.sink.sqlsplit`), because TimescaleDB's continuous
 aggregates refuse to be created inside a transaction block.
 """
 
@@ -17,9 +18,10 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import pglast
 import psycopg
 from psycopg import sql
+
+from connectors.sink.sqlsplit import split_statements
 
 _FILE_RE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+?)(?:\.(?P<flavor>pg|tsdb))?\.sql$")
 _LOCK_KEY = 0x7453_4755  # "tsGU"
@@ -39,7 +41,7 @@ class Migration:
     text: str
 
     def statements(self) -> tuple[str, ...]:
-        return tuple(str(s) for s in pglast.split(self.text) if str(s).strip())
+        return tuple(split_statements(self.text))
 
 
 def available_migrations(flavor: Flavor) -> list[Migration]:

@@ -92,7 +92,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    _pip("install", "-c", str(ROOT / "constraints.txt"), str(wheel), python=python)
+    # The image's pins: the run-time set only, no test tools.
+    _pip("install", "-c", str(ROOT / "constraints-runtime.txt"), str(wheel), python=python)
     workdir = tmp_path_factory.mktemp("elsewhere")
     found = subprocess.run(
         [python, "-c", "import stream_app, connectors; print(stream_app.__file__)"],
@@ -222,5 +223,9 @@ def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Insta
     dashboards = installed.venv / "lib"
     assert str(dashboards) in where
     listed = [line.split("(")[-1].rstrip(")") for line in where.splitlines() if "->" in line]
-    assert listed and all(Path(folder).is_dir() for folder in listed)
-    assert any(Path(folder, "overview.json").is_file() for folder in listed)
+    folders = [Path(item) for item in listed if not item.endswith(".yaml")]
+    assert folders and all(folder.is_dir() for folder in folders)
+    assert any((folder / "overview.json").is_file() for folder in folders)
+    (pattern,) = [Path(item) for item in listed if item.endswith(".yaml")]
+    for flag in ("true", "false"):
+        assert (pattern.parent / f"timescaledb-{flag}.yaml").is_file()

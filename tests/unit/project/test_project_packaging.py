@@ -51,3 +51,39 @@ def test_the_image_copies_what_the_build_needs() -> None:
     }
     needed = {"pyproject.toml", "setup.py", "MANIFEST.in", "stream_app", "connectors"}
     assert needed | {"schemas", "dashboards"} <= copied
+
+
+def _pins(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / name).read_text("utf-8").splitlines():
+        if line and not line.startswith(("#", "-")):
+            package, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", package).lower()] = version
+    return pins
+
+
+def test_the_image_installs_no_test_tools() -> None:
+    runtime = _pins("constraints-runtime.txt")
+    for tool in ("pytest", "ruff", "mypy", "hypothesis", "schemathesis", "pglast", "pyarrow"):
+        assert tool not in runtime, tool
+    dockerfile = (ROOT / "connectors" / "deploy" / "Dockerfile").read_text("utf-8")
+    assert "-c constraints-runtime.txt" in dockerfile and "constraints.txt" not in dockerfile
+    development = (ROOT / "constraints.txt").read_text("utf-8")
+    assert "-c constraints-runtime.txt" in development.splitlines()
+    assert not set(runtime) & set(_pins("constraints.txt")), "pinned twice"
+
+
+def test_runtime_dependencies_are_pinned_and_free_of_gpl() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    assert project["license"] == "Apache-2.0" and (ROOT / "LICENSE").is_file()
+    assert "Apache License" in (ROOT / "LICENSE").read_text("utf-8")[:200]
+    runtime = _pins("constraints-runtime.txt")
+    for requirement in project["dependencies"]:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in runtime, requirement
+    names = " ".join(project["dependencies"])
+    for excluded in ("pglast", "pyarrow", "grafana-client"):
+        assert excluded not in names
+    assert project["optional-dependencies"]["parquet"] == ["pyarrow>=15"]
