@@ -237,12 +237,18 @@ def replay_to_kafka_cmd(
     entity: Annotated[
         str | None, typer.Option(help="Entity for every row (default: the file name).")
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Replay history into tsguard.readings with its original event times; bad rows are dead-lettered."""
     from connectors.ingest.files import ColumnMap, MappingError
-    from connectors.ingest.replay_to_kafka import parse_speed, replay_to_kafka
+    from connectors.ingest.replay_to_kafka import ReplayCounts, parse_speed, replay_to_kafka
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
+    live = ReplayCounts()
+    serve_metrics(
+        metrics_port, "replay", lambda: {"out": live.readings, "deadletter": live.malformed}
+    )
     try:
         pace = parse_speed(speed)
     except ValueError as exc:
@@ -250,7 +256,9 @@ def replay_to_kafka_cmd(
     metrics = _csv_list(metric_columns)
     cmap = ColumnMap(timestamp_column, entity_column, entity, tuple(metrics) if metrics else None)
     try:
-        stats = asyncio.run(replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say))
+        stats = asyncio.run(
+            replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say, live=live)
+        )
     except MappingError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -271,12 +279,28 @@ def bridge_mqtt(
     ] = None,
     max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
     qos: Annotated[int, typer.Option(min=0, max=2)] = 1,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (default: TSGUARD_MQTT_CLIENT_ID).")
+    ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Subscribe to device topics and produce readings (JSON or plain numbers) until Ctrl-C."""
-    from connectors.ingest.mqtt_bridge import run_mqtt_bridge
+    from connectors.ingest.mqtt_bridge import BridgeStats, run_mqtt_bridge
     from connectors.ingest.mqtt_payload import TopicPattern
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
+    stats = BridgeStats()
+    serve_metrics(
+        metrics_port,
+        "mqtt-bridge",
+        lambda: {
+            "in": stats.messages,
+            "out": stats.readings,
+            "deadletter": stats.deadletters,
+            "reconnect": stats.reconnects,
+        },
+    )
     try:
         pattern = TopicPattern.parse(topic_pattern, entity_template)
     except ValueError as exc:
@@ -284,7 +308,13 @@ def bridge_mqtt(
     try:
         asyncio.run(
             run_mqtt_bridge(
-                load_settings(), pattern, max_messages=max_messages, qos=qos, report=_say
+                load_settings(),
+                pattern,
+                max_messages=max_messages,
+                qos=qos,
+                client_id=client_id,
+                report=_say,
+                stats=stats,
             )
         )
     except KeyboardInterrupt:

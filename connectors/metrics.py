@@ -18,6 +18,7 @@ given on the command line (the compose health checks poll it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
@@ -49,11 +50,14 @@ def serve_metrics(
     *,
     host: str = "0.0.0.0",  # a container port: the compose file decides what is exposed
     registry: CollectorRegistry | None = None,
-) -> CollectorRegistry | None:
-    """Serve ``/metrics`` on ``port`` (nothing when ``port`` is None); returns the registry."""
+) -> Any:
+    """Serve ``/metrics`` on ``port`` from a daemon thread (nothing when ``port`` is None).
+
+    Returns the HTTP server (``shutdown()`` and ``server_close()`` stop it) or None.
+    """
     if port is None:
         return None
     registry = registry or CollectorRegistry()
     registry.register(ConnectorCollector(connector, read))
-    start_http_server(port, addr=host, registry=registry)
-    return registry
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server
