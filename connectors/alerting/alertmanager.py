@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event
 from connectors.ingest.producer import BatchProducer
 from stream_app.settings import Settings
-from stream_app.worker.decode import Rejection, dead_letter
+from stream_app.wire import Rejection, dead_letter
 
 DEFAULT_GROUP = "tsguard-alertmanager-forwarder"
 

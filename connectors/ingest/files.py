@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.worker.decode import METRIC_RE, Reading, ReadingDecoder, Rejection, parse_timestamp
+from stream_app.wire import METRIC_RE, Reading, ReadingDecoder, Rejection, parse_timestamp
 
 TIMESTAMP_CANDIDATES = ("ts", "timestamp", "time", "datetime", "date", "event_time")
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})

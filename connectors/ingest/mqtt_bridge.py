@@ -30,7 +30,7 @@ import orjson
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.producer import BatchProducer, RateMeter
 from stream_app.settings import Settings
-from stream_app.worker.decode import ReadingDecoder, Rejection, dead_letter
+from stream_app.wire import ReadingDecoder, Rejection, dead_letter
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ import orjson
 from connectors.ingest.files import ColumnMap, Malformed, merged
 from connectors.ingest.producer import BatchProducer, RateMeter
 from stream_app.settings import Settings
-from stream_app.worker.decode import Rejection, dead_letter
+from stream_app.wire import Rejection, dead_letter
 
 
 @dataclass(slots=True)
