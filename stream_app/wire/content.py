@@ -106,10 +106,33 @@ def duplicate_key(raw: bytes | str) -> str | None:
     return None
 
 
+def _count_flat(doc: Any) -> int | None:
+    """Keys of an object whose values nest one level at most (a reading); None otherwise."""
+    if type(doc) is not dict:
+        return None
+    total = len(doc)
+    for value in doc.values():
+        kind = type(value)
+        if kind is dict:
+            total += len(value)
+            for inner in value.values():
+                if type(inner) is dict or type(inner) is list:
+                    return None
+        elif kind is list:
+            return None
+    return total
+
+
 def has_duplicate_keys(raw: bytes, parsed: Any) -> bool:
     """Whether ``raw`` (which parsed to ``parsed``) names a key twice in some object."""
-    upper_bound = len(_KEY_END.findall(raw))
-    if upper_bound == count_keys(parsed, limit=1 << 30):
+    keys = _count_flat(parsed)
+    if keys is None:
+        keys = count_keys(parsed, limit=1 << 30)
+    if not any(gap in raw for gap in (b'" ', b'"\t', b'"\n', b'"\r')):
+        upper_bound = raw.count(b'":')  # no blank between a key and its colon
+    else:
+        upper_bound = len(_KEY_END.findall(raw))
+    if upper_bound == keys:
         return False
     return duplicate_key(raw) is not None
 
