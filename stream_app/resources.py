@@ -19,11 +19,23 @@ from typing import Literal
 
 DataKind = Literal["schemas", "dashboards", "deploy", "migrations"]
 
-# Kinds that live in a Python package already (package data of connectors).
-_IN_PACKAGE: dict[str, tuple[str, str]] = {
-    "deploy": ("connectors", "deploy"),
-    "migrations": ("connectors.sink", "migrations"),
+# Kinds that live in a Python package already (package data), first found wins:
+# the migrations are moving from connectors.sink to stream_app.storage.
+_IN_PACKAGE: dict[str, tuple[tuple[str, str], ...]] = {
+    "deploy": (("connectors", "deploy"),),
+    "migrations": (("stream_app.storage", "migrations"), ("connectors.sink", "migrations")),
 }
+
+
+def _in_package(kind: str) -> Path | None:
+    for package, folder in _IN_PACKAGE[kind]:
+        try:
+            found = _as_path(resources.files(package) / folder)
+        except ModuleNotFoundError:
+            continue
+        if found is not None:
+            return found
+    return None
 
 
 def _as_path(traversable: object) -> Path | None:
@@ -34,8 +46,7 @@ def _as_path(traversable: object) -> Path | None:
 def data_dir(kind: DataKind) -> Path:
     """The folder holding ``kind``; FileNotFoundError if this install lacks it."""
     if kind in _IN_PACKAGE:
-        package, folder = _IN_PACKAGE[kind]
-        found = _as_path(resources.files(package) / folder)
+        found = _in_package(kind)
     else:
         found = _as_path(resources.files("stream_app") / "_data" / kind)
         if found is None:
