@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt constraints-runtime.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
@@ -56,8 +56,14 @@ bench: setup
 	$(TSG) bench detectors
 	$(TSG) bench pipeline
 
+# Re-pin the development set (constraints-runtime.txt, the image's pins, is kept
+# as it is: refresh it from a venv with only the wheel installed).
 constraints:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tsguard' > constraints.txt
+	( echo '# Development pins: the run-time set plus test, lint and optional (parquet) tools.'; \
+	  echo '-c constraints-runtime.txt'; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^tsguard' \
+	    | grep -v -i -x -F -f <(grep -v '^#' constraints-runtime.txt) ) > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

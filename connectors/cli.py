@@ -37,6 +37,9 @@ def _csv_list(text: str | None) -> list[str] | None:
 Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
 Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
 Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
+MetricsPort = Annotated[
+    int | None, typer.Option(help="Serve Prometheus /metrics on this port while running.")
+]
 Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
 Count = Annotated[int | None, typer.Option(help="Stop after this many readings.")]
 Start = Annotated[
@@ -63,20 +66,26 @@ def _run(
     speedup: float | None,
     truth: Path | None,
     dry_run: bool,
+    metrics_port: int | None = None,
 ) -> None:
     import sys
 
+    from connectors.ingest.producer import RateMeter
+    from connectors.metrics import serve_metrics
     from connectors.simulate.base import parse_duration
     from connectors.simulate.groundtruth import GroundTruthWriter
     from connectors.simulate.run import Pace, run_simulation
     from stream_app.settings import load_settings
 
     writer = GroundTruthWriter(truth) if truth else None
+    meter = RateMeter("readings", _say, 5.0)
+    serve_metrics(metrics_port, "simulator", lambda: {"out": meter.count})
     try:
         stats = asyncio.run(
             run_simulation(
                 sim,
                 load_settings(),
+                meter=meter,
                 count=count,
                 duration=parse_duration(duration) if duration else None,
                 pace=Pace(rate, speedup),
@@ -138,6 +147,7 @@ def simulate_iot(
     start: Start = "auto",
     ground_truth: TruthFile = None,
     dry_run: DryRun = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """A fleet of devices with daily/weekly cycles, drift, correlated sensors and injected faults."""
     from connectors.simulate.iot import IOT_KINDS, IoTFleet
@@ -160,6 +170,7 @@ def simulate_iot(
         speedup=speedup,
         truth=ground_truth,
         dry_run=dry_run,
+        metrics_port=metrics_port,
     )
 
 
@@ -226,12 +237,18 @@ def replay_to_kafka_cmd(
     entity: Annotated[
         str | None, typer.Option(help="Entity for every row (default: the file name).")
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Replay history into tsguard.readings with its original event times; bad rows are dead-lettered."""
     from connectors.ingest.files import ColumnMap, MappingError
-    from connectors.ingest.replay_to_kafka import parse_speed, replay_to_kafka
+    from connectors.ingest.replay_to_kafka import ReplayCounts, parse_speed, replay_to_kafka
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
+    live = ReplayCounts()
+    serve_metrics(
+        metrics_port, "replay", lambda: {"out": live.readings, "deadletter": live.malformed}
+    )
     try:
         pace = parse_speed(speed)
     except ValueError as exc:
@@ -239,7 +256,9 @@ def replay_to_kafka_cmd(
     metrics = _csv_list(metric_columns)
     cmap = ColumnMap(timestamp_column, entity_column, entity, tuple(metrics) if metrics else None)
     try:
-        stats = asyncio.run(replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say))
+        stats = asyncio.run(
+            replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say, live=live)
+        )
     except MappingError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -260,12 +279,28 @@ def bridge_mqtt(
     ] = None,
     max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
     qos: Annotated[int, typer.Option(min=0, max=2)] = 1,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (default: TSGUARD_MQTT_CLIENT_ID).")
+    ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Subscribe to device topics and produce readings (JSON or plain numbers) until Ctrl-C."""
-    from connectors.ingest.mqtt_bridge import run_mqtt_bridge
+    from connectors.ingest.mqtt_bridge import BridgeStats, run_mqtt_bridge
     from connectors.ingest.mqtt_payload import TopicPattern
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
+    stats = BridgeStats()
+    serve_metrics(
+        metrics_port,
+        "mqtt-bridge",
+        lambda: {
+            "in": stats.messages,
+            "out": stats.readings,
+            "deadletter": stats.deadletters,
+            "reconnect": stats.reconnects,
+        },
+    )
     try:
         pattern = TopicPattern.parse(topic_pattern, entity_template)
     except ValueError as exc:
@@ -273,7 +308,13 @@ def bridge_mqtt(
     try:
         asyncio.run(
             run_mqtt_bridge(
-                load_settings(), pattern, max_messages=max_messages, qos=qos, report=_say
+                load_settings(),
+                pattern,
+                max_messages=max_messages,
+                qos=qos,
+                client_id=client_id,
+                report=_say,
+                stats=stats,
             )
         )
     except KeyboardInterrupt:
@@ -292,10 +333,24 @@ def forward_alertmanager(
     resend_every: Annotated[
         float, typer.Option(help="Re-post firing alerts every N seconds.")
     ] = 60.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Post anomaly episodes to Alertmanager: opened/updated fire, resolved sets endsAt."""
-    from connectors.alerting.alertmanager import forward_to_alertmanager
+    from connectors.alerting.alertmanager import ForwardStats, forward_to_alertmanager
+    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
+
+    stats = ForwardStats()
+    serve_metrics(
+        metrics_port,
+        "alertmanager-forwarder",
+        lambda: {
+            "in": stats.events,
+            "out": stats.posted,
+            "deadletter": stats.deadletters,
+            "retry": stats.retries,
+        },
+    )
 
     try:
         asyncio.run(
@@ -306,6 +361,7 @@ def forward_alertmanager(
                 max_events=max_events,
                 resend_every_s=resend_every,
                 report=_say,
+                stats=stats,
             )
         )
     except KeyboardInterrupt:

@@ -143,7 +143,7 @@ def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, in
     truths = [t for t in tally.truth if getattr(t, "expect_episode", True)]
 
     def hits(event: dict[str, Any], truth: Any) -> bool:
-        from stream_app.worker.decode import parse_timestamp
+        from stream_app.wire import parse_timestamp
 
         ts = parse_timestamp(event["started_at"])
         return (

@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     # --- connectors -------------------------------------------------------
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 11883
+    # A stable id with a persistent session: the broker queues QoS 1 messages
+    # for the bridge while it is away. Give each bridge replica its own id.
+    mqtt_client_id: str = "tsguard-mqtt-bridge"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    mqtt_tls_cafile: Path | None = None
+    mqtt_reconnect_max_s: float = Field(default=30.0, gt=0)
     alertmanager_url: str = "http://127.0.0.1:19095"
     grafana_url: str = "http://127.0.0.1:3000"
     grafana_token: SecretStr | None = None
@@ -122,6 +130,9 @@ class Settings(BaseSettings):
     grafana_pg_host: str = "timescaledb:5432"
     grafana_pg_database: str = "tsguard"
     grafana_prometheus_url: str = "http://prometheus:9090"
+    # jsonData.timescaledb of the PostgreSQL datasource: $__timeGroup becomes
+    # time_bucket() (TimescaleDB) or floor(extract(epoch ...)) (plain PostgreSQL).
+    grafana_timescaledb: bool = False
 
     log_level: str = "INFO"
 

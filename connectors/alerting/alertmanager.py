@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event
 from connectors.ingest.producer import BatchProducer
 from stream_app.settings import Settings
-from stream_app.worker.decode import Rejection, dead_letter
+from stream_app.wire import Rejection, dead_letter
 
 DEFAULT_GROUP = "tsguard-alertmanager-forwarder"
 
@@ -102,9 +102,13 @@ async def forward_to_alertmanager(
     resend_every_s: float = 60.0,
     backoff_s: float = 0.5,
     report: Callable[[str], None] | None = None,
+    stats: ForwardStats | None = None,
 ) -> ForwardStats:
-    """Consume anomaly events and post them until cancelled or ``max_events`` were handled."""
-    stats = ForwardStats()
+    """Consume anomaly events and post them until cancelled or ``max_events`` were handled.
+
+    ``stats`` (updated as it goes) lets a caller export the counts while it runs.
+    """
+    stats = stats if stats is not None else ForwardStats()
     book = AlertBook(resend_every_s)
     consumer = AIOKafkaConsumer(
         settings.topic_anomalies,

@@ -21,19 +21,22 @@ def push_command(
     directory: Path = typer.Option(None, "--dir", help="The dashboards/ provisioning folder."),
 ) -> None:
     """Upload the dashboards (and optionally the datasources) through Grafana's HTTP API."""
-    from connectors.grafana.files import DEFAULT_DIR, Provisioning
+    from connectors.grafana.files import Provisioning
     from connectors.grafana.push import connect, push
     from stream_app.settings import load_settings
 
     settings = load_settings()
-    files = Provisioning(directory or DEFAULT_DIR)
+    files = Provisioning(directory) if directory else Provisioning()
     secret = settings.grafana_token.get_secret_value() if settings.grafana_token else None
     api = connect(url or settings.grafana_url, token or secret)
-    report = push(
-        api,
-        files.dashboards(),
-        files.datasources(settings) if datasources else (),
-    )
+    try:
+        report = push(
+            api,
+            files.dashboards(),
+            files.datasources(settings) if datasources else (),
+        )
+    finally:
+        api.client.close()
     for line in report.lines():
         typer.echo(line)
 
@@ -41,11 +44,15 @@ def push_command(
 @app.command("where")
 def where_command() -> None:
     """Print the provisioning folders and how to view the dashboards with docker compose."""
-    from connectors.grafana.files import DEFAULT_DIR, Provisioning
+    from connectors.grafana.files import Provisioning
 
-    files = Provisioning(DEFAULT_DIR)
+    files = Provisioning()
     typer.echo(f"Grafana provisioning: {files.root}")
     typer.echo(f"  datasources -> /etc/grafana/provisioning/datasources ({files.datasource_dir})")
+    typer.echo(
+        "  postgres    -> /etc/grafana/provisioning/datasources/postgres.yaml"
+        f" ({files.postgres_datasource_dir}/timescaledb-<TSGUARD_GRAFANA_TIMESCALEDB>.yaml)"
+    )
     typer.echo(f"  providers   -> /etc/grafana/provisioning/dashboards ({files.provider_dir})")
     typer.echo(f"  alerting    -> /etc/grafana/provisioning/alerting ({files.alerting_dir})")
     typer.echo(f"  dashboards  -> /var/lib/grafana/dashboards/tsguard ({files.dashboard_dir})")

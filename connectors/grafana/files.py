@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import SecretStr
 
+from stream_app.resources import data_dir
 from stream_app.settings import Settings
 
-#: The repository's provisioning folder (dashboards are not Python package data).
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 _ENV_RE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 ENV_PREFIX = "TSGUARD_"
 
@@ -30,7 +29,7 @@ ENV_PREFIX = "TSGUARD_"
 class Provisioning:
     """Where each kind of provisioning file lives under one ``dashboards/`` folder."""
 
-    root: Path = DEFAULT_DIR
+    root: Path = field(default_factory=lambda: data_dir("dashboards"))
 
     @property
     def dashboard_dir(self) -> Path:
@@ -43,6 +42,14 @@ class Provisioning:
     @property
     def provider_dir(self) -> Path:
         return self.root / "providers"
+
+    @property
+    def postgres_datasource_dir(self) -> Path:
+        """``timescaledb-true.yaml`` and ``timescaledb-false.yaml``: one is mounted."""
+        return self.root / "postgres-datasource"
+
+    def postgres_datasource_file(self, timescaledb: bool) -> Path:
+        return self.postgres_datasource_dir / f"timescaledb-{str(timescaledb).lower()}.yaml"
 
     @property
     def alerting_dir(self) -> Path:
@@ -59,10 +66,20 @@ class Provisioning:
         """Every dashboard JSON document, in file name order."""
         return [json.loads(p.read_text("utf-8")) for p in self.dashboard_files()]
 
-    def datasources(self, settings: Settings | None = None) -> list[dict[str, Any]]:
-        """The provisioned datasources; ``${TSGUARD_*}`` expanded when settings are given."""
+    def datasources(
+        self, settings: Settings | None = None, *, timescaledb: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """The provisioned datasources; ``${TSGUARD_*}`` expanded when settings are given.
+
+        The PostgreSQL datasource is the file for ``timescaledb`` (default: the
+        ``grafana_timescaledb`` setting, else plain PostgreSQL).
+        """
+        if timescaledb is None:
+            timescaledb = settings.grafana_timescaledb if settings is not None else False
         found: list[dict[str, Any]] = []
-        for path in sorted(self.datasource_dir.glob("*.yaml")):
+        paths = [self.postgres_datasource_file(timescaledb)]
+        paths += sorted(self.datasource_dir.glob("*.yaml"))
+        for path in paths:
             text = path.read_text("utf-8")
             if settings is not None:
                 text = expand_env(text, settings)

@@ -1,9 +1,9 @@
 """``tsguard dashboards push``: upload the dashboards (and datasources) over Grafana's HTTP API.
 
-For operators whose Grafana is not provisioned from files. Uses the maintained
-``grafana-client`` library. Every call is an upsert keyed on the stable uids,
-so pushing twice changes nothing; provisioned and pushed dashboards are the
-same JSON.
+For operators whose Grafana is not provisioned from files. Six calls of
+Grafana's HTTP API through httpx (already a dependency). Every call is an
+upsert keyed on the stable uids, so pushing twice changes nothing;
+provisioned and pushed dashboards are the same JSON.
 """
 
 from __future__ import annotations
@@ -12,12 +12,52 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError
+import httpx
 
-#: grafana-client has no type hints: its API object is typed as Any here.
-Grafana = Any
+
+class GrafanaError(RuntimeError):
+    """Grafana answered a call with an error status."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(
+            f"Grafana {response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
+        self.status_code = response.status_code
+
+
+class Grafana:
+    """The few Grafana HTTP API calls ``push`` makes."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.client.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise GrafanaError(response)
+        return response.json() if response.content else None
+
+    def get_folder(self, uid: str) -> Any:
+        return self._call("GET", f"/api/folders/{quote(uid, safe='')}")
+
+    def create_folder(self, title: str, uid: str) -> Any:
+        return self._call("POST", "/api/folders", {"title": title, "uid": uid})
+
+    def get_datasource(self, uid: str) -> Any:
+        return self._call("GET", f"/api/datasources/uid/{quote(uid, safe='')}")
+
+    def create_datasource(self, payload: dict[str, Any]) -> Any:
+        return self._call("POST", "/api/datasources", payload)
+
+    def update_datasource(self, uid: str, payload: dict[str, Any]) -> Any:
+        return self._call("PUT", f"/api/datasources/uid/{quote(uid, safe='')}", payload)
+
+    def save_dashboard(self, body: dict[str, Any]) -> Any:
+        return self._call("POST", "/api/dashboards/db", body)
+
 
 FOLDER_UID = "tsguard"
 FOLDER_TITLE = "tsguard"
@@ -44,21 +84,32 @@ class PushReport:
 
 def connect(url: str, token: str | None, *, timeout_s: float = 10.0) -> Grafana:
     """A client for ``url``; a service-account token (Bearer) or user:password in the URL."""
-    return GrafanaApi.from_url(url, credential=token or None, timeout=timeout_s)
+    parts = urlsplit(url)
+    auth: httpx.BasicAuth | None = None
+    headers: dict[str, str] = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif parts.username is not None:
+        auth = httpx.BasicAuth(parts.username, parts.password or "")
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return Grafana(httpx.Client(base_url=base, headers=headers, auth=auth, timeout=timeout_s))
 
 
-def _is_missing(exc: GrafanaClientError) -> bool:
-    return bool(exc.status_code == 404)
+def _is_missing(exc: GrafanaError) -> bool:
+    return exc.status_code == 404
 
 
 def ensure_folder(api: Grafana, report: PushReport) -> None:
     """The tsguard folder, created with a fixed uid when it does not exist."""
     try:
-        api.folder.get_folder(FOLDER_UID)
-    except GrafanaClientError as exc:
+        api.get_folder(FOLDER_UID)
+    except GrafanaError as exc:
         if not _is_missing(exc):
             raise
-        api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
+        api.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
         report.folder_created = True
 
 
@@ -75,14 +126,14 @@ def push_datasources(api: Grafana, entries: Iterable[dict[str, Any]], report: Pu
         payload = datasource_payload(entry)
         uid = str(payload["uid"])
         try:
-            api.datasource.get_datasource_by_uid(uid)
-        except GrafanaClientError as exc:
+            api.get_datasource(uid)
+        except GrafanaError as exc:
             if not _is_missing(exc):
                 raise
-            api.datasource.create_datasource(payload)
+            api.create_datasource(payload)
             report.datasources_created.append(uid)
             continue
-        api.datasource.update_datasource_by_uid(uid, payload)
+        api.update_datasource(uid, payload)
         report.datasources_updated.append(uid)
 
 
@@ -91,7 +142,7 @@ def push_dashboards(api: Grafana, dashboards: Iterable[dict[str, Any]], report: 
     for dashboard in dashboards:
         body = copy.deepcopy(dashboard)
         body.pop("id", None)  # Grafana matches on uid; a stale numeric id would conflict
-        api.dashboard.update_dashboard(
+        api.save_dashboard(
             {
                 "dashboard": body,
                 "folderUid": FOLDER_UID,

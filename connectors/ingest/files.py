@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.worker.decode import METRIC_RE, Reading, ReadingDecoder, Rejection, parse_timestamp
+from stream_app.wire import METRIC_RE, Reading, ReadingDecoder, Rejection, parse_timestamp
 
 TIMESTAMP_CANDIDATES = ("ts", "timestamp", "time", "datetime", "date", "event_time")
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -90,7 +90,7 @@ def resolve(columns: Sequence[str], cmap: ColumnMap, path: Path) -> _Resolved:
     missing = [m for m in metrics if m not in present]
     if missing:
         raise MappingError(f"{path}: metric column(s) {missing} not in {present}")
-    bad = [m for m in metrics if METRIC_RE.match(m) is None]
+    bad = [m for m in metrics if METRIC_RE.fullmatch(m) is None]
     if bad or not metrics:
         raise MappingError(f"{path}: no usable metric columns (invalid names: {bad})")
     return _Resolved(
@@ -100,16 +100,19 @@ def resolve(columns: Sequence[str], cmap: ColumnMap, path: Path) -> _Resolved:
 
 def to_epoch(value: Any) -> float:
     """Cell -> epoch seconds: numbers (seconds, or milliseconds when huge), RFC 3339, datetimes."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, str):
         text = value.strip()
         try:
             value = float(text)
         except ValueError:
-            return parse_timestamp(text)
-    number = parse_timestamp(value)
-    return number / 1000.0 if number > _MS_THRESHOLD else number
+            # A CSV cell, not the wire: ISO 8601 in general, naive = UTC.
+            value = datetime.fromisoformat(text)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_timestamp(aware.timestamp())  # the wire's range
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > _MS_THRESHOLD:
+        value = value / 1000.0
+    return parse_timestamp(value)
 
 
 class RowConverter:

@@ -4,11 +4,22 @@ Subscribes with the pattern's filter, converts each message with
 `payload_to_reading` and produces it keyed by entity; a message that cannot be
 a reading is dead-lettered with the reason and the MQTT topic as location.
 Runs until cancelled (Ctrl-C) or ``max_messages`` have been handled.
+
+Delivery: the bridge connects with a stable client id and a persistent session
+(``clean_session=False``), so while it is away (its broker restarting, a
+network cut) the broker keeps the QoS 1 messages of its subscription and sends
+them when it is back. A lost connection is retried forever with capped
+exponential backoff and jitter. The guarantee is at-least-once: the broker may
+send a message again whose acknowledgement it did not get; the workers drop
+such duplicates by ``(entity, metric, ts)`` and the database writes are
+idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +30,7 @@ import orjson
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.producer import BatchProducer, RateMeter
 from stream_app.settings import Settings
-from stream_app.worker.decode import ReadingDecoder, Rejection, dead_letter
+from stream_app.wire import ReadingDecoder, Rejection, dead_letter
 
 
 @dataclass(slots=True)
@@ -27,6 +38,38 @@ class BridgeStats:
     messages: int = 0
     readings: int = 0
     deadletters: int = 0
+    reconnects: int = 0
+
+
+def reconnect_delay(
+    attempt: int, *, first_s: float = 0.5, max_s: float = 30.0, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0-based): doubling, capped, jittered.
+
+    The jitter (50-100 % of the step) keeps a fleet of bridges from reconnecting
+    in lock-step after their broker comes back.
+
+    >>> [round(reconnect_delay(a, rng=random.Random(1)), 2) for a in (0, 1, 2, 10)]
+    [0.28, 0.57, 1.13, 17.02]
+    """
+    step: float = min(max_s, first_s * 2.0 ** min(attempt, 30))
+    return step * float((rng or random).uniform(0.5, 1.0))
+
+
+def client_options(settings: Settings, client_id: str | None) -> dict[str, object]:
+    """aiomqtt.Client keyword arguments from the settings (session, credentials, TLS)."""
+    options: dict[str, object] = {
+        "hostname": settings.mqtt_host,
+        "port": settings.mqtt_port,
+        "identifier": client_id or settings.mqtt_client_id,
+        "clean_session": False,
+        "username": settings.mqtt_username,
+        "password": (settings.mqtt_password.get_secret_value() if settings.mqtt_password else None),
+    }
+    if settings.mqtt_tls:
+        cafile = str(settings.mqtt_tls_cafile) if settings.mqtt_tls_cafile else None
+        options["tls_context"] = ssl.create_default_context(cafile=cafile)
+    return options
 
 
 async def run_mqtt_bridge(
@@ -39,59 +82,91 @@ async def run_mqtt_bridge(
     ready: asyncio.Event | None = None,
     report: Callable[[str], None] | None = None,
     report_every_s: float = 10.0,
+    stats: BridgeStats | None = None,
+    first_retry_s: float = 0.5,
 ) -> BridgeStats:
-    """Bridge until cancelled or ``max_messages``; returns the counts."""
+    """Bridge until cancelled or ``max_messages``; returns the counts.
+
+    ``ready`` is set at every (re)subscription; ``stats`` is updated as it goes.
+    """
     from stream_app.worker.topics import ensure_topics
 
     await ensure_topics(settings)
-    stats = BridgeStats()
+    stats = stats if stats is not None else BridgeStats()
     meter = RateMeter("mqtt readings", report, report_every_s)
     decoder = ReadingDecoder(max_bytes=settings.max_message_bytes)
-    async with (
-        BatchProducer(settings, client_id="tsguard-mqtt-bridge", linger_s=0.02) as producer,
-        aiomqtt.Client(settings.mqtt_host, settings.mqtt_port, identifier=client_id) as client,
-    ):
-        await client.subscribe(pattern.subscription, qos=qos)
-        if report is not None:
-            report(
-                f"subscribed to {pattern.subscription!r} on {settings.mqtt_host}:{settings.mqtt_port}"
-            )
-        if ready is not None:
-            ready.set()
-        async for message in client.messages:
-            stats.messages += 1
-            topic = message.topic.value
-            raw = _payload_bytes(message.payload)
-            now = time.time()
-            result = payload_to_reading(topic, raw, pattern, now, decoder)
-            if isinstance(result, Rejection):
-                stats.deadletters += 1
-                if report is not None:
-                    report(f"dead-lettered {topic}: {result.reason}: {result.detail}")
-                letter = dead_letter(
-                    raw,
-                    result,
-                    at=now,
-                    max_payload=settings.deadletter_max_payload_bytes,
-                    source="mqtt",
-                    location=topic,
-                )
-                await producer.send(settings.topic_deadletter, topic, letter)
-            else:
-                result["ingested_at"] = round(now, 6)
-                await producer.send_raw(
-                    settings.topic_readings, result["entity"].encode(), orjson.dumps(result)
-                )
-                stats.readings += 1
-                meter.add()
-                meter.maybe_report()
-            if max_messages is not None and stats.messages >= max_messages:
+    options = client_options(settings, client_id)
+    attempt = 0
+    async with BatchProducer(settings, client_id="tsguard-mqtt-bridge", linger_s=0.02) as producer:
+        while True:
+            try:
+                async with aiomqtt.Client(**options) as client:  # type: ignore[arg-type]
+                    await client.subscribe(pattern.subscription, qos=qos)
+                    attempt = 0
+                    if report is not None:
+                        report(f"subscribed to {pattern.subscription!r} as {options['identifier']}")
+                    if ready is not None:
+                        ready.set()
+                    async for message in client.messages:
+                        await _handle(message, pattern, settings, decoder, producer, stats, report)
+                        meter.count = stats.readings
+                        meter.maybe_report()
+                        if max_messages is not None and stats.messages >= max_messages:
+                            break
+                    else:
+                        raise aiomqtt.MqttError("message iteration ended")
                 break
+            except aiomqtt.MqttError as exc:
+                if ready is not None:
+                    ready.clear()
+                delay = reconnect_delay(
+                    attempt, first_s=first_retry_s, max_s=settings.mqtt_reconnect_max_s
+                )
+                attempt += 1
+                stats.reconnects += 1
+                if report is not None:
+                    report(f"MQTT connection lost ({exc}); reconnecting in {delay:.1f} s")
+                await asyncio.sleep(delay)
     if report is not None:
         report(
             meter.summary() + f"; {stats.deadletters} dead-lettered of {stats.messages} messages"
         )
     return stats
+
+
+async def _handle(
+    message: aiomqtt.Message,
+    pattern: TopicPattern,
+    settings: Settings,
+    decoder: ReadingDecoder,
+    producer: BatchProducer,
+    stats: BridgeStats,
+    report: Callable[[str], None] | None,
+) -> None:
+    stats.messages += 1
+    topic = message.topic.value
+    raw = _payload_bytes(message.payload)
+    now = time.time()
+    result = payload_to_reading(topic, raw, pattern, now, decoder)
+    if isinstance(result, Rejection):
+        stats.deadletters += 1
+        if report is not None:
+            report(f"dead-lettered {topic}: {result.reason}: {result.detail}")
+        letter = dead_letter(
+            raw,
+            result,
+            at=now,
+            max_payload=settings.deadletter_max_payload_bytes,
+            source="mqtt",
+            location=topic,
+        )
+        await producer.send(settings.topic_deadletter, topic, letter)
+        return
+    result["ingested_at"] = round(now, 6)
+    await producer.send_raw(
+        settings.topic_readings, result["entity"].encode(), orjson.dumps(result)
+    )
+    stats.readings += 1
 
 
 def _payload_bytes(payload: object) -> bytes:

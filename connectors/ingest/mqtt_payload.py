@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.worker.decode import ReadingDecoder, Rejection
+from stream_app.wire import ReadingDecoder, Rejection
 
 TS_KEYS = ("ts", "timestamp", "time")
 

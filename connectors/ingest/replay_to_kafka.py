@@ -20,7 +20,15 @@ import orjson
 from connectors.ingest.files import ColumnMap, Malformed, merged
 from connectors.ingest.producer import BatchProducer, RateMeter
 from stream_app.settings import Settings
-from stream_app.worker.decode import Rejection, dead_letter
+from stream_app.wire import Rejection, dead_letter
+
+
+@dataclass(slots=True)
+class ReplayCounts:
+    """Counts updated while the replay runs (exported on ``/metrics``)."""
+
+    readings: int = 0
+    malformed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +68,10 @@ async def replay_to_kafka(
     report: Callable[[str], None] | None = None,
     show_errors: int = 20,
     report_every_s: float = 5.0,
+    live: ReplayCounts | None = None,
 ) -> ReplayStats:
     """Produce every good row as a reading and dead-letter every bad one."""
+    live = live if live is not None else ReplayCounts()
     from stream_app.worker.topics import ensure_topics
 
     await ensure_topics(settings)
@@ -73,6 +83,7 @@ async def replay_to_kafka(
         for ts, item in merged(paths, cmap):
             if isinstance(item, Malformed):
                 malformed += 1
+                live.malformed = malformed
                 if report is not None and malformed <= show_errors:
                     report(item.message())
                 await producer.send(
@@ -90,6 +101,7 @@ async def replay_to_kafka(
                 settings.topic_readings, item["entity"].encode(), orjson.dumps(item)
             )
             meter.add()
+            live.readings = meter.count
             meter.maybe_report()
     if report is not None:
         if malformed > show_errors:

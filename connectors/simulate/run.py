@@ -118,9 +118,13 @@ async def run_simulation(
     truth_file: TruthSink | None = None,
     report: Callable[[str], None] | None = None,
     report_every_s: float = 5.0,
+    meter: RateMeter | None = None,
 ) -> RunStats:
-    """Run a bounded simulation to Kafka (or ``dry_run``) and return what was sent."""
-    meter = RateMeter("readings", report, report_every_s)
+    """Run a bounded simulation to Kafka (or ``dry_run``) and return what was sent.
+
+    ``meter`` (its ``count`` grows as readings are sent) lets a caller export it.
+    """
+    meter = meter if meter is not None else RateMeter("readings", report, report_every_s)
     pacer = Pacer(pace)
     producer: BatchProducer | None = None
     truth_count = 0

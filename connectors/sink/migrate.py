@@ -4,24 +4,28 @@ Files in ``migrations/`` are named ``NNN_name.sql`` (run everywhere),
 ``NNN_name.pg.sql`` (plain PostgreSQL only) or ``NNN_name.tsdb.sql``
 (TimescaleDB only). Each version is applied once, recorded in
 ``schema_migrations`` of the current schema, under an advisory lock so two
-workers starting together do not race. Statements are split with pglast and
-run one by one in autocommit mode, because TimescaleDB's continuous
+workers starting together do not race. Statements are
+run one by one in autocommit mode (split by
+:mod:`connectors.sink.sqlsplit`), because TimescaleDB's continuous
 aggregates refuse to be created inside a transaction block.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
 
-import pglast
 import psycopg
 from psycopg import sql
 
+from connectors.sink.sqlsplit import split_statements
+
 _FILE_RE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+?)(?:\.(?P<flavor>pg|tsdb))?\.sql$")
 _LOCK_KEY = 0x7453_4755  # "tsGU"
+log = logging.getLogger(__name__)
 
 
 class Flavor(enum.Enum):
@@ -37,7 +41,7 @@ class Migration:
     text: str
 
     def statements(self) -> tuple[str, ...]:
-        return tuple(str(s) for s in pglast.split(self.text) if str(s).strip())
+        return tuple(split_statements(self.text))
 
 
 def available_migrations(flavor: Flavor) -> list[Migration]:
@@ -58,8 +62,34 @@ def available_migrations(flavor: Flavor) -> list[Migration]:
     return found
 
 
+APACHE_ONLY = (
+    "TimescaleDB is the Apache-2.0-only build (timescaledb.license = 'apache'): compression, "
+    "retention and continuous-aggregate policies are Community-licensed features, so they are "
+    "skipped and the plain PostgreSQL schema is used (rollup views and a delete job). Set "
+    "timescaledb.license = 'timescale' on the server and migrate a fresh database to use them."
+)
+
+
+def timescaledb_license(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
+    """The server's ``timescaledb.license`` setting (``None`` when it does not exist)."""
+    row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def has_community_features(license_name: str | None) -> bool:
+    """Compression, retention and continuous aggregates need the Community licence.
+
+    >>> has_community_features("timescale"), has_community_features("apache")
+    (True, False)
+    >>> has_community_features(None)  # older builds without the setting
+    True
+    """
+    return license_name is None or license_name.lower() != "apache"
+
+
 def detect_flavor(conn: psycopg.Connection[tuple[object, ...]]) -> Flavor:
-    """TimescaleDB when the extension is installed or can be, else plain PostgreSQL."""
+    """TimescaleDB when the extension is installed or can be and its licence has the
+    Community features; plain PostgreSQL otherwise (with a warning for Apache-only builds)."""
     row = conn.execute(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
@@ -71,7 +101,11 @@ def detect_flavor(conn: psycopg.Connection[tuple[object, ...]]) -> Flavor:
         installed = conn.execute(
             "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
         ).fetchone()
-        return Flavor.TIMESCALEDB if installed and installed[0] else Flavor.POSTGRES
+        if not (installed and installed[0]):
+            return Flavor.POSTGRES
+    if not has_community_features(timescaledb_license(conn)):
+        log.warning(APACHE_ONLY)
+        return Flavor.POSTGRES
     return Flavor.TIMESCALEDB
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from connectors.stack import process
 from connectors.stack.process import Report, StackError
 from connectors.stack.service import HttpService
+from stream_app.resources import data_dir
 
 BINARY = "/usr/bin/prometheus"
-#: Alerting and recording rules written by the dashboards work, loaded when present.
-RULES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
 
 
 def worker_targets(first_port: int, count: int = 2) -> list[str]:
@@ -85,8 +82,10 @@ class Prometheus(HttpService):
                 },
             ],
         }
-        if RULES_DIR.is_dir():
-            config["rule_files"] = [str(RULES_DIR / "*.yml")]
+        # Alerting and recording rules shipped with the dashboards.
+        rules_dir = data_dir("dashboards") / "prometheus"
+        if rules_dir.is_dir():
+            config["rule_files"] = [str(rules_dir / "*.yml")]
         return config
 
     def _write_config(self) -> bool:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from stream_app.api import anomalies_sql as q
 from stream_app.api.auth import Principal
+from stream_app.api.body import body_doc, json_body
 from stream_app.api.params import decode_cursor, encode_cursor, utc
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_pool, require_producer
@@ -180,9 +181,14 @@ async def get_anomaly(
     return q.as_dict(row)
 
 
-@router.post("/v1/anomalies/{episode_id}/ack", response_model=Anomaly, responses={404: {}})
+@router.post(
+    "/v1/anomalies/{episode_id}/ack",
+    response_model=Anomaly,
+    responses={404: {}},
+    openapi_extra=body_doc(AckBody),
+)
 async def ack_anomaly(
-    body: AckBody,
+    body: AckBody = Depends(json_body(AckBody)),
     episode_id: str = EpisodeId,
     principal: Principal = Depends(authorize),
     state: ApiState = Depends(api_state),
@@ -201,9 +207,10 @@ async def ack_anomaly(
     "/v1/anomalies/{episode_id}/label",
     response_model=Anomaly,
     responses={404: {}, 503: {"description": "Kafka unavailable; nothing stored."}},
+    openapi_extra=body_doc(LabelBody),
 )
 async def label_anomaly(
-    body: LabelBody,
+    body: LabelBody = Depends(json_body(LabelBody)),
     episode_id: str = EpisodeId,
     principal: Principal = Depends(authorize),
     state: ApiState = Depends(api_state),

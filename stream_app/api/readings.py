@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,8 +23,9 @@ from pydantic import BaseModel
 
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_producer
+from stream_app.resources import data_file
+from stream_app.wire.content import content_problems, has_duplicate_keys, loads_marking_duplicates
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "reading.schema.json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _MAX_ERRORS_PER_ITEM = 5
 _MAX_ERRORS = 1000
@@ -47,7 +46,9 @@ class IngestResult(BaseModel):
 
 @lru_cache(maxsize=1)
 def reading_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    schema: dict[str, Any] = json.loads(
+        data_file("schemas", "reading.schema.json").read_text("utf-8")
+    )
     return schema
 
 
@@ -89,13 +90,16 @@ class _BadLine:
 
 def _loads_lenient(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
+        if not has_duplicate_keys(raw, data):
+            return data
     except orjson.JSONDecodeError:
         pass
-    # orjson refuses NaN/Infinity and numbers that overflow a double; the
-    # standard parser accepts them, so the item can be rejected with a pointer.
+    # orjson refuses NaN/Infinity, numbers that overflow a double and lone
+    # surrogates, and keeps the last of duplicate keys; the standard parser
+    # reads them all, so each item can be rejected with a pointer.
     try:
-        return json.loads(raw, parse_constant=_NonFinite)
+        return loads_marking_duplicates(raw, parse_constant=_NonFinite)
     except (ValueError, RecursionError) as exc:
         return _BadLine(f"not valid JSON: {exc}"[:300])
 
@@ -104,21 +108,11 @@ def _escape(part: object) -> str:
     return str(part).replace("~", "~0").replace("/", "~1")
 
 
-def _non_finite(value: Any, path: str) -> list[tuple[str, str]]:
-    if isinstance(value, float) and (isinstance(value, _NonFinite) or not math.isfinite(value)):
-        return [(path, "value is not a finite number")]
-    if isinstance(value, dict):
-        return [e for k, v in value.items() for e in _non_finite(v, f"{path}/{_escape(k)}")]
-    if isinstance(value, list):
-        return [e for i, v in enumerate(value) for e in _non_finite(v, f"{path}/{i}")]
-    return []
-
-
 def validate_item(item: Any) -> list[tuple[str, str]]:
     """``(pointer, message)`` for every problem of one reading; empty when valid."""
     if isinstance(item, _BadLine):
         return [("", item.error)]
-    problems = _non_finite(item, "")
+    problems = content_problems(item)[:_MAX_ERRORS_PER_ITEM]
     if problems:
         return problems
     for error in reading_validator().iter_errors(item):

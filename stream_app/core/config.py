@@ -30,6 +30,7 @@ The first matching rule wins; the fields it leaves out come from ``defaults``.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -48,6 +49,13 @@ class Limits:
 
     lower: float | None = None
     upper: float | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.lower, self.upper):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError("limits must be finite numbers")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"limits: lower {self.lower} is above upper {self.upper}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,14 @@ class CleaningConfig:
     schedule: str = ""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.allowed_lateness_s < math.inf:
+            raise ValueError("allowed_lateness_s must be a finite number >= 0")
+        if not 0.0 < self.silence_intervals < math.inf:
+            raise ValueError("silence_intervals must be a finite number > 0")
+        if not 0.0 < self.stuck_probability < 1.0:
+            raise ValueError("stuck_probability must be between 0 and 1")
+        if self.stuck_min_points < 1 or self.warmup_points < 0:
+            raise ValueError("stuck_min_points must be >= 1 and warmup_points >= 0")
         parse_schedule(self.schedule)  # fail at start-up, not on the first silence
 
 
@@ -233,6 +249,7 @@ class EngineConfig:
             if not isinstance(raw, Mapping) or "pattern" not in raw:
                 raise ValueError(f"{where}: a rule needs a 'pattern'")
             _check_keys(raw, {"pattern", *_SERIES_KEYS}, where)
+            _check_detector(raw.get("detector", defaults.detector), raw.get("params"), where)
             rules.append(
                 Rule(
                     pattern=str(raw["pattern"]),
@@ -286,6 +303,21 @@ class EngineConfig:
 
 
 _SERIES_KEYS = {"detector", "params", "policy", "limits", "cleaning"}
+
+
+def _check_detector(name: Any, params: Any, where: str) -> None:
+    """The detector is registered and accepts ``params`` (built once to know)."""
+    from .detectors import REGISTRY
+
+    if params is not None and not isinstance(params, Mapping):
+        raise ValueError(f"{where}: params must be a mapping")
+    if str(name) not in REGISTRY.names():
+        raise ValueError(f"{where}: unknown detector {str(name)[:64]!r}; one of {REGISTRY.names()}")
+    if params:
+        try:
+            REGISTRY.create(str(name), params, 0)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{where}: {exc}") from exc
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:

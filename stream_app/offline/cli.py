@@ -64,18 +64,21 @@ def replay(
                 f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
                 + ", ".join(str(p.relative_to(source)) for p in skipped[:5])
             )
-        rows = 0
+        rows = invalid = 0
         with Progress(console=console, transient=True, disable=len(plan) < 2) as progress:
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
                 progress.update(task, description=str(path.relative_to(source.parent)))
-                rows += replay_file(path, target, entity, engine, names)
+                done = replay_file(path, target, entity, engine, names)
+                rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
     except MalformedCsvError as exc:
         raise _fail(f"malformed CSV: {exc}") from None
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"replayed {len(plan)} file(s), {rows} row(s) -> {output}")
+    if invalid:
+        console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")
 
 
 @app.command()

@@ -45,6 +45,8 @@ class SeriesTable:
     raw_values: dict[str, list[str]] = field(default_factory=dict)
     values: dict[str, list[float | None]] = field(default_factory=dict)
     labels: list[int] | None = None
+    #: Rows (0-based) whose cell of a metric is not a number, when the reader keeps them.
+    invalid: dict[str, set[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -74,14 +76,22 @@ def parse_value(text: str) -> float | None:
 
 
 def read_series_csv(
-    path: Path, metrics: Sequence[str] = ("value",), with_labels: bool = False
+    path: Path,
+    metrics: Sequence[str] = ("value",),
+    with_labels: bool = False,
+    keep_invalid_values: bool = False,
 ) -> SeriesTable:
-    """Read a whole series file; raise :class:`MalformedCsvError` on the first bad row."""
+    """Read a whole series file; raise :class:`MalformedCsvError` on the first bad row.
+
+    With ``keep_invalid_values`` a value cell that is not a number does not
+    stop the read: it becomes ``None`` and its row is listed in ``invalid``.
+    """
     table = SeriesTable(
         path=path,
         raw_values={m: [] for m in metrics},
         values={m: [] for m in metrics},
         labels=[] if with_labels else None,
+        invalid={m: set() for m in metrics} if keep_invalid_values else {},
     )
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -131,6 +141,10 @@ def _read_row(
         try:
             parsed.append(parse_value(row[columns[metric]]))
         except ValueError:
+            if metric in table.invalid:
+                table.invalid[metric].add(len(table.timestamps))
+                parsed.append(None)
+                continue
             raise MalformedCsvError(
                 table.path, line, f"cannot parse {metric} {row[columns[metric]]!r} as a number"
             ) from None

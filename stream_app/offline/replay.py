@@ -12,7 +12,7 @@ alerting consumer of the anomaly events sees.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,15 @@ RESULT_COLUMNS = (
     "episode_event",
 )
 OUTPUT_COLUMNS = ("timestamp", "value", *RESULT_COLUMNS)
+INVALID_VALUE = "invalid_value"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedFile:
+    """What one replayed file held: rows written and value cells that were not numbers."""
+
+    rows: int
+    invalid_values: int
 
 
 @dataclass(slots=True)
@@ -76,13 +85,21 @@ def score_series(
     timestamps: Sequence[float],
     values: Sequence[float | None],
     config: EngineConfig,
+    invalid: Set[int] = frozenset(),
 ) -> ScoredColumns:
-    """Feed one series through a fresh :class:`SeriesProcessor`, point by point."""
+    """Feed one series through a fresh :class:`SeriesProcessor`, point by point.
+
+    Rows in ``invalid`` (a value that is not a number) keep their place with
+    status ``invalid_value`` and no score; the core never sees them.
+    """
     from stream_app.core import SeriesProcessor
 
     processor = SeriesProcessor.create(entity=entity, metric=metric, config=config)
     out = ScoredColumns()
-    for ts, value in zip(timestamps, values, strict=True):
+    for i, (ts, value) in enumerate(zip(timestamps, values, strict=True)):
+        if i in invalid:
+            _append_invalid(out)
+            continue
         point, events = processor.process(ts=ts, value=value)
         out.scores.append(point.score)
         out.is_anomaly.append(point.is_anomaly)
@@ -100,6 +117,16 @@ def _value_event(events: Sequence[EpisodeEvent]) -> str:
         if event.kind == "value" and event.event in ("opened", "resolved"):
             return event.event
     return ""
+
+
+def _append_invalid(out: ScoredColumns) -> None:
+    out.scores.append(None)
+    out.is_anomaly.append(False)
+    out.expected.append(None)
+    out.lower.append(None)
+    out.upper.append(None)
+    out.status.append(INVALID_VALUE)
+    out.episode_event.append("")
 
 
 def _number(value: float | None) -> str:
@@ -152,13 +179,16 @@ def replay_file(
     entity: str,
     config: EngineConfig,
     metrics: Sequence[str] | None = None,
-) -> int:
-    """Score one file into ``destination``; returns the number of rows."""
+) -> ReplayedFile:
+    """Score one file into ``destination``, one output row per input row."""
     names = list(metrics) if metrics else ["value"]
-    table = read_series_csv(source, names)
-    scored = {m: score_series(entity, m, table.timestamps, table.values[m], config) for m in names}
+    table = read_series_csv(source, names, keep_invalid_values=True)
+    scored = {
+        m: score_series(entity, m, table.timestamps, table.values[m], config, table.invalid[m])
+        for m in names
+    }
     write_output(table, scored, destination, wide=names != ["value"])
-    return len(table)
+    return ReplayedFile(len(table), sum(len(rows) for rows in table.invalid.values()))
 
 
 def plan_outputs(
@@ -200,7 +230,7 @@ def replay(
     done = []
     planned, _skipped = plan_outputs(source, output, metrics)
     for path, target, entity in planned:
-        rows = replay_file(path, target, entity, config, metrics)
+        rows = replay_file(path, target, entity, config, metrics).rows
         done.append((path, rows))
         if on_file is not None:
             on_file(path, rows)

@@ -112,7 +112,11 @@ async def test_mqtt_bridge_converts_and_dead_letters(
     ready = asyncio.Event()
     bridge = asyncio.create_task(
         run_mqtt_bridge(
-            s, TopicPattern.parse(f"{root}/+site/+device/+metric"), max_messages=5, ready=ready
+            s,
+            TopicPattern.parse(f"{root}/+site/+device/+metric"),
+            max_messages=5,
+            ready=ready,
+            client_id=f"tsguard-test-{root}",
         )
     )
     await asyncio.wait_for(ready.wait(), 10)

@@ -11,7 +11,7 @@ from connectors.ingest.files import ColumnMap, Malformed, MappingError, merged, 
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.replay_to_kafka import parse_speed
 from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter, read_ground_truth
-from stream_app.worker.decode import Rejection
+from stream_app.wire import Rejection
 
 NOW = 1_800_000_000.0
 

@@ -112,13 +112,15 @@ def test_rollup_branches_cover_every_interval_exactly_once() -> None:
             assert len(hits) == 1, (query.where, ms, hits)
 
 
-def test_datasource_provisioning() -> None:
-    provisioned = _datasources()
+@pytest.mark.parametrize("timescaledb", [True, False])
+def test_datasource_provisioning(timescaledb: bool) -> None:
+    provisioned = {ds["uid"]: ds for ds in FILES.datasources(timescaledb=timescaledb)}
     assert set(provisioned) == {"tsguard-pg", "tsguard-prom"}
     pg = provisioned["tsguard-pg"]
     assert pg["type"] == "grafana-postgresql-datasource"
     assert pg["user"] == "tsguard_ro"
-    assert pg["jsonData"]["database"] and pg["jsonData"]["timescaledb"] is True
+    # A YAML boolean: Grafana's backend refuses a string here.
+    assert pg["jsonData"]["database"] and pg["jsonData"]["timescaledb"] is timescaledb
     assert pg["secureJsonData"]["password"] == "${TSGUARD_PG_READONLY_PASSWORD}"
     assert provisioned["tsguard-prom"]["type"] == "prometheus"
     assert all(ds["editable"] is False for ds in provisioned.values())
@@ -128,12 +130,25 @@ def test_provisioning_variables_are_tsguard_settings() -> None:
     """Grafana's ${VAR} names exist as settings, so compose passes one set of variables."""
     known = set(setting_values(Settings()))
     texts = [p.read_text() for p in FILES.datasource_dir.glob("*.yaml")]
+    texts += [p.read_text() for p in FILES.postgres_datasource_dir.glob("*.yaml")]
     texts += [p.read_text() for p in FILES.alerting_dir.glob("*.yaml")]
     referenced = set().union(*(env_references(t) for t in texts))
     assert "TSGUARD_PG_READONLY_PASSWORD" in referenced
     assert referenced <= known, referenced - known
     expanded = FILES.datasources(Settings(pg_readonly_password=SecretStr("s3cret")))
     assert expanded[0]["secureJsonData"]["password"] == "s3cret"
+
+
+def test_the_two_postgres_datasources_differ_only_in_the_flag() -> None:
+    documents = []
+    for flag in (False, True):
+        (source,) = yaml.safe_load(FILES.postgres_datasource_file(flag).read_text())["datasources"]
+        assert source["jsonData"].pop("timescaledb") is flag
+        documents.append(source)
+    assert documents[0] == documents[1]
+    settings_flag = Settings(grafana_timescaledb=True)
+    (pg,) = [d for d in FILES.datasources(settings_flag) if d["uid"] == "tsguard-pg"]
+    assert pg["jsonData"]["timescaledb"] is True
 
 
 def test_dashboard_provider_disables_ui_edits() -> None:

@@ -48,6 +48,14 @@ def variables(demo_db: DemoDb) -> dict[str, str]:
     return {"entity": row[0], "metric": row[1]}
 
 
+def timescaledb_flag(timescaledb: bool) -> bool:
+    """The flag as the datasource file Grafana would load for this choice says it."""
+    (pg,) = [d for d in FILES.datasources(timescaledb=timescaledb) if d["uid"] == "tsguard-pg"]
+    flag = pg["jsonData"]["timescaledb"]
+    assert flag is timescaledb
+    return flag
+
+
 def _window(db: DemoDb) -> tuple[datetime, datetime]:
     return db.start - timedelta(minutes=30), db.end + timedelta(minutes=5)
 
@@ -97,9 +105,16 @@ def test_query_runs_on_real_postgres(
 ) -> None:
     start, end = _window(demo_db)
     text = expand(
-        query.sql, time_from=start, time_to=end, interval_ms=interval_ms, variables=variables
+        query.sql,
+        time_from=start,
+        time_to=end,
+        interval_ms=interval_ms,
+        variables=variables,
+        timescaledb=timescaledb_flag(False),
     )
     assert "$" not in text, text
+    if "$__timeGroup" in query.sql:
+        assert "time_bucket(" not in text and "floor(extract(epoch from" in text
     names, rows = _run(demo_db, text)
     _check_shape(query, names, rows)
     if query.fmt != "alert" and "status = 'open'" not in query.sql:
@@ -116,7 +131,7 @@ def test_timescaledb_expansion_parses(query: SqlQuery) -> None:
         time_to=start + timedelta(days=1),
         interval_ms=300_000,
         variables={"entity": "e", "metric": "m"},
-        timescaledb=True,
+        timescaledb=timescaledb_flag(True),
     )
     if "$__timeGroup" in query.sql:
         assert "time_bucket('" in text

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.sink.postgres import _OBS_COLUMNS
 from stream_app.core import EngineConfig, SeriesProcessor
-from stream_app.worker.decode import ReadingDecoder, Rejection, dead_letter
+from stream_app.wire import ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.scoring import event_to_wire
 
 ROOT = Path(__file__).resolve().parents[3]

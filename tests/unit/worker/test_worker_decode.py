@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream_app.worker import decode
+from stream_app.wire import reading as decode
 from stream_app.worker.decode import ReadingDecoder, Rejection
 
 

@@ -1,0 +1,110 @@
+"""Event time on the wire: RFC 3339 text or epoch seconds, within one range.
+
+Text must be a full RFC 3339 ``date-time`` (``T`` separator, seconds, and a
+``Z`` or ``±HH:MM`` offset); dates alone, week dates, basic format and naive
+times are refused. Years run from 1970 to 9999 and numbers from 0 to the end
+of 9999, so ``0001-01-01T00:00:00Z`` is refused like a negative number is
+(the only difference: ``1970-01-01`` with a positive offset is a few hours
+before the epoch). Every failure is a ``ValueError`` with a readable message.
+
+>>> parse_timestamp("2026-11-26T10:00:00Z")
+1795687200.0
+>>> parse_timestamp("2026-11-26T12:00:00.5+02:00")
+1795687200.5
+>>> parse_timestamp(1795687200.5)
+1795687200.5
+>>> format_rfc3339(1795687200.5)
+'2026-11-26T10:00:00.500000Z'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+MIN_YEAR = 1970
+MAX_YEAR = 9999
+MAX_EPOCH = 253_402_300_800.0  # 10000-01-01T00:00:00Z, exclusive
+MIN_TEXT, MAX_TEXT = 20, 40
+
+# Every field range in the pattern, so datetime.fromisoformat (fast, but laxer:
+# it takes "+01:60" and other ISO 8601 forms) only checks the day of the month.
+_STRICT = re.compile(
+    r"(?:19[7-9][0-9]|[2-9][0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in(year: int, month: int) -> int:
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 29 if month == 2 and leap else _DAYS[month - 1]
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 ``date-time``; ValueError for anything else."""
+    if MIN_TEXT <= len(text) <= MAX_TEXT:
+        upper = text.upper()
+        if _STRICT.fullmatch(upper):
+            try:
+                return datetime.fromisoformat(upper).timestamp()
+            except ValueError as exc:  # the day of the month
+                raise ValueError(f"{text!r} is not a calendar date-time: {exc}") from None
+    return _explain(text)
+
+
+def _explain(text: str) -> float:
+    """The slow, field-by-field parse: raises with the precise reason."""
+    if not MIN_TEXT <= len(text) <= MAX_TEXT:
+        raise ValueError(f"timestamp text must be {MIN_TEXT} to {MAX_TEXT} characters")
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"{text[:40]!r} is not RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fraction] and Z or ±HH:MM)"
+        )
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"year {year} is outside {MIN_YEAR}..{MAX_YEAR}")
+    if not 1 <= month <= 12 or not 1 <= day <= _days_in(year, month):
+        raise ValueError(f"{year:04d}-{month:02d}-{day:02d} is not a calendar date")
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"{hour:02d}:{minute:02d}:{second:02d} is not a time of day")
+    offset = 0
+    if match[8]:
+        off_h, off_m = int(match[9]), int(match[10])
+        if off_h > 23 or off_m > 59:
+            raise ValueError(f"offset {match[8]}{off_h:02d}:{off_m:02d} is out of range")
+        offset = (off_h * 3600 + off_m * 60) * (1 if match[8] == "+" else -1)
+    days = date(year, month, day).toordinal() - _EPOCH_DAY
+    whole = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    return whole + float("0" + match[7]) if match[7] else float(whole)
+
+
+def parse_timestamp(value: Any) -> float:
+    """RFC 3339 text or epoch seconds (0 to the end of year 9999) to epoch seconds."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be a string or a number, not a boolean")
+    if isinstance(value, int | float):
+        ts = float(value)
+        if not (math.isfinite(ts) and 0 <= ts < MAX_EPOCH):
+            raise ValueError(f"timestamp {value!r} is not epoch seconds from 0 to the year 9999")
+        return ts
+    if isinstance(value, str):
+        return parse_rfc3339(value)
+    raise ValueError(
+        f"timestamp must be RFC 3339 text or epoch seconds, got {type(value).__name__}"
+    )
+
+
+def format_rfc3339(ts: float) -> str:
+    """Epoch seconds as RFC 3339 UTC text (microseconds when not whole)."""
+    text = datetime.fromtimestamp(ts, tz=UTC).isoformat()
+    return text.replace("+00:00", "Z")

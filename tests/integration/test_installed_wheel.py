@@ -1,0 +1,231 @@
+"""What ships is what is tested: the wheel, installed outside the checkout.
+
+The wheel is built from this repository, installed (not editable) into a
+fresh virtual environment in a temporary folder, and every command runs from
+another temporary folder with no ``PYTHONPATH``, so nothing can be found in
+the source tree. Against the real local stack it migrates a fresh schema,
+serves the API in dev mode and ingests a reading, replays a small CSV and
+prints where the dashboards are.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.conftest import FreshSchema, FreshTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+_NOT_SOURCE = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+)
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@dataclass(frozen=True)
+class Installed:
+    venv: Path
+    workdir: Path
+
+    @property
+    def tsguard(self) -> str:
+        return str(self.venv / "bin" / "tsguard")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A clean environment: no PYTHONPATH, no TSGUARD_* of the developer, no .env."""
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        keep["PATH"] = f"{self.venv / 'bin'}:{keep.get('PATH', '/usr/bin:/bin')}"
+        return {**keep, **extra}
+
+    def run(self, *args: str, env: dict[str, str], timeout: float = 180) -> str:
+        done = subprocess.run(
+            [self.tsguard, *args],
+            cwd=self.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"tsguard {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+
+def _pip(*args: str, python: str = sys.executable, timeout: float = 600) -> None:
+    subprocess.run(
+        [python, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+        check=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Build the wheel, install it with the runtime constraints into a fresh venv."""
+    # Built from a clean copy: a stale build/ folder in the checkout would
+    # otherwise put modules deleted since into the wheel.
+    source = tmp_path_factory.mktemp("source") / "tsguard"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+    dist = tmp_path_factory.mktemp("dist")
+    _pip("wheel", "--no-deps", "-w", str(dist), str(source))
+    (wheel,) = dist.glob("tsguard-*.whl")
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    # The image's pins: the run-time set only, no test tools.
+    _pip("install", "-c", str(ROOT / "constraints-runtime.txt"), str(wheel), python=python)
+    workdir = tmp_path_factory.mktemp("elsewhere")
+    found = subprocess.run(
+        [python, "-c", "import stream_app, connectors; print(stream_app.__file__)"],
+        cwd=workdir,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(found).is_relative_to(venv), found
+    assert not Path(found).is_relative_to(ROOT), found
+    return Installed(venv, workdir)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def api_process(
+    installed: Installed, fresh_schema: FreshSchema, api_topic: str
+) -> Iterator[tuple[str, dict[str, str]]]:
+    port = _free_port()
+    env = installed.env(
+        TSGUARD_PG_DSN=fresh_schema.conninfo,
+        TSGUARD_API_PORT=str(port),
+        TSGUARD_OAUTH_DEV_KEY_FILE=str(installed.workdir / "dev-keys.json"),
+        TSGUARD_TOPIC_READINGS=api_topic,
+        TSGUARD_TOPIC_CONTROL=f"{api_topic}.control",
+        TSGUARD_TOPIC_FEEDBACK=f"{api_topic}.feedback",
+    )
+    installed.run("db", "migrate", env=env)
+    with (installed.workdir / "api.log").open("wb") as log:
+        process = subprocess.Popen(
+            [installed.tsguard, "api", "--dev"],
+            cwd=installed.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}", env
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+async def api_topic(fresh_topic: FreshTopic) -> str:
+    return await fresh_topic("wheel")
+
+
+def _poll_openapi(base: str, within_s: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + within_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base}/openapi.json", timeout=5)
+            if response.status_code == 200:
+                document: dict[str, object] = response.json()
+                return document
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.1)  # polling interval of a deadline loop, not a wait for an event
+    raise AssertionError(f"the installed API did not serve /openapi.json: {last}")
+
+
+def test_installed_wheel_migrates_and_serves_the_api(
+    installed: Installed, api_process: tuple[str, dict[str, str]], fresh_schema: FreshSchema
+) -> None:
+    base, env = api_process
+    with psycopg.connect(fresh_schema.conninfo) as conn:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (fresh_schema.name,),
+            )
+        }
+    assert {"observations", "anomalies", "schema_migrations"} <= tables
+
+    document = _poll_openapi(base)
+    components = document.get("components")
+    assert isinstance(components, dict) and "Reading" in components["schemas"]
+
+    token = installed.run("token", "issue", "--role", "ingest", env=env).strip()
+    reading = {"entity": "wheel/pump-1", "ts": "2026-11-26T10:00:00Z", "metrics": {"t": 1.5}}
+    deadline = time.monotonic() + 60
+    while True:  # the API connects to Kafka in the background: 503 until it has
+        response = httpx.post(
+            f"{base}/v1/readings",
+            json=[reading, {"entity": "wheel/bad\n", "ts": "x", "metrics": {}}],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+
+
+def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Installed) -> None:
+    source = installed.workdir / "series.csv"
+    rows = [("timestamp", "value")] + [
+        (f"2026-01-01T00:{minute:02d}:00Z", str(10.0 + (minute % 7))) for minute in range(60)
+    ]
+    with source.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    target = installed.workdir / "scored.csv"
+    installed.run("replay", str(source), "-o", str(target), env=installed.env())
+    with target.open(newline="") as handle:
+        scored = list(csv.DictReader(handle))
+    assert len(scored) == 60
+    assert all(row["anomaly_score"] != "" for row in scored[-10:]), scored[-1]
+
+    where = installed.run("dashboards", "where", env=installed.env())
+    dashboards = installed.venv / "lib"
+    assert str(dashboards) in where
+    listed = [line.split("(")[-1].rstrip(")") for line in where.splitlines() if "->" in line]
+    folders = [Path(item) for item in listed if not item.endswith(".yaml")]
+    assert folders and all(folder.is_dir() for folder in folders)
+    assert any((folder / "overview.json").is_file() for folder in folders)
+    (pattern,) = [Path(item) for item in listed if item.endswith(".yaml")]
+    for flag in ("true", "false"):
+        assert (pattern.parent / f"timescaledb-{flag}.yaml").is_file()

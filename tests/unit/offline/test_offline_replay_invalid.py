@@ -1,0 +1,57 @@
+"""``tsguard replay`` keeps every row: a value that is not a number is a status, not an exit."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stream_app.cli import app
+from stream_app.offline.csvio import MalformedCsvError, read_series_csv
+
+BAD = {40: "not-a-number", 41: "12,5", 90: "1.2.3"}
+
+
+def _write(path: Path, n: int = 150) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "value"])
+        for i in range(n):
+            value = BAD.get(i, f"{10.0 + 3.0 * math.sin(i / 8.0):.4f}")
+            writer.writerow([f"{1_700_000_000 + 60 * i}", value])
+
+
+def test_unparsable_values_get_a_status_and_the_run_goes_on(tmp_path: Path) -> None:
+    source, target = tmp_path / "s.csv", tmp_path / "out.csv"
+    _write(source)
+    result = CliRunner().invoke(app, ["replay", str(source), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "150 row(s)" in result.output
+    assert "3 value(s) were not numbers" in result.output
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 150
+    for i, row in enumerate(rows):
+        if i in BAD:
+            assert row["value"] == BAD[i]
+            assert (row["status"], row["anomaly_score"], row["is_anomaly"]) == (
+                "invalid_value",
+                "",
+                "0",
+            )
+        else:
+            assert row["status"] != "invalid_value"
+    assert all(row["anomaly_score"] != "" for row in rows[100:] if row["status"] == "ok")
+
+
+def test_the_strict_reader_still_names_file_and_line(tmp_path: Path) -> None:
+    source = tmp_path / "s.csv"
+    _write(source)
+    with pytest.raises(MalformedCsvError, match=r"s\.csv:42: cannot parse value"):
+        read_series_csv(source)
+    table = read_series_csv(source, keep_invalid_values=True)
+    assert table.invalid == {"value": set(BAD)}
+    assert [table.values["value"][i] for i in sorted(BAD)] == [None, None, None]

@@ -1,0 +1,158 @@
+"""docker-compose.yml read as a deployment (no Docker engine here: the YAML is parsed).
+
+Someone with only Docker must be able to start it, get a token, see data and
+know every service is healthy: pinned images, health checks on every
+long-running service, dependencies that wait for the right condition, and a
+``demo`` profile whose token and simulator services work with the very
+arguments and environment the file gives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stream_app.cli import app
+from stream_app.wire import ReadingDecoder, Rejection
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """``${VAR:-default}`` as compose expands it."""
+    return _VAR.sub(lambda m: env.get(m[1], m[2] or ""), value)
+
+
+def service_env(name: str, env: dict[str, str]) -> dict[str, str]:
+    raw = SERVICES[name].get("environment") or {}
+    return {k: interpolate(str(v), env) for k, v in raw.items() if k != "<<"}
+
+
+def one_shot(name: str) -> bool:
+    return SERVICES[name].get("restart") == "no"
+
+
+def test_every_image_is_pinned() -> None:
+    for name, service in SERVICES.items():
+        image = service["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: {image} is not pinned"
+        if repo == "tsguard":
+            assert tag == VERSION, f"{name}: tsguard image {tag} is not the package {VERSION}"
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    missing = [
+        name
+        for name in SERVICES
+        if not one_shot(name) and not SERVICES[name].get("healthcheck", {}).get("test")
+    ]
+    assert missing == []
+
+
+def test_dependencies_wait_for_what_the_service_can_report() -> None:
+    for name, service in SERVICES.items():
+        for dependency, how in (service.get("depends_on") or {}).items():
+            condition = how["condition"]
+            if condition == "service_completed_successfully":
+                assert one_shot(dependency), (name, dependency)
+            elif condition == "service_healthy":
+                assert SERVICES[dependency].get("healthcheck"), (name, dependency)
+            else:
+                pytest.fail(f"{name} waits for {dependency} to be merely started")
+
+
+@pytest.mark.parametrize("name", ["api", "worker", "forwarder", "simulator"])
+def test_tsguard_health_checks_poll_the_port_the_service_serves(name: str) -> None:
+    service = SERVICES[name]
+    check = " ".join(service["healthcheck"]["test"])
+    (port,) = re.findall(r"127\.0\.0\.1:(\d+)/", check)
+    env = service_env(name, {})
+    served = {
+        env.get("TSGUARD_API_PORT"),
+        env.get("TSGUARD_WORKER_WEB_PORT"),
+        *re.findall(r"--metrics-port (\d+)", " ".join(service.get("command", []))),
+    }
+    assert port in served, (name, port, served)
+
+
+def test_the_demo_profile_has_a_token_route_and_a_data_route() -> None:
+    demo = {n for n, s in SERVICES.items() if "demo" in s.get("profiles", [])}
+    assert demo == {"token", "simulator"}
+    api_volumes = set(SERVICES["api"]["volumes"])
+    assert set(SERVICES["token"]["volumes"]) <= api_volumes  # the same dev key
+
+
+def test_dev_mode_is_one_variable_and_off_by_default() -> None:
+    assert service_env("api", {})["TSGUARD_OAUTH_DEV_MODE"] == "false"
+    on = service_env("api", {"TSGUARD_OAUTH_DEV_MODE": "true"})
+    assert on["TSGUARD_OAUTH_DEV_MODE"] == "true"
+    assert on["TSGUARD_OAUTH_JWKS_URL"] == ""  # a default JWKS would take precedence
+
+
+def _settings_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], keys: Path) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace("/keys/dev-keys.json", str(keys)))
+
+
+def test_a_token_from_the_token_service_is_accepted_by_the_api(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from stream_app.api.auth import build_verifier
+    from stream_app.settings import load_settings
+
+    switch = {"TSGUARD_OAUTH_DEV_MODE": "true"}
+    keys = tmp_path / "dev-keys.json"
+    monkeypatch.chdir(tmp_path)
+    _settings_env(monkeypatch, service_env("token", switch), keys)
+    token_service = SERVICES["token"]
+    args = [*token_service["entrypoint"][1:], *token_service["command"]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+
+    _settings_env(monkeypatch, service_env("api", switch), keys)
+    principal = asyncio.run(build_verifier(load_settings()).verify(token))
+    assert "viewer" in principal.roles
+
+
+def test_the_simulator_command_produces_valid_readings() -> None:
+    from typer.main import get_command
+
+    command = [*SERVICES["simulator"]["command"]]
+    simulate = get_command(app).commands["simulate"].commands["iot"]  # type: ignore[attr-defined]
+    options = {opt for param in simulate.params for opt in param.opts}
+    assert {arg for arg in command if arg.startswith("--")} <= options
+    at = command.index("--metrics-port")
+    del command[at : at + 2]  # no server in a unit test
+    speed = command.index("--speedup")
+    del command[speed : speed + 2]
+    result = CliRunner().invoke(app, [*command, "--count", "40", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) >= 40
+    decoder = ReadingDecoder()
+    verdicts = [decoder.decode(line.encode(), now=4e9) for line in lines]
+    assert not [v for v in verdicts if isinstance(v, Rejection)]
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_grafana_mounts_a_datasource_for_each_timescaledb_flag(flag: str) -> None:
+    mounts = [
+        interpolate(v, {"TSGUARD_GRAFANA_TIMESCALEDB": flag}).split(":")[0]
+        for v in SERVICES["grafana"]["volumes"]
+    ]
+    chosen = [m for m in mounts if "postgres-datasource" in m]
+    assert chosen == [f"./dashboards/postgres-datasource/timescaledb-{flag}.yaml"]
+    assert (ROOT / chosen[0]).is_file()

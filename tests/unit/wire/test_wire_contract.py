@@ -1,0 +1,218 @@
+"""One reading contract: the hand-written decoder and the schema agree.
+
+Documents are generated from ``schemas/reading.schema.json`` (valid ones by
+hypothesis-jsonschema, invalid ones by mutating them and by arbitrary JSON)
+and each must get the same verdict from the worker's fast decoder and from a
+standard validator with ``date-time`` format checking (jsonschema +
+rfc3339-validator). The future-time check depends on the clock, not the
+schema, so it is switched off here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+from jsonschema import Draft202012Validator
+
+from stream_app.resources import data_file
+from stream_app.wire import ReadingDecoder, Rejection, dead_letter
+
+SCHEMA: dict[str, Any] = json.loads(data_file("schemas", "reading.schema.json").read_text("utf-8"))
+VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+DECODER = ReadingDecoder(max_future_s=math.inf)
+EXAMPLES = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+NEAR_MISS_TIMES = [
+    "2026-01-01",
+    "20260101T100000",
+    "20260101T100000Z",
+    "2026-W01-1T10:00",
+    "2026-01-01T10:00",
+    "2026-01-01T10:00:00",
+    "2026-01-01 10:00:00Z",
+    "2026-01-01T10:00:00Z\n",
+    "2026-01-01T10:00:00+0100",
+    "2026-01-01T10:00:60Z",
+    "2026-02-29T10:00:00Z",
+    "2026-13-01T10:00:00Z",
+    "2026-01-01T24:00:00Z",
+    "2026-01-01T10:00:00+24:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "0000-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "\uff12026-01-01T10:00:00Z",  # a full-width digit: \d would take it
+    "2026-01-01T10:00:00.Z",
+]
+
+
+def from_object_schema(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects of ``schema``, each value from hypothesis-jsonschema.
+
+    hypothesis-jsonschema 0.23's own object strategy relies on a Hypothesis
+    internal (``many.more``) that current Hypothesis no longer has, so objects
+    are composed here from the schema's keywords; every leaf value still comes
+    from ``from_schema`` of its subschema.
+    """
+    if "properties" in schema:
+        required = set(schema.get("required", ()))
+        props = schema["properties"]
+        strategies = {k: subschema(v) for k, v in props.items()}
+        return st.fixed_dictionaries(
+            {k: v for k, v in strategies.items() if k in required},
+            optional={k: v for k, v in strategies.items() if k not in required},
+        )
+    names = from_schema({"type": "string", **schema.get("propertyNames", {})})
+    return st.dictionaries(
+        names,
+        subschema(schema["additionalProperties"]),
+        min_size=schema.get("minProperties", 0),
+        max_size=min(schema.get("maxProperties", 8), 8),
+    )
+
+
+def subschema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    if schema.get("type") == "object":
+        return from_object_schema(schema)
+    return from_schema(schema)
+
+
+READINGS = from_object_schema(SCHEMA)
+
+
+def verdicts(doc: Any) -> tuple[bool, bool, Rejection | None]:
+    """(schema says valid, decoder says valid, the decoder's rejection)."""
+    raw = json.dumps(doc).encode()
+    decoded = DECODER.decode(raw, now=0.0)
+    rejection = decoded if isinstance(decoded, Rejection) else None
+    return VALIDATOR.is_valid(doc), rejection is None, rejection
+
+
+def assert_agree(doc: Any) -> None:
+    schema_ok, decoder_ok, rejection = verdicts(doc)
+    assert schema_ok == decoder_ok, (doc, rejection, list(VALIDATOR.iter_errors(doc))[:2])
+    if rejection is not None:
+        assert rejection.reason != "internal_error"
+
+
+def test_the_validator_checks_date_time_formats() -> None:
+    assert "date-time" in Draft202012Validator.FORMAT_CHECKER.checkers
+
+
+@EXAMPLES
+@given(READINGS)
+def test_every_schema_valid_document_is_accepted(doc: dict[str, Any]) -> None:
+    schema_ok, decoder_ok, rejection = verdicts(doc)
+    assert schema_ok
+    assert decoder_ok, (doc, rejection)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+mutated_text = st.text(max_size=12) | st.sampled_from(
+    ["\n", "\x00", "/", " ", "é", "a\nb", "", "9"]
+)
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc = dict(draw(READINGS))
+    field = draw(st.sampled_from(["entity", "ts", "metrics", "source", "tags", "extra", "drop"]))
+    how = draw(st.integers(0, 3))
+    if field == "drop":
+        doc.pop(draw(st.sampled_from(["entity", "ts", "metrics"])), None)
+    elif field == "extra":
+        doc[draw(st.text(max_size=10))] = draw(json_values)
+    elif field == "ts" and how < 2:
+        doc["ts"] = draw(st.sampled_from(NEAR_MISS_TIMES)) if how == 0 else draw(st.text())
+    elif field == "entity" and how < 2:
+        doc["entity"] = str(doc["entity"]) + draw(mutated_text)
+    elif field == "metrics" and how < 2:
+        metrics = dict(doc["metrics"])
+        metrics[draw(st.text(max_size=6)) + draw(mutated_text)] = draw(json_values)
+        doc["metrics"] = metrics
+    elif field in ("source", "tags") and how < 2:
+        doc[field] = (
+            draw(mutated_text) if field == "source" else {draw(mutated_text): draw(mutated_text)}
+        )
+    else:
+        doc[field if field != "extra" else "entity"] = draw(json_values)
+    return doc
+
+
+@EXAMPLES
+@given(mutated_documents())
+def test_mutated_documents_get_the_same_verdict(doc: dict[str, Any]) -> None:
+    assert_agree(doc)
+
+
+@EXAMPLES
+@given(st.dictionaries(st.sampled_from(sorted(SCHEMA["properties"])), json_values, max_size=6))
+def test_arbitrary_objects_get_the_same_verdict(doc: dict[str, Any]) -> None:
+    assert_agree(doc)
+
+
+@pytest.mark.parametrize("ts", NEAR_MISS_TIMES)
+def test_near_miss_times_are_refused_by_both(ts: str) -> None:
+    doc = {"entity": "a/b", "ts": ts, "metrics": {"x": 1.0}}
+    schema_ok, decoder_ok, rejection = verdicts(doc)
+    assert not schema_ok and not decoder_ok
+    assert rejection is not None and rejection.reason == "bad_timestamp", rejection
+
+
+@pytest.mark.parametrize("ts", [-1, -0.5, 253402300800, 1e300])
+def test_out_of_range_numbers_are_refused_like_out_of_range_text(ts: float) -> None:
+    doc = {"entity": "a/b", "ts": ts, "metrics": {"x": 1.0}}
+    schema_ok, decoder_ok, rejection = verdicts(doc)
+    assert not schema_ok and not decoder_ok
+    assert rejection is not None and rejection.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("entity", "a/nl\n"),
+        ("metrics", {"t\n": 1.0}),
+        ("source", "a\x00b"),
+        ("tags", {"site": "a\x00"}),
+        ("tags", {"a\x00": "x"}),
+        ("metrics", {"t": 10**400}),
+    ],
+)
+def test_hostile_values_are_refused_by_both(field: str, value: Any) -> None:
+    doc = {"entity": "a/b", "ts": "2026-01-01T00:00:00Z", "metrics": {"x": 1.0}, field: value}
+    schema_ok, decoder_ok, rejection = verdicts(doc)
+    assert not schema_ok and not decoder_ok, rejection
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"entity": "X/dupA", "entity": "X/dupB", "ts": 1, "metrics": {"x": 1}}',
+        b'{"entity": "X/a", "ts": 1, "metrics": {"x": 1, "x": 2}}',
+        b'{"entity": "X/a", "ts": 1, "metrics": {"x": 1}, "tags": {"k": "a", "k" : "b"}}',
+        b'{"entity" :"X/a", "entity":"X/b", "ts": 1, "metrics": {"x": 1}}',
+    ],
+)
+def test_duplicate_keys_are_dead_lettered(raw: bytes) -> None:
+    verdict = DECODER.decode(raw, now=0.0)
+    assert isinstance(verdict, Rejection) and verdict.reason == "invalid_json"
+    assert "same key twice" in verdict.detail
+    record = dead_letter(raw, verdict, at=0.0, max_payload=1024)
+    assert record["payload"] == raw.decode()
+
+
+def test_keys_hidden_in_text_are_not_duplicates() -> None:
+    raw = b'{"entity": "X/a", "ts": 1, "metrics": {"x": 1}, "source": ":", "tags": {"k": "\\":"}}'
+    assert not isinstance(DECODER.decode(raw, now=0.0), Rejection)
