@@ -77,6 +77,7 @@ class EpisodePolicy:
         "pending_start",
         "severity",
         "started_at",
+        "up",
         "want_down",
         "want_up",
     )
@@ -99,6 +100,7 @@ class EpisodePolicy:
         self.severity = 0
         self.last: tuple[float, float, float, float, float, float] = (0.0,) * 6
         self.interval = DEFAULT_INTERVAL_S
+        self.up = True  # the open episode's direction
         self.set_margin(1.0)
 
     def set_margin(self, margin: float) -> None:
@@ -140,6 +142,7 @@ class EpisodePolicy:
             if self.pending < self.cfg.min_points:
                 return False, _NO_EVENTS
             self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
+            self.up = z >= 0.0
             self.started_at = self.pending_start
             self.length = self.pending
             self.normal_run = 0
@@ -206,7 +209,9 @@ class EpisodePolicy:
         explanation: str,
     ) -> EpisodeEvent:
         """An event of the open episode; every field not passed comes from its state."""
-        direction: Direction = "up" if value > expected else "down" if value < expected else "none"
+        # an episode keeps the direction it opened with: after an upward spike the next
+        # normal point can sit below a forecast the spike pulled up, which is no reversal
+        direction: Direction = "up" if self.up else "down"
         return EpisodeEvent(
             event=event,
             episode_id=self.episode,
@@ -243,7 +248,7 @@ class EpisodePolicy:
             self.margin,
         )
         w.floats(self.last)
-        w.raw("d", self.interval)
+        w.raw("d?", self.interval, self.up)
 
     def read(self, r: Reader) -> None:
         self.episode = r.text()
@@ -254,8 +259,9 @@ class EpisodePolicy:
         self.set_margin(float(margin))
         ts, value, score, expected, lower, upper = r.floats()
         self.last = (ts, value, score, expected, lower, upper)
-        (interval,) = r.raw("d")
+        interval, up = r.raw("d?")
         self.interval = float(interval)
+        self.up = bool(up)
         self.set_margin(self.margin)
 
 

@@ -46,7 +46,7 @@ T = TypeVar("T")
 STEP_S = 60.0
 POINTS = 400  # the default policy scores the first 30 as warm-up
 SPIKE_AT = (300, 301)  # +25 on a series whose noise is 0.3: unmistakable
-SPLIT = 310  # first post ends just after the spike; the rest resolves the episode
+SPLIT = 302  # first post ends just after the spike; the rest resolves the episode
 
 
 @pytest.fixture

@@ -88,6 +88,9 @@ def test_an_episode_resolves_when_the_series_is_back_to_normal() -> None:
     resolved = [e for e in events if e.event == "resolved"]
     assert len(opened) == 1 and len(resolved) == 1
     assert resolved[0].ts - opened[0].ts <= 20 * STEP
+    # the episode keeps its direction, although the first normal point after the bump
+    # sits below a forecast the bump pulled up
+    assert {e.direction for e in events} == {"up"}
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
