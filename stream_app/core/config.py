@@ -159,7 +159,7 @@ class PolicyConfig:
     close_threshold: float = 0.99
     direction: DirectionPolicy = "both"
     min_points: int = 1
-    cooldown_points: int = 3
+    cooldown_points: int = 1
     max_points: int = 1440
     false_episode_days: float = 7.0
 

@@ -37,7 +37,7 @@ def test_opens_and_resolves_with_stable_id() -> None:
 
 
 def test_min_duration_ignores_short_bursts() -> None:
-    cfg = PolicyConfig(threshold=0.999, min_points=3)
+    cfg = PolicyConfig(threshold=0.999, min_points=3, cooldown_points=2)
     _, events = drive(cfg, [HIGH, HIGH, LOW, HIGH, HIGH, LOW])
     assert events == []
     flags, events = drive(cfg, [HIGH, HIGH, HIGH, LOW])
