@@ -66,7 +66,14 @@ class Settings(BaseSettings):
     worker_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     worker_data_dir: Path | None = None
     worker_store: str = "memory://"
-    worker_session_timeout_s: float = Field(default=30.0, ge=3.0)
+    # A killed worker's partitions wait this long before the group gives them to
+    # anyone (a restarted worker too, unless it is a static member, below).
+    worker_session_timeout_s: float = Field(default=10.0, ge=6.0)
+    # Static group membership (KIP-345): a restarted worker with the same id takes
+    # its partitions back at once, without waiting for the session timeout. Must
+    # be unique per running worker; a stopped static member's partitions wait for
+    # the session timeout (it does not leave the group). Unset: dynamic member.
+    worker_group_instance_id: str | None = None
     worker_checkpoint_s: float = Field(default=2.0, ge=0.0)
     # A worker with unread readings and no completed batch for this long exits
     # (code 75) to be restarted by its supervisor; 0 disables the watchdog.

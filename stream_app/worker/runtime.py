@@ -201,6 +201,7 @@ class WorkerRuntime:
     def _count(self, out: BatchOutput) -> None:
         m = self.metrics
         m.readings.labels("scored").inc(out.readings_ok)
+        m.readings.labels("replayed").inc(out.replayed)
         for status, n in out.statuses.items():
             m.points.labels(status).inc(n)
         for letter in out.deadletters:

@@ -29,6 +29,10 @@ from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_le
 EVENT_VERSION = 1
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
 ENTITY_KEY = "\x00entity"
+# Key of the offset (in the entity's readings partition) of the last reading
+# its saved state reflects: a replay after a crash skips readings up to it.
+OFFSET_KEY = "\x00offset"
+_OFFSET = struct.Struct("<q")
 _NAME = struct.Struct("<H")
 _BLOB = struct.Struct("<I")
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
@@ -128,6 +132,8 @@ class BatchOutput:
     # (partition, entity) of every model changed; partition -1 when not from a record
     touched: set[tuple[int, str]] = field(default_factory=set)
     readings_ok: int = 0
+    # Readings the models had already learned (replayed after a restart): skipped.
+    replayed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
@@ -141,6 +147,8 @@ class EntityStates:
         self._load = load
         self._live: dict[str, dict[str, SeriesProcessor]] = {}
         self._joint: dict[str, EntityScorer | None] = {}
+        # Offset of the last reading each live entity's models reflect.
+        self._offsets: dict[str, int] = {}
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._live.values())
@@ -156,6 +164,9 @@ class EntityStates:
             joint: EntityScorer | None = None
             if blob:
                 for metric, state in unpack_entity(blob).items():
+                    if metric == OFFSET_KEY:
+                        self._offsets[entity] = _OFFSET.unpack(state)[0]
+                        continue
                     if metric == ENTITY_KEY:
                         params = self.config.entity_params(entity)
                         if params is not None:
@@ -174,6 +185,15 @@ class EntityStates:
             live[metric] = proc
         return proc
 
+    def offset(self, entity: str) -> int:
+        """Offset of the last reading ``entity``'s models have learned; -1 if none known."""
+        self.series(entity)
+        return self._offsets.get(entity, -1)
+
+    def learned(self, entity: str, offset: int) -> None:
+        """``entity``'s models now reflect its readings up to ``offset``."""
+        self._offsets[entity] = offset
+
     def entity_scorer(self, entity: str) -> EntityScorer | None:
         """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
         self.series(entity)
@@ -184,12 +204,16 @@ class EntityStates:
         joint = self._joint.get(entity)
         if joint is not None:
             states[ENTITY_KEY] = joint.to_bytes()
+        offset = self._offsets.get(entity)
+        if offset is not None:
+            states[OFFSET_KEY] = _OFFSET.pack(offset)
         return pack_entity(states)
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
         self._live.clear()
         self._joint.clear()
+        self._offsets.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:
         self.config = config
@@ -233,6 +257,11 @@ class ReadingScorer:
             if isinstance(result, Rejection):
                 out.deadletters.append(self._dead(msg, result, now))
                 continue
+            if msg.offset is not None and msg.offset <= self.states.offset(result.entity):
+                # Learned before a crash or a rebalance (the saved state is ahead of
+                # the committed offsets): its rows are durable, its models have it.
+                out.replayed += 1
+                continue
             try:
                 self._score(result, msg, now, out)
             except Exception as exc:
@@ -248,6 +277,8 @@ class ReadingScorer:
         partition = -1 if msg.partition is None else msg.partition
         out.touched.add((partition, entity))
         out.readings_ok += 1
+        if msg.offset is not None:
+            self.states.learned(entity, msg.offset)
         clock = (reading.source or "", partition)
         self._clock_of[entity] = clock
         watermark = self.watermarks.get(clock, 0.0)
@@ -314,7 +345,9 @@ class ReadingScorer:
                 wm = watermark - behind if behind > 0 else watermark
                 events = proc.advance(watermark_ts=wm)
                 if events:
-                    out.touched.add((-1, entity))
+                    # Saved with its own partition's snapshot: that snapshot's
+                    # offsets are the ones this entity's models reflect.
+                    out.touched.add((clock[1], entity))
                     out.events.extend(event_to_wire(e, now) for e in events)
         return out
 

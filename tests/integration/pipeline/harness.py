@@ -58,8 +58,10 @@ class Pipeline:
     workdir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def start_worker(self, name: str, *, port: int | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self, name, port or free_port())
+    def start_worker(
+        self, name: str, *, port: int | None = None, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        worker = WorkerProcess(self, name, port or free_port(), env or {})
         worker.start()
         self.workers.append(worker)
         return worker
@@ -93,8 +95,9 @@ class Pipeline:
 class WorkerProcess:
     """One `tsguard worker` subprocess with its own web port and log file."""
 
-    def __init__(self, pipeline: Pipeline, name: str, port: int) -> None:
+    def __init__(self, pipeline: Pipeline, name: str, port: int, env: dict[str, str]) -> None:
         self.pipeline = pipeline
+        self.extra_env = env
         self.name = name
         self.port = port
         self.log_path = pipeline.workdir / f"{name}.log"
@@ -125,6 +128,7 @@ class WorkerProcess:
         env = dict(self.pipeline.env)
         env["TSGUARD_WORKER_WEB_PORT"] = str(self.port)
         env["TSGUARD_WORKER_ID"] = self.name
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [TSGUARD, "worker"],
