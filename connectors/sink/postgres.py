@@ -23,6 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from connectors.sink.retention import apply_retention
+
 log = logging.getLogger(__name__)
 
 _OBS_COLUMNS = (
@@ -337,11 +339,12 @@ class PostgresSink:
             # deadlock_timeout, 1 s: throughput fell to a fifth every few seconds).
             await cur.executemany(_EPISODE_UPSERT, [episodes[k] for k in sorted(episodes)])
 
-    async def apply_retention(self, days: int) -> int:
-        """Run the delete job (plain PostgreSQL) / episode pruning (TimescaleDB)."""
+    async def apply_retention(self, days: int) -> int | None:
+        """Delete rows older than ``days`` (see :mod:`connectors.sink.retention`);
+        None when another worker is doing it."""
         async with self._pool.connection(timeout=5.0) as conn:
-            cur = await conn.execute(
-                "SELECT tsguard_apply_retention(make_interval(days => %s))", (days,)
-            )
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
+            await conn.set_autocommit(True)
+            try:
+                return await apply_retention(conn, days)
+            finally:
+                await conn.set_autocommit(False)

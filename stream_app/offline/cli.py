@@ -149,7 +149,8 @@ def pipeline(
     seconds: Annotated[float, typer.Option(min=1, help="Length of the latency run.")] = 25.0,
     entities: Annotated[int, typer.Option(min=1, help="Entities (3 metrics each).")] = 1_000,
 ) -> None:
-    """One real worker end to end: readings/s, vs a bare consumer, and p50/p99 latency."""
+    """One real worker end to end: readings/s, vs decode-only and decode + store consumers,
+    and p50/p99 latency."""
     import orjson
 
     from stream_app.settings import load_settings

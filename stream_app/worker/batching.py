@@ -37,6 +37,8 @@ class BatchPipeline(Protocol):
 
     def checkpoint_due(self, held: Iterable[int]) -> int | None: ...
 
+    def pending(self, held: Iterable[int]) -> list[int]: ...
+
     def snapshot(self, partition: int) -> Any: ...
 
     def save(self, snapshot: Any) -> bool: ...
@@ -78,6 +80,7 @@ class EventBatcher:
         # Durable records by partition, acked at their partition's next checkpoint.
         self._held: dict[int, list[Any]] = {}
         self._lock = asyncio.Lock()
+        self._closing = False
 
     async def run(self, feed: RecordFeed) -> None:
         """Consume ``feed`` until cancelled; the caller is a Faust agent."""
@@ -85,6 +88,8 @@ class EventBatcher:
         try:
             while True:
                 records = await feed.get()
+                if self._closing:
+                    continue  # never acked: the partition's next owner reads them
                 if len(records) < self._size:
                     records.extend(feed.take_nowait(self._size - len(records)))
                 admitted = [r for r in records if await self._admit(r)]
@@ -97,6 +102,21 @@ class EventBatcher:
                 await ticker
             with contextlib.suppress(Exception):
                 await self._settle()
+
+    async def drain(self) -> None:
+        """Stop taking records; finish the batch in hand and every write in flight,
+        save a snapshot of every partition with changes and ack what it covers.
+
+        Called when the worker stops, before the consumer commits for the last
+        time. A write that fails here has already called ``on_fatal``.
+        """
+        self._closing = True
+        async with self._lock:
+            await self._settle()
+            for partition in self._pipeline.pending(self._held):
+                snapshot = self._pipeline.snapshot(partition)
+                if self._pipeline.save(snapshot):
+                    self._ack_held(partition)
 
     def revoked(self) -> None:
         """Partitions were taken away: held records are not ours to ack any more."""
@@ -133,7 +153,7 @@ class EventBatcher:
                     for tp, offset in self._guard.overdue():
                         log.warning("seeking %s back to %d again", tp, offset)
                         await self._seek(tp, offset)
-                if self._lock.locked():
+                if self._lock.locked() or self._closing:
                     continue  # busy; the batch loop checkpoints by itself
                 async with self._lock:
                     if self._pipeline.checkpoint_due(self._held) is not None:

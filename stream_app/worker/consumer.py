@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -72,7 +72,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         # request, so a request sent while the worker was busy (a checkpoint)
         # held only idle partitions and the broker kept it the full 1.5 s:
         # readings stalled for that long. The wait bounds that stall.
-        consumer._fetch_max_wait_ms = getattr(self.app, "tsguard_fetch_max_wait_ms", 1500)
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
         return consumer
 
 
@@ -83,7 +83,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
-        feed: RecordFeed | None = getattr(self.app, "tsguard_feed", None)
+        feed: RecordFeed | None = getattr(self.app, "batch_feed", None)
         if feed is None:
             await super()._drain_messages(fetcher)
             return
@@ -196,11 +196,49 @@ class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
     Consumer = BatchingConsumer
 
 
-class WorkerApp(faust.App):  # type: ignore[misc]
-    """A Faust app whose consumer feeds ``tsguard_feed`` (when set) in lists."""
+class Lifecycle(Protocol):
+    """What the app calls back into (the :class:`~stream_app.worker.app.Worker`)."""
 
-    tsguard_feed: RecordFeed | None = None
-    tsguard_fetch_max_wait_ms: int = 1500
+    async def on_app_start(self) -> None: ...
+
+    async def on_app_stop(self) -> None: ...
+
+    async def on_app_stopped(self) -> None: ...
+
+
+class WorkerApp(faust.App):  # type: ignore[misc]
+    """A Faust app whose consumer hands ``feed``'s topics over in lists.
+
+    ``lifecycle`` is told when the app has started (before any record is
+    read), when it begins to stop (before Faust stops its consumer, so the
+    batch in hand can be finished and committed) and when it has stopped.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        feed: RecordFeed,
+        fetch_max_wait_ms: int,
+        lifecycle: Lifecycle,
+        **options: Any,
+    ) -> None:
+        self.batch_feed = feed
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self._lifecycle = lifecycle
+        super().__init__(id, **options)
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self._lifecycle.on_app_start()
+
+    async def on_stop(self) -> None:
+        await self._lifecycle.on_app_stop()
+        await super().on_stop()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self._lifecycle.on_app_stopped()

@@ -48,6 +48,10 @@ class WorkerRuntime:
         sink: PostgresSink,
         metrics: Metrics,
         *,
+        table: MutableMapping[bytes, bytes] | None = None,
+        send_event: Send | None = None,
+        send_deadletter: Send | None = None,
+        on_progress: Callable[[], None] | None = None,
         silence_check_s: float = 5.0,
         checkpoint_s: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -71,10 +75,10 @@ class WorkerRuntime:
         self._checkpointed_at: dict[int, float] = {}
         self._last_checkpoint = 0.0
         self._series_at = 0.0
-        self.table: MutableMapping[bytes, bytes] | None = None
-        self.send_event: Send | None = None
-        self.send_deadletter: Send | None = None
-        self.on_progress: Callable[[], None] | None = None
+        self.table = table
+        self.send_event = send_event
+        self.send_deadletter = send_deadletter
+        self.on_progress = on_progress
         self.sink_retrying = False
         self._generation = 0
 
@@ -107,6 +111,10 @@ class WorkerRuntime:
         if self.clock() - self._last_checkpoint < self.checkpoint_s / max(len(parts), 1):
             return None
         return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0)) if parts else -1
+
+    def pending(self, held: Iterable[int] = ()) -> list[int]:
+        """Every partition with changes not yet in a snapshot or records not yet acked."""
+        return sorted(set(self._dirty) | set(held))
 
     def snapshot(self, partition: int) -> Snapshot:
         """The state, as of now, of every entity of ``partition`` changed since its last one.

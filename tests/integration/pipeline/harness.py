@@ -182,6 +182,18 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM (a graceful stop); the exit code, or fail when it takes over ``timeout``."""
+        self._supervising = False
+        assert self.proc is not None and self.proc.poll() is None, "worker not running"
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            message = f"worker {self.name} still running {timeout:.0f} s after SIGTERM"
+            raise AssertionError(message) from exc
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,4 +1,4 @@
-"""Crash and restart drills against the real Kafka and PostgreSQL of the stack.
+"""Crash, stop and restart drills against the real Kafka and PostgreSQL of the stack.
 
 A worker killed with -9 mid-stream and started again must leave the database
 exactly as an uninterrupted run would (every point once, the same scores) and
@@ -8,12 +8,14 @@ skipped and counted as replayed, not rejected as late.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from stream_app.worker.topics import start_offsets
 from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
 from tests.integration.pipeline.streams import labelled_stream
 from tests.integration.pipeline.test_pipeline import _db_scores, _reference_scores
@@ -118,3 +120,33 @@ def _sample(worker: WorkerProcess, series: str) -> float | None:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def test_sigterm_mid_stream_drains_commits_and_exits_0(pipeline: Pipeline) -> None:
+    readings, _ = labelled_stream(
+        entities=10, metrics=("temperature", "pressure", "vibration"), points=800, seed=17
+    )
+    points = sum(len(r["metrics"]) for r in readings)
+    worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
+    worker.wait_ready()
+    feed = PacedFeed(pipeline, readings, rate=2500.0)
+    feed.start()
+    wait_for(lambda: _scored(pipeline) >= 0.4 * points, timeout=90, what="40% stored", every=0.05)
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    stopped_at = _scored(pipeline)
+    # Everything stored is committed, and nothing more (3 points per reading).
+    assert 3 * _committed(pipeline) == stopped_at
+    pipeline.start_worker("w1")
+    feed.join()
+    wait_for(lambda: _scored(pipeline) >= points, timeout=120, what="the whole stream stored")
+    assert stopped_at < points  # the stop really came mid-stream
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=5)
+    assert letters == [], letters[:3]
+    _assert_exactly_once_and_equal(pipeline, readings)
+
+
+def _committed(pipe: Pipeline) -> int:
+    """Readings committed by the group, over every partition."""
+    settings = pipe.settings
+    keys = [(settings.topic_readings, p) for p in range(settings.topic_partitions)]
+    return sum(asyncio.run(start_offsets(settings, keys)).values())

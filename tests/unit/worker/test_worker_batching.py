@@ -62,6 +62,9 @@ class FakePipeline:
     def checkpoint_due(self, held: Iterable[int]) -> int | None:
         return self.due.pop(0) if self.due else None
 
+    def pending(self, held: Iterable[int]) -> list[int]:
+        return sorted(set(held))
+
     def snapshot(self, partition: int) -> Snap:
         return Snap(partition, self.scored, self.generation)
 
@@ -199,3 +202,27 @@ async def test_run_batches_what_is_queued_up_to_the_size() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sizes == [3, 1]  # both queued lists in one go, cut at the size
+
+
+async def test_drain_finishes_writes_saves_every_partition_and_takes_nothing_more() -> None:
+    pipe, acked = FakePipeline(), list[Rec]()
+    batcher = _batcher(pipe, acked)
+    feed = RecordFeed({"r"})
+    runner = asyncio.create_task(batcher.run(feed))
+    r0, r1 = Rec(0, partition=0), Rec(0, partition=1)
+    feed.offer_nowait([r0, r1])
+    await _until(lambda: pipe.scored == 1)
+    draining = asyncio.create_task(batcher.drain())
+    await _until(lambda: batcher._closing)
+    assert not draining.done()  # the write in flight is not durable yet
+    pipe.releases[0].set()
+    await draining
+    assert [s.partition for s in pipe.saved] == [0, 1] and acked == [r0, r1]
+    feed.offer_nowait([Rec(1, partition=0)])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert feed.take_nowait(10) == []  # the batcher took it from the feed ...
+    assert pipe.scored == 1 and len(acked) == 2  # ... and left it for the next owner
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
