@@ -6,7 +6,6 @@ No I/O, no clock, no environment: time comes in with the data. See
 
 from __future__ import annotations
 
-from .book import SeriesBook
 from .calibration import TailCalibrator
 from .cleaning import SeriesCleaner
 from .config import (
@@ -43,7 +42,6 @@ __all__ = [
     "PolicyConfig",
     "Rule",
     "ScoredPoint",
-    "SeriesBook",
     "SeriesCleaner",
     "SeriesConfig",
     "SeriesProcessor",
