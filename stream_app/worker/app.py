@@ -26,14 +26,20 @@ from connectors.sink.postgres import PostgresSink
 from stream_app.core import EngineConfig
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
-from stream_app.worker.batching import EventBatcher, OffsetGuard
-from stream_app.worker.consumer import RecordFeed, WorkerApp
+from stream_app.worker.batching import EventBatcher
 from stream_app.worker.control import ControlWatcher
 from stream_app.worker.decode import ReadingDecoder
+from stream_app.worker.faust_compat import (
+    STALL_EXIT_CODE,
+    OffsetGuard,
+    StallWatchdog,
+    WorkerApp,
+    end_offsets,
+    start_offsets,
+)
+from stream_app.worker.feed import RecordFeed
 from stream_app.worker.runtime import WorkerRuntime
 from stream_app.worker.scoring import EntityStates, ReadingScorer
-from stream_app.worker.topics import end_offsets, start_offsets
-from stream_app.worker.watchdog import STALL_EXIT_CODE, StallWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +109,7 @@ class Worker:
         self.settings = settings
         self.metrics = metrics
         # The readings topic's records bypass Faust's per-event stream: the
-        # consumer hands each fetch to the feed (see consumer.py).
+        # consumer hands each fetch to the feed (see faust_compat/consumer.py).
         self.feed = RecordFeed({settings.topic_readings})
         self.app = app = _faust_app(settings, self.feed, self)
         self.readings = app.topic(

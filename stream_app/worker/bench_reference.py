@@ -54,7 +54,7 @@ async def decode_store_consume(settings: Settings, n: int, timeout_s: float) -> 
     await consumer.start()
     inflight: list[asyncio.Task[object]] = []
     try:
-        count = 0
+        count, series_at = 0, 0.0
         deadline = time.monotonic() + timeout_s
         while count < n:
             if time.monotonic() > deadline:
@@ -72,7 +72,13 @@ async def decode_store_consume(settings: Settings, n: int, timeout_s: float) -> 
                 continue
             while len(inflight) >= settings.worker_max_inflight:
                 await inflight.pop(0)
-            inflight.append(asyncio.create_task(sink.flush_with_retry(sink.take())))
+            # Like the worker: new series at once, every series' last time
+            # only every checkpoint period.
+            all_series = now - series_at >= settings.worker_checkpoint_s
+            if all_series:
+                series_at = now
+            write = sink.flush_with_retry(sink.take(), all_series=all_series)
+            inflight.append(asyncio.create_task(write))
         for task in inflight:
             await task
     finally:

@@ -44,7 +44,8 @@ def worker(
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
     from stream_app.worker.app import Worker
-    from stream_app.worker.topics import ensure_committed_offsets, ensure_topics
+    from stream_app.worker.faust_compat import ensure_committed_offsets
+    from stream_app.worker.topics import ensure_topics
 
     overrides: dict[str, Any] = {}
     if web_port is not None:

@@ -22,7 +22,8 @@ import orjson
 
 from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
-from stream_app.worker.scoring import BatchOutput, ReadingScorer, Record
+from stream_app.worker.feed import Record
+from stream_app.worker.scoring import BatchOutput, ReadingScorer
 
 log = logging.getLogger(__name__)
 

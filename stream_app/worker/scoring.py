@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from connectors.sink.postgres import ObservationRow
 from stream_app.core import (
@@ -25,6 +25,7 @@ from stream_app.core import (
     explain_entity,
 )
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
+from stream_app.worker.feed import Record
 
 EVENT_VERSION = 1
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
@@ -96,32 +97,6 @@ def unpack_entity(data: bytes) -> dict[str, bytes]:
         out[name] = data[pos : pos + m]
         pos += m
     return out
-
-
-class Record(Protocol):
-    """What the scorer reads of a consumed message (a Faust consumer message has it)."""
-
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def topic(self) -> str | None: ...
-    @property
-    def partition(self) -> int | None: ...
-    @property
-    def offset(self) -> int | None: ...
-
-
-@dataclass(slots=True)
-class Message:
-    """One consumed message with where it came from (a :class:`Record`)."""
-
-    value: bytes | None
-    key: bytes | None = None
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
 
 
 @dataclass(slots=True)

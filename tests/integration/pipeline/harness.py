@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_app.settings import Settings, load_settings
+from stream_app.worker.faust_compat import STALL_EXIT_CODE
 from stream_app.worker.topics import ensure_topics
-from stream_app.worker.watchdog import STALL_EXIT_CODE
 
 TSGUARD = str(Path(sys.executable).with_name("tsguard"))
 

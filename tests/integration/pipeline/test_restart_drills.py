@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stream_app.worker.topics import start_offsets
+from stream_app.worker.faust_compat import start_offsets
 from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
 from tests.integration.pipeline.streams import labelled_stream
 from tests.integration.pipeline.test_pipeline import _db_scores, _reference_scores

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stream_app.worker.batching import EventBatcher
-from stream_app.worker.consumer import RecordFeed
+from stream_app.worker.feed import RecordFeed
 
 
 @dataclass

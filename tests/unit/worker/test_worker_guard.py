@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from stream_app.worker.batching import OffsetGuard
-from stream_app.worker.watchdog import StallWatchdog
+from stream_app.worker.faust_compat import OffsetGuard, StallWatchdog
 
 KEY = ("readings", 0)
 

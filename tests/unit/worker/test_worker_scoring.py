@@ -9,12 +9,13 @@ import orjson
 
 from stream_app.core import EngineConfig
 from stream_app.worker.decode import ReadingDecoder
-from stream_app.worker.scoring import EntityStates, Message, ReadingScorer
+from stream_app.worker.feed import Record
+from stream_app.worker.scoring import EntityStates, ReadingScorer
 
 T0 = 1_790_000_000.0
 
 
-def _messages(n: int, spike_at: int) -> list[Message]:
+def _messages(n: int, spike_at: int) -> list[Record]:
     rng = random.Random(3)
     out = []
     for i in range(n):
@@ -25,7 +26,7 @@ def _messages(n: int, spike_at: int) -> list[Message]:
             "vibration": 0.1 + rng.gauss(0, 0.01),
         }
         doc = {"entity": "plant-1/pump-1", "ts": T0 + 60 * i, "metrics": metrics}
-        out.append(Message(orjson.dumps(doc), b"plant-1/pump-1", "r", 0, i))
+        out.append(Record(orjson.dumps(doc), b"plant-1/pump-1", "r", 0, i))
     return out
 
 
@@ -66,13 +67,13 @@ def test_state_of_all_metrics_and_the_joint_scorer_survives_a_restart() -> None:
 
 def _fleet(
     entities: list[str], start: float, points: int, step: float, partition: int = 0
-) -> list[Message]:
+) -> list[Record]:
     out = []
     first = round((start - T0) / step)  # offsets grow with time, as in a partition
     for i in range(points):
         for entity in entities:
             doc = {"entity": entity, "ts": start + step * i, "metrics": {"t": 20.0 + (i % 3)}}
-            out.append(Message(orjson.dumps(doc), entity.encode(), "r", partition, first + i))
+            out.append(Record(orjson.dumps(doc), entity.encode(), "r", partition, first + i))
     return out
 
 
