@@ -161,7 +161,7 @@ def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, in
 
 async def run_demo(settings: Settings, seconds: float) -> int:
     from connectors import stack
-    from connectors.sink import migrate
+    from stream_app.storage import migrate
     from stream_app.worker.faust_compat import ensure_committed_offsets
     from stream_app.worker.topics import ensure_topics
 

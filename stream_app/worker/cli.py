@@ -89,7 +89,7 @@ def _migrate_when_reachable(settings: Any) -> None:
 
     import psycopg
 
-    from connectors.sink import migrate
+    from stream_app.storage import migrate
 
     delay = 0.5
     while True:
@@ -119,8 +119,8 @@ def create_topics() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations (plain PostgreSQL or TimescaleDB, detected)."""
-    from connectors.sink import migrate
     from stream_app.settings import load_settings
+    from stream_app.storage import migrate
 
     settings = load_settings()
     applied = migrate(
@@ -141,8 +141,8 @@ def db_retention(
     """
     import psycopg
 
-    from connectors.sink.retention import apply_retention
     from stream_app.settings import load_settings
+    from stream_app.storage.retention import apply_retention
 
     settings = load_settings()
     keep = days if days is not None else settings.retention_days

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
+from stream_app.storage.sink import Sink
 from stream_app.worker.feed import Record
 from stream_app.worker.scoring import BatchOutput, ReadingScorer
 
@@ -46,7 +46,7 @@ class WorkerRuntime:
     def __init__(
         self,
         scorer: ReadingScorer,
-        sink: PostgresSink,
+        sink: Sink,
         metrics: Metrics,
         *,
         table: MutableMapping[bytes, bytes] | None = None,

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from connectors.sink import migrate
-from connectors.sink.postgres import PostgresSink
+from stream_app.storage import migrate
+from stream_app.storage.postgres import PostgresSink
 from tests.integration.conftest import FreshSchema
 from tests.integration.test_sink import _event, _query, _row
 

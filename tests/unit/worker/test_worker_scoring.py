@@ -10,7 +10,8 @@ import orjson
 from stream_app.core import EngineConfig
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.feed import Record
-from stream_app.worker.scoring import EntityStates, ReadingScorer
+from stream_app.worker.scoring import ReadingScorer
+from stream_app.worker.states import EntityStates
 
 T0 = 1_790_000_000.0
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 
-from connectors.sink.postgres import ObservationRow, PostgresSink
 from stream_app.settings import Settings
+from stream_app.storage import ObservationRow, PostgresSink
 from stream_app.worker.decode import Reading, ReadingDecoder
 
 

@@ -43,7 +43,7 @@ class Migration:
 def available_migrations(flavor: Flavor) -> list[Migration]:
     """The migrations that apply to ``flavor``, in version order."""
     found: list[Migration] = []
-    folder = resources.files("connectors.sink") / "migrations"
+    folder = resources.files("stream_app.storage") / "migrations"
     for entry in folder.iterdir():
         match = _FILE_RE.match(entry.name)
         if match is None:

@@ -9,7 +9,7 @@ Three numbers from one run, one broker and one topic:
 2. **References**: a plain aiokafka consumer reads the same topic from the
    beginning and only ``orjson.loads`` each value (bare consumer); a decode +
    store consumer writes every point through the same sink into a schema of
-   its own (``bench_reference.py``), timed from its rows as the worker is.
+   its own (``pipeline_reference.py``), timed from its rows as the worker is.
 3. **Latency**: with the worker caught up, readings are produced at a fixed
    pace with ``ts`` = ``ingested_at`` = wall clock at send. The bench's schema
    gets one extra column, ``written_at DEFAULT clock_timestamp()``, so every
@@ -42,15 +42,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from stream_app.settings import Settings
-from stream_app.worker.bench_load import (
+from benchmarks.pipeline_load import (
     PipelinePlan,
     ReadingSource,
     bare_consume,
     produce_backlog,
     produce_paced,
 )
-from stream_app.worker.bench_reference import decode_store_consume
+from benchmarks.pipeline_reference import decode_store_consume
+from stream_app.settings import Settings
 
 Say = Callable[[str], None]
 
@@ -207,7 +207,7 @@ def _private(base: Settings, workdir: Path) -> tuple[Settings, str, str]:
 
 
 def _prepare_schema(base: Settings, settings: Settings, schema: str) -> None:
-    from connectors.sink import migrate
+    from stream_app.storage import migrate
 
     with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
