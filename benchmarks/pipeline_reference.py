@@ -16,8 +16,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer
-
+from benchmarks.pipeline_load import readings_consumer
 from stream_app.settings import Settings
 from stream_app.storage import ObservationRow, PostgresSink
 from stream_app.worker.decode import Reading, ReadingDecoder
@@ -43,13 +42,7 @@ async def decode_store_consume(settings: Settings, n: int, timeout_s: float) -> 
     sink = PostgresSink(
         settings.pg_conninfo(), min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
     )
-    consumer = AIOKafkaConsumer(
-        settings.topic_readings,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **settings.kafka_client_kwargs(),
-    )
+    consumer = readings_consumer(settings)
     await sink.open()
     await consumer.start()
     inflight: list[asyncio.Task[object]] = []

@@ -6,7 +6,8 @@ to ``size`` records: small and quick when the worker keeps up, large (fewer
 database round trips per reading) under a backlog, with no timer to wait
 for. Scoring goes on while earlier batches are written. A batch's records are
 acked (so Faust may commit their offsets) only once the batch is durable and
-a snapshot of the model state taken after it has been saved.
+a snapshot of the model state taken after it has been saved: the
+:class:`~stream_app.worker.checkpoint.Checkpointer` decides when and acks.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from stream_app.worker.checkpoint import Checkpointer, Snapshot
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.feed import Record, RecordFeed
 
@@ -34,21 +36,12 @@ class BatchPipeline(Protocol):
 
     async def publish(self, out: Any) -> None: ...
 
-    def checkpoint_due(self, held: Iterable[int]) -> int | None: ...
-
-    def pending(self, held: Iterable[int]) -> list[int]: ...
-
-    def snapshot(self, partition: int) -> Any: ...
-
-    def save(self, snapshot: Any) -> bool: ...
-
     def discard(self) -> None: ...
 
 
 class EventBatcher:
     """Feeds the records of a :class:`RecordFeed` to a :class:`BatchPipeline` in batches.
 
-    ``ack`` marks a record done on the consumer (its offset may be committed);
     ``generation`` tells the consumer group's current generation, so records
     fetched before a rebalance are neither scored nor acked after it.
     """
@@ -56,10 +49,10 @@ class EventBatcher:
     def __init__(
         self,
         pipeline: BatchPipeline,
+        checkpointer: Checkpointer,
         *,
         size: int,
         idle_every: float,
-        ack: Callable[[Any], Any],
         generation: Callable[[], int] = lambda: 0,
         guard: OffsetGuard | None = None,
         seek: Callable[[Any, int], Awaitable[None]] | None = None,
@@ -68,7 +61,7 @@ class EventBatcher:
     ) -> None:
         self._pipeline = pipeline
         self._max_inflight = max_inflight
-        self._ack = ack
+        self._checkpointer = checkpointer
         self._generation = generation
         self._on_fatal = on_fatal
         self._inflight: list[asyncio.Task[None]] = []  # oldest first
@@ -76,8 +69,6 @@ class EventBatcher:
         self._seek = seek
         self._size = size
         self._idle_every = idle_every
-        # Durable records by partition, acked at their partition's next checkpoint.
-        self._held: dict[int, list[Any]] = {}
         self._lock = asyncio.Lock()
         self._closing = False
 
@@ -112,14 +103,9 @@ class EventBatcher:
         self._closing = True
         async with self._lock:
             await self._settle()
-            for partition in self._pipeline.pending(self._held):
-                snapshot = self._pipeline.snapshot(partition)
-                if self._pipeline.save(snapshot):
-                    self._ack_held(partition)
-
-    def revoked(self) -> None:
-        """Partitions were taken away: held records are not ours to ack any more."""
-        self._held = {}
+            checkpointer = self._checkpointer
+            for partition in checkpointer.pending():
+                checkpointer.save(checkpointer.snapshot(partition))
 
     async def _admit(self, record: Any) -> bool:
         if getattr(record, "generation_id", None) not in (None, self._generation()):
@@ -155,7 +141,7 @@ class EventBatcher:
                 if self._lock.locked() or self._closing:
                     continue  # busy; the batch loop checkpoints by itself
                 async with self._lock:
-                    if self._pipeline.checkpoint_due(self._held) is not None:
+                    if self._checkpointer.due() is not None:
                         await self._flush([])
             except asyncio.CancelledError:
                 raise
@@ -173,27 +159,30 @@ class EventBatcher:
         earlier one are durable; only then are that partition's records
         acked. Scoring never waits for a checkpoint's writes.
         """
-        partition = self._pipeline.checkpoint_due(self._held)
+        partition = self._checkpointer.due()
         if not records and partition is None:
             return
         out = self._pipeline.score(records)  # Faust consumer messages are Records
-        snapshot = None if partition is None else self._pipeline.snapshot(partition)
+        snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None
         self._inflight.append(asyncio.create_task(self._commit(out, records, snapshot, after)))
 
     async def _commit(
-        self, out: Any, records: list[Any], snapshot: Any, after: asyncio.Task[None] | None
+        self,
+        out: Any,
+        records: list[Record],
+        snapshot: Snapshot | None,
+        after: asyncio.Task[None] | None,
     ) -> None:
         try:
             await self._pipeline.write(out)
             if after is not None:
                 await after  # every earlier batch is durable (or this fails too)
-            for record in records:
-                self._held.setdefault(record.partition, []).append(record)
-            if snapshot is not None and self._pipeline.save(snapshot):
-                self._ack_held(snapshot.partition)
+            self._checkpointer.hold(records)
+            if snapshot is not None:
+                self._checkpointer.save(snapshot)
             await self._pipeline.publish(out)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database
@@ -204,12 +193,6 @@ class EventBatcher:
             if self._on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
                 self._on_fatal(exc)
             raise
-
-    def _ack_held(self, partition: int) -> None:
-        current = self._generation()
-        for record in self._held.pop(partition, ()):
-            if record.generation_id in (None, current):
-                self._ack(record)
 
     async def _settle(self) -> None:
         """Wait for every batch in flight (a failure surfaces here)."""

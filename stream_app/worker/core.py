@@ -18,6 +18,7 @@ from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 from stream_app.storage import Sink
 from stream_app.worker.batching import EventBatcher
+from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.feed import Record, RecordFeed
@@ -73,11 +74,20 @@ class WorkerCore:
             max_deadletter_payload=settings.deadletter_max_payload_bytes,
             topic=settings.topic_readings,
         )
+        self.checkpointer = Checkpointer(
+            self.scorer.states,
+            table,
+            metrics,
+            every_s=settings.worker_checkpoint_s,
+            ack=consumer.ack,
+            generation=consumer.generation,
+            clock=clock,
+        )
         self.runtime = WorkerRuntime(
             self.scorer,
             sink,
             metrics,
-            table=table,
+            self.checkpointer,
             send_event=producer.send_event,
             send_deadletter=producer.send_deadletter,
             on_progress=on_progress,
@@ -87,9 +97,9 @@ class WorkerCore:
         self.guard = OffsetGuard()
         self.batcher = EventBatcher(
             self.runtime,
+            self.checkpointer,
             size=settings.worker_batch_size,
             idle_every=settings.worker_idle_flush_s,
-            ack=consumer.ack,
             generation=consumer.generation,
             guard=self.guard,
             seek=consumer.seek,
@@ -104,7 +114,6 @@ class WorkerCore:
     def revoked(self) -> None:
         """Partitions were taken away: live models, held records and queued fetches go."""
         self.runtime.forget()
-        self.batcher.revoked()
         self.feed.clear()
 
     async def drain(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -31,42 +32,42 @@ async def _seed(sink: PostgresSink, now: float) -> None:
     await sink.flush()
 
 
-async def test_old_rows_go_and_recent_ones_stay(fresh_schema: FreshSchema) -> None:
-    migrate(fresh_schema.conninfo)
-    sink = PostgresSink(fresh_schema.conninfo)
-    await sink.open()
-    try:
-        now = time.time()
-        await _seed(sink, now)
-        assert await sink.apply_retention(30) == 3
-        ages = _query(
-            fresh_schema.conninfo,
-            "SELECT round(extract(epoch FROM now() - ts) / 86400) FROM observations ORDER BY 1",
-        )
-        assert [int(a) for (a,) in ages] == [1, 29]
-        episodes = _query(fresh_schema.conninfo, "SELECT id FROM anomalies ORDER BY id")
-        assert [e for (e,) in episodes] == ["old-open", "recent-resolved"]
-        assert await sink.apply_retention(30) == 0  # nothing left to delete
-    finally:
-        await sink.close()
-
-
-async def test_one_caller_at_a_time(fresh_schema: FreshSchema) -> None:
+@pytest.fixture
+async def sink(fresh_schema: FreshSchema) -> AsyncIterator[PostgresSink]:
+    """A sink on a migrated schema holding 5 points (1-400 days old) and 3 episodes."""
     migrate(fresh_schema.conninfo)
     sink = PostgresSink(fresh_schema.conninfo)
     await sink.open()
     try:
         await _seed(sink, time.time())
-        key = "hashtext(current_schema() || '.tsguard_retention')"
-        with psycopg.connect(fresh_schema.conninfo, autocommit=True) as other:
-            other.execute(f"SELECT pg_advisory_lock({key})")  # another worker is at it
-            assert await sink.apply_retention(30) is None
-            assert _count(fresh_schema.conninfo) == 5
-            other.execute(f"SELECT pg_advisory_unlock({key})")
-        assert await sink.apply_retention(30) == 3
-        assert _count(fresh_schema.conninfo) == 2
+        yield sink
     finally:
         await sink.close()
+
+
+async def test_old_rows_go_and_recent_ones_stay(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    assert await sink.apply_retention(30) == 3
+    ages = _query(
+        fresh_schema.conninfo,
+        "SELECT round(extract(epoch FROM now() - ts) / 86400) FROM observations ORDER BY 1",
+    )
+    assert [int(a) for (a,) in ages] == [1, 29]
+    episodes = _query(fresh_schema.conninfo, "SELECT id FROM anomalies ORDER BY id")
+    assert [e for (e,) in episodes] == ["old-open", "recent-resolved"]
+    assert await sink.apply_retention(30) == 0  # nothing left to delete
+
+
+async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchema) -> None:
+    key = "hashtext(current_schema() || '.tsguard_retention')"
+    with psycopg.connect(fresh_schema.conninfo, autocommit=True) as other:
+        other.execute(f"SELECT pg_advisory_lock({key})")  # another worker is at it
+        assert await sink.apply_retention(30) is None
+        assert _count(fresh_schema.conninfo) == 5
+        other.execute(f"SELECT pg_advisory_unlock({key})")
+    assert await sink.apply_retention(30) == 3
+    assert _count(fresh_schema.conninfo) == 2
 
 
 def _count(conninfo: str) -> Any:
