@@ -53,8 +53,9 @@ class RecordFeed:
     Bounded in lists, so a batcher that falls behind stops the fetch loop
     (backpressure) instead of letting records pile up in memory.
 
+    >>> import asyncio
     >>> feed = RecordFeed({"r"}, max_lists=2)
-    >>> feed.offer_nowait([1, 2]); feed.offer_nowait([3])
+    >>> asyncio.run(feed.put([1, 2])); asyncio.run(feed.put([3]))
     >>> feed.take_nowait(10)
     [1, 2, 3]
     """
@@ -65,9 +66,6 @@ class RecordFeed:
 
     async def put(self, records: list[Any]) -> None:
         await self._queue.put(records)
-
-    def offer_nowait(self, records: list[Any]) -> None:
-        self._queue.put_nowait(records)
 
     async def get(self) -> list[Any]:
         return await self._queue.get()

@@ -36,7 +36,6 @@ class OffsetGuard:
         self._tps: dict[Key, Any] = {}
         self._retry_after_s = retry_after_s
         self._clock = clock
-        self.seeks = 0
 
     def assigned(self) -> None:
         """A new assignment: forget everything until :meth:`expect` is told the offsets."""
@@ -70,7 +69,6 @@ class OffsetGuard:
         for key, asked in self._seeking.items():
             if now - asked >= self._retry_after_s and key in self._tps:
                 self._seeking[key] = now
-                self.seeks += 1
                 due.append((self._tps[key], self._next[key]))
         return due
 
@@ -103,5 +101,4 @@ class OffsetGuard:
         if asked is not None and now - asked < self._retry_after_s:
             return -1  # refused; the seek asked for is under way
         self._seeking[key] = now
-        self.seeks += 1
         return expected

@@ -196,8 +196,8 @@ async def test_run_batches_what_is_queued_up_to_the_size() -> None:
     batcher = _batcher(pipe)
     batcher._size = 3
     feed = RecordFeed({"r"})
-    feed.offer_nowait([Rec(0), Rec(1)])
-    feed.offer_nowait([Rec(2), Rec(3)])
+    await feed.put([Rec(0), Rec(1)])
+    await feed.put([Rec(2), Rec(3)])
     sizes: list[int] = []
 
     def score(messages: list[Record]) -> int:
@@ -223,7 +223,7 @@ async def test_drain_finishes_writes_saves_every_partition_and_takes_nothing_mor
     feed = RecordFeed({"r"})
     runner = asyncio.create_task(batcher.run(feed))
     r0, r1 = Rec(0, partition=0), Rec(0, partition=1)
-    feed.offer_nowait([r0, r1])
+    await feed.put([r0, r1])
     await _until(lambda: pipe.scored == 1)
     draining = asyncio.create_task(batcher.drain())
     await _until(lambda: batcher._closing)
@@ -231,7 +231,7 @@ async def test_drain_finishes_writes_saves_every_partition_and_takes_nothing_mor
     pipe.releases[0].set()
     await draining
     assert sorted(pipe.table) == [b"e0", b"e1"] and acked == [r0, r1]
-    feed.offer_nowait([Rec(1, partition=0)])
+    await feed.put([Rec(1, partition=0)])
     for _ in range(20):
         await asyncio.sleep(0)
     assert feed.take_nowait(10) == []  # the batcher took it from the feed ...

@@ -153,9 +153,9 @@ async def until(condition: Any, what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
-def offered(h: Harness, records: list[Record], per_fetch: int = 37) -> None:
+async def offered(h: Harness, records: list[Record], per_fetch: int = 37) -> None:
     for i in range(0, len(records), per_fetch):
-        h.core.feed.offer_nowait(records[i : i + per_fetch])
+        await h.core.feed.put(records[i : i + per_fetch])
 
 
 async def test_every_point_stored_once_events_in_order_acked_after_durable() -> None:
@@ -163,7 +163,7 @@ async def test_every_point_stored_once_events_in_order_acked_after_durable() -> 
     records = readings(4, 150, spike_at=120)
     h.start()
     for i in range(0, len(records), 60):  # fetches arrive while earlier batches are written
-        offered(h, records[i : i + 60])
+        await offered(h, records[i : i + 60])
         await asyncio.sleep(0)
     await until(lambda: len(h.sink.rows) == len(records), "every point stored")
     await h.stop()
@@ -186,12 +186,12 @@ async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
     first = Harness()
     records = readings(2, 100)
     first.start()
-    offered(first, records[:150])
+    await offered(first, records[:150])
     await until(lambda: len(first.sink.rows) == 150, "the first part stored")
     await first.stop()
     again = Harness(table=dict(first.table))  # the restored state table
     again.start()
-    offered(again, records[100:])  # the committed offsets were behind the saved state
+    await offered(again, records[100:])  # the committed offsets were behind the saved state
     await until(lambda: len(again.consumer.acked) == 100, "the rest acked")
     await again.stop()
     assert again.count("tsguard_readings_total", outcome="replayed") == 50
@@ -199,7 +199,7 @@ async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
     assert not again.producer.deadletters
     reference = Harness()
     reference.start()
-    offered(reference, records)
+    await offered(reference, records)
     await until(lambda: len(reference.sink.rows) == 200, "the reference run")
     await reference.stop()
     resumed = {k: r.score for k, r in again.sink.rows.items()}
@@ -213,7 +213,7 @@ async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -
     h.consumer.group_generation = 2  # a rebalance after these were fetched
     for r in records:
         r.generation_id = 1
-    offered(h, records)
+    await offered(h, records)
     for _ in range(50):
         await asyncio.sleep(0)
     assert h.core.feed.take_nowait(len(records)) == []  # the batcher took them all
@@ -227,7 +227,7 @@ async def test_a_failed_write_is_fatal_and_nothing_of_it_is_published_or_acked()
     h = Harness()
     h.sink.fail = RuntimeError("disk full")
     h.start()
-    offered(h, readings(2, 30, spike_at=25))
+    await offered(h, readings(2, 30, spike_at=25))
     await until(lambda: bool(h.fatal), "on_fatal called")
     assert isinstance(h.fatal[0], RuntimeError)
     assert not h.consumer.acked and not h.producer.events
