@@ -19,6 +19,7 @@ from .config import (
 )
 from .detectors import DEFAULT_DETECTOR, REGISTRY, Detector, DetectorRegistry, DetectorSpec
 from .entity import EntityScore, EntityScorer, explain_entity
+from .entity_processor import EntityProcessor, EntityStep
 from .policy import EpisodePolicy, FlagEpisode
 from .processor import SeriesProcessor
 from .records import EpisodeEvent, ScoredPoint
@@ -32,9 +33,11 @@ __all__ = [
     "DetectorRegistry",
     "DetectorSpec",
     "EngineConfig",
+    "EntityProcessor",
     "EntityRule",
     "EntityScore",
     "EntityScorer",
+    "EntityStep",
     "EpisodeEvent",
     "EpisodePolicy",
     "FlagEpisode",

@@ -65,13 +65,13 @@ def score_series(
     values: Sequence[float | None],
     config: EngineConfig,
 ) -> ScoredColumns:
-    """Feed one series through a fresh :class:`SeriesProcessor`, point by point."""
-    from stream_app.core import SeriesProcessor
+    """Feed one series through a fresh :class:`EntityProcessor` (the worker's step), point by point."""
+    from stream_app.core import EntityProcessor
 
-    processor = SeriesProcessor.create(entity=entity, metric=metric, config=config)
+    processor = EntityProcessor.create(entity, config)
     out = ScoredColumns()
     for ts, value in zip(timestamps, values, strict=True):
-        point, _events = processor.process(ts=ts, value=value)
+        point = processor.process(ts, {metric: value}).points[metric]
         out.scores.append(point.score)
         out.is_anomaly.append(point.is_anomaly)
         out.expected.append(point.expected)

@@ -15,7 +15,6 @@ from typing import Any
 from stream_app.core import (
     EpisodeEvent,
     ScoredPoint,
-    explain_entity,
 )
 from stream_app.storage.sink import ObservationRow
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
@@ -139,14 +138,10 @@ class ReadingScorer:
                 self._note_advance(clock, reading.ts - watermark, reading.ts)
             self.watermarks[clock] = reading.ts
         out.event_to_scored.append(now - reading.ts)
-        points: dict[str, ScoredPoint] = {}
-        emitted: list[EpisodeEvent] = []
+        # The per-reading step every caller shares (replay and evaluate too).
+        step = self.states.entity(entity).process(reading.ts, reading.metrics)
         at = datetime.fromtimestamp(reading.ts, tz=UTC)  # every point of a reading shares it
-        for metric, value in reading.metrics.items():
-            point, events = self.states.processor(entity, metric).process(
-                ts=reading.ts, value=value
-            )
-            points[metric] = point
+        for metric, point in step.points.items():
             out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
             out.rows.append(to_row(point, at))  # a replayed duplicate conflicts and is dropped
             if point.status in _QUIET_REJECTIONS:
@@ -154,17 +149,8 @@ class ReadingScorer:
             if not point.accepted and point.status != "missing":
                 detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
-            emitted.extend(events)
-        joint = self.states.entity_scorer(entity)
-        score = joint.update(reading.ts, points) if joint is not None else None
-        if not emitted:
-            return
-        note = explain_entity(points, score) if len(points) > 1 else None
-        for event in emitted:
-            wire = event_to_wire(event, now)
-            if note and event.kind == "value":
-                wire["explanation"] = f"{event.explanation}; {note}"[:1000]
-            out.events.append(wire)
+        for event in step.events:
+            out.events.append(event_to_wire(event, now))
             if reading.ingested_at is not None:
                 out.ingest_to_event.append(now - reading.ingested_at)
 
@@ -192,15 +178,11 @@ class ReadingScorer:
             if watermark <= 0:
                 continue
             resumed = self._resumed.get(clock, float("-inf"))
-            for proc in self.states.series(entity).values():
-                behind = resumed - proc.last_ts
-                wm = watermark - behind if behind > 0 else watermark
-                events = proc.advance(watermark_ts=wm)
-                if events:
-                    # Saved with its own partition's snapshot: that snapshot's
-                    # offsets are the ones this entity's models reflect.
-                    out.touched.add((clock[1], entity))
-                    out.events.extend(event_to_wire(e, now) for e in events)
+            events = self.states.entity(entity).advance(watermark, resumed_at=resumed)
+            if events:
+                # Saved with its own partition's snapshot.
+                out.touched.add((clock[1], entity))
+                out.events.extend(event_to_wire(e, now) for e in events)
         return out
 
     def _dead(self, msg: Record, rejection: Rejection, now: float) -> dict[str, Any]:

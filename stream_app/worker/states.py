@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-from stream_app.core import EngineConfig, EntityScorer, SeriesProcessor
+from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
 ENTITY_KEY = "\x00entity"
@@ -53,54 +53,51 @@ def unpack_entity(data: bytes) -> dict[str, bytes]:
 
 
 class EntityStates:
-    """Live series processors of the entities this worker owns."""
+    """Live :class:`EntityProcessor`\\ s of the entities this worker owns, loaded on first use."""
 
     def __init__(self, config: EngineConfig, load: Callable[[str], bytes | None]) -> None:
         self.config = config
         self._load = load
-        self._live: dict[str, dict[str, SeriesProcessor]] = {}
-        self._joint: dict[str, EntityScorer | None] = {}
+        self._live: dict[str, EntityProcessor] = {}
         # Offset of the last reading each live entity's models reflect.
         self._offsets: dict[str, int] = {}
 
     def __len__(self) -> int:
-        return sum(len(m) for m in self._live.values())
+        return sum(len(e.series) for e in self._live.values())
 
     def entities(self) -> Iterable[str]:
         return self._live.keys()
 
-    def series(self, entity: str) -> dict[str, SeriesProcessor]:
+    def entity(self, entity: str) -> EntityProcessor:
         live = self._live.get(entity)
         if live is None:
-            blob = self._load(entity)
-            live = {}
-            joint: EntityScorer | None = None
-            if blob:
-                for metric, state in unpack_entity(blob).items():
-                    if metric == OFFSET_KEY:
-                        self._offsets[entity] = _OFFSET.unpack(state)[0]
-                        continue
-                    if metric == ENTITY_KEY:
-                        params = self.config.entity_params(entity)
-                        if params is not None:
-                            joint = EntityScorer.from_bytes(state, params=params)
-                        continue
-                    live[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+            live = self._restore(entity, self._load(entity))
             self._live[entity] = live
-            self._joint[entity] = joint or EntityScorer.for_entity(entity, self.config)
         return live
 
+    def _restore(self, entity: str, blob: bytes | None) -> EntityProcessor:
+        if not blob:
+            return EntityProcessor.create(entity, self.config)
+        series: dict[str, SeriesProcessor] = {}
+        joint: EntityScorer | None = None
+        for metric, state in unpack_entity(blob).items():
+            if metric == OFFSET_KEY:
+                self._offsets[entity] = _OFFSET.unpack(state)[0]
+            elif metric == ENTITY_KEY:
+                params = self.config.entity_params(entity)
+                if params is not None:
+                    joint = EntityScorer.from_bytes(state, params=params)
+            else:
+                series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+        joint = joint or EntityScorer.for_entity(entity, self.config)
+        return EntityProcessor(entity, self.config, series, joint)
+
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
-        live = self.series(entity)
-        proc = live.get(metric)
-        if proc is None:
-            proc = SeriesProcessor.create(entity=entity, metric=metric, config=self.config)
-            live[metric] = proc
-        return proc
+        return self.entity(entity).processor(metric)
 
     def offset(self, entity: str) -> int:
         """Offset of the last reading ``entity``'s models have learned; -1 if none known."""
-        self.series(entity)
+        self.entity(entity)
         return self._offsets.get(entity, -1)
 
     def learned(self, entity: str, offset: int) -> None:
@@ -109,14 +106,13 @@ class EntityStates:
 
     def entity_scorer(self, entity: str) -> EntityScorer | None:
         """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
-        self.series(entity)
-        return self._joint.get(entity)
+        return self.entity(entity).joint
 
     def dump(self, entity: str) -> bytes:
-        states = {m: p.to_bytes() for m, p in self.series(entity).items()}
-        joint = self._joint.get(entity)
-        if joint is not None:
-            states[ENTITY_KEY] = joint.to_bytes()
+        live = self.entity(entity)
+        states = {m: p.to_bytes() for m, p in live.series.items()}
+        if live.joint is not None:
+            states[ENTITY_KEY] = live.joint.to_bytes()
         offset = self._offsets.get(entity)
         if offset is not None:
             states[OFFSET_KEY] = _OFFSET.pack(offset)
@@ -125,7 +121,6 @@ class EntityStates:
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
         self._live.clear()
-        self._joint.clear()
         self._offsets.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:
