@@ -30,13 +30,13 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check stream_app connectors tests
+	$(BIN)/ruff format --check stream_app connectors tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest -q tests/unit stream_app connectors $(PYTEST_ARGS)
+	$(BIN)/pytest -q tests/unit stream_app connectors benchmarks $(PYTEST_ARGS)
 
 integration: setup
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
@@ -48,7 +48,7 @@ test: setup
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/mypy || status=1; \
-	$(BIN)/pytest tests stream_app connectors $(PYTEST_ARGS) || status=1; \
+	$(BIN)/pytest tests stream_app connectors benchmarks $(PYTEST_ARGS) || status=1; \
 	$(TSG) stack down || status=1; \
 	exit $$status
 

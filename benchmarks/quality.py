@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_app.offline import baselines
 from stream_app.offline.evaluate import (
@@ -38,12 +39,12 @@ from stream_app.offline.replay import load_config
 CACHE = Path.home() / ".cache" / "tsguard" / "baselines"
 
 
-def _cached(kind: str, item: LabelledSeries) -> np.ndarray:
+def _cached(kind: str, item: LabelledSeries) -> npt.NDArray[np.float64]:
     values = np.array([np.nan if v is None else v for v in item.values])
     key = hashlib.sha1(kind.encode() + values.tobytes()).hexdigest()
     path = CACHE / f"{key}.npy"
     if path.exists():
-        return np.load(path)
+        return np.asarray(np.load(path), dtype=np.float64)
     scores = (
         baselines.hst_scores(item.values) if kind == "hst" else baselines.zscore_scores(item.values)
     )

@@ -161,8 +161,9 @@ def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, in
 
 async def run_demo(settings: Settings, seconds: float) -> int:
     from connectors import stack
-    from connectors.sink import migrate
-    from stream_app.worker.topics import ensure_committed_offsets, ensure_topics
+    from stream_app.storage import migrate
+    from stream_app.worker.faust_compat import ensure_committed_offsets
+    from stream_app.worker.topics import ensure_topics
 
     _say("tsguard demo: starting the local stack (Kafka, PostgreSQL, Prometheus, Alertmanager)")
     stack.ensure_up(settings, services=["kafka", "postgres", "prometheus", "alertmanager"])

@@ -58,7 +58,7 @@ class Metrics:
 # Known label values are created at zero, so rates and alert rules see a series
 # from the first scrape instead of "no data" until the first occurrence.
 KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "readings": (("scored",), ("deadlettered",)),
+    "readings": (("scored",), ("deadlettered",), ("replayed",)),
     "points": tuple(
         (s,)
         for s in ("ok", "warmup", "duplicate", "late", "non_finite", "out_of_limits", "missing")
@@ -106,7 +106,7 @@ def _families(reg: CollectorRegistry) -> Metrics:
         registry=reg,
         readings=Counter(
             "tsguard_readings",
-            "Readings consumed, by outcome (scored, deadlettered).",
+            "Readings consumed, by outcome (scored, deadlettered, replayed).",
             ["outcome"],
             registry=reg,
         ),

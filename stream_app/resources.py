@@ -19,11 +19,10 @@ from typing import Literal
 
 DataKind = Literal["schemas", "dashboards", "deploy", "migrations"]
 
-# Kinds that live in a Python package already (package data), first found wins:
-# the migrations are moving from connectors.sink to stream_app.storage.
+# Kinds that live in a Python package already (package data), first found wins.
 _IN_PACKAGE: dict[str, tuple[tuple[str, str], ...]] = {
     "deploy": (("connectors", "deploy"),),
-    "migrations": (("stream_app.storage", "migrations"), ("connectors.sink", "migrations")),
+    "migrations": (("stream_app.storage", "migrations"),),
 }
 
 

@@ -66,8 +66,19 @@ class Settings(BaseSettings):
     worker_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     worker_data_dir: Path | None = None
     worker_store: str = "memory://"
-    worker_session_timeout_s: float = Field(default=30.0, ge=3.0)
+    # A killed worker's partitions wait this long before the group gives them to
+    # anyone (a restarted worker too, unless it is a static member, below).
+    worker_session_timeout_s: float = Field(default=10.0, ge=6.0)
+    # Static group membership (KIP-345): a restarted worker with the same id takes
+    # its partitions back at once, without waiting for the session timeout. Must
+    # be unique per running worker; a stopped static member's partitions wait for
+    # the session timeout (it does not leave the group). Unset: dynamic member.
+    worker_group_instance_id: str | None = None
     worker_checkpoint_s: float = Field(default=2.0, ge=0.0)
+    # On SIGTERM: longest wait for the batch in hand to be durable, the state
+    # saved and the offsets committed; the process exits (0) at most a few
+    # seconds after this even if Faust's own shutdown hangs.
+    worker_shutdown_timeout_s: float = Field(default=20.0, gt=0.0)
     # A worker with unread readings and no completed batch for this long exits
     # (code 75) to be restarted by its supervisor; 0 disables the watchdog.
     worker_stall_timeout_s: float = Field(default=120.0, ge=0.0)
@@ -82,6 +93,9 @@ class Settings(BaseSettings):
     pg_pool_max: int = Field(default=4, ge=1)
     pg_readonly_password: SecretStr = SecretStr("tsguard_ro")
     retention_days: int = Field(default=30, ge=1)
+    # How often workers delete rows older than retention_days on plain PostgreSQL
+    # (one at a time; TimescaleDB uses its own policy); 0: only `tsguard db retention`.
+    retention_interval_s: float = Field(default=3600.0, ge=0.0)
 
     # --- detector --------------------------------------------------------
     detector_config: Path | None = None

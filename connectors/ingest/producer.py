@@ -175,10 +175,3 @@ class BatchProducer:
             return
         topic, partition = slot
         self._pending.append(await self._producer.send_batch(batch, topic, partition=partition))
-
-
-def with_ingested_at(reading: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """The reading stamped with the wall-clock time it entered tsguard (latency metrics)."""
-    stamped = dict(reading)
-    stamped["ingested_at"] = round(time.time() if now is None else now, 6)
-    return stamped

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -138,8 +137,3 @@ class ControlView:
             self._state[name] = self._decode(value)
         except ValueError as exc:
             log.warning("skipping undecodable control record %r: %s", name, exc)
-
-
-def json_bytes(value: Any) -> bytes:
-    """The wire encoding of every event the API publishes."""
-    return orjson.dumps(value)

@@ -6,7 +6,6 @@ No I/O, no clock, no environment: time comes in with the data. See
 
 from __future__ import annotations
 
-from .book import SeriesBook
 from .calibration import TailCalibrator
 from .cleaning import SeriesCleaner
 from .config import (
@@ -20,6 +19,7 @@ from .config import (
 )
 from .detectors import DEFAULT_DETECTOR, REGISTRY, Detector, DetectorRegistry, DetectorSpec
 from .entity import EntityScore, EntityScorer, explain_entity
+from .entity_processor import EntityProcessor, EntityStep
 from .policy import EpisodePolicy, FlagEpisode
 from .processor import SeriesProcessor
 from .records import EpisodeEvent, ScoredPoint
@@ -33,9 +33,11 @@ __all__ = [
     "DetectorRegistry",
     "DetectorSpec",
     "EngineConfig",
+    "EntityProcessor",
     "EntityRule",
     "EntityScore",
     "EntityScorer",
+    "EntityStep",
     "EpisodeEvent",
     "EpisodePolicy",
     "FlagEpisode",
@@ -43,7 +45,6 @@ __all__ = [
     "PolicyConfig",
     "Rule",
     "ScoredPoint",
-    "SeriesBook",
     "SeriesCleaner",
     "SeriesConfig",
     "SeriesProcessor",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 _U32 = struct.Struct("<I")
 
@@ -86,8 +86,3 @@ class Reader:
 
     def done(self) -> bool:
         return self._pos >= len(self._data)
-
-
-def optional_floats(values: Sequence[float] | None) -> list[float]:
-    """Encode an optional profile as a possibly empty list."""
-    return [] if values is None else list(values)

@@ -128,7 +128,7 @@ def detectors(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_app.offline.bench import run_bench
+    from benchmarks.detectors import run_bench
     from stream_app.offline.replay import load_config
 
     console = Console(stderr=True)
@@ -165,12 +165,13 @@ def pipeline(
     seconds: Annotated[float, typer.Option(min=1, help="Length of the latency run.")] = 25.0,
     entities: Annotated[int, typer.Option(min=1, help="Entities (3 metrics each).")] = 1_000,
 ) -> None:
-    """One real worker end to end: readings/s, vs a bare consumer, and p50/p99 latency."""
+    """One real worker end to end: readings/s, vs decode-only and decode + store consumers,
+    and p50/p99 latency."""
     import orjson
 
+    from benchmarks.pipeline import run_pipeline_bench
+    from benchmarks.pipeline_load import PipelinePlan
     from stream_app.settings import load_settings
-    from stream_app.worker.bench import run_pipeline_bench
-    from stream_app.worker.bench_load import PipelinePlan
 
     plan = PipelinePlan(
         readings=readings, offered_rate=offered_rate, latency_seconds=seconds, entities=entities

@@ -87,20 +87,21 @@ def score_series(
     config: EngineConfig,
     invalid: Set[int] = frozenset(),
 ) -> ScoredColumns:
-    """Feed one series through a fresh :class:`SeriesProcessor`, point by point.
+    """Feed one series through a fresh :class:`EntityProcessor` (the worker's step), point by point.
 
     Rows in ``invalid`` (a value that is not a number) keep their place with
     status ``invalid_value`` and no score; the core never sees them.
     """
-    from stream_app.core import SeriesProcessor
+    from stream_app.core import EntityProcessor
 
-    processor = SeriesProcessor.create(entity=entity, metric=metric, config=config)
+    processor = EntityProcessor.create(entity, config)
     out = ScoredColumns()
     for i, (ts, value) in enumerate(zip(timestamps, values, strict=True)):
         if i in invalid:
             _append_invalid(out)
             continue
-        point, events = processor.process(ts=ts, value=value)
+        step = processor.process(ts, {metric: value})
+        point, events = step.points[metric], step.events
         out.scores.append(point.score)
         out.is_anomaly.append(point.is_anomaly)
         out.expected.append(point.expected)

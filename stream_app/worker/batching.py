@@ -6,7 +6,8 @@ to ``size`` records: small and quick when the worker keeps up, large (fewer
 database round trips per reading) under a backlog, with no timer to wait
 for. Scoring goes on while earlier batches are written. A batch's records are
 acked (so Faust may commit their offsets) only once the batch is durable and
-a snapshot of the model state taken after it has been saved.
+a snapshot of the model state taken after it has been saved: the
+:class:`~stream_app.worker.checkpoint.Checkpointer` decides when and acks.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from stream_app.worker.consumer import RecordFeed
-from stream_app.worker.scoring import Record
+from stream_app.worker.checkpoint import Checkpointer, Snapshot
+from stream_app.worker.faust_compat.offset_guard import OffsetGuard
+from stream_app.worker.feed import Record, RecordFeed
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,12 @@ class BatchPipeline(Protocol):
 
     async def publish(self, out: Any) -> None: ...
 
-    def checkpoint_due(self, held: Iterable[int]) -> int | None: ...
-
-    def snapshot(self, partition: int) -> Any: ...
-
-    def save(self, snapshot: Any) -> bool: ...
-
     def discard(self) -> None: ...
 
 
 class EventBatcher:
     """Feeds the records of a :class:`RecordFeed` to a :class:`BatchPipeline` in batches.
 
-    ``ack`` marks a record done on the consumer (its offset may be committed);
     ``generation`` tells the consumer group's current generation, so records
     fetched before a rebalance are neither scored nor acked after it.
     """
@@ -55,10 +49,10 @@ class EventBatcher:
     def __init__(
         self,
         pipeline: BatchPipeline,
+        checkpointer: Checkpointer,
         *,
         size: int,
         idle_every: float,
-        ack: Callable[[Any], Any],
         generation: Callable[[], int] = lambda: 0,
         guard: OffsetGuard | None = None,
         seek: Callable[[Any, int], Awaitable[None]] | None = None,
@@ -67,7 +61,7 @@ class EventBatcher:
     ) -> None:
         self._pipeline = pipeline
         self._max_inflight = max_inflight
-        self._ack = ack
+        self._checkpointer = checkpointer
         self._generation = generation
         self._on_fatal = on_fatal
         self._inflight: list[asyncio.Task[None]] = []  # oldest first
@@ -75,9 +69,8 @@ class EventBatcher:
         self._seek = seek
         self._size = size
         self._idle_every = idle_every
-        # Durable records by partition, acked at their partition's next checkpoint.
-        self._held: dict[int, list[Any]] = {}
         self._lock = asyncio.Lock()
+        self._closing = False
 
     async def run(self, feed: RecordFeed) -> None:
         """Consume ``feed`` until cancelled; the caller is a Faust agent."""
@@ -85,6 +78,8 @@ class EventBatcher:
         try:
             while True:
                 records = await feed.get()
+                if self._closing:
+                    continue  # never acked: the partition's next owner reads them
                 if len(records) < self._size:
                     records.extend(feed.take_nowait(self._size - len(records)))
                 admitted = [r for r in records if await self._admit(r)]
@@ -98,9 +93,19 @@ class EventBatcher:
             with contextlib.suppress(Exception):
                 await self._settle()
 
-    def revoked(self) -> None:
-        """Partitions were taken away: held records are not ours to ack any more."""
-        self._held = {}
+    async def drain(self) -> None:
+        """Stop taking records; finish the batch in hand and every write in flight,
+        save a snapshot of every partition with changes and ack what it covers.
+
+        Called when the worker stops, before the consumer commits for the last
+        time. A write that fails here has already called ``on_fatal``.
+        """
+        self._closing = True
+        async with self._lock:
+            await self._settle()
+            checkpointer = self._checkpointer
+            for partition in checkpointer.pending():
+                checkpointer.save(checkpointer.snapshot(partition))
 
     async def _admit(self, record: Any) -> bool:
         if getattr(record, "generation_id", None) not in (None, self._generation()):
@@ -133,10 +138,10 @@ class EventBatcher:
                     for tp, offset in self._guard.overdue():
                         log.warning("seeking %s back to %d again", tp, offset)
                         await self._seek(tp, offset)
-                if self._lock.locked():
+                if self._lock.locked() or self._closing:
                     continue  # busy; the batch loop checkpoints by itself
                 async with self._lock:
-                    if self._pipeline.checkpoint_due(self._held) is not None:
+                    if self._checkpointer.due() is not None:
                         await self._flush([])
             except asyncio.CancelledError:
                 raise
@@ -154,27 +159,30 @@ class EventBatcher:
         earlier one are durable; only then are that partition's records
         acked. Scoring never waits for a checkpoint's writes.
         """
-        partition = self._pipeline.checkpoint_due(self._held)
+        partition = self._checkpointer.due()
         if not records and partition is None:
             return
         out = self._pipeline.score(records)  # Faust consumer messages are Records
-        snapshot = None if partition is None else self._pipeline.snapshot(partition)
+        snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None
         self._inflight.append(asyncio.create_task(self._commit(out, records, snapshot, after)))
 
     async def _commit(
-        self, out: Any, records: list[Any], snapshot: Any, after: asyncio.Task[None] | None
+        self,
+        out: Any,
+        records: list[Record],
+        snapshot: Snapshot | None,
+        after: asyncio.Task[None] | None,
     ) -> None:
         try:
             await self._pipeline.write(out)
             if after is not None:
                 await after  # every earlier batch is durable (or this fails too)
-            for record in records:
-                self._held.setdefault(record.partition, []).append(record)
-            if snapshot is not None and self._pipeline.save(snapshot):
-                self._ack_held(snapshot.partition)
+            self._checkpointer.hold(records)
+            if snapshot is not None:
+                self._checkpointer.save(snapshot)
             await self._pipeline.publish(out)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database
@@ -186,108 +194,7 @@ class EventBatcher:
                 self._on_fatal(exc)
             raise
 
-    def _ack_held(self, partition: int) -> None:
-        current = self._generation()
-        for record in self._held.pop(partition, ()):
-            if getattr(record, "generation_id", current) == current:
-                self._ack(record)
-
     async def _settle(self) -> None:
         """Wait for every batch in flight (a failure surfaces here)."""
         while self._inflight:
             await self._inflight.pop(0)
-
-
-class OffsetGuard:
-    """Makes sure no offset of an assigned partition is skipped.
-
-    faust-streaming 0.15 resumes fetching before it seeks a newly assigned
-    partition to its committed offset; records fetched in between are dropped
-    while the fetch position and Faust's read offset move past them, so a
-    batch of readings silently vanishes (seen after a rebalance with two
-    workers, always at the start of a partition). The guard knows, per
-    partition, the next offset the worker must see: the committed offset at
-    assignment, then one past each record handed over. A record beyond it
-    means records were lost; the guard asks to seek back and refuses records
-    until the missing one arrives again. A record before it (a replay) is
-    admitted: every write downstream is idempotent.
-    """
-
-    def __init__(
-        self, *, retry_after_s: float = 2.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._next: dict[Key, int] = {}
-        self._first: dict[Key, int] = {}
-        self._seeking: dict[Key, float] = {}
-        self._tps: dict[Key, Any] = {}
-        self._retry_after_s = retry_after_s
-        self._clock = clock
-        self.seeks = 0
-
-    def assigned(self) -> None:
-        """A new assignment: forget everything until :meth:`expect` is told the offsets."""
-        self._next = {}
-        self._first = {}
-        self._seeking.clear()
-
-    def expect(self, committed: dict[Key, int]) -> None:
-        """Where the group resumes each assigned partition (committed, else earliest).
-
-        Records admitted before this arrived are checked now: if the first one
-        of a partition lies beyond its committed offset, records were skipped.
-        """
-        for key, offset in committed.items():
-            first = self._first.get(key)
-            if first is None:
-                self._next[key] = offset
-            elif first > offset:
-                self._next[key] = offset
-                self._seeking[key] = float("-inf")  # overdue: seek on the next tick
-
-    def overdue(self) -> list[tuple[Any, int]]:
-        """Seeks asked for more than ``retry_after_s`` ago with nothing back yet.
-
-        The consumer's fetch loop can still be handing over records of the old
-        position when a seek lands, and move its read offset past the seek
-        target again; asking again once that loop has drained fixes it.
-        """
-        now = self._clock()
-        due = []
-        for key, asked in self._seeking.items():
-            if now - asked >= self._retry_after_s and key in self._tps:
-                self._seeking[key] = now
-                self.seeks += 1
-                due.append((self._tps[key], self._next[key]))
-        return due
-
-    def next_offsets(self) -> dict[Key, int]:
-        """The next offset to process of every assigned partition."""
-        return dict(self._next)
-
-    def remember(self, key: Key, tp: Any) -> None:
-        self._tps[key] = tp
-
-    def check(self, key: Key, offset: int) -> int | None:
-        """None to admit the record; else the offset to seek back to (record refused).
-
-        >>> g = OffsetGuard(clock=lambda: 0.0)
-        >>> g.assigned()
-        >>> g.expect({("r", 0): 5})
-        >>> g.check(("r", 0), 5), g.check(("r", 0), 9), g.check(("r", 0), 10), g.check(("r", 0), 6)
-        (None, 6, -1, None)
-        """
-        expected = self._next.get(key)
-        if expected is None:
-            self._first.setdefault(key, offset)
-        if expected is None or offset <= expected:
-            self._seeking.pop(key, None)
-            if expected is None or offset == expected:
-                self._next[key] = offset + 1
-            return None
-        asked = self._seeking.get(key)
-        now = self._clock()
-        if asked is not None and now - asked < self._retry_after_s:
-            return -1  # refused; the seek asked for is under way
-        self._seeking[key] = now
-        self.seeks += 1
-        return expected

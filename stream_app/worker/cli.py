@@ -43,8 +43,9 @@ def worker(
 
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
-    from stream_app.worker.app import create_app
-    from stream_app.worker.topics import ensure_committed_offsets, ensure_topics
+    from stream_app.worker.app import Worker
+    from stream_app.worker.faust_compat import ensure_committed_offsets
+    from stream_app.worker.topics import ensure_topics
 
     overrides: dict[str, Any] = {}
     if web_port is not None:
@@ -59,9 +60,9 @@ def worker(
     asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
         _migrate_when_reachable(settings)
-    faust_app = create_app(settings, build_metrics(), load_rules(settings.detector_config))
+    worker = Worker(settings, build_metrics(), load_rules(settings.detector_config))
     tune_gc()
-    faust.Worker(faust_app, loglevel=settings.log_level.lower()).execute_from_commandline()
+    faust.Worker(worker.app, loglevel=settings.log_level.lower()).execute_from_commandline()
 
 
 def tune_gc() -> None:
@@ -88,7 +89,7 @@ def _migrate_when_reachable(settings: Any) -> None:
 
     import psycopg
 
-    from connectors.sink import migrate
+    from stream_app.storage import migrate
 
     delay = 0.5
     while True:
@@ -118,11 +119,42 @@ def create_topics() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations (plain PostgreSQL or TimescaleDB, detected)."""
-    from connectors.sink import migrate
     from stream_app.settings import load_settings
+    from stream_app.storage import migrate
 
     settings = load_settings()
     applied = migrate(
         settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value()
     )
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_app.command("retention")
+def db_retention(
+    days: int | None = typer.Option(None, help="Keep this many days (default from settings)."),
+) -> None:
+    """Delete observations and resolved episodes older than the retention (plain PostgreSQL).
+
+    Workers do this every TSGUARD_RETENTION_INTERVAL_S; this runs it once (cron).
+    TimescaleDB drops old observations by its own policy; there only resolved
+    episodes are pruned.
+    """
+    import psycopg
+
+    from stream_app.settings import load_settings
+    from stream_app.storage.retention import apply_retention
+
+    settings = load_settings()
+    keep = days if days is not None else settings.retention_days
+
+    async def run() -> int | None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.pg_conninfo(), autocommit=True
+        ) as conn:
+            return await apply_retention(conn, keep)
+
+    removed = asyncio.run(run())
+    if removed is None:
+        typer.echo("another process is applying retention now; nothing done")
+    else:
+        typer.echo(f"deleted {removed} observations older than {keep} days")

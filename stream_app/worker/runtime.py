@@ -3,37 +3,26 @@
 It owns the scorer, the sink and the metrics; the agents in :mod:`app` stay
 a few lines each. A batch goes through :meth:`WorkerRuntime.score` (CPU
 only), :meth:`~WorkerRuntime.write` (the sink, retrying until durable) and
-:meth:`~WorkerRuntime.publish` (events and dead letters). Every
-``checkpoint_s`` the batcher takes a :meth:`~WorkerRuntime.snapshot` of the
-models right after scoring a batch and has it saved once that batch and all
-before it are durable; it acks offsets only then, so a crash replays from the
-saved state's position and never loses a reading.
+:meth:`~WorkerRuntime.publish` (events and dead letters). The models it
+changes are reported to the :class:`~stream_app.worker.checkpoint.Checkpointer`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from connectors.sink.postgres import PostgresSink
 from stream_app.metrics import Metrics
-from stream_app.worker.scoring import BatchOutput, ReadingScorer, Record
+from stream_app.storage.sink import Sink
+from stream_app.worker.checkpoint import Checkpointer
+from stream_app.worker.feed import Record
+from stream_app.worker.scoring import BatchOutput, ReadingScorer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Packed model state of one partition's changed entities, as of one batch."""
-
-    partition: int
-    blobs: dict[str, bytes]
-    generation: int
 
 
 Send = Callable[[bytes | None, bytes], Awaitable[Any]]
@@ -45,9 +34,13 @@ class WorkerRuntime:
     def __init__(
         self,
         scorer: ReadingScorer,
-        sink: PostgresSink,
+        sink: Sink,
         metrics: Metrics,
+        checkpointer: Checkpointer,
         *,
+        send_event: Send | None = None,
+        send_deadletter: Send | None = None,
+        on_progress: Callable[[], None] | None = None,
         silence_check_s: float = 5.0,
         checkpoint_s: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -59,24 +52,15 @@ class WorkerRuntime:
         self.silence_check_s = silence_check_s
         self._last_silence_check = 0.0
         self.open_episodes: set[str] = set()
-        self._state_sizes: dict[str, int] = {}
-        self._state_total = 0
-        # Model state is checkpointed to the table at most every checkpoint_s:
-        # one changelog record per touched entity per batch cost a third of the
-        # worker's time. Offsets are acked only at checkpoints (the batcher
-        # holds them), so a restart replays from the state's own position: the
-        # state never leads the database, and never lags the committed offsets.
-        self.checkpoint_s = checkpoint_s
-        self._dirty: dict[int, set[str]] = {}  # partition -> entities changed since its snapshot
-        self._checkpointed_at: dict[int, float] = {}
-        self._last_checkpoint = 0.0
+        # Changed models are reported to the checkpointer, which saves them and
+        # acks the records they cover (see checkpoint.py).
+        self.checkpointer = checkpointer
+        self.checkpoint_s = checkpoint_s  # also how often every series' last time is written
         self._series_at = 0.0
-        self.table: MutableMapping[bytes, bytes] | None = None
-        self.send_event: Send | None = None
-        self.send_deadletter: Send | None = None
-        self.on_progress: Callable[[], None] | None = None
+        self.send_event = send_event
+        self.send_deadletter = send_deadletter
+        self.on_progress = on_progress
         self.sink_retrying = False
-        self._generation = 0
 
     def score(self, messages: list[Record]) -> BatchOutput:
         """The CPU half of a batch: decode, clean, score; nothing is written yet."""
@@ -89,52 +73,8 @@ class WorkerRuntime:
             extra = self.scorer.advance(now)
             out.events.extend(extra.events)
             out.touched |= extra.touched
-        for partition, entity in out.touched:
-            self._dirty.setdefault(partition, set()).add(entity)
+        self.checkpointer.touched(out.touched)
         return out
-
-    def checkpoint_due(self, held: Iterable[int] = ()) -> int | None:
-        """The partition to checkpoint now, if any.
-
-        Partitions take turns, one every ``checkpoint_s`` / (number of
-        partitions with changes or ``held`` records), so each is checkpointed
-        about every ``checkpoint_s`` and the work (and the pause it makes) is
-        spread out instead of coming all at once.
-        """
-        parts = {p for p in self._dirty if p >= 0} | set(held)
-        if not parts and -1 not in self._dirty:
-            return None
-        if self.clock() - self._last_checkpoint < self.checkpoint_s / max(len(parts), 1):
-            return None
-        return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0)) if parts else -1
-
-    def snapshot(self, partition: int) -> Snapshot:
-        """The state, as of now, of every entity of ``partition`` changed since its last one.
-
-        Taken right after scoring a batch, kept in memory, and saved to the
-        table by :meth:`save` only once that batch and every one before it
-        are durable, so scoring goes on while those writes finish. Entities
-        changed outside any partition's records (partition -1: silence checks,
-        operator feedback) go with whichever snapshot comes next.
-        """
-        dirty = self._dirty.pop(partition, set()) | self._dirty.pop(-1, set())
-        states = self.scorer.states
-        now = self.clock()
-        self._last_checkpoint = self._checkpointed_at[partition] = now
-        blobs = {entity: states.dump(entity) for entity in dirty}
-        return Snapshot(partition, blobs, self._generation)
-
-    def save(self, snapshot: Snapshot) -> bool:
-        """Write a snapshot to the table; False if the models were dropped since it was taken."""
-        if snapshot.generation != self._generation:
-            return False  # a rebalance: these entities may not be ours any more
-        if self.table is not None:
-            for entity, blob in snapshot.blobs.items():
-                self.table[entity.encode()] = blob
-                self._state_total += len(blob) - self._state_sizes.get(entity, 0)
-                self._state_sizes[entity] = len(blob)
-            self.metrics.state_bytes.set(self._state_total)
-        return True
 
     async def write(self, out: BatchOutput, *, all_series: bool | None = None) -> None:
         """Rows and episodes durable (retrying until they are).
@@ -172,8 +112,7 @@ class WorkerRuntime:
     def discard(self) -> None:
         """Drop live models without saving them: a batch failed after being scored,
         so the table's last checkpoint (and a replay from its offsets) is the truth."""
-        self._dirty.clear()
-        self._generation += 1
+        self.checkpointer.reset()
         self.scorer.states.forget()
 
     def forget(self) -> None:
@@ -185,9 +124,8 @@ class WorkerRuntime:
         partition's next owner. Unacked events are replayed from the last
         checkpoint instead, which re-learns exactly what was lost.
         """
-        self.discard()
-        self._state_sizes.clear()
-        self._state_total = 0
+        self.checkpointer.revoked()
+        self.scorer.states.forget()
 
     async def _send(self, out: BatchOutput) -> None:
         if self.send_event is not None:
@@ -201,6 +139,7 @@ class WorkerRuntime:
     def _count(self, out: BatchOutput) -> None:
         m = self.metrics
         m.readings.labels("scored").inc(out.readings_ok)
+        m.readings.labels("replayed").inc(out.replayed)
         for status, n in out.statuses.items():
             m.points.labels(status).inc(n)
         for letter in out.deadletters:
@@ -237,7 +176,7 @@ class WorkerRuntime:
             self.metrics.deadletters.labels("bad_payload").inc()
             return
         # Saved with the next snapshot, like every other change to the models.
-        self._dirty.setdefault(-1, set()).add(entity)
+        self.checkpointer.touched([(-1, entity)])
         self.metrics.feedback.labels(label).inc()
 
     def record_sink_error(self, exc: BaseException) -> None:

@@ -2,35 +2,26 @@
 
 A batch of raw messages goes in; observation rows, anomaly events (wire
 format), dead letters and the entities whose model state changed come out.
-Model state lives per entity (all its metrics in one blob), because the
-entity is the Kafka key: the state then sits in the changelog partition that
-matches the readings partition, and a rebalanced worker finds it there.
+Model state lives per entity (:mod:`stream_app.worker.states`).
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from connectors.sink.postgres import ObservationRow
 from stream_app.core import (
-    EngineConfig,
-    EntityScorer,
     EpisodeEvent,
     ScoredPoint,
-    SeriesProcessor,
-    explain_entity,
 )
+from stream_app.storage.sink import ObservationRow
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
+from stream_app.worker.feed import Record
+from stream_app.worker.states import EntityStates
 
 EVENT_VERSION = 1
-# Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
-ENTITY_KEY = "\x00entity"
-_NAME = struct.Struct("<H")
-_BLOB = struct.Struct("<I")
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
 # delivery replays readings, and a replayed duplicate is expected, not bad input.
 # Its row is still written: ON CONFLICT keeps the original when it exists.
@@ -65,61 +56,6 @@ def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
     return out
 
 
-def pack_entity(states: dict[str, bytes]) -> bytes:
-    """All series states of one entity as one blob (metric name, state bytes)*."""
-    parts: list[bytes] = []
-    for metric, blob in sorted(states.items()):
-        name = metric.encode()
-        parts += (_NAME.pack(len(name)), name, _BLOB.pack(len(blob)), blob)
-    return b"".join(parts)
-
-
-def unpack_entity(data: bytes) -> dict[str, bytes]:
-    """Inverse of :func:`pack_entity`.
-
-    >>> unpack_entity(pack_entity({"a": b"xy", "b": b""}))
-    {'a': b'xy', 'b': b''}
-    """
-    out: dict[str, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        (n,) = _NAME.unpack_from(data, pos)
-        pos += _NAME.size
-        name = data[pos : pos + n].decode()
-        pos += n
-        (m,) = _BLOB.unpack_from(data, pos)
-        pos += _BLOB.size
-        out[name] = data[pos : pos + m]
-        pos += m
-    return out
-
-
-class Record(Protocol):
-    """What the scorer reads of a consumed message (a Faust consumer message has it)."""
-
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def topic(self) -> str | None: ...
-    @property
-    def partition(self) -> int | None: ...
-    @property
-    def offset(self) -> int | None: ...
-
-
-@dataclass(slots=True)
-class Message:
-    """One consumed message with where it came from (a :class:`Record`)."""
-
-    value: bytes | None
-    key: bytes | None = None
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-
-
 @dataclass(slots=True)
 class BatchOutput:
     rows: list[ObservationRow] = field(default_factory=list)
@@ -128,72 +64,11 @@ class BatchOutput:
     # (partition, entity) of every model changed; partition -1 when not from a record
     touched: set[tuple[int, str]] = field(default_factory=set)
     readings_ok: int = 0
+    # Readings the models had already learned (replayed after a restart): skipped.
+    replayed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
-
-
-class EntityStates:
-    """Live series processors of the entities this worker owns."""
-
-    def __init__(self, config: EngineConfig, load: Callable[[str], bytes | None]) -> None:
-        self.config = config
-        self._load = load
-        self._live: dict[str, dict[str, SeriesProcessor]] = {}
-        self._joint: dict[str, EntityScorer | None] = {}
-
-    def __len__(self) -> int:
-        return sum(len(m) for m in self._live.values())
-
-    def entities(self) -> Iterable[str]:
-        return self._live.keys()
-
-    def series(self, entity: str) -> dict[str, SeriesProcessor]:
-        live = self._live.get(entity)
-        if live is None:
-            blob = self._load(entity)
-            live = {}
-            joint: EntityScorer | None = None
-            if blob:
-                for metric, state in unpack_entity(blob).items():
-                    if metric == ENTITY_KEY:
-                        params = self.config.entity_params(entity)
-                        if params is not None:
-                            joint = EntityScorer.from_bytes(state, params=params)
-                        continue
-                    live[metric] = SeriesProcessor.from_bytes(state, config=self.config)
-            self._live[entity] = live
-            self._joint[entity] = joint or EntityScorer.for_entity(entity, self.config)
-        return live
-
-    def processor(self, entity: str, metric: str) -> SeriesProcessor:
-        live = self.series(entity)
-        proc = live.get(metric)
-        if proc is None:
-            proc = SeriesProcessor.create(entity=entity, metric=metric, config=self.config)
-            live[metric] = proc
-        return proc
-
-    def entity_scorer(self, entity: str) -> EntityScorer | None:
-        """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
-        self.series(entity)
-        return self._joint.get(entity)
-
-    def dump(self, entity: str) -> bytes:
-        states = {m: p.to_bytes() for m, p in self.series(entity).items()}
-        joint = self._joint.get(entity)
-        if joint is not None:
-            states[ENTITY_KEY] = joint.to_bytes()
-        return pack_entity(states)
-
-    def forget(self) -> None:
-        """Drop the live cache (after a rebalance the table is the truth)."""
-        self._live.clear()
-        self._joint.clear()
-
-    def reconfigure(self, config: EngineConfig) -> None:
-        self.config = config
-        self.forget()
 
 
 class ReadingScorer:
@@ -233,6 +108,11 @@ class ReadingScorer:
             if isinstance(result, Rejection):
                 out.deadletters.append(self._dead(msg, result, now))
                 continue
+            if msg.offset is not None and msg.offset <= self.states.offset(result.entity):
+                # Learned before a crash or a rebalance (the saved state is ahead of
+                # the committed offsets): its rows are durable, its models have it.
+                out.replayed += 1
+                continue
             try:
                 self._score(result, msg, now, out)
             except Exception as exc:
@@ -248,6 +128,8 @@ class ReadingScorer:
         partition = -1 if msg.partition is None else msg.partition
         out.touched.add((partition, entity))
         out.readings_ok += 1
+        if msg.offset is not None:
+            self.states.learned(entity, msg.offset)
         clock = (reading.source or "", partition)
         self._clock_of[entity] = clock
         watermark = self.watermarks.get(clock, 0.0)
@@ -256,14 +138,10 @@ class ReadingScorer:
                 self._note_advance(clock, reading.ts - watermark, reading.ts)
             self.watermarks[clock] = reading.ts
         out.event_to_scored.append(now - reading.ts)
-        points: dict[str, ScoredPoint] = {}
-        emitted: list[EpisodeEvent] = []
+        # The per-reading step every caller shares (replay and evaluate too).
+        step = self.states.entity(entity).process(reading.ts, reading.metrics)
         at = datetime.fromtimestamp(reading.ts, tz=UTC)  # every point of a reading shares it
-        for metric, value in reading.metrics.items():
-            point, events = self.states.processor(entity, metric).process(
-                ts=reading.ts, value=value
-            )
-            points[metric] = point
+        for metric, point in step.points.items():
             out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
             out.rows.append(to_row(point, at))  # a replayed duplicate conflicts and is dropped
             if point.status in _QUIET_REJECTIONS:
@@ -271,17 +149,8 @@ class ReadingScorer:
             if not point.accepted and point.status != "missing":
                 detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
-            emitted.extend(events)
-        joint = self.states.entity_scorer(entity)
-        score = joint.update(reading.ts, points) if joint is not None else None
-        if not emitted:
-            return
-        note = explain_entity(points, score) if len(points) > 1 else None
-        for event in emitted:
-            wire = event_to_wire(event, now)
-            if note and event.kind == "value":
-                wire["explanation"] = f"{event.explanation}; {note}"[:1000]
-            out.events.append(wire)
+        for event in step.events:
+            out.events.append(event_to_wire(event, now))
             if reading.ingested_at is not None:
                 out.ingest_to_event.append(now - reading.ingested_at)
 
@@ -309,13 +178,11 @@ class ReadingScorer:
             if watermark <= 0:
                 continue
             resumed = self._resumed.get(clock, float("-inf"))
-            for proc in self.states.series(entity).values():
-                behind = resumed - proc.last_ts
-                wm = watermark - behind if behind > 0 else watermark
-                events = proc.advance(watermark_ts=wm)
-                if events:
-                    out.touched.add((-1, entity))
-                    out.events.extend(event_to_wire(e, now) for e in events)
+            events = self.states.entity(entity).advance(watermark, resumed_at=resumed)
+            if events:
+                # Saved with its own partition's snapshot.
+                out.touched.add((clock[1], entity))
+                out.events.extend(event_to_wire(e, now) for e in events)
         return out
 
     def _dead(self, msg: Record, rejection: Rejection, now: float) -> dict[str, Any]:

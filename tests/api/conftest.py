@@ -30,10 +30,10 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from connectors.sink import migrate
 from stream_app.api.app import create_app
 from stream_app.api.devkeys import DevKeys
 from stream_app.settings import Settings, load_settings
+from stream_app.storage import migrate
 
 ISSUER = "https://issuer.tsguard.test/realms/tsguard"
 AUDIENCE = "tsguard-api"

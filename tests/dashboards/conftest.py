@@ -5,7 +5,7 @@ by a real ``tsguard worker`` consuming generated readings from the real Kafka
 (the lead's pipeline harness). Panels then query it as ``tsguard_ro``.
 
 ``live_metrics``: the Prometheus of the stack scraping the real worker of
-``demo_db`` on 127.0.0.1:16067 (``METRICS_FROM_WORKER``); with it off, the real
+``demo_db`` on 127.0.0.1:16067, the settings' worker port + 1 (``METRICS_FROM_WORKER``); with it off, the real
 ``stream_app.metrics`` registry is served from the test instead, with
 observations recorded continuously (a fallback for debugging the dashboards
 without a worker).
@@ -31,9 +31,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from connectors.sink import migrate
 from stream_app.metrics import build_metrics
 from stream_app.settings import Settings
+from stream_app.storage import migrate
 from tests.integration import conftest as _integration
 from tests.integration.pipeline.harness import make_pipeline, wait_for
 from tests.integration.pipeline.streams import labelled_stream
@@ -45,7 +45,12 @@ kafka_bootstrap = _integration.kafka_bootstrap
 prometheus_url = _integration.prometheus_url
 unreachable = _integration.unreachable
 
-METRICS_PORT = 16067
+
+def metrics_port(settings: Settings) -> int:
+    """The second worker port the stack's Prometheus scrapes (16067 by default)."""
+    return settings.worker_web_port + 1
+
+
 METRICS_FROM_WORKER = True
 POINTS = 720  # 12 hours at one reading a minute: several 1 h and many 5 min buckets
 ENTITIES = 4
@@ -203,7 +208,8 @@ def live_metrics(
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """A target on 127.0.0.1:16067 that Prometheus scrapes; yields the Prometheus URL."""
+    """A target on 127.0.0.1:<metrics_port> that Prometheus scrapes; yields the Prometheus URL."""
+    port = metrics_port(settings)
     if METRICS_FROM_WORKER:
         # A real worker of its own (own topics and schema, so the SQL tests' counts
         # stay exact), fed live readings while the PromQL tests run.
@@ -215,7 +221,7 @@ def live_metrics(
         stop = threading.Event()
         feeder = threading.Thread(target=_feed_live, args=(stop, pipe), daemon=True)
         try:
-            worker = pipe.start_worker("dash-live", port=METRICS_PORT)
+            worker = pipe.start_worker("dash-live", port=port)
             worker.wait_ready()
             feeder.start()
             wait_for(
@@ -236,9 +242,9 @@ def live_metrics(
     stop = threading.Event()
     recorder = threading.Thread(target=_record_forever, args=(stop, registry), daemon=True)
     try:
-        server, thread = start_http_server(METRICS_PORT, addr="127.0.0.1", registry=registry)
+        server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
-        unreachable(f"port {METRICS_PORT} for the metrics target", repr(exc))
+        unreachable(f"port {port} for the metrics target", repr(exc))
     recorder.start()
     try:
         yield prometheus_url

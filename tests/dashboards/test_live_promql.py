@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from stream_app.settings import Settings
+from tests.dashboards.conftest import metrics_port
 from tests.dashboards.queries import PromQuery, prom_queries, prometheus_rules
 
 pytestmark = pytest.mark.integration
@@ -49,7 +51,7 @@ def _poll(url: str, expr: str, timeout: float = 45.0) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(live_metrics: str) -> str:
+def prometheus(live_metrics: str, settings: Settings) -> str:
     """Prometheus with the current rule files loaded, scraping the metrics target."""
     names = {r.get("record") or r.get("alert") for r in prometheus_rules()}
 
@@ -59,7 +61,8 @@ def prometheus(live_metrics: str) -> str:
 
     if loaded() != names:
         httpx.post(f"{live_metrics}/-/reload", timeout=10)
-    _poll(live_metrics, 'up{job="tsguard-workers", instance="127.0.0.1:16067"} == 1')
+    instance = f"127.0.0.1:{metrics_port(settings)}"
+    _poll(live_metrics, f'up{{job="tsguard-workers", instance="{instance}"}} == 1')
     assert loaded() == names
     return live_metrics
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from connectors.sink.migrate import (
+from stream_app.storage.migrate import (
     APACHE_ONLY,
     Flavor,
     detect_flavor,

@@ -9,8 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from connectors.sink import migrate
-from connectors.sink.postgres import ObservationRow, PostgresSink
+from stream_app.storage import ObservationRow, PostgresSink, migrate
 from tests.integration.conftest import FreshSchema
 
 T0 = 1_790_000_000.0

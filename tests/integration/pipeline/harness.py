@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_app.settings import Settings, load_settings
+from stream_app.worker.faust_compat import STALL_EXIT_CODE
 from stream_app.worker.topics import ensure_topics
-from stream_app.worker.watchdog import STALL_EXIT_CODE
 
 TSGUARD = str(Path(sys.executable).with_name("tsguard"))
 
@@ -58,8 +58,10 @@ class Pipeline:
     workdir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def start_worker(self, name: str, *, port: int | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self, name, port or free_port())
+    def start_worker(
+        self, name: str, *, port: int | None = None, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        worker = WorkerProcess(self, name, port or free_port(), env or {})
         worker.start()
         self.workers.append(worker)
         return worker
@@ -93,8 +95,9 @@ class Pipeline:
 class WorkerProcess:
     """One `tsguard worker` subprocess with its own web port and log file."""
 
-    def __init__(self, pipeline: Pipeline, name: str, port: int) -> None:
+    def __init__(self, pipeline: Pipeline, name: str, port: int, env: dict[str, str]) -> None:
         self.pipeline = pipeline
+        self.extra_env = env
         self.name = name
         self.port = port
         self.log_path = pipeline.workdir / f"{name}.log"
@@ -125,6 +128,7 @@ class WorkerProcess:
         env = dict(self.pipeline.env)
         env["TSGUARD_WORKER_WEB_PORT"] = str(self.port)
         env["TSGUARD_WORKER_ID"] = self.name
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [TSGUARD, "worker"],
@@ -177,6 +181,18 @@ class WorkerProcess:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM (a graceful stop); the exit code, or fail when it takes over ``timeout``."""
+        self._supervising = False
+        assert self.proc is not None and self.proc.poll() is None, "worker not running"
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            message = f"worker {self.name} still running {timeout:.0f} s after SIGTERM"
+            raise AssertionError(message) from exc
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -13,7 +13,16 @@ import pytest
 from stream_app.settings import Settings
 
 TSGUARD = str(Path(sys.executable).with_name("tsguard"))
-KEYS = ("readings_per_s", "bare_consumer_per_s", "ratio", "p50_ms", "p99_ms", "offered_per_s")
+KEYS = (
+    "readings_per_s",
+    "bare_consumer_per_s",
+    "ratio",
+    "decode_store_per_s",
+    "ratio_decode_store",
+    "p50_ms",
+    "p99_ms",
+    "offered_per_s",
+)
 
 
 @pytest.mark.integration

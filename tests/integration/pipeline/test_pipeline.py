@@ -52,12 +52,16 @@ def test_end_to_end_labelled_stream(pipeline: Pipeline) -> None:
     recall, precision = recall_precision(truth, episodes, slack_s=600)
     assert recall >= 0.8, (recall, episodes)
     assert precision >= 0.6, (precision, episodes)
-    events = pipeline.consume(
-        pipeline.settings.topic_anomalies, min_count=len(episodes), timeout=30
-    )
-    assert {e["episode_id"] for e in events if e["event"] == "opened"} >= {
-        r[0] for r in pipeline.sql("SELECT id FROM anomalies")
-    }
+    stored = {r[0] for r in pipeline.sql("SELECT id FROM anomalies")}
+
+    def every_opened_event() -> list[dict[str, object]]:
+        # All events so far (opened, updated, resolved): as many as there are
+        # episodes is not enough to hold every "opened" one.
+        events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=10**9, timeout=2)
+        opened = {e["episode_id"] for e in events if e["event"] == "opened"}
+        return events if opened >= stored else []
+
+    events = wait_for(every_opened_event, timeout=30, what="an opened event per stored episode")
     validator = _validator("anomaly-event.schema.json")
     for event in events:
         validator.validate(event)

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_app.core import EngineConfig, SeriesBook, SeriesProcessor
+from stream_app.core import EngineConfig, SeriesProcessor
 
 
 def seasonal(n: int, step: float = 300.0, seed: int = 0) -> list[tuple[float, float]]:
@@ -88,20 +88,6 @@ def test_false_positive_feedback_widens_tolerance_boundedly() -> None:
     assert again.policy.margin == 32.0
     with pytest.raises(ValueError):
         proc.apply_feedback("meh")
-
-
-def test_book_creates_evicts_and_reports_memory() -> None:
-    book = SeriesBook(EngineConfig.default())
-    for i in range(100):
-        book.process("pump-1", "temp", 10.0 * i, 20.0 + i % 3)
-        book.process("pump-2", "temp", 10.0 * i, 30.0 + i % 5)
-    book.process("pump-3", "temp", 5000.0, 1.0)
-    assert len(book) == 3 and book.state_bytes() > 0
-    evicted = book.evict_idle(watermark_ts=5100.0, idle_seconds=1000.0)
-    assert sorted(evicted) == [("pump-1", "temp"), ("pump-2", "temp")]
-    restored = SeriesProcessor.from_bytes(evicted[("pump-1", "temp")])
-    book.put(restored, 990.0)
-    assert len(book) == 2 and restored.last_ts == 990.0
 
 
 def test_from_bytes_rejects_garbage() -> None:

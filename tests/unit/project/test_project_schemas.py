@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from connectors.sink.postgres import _OBS_COLUMNS
 from stream_app.core import EngineConfig, SeriesProcessor
+from stream_app.storage.postgres import _OBS_COLUMNS
 from stream_app.wire import ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.scoring import event_to_wire
 
@@ -75,7 +75,7 @@ def test_episode_events_match_their_schema() -> None:
 
 
 def test_sql_columns_match_the_scored_point() -> None:
-    sql = (ROOT / "connectors/sink/migrations/001_tables.sql").read_text()
+    sql = (ROOT / "stream_app/storage/migrations/001_tables.sql").read_text()
     for column in _OBS_COLUMNS:
         assert f"    {column} " in sql, column
     anomaly = json.loads((SCHEMAS / "anomaly-event.schema.json").read_text())["properties"]

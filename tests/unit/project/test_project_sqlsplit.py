@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.sink.migrate import Flavor, available_migrations
-from connectors.sink.sqlsplit import SqlSplitError, split_statements
+from stream_app.storage.migrate import Flavor, available_migrations
+from stream_app.storage.sqlsplit import SqlSplitError, split_statements
 
 
 @pytest.mark.parametrize(

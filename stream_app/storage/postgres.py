@@ -1,4 +1,4 @@
-"""The batching PostgreSQL sink.
+"""The batching PostgreSQL sink (implements :class:`~stream_app.storage.sink.Sink`).
 
 Contract (after quix-streams' sinks): ``add_*`` buffers, ``flush`` writes the
 whole buffer in one transaction and clears it only once the transaction has
@@ -15,13 +15,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
+
+from stream_app.storage.retention import apply_retention
+from stream_app.storage.sink import ObservationRow, SinkBackpressure, SinkBatch, SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -51,54 +53,6 @@ _OBS_TYPES = (
     "text",
     "text",
 )
-
-
-class ObservationRow(NamedTuple):
-    """One scored point as stored in ``observations``."""
-
-    entity: str
-    metric: str
-    ts: datetime
-    value: float | None
-    expected: float | None
-    lower: float | None
-    upper: float | None
-    score: float | None
-    is_anomaly: bool
-    status: str
-    detector: str | None
-
-
-class SinkBackpressure(Exception):
-    """The database cannot take the batch now; retry after ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: float, cause: BaseException) -> None:
-        super().__init__(
-            f"sink unavailable ({type(cause).__name__}: {cause}); retry in {retry_after:.1f}s"
-        )
-        self.retry_after = retry_after
-        self.cause = cause
-
-
-@dataclass(slots=True)
-class SinkStats:
-    """What one successful flush wrote."""
-
-    points: int = 0
-    points_inserted: int = 0
-    episodes: int = 0
-    seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class SinkBatch:
-    """Points and episode records written together in one transaction."""
-
-    points: list[ObservationRow] = field(default_factory=list)
-    episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.points) + len(self.episodes)
 
 
 def to_datetime(value: datetime | float | str | None) -> datetime | None:
@@ -337,11 +291,12 @@ class PostgresSink:
             # deadlock_timeout, 1 s: throughput fell to a fifth every few seconds).
             await cur.executemany(_EPISODE_UPSERT, [episodes[k] for k in sorted(episodes)])
 
-    async def apply_retention(self, days: int) -> int:
-        """Run the delete job (plain PostgreSQL) / episode pruning (TimescaleDB)."""
+    async def apply_retention(self, days: int) -> int | None:
+        """Delete rows older than ``days`` (see :mod:`stream_app.storage.retention`);
+        None when another worker is doing it."""
         async with self._pool.connection(timeout=5.0) as conn:
-            cur = await conn.execute(
-                "SELECT tsguard_apply_retention(make_interval(days => %s))", (days,)
-            )
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
+            await conn.set_autocommit(True)
+            try:
+                return await apply_retention(conn, days)
+            finally:
+                await conn.set_autocommit(False)

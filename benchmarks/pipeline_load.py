@@ -108,18 +108,23 @@ async def produce_paced(
     return len(futures), started, ended
 
 
-async def bare_consume(settings: Settings, n: int, timeout_s: float) -> float:
-    """Readings/s of a consumer that only decodes, in batches no larger than the worker's.
-
-    As for the worker, the clock starts once the first batch is in hand.
-    """
-    consumer = AIOKafkaConsumer(
+def readings_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A group-less consumer of the readings topic from its beginning (the references)."""
+    return AIOKafkaConsumer(
         settings.topic_readings,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **settings.kafka_client_kwargs(),
     )
+
+
+async def bare_consume(settings: Settings, n: int, timeout_s: float) -> float:
+    """Readings/s of a consumer that only decodes, in batches no larger than the worker's.
+
+    As for the worker, the clock starts once the first batch is in hand.
+    """
+    consumer = readings_consumer(settings)
     await consumer.start()
     try:
         count, first_count, first_at = 0, 0, 0.0

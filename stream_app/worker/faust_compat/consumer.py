@@ -15,53 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from stream_app.worker.feed import Record, RecordFeed
+
 log = logging.getLogger(__name__)
-
-
-class RecordFeed:
-    """Bounded hand-over of fetched record lists from the fetch loop to the batcher.
-
-    Bounded in lists, so a batcher that falls behind stops the fetch loop
-    (backpressure) instead of letting records pile up in memory.
-
-    >>> feed = RecordFeed({"r"}, max_lists=2)
-    >>> feed.offer_nowait([1, 2]); feed.offer_nowait([3])
-    >>> feed.take_nowait(10)
-    [1, 2, 3]
-    """
-
-    def __init__(self, topics: set[str] | frozenset[str], *, max_lists: int = 8) -> None:
-        self.topics = frozenset(topics)
-        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(max_lists)
-
-    async def put(self, records: list[Any]) -> None:
-        await self._queue.put(records)
-
-    def offer_nowait(self, records: list[Any]) -> None:
-        self._queue.put_nowait(records)
-
-    async def get(self) -> list[Any]:
-        return await self._queue.get()
-
-    def take_nowait(self, limit: int) -> list[Any]:
-        """Whatever is queued, whole lists, until ``limit`` records are reached."""
-        out: list[Any] = []
-        while len(out) < limit and not self._queue.empty():
-            out.extend(self._queue.get_nowait())
-        return out
-
-    def clear(self) -> int:
-        """Drop everything queued (partitions were revoked); returns the records dropped."""
-        dropped = 0
-        while not self._queue.empty():
-            dropped += len(self._queue.get_nowait())
-        return dropped
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
@@ -72,7 +34,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         # request, so a request sent while the worker was busy (a checkpoint)
         # held only idle partitions and the broker kept it the full 1.5 s:
         # readings stalled for that long. The wait bounds that stall.
-        consumer._fetch_max_wait_ms = getattr(self.app, "tsguard_fetch_max_wait_ms", 1500)
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
         return consumer
 
 
@@ -83,7 +45,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
-        feed: RecordFeed | None = getattr(self.app, "tsguard_feed", None)
+        feed: RecordFeed | None = getattr(self.app, "batch_feed", None)
         if feed is None:
             await super()._drain_messages(fetcher)
             return
@@ -112,7 +74,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _dispatch(self, feed: RecordFeed, records: Any, active: Any) -> None:
-        """One fetch: the feed's topics as one list of :class:`FetchedRecord`, the rest per event.
+        """One fetch: the feed's topics as one list of :class:`Record`, the rest per event.
 
         Faust's own path builds a message object and updates its monitor for
         every record, in a round robin over partitions; here that is done once
@@ -144,7 +106,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                             # Offsets that hold no record (compaction, transaction
                             # markers) must not block the commit of later ones.
                             await self._add_gap(tp, last + 1, offset)
-                    batch.append(FetchedRecord(tp, record, generation))
+                    batch.append(
+                        Record(
+                            record.value,
+                            record.key,
+                            record.topic,
+                            record.partition,
+                            offset,
+                            tp,
+                            generation,
+                        )
+                    )
                     last = offset
                 read_offset[tp] = last
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
@@ -161,46 +133,53 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             await self.wait_first(feed.put(batch), self.suspend_flow.wait())
 
 
-class FetchedRecord:
-    """A consumed record as the batcher and Faust's ``Consumer.ack`` use it.
-
-    Lighter than Faust's ``ConsumerMessage`` (one is made per reading): the
-    fields the scorer reads, the partition and group generation it was fetched
-    in, and the ``acked`` flag ``Consumer.ack`` sets.
-    """
-
-    __slots__ = (
-        "__weakref__",  # Faust keeps unacked messages in a WeakSet
-        "acked",
-        "generation_id",
-        "key",
-        "offset",
-        "partition",
-        "topic",
-        "tp",
-        "value",
-    )
-
-    def __init__(self, tp: Any, record: Any, generation_id: int) -> None:
-        self.tp = tp
-        self.topic = record.topic
-        self.partition = record.partition
-        self.offset = record.offset
-        self.key = record.key
-        self.value = record.value
-        self.generation_id = generation_id
-        self.acked = False
-
-
 class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
     Consumer = BatchingConsumer
 
 
-class WorkerApp(faust.App):  # type: ignore[misc]
-    """A Faust app whose consumer feeds ``tsguard_feed`` (when set) in lists."""
+class Lifecycle(Protocol):
+    """What the app calls back into (the :class:`~stream_app.worker.app.Worker`)."""
 
-    tsguard_feed: RecordFeed | None = None
-    tsguard_fetch_max_wait_ms: int = 1500
+    async def on_app_start(self) -> None: ...
+
+    async def on_app_stop(self) -> None: ...
+
+    async def on_app_stopped(self) -> None: ...
+
+
+class WorkerApp(faust.App):  # type: ignore[misc]
+    """A Faust app whose consumer hands ``feed``'s topics over in lists.
+
+    ``lifecycle`` is told when the app has started (before any record is
+    read), when it begins to stop (before Faust stops its consumer, so the
+    batch in hand can be finished and committed) and when it has stopped.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        feed: RecordFeed,
+        fetch_max_wait_ms: int,
+        lifecycle: Lifecycle,
+        **options: Any,
+    ) -> None:
+        self.batch_feed = feed
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self._lifecycle = lifecycle
+        super().__init__(id, **options)
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self._lifecycle.on_app_start()
+
+    async def on_stop(self) -> None:
+        await self._lifecycle.on_app_stop()
+        await super().on_stop()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self._lifecycle.on_app_stopped()

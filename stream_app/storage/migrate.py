@@ -6,7 +6,7 @@ Files in ``migrations/`` are named ``NNN_name.sql`` (run everywhere),
 ``schema_migrations`` of the current schema, under an advisory lock so two
 workers starting together do not race. Statements are
 run one by one in autocommit mode (split by
-:mod:`connectors.sink.sqlsplit`), because TimescaleDB's continuous
+:mod:`stream_app.storage.sqlsplit`), because TimescaleDB's continuous
 aggregates refuse to be created inside a transaction block.
 """
 
@@ -21,7 +21,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from connectors.sink.sqlsplit import split_statements
+from stream_app.storage.sqlsplit import split_statements
 
 _FILE_RE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+?)(?:\.(?P<flavor>pg|tsdb))?\.sql$")
 _LOCK_KEY = 0x7453_4755  # "tsGU"
@@ -47,7 +47,7 @@ class Migration:
 def available_migrations(flavor: Flavor) -> list[Migration]:
     """The migrations that apply to ``flavor``, in version order."""
     found: list[Migration] = []
-    folder = resources.files("connectors.sink") / "migrations"
+    folder = resources.files("stream_app.storage") / "migrations"
     for entry in folder.iterdir():
         match = _FILE_RE.match(entry.name)
         if match is None:

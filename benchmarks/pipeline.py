@@ -6,8 +6,10 @@ Three numbers from one run, one broker and one topic:
    then one ``tsguard worker`` subprocess (private consumer group, private
    PostgreSQL schema) works through them. Rate = readings scored after the
    worker's first batch / time from that batch's commit to the last one's.
-2. **Bare consumer**: a plain aiokafka consumer reads the same topic from the
-   beginning and only ``orjson.loads`` each value, measured the same way.
+2. **References**: a plain aiokafka consumer reads the same topic from the
+   beginning and only ``orjson.loads`` each value (bare consumer); a decode +
+   store consumer writes every point through the same sink into a schema of
+   its own (``pipeline_reference.py``), timed from its rows as the worker is.
 3. **Latency**: with the worker caught up, readings are produced at a fixed
    pace with ``ts`` = ``ingested_at`` = wall clock at send. The bench's schema
    gets one extra column, ``written_at DEFAULT clock_timestamp()``, so every
@@ -40,14 +42,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from stream_app.settings import Settings
-from stream_app.worker.bench_load import (
+from benchmarks.pipeline_load import (
     PipelinePlan,
     ReadingSource,
     bare_consume,
     produce_backlog,
     produce_paced,
 )
+from benchmarks.pipeline_reference import decode_store_consume
+from stream_app.settings import Settings
 
 Say = Callable[[str], None]
 
@@ -173,11 +176,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _schema_dsn(base: Settings, schema: str) -> str:
+    return make_conninfo(base.pg_conninfo(), options=f"-c search_path={schema}")
+
+
 def _private(base: Settings, workdir: Path) -> tuple[Settings, str, str]:
     """Settings naming this run's topics, group, schema and port; (settings, tag, schema)."""
     tag = uuid.uuid4().hex[:10]
     schema = f"bench_{tag}"
-    conninfo = make_conninfo(base.pg_conninfo(), options=f"-c search_path={schema}")
+    conninfo = _schema_dsn(base, schema)
     names = {
         f"topic_{t}": f"bench.{t}.{tag}"
         for t in ("readings", "anomalies", "deadletter", "groundtruth", "feedback", "control")
@@ -200,7 +207,7 @@ def _private(base: Settings, workdir: Path) -> tuple[Settings, str, str]:
 
 
 def _prepare_schema(base: Settings, settings: Settings, schema: str) -> None:
-    from connectors.sink import migrate
+    from stream_app.storage import migrate
 
     with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -221,6 +228,7 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
     stack.ensure_up(base, services=["kafka", "postgres"], report=say)
     workdir = Path(tempfile.mkdtemp(prefix="tsguard-bench-"))
     settings, tag, schema = _private(base, workdir)
+    ds = f"{schema}_ds"
     conninfo, metric = settings.pg_conninfo(), plan.metrics[0]
     source = ReadingSource(plan)
     worker: BenchWorker | None = None
@@ -234,7 +242,12 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
         )
         say("bare consumer")
         bare = asyncio.run(bare_consume(settings, n, plan.catch_up_timeout_s))
-        say(f"bare consumer: {bare:,.0f} readings/s; starting the worker")
+        say(f"bare consumer: {bare:,.0f} readings/s; decode + store consumer")
+        ds_settings = settings.model_copy(update={"pg_dsn": SecretStr(_schema_dsn(base, ds))})
+        _prepare_schema(base, ds_settings, ds)
+        asyncio.run(decode_store_consume(ds_settings, n, plan.catch_up_timeout_s))
+        decode_store, _ = throughput_from_db(ds_settings.pg_conninfo(), metric)
+        say(f"decode + store: {decode_store:,.0f} readings/s; starting the worker")
         worker = BenchWorker(settings, workdir / "worker.log")
         worker.wait_for("tsguard_readings_total", n, plan.catch_up_timeout_s)
         cpu_backlog = worker.metric("process_cpu_seconds_total") or 0.0
@@ -262,6 +275,8 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
             "points_per_s": round(per_s * len(plan.metrics)),
             "bare_consumer_per_s": round(bare),
             "ratio": round(per_s / bare, 3),
+            "decode_store_per_s": round(decode_store),
+            "ratio_decode_store": round(per_s / decode_store, 3),
             "worker_cpu_s_per_1k_readings": round(cpu_backlog / n * 1000, 4),
             "first_batch_readings": first_batch,
             "produce_per_s": round(produce_rate),
@@ -277,5 +292,8 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
             worker.stop()
         asyncio.run(delete_topics(settings, tag))
         with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            for name in (schema, ds):
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
         shutil.rmtree(workdir, ignore_errors=True)

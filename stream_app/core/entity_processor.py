@@ -1,0 +1,109 @@
+"""``EntityProcessor``: the per-reading step of one entity, shared by every caller.
+
+An entity's series (one :class:`SeriesProcessor` per metric), its joint score
+(when a rule enables an :class:`EntityScorer`), the explanation of its
+episodes and its silence judged against a watermark the caller gives. The
+streaming worker, ``tsguard replay`` and ``tsguard evaluate`` all call it, so
+what is evaluated offline is what runs online.
+
+>>> from stream_app.core import EngineConfig
+>>> proc = EntityProcessor.create("pump-1", EngineConfig.default())
+>>> step = proc.process(0.0, {"temperature": 20.0, "pressure": 5.0})
+>>> sorted(step.points), step.events
+(['pressure', 'temperature'], [])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config import EngineConfig
+from .entity import EntityScore, EntityScorer, explain_entity
+from .processor import SeriesProcessor
+from .records import EpisodeEvent, ScoredPoint
+
+# A point the cleaner turns away as a duplicate opens, updates or resolves
+# nothing: at-least-once delivery replays readings, and a replay is not news.
+_QUIET = frozenset({"duplicate"})
+_MAX_EXPLANATION = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EntityStep:
+    """What one reading of an entity produced."""
+
+    points: dict[str, ScoredPoint]
+    events: list[EpisodeEvent]
+    joint: EntityScore | None
+
+
+class EntityProcessor:
+    """One entity: its series, joint score, explanations and silence."""
+
+    def __init__(
+        self,
+        entity: str,
+        config: EngineConfig,
+        series: dict[str, SeriesProcessor] | None = None,
+        joint: EntityScorer | None = None,
+    ) -> None:
+        self.entity = entity
+        self.config = config
+        self.series: dict[str, SeriesProcessor] = series if series is not None else {}
+        self.joint = joint
+
+    @classmethod
+    def create(cls, entity: str, config: EngineConfig) -> EntityProcessor:
+        """A fresh entity, with the joint scorer its configuration enables (if any)."""
+        return cls(entity, config, joint=EntityScorer.for_entity(entity, config))
+
+    def processor(self, metric: str) -> SeriesProcessor:
+        """The series of ``metric`` (created on first use)."""
+        proc = self.series.get(metric)
+        if proc is None:
+            proc = SeriesProcessor.create(entity=self.entity, metric=metric, config=self.config)
+            self.series[metric] = proc
+        return proc
+
+    def process(self, ts: float, metrics: Mapping[str, float | None]) -> EntityStep:
+        """Clean, score and decide every metric of one reading, then the joint score.
+
+        A value episode's explanation names the entity's most unusual metric
+        when the reading has several.
+        """
+        points: dict[str, ScoredPoint] = {}
+        emitted: list[EpisodeEvent] = []
+        for metric, value in metrics.items():
+            point, events = self.processor(metric).process(ts=ts, value=value)
+            points[metric] = point
+            if point.status not in _QUIET:
+                emitted.extend(events)
+        joint = self.joint.update(ts, points) if self.joint is not None else None
+        if emitted and len(points) > 1:
+            note = explain_entity(points, joint)
+            if note:
+                emitted = [_explained(e, note) if e.kind == "value" else e for e in emitted]
+        return EntityStep(points, emitted, joint)
+
+    def advance(
+        self, watermark_ts: float, *, resumed_at: float = float("-inf")
+    ) -> list[EpisodeEvent]:
+        """Silence of every series judged against ``watermark_ts``.
+
+        ``resumed_at``: when the whole source was quiet until then (an outage,
+        a market's night), a series' silence counts from that moment, not from
+        its last point; else every series not heard from since would look
+        silent at once.
+        """
+        out: list[EpisodeEvent] = []
+        for proc in self.series.values():
+            behind = resumed_at - proc.last_ts
+            out.extend(proc.advance(watermark_ts - behind if behind > 0 else watermark_ts))
+        return out
+
+
+def _explained(event: EpisodeEvent, note: str) -> EpisodeEvent:
+    text = f"{event.explanation}; {note}"[:_MAX_EXPLANATION]
+    return dataclasses.replace(event, explanation=text)

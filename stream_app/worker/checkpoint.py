@@ -1,0 +1,145 @@
+"""One owner for "the state never leads the database and never lags committed offsets".
+
+A partition's records are acked (so their offsets may be committed) only once
+the model state that reflects them is saved, and that state is saved only
+once every batch it reflects is durable in the database. So after a crash
+the committed offsets are at or behind the saved state, and the saved state
+is at or behind the database: the replay re-learns what the state lacks, and
+skips (by each entity's saved offset) what it already has.
+
+The :class:`Checkpointer` keeps, per partition, the entities changed since
+their last snapshot and the durable records not yet acked. The batcher asks
+it whether a partition is due after scoring a batch, takes a
+:meth:`~Checkpointer.snapshot` (CPU only), and has it
+:meth:`~Checkpointer.save`\\ d once that batch and all before it are durable;
+saving writes the state table and acks the partition's held records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stream_app.metrics import Metrics
+from stream_app.worker.feed import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Packed model state of one partition's changed entities, as of one batch."""
+
+    partition: int
+    blobs: dict[str, bytes]
+    generation: int
+
+
+class StateDump(Protocol):
+    def dump(self, entity: str) -> bytes:
+        """An entity's packed model state."""
+
+
+class Checkpointer:
+    """Per partition: snapshot the changed entities, save them, then ack what they cover.
+
+    Partitions take turns, one every ``every_s`` / (partitions with changes or
+    held records), so each is checkpointed about every ``every_s`` and the work
+    (and the pause it makes) is spread out. Entities changed outside any
+    partition's records (partition -1: operator feedback) go with whichever
+    snapshot comes next; that is safe because each entity's blob carries the
+    offset of the last reading it reflects.
+    """
+
+    def __init__(
+        self,
+        states: StateDump,
+        table: MutableMapping[bytes, bytes] | None,
+        metrics: Metrics,
+        *,
+        every_s: float,
+        ack: Callable[[Record], Any],
+        generation: Callable[[], int],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._states = states
+        self._table = table
+        self._metrics = metrics
+        self._every_s = every_s
+        self._ack = ack
+        self._group_generation = generation
+        self._clock = clock
+        self._dirty: dict[int, set[str]] = {}  # partition -> entities changed since its snapshot
+        self._held: dict[int, list[Record]] = {}  # partition -> durable records, not yet acked
+        self._checkpointed_at: dict[int, float] = {}
+        self._last = 0.0
+        # Bumped whenever the live models are dropped: snapshots taken before
+        # are not saved (the entities may not be ours any more).
+        self._models = 0
+        self._sizes: dict[str, int] = {}
+        self._total = 0
+
+    def touched(self, changed: Iterable[tuple[int, str]]) -> None:
+        """(partition, entity) pairs whose models changed."""
+        for partition, entity in changed:
+            self._dirty.setdefault(partition, set()).add(entity)
+
+    def hold(self, records: Iterable[Record]) -> None:
+        """These records' batch is durable; they are acked with their partition's next save."""
+        for record in records:
+            self._held.setdefault(-1 if record.partition is None else record.partition, []).append(
+                record
+            )
+
+    def due(self) -> int | None:
+        """The partition to checkpoint now, if any (-1: only partition-less changes)."""
+        parts = {p for p in self._dirty if p >= 0} | set(self._held)
+        if not parts and -1 not in self._dirty:
+            return None
+        if self._clock() - self._last < self._every_s / max(len(parts), 1):
+            return None
+        return min(parts, key=lambda p: self._checkpointed_at.get(p, 0.0)) if parts else -1
+
+    def pending(self) -> list[int]:
+        """Every partition with changes not yet in a snapshot or records not yet acked."""
+        return sorted(set(self._dirty) | set(self._held))
+
+    def snapshot(self, partition: int) -> Snapshot:
+        """The state, as of now, of every entity of ``partition`` changed since its last one."""
+        dirty = self._dirty.pop(partition, set()) | self._dirty.pop(-1, set())
+        self._last = self._checkpointed_at[partition] = self._clock()
+        blobs = {entity: self._states.dump(entity) for entity in dirty}
+        return Snapshot(partition, blobs, self._models)
+
+    def save(self, snapshot: Snapshot) -> bool:
+        """Write a snapshot to the table and ack its partition's held records.
+
+        Call only once the batch the snapshot was taken after, and every batch
+        before it, is durable. False (nothing saved or acked) when the models
+        were dropped since the snapshot was taken.
+        """
+        if snapshot.generation != self._models:
+            return False
+        if self._table is not None:
+            for entity, blob in snapshot.blobs.items():
+                self._table[entity.encode()] = blob
+                self._total += len(blob) - self._sizes.get(entity, 0)
+                self._sizes[entity] = len(blob)
+            self._metrics.state_bytes.set(self._total)
+        current = self._group_generation()
+        for record in self._held.pop(snapshot.partition, ()):
+            if record.generation_id in (None, current):
+                self._ack(record)
+        return True
+
+    def reset(self) -> None:
+        """The live models were dropped: nothing changed or held so far is saved or acked."""
+        self._dirty.clear()
+        self._held.clear()
+        self._models += 1
+
+    def revoked(self) -> None:
+        """Partitions were taken away: also forget what the table held of ours."""
+        self.reset()
+        self._sizes.clear()
+        self._total = 0

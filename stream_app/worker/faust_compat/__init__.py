@@ -1,0 +1,47 @@
+"""Every workaround for faust-streaming 0.15 (0.15.3 pinned), in one place.
+
+If Faust is upgraded, re-read the methods named here; the pipeline drills
+(kill -9, two workers with one killed, PostgreSQL outage, SIGTERM) would catch
+most breaks, and each module's docstring says which failure it guards against.
+
+- ``consumer.py``: ``BatchingConsumer`` replaces ``Consumer._drain_messages``
+  and uses ``_wait_next_records``, ``perform_seek``, ``_add_gap``,
+  ``_read_offset``, ``_buffered_partitions``, ``flow_active``,
+  ``suspend_flow``, ``wait_first``, ``_to_message``, ``callback`` and
+  ``Consumer.ack`` (on our own :class:`~stream_app.worker.feed.Record`);
+  ``_ConsumerThread`` overrides ``AIOKafkaConsumerThread._create_worker_consumer``
+  to set aiokafka's private ``_fetch_max_wait_ms`` (Faust hard-codes 1,500 ms).
+  ``WorkerApp`` overrides ``App._new_transport``, ``on_start``, ``on_stop``
+  (runs before Faust's ``_stop_consumer``) and ``on_shutdown``.
+- ``offset_guard.py``: records skipped after a rebalance (Faust resumes
+  fetching before it seeks to the committed offset).
+- ``watchdog.py``: consumers that stall after a rebalance (faust #175, #532,
+  #640; recovery stalls #176, #597, #651).
+- ``offsets.py``: a committed offset for every input partition before the
+  first worker starts (first records lost otherwise); committed and end offsets
+  for the guard and the watchdog.
+
+Also relied on, outside this folder: ``consumer_group_instance_id`` (static
+membership; Faust's assignor asserts that a member's web URL did not change)
+and ``Consumer.commit`` returning False without committing while a periodic
+commit is under way (the worker's shutdown commits until it returns True).
+"""
+
+from stream_app.worker.faust_compat.consumer import WorkerApp
+from stream_app.worker.faust_compat.offset_guard import OffsetGuard
+from stream_app.worker.faust_compat.offsets import (
+    end_offsets,
+    ensure_committed_offsets,
+    start_offsets,
+)
+from stream_app.worker.faust_compat.watchdog import STALL_EXIT_CODE, StallWatchdog
+
+__all__ = [
+    "STALL_EXIT_CODE",
+    "OffsetGuard",
+    "StallWatchdog",
+    "WorkerApp",
+    "end_offsets",
+    "ensure_committed_offsets",
+    "start_offsets",
+]

@@ -1,0 +1,128 @@
+"""Live model state per entity, and its packed form in the state table.
+
+All series of an entity (and its joint scorer) are packed into one blob,
+because the entity is the Kafka key: the state then sits in the changelog
+partition that matches the readings partition, and a rebalanced worker finds
+it there. The blob also records the offset of the last reading it reflects.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+
+from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
+
+# Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
+ENTITY_KEY = "\x00entity"
+# Key of the offset (in the entity's readings partition) of the last reading
+# its saved state reflects: a replay after a crash skips readings up to it.
+OFFSET_KEY = "\x00offset"
+_OFFSET = struct.Struct("<q")
+_NAME = struct.Struct("<H")
+_BLOB = struct.Struct("<I")
+
+
+def pack_entity(states: dict[str, bytes]) -> bytes:
+    """All series states of one entity as one blob (metric name, state bytes)*."""
+    parts: list[bytes] = []
+    for metric, blob in sorted(states.items()):
+        name = metric.encode()
+        parts += (_NAME.pack(len(name)), name, _BLOB.pack(len(blob)), blob)
+    return b"".join(parts)
+
+
+def unpack_entity(data: bytes) -> dict[str, bytes]:
+    """Inverse of :func:`pack_entity`.
+
+    >>> unpack_entity(pack_entity({"a": b"xy", "b": b""}))
+    {'a': b'xy', 'b': b''}
+    """
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        (n,) = _NAME.unpack_from(data, pos)
+        pos += _NAME.size
+        name = data[pos : pos + n].decode()
+        pos += n
+        (m,) = _BLOB.unpack_from(data, pos)
+        pos += _BLOB.size
+        out[name] = data[pos : pos + m]
+        pos += m
+    return out
+
+
+class EntityStates:
+    """Live :class:`EntityProcessor`\\ s of the entities this worker owns, loaded on first use."""
+
+    def __init__(self, config: EngineConfig, load: Callable[[str], bytes | None]) -> None:
+        self.config = config
+        self._load = load
+        self._live: dict[str, EntityProcessor] = {}
+        # Offset of the last reading each live entity's models reflect.
+        self._offsets: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return sum(len(e.series) for e in self._live.values())
+
+    def entities(self) -> Iterable[str]:
+        return self._live.keys()
+
+    def entity(self, entity: str) -> EntityProcessor:
+        live = self._live.get(entity)
+        if live is None:
+            live = self._restore(entity, self._load(entity))
+            self._live[entity] = live
+        return live
+
+    def _restore(self, entity: str, blob: bytes | None) -> EntityProcessor:
+        if not blob:
+            return EntityProcessor.create(entity, self.config)
+        series: dict[str, SeriesProcessor] = {}
+        joint: EntityScorer | None = None
+        for metric, state in unpack_entity(blob).items():
+            if metric == OFFSET_KEY:
+                self._offsets[entity] = _OFFSET.unpack(state)[0]
+            elif metric == ENTITY_KEY:
+                params = self.config.entity_params(entity)
+                if params is not None:
+                    joint = EntityScorer.from_bytes(state, params=params)
+            else:
+                series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+        joint = joint or EntityScorer.for_entity(entity, self.config)
+        return EntityProcessor(entity, self.config, series, joint)
+
+    def processor(self, entity: str, metric: str) -> SeriesProcessor:
+        return self.entity(entity).processor(metric)
+
+    def offset(self, entity: str) -> int:
+        """Offset of the last reading ``entity``'s models have learned; -1 if none known."""
+        self.entity(entity)
+        return self._offsets.get(entity, -1)
+
+    def learned(self, entity: str, offset: int) -> None:
+        """``entity``'s models now reflect its readings up to ``offset``."""
+        self._offsets[entity] = offset
+
+    def entity_scorer(self, entity: str) -> EntityScorer | None:
+        """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
+        return self.entity(entity).joint
+
+    def dump(self, entity: str) -> bytes:
+        live = self.entity(entity)
+        states = {m: p.to_bytes() for m, p in live.series.items()}
+        if live.joint is not None:
+            states[ENTITY_KEY] = live.joint.to_bytes()
+        offset = self._offsets.get(entity)
+        if offset is not None:
+            states[OFFSET_KEY] = _OFFSET.pack(offset)
+        return pack_entity(states)
+
+    def forget(self) -> None:
+        """Drop the live cache (after a rebalance the table is the truth)."""
+        self._live.clear()
+        self._offsets.clear()
+
+    def reconfigure(self, config: EngineConfig) -> None:
+        self.config = config
+        self.forget()

@@ -1,0 +1,152 @@
+"""Crash, stop and restart drills against the real Kafka and PostgreSQL of the stack.
+
+A worker killed with -9 mid-stream and started again must leave the database
+exactly as an uninterrupted run would (every point once, the same scores) and
+send no dead letter: readings its saved state had already learned are
+skipped and counted as replayed, not rejected as late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from stream_app.worker.faust_compat import start_offsets
+from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
+from tests.integration.pipeline.streams import labelled_stream
+from tests.integration.pipeline.test_pipeline import _db_scores, _reference_scores
+
+pytestmark = pytest.mark.integration
+
+
+class PacedFeed:
+    """Produces readings in chunks at about ``rate`` readings/s from a thread."""
+
+    def __init__(self, pipe: Pipeline, readings: list[dict[str, Any]], rate: float) -> None:
+        self._pipe = pipe
+        self._readings = readings
+        self._rate = rate
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        chunk = 250
+        started = time.monotonic()
+        try:
+            for i in range(0, len(self._readings), chunk):
+                self._pipe.produce_readings(self._readings[i : i + chunk])
+                due = started + (i + chunk) / self._rate  # pacing the source, not waiting
+                time.sleep(max(0.0, due - time.monotonic()))
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self) -> None:
+        self._thread.join(timeout=120)
+        assert not self._thread.is_alive() and self.error is None, self.error
+
+
+def _scored(pipe: Pipeline) -> int:
+    return pipe.count("SELECT count(*) FROM observations")
+
+
+def _assert_exactly_once_and_equal(pipe: Pipeline, readings: list[dict[str, Any]]) -> None:
+    db = _db_scores(pipe)
+    ref = {(e, m, round(t, 3)): s for (e, m, t), s in _reference_scores(readings).items()}
+    assert set(db) == set(ref)  # every point once: the primary key forbids a second copy
+    differ = [
+        k
+        for k, s in ref.items()
+        if (s is None) != (db[k] is None) or (s is not None and abs(s - db[k]) > 1e-9)
+    ]
+    assert not differ, f"{len(differ)}/{len(ref)} scores differ, e.g. {differ[:3]}"
+
+
+def _kill_and_restart(pipe: Pipeline, worker: WorkerProcess, env: dict[str, str]) -> float:
+    """kill -9, start the same worker again; seconds from the kill to its first new row."""
+    worker.kill()
+    killed_at = time.monotonic()
+    before = _scored(pipe)
+    pipe.start_worker(worker.name, port=worker.port, env=env)  # same member, same URL
+    wait_for(lambda: _scored(pipe) > before, timeout=60, what="a new row after the restart")
+    return time.monotonic() - killed_at
+
+
+@pytest.mark.parametrize("static_member", [True, False], ids=["static", "dynamic"])
+def test_kill_9_twice_mid_stream_dead_letters_nothing_and_scores_as_uninterrupted(
+    pipeline: Pipeline, static_member: bool
+) -> None:
+    readings, _ = labelled_stream(
+        entities=10, metrics=("temperature", "pressure", "vibration"), points=1000, seed=13
+    )
+    points = sum(len(r["metrics"]) for r in readings)
+    # A static member takes its partitions back at once; a dynamic one after the
+    # session timeout (6 s in these tests).
+    env = {"TSGUARD_WORKER_GROUP_INSTANCE_ID": "drill-w1"} if static_member else {}
+    worker = pipeline.start_worker("w1", env=env)
+    worker.wait_ready()
+    feed = PacedFeed(pipeline, readings, rate=2500.0)
+    feed.start()
+    recoveries = []
+    for fraction in (0.3, 0.6):
+        wait_for(
+            lambda f=fraction: _scored(pipeline) >= f * points,  # type: ignore[misc]
+            timeout=90,
+            what=f"{fraction:.0%} of the points stored",
+            every=0.05,
+        )
+        recoveries.append(_kill_and_restart(pipeline, pipeline.workers[-1], env))
+    feed.join()
+    wait_for(lambda: _scored(pipeline) >= points, timeout=120, what="the whole stream stored")
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=5)
+    assert letters == [], letters[:3]
+    _assert_exactly_once_and_equal(pipeline, readings)
+    print(
+        "recovery (kill to first new row):",
+        ", ".join(f"{r:.1f} s" for r in recoveries),
+        "; readings replayed (skipped) by the last worker:",
+        _sample(pipeline.workers[-1], 'tsguard_readings_total{outcome="replayed"}'),
+    )
+
+
+def _sample(worker: WorkerProcess, series: str) -> float | None:
+    for line in worker.metrics_text().splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_sigterm_mid_stream_drains_commits_and_exits_0(pipeline: Pipeline) -> None:
+    readings, _ = labelled_stream(
+        entities=10, metrics=("temperature", "pressure", "vibration"), points=800, seed=17
+    )
+    points = sum(len(r["metrics"]) for r in readings)
+    worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
+    worker.wait_ready()
+    feed = PacedFeed(pipeline, readings, rate=2500.0)
+    feed.start()
+    wait_for(lambda: _scored(pipeline) >= 0.4 * points, timeout=90, what="40% stored", every=0.05)
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    stopped_at = _scored(pipeline)
+    # Everything stored is committed, and nothing more (3 points per reading).
+    assert 3 * _committed(pipeline) == stopped_at
+    pipeline.start_worker("w1")
+    feed.join()
+    wait_for(lambda: _scored(pipeline) >= points, timeout=120, what="the whole stream stored")
+    assert stopped_at < points  # the stop really came mid-stream
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=5)
+    assert letters == [], letters[:3]
+    _assert_exactly_once_and_equal(pipeline, readings)
+
+
+def _committed(pipe: Pipeline) -> int:
+    """Readings committed by the group, over every partition."""
+    settings = pipe.settings
+    keys = [(settings.topic_readings, p) for p in range(settings.topic_partitions)]
+    return sum(asyncio.run(start_offsets(settings, keys)).values())

@@ -1,0 +1,74 @@
+"""Retention on the real PostgreSQL: old rows go, recent ones and open episodes stay."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from stream_app.storage import migrate
+from stream_app.storage.postgres import PostgresSink
+from tests.integration.conftest import FreshSchema
+from tests.integration.test_sink import _event, _query, _row
+
+pytestmark = pytest.mark.integration
+DAY = 86_400.0
+
+
+async def _seed(sink: PostgresSink, now: float) -> None:
+    for age_days in (400, 45, 31, 29, 1):
+        sink.add_point(_row("e1", "m", now - age_days * DAY))
+    old_resolved = _event("resolved", now - 40 * DAY, 0.99, "high", episode="old-resolved")
+    old_resolved["started_at"] = now - 41 * DAY
+    old_open = _event("opened", now - 40 * DAY, 0.99, "high", episode="old-open")
+    old_open["started_at"] = now - 41 * DAY
+    recent = _event("resolved", now - DAY, 0.99, "high", episode="recent-resolved")
+    recent["started_at"] = now - 2 * DAY
+    for event in (old_resolved, old_open, recent):
+        sink.add_episode(event)
+    await sink.flush()
+
+
+@pytest.fixture
+async def sink(fresh_schema: FreshSchema) -> AsyncIterator[PostgresSink]:
+    """A sink on a migrated schema holding 5 points (1-400 days old) and 3 episodes."""
+    migrate(fresh_schema.conninfo)
+    sink = PostgresSink(fresh_schema.conninfo)
+    await sink.open()
+    try:
+        await _seed(sink, time.time())
+        yield sink
+    finally:
+        await sink.close()
+
+
+async def test_old_rows_go_and_recent_ones_stay(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    assert await sink.apply_retention(30) == 3
+    ages = _query(
+        fresh_schema.conninfo,
+        "SELECT round(extract(epoch FROM now() - ts) / 86400) FROM observations ORDER BY 1",
+    )
+    assert [int(a) for (a,) in ages] == [1, 29]
+    episodes = _query(fresh_schema.conninfo, "SELECT id FROM anomalies ORDER BY id")
+    assert [e for (e,) in episodes] == ["old-open", "recent-resolved"]
+    assert await sink.apply_retention(30) == 0  # nothing left to delete
+
+
+async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchema) -> None:
+    key = "hashtext(current_schema() || '.tsguard_retention')"
+    with psycopg.connect(fresh_schema.conninfo, autocommit=True) as other:
+        other.execute(f"SELECT pg_advisory_lock({key})")  # another worker is at it
+        assert await sink.apply_retention(30) is None
+        assert _count(fresh_schema.conninfo) == 5
+        other.execute(f"SELECT pg_advisory_unlock({key})")
+    assert await sink.apply_retention(30) == 3
+    assert _count(fresh_schema.conninfo) == 2
+
+
+def _count(conninfo: str) -> Any:
+    return _query(conninfo, "SELECT count(*) FROM observations")[0][0]

@@ -1,0 +1,68 @@
+"""EntityProcessor: the worker and the offline tools take the same per-reading step."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import orjson
+
+from stream_app.core import EngineConfig, EntityProcessor
+from stream_app.offline.replay import score_series
+from stream_app.worker.decode import ReadingDecoder
+from stream_app.worker.feed import Record
+from stream_app.worker.scoring import ReadingScorer
+from stream_app.worker.states import EntityStates
+
+T0 = 1_790_000_000.0
+
+
+def _series(n: int) -> tuple[list[float], list[float | None]]:
+    rng = random.Random(5)
+    values: list[float | None] = []
+    for i in range(n):
+        value = 20 + 3 * math.sin(i / 40) + rng.gauss(0, 0.3) + (9.0 if i in (250, 251) else 0.0)
+        values.append(None if i == 120 else value)
+    return [T0 + 60 * i for i in range(n)], values
+
+
+def test_replay_scores_exactly_what_the_worker_scores() -> None:
+    timestamps, values = _series(400)
+    config = EngineConfig.default()
+    offline = score_series("plant/pump-1", "temperature", timestamps, values, config)
+    worker = ReadingScorer(EntityStates(config, {}.get), ReadingDecoder(max_future_s=1e12))
+    messages = [
+        Record(
+            orjson.dumps({"entity": "plant/pump-1", "ts": ts, "metrics": {"temperature": v}}),
+            b"plant/pump-1",
+            "r",
+            0,
+            i,
+        )
+        for i, (ts, v) in enumerate(zip(timestamps, values, strict=True))
+    ]
+    rows = worker.process(messages, now=timestamps[-1]).rows
+    assert [r.score for r in rows] == offline.scores
+    assert [r.status for r in rows] == offline.status
+    assert any(offline.is_anomaly)
+
+
+def test_a_value_episode_of_a_multi_metric_reading_names_its_most_unusual_metric() -> None:
+    proc = EntityProcessor.create("plant/pump-1", EngineConfig.default())
+    timestamps, values = _series(400)
+    opened = []
+    for ts, v in zip(timestamps, values, strict=True):
+        step = proc.process(ts, {"temperature": v, "pressure": 5.0 + 0.01 * math.cos(ts)})
+        opened += [e for e in step.events if e.event == "opened" and e.kind == "value"]
+    assert opened and all("most unusual" in e.explanation for e in opened)
+
+
+def test_silence_is_judged_against_the_given_watermark_from_a_resumption() -> None:
+    proc = EntityProcessor.create("site/dev-1", EngineConfig.default())
+    for i in range(200):
+        proc.process(T0 + 10 * i, {"t": 20.0 + (i % 3)})
+    last = T0 + 10 * 199
+    # The whole source was quiet for an hour and resumed just now: not silent yet.
+    assert proc.advance(last + 3600, resumed_at=last + 3590) == []
+    # Without the resumption the same watermark makes the series silent.
+    assert [e.kind for e in proc.advance(last + 3600)] == ["silence"]

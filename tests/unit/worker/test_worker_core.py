@@ -1,0 +1,238 @@
+"""The whole worker in memory: a list-backed feed, sink and producer, a dict as the
+state table and a fresh metrics registry; the same code the Faust worker runs."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from stream_app.metrics import build_metrics
+from stream_app.settings import load_settings
+from stream_app.storage import ObservationRow, SinkBatch, SinkStats
+from stream_app.worker.core import WorkerCore
+from stream_app.worker.feed import Record
+
+T0 = 1_790_000_000.0
+TOPIC = "readings"
+
+
+class ListSink:
+    """Keeps every written batch; a write waits while ``paused`` is clear, or raises ``fail``."""
+
+    def __init__(self) -> None:
+        self._buffer = SinkBatch()
+        self.rows: dict[tuple[str, str, float], ObservationRow] = {}
+        self.episodes: dict[str, dict[str, Any]] = {}
+        self.writes = 0
+        self.paused = asyncio.Event()
+        self.paused.set()
+        self.fail: BaseException | None = None
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def add_point(self, row: ObservationRow) -> None:
+        self._buffer.points.append(row)
+
+    def add_episode(self, event: Mapping[str, Any]) -> None:
+        self._buffer.episodes[str(event["episode_id"])] = dict(event)
+
+    def take(self) -> SinkBatch:
+        batch, self._buffer = self._buffer, SinkBatch()
+        return batch
+
+    async def flush_with_retry(
+        self, batch: SinkBatch | None = None, *, all_series: bool = True
+    ) -> SinkStats:
+        await self.paused.wait()
+        if self.fail is not None:
+            raise self.fail
+        batch = batch if batch is not None else self.take()
+        for row in batch.points:  # idempotent on (entity, metric, ts), like the database
+            self.rows.setdefault((row.entity, row.metric, row.ts.timestamp()), row)
+        self.episodes.update(batch.episodes)
+        self.writes += 1
+        return SinkStats(points=len(batch.points), episodes=len(batch.episodes))
+
+    async def apply_retention(self, days: int) -> int | None:
+        return 0
+
+
+class ListProducer:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.deadletters: list[dict[str, Any]] = []
+
+    async def send_event(self, key: bytes | None, value: bytes) -> None:
+        self.events.append(orjson.loads(value))
+
+    async def send_deadletter(self, key: bytes | None, value: bytes) -> None:
+        self.deadletters.append(orjson.loads(value))
+
+
+class ListConsumer:
+    def __init__(self) -> None:
+        self.acked: list[Record] = []
+        self.group_generation = 1
+        self.seeks: list[tuple[Any, int]] = []
+
+    def ack(self, record: Record) -> None:
+        self.acked.append(record)
+
+    def generation(self) -> int:
+        return self.group_generation
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+class Harness:
+    def __init__(self, table: dict[bytes, bytes] | None = None, **overrides: Any) -> None:
+        self.settings = load_settings(
+            topic_readings=TOPIC,
+            worker_batch_size=overrides.pop("batch_size", 50),
+            worker_checkpoint_s=0.0,  # every batch checkpoints its partition
+            worker_idle_flush_s=0.01,
+        )
+        self.registry = CollectorRegistry()
+        self.sink, self.producer, self.consumer = ListSink(), ListProducer(), ListConsumer()
+        self.table = table if table is not None else {}
+        self.fatal: list[BaseException] = []
+        self.core = WorkerCore(
+            self.settings,
+            build_metrics(self.registry),
+            {},
+            sink=self.sink,
+            table=self.table,
+            producer=self.producer,
+            consumer=self.consumer,
+            on_fatal=self.fatal.append,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.core.run())
+
+    async def stop(self) -> None:
+        await self.core.drain()
+        assert self.task is not None
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+    def count(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+def readings(entities: int, points: int, *, spike_at: int = -1) -> list[Record]:
+    """``points`` readings per entity; entity e on partition e % 2, offsets per partition."""
+    out: list[Record] = []
+    next_offset = [0, 0]
+    for i in range(points):
+        for e in range(entities):
+            value = 20 + math.sin(i / 10) + (25.0 if i == spike_at and e == 0 else 0.0)
+            doc = {"entity": f"site/dev-{e}", "ts": T0 + 60 * i, "metrics": {"t": value}}
+            p = e % 2
+            out.append(Record(orjson.dumps(doc), doc["entity"].encode(), TOPIC, p, next_offset[p]))
+            next_offset[p] += 1
+    return out
+
+
+async def until(condition: Any, what: str) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never: {what}")
+
+
+async def offered(h: Harness, records: list[Record], per_fetch: int = 37) -> None:
+    for i in range(0, len(records), per_fetch):
+        await h.core.feed.put(records[i : i + per_fetch])
+
+
+async def test_every_point_stored_once_events_in_order_acked_after_durable() -> None:
+    h = Harness()
+    records = readings(4, 150, spike_at=120)
+    h.start()
+    for i in range(0, len(records), 60):  # fetches arrive while earlier batches are written
+        await offered(h, records[i : i + 60])
+        await asyncio.sleep(0)
+    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
+    await h.stop()
+    assert h.sink.writes > 1  # in batches, not all at once
+    assert h.count("tsguard_readings_total", outcome="scored") == len(records)
+    assert h.count("tsguard_deadletters_total", reason="rejected_point") == 0
+    assert not h.producer.deadletters and not h.fatal
+    opened = [e for e in h.producer.events if e["event"] == "opened"]
+    assert "site/dev-0" in {e["entity"] for e in opened}  # the spike
+    ids = [e["episode_id"] for e in h.producer.events]
+    assert ids.index(opened[0]["episode_id"]) == 0 or h.producer.events[0]["event"] == "opened"
+    assert set(h.sink.episodes) == {e["episode_id"] for e in h.producer.events}
+    assert sorted((r.partition, r.offset) for r in h.consumer.acked) == sorted(
+        (r.partition, r.offset) for r in records
+    )  # the drain saved and acked everything it had
+    assert set(h.table) == {f"site/dev-{e}".encode() for e in range(4)}
+
+
+async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
+    first = Harness()
+    records = readings(2, 100)
+    first.start()
+    await offered(first, records[:150])
+    await until(lambda: len(first.sink.rows) == 150, "the first part stored")
+    await first.stop()
+    again = Harness(table=dict(first.table))  # the restored state table
+    again.start()
+    await offered(again, records[100:])  # the committed offsets were behind the saved state
+    await until(lambda: len(again.consumer.acked) == 100, "the rest acked")
+    await again.stop()
+    assert again.count("tsguard_readings_total", outcome="replayed") == 50
+    assert again.count("tsguard_readings_total", outcome="scored") == 50
+    assert not again.producer.deadletters
+    reference = Harness()
+    reference.start()
+    await offered(reference, records)
+    await until(lambda: len(reference.sink.rows) == 200, "the reference run")
+    await reference.stop()
+    resumed = {k: r.score for k, r in again.sink.rows.items()}
+    assert resumed == {k: reference.sink.rows[k].score for k in resumed}
+
+
+async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -> None:
+    h = Harness()
+    records = readings(2, 20)
+    h.start()
+    h.consumer.group_generation = 2  # a rebalance after these were fetched
+    for r in records:
+        r.generation_id = 1
+    await offered(h, records)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert h.core.feed.take_nowait(len(records)) == []  # the batcher took them all
+    h.core.revoked()
+    await h.stop()
+    assert not h.sink.rows and not h.consumer.acked
+    assert h.count("tsguard_readings_total", outcome="scored") == 0
+
+
+async def test_a_failed_write_is_fatal_and_nothing_of_it_is_published_or_acked() -> None:
+    h = Harness()
+    h.sink.fail = RuntimeError("disk full")
+    h.start()
+    await offered(h, readings(2, 30, spike_at=25))
+    await until(lambda: bool(h.fatal), "on_fatal called")
+    assert isinstance(h.fatal[0], RuntimeError)
+    assert not h.consumer.acked and not h.producer.events
+    assert not h.table  # the models were dropped, never saved
+    assert h.task is not None
+    h.task.cancel()
+    with pytest.raises((asyncio.CancelledError, RuntimeError)):
+        await h.task
