@@ -4,11 +4,13 @@
 for every producer and consumer (the worker's decoder, the connectors and the
 API): time parsing (RFC 3339 only), name rules (anchored at the end), the
 reading decoder with its rejection reasons, the checks of untrusted JSON
-(duplicate keys, depth, lone surrogates, NUL) and the dead-letter record.
+(duplicate keys, depth, lone surrogates, NUL), the dead-letter record and the
+anomaly event.
 """
 
 from stream_app.wire.content import DuplicateKeyError, content_problems, has_duplicate_keys
 from stream_app.wire.deadletter import dead_letter
+from stream_app.wire.event import EVENT_VERSION, event_to_wire
 from stream_app.wire.names import ENTITY_RE, MAX_ENTITY, METRIC_RE, is_entity, is_metric
 from stream_app.wire.reading import MAX_METRICS, MAX_TAGS, Reading, ReadingDecoder, Rejection
 from stream_app.wire.timefmt import (
@@ -22,6 +24,7 @@ from stream_app.wire.timefmt import (
 
 __all__ = [
     "ENTITY_RE",
+    "EVENT_VERSION",
     "MAX_ENTITY",
     "MAX_EPOCH",
     "MAX_METRICS",
@@ -35,6 +38,7 @@ __all__ = [
     "Rejection",
     "content_problems",
     "dead_letter",
+    "event_to_wire",
     "format_rfc3339",
     "has_duplicate_keys",
     "is_entity",

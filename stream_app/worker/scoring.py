@@ -13,15 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream_app.core import (
-    EpisodeEvent,
     ScoredPoint,
 )
 from stream_app.storage.sink import ObservationRow
+from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.feed import Record
 from stream_app.worker.states import EntityStates
 
-EVENT_VERSION = 1
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
 # delivery replays readings, and a replayed duplicate is expected, not bad input.
 # Its row is still written: ON CONFLICT keeps the original when it exists.
@@ -32,28 +31,6 @@ RESUME_STEPS = 20.0
 RESUME_MIN_S = 1.0
 # Whose event time a watermark follows: (source, partition).
 Clock = tuple[str, int]
-
-
-def iso(ts: float) -> str:
-    """Epoch seconds as RFC 3339 UTC with milliseconds.
-
-    >>> iso(0.5)
-    '1970-01-01T00:00:00.500Z'
-    """
-    return (
-        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
-    """The anomaly-event schema's JSON form of a core episode event."""
-    out = event.to_dict()
-    out["version"] = EVENT_VERSION
-    out["started_at"] = iso(event.started_at)
-    out["ended_at"] = iso(event.ended_at) if event.ended_at is not None else None
-    out["ts"] = iso(event.ts)
-    out["emitted_at"] = iso(emitted_at)
-    return out
 
 
 @dataclass(slots=True)

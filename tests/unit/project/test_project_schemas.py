@@ -10,8 +10,7 @@ import pytest
 
 from stream_app.core import EngineConfig, SeriesProcessor
 from stream_app.storage.postgres import _OBS_COLUMNS
-from stream_app.wire import ReadingDecoder, Rejection, dead_letter
-from stream_app.worker.scoring import event_to_wire
+from stream_app.wire import ReadingDecoder, Rejection, dead_letter, event_to_wire
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "schemas"
