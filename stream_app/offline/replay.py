@@ -12,7 +12,7 @@ alerting consumer of the anomaly events sees.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,30 +92,50 @@ def score_series(
     Rows in ``invalid`` (a value that is not a number) keep their place with
     status ``invalid_value`` and no score; the core never sees them.
     """
+    return score_entity(entity, timestamps, {metric: values}, config, {metric: invalid})[metric]
+
+
+def score_entity(
+    entity: str,
+    timestamps: Sequence[float],
+    values: Mapping[str, Sequence[float | None]],
+    config: EngineConfig,
+    invalid: Mapping[str, Set[int]] | None = None,
+) -> dict[str, ScoredColumns]:
+    """Score an entity's metrics row by row through one :class:`EntityProcessor`.
+
+    Each row is one reading with every metric of the row, as the worker sees a
+    reading, so a wide file gets the entity's joint score and explanations when a
+    configuration rule enables them. A metric's invalid cells are left out of
+    their row's reading and keep their place with status ``invalid_value``.
+    """
     from stream_app.core import EntityProcessor
 
     processor = EntityProcessor.create(entity, config)
-    out = ScoredColumns()
-    for i, (ts, value) in enumerate(zip(timestamps, values, strict=True)):
-        if i in invalid:
-            _append_invalid(out)
-            continue
-        step = processor.process(ts, {metric: value})
-        point, events = step.points[metric], step.events
-        out.scores.append(point.score)
-        out.is_anomaly.append(point.is_anomaly)
-        out.expected.append(point.expected)
-        out.lower.append(point.lower)
-        out.upper.append(point.upper)
-        out.status.append(point.status)
-        out.episode_event.append(_value_event(events))
+    bad = invalid or {}
+    out = {metric: ScoredColumns() for metric in values}
+    for i, ts in enumerate(timestamps):
+        reading = {m: column[i] for m, column in values.items() if i not in bad.get(m, ())}
+        step = processor.process(ts, reading)
+        for metric, columns in out.items():
+            point = step.points.get(metric)
+            if point is None:
+                _append_invalid(columns)
+                continue
+            columns.scores.append(point.score)
+            columns.is_anomaly.append(point.is_anomaly)
+            columns.expected.append(point.expected)
+            columns.lower.append(point.lower)
+            columns.upper.append(point.upper)
+            columns.status.append(point.status)
+            columns.episode_event.append(_value_event(step.events, metric))
     return out
 
 
-def _value_event(events: Sequence[EpisodeEvent]) -> str:
-    """``opened`` / ``resolved`` when a value episode (the one ``is_anomaly`` follows) does."""
+def _value_event(events: Sequence[EpisodeEvent], metric: str) -> str:
+    """``opened`` / ``resolved`` when the metric's value episode (``is_anomaly``'s) does."""
     for event in events:
-        if event.kind == "value" and event.event in ("opened", "resolved"):
+        if event.kind == "value" and event.metric == metric and event.event != "updated":
             return event.event
     return ""
 
@@ -184,10 +204,7 @@ def replay_file(
     """Score one file into ``destination``, one output row per input row."""
     names = list(metrics) if metrics else ["value"]
     table = read_series_csv(source, names, keep_invalid_values=True)
-    scored = {
-        m: score_series(entity, m, table.timestamps, table.values[m], config, table.invalid[m])
-        for m in names
-    }
+    scored = score_entity(entity, table.timestamps, table.values, config, table.invalid)
     write_output(table, scored, destination, wide=names != ["value"])
     return ReplayedFile(len(table), sum(len(rows) for rows in table.invalid.values()))
 

@@ -152,3 +152,21 @@ def test_episode_event_marks_where_episodes_open_and_resolve(tmp_path: Path) -> 
     for r in rows:
         inside = {"opened": True, "resolved": False}.get(r["episode_event"], inside)
         assert r["is_anomaly"] == ("1" if inside else "0")
+
+
+def test_a_wide_file_is_scored_a_reading_per_row_like_the_worker(tmp_path: Path) -> None:
+    """Rows are readings of one entity: an invalid cell only drops that metric's point."""
+    from stream_app.core import EngineConfig
+    from stream_app.offline.replay import score_entity, score_series
+
+    n = 120
+    ts = [1_700_000_000.0 + 60.0 * i for i in range(n)]
+    temp = [20.0 + math.sin(i / 7.0) + (15.0 if i == 100 else 0.0) for i in range(n)]
+    vib = [0.1 + 0.01 * math.cos(i / 5.0) for i in range(n)]
+    config = EngineConfig.from_mapping({"entities": [{"pattern": "plant-*"}]})
+    both = score_entity("plant-1/pump", ts, {"temp": temp, "vib": vib}, config, {"vib": {50}})
+    assert both["vib"].status[50] == "invalid_value" and both["temp"].status[50] == "ok"
+    assert both["temp"].episode_event[100] == "opened" and both["vib"].episode_event[100] == ""
+    # each metric's own columns are what scoring it alone gives
+    alone = score_series("plant-1/pump", "temp", ts, temp, config)
+    assert both["temp"].scores == alone.scores
