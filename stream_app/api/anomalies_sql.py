@@ -13,39 +13,13 @@ from typing import Any, Literal
 from psycopg import sql
 
 from stream_app.api.params import like_prefix
+from stream_app.storage.tables import ANOMALY_COLUMNS
 
 Severity = Literal["low", "medium", "high", "critical"]
 Status = Literal["open", "resolved"]
 Label = Literal["true_positive", "false_positive"]
 
-COLUMNS = (
-    "id",
-    "entity",
-    "metric",
-    "kind",
-    "status",
-    "started_at",
-    "ended_at",
-    "last_ts",
-    "value",
-    "expected",
-    "lower",
-    "upper",
-    "score",
-    "peak_score",
-    "severity",
-    "direction",
-    "detector",
-    "explanation",
-    "updated_at",
-    "acknowledged_at",
-    "acknowledged_by",
-    "ack_comment",
-    "label",
-    "label_comment",
-    "labelled_by",
-    "labelled_at",
-)
+COLUMNS = ANOMALY_COLUMNS
 _SELECT = sql.SQL("SELECT {cols} FROM anomalies").format(
     cols=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
 )

@@ -24,36 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from stream_app.storage.retention import apply_retention
 from stream_app.storage.sink import ObservationRow, SinkBackpressure, SinkBatch, SinkStats
+from stream_app.storage.tables import EPISODE_COLUMNS, OBSERVATION_COLUMNS, OBSERVATION_TYPES
 
 log = logging.getLogger(__name__)
-
-_OBS_COLUMNS = (
-    "entity",
-    "metric",
-    "ts",
-    "value",
-    "expected",
-    "lower",
-    "upper",
-    "score",
-    "is_anomaly",
-    "status",
-    "detector",
-)
-_OBS_TYPES = (
-    "text",
-    "text",
-    "timestamptz",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "bool",
-    "text",
-    "text",
-)
-
 
 def to_datetime(value: datetime | float | str | None) -> datetime | None:
     """Epoch seconds, RFC 3339 text or a datetime to an aware UTC datetime."""
@@ -65,7 +38,7 @@ def to_datetime(value: datetime | float | str | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
-_COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in _OBS_COLUMNS)
+_COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in OBSERVATION_COLUMNS)
 _COPY_STAGE = sql.SQL("COPY _obs_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMN_LIST)
 # DO NOTHING also skips a key repeated within the batch (a replayed reading),
 # so the staged rows need no de-duplicating sort.
@@ -78,10 +51,11 @@ _INSERT_FROM_STAGE = sql.SQL(
 # recent as the row (by event time), so writes that overlap or replay in any
 # order end in the same row: the newest values, the highest peak, resolved
 # once resolved.
-_EPISODE_UPSERT = """
-INSERT INTO anomalies (id, entity, metric, kind, status, started_at, ended_at, last_ts,
-                       value, expected, lower, upper, score, peak_score, severity,
-                       direction, detector, explanation, updated_at)
+_EPISODE_UPSERT = (
+    "INSERT INTO anomalies ("
+    + ", ".join(EPISODE_COLUMNS)
+    + ")"
+    + """
 VALUES (%(episode_id)s, %(entity)s, %(metric)s, %(kind)s, %(status)s, %(started_at)s,
         %(ended_at)s, %(ts)s, %(value)s, %(expected)s, %(lower)s, %(upper)s, %(score)s,
         %(peak_score)s, %(severity)s, %(direction)s, %(detector)s, %(explanation)s, now())
@@ -98,7 +72,8 @@ ON CONFLICT (id) DO UPDATE SET
     severity    = CASE WHEN {newer} THEN EXCLUDED.severity ELSE anomalies.severity END,
     explanation = CASE WHEN {newer} THEN EXCLUDED.explanation ELSE anomalies.explanation END,
     updated_at  = now()
-""".replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
+"""
+).replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
 
 # One statement for all series spans (an executemany of one upsert per series
 # cost more than the COPY itself); ORDER BY keeps a stable lock order.
@@ -257,7 +232,7 @@ class PostgresSink:
         )
         async with conn.cursor() as cur:
             async with cur.copy(_COPY_STAGE) as copy:
-                copy.set_types(list(_OBS_TYPES))
+                copy.set_types(list(OBSERVATION_TYPES))
                 for row in points:
                     await copy.write_row(row)
             await cur.execute(_INSERT_FROM_STAGE)

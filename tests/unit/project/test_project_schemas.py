@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from stream_app.core import EngineConfig, SeriesProcessor
-from stream_app.storage.postgres import _OBS_COLUMNS
+from stream_app.storage.tables import ANOMALY_COLUMNS, OBSERVATION_COLUMNS
 from stream_app.wire import ReadingDecoder, Rejection, dead_letter, event_to_wire
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,8 +75,12 @@ def test_episode_events_match_their_schema() -> None:
 
 def test_sql_columns_match_the_scored_point() -> None:
     sql = (ROOT / "stream_app/storage/migrations/001_tables.sql").read_text()
-    for column in _OBS_COLUMNS:
+    for column in OBSERVATION_COLUMNS:
         assert f"    {column} " in sql, column
+    # the one list of the anomalies' columns that the sink writes and the API reads
+    anomalies = sql[sql.index("CREATE TABLE IF NOT EXISTS anomalies") :]
+    for column in ANOMALY_COLUMNS:
+        assert f"    {column} " in anomalies, column
     anomaly = json.loads((SCHEMAS / "anomaly-event.schema.json").read_text())["properties"]
     for field in (
         "entity",
