@@ -67,13 +67,8 @@ class Settings(BaseSettings):
     worker_data_dir: Path | None = None
     worker_store: str = "memory://"
     # A killed worker's partitions wait this long before the group gives them to
-    # anyone (a restarted worker too, unless it is a static member, below).
+    # anyone (a restarted worker too).
     worker_session_timeout_s: float = Field(default=10.0, ge=6.0)
-    # Static group membership (KIP-345): a restarted worker with the same id takes
-    # its partitions back at once, without waiting for the session timeout. Must
-    # be unique per running worker; a stopped static member's partitions wait for
-    # the session timeout (it does not leave the group). Unset: dynamic member.
-    worker_group_instance_id: str | None = None
     worker_checkpoint_s: float = Field(default=2.0, ge=0.0)
     # On SIGTERM: longest wait for the batch in hand to be durable, the state
     # saved and the offsets committed; the process exits (0) at most a few

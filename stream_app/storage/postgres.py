@@ -28,6 +28,7 @@ from stream_app.storage.tables import EPISODE_COLUMNS, OBSERVATION_COLUMNS, OBSE
 
 log = logging.getLogger(__name__)
 
+
 def to_datetime(value: datetime | float | str | None) -> datetime | None:
     """Epoch seconds, RFC 3339 text or a datetime to an aware UTC datetime."""
     if value is None or isinstance(value, datetime):

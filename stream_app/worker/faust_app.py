@@ -59,7 +59,6 @@ def build_faust_app(settings: Settings, feed: RecordFeed, lifecycle: Any) -> Wor
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
-        consumer_group_instance_id=settings.worker_group_instance_id or None,
         # Standby copies were seen to leave a worker that takes over a killed
         # peer's partitions recovered but not consuming; recovery replays the
         # changelog instead.

@@ -21,9 +21,7 @@ most breaks, and each module's docstring says which failure it guards against.
   first worker starts (first records lost otherwise); committed and end offsets
   for the guard and the watchdog.
 
-Also relied on, outside this folder: ``consumer_group_instance_id`` (static
-membership; Faust's assignor asserts that a member's web URL did not change)
-and ``Consumer.commit`` returning False without committing while a periodic
+Also relied on, outside this folder: ``Consumer.commit`` returning False without committing while a periodic
 commit is under way (the worker's shutdown commits until it returns True).
 """
 
