@@ -128,7 +128,7 @@ def has_duplicate_keys(raw: bytes, parsed: Any) -> bool:
     keys = _count_flat(parsed)
     if keys is None:
         keys = count_keys(parsed, limit=1 << 30)
-    if not any(gap in raw for gap in (b'" ', b'"\t', b'"\n', b'"\r')):
+    if not (b'" ' in raw or b'"\t' in raw or b'"\n' in raw or b'"\r' in raw):
         upper_bound = raw.count(b'":')  # no blank between a key and its colon
     else:
         upper_bound = len(_KEY_END.findall(raw))

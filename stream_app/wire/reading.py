@@ -128,6 +128,12 @@ class ReadingDecoder:
                 if METRIC_RE.fullmatch(name) is None:
                     return Rejection("schema", f"/metrics/{name[:64]!r}: invalid metric name")
                 _remember(good, name)
+            kind = type(value)
+            if kind is float:  # the common case first: a plain float
+                if -_MAX_NUMBER <= value <= _MAX_NUMBER:
+                    values[name] = value
+                    continue
+                return Rejection("non_finite", f"/metrics/{name}: not a finite number")
             if value is None:
                 values[name] = None
             elif not _is_number(value):
