@@ -243,13 +243,16 @@ class EngineConfig:
         """Build from a parsed YAML/JSON mapping; unknown keys raise ``ValueError``."""
         _check_keys(data, {"seed", "defaults", "rules", "entities"}, "config")
         defaults = _series_from(data.get("defaults", {}), SeriesConfig(), "defaults")
+        _check_detector(defaults.detector, defaults.params, "defaults")
         rules = []
         for i, raw in enumerate(data.get("rules", []) or []):
             where = f"rules[{i}]"
             if not isinstance(raw, Mapping) or "pattern" not in raw:
                 raise ValueError(f"{where}: a rule needs a 'pattern'")
             _check_keys(raw, {"pattern", *_SERIES_KEYS}, where)
-            _check_detector(raw.get("detector", defaults.detector), raw.get("params"), where)
+            # the parameters the rule's series will get: its own, else the defaults'
+            params = raw["params"] if "params" in raw else defaults.params
+            _check_detector(raw.get("detector", defaults.detector), params, where)
             rules.append(
                 Rule(
                     pattern=str(raw["pattern"]),

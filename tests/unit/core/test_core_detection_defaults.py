@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,17 @@ def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
     w.text("robust_seasonal")
     proc = SeriesProcessor.from_bytes(w.getvalue() + b"\x00" * 64, EngineConfig.default())
     assert (proc.entity, proc.metric, proc.cleaner.n) == ("old/entity", "m", 0)
+
+
+def test_detector_parameters_are_checked_in_defaults_and_where_rules_inherit_them() -> None:
+    with pytest.raises(ValueError, match="defaults: .*unknown parameters"):
+        EngineConfig.from_mapping({"defaults": {"params": {"short_weight": 1}}})
+    # a rule that switches detector inherits the defaults' parameters: they must fit it
+    with pytest.raises(ValueError, match=r"rules\[0\]"):
+        EngineConfig.from_mapping(
+            {
+                "defaults": {"params": {"season_margin": 0.8}},
+                "rules": [{"pattern": "x/*", "detector": "ewma_z"}],
+            }
+        )
+    assert EngineConfig.from_mapping({"defaults": {"params": {"season_margin": 0.8}}})
