@@ -251,7 +251,7 @@ class EngineConfig:
                 raise ValueError(f"{where}: a rule needs a 'pattern'")
             _check_keys(raw, {"pattern", *_SERIES_KEYS}, where)
             # the parameters the rule's series will get: its own, else the defaults'
-            params = raw["params"] if "params" in raw else defaults.params
+            params = raw.get("params", defaults.params)
             _check_detector(raw.get("detector", defaults.detector), params, where)
             rules.append(
                 Rule(

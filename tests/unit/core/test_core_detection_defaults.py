@@ -175,7 +175,7 @@ def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
 
 
 def test_detector_parameters_are_checked_in_defaults_and_where_rules_inherit_them() -> None:
-    with pytest.raises(ValueError, match="defaults: .*unknown parameters"):
+    with pytest.raises(ValueError, match=r"defaults: .*unknown parameters"):
         EngineConfig.from_mapping({"defaults": {"params": {"short_weight": 1}}})
     # a rule that switches detector inherits the defaults' parameters: they must fit it
     with pytest.raises(ValueError, match=r"rules\[0\]"):
