@@ -256,13 +256,12 @@ class EpisodePolicy:
         self.armed, self.pending, self.length = bool(armed), int(pending), int(length)
         self.normal_run, self.severity = int(normal), int(sev)
         self.pending_start, self.started_at, self.peak = float(p_start), float(start), float(peak)
-        self.set_margin(float(margin))
         ts, value, score, expected, lower, upper = r.floats()
         self.last = (ts, value, score, expected, lower, upper)
         interval, up = r.raw("d?")
         self.interval = float(interval)
         self.up = bool(up)
-        self.set_margin(self.margin)
+        self.set_margin(float(margin))  # the thresholds follow from margin and interval
 
 
 class FlagEpisode:

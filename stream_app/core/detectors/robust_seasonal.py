@@ -1,20 +1,20 @@
 """``robust_seasonal``: the default detector, for unknown series with no tuning.
 
-Three forecasters run side by side on every point, all with winsorised
+Up to four forecasters run side by side on every point, all with winsorised
 (clipped at ``clip`` sigma) updates so outliers barely move them:
 
 * a fast level (``alpha_fast``): good for random walks and prices;
 * a slow level with a damped trend (``alpha_slow``, ``beta``, ``phi``): good
   for noisy stationary series;
-* a seasonal forecast: a slow level plus a daily profile (48 phase bins of
-  30 min) and a weekly profile (168 bins of 1 h) on top, enabled once the
-  series has a day (a week) of history at a sampling interval that fills the
-  bins.
+* a daily profile (48 phase bins of 30 min) on a slow level, kept from the
+  20th point when the step is an hour or finer, allowed to speak after 1.25 days;
+* a weekly profile (168 bins of 1 h) on a level of its own, kept when the step
+  visits every hour at least four times, allowed to speak after 7.25 days.
 
-**Which forecaster speaks** is decided on a long horizon (about a day of
-points, at least 50 and at most 500): each keeps a long-run mean absolute
-error, and the one with the smallest gives the expected value (the seasonal
-one must beat the others by ``season_margin``). A short horizon would not do:
+**Which forecaster speaks** is decided on a long horizon (about a week of
+points, at least 50 and at most 2,016): each keeps a long-run mean *square*
+error, and the one with the smallest gives the expected value (a seasonal one
+must beat the simpler ones by ``season_margin``, the weekly one the daily one too). A short horizon would not do:
 between the transitions of a daily step pattern the fast level forecasts as
 well as the seasonal profile, and only the long run shows that it is wrong at
 every transition. The chosen forecaster's *short*-horizon error scale gives
@@ -63,7 +63,7 @@ WEEK_BINS = 168
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _VERSION = 3
-_STATE = "<BI" + "d" * 19 + "iIddddIIdddd"
+_STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
@@ -197,7 +197,7 @@ class RobustSeasonal:
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
-         _unused, jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
+         jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
         det.n = int(n)
         det.jumps = int(jumps)
         det.age = int(age)
@@ -215,7 +215,7 @@ class RobustSeasonal:
         q_lo, q_hi = self.cal.state()
         w.raw(_STATE[1:], _VERSION, self.n, self.t0, self.lf, self.ef, self.ls, self.tr,
               self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.a_sel, self.a_season,
-              q_lo, q_hi, self.el, self.prev, self.rsum, 0.0, self.jumps, self.age, self.ew,
+              q_lo, q_hi, self.el, self.prev, self.rsum, self.jumps, self.age, self.ew,
               self.swl, self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
@@ -285,11 +285,11 @@ class RobustSeasonal:
         else:
             expected, err, best = lf, self.ef, self.sf
         if day is not None:
-            age = ts - self.t0
+            span = ts - self.t0
             margin = self.margin
-            if age >= DAILY_AFTER and self.sc < margin * best:
+            if span >= DAILY_AFTER and self.sc < margin * best:
                 expected, err, best = fc, self.ec, self.sc
-            if week is not None and age >= WEEKLY_AFTER and self.swl < margin * best:
+            if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
                 expected, err = fw, self.ew
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
@@ -488,7 +488,7 @@ class RobustSeasonal:
         self.age = 1
 
     def _start_season(self, ts: float, n: int) -> None:
-        """Allocate the daily profile once a day of history shows a fine enough step."""
+        """Learn the step from the first points: the selection horizon, and the profiles it fills."""
         step = (ts - self.t0) / (n - 1)
         # the long horizon that decides which forecaster speaks: about a week of points
         self.a_sel = 1.0 / min(max(WEEK / max(step, 1e-9), SELECT_MIN_POINTS), SELECT_MAX_POINTS)
