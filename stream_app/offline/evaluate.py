@@ -12,9 +12,10 @@ also given as ``*_reference``, normalised the way NAB's reference code does it
 (every labelled window counts in the perfect score, even one inside a
 probationary period). Results come per series, per family (a folder of the
 dataset, or a generated family) and overall, with NAB leave-one-family-out
-(``lofo_nab``: each family scored at the threshold chosen on all others). Episode metrics use each detector's decisions: tsguard's episode policy (``is_anomaly``),
-and for the baselines the threshold on their score that gives the best
-corpus-wide episode F1 (chosen in hindsight, which favours the baselines).
+(``lofo_nab``: each family scored at the threshold chosen on all others).
+Episode metrics use each detector's decisions: tsguard's episode policy
+(``is_anomaly``), and for the baselines the threshold on their score that gives
+the best corpus-wide episode F1 (chosen in hindsight, which favours the baselines).
 """
 
 from __future__ import annotations
@@ -182,9 +183,6 @@ def choose_decision_threshold(
     return max(candidates, key=lambda t: (_corpus_f1(series, detector, t), t))
 
 
-onsets = quality.onsets
-
-
 def _nab_inputs(series: Sequence[LabelledSeries], detector: str) -> list[nab.NabSeries]:
     return [nab.NabSeries(s.name, s.runs[detector].scores, s.windows) for s in series]
 
@@ -217,7 +215,7 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
     # Supplementary: NAB with only the opening point of each decided episode as a
     # detection, i.e. what an alerting consumer of the episode events would see.
     onset_inputs = [
-        nab.NabSeries(s.name, onsets(s.runs[detector].flags), s.windows) for s in series
+        nab.NabSeries(s.name, quality.onsets(s.runs[detector].flags), s.windows) for s in series
     ]
     for profile in nab.PROFILES:
         result = nab.score_corpus(onset_inputs, profile)
@@ -271,6 +269,6 @@ def evaluate(series: Sequence[LabelledSeries], seconds: dict[str, float]) -> dic
         result["overall"][detector] = scored["overall"]
         for name, metrics in scored["series"].items():
             result["series"][name][detector] = metrics
-    result["families"] = quality.family_report(series, detectors)["families"]
+    result["families"] = quality.family_metrics(series, detectors)
     result["lofo_nab"] = {d: quality.lofo_nab(series, d) for d in detectors}
     return result

@@ -82,20 +82,26 @@ def detector_metrics(series: Sequence[LabelledSeries], detector: str) -> dict[st
     return out
 
 
+def family_metrics(
+    series: Sequence[LabelledSeries], detectors: Sequence[str] = ("tsguard", "zscore", "river_hst")
+) -> dict[str, dict[str, Any]]:
+    """Metrics of each detector, family by family (decisions already in ``flags``)."""
+    return {
+        family: {d: detector_metrics(items, d) for d in detectors}
+        for family, items in by_family(series).items()
+    }
+
+
 def family_report(
     series: Sequence[LabelledSeries], detectors: Sequence[str] = ("tsguard", "zscore", "river_hst")
 ) -> dict[str, Any]:
     """Per family and overall metrics for each detector (decisions already in ``flags``)."""
-    families = {
-        family: {d: detector_metrics(items, d) for d in detectors}
-        for family, items in by_family(series).items()
-    }
     overall = {d: detector_metrics(series, d) for d in detectors}
     free = [s for s in series if not s.windows]
     for d in detectors:
         if free:
             overall[d]["false_per_10k_free"] = detector_metrics(free, d)["false_per_10k"]
-    return {"families": families, "overall": overall}
+    return {"families": family_metrics(series, detectors), "overall": overall}
 
 
 def lofo_nab(series: Sequence[LabelledSeries], detector: str) -> dict[str, Any]:
