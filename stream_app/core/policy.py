@@ -32,6 +32,13 @@ from .records import (
 
 _NO_EVENTS: tuple[EpisodeEvent, ...] = ()
 DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own interval
+# The published score of a point (ScoredPoint.score) ranks the point where a value
+# episode opens above every other point of every series: onsets score in
+# [ONSET_SCORE, 1], every other point its detector score times OTHER_SCALE (< ONSET_SCORE).
+# One threshold, ONSET_SCORE, then selects exactly the episode onsets whatever a
+# series' interval and budget, and a lower threshold adds the next most surprising points.
+ONSET_SCORE = 0.9995
+OTHER_SCALE = 0.999
 
 
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
@@ -114,6 +121,19 @@ class EpisodePolicy:
         if interval_s > 0.0 and interval_s != self.interval:
             self.interval = interval_s
             self.set_margin(self.margin)
+
+    def published(self, score: float, opened: bool) -> float:
+        """The score a point is reported with (see ``ONSET_SCORE``).
+
+        >>> pol = EpisodePolicy("e", "m", PolicyConfig(threshold=0.999), "demo")
+        >>> pol.published(0.9999, True), round(pol.published(0.9999, False), 7)
+        (0.99995, 0.9989001)
+        """
+        if not opened:
+            return score * OTHER_SCALE
+        room = 1.0 - self.open_thr
+        tail = (1.0 - score) / room if room > 0.0 else 0.0
+        return 1.0 - (1.0 - ONSET_SCORE) * min(1.0, max(0.0, tail))
 
     def step(
         self,

@@ -24,7 +24,7 @@ from .cleaning import SeriesCleaner
 from .codec import Reader, Writer
 from .config import EngineConfig, SeriesConfig
 from .detectors import REGISTRY, Detector, DetectorRegistry
-from .policy import EpisodePolicy, FlagEpisode
+from .policy import OTHER_SCALE, EpisodePolicy, FlagEpisode
 from .records import EpisodeEvent, ScoredPoint
 
 _OLD_MAGIC = b"TSG1"
@@ -109,6 +109,9 @@ class SeriesProcessor:
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if decided:
             events.extend(decided)
+            score = policy.published(score, decided[0].event == "opened")
+        else:
+            score *= OTHER_SCALE
         point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
                             lower, upper, flag, self.detector_name, z)  # fmt: skip
         return point, events

@@ -93,3 +93,30 @@ def test_false_positive_feedback_widens_tolerance_boundedly() -> None:
 def test_from_bytes_rejects_garbage() -> None:
     with pytest.raises(ValueError):
         SeriesProcessor.from_bytes(b"\x04\x00\x00\x00nope")
+
+
+@pytest.mark.parametrize("step", [1.0, 300.0, 3600.0])
+def test_published_score_ranks_episode_onsets_above_every_other_point(step: float) -> None:
+    """One threshold (ONSET_SCORE) selects exactly the onsets, at any sampling interval."""
+    from stream_app.core.policy import ONSET_SCORE
+
+    proc = SeriesProcessor.create("site-1", "load", EngineConfig.default())
+    rng = np.random.default_rng(5)
+    opened, high, other_max = 0, 0, 0.0
+    for i in range(3000):
+        value = 20.0 + float(rng.normal(0.0, 1.0))
+        if i % 400 == 399:
+            value += 12.0  # a spike
+        elif 1500 <= i < 1530:
+            value += 6.0  # a short shift
+        point, events = proc.process(1_700_000_000.0 + step * i, value)
+        assert point.score is not None and 0.0 <= point.score <= 1.0
+        if any(e.event == "opened" and e.kind == "value" for e in events):
+            opened += 1
+            assert point.score >= ONSET_SCORE
+        else:
+            other_max = max(other_max, point.score)
+        high += point.score >= ONSET_SCORE
+    assert opened >= 4  # most spikes were found (1-second steps have the strictest budget)
+    assert high == opened
+    assert other_max < ONSET_SCORE
