@@ -29,6 +29,15 @@ _LIVE_GAP = 2.0  # consecutive points at most this many intervals apart: the ser
 _MAX_SCAN = 2 * WEEK  # a gap longer than this is silence whatever the pattern
 _STEP_GAIN = 1.05  # multiplicative step of the online median of the interval
 _REPEAT_RATE = 0.01
+# How long a run of identical values may last before it counts as stuck. Once runs of
+# repeats have ended, the longest recent one (a schedule's flat hours, a sensor's quiet
+# nights, the longest streak of a quantised noise) is normal, and a run is stuck at
+# _LONG_RUN_FACTOR times its length; that memory fades with a half-life of about 2,000
+# points. Before any run ended, a geometric model of the repeat rate sets the limit
+# (P(run >= limit) = stuck_probability). The geometric model alone fits memoryless
+# repeats but not schedules: their runs are long and regular, and it paged at them.
+_LONG_RUN_FACTOR = 2.0
+_LONG_RUN_DECAY = 0.5 ** (1.0 / 2016.0)
 
 
 class SeriesCleaner:
@@ -43,6 +52,7 @@ class SeriesCleaner:
         "live_dow",
         "live_tod",
         "live_until",
+        "long_run",
         "lower",
         "n",
         "rate",
@@ -72,6 +82,7 @@ class SeriesCleaner:
         self.run_start = 0.0
         self.limit = 0  # stuck run length of the current run (set when it reaches stuck_min)
         self.rate = 0.0  # EW rate of "same value as before"
+        self.long_run = 0.0  # longest recent completed run (fading), see _LONG_RUN_FACTOR
         self.recent: list[float] = []  # recent timestamps, for duplicates when lateness > 0
         self.schedule = parse_schedule(cleaning.schedule)
         self.first_ts = math.nan
@@ -123,6 +134,12 @@ class SeriesCleaner:
             if run < self.stuck_min or run < self.limit:  # a stuck run does not teach
                 self.rate += _REPEAT_RATE * (1.0 - self.rate)
         else:
+            run = self.run
+            if run > 1:
+                faded = self.long_run * _LONG_RUN_DECAY**run
+                self.long_run = faded if faded > run else float(run)
+            else:
+                self.long_run *= _LONG_RUN_DECAY
             self.run = 1
             self.run_start = ts
             self.rate -= _REPEAT_RATE * self.rate
@@ -131,6 +148,8 @@ class SeriesCleaner:
 
     def stuck_limit(self) -> int:
         """Run length at which identical values count as stuck."""
+        if self.long_run > 1.0:
+            return max(self.stuck_min, math.ceil(_LONG_RUN_FACTOR * self.long_run))
         rate = self.rate
         if rate <= 0.0:
             return self.stuck_min
@@ -217,6 +236,13 @@ class SeriesCleaner:
     def write_activity(self, w: Writer) -> None:
         """The learned activity pattern (kept after the rest of the state, see the processor)."""
         w.raw("dQBd", self.first_ts, self.live_tod, self.live_dow, self.live_until)
+
+    def write_long_run(self, w: Writer) -> None:
+        w.raw("d", self.long_run)
+
+    def read_long_run(self, r: Reader) -> None:
+        (long_run,) = r.raw("d")
+        self.long_run = float(long_run)
 
     def read_activity(self, r: Reader) -> None:
         first_ts, tod, dow, until = r.raw("dQBd")

@@ -98,11 +98,12 @@ class SeriesProcessor:
                                 expected, lower, upper, False, self.detector_name, z)  # fmt: skip
             return point, events
         run = cleaner.run
+        stuck_opened = False
         if run == 1:
             if self.stuck.episode:
                 events.append(self.stuck.close(ts, value, "value changed"))
         elif run >= cleaner.stuck_min:
-            self._check_stuck(run, ts, value, events)
+            stuck_opened = self._check_stuck(run, ts, value, events)
         policy = self.policy
         if cleaner.step != policy.interval:
             policy.set_interval(cleaner.step)
@@ -112,15 +113,23 @@ class SeriesProcessor:
             score = policy.published(score, decided[0].event == "opened")
         else:
             score *= OTHER_SCALE
+        if self.stuck.episode:
+            # a stuck value is an episode too: its points are anomalous, and its opening
+            # point ranks with the onsets, at the stuck model's tail probability
+            flag = True
+            if stuck_opened:
+                score = max(score, policy.published(1.0 - cleaner.stuck_p, True))
         point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
                             lower, upper, flag, self.detector_name, z)  # fmt: skip
         return point, events
 
-    def _check_stuck(self, run: int, ts: float, value: float, events: list[EpisodeEvent]) -> None:
+    def _check_stuck(self, run: int, ts: float, value: float, events: list[EpisodeEvent]) -> bool:
         cleaner = self.cleaner
         if run == cleaner.limit and not self.stuck.episode:
             why = f"value {value:.6g} repeated {run} times (series repeat rate {cleaner.rate:.3f})"
             events.append(self.stuck.open(cleaner.run_start, ts, value, why))
+            return True
+        return False
 
     def advance(self, watermark_ts: float) -> list[EpisodeEvent]:
         """Event time moved on to ``watermark_ts``: open a silence episode if overdue."""
@@ -176,6 +185,7 @@ class SeriesProcessor:
         self.stuck.write(w)
         w.blob(self.detector.to_bytes())
         self.cleaner.write_activity(w)  # last, so states written before it still load
+        self.cleaner.write_long_run(w)  # after it, for the same reason
         return w.getvalue()
 
     @classmethod
@@ -201,6 +211,8 @@ class SeriesProcessor:
         det_blob = r.blob()
         if not r.done():
             proc.cleaner.read_activity(r)
+        if not r.done():
+            proc.cleaner.read_long_run(r)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

@@ -128,16 +128,20 @@ def score_entity(
             columns.lower.append(point.lower)
             columns.upper.append(point.upper)
             columns.status.append(point.status)
-            columns.episode_event.append(_value_event(step.events, metric))
+            columns.episode_event.append(_episode_event(step.events, metric))
     return out
 
 
-def _value_event(events: Sequence[EpisodeEvent], metric: str) -> str:
-    """``opened`` / ``resolved`` when the metric's value episode (``is_anomaly``'s) does."""
+def _episode_event(events: Sequence[EpisodeEvent], metric: str) -> str:
+    """``opened`` / ``resolved`` when one of the metric's value or stuck episodes does
+    (the episodes ``is_anomaly`` marks; ``opened`` wins when one ends as another starts)."""
+    found = ""
     for event in events:
-        if event.kind == "value" and event.metric == metric and event.event != "updated":
-            return event.event
-    return ""
+        if event.kind != "silence" and event.metric == metric and event.event != "updated":
+            if event.event == "opened":
+                return "opened"
+            found = event.event
+    return found
 
 
 def _append_invalid(out: ScoredColumns) -> None:

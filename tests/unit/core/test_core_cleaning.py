@@ -69,6 +69,42 @@ def test_stuck_values_open_an_episode_until_they_change() -> None:
     assert ("stuck", "resolved") in [(e.kind, e.event) for e in events]
 
 
+def test_a_stuck_value_is_part_of_the_anomaly_flags_and_ranks_as_an_onset() -> None:
+    from stream_app.core.policy import ONSET_SCORE
+
+    proc = make(stuck_min_points=10)
+    last = feed(proc, 200)
+    points = []
+    for i in range(1, 30):
+        point, events = proc.process(last + 10.0 * i, 21.5)
+        points.append((point, [(e.kind, e.event) for e in events]))
+    onset = next(k for k, (_, ev) in enumerate(points) if ("stuck", "opened") in ev)
+    assert not any(p.is_anomaly for p, _ in points[:onset])
+    assert all(p.is_anomaly for p, _ in points[onset:])
+    assert points[onset][0].score is not None and points[onset][0].score >= ONSET_SCORE
+    later = [p.score for p, _ in points[onset + 1 :]]
+    assert all(s is not None and s < ONSET_SCORE for s in later)
+    point, _ = proc.process(last + 400.0, 19.0)
+    assert not point.is_anomaly
+
+
+def test_long_runs_that_recur_are_normal_but_a_longer_one_is_stuck() -> None:
+    """A noise-free daily schedule (9 h high, 15 h low, 5-minute steps) repeats values for
+    hours every day: it pages no more, yet a day stuck high does, once the run is twice
+    the longest normal one (15 h low overnight: at 30 h, on day 9)."""
+    proc = make()
+    stuck_days = []
+    step = 300.0
+    for i in range(288 * 10):
+        hour = (i % 288) / 12.0
+        value = 80.0 if 9.0 <= hour < 18.0 else 10.0
+        if 288 * 8 + 108 <= i < 288 * 9 + 216:  # day 8, 09:00, stays high into day 9
+            value = 80.0
+        _, events = proc.process(step * i, value)
+        stuck_days += [i // 288 for e in events if e.kind == "stuck" and e.event == "opened"]
+    assert stuck_days == [0, 9]  # the first run, before any was seen; then the real one
+
+
 def test_series_that_often_repeat_need_longer_runs() -> None:
     proc = make(stuck_min_points=10)
     rng = np.random.default_rng(1)

@@ -89,8 +89,12 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     assert again.to_bytes() == blob
     tuesday = MONDAY + 8 * DAY
     assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
-    older = SeriesProcessor.from_bytes(blob[: -struct.calcsize("<dQBd")])  # no pattern
-    assert older.cleaner.live_tod == 0  # learned afresh, as before the pattern existed
+    no_runs = blob[: -struct.calcsize("<d")]  # written before the longest run was kept
+    older = SeriesProcessor.from_bytes(no_runs)
+    assert older.cleaner.live_tod == proc.cleaner.live_tod != 0
+    assert older.cleaner.long_run == 0.0  # learned afresh
+    oldest = SeriesProcessor.from_bytes(no_runs[: -struct.calcsize("<dQBd")])  # no pattern
+    assert oldest.cleaner.live_tod == 0  # learned afresh, as before the pattern existed
 
 
 def episodes_in(values: list[float], start: int, end: int, step: float = 30.0) -> int:

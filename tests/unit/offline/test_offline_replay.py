@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -170,3 +171,24 @@ def test_a_wide_file_is_scored_a_reading_per_row_like_the_worker(tmp_path: Path)
     # each metric's own columns are what scoring it alone gives
     alone = score_series("plant-1/pump", "temp", ts, temp, config)
     assert both["temp"].scores == alone.scores
+
+
+def test_a_stuck_sensor_is_an_episode_in_the_replay_columns() -> None:
+    """A noisy sensor that freezes: its stuck episode opens and resolves in
+    ``episode_event``, ``is_anomaly`` marks it, and its onset ranks with the onsets."""
+    from stream_app.core import EngineConfig
+    from stream_app.core.policy import ONSET_SCORE
+    from stream_app.offline.replay import score_series
+
+    rng = random.Random(4)
+    n = 1500
+    ts = [1_700_000_000.0 + 60.0 * i for i in range(n)]
+    values = [round(20.0 + rng.gauss(0.0, 1.0), 1) for _ in range(n)]
+    values[1000:1100] = [values[999]] * 100  # frozen for 100 minutes
+    out = score_series("plant-1", "temp", ts, values, EngineConfig.default())
+    events = [(i, e) for i, e in enumerate(out.episode_event) if e]
+    assert events == [(events[0][0], "opened"), (1100, "resolved")]
+    onset = events[0][0]
+    assert 1000 < onset < 1060
+    assert all(out.is_anomaly[onset:1100]) and not any(out.is_anomaly[1100:])
+    assert out.scores[onset] is not None and out.scores[onset] >= ONSET_SCORE
