@@ -29,13 +29,14 @@ _LIVE_GAP = 2.0  # consecutive points at most this many intervals apart: the ser
 _MAX_SCAN = 2 * WEEK  # a gap longer than this is silence whatever the pattern
 _STEP_GAIN = 1.05  # multiplicative step of the online median of the interval
 _REPEAT_RATE = 0.01
-# How long a run of identical values may last before it counts as stuck. Once runs of
-# repeats have ended, the longest recent one (a schedule's flat hours, a sensor's quiet
-# nights, the longest streak of a quantised noise) is normal, and a run is stuck at
-# _LONG_RUN_FACTOR times its length; that memory fades with a half-life of about 2,000
-# points. Before any run ended, a geometric model of the repeat rate sets the limit
-# (P(run >= limit) = stuck_probability). The geometric model alone fits memoryless
-# repeats but not schedules: their runs are long and regular, and it paged at them.
+# How long a run of identical values may last before it counts as stuck: the longer of
+# what a geometric model of the repeat rate allows (P(run >= limit) = stuck_probability;
+# right for memoryless repeats such as a quantised noise, and long for a series that is
+# mostly constant) and _LONG_RUN_FACTOR times the longest run the series recently
+# ended (a memory that fades with a half-life of about 2,000 points). The second is for
+# schedules: their runs are long and regular while the repeat rate is still being
+# learned, and the geometric model alone paged at every step of them. A schedule stuck
+# at the wrong level is a value anomaly, which the detector's daily profile sees.
 _LONG_RUN_FACTOR = 2.0
 _LONG_RUN_DECAY = 0.5 ** (1.0 / 2016.0)
 
@@ -148,14 +149,13 @@ class SeriesCleaner:
 
     def stuck_limit(self) -> int:
         """Run length at which identical values count as stuck."""
-        if self.long_run > 1.0:
-            return max(self.stuck_min, math.ceil(_LONG_RUN_FACTOR * self.long_run))
+        longest = max(self.stuck_min, math.ceil(_LONG_RUN_FACTOR * self.long_run))
         rate = self.rate
         if rate <= 0.0:
-            return self.stuck_min
+            return longest
         if rate >= 1.0:
             return 1 << 30
-        return max(self.stuck_min, math.ceil(math.log(self.stuck_p) / math.log(rate)))
+        return max(longest, math.ceil(math.log(self.stuck_p) / math.log(rate)))
 
     def silent_for(self, watermark_ts: float) -> float:
         """Seconds since the last point when that exceeds the silence limit, else 0.

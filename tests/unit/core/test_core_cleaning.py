@@ -88,21 +88,25 @@ def test_a_stuck_value_is_part_of_the_anomaly_flags_and_ranks_as_an_onset() -> N
     assert not point.is_anomaly
 
 
-def test_long_runs_that_recur_are_normal_but_a_longer_one_is_stuck() -> None:
+def test_a_schedules_long_runs_are_normal_and_a_wrong_level_is_a_value_anomaly() -> None:
     """A noise-free daily schedule (9 h high, 15 h low, 5-minute steps) repeats values for
-    hours every day: it pages no more, yet a day stuck high does, once the run is twice
-    the longest normal one (15 h low overnight: at 30 h, on day 9)."""
+    hours every day: after its first run it opens no stuck episode, and a day stuck high
+    is seen as a value anomaly when it should have dropped at 18:00."""
     proc = make()
-    stuck_days = []
+    stuck, value = [], []
     step = 300.0
     for i in range(288 * 10):
         hour = (i % 288) / 12.0
-        value = 80.0 if 9.0 <= hour < 18.0 else 10.0
+        level = 80.0 if 9.0 <= hour < 18.0 else 10.0
         if 288 * 8 + 108 <= i < 288 * 9 + 216:  # day 8, 09:00, stays high into day 9
-            value = 80.0
-        _, events = proc.process(step * i, value)
-        stuck_days += [i // 288 for e in events if e.kind == "stuck" and e.event == "opened"]
-    assert stuck_days == [0, 9]  # the first run, before any was seen; then the real one
+            level = 80.0
+        _, events = proc.process(step * i, level)
+        opened = [e.kind for e in events if e.event == "opened"]
+        stuck += [i for k in opened if k == "stuck"]
+        value += [i for k in opened if k == "value"]
+    assert stuck == [19]  # the very first run, before any run had ended
+    after_day_1 = [i for i in value if i >= 288]  # the first day's steps are news
+    assert after_day_1 and 288 * 8 + 216 <= after_day_1[0] <= 288 * 8 + 220  # day 8, 18:00
 
 
 def test_series_that_often_repeat_need_longer_runs() -> None:
