@@ -33,10 +33,11 @@ from .records import (
 _NO_EVENTS: tuple[EpisodeEvent, ...] = ()
 DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own interval
 # The published score of a point (ScoredPoint.score) ranks the point where a value
-# episode opens above every other point of every series: onsets score in
-# [ONSET_SCORE, 1], every other point its detector score times OTHER_SCALE (< ONSET_SCORE).
-# One threshold, ONSET_SCORE, then selects exactly the episode onsets whatever a
-# series' interval and budget, and a lower threshold adds the next most surprising points.
+# episode (or, in the processor, a stuck one) opens above every other point of every
+# series: onsets score in [ONSET_SCORE, 1], every other point its detector score times
+# OTHER_SCALE (< ONSET_SCORE). One threshold, ONSET_SCORE, then selects exactly the
+# episode onsets whatever a series' interval and budget, and a lower threshold adds the
+# next most surprising points.
 ONSET_SCORE = 0.9995
 OTHER_SCALE = 0.999
 
