@@ -18,6 +18,8 @@ the on/off episodes of the cleaner (``silence``, ``stuck``).
 
 from __future__ import annotations
 
+import math
+
 from .codec import Reader, Writer
 from .config import PolicyConfig
 from .records import (
@@ -40,6 +42,14 @@ DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own inter
 # next most surprising points.
 ONSET_SCORE = 0.9995
 OTHER_SCALE = 0.999
+# The budget is honoured by evidence too: a series that opened more than RECENT_ALLOWANCE
+# times its budget's episodes over the last RECENT_SPAN budget periods (exponentially
+# weighted: 28 days for the default 7-day budget) needs a tail probability smaller by
+# (count / allowance) ** 2 to open another, until its rate falls back. The calibrated
+# tail can be lighter than a series' own (bursts that are its normal behaviour, a
+# series that came alive with a scale still learning); this keeps it from paging on.
+RECENT_SPAN = 4.0
+RECENT_ALLOWANCE = 2.0
 
 
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
@@ -83,6 +93,8 @@ class EpisodePolicy:
         "peak",
         "pending",
         "pending_start",
+        "recent",
+        "recent_ts",
         "severity",
         "started_at",
         "up",
@@ -109,6 +121,8 @@ class EpisodePolicy:
         self.last: tuple[float, float, float, float, float, float] = (0.0,) * 6
         self.interval = DEFAULT_INTERVAL_S
         self.up = True  # the open episode's direction
+        self.recent = 0.0  # episodes opened lately, exponentially weighted (see RECENT_SPAN)
+        self.recent_ts = 0.0  # when ``recent`` was last brought up to date
         self.set_margin(1.0)
 
     def set_margin(self, margin: float) -> None:
@@ -157,12 +171,17 @@ class EpisodePolicy:
                 self.pending = 0
                 self.armed = self.armed or not aligned
                 return False, _NO_EVENTS
+            if self.recent and self._over_budget(ts, score):
+                self.pending = 0
+                return False, _NO_EVENTS
             self.pending += 1
             if self.pending == 1:
                 self.pending_start = ts
             if self.pending < self.cfg.min_points:
                 return False, _NO_EVENTS
             self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
+            self.recent = self._recent_at(ts) + 1.0
+            self.recent_ts = ts
             self.up = z >= 0.0
             self.started_at = self.pending_start
             self.length = self.pending
@@ -191,6 +210,33 @@ class EpisodePolicy:
             self.armed = self.normal_run >= self.cfg.cooldown_points
             return False, (self._resolve(ts, f"normal for {self.normal_run} points"),)
         return True, _NO_EVENTS  # cooling down: still part of the open episode
+
+    def _recent_at(self, ts: float) -> float:
+        """Episodes opened lately as of ``ts`` (the weighted count decays with time)."""
+        if not self.recent:
+            return 0.0
+        span = RECENT_SPAN * self.cfg.false_episode_days * 86400.0
+        return self.recent * math.exp(-max(ts - self.recent_ts, 0.0) / span)
+
+    def _over_budget(self, ts: float, score: float) -> bool:
+        """True when the series opened too many episodes lately for ``score`` to open one.
+
+        Only the default, budgeted threshold adapts; a fixed ``threshold`` stays fixed.
+        """
+        if self.cfg.threshold is not None:
+            return False
+        excess = self._recent_at(ts) / (RECENT_ALLOWANCE * RECENT_SPAN)
+        if excess <= 1.0:
+            return False
+        return (1.0 - score) * excess * excess > 1.0 - self.open_thr
+
+    def write_recent(self, w: Writer) -> None:
+        """The recent-episode count (kept at the end of the series state, see the processor)."""
+        w.raw("dd", self.recent, self.recent_ts)
+
+    def read_recent(self, r: Reader) -> None:
+        recent, recent_ts = r.raw("dd")
+        self.recent, self.recent_ts = float(recent), float(recent_ts)
 
     def _event(
         self,

@@ -186,6 +186,7 @@ class SeriesProcessor:
         w.blob(self.detector.to_bytes())
         self.cleaner.write_activity(w)  # last, so states written before it still load
         self.cleaner.write_long_run(w)  # after it, for the same reason
+        self.policy.write_recent(w)  # and after that
         return w.getvalue()
 
     @classmethod
@@ -213,6 +214,8 @@ class SeriesProcessor:
             proc.cleaner.read_activity(r)
         if not r.done():
             proc.cleaner.read_long_run(r)
+        if not r.done():
+            proc.policy.read_recent(r)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

@@ -89,7 +89,9 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     assert again.to_bytes() == blob
     tuesday = MONDAY + 8 * DAY
     assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
-    no_runs = blob[: -struct.calcsize("<d")]  # written before the longest run was kept
+    no_recent = blob[: -struct.calcsize("<dd")]  # before the recent-episode count
+    assert SeriesProcessor.from_bytes(no_recent).policy.recent == 0.0
+    no_runs = no_recent[: -struct.calcsize("<d")]  # written before the longest run was kept
     older = SeriesProcessor.from_bytes(no_runs)
     assert older.cleaner.live_tod == proc.cleaner.live_tod != 0
     assert older.cleaner.long_run == 0.0  # learned afresh

@@ -83,3 +83,36 @@ def test_severity_rises_with_updated_events() -> None:
     assert kinds(events) == ["opened", "updated", "updated"]
     assert [e.severity for e in events] == ["low", "medium", "critical"]
     assert events[-1].to_dict()["peak_score"] == 0.9999999
+
+
+def _weekly_openings(config: object, weeks: int = 8) -> list[int]:
+    """Value episodes opened per week on noise whose normal behaviour includes bursts
+    (0.7 % of points 7 sigma high, 5-minute steps): a tail the calibrator underrates."""
+    import numpy as np
+
+    from stream_app.core import EngineConfig, SeriesProcessor
+
+    assert isinstance(config, EngineConfig)
+    proc = SeriesProcessor.create("e", "m", config)
+    rng = np.random.default_rng(3)
+    n = weeks * 2016
+    values = 20.0 + rng.normal(0.0, 1.0, n)
+    values[rng.random(n) < 0.007] += 7.0
+    weekly = [0] * weeks
+    for i in range(n):
+        _, events = proc.process(1_700_000_000.0 + 300.0 * i, float(values[i]))
+        weekly[i // 2016] += sum(e.event == "opened" and e.kind == "value" for e in events)
+    return weekly
+
+
+def test_a_series_that_keeps_overrunning_its_budget_gets_stricter() -> None:
+    from stream_app.core import EngineConfig
+
+    budget = _weekly_openings(EngineConfig.default())
+    # the same opening score, fixed: no adaptation
+    fixed = _weekly_openings(
+        EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
+    )
+    assert fixed[0] - 3 <= budget[0] <= fixed[0]  # the first week: little to learn from yet
+    assert sum(budget[4:]) * 2 <= sum(fixed[4:])  # weeks 5-8: at most half as many
+    assert min(budget[4:]) >= 1  # stricter, not deaf: the bursts still page sometimes
