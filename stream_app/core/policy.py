@@ -132,8 +132,14 @@ class EpisodePolicy:
         self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
 
     def set_interval(self, interval_s: float) -> None:
-        """The series' learned sampling interval: the false-alarm budget is per unit of time."""
-        if interval_s > 0.0 and interval_s != self.interval:
+        """The series' learned sampling interval: the false-alarm budget is per unit of time.
+
+        Changes under 0.1 % are ignored: a learned interval jitters in its last bits
+        (timestamps like ``t0 + i / rate``), and recomputing both thresholds on every
+        point cost about 2.5 % of a worker's CPU.
+        """
+        old = self.interval
+        if interval_s > 0.0 and abs(interval_s - old) > 1e-3 * old:
             self.interval = interval_s
             self.set_margin(self.margin)
 
