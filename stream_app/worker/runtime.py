@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.metrics import Metrics
+from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
@@ -146,10 +146,8 @@ class WorkerRuntime:
             m.deadletters.labels(letter["reason"]).inc()
             if letter["reason"] != "rejected_point":
                 m.readings.labels("deadlettered").inc()
-        for lag in out.event_to_scored:
-            m.scoring_latency.observe(max(lag, 0.0))
-        for lag in out.ingest_to_event:
-            m.emit_latency.observe(max(lag, 0.0))
+        observe_many(m.scoring_latency, out.event_to_scored)
+        observe_many(m.emit_latency, out.ingest_to_event)
         for event in out.events:
             m.episode_events.labels(event["event"], event["severity"], event["kind"]).inc()
             if event["event"] == "resolved":
