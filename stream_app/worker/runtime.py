@@ -88,8 +88,9 @@ class WorkerRuntime:
             all_series = now - self._series_at >= self.checkpoint_s
         if all_series:
             self._series_at = now
+        add_point = self.sink.add_point
         for row in out.rows:
-            self.sink.add_point(row)
+            add_point(row)
         for event in out.events:
             self.sink.add_episode(event)
         batch = self.sink.take()  # before any await: overlapping writes keep their own rows
