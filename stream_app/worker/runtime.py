@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.metrics import Metrics
+from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
@@ -88,8 +88,9 @@ class WorkerRuntime:
             all_series = now - self._series_at >= self.checkpoint_s
         if all_series:
             self._series_at = now
+        add_point = self.sink.add_point
         for row in out.rows:
-            self.sink.add_point(row)
+            add_point(row)
         for event in out.events:
             self.sink.add_episode(event)
         batch = self.sink.take()  # before any await: overlapping writes keep their own rows
@@ -146,10 +147,8 @@ class WorkerRuntime:
             m.deadletters.labels(letter["reason"]).inc()
             if letter["reason"] != "rejected_point":
                 m.readings.labels("deadlettered").inc()
-        for lag in out.event_to_scored:
-            m.scoring_latency.observe(max(lag, 0.0))
-        for lag in out.ingest_to_event:
-            m.emit_latency.observe(max(lag, 0.0))
+        observe_many(m.scoring_latency, out.event_to_scored)
+        observe_many(m.emit_latency, out.ingest_to_event)
         for event in out.events:
             m.episode_events.labels(event["event"], event["severity"], event["kind"]).inc()
             if event["event"] == "resolved":

@@ -7,14 +7,14 @@ Model state lives per entity (:mod:`stream_app.worker.states`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from stream_app.core import (
-    ScoredPoint,
-)
+from stream_app.core import EntityProcessor, ScoredPoint
 from stream_app.storage.sink import ObservationRow
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
@@ -24,7 +24,9 @@ from stream_app.worker.states import EntityStates
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
 # delivery replays readings, and a replayed duplicate is expected, not bad input.
 # Its row is still written: ON CONFLICT keeps the original when it exists.
-_QUIET_REJECTIONS = frozenset({"duplicate"})
+# Nor is a missing value (a null in the reading): the reading said so itself.
+_NOT_DEAD_LETTERED = frozenset({"duplicate", "missing"})
+_STATUS = itemgetter(ObservationRow._fields.index("status"))
 # A source's watermark jumping by more than this many of its usual steps (and
 # at least RESUME_MIN_S seconds) means the whole source was quiet, not each series.
 RESUME_STEPS = 20.0
@@ -77,59 +79,61 @@ class ReadingScorer:
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
+        decode, states = self.decoder.decode, self.states
         for msg in messages:
             try:
-                result = self.decoder.decode(msg.value, now)
+                result = decode(msg.value, now)
             except Exception as exc:  # a decoder bug must not kill the worker
                 result = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
             if isinstance(result, Rejection):
                 out.deadletters.append(self._dead(msg, result, now))
                 continue
-            if msg.offset is not None and msg.offset <= self.states.offset(result.entity):
+            proc = states.admit(result.entity, msg.offset)
+            if proc is None:
                 # Learned before a crash or a rebalance (the saved state is ahead of
                 # the committed offsets): its rows are durable, its models have it.
                 out.replayed += 1
                 continue
             try:
-                self._score(result, msg, now, out)
+                self._score(result, proc, msg, now, out)
             except Exception as exc:
                 out.deadletters.append(
                     self._dead(
                         msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now
                     )
                 )
+        # One row per point, so the rows tell the points' statuses.
+        out.statuses = dict(Counter(map(_STATUS, out.rows)))
         return out
 
-    def _score(self, reading: Reading, msg: Record, now: float, out: BatchOutput) -> None:
-        entity = reading.entity
+    def _score(
+        self, reading: Reading, proc: EntityProcessor, msg: Record, now: float, out: BatchOutput
+    ) -> None:
+        entity, ts = reading.entity, reading.ts
         partition = -1 if msg.partition is None else msg.partition
         out.touched.add((partition, entity))
         out.readings_ok += 1
-        if msg.offset is not None:
-            self.states.learned(entity, msg.offset)
         clock = (reading.source or "", partition)
         self._clock_of[entity] = clock
         watermark = self.watermarks.get(clock, 0.0)
-        if reading.ts > watermark:
+        if ts > watermark:
             if watermark > 0:
-                self._note_advance(clock, reading.ts - watermark, reading.ts)
-            self.watermarks[clock] = reading.ts
-        out.event_to_scored.append(now - reading.ts)
+                self._note_advance(clock, ts - watermark, ts)
+            self.watermarks[clock] = ts
+        out.event_to_scored.append(now - ts)
         # The per-reading step every caller shares (replay and evaluate too).
-        step = self.states.entity(entity).process(reading.ts, reading.metrics)
-        at = datetime.fromtimestamp(reading.ts, tz=UTC)  # every point of a reading shares it
+        step = proc.process(ts, reading.metrics)
+        at = _from_timestamp(ts, UTC)  # every point of a reading shares it
+        rows = out.rows
         for metric, point in step.points.items():
-            out.statuses[point.status] = out.statuses.get(point.status, 0) + 1
-            out.rows.append(to_row(point, at))  # a replayed duplicate conflicts and is dropped
-            if point.status in _QUIET_REJECTIONS:
-                continue
-            if not point.accepted and point.status != "missing":
+            rows.append(to_row(point, at))  # a replayed duplicate conflicts and is dropped
+            if not point.accepted and point.status not in _NOT_DEAD_LETTERED:
                 detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
-        for event in step.events:
-            out.events.append(event_to_wire(event, now))
+        if step.events:
+            out.events.extend(event_to_wire(event, now) for event in step.events)
             if reading.ingested_at is not None:
-                out.ingest_to_event.append(now - reading.ingested_at)
+                out.ingest_to_event.extend([now - reading.ingested_at] * len(step.events))
 
     def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
@@ -198,3 +202,5 @@ def to_row(point: ScoredPoint, at: datetime | None = None) -> ObservationRow:
 
 
 _new_row = tuple.__new__
+# Bound once, called positionally: a third cheaper than ``datetime.fromtimestamp(ts, tz=UTC)``.
+_from_timestamp = datetime.fromtimestamp

@@ -95,14 +95,17 @@ class EntityStates:
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
         return self.entity(entity).processor(metric)
 
-    def offset(self, entity: str) -> int:
-        """Offset of the last reading ``entity``'s models have learned; -1 if none known."""
-        self.entity(entity)
-        return self._offsets.get(entity, -1)
-
-    def learned(self, entity: str, offset: int) -> None:
-        """``entity``'s models now reflect its readings up to ``offset``."""
-        self._offsets[entity] = offset
+    def admit(self, entity: str, offset: int | None) -> EntityProcessor | None:
+        """``entity``'s processor for its reading at ``offset``, now counted as learned;
+        None when its models already reflect that offset (a replayed reading)."""
+        live = self._live.get(entity)
+        if live is None:
+            live = self.entity(entity)
+        if offset is not None:
+            if offset <= self._offsets.get(entity, -1):
+                return None
+            self._offsets[entity] = offset
+        return live
 
     def entity_scorer(self, entity: str) -> EntityScorer | None:
         """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""

@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 
+from stream_app.settings import Settings
 from tests.integration.conftest import FreshSchema, FreshTopic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,11 +118,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def api_process(
-    installed: Installed, fresh_schema: FreshSchema, api_topic: str
+    installed: Installed, fresh_schema: FreshSchema, api_topic: str, settings: Settings
 ) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     env = installed.env(
         TSGUARD_PG_DSN=fresh_schema.conninfo,
+        # The broker the fresh topic was made on (a stack on other ports than the defaults).
+        TSGUARD_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         TSGUARD_API_PORT=str(port),
         TSGUARD_OAUTH_DEV_KEY_FILE=str(installed.workdir / "dev-keys.json"),
         TSGUARD_TOPIC_READINGS=api_topic,

@@ -172,8 +172,8 @@ async def test_after_a_rebalance_nothing_of_the_old_generation_is_saved_or_acked
     pipe.releases[0].set()
     await batcher._settle()
     assert not pipe.table and pipe.acked == []
-    assert not await batcher._admit(Rec(1, generation_id=1))  # fetched before the rebalance
-    assert await batcher._admit(Rec(1, generation_id=2))
+    old, new = Rec(1, generation_id=1), Rec(1, generation_id=2)  # fetched before / after it
+    assert await batcher._admit([old, new]) == [new]
 
 
 async def test_a_failed_write_drops_the_models_and_calls_on_fatal() -> None:

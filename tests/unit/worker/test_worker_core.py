@@ -236,3 +236,17 @@ async def test_a_failed_write_is_fatal_and_nothing_of_it_is_published_or_acked()
     h.task.cancel()
     with pytest.raises((asyncio.CancelledError, RuntimeError)):
         await h.task
+
+
+async def test_records_after_a_skipped_offset_wait_for_a_seek_back() -> None:
+    h = Harness()
+    records = [r for r in readings(2, 10) if r.partition == 0]  # offsets 0..9
+    h.start()
+    await offered(h, records[:3] + records[6:])  # the consumer skipped offsets 3..5
+    await until(lambda: len(h.sink.rows) == 3, "the records before the gap stored")
+    assert h.consumer.seeks == [(None, 3)]  # asked once, then refused while under way
+    await offered(h, records[3:])  # fetched again from the seek target
+    await until(lambda: len(h.sink.rows) == len(records), "every record stored")
+    await h.stop()
+    assert h.count("tsguard_readings_total", outcome="scored") == len(records)
+    assert sorted(r.offset for r in h.consumer.acked) == list(range(10))
