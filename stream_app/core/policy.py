@@ -143,15 +143,14 @@ class EpisodePolicy:
             self.interval = interval_s
             self.set_margin(self.margin)
 
-    def published(self, score: float, opened: bool) -> float:
-        """The score a point is reported with (see ``ONSET_SCORE``).
+    def onset_score(self, score: float) -> float:
+        """The published score of a point that opens an episode, in ``[ONSET_SCORE, 1]``
+        (every other point is published at its score times ``OTHER_SCALE``).
 
         >>> pol = EpisodePolicy("e", "m", PolicyConfig(threshold=0.999), "demo")
-        >>> pol.published(0.9999, True), round(pol.published(0.9999, False), 7)
+        >>> pol.onset_score(0.9999), round(0.9999 * OTHER_SCALE, 7)
         (0.99995, 0.9989001)
         """
-        if not opened:
-            return score * OTHER_SCALE
         room = 1.0 - self.open_thr
         tail = (1.0 - score) / room if room > 0.0 else 0.0
         return 1.0 - (1.0 - ONSET_SCORE) * min(1.0, max(0.0, tail))

@@ -110,7 +110,8 @@ class SeriesProcessor:
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if decided:
             events.extend(decided)
-            score = policy.published(score, decided[0].event == "opened")
+        if decided and decided[0].event == "opened":
+            score = policy.onset_score(score)
         else:
             score *= OTHER_SCALE
         if self.stuck.episode:
@@ -118,7 +119,7 @@ class SeriesProcessor:
             # point ranks with the onsets, at the stuck model's tail probability
             flag = True
             if stuck_opened:
-                score = max(score, policy.published(1.0 - cleaner.stuck_p, True))
+                score = max(score, policy.onset_score(1.0 - cleaner.stuck_p))
         point = ScoredPoint(self.entity, self.metric, ts, value, "ok", True, score, expected,
                             lower, upper, flag, self.detector_name, z)  # fmt: skip
         return point, events
