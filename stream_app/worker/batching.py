@@ -30,7 +30,8 @@ Key = tuple[str, int]
 class BatchPipeline(Protocol):
     """The two halves of processing a batch (:class:`WorkerRuntime` implements it)."""
 
-    def score(self, messages: list[Record]) -> Any: ...
+    async def score(self, messages: list[Record]) -> Any:
+        """The batch scored; None when the live models were dropped meanwhile."""
 
     async def write(self, out: Any) -> None: ...
 
@@ -175,7 +176,9 @@ class EventBatcher:
         partition = self._checkpointer.due()
         if not records and partition is None:
             return
-        out = self._pipeline.score(records)  # Faust consumer messages are Records
+        out = await self._pipeline.score(records)  # Faust consumer messages are Records
+        if out is None:
+            return  # models dropped while scoring: these records are read again
         snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
