@@ -179,28 +179,23 @@ class EventBatcher:
         out = await self._pipeline.score(records)  # Faust consumer messages are Records
         if out is None:
             return  # models dropped while scoring: these records are read again
-        sealing = None
-        if partition is not None:  # compressed on a thread while this batch is written
-            sealing = asyncio.ensure_future(
-                self._checkpointer.seal(self._checkpointer.snapshot(partition))
-            )
+        snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None
-        self._inflight.append(asyncio.create_task(self._commit(out, records, sealing, after)))
+        self._inflight.append(asyncio.create_task(self._commit(out, records, snapshot, after)))
 
     async def _commit(
         self,
         out: Any,
         records: list[Record],
-        sealing: Awaitable[Snapshot] | None,
+        snapshot: Snapshot | None,
         after: asyncio.Task[None] | None,
     ) -> None:
         try:
             await self._pipeline.write(out)
             if after is not None:
                 await after  # every earlier batch is durable (or this fails too)
-            snapshot = None if sealing is None else await sealing
             self._checkpointer.hold(records)
             if snapshot is not None:
                 self._checkpointer.save(snapshot)

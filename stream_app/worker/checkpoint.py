@@ -17,8 +17,6 @@ saving writes the state table and acks the partition's held records.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from typing import Any, Protocol
 
 from stream_app.metrics import Metrics
 from stream_app.worker.feed import Record
-from stream_app.worker.states import compress_blob
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +33,6 @@ class Snapshot:
     partition: int
     blobs: dict[str, bytes]
     generation: int
-    compressed: bool = False  # the blobs as stored (see :meth:`Checkpointer.seal`)
 
 
 class StateDump(Protocol):
@@ -120,14 +116,6 @@ class Checkpointer:
         blobs = {entity: self._states.dump(entity) for entity in dirty}
         return Snapshot(partition, blobs, self._models)
 
-    async def seal(self, snapshot: Snapshot) -> Snapshot:
-        """The snapshot with its blobs compressed as stored, on a thread: zlib lets
-        go of the GIL, so the event loop goes on scoring meanwhile (compressing
-        in :meth:`snapshot` lengthened its pause by some 50 us per entity)."""
-        loop = asyncio.get_running_loop()
-        blobs = await loop.run_in_executor(None, _compress_all, snapshot.blobs)
-        return dataclasses.replace(snapshot, blobs=blobs, compressed=True)
-
     def save(self, snapshot: Snapshot) -> bool:
         """Write a snapshot to the table and ack its partition's held records.
 
@@ -138,8 +126,7 @@ class Checkpointer:
         if snapshot.generation != self._models:
             return False
         if self._table is not None:
-            for entity, packed in snapshot.blobs.items():
-                blob = packed if snapshot.compressed else compress_blob(packed)
+            for entity, blob in snapshot.blobs.items():
                 self._table[entity.encode()] = blob
                 self._total += len(blob) - self._sizes.get(entity, 0)
                 self._sizes[entity] = len(blob)
@@ -161,7 +148,3 @@ class Checkpointer:
         self.reset()
         self._sizes.clear()
         self._total = 0
-
-
-def _compress_all(blobs: dict[str, bytes]) -> dict[str, bytes]:
-    return {entity: compress_blob(packed) for entity, packed in blobs.items()}

@@ -9,10 +9,8 @@ Blobs are stored zlib-compressed (level 1) behind a magic prefix: the packed
 state of the bench's entities (three series) shrinks from about 6.9 KB to
 0.8 KB for some 50 us, and every checkpoint writes each changed entity to
 the changelog (3.4 MB/s at 1,000 entities every 2 s, which the worker,
-the broker and a restarting worker's table recovery all paid for). The
-:class:`~stream_app.worker.checkpoint.Checkpointer` compresses what
-:meth:`EntityStates.dump` packs; blobs without the prefix (written before, or
-by tests) are read as they are.
+the broker and a restarting worker's table recovery all paid for). Blobs
+without the prefix, written before, are read as they are.
 """
 
 from __future__ import annotations
@@ -149,7 +147,7 @@ class EntityStates:
         offset = self._offsets.get(entity)
         if offset is not None:
             states[OFFSET_KEY] = _OFFSET.pack(offset)
-        return pack_entity(states)  # compressed on its way to the table (checkpoint.py)
+        return compress_blob(pack_entity(states))
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
