@@ -61,9 +61,6 @@ class Settings(BaseSettings):
     worker_idle_flush_s: float = Field(default=0.05, gt=0)
     # Batches being written to the database at once (scoring goes on meanwhile).
     worker_max_inflight: int = Field(default=2, ge=1, le=8)
-    # Readings scored between two turns of the event loop (the writes in flight
-    # make their round trips in between instead of waiting for a whole batch).
-    worker_score_slice: int = Field(default=256, ge=1)
     # Longest time the broker holds a fetch with no new data (Faust's 1,500 ms
     # stalled readings behind fetches of idle partitions).
     worker_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)

@@ -30,8 +30,7 @@ Key = tuple[str, int]
 class BatchPipeline(Protocol):
     """The two halves of processing a batch (:class:`WorkerRuntime` implements it)."""
 
-    async def score(self, messages: list[Record]) -> Any:
-        """The batch scored; None when the live models were dropped meanwhile."""
+    def score(self, messages: list[Record]) -> Any: ...
 
     async def write(self, out: Any) -> None: ...
 
@@ -176,9 +175,7 @@ class EventBatcher:
         partition = self._checkpointer.due()
         if not records and partition is None:
             return
-        out = await self._pipeline.score(records)  # Faust consumer messages are Records
-        if out is None:
-            return  # models dropped while scoring: these records are read again
+        out = self._pipeline.score(records)  # Faust consumer messages are Records
         snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)

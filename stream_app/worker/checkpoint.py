@@ -79,11 +79,6 @@ class Checkpointer:
         self._sizes: dict[str, int] = {}
         self._total = 0
 
-    @property
-    def models(self) -> int:
-        """Bumped whenever the live models are dropped (see :meth:`reset`)."""
-        return self._models
-
     def touched(self, changed: Iterable[tuple[int, str]]) -> None:
         """(partition, entity) pairs whose models changed."""
         for partition, entity in changed:

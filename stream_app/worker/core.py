@@ -93,7 +93,6 @@ class WorkerCore:
             on_progress=on_progress,
             checkpoint_s=settings.worker_checkpoint_s,
             clock=clock,
-            slice_size=settings.worker_score_slice,
         )
         self.guard = OffsetGuard()
         self.batcher = EventBatcher(

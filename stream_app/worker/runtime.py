@@ -9,7 +9,6 @@ changes are reported to the :class:`~stream_app.worker.checkpoint.Checkpointer`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
-from stream_app.worker.scoring import BatchOutput, ReadingScorer, point_statuses
+from stream_app.worker.scoring import BatchOutput, ReadingScorer
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,8 @@ class WorkerRuntime:
         silence_check_s: float = 5.0,
         checkpoint_s: float = 0.0,
         clock: Callable[[], float] = time.time,
-        slice_size: int = 256,
     ) -> None:
         self.scorer = scorer
-        self.slice_size = slice_size
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
@@ -65,26 +62,10 @@ class WorkerRuntime:
         self.on_progress = on_progress
         self.sink_retrying = False
 
-    async def score(self, messages: list[Record]) -> BatchOutput | None:
-        """The CPU half of a batch: decode, clean, score; nothing is written yet.
-
-        In slices of ``slice_size`` readings, with the event loop let run in
-        between: the round trips of the writes in flight go on meanwhile,
-        instead of each waiting for a whole batch to be scored. None (and
-        nothing reported as changed) when the live models were dropped in
-        between (a rebalance, a failed write): the batch's records are then
-        neither stored nor acked, and whoever reads them next scores them.
-        """
+    def score(self, messages: list[Record]) -> BatchOutput:
+        """The CPU half of a batch: decode, clean, score; nothing is written yet."""
         now = self.clock()
-        models = self.checkpointer.models
-        out = BatchOutput()
-        size = self.slice_size
-        for start in range(0, len(messages), size):
-            if start:
-                await asyncio.sleep(0)
-                if self.checkpointer.models != models:
-                    return None
-            self.scorer.process(messages[start : start + size], now, out)
+        out = self.scorer.process(messages, now)
         if messages:
             self.metrics.batch_size.observe(len(messages))
         if now - self._last_silence_check >= self.silence_check_s:
@@ -160,7 +141,7 @@ class WorkerRuntime:
         m = self.metrics
         m.readings.labels("scored").inc(out.readings_ok)
         m.readings.labels("replayed").inc(out.replayed)
-        for status, n in point_statuses(out.rows).items():
+        for status, n in out.statuses.items():
             m.points.labels(status).inc(n)
         for letter in out.deadletters:
             m.deadletters.labels(letter["reason"]).inc()

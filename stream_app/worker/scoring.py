@@ -45,6 +45,7 @@ class BatchOutput:
     readings_ok: int = 0
     # Readings the models had already learned (replayed after a restart): skipped.
     replayed: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
 
@@ -76,11 +77,8 @@ class ReadingScorer:
         self._usual_step: dict[Clock, float] = {}
         self._clock_of: dict[str, Clock] = {}
 
-    def process(
-        self, messages: Iterable[Record], now: float, out: BatchOutput | None = None
-    ) -> BatchOutput:
-        """Score ``messages``; into ``out`` when given (a batch scored in slices)."""
-        out = BatchOutput() if out is None else out
+    def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
+        out = BatchOutput()
         decode, states = self.decoder.decode, self.states
         for msg in messages:
             try:
@@ -104,6 +102,8 @@ class ReadingScorer:
                         msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now
                     )
                 )
+        # One row per point, so the rows tell the points' statuses.
+        out.statuses = dict(Counter(map(_STATUS, out.rows)))
         return out
 
     def _score(
@@ -177,11 +177,6 @@ class ReadingScorer:
             offset=msg.offset,
             key=msg.key,
         )
-
-
-def point_statuses(rows: list[ObservationRow]) -> Counter[str]:
-    """How many points had each status (one row per point, so the rows tell)."""
-    return Counter(map(_STATUS, rows))
 
 
 def to_row(point: ScoredPoint, at: datetime | None = None) -> ObservationRow:

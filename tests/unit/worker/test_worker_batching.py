@@ -66,7 +66,7 @@ class FakePipeline:
             clock=lambda: self.now,
         )
 
-    async def score(self, messages: list[Record]) -> int:
+    def score(self, messages: list[Record]) -> int:
         self.scored += 1
         self.releases.append(asyncio.Event())
         self.log.append(f"score {self.scored}")
@@ -200,7 +200,7 @@ async def test_run_batches_what_is_queued_up_to_the_size() -> None:
     await feed.put([Rec(2), Rec(3)])
     sizes: list[int] = []
 
-    async def score(messages: list[Record]) -> int:
+    def score(messages: list[Record]) -> int:
         sizes.append(len(messages))
         pipe.releases.append(asyncio.Event())
         pipe.releases[-1].set()

@@ -100,7 +100,6 @@ class Harness:
             worker_batch_size=overrides.pop("batch_size", 50),
             worker_checkpoint_s=0.0,  # every batch checkpoints its partition
             worker_idle_flush_s=0.01,
-            worker_score_slice=overrides.pop("score_slice", 256),
         )
         self.registry = CollectorRegistry()
         self.sink, self.producer, self.consumer = ListSink(), ListProducer(), ListConsumer()
@@ -222,27 +221,6 @@ async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -
     await h.stop()
     assert not h.sink.rows and not h.consumer.acked
     assert h.count("tsguard_readings_total", outcome="scored") == 0
-
-
-async def test_models_dropped_between_slices_leave_the_batch_unstored_and_unacked() -> None:
-    h = Harness(batch_size=200, score_slice=10)
-    records = readings(2, 100)  # entity e on partition e, offsets 0..99
-    h.start()
-    await offered(h, records[:100], per_fetch=100)
-    await until(lambda: len(h.sink.rows) == 100, "the first batch stored")
-    await h.core.feed.put(records[100:])
-    await asyncio.sleep(0)  # the batcher takes the batch and scores its first slice
-    h.core.revoked()  # a rebalance between two slices
-    await h.stop()
-    assert len(h.sink.rows) == 100  # the interrupted batch: nothing of it stored
-    assert all(r.offset < 50 for r in h.consumer.acked)  # nor acked
-    assert h.count("tsguard_readings_total", outcome="scored") == 100
-    again = Harness(table=dict(h.table))  # the next owner reads them again
-    again.start()
-    await offered(again, records[100:])
-    await until(lambda: len(again.sink.rows) == 100, "the rest stored by the next owner")
-    await again.stop()
-    assert again.count("tsguard_readings_total", outcome="replayed") == 0
 
 
 async def test_a_failed_write_is_fatal_and_nothing_of_it_is_published_or_acked() -> None:
