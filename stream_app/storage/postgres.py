@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -120,6 +121,10 @@ class PostgresSink:
         self._new: set[tuple[str, str]] = set()  # pending series not yet in the table
         self._max_backoff_s = max_backoff_s
         self._on_error = on_error
+        # Sessions whose staging table exists (it outlives each transaction), so
+        # a write does not ask for it again: one round trip less per batch. A
+        # broken connection is replaced by a new object, which is not in here.
+        self._staged: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -182,10 +187,13 @@ class PostgresSink:
             return stats
         started = time.perf_counter()
         try:
-            async with self._pool.connection(timeout=5.0) as conn, conn.transaction():
-                stats.points_inserted = await self._write_points(conn, batch.points)
-                await self._write_series(conn, spans)
-                await self._write_episodes(conn, batch.episodes)
+            async with self._pool.connection(timeout=5.0) as conn:
+                async with conn.transaction():
+                    stats.points_inserted = await self._write_points(conn, batch.points)
+                    await self._write_series(conn, spans)
+                    await self._write_episodes(conn, batch.episodes)
+                if batch.points:
+                    self._staged.add(conn)  # committed: the table stays with the session
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
             raise SinkBackpressure(1.0, exc) from exc
         except Exception as exc:  # pool timeout and friends
@@ -227,10 +235,11 @@ class PostgresSink:
     ) -> int:
         if not points:
             return 0
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _obs_stage (LIKE observations INCLUDING DEFAULTS)"
-            " ON COMMIT DELETE ROWS"
-        )
+        if conn not in self._staged:
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _obs_stage (LIKE observations INCLUDING DEFAULTS)"
+                " ON COMMIT DELETE ROWS"
+            )
         async with conn.cursor() as cur:
             async with cur.copy(_COPY_STAGE) as copy:
                 copy.set_types(list(OBSERVATION_TYPES))

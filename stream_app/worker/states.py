@@ -4,11 +4,19 @@ All series of an entity (and its joint scorer) are packed into one blob,
 because the entity is the Kafka key: the state then sits in the changelog
 partition that matches the readings partition, and a rebalanced worker finds
 it there. The blob also records the offset of the last reading it reflects.
+
+Blobs are stored zlib-compressed (level 1) behind a magic prefix: the packed
+state of the bench's entities (three series) shrinks from about 6.9 KB to
+0.8 KB for some 50 us, and every checkpoint writes each changed entity to
+the changelog (3.4 MB/s at 1,000 entities every 2 s, which the worker,
+the broker and a restarting worker's table recovery all paid for). Blobs
+without the prefix, written before, are read as they are.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable, Iterable
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
@@ -21,6 +29,26 @@ OFFSET_KEY = "\x00offset"
 _OFFSET = struct.Struct("<q")
 _NAME = struct.Struct("<H")
 _BLOB = struct.Struct("<I")
+# No plain blob starts with these bytes: its first two are a metric name's
+# length ("TS" would say 21,332 characters).
+_ZLIB_MAGIC = b"TSZ1"
+
+
+def compress_blob(packed: bytes) -> bytes:
+    """A packed entity as stored in the state table.
+
+    >>> blob = compress_blob(pack_entity({"a": bytes(1000)}))
+    >>> len(blob) < 100, unpack_entity(decompress_blob(blob)) == {"a": bytes(1000)}
+    (True, True)
+    """
+    return _ZLIB_MAGIC + zlib.compress(packed, 1)
+
+
+def decompress_blob(blob: bytes) -> bytes:
+    """Inverse of :func:`compress_blob`; a blob stored uncompressed passes through."""
+    if blob[:4] == _ZLIB_MAGIC:
+        return zlib.decompress(blob[4:])
+    return blob
 
 
 def pack_entity(states: dict[str, bytes]) -> bytes:
@@ -80,7 +108,7 @@ class EntityStates:
             return EntityProcessor.create(entity, self.config)
         series: dict[str, SeriesProcessor] = {}
         joint: EntityScorer | None = None
-        for metric, state in unpack_entity(blob).items():
+        for metric, state in unpack_entity(decompress_blob(blob)).items():
             if metric == OFFSET_KEY:
                 self._offsets[entity] = _OFFSET.unpack(state)[0]
             elif metric == ENTITY_KEY:
@@ -119,7 +147,7 @@ class EntityStates:
         offset = self._offsets.get(entity)
         if offset is not None:
             states[OFFSET_KEY] = _OFFSET.pack(offset)
-        return pack_entity(states)
+        return compress_blob(pack_entity(states))
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
