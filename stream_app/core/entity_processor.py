@@ -75,10 +75,8 @@ class EntityProcessor:
         """
         points: dict[str, ScoredPoint] = {}
         emitted: list[EpisodeEvent] = []
-        series = self.series
         for metric, value in metrics.items():
-            proc = series.get(metric) or self.processor(metric)
-            point, events = proc.process(ts, value)
+            point, events = self.processor(metric).process(ts, value)
             points[metric] = point
             if events and point.status not in _QUIET:
                 emitted.extend(events)

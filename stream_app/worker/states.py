@@ -126,9 +126,7 @@ class EntityStates:
     def admit(self, entity: str, offset: int | None) -> EntityProcessor | None:
         """``entity``'s processor for its reading at ``offset``, now counted as learned;
         None when its models already reflect that offset (a replayed reading)."""
-        live = self._live.get(entity)
-        if live is None:
-            live = self.entity(entity)
+        live = self.entity(entity)
         if offset is not None:
             if offset <= self._offsets.get(entity, -1):
                 return None
