@@ -26,7 +26,9 @@ Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
 times its long-run value, and ``jump_points`` consecutive same-side outliers
 are taken as a level shift: the levels restart there and the scales re-learn
-quickly, so a shift is one alarm rather than a long string of them. While such
+quickly, so a shift is one alarm rather than a long string of them (a series that
+was exactly flat and comes alive also restarts its calibrator, which had only
+ever seen no surprise). While such
 a run builds up, its points are judged together (Stouffer's ``sum(z) /
 sqrt(run length)``, each ``z`` clipped at ``3 clip``). Arithmetic is kept
 finite whatever the input: values are judged relative to a scale, residuals
@@ -67,6 +69,9 @@ _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
+# a calibrator whose 0.99 quantile of |z| fell under half a sigma has learned from (next
+# to) nothing but repeated values; a level jump restarts it (see ``_jump``)
+COLLAPSED_Q_HI = math.log1p(0.5)
 _BIG = 1e300  # residuals and levels beyond this are clipped: no overflow to inf
 _SQRT_BIG = 1e150
 _MAX_EXP = 690.0  # math.expm1 overflows a little above 709
@@ -476,6 +481,11 @@ class RobustSeasonal:
         alarm.
         """
         delta = value - expected
+        if self.cal.q_hi < COLLAPSED_Q_HI:
+            # the calibrator has seen next to no surprise (a series exactly flat, e.g. a
+            # rate at 0 for a week, that now comes alive): it knows nothing of the regime
+            # this jump starts, and would page at every point while the scales grow
+            self.cal.set_state(LOG_Q_LO, LOG_Q_HI)
         self.pre = (self.lf, self.ls, self.lc, self.lw)
         self.lf = self.ls = value
         self.lc = value - daily

@@ -109,6 +109,18 @@ def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
     assert len(resolved) == 1 and resolved[0].ts - opened[0].ts <= 50 * STEP
 
 
+def test_a_series_flat_for_a_week_that_comes_alive_pages_once() -> None:
+    # a rate at exactly 0 for a week (1-minute data) that starts moving: the calibrator
+    # saw no surprise for a week; without a restart it paged 40 times in 10 hours
+    rng = np.random.default_rng(7)
+    ramp = [100.0, 400.0, 1200.0, 3000.0, 5500.0, 12000.0, 20000.0, 26000.0]
+    values = [0.0] * 10080 + ramp + (38000.0 + rng.normal(0.0, 3000.0, 600)).tolist()
+    _, events = _run(values, step=60.0)
+    opened = _opened_after(events, START + 10080 * 60.0)
+    assert opened and opened[0].ts == START + 10080 * 60.0
+    assert len(opened) <= 2
+
+
 def test_one_extreme_pair_does_not_disable_a_series() -> None:
     rng = np.random.default_rng(5)
     values = [1e308, -1e308, *(20.0 + rng.normal(0.0, 1.0, 2000)).tolist()]
