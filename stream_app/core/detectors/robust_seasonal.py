@@ -7,7 +7,9 @@ Up to four forecasters run side by side on every point, all with winsorised
 * a slow level with a damped trend (``alpha_slow``, ``beta``, ``phi``): good
   for noisy stationary series;
 * a daily profile (48 phase bins of 30 min) on a slow level, kept from the
-  20th point when the step is an hour or finer, allowed to speak after 1.25 days;
+  20th point when the step is an hour or finer, allowed to speak after 1.25 days
+  (on the first weekend only where it forecasts better than the level: a week
+  of weekdays says nothing about weekends);
 * a weekly profile (168 bins of 1 h) on a level of its own, kept when the step
   visits every hour at least four times, allowed to speak after 7.25 days.
 
@@ -84,6 +86,7 @@ SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
 DAILY_AFTER = 1.25 * DAY  # a profile speaks once every bin was seen and learned a little
 WEEKLY_AFTER = WEEK + 0.25 * DAY
+WEEKEND_START = 5 * DAY  # Saturday 00:00 UTC in the week's phase (Monday = 0)
 SELECT_MAX_POINTS = 2016.0
 
 DEFAULTS: dict[str, float] = {
@@ -101,6 +104,21 @@ DEFAULTS: dict[str, float] = {
     "season_margin": 0.9,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
+
+
+def _first_weekend_miss(ts: float, value: float, daily: float, level: float) -> bool:
+    """On a Saturday or Sunday (UTC) of the first week, the level forecasts ``value`` better.
+
+    Until a week is seen, the daily profile has learned weekdays only, and a weekend
+    without the weekday's rise would page at the rise it misses; the level forecaster
+    speaks instead wherever it is the closer of the two (a 7-day schedule keeps its
+    profile). The weekly profile takes over after ``WEEKLY_AFTER``.
+    """
+    if (ts + 3 * DAY) % WEEK < WEEKEND_START:
+        return False
+    miss = value - daily
+    near = value - level
+    return (miss if miss >= 0.0 else -miss) > (near if near >= 0.0 else -near)
 
 
 class RobustSeasonal:
@@ -292,7 +310,11 @@ class RobustSeasonal:
         if day is not None:
             span = ts - self.t0
             margin = self.margin
-            if span >= DAILY_AFTER and self.sc < margin * best:
+            if (
+                span >= DAILY_AFTER
+                and self.sc < margin * best
+                and (span >= WEEKLY_AFTER or not _first_weekend_miss(ts, value, fc, expected))
+            ):
                 expected, err, best = fc, self.ec, self.sc
             if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
                 expected, err = fw, self.ew

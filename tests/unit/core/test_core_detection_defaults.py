@@ -69,6 +69,17 @@ def test_business_hours_with_weekends_do_not_page_in_the_second_week() -> None:
     assert _opened_after(events, START + 8 * 86400) == []
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_business_hours_do_not_page_on_their_first_weekend(seed: int) -> None:
+    # five weekdays teach the daily profile a rise that the first Saturday and Sunday
+    # do not have; the level forecasts those days, and the weekly profile later
+    _, events = _run(_square_wave(8, weekends=True, seed=seed))
+    first_weekend = [
+        e for e in _opened_after(events, START + 5 * 86400) if e.ts < START + 7 * 86400
+    ]
+    assert first_weekend == []
+
+
 def test_a_missing_business_day_is_found_once_the_pattern_is_known() -> None:
     values = _square_wave(14, weekends=False)
     day = 10 * DAY_POINTS
