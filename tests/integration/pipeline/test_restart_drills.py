@@ -73,9 +73,22 @@ def _kill_and_restart(pipe: Pipeline, worker: WorkerProcess, env: dict[str, str]
     worker.kill()
     killed_at = time.monotonic()
     before = _scored(pipe)
-    pipe.start_worker(worker.name, port=worker.port, env=env)  # same member, same URL
-    wait_for(lambda: _scored(pipe) > before, timeout=60, what="a new row after the restart")
+    restarted = pipe.start_worker(worker.name, port=worker.port, env=env)  # same member, same URL
+    try:
+        wait_for(lambda: _scored(pipe) > before, timeout=60, what="a new row after the restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; restarted worker: {_diagnosis(restarted)}") from None
     return time.monotonic() - killed_at
+
+
+def _diagnosis(worker: WorkerProcess) -> str:
+    """What a restarted worker that stores nothing is doing: alive, counted, logged."""
+    counted = [
+        line
+        for line in worker.metrics_text().splitlines()
+        if line.startswith(("tsguard_readings_total", "tsguard_deadletters_total", "tsguard_sink_"))
+    ]
+    return f"alive={worker.alive()} metrics={counted} log tail:\n{worker.log_tail(80)}"
 
 
 def test_kill_9_twice_mid_stream_dead_letters_nothing_and_scores_as_uninterrupted(
