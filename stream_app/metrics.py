@@ -55,6 +55,7 @@ class Metrics:
     open_episodes: Gauge
     feedback: Counter
     assigned_partitions: Gauge
+    state_unreadable: Counter
 
 
 # Known label values are created at zero, so rates and alert rules see a series
@@ -88,6 +89,7 @@ KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
     "sink_errors": (("OperationalError",), ("PoolTimeout",)),
     "sink_rows": (("observations",), ("anomalies",)),
     "feedback": (("false_positive",), ("true_positive",)),
+    "state_unreadable": (("entity",), ("series",), ("joint",)),
 }
 
 
@@ -196,6 +198,12 @@ def _families(reg: CollectorRegistry) -> Metrics:
         assigned_partitions=Gauge(
             "tsguard_assigned_partitions",
             "Partitions of the readings topic assigned to this worker.",
+            registry=reg,
+        ),
+        state_unreadable=Counter(
+            "tsguard_state_unreadable",
+            "Saved model states that could not be read (that part restarted), by part.",
+            ["part"],
             registry=reg,
         ),
     )

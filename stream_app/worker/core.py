@@ -9,6 +9,7 @@ in-memory tests pass lists and a dict, and run the same code.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
@@ -25,6 +26,8 @@ from stream_app.worker.feed import Record, RecordFeed
 from stream_app.worker.runtime import WorkerRuntime
 from stream_app.worker.scoring import ReadingScorer
 from stream_app.worker.states import EntityStates
+
+log = logging.getLogger(__name__)
 
 
 class ConsumerHandle(Protocol):
@@ -68,8 +71,11 @@ class WorkerCore:
     ) -> None:
         self.feed = feed or RecordFeed({settings.topic_readings})
         self._table = table
+        self._metrics = metrics
         self.scorer = ReadingScorer(
-            EntityStates(EngineConfig.from_mapping(base_rules), self._load_state),
+            EntityStates(
+                EngineConfig.from_mapping(base_rules), self._load_state, self._unreadable_state
+            ),
             ReadingDecoder(max_bytes=settings.max_message_bytes),
             max_deadletter_payload=settings.deadletter_max_payload_bytes,
             topic=settings.topic_readings,
@@ -119,6 +125,17 @@ class WorkerCore:
     async def drain(self) -> None:
         """Stopping: the batch in hand durable, every partition's state saved and acked."""
         await self.batcher.drain()
+
+    def _unreadable_state(self, entity: str, part: str, exc: Exception) -> None:
+        kind = part if part in ("entity", "joint") else "series"
+        self._metrics.state_unreadable.labels(kind).inc()
+        log.warning(
+            "saved state of %r (%s) unreadable, restarting it: %s: %s",
+            entity,
+            part,
+            type(exc).__name__,
+            exc,
+        )
 
     def _load_state(self, entity: str) -> bytes | None:
         blob = self._table.get(entity.encode())

@@ -5,6 +5,11 @@ because the entity is the Kafka key: the state then sits in the changelog
 partition that matches the readings partition, and a rebalanced worker finds
 it there. The blob also records the offset of the last reading it reflects.
 
+A stored state that cannot be read (corrupt bytes in the changelog, a layout
+no reader knows) is reported and that part of the models starts afresh: the
+entity's other series keep theirs, and its readings are scored on, never
+stuck behind a state nobody can load.
+
 Blobs are stored zlib-compressed (level 1) behind a magic prefix: the packed
 state of the bench's entities (three series) shrinks from about 6.9 KB to
 0.8 KB for some 50 us, and every checkpoint writes each changed entity to
@@ -20,6 +25,9 @@ import zlib
 from collections.abc import Callable, Iterable
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
+
+# (entity, part, error): part is "entity" (the whole blob), "joint" or a metric name
+OnUnreadable = Callable[[str, str, Exception], None]
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
 ENTITY_KEY = "\x00entity"
@@ -83,9 +91,15 @@ def unpack_entity(data: bytes) -> dict[str, bytes]:
 class EntityStates:
     """Live :class:`EntityProcessor`\\ s of the entities this worker owns, loaded on first use."""
 
-    def __init__(self, config: EngineConfig, load: Callable[[str], bytes | None]) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        load: Callable[[str], bytes | None],
+        on_unreadable: OnUnreadable | None = None,
+    ) -> None:
         self.config = config
         self._load = load
+        self._on_unreadable = on_unreadable
         self._live: dict[str, EntityProcessor] = {}
         # Offset of the last reading each live entity's models reflect.
         self._offsets: dict[str, int] = {}
@@ -108,17 +122,29 @@ class EntityStates:
             return EntityProcessor.create(entity, self.config)
         series: dict[str, SeriesProcessor] = {}
         joint: EntityScorer | None = None
-        for metric, state in unpack_entity(decompress_blob(blob)).items():
-            if metric == OFFSET_KEY:
-                self._offsets[entity] = _OFFSET.unpack(state)[0]
-            elif metric == ENTITY_KEY:
-                params = self.config.entity_params(entity)
-                if params is not None:
-                    joint = EntityScorer.from_bytes(state, params=params)
-            else:
-                series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+        try:
+            parts = unpack_entity(decompress_blob(blob))
+        except Exception as exc:  # any bytes can sit in the table: never let them wedge it
+            self._unreadable(entity, "entity", exc)
+            parts = {}
+        for metric, state in parts.items():
+            try:
+                if metric == OFFSET_KEY:
+                    self._offsets[entity] = _OFFSET.unpack(state)[0]
+                elif metric == ENTITY_KEY:
+                    params = self.config.entity_params(entity)
+                    if params is not None:
+                        joint = EntityScorer.from_bytes(state, params=params)
+                else:
+                    series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
+            except Exception as exc:
+                self._unreadable(entity, "joint" if metric == ENTITY_KEY else metric, exc)
         joint = joint or EntityScorer.for_entity(entity, self.config)
         return EntityProcessor(entity, self.config, series, joint)
+
+    def _unreadable(self, entity: str, part: str, exc: Exception) -> None:
+        if self._on_unreadable is not None:
+            self._on_unreadable(entity, part, exc)
 
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
         return self.entity(entity).processor(metric)

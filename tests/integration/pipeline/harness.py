@@ -77,8 +77,11 @@ class Pipeline:
             return 0
         return int(rows[0][0]) if rows else 0
 
-    def produce(self, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-        return asyncio.run(_produce(self.settings, list(messages)))
+    def produce(
+        self, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None
+    ) -> int:
+        """Keyed messages to ``topic`` (the readings topic by default), partitioned by key."""
+        return asyncio.run(_produce(self.settings, list(messages), topic))
 
     def produce_readings(self, readings: Iterable[dict[str, Any]]) -> int:
         return self.produce((r["entity"].encode(), orjson.dumps(r)) for r in readings)
@@ -237,7 +240,9 @@ def make_pipeline(base: Settings, conninfo: str, workdir: Path, *, partitions: i
     return Pipeline(settings, env, workdir)
 
 
-async def _produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> int:
+async def _produce(
+    settings: Settings, messages: list[tuple[bytes | None, bytes]], topic: str | None = None
+) -> int:
     producer = AIOKafkaProducer(
         **settings.kafka_client_kwargs(),
         linger_ms=5,
@@ -247,7 +252,8 @@ async def _produce(settings: Settings, messages: list[tuple[bytes | None, bytes]
     await producer.start()
     try:
         futures = [
-            await producer.send(settings.topic_readings, value=v, key=k) for k, v in messages
+            await producer.send(topic or settings.topic_readings, value=v, key=k)
+            for k, v in messages
         ]
         await producer.flush()
         for f in futures:

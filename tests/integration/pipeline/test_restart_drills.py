@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stream_app.worker.faust_app import STATE_TABLE
 from stream_app.worker.faust_compat import start_offsets
 from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
 from tests.integration.pipeline.streams import labelled_stream
@@ -161,3 +162,29 @@ def _committed(pipe: Pipeline) -> int:
     settings = pipe.settings
     keys = [(settings.topic_readings, p) for p in range(settings.topic_partitions)]
     return sum(asyncio.run(start_offsets(settings, keys)).values())
+
+
+def test_a_saved_state_nobody_can_read_restarts_that_model_and_the_stream_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    """Bytes in the state changelog that no reader knows (corruption, a foreign
+    writer) cost that entity its models, counted, and nothing else."""
+    readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=300, seed=23)
+    half = len(readings) // 2
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(readings[:half])
+    wait_for(lambda: _scored(pipeline) >= half, timeout=90, what="the first half stored")
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()  # state saved, offsets committed
+    changelog = f"{pipeline.settings.consumer_group}-{STATE_TABLE}-changelog"
+    victim = readings[0]["entity"]
+    pipeline.produce([(victim.encode(), b"\x00\xff not a tsguard state")], topic=changelog)
+    again = pipeline.start_worker("w1")
+    again.wait_ready()
+    pipeline.produce_readings(readings[half:])
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=90, what="the second half stored")
+    assert _sample(again, 'tsguard_state_unreadable_total{part="entity"}') == 1.0
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=3)
+    assert letters == [], letters[:3]
+    rows = pipeline.sql("SELECT entity, count(*) FROM observations GROUP BY entity ORDER BY entity")
+    assert rows == sorted((e, 300) for e in {r["entity"] for r in readings})

@@ -12,11 +12,13 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from stream_app.core import SeriesProcessor
 from stream_app.metrics import build_metrics
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow, SinkBatch, SinkStats
 from stream_app.worker.core import WorkerCore
 from stream_app.worker.feed import Record
+from stream_app.worker.states import compress_blob, decompress_blob, pack_entity, unpack_entity
 
 T0 = 1_790_000_000.0
 TOPIC = "readings"
@@ -204,6 +206,34 @@ async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
     await reference.stop()
     resumed = {k: r.score for k, r in again.sink.rows.items()}
     assert resumed == {k: reference.sink.rows[k].score for k in resumed}
+
+
+async def test_a_saved_state_nobody_can_read_restarts_that_model_and_blocks_nothing() -> None:
+    first = Harness()
+    records = readings(2, 100)
+    first.start()
+    await offered(first, records[:150])
+    await until(lambda: len(first.sink.rows) == 150, "the first part stored")
+    await first.stop()
+    table = dict(first.table)
+    table[b"site/dev-0"] = b"\x00 not a state at all"  # the whole blob: offset lost too
+    saved = unpack_entity(decompress_blob(table[b"site/dev-1"]))
+    saved["t"] = b"TS\x00truncated"  # one series; the saved offset still reads
+    table[b"site/dev-1"] = compress_blob(pack_entity(saved))
+    again = Harness(table=table)
+    again.start()
+    await offered(again, records[100:])
+    await until(lambda: len(again.consumer.acked) == 100, "the rest acked")
+    await again.stop()
+    assert not again.fatal and not again.producer.deadletters
+    assert again.count("tsguard_state_unreadable_total", part="entity") == 1
+    assert again.count("tsguard_state_unreadable_total", part="series") == 1
+    # dev-0 starts afresh from the committed offset; dev-1 still skips what it had saved
+    assert again.count("tsguard_readings_total", outcome="scored") == 75
+    assert again.count("tsguard_readings_total", outcome="replayed") == 25
+    for entity in (b"site/dev-0", b"site/dev-1"):  # and both are saved readable again
+        blob = unpack_entity(decompress_blob(again.table[entity]))
+        assert SeriesProcessor.from_bytes(blob["t"]).entity == entity.decode()
 
 
 async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -> None:
