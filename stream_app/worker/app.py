@@ -121,7 +121,14 @@ class Worker:
     async def _score_readings(self, stream: Any) -> None:
         # Subscribes the topic (and co-partitions the state table with it);
         # its records arrive through the feed, never through this stream.
-        await self.core.run()
+        try:
+            await self.core.run()
+        except Exception as exc:
+            # Faust logs a crashed agent and keeps the process up: /metrics and the
+            # health check answer while nothing is consumed. A worker whose scoring
+            # loop died exits to be restarted instead (nothing uncommitted is lost).
+            log.exception("the scoring loop died; exiting (code %d) to restart", STALL_EXIT_CODE)
+            self._exit_to_restart(exc)
 
     async def _operator_feedback(self, stream: Any) -> None:
         async for value in stream:
@@ -183,6 +190,9 @@ class Worker:
         log.error(
             "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
         )
+        self._exit_to_restart(exc)
+
+    def _exit_to_restart(self, exc: BaseException) -> None:
         logging.shutdown()
         os._exit(STALL_EXIT_CODE)
 
