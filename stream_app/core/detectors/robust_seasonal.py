@@ -349,10 +349,14 @@ class RobustSeasonal:
                 back = (value - expected + jd) / sigma
                 if -self.clip <= back <= self.clip:
                     # back to the level from before the last jump: a temporary shift
-                    # has ended; that is not news, so undo the jump instead of a new one
+                    # has ended; that is not news, so undo the jump instead of a new one.
+                    # The slow levels go back to where they were; the fast one restarts
+                    # at this value: its old level may be hundreds of points stale (the
+                    # night before a daily rise), and the next points would page
                     self.jd = 0.0
                     expected -= jd
-                    lf, ls, lc, lw = self.pre
+                    _, ls, lc, lw = self.pre
+                    lf = value
                     self.lf, self.ls, self.lc, self.lw = lf, ls, lc, lw
                     fs = ls + self.phi * self.tr
                     fc = lc + sd

@@ -132,6 +132,30 @@ def test_a_series_flat_for_a_week_that_comes_alive_pages_once() -> None:
     assert len(opened) <= 2
 
 
+def _trapezoid_days(days: int, seed: int) -> np.ndarray:
+    """Low at night, ramps 06-09 and 17-20 h, a plateau in between; unit noise."""
+    hours = (np.arange(days * DAY_POINTS) * STEP % 86400.0) / 3600.0
+    rise = np.clip(np.minimum((hours - 6.0) / 3.0, (20.0 - hours) / 3.0), 0.0, 1.0)
+    return 20.0 + 60.0 * rise + np.random.default_rng(seed).normal(0.0, 1.0, hours.size)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_days_after_a_day_long_anomaly_do_not_page(seed: int) -> None:
+    # a day without its daily rise (the level stays at night values), then normal days;
+    # the jump taken at the anomaly is undone when the series returns, and the fast
+    # level then restarts at the value: it used to go back to its level from before
+    # the jump (the night before), stale by a hundred points, and the next rise paged
+    values = _trapezoid_days(14, seed)
+    day = 9 * DAY_POINTS
+    values[day : day + DAY_POINTS] = 20.0 + np.random.default_rng(seed + 10).normal(
+        0.0, 1.0, DAY_POINTS
+    )
+    _, events = _run(values.tolist())
+    opened = _opened_after(events, START + 9 * 86400.0)
+    assert opened and opened[0].ts < START + 10 * 86400.0  # the missing rise is found
+    assert _opened_after(events, START + 10.5 * 86400.0) == []
+
+
 def test_one_extreme_pair_does_not_disable_a_series() -> None:
     rng = np.random.default_rng(5)
     values = [1e308, -1e308, *(20.0 + rng.normal(0.0, 1.0, 2000)).tolist()]
