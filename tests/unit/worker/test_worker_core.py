@@ -184,14 +184,19 @@ async def test_every_point_stored_once_events_in_order_acked_after_durable() -> 
     assert set(h.table) == {f"site/dev-{e}".encode() for e in range(4)}
 
 
-async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
+async def _saved_after(records: list[Record], n: int) -> dict[bytes, bytes]:
+    """The state table a worker leaves after storing the first ``n`` records and stopping."""
     first = Harness()
-    records = readings(2, 100)
     first.start()
-    await offered(first, records[:150])
-    await until(lambda: len(first.sink.rows) == 150, "the first part stored")
+    await offered(first, records[:n])
+    await until(lambda: len(first.sink.rows) == n, "the first part stored")
     await first.stop()
-    again = Harness(table=dict(first.table))  # the restored state table
+    return dict(first.table)
+
+
+async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
+    records = readings(2, 100)
+    again = Harness(table=await _saved_after(records, 150))  # the restored state table
     again.start()
     await offered(again, records[100:])  # the committed offsets were behind the saved state
     await until(lambda: len(again.consumer.acked) == 100, "the rest acked")
@@ -209,13 +214,8 @@ async def test_a_restart_from_the_saved_state_skips_what_it_learned() -> None:
 
 
 async def test_a_saved_state_nobody_can_read_restarts_that_model_and_blocks_nothing() -> None:
-    first = Harness()
     records = readings(2, 100)
-    first.start()
-    await offered(first, records[:150])
-    await until(lambda: len(first.sink.rows) == 150, "the first part stored")
-    await first.stop()
-    table = dict(first.table)
+    table = await _saved_after(records, 150)
     table[b"site/dev-0"] = b"\x00 not a state at all"  # the whole blob: offset lost too
     saved = unpack_entity(decompress_blob(table[b"site/dev-1"]))
     saved["t"] = b"TS\x00truncated"  # one series; the saved offset still reads
