@@ -89,7 +89,7 @@ KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
     "sink_errors": (("OperationalError",), ("PoolTimeout",)),
     "sink_rows": (("observations",), ("anomalies",)),
     "feedback": (("false_positive",), ("true_positive",)),
-    "state_unreadable": (("entity",), ("series",), ("joint",)),
+    "state_unreadable": (("entity",), ("series",), ("joint",), ("offset",)),
 }
 
 

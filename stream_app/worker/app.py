@@ -123,12 +123,12 @@ class Worker:
         # its records arrive through the feed, never through this stream.
         try:
             await self.core.run()
-        except Exception as exc:
+        except Exception:
             # Faust logs a crashed agent and keeps the process up: /metrics and the
             # health check answer while nothing is consumed. A worker whose scoring
             # loop died exits to be restarted instead (nothing uncommitted is lost).
             log.exception("the scoring loop died; exiting (code %d) to restart", STALL_EXIT_CODE)
-            self._exit_to_restart(exc)
+            self._exit_to_restart()
 
     async def _operator_feedback(self, stream: Any) -> None:
         async for value in stream:
@@ -190,9 +190,9 @@ class Worker:
         log.error(
             "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
         )
-        self._exit_to_restart(exc)
+        self._exit_to_restart()
 
-    def _exit_to_restart(self, exc: BaseException) -> None:
+    def _exit_to_restart(self) -> None:
         logging.shutdown()
         os._exit(STALL_EXIT_CODE)
 

@@ -127,12 +127,12 @@ class WorkerCore:
         await self.batcher.drain()
 
     def _unreadable_state(self, entity: str, part: str, exc: Exception) -> None:
-        kind = part if part in ("entity", "joint") else "series"
+        kind = part if part in ("entity", "joint", "offset") else "series"
         self._metrics.state_unreadable.labels(kind).inc()
         log.warning(
             "saved state of %r (%s) unreadable, restarting it: %s: %s",
             entity,
-            part,
+            part[:80],
             type(exc).__name__,
             exc,
         )

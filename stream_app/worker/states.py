@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
 
-# (entity, part, error): part is "entity" (the whole blob), "joint" or a metric name
+# (entity, part, error): part is "entity" (the whole blob), "joint", "offset" or a metric name
 OnUnreadable = Callable[[str, str, Exception], None]
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
@@ -138,7 +138,8 @@ class EntityStates:
                 else:
                     series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
             except Exception as exc:
-                self._unreadable(entity, "joint" if metric == ENTITY_KEY else metric, exc)
+                part = {ENTITY_KEY: "joint", OFFSET_KEY: "offset"}.get(metric, metric)
+                self._unreadable(entity, part, exc)
         joint = joint or EntityScorer.for_entity(entity, self.config)
         return EntityProcessor(entity, self.config, series, joint)
 
