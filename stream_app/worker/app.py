@@ -225,7 +225,9 @@ class Worker:
         if self.core.runtime.sink_retrying:
             self.watchdog.progressed()  # waiting for the database is backpressure, not a stall
             return
-        reason = await self.watchdog.stalled(self.core.guard.next_offsets())
+        reason = await self.watchdog.stalled(
+            self.core.guard.next_offsets(), waiting=self.feed.waiting()
+        )
         if reason is not None:
             log.error(
                 "worker stalled: %s; exiting (code %d) to be restarted", reason, STALL_EXIT_CODE

@@ -70,6 +70,10 @@ class RecordFeed:
     async def get(self) -> list[Any]:
         return await self._queue.get()
 
+    def waiting(self) -> int:
+        """Fetches handed over and not yet taken."""
+        return self._queue.qsize()
+
     def take_nowait(self, limit: int) -> list[Any]:
         """Whatever is queued, whole lists, until ``limit`` records are reached."""
         out: list[Any] = []

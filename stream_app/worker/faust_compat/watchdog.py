@@ -44,10 +44,21 @@ class StallWatchdog:
         """A batch was made durable (or the worker just got its partitions)."""
         self.last_progress = self._clock()
 
-    async def stalled(self, next_offsets: dict[Key, int]) -> str | None:
-        """Why the worker is stalled, or None when it is fine."""
+    async def stalled(self, next_offsets: dict[Key, int], waiting: int = 0) -> str | None:
+        """Why the worker is stalled, or None when it is fine.
+
+        ``waiting``: fetches handed to the worker and not yet taken into a batch.
+        The offsets the worker tracks move when records are handed over, before
+        they are scored, so a worker that took every record of its partitions
+        and then stopped working would show no lag at all; fetched records that
+        wait while nothing completes are a stall too.
+        """
         idle = self._clock() - self.last_progress
-        if idle < self.stall_timeout_s or not next_offsets:
+        if idle < self.stall_timeout_s:
+            return None
+        if waiting:
+            return f"no batch completed for {idle:.0f} s while {waiting} fetches wait"
+        if not next_offsets:
             return None
         ends = await self._end_offsets(list(next_offsets))
         behind = {k: ends[k] - n for k, n in next_offsets.items() if ends.get(k, n) > n}

@@ -75,3 +75,21 @@ def test_watchdog_reports_a_stall_only_with_unread_records() -> None:
     clock.now = 70.0
     ends[KEY] = 40
     assert asyncio.run(dog.stalled({KEY: 40})) is None  # idle, but nothing to do
+
+
+def test_watchdog_reports_fetched_records_that_wait_while_nothing_completes() -> None:
+    # every record was handed over (no lag by the tracked offsets), but nothing is
+    # taken any more: e.g. the batch loop died after taking the first fetch
+    clock = Clock()
+
+    async def end_offsets(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {k: 100 for k in keys}
+
+    dog = StallWatchdog(30.0, end_offsets, clock=clock)
+    clock.now = 31.0
+    reason = asyncio.run(dog.stalled({KEY: 100}, waiting=3))
+    assert reason is not None and "3 fetches wait" in reason
+    dog.progressed()
+    assert asyncio.run(dog.stalled({KEY: 100}, waiting=3)) is None  # progress was just made
+    clock.now = 62.0
+    assert asyncio.run(dog.stalled({KEY: 100})) is None  # nothing waits, no lag: just idle
