@@ -30,6 +30,9 @@ import math
 _LN10 = math.log(10.0)
 TAU_LO = 0.9
 TAU_HI = 0.99
+# the quantiles' steps down (a surprise at or below them): computed once, not per point
+_TAU_LO_DOWN = TAU_LO - 1.0
+_TAU_HI_DOWN = TAU_HI - 1.0
 
 
 class TailCalibrator:
@@ -71,8 +74,8 @@ class TailCalibrator:
         else:
             score = 1.0 - 0.1 * math.exp(-_LN10 * (a - q_lo) / spread)
         step = self.rate * spread
-        q_lo += step * (TAU_LO - 1.0) if a <= q_lo else step * TAU_LO
-        q_hi += step * (TAU_HI - 1.0) if a <= q_hi else step * TAU_HI
+        q_lo += step * _TAU_LO_DOWN if a <= q_lo else step * TAU_LO
+        q_hi += step * _TAU_HI_DOWN if a <= q_hi else step * TAU_HI
         # keep the quantiles ordered and positive
         if q_lo < 1e-12:
             q_lo = 1e-12

@@ -39,6 +39,12 @@ _REPEAT_RATE = 0.01
 # at the wrong level is a value anomaly, which the detector's daily profile sees.
 _LONG_RUN_FACTOR = 2.0
 _LONG_RUN_DECAY = 0.5 ** (1.0 / 2016.0)
+# One object each for every cleaner's unset limits and empty state: a point reads its
+# series' limits first, and thousands of series sharing two floats keep them in cache.
+_NEG_INF = -math.inf
+_POS_INF = math.inf
+_NAN = math.nan
+_isfinite = math.isfinite
 
 
 class SeriesCleaner:
@@ -73,10 +79,10 @@ class SeriesCleaner:
         self.silence_intervals = cleaning.silence_intervals
         self.stuck_min = cleaning.stuck_min_points
         self.stuck_p = cleaning.stuck_probability
-        self.lower = -math.inf if limits.lower is None else limits.lower
-        self.upper = math.inf if limits.upper is None else limits.upper
-        self.last_ts = -math.inf
-        self.last_value = math.nan
+        self.lower = _NEG_INF if limits.lower is None else limits.lower
+        self.upper = _POS_INF if limits.upper is None else limits.upper
+        self.last_ts = _NEG_INF
+        self.last_value = _NAN
         self.step = 0.0  # typical interval (online median, 0 = unknown)
         self.n = 0  # accepted points
         self.run = 0  # length of the current run of identical values
@@ -86,17 +92,17 @@ class SeriesCleaner:
         self.long_run = 0.0  # longest recent completed run (fading), see _LONG_RUN_FACTOR
         self.recent: list[float] = []  # recent timestamps, for duplicates when lateness > 0
         self.schedule = parse_schedule(cleaning.schedule)
-        self.first_ts = math.nan
+        self.first_ts = _NAN
         self.live_tod = 0  # bit per half hour of the day in which the series has been live
         self.live_dow = 0  # bit per weekday (Monday = 0) on which it has been live
-        self.live_until = -math.inf  # end of the newest half hour already marked
+        self.live_until = _NEG_INF  # end of the newest half hour already marked
 
     def check(self, ts: float, value: float | None) -> str:
         """``"ok"`` and learn, or the rejection reason (state unchanged)."""
         if value is None:
             return "missing"
         try:
-            if not (math.isfinite(value) and math.isfinite(ts)):
+            if not (_isfinite(value) and _isfinite(ts)):
                 return "non_finite"
         except TypeError:
             return "non_finite"

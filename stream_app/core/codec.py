@@ -14,6 +14,18 @@ from array import array
 from collections.abc import Iterable
 
 _U32 = struct.Struct("<I")
+# Compiled formats of Writer.raw/Reader.raw by their field string (a state uses a few
+# fixed ones; every checkpoint packs each changed series with about ten of them).
+_FORMATS: dict[str, struct.Struct] = {}
+
+
+def _format(fmt: str) -> struct.Struct:
+    compiled = _FORMATS.get(fmt)
+    if compiled is None:
+        compiled = struct.Struct("<" + fmt)
+        if len(_FORMATS) < 64:  # the code's own formats; anything else is not kept
+            _FORMATS[fmt] = compiled
+    return compiled
 
 
 class Writer:
@@ -28,7 +40,7 @@ class Writer:
         self._buf += _U32.pack(value)
 
     def raw(self, fmt: str, *values: float | int | bool) -> None:
-        self._buf += struct.pack("<" + fmt, *values)
+        self._buf += _format(fmt).pack(*values)
 
     def floats(self, values: Iterable[float]) -> None:
         data = array("d", values)
@@ -61,9 +73,9 @@ class Reader:
         return int(value)
 
     def raw(self, fmt: str) -> tuple[float | int | bool, ...]:
-        fmt = "<" + fmt
-        values = struct.unpack_from(fmt, self._data, self._pos)
-        self._pos += struct.calcsize(fmt)
+        compiled = _format(fmt)
+        values = compiled.unpack_from(self._data, self._pos)
+        self._pos += compiled.size
         return tuple(values)
 
     def floats(self) -> list[float]:

@@ -33,6 +33,9 @@ from .records import (
 )
 
 _NO_EVENTS: tuple[EpisodeEvent, ...] = ()
+# step()'s two answers without events, built once (most points decide nothing)
+_QUIET_NORMAL: tuple[bool, tuple[EpisodeEvent, ...]] = (False, _NO_EVENTS)
+_QUIET_OPEN: tuple[bool, tuple[EpisodeEvent, ...]] = (True, _NO_EVENTS)
 DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own interval
 # The published score of a point (ScoredPoint.score) ranks the point where a value
 # episode (or, in the processor, a stuck one) opens above every other point of every
@@ -169,21 +172,21 @@ class EpisodePolicy:
         if score < self.close_thr and not self.episode:
             self.pending = 0
             self.armed = True
-            return False, _NO_EVENTS
+            return _QUIET_NORMAL
         aligned = self.want_up if z >= 0.0 else self.want_down
         if not self.episode:
             if not (aligned and self.armed and score >= self.open_thr):
                 self.pending = 0
                 self.armed = self.armed or not aligned
-                return False, _NO_EVENTS
+                return _QUIET_NORMAL
             if self.recent and self._over_budget(ts, score):
                 self.pending = 0
-                return False, _NO_EVENTS
+                return _QUIET_NORMAL
             self.pending += 1
             if self.pending == 1:
                 self.pending_start = ts
             if self.pending < self.cfg.min_points:
-                return False, _NO_EVENTS
+                return _QUIET_NORMAL
             self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
             self.recent = self._recent_at(ts) + 1.0
             self.recent_ts = ts
@@ -214,7 +217,7 @@ class EpisodePolicy:
         if self.normal_run >= self.cfg.cooldown_points or self.length >= self.cfg.max_points:
             self.armed = self.normal_run >= self.cfg.cooldown_points
             return False, (self._resolve(ts, f"normal for {self.normal_run} points"),)
-        return True, _NO_EVENTS  # cooling down: still part of the open episode
+        return _QUIET_OPEN  # cooling down: still part of the open episode
 
     def _recent_at(self, ts: float) -> float:
         """Episodes opened lately as of ``ts`` (the weighted count decays with time)."""

@@ -90,31 +90,36 @@ class SeriesProcessor:
             return point, []
         assert value is not None
         events: list[EpisodeEvent] = []
-        if self.silence.episode:
-            events.append(self.silence.close(ts, value, "data resumed"))
+        silence = self.silence
+        if silence.episode:
+            events.append(silence.close(ts, value, "data resumed"))
         score, expected, lower, upper, z = self.detector.update(ts, value)
         if cleaner.n <= self.warmup:
             point = ScoredPoint(self.entity, self.metric, ts, value, "warmup", True, 0.0,
                                 expected, lower, upper, False, self.detector_name, z)  # fmt: skip
             return point, events
         run = cleaner.run
+        stuck = self.stuck
         stuck_opened = False
         if run == 1:
-            if self.stuck.episode:
-                events.append(self.stuck.close(ts, value, "value changed"))
+            if stuck.episode:
+                events.append(stuck.close(ts, value, "value changed"))
         elif run >= cleaner.stuck_min:
             stuck_opened = self._check_stuck(run, ts, value, events)
         policy = self.policy
-        if cleaner.step != policy.interval:
-            policy.set_interval(cleaner.step)
+        step = cleaner.step
+        if step != policy.interval:
+            policy.set_interval(step)
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
-        if decided:
+        if not decided:
+            score *= OTHER_SCALE
+        elif decided[0].event == "opened":
             events.extend(decided)
-        if decided and decided[0].event == "opened":
             score = policy.onset_score(score)
         else:
+            events.extend(decided)
             score *= OTHER_SCALE
-        if self.stuck.episode:
+        if stuck.episode:
             # a stuck value is an episode too: its points are anomalous, and its opening
             # point ranks with the onsets, at the stuck model's tail probability
             flag = True

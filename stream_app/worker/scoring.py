@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from stream_app.core import EntityProcessor, ScoredPoint
+from stream_app.core import EntityProcessor
 from stream_app.storage.sink import ObservationRow
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
@@ -109,31 +109,40 @@ class ReadingScorer:
     def _score(
         self, reading: Reading, proc: EntityProcessor, msg: Record, now: float, out: BatchOutput
     ) -> None:
-        entity, ts = reading.entity, reading.ts
+        entity, ts, metrics, ingested_at, source = reading  # mypy checks the fields' order
         partition = -1 if msg.partition is None else msg.partition
         out.touched.add((partition, entity))
         out.readings_ok += 1
-        clock = (reading.source or "", partition)
+        clock = (source or "", partition)
         self._clock_of[entity] = clock
-        watermark = self.watermarks.get(clock, 0.0)
+        watermarks = self.watermarks
+        watermark = watermarks.get(clock, 0.0)
         if ts > watermark:
             if watermark > 0:
                 self._note_advance(clock, ts - watermark, ts)
-            self.watermarks[clock] = ts
+            watermarks[clock] = ts
         out.event_to_scored.append(now - ts)
         # The per-reading step every caller shares (replay and evaluate too).
-        step = proc.process(ts, reading.metrics)
+        points, events, _ = proc.process(ts, metrics)
         at = _from_timestamp(ts, UTC)  # every point of a reading shares it
         rows = out.rows
-        for metric, point in step.points.items():
-            rows.append(to_row(point, at))  # a replayed duplicate conflicts and is dropped
-            if not point.accepted and point.status not in _NOT_DEAD_LETTERED:
-                detail = f"/metrics/{metric}: point rejected by the cleaner ({point.status})"
+        for metric, point in points.items():
+            status = point.status
+            rows.append(
+                _new_row(
+                    ObservationRow,
+                    (point.entity, point.metric, at, point.value, point.expected, point.lower,
+                     point.upper, point.score, point.is_anomaly, status, point.detector),
+                )
+            )  # fmt: skip
+            # a replayed duplicate's row conflicts and is dropped
+            if not point.accepted and status not in _NOT_DEAD_LETTERED:
+                detail = f"/metrics/{metric}: point rejected by the cleaner ({status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
-        if step.events:
-            out.events.extend(event_to_wire(event, now) for event in step.events)
-            if reading.ingested_at is not None:
-                out.ingest_to_event.extend([now - reading.ingested_at] * len(step.events))
+        if events:
+            out.events.extend(event_to_wire(event, now) for event in events)
+            if ingested_at is not None:
+                out.ingest_to_event.extend([now - ingested_at] * len(events))
 
     def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
@@ -179,28 +188,8 @@ class ReadingScorer:
         )
 
 
-def to_row(point: ScoredPoint, at: datetime | None = None) -> ObservationRow:
-    """The ``observations`` row of a point; ``at`` is its time as a datetime, if known."""
-    # tuple.__new__ directly: the named tuple's own __new__ is a Python-level
-    # wrapper that cost a microsecond per point.
-    return _new_row(
-        ObservationRow,
-        (
-            point.entity,
-            point.metric,
-            at if at is not None else datetime.fromtimestamp(point.ts, tz=UTC),
-            point.value,
-            point.expected,
-            point.lower,
-            point.upper,
-            point.score,
-            point.is_anomaly,
-            point.status,
-            point.detector,
-        ),
-    )
-
-
+# tuple.__new__ directly: the named tuple's own __new__ is a Python-level
+# wrapper that cost a microsecond per point.
 _new_row = tuple.__new__
 # Bound once, called positionally: a third cheaper than ``datetime.fromtimestamp(ts, tz=UTC)``.
 _from_timestamp = datetime.fromtimestamp

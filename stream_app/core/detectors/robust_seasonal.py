@@ -64,6 +64,13 @@ DAY = 86400.0
 WEEK = 7 * DAY
 DAY_BINS = 48
 WEEK_BINS = 168
+# bins per second of the daily and weekly phase; the week's phase starts on Monday
+# 00:00 UTC (1970-01-01 was a Thursday)
+_DAY_SCALE = DAY_BINS / DAY
+_WEEK_SCALE = WEEK_BINS / WEEK
+_WEEK_SHIFT = 3 * DAY
+_log1p = math.log1p
+_expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _VERSION = 3
@@ -150,6 +157,8 @@ class RobustSeasonal:
         "jt",
         "jump",
         "jumps",
+        "k",
+        "k20",
         "lc",
         "lf",
         "ls",
@@ -179,6 +188,8 @@ class RobustSeasonal:
         self.a_err = float(p["alpha_err"])
         self.gamma = float(p["gamma"])
         self.clip = float(p["clip"])
+        self.k = self.clip * SIGMA_PER_MAE  # the winsorising limit, in mean absolute errors
+        self.k20 = 20.0 * self.k  # ... and the far wider one of the long-horizon errors
         self.band_k = math.log10(0.1 / float(p["band_p"]))
         self.floor = float(p["floor"])
         self.margin = float(p["season_margin"])
@@ -286,7 +297,7 @@ class RobustSeasonal:
             bd = bw = 0
         else:
             lc = self.lc
-            bd = int((ts % DAY) * (DAY_BINS / DAY)) % DAY_BINS
+            bd = int((ts % DAY) * _DAY_SCALE) % DAY_BINS
             sd = day[bd]
             if sd != sd:  # first visit of this bin: start from the level residual
                 sd = day[bd] = value - lc
@@ -296,7 +307,7 @@ class RobustSeasonal:
                 sw = 0.0
                 fw = fc
             else:
-                bw = int(((ts + 3 * DAY) % WEEK) * (WEEK_BINS / WEEK)) % WEEK_BINS
+                bw = int(((ts + _WEEK_SHIFT) % WEEK) * _WEEK_SCALE) % WEEK_BINS
                 sw = week[bw]
                 if sw != sw:
                     sw = week[bw] = value - self.lw
@@ -320,34 +331,37 @@ class RobustSeasonal:
                 expected, err = fw, self.ew
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
-        if value != self.prev:
+        changed = value != self.prev  # a repeated value says nothing about the noise
+        if changed:
             el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
             self.el = el
-        if err < self.floor * el:
-            err = self.floor * el
+        least = self.floor * el
+        if err < least:
+            err = least
         sigma = SIGMA_PER_MAE * err
-        floor = 1e-300 + 1e-6 * abs(expected)
-        if sigma < floor:
-            sigma = floor
+        least = 1e-300 + 1e-6 * (expected if expected >= 0.0 else -expected)
+        if sigma < least:
+            sigma = least
         z = (value - expected) / sigma
         z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
         if a < CALM_Z:
-            if value != self.prev:
+            if changed:
                 # a real (not float-rounding) miss far inside sigma: the scale may be too large
                 r = value - expected
                 real = (r if r >= 0.0 else -r) > 1e-9 * (abs(value) + abs(expected))
                 self.calm = self.calm + 1 if real else 0
-        elif self.calm and value != self.prev:
+        elif changed and self.calm:
             self.calm = 0
+        clip = self.clip
         jd = self.jd
         if jd:
             self.jt += 1
             if self.jt > REVERT_POINTS:
                 self.jd = 0.0
-            elif a > self.clip:
+            elif a > clip:
                 back = (value - expected + jd) / sigma
-                if -self.clip <= back <= self.clip:
+                if -clip <= back <= clip:
                     # back to the level from before the last jump: a temporary shift
                     # has ended; that is not news, so undo the jump instead of a new one.
                     # The slow levels go back to where they were; the fast one restarts
@@ -363,15 +377,16 @@ class RobustSeasonal:
                     fw = lw + sw
                     z = back
                     a = z if z >= 0.0 else -z
-        if a > self.clip or self.jumps:
+        if a > clip or self.jumps:
             a = self._run_evidence(z, a)
         cal = self.cal
-        score = cal.score_learn(math.log1p(a)) if n > 10 else 0.0
-        exponent = cal.q_lo + (cal.q_hi - cal.q_lo) * self.band_k
-        half = math.expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
+        score = cal.score_learn(_log1p(a)) if n > 10 else 0.0
+        q_lo = cal.q_lo
+        exponent = q_lo + (cal.q_hi - q_lo) * self.band_k
+        half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
         if half > _BIG:
             half = _BIG
-        self._learn(value, expected, lf, fs, fc, fw, bd, bw, sd, sw)
+        self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw)
         return (score, expected, expected - half, expected + half, z)
 
     def _run_evidence(self, z: float, a: float) -> float:
@@ -398,6 +413,7 @@ class RobustSeasonal:
     def _learn(
         self,
         value: float,
+        changed: bool,
         expected: float,
         lf: float,
         fs: float,
@@ -416,49 +432,59 @@ class RobustSeasonal:
         sigma): it must weigh the large misses of a forecaster that ignores a
         season (a daily profile on weekends, a level at every step of a daily
         pattern) above a slightly wider noise, and only a wild outlier is kept
-        from dominating it. A repeated value says nothing about the noise
-        (quantised or flat stretches), so it does not shrink the error scales.
+        from dominating it. A repeated value (not ``changed``) says nothing about
+        the noise (quantised or flat stretches), so it does not shrink the error scales.
         """
         age = self.age + 1
         self.age = age
-        a_err = self.a_err if age * self.a_err > 1.0 else 1.0 / age
+        a_err = self.a_err
+        if not age * a_err > 1.0:
+            a_err = 1.0 / age
         n = self.n
         if age < n and a_err > JUMP_RATE:
             # after a jump: residuals are taken unclipped for a few points so the scales
             # can grow to a noisier regime at once, but no single point replaces them
             a_err = JUMP_RATE
-        a_sel = self.a_sel if self.a_sel and n * self.a_sel > 1.0 else 1.0 / n
-        if value == self.prev:
+        a_sel = self.a_sel
+        if not (a_sel and n * a_sel > 1.0):
+            a_sel = 1.0 / n
+        if not changed:
             a_err = 0.0
         self.prev = value
-        k = self.clip * SIGMA_PER_MAE
+        k = self.k
+        k20 = self.k20
         young = age <= 5
         # The four forecasters below learn by the same few lines, written out four
         # times on purpose: a helper called four times per point made the whole
-        # detector about 30 % slower (this is the hot path of every worker).
+        # detector about 30 % slower (this is the hot path of every worker). Their
+        # conditions test first what is usually false (a residual beyond the clip).
         # fast level
         err = self.ef
         r = value - lf
         ar = r if r >= 0.0 else -r
-        e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+        e = ar if ar < k20 * err or err <= 0.0 else k20 * err
         e = e if e < _SQRT_BIG else _SQRT_BIG
-        self.sf += a_sel * (e * e - self.sf)
+        sq = self.sf
+        self.sf = sq + a_sel * (e * e - sq)
         lim = k * err
-        if not young and lim > 0.0 and ar > lim:
+        if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
         self.lf = lf + self.a_fast * r
         self.ef = err + a_err * (ar - err)
         # slow level and damped trend
-        a_slow = self.a_slow if age * self.a_slow > 1.0 else 1.0 / age
+        a_slow = self.a_slow
+        if not age * a_slow > 1.0:
+            a_slow = 1.0 / age
         err = self.es
         r = value - fs
         ar = r if r >= 0.0 else -r
-        e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+        e = ar if ar < k20 * err or err <= 0.0 else k20 * err
         e = e if e < _SQRT_BIG else _SQRT_BIG
-        self.ss += a_sel * (e * e - self.ss)
+        sq = self.ss
+        self.ss = sq + a_sel * (e * e - sq)
         lim = k * err
-        if not young and lim > 0.0 and ar > lim:
+        if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
         self.ls = fs + a_slow * r
@@ -470,11 +496,12 @@ class RobustSeasonal:
             err = self.ec
             r = value - fc
             ar = r if r >= 0.0 else -r
-            e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
             e = e if e < _SQRT_BIG else _SQRT_BIG
-            self.sc += a_sel * (e * e - self.sc)
+            sq = self.sc
+            self.sc = sq + a_sel * (e * e - sq)
             lim = k * err
-            if not young and lim > 0.0 and ar > lim:
+            if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim
                 ar = lim
             self.lc += self.a_season * r
@@ -485,11 +512,12 @@ class RobustSeasonal:
             err = self.ew
             r = value - fw
             ar = r if r >= 0.0 else -r
-            e = ar if ar < 20.0 * k * err or err <= 0.0 else 20.0 * k * err
+            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
             e = e if e < _SQRT_BIG else _SQRT_BIG
-            self.swl += a_sel * (e * e - self.swl)
+            sq = self.swl
+            self.swl = sq + a_sel * (e * e - sq)
             lim = k * err
-            if not young and lim > 0.0 and ar > lim:
+            if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim
                 ar = lim
             self.lw += self.a_season * r
