@@ -56,6 +56,7 @@ class Metrics:
     feedback: Counter
     assigned_partitions: Gauge
     state_unreadable: Counter
+    evicted: Counter
 
 
 # Known label values are created at zero, so rates and alert rules see a series
@@ -204,6 +205,11 @@ def _families(reg: CollectorRegistry) -> Metrics:
             "tsguard_state_unreadable",
             "Saved model states that could not be read (that part restarted), by part.",
             ["part"],
+            registry=reg,
+        ),
+        evicted=Counter(
+            "tsguard_entities_evicted",
+            "Idle entities dropped from memory (their saved state stays in the table).",
             registry=reg,
         ),
     )

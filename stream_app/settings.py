@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # A worker with unread readings and no completed batch for this long exits
     # (code 75) to be restarted by its supervisor; 0 disables the watchdog.
     worker_stall_timeout_s: float = Field(default=120.0, ge=0.0)
+    # Idle entities (no series whose silence is still watched, state saved) beyond
+    # this many leave a worker's memory and load again from the state table on
+    # their next reading; 0 keeps every entity live.
+    worker_max_live_entities: int = Field(default=100_000, ge=0)
     deadletter_max_payload_bytes: int = Field(default=16_384, ge=256)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
 

@@ -90,6 +90,10 @@ class EntityProcessor:
                 emitted = [_explained(e, note) if e.kind == "value" else e for e in emitted]
         return _new_step(EntityStep, (points, emitted, score))
 
+    def watched(self) -> bool:
+        """Whether a series of it still has its silence to be judged (see ``advance``)."""
+        return any(proc.watched() for proc in self.series.values())
+
     def advance(
         self, watermark_ts: float, *, resumed_at: float = float("-inf")
     ) -> list[EpisodeEvent]:

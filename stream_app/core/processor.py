@@ -137,6 +137,10 @@ class SeriesProcessor:
             return True
         return False
 
+    def watched(self) -> bool:
+        """Whether its silence is still to be judged: warmed up, no silence episode open."""
+        return not self.silence.episode and self.cleaner.n >= self.warmup
+
     def advance(self, watermark_ts: float) -> list[EpisodeEvent]:
         """Event time moved on to ``watermark_ts``: open a silence episode if overdue."""
         cleaner = self.cleaner

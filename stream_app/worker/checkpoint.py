@@ -78,6 +78,8 @@ class Checkpointer:
         self._models = 0
         self._sizes: dict[str, int] = {}
         self._total = 0
+        # entity -> snapshots taken and not yet saved that hold it
+        self._unsaved: dict[str, int] = {}
 
     def touched(self, changed: Iterable[tuple[int, str]]) -> None:
         """(partition, entity) pairs whose models changed."""
@@ -109,7 +111,14 @@ class Checkpointer:
         dirty = self._dirty.pop(partition, set()) | self._dirty.pop(-1, set())
         self._last = self._checkpointed_at[partition] = self._clock()
         blobs = {entity: self._states.dump(entity) for entity in dirty}
+        unsaved = self._unsaved
+        for entity in blobs:
+            unsaved[entity] = unsaved.get(entity, 0) + 1
         return Snapshot(partition, blobs, self._models)
+
+    def busy(self, entity: str) -> bool:
+        """Whether the table may not hold ``entity``'s live state yet (changed, or not saved)."""
+        return entity in self._unsaved or any(entity in d for d in self._dirty.values())
 
     def save(self, snapshot: Snapshot) -> bool:
         """Write a snapshot to the table and ack its partition's held records.
@@ -120,6 +129,13 @@ class Checkpointer:
         """
         if snapshot.generation != self._models:
             return False
+        unsaved = self._unsaved
+        for entity in snapshot.blobs:
+            left = unsaved.get(entity, 0) - 1
+            if left > 0:
+                unsaved[entity] = left
+            else:
+                unsaved.pop(entity, None)
         if self._table is not None:
             for entity, blob in snapshot.blobs.items():
                 self._table[entity.encode()] = blob
@@ -136,6 +152,7 @@ class Checkpointer:
         """The live models were dropped: nothing changed or held so far is saved or acked."""
         self._dirty.clear()
         self._held.clear()
+        self._unsaved.clear()
         self._models += 1
 
     def revoked(self) -> None:

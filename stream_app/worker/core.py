@@ -98,6 +98,7 @@ class WorkerCore:
             send_deadletter=producer.send_deadletter,
             on_progress=on_progress,
             checkpoint_s=settings.worker_checkpoint_s,
+            max_live_entities=settings.worker_max_live_entities,
             clock=clock,
         )
         self.guard = OffsetGuard()

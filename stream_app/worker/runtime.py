@@ -43,6 +43,7 @@ class WorkerRuntime:
         on_progress: Callable[[], None] | None = None,
         silence_check_s: float = 5.0,
         checkpoint_s: float = 0.0,
+        max_live_entities: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.scorer = scorer
@@ -61,6 +62,8 @@ class WorkerRuntime:
         self.send_deadletter = send_deadletter
         self.on_progress = on_progress
         self.sink_retrying = False
+        self.max_live_entities = max_live_entities
+        self._evicted_at = 0.0
 
     def score(self, messages: list[Record]) -> BatchOutput:
         """The CPU half of a batch: decode, clean, score; nothing is written yet."""
@@ -74,6 +77,12 @@ class WorkerRuntime:
             out.events.extend(extra.events)
             out.touched |= extra.touched
         self.checkpointer.touched(out.touched)
+        if self.max_live_entities and now - self._evicted_at >= self.checkpoint_s:
+            # at most one scan of the live entities per checkpoint interval
+            self._evicted_at = now
+            evicted = self.scorer.evict(self.max_live_entities, self.checkpointer.busy)
+            if evicted:
+                self.metrics.evicted.inc(evicted)
         return out
 
     async def write(self, out: BatchOutput, *, all_series: bool | None = None) -> None:

@@ -8,7 +8,7 @@ Model state lives per entity (:mod:`stream_app.worker.states`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -151,6 +151,13 @@ class ReadingScorer:
             self._resumed[clock] = ts
             return  # an outage does not teach what a usual step is
         self._usual_step[clock] = step if usual is None else usual + 0.05 * (step - usual)
+
+    def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
+        """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
+        gone = self.states.evict(limit, busy)
+        for entity in gone:
+            self._clock_of.pop(entity, None)
+        return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
         """Silence check of every live series against its source's watermark in its partition.

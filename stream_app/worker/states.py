@@ -147,6 +147,31 @@ class EntityStates:
         if self._on_unreadable is not None:
             self._on_unreadable(entity, part, exc)
 
+    def evict(self, limit: int, busy: Callable[[str], bool]) -> list[str]:
+        """Drop live entities beyond ``limit`` that the table holds as they are.
+
+        Only entities that are not ``busy`` (changed since their state was saved)
+        and have no silence left to watch (every series silent already, or too
+        young to judge) go, oldest loaded first, down to nine tenths of
+        ``limit``; their next reading loads them again from the table. Active
+        entities stay whatever the limit, so it bounds what idle, dead and
+        one-off entities cost, not what a worker's live series need. A scan
+        costs a look at each live entity; the caller spaces them.
+        """
+        live = self._live
+        if not limit or len(live) <= limit:
+            return []
+        keep = limit - limit // 10
+        gone: list[str] = []
+        for entity, proc in list(live.items()):
+            if len(live) <= keep:
+                break
+            if not busy(entity) and not proc.watched():
+                del live[entity]
+                self._offsets.pop(entity, None)
+                gone.append(entity)
+        return gone
+
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
         return self.entity(entity).processor(metric)
 

@@ -4,6 +4,7 @@ state table and a fresh metrics registry; the same code the Faust worker runs.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -102,6 +103,7 @@ class Harness:
             worker_batch_size=overrides.pop("batch_size", 50),
             worker_checkpoint_s=0.0,  # every batch checkpoints its partition
             worker_idle_flush_s=0.01,
+            worker_max_live_entities=overrides.pop("max_live", 0),
         )
         self.registry = CollectorRegistry()
         self.sink, self.producer, self.consumer = ListSink(), ListProducer(), ListConsumer()
@@ -116,6 +118,7 @@ class Harness:
             producer=self.producer,
             consumer=self.consumer,
             on_fatal=self.fatal.append,
+            **({"clock": overrides.pop("clock")} if "clock" in overrides else {}),
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -234,6 +237,80 @@ async def test_a_saved_state_nobody_can_read_restarts_that_model_and_blocks_noth
     for entity in (b"site/dev-0", b"site/dev-1"):  # and both are saved readable again
         blob = unpack_entity(decompress_blob(again.table[entity]))
         assert SeriesProcessor.from_bytes(blob["t"]).entity == entity.decode()
+
+
+def _schedule(plan: list[tuple[range, range]]) -> list[Record]:
+    """Readings of entity e at point i for each (entities, points) block, in that order."""
+    out: list[Record] = []
+    next_offset = [0, 0]
+    for entities, points in plan:
+        for i in points:
+            for e in entities:
+                doc = {"entity": f"site/dev-{e}", "ts": T0 + 60 * i, "metrics": {"t": 20 + e % 7}}
+                doc["metrics"]["t"] += math.sin(i / 5)
+                p = e % 2
+                out.append(
+                    Record(orjson.dumps(doc), doc["entity"].encode(), TOPIC, p, next_offset[p])
+                )
+                next_offset[p] += 1
+    return out
+
+
+async def test_idle_entities_leave_memory_and_come_back_with_the_same_scores() -> None:
+    # 60 young entities, then only 10 of them go on (the other 50 idle, too young to
+    # be watched for silence), then all 60 again: with a limit of 20 live entities the
+    # idle ones are dropped and later loaded from the table, scoring exactly as if
+    # they had stayed
+    first = _schedule([(range(60), range(0, 20)), (range(10), range(20, 80))])
+    again = _schedule([(range(60), range(0, 20)), (range(10), range(20, 80)),
+                       (range(60), range(80, 90))])[len(first):]  # fmt: skip
+    runs = {}
+    for limit in (0, 20):
+        h = Harness(max_live=limit)
+        h.start()
+        await offered(h, first)
+        await until(lambda h=h: len(h.consumer.acked) == len(first), "the first part acked")
+        live = len(list(h.core.scorer.states.entities()))
+        await offered(h, again)
+        await until(lambda h=h: len(h.consumer.acked) == len(first) + len(again), "all acked")
+        await h.stop()
+        assert not h.fatal and not h.producer.deadletters
+        runs[limit] = (h, live)
+    (unlimited, all_live), (limited, live) = runs[0], runs[20]
+    assert all_live == 60 and live <= 20  # the busy ones and those under the limit stay
+    assert limited.count("tsguard_entities_evicted_total") >= 40
+    assert unlimited.count("tsguard_entities_evicted_total") == 0
+    scores = {k: r.score for k, r in limited.sink.rows.items()}
+    assert scores == {k: r.score for k, r in unlimited.sink.rows.items()}  # every point
+    assert limited.producer.events == unlimited.producer.events
+    assert limited.table == unlimited.table  # and the same saved states
+
+
+async def test_an_entity_whose_silence_is_still_watched_is_not_evicted() -> None:
+    # 30 entities warm up, then 25 of them stop while 5 go on: each stopped one must
+    # get its silence episode as if every entity had stayed live; only once it is
+    # silent (nothing left to watch) may it leave memory
+    records = _schedule([(range(30), range(0, 40)), (range(5), range(40, 200))])
+    runs = {}
+    for limit in (0, 10):
+        ticks = itertools.count()
+        # a clock that moves 10 s a call: the silence check (every 5 s) runs each batch
+        h = Harness(
+            max_live=limit, batch_size=5, clock=lambda ticks=ticks: T0 + 1e6 + 10.0 * next(ticks)
+        )
+        h.start()
+        await offered(h, records)
+        await until(lambda h=h: len(h.consumer.acked) == len(records), "all acked")
+        await h.stop()
+        runs[limit] = h
+    unlimited, limited = runs[0], runs[10]
+    silences = {e["entity"] for e in unlimited.producer.events if e["kind"] == "silence"}
+    assert silences == {f"site/dev-{e}" for e in range(5, 30)}
+    strip = [{k: v for k, v in e.items() if k != "emitted_at"} for e in limited.producer.events]
+    assert strip == [
+        {k: v for k, v in e.items() if k != "emitted_at"} for e in unlimited.producer.events
+    ]
+    assert limited.count("tsguard_entities_evicted_total") >= 20
 
 
 async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -> None:
