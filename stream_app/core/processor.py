@@ -143,9 +143,9 @@ class SeriesProcessor:
 
     def advance(self, watermark_ts: float) -> list[EpisodeEvent]:
         """Event time moved on to ``watermark_ts``: open a silence episode if overdue."""
-        cleaner = self.cleaner
-        if self.silence.episode or cleaner.n < self.warmup:
+        if not self.watched():
             return []
+        cleaner = self.cleaner
         gap = cleaner.silent_for(watermark_ts)
         if not gap:
             return []
