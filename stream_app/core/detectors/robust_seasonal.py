@@ -121,7 +121,7 @@ def _first_weekend_miss(ts: float, value: float, daily: float, level: float) -> 
     speaks instead wherever it is the closer of the two (a 7-day schedule keeps its
     profile). The weekly profile takes over after ``WEEKLY_AFTER``.
     """
-    if (ts + 3 * DAY) % WEEK < WEEKEND_START:
+    if (ts + _WEEK_SHIFT) % WEEK < WEEKEND_START:
         return False
     miss = value - daily
     near = value - level
