@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -118,7 +119,7 @@ class Harness:
             producer=self.producer,
             consumer=self.consumer,
             on_fatal=self.fatal.append,
-            **({"clock": overrides.pop("clock")} if "clock" in overrides else {}),
+            clock=overrides.pop("clock", time.time),
         )
         self.task: asyncio.Task[None] | None = None
 
