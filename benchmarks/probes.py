@@ -1,0 +1,118 @@
+"""Artificial probes shaped like NAB's artificial series (our own generators, not its data).
+
+``python -m benchmarks.probes [--json]``
+
+14 days at 5-minute steps: a daily trapezoid (low at night, ramps 06-09 and
+17-20 h, a plateau between, unit noise) with one anomalous day (40 % higher or
+lower, a flat middle value, no rise at all), Gaussian noise whose spikes grow
+denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
+constant, noise). For each probe the default configuration's value episodes
+are counted: onsets from the anomaly's start back by one anomaly length up to
+its end, and false onsets after NAB's probation (the first 15 %) elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_app.core import EngineConfig, SeriesProcessor
+
+FloatArray = npt.NDArray[np.float64]
+N = 4032
+STEP = 300.0
+START = 1_700_000_000.0
+DAY = 288
+AT = 2800  # where the anomalous day starts
+PROBATION = int(0.15 * N)
+
+
+def _trapezoid(rng: np.random.Generator, noise: float = 1.0) -> FloatArray:
+    hours = (np.arange(N) % DAY) / DAY * 24.0
+    rise = np.clip(np.minimum((hours - 6.0) / 3.0, (20.0 - hours) / 3.0), 0.0, 1.0)
+    return np.asarray(20.0 + 60.0 * rise + rng.normal(0.0, noise, N), np.float64)
+
+
+def _with_day(change: Callable[[FloatArray, np.random.Generator], FloatArray]) -> FloatArray:
+    rng = np.random.default_rng(1)
+    values = _trapezoid(rng)
+    day = slice(AT, AT + DAY)
+    values[day] = change(values[day], rng)
+    return values
+
+
+def _spike_density() -> FloatArray:
+    rng = np.random.default_rng(1)
+    values = rng.normal(10.0, 1.0, N)
+    denser = (np.arange(N) >= AT) & (rng.random(N) < 0.05)
+    values[(rng.random(N) < 0.005) | denser] += 15.0
+    return np.asarray(values, np.float64)
+
+
+def probes() -> dict[str, tuple[FloatArray, tuple[int, int] | None]]:
+    hours = (np.arange(N) % DAY) / DAY * 24.0
+    square = np.where((hours >= 9.0) & (hours < 17.0), 80.0, 20.0)
+    return {
+        "day 40 % higher": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 1.4), (AT, AT + DAY)),
+        "day 40 % lower": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 0.6), (AT, AT + DAY)),
+        "flat middle day (noisy)": (
+            _with_day(lambda d, r: 50.0 + r.normal(0.0, 1.0, d.size)),
+            (AT, AT + DAY),
+        ),
+        "flat middle day (exact)": (_with_day(lambda d, r: np.full(d.size, 50.0)), (AT, AT + DAY)),
+        "day without its rise": (
+            _with_day(lambda d, r: 20.0 + r.normal(0.0, 1.0, d.size)),
+            (AT, AT + DAY),
+        ),
+        "spikes grow denser": (_spike_density(), (AT, AT + 300)),
+        "trapezoid, no noise": (_trapezoid(np.random.default_rng(3), noise=0.0), None),
+        "square wave": (np.asarray(square, np.float64), None),
+        "constant": (np.full(N, 42.0), None),
+        "noise": (np.random.default_rng(5).normal(50.0, 5.0, N), None),
+    }
+
+
+class Outcome(NamedTuple):
+    found: bool | None  # None: an anomaly-free probe
+    first_onset: list[int]
+    false: list[int]
+
+
+def score(values: FloatArray, window: tuple[int, int] | None) -> Outcome:
+    proc = SeriesProcessor.create("probe", "value", EngineConfig.default())
+    onsets = []
+    for i, value in enumerate(values.tolist()):
+        _, events = proc.process(START + STEP * i, value)
+        onsets += [i for e in events if e.event == "opened" and e.kind == "value"]
+    if window is None:
+        near: list[int] = []
+        false = [i for i in onsets if i >= PROBATION]
+    else:
+        lo, hi = window
+        near = [i for i in onsets if lo - (hi - lo) <= i <= hi]
+        false = [i for i in onsets if i >= PROBATION and i not in near]
+    return Outcome(bool(near) if window else None, near[:1], false)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    results = {name: score(values, window) for name, (values, window) in probes().items()}
+    if args.json:
+        print(json.dumps({name: r._asdict() for name, r in results.items()}))
+        return 0
+    for name, r in results.items():
+        print(f"{name:26s} found {r.found!s:5s} first {r.first_onset} false {r.false}")
+    total = sum(len(r.false) for r in results.values())
+    print("false onsets after probation, all probes:", total)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
