@@ -76,6 +76,10 @@ class ReadingScorer:
         self._resumed: dict[Clock, float] = {}
         self._usual_step: dict[Clock, float] = {}
         self._clock_of: dict[str, Clock] = {}
+        # How many live entities follow each clock: a clock nobody follows any more
+        # is forgotten, so a `source` that varies (a producer putting a request id
+        # there, a hostile one) cannot grow the worker's memory without bound.
+        self._followers: dict[Clock, int] = {}
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -114,7 +118,8 @@ class ReadingScorer:
         out.touched.add((partition, entity))
         out.readings_ok += 1
         clock = (source or "", partition)
-        self._clock_of[entity] = clock
+        if self._clock_of.get(entity) != clock:
+            self._follow(entity, clock)
         watermarks = self.watermarks
         watermark = watermarks.get(clock, 0.0)
         if ts > watermark:
@@ -144,6 +149,24 @@ class ReadingScorer:
             if ingested_at is not None:
                 out.ingest_to_event.extend([now - ingested_at] * len(events))
 
+    def _follow(self, entity: str, clock: Clock) -> None:
+        """``entity`` now follows ``clock`` (its first reading, or its source or partition changed)."""
+        old = self._clock_of.get(entity)
+        self._clock_of[entity] = clock
+        self._followers[clock] = self._followers.get(clock, 0) + 1
+        if old is not None:
+            self._unfollow(old)
+
+    def _unfollow(self, clock: Clock) -> None:
+        left = self._followers[clock] - 1
+        if left:
+            self._followers[clock] = left
+            return
+        del self._followers[clock]
+        self.watermarks.pop(clock, None)
+        self._resumed.pop(clock, None)
+        self._usual_step.pop(clock, None)
+
     def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
         usual = self._usual_step.get(clock)
@@ -156,7 +179,9 @@ class ReadingScorer:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
         gone = self.states.evict(limit, busy)
         for entity in gone:
-            self._clock_of.pop(entity, None)
+            clock = self._clock_of.pop(entity, None)
+            if clock is not None:
+                self._unfollow(clock)
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:

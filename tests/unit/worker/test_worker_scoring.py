@@ -138,3 +138,40 @@ def test_readings_the_saved_state_already_learned_are_skipped_not_dead_lettered(
     # Within one process too: a record handed over twice (a seek back) is skipped.
     again = restarted.process(messages[390:], now=T0 + 60 * 400)
     assert again.replayed == 10 and not again.rows and not again.deadletters
+
+
+def _from_sources(entity: str, sources: list[str], start: float, step: float) -> list[Record]:
+    out = []
+    for i, source in enumerate(sources):
+        doc = {"entity": entity, "ts": start + step * i, "metrics": {"t": 20.0 + (i % 3)}}
+        if source:
+            doc["source"] = source
+        out.append(Record(orjson.dumps(doc), entity.encode(), "r", 0, i))
+    return out
+
+
+def test_a_source_that_changes_with_every_reading_does_not_grow_the_workers_clocks() -> None:
+    # A producer that puts a request id in `source` (or a hostile one): one clock
+    # per distinct source would grow without bound; only the clocks live entities
+    # follow are kept.
+    scorer = _scorer(EngineConfig.default(), {})
+    sources = [f"req-{i}" for i in range(3000)]
+    scorer.process(_from_sources("site/0", sources, T0, 10.0), now=T0)
+    scorer.process(_fleet([f"site/{i}" for i in range(1, 6)], T0, 300, 10.0), now=T0)
+    assert sorted(scorer.watermarks) == [("", 0), ("req-2999", 0)]
+    # The clocks that are kept still judge silence.
+    scorer.process(_fleet([f"site/{i}" for i in range(1, 5)], T0 + 3000, 40, 10.0), now=T0)
+    assert _silences(scorer.advance(now=T0)) == ["site/5"]
+
+
+def test_an_evicted_entity_takes_its_clock_along_when_nobody_else_follows_it() -> None:
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0, 10.0), now=T0)
+    scorer.process(_fleet([f"site/{i}" for i in range(3)], T0, 5, 10.0), now=T0)
+    assert ("lone-gateway", 0) in scorer.watermarks
+    # The oldest go first; the last site stays and keeps the shared clock.
+    assert scorer.evict(1, busy=lambda entity: False) == 3
+    assert list(scorer.watermarks) == [("", 0)]
+    # Back again: the entity and its clock are followed anew.
+    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0 + 100, 10.0), now=T0)
+    assert sorted(scorer.watermarks) == [("", 0), ("lone-gateway", 0)]
