@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # this many leave a worker's memory and load again from the state table on
     # their next reading; 0 keeps every entity live.
     worker_max_live_entities: int = Field(default=100_000, ge=0)
+    # The state changelog's segments: Kafka compacts only closed segments, and a
+    # restarted worker (memory store) replays everything that is not compacted yet,
+    # so these bound that replay (Kafka's defaults, 1 GiB or 7 days, do not).
+    # Applied when the changelog topic is created.
+    worker_changelog_segment_bytes: int = Field(default=4 * 1024 * 1024, ge=65_536)
+    worker_changelog_segment_ms: int = Field(default=3_600_000, ge=60_000)
     deadletter_max_payload_bytes: int = Field(default=16_384, ge=256)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
 

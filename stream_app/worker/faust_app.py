@@ -84,7 +84,24 @@ def state_table(app: faust.App, settings: Settings) -> Any:
         ),
         partitions=settings.topic_partitions,
         use_partitioner=True,  # written from a batch; keys hash like the readings'
+        extra_topic_configs=changelog_configs(settings),
     )
+
+
+def changelog_configs(settings: Settings) -> dict[str, str]:
+    """Topic configs of the state changelog (Faust makes it compacted).
+
+    Every checkpoint writes each changed entity's state again, and Kafka compacts
+    only closed segments once their dirty share passes ``min.cleanable.dirty.ratio``:
+    with Kafka's default segments (1 GiB or 7 days) a worker restarted with the
+    memory store replays up to a GiB of superseded states. Small segments that roll
+    at least hourly and a lower dirty ratio keep the replay near one record per entity.
+    """
+    return {
+        "segment.bytes": str(settings.worker_changelog_segment_bytes),
+        "segment.ms": str(settings.worker_changelog_segment_ms),
+        "min.cleanable.dirty.ratio": "0.2",
+    }
 
 
 class FaustConsumer:

@@ -21,6 +21,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream_app.settings import Settings, load_settings
 from stream_app.worker.faust_compat import STALL_EXIT_CODE
@@ -88,6 +89,10 @@ class Pipeline:
 
     def consume(self, topic: str, *, min_count: int, timeout: float) -> list[Any]:
         return asyncio.run(_consume(self.settings, topic, min_count, deadline_s=timeout))
+
+    def topic_configs(self, topic: str) -> dict[str, str]:
+        """The broker's configs of ``topic`` (name -> value)."""
+        return asyncio.run(_topic_configs(self.settings, topic))
 
     def close(self) -> None:
         for worker in self.workers:
@@ -280,6 +285,18 @@ async def _consume(
     finally:
         await consumer.stop()
     return out
+
+
+async def _topic_configs(settings: Settings, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        # one resource: (error code, message, type, name, [(name, value, ...), ...])
+        entries = response.resources[0][4]
+        return {str(entry[0]): str(entry[1]) for entry in entries}
+    finally:
+        await admin.close()
 
 
 async def _delete_topics(settings: Settings) -> None:

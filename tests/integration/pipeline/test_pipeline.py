@@ -48,6 +48,14 @@ def test_end_to_end_labelled_stream(pipeline: Pipeline) -> None:
         what=f"{expected_points} observations",
     )
     assert pipeline.count("SELECT count(*) FROM observations") == expected_points
+    # The state changelog the worker made: compacted, with segments small enough that
+    # a restart replays about one state per entity (benchmarks/worker_restart.py).
+    settings = pipeline.settings
+    changelog = pipeline.topic_configs(f"{settings.consumer_group}-series-state-changelog")
+    assert changelog["cleanup.policy"] == "compact"
+    assert changelog["segment.bytes"] == str(settings.worker_changelog_segment_bytes)
+    assert changelog["segment.ms"] == str(settings.worker_changelog_segment_ms)
+    assert changelog["min.cleanable.dirty.ratio"] == "0.2"
     episodes = _episodes(pipeline)
     recall, precision = recall_precision(truth, episodes, slack_s=600)
     assert recall >= 0.8, (recall, episodes)
