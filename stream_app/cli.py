@@ -9,8 +9,12 @@ instant.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 app = typer.Typer(
     name="tsguard",
@@ -55,7 +59,24 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        typer.echo(settings_errors(exc), err=True)
+        raise SystemExit(2) from None
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """One line per invalid ``TSGUARD_*`` variable; values are not echoed (some are secrets)."""
+    lines = ["tsguard: invalid settings:"]
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"  TSGUARD_{name}: {error['msg']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

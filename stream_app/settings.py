@@ -65,7 +65,11 @@ class Settings(BaseSettings):
     # stalled readings behind fetches of idle partitions).
     worker_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     worker_data_dir: Path | None = None
-    worker_store: str = "memory://"
+    # Only Faust's memory store: the worker writes its state table from batch
+    # checkpoints, outside Faust's stream iteration, and Faust's RocksDB store
+    # refuses such writes (an assertion on the current event), so a worker on
+    # `rocksdb://` would fail every checkpoint and restart forever.
+    worker_store: Literal["memory://"] = "memory://"
     # A killed worker's partitions wait this long before the group gives them to
     # anyone (a restarted worker too).
     worker_session_timeout_s: float = Field(default=10.0, ge=6.0)

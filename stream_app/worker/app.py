@@ -188,7 +188,10 @@ class Worker:
 
     def _fatal(self, exc: BaseException) -> None:
         log.error(
-            "batch failed after scoring (%r); exiting (code %d) to restart", exc, STALL_EXIT_CODE
+            "batch failed after scoring (%r); exiting (code %d) to restart",
+            exc,
+            STALL_EXIT_CODE,
+            exc_info=exc,
         )
         self._exit_to_restart()
 
