@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from stream_app.core.records import REJECTION_REASONS, STATUS_OK, STATUS_WARMUP
+
 # Per-reading latencies are sub-millisecond to seconds: the defaults start at 5 ms.
 LATENCY_BUCKETS = (
     0.0005,
@@ -63,10 +65,7 @@ class Metrics:
 # from the first scrape instead of "no data" until the first occurrence.
 KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
     "readings": (("scored",), ("deadlettered",), ("replayed",)),
-    "points": tuple(
-        (s,)
-        for s in ("ok", "warmup", "duplicate", "late", "non_finite", "out_of_limits", "missing")
-    ),
+    "points": tuple((s,) for s in (STATUS_OK, STATUS_WARMUP, *REJECTION_REASONS)),
     "deadletters": tuple(
         (r,)
         for r in (

@@ -28,6 +28,15 @@ from .records import EpisodeEvent, ScoredPoint
 # nothing: at-least-once delivery replays readings, and a replay is not news.
 _QUIET = frozenset({"duplicate"})
 _MAX_EXPLANATION = 1000
+# An entity keeps at most this many series. A reading may carry 64 metrics (the
+# reading schema), but readings that keep naming new ones (a producer putting a
+# request id or a timestamp in a metric name, a hostile one) would grow the
+# entity's memory and its saved state without bound, until the state no longer fits
+# in a Kafka message and no checkpoint can save it. A metric beyond the limit is
+# rejected ("too_many_series") and its point dead-lettered; the entity's other
+# series go on.
+MAX_SERIES = 256
+TOO_MANY_SERIES = "too_many_series"
 
 
 class EntityStep(NamedTuple):
@@ -77,7 +86,12 @@ class EntityProcessor:
         emitted: list[EpisodeEvent] = []
         series = self.series
         for metric, value in metrics.items():
-            proc = series.get(metric) or self.processor(metric)
+            proc = series.get(metric)
+            if proc is None:
+                if len(series) >= MAX_SERIES:
+                    points[metric] = self._refused(metric, ts, value)
+                    continue
+                proc = self.processor(metric)
             point, events = proc.process(ts, value)
             points[metric] = point
             if events and point.status not in _QUIET:
@@ -89,6 +103,11 @@ class EntityProcessor:
             if note:
                 emitted = [_explained(e, note) if e.kind == "value" else e for e in emitted]
         return _new_step(EntityStep, (points, emitted, score))
+
+    def _refused(self, metric: str, ts: float, value: float | None) -> ScoredPoint:
+        """The point of a metric the entity has no room for (see ``MAX_SERIES``)."""
+        return ScoredPoint(self.entity, metric, ts, value, TOO_MANY_SERIES, False, None, None,
+                           None, None, False, "")  # fmt: skip
 
     def watched(self) -> bool:
         """Whether a series of it still has its silence to be judged (see ``advance``)."""

@@ -26,7 +26,14 @@ SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 # rejection reason that the caller dead-letters.
 STATUS_OK = "ok"
 STATUS_WARMUP = "warmup"
-REJECTION_REASONS = ("non_finite", "out_of_limits", "duplicate", "late", "missing")
+REJECTION_REASONS = (
+    "non_finite",
+    "out_of_limits",
+    "duplicate",
+    "late",
+    "missing",
+    "too_many_series",
+)
 
 
 @dataclass(slots=True)

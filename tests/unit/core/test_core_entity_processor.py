@@ -66,3 +66,45 @@ def test_silence_is_judged_against_the_given_watermark_from_a_resumption() -> No
     assert proc.advance(last + 3600, resumed_at=last + 3590) == []
     # Without the resumption the same watermark makes the series silent.
     assert [e.kind for e in proc.advance(last + 3600)] == ["silence"]
+
+
+def test_an_entity_that_keeps_naming_new_metrics_stops_at_max_series() -> None:
+    # A producer that puts a request id in the metric name: every reading a new series.
+    from stream_app.core.entity_processor import MAX_SERIES
+
+    proc = EntityProcessor.create("gateway-1", EngineConfig.default())
+    refused = []
+    for i in range(MAX_SERIES + 200):
+        step = proc.process(T0 + 60 * i, {"temperature": 20.0 + (i % 3), f"req-{i}": 1.0})
+        assert step.points["temperature"].accepted
+        point = step.points[f"req-{i}"]
+        if not point.accepted:
+            assert point.status == "too_many_series" and point.score is None
+            refused.append(i)
+    # temperature is one of the entity's series: the first MAX_SERIES - 1 request ids fit
+    assert len(proc.series) == MAX_SERIES
+    assert refused == list(range(MAX_SERIES - 1, MAX_SERIES + 200))
+    # Its saved state holds MAX_SERIES series, and restores with them.
+    states = EntityStates(EngineConfig.default(), {}.get)
+    states._live["gateway-1"] = proc
+    blob = states.dump("gateway-1")
+    again = EntityStates(EngineConfig.default(), {"gateway-1": blob}.get).entity("gateway-1")
+    assert sorted(again.series) == sorted(proc.series)
+
+
+def test_the_worker_dead_letters_the_points_of_metrics_an_entity_has_no_room_for() -> None:
+    from stream_app.core.entity_processor import MAX_SERIES
+
+    scorer = ReadingScorer(
+        EntityStates(EngineConfig.default(), {}.get), ReadingDecoder(max_future_s=1e12)
+    )
+    messages = []
+    for i in range(MAX_SERIES + 10):
+        doc = {"entity": "gw", "ts": T0 + 60 * i, "metrics": {"t": 20.0, f"req-{i}": 1.0}}
+        messages.append(Record(orjson.dumps(doc), b"gw", "r", 0, i))
+    out = scorer.process(messages, now=T0)
+    assert out.readings_ok == MAX_SERIES + 10
+    reasons = [d["reason"] for d in out.deadletters]
+    assert reasons == ["rejected_point"] * 11
+    assert all("too_many_series" in d["detail"] for d in out.deadletters)
+    assert out.statuses.get("too_many_series") == 11
