@@ -78,6 +78,7 @@ KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
             "rejected_point",
             "bad_payload",
             "internal_error",
+            "wrong_key",
         )
     ),
     "episode_events": tuple(

@@ -92,6 +92,9 @@ class ReadingScorer:
             if isinstance(result, Rejection):
                 out.deadletters.append(self._dead(msg, result, now))
                 continue
+            if msg.key != result.entity.encode():
+                out.deadletters.append(self._dead(msg, _wrong_key(msg.key, result.entity), now))
+                continue
             proc = states.admit(result.entity, msg.offset)
             if proc is None:
                 # Learned before a crash or a rebalance (the saved state is ahead of
@@ -218,6 +221,22 @@ class ReadingScorer:
             offset=msg.offset,
             key=msg.key,
         )
+
+
+def _wrong_key(key: bytes | None, entity: str) -> Rejection:
+    """A reading not keyed by its entity: taken, it would split the entity's models.
+
+    An entity's readings, its saved state and the offsets its state reflects all
+    live in the partition its key hashes to; a reading that arrives through another
+    partition (no key, or another key) would be scored by a worker that does not hold
+    the entity's state, save a second state over the first and make later readings
+    look replayed.
+    """
+    got = "no key" if key is None else f"key {key[:80]!r}"
+    return Rejection(
+        "wrong_key",
+        f"message has {got}, not its entity {entity[:80]!r}: readings must be keyed by entity",
+    )
 
 
 # tuple.__new__ directly: the named tuple's own __new__ is a Python-level

@@ -94,6 +94,9 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
         ),
         (b"p/1", orjson.dumps({"entity": "p/1", "ts": 4_000_000_000, "metrics": {"t": 1.0}})),
         (b"p/1", orjson.dumps([1, 2, 3])),
+        # valid readings not keyed by their entity (no key; another key)
+        (None, orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0}})),
+        (b"p/2", orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0}})),
     ]
     messages: list[tuple[bytes | None, bytes]] = []
     for i, reading in enumerate(good):
@@ -119,6 +122,8 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
             "too_large",
             "future_timestamp",
             "schema",
+            "wrong_key",
+            "wrong_key",
         ]
     ), reasons
     validator = _validator("deadletter.schema.json")

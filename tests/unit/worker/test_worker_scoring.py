@@ -175,3 +175,25 @@ def test_an_evicted_entity_takes_its_clock_along_when_nobody_else_follows_it() -
     # Back again: the entity and its clock are followed anew.
     scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0 + 100, 10.0), now=T0)
     assert sorted(scorer.watermarks) == [("", 0), ("lone-gateway", 0)]
+
+
+def test_a_reading_not_keyed_by_its_entity_is_dead_lettered_and_changes_nothing() -> None:
+    # Through another partition it would be scored without the entity's state, save a
+    # second state over the first and make the entity's later readings look replayed.
+    scorer = _scorer(EngineConfig.default(), {})
+    keyed = _messages(60, spike_at=-1)
+    scorer.process(keyed[:50], now=T0)
+    before = scorer.states.dump("plant-1/pump-1")
+    strays = [
+        Record(keyed[50].value, None, "r", 1, 9_999),
+        Record(keyed[50].value, b"plant-1/pump-2", "r", 1, 10_000),
+    ]
+    out = scorer.process(strays, now=T0)
+    assert [d["reason"] for d in out.deadletters] == ["wrong_key", "wrong_key"]
+    assert "no key" in out.deadletters[0]["detail"]
+    assert "b'plant-1/pump-2'" in out.deadletters[1]["detail"]
+    assert not out.rows and out.readings_ok == 0 and not out.touched
+    assert scorer.states.dump("plant-1/pump-1") == before
+    # The same reading, keyed as it should be, is scored as the next one.
+    again = scorer.process(keyed[50:], now=T0)
+    assert again.readings_ok == 10 and not again.deadletters
