@@ -123,7 +123,7 @@ class WorkerRuntime:
         """Drop live models without saving them: a batch failed after being scored,
         so the table's last checkpoint (and a replay from its offsets) is the truth."""
         self.checkpointer.reset()
-        self.scorer.states.forget()
+        self.scorer.forget()
 
     def forget(self) -> None:
         """After a rebalance: drop live models; the table (changelog) is the truth.
@@ -135,7 +135,7 @@ class WorkerRuntime:
         checkpoint instead, which re-learns exactly what was lost.
         """
         self.checkpointer.revoked()
-        self.scorer.states.forget()
+        self.scorer.forget()
 
     async def _send(self, out: BatchOutput) -> None:
         if self.send_event is not None:

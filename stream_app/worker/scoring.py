@@ -178,6 +178,20 @@ class ReadingScorer:
             return  # an outage does not teach what a usual step is
         self._usual_step[clock] = step if usual is None else usual + 0.05 * (step - usual)
 
+    def forget(self) -> None:
+        """Drop the live models (the table is the truth) and the clocks they followed.
+
+        After a rebalance or a discarded batch the next readings re-establish each
+        clock; kept, the entity-to-clock links of entities no longer live would pile
+        up with every rebalance.
+        """
+        self.states.forget()
+        self._clock_of.clear()
+        self._followers.clear()
+        self.watermarks.clear()
+        self._resumed.clear()
+        self._usual_step.clear()
+
     def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
         gone = self.states.evict(limit, busy)

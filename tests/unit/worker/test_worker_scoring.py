@@ -197,3 +197,17 @@ def test_a_reading_not_keyed_by_its_entity_is_dead_lettered_and_changes_nothing(
     # The same reading, keyed as it should be, is scored as the next one.
     again = scorer.process(keyed[50:], now=T0)
     assert again.readings_ok == 10 and not again.deadletters
+
+
+def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
+    # After a rebalance the table is the truth; links to entities no longer live
+    # must not pile up with every rebalance.
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(_fleet([f"site/{i}" for i in range(5)], T0, 20, 10.0), now=T0)
+    scorer.forget()
+    assert scorer.watermarks == {} and list(scorer.states.entities()) == []
+    scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=T0)
+    assert list(scorer.watermarks) == [("", 0)]
+    # Silence is judged again once the clock has moved on.
+    scorer.process(_fleet(["site/0"], T0 + 2200, 30, 10.0), now=T0)
+    assert _silences(scorer.advance(now=T0)) == ["site/1"]
