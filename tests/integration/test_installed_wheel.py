@@ -5,7 +5,8 @@ fresh virtual environment in a temporary folder, and every command runs from
 another temporary folder with no ``PYTHONPATH``, so nothing can be found in
 the source tree. Against the real local stack it migrates a fresh schema,
 serves the API in dev mode and ingests a reading, replays a small CSV and
-prints where the dashboards are.
+prints where the dashboards are. The scoring hot path must be the mypyc build
+(see ``setup.py``), unless ``TSGUARD_PURE_PYTHON`` asked for a pure wheel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +40,14 @@ _NOT_SOURCE = (
     "__pycache__",
     ".*_cache",
     ".hypothesis",
+)
+# What setup.py compiles with mypyc (its COMPILED list, as module names).
+COMPILED = (
+    "stream_app.core.calibration",
+    "stream_app.core.cleaning",
+    "stream_app.core.detectors.robust_seasonal",
+    "stream_app.core.policy",
+    "stream_app.core.processor",
 )
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -232,3 +242,25 @@ def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Insta
     (pattern,) = [Path(item) for item in listed if item.endswith(".yaml")]
     for flag in ("true", "false"):
         assert (pattern.parent / f"timescaledb-{flag}.yaml").is_file()
+
+
+def test_installed_wheel_runs_the_compiled_hot_path(installed: Installed) -> None:
+    """A wheel built where a C compiler works loads its mypyc extensions, not the sources."""
+    if os.environ.get("TSGUARD_PURE_PYTHON", "0") not in ("", "0"):
+        pytest.skip("TSGUARD_PURE_PYTHON is set: the wheel is pure Python on purpose")
+    code = "import importlib, sys\nfor name in sys.argv[1:]: print(importlib.import_module(name).__file__)"
+    done = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c", code, *COMPILED],
+        cwd=installed.workdir,
+        env=installed.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    files = done.stdout.split()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert len(files) == len(COMPILED), done.stdout
+    loaded = {name: file for name, file in zip(COMPILED, files, strict=True)}
+    pure = {name: file for name, file in loaded.items() if not file.endswith(suffix)}
+    assert not pure, f"pure Python where the wheel should be compiled: {pure}"
+    assert all(Path(file).is_relative_to(installed.venv) for file in files), loaded

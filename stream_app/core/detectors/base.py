@@ -28,7 +28,10 @@ Update = tuple[float, float, float, float, float]
 class Detector(Protocol):
     """What every registered detector provides."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The registered name (a class attribute of each detector)."""
+        ...
 
     def update(self, ts: float, value: float) -> Update:
         """Score ``value`` at ``ts`` against the past, then learn from it."""

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from ..calibration import TailCalibrator
 from ..codec import Reader, Writer
@@ -131,7 +131,7 @@ def _first_weekend_miss(ts: float, value: float, daily: float, level: float) -> 
 class RobustSeasonal:
     """Robust level/trend/seasonal forecaster with a calibrated residual score."""
 
-    name = "robust_seasonal"
+    name: ClassVar[str] = "robust_seasonal"
 
     __slots__ = (
         "a_err",
