@@ -52,9 +52,17 @@ test: setup
 	$(TSG) stack down || status=1; \
 	exit $$status
 
+# The benches measure what ships: the wheel (scoring hot path compiled with mypyc),
+# installed in its own virtualenv, not the editable pure-Python checkout.
+BENCH_VENV := .venv-bench
 bench: setup
-	$(TSG) bench detectors
-	$(TSG) bench pipeline
+	rm -rf build/bench-wheel
+	$(BIN)/python -m pip wheel -q --no-deps --wheel-dir build/bench-wheel .
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -c constraints-runtime.txt build/bench-wheel/tsguard-*.whl
+	$(BENCH_VENV)/bin/python -m pip install -q --force-reinstall --no-deps build/bench-wheel/tsguard-*.whl
+	$(BENCH_VENV)/bin/tsguard bench detectors
+	$(BENCH_VENV)/bin/tsguard bench pipeline
 
 # Re-pin the development set (constraints-runtime.txt, the image's pins, is kept
 # as it is: refresh it from a venv with only the wheel installed).
@@ -66,4 +74,4 @@ constraints:
 	mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
