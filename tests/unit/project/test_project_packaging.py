@@ -87,3 +87,14 @@ def test_runtime_dependencies_are_pinned_and_free_of_gpl() -> None:
     for excluded in ("pglast", "pyarrow", "grafana-client"):
         assert excluded not in names
     assert project["optional-dependencies"]["parquet"] == ["pyarrow>=15"]
+
+
+def test_the_image_build_context_leaves_out_local_state() -> None:
+    # Without it the context carries the virtualenvs, .git and a local .env to the
+    # Docker daemon, and stale in-place builds into the copied package.
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".venv-*", ".env", "build", "**/__pycache__", "**/*.so"} <= ignored
