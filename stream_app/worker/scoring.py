@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from stream_app.core import EntityProcessor
+from stream_app.core.entity_processor import MAX_SERIES, TOO_MANY_SERIES
 from stream_app.storage.sink import ObservationRow
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
@@ -26,6 +27,9 @@ from stream_app.worker.states import EntityStates
 # Its row is still written: ON CONFLICT keeps the original when it exists.
 # Nor is a missing value (a null in the reading): the reading said so itself.
 _NOT_DEAD_LETTERED = frozenset({"duplicate", "missing"})
+# Who turned a point away, for the dead letter's detail.
+_CLEANER = "by the cleaner"
+_BY = {TOO_MANY_SERIES: f"as one series too many (an entity keeps at most {MAX_SERIES})"}
 _STATUS = itemgetter(ObservationRow._fields.index("status"))
 # A source's watermark jumping by more than this many of its usual steps (and
 # at least RESUME_MIN_S seconds) means the whole source was quiet, not each series.
@@ -145,7 +149,7 @@ class ReadingScorer:
             )  # fmt: skip
             # a replayed duplicate's row conflicts and is dropped
             if not point.accepted and status not in _NOT_DEAD_LETTERED:
-                detail = f"/metrics/{metric}: point rejected by the cleaner ({status})"
+                detail = f"/metrics/{metric}: point rejected {_BY.get(status, _CLEANER)} ({status})"
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
         if events:
             out.events.extend(event_to_wire(event, now) for event in events)

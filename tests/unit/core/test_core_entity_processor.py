@@ -106,5 +106,9 @@ def test_the_worker_dead_letters_the_points_of_metrics_an_entity_has_no_room_for
     assert out.readings_ok == MAX_SERIES + 10
     reasons = [d["reason"] for d in out.deadletters]
     assert reasons == ["rejected_point"] * 11
-    assert all("too_many_series" in d["detail"] for d in out.deadletters)
+    assert all(
+        d["detail"].endswith(f"as one series too many (an entity keeps at most {MAX_SERIES})"
+                             " (too_many_series)")
+        for d in out.deadletters
+    )  # fmt: skip
     assert out.statuses.get("too_many_series") == 11
