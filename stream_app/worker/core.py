@@ -127,13 +127,13 @@ class WorkerCore:
         """Stopping: the batch in hand durable, every partition's state saved and acked."""
         await self.batcher.drain()
 
-    def _unreadable_state(self, entity: str, part: str, exc: Exception) -> None:
-        kind = part if part in ("entity", "joint", "offset") else "series"
-        self._metrics.state_unreadable.labels(kind).inc()
+    def _unreadable_state(self, entity: str, part: str, metric: str, exc: Exception) -> None:
+        self._metrics.state_unreadable.labels(part).inc()
         log.warning(
-            "saved state of %r (%s) unreadable, restarting it: %s: %s",
+            "saved state of %r (%s %s) unreadable, restarting it: %s: %s",
             entity,
-            part[:80],
+            part,
+            metric[:80],
             type(exc).__name__,
             exc,
         )

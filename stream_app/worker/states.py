@@ -26,14 +26,17 @@ from collections.abc import Callable, Iterable
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
 
-# (entity, part, error): part is "entity" (the whole blob), "joint", "offset" or a metric name
-OnUnreadable = Callable[[str, str, Exception], None]
+# (entity, part, metric, error): part is "entity" (the whole blob), "joint", "offset" or
+# "series"; metric names the series ("" for the other parts)
+OnUnreadable = Callable[[str, str, str, Exception], None]
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
 ENTITY_KEY = "\x00entity"
 # Key of the offset (in the entity's readings partition) of the last reading
 # its saved state reflects: a replay after a crash skips readings up to it.
 OFFSET_KEY = "\x00offset"
+# The part a packed key holds, when it is not a metric's series.
+_PARTS = {ENTITY_KEY: "joint", OFFSET_KEY: "offset"}
 _OFFSET = struct.Struct("<q")
 _NAME = struct.Struct("<H")
 _BLOB = struct.Struct("<I")
@@ -125,7 +128,7 @@ class EntityStates:
         try:
             parts = unpack_entity(decompress_blob(blob))
         except Exception as exc:  # any bytes can sit in the table: never let them wedge it
-            self._unreadable(entity, "entity", exc)
+            self._unreadable(entity, "entity", "", exc)
             parts = {}
         for metric, state in parts.items():
             try:
@@ -138,14 +141,17 @@ class EntityStates:
                 else:
                     series[metric] = SeriesProcessor.from_bytes(state, config=self.config)
             except Exception as exc:
-                part = {ENTITY_KEY: "joint", OFFSET_KEY: "offset"}.get(metric, metric)
-                self._unreadable(entity, part, exc)
+                part = _PARTS.get(metric)
+                if part is None:
+                    self._unreadable(entity, "series", metric, exc)
+                else:
+                    self._unreadable(entity, part, "", exc)
         joint = joint or EntityScorer.for_entity(entity, self.config)
         return EntityProcessor(entity, self.config, series, joint)
 
-    def _unreadable(self, entity: str, part: str, exc: Exception) -> None:
+    def _unreadable(self, entity: str, part: str, metric: str, exc: Exception) -> None:
         if self._on_unreadable is not None:
-            self._on_unreadable(entity, part, exc)
+            self._on_unreadable(entity, part, metric, exc)
 
     def evict(self, limit: int, busy: Callable[[str], bool]) -> list[str]:
         """Drop live entities beyond ``limit`` that the table holds as they are.

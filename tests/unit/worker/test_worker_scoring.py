@@ -211,3 +211,25 @@ def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
     # Silence is judged again once the clock has moved on.
     scorer.process(_fleet(["site/0"], T0 + 2200, 30, 10.0), now=T0)
     assert _silences(scorer.advance(now=T0)) == ["site/1"]
+
+
+def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_called() -> None:
+    # Metrics may be named like the blob's other parts ("offset", "joint", "entity").
+    from stream_app.worker.states import compress_blob, decompress_blob, pack_entity, unpack_entity
+
+    first = _scorer(EngineConfig.default(), {})
+    docs = [
+        {"entity": "e", "ts": T0 + 60 * i, "metrics": {"offset": 1.0, "joint": 2.0}}
+        for i in range(30)
+    ]
+    first.process([Record(orjson.dumps(d), b"e", "r", 0, i) for i, d in enumerate(docs)], now=T0)
+    parts = unpack_entity(decompress_blob(first.states.dump("e")))
+    parts["offset"] = parts["joint"] = b"TS\x00truncated"
+    reported: list[tuple[str, str, str]] = []
+    states = EntityStates(
+        EngineConfig.default(),
+        {"e": compress_blob(pack_entity(parts))}.get,
+        lambda entity, part, metric, exc: reported.append((entity, part, metric)),
+    )
+    states.entity("e")
+    assert sorted(reported) == [("e", "series", "joint"), ("e", "series", "offset")]
