@@ -30,7 +30,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from psycopg import sql
 
-from benchmarks.pipeline import BenchWorker, _prepare_schema, _private, delete_topics
+from benchmarks.pipeline import BenchWorker, _one, _prepare_schema, _private, delete_topics
 from stream_app.settings import Settings, load_settings
 
 KAFKA_DEFAULT_SEGMENT = (1024**3, 7 * 24 * 3600 * 1000)
@@ -71,15 +71,10 @@ async def _changelog_records(settings: Settings) -> tuple[int, int]:
     return records, len(keys)
 
 
-def _rows(settings: Settings) -> int:
-    with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM observations").fetchone()
-    return int(row[0]) if row else 0
-
-
 def _wait_rows(settings: Settings, at_least: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while _rows(settings) < at_least:
+    conninfo = settings.pg_conninfo()
+    while int(_one(conninfo, "SELECT count(*) FROM observations")[0]) < at_least:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {at_least} observation rows after {timeout:.0f} s")
         time.sleep(0.1)
