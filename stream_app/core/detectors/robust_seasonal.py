@@ -32,10 +32,15 @@ quickly, so a shift is one alarm rather than a long string of them (a series tha
 was exactly flat and comes alive also restarts its calibrator, which had only
 ever seen no surprise). While such
 a run builds up, its points are judged together (Stouffer's ``sum(z) /
-sqrt(run length)``, each ``z`` clipped at ``3 clip``). Arithmetic is kept
-finite whatever the input: values are judged relative to a scale, residuals
-are computed without overflow, and a state that still turns non-finite is
-restarted from the current point, so no single value can disable a series.
+sqrt(run length)``, each ``z`` clipped at ``3 clip``), so a sustained fall within
+a spiky series' noise gathers evidence for ``jump_points`` points before the level
+gives in. A run that ends before it is a jump, by a return to where the fast level
+stood when the run began, was a bump: the fast level, which the run pulled along,
+restarts at the returning value, so the end of a bump is not a second alarm.
+Arithmetic is kept finite whatever the input: values are judged relative to a
+scale, residuals are computed without overflow, and a state that still turns
+non-finite is restarted from the current point, so no single value can disable
+a series.
 
 >>> det = RobustSeasonal.create({}, seed=0)
 >>> for i in range(200):
@@ -73,8 +78,9 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 3
+_VERSION = 4
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
+_STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
@@ -88,6 +94,7 @@ CALM_POINTS = 8  # consecutive changed values with |z| < CALM_Z: the scales are 
 CALM_Z = 0.02
 REVERT_POINTS = 500  # a return to the level before a jump within this many points
 JUMP_RATE = 0.05  # after a jump the error scales learn at most this fast per point
+BUMP_SPAN = 2  # a run's end within this many times jump_points of it can be a bump's
 WEEKLY_MIN_VISITS = 4  # the weekly profile needs a step that visits each hour 4 times
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
@@ -107,7 +114,7 @@ DEFAULTS: dict[str, float] = {
     "cal_rate": 0.02,
     "band_p": 0.001,
     "floor": 0.1,
-    "jump_points": 5,
+    "jump_points": 12,
     "season_margin": 0.9,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
@@ -168,6 +175,8 @@ class RobustSeasonal:
         "phi",
         "pre",
         "prev",
+        "rk",
+        "rl",
         "rsum",
         "sc",
         "sf",
@@ -204,6 +213,8 @@ class RobustSeasonal:
         self.prev = math.nan
         self.jumps = 0  # consecutive points beyond the clip on the same side (signed)
         self.rsum = 0.0  # sum of their (clipped) z
+        self.rl = 0.0  # the fast level when the last run of outliers began
+        self.rk = 0  # points left in which a return ends that run as a bump (signed: its side)
         self.t0 = self.lf = self.ef = self.ls = self.tr = self.es = 0.0
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
@@ -227,7 +238,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] != _VERSION:
+        if not blob or blob[0] not in (3, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -242,6 +253,10 @@ class RobustSeasonal:
         day, week = r.floats(), r.floats()
         det.day = day or None
         det.week = week or None
+        if blob[0] == _VERSION:
+            rl, rk = r.raw(_STATE_V4)
+            det.rl = float(rl)
+            det.rk = int(rk)
         return det
 
     def to_bytes(self) -> bytes:
@@ -253,6 +268,7 @@ class RobustSeasonal:
               self.swl, self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
+        w.raw(_STATE_V4, self.rl, self.rk)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -377,6 +393,12 @@ class RobustSeasonal:
                     fw = lw + sw
                     z = back
                     a = z if z >= 0.0 else -z
+        if self.rk and self._bump_ended(value, z, sigma, expected == lf):
+            # the run of outliers was a bump that is over; the fast level it pulled
+            # along restarts at the value, which is judged against where it was
+            lf = self.lf = value
+            z = (value - self.rl) / sigma
+            a = z if z >= 0.0 else -z
         if a > clip or self.jumps:
             a = self._run_evidence(z, a)
         cal = self.cal
@@ -388,6 +410,25 @@ class RobustSeasonal:
             half = _BIG
         self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw)
         return (score, expected, expected - half, expected + half, z)
+
+    def _bump_ended(self, value: float, z: float, sigma: float, fast: bool) -> bool:
+        """True when ``value`` ends the last run of outliers as a bump.
+
+        That is a point beyond the clip on the other side of the fast level, which
+        speaks, within the clip of where the fast level stood when the run began,
+        and at most ``BUMP_SPAN`` times ``jump_points`` points after the run.
+        """
+        rk = self.rk
+        self.rk = rk - 1 if rk > 0 else rk + 1
+        clip = self.clip
+        if not fast or (z >= -clip if rk > 0 else z <= clip):
+            return False
+        back = (value - self.rl) / sigma
+        if not -clip <= back <= clip:
+            return False
+        self.rk = 0
+        self.jumps = 0
+        return True
 
     def _run_evidence(self, z: float, a: float) -> float:
         """A run of same-side outliers counts as a whole: Stouffer's sum / sqrt(length)."""
@@ -403,7 +444,10 @@ class RobustSeasonal:
         zr = zc if z > zc else -zc if z < -zc else z
         if jumps == 1 or jumps == -1:
             self.rsum = zr
+            self.rl = self.lf
         elif jumps:
+            span = BUMP_SPAN * self.jump
+            self.rk = span if jumps > 0 else -span
             self.rsum = rsum = self.rsum + zr
             b = rsum / math.sqrt(jumps) if jumps > 0 else -rsum / math.sqrt(-jumps)
             if b > a:
@@ -546,6 +590,7 @@ class RobustSeasonal:
         self.lw = value - weekly
         self.tr = 0.0
         self.jumps = 0
+        self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
         self.jt = 0
         # re-learn the error scales faster in the new regime (see JUMP_RATE)

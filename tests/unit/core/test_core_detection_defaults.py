@@ -8,6 +8,7 @@ the false-alarm budget holds on anomaly-free noise.
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -16,14 +17,17 @@ from hypothesis import strategies as st
 
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
+from stream_app.core.detectors.robust_seasonal import RobustSeasonal
 
 STEP = 300.0
 DAY_POINTS = 288
 START = 1767571200.0  # a Monday, 00:00 UTC
 
 
-def _run(values: list[float], step: float = STEP) -> tuple[list[float | None], list[EpisodeEvent]]:
-    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+def _run(
+    values: list[float], step: float = STEP, config: EngineConfig | None = None
+) -> tuple[list[float | None], list[EpisodeEvent]]:
+    proc = SeriesProcessor.create("test/entity", "m", config or EngineConfig.default())
     scores: list[float | None] = []
     events: list[EpisodeEvent] = []
     for i, value in enumerate(values):
@@ -139,21 +143,30 @@ def _trapezoid_days(days: int, seed: int) -> np.ndarray:
     return 20.0 + 60.0 * rise + np.random.default_rng(seed).normal(0.0, 1.0, hours.size)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_days_after_a_day_long_anomaly_do_not_page(seed: int) -> None:
+@pytest.mark.parametrize("jump_points", [5, 12])
+def test_the_days_after_a_day_long_anomaly_rarely_page(jump_points: int) -> None:
     # a day without its daily rise (the level stays at night values), then normal days;
     # the jump taken at the anomaly is undone when the series returns, and the fast
-    # level then restarts at the value: it used to go back to its level from before
-    # the jump (the night before), stale by a hundred points, and the next rise paged
-    values = _trapezoid_days(14, seed)
-    day = 9 * DAY_POINTS
-    values[day : day + DAY_POINTS] = 20.0 + np.random.default_rng(seed + 10).normal(
-        0.0, 1.0, DAY_POINTS
-    )
-    _, events = _run(values.tolist())
-    opened = _opened_after(events, START + 9 * 86400.0)
-    assert opened and opened[0].ts < START + 10 * 86400.0  # the missing rise is found
-    assert _opened_after(events, START + 10.5 * 86400.0) == []
+    # level then restarts at the value. It used to go back to its level from before
+    # the jump (the night before), stale by a hundred points, and the next mornings
+    # paged in every one of these series (28 onsets in 12 with jump_points 5). Judged
+    # over 12 noise draws, not a few: a false onset in the days after remains possible
+    # (the morning ramp the fast level lags; 3 and 4 series of 12 measured, 11 and 9 of
+    # 40 with the defaults of 5 and 12), and a seed or two decide nothing.
+    config = EngineConfig.from_mapping({"defaults": {"params": {"jump_points": jump_points}}})
+    found = paging_after = 0
+    for seed in range(1, 13):
+        values = _trapezoid_days(14, seed)
+        day = 9 * DAY_POINTS
+        values[day : day + DAY_POINTS] = 20.0 + np.random.default_rng(seed + 10).normal(
+            0.0, 1.0, DAY_POINTS
+        )
+        _, events = _run(values.tolist(), config=config)
+        opened = _opened_after(events, START + 9 * 86400.0)
+        found += bool(opened) and opened[0].ts < START + 10 * 86400.0
+        paging_after += bool(_opened_after(events, START + 10.5 * 86400.0))
+    assert found >= 11  # the missing rise is found
+    assert paging_after <= 5
 
 
 def test_one_extreme_pair_does_not_disable_a_series() -> None:
@@ -209,6 +222,21 @@ def test_the_budget_sets_the_opening_score_from_the_series_interval() -> None:
     assert math.isclose(1.0 - policy.open_threshold(1.0), 1.0 / (7 * 86400))
     assert policy.open_threshold(86400.0) < policy.open_threshold(60.0)
     assert PolicyConfig(threshold=0.999).open_threshold(1.0) == 0.999
+
+
+def test_a_version_3_detector_state_still_loads() -> None:
+    # version 4 appended the bump's two fields; a worker upgraded over a version 3
+    # state keeps what its series learned
+    det = RobustSeasonal.create({}, seed=0)
+    for i in range(300):
+        det.update(60.0 * i, 10.0 + (i % 7) * 0.1)
+    v4 = det.to_bytes()
+    v3 = b"\x03" + v4[1 : -struct.calcsize("<di")]
+    old = RobustSeasonal.load(v3, {}, seed=0)
+    assert (old.rl, old.rk) == (0.0, 0)
+    assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
+    with pytest.raises(ValueError, match="older layout"):
+        RobustSeasonal.load(b"\x02" + v4[1:], {}, seed=0)
 
 
 def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
