@@ -9,6 +9,10 @@ denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
 constant, noise). For each probe the default configuration's value episodes
 are counted: onsets from the anomaly's start back by one anomaly length up to
 its end, and false onsets after NAB's probation (the first 15 %) elsewhere.
+
+``--seeds N`` draws every probe's noise N times (seeds 1..N; seed 1 is the
+default single draw) and reports, per probe, in how many draws the anomaly was
+found, the false onsets and the draws with any: one draw decides little.
 """
 
 from __future__ import annotations
@@ -38,42 +42,47 @@ def _trapezoid(rng: np.random.Generator, noise: float = 1.0) -> FloatArray:
     return np.asarray(20.0 + 60.0 * rise + rng.normal(0.0, noise, N), np.float64)
 
 
-def _with_day(change: Callable[[FloatArray, np.random.Generator], FloatArray]) -> FloatArray:
-    rng = np.random.default_rng(1)
+def _with_day(
+    change: Callable[[FloatArray, np.random.Generator], FloatArray], seed: int
+) -> FloatArray:
+    rng = np.random.default_rng(seed)
     values = _trapezoid(rng)
     day = slice(AT, AT + DAY)
     values[day] = change(values[day], rng)
     return values
 
 
-def _spike_density() -> FloatArray:
-    rng = np.random.default_rng(1)
+def _spike_density(seed: int) -> FloatArray:
+    rng = np.random.default_rng(seed)
     values = rng.normal(10.0, 1.0, N)
     denser = (np.arange(N) >= AT) & (rng.random(N) < 0.05)
     values[(rng.random(N) < 0.005) | denser] += 15.0
     return np.asarray(values, np.float64)
 
 
-def probes() -> dict[str, tuple[FloatArray, tuple[int, int] | None]]:
+def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]]:
     hours = (np.arange(N) % DAY) / DAY * 24.0
     square = np.where((hours >= 9.0) & (hours < 17.0), 80.0, 20.0)
     return {
-        "day 40 % higher": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 1.4), (AT, AT + DAY)),
-        "day 40 % lower": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 0.6), (AT, AT + DAY)),
+        "day 40 % higher": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 1.4, seed), (AT, AT + DAY)),
+        "day 40 % lower": (_with_day(lambda d, r: 20.0 + (d - 20.0) * 0.6, seed), (AT, AT + DAY)),
         "flat middle day (noisy)": (
-            _with_day(lambda d, r: 50.0 + r.normal(0.0, 1.0, d.size)),
+            _with_day(lambda d, r: 50.0 + r.normal(0.0, 1.0, d.size), seed),
             (AT, AT + DAY),
         ),
-        "flat middle day (exact)": (_with_day(lambda d, r: np.full(d.size, 50.0)), (AT, AT + DAY)),
+        "flat middle day (exact)": (
+            _with_day(lambda d, r: np.full(d.size, 50.0), seed),
+            (AT, AT + DAY),
+        ),
         "day without its rise": (
-            _with_day(lambda d, r: 20.0 + r.normal(0.0, 1.0, d.size)),
+            _with_day(lambda d, r: 20.0 + r.normal(0.0, 1.0, d.size), seed),
             (AT, AT + DAY),
         ),
-        "spikes grow denser": (_spike_density(), (AT, AT + 300)),
-        "trapezoid, no noise": (_trapezoid(np.random.default_rng(3), noise=0.0), None),
+        "spikes grow denser": (_spike_density(seed), (AT, AT + 300)),
+        "trapezoid, no noise": (_trapezoid(np.random.default_rng(seed + 2), noise=0.0), None),
         "square wave": (np.asarray(square, np.float64), None),
         "constant": (np.full(N, 42.0), None),
-        "noise": (np.random.default_rng(5).normal(50.0, 5.0, N), None),
+        "noise": (np.random.default_rng(seed + 4).normal(50.0, 5.0, N), None),
     }
 
 
@@ -102,7 +111,10 @@ def score(values: FloatArray, window: tuple[int, int] | None) -> Outcome:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--seeds", type=int, default=0, help="draw each probe N times")
     args = parser.parse_args(argv)
+    if args.seeds:
+        return _over_seeds(args.seeds, args.json)
     results = {name: score(values, window) for name, (values, window) in probes().items()}
     if args.json:
         print(json.dumps({name: r._asdict() for name, r in results.items()}))
@@ -111,6 +123,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:26s} found {r.found!s:5s} first {r.first_onset} false {r.false}")
     total = sum(len(r.false) for r in results.values())
     print("false onsets after probation, all probes:", total)
+    return 0
+
+
+def _over_seeds(seeds: int, as_json: bool) -> int:
+    table: dict[str, dict[str, int]] = {}
+    for seed in range(1, seeds + 1):
+        for name, (values, window) in probes(seed).items():
+            r = score(values, window)
+            row = table.setdefault(name, {"found": 0, "false": 0, "draws_with_false": 0})
+            row["found"] += bool(r.found)
+            row["false"] += len(r.false)
+            row["draws_with_false"] += bool(r.false)
+    if as_json:
+        print(json.dumps({"seeds": seeds, "probes": table}))
+        return 0
+    for name, row in table.items():
+        found = f"{row['found']}/{seeds}" if probes()[name][1] else "-"
+        print(
+            f"{name:26s} found {found:>7s}  false onsets {row['false']:4d}"
+            f"  in {row['draws_with_false']}/{seeds} draws"
+        )
+    print("false onsets after probation, all probes:", sum(r["false"] for r in table.values()))
     return 0
 
 
