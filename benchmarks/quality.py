@@ -53,12 +53,14 @@ def _cached(kind: str, item: LabelledSeries) -> npt.NDArray[np.float64]:
     return scores
 
 
-def load_all(dev: Path | None, per_family: int, labelling: str = "windows") -> list[LabelledSeries]:
+def load_all(
+    dev: Path | None, per_family: int, labelling: str = "windows", seed: int = 7
+) -> list[LabelledSeries]:
     series: list[LabelledSeries] = []
     if dev is not None and dev.is_dir():
         loaded, _ = load_dataset(dev, labelling)
         series.extend(loaded)
-    series.extend(generated_dataset(per_family))
+    series.extend(generated_dataset(per_family, seed=seed))
     return series
 
 
@@ -70,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", default="", help="comma-separated family prefixes")
     parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
+    parser.add_argument("--seed", type=int, default=7, help="the generated families' draw")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    series = load_all(args.dev, args.per_family, args.labelling)
+    series = load_all(args.dev, args.per_family, args.labelling, args.seed)
     if args.only:
         prefixes = tuple(args.only.split(","))
         series = [s for s in series if family_of(s.name).startswith(prefixes)]
