@@ -131,7 +131,9 @@ def _over_seeds(seeds: int, as_json: bool) -> int:
     for seed in range(1, seeds + 1):
         for name, (values, window) in probes(seed).items():
             r = score(values, window)
-            row = table.setdefault(name, {"found": 0, "false": 0, "draws_with_false": 0})
+            row = table.setdefault(
+                name, {"found": 0, "false": 0, "draws_with_false": 0, "anomaly": window is not None}
+            )
             row["found"] += bool(r.found)
             row["false"] += len(r.false)
             row["draws_with_false"] += bool(r.false)
@@ -139,7 +141,7 @@ def _over_seeds(seeds: int, as_json: bool) -> int:
         print(json.dumps({"seeds": seeds, "probes": table}))
         return 0
     for name, row in table.items():
-        found = f"{row['found']}/{seeds}" if probes()[name][1] else "-"
+        found = f"{row['found']}/{seeds}" if row["anomaly"] else "-"
         print(
             f"{name:26s} found {found:>7s}  false onsets {row['false']:4d}"
             f"  in {row['draws_with_false']}/{seeds} draws"
