@@ -27,8 +27,8 @@ from stream_app.offline.quality import by_family, detector_metrics
 def _config(path: str, value: str) -> EngineConfig:
     section, _, key = path.rpartition(".")
     number: Any = float(value) if "." in value else int(value)
-    if section == "policy":
-        return EngineConfig.from_mapping({"defaults": {"policy": {key: number}}})
+    if section in ("policy", "cleaning"):
+        return EngineConfig.from_mapping({"defaults": {section: {key: number}}})
     return EngineConfig.from_mapping({"defaults": {"params": {key: number}}})
 
 

@@ -6,7 +6,9 @@
 17-20 h, a plateau between, unit noise) with one anomalous day (40 % higher or
 lower, a flat middle value, no rise at all), Gaussian noise whose spikes grow
 denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
-constant, noise). For each probe the default configuration's value episodes
+constant, noise; and, on the UTC clock, weekday schedules from 09:30 and from 08:10
+and a nightly batch job at 02:15, the shapes that paged every day until the
+detector learned outliers that recur at their time of day). For each probe the default configuration's value episodes
 are counted: onsets from the anomaly's start back by one anomaly length up to
 its end, and false onsets after NAB's probation (the first 15 %) elsewhere.
 
@@ -60,6 +62,26 @@ def _spike_density(seed: int) -> FloatArray:
     return np.asarray(values, np.float64)
 
 
+def _schedule(seed: int, start: float, end: float) -> FloatArray:
+    """Weekdays from ``start`` to ``end`` o'clock UTC (the probes' clock starts at 22:13)."""
+    rng = np.random.default_rng(seed + 6)
+    ts = START + STEP * np.arange(N)
+    hours = (ts % 86400.0) / 3600.0
+    weekday = ((ts // 86400.0) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    on = (hours >= start - 1e-9) & (hours < end - 1e-9) & (weekday < 5)
+    return np.asarray(np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, N), np.float64)
+
+
+def _nightly_job(seed: int) -> FloatArray:
+    """Noise around 40 and a batch job's spike (+20 to +30) at 02:15 UTC every night."""
+    rng = np.random.default_rng(seed + 7)
+    hours = ((START + STEP * np.arange(N)) % 86400.0) / 3600.0
+    values = 40.0 + rng.normal(0.0, 1.0, N)
+    job = np.abs(hours - 2.25) < 1e-9
+    values[job] += rng.uniform(20.0, 30.0, int(job.sum()))
+    return np.asarray(values, np.float64)
+
+
 def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]]:
     hours = (np.arange(N) % DAY) / DAY * 24.0
     square = np.where((hours >= 9.0) & (hours < 17.0), 80.0, 20.0)
@@ -83,6 +105,9 @@ def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]
         "square wave": (np.asarray(square, np.float64), None),
         "constant": (np.full(N, 42.0), None),
         "noise": (np.random.default_rng(seed + 4).normal(50.0, 5.0, N), None),
+        "weekdays 09:30-17:30": (_schedule(seed, 9.5, 17.5), None),
+        "weekdays 08:10-16:50": (_schedule(seed, 8.0 + 10.0 / 60.0, 16.0 + 50.0 / 60.0), None),
+        "nightly job at 02:15": (_nightly_job(seed), None),
     }
 
 

@@ -1,8 +1,9 @@
 """Generated families of labelled series: the development benchmark in code.
 
 Each family is one *kind* of behaviour an operator meets (business-hours
-steps, smooth daily/weekly seasonality, random walks and prices, bursty
-counts, quantised sensors, slow drifts), with anomalies of several kinds
+steps, schedules whose edges and nightly jobs fall at any 5-minute mark, smooth
+daily/weekly seasonality, random walks and prices, bursty counts, quantised
+sensors, slow drifts), with anomalies of several kinds
 injected at random places, plus anomaly-free families of the same kinds for
 measuring false alarms. Everything is drawn from ``numpy``'s PCG64 with a
 fixed seed per series, so a family is the same on every machine and run.
@@ -75,6 +76,23 @@ def business_hours(rng: np.random.Generator, n: int) -> FloatArray:
     on = (hours >= 9.0) & (hours < 18.0) & (_weekday(n) < 5)
     low, high = rng.uniform(5, 20), rng.uniform(40, 80)
     return np.asarray(np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n), np.float64)
+
+
+def schedules(rng: np.random.Generator, n: int) -> FloatArray:
+    """A schedule that does not start on the hour: business hours from a random
+    5-minute mark (06:00-10:55 to 15:00-19:55; weekdays only or every day), and a
+    nightly batch job, one point at a random 5-minute mark between 00:00 and 04:55."""
+    hours = _hours(n)
+    start = 6.0 + int(rng.integers(0, 60)) / 12.0
+    end = 15.0 + int(rng.integers(0, 60)) / 12.0
+    on = (hours >= start - 1e-9) & (hours < end - 1e-9)
+    if rng.random() < 0.5:
+        on &= _weekday(n) < 5
+    low, high = rng.uniform(5, 20), rng.uniform(40, 80)
+    values = np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n)
+    job = int(rng.integers(0, 60)) / 12.0
+    values[np.abs(hours - job) < 1e-9] += rng.uniform(0.3, 0.8) * (high - low)
+    return np.asarray(values, np.float64)
 
 
 def seasonal(rng: np.random.Generator, n: int) -> FloatArray:
@@ -209,6 +227,7 @@ FAMILIES: dict[str, tuple[Base, tuple[Inject, ...]]] = {
     "counts": (counts, (burst, dropout, level_shift)),
     "quantised": (quantised, (spike, level_shift, bump, flatline)),
     "drift": (stationary, (drift_ramp, spike, variance)),
+    "schedules": (schedules, (spike, flatline, level_shift, dropout)),
 }
 FREE_FAMILIES: dict[str, Base] = {
     "free_business_hours": business_hours,
@@ -219,6 +238,7 @@ FREE_FAMILIES: dict[str, Base] = {
     "free_stationary": stationary,
     "free_exact_steps": exact_steps,
     "free_flat": flat,
+    "free_schedules": schedules,
 }
 
 

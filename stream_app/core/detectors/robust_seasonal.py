@@ -10,8 +10,21 @@ Up to four forecasters run side by side on every point, all with winsorised
   20th point when the step is an hour or finer, allowed to speak after 1.25 days
   (on the first weekend only where it forecasts better than the level: a week
   of weekdays says nothing about weekends);
-* a weekly profile (168 bins of 1 h) on a level of its own, kept when the step
-  visits every hour at least four times, allowed to speak after 7.25 days.
+* a weekly profile on a level of its own, allowed to speak after 7.25 days:
+  336 bins of 30 min when the step visits each of them at least four times
+  (7.5 minutes or finer), else 168 bins of 1 h when it visits every hour four
+  times (a schedule from 09:30 is then a mixture inside its weekly bin).
+
+**Outliers that recur at the same time of day** are part of the series'
+schedule: a nightly batch job, a shift that starts at 08:10, the points of a
+profile bin that a schedule's edge cuts in two. Up to ``RECUR_SLOTS`` outliers
+are remembered by their time of day (to half a step), side and size; when an
+outlier comes at a remembered time, on the same side, and the time was seen on
+``RECUR_AFTER`` earlier days at most ``RECUR_GAP_DAYS`` apart (a weekend in
+between), the forecast includes the remembered residual, so the point is judged
+against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
+spike is normal, one twice its size is not, and an outlier at a new time of day
+is news as before.
 
 **Which forecaster speaks** is decided on a long horizon (about a week of
 points, at least 50 and at most 2,016): each keeps a long-run mean *square*
@@ -69,18 +82,25 @@ DAY = 86400.0
 WEEK = 7 * DAY
 DAY_BINS = 48
 WEEK_BINS = 168
+FINE_WEEK_BINS = 336  # 30-minute weekly bins, for a step that visits each of them 4 times
 # bins per second of the daily and weekly phase; the week's phase starts on Monday
 # 00:00 UTC (1970-01-01 was a Thursday)
 _DAY_SCALE = DAY_BINS / DAY
-_WEEK_SCALE = WEEK_BINS / WEEK
 _WEEK_SHIFT = 3 * DAY
 _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 4
+_VERSION = 5
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
+_STATE_V5 = "dii"  # then version 5's step tolerance and bins on trial (tol, tb, tw) ...
+_SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
+RECUR_SLOTS = 16  # outliers remembered by their time of day
+RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
+RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
+RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+_PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
 LOG_Q_HI = math.log1p(2.576)
@@ -118,6 +138,11 @@ DEFAULTS: dict[str, float] = {
     "season_margin": 0.9,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
+
+
+def _nearer(first: float, second: float, level: float) -> float:
+    """Whichever of a bin's first two values (as level residuals) is nearer ``level``."""
+    return second if abs(second - level) < abs(first - level) else first
 
 
 def _first_weekend_miss(ts: float, value: float, daily: float, level: float) -> bool:
@@ -171,6 +196,7 @@ class RobustSeasonal:
         "ls",
         "lw",
         "margin",
+        "mem",
         "n",
         "phi",
         "pre",
@@ -183,7 +209,10 @@ class RobustSeasonal:
         "ss",
         "swl",
         "t0",
+        "tb",
+        "tol",
         "tr",
+        "tw",
         "week",
     )  # fmt: skip
 
@@ -228,6 +257,15 @@ class RobustSeasonal:
         self.a_season = 0.0  # 0: not decided yet, -1: step too coarse for seasons
         self.day: list[float] | None = None
         self.week: list[float] | None = None
+        # outliers by time of day: (time of day, residual, day, sightings) per slot
+        self.mem: list[float] = []
+        self.tol = 0.0  # half the step: how near a time of day must be (0: not seasonal)
+        # the daily / weekly bin whose first value is on trial until the next point: a
+        # bin's first value may be an outlier (a nightly job), and clipped updates would
+        # take days to correct it; if the next point falls in the same bin, whichever of
+        # the two is nearer the fast level starts the bin
+        self.tb = -1
+        self.tw = -1
 
     @classmethod
     def create(cls, params: Mapping[str, Any], seed: int) -> RobustSeasonal:
@@ -238,7 +276,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, _VERSION):
+        if not blob or blob[0] not in (3, 4, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -253,10 +291,21 @@ class RobustSeasonal:
         day, week = r.floats(), r.floats()
         det.day = day or None
         det.week = week or None
-        if blob[0] == _VERSION:
+        if blob[0] >= 4:
             rl, rk = r.raw(_STATE_V4)
             det.rl = float(rl)
             det.rk = int(rk)
+        if blob[0] >= 5:
+            tol, tb, tw = r.raw(_STATE_V5)
+            det.tol = float(tol)
+            det.tb = int(tb)
+            det.tw = int(tw)
+            mem: list[float] = []
+            for _ in range(r.u32()):
+                mem.extend(float(v) for v in r.raw(_SLOT))
+            det.mem = mem
+        elif det.day is not None:
+            det.tol = -1.0  # an older state: learned from the mean step at the next outlier
         return det
 
     def to_bytes(self) -> bytes:
@@ -269,6 +318,11 @@ class RobustSeasonal:
         w.floats(self.day or ())
         w.floats(self.week or ())
         w.raw(_STATE_V4, self.rl, self.rk)
+        w.raw(_STATE_V5, self.tol, self.tb, self.tw)
+        mem = self.mem
+        w.u32(len(mem) // 4)
+        for k in range(0, len(mem), 4):
+            w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -317,17 +371,29 @@ class RobustSeasonal:
             sd = day[bd]
             if sd != sd:  # first visit of this bin: start from the level residual
                 sd = day[bd] = value - lc
+                self.tb = bd
+            elif self.tb >= 0:
+                if self.tb == bd:
+                    sd = day[bd] = _nearer(sd, value - lc, lf - lc)
+                self.tb = -1
             fc = lc + sd
             if week is None:
                 bw = 0
                 sw = 0.0
                 fw = fc
             else:
-                bw = int(((ts + _WEEK_SHIFT) % WEEK) * _WEEK_SCALE) % WEEK_BINS
+                bins = len(week)
+                bw = int(((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)) % bins
                 sw = week[bw]
+                lw = self.lw
                 if sw != sw:
-                    sw = week[bw] = value - self.lw
-                fw = self.lw + sw
+                    sw = week[bw] = value - lw
+                    self.tw = bw
+                elif self.tw >= 0:
+                    if self.tw == bw:
+                        sw = week[bw] = _nearer(sw, value - lw, lf - lw)
+                    self.tw = -1
+                fw = lw + sw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
         if self.ss < self.sf:
@@ -361,6 +427,19 @@ class RobustSeasonal:
         z = (value - expected) / sigma
         z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
+        shown = expected  # the expected value published: with a recurring outlier's usual size
+        raw = a
+        if a > self.clip and self.tol:
+            usual = self._recurring(ts, n, value - expected)
+            if usual:
+                # judged against its usual size, which varies by a fraction of itself
+                shown = expected + usual
+                spread = RECUR_SPREAD * (usual if usual >= 0.0 else -usual)
+                if sigma < spread:
+                    sigma = spread
+                z = (value - shown) / sigma
+                z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
+                a = z if z >= 0.0 else -z
         if a < CALM_Z:
             if changed:
                 # a real (not float-rounding) miss far inside sigma: the scale may be too large
@@ -402,14 +481,71 @@ class RobustSeasonal:
         if a > clip or self.jumps:
             a = self._run_evidence(z, a)
         cal = self.cal
-        score = cal.score_learn(_log1p(a)) if n > 10 else 0.0
+        if n <= 10:
+            score = 0.0
+        elif shown != expected:
+            # a recurring outlier is scored at its usual size, but the calibrator still
+            # learns its raw surprise: what the series' tail looks like does not change
+            score = cal.score(_log1p(a))
+            cal.score_learn(_log1p(raw))
+        else:
+            score = cal.score_learn(_log1p(a))
         q_lo = cal.q_lo
         exponent = q_lo + (cal.q_hi - q_lo) * self.band_k
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
         if half > _BIG:
             half = _BIG
         self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw)
-        return (score, expected, expected - half, expected + half, z)
+        return (score, shown, shown - half, shown + half, z)
+
+    def _recurring(self, ts: float, n: int, r: float) -> float:
+        """The usual residual of an outlier that recurs at this time of day, else 0.
+
+        Remembers the outlier (residual ``r``): a slot at the same time of day (to
+        half a step) and side counts another sighting if it was last seen on an
+        earlier day, at most ``RECUR_GAP_DAYS`` ago, and starts again otherwise;
+        a new time of day takes the slot seen longest ago.
+        """
+        tol = self.tol
+        if tol < 0.0:  # a state from before version 5: half the mean step so far
+            tol = self.tol = 0.5 * (ts - self.t0) / (n - 1)
+        mem = self.mem
+        day = float(ts // DAY)
+        phase = round((ts % DAY) * _PHASE_RES) / _PHASE_RES
+        up = r > 0.0
+        oldest = 0
+        oldest_day = math.inf
+        for k in range(0, len(mem), 4):
+            d = mem[k] - phase
+            d = d if d >= 0.0 else -d
+            if d > DAY - d:
+                d = DAY - d
+            seen = mem[k + 2]
+            if d <= tol and (mem[k + 1] > 0.0) == up:
+                gap = day - seen
+                if gap <= 0.0:
+                    return 0.0  # seen today already: a run, not a recurrence
+                usual = mem[k + 1]
+                if gap > RECUR_GAP_DAYS:
+                    mem[k + 1] = r
+                    sightings = 1.0
+                else:
+                    mem[k + 1] = usual + 0.5 * (r - usual)
+                    sightings = mem[k + 3] + 1.0 if mem[k + 3] < 255.0 else 255.0
+                mem[k + 2] = day
+                mem[k + 3] = sightings
+                return usual if sightings > RECUR_AFTER else 0.0
+            if seen < oldest_day:
+                oldest_day = seen
+                oldest = k
+        if len(mem) < 4 * RECUR_SLOTS:
+            mem.extend((phase, r, day, 1.0))
+        else:
+            mem[oldest] = phase
+            mem[oldest + 1] = r
+            mem[oldest + 2] = day
+            mem[oldest + 3] = 1.0
+        return 0.0
 
     def _bump_ended(self, value: float, z: float, sigma: float, fast: bool) -> bool:
         """True when ``value`` ends the last run of outliers as a bump.
@@ -611,5 +747,8 @@ class RobustSeasonal:
         self.sc = self.swl = self.ss
         self.ew = self.es
         self.day = [_NAN] * DAY_BINS
-        if step <= WEEK / WEEK_BINS / WEEKLY_MIN_VISITS:
+        self.tol = 0.5 * step
+        if step <= WEEK / FINE_WEEK_BINS / WEEKLY_MIN_VISITS:
+            self.week = [_NAN] * FINE_WEEK_BINS
+        elif step <= WEEK / WEEK_BINS / WEEKLY_MIN_VISITS:
             self.week = [_NAN] * WEEK_BINS

@@ -41,12 +41,14 @@ def _opened_after(events: list[EpisodeEvent], ts: float) -> list[EpisodeEvent]:
     return [e for e in events if e.event == "opened" and e.ts >= ts]
 
 
-def _square_wave(days: int, weekends: bool, seed: int = 1) -> list[float]:
+def _square_wave(
+    days: int, weekends: bool, seed: int = 1, start: float = 9.0, end: float = 18.0
+) -> list[float]:
     rng = np.random.default_rng(seed)
     n = days * DAY_POINTS
     hours = (np.arange(n) * STEP % 86400.0) / 3600.0
     weekday = (np.arange(n) * STEP // 86400.0) % 7
-    on = (hours >= 9.0) & (hours < 18.0)
+    on = (hours >= start - 1e-9) & (hours < end - 1e-9)
     if weekends:
         on &= weekday < 5
     return (np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, n)).tolist()
@@ -71,6 +73,65 @@ def test_a_noise_free_square_wave_and_a_constant_do_not_page() -> None:
 def test_business_hours_with_weekends_do_not_page_in_the_second_week() -> None:
     _, events = _run(_square_wave(21, weekends=True))
     assert _opened_after(events, START + 8 * 86400) == []
+
+
+@pytest.mark.parametrize(("start", "end"), [(9.5, 17.5), (8 + 10 / 60, 16 + 50 / 60)])
+def test_schedules_that_do_not_start_on_the_hour_do_not_page(start: float, end: float) -> None:
+    # 09:30 cut the weekly profile's hourly bins in two, and 08:10 the daily profile's
+    # half hours too: every transition paged, every day (40 onsets in 20 series a day;
+    # 09:00 never did). The weekly profile now has half-hour bins at 5-minute steps,
+    # and the points of a bin a transition cuts recur at their time of day
+    paging = 0
+    for seed in (1, 2, 3):
+        _, events = _run(_square_wave(14, weekends=True, seed=seed, start=start, end=end))
+        paging += len(_opened_after(events, START + 3 * 86400))
+    assert paging <= 1
+
+
+def _nightly_job(days: int, at: float, seed: int = 1) -> np.ndarray:
+    """Noise around 40, and a batch job's spike of about +25 every night at ``at`` hours."""
+    rng = np.random.default_rng(seed)
+    n = days * DAY_POINTS
+    values = 40.0 + rng.normal(0.0, 1.0, n)
+    job = np.abs((np.arange(n) * STEP % 86400.0) / 3600.0 - at) < 1e-9
+    values[job] += rng.uniform(20.0, 30.0, int(job.sum()))
+    return values
+
+
+@pytest.mark.parametrize("at", [2.25, 2.5])
+def test_a_nightly_batch_job_pages_on_its_first_nights_only(at: float) -> None:
+    # a spike at the same five-minute mark every night paged every night, forever (221
+    # onsets in 20 series over 11 nights). From its third sighting it is part of the
+    # schedule. At 02:30 it is also the first value of its profile bin: the bin used to
+    # start at the spike and page at the normal points after it for days
+    paging = 0
+    for seed in (1, 2, 3):
+        _, events = _run(_nightly_job(14, at, seed).tolist())
+        paging += len(_opened_after(events, START + 3 * 86400))
+    assert paging == 0
+
+
+def test_a_profile_bin_is_not_started_by_an_outlier() -> None:
+    # a spike that is the first value a daily bin sees (02:30 on the first night)
+    # started that bin 25 sigma high; clipped updates took days to bring it down, and
+    # the bin's normal points paged once the profile spoke (6 onsets in these 3 series)
+    paging = 0
+    for seed in (1, 2, 3):
+        values = _square_wave(4, weekends=False, seed=seed)  # the daily profile speaks
+        values[30] += 25.0  # 02:30 on day 0, after the profiles started (20th point)
+        _, events = _run(values)
+        paging += len(_opened_after(events, START + 86400))
+    assert paging == 0
+
+
+def test_a_nightly_job_twice_its_size_or_at_a_new_time_still_pages() -> None:
+    values = _nightly_job(14, 2.25)
+    job = 10 * DAY_POINTS + 27  # night 10, 02:15
+    values[job] += 25.0
+    values[12 * DAY_POINTS + 40] += 25.0  # night 12, 03:20: no job runs then
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 3 * 86400)]
+    assert opened == [job, 12 * DAY_POINTS + 40]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -224,19 +285,29 @@ def test_the_budget_sets_the_opening_score_from_the_series_interval() -> None:
     assert PolicyConfig(threshold=0.999).open_threshold(1.0) == 0.999
 
 
-def test_a_version_3_detector_state_still_loads() -> None:
-    # version 4 appended the bump's two fields; a worker upgraded over a version 3
-    # state keeps what its series learned
+def test_version_3_and_4_detector_states_still_load() -> None:
+    # version 4 appended the bump's two fields, version 5 the remembered outliers; a
+    # worker upgraded over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(300):
-        det.update(60.0 * i, 10.0 + (i % 7) * 0.1)
-    v4 = det.to_bytes()
-    v3 = b"\x03" + v4[1 : -struct.calcsize("<di")]
-    old = RobustSeasonal.load(v3, {}, seed=0)
-    assert (old.rl, old.rk) == (0.0, 0)
-    assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
+        det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
+    assert det.mem  # the outliers are remembered
+    v5 = det.to_bytes()
+    tail = struct.calcsize("<dii") + 4 + struct.calcsize("<fddB") * (len(det.mem) // 4)
+    v4 = b"\x04" + v5[1:-tail]
+    v3 = b"\x03" + v5[1 : -tail - struct.calcsize("<di")]
+    for blob in (v4, v3):
+        old = RobustSeasonal.load(blob, {}, seed=0)
+        assert old.mem == [] and old.tol == -1.0  # the step is learned again at an outlier
+        assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
+        det = RobustSeasonal.load(v5, {}, seed=0)
+    assert RobustSeasonal.load(v5, {}, seed=0).to_bytes() == v5
+    assert (RobustSeasonal.load(v3, {}, seed=0).rl, RobustSeasonal.load(v3, {}, seed=0).rk) == (
+        0.0,
+        0,
+    )
     with pytest.raises(ValueError, match="older layout"):
-        RobustSeasonal.load(b"\x02" + v4[1:], {}, seed=0)
+        RobustSeasonal.load(b"\x02" + v5[1:], {}, seed=0)
 
 
 def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
