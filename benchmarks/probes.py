@@ -8,7 +8,8 @@ lower, a flat middle value, no rise at all), Gaussian noise whose spikes grow
 denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
 constant, noise; and, on the UTC clock, weekday schedules from 09:30 and from 08:10
 and a nightly batch job at 02:15, the shapes that paged every day until the
-detector learned outliers that recur at their time of day). For each probe the default configuration's value episodes
+detector learned outliers that recur at their time of day; and a random walk with
+gaps in its data, missing points given as NaN, which the cleaner rejects). For each probe the default configuration's value episodes
 are counted: onsets from the anomaly's start back by one anomaly length up to
 its end, and false onsets after NAB's probation (the first 15 %) elsewhere.
 
@@ -82,6 +83,16 @@ def _nightly_job(seed: int) -> FloatArray:
     return np.asarray(values, np.float64)
 
 
+def _walk_with_gaps(seed: int) -> FloatArray:
+    """A price-like random walk; 1 % of its points start a gap of 2-150 missing points."""
+    rng = np.random.default_rng(seed + 8)
+    values = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, N)))
+    for start in np.nonzero(rng.random(N) < 0.01)[0]:
+        values[start : start + int(rng.integers(2, 151))] = np.nan
+    values[:50] = 100.0 + rng.normal(0.0, 0.01, 50)
+    return np.asarray(values, np.float64)
+
+
 def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]]:
     hours = (np.arange(N) % DAY) / DAY * 24.0
     square = np.where((hours >= 9.0) & (hours < 17.0), 80.0, 20.0)
@@ -108,6 +119,7 @@ def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]
         "weekdays 09:30-17:30": (_schedule(seed, 9.5, 17.5), None),
         "weekdays 08:10-16:50": (_schedule(seed, 8.0 + 10.0 / 60.0, 16.0 + 50.0 / 60.0), None),
         "nightly job at 02:15": (_nightly_job(seed), None),
+        "random walk with gaps": (_walk_with_gaps(seed), None),
     }
 
 

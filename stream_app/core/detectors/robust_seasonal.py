@@ -50,6 +50,10 @@ a spiky series' noise gathers evidence for ``jump_points`` points before the lev
 gives in. A run that ends before it is a jump, by a return to where the fast level
 stood when the run began, was a bump: the fast level, which the run pulled along,
 restarts at the returning value, so the end of a bump is not a second alarm.
+After a gap (an interval over ``GAP_STEPS`` times the running median step) the
+fast level's uncertainty has grown by about one step's variance per step missed:
+its sigma is widened by the square root of the steps, and it takes the matching
+Kalman gain, so a random walk that moved while no data came is not an alarm.
 Arithmetic is kept finite whatever the input: values are judged relative to a
 scale, residuals are computed without overflow, and a state that still turns
 non-finite is restarted from the current point, so no single value can disable
@@ -94,12 +98,14 @@ _NAN = math.nan
 _VERSION = 5
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
-_STATE_V5 = "dii"  # then version 5's step tolerance and bins on trial (tol, tb, tw) ...
+_STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+GAP_STEPS = 2.0  # an interval this many steps long is a gap
+_STEP_GAIN = 1.05  # multiplicative step of the running median of the intervals
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
@@ -207,10 +213,12 @@ class RobustSeasonal:
         "sc",
         "sf",
         "ss",
+        "stp",
         "swl",
         "t0",
         "tb",
         "tol",
+        "tp",
         "tr",
         "tw",
         "week",
@@ -266,6 +274,8 @@ class RobustSeasonal:
         # the two is nearer the fast level starts the bin
         self.tb = -1
         self.tw = -1
+        self.tp = 0.0  # the previous point's time
+        self.stp = 0.0  # the step: a running median of the intervals (0: not known yet)
 
     @classmethod
     def create(cls, params: Mapping[str, Any], seed: int) -> RobustSeasonal:
@@ -296,16 +306,22 @@ class RobustSeasonal:
             det.rl = float(rl)
             det.rk = int(rk)
         if blob[0] >= 5:
-            tol, tb, tw = r.raw(_STATE_V5)
+            tol, tb, tw, tp, stp = r.raw(_STATE_V5)
             det.tol = float(tol)
             det.tb = int(tb)
             det.tw = int(tw)
+            det.tp = float(tp)
+            det.stp = float(stp)
             mem: list[float] = []
             for _ in range(r.u32()):
                 mem.extend(float(v) for v in r.raw(_SLOT))
             det.mem = mem
-        elif det.day is not None:
-            det.tol = -1.0  # an older state: learned from the mean step at the next outlier
+        else:
+            # an older state: the step is learned again from the intervals after the next
+            # point, and the tolerance of a time of day from the mean step at an outlier
+            det.tp = _NAN
+            if det.day is not None:
+                det.tol = -1.0
         return det
 
     def to_bytes(self) -> bytes:
@@ -318,7 +334,7 @@ class RobustSeasonal:
         w.floats(self.day or ())
         w.floats(self.week or ())
         w.raw(_STATE_V4, self.rl, self.rk)
-        w.raw(_STATE_V5, self.tol, self.tb, self.tw)
+        w.raw(_STATE_V5, self.tol, self.tb, self.tw, self.tp, self.stp)
         mem = self.mem
         w.u32(len(mem) // 4)
         for k in range(0, len(mem), 4):
@@ -350,11 +366,26 @@ class RobustSeasonal:
         value = _BIG if value > _BIG else -_BIG if value < -_BIG else value
         if n == 0:
             self.n = self.age = 1
-            self.t0 = ts
+            self.t0 = self.tp = ts
             self.lf = self.ls = self.lc = value
             return (0.0, value, value, value, 0.0)
         n += 1
         self.n = n
+        # a gap: the steps missed since the last point are steps the fast level could
+        # not follow; its uncertainty grows by about one step's variance per step missed
+        gap = 1.0
+        dt = ts - self.tp
+        self.tp = ts
+        stp = self.stp
+        if stp > 0.0:
+            if dt > GAP_STEPS * stp:
+                gap = dt / stp
+            if dt > stp:
+                self.stp = stp * _STEP_GAIN if dt > stp * _STEP_GAIN else dt
+            elif dt < stp:
+                self.stp = stp / _STEP_GAIN if dt < stp / _STEP_GAIN else dt
+        elif dt > 0.0:
+            self.stp = dt
         lf = self.lf
         fs = self.ls + self.phi * self.tr
         day = self.day
@@ -411,6 +442,8 @@ class RobustSeasonal:
                 expected, err, best = fc, self.ec, self.sc
             if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
                 expected, err = fw, self.ew
+        if gap > 1.0 and expected == lf:
+            err *= math.sqrt(gap)
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
         changed = value != self.prev  # a repeated value says nothing about the noise
@@ -495,7 +528,7 @@ class RobustSeasonal:
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
         if half > _BIG:
             half = _BIG
-        self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw)
+        self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw, gap)
         return (score, shown, shown - half, shown + half, z)
 
     def _recurring(self, ts: float, n: int, r: float) -> float:
@@ -603,6 +636,7 @@ class RobustSeasonal:
         bw: int,
         sd: float,
         sw: float,
+        gap: float,
     ) -> None:
         """Winsorised error-correction updates, bias-corrected while young.
 
@@ -641,6 +675,14 @@ class RobustSeasonal:
         # fast level
         err = self.ef
         r = value - lf
+        a_fast = self.a_fast
+        per_step = 1.0
+        if gap > 1.0:
+            # after a gap the fast level takes a Kalman gain for the steps it missed,
+            # and its residual is judged and learned per step of the gap
+            a_fast = 1.0 - (1.0 - a_fast) / gap
+            per_step = math.sqrt(gap)
+            r /= per_step
         ar = r if r >= 0.0 else -r
         e = ar if ar < k20 * err or err <= 0.0 else k20 * err
         e = e if e < _SQRT_BIG else _SQRT_BIG
@@ -650,7 +692,7 @@ class RobustSeasonal:
         if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
-        self.lf = lf + self.a_fast * r
+        self.lf = lf + a_fast * r * per_step
         self.ef = err + a_err * (ar - err)
         # slow level and damped trend
         a_slow = self.a_slow

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
-from stream_app.core.detectors.robust_seasonal import RobustSeasonal
+from stream_app.core.detectors.robust_seasonal import _SLOT, _STATE_V5, RobustSeasonal
+from stream_app.offline.families import random_walk
 
 STEP = 300.0
 DAY_POINTS = 288
@@ -86,6 +87,47 @@ def test_schedules_that_do_not_start_on_the_hour_do_not_page(start: float, end: 
         _, events = _run(_square_wave(14, weekends=True, seed=seed, start=start, end=end))
         paging += len(_opened_after(events, START + 3 * 86400))
     assert paging <= 1
+
+
+def _with_gaps(values: np.ndarray, seed: int) -> tuple[list[float], list[float], set[int]]:
+    """Timestamps and values with 1 % of the points starting a gap of 2-150 steps."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones(values.size, dtype=bool)
+    for start in np.nonzero(rng.random(values.size) < 0.01)[0]:
+        keep[start : start + int(rng.integers(2, 151))] = False
+    keep[:50] = True
+    index = np.nonzero(keep)[0]
+    after = {int(i) for k, i in enumerate(index[1:], 1) if i != index[k - 1] + 1}
+    return (START + STEP * index).tolist(), values[index].tolist(), after
+
+
+def test_a_random_walk_does_not_page_at_the_end_of_a_gap() -> None:
+    # the first point after a gap was judged against the level from before it: a price
+    # that moved while no data came paged (39 onsets at the ends of gaps in these walks)
+    at_gap_end = 0
+    for seed in range(6):
+        walk = random_walk(np.random.default_rng(seed), 4032)
+        timestamps, values, after = _with_gaps(walk, seed)
+        proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+        for ts, value in zip(timestamps, values, strict=True):
+            _, events = proc.process(ts, value)
+            index = round((ts - START) / STEP)
+            at_gap_end += index in after and any(e.event == "opened" for e in events)
+    assert at_gap_end == 0
+
+
+def test_a_jump_after_a_gap_still_pages() -> None:
+    rng = np.random.default_rng(5)
+    values = 100.0 + np.cumsum(rng.normal(0.0, 0.1, 3000))
+    values[2020:] += 30.0  # far beyond what 20 missed steps of 0.1 could move
+    timestamps = [START + STEP * i for i in range(3000) if not 2000 <= i < 2020]
+    kept = [float(v) for i, v in enumerate(values) if not 2000 <= i < 2020]
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    opened = []
+    for ts, value in zip(timestamps, kept, strict=True):
+        _, events = proc.process(ts, value)
+        opened += [ts for e in events if e.event == "opened"]
+    assert START + 2020 * STEP in opened
 
 
 def _nightly_job(days: int, at: float, seed: int = 1) -> np.ndarray:
@@ -293,12 +335,13 @@ def test_version_3_and_4_detector_states_still_load() -> None:
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
     assert det.mem  # the outliers are remembered
     v5 = det.to_bytes()
-    tail = struct.calcsize("<dii") + 4 + struct.calcsize("<fddB") * (len(det.mem) // 4)
+    tail = struct.calcsize("<" + _STATE_V5) + 4 + struct.calcsize("<" + _SLOT) * (len(det.mem) // 4)
     v4 = b"\x04" + v5[1:-tail]
     v3 = b"\x03" + v5[1 : -tail - struct.calcsize("<di")]
     for blob in (v4, v3):
         old = RobustSeasonal.load(blob, {}, seed=0)
         assert old.mem == [] and old.tol == -1.0  # the step is learned again at an outlier
+        assert old.stp == 0.0 and math.isnan(old.tp)  # no gap is judged at the next point
         assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
         det = RobustSeasonal.load(v5, {}, seed=0)
     assert RobustSeasonal.load(v5, {}, seed=0).to_bytes() == v5
