@@ -183,6 +183,12 @@ class SeriesCleaner:
 
     def _mark_live(self, start: float, end: float) -> None:
         t = start
+        if end - start >= WEEK:
+            # every half hour of every weekday lies in between: set them at once (a
+            # loop over half hours took minutes for readings decades apart)
+            self.live_tod = _ALL_BINS
+            self.live_dow = 0x7F
+            t = (math.floor(end / BIN) + 1) * BIN
         while t <= end:
             day = math.floor(t / DAY)
             b = int((t - day * DAY) / BIN)

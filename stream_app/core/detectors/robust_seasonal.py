@@ -105,6 +105,7 @@ RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring out
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
+GAP_MAX = 1e6  # ... and one longer than this many steps counts as this many
 _STEP_GAIN = 1.05  # multiplicative step of the running median of the intervals
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
@@ -379,7 +380,7 @@ class RobustSeasonal:
         stp = self.stp
         if stp > 0.0:
             if dt > GAP_STEPS * stp:
-                gap = dt / stp
+                gap = dt / stp if dt < GAP_MAX * stp else GAP_MAX
             if dt > stp:
                 self.stp = stp * _STEP_GAIN if dt > stp * _STEP_GAIN else dt
             elif dt < stp:
@@ -442,8 +443,6 @@ class RobustSeasonal:
                 expected, err, best = fc, self.ec, self.sc
             if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
                 expected, err = fw, self.ew
-        if gap > 1.0 and expected == lf:
-            err *= math.sqrt(gap)
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
         changed = value != self.prev  # a repeated value says nothing about the noise
@@ -453,6 +452,8 @@ class RobustSeasonal:
         least = self.floor * el
         if err < least:
             err = least
+        if gap > 1.0 and expected == lf:
+            err *= math.sqrt(gap)  # after the long-run scale learned from it: per step
         sigma = SIGMA_PER_MAE * err
         least = 1e-300 + 1e-6 * (expected if expected >= 0.0 else -expected)
         if sigma < least:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from stream_app.core import EngineConfig, SeriesProcessor, TumblingWindow
+from stream_app.core.cleaning import SeriesCleaner
+from stream_app.core.config import CleaningConfig, Limits
 
 
 def make(**cleaning: object) -> SeriesProcessor:
@@ -132,3 +134,13 @@ def test_tumbling_window_aggregates() -> None:
     ]
     last = tw.flush()
     assert last is not None and last.count == 5 and last.get("max") == 24.0
+
+
+def test_readings_centuries_apart_mark_the_whole_week_live_at_once() -> None:
+    # the activity pattern was marked half hour by half hour between two live points:
+    # readings from 1970 and from the year 9000 (both valid on the wire) took minutes
+    cleaner = SeriesCleaner(CleaningConfig(), Limits())
+    assert cleaner.check(0.0, 1.0) == "ok"
+    assert cleaner.check(2.5e11, 2.0) == "ok"  # the first interval is the step: "live"
+    assert (cleaner.live_tod, cleaner.live_dow) == ((1 << 48) - 1, 0x7F)
+    assert cleaner.live_until > 2.5e11

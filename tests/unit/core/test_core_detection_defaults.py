@@ -307,6 +307,41 @@ def test_finite_input_never_gives_a_non_finite_output(values: list[float], tail:
     assert again.to_bytes() == proc.to_bytes()
 
 
+intervals = st.one_of(
+    st.floats(min_value=1e-3, max_value=1e6), st.sampled_from([1e12, 1e15, 0.25, 60.0])
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(intervals, st.one_of(finite, extremes)), min_size=1, max_size=80))
+def test_any_intervals_never_give_a_non_finite_output(steps: list[tuple[float, float]]) -> None:
+    # gaps of any length (the fast level's sigma grows with the steps missed) with any
+    # values, then ordinary data: every output stays finite and the state round-trips
+    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
+    ts = START
+    tail = [(60.0, 1.0 + (i % 3)) for i in range(40)]
+    for dt, value in steps + tail:
+        ts += dt
+        point, _ = proc.process(ts, value)
+        for field in (point.score, point.expected, point.lower, point.upper, point.z):
+            assert field is None or math.isfinite(field), (dt, value, point)
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.to_bytes() == proc.to_bytes()
+
+
+def test_a_gap_of_any_length_leaves_a_series_that_still_pages() -> None:
+    rng = np.random.default_rng(2)
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    ts = START
+    for gap in (1e12, 0.0):  # thirty thousand years without data, then none
+        for _ in range(500):
+            ts += STEP
+            proc.process(ts, 50.0 + float(rng.normal(0.0, 1.0)))
+        ts += gap
+    _, events = proc.process(ts + STEP, 80.0)
+    assert [e.event for e in events] == ["opened"]
+
+
 def test_false_episode_budget_holds_on_anomaly_free_noise() -> None:
     """Gaussian noise at 5-minute steps: the 7-day budget allows about 1 false episode a week."""
     weeks = 6
