@@ -9,9 +9,10 @@ denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
 constant, noise; and, on the UTC clock, weekday schedules from 09:30 and from 08:10
 and a nightly batch job at 02:15, the shapes that paged every day until the
 detector learned outliers that recur at their time of day; and a random walk with
-gaps in its data, missing points given as NaN, which the cleaner rejects). For each probe the default configuration's value episodes
-are counted: onsets from the anomaly's start back by one anomaly length up to
-its end, and false onsets after NAB's probation (the first 15 %) elsewhere.
+gaps in its data, missing points given as NaN, which the cleaner rejects). For
+each probe the default configuration's value episodes are counted: onsets from the
+anomaly's start back by one anomaly length up to its end, and false onsets after
+NAB's probation (the first 15 %) elsewhere.
 
 ``--seeds N`` draws every probe's noise N times (seeds 1..N; seed 1 is the
 default single draw) and reports, per probe, in how many draws the anomaly was

@@ -47,6 +47,21 @@ _NAN = math.nan
 _isfinite = math.isfinite
 
 
+def next_step(step: float, dt: float) -> float:
+    """The online median of a series' interval after one more interval ``dt``.
+
+    It moves by at most ``_STEP_GAIN`` per interval; ``0`` means none seen yet, and
+    an interval that is not positive (or not a number) leaves it as it is.
+    """
+    if step <= 0.0:
+        return dt if dt > 0.0 else step
+    if dt > step:
+        return step * _STEP_GAIN if dt > step * _STEP_GAIN else dt
+    if dt < step:
+        return step / _STEP_GAIN if dt < step / _STEP_GAIN else dt
+    return step
+
+
 class SeriesCleaner:
     """Validates points of one series and learns its sampling interval."""
 
@@ -112,13 +127,7 @@ class SeriesCleaner:
         if ts > last:
             if self.n:
                 dt = ts - last
-                step = self.step
-                if step == 0.0:
-                    self.step = dt
-                elif dt > step:
-                    self.step = step * _STEP_GAIN if dt > step * _STEP_GAIN else dt
-                elif dt < step:
-                    self.step = step / _STEP_GAIN if dt < step / _STEP_GAIN else dt
+                self.step = next_step(self.step, dt)
                 if ts > self.live_until and dt <= _LIVE_GAP * self.step:
                     self._mark_live(last, ts)
             else:

@@ -79,6 +79,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..calibration import TailCalibrator
+from ..cleaning import next_step
 from ..codec import Reader, Writer
 from .base import Update, check_params
 
@@ -106,7 +107,6 @@ RECUR_AFTER = 2  # sightings after which the next one at that time of day is exp
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
 GAP_MAX = 1e6  # ... and one longer than this many steps counts as this many
-_STEP_GAIN = 1.05  # multiplicative step of the running median of the intervals
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
 LOG_Q_LO = math.log1p(1.645)
@@ -378,15 +378,9 @@ class RobustSeasonal:
         dt = ts - self.tp
         self.tp = ts
         stp = self.stp
-        if stp > 0.0:
-            if dt > GAP_STEPS * stp:
-                gap = dt / stp if dt < GAP_MAX * stp else GAP_MAX
-            if dt > stp:
-                self.stp = stp * _STEP_GAIN if dt > stp * _STEP_GAIN else dt
-            elif dt < stp:
-                self.stp = stp / _STEP_GAIN if dt < stp / _STEP_GAIN else dt
-        elif dt > 0.0:
-            self.stp = dt
+        if stp > 0.0 and dt > GAP_STEPS * stp:
+            gap = dt / stp if dt < GAP_MAX * stp else GAP_MAX
+        self.stp = next_step(stp, dt)  # the same running median as the cleaner's
         lf = self.lf
         fs = self.ls + self.phi * self.tr
         day = self.day
