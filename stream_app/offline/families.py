@@ -9,7 +9,9 @@ measuring false alarms. Everything is drawn from ``numpy``'s PCG64 with a
 fixed seed per series, so a family is the same on every machine and run.
 
 Series are 14 days at 5-minute steps (4,032 points) unless a family says
-otherwise; timestamps start on a Monday at 00:00 UTC. Labels mark the
+otherwise. A series begins at any 5-minute mark of the week (a weekday
+afternoon, a Saturday night), drawn from a stream of its own so that the other
+draws do not depend on it; schedules keep the UTC clock. Labels mark the
 anomalous points themselves; :func:`stream_app.offline.nab.nab_windows` turns
 them into NAB-style windows.
 
@@ -55,96 +57,99 @@ class GeneratedSeries:
     labels: list[int]
 
 
-Base = Callable[[np.random.Generator, int], FloatArray]
+# a base behaviour: its values at the given times (seconds since START, a Monday 00:00 UTC)
+Base = Callable[[np.random.Generator, FloatArray], FloatArray]
 Inject = Callable[[np.random.Generator, FloatArray, int], tuple[FloatArray, slice]]
 
 
-def _hours(n: int) -> FloatArray:
-    return np.asarray(((np.arange(n) * STEP) % 86400.0) / 3600.0, np.float64)
+def _hours(t: FloatArray) -> FloatArray:
+    return np.asarray((t % 86400.0) / 3600.0, np.float64)
 
 
-def _weekday(n: int) -> npt.NDArray[np.int64]:
-    return ((np.arange(n) * STEP) // 86400.0).astype(np.int64) % 7
+def _weekday(t: FloatArray) -> npt.NDArray[np.int64]:
+    return (t // 86400.0).astype(np.int64) % 7
 
 
 # --- base behaviours ------------------------------------------------------------------
 
 
-def business_hours(rng: np.random.Generator, n: int) -> FloatArray:
+def business_hours(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Low overnight, high 09:00-18:00 on weekdays, low noise (a square wave)."""
-    hours = _hours(n)
-    on = (hours >= 9.0) & (hours < 18.0) & (_weekday(n) < 5)
+    hours = _hours(t)
+    on = (hours >= 9.0) & (hours < 18.0) & (_weekday(t) < 5)
     low, high = rng.uniform(5, 20), rng.uniform(40, 80)
-    return np.asarray(np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n), np.float64)
+    return np.asarray(
+        np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), t.size), np.float64
+    )
 
 
-def schedules(rng: np.random.Generator, n: int) -> FloatArray:
+def schedules(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """A schedule that does not start on the hour: business hours from a random
     5-minute mark (06:00-10:55 to 15:00-19:55; weekdays only or every day), and a
     nightly batch job, one point at a random 5-minute mark between 00:00 and 04:55."""
-    hours = _hours(n)
+    hours = _hours(t)
     start = 6.0 + int(rng.integers(0, 60)) / 12.0
     end = 15.0 + int(rng.integers(0, 60)) / 12.0
     on = (hours >= start - 1e-9) & (hours < end - 1e-9)
     if rng.random() < 0.5:
-        on &= _weekday(n) < 5
+        on &= _weekday(t) < 5
     low, high = rng.uniform(5, 20), rng.uniform(40, 80)
-    values = np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), n)
+    values = np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), t.size)
     job = int(rng.integers(0, 60)) / 12.0
     values[np.abs(hours - job) < 1e-9] += rng.uniform(0.3, 0.8) * (high - low)
     return np.asarray(values, np.float64)
 
 
-def seasonal(rng: np.random.Generator, n: int) -> FloatArray:
+def seasonal(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Smooth daily cycle, a weaker weekly one, Gaussian noise."""
-    t = np.arange(n) * STEP
     phase = rng.uniform(0, 2 * math.pi)
     daily = np.sin(2 * math.pi * t / 86400.0 + phase)
     weekly = 0.3 * np.sin(2 * math.pi * t / (7 * 86400.0))
     level, amp = rng.uniform(50, 100), rng.uniform(10, 30)
-    return np.asarray(level + amp * (daily + weekly) + rng.normal(0, 0.08 * amp, n), np.float64)
+    return np.asarray(
+        level + amp * (daily + weekly) + rng.normal(0, 0.08 * amp, t.size), np.float64
+    )
 
 
-def random_walk(rng: np.random.Generator, n: int) -> FloatArray:
+def random_walk(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """A price: geometric random walk with slowly changing volatility."""
-    vol = 0.002 * np.exp(np.cumsum(rng.normal(0, 0.02, n)).clip(-1, 1))
-    walk = rng.uniform(20, 500) * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+    vol = 0.002 * np.exp(np.cumsum(rng.normal(0, 0.02, t.size)).clip(-1, 1))
+    walk = rng.uniform(20, 500) * np.exp(np.cumsum(rng.normal(0, 1, t.size) * vol))
     return np.asarray(walk, np.float64)
 
 
-def counts(rng: np.random.Generator, n: int) -> FloatArray:
+def counts(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Bursty event counts: Poisson with a daily rate and short random bursts."""
-    hours = _hours(n)
+    hours = _hours(t)
     rate = rng.uniform(3, 15) * (1.2 + np.sin(2 * math.pi * (hours - 6) / 24.0))
-    bursts = rng.random(n) < 0.01
-    rate = rate * np.where(bursts, rng.uniform(1.5, 2.5, n), 1.0)
+    bursts = rng.random(t.size) < 0.01
+    rate = rate * np.where(bursts, rng.uniform(1.5, 2.5, t.size), 1.0)
     return rng.poisson(rate).astype(np.float64)
 
 
-def quantised(rng: np.random.Generator, n: int) -> FloatArray:
+def quantised(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """A slow sensor (temperature) read with 0.5-unit resolution."""
-    t = np.arange(n) * STEP
-    slow = np.cumsum(rng.normal(0, 0.02, n))
-    value = 20 + 2 * np.sin(2 * math.pi * t / 86400.0) + slow + rng.normal(0, 0.15, n)
+    slow = np.cumsum(rng.normal(0, 0.02, t.size))
+    value = 20 + 2 * np.sin(2 * math.pi * t / 86400.0) + slow + rng.normal(0, 0.15, t.size)
     return np.asarray(np.round(value * 2.0) / 2.0, np.float64)
 
 
-def exact_steps(rng: np.random.Generator, n: int) -> FloatArray:
+def exact_steps(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """A noise-free daily square wave (a schedule, a synthetic test signal)."""
-    hours = _hours(n)
+    hours = _hours(t)
     low, high = float(rng.integers(0, 20)), float(rng.integers(40, 90))
     return np.asarray(np.where((hours >= 9.0) & (hours < 18.0), high, low), np.float64)
 
 
-def flat(rng: np.random.Generator, n: int) -> FloatArray:
+def flat(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """A flat sensor read at 0.1 resolution: a constant that flickers by one step at times."""
-    flicker = (rng.random(n) < 0.05) * rng.choice([-0.1, 0.1], n)
+    flicker = (rng.random(t.size) < 0.05) * rng.choice([-0.1, 0.1], t.size)
     return np.asarray(np.round(float(rng.uniform(10, 100)), 1) + flicker, np.float64)
 
 
-def stationary(rng: np.random.Generator, n: int) -> FloatArray:
+def stationary(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Noisy stationary metric (latency-like: log-normal around a level)."""
-    return np.asarray(rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, n)), np.float64)
+    return np.asarray(rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, t.size)), np.float64)
 
 
 # --- anomaly kinds --------------------------------------------------------------------
@@ -209,7 +214,8 @@ def drift_ramp(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatAr
 def burst(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
     """A count burst: several times the usual rate for an hour or two."""
     where = _span(rng, n, 6, 24)
-    x[where] = x[where] + rng.poisson(3 * (np.mean(x) + 1), where.stop - where.start)
+    rate = 3 * (max(float(np.mean(x)), 0.0) + 1)  # a level shift may have taken x below 0
+    x[where] = x[where] + rng.poisson(rate, where.stop - where.start)
     return x, where
 
 
@@ -246,7 +252,10 @@ def _series(
     family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int
 ) -> GeneratedSeries:
     rng = np.random.default_rng([seed, k, sum(map(ord, family))])
-    values = base(rng, POINTS)
+    # a series begins at any 5-minute mark of the week (seconds since START, a Monday)
+    begin = np.random.default_rng([seed, k, sum(map(ord, family)), 1])
+    t = (int(begin.integers(7 * DAY_POINTS)) + np.arange(POINTS, dtype=np.float64)) * STEP
+    values = base(rng, t)
     labels = np.zeros(POINTS, dtype=np.int64)
     if kinds:
         for _ in range(int(rng.integers(1, 4))):
@@ -259,7 +268,7 @@ def _series(
                     values = candidate
                     labels[where] = 1
                     break
-    timestamps = (START + np.arange(POINTS) * STEP).tolist()
+    timestamps = (START + t).tolist()
     return GeneratedSeries(
         family, f"{family}/{k:02d}", timestamps, values.tolist(), labels.tolist()
     )

@@ -106,7 +106,7 @@ def test_a_random_walk_does_not_page_at_the_end_of_a_gap() -> None:
     # that moved while no data came paged (39 onsets at the ends of gaps in these walks)
     at_gap_end = 0
     for seed in range(6):
-        walk = random_walk(np.random.default_rng(seed), 4032)
+        walk = random_walk(np.random.default_rng(seed), np.arange(4032) * STEP)
         timestamps, values, after = _with_gaps(walk, seed)
         proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
         for ts, value in zip(timestamps, values, strict=True):

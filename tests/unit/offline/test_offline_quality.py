@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream_app.offline.evaluate import DetectorRun, LabelledSeries
+from stream_app.offline.families import START, generate_families
 from stream_app.offline.quality import by_family, family_of, family_report, lofo_nab
 
 
@@ -41,3 +42,18 @@ def test_family_report_counts_false_episodes_on_anomaly_free_families() -> None:
     scored = 10_000 - 750  # after the probation
     assert report["families"]["free"]["tsguard"]["false_per_10k"] == round(2 / scored * 1e4, 3)
     assert list(by_family([free])) == ["free"]
+
+
+def test_generated_series_begin_on_any_day_and_keep_the_utc_clock() -> None:
+    # a benchmark whose series all began on Monday 00:00 hid every first-week fault of
+    # a series deployed on a Thursday afternoon or a Saturday night
+    fams = generate_families(series_per_family=6)
+    starts = {s.timestamps[0] for items in fams.values() for s in items}
+    weekdays = {int((t - START) // 86400) % 7 for t in starts}
+    assert len(weekdays) == 7 and {(t - START) % 300 for t in starts} == {0.0}
+    for s in fams["free_exact_steps"]:
+        # the schedule is on the clock, not on the series' own first point
+        hours = [((t - START) % 86400) / 3600 for t in s.timestamps]
+        on = {v for v, h in zip(s.values, hours, strict=True) if 9 <= h < 18}
+        off = {v for v, h in zip(s.values, hours, strict=True) if not 9 <= h < 18}
+        assert len(on) == len(off) == 1 and on != off
