@@ -7,9 +7,8 @@ Up to four forecasters run side by side on every point, all with winsorised
 * a slow level with a damped trend (``alpha_slow``, ``beta``, ``phi``): good
   for noisy stationary series;
 * a daily profile (48 phase bins of 30 min) on a slow level, kept from the
-  20th point when the step is an hour or finer, allowed to speak after 1.25 days
-  (on the first weekend only where it forecasts better than the level: a week
-  of weekdays says nothing about weekends);
+  20th point when the step is an hour or finer, allowed to speak after 1.25 days;
+  until the weekly profile speaks it stands for weekdays (see *the first week*);
 * a weekly profile on a level of its own, allowed to speak after 7.25 days:
   336 bins of 30 min when the step visits each of them at least four times
   (7.5 minutes or finer), else 168 bins of 1 h when it visits every hour four
@@ -25,6 +24,22 @@ between), the forecast includes the remembered residual, so the point is judged
 against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
 spike is normal, one twice its size is not, and an outlier at a new time of day
 is news as before.
+
+**The first week** of a series is learned before the weekly profile can
+speak, and a series starts on any day. On its first weekend, where the daily
+profile misses by more than the clip and the level is nearer, the level speaks
+and the profile does not learn: a week of weekdays says nothing about
+weekends. That miss is held against the daily profile only once the weekly
+profile can speak instead (``scd``): before, the level is the alternative, and
+it would take over the next weekdays. A series that began on a Friday or a
+weekend learned its profile mostly on a weekend; on its first Monday every
+daily bin is put on notice (``rm``): where the bin's first visit misses by
+more than the clip, the level speaks if it is nearer (or the bin before, which
+may have started again at the new pattern half an hour ago), the bin starts
+again at the value (on trial, like a bin's first value), and its miss is
+deferred like a first-weekend miss. A profile started after a
+level jump is relative to the level after it, so undoing that jump leaves the
+profiles' levels where they are.
 
 **Which forecaster speaks** is decided on a long horizon (about a week of
 points, at least 50 and at most 2,016): each keeps a long-run mean *square*
@@ -96,11 +111,12 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 5
+_VERSION = 6
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
+_STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -128,6 +144,10 @@ SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills the
 DAILY_AFTER = 1.25 * DAY  # a profile speaks once every bin was seen and learned a little
 WEEKLY_AFTER = WEEK + 0.25 * DAY
 WEEKEND_START = 5 * DAY  # Saturday 00:00 UTC in the week's phase (Monday = 0)
+# a series whose first Monday comes this soon after its start learned its daily profile
+# mostly on a weekend (it began on a Friday, a Saturday or a Sunday)
+RESTART_BEFORE = 3 * DAY
+_ALL_BINS = (1 << DAY_BINS) - 1
 SELECT_MAX_POINTS = 2016.0
 
 DEFAULTS: dict[str, float] = {
@@ -152,19 +172,9 @@ def _nearer(first: float, second: float, level: float) -> float:
     return second if abs(second - level) < abs(first - level) else first
 
 
-def _first_weekend_miss(ts: float, value: float, daily: float, level: float) -> bool:
-    """On a Saturday or Sunday (UTC) of the first week, the level forecasts ``value`` better.
-
-    Until a week is seen, the daily profile has learned weekdays only, and a weekend
-    without the weekday's rise would page at the rise it misses; the level forecaster
-    speaks instead wherever it is the closer of the two (a 7-day schedule keeps its
-    profile). The weekly profile takes over after ``WEEKLY_AFTER``.
-    """
-    if (ts + _WEEK_SHIFT) % WEEK < WEEKEND_START:
-        return False
-    miss = value - daily
-    near = value - level
-    return (miss if miss >= 0.0 else -miss) > (near if near >= 0.0 else -near)
+def _weekend(ts: float) -> bool:
+    """A Saturday or a Sunday, UTC."""
+    return (ts + _WEEK_SHIFT) % WEEK >= WEEKEND_START
 
 
 class RobustSeasonal:
@@ -210,8 +220,10 @@ class RobustSeasonal:
         "prev",
         "rk",
         "rl",
+        "rm",
         "rsum",
         "sc",
+        "scd",
         "sf",
         "ss",
         "stp",
@@ -259,6 +271,11 @@ class RobustSeasonal:
             0.0  # long-horizon errors: which forecaster speaks
         )
         self.a_sel = 0.0
+        # the first week (see the module's docstring): the daily profile's first-weekend
+        # misses, charged to its long-horizon error once the weekly profile can speak;
+        # and the daily bins on notice after a Friday or weekend start (a bit per bin)
+        self.scd = 0.0
+        self.rm = 0
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
         self.jd = 0.0  # the size of the last level jump, while it may still be undone
         self.jt = 0  # points since that jump
@@ -287,7 +304,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -317,6 +334,10 @@ class RobustSeasonal:
             for _ in range(r.u32()):
                 mem.extend(float(v) for v in r.raw(_SLOT))
             det.mem = mem
+            if blob[0] >= 6:
+                scd, rm = r.raw(_STATE_V6)
+                det.scd = float(scd)
+                det.rm = int(rm)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -340,6 +361,7 @@ class RobustSeasonal:
         w.u32(len(mem) // 4)
         for k in range(0, len(mem), 4):
             w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
+        w.raw(_STATE_V6, self.scd, self.rm)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -390,8 +412,13 @@ class RobustSeasonal:
                 self._start_season(ts, n)
             fc = fw = fs
             sd = sw = 0.0
-            bd = bw = 0
+            bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
+            if (
+                ts - self.t0 < RESTART_BEFORE
+                and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK
+            ):
+                self.rm = _ALL_BINS  # the first Monday after a Friday or weekend start
             lc = self.lc
             bd = int((ts % DAY) * _DAY_SCALE) % DAY_BINS
             sd = day[bd]
@@ -429,11 +456,34 @@ class RobustSeasonal:
         if day is not None:
             span = ts - self.t0
             margin = self.margin
-            if (
-                span >= DAILY_AFTER
-                and self.sc < margin * best
-                and (span >= WEEKLY_AFTER or not _first_weekend_miss(ts, value, fc, expected))
-            ):
+            if span < WEEKLY_AFTER:
+                speak = span >= DAILY_AFTER and self.sc < margin * best
+                miss = value - fc
+                miss = miss if miss >= 0.0 else -miss
+                if miss > self.k * self.ec:
+                    near = value - expected
+                    if miss > (near if near >= 0.0 else -near):
+                        # the daily profile misses and the level is nearer: on the first
+                        # weekend, the profile does not learn it (its miss is deferred);
+                        # on a bin on notice, the bin starts again (see ``_learn``)
+                        if _weekend(ts):
+                            speak = False
+                            bd = -2
+                        elif self.rm >> bd & 1:
+                            speak = False
+                            # or the bin before, which may have started again at the new
+                            # pattern half an hour ago, if it is nearer still
+                            fp = self.lc + day[bd - 1]
+                            d = value - fp
+                            if (d if d >= 0.0 else -d) < (near if near >= 0.0 else -near):
+                                expected, err = fp, self.ec
+            else:
+                if self.scd or self.rm:
+                    self.sc += self.scd  # the first weekend's misses, now the weekly can speak
+                    self.scd = 0.0
+                    self.rm = 0
+                speak = self.sc < margin * best
+            if speak:
                 expected, err, best = fc, self.ec, self.sc
             if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
                 expected, err = fw, self.ew
@@ -709,23 +759,44 @@ class RobustSeasonal:
         self.es = err + a_err * (ar - err)
         a_season_err = a_err and self.a_err
         day = self.day
-        if day is not None:
+        if self.scd:
+            self.scd -= a_sel * self.scd  # the deferred miss ages like the error it joins
+        if day is not None and bd >= 0:
             err = self.ec
             r = value - fc
             ar = r if r >= 0.0 else -r
             e = ar if ar < k20 * err or err <= 0.0 else k20 * err
             e = e if e < _SQRT_BIG else _SQRT_BIG
-            sq = self.sc
-            self.sc = sq + a_sel * (e * e - sq)
             lim = k * err
-            if ar > lim and lim > 0.0 and not young:
-                r = lim if r > 0.0 else -lim
-                ar = lim
-            self.lc += self.a_season * r
-            day[bd] = sd + self.gamma * r
-            self.ec = err + a_season_err * (ar - err)
+            rm = self.rm
+            if rm and rm >> bd & 1:
+                self.rm = rm ^ (1 << bd)
+                if ar > lim > 0.0:
+                    # a bin on notice that misses starts again at the value, on trial
+                    # until the next point; its miss counts once the weekly can speak
+                    day[bd] = value - self.lc
+                    self.tb = bd
+                    self.scd += a_sel * e * e
+                    rm = -1
+            if rm != -1:
+                sq = self.sc
+                self.sc = sq + a_sel * (e * e - sq)
+                if ar > lim and lim > 0.0 and not young:
+                    r = lim if r > 0.0 else -lim
+                    ar = lim
+                self.lc += self.a_season * r
+                day[bd] = sd + self.gamma * r
+                self.ec = err + a_season_err * (ar - err)
+        elif bd == -2:
+            # a first-weekend miss: charged to the daily profile once the weekly can speak
+            r = value - fc
+            ar = r if r >= 0.0 else -r
+            err = self.ec
+            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
+            e = e if e < _SQRT_BIG else _SQRT_BIG
+            self.scd += a_sel * e * e
         week = self.week
-        if week is not None:
+        if week is not None and bw >= 0:
             err = self.ew
             r = value - fw
             ar = r if r >= 0.0 else -r
@@ -780,6 +851,9 @@ class RobustSeasonal:
         # a seasonal level slow enough not to swallow the daily cycle
         self.a_season = min(self.a_slow, 50.0 * step / DAY)
         self.lc = self.lw = self.ls
+        # a jump before the profiles started is not undone for their levels: the bins
+        # are learned from here on, relative to the level after it
+        self.pre = (self.pre[0], self.pre[1], self.ls, self.ls)
         self.ec = self.es
         self.sc = self.swl = self.ss
         self.ew = self.es

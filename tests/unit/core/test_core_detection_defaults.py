@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
-from stream_app.core.detectors.robust_seasonal import _SLOT, _STATE_V5, RobustSeasonal
+from stream_app.core.detectors.robust_seasonal import _SLOT, _STATE_V5, _STATE_V6, RobustSeasonal
 from stream_app.offline.families import random_walk
 
 STEP = 300.0
@@ -26,13 +26,16 @@ START = 1767571200.0  # a Monday, 00:00 UTC
 
 
 def _run(
-    values: list[float], step: float = STEP, config: EngineConfig | None = None
+    values: list[float],
+    step: float = STEP,
+    config: EngineConfig | None = None,
+    start: float = START,
 ) -> tuple[list[float | None], list[EpisodeEvent]]:
     proc = SeriesProcessor.create("test/entity", "m", config or EngineConfig.default())
     scores: list[float | None] = []
     events: list[EpisodeEvent] = []
     for i, value in enumerate(values):
-        point, new = proc.process(START + step * i, value)
+        point, new = proc.process(start + step * i, value)
         scores.append(point.score)
         events.extend(e for e in new if e.kind == "value")
     return scores, events
@@ -43,12 +46,19 @@ def _opened_after(events: list[EpisodeEvent], ts: float) -> list[EpisodeEvent]:
 
 
 def _square_wave(
-    days: int, weekends: bool, seed: int = 1, start: float = 9.0, end: float = 18.0
+    days: int,
+    weekends: bool,
+    seed: int = 1,
+    start: float = 9.0,
+    end: float = 18.0,
+    offset: float = 0.0,
 ) -> list[float]:
+    """Business hours on the UTC clock, for a series that begins ``offset`` s after START."""
     rng = np.random.default_rng(seed)
     n = days * DAY_POINTS
-    hours = (np.arange(n) * STEP % 86400.0) / 3600.0
-    weekday = (np.arange(n) * STEP // 86400.0) % 7
+    t = offset + np.arange(n) * STEP
+    hours = (t % 86400.0) / 3600.0
+    weekday = (t // 86400.0) % 7
     on = (hours >= start - 1e-9) & (hours < end - 1e-9)
     if weekends:
         on &= weekday < 5
@@ -185,6 +195,61 @@ def test_business_hours_do_not_page_on_their_first_weekend(seed: int) -> None:
         e for e in _opened_after(events, START + 5 * 86400) if e.ts < START + 7 * 86400
     ]
     assert first_weekend == []
+
+
+@pytest.mark.parametrize(
+    "offset_h",
+    [
+        2 * 24 + 13,  # Wednesday 13:00
+        3 * 24 + 8 + 25 / 60,  # Thursday 08:25: the rise comes before the profile starts
+        4 * 24 + 21 + 10 / 60,  # Friday 21:10: the profile learns a weekend first
+        5 * 24 + 21 + 25 / 60,  # Saturday 21:25
+        6 * 24 + 12 + 15 / 60,  # Sunday 12:15
+    ],
+)
+def test_business_hours_that_begin_on_any_day_page_only_in_their_first_days(
+    offset_h: float,
+) -> None:
+    # A series begins whenever it is deployed. Before, only a Monday 00:00 start was
+    # quiet: from any other, the first weekend was learned into the daily profile and
+    # the edges paged on every weekday until the weekly profile spoke (7 onsets in a
+    # series from Thursday), a rise just before the profile started put its level off
+    # by the rise, and a Friday or weekend start paged every weekday of its first week
+    offset = offset_h * 3600.0
+    paging = 0
+    for seed in (1, 2):
+        values = _square_wave(14, weekends=True, seed=seed, offset=offset)
+        _, events = _run(values, start=START + offset)
+        paging += len(_opened_after(events, START + offset + 2.5 * 86400))
+    assert paging <= 1
+
+
+def test_a_profile_that_starts_in_the_afternoon_does_not_page_at_midnight() -> None:
+    # the point that started the profiles also wrote the midnight bin (bin 0) from a
+    # residual of 0: a noise-free square wave begun at 12:10 then paged at 00:00 every
+    # night, 45 sigma off, and clipped updates never brought the bin back
+    offset = (12 * 60 + 10) * 60.0
+    n = 14 * DAY_POINTS
+    hours = ((offset + np.arange(n) * STEP) % 86400.0) / 3600.0
+    exact = np.where((hours >= 9.0) & (hours < 18.0), 62.0, 6.0).tolist()
+    _, events = _run(exact, start=START + offset)
+    assert _opened_after(events, START + offset + 1.5 * 86400) == []
+
+
+def test_a_spike_on_the_first_monday_after_a_friday_start_still_pages() -> None:
+    # the first Monday puts the daily bins of a Friday start on notice; a bin that
+    # misses there starts again, but its point is still judged (by the level where it
+    # is nearer), so a spike on that day is found
+    offset = (4 * 24 + 20) * 3600.0  # Friday 20:00
+    rng = np.random.default_rng(5)
+    n = 7 * DAY_POINTS
+    t = offset + np.arange(n) * STEP
+    values = 50.0 + 20.0 * np.sin(2 * math.pi * t / 86400.0) + rng.normal(0.0, 1.0, n)
+    spike = int((7 * 86400.0 + 20.5 * 3600.0 - offset) / STEP)  # Monday 20:30
+    values[spike] += 15.0
+    _, events = _run(values.tolist(), start=START + offset)
+    opened = [round((e.ts - START - offset) / STEP) for e in _opened_after(events, START)]
+    assert spike in opened
 
 
 def test_a_missing_business_day_is_found_once_the_pattern_is_known() -> None:
@@ -362,30 +427,35 @@ def test_the_budget_sets_the_opening_score_from_the_series_interval() -> None:
     assert PolicyConfig(threshold=0.999).open_threshold(1.0) == 0.999
 
 
-def test_version_3_and_4_detector_states_still_load() -> None:
-    # version 4 appended the bump's two fields, version 5 the remembered outliers; a
-    # worker upgraded over an older state keeps what its series learned
+def test_versions_3_4_and_5_detector_states_still_load() -> None:
+    # version 4 appended the bump's two fields, version 5 the remembered outliers,
+    # version 6 the first week's deferred miss and bins on notice; a worker upgraded
+    # over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(300):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
     assert det.mem  # the outliers are remembered
-    v5 = det.to_bytes()
+    v6 = det.to_bytes()
+    v5 = b"\x05" + v6[1 : -struct.calcsize("<" + _STATE_V6)]
     tail = struct.calcsize("<" + _STATE_V5) + 4 + struct.calcsize("<" + _SLOT) * (len(det.mem) // 4)
     v4 = b"\x04" + v5[1:-tail]
     v3 = b"\x03" + v5[1 : -tail - struct.calcsize("<di")]
+    older = RobustSeasonal.load(v5, {}, seed=0)
+    assert (older.scd, older.rm, older.mem) == (0.0, 0, det.mem)
     for blob in (v4, v3):
         old = RobustSeasonal.load(blob, {}, seed=0)
         assert old.mem == [] and old.tol == -1.0  # the step is learned again at an outlier
         assert old.stp == 0.0 and math.isnan(old.tp)  # no gap is judged at the next point
         assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
-        det = RobustSeasonal.load(v5, {}, seed=0)
-    assert RobustSeasonal.load(v5, {}, seed=0).to_bytes() == v5
+        det = RobustSeasonal.load(v6, {}, seed=0)
+    assert older.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
+    assert RobustSeasonal.load(v6, {}, seed=0).to_bytes() == v6
     assert (RobustSeasonal.load(v3, {}, seed=0).rl, RobustSeasonal.load(v3, {}, seed=0).rk) == (
         0.0,
         0,
     )
     with pytest.raises(ValueError, match="older layout"):
-        RobustSeasonal.load(b"\x02" + v5[1:], {}, seed=0)
+        RobustSeasonal.load(b"\x02" + v6[1:], {}, seed=0)
 
 
 def test_a_state_from_before_the_v3_detector_restarts_the_series() -> None:
