@@ -251,9 +251,10 @@ FREE_FAMILIES: dict[str, Base] = {
 def _series(
     family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int
 ) -> GeneratedSeries:
-    rng = np.random.default_rng([seed, k, sum(map(ord, family))])
+    key = [seed, k, sum(map(ord, family))]
+    rng = np.random.default_rng(key)
     # a series begins at any 5-minute mark of the week (seconds since START, a Monday)
-    begin = np.random.default_rng([seed, k, sum(map(ord, family)), 1])
+    begin = np.random.default_rng([*key, 1])
     t = (int(begin.integers(7 * DAY_POINTS)) + np.arange(POINTS, dtype=np.float64)) * STEP
     values = base(rng, t)
     labels = np.zeros(POINTS, dtype=np.int64)

@@ -462,7 +462,8 @@ class RobustSeasonal:
                 miss = miss if miss >= 0.0 else -miss
                 if miss > self.k * self.ec:
                     near = value - expected
-                    if miss > (near if near >= 0.0 else -near):
+                    near = near if near >= 0.0 else -near
+                    if miss > near:
                         # the daily profile misses and the level is nearer: on the first
                         # weekend, the profile does not learn it (its miss is deferred);
                         # on a bin on notice, the bin starts again (see ``_learn``)
@@ -473,9 +474,9 @@ class RobustSeasonal:
                             speak = False
                             # or the bin before, which may have started again at the new
                             # pattern half an hour ago, if it is nearer still
-                            fp = self.lc + day[bd - 1]
+                            fp = lc + day[bd - 1]
                             d = value - fp
-                            if (d if d >= 0.0 else -d) < (near if near >= 0.0 else -near):
+                            if (d if d >= 0.0 else -d) < near:
                                 expected, err = fp, self.ec
             else:
                 if self.scd or self.rm:
@@ -761,15 +762,21 @@ class RobustSeasonal:
         day = self.day
         if self.scd:
             self.scd -= a_sel * self.scd  # the deferred miss ages like the error it joins
-        if day is not None and bd >= 0:
+        if day is not None and bd != -1:
             err = self.ec
             r = value - fc
             ar = r if r >= 0.0 else -r
             e = ar if ar < k20 * err or err <= 0.0 else k20 * err
             e = e if e < _SQRT_BIG else _SQRT_BIG
             lim = k * err
+            learn = True
             rm = self.rm
-            if rm and rm >> bd & 1:
+            if bd == -2:
+                # a first-weekend miss: charged to the daily profile once the weekly can
+                # speak; the profile does not learn it
+                self.scd += a_sel * e * e
+                learn = False
+            elif rm and rm >> bd & 1:
                 self.rm = rm ^ (1 << bd)
                 if ar > lim > 0.0:
                     # a bin on notice that misses starts again at the value, on trial
@@ -777,8 +784,8 @@ class RobustSeasonal:
                     day[bd] = value - self.lc
                     self.tb = bd
                     self.scd += a_sel * e * e
-                    rm = -1
-            if rm != -1:
+                    learn = False
+            if learn:
                 sq = self.sc
                 self.sc = sq + a_sel * (e * e - sq)
                 if ar > lim and lim > 0.0 and not young:
@@ -787,14 +794,6 @@ class RobustSeasonal:
                 self.lc += self.a_season * r
                 day[bd] = sd + self.gamma * r
                 self.ec = err + a_season_err * (ar - err)
-        elif bd == -2:
-            # a first-weekend miss: charged to the daily profile once the weekly can speak
-            r = value - fc
-            ar = r if r >= 0.0 else -r
-            err = self.ec
-            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-            e = e if e < _SQRT_BIG else _SQRT_BIG
-            self.scd += a_sel * e * e
         week = self.week
         if week is not None and bw >= 0:
             err = self.ew
