@@ -33,6 +33,7 @@ from stream_app.offline.evaluate import (
     load_dataset,
     run_tsguard,
 )
+from stream_app.offline.families import SAMPLINGS
 from stream_app.offline.quality import family_of, family_report, lofo_nab
 from stream_app.offline.replay import load_config
 
@@ -54,13 +55,17 @@ def _cached(kind: str, item: LabelledSeries) -> npt.NDArray[np.float64]:
 
 
 def load_all(
-    dev: Path | None, per_family: int, labelling: str = "windows", seed: int = 7
+    dev: Path | None,
+    per_family: int,
+    labelling: str = "windows",
+    seed: int = 7,
+    sampling: str = "regular",
 ) -> list[LabelledSeries]:
     series: list[LabelledSeries] = []
     if dev is not None and dev.is_dir():
         loaded, _ = load_dataset(dev, labelling)
         series.extend(loaded)
-    series.extend(generated_dataset(per_family, seed=seed))
+    series.extend(generated_dataset(per_family, seed=seed, sampling=sampling))
     return series
 
 
@@ -73,9 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated family prefixes")
     parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
     parser.add_argument("--seed", type=int, default=7, help="the generated families' draw")
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default="regular",
+        help="how the generated series are read: on their grid, jittered, with lost points, ...",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    series = load_all(args.dev, args.per_family, args.labelling, args.seed)
+    series = load_all(args.dev, args.per_family, args.labelling, args.seed, args.sampling)
     if args.only:
         prefixes = tuple(args.only.split(","))
         series = [s for s in series if family_of(s.name).startswith(prefixes)]

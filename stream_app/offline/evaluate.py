@@ -117,12 +117,14 @@ def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledS
     return loaded, skipped
 
 
-def generated_dataset(per_family: int, seed: int = 7) -> list[LabelledSeries]:
+def generated_dataset(
+    per_family: int, seed: int = 7, sampling: str = "regular"
+) -> list[LabelledSeries]:
     """The generated families (:mod:`stream_app.offline.families`) as labelled series."""
     from stream_app.offline.families import generate_families
 
     out = []
-    for items in generate_families(per_family, seed).values():
+    for items in generate_families(per_family, seed, sampling).values():
         for g in items:
             windows = nab.nab_windows(g.labels)
             out.append(LabelledSeries(f"gen/{g.name}", g.timestamps, list(g.values), windows))

@@ -11,7 +11,14 @@ fixed seed per series, so a family is the same on every machine and run.
 Series are 14 days at 5-minute steps (4,032 points) unless a family says
 otherwise. A series begins at any 5-minute mark of the week (a weekday
 afternoon, a Saturday night), drawn from a stream of its own so that the other
-draws do not depend on it; schedules keep the UTC clock. Labels mark the
+draws do not depend on it; schedules keep the UTC clock. ``sampling`` says how
+the series is read (see :data:`SAMPLINGS`): on the 5-minute grid (the default),
+with each timestamp off it by up to a tenth of a step (``jitter``), with 15 % of
+the points lost at random (``holes``), with three outages of 2 to 8 hours
+(``gaps``), or one of these per series (``mixed``). Its draws come from a third
+stream: a series with points lost keeps the values and anomalies of the regular
+one, and a jittered one is the same draw read at its own times (only a count,
+drawn at a slightly different rate, may differ after that). Labels mark the
 anomalous points themselves; :func:`stream_app.offline.nab.nab_windows` turns
 them into NAB-style windows.
 
@@ -96,7 +103,8 @@ def schedules(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     low, high = rng.uniform(5, 20), rng.uniform(40, 80)
     values = np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), t.size)
     job = int(rng.integers(0, 60)) / 12.0
-    values[np.abs(hours - job) < 1e-9] += rng.uniform(0.3, 0.8) * (high - low)
+    # the point read nearest the job's time (the one on it, on the 5-minute grid)
+    values[np.abs(hours - job) < STEP / 7200.0] += rng.uniform(0.3, 0.8) * (high - low)
     return np.asarray(values, np.float64)
 
 
@@ -248,14 +256,43 @@ FREE_FAMILIES: dict[str, Base] = {
 }
 
 
+SAMPLINGS = ("regular", "jitter", "holes", "gaps", "mixed")
+JITTER = 0.1  # a jittered timestamp is off the grid by up to this fraction of a step
+HOLES = 0.15  # the share of points lost at random
+GAPS = 3  # outages, each of 24 to 96 points (2 to 8 hours)
+
+
+def _read(
+    sampling: str, key: list[int], t: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.bool_] | None]:
+    """How the series is read: its times, and the points kept (``None``: all)."""
+    rng = np.random.default_rng([*key, 2])
+    if sampling == "mixed":
+        sampling = SAMPLINGS[int(rng.integers(4))]
+    if sampling == "jitter":
+        return t + rng.uniform(-JITTER, JITTER, t.size) * STEP, None
+    if sampling == "holes":
+        keep = rng.random(t.size) >= HOLES
+    elif sampling == "gaps":
+        keep = np.ones(t.size, dtype=np.bool_)
+        for _ in range(GAPS):
+            start = int(rng.integers(1, t.size))
+            keep[start : start + int(rng.integers(24, 97))] = False
+    else:
+        return t, None
+    keep[0] = True
+    return t, keep
+
+
 def _series(
-    family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int
+    family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int, sampling: str
 ) -> GeneratedSeries:
     key = [seed, k, sum(map(ord, family))]
     rng = np.random.default_rng(key)
     # a series begins at any 5-minute mark of the week (seconds since START, a Monday)
     begin = np.random.default_rng([*key, 1])
     t = (int(begin.integers(7 * DAY_POINTS)) + np.arange(POINTS, dtype=np.float64)) * STEP
+    t, keep = _read(sampling, key, t)
     values = base(rng, t)
     labels = np.zeros(POINTS, dtype=np.int64)
     if kinds:
@@ -269,6 +306,8 @@ def _series(
                     values = candidate
                     labels[where] = 1
                     break
+    if keep is not None:
+        t, values, labels = t[keep], values[keep], labels[keep]
     timestamps = (START + t).tolist()
     return GeneratedSeries(
         family, f"{family}/{k:02d}", timestamps, values.tolist(), labels.tolist()
@@ -276,12 +315,18 @@ def _series(
 
 
 def generate_families(
-    series_per_family: int = 6, seed: int = 7
+    series_per_family: int = 6, seed: int = 7, sampling: str = "regular"
 ) -> dict[str, list[GeneratedSeries]]:
     """Every family, ``series_per_family`` series each, deterministic for a ``seed``."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, not {sampling!r}")
     out: dict[str, list[GeneratedSeries]] = {}
     for family, (base, kinds) in FAMILIES.items():
-        out[family] = [_series(family, k, base, kinds, seed) for k in range(series_per_family)]
+        out[family] = [
+            _series(family, k, base, kinds, seed, sampling) for k in range(series_per_family)
+        ]
     for family, base in FREE_FAMILIES.items():
-        out[family] = [_series(family, k, base, (), seed) for k in range(series_per_family)]
+        out[family] = [
+            _series(family, k, base, (), seed, sampling) for k in range(series_per_family)
+        ]
     return out

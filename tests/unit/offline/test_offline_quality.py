@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from stream_app.offline.evaluate import DetectorRun, LabelledSeries
-from stream_app.offline.families import START, generate_families
+from stream_app.offline.families import JITTER, START, STEP, generate_families
 from stream_app.offline.quality import by_family, family_of, family_report, lofo_nab
 
 
@@ -57,3 +58,37 @@ def test_generated_series_begin_on_any_day_and_keep_the_utc_clock() -> None:
         on = {v for v, h in zip(s.values, hours, strict=True) if 9 <= h < 18}
         off = {v for v, h in zip(s.values, hours, strict=True) if not 9 <= h < 18}
         assert len(on) == len(off) == 1 and on != off
+
+
+def test_generated_series_can_be_read_off_the_grid_or_with_points_lost() -> None:
+    # a benchmark read only on an exact 5-minute grid hid every fault of a series whose
+    # timestamps jitter or whose points go missing; a series with points lost keeps the
+    # values and anomalies of the regular one, a jittered one is the same draw read at
+    # its own times (a Poisson count at another rate may draw differently after that)
+    regular = generate_families(series_per_family=3)
+    for sampling in ("jitter", "holes", "gaps"):
+        read = generate_families(series_per_family=3, sampling=sampling)
+        for family, items in read.items():
+            for s, r in zip(items, regular[family], strict=True):
+                assert np.all(np.diff(s.timestamps) > 0)
+                if sampling == "jitter":
+                    off = np.abs(np.array(s.timestamps) - np.array(r.timestamps))
+                    assert len(s.values) == len(r.values) and 0.0 < off.max() <= JITTER * STEP
+                    assert s.labels == r.labels or family == "counts"
+                    continue
+                kept = dict(zip(r.timestamps, zip(r.values, r.labels, strict=True), strict=True))
+                assert len(s.timestamps) < len(r.timestamps)
+                got = list(zip(s.values, s.labels, strict=True))
+                assert got == [kept[t] for t in s.timestamps]
+                steps = np.diff(s.timestamps) / STEP
+                if sampling == "gaps":
+                    assert steps.max() >= 24  # an outage of two hours or more
+    kinds = set()
+    for items in generate_families(series_per_family=6, sampling="mixed").values():
+        for s in items:
+            steps = np.diff(s.timestamps) / STEP
+            jittered = np.any(np.abs(steps - np.round(steps)) > 1e-6)
+            kinds.add("jitter" if jittered else "lost" if steps.max() > 1 else "regular")
+    assert kinds == {"jitter", "lost", "regular"}
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        generate_families(series_per_family=1, sampling="sometimes")
