@@ -7,7 +7,9 @@ Up to four forecasters run side by side on every point, all with winsorised
 * a slow level with a damped trend (``alpha_slow``, ``beta``, ``phi``): good
   for noisy stationary series;
 * a daily profile (48 phase bins of 30 min) on a slow level, kept from the
-  20th point when the step is an hour or finer, allowed to speak after 1.25 days;
+  20th point when the step is an hour or finer (an outage among the first points
+  delays that decision until the mean and the median interval agree), allowed
+  to speak after 1.25 days;
   until the weekly profile speaks it stands for weekdays (see *the first week*);
 * a weekly profile on a level of its own, allowed to speak after 7.25 days:
   336 bins of 30 min when the step visits each of them at least four times
@@ -24,6 +26,13 @@ between), the forecast includes the remembered residual, so the point is judged
 against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
 spike is normal, one twice its size is not, and an outlier at a new time of day
 is news as before.
+
+**Readings off the grid.** A point whose interval is not a whole number of
+steps (jittered timestamps) may have been read up to half a step early or late:
+near a profile bin's edge, where its own bin misses by more than the clip and
+the bin across the edge is nearer, it is judged against and learned into that
+bin (the reading due at 07:00, taken at 06:59:40 after a rise at 06:57). On a
+regular grid, with points lost or not, nothing changes.
 
 **The first week** of a series is learned before the weekly profile can
 speak, and a series starts on any day. On its first weekend, where the daily
@@ -122,6 +131,8 @@ RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring out
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
+EDGE_STEPS = 0.5  # a point read off the grid may belong across a bin edge this near
+OFF_GRID = 1e-3  # an interval this many steps from a whole number of them is off the grid
 GAP_MAX = 1e6  # ... and one longer than this many steps counts as this many
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
 # the calibrator works on log1p(surprise): a power-law tail, robust to heavy tails
@@ -141,6 +152,7 @@ BUMP_SPAN = 2  # a run's end within this many times jump_points of it can be a b
 WEEKLY_MIN_VISITS = 4  # the weekly profile needs a step that visits each hour 4 times
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
+SEASON_WAIT_POINTS = 1000  # ... or later, after a gap among the first points (at the latest here)
 DAILY_AFTER = 1.25 * DAY  # a profile speaks once every bin was seen and learned a little
 WEEKLY_AFTER = WEEK + 0.25 * DAY
 WEEKEND_START = 5 * DAY  # Saturday 00:00 UTC in the week's phase (Monday = 0)
@@ -170,6 +182,23 @@ LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 def _nearer(first: float, second: float, level: float) -> float:
     """Whichever of a bin's first two values (as level residuals) is nearer ``level``."""
     return second if abs(second - level) < abs(first - level) else first
+
+
+def _across(
+    profile: list[float], b: int, before: bool, level: float, value: float, clip: float
+) -> int:
+    """The bin a point read near an edge of bin ``b`` belongs to.
+
+    That is the bin across the edge (the one before it if ``before``) when bin
+    ``b`` misses ``value`` by more than ``clip`` and that bin is nearer; else ``b``.
+    """
+    miss = value - level - profile[b]
+    miss = miss if miss >= 0.0 else -miss
+    if not miss > clip:
+        return b
+    other = b - 1 if before else b + 1 if b + 1 < len(profile) else 0
+    d = value - level - profile[other]
+    return other if (d if d >= 0.0 else -d) < miss else b  # an unseen bin (NaN) is never nearer
 
 
 def _weekend(ts: float) -> bool:
@@ -403,6 +432,17 @@ class RobustSeasonal:
         if stp > 0.0 and dt > GAP_STEPS * stp:
             gap = dt / stp if dt < GAP_MAX * stp else GAP_MAX
         self.stp = next_step(stp, dt)  # the same running median as the cleaner's
+        # a point whose interval is not a whole number of steps was read off the grid
+        # (timestamps with jitter): it may have been read up to EDGE_STEPS steps early
+        # or late, so near a profile bin's edge it may belong across it. On a regular
+        # grid (points lost or not) this stays 0.
+        off_grid = 0.0
+        if stp > 0.0 and gap == 1.0:
+            off_grid = dt - int(dt / stp + 0.5) * stp
+            if off_grid > OFF_GRID * stp or -off_grid > OFF_GRID * stp:
+                off_grid = EDGE_STEPS * stp
+            else:
+                off_grid = 0.0
         lf = self.lf
         fs = self.ls + self.phi * self.tr
         day = self.day
@@ -429,6 +469,17 @@ class RobustSeasonal:
                 if self.tb == bd:
                     sd = day[bd] = _nearer(sd, value - lc, lf - lc)
                 self.tb = -1
+            if off_grid:
+                # a point read off the grid, near its bin's edge, may belong to the bin
+                # across it: a timestamp a little late or early at a schedule's edge
+                pos = (ts % DAY) * _DAY_SCALE
+                off = pos - int(pos)
+                half = off_grid * _DAY_SCALE
+                if off < half or 1.0 - off < half:
+                    b = _across(day, bd, off < half, lc, value, self.k * self.ec)
+                    if b != bd:
+                        bd = b % DAY_BINS
+                        sd = day[bd]
             fc = lc + sd
             if week is None:
                 bw = 0
@@ -446,6 +497,15 @@ class RobustSeasonal:
                     if self.tw == bw:
                         sw = week[bw] = _nearer(sw, value - lw, lf - lw)
                     self.tw = -1
+                if off_grid:
+                    pos = ((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)
+                    off = pos - int(pos)
+                    half = off_grid * (bins / WEEK)
+                    if off < half or 1.0 - off < half:
+                        b = _across(week, bw, off < half, lw, value, self.k * self.ew)
+                        if b != bw:
+                            bw = b % bins
+                            sw = week[bw]
                 fw = lw + sw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
@@ -840,8 +900,20 @@ class RobustSeasonal:
         self.age = 1
 
     def _start_season(self, ts: float, n: int) -> None:
-        """Learn the step from the first points: the selection horizon, and the profiles it fills."""
+        """Learn the step from the first points: the selection horizon, and the profiles it fills.
+
+        The step is the mean interval so far, unless the running median of the
+        intervals disagrees by more than ``GAP_STEPS`` times: then a gap (a sensor
+        installed, then paused) is among the first points, and the decision waits
+        until the two agree (at most ``SEASON_WAIT_POINTS`` points). The smaller of
+        the two is taken: a gap must not leave a 5-minute series without its profiles.
+        """
         step = (ts - self.t0) / (n - 1)
+        stp = self.stp
+        if stp > 0.0:
+            if n < SEASON_WAIT_POINTS and (step > GAP_STEPS * stp or stp > GAP_STEPS * step):
+                return
+            step = stp if stp < step else step
         # the long horizon that decides which forecaster speaks: about a week of points
         self.a_sel = 1.0 / min(max(WEEK / max(step, 1e-9), SELECT_MIN_POINTS), SELECT_MAX_POINTS)
         if step > DAY / 24:
