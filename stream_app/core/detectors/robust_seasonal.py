@@ -25,7 +25,10 @@ outlier comes at a remembered time, on the same side, and the time was seen on
 between), the forecast includes the remembered residual, so the point is judged
 against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
 spike is normal, one twice its size is not, and an outlier at a new time of day
-is news as before.
+is news as before. Only the first points of a run of outliers are remembered (as
+many as a profile bin holds, at least ``RECUR_RUN``): a longer run is a shift,
+which the levels follow, and its points would push out the times a schedule's
+edges cut into bins (a square wave's first day has two runs of twelve).
 
 **Readings off the grid.** A point whose interval is not a whole number of
 steps (jittered timestamps) may have been read up to half a step early or late:
@@ -115,6 +118,7 @@ FINE_WEEK_BINS = 336  # 30-minute weekly bins, for a step that visits each of th
 # bins per second of the daily and weekly phase; the week's phase starts on Monday
 # 00:00 UTC (1970-01-01 was a Thursday)
 _DAY_SCALE = DAY_BINS / DAY
+_BIN = DAY / DAY_BINS  # seconds per profile bin
 _WEEK_SHIFT = 3 * DAY
 _log1p = math.log1p
 _expm1 = math.expm1
@@ -130,6 +134,9 @@ RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+# an outlier is remembered only among the first points of a run of them: as many as a
+# profile bin holds, and at least this many (a longer run is a shift, not a time of day)
+RECUR_RUN = 2
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
 EDGE_STEPS = 0.5  # a point read off the grid may belong across a bin edge this near
 OFF_GRID = 1e-3  # an interval this many steps from a whole number of them is off the grid
@@ -568,7 +575,8 @@ class RobustSeasonal:
         a = z if z >= 0.0 else -z
         shown = expected  # the expected value published: with a recurring outlier's usual size
         raw = a
-        if a > self.clip and self.tol:
+        run = self.jumps if self.jumps >= 0 else -self.jumps
+        if a > self.clip and self.tol and (run < RECUR_RUN or run * self.stp < _BIN):
             usual = self._recurring(ts, n, value - expected)
             if usual:
                 # judged against its usual size, which varies by a fraction of itself

@@ -81,6 +81,20 @@ def test_a_noise_free_square_wave_and_a_constant_do_not_page() -> None:
     assert _run([42.0] * n)[1] == []
 
 
+def test_a_square_wave_whose_edges_cut_bins_does_not_page_after_its_first_days() -> None:
+    # Edges at 07:13 and 15:13: on the first day, before the daily profile speaks, each
+    # edge is a run of twelve outliers until the level jumps. Every one of them was
+    # remembered by its time of day, 24 times for 16 slots, so the times the edges cut
+    # into their bins were pushed out and 07:13 paged on the third day. Only the first
+    # points of a run (a bin's worth) are remembered now.
+    offset = (22 * 60 + 13) * 60.0  # the series begins at 22:13
+    n = 14 * DAY_POINTS
+    hours = ((offset + np.arange(n) * STEP) % 86400.0) / 3600.0
+    on = (hours >= 7.0 + 13.0 / 60.0) & (hours < 15.0 + 13.0 / 60.0)
+    _, events = _run(np.where(on, 80.0, 20.0).tolist(), start=START + offset)
+    assert _opened_after(events, START + offset + 2 * 86400) == []
+
+
 def test_business_hours_with_weekends_do_not_page_in_the_second_week() -> None:
     _, events = _run(_square_wave(21, weekends=True))
     assert _opened_after(events, START + 8 * 86400) == []
