@@ -22,7 +22,9 @@ profile bin that a schedule's edge cuts in two. Up to ``RECUR_SLOTS`` outliers
 are remembered by their time of day (to half a step), side and size; when an
 outlier comes at a remembered time, on the same side, and the time was seen on
 ``RECUR_AFTER`` earlier days at most ``RECUR_GAP_DAYS`` apart (a weekend in
-between), the forecast includes the remembered residual, so the point is judged
+between; once expected, at most ``RECUR_KEEP_DAYS`` apart, so a reading lost
+before a weekend does not make it news again), the forecast includes the
+remembered residual, so the point is judged
 against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
 spike is normal, one twice its size is not, and an outlier at a new time of day
 is news as before. Only the first points of a run of outliers are remembered (as
@@ -133,6 +135,9 @@ _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the b
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
+# ... and once expected, it stays so for up to this many days without a sighting: a
+# reading lost on a Friday, then a weekend, must not make a weekday schedule news again
+RECUR_KEEP_DAYS = 7.5
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
 # an outlier is remembered only among the first points of a run of them: as many as a
 # profile bin holds, and at least this many (a longer run is a shift, not a time of day)
@@ -650,8 +655,9 @@ class RobustSeasonal:
 
         Remembers the outlier (residual ``r``): a slot at the same time of day (to
         half a step) and side counts another sighting if it was last seen on an
-        earlier day, at most ``RECUR_GAP_DAYS`` ago, and starts again otherwise;
-        a new time of day takes the slot seen longest ago.
+        earlier day, at most ``RECUR_GAP_DAYS`` ago (``RECUR_KEEP_DAYS`` once it is
+        expected), and starts again otherwise; a new time of day takes the slot
+        seen longest ago.
         """
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
@@ -673,7 +679,7 @@ class RobustSeasonal:
                 if gap <= 0.0:
                     return 0.0  # seen today already: a run, not a recurrence
                 usual = mem[k + 1]
-                if gap > RECUR_GAP_DAYS:
+                if gap > (RECUR_KEEP_DAYS if mem[k + 3] > RECUR_AFTER else RECUR_GAP_DAYS):
                     mem[k + 1] = r
                     sightings = 1.0
                 else:
