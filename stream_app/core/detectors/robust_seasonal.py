@@ -138,6 +138,7 @@ RECUR_AFTER = 2  # sightings after which the next one at that time of day is exp
 # ... and once expected, it stays so for up to this many days without a sighting: a
 # reading lost on a Friday, then a weekend, must not make a weekday schedule news again
 RECUR_KEEP_DAYS = 7.5
+_KEPT = 1e9  # days added to an expected time's last sighting when choosing a slot to reuse
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
 # an outlier is remembered only among the first points of a run of them: as many as a
 # profile bin holds, and at least this many (a longer run is a shift, not a time of day)
@@ -657,7 +658,8 @@ class RobustSeasonal:
         half a step) and side counts another sighting if it was last seen on an
         earlier day, at most ``RECUR_GAP_DAYS`` ago (``RECUR_KEEP_DAYS`` once it is
         expected), and starts again otherwise; a new time of day takes the slot
-        seen longest ago.
+        seen longest ago, sparing the times still expected while any other is left
+        (a day of new outliers must not push out the schedule learned so far).
         """
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
@@ -688,6 +690,8 @@ class RobustSeasonal:
                 mem[k + 2] = day
                 mem[k + 3] = sightings
                 return usual if sightings > RECUR_AFTER else 0.0
+            if mem[k + 3] > RECUR_AFTER and day - seen <= RECUR_KEEP_DAYS:
+                seen += _KEPT  # an expected time is given up only after every other one
             if seen < oldest_day:
                 oldest_day = seen
                 oldest = k

@@ -309,6 +309,26 @@ def test_a_weekday_schedule_with_readings_lost_does_not_page_again() -> None:
     assert paging <= 3
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_day_of_new_outliers_does_not_push_out_the_schedule(seed: int) -> None:
+    # Every day 08:10-16:50: the edges cut the 08:00 and 16:30 bins, and the times they
+    # cut are remembered and expected. A day with twenty spikes at new times took the
+    # slots seen longest ago, the schedule's, and an edge paged again that evening or
+    # the next morning. Expected times are now given up last.
+    rng = np.random.default_rng(seed)
+    n = 14 * DAY_POINTS
+    hours = (np.arange(n) * STEP % 86400.0) / 3600.0
+    on = (hours >= 8.0 + 10.0 / 60.0) & (hours < 16.0 + 50.0 / 60.0)
+    values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, n)
+    spikes = set(8 * DAY_POINTS + 12 + 13 * np.arange(20))  # day 8, 01:00 to 22:35
+    values[list(spikes)] += 30.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 3 * 86400)]
+    # the spikes are news (until the series is over its budget), the edges are not
+    assert len(spikes & set(opened)) >= 5
+    assert [i for i in opened if i not in spikes] == []
+
+
 def test_jittered_readings_at_a_schedule_edge_do_not_page() -> None:
     # Timestamps off the 5-minute grid by up to 30 s, and a rise at 06:57: the reading
     # due at 07:00 comes at 06:59:40 on some days, inside the 06:30 bin, whose profile
