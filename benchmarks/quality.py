@@ -60,12 +60,14 @@ def load_all(
     labelling: str = "windows",
     seed: int = 7,
     sampling: str = "regular",
+    step: float = 300.0,
+    points: int = 4032,
 ) -> list[LabelledSeries]:
     series: list[LabelledSeries] = []
     if dev is not None and dev.is_dir():
         loaded, _ = load_dataset(dev, labelling)
         series.extend(loaded)
-    series.extend(generated_dataset(per_family, seed=seed, sampling=sampling))
+    series.extend(generated_dataset(per_family, seed, sampling, step, points))
     return series
 
 
@@ -84,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         default="regular",
         help="how the generated series are read: on their grid, jittered, with lost points, ...",
     )
+    parser.add_argument("--step", type=float, default=300.0, help="generated series' step, s")
+    parser.add_argument("--points", type=int, default=4032, help="generated series' length")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    series = load_all(args.dev, args.per_family, args.labelling, args.seed, args.sampling)
+    series = load_all(
+        args.dev, args.per_family, args.labelling, args.seed, args.sampling, args.step, args.points
+    )
     if args.only:
         prefixes = tuple(args.only.split(","))
         series = [s for s in series if family_of(s.name).startswith(prefixes)]

@@ -118,13 +118,17 @@ def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledS
 
 
 def generated_dataset(
-    per_family: int, seed: int = 7, sampling: str = "regular"
+    per_family: int,
+    seed: int = 7,
+    sampling: str = "regular",
+    step: float = 300.0,
+    points: int = 4032,
 ) -> list[LabelledSeries]:
     """The generated families (:mod:`stream_app.offline.families`) as labelled series."""
     from stream_app.offline.families import generate_families
 
     out = []
-    for items in generate_families(per_family, seed, sampling).values():
+    for items in generate_families(per_family, seed, sampling, step, points).values():
         for g in items:
             windows = nab.nab_windows(g.labels)
             out.append(LabelledSeries(f"gen/{g.name}", g.timestamps, list(g.values), windows))

@@ -50,7 +50,6 @@ FloatArray = npt.NDArray[np.float64]
 START = 1767571200.0  # 2026-01-05T00:00:00Z, a Monday
 STEP = 300.0
 POINTS = 4032
-DAY_POINTS = int(86400 / STEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +65,8 @@ class GeneratedSeries:
 
 # a base behaviour: its values at the given times (seconds since START, a Monday 00:00 UTC)
 Base = Callable[[np.random.Generator, FloatArray], FloatArray]
-Inject = Callable[[np.random.Generator, FloatArray, int], tuple[FloatArray, slice]]
+# an anomaly kind: the series with it injected, and where; ``n`` points, ``day`` of them a day
+Inject = Callable[[np.random.Generator, FloatArray, int, int], tuple[FloatArray, slice]]
 
 
 def _hours(t: FloatArray) -> FloatArray:
@@ -104,7 +104,8 @@ def schedules(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     values = np.where(on, high, low) + rng.normal(0, 0.02 * (high - low), t.size)
     job = int(rng.integers(0, 60)) / 12.0
     # the point read nearest the job's time (the one on it, on the 5-minute grid)
-    values[np.abs(hours - job) < STEP / 7200.0] += rng.uniform(0.3, 0.8) * (high - low)
+    half_step = float(np.median(np.diff(t))) / 7200.0 if t.size > 1 else 0.0
+    values[np.abs(hours - job) < half_step] += rng.uniform(0.3, 0.8) * (high - low)
     return np.asarray(values, np.float64)
 
 
@@ -175,26 +176,28 @@ def _scale(x: FloatArray) -> float:
     return max(spread, float(np.median(diffs)) * 10, 1e-9)
 
 
-def spike(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def spike(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     where = _span(rng, n, 1, 1)
     x[where] += rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.2) * _scale(x)
     return x, where
 
 
-def level_shift(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def level_shift(
+    rng: np.random.Generator, x: FloatArray, n: int, day: int
+) -> tuple[FloatArray, slice]:
     where = _span(rng, n, 1, 1)
     x[where.start :] += rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 0.8) * _scale(x)
     return x, slice(where.start, where.start + 1)
 
 
-def bump(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def bump(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """A temporary shift lasting an hour to half a day."""
     where = _span(rng, n, 12, 144)
     x[where] += rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 0.8) * _scale(x)
     return x, where
 
 
-def variance(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def variance(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """Noise several times larger for a few hours."""
     where = _span(rng, n, 24, 96)
     noise = np.std(np.diff(x)) / math.sqrt(2) + 1e-9
@@ -202,14 +205,16 @@ def variance(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArra
     return x, where
 
 
-def flatline(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def flatline(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """The series stops moving (a stuck process), e.g. a business day that never starts."""
-    where = _span(rng, n, DAY_POINTS // 2, DAY_POINTS)
+    where = _span(rng, n, day // 2, day)
     x[where] = x[where.start]
     return x, where
 
 
-def drift_ramp(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def drift_ramp(
+    rng: np.random.Generator, x: FloatArray, n: int, day: int
+) -> tuple[FloatArray, slice]:
     """A ramp away from normal over several hours, then staying there."""
     where = _span(rng, n, 36, 144)
     length = where.stop - where.start
@@ -219,7 +224,7 @@ def drift_ramp(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatAr
     return x, where
 
 
-def burst(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def burst(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """A count burst: several times the usual rate for an hour or two."""
     where = _span(rng, n, 6, 24)
     rate = 3 * (max(float(np.mean(x)), 0.0) + 1)  # a level shift may have taken x below 0
@@ -227,7 +232,7 @@ def burst(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, 
     return x, where
 
 
-def dropout(rng: np.random.Generator, x: FloatArray, n: int) -> tuple[FloatArray, slice]:
+def dropout(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """The metric drops to near zero for a while (an outage seen in the data)."""
     where = _span(rng, n, 12, 72)
     x[where] = x[where] * 0.05
@@ -263,21 +268,22 @@ GAPS = 3  # outages, each of 24 to 96 points (2 to 8 hours)
 
 
 def _read(
-    sampling: str, key: list[int], t: FloatArray
+    sampling: str, key: list[int], t: FloatArray, step: float
 ) -> tuple[FloatArray, npt.NDArray[np.bool_] | None]:
     """How the series is read: its times, and the points kept (``None``: all)."""
     rng = np.random.default_rng([*key, 2])
     if sampling == "mixed":
         sampling = SAMPLINGS[int(rng.integers(4))]
     if sampling == "jitter":
-        return t + rng.uniform(-JITTER, JITTER, t.size) * STEP, None
+        return t + rng.uniform(-JITTER, JITTER, t.size) * step, None
     if sampling == "holes":
         keep = rng.random(t.size) >= HOLES
     elif sampling == "gaps":
         keep = np.ones(t.size, dtype=np.bool_)
         for _ in range(GAPS):
             start = int(rng.integers(1, t.size))
-            keep[start : start + int(rng.integers(24, 97))] = False
+            length = int(rng.integers(24, 97))  # 2 to 8 hours, in 5-minute steps
+            keep[start : start + max(int(length * STEP / step), 1)] = False
     else:
         return t, None
     keep[0] = True
@@ -285,23 +291,31 @@ def _read(
 
 
 def _series(
-    family: str, k: int, base: Base, kinds: tuple[Inject, ...], seed: int, sampling: str
+    family: str,
+    k: int,
+    base: Base,
+    kinds: tuple[Inject, ...],
+    seed: int,
+    sampling: str,
+    step: float,
+    points: int,
 ) -> GeneratedSeries:
     key = [seed, k, sum(map(ord, family))]
     rng = np.random.default_rng(key)
-    # a series begins at any 5-minute mark of the week (seconds since START, a Monday)
+    # a series begins at any step of the week (seconds since START, a Monday)
+    day = int(86400 / step)
     begin = np.random.default_rng([*key, 1])
-    t = (int(begin.integers(7 * DAY_POINTS)) + np.arange(POINTS, dtype=np.float64)) * STEP
-    t, keep = _read(sampling, key, t)
+    t = (int(begin.integers(7 * day)) + np.arange(points, dtype=np.float64)) * step
+    t, keep = _read(sampling, key, t, step)
     values = base(rng, t)
-    labels = np.zeros(POINTS, dtype=np.int64)
+    labels = np.zeros(points, dtype=np.int64)
     if kinds:
         for _ in range(int(rng.integers(1, 4))):
             kind = kinds[int(rng.integers(len(kinds)))]
             for _attempt in range(20):  # anomalies apart from each other
                 trial = np.random.default_rng(rng.integers(1 << 62))
-                candidate, where = kind(trial, values.copy(), POINTS)
-                lo, hi = max(where.start - DAY_POINTS // 2, 0), where.stop + DAY_POINTS // 2
+                candidate, where = kind(trial, values.copy(), points, day)
+                lo, hi = max(where.start - day // 2, 0), where.stop + day // 2
                 if not labels[lo:hi].any():
                     values = candidate
                     labels[where] = 1
@@ -315,18 +329,31 @@ def _series(
 
 
 def generate_families(
-    series_per_family: int = 6, seed: int = 7, sampling: str = "regular"
+    series_per_family: int = 6,
+    seed: int = 7,
+    sampling: str = "regular",
+    step: float = STEP,
+    points: int = POINTS,
 ) -> dict[str, list[GeneratedSeries]]:
-    """Every family, ``series_per_family`` series each, deterministic for a ``seed``."""
+    """Every family, ``series_per_family`` series each, deterministic for a ``seed``.
+
+    ``step`` (seconds, a divisor of a day) and ``points`` make coarser or longer
+    series: ``step=3600, points=1600`` are hourly series of about 67 days. Anomaly
+    lengths stay in points, except a flat day, which stays a day.
+    """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, not {sampling!r}")
+    if not (step > 0.0 and 86400.0 % step == 0.0 and points >= 100):
+        raise ValueError(f"need a step that divides a day and >= 100 points, not {step}, {points}")
     out: dict[str, list[GeneratedSeries]] = {}
     for family, (base, kinds) in FAMILIES.items():
         out[family] = [
-            _series(family, k, base, kinds, seed, sampling) for k in range(series_per_family)
+            _series(family, k, base, kinds, seed, sampling, step, points)
+            for k in range(series_per_family)
         ]
     for family, base in FREE_FAMILIES.items():
         out[family] = [
-            _series(family, k, base, (), seed, sampling) for k in range(series_per_family)
+            _series(family, k, base, (), seed, sampling, step, points)
+            for k in range(series_per_family)
         ]
     return out

@@ -92,3 +92,17 @@ def test_generated_series_can_be_read_off_the_grid_or_with_points_lost() -> None
     assert kinds == {"jitter", "lost", "regular"}
     with pytest.raises(ValueError, match="sampling must be one of"):
         generate_families(series_per_family=1, sampling="sometimes")
+
+
+def test_generated_series_can_be_coarser() -> None:
+    # hourly series, as ad-exchange or taxi-demand metrics come: the budget and the
+    # profiles behave differently at coarse steps, and the 5-minute benchmark hid it
+    fams = generate_families(series_per_family=2, step=3600.0, points=1600)
+    for items in fams.values():
+        for s in items:
+            assert len(s.timestamps) == 1600
+            assert set(np.diff(s.timestamps)) == {3600.0}
+            assert (s.timestamps[0] - START) % 3600.0 == 0.0
+    assert all(sum(s.labels) > 0 for s in fams["business_hours"])
+    with pytest.raises(ValueError, match="divides a day"):
+        generate_families(series_per_family=1, step=7000.0)
