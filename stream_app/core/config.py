@@ -96,6 +96,8 @@ class CleaningConfig:
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# the longest period a false-alarm budget in points stretches to (daily or monthly data)
+BUDGET_MAX_DAYS = 90.0
 
 
 def parse_schedule(text: str) -> tuple[int, float, float] | None:
@@ -140,11 +142,19 @@ class PolicyConfig:
 
     **The budget.** By default the opening threshold follows from a false-alarm
     budget, not a fixed score: at most about one false episode per series per
-    ``false_episode_days`` days of data *at the series' own interval*. A score
-    is ``1 - p`` with ``p`` the estimated tail probability of the point, so a
-    series with interval ``dt`` opens at ``p <= dt / (false_episode_days *
-    86400)``: 0.9995 for 5-minute data and a 7-day budget, 0.99999835 for
-    1-second data. Setting ``threshold`` fixes the score instead.
+    ``false_episode_days`` days of data *at the series' own interval*, and per
+    ``false_episode_points`` of its points where that is longer (a coarse
+    series: 672 points are four weeks of hourly data), though never per more
+    than ``BUDGET_MAX_DAYS`` days (daily or monthly data). That period is
+    :meth:`budget_period`. A score is ``1 - p`` with ``p`` the estimated tail
+    probability of the point, so a series with interval ``dt`` opens at
+    ``p <= dt / period``: 0.9995 for 5-minute data, 0.99999835 for 1-second
+    data, 0.99851 for hourly data. Setting ``threshold`` fixes the score instead.
+
+    Why a floor in points: the false alarms of a series come per point, the
+    anomalies per incident. An hourly series paging once a week falsely has
+    one false alarm in 168 readings; most of its alarms are then false, and its
+    few real incidents are lost among them.
 
     An episode opens after ``min_points`` consecutive points at or above the
     opening threshold (in ``direction``), stays open while points reach
@@ -162,6 +172,7 @@ class PolicyConfig:
     cooldown_points: int = 1
     max_points: int = 1440
     false_episode_days: float = 7.0
+    false_episode_points: float = 672.0
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.close_threshold <= self.threshold < 1.0:
@@ -174,18 +185,38 @@ class PolicyConfig:
             raise ValueError("min_points, cooldown_points and max_points must be >= 1")
         if not self.false_episode_days > 0.0:
             raise ValueError("false_episode_days must be > 0")
+        if not self.false_episode_points >= 0.0:
+            raise ValueError("false_episode_points must be >= 0")
+
+    def budget_period(self, interval_s: float) -> float:
+        """Seconds of data per false episode allowed, for a series sampled every ``interval_s``.
+
+        >>> PolicyConfig().budget_period(300.0) / 86400  # 5-minute data: the 7 days
+        7.0
+        >>> PolicyConfig().budget_period(3600.0) / 86400  # hourly: 672 points
+        28.0
+        >>> PolicyConfig().budget_period(86400.0) / 86400  # daily: at most 90 days
+        90.0
+        """
+        days = self.false_episode_days * 86400.0
+        points = self.false_episode_points * max(interval_s, 1e-3)
+        if points > BUDGET_MAX_DAYS * 86400.0:
+            points = BUDGET_MAX_DAYS * 86400.0
+        return days if days >= points else points
 
     def open_threshold(self, interval_s: float) -> float:
         """The opening score for a series sampled every ``interval_s`` seconds.
 
         >>> round(PolicyConfig().open_threshold(300.0), 6)
         0.999504
+        >>> round(PolicyConfig().open_threshold(3600.0), 6)
+        0.998512
         >>> PolicyConfig(threshold=0.999).open_threshold(300.0)
         0.999
         """
         if self.threshold is not None:
             return self.threshold
-        p = max(interval_s, 1e-3) / (self.false_episode_days * 86400.0)
+        p = max(interval_s, 1e-3) / self.budget_period(interval_s)
         return max(self.close_threshold, 1.0 - min(p, 0.5))
 
 

@@ -47,7 +47,7 @@ ONSET_SCORE = 0.9995
 OTHER_SCALE = 0.999
 # The budget is honoured by evidence too: a series that opened more than RECENT_ALLOWANCE
 # times its budget's episodes over the last RECENT_SPAN budget periods (exponentially
-# weighted: 28 days for the default 7-day budget) needs a tail probability smaller by
+# weighted: 28 days for the default budget at 5 minutes) needs a tail probability smaller by
 # (count / allowance) ** 2 to open another, until its rate falls back. The calibrated
 # tail can be lighter than a series' own (bursts that are its normal behaviour, a
 # series that came alive with a scale still learning); this keeps it from paging on.
@@ -223,7 +223,7 @@ class EpisodePolicy:
         """Episodes opened lately as of ``ts`` (the weighted count decays with time)."""
         if not self.recent:
             return 0.0
-        span = RECENT_SPAN * self.cfg.false_episode_days * 86400.0
+        span = RECENT_SPAN * self.cfg.budget_period(self.interval)
         return self.recent * math.exp(-max(ts - self.recent_ts, 0.0) / span)
 
     def _over_budget(self, ts: float, score: float) -> bool:

@@ -3,6 +3,8 @@ cool-down and maximum length."""
 
 from __future__ import annotations
 
+import pytest
+
 from stream_app.core import EpisodePolicy, PolicyConfig
 from stream_app.core.records import EpisodeEvent
 
@@ -116,3 +118,28 @@ def test_a_series_that_keeps_overrunning_its_budget_gets_stricter() -> None:
     assert fixed[0] - 3 <= budget[0] <= fixed[0]  # the first week: little to learn from yet
     assert sum(budget[4:]) * 2 <= sum(fixed[4:])  # weeks 5-8: at most half as many
     assert min(budget[4:]) >= 1  # stricter, not deaf: the bursts still page sometimes
+
+
+def test_the_budget_is_per_days_and_at_least_per_672_points() -> None:
+    from stream_app.core import EngineConfig
+
+    cfg = PolicyConfig()
+    # 5-minute and finer series: one false episode per 7 days of data
+    assert cfg.open_threshold(300.0) == pytest.approx(1.0 - 300.0 / (7 * 86400.0), abs=1e-12)
+    assert cfg.open_threshold(1.0) == pytest.approx(1.0 - 1.0 / (7 * 86400.0), abs=1e-12)
+    # coarser: per 672 points (an hourly series would otherwise page falsely once in
+    # 168 readings), but never per more than 90 days (daily data: not once in 2 years)
+    assert cfg.open_threshold(3600.0) == pytest.approx(1.0 - 1.0 / 672.0, abs=1e-12)
+    assert cfg.open_threshold(1800.0) == pytest.approx(1.0 - 1.0 / 672.0, abs=1e-12)
+    assert cfg.budget_period(86400.0) == 90 * 86400.0
+    assert cfg.open_threshold(86400.0) == cfg.close_threshold  # 1 - 1/90 is below it
+    # the floor can be switched off, and is read from a configuration file
+    off = EngineConfig.from_mapping({"defaults": {"policy": {"false_episode_points": 0}}})
+    assert off.defaults.policy.open_threshold(3600.0) == pytest.approx(1.0 - 1.0 / 168.0)
+    for bad in (-1, "many"):
+        try:
+            EngineConfig.from_mapping({"defaults": {"policy": {"false_episode_points": bad}}})
+        except ValueError as exc:
+            assert "false_episode_points" in str(exc) or "many" in str(exc)
+        else:
+            raise AssertionError(f"false_episode_points={bad!r} was accepted")
