@@ -450,7 +450,7 @@ class RobustSeasonal:
         # or late, so near a profile bin's edge it may belong across it. On a regular
         # grid (points lost or not) this stays 0.
         off_grid = 0.0
-        if stp > 0.0 and gap == 1.0:
+        if stp > 0.0 and gap == 1.0 and dt > 0.0:  # dt / stp in (0, 2]: no overflow
             off_grid = dt - int(dt / stp + 0.5) * stp
             if off_grid > OFF_GRID * stp or -off_grid > OFF_GRID * stp:
                 off_grid = EDGE_STEPS * stp

@@ -488,6 +488,32 @@ def test_any_intervals_never_give_a_non_finite_output(steps: list[tuple[float, f
     assert again.to_bytes() == proc.to_bytes()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.floats(min_value=-1e12, max_value=1e12),
+                st.sampled_from([1e-300, 5e-324, -1e10, 0.0, 300.0, 299.7]),
+            ),
+            st.one_of(finite, extremes),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_the_detector_itself_takes_any_timestamps(steps: list[tuple[float, float]]) -> None:
+    # The cleaner passes on only later timestamps, but the detector is a library too:
+    # times out of order, repeated or 1e-300 apart must not raise (an interval of -1e10
+    # over a step of 1e-300 once overflowed reading how far off the grid a point was)
+    det = RobustSeasonal.create({}, seed=0)
+    ts = 0.0
+    for dt, value in steps + [(300.0, 1.0 + (i % 3)) for i in range(40)]:
+        ts += dt
+        for field in det.update(ts, value):
+            assert math.isfinite(field), (dt, value)
+
+
 def test_a_gap_of_any_length_leaves_a_series_that_still_pages() -> None:
     rng = np.random.default_rng(2)
     proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
