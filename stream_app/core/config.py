@@ -199,7 +199,8 @@ class PolicyConfig:
         90.0
         """
         days = self.false_episode_days * 86400.0
-        points = self.false_episode_points * max(interval_s, 1e-3)
+        # an interval that is not a number or not positive counts as 1 ms
+        points = self.false_episode_points * (interval_s if interval_s > 1e-3 else 1e-3)
         if points > BUDGET_MAX_DAYS * 86400.0:
             points = BUDGET_MAX_DAYS * 86400.0
         return days if days >= points else points

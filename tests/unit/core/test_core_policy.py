@@ -133,6 +133,9 @@ def test_the_budget_is_per_days_and_at_least_per_672_points() -> None:
     assert cfg.open_threshold(1800.0) == pytest.approx(1.0 - 1.0 / 672.0, abs=1e-12)
     assert cfg.budget_period(86400.0) == 90 * 86400.0
     assert cfg.open_threshold(86400.0) == cfg.close_threshold  # 1 - 1/90 is below it
+    for odd in (float("nan"), float("inf"), 0.0, -5.0):  # never a non-finite period
+        assert 0.0 < cfg.budget_period(odd) < float("inf")
+        assert cfg.close_threshold <= cfg.open_threshold(odd) < 1.0
     # the floor can be switched off, and is read from a configuration file
     off = EngineConfig.from_mapping({"defaults": {"policy": {"false_episode_points": 0}}})
     assert off.defaults.policy.open_threshold(3600.0) == pytest.approx(1.0 - 1.0 / 168.0)
