@@ -920,11 +920,11 @@ class RobustSeasonal:
     def _start_season(self, ts: float, n: int) -> None:
         """Learn the step from the first points: the selection horizon, and the profiles it fills.
 
-        The step is the mean interval so far, unless the running median of the
-        intervals disagrees by more than ``GAP_STEPS`` times: then a gap (a sensor
-        installed, then paused) is among the first points, and the decision waits
-        until the two agree (at most ``SEASON_WAIT_POINTS`` points). The smaller of
-        the two is taken: a gap must not leave a 5-minute series without its profiles.
+        The step is the smaller of the mean interval so far and the running median
+        of the intervals. Where the two disagree by more than ``GAP_STEPS`` times, a
+        gap (a sensor installed, then paused) is among the first points, and the
+        decision waits until they agree (at most ``SEASON_WAIT_POINTS`` points): a
+        gap must not leave a 5-minute series without its profiles.
         """
         step = (ts - self.t0) / (n - 1)
         stp = self.stp
