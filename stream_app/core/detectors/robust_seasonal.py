@@ -68,12 +68,13 @@ score in [0, 1].
 
 Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
-times its long-run value, and ``jump_points`` consecutive same-side outliers
-are taken as a level shift: the levels restart there and the scales re-learn
-quickly, so a shift is one alarm rather than a long string of them (a series that
-was exactly flat and comes alive also restarts its calibrator, which had only
-ever seen no surprise). While such
-a run builds up, its points are judged together (Stouffer's ``sum(z) /
+times its long-run value (and, between two whole numbers, at 0.63: a count is
+known to its unit at best, so a rare 1 in a series of zeros is no outlier), and
+``jump_points`` consecutive same-side outliers are taken as a level shift: the
+levels restart there and the scales re-learn quickly, so a shift is one alarm
+rather than a long string of them (a series that was exactly flat and comes
+alive also restarts its calibrator, which had only ever seen no surprise). While
+such a run builds up, its points are judged together (Stouffer's ``sum(z) /
 sqrt(run length)``, each ``z`` clipped at ``3 clip``), so a sustained fall within
 a spiky series' noise gathers evidence for ``jump_points`` points before the level
 gives in. A run that ends before it is a jump, by a return to where the fast level
@@ -190,6 +191,10 @@ DEFAULTS: dict[str, float] = {
     "season_margin": 0.9,
 }
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
+# where a value and the one before are whole numbers, the error scale (a mean absolute
+# error) is at least half a unit: sigma at least 0.63
+WHOLE_FLOOR = 0.5
+_WHOLE = 9e15  # whole numbers are exact in a float up to 2**53
 
 
 def _nearer(first: float, second: float, level: float) -> float:
@@ -568,6 +573,12 @@ class RobustSeasonal:
             el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
             self.el = el
         least = self.floor * el
+        if least < WHOLE_FLOOR and -_WHOLE < value < _WHOLE and value == int(value):
+            # whole numbers (counts): known to their unit at best, so a lone 1 in a
+            # series of zeros is not a 20-sigma event
+            pv = self.prev
+            if -_WHOLE < pv < _WHOLE and pv == int(pv):
+                least = WHOLE_FLOOR
         if err < least:
             err = least
         if gap > 1.0 and expected == lf:

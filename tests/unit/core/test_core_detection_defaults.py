@@ -329,6 +329,21 @@ def test_a_day_of_new_outliers_does_not_push_out_the_schedule(seed: int) -> None
     assert [i for i in opened if i not in spikes] == []
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_rare_count_of_one_is_no_outlier_but_a_burst_is(seed: int) -> None:
+    # Hourly counts, nearly always 0, a 1 in 1.5 % of the hours (purchases, crashes):
+    # the error scale of such a series is a few hundredths, and every 1 paged as a
+    # 20-sigma event (8-10 onsets after the first days, in 1,300 hours). A count is
+    # known to its unit at best; a 6 still pages.
+    rng = np.random.default_rng(seed)
+    values = (rng.random(1300) < 0.015).astype(float)
+    values[1000] = 6.0
+    _, events = _run(values.tolist(), step=3600.0)
+    opened = [round((e.ts - START) / 3600.0) for e in _opened_after(events, START)]
+    assert 1000 in opened
+    assert [i for i in opened if i >= 200 and i != 1000] == []
+
+
 def test_jittered_readings_at_a_schedule_edge_do_not_page() -> None:
     # Timestamps off the 5-minute grid by up to 30 s, and a rise at 06:57: the reading
     # due at 07:00 comes at 06:59:40 on some days, inside the 06:30 bin, whose profile
