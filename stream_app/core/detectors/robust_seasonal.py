@@ -11,10 +11,12 @@ Up to four forecasters run side by side on every point, all with winsorised
   delays that decision until the mean and the median interval agree), allowed
   to speak after 1.25 days;
   until the weekly profile speaks it stands for weekdays (see *the first week*);
-* a weekly profile on a level of its own, allowed to speak after 7.25 days:
-  336 bins of 30 min when the step visits each of them at least four times
-  (7.5 minutes or finer), else 168 bins of 1 h when it visits every hour four
-  times (a schedule from 09:30 is then a mixture inside its weekly bin).
+* a weekly profile on a level of its own: 336 bins of 30 min when the step
+  visits each of them at least four times a week (7.5 minutes or finer), else
+  168 bins of 1 h for a step of an hour or finer (a schedule from 09:30 is then
+  a mixture inside its weekly bin). It is allowed to speak after 7.25 days, and
+  not before its bins have been visited about four times each: after two weeks
+  at 30 minutes, four at an hour (a bin seen once is one reading, not a profile).
 
 **Outliers that recur at the same time of day** are part of the series'
 schedule: a nightly batch job, a shift that starts at 08:10, the points of a
@@ -163,7 +165,8 @@ CALM_Z = 0.02
 REVERT_POINTS = 500  # a return to the level before a jump within this many points
 JUMP_RATE = 0.05  # after a jump the error scales learn at most this fast per point
 BUMP_SPAN = 2  # a run's end within this many times jump_points of it can be a bump's
-WEEKLY_MIN_VISITS = 4  # the weekly profile needs a step that visits each hour 4 times
+WEEKLY_MIN_VISITS = 4  # fine weekly bins need a step that visits each 4 times a week; any
+# weekly profile speaks only once its bins were visited about this many times each
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
 SEASON_WAIT_POINTS = 1000  # ... or later, after a gap among the first points (at the latest here)
@@ -564,7 +567,12 @@ class RobustSeasonal:
                 speak = self.sc < margin * best
             if speak:
                 expected, err, best = fc, self.ec, self.sc
-            if week is not None and span >= WEEKLY_AFTER and self.swl < margin * best:
+            if (
+                week is not None
+                and span >= WEEKLY_AFTER
+                and span >= WEEKLY_MIN_VISITS * self.stp * len(week) + 0.25 * DAY
+                and self.swl < margin * best
+            ):
                 expected, err = fw, self.ew
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
@@ -961,5 +969,5 @@ class RobustSeasonal:
         self.tol = 0.5 * step
         if step <= WEEK / FINE_WEEK_BINS / WEEKLY_MIN_VISITS:
             self.week = [_NAN] * FINE_WEEK_BINS
-        elif step <= WEEK / WEEK_BINS / WEEKLY_MIN_VISITS:
+        elif step <= WEEK / WEEK_BINS:
             self.week = [_NAN] * WEEK_BINS

@@ -344,6 +344,22 @@ def test_a_rare_count_of_one_is_no_outlier_but_a_burst_is(seed: int) -> None:
     assert [i for i in opened if i >= 200 and i != 1000] == []
 
 
+def test_hourly_business_hours_learn_their_weekends() -> None:
+    # An hourly series had no weekly profile (it needed four readings per bin per
+    # week), so every weekend of a business-hours metric was news. It now has one,
+    # which speaks once each hourly bin was seen four times: after four weeks.
+    paging = 0
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        offsets = np.arange(10 * 7 * 24) * 3600.0
+        hours = (offsets % 86400.0) / 3600.0
+        on = (hours >= 9.0) & (hours < 18.0) & ((offsets // 86400.0) % 7 < 5)
+        values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
+        events = _run_at((START + offsets).tolist(), values.tolist())
+        paging += sum(1 for e in events if e.event == "opened" and e.ts >= START + 29 * 86400)
+    assert paging == 0
+
+
 def test_jittered_readings_at_a_schedule_edge_do_not_page() -> None:
     # Timestamps off the 5-minute grid by up to 30 s, and a rise at 06:57: the reading
     # due at 07:00 comes at 06:59:40 on some days, inside the 06:30 bin, whose profile
