@@ -197,7 +197,6 @@ LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
 WHOLE_FLOOR = 0.5
-_WHOLE = 9e15  # whole numbers are exact in a float up to 2**53
 
 
 def _nearer(first: float, second: float, level: float) -> float:
@@ -581,12 +580,10 @@ class RobustSeasonal:
             el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
             self.el = el
         least = self.floor * el
-        if least < WHOLE_FLOOR and -_WHOLE < value < _WHOLE and value == int(value):
+        if least < WHOLE_FLOOR and value % 1.0 == 0.0 and self.prev % 1.0 == 0.0:
             # whole numbers (counts): known to their unit at best, so a lone 1 in a
-            # series of zeros is not a 20-sigma event
-            pv = self.prev
-            if -_WHOLE < pv < _WHOLE and pv == int(pv):
-                least = WHOLE_FLOOR
+            # series of zeros is not a 20-sigma event (NaN % 1 is NaN: not whole)
+            least = WHOLE_FLOOR
         if err < least:
             err = least
         if gap > 1.0 and expected == lf:
