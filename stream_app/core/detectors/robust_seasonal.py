@@ -45,9 +45,10 @@ regular grid, with points lost or not, nothing changes.
 speak, and a series starts on any day. On its first weekend, where the daily
 profile misses by more than the clip and the level is nearer, the level speaks
 and the profile does not learn: a week of weekdays says nothing about
-weekends. That miss is held against the daily profile only once the weekly
-profile can speak instead (``scd``): before, the level is the alternative, and
-it would take over the next weekdays. A series that began on a Friday or a
+weekends. That miss is held against the daily profile only after the first
+week (``scd``, at ``WEEKLY_AFTER``, when a weekly profile of a step of 15 minutes
+or finer can speak instead; a coarser one speaks later, see above): before, the
+level is the alternative, and it would take over the next weekdays. A series that began on a Friday or a
 weekend learned its profile mostly on a weekend; on its first Monday every
 daily bin is put on notice (``rm``): where the bin's first visit misses by
 more than the clip, the level speaks if it is nearer (or the bin before, which
@@ -205,20 +206,32 @@ def _nearer(first: float, second: float, level: float) -> float:
 
 
 def _across(
-    profile: list[float], b: int, before: bool, level: float, value: float, clip: float
+    profile: list[float], b: int, pos: float, half: float, level: float, value: float, clip: float
 ) -> int:
-    """The bin a point read near an edge of bin ``b`` belongs to.
+    """The bin of a point read off the grid at phase ``pos`` (in bins; its bin is ``b``).
 
-    That is the bin across the edge (the one before it if ``before``) when bin
-    ``b`` misses ``value`` by more than ``clip`` and that bin is nearer; else ``b``.
+    Within ``half`` a bin of an edge of ``b``, it is the bin across that edge when
+    bin ``b`` misses ``value`` by more than ``clip`` and that bin is nearer; else ``b``.
     """
+    off = pos - int(pos)
+    if off < half:
+        other = b - 1 if b else len(profile) - 1
+    elif 1.0 - off < half:
+        other = b + 1 if b + 1 < len(profile) else 0
+    else:
+        return b
     miss = value - level - profile[b]
     miss = miss if miss >= 0.0 else -miss
     if not miss > clip:
         return b
-    other = b - 1 if before else b + 1 if b + 1 < len(profile) else 0
     d = value - level - profile[other]
     return other if (d if d >= 0.0 else -d) < miss else b  # an unseen bin (NaN) is never nearer
+
+
+def _short_run(jumps: int, step: float) -> bool:
+    """A run of ``jumps`` outliers (signed) still short enough to be remembered by time of day."""
+    run = jumps if jumps >= 0 else -jumps
+    return run < RECUR_RUN or run * step < _BIN
 
 
 def _weekend(ts: float) -> bool:
@@ -321,7 +334,7 @@ class RobustSeasonal:
         )
         self.a_sel = 0.0
         # the first week (see the module's docstring): the daily profile's first-weekend
-        # misses, charged to its long-horizon error once the weekly profile can speak;
+        # misses, charged to its long-horizon error after the first week;
         # and the daily bins on notice after a Friday or weekend start (a bit per bin)
         self.scd = 0.0
         self.rm = 0
@@ -480,7 +493,8 @@ class RobustSeasonal:
             ):
                 self.rm = _ALL_BINS  # the first Monday after a Friday or weekend start
             lc = self.lc
-            bd = int((ts % DAY) * _DAY_SCALE) % DAY_BINS
+            pos = (ts % DAY) * _DAY_SCALE  # the daily phase, in bins
+            bd = int(pos) % DAY_BINS
             sd = day[bd]
             if sd != sd:  # first visit of this bin: start from the level residual
                 sd = day[bd] = value - lc
@@ -492,14 +506,10 @@ class RobustSeasonal:
             if off_grid:
                 # a point read off the grid, near its bin's edge, may belong to the bin
                 # across it: a timestamp a little late or early at a schedule's edge
-                pos = (ts % DAY) * _DAY_SCALE
-                off = pos - int(pos)
-                half = off_grid * _DAY_SCALE
-                if off < half or 1.0 - off < half:
-                    b = _across(day, bd, off < half, lc, value, self.k * self.ec)
-                    if b != bd:
-                        bd = b % DAY_BINS
-                        sd = day[bd]
+                b = _across(day, bd, pos, off_grid * _DAY_SCALE, lc, value, self.k * self.ec)
+                if b != bd:
+                    bd = b
+                    sd = day[b]
             fc = lc + sd
             if week is None:
                 bw = 0
@@ -507,7 +517,8 @@ class RobustSeasonal:
                 fw = fc
             else:
                 bins = len(week)
-                bw = int(((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)) % bins
+                pos = ((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)  # the weekly phase, in bins
+                bw = int(pos) % bins
                 sw = week[bw]
                 lw = self.lw
                 if sw != sw:
@@ -518,14 +529,12 @@ class RobustSeasonal:
                         sw = week[bw] = _nearer(sw, value - lw, lf - lw)
                     self.tw = -1
                 if off_grid:
-                    pos = ((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)
-                    off = pos - int(pos)
-                    half = off_grid * (bins / WEEK)
-                    if off < half or 1.0 - off < half:
-                        b = _across(week, bw, off < half, lw, value, self.k * self.ew)
-                        if b != bw:
-                            bw = b % bins
-                            sw = week[bw]
+                    b = _across(
+                        week, bw, pos, off_grid * (bins / WEEK), lw, value, self.k * self.ew
+                    )
+                    if b != bw:
+                        bw = b
+                        sw = week[b]
                 fw = lw + sw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
@@ -560,7 +569,7 @@ class RobustSeasonal:
                                 expected, err = fp, self.ec
             else:
                 if self.scd or self.rm:
-                    self.sc += self.scd  # the first weekend's misses, now the weekly can speak
+                    self.sc += self.scd  # the first weekend's misses, now the first week is over
                     self.scd = 0.0
                     self.rm = 0
                 speak = self.sc < margin * best
@@ -569,8 +578,8 @@ class RobustSeasonal:
             if (
                 week is not None
                 and span >= WEEKLY_AFTER
-                and span >= WEEKLY_MIN_VISITS * self.stp * len(week) + 0.25 * DAY
                 and self.swl < margin * best
+                and span >= WEEKLY_MIN_VISITS * self.stp * len(week) + 0.25 * DAY
             ):
                 expected, err = fw, self.ew
         # sigma never collapses below a fraction of its long-run value (flat stretches)
@@ -597,8 +606,7 @@ class RobustSeasonal:
         a = z if z >= 0.0 else -z
         shown = expected  # the expected value published: with a recurring outlier's usual size
         raw = a
-        run = self.jumps if self.jumps >= 0 else -self.jumps
-        if a > self.clip and self.tol and (run < RECUR_RUN or run * self.stp < _BIN):
+        if a > self.clip and self.tol and _short_run(self.jumps, self.stp):
             usual = self._recurring(ts, n, value - expected)
             if usual:
                 # judged against its usual size, which varies by a fraction of itself
@@ -866,15 +874,15 @@ class RobustSeasonal:
             learn = True
             rm = self.rm
             if bd == -2:
-                # a first-weekend miss: charged to the daily profile once the weekly can
-                # speak; the profile does not learn it
+                # a first-weekend miss: charged to the daily profile after the first
+                # week; the profile does not learn it
                 self.scd += a_sel * e * e
                 learn = False
             elif rm and rm >> bd & 1:
                 self.rm = rm ^ (1 << bd)
                 if ar > lim > 0.0:
                     # a bin on notice that misses starts again at the value, on trial
-                    # until the next point; its miss counts once the weekly can speak
+                    # until the next point; its miss counts after the first week
                     day[bd] = value - self.lc
                     self.tb = bd
                     self.scd += a_sel * e * e

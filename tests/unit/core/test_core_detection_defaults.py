@@ -31,11 +31,18 @@ def _run(
     config: EngineConfig | None = None,
     start: float = START,
 ) -> tuple[list[float | None], list[EpisodeEvent]]:
+    return _run_at([start + step * i for i in range(len(values))], values, config)
+
+
+def _run_at(
+    times: list[float], values: list[float], config: EngineConfig | None = None
+) -> tuple[list[float | None], list[EpisodeEvent]]:
+    """Scores and value events of one series read at ``times`` (any intervals)."""
     proc = SeriesProcessor.create("test/entity", "m", config or EngineConfig.default())
     scores: list[float | None] = []
     events: list[EpisodeEvent] = []
-    for i, value in enumerate(values):
-        point, new = proc.process(start + step * i, value)
+    for ts, value in zip(times, values, strict=True):
+        point, new = proc.process(ts, value)
         scores.append(point.score)
         events.extend(e for e in new if e.kind == "value")
     return scores, events
@@ -266,14 +273,6 @@ def test_a_spike_on_the_first_monday_after_a_friday_start_still_pages() -> None:
     assert spike in opened
 
 
-def _run_at(times: list[float], values: list[float]) -> list[EpisodeEvent]:
-    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
-    events: list[EpisodeEvent] = []
-    for ts, value in zip(times, values, strict=True):
-        events.extend(e for e in proc.process(ts, value)[1] if e.kind == "value")
-    return events
-
-
 @pytest.mark.parametrize("after", [1, 5, 15])
 def test_an_outage_among_the_first_points_does_not_cost_the_profiles(after: int) -> None:
     # The step was the mean interval of the first 20 points: an 8-hour outage among
@@ -285,7 +284,7 @@ def test_an_outage_among_the_first_points_does_not_cost_the_profiles(after: int)
     hours = (offsets % 86400.0) / 3600.0
     on = (hours >= 9.0) & (hours < 18.0) & ((offsets // 86400.0) % 7 < 5)
     values = np.where(on, 60.0, 10.0) + np.random.default_rng(after).normal(0.0, 1.0, on.size)
-    events = _run_at((START + offsets).tolist(), values.tolist())
+    _, events = _run_at((START + offsets).tolist(), values.tolist())
     late = [e for e in events if e.event == "opened" and e.ts >= START + 2.5 * 86400]
     assert [round((e.ts - START) / 3600.0, 1) for e in late] == []
 
@@ -304,7 +303,7 @@ def test_a_weekday_schedule_with_readings_lost_does_not_page_again() -> None:
         on = (hours >= 9.0 + 10.0 / 60.0) & (hours < 15.0 + 40.0 / 60.0)
         on &= (offsets // 86400.0) % 7 < 5
         values = np.where(on, 40.0, 5.0) + rng.normal(0.0, 0.7, offsets.size)
-        events = _run_at((START + offsets).tolist(), values.tolist())
+        _, events = _run_at((START + offsets).tolist(), values.tolist())
         paging += sum(1 for e in events if e.event == "opened" and e.ts >= START + 3 * 86400)
     assert paging <= 3
 
@@ -355,7 +354,7 @@ def test_hourly_business_hours_learn_their_weekends() -> None:
         hours = (offsets % 86400.0) / 3600.0
         on = (hours >= 9.0) & (hours < 18.0) & ((offsets // 86400.0) % 7 < 5)
         values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
-        events = _run_at((START + offsets).tolist(), values.tolist())
+        _, events = _run_at((START + offsets).tolist(), values.tolist())
         paging += sum(1 for e in events if e.event == "opened" and e.ts >= START + 29 * 86400)
     assert paging == 0
 
@@ -372,7 +371,7 @@ def test_jittered_readings_at_a_schedule_edge_do_not_page() -> None:
         hours = (offsets % 86400.0) / 3600.0
         on = (hours >= 6.95) & (hours < 15.95)
         values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
-        events = _run_at((START + offsets).tolist(), values.tolist())
+        _, events = _run_at((START + offsets).tolist(), values.tolist())
         paging += sum(1 for e in events if e.event == "opened" and e.ts >= START + 2.5 * 86400)
     assert paging == 0
 
