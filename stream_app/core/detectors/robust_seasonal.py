@@ -83,6 +83,15 @@ a spiky series' noise gathers evidence for ``jump_points`` points before the lev
 gives in. A run that ends before it is a jump, by a return to where the fast level
 stood when the run began, was a bump: the fast level, which the run pulled along,
 restarts at the returning value, so the end of a bump is not a second alarm.
+**A sustained shift within the noise** (a drift that ramps away over hours, a
+level that moves by two or three sigma) never makes a run of outliers: the levels
+follow it, and its misses stay between one and two sigma. Their mean does not: an
+exponentially weighted mean of the clipped ``z`` (``SHIFT_ALPHA``, about ten points),
+in units of its own root mean square (learned over about 300 points, so the misses
+of a profile that are correlated from point to point count for what they are, and
+never below what unit white noise gives), speaks when it passes ``SHIFT_Z`` and the
+point's own surprise, and is scored by the calibrator like it; the calibrator
+still learns the point's own surprise.
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -130,12 +139,13 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 6
+_VERSION = 7
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
+_STATE_V7 = "dd"  # then version 7's sustained-shift evidence: the mean of z, its mean square
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -194,6 +204,13 @@ DEFAULTS: dict[str, float] = {
     "jump_points": 12,
     "season_margin": 0.9,
 }
+# A sustained shift (see the module's docstring): the mean of the clipped z, exponentially
+# weighted (SHIFT_ALPHA), measured in units of its own root mean square (learned at
+# SHIFT_VAR_ALPHA, and never below what unit white noise gives it), speaks at SHIFT_Z
+SHIFT_ALPHA = 0.1
+SHIFT_VAR_ALPHA = 0.003
+SHIFT_Z = 4.0
+_SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)  # the mean square of that mean for white noise
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -287,8 +304,10 @@ class RobustSeasonal:
         "sc",
         "scd",
         "sf",
+        "sm",
         "ss",
         "stp",
+        "sv",
         "swl",
         "t0",
         "tb",
@@ -328,6 +347,8 @@ class RobustSeasonal:
         self.rl = 0.0  # the fast level when the last run of outliers began
         self.rk = 0  # points left in which a return ends that run as a bump (signed: its side)
         self.t0 = self.lf = self.ef = self.ls = self.tr = self.es = 0.0
+        self.sm = 0.0  # the mean of the clipped z lately (a sustained shift's evidence)
+        self.sv = _SHIFT_NULL  # ... and its mean square
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -366,7 +387,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -400,6 +421,10 @@ class RobustSeasonal:
                 scd, rm = r.raw(_STATE_V6)
                 det.scd = float(scd)
                 det.rm = int(rm)
+            if blob[0] >= 7:
+                sm, sv = r.raw(_STATE_V7)
+                det.sm = float(sm)
+                det.sv = float(sv)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -424,6 +449,7 @@ class RobustSeasonal:
         for k in range(0, len(mem), 4):
             w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
         w.raw(_STATE_V6, self.scd, self.rm)
+        w.raw(_STATE_V7, self.sm, self.sv)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -657,9 +683,27 @@ class RobustSeasonal:
             a = z if z >= 0.0 else -z
         if a > clip or self.jumps:
             a = self._run_evidence(z, a)
+        learned = -1.0  # >= 0: the sustained shift speaks; the calibrator learns this instead
+        if n > 10:
+            # a sustained shift: the mean of the clipped z lately, in units of its own
+            # root mean square (the misses of a drift within the noise add up)
+            m = self.sm
+            m += SHIFT_ALPHA * ((z if -clip <= z <= clip else clip if z > 0.0 else -clip) - m)
+            self.sm = m
+            v = self.sv
+            shift = m / math.sqrt(v if v > _SHIFT_NULL else _SHIFT_NULL)
+            self.sv = v + SHIFT_VAR_ALPHA * (m * m - v)
+            shift = shift if shift >= 0.0 else -shift
+            if shift > a and shift > SHIFT_Z:
+                learned = a
+                a = shift
         cal = self.cal
         if n <= 10:
             score = 0.0
+        elif learned >= 0.0:
+            # the calibrator knows the tail of a point's own surprise: it learns that
+            score = cal.score(_log1p(a))
+            cal.score_learn(_log1p(learned))
         elif shown != expected:
             # a recurring outlier is scored at its usual size, but the calibrator still
             # learns its raw surprise: what the series' tail looks like does not change
@@ -934,6 +978,7 @@ class RobustSeasonal:
         self.lc = value - daily
         self.lw = value - weekly
         self.tr = 0.0
+        self.sm = 0.0  # the shift is taken: its evidence starts again at the new level
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta

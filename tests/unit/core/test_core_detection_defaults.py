@@ -17,8 +17,15 @@ from hypothesis import strategies as st
 
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
-from stream_app.core.detectors.robust_seasonal import _SLOT, _STATE_V5, _STATE_V6, RobustSeasonal
-from stream_app.offline.families import random_walk
+from stream_app.core.detectors.robust_seasonal import (
+    _SLOT,
+    _STATE_V5,
+    _STATE_V6,
+    _STATE_V7,
+    SHIFT_Z,
+    RobustSeasonal,
+)
+from stream_app.offline.families import drift_ramp, random_walk, stationary
 
 STEP = 300.0
 DAY_POINTS = 288
@@ -386,6 +393,33 @@ def test_a_missing_business_day_is_found_once_the_pattern_is_known() -> None:
     assert abs(opened[0].ts - (START + (day + 9 * 12) * STEP)) <= 3 * STEP
 
 
+@pytest.mark.parametrize("seed", [1, 7, 12, 16, 27, 35])
+def test_a_slow_drift_within_the_noise_is_found(seed: int) -> None:
+    # A noisy stationary metric that ramps away by 1.6-3.3 sigma over three to twelve
+    # hours and stays there (the generated drift family): the levels follow it, no
+    # point is beyond the clip, and none of 40 such series paged in the ramp (the
+    # family found 0 of 11). The mean of its misses is a sustained shift.
+    t = np.arange(3000) * STEP
+    values = stationary(np.random.default_rng(seed), t)
+    values, ramp = drift_ramp(np.random.default_rng(seed + 100), values, 3000, DAY_POINTS)
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 450 * STEP)]
+    length = ramp.stop - ramp.start
+    assert any(ramp.start - length <= i < ramp.stop + 12 for i in opened), (ramp, opened)
+
+
+def test_a_rare_one_among_zeros_is_no_sustained_shift() -> None:
+    # Per-minute counts of errors: 0 for hours, then a 1. The misses were all 0, so
+    # the mean square of their mean fell to nothing, and a single 1 (z 1.6) was a
+    # 16-sigma "shift" (the anomaly-free service-unavailable series paged 3 times
+    # instead of once). The mean is never measured below what white noise gives it.
+    det = RobustSeasonal.create({}, seed=0)
+    for i in range(3000):
+        det.update(60.0 * i, 0.0)
+    score, _, _, _, z = det.update(60.0 * 3000, 1.0)
+    assert 1.0 < z < SHIFT_Z and score < 0.999  # its own surprise, not a shift's
+
+
 def test_an_episode_resolves_when_the_series_is_back_to_normal() -> None:
     rng = np.random.default_rng(3)
     values = (50.0 + rng.normal(0.0, 1.0, 3000)).tolist()
@@ -577,15 +611,21 @@ def test_the_budget_sets_the_opening_score_from_the_series_interval() -> None:
     assert PolicyConfig(threshold=0.999).open_threshold(1.0) == 0.999
 
 
-def test_versions_3_4_and_5_detector_states_still_load() -> None:
+def test_versions_3_to_6_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
-    # version 6 the first week's deferred miss and bins on notice; a worker upgraded
-    # over an older state keeps what its series learned
+    # version 6 the first week's deferred miss and bins on notice, version 7 the
+    # sustained shift's evidence; a worker upgraded over an older state keeps what
+    # its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(300):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
     assert det.mem  # the outliers are remembered
-    v6 = det.to_bytes()
+    v7 = det.to_bytes()
+    v6 = b"\x06" + v7[1 : -struct.calcsize("<" + _STATE_V7)]
+    six = RobustSeasonal.load(v6, {}, seed=0)
+    assert (six.sm, six.mem) == (0.0, det.mem)  # the shift's evidence starts again
+    assert RobustSeasonal.load(v7, {}, seed=0).to_bytes() == v7
+    det = six  # below, every older state is compared with the version 6 one
     v5 = b"\x05" + v6[1 : -struct.calcsize("<" + _STATE_V6)]
     tail = struct.calcsize("<" + _STATE_V5) + 4 + struct.calcsize("<" + _SLOT) * (len(det.mem) // 4)
     v4 = b"\x04" + v5[1:-tail]
@@ -599,7 +639,6 @@ def test_versions_3_4_and_5_detector_states_still_load() -> None:
         assert old.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
         det = RobustSeasonal.load(v6, {}, seed=0)
     assert older.update(60.0 * 300, 10.3) == det.update(60.0 * 300, 10.3)
-    assert RobustSeasonal.load(v6, {}, seed=0).to_bytes() == v6
     assert (RobustSeasonal.load(v3, {}, seed=0).rl, RobustSeasonal.load(v3, {}, seed=0).rk) == (
         0.0,
         0,
