@@ -90,8 +90,11 @@ exponentially weighted mean of the clipped ``z`` (``SHIFT_ALPHA``, about ten poi
 in units of its own root mean square (learned over about 300 points, so the misses
 of a profile that are correlated from point to point count for what they are, and
 never below what unit white noise gives), speaks when it passes ``SHIFT_Z`` and the
-point's own surprise, and is scored by the calibrator like it; the calibrator
-still learns the point's own surprise.
+point's own surprise. Being a mean of many clipped misses, it is near normal
+whatever the tail of one miss, so it is scored by the normal tail (the calibrator's
+tail, learned from single points, is far heavier and hid it); the calibrator still
+learns the point's own surprise. On 1-second sensor data (a valve that moves a flow
+by a sigma or two for minutes) this is the only evidence there is.
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -209,7 +212,8 @@ DEFAULTS: dict[str, float] = {
 # SHIFT_VAR_ALPHA, and never below what unit white noise gives it), speaks at SHIFT_Z
 SHIFT_ALPHA = 0.1
 SHIFT_VAR_ALPHA = 0.003
-SHIFT_Z = 4.0
+SHIFT_Z = 4.5
+_SQRT_HALF = math.sqrt(0.5)
 _SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)  # the mean square of that mean for white noise
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
@@ -701,8 +705,13 @@ class RobustSeasonal:
         if n <= 10:
             score = 0.0
         elif learned >= 0.0:
-            # the calibrator knows the tail of a point's own surprise: it learns that
+            # the shift's evidence is a mean of many clipped misses, near normal whatever
+            # the tail of one miss: it is scored by the normal tail (two-sided), or by the
+            # calibrator if that says more; the calibrator learns the point's own surprise
             score = cal.score(_log1p(a))
+            normal = 1.0 - math.erfc(a * _SQRT_HALF)
+            if normal > score:
+                score = normal
             cal.score_learn(_log1p(learned))
         elif shown != expected:
             # a recurring outlier is scored at its usual size, but the calibrator still
