@@ -62,13 +62,23 @@ DASH = "\N{EN DASH}"
 def explain(value: float, z: float, expected: float, lower: float, upper: float, det: str) -> str:
     """Short human explanation of an anomalous value.
 
+    A value inside its band opens an episode only on the evidence of the points
+    before it (a run, or a sustained shift), and says so:
+
     >>> explain(97.2, 6.1, 71.3, 68.0, 74.6, "robust_seasonal").encode("ascii", "replace")
     b'value 97.2 is 6.1? above expected 71.3 (band 68?74.6), detector robust_seasonal'
+    >>> explain(73.0, 1.2, 71.3, 68.0, 74.6, "robust_seasonal").encode("ascii", "replace")
+    b'value 73 is 1.2? above expected 71.3 (band 68?74.6), inside its band but the values before it sit above expected too: a sustained shift, detector robust_seasonal'
     """
     side = "above" if value >= expected else "below"
+    inside = ""
+    if lower <= value <= upper:
+        inside = (
+            f", inside its band but the values before it sit {side} expected too: a sustained shift"
+        )
     return (
         f"value {value:.6g} is {abs(z):.1f}{SIGMA} {side} expected {expected:.6g} "
-        f"(band {lower:.6g}{DASH}{upper:.6g}), detector {det}"
+        f"(band {lower:.6g}{DASH}{upper:.6g}){inside}, detector {det}"
     )
 
 
