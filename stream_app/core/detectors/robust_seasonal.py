@@ -85,16 +85,18 @@ stood when the run began, was a bump: the fast level, which the run pulled along
 restarts at the returning value, so the end of a bump is not a second alarm.
 **A sustained shift within the noise** (a drift that ramps away over hours, a
 level that moves by two or three sigma) never makes a run of outliers: the levels
-follow it, and its misses stay between one and two sigma. Their mean does not: an
-exponentially weighted mean of the clipped ``z`` (``SHIFT_ALPHA``, about ten points),
-in units of its own root mean square (learned over about 300 points, so the misses
-of a profile that are correlated from point to point count for what they are, and
-never below what unit white noise gives), speaks when it passes ``SHIFT_Z`` and the
-point's own surprise. Being a mean of many clipped misses, it is near normal
-whatever the tail of one miss, so it is scored by the normal tail (the calibrator's
-tail, learned from single points, is far heavier and hid it); the calibrator still
-learns the point's own surprise. On 1-second sensor data (a valve that moves a flow
-by a sigma or two for minutes) this is the only evidence there is.
+follow it, and its misses stay between one and two sigma. Their mean does not.
+Two exponentially weighted means of the clipped ``z`` (``SHIFT_ALPHA``, about ten
+points, and ``SHIFT_SLOW_ALPHA``, about 30, for drifts), each in units of its own
+root mean square (learned over about 300 points, so the misses of a profile that
+are correlated from point to point count for what they are, and never below what
+unit white noise gives), speak when one passes ``SHIFT_Z`` and the point's own
+surprise. Being a mean of many clipped misses, it is near normal whatever the tail
+of one miss, so it is scored by the normal tail (the calibrator's tail, learned
+from single points, is far heavier and hid it); the calibrator still learns the
+point's own surprise. On 1-second sensor data (a valve that moves a flow by a sigma
+or two for minutes) this is the only evidence there is.
+
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -148,7 +150,7 @@ _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
-_STATE_V7 = "dd"  # then version 7's sustained-shift evidence: the mean of z, its mean square
+_STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -208,13 +210,17 @@ DEFAULTS: dict[str, float] = {
     "season_margin": 0.9,
 }
 # A sustained shift (see the module's docstring): the mean of the clipped z, exponentially
-# weighted (SHIFT_ALPHA), measured in units of its own root mean square (learned at
-# SHIFT_VAR_ALPHA, and never below what unit white noise gives it), speaks at SHIFT_Z
+# weighted (SHIFT_ALPHA, and a slower one, SHIFT_SLOW_ALPHA, for drifts), each measured in
+# units of its own root mean square (learned at SHIFT_VAR_ALPHA, and never below what unit
+# white noise gives it), speaks at SHIFT_Z
 SHIFT_ALPHA = 0.1
+SHIFT_SLOW_ALPHA = 0.03
 SHIFT_VAR_ALPHA = 0.003
 SHIFT_Z = 4.5
 _SQRT_HALF = math.sqrt(0.5)
-_SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)  # the mean square of that mean for white noise
+# the mean square of each mean for unit white noise
+_SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)
+_SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -309,9 +315,11 @@ class RobustSeasonal:
         "scd",
         "sf",
         "sm",
+        "sms",
         "ss",
         "stp",
         "sv",
+        "svs",
         "swl",
         "t0",
         "tb",
@@ -353,6 +361,8 @@ class RobustSeasonal:
         self.t0 = self.lf = self.ef = self.ls = self.tr = self.es = 0.0
         self.sm = 0.0  # the mean of the clipped z lately (a sustained shift's evidence)
         self.sv = _SHIFT_NULL  # ... and its mean square
+        self.sms = 0.0  # the same over a longer horizon (a slow drift's evidence)
+        self.svs = _SLOW_NULL
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -426,9 +436,9 @@ class RobustSeasonal:
                 det.scd = float(scd)
                 det.rm = int(rm)
             if blob[0] >= 7:
-                sm, sv = r.raw(_STATE_V7)
-                det.sm = float(sm)
-                det.sv = float(sv)
+                sm, sv, sms, svs = r.raw(_STATE_V7)
+                det.sm, det.sv = float(sm), float(sv)
+                det.sms, det.svs = float(sms), float(svs)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -453,7 +463,7 @@ class RobustSeasonal:
         for k in range(0, len(mem), 4):
             w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
         w.raw(_STATE_V6, self.scd, self.rm)
-        w.raw(_STATE_V7, self.sm, self.sv)
+        w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -689,15 +699,23 @@ class RobustSeasonal:
             a = self._run_evidence(z, a)
         learned = -1.0  # >= 0: the sustained shift speaks; the calibrator learns this instead
         if n > 10:
-            # a sustained shift: the mean of the clipped z lately, in units of its own
-            # root mean square (the misses of a drift within the noise add up)
-            m = self.sm
-            m += SHIFT_ALPHA * ((z if -clip <= z <= clip else clip if z > 0.0 else -clip) - m)
+            # a sustained shift: the mean of the clipped z lately (over two horizons), in
+            # units of its own root mean square (the misses of a drift within the noise add up)
+            zc = z if -clip <= z <= clip else clip if z > 0.0 else -clip
+            m = self.sm + SHIFT_ALPHA * (zc - self.sm)
+            ms = self.sms + SHIFT_SLOW_ALPHA * (zc - self.sms)
             self.sm = m
+            self.sms = ms
             v = self.sv
+            vs = self.svs
             shift = m / math.sqrt(v if v > _SHIFT_NULL else _SHIFT_NULL)
+            slow = ms / math.sqrt(vs if vs > _SLOW_NULL else _SLOW_NULL)
             self.sv = v + SHIFT_VAR_ALPHA * (m * m - v)
+            self.svs = vs + SHIFT_VAR_ALPHA * (ms * ms - vs)
             shift = shift if shift >= 0.0 else -shift
+            slow = slow if slow >= 0.0 else -slow
+            if slow > shift:
+                shift = slow
             if shift > a and shift > SHIFT_Z:
                 learned = a
                 a = shift
@@ -987,7 +1005,7 @@ class RobustSeasonal:
         self.lc = value - daily
         self.lw = value - weekly
         self.tr = 0.0
-        self.sm = 0.0  # the shift is taken: its evidence starts again at the new level
+        self.sm = self.sms = 0.0  # the shift is taken: its evidence starts again at the new level
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
