@@ -83,6 +83,7 @@ a spiky series' noise gathers evidence for ``jump_points`` points before the lev
 gives in. A run that ends before it is a jump, by a return to where the fast level
 stood when the run began, was a bump: the fast level, which the run pulled along,
 restarts at the returning value, so the end of a bump is not a second alarm.
+
 **A sustained shift within the noise** (a drift that ramps away over hours, a
 level that moves by two or three sigma) never makes a run of outliers: the levels
 follow it, and its misses stay between one and two sigma. Their mean does not.
@@ -712,10 +713,12 @@ class RobustSeasonal:
             slow = ms / math.sqrt(vs if vs > _SLOW_NULL else _SLOW_NULL)
             self.sv = v + SHIFT_VAR_ALPHA * (m * m - v)
             self.svs = vs + SHIFT_VAR_ALPHA * (ms * ms - vs)
-            shift = shift if shift >= 0.0 else -shift
-            slow = slow if slow >= 0.0 else -slow
-            if slow > shift:
+            if (slow if slow >= 0.0 else -slow) > (shift if shift >= 0.0 else -shift):
                 shift = slow
+            # it speaks for a point on its own side only: the episode takes the point's
+            # side (``z``) as its direction, and its explanation says where the values sit
+            if z < 0.0:
+                shift = -shift
             if shift > a and shift > SHIFT_Z:
                 learned = a
                 a = shift
