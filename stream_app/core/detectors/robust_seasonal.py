@@ -713,12 +713,10 @@ class RobustSeasonal:
             slow = ms / math.sqrt(vs if vs > _SLOW_NULL else _SLOW_NULL)
             self.sv = v + SHIFT_VAR_ALPHA * (m * m - v)
             self.svs = vs + SHIFT_VAR_ALPHA * (ms * ms - vs)
-            if (slow if slow >= 0.0 else -slow) > (shift if shift >= 0.0 else -shift):
+            shift = shift if shift >= 0.0 else -shift
+            slow = slow if slow >= 0.0 else -slow
+            if slow > shift:
                 shift = slow
-            # it speaks for a point on its own side only: the episode takes the point's
-            # side (``z``) as its direction, and its explanation says where the values sit
-            if z < 0.0:
-                shift = -shift
             if shift > a and shift > SHIFT_Z:
                 learned = a
                 a = shift
