@@ -219,6 +219,7 @@ SHIFT_SLOW_ALPHA = 0.03
 SHIFT_VAR_ALPHA = 0.003
 SHIFT_Z = 4.5
 _SQRT_HALF = math.sqrt(0.5)
+_SHIFT_Z2 = SHIFT_Z * SHIFT_Z
 # the mean square of each mean for unit white noise
 _SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)
 _SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
@@ -709,17 +710,18 @@ class RobustSeasonal:
             self.sms = ms
             v = self.sv
             vs = self.svs
-            shift = m / math.sqrt(v if v > _SHIFT_NULL else _SHIFT_NULL)
-            slow = ms / math.sqrt(vs if vs > _SLOW_NULL else _SLOW_NULL)
-            self.sv = v + SHIFT_VAR_ALPHA * (m * m - v)
-            self.svs = vs + SHIFT_VAR_ALPHA * (ms * ms - vs)
-            shift = shift if shift >= 0.0 else -shift
-            slow = slow if slow >= 0.0 else -slow
-            if slow > shift:
-                shift = slow
-            if shift > a and shift > SHIFT_Z:
+            m2 = m * m
+            ms2 = ms * ms
+            self.sv = v + SHIFT_VAR_ALPHA * (m2 - v)
+            self.svs = vs + SHIFT_VAR_ALPHA * (ms2 - vs)
+            # compared squared: the square root is taken only where the shift speaks
+            shift2 = m2 / (v if v > _SHIFT_NULL else _SHIFT_NULL)
+            slow2 = ms2 / (vs if vs > _SLOW_NULL else _SLOW_NULL)
+            if slow2 > shift2:
+                shift2 = slow2
+            if shift2 > _SHIFT_Z2 and shift2 > a * a:
                 learned = a
-                a = shift
+                a = math.sqrt(shift2)
         cal = self.cal
         if n <= 10:
             score = 0.0
