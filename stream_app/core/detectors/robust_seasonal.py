@@ -98,6 +98,20 @@ from single points, is far heavier and hid it); the calibrator still learns the
 point's own surprise. On 1-second sensor data (a valve that moves a flow by a sigma
 or two for minutes) this is the only evidence there is.
 
+**Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
+the noise is many times the night's, and one absolute scale, learned over the last
+day or so, pages at every peak). Beside the absolute error scale a relative one
+(the mean of ``|residual| / expected``, winsorised at the clip like the others)
+gives sigma as that times the expected value where its residuals are the better
+standardised: their mean clipped ``z^2``, over the long horizon that picks the
+forecaster, below ``MULT_MARGIN`` times the absolute scale's. Only positive values
+whose expected value is at least ``MULT_GUARD`` absolute sigmas above zero take part
+(near zero a relative scale means nothing: sparse counts), from ``MULT_WARM``
+points on. Where the level does not move, the relative scale is a second absolute
+one, started from the young, unclipped scale: on a flow read in whole units whose
+absolute scale collapsed onto float-rounding wiggles, it is the one whose residuals
+are standardised, and it speaks.
+
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -145,13 +159,14 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 7
+_VERSION = 8
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
 _STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
+_STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scale, both mean z^2
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -223,6 +238,14 @@ _SHIFT_Z2 = SHIFT_Z * SHIFT_Z
 # the mean square of each mean for unit white noise
 _SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)
 _SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
+# Noise in proportion to the level (see the module's docstring): a relative error scale
+# (mean absolute error over the expected value) gives sigma where its residuals are the
+# better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
+# on points whose expected value is at least MULT_GUARD absolute sigmas above zero, after
+# MULT_WARM points
+MULT_MARGIN = 0.9
+MULT_GUARD = 6.0
+MULT_WARM = 100
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -303,8 +326,11 @@ class RobustSeasonal:
         "lf",
         "ls",
         "lw",
+        "m2a",
+        "m2r",
         "margin",
         "mem",
+        "mr",
         "n",
         "phi",
         "pre",
@@ -365,6 +391,9 @@ class RobustSeasonal:
         self.sv = _SHIFT_NULL  # ... and its mean square
         self.sms = 0.0  # the same over a longer horizon (a slow drift's evidence)
         self.svs = _SLOW_NULL
+        self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
+        self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
+        self.m2r = 1.0  # ... and with the relative one
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -403,7 +432,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -441,6 +470,9 @@ class RobustSeasonal:
                 sm, sv, sms, svs = r.raw(_STATE_V7)
                 det.sm, det.sv = float(sm), float(sv)
                 det.sms, det.svs = float(sms), float(svs)
+            if blob[0] >= 8:
+                mr, m2a, m2r = r.raw(_STATE_V8)
+                det.mr, det.m2a, det.m2r = float(mr), float(m2a), float(m2r)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -466,6 +498,7 @@ class RobustSeasonal:
             w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
         w.raw(_STATE_V6, self.scd, self.rm)
         w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
+        w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -640,6 +673,8 @@ class RobustSeasonal:
         if gap > 1.0 and expected == lf:
             err *= math.sqrt(gap)  # after the long-run scale learned from it: per step
         sigma = SIGMA_PER_MAE * err
+        if expected > MULT_GUARD * sigma and value > 0.0 and sigma > 0.0:
+            sigma = self._relative(value, expected, sigma, least, changed, gap, expected == lf)
         least = 1e-300 + 1e-6 * (expected if expected >= 0.0 else -expected)
         if sigma < least:
             sigma = least
@@ -748,6 +783,61 @@ class RobustSeasonal:
             half = _BIG
         self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw, gap)
         return (score, shown, shown - half, shown + half, z)
+
+    def _relative(
+        self,
+        value: float,
+        expected: float,
+        sigma: float,
+        least: float,
+        changed: bool,
+        gap: float,
+        fast: bool,
+    ) -> float:
+        """Sigma where noise may grow with the level: the absolute or the relative scale.
+
+        Called for a positive value whose expected value is at least ``MULT_GUARD``
+        absolute sigmas above zero. The relative scale gives sigma (never under the
+        absolute one's floor, ``least``) once its residuals are the better
+        standardised: their mean clipped ``z^2`` below ``MULT_MARGIN`` times the
+        absolute scale's, both learned over the long horizon that picks the
+        forecaster. It learns like the error scales, winsorised at the clip.
+        """
+        mr = self.mr
+        r = value - expected
+        r = r if r >= 0.0 else -r
+        if not mr > 0.0:
+            self.mr = sigma / (SIGMA_PER_MAE * expected)  # it starts at the absolute scale
+            return sigma
+        n = self.n
+        rel = SIGMA_PER_MAE * mr * expected
+        floor = SIGMA_PER_MAE * least
+        if rel < floor:
+            rel = floor
+        if gap > 1.0 and fast:
+            rel *= math.sqrt(gap)  # the fast level after a gap, as for the absolute scale
+        if not rel > 0.0:
+            return sigma
+        m2a = self.m2a
+        m2r = self.m2r
+        use = n > MULT_WARM and m2r < MULT_MARGIN * m2a
+        a_sel = self.a_sel
+        if not (a_sel and n * a_sel > 1.0):
+            a_sel = 1.0 / n
+        cap = self.clip * self.clip
+        za = r / sigma
+        za *= za
+        zr = r / rel
+        zr *= zr
+        self.m2a = m2a + a_sel * ((za if za < cap else cap) - m2a)
+        self.m2r = m2r + a_sel * ((zr if zr < cap else cap) - m2r)
+        if changed:
+            age = self.age
+            a_err = self.a_err if age * self.a_err > 1.0 else 1.0 / (age if age > 1 else 1)
+            x = r / expected
+            lim = self.k * mr
+            self.mr = mr + a_err * ((x if x < lim else lim) - mr)
+        return rel if use else sigma
 
     def _recurring(self, ts: float, n: int, r: float) -> float:
         """The usual residual of an outlier that recurs at this time of day, else 0.
