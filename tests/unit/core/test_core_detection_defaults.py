@@ -588,6 +588,28 @@ intervals = st.one_of(
 
 
 @settings(max_examples=100, deadline=None)
+@given(
+    st.floats(min_value=-320.0, max_value=307.0),
+    st.floats(min_value=0.0, max_value=3.0),
+    st.lists(st.one_of(finite, extremes), max_size=20),
+)
+def test_noise_in_proportion_to_the_level_stays_finite_at_any_magnitude(
+    exponent: float, sd: float, after: list[float]
+) -> None:
+    # positive series of any magnitude (denormals to 1e307) with noise in proportion to
+    # the level, long enough for the relative scale to speak, then any values
+    rng = np.random.default_rng(0)
+    level = 10.0**exponent * (1.0 + 0.9 * np.sin(np.arange(300) / 4.0))
+    values = (level * np.exp(rng.normal(0.0, sd, 300))).tolist() + after
+    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
+    for i, value in enumerate(values):
+        point, _ = proc.process(START + 3600.0 * i, value)
+        for field in (point.score, point.expected, point.lower, point.upper, point.z):
+            assert field is None or math.isfinite(field), (i, value, point)
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.to_bytes() == proc.to_bytes()
+
+
 @given(st.lists(st.tuples(intervals, st.one_of(finite, extremes)), min_size=1, max_size=80))
 def test_any_intervals_never_give_a_non_finite_output(steps: list[tuple[float, float]]) -> None:
     # gaps of any length (the fast level's sigma grows with the steps missed) with any
