@@ -4,7 +4,8 @@ Each shape is normal behaviour that real metrics show and the generated families
 not cover: spiky log-normal noise (bytes written, request latency), a daily cycle
 whose noise grows with its level (traffic, sales, tweets), a metric that switches
 between a few levels, and a flow read in whole units that flickers by one unit on
-a fifth of its readings with float-rounding wiggles in between. Every shape is read
+a fifth of its readings with float-rounding wiggles in between; and isolated spikes
+that are a metric's normal behaviour (CPU, latency, bytes written). Every shape is read
 at its step for ``--points`` points, ``--draws`` times; false episodes are counted
 after NAB's probation (the first 15 %) and reported per 10k points next to the
 default budget at that step (one false episode per 7 days, and per 672 points where
@@ -12,8 +13,8 @@ that is longer)::
 
     python -m benchmarks.noise_shapes [--draws 20] [--json]
 
->>> sorted(shapes())[:2]
-['cycle, noise x level (sd 0.10)', 'cycle, noise x level (sd 0.25)']
+>>> sorted(shapes())[:3]
+['cycle, noise x level (sd 0.10)', 'cycle, noise x level (sd 0.25)', 'disk writes: 70 % zeros, bursts']
 >>> values = shapes()["flickering flow"](np.random.default_rng(0), np.arange(1000) * 1.0)
 >>> bool((np.round(values) == 32.0).mean() > 0.6)
 True
@@ -43,6 +44,9 @@ RUNS: tuple[tuple[str, float, int], ...] = (
     ("cycle, noise x level (sd 0.25)", 1800.0, 3000),
     ("cycle, noise x level (sd 0.25)", 300.0, 4032),
     ("three levels, switching", 300.0, 4032),
+    ("low CPU %, 2 % random spikes", 300.0, 4032),
+    ("latency, AR(1), 1 % spikes x2-5", 300.0, 4032),
+    ("disk writes: 70 % zeros, bursts", 300.0, 4032),
     ("flickering flow", 1.0, 1150),
 )
 
@@ -80,11 +84,40 @@ def _flicker(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return values
 
 
+def _cpu_spikes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """CPU % near 0.3, read to 1/15 and three decimals; 2 % of readings spike by 0.5-3."""
+    values = np.round(np.round((0.2 + rng.gamma(2.0, 0.05, t.size)) * 15.0) / 15.0, 3)
+    spikes = rng.random(t.size) < 0.02
+    values[spikes] += rng.uniform(0.5, 3.0, int(spikes.sum()))
+    return np.asarray(values, np.float64)
+
+
+def _latency(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """Request latency: log-AR(1) noise (0.7, sd 0.15); 1 % of requests 2-5 times slower."""
+    log = np.zeros(t.size)
+    shocks = rng.normal(0.0, 0.15, t.size)
+    for i in range(1, t.size):
+        log[i] = 0.7 * log[i - 1] + shocks[i]
+    values = 0.05 * np.exp(log)
+    slow = rng.random(t.size) < 0.01
+    values[slow] *= rng.uniform(2.0, 5.0, int(slow.sum()))
+    return np.asarray(values, np.float64)
+
+
+def _disk_writes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """Bytes written: nothing in 70 % of the intervals, else a log-normal burst."""
+    bursts = 1e5 * np.exp(rng.normal(0.0, 1.0, t.size))
+    return np.asarray(np.where(rng.random(t.size) < 0.3, bursts, 0.0), np.float64)
+
+
 def shapes() -> dict[str, Shape]:
     return {
         "cycle, noise x level (sd 0.10)": _cycle(0.10),
         "cycle, noise x level (sd 0.25)": _cycle(0.25),
+        "disk writes: 70 % zeros, bursts": _disk_writes,
         "flickering flow": _flicker,
+        "latency, AR(1), 1 % spikes x2-5": _latency,
+        "low CPU %, 2 % random spikes": _cpu_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
         "three levels, switching": _levels,
     }
