@@ -6,7 +6,8 @@ whose noise grows with its level (traffic, sales, tweets), a metric that switche
 between a few levels, and a flow read in whole units that flickers by one unit on
 a fifth of its readings with float-rounding wiggles in between; and isolated spikes
 that are a metric's normal behaviour (CPU, latency, bytes written). Every shape is read
-at its step for ``--points`` points, ``--draws`` times; false episodes are counted
+at the step and for the points :data:`RUNS` gives it, ``--draws`` times (counted by
+:func:`benchmarks.probes.score`); false episodes are counted
 after NAB's probation (the first 15 %) and reported per 10k points next to the
 default budget at that step (one false episode per 7 days, and per 672 points where
 that is longer)::
@@ -24,14 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from stream_app.core import EngineConfig, SeriesProcessor
+from benchmarks.probes import score
 from stream_app.core.config import PolicyConfig
+from stream_app.offline.families import cycle_in_proportion, flickering_flow
 
 FloatArray = npt.NDArray[np.float64]
 Shape = Callable[[np.random.Generator, FloatArray], FloatArray]
@@ -53,9 +54,7 @@ RUNS: tuple[tuple[str, float, int], ...] = (
 
 def _cycle(sd: float) -> Shape:
     def make(rng: np.random.Generator, t: FloatArray) -> FloatArray:
-        hours = (t % 86400.0) / 3600.0
-        level = 50.0 * (1.0 + 0.9 * np.sin(2.0 * math.pi * (hours - 9.0) / 24.0))
-        return np.asarray(level * np.exp(rng.normal(0.0, sd, t.size)), np.float64)
+        return cycle_in_proportion(rng, t, sd)
 
     return make
 
@@ -71,17 +70,6 @@ def _levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     state = np.maximum.accumulate(np.where(switch, np.arange(t.size), 0))
     level = np.array([10.0, 50.0, 80.0])[np.where(state > 0, picks[state], 0)]
     return np.asarray(level + rng.normal(0.0, 1.0, t.size), np.float64)
-
-
-def _flicker(rng: np.random.Generator, t: FloatArray) -> FloatArray:
-    """32 in whole units; a fifth of the readings one unit off, each led by a tiny wiggle."""
-    values = np.full(t.size, 32.0)
-    off = np.nonzero(rng.random(t.size) < 0.2)[0]
-    side = np.where(rng.random(off.size) < 0.9, 1.0, -1.0)
-    values[off] += side * (1.0 - rng.uniform(0.002, 0.03, off.size))
-    lead = off[off > 0] - 1
-    values[lead] += np.sign(values[lead + 1] - 32.0) * rng.uniform(0.002, 0.01, lead.size)
-    return values
 
 
 def _cpu_spikes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
@@ -115,24 +103,12 @@ def shapes() -> dict[str, Shape]:
         "cycle, noise x level (sd 0.10)": _cycle(0.10),
         "cycle, noise x level (sd 0.25)": _cycle(0.25),
         "disk writes: 70 % zeros, bursts": _disk_writes,
-        "flickering flow": _flicker,
+        "flickering flow": flickering_flow,
         "latency, AR(1), 1 % spikes x2-5": _latency,
         "low CPU %, 2 % random spikes": _cpu_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
         "three levels, switching": _levels,
     }
-
-
-def false_episodes(values: FloatArray, step: float) -> int:
-    """Value episodes the default configuration opens after the first 15 % of points."""
-    proc = SeriesProcessor.create("shape", "value", EngineConfig.default())
-    probation = int(0.15 * values.size)
-    count = 0
-    for i, value in enumerate(values.tolist()):
-        _, events = proc.process(START + step * i, value)
-        if i >= probation:
-            count += sum(e.event == "opened" and e.kind == "value" for e in events)
-    return count
 
 
 def run(draws: int) -> list[dict[str, object]]:
@@ -141,7 +117,7 @@ def run(draws: int) -> list[dict[str, object]]:
     for name, step, points in RUNS:
         t = START + step * np.arange(points, dtype=np.float64)
         total = sum(
-            false_episodes(made[name](np.random.default_rng(seed), t), step)
+            len(score(made[name](np.random.default_rng(seed), t), None, step, START).false)
             for seed in range(draws)
         )
         scored = draws * (points - int(0.15 * points))

@@ -37,7 +37,6 @@ STEP = 300.0
 START = 1_700_000_000.0
 DAY = 288
 AT = 2800  # where the anomalous day starts
-PROBATION = int(0.15 * N)
 
 
 def _trapezoid(rng: np.random.Generator, noise: float = 1.0) -> FloatArray:
@@ -130,19 +129,27 @@ class Outcome(NamedTuple):
     false: list[int]
 
 
-def score(values: FloatArray, window: tuple[int, int] | None) -> Outcome:
+def score(
+    values: FloatArray,
+    window: tuple[int, int] | None,
+    step: float = STEP,
+    start: float = START,
+) -> Outcome:
+    """The default configuration's value episodes on ``values`` read every ``step`` s:
+    false onsets are those after NAB's probation (the first 15 % of the points)."""
     proc = SeriesProcessor.create("probe", "value", EngineConfig.default())
+    probation = int(0.15 * values.size)
     onsets = []
     for i, value in enumerate(values.tolist()):
-        _, events = proc.process(START + STEP * i, value)
+        _, events = proc.process(start + step * i, value)
         onsets += [i for e in events if e.event == "opened" and e.kind == "value"]
     if window is None:
         near: list[int] = []
-        false = [i for i in onsets if i >= PROBATION]
+        false = [i for i in onsets if i >= probation]
     else:
         lo, hi = window
         near = [i for i in onsets if lo - (hi - lo) <= i <= hi]
-        false = [i for i in onsets if i >= PROBATION and i not in near]
+        false = [i for i in onsets if i >= probation and i not in near]
     return Outcome(bool(near) if window else None, near[:1], false)
 
 

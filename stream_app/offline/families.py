@@ -161,6 +161,26 @@ def stationary(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(rng.uniform(50, 200) * np.exp(rng.normal(0, 0.1, t.size)), np.float64)
 
 
+def cycle_in_proportion(rng: np.random.Generator, t: FloatArray, sd: float = 0.1) -> FloatArray:
+    """A daily cycle from 5 to 95 (its peak at 15:00 UTC) whose noise is in proportion to
+    its level (log-normal, ``sd`` of the log): sales, traffic, tweets. Not a family; the
+    noise-shapes benchmark and the tests read it."""
+    level = 50.0 * (1.0 + 0.9 * np.sin(2.0 * math.pi * (_hours(t) - 9.0) / 24.0))
+    return np.asarray(level * np.exp(rng.normal(0.0, sd, t.size)), np.float64)
+
+
+def flickering_flow(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """A flow of 32 read in whole units: a fifth of the readings one unit off, each led by
+    a float-rounding wiggle (SKAB's valves). Not a family; read like the one above."""
+    values = np.full(t.size, 32.0)
+    off = np.nonzero(rng.random(t.size) < 0.2)[0]
+    side = np.where(rng.random(off.size) < 0.9, 1.0, -1.0)
+    values[off] += side * (1.0 - rng.uniform(0.002, 0.03, off.size))
+    lead = off[off > 0] - 1
+    values[lead] += np.sign(values[lead + 1] - 32.0) * rng.uniform(0.002, 0.01, lead.size)
+    return values
+
+
 # --- anomaly kinds --------------------------------------------------------------------
 
 

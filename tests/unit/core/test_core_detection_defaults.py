@@ -26,7 +26,13 @@ from stream_app.core.detectors.robust_seasonal import (
     SHIFT_Z,
     RobustSeasonal,
 )
-from stream_app.offline.families import drift_ramp, random_walk, stationary
+from stream_app.offline.families import (
+    cycle_in_proportion,
+    drift_ramp,
+    flickering_flow,
+    random_walk,
+    stationary,
+)
 
 STEP = 300.0
 DAY_POINTS = 288
@@ -422,12 +428,10 @@ def test_a_rare_one_among_zeros_is_no_sustained_shift() -> None:
     assert 1.0 < z < SHIFT_Z and score < 0.999  # its own surprise, not a shift's
 
 
-def _cycle_in_proportion(seed: int, points: int = 1600, sd: float = 0.1) -> list[float]:
-    """Hourly: a daily cycle from 5 to 95 whose noise is in proportion to its level."""
-    hours = (np.arange(points) % 24).astype(np.float64)
-    level = 50.0 * (1.0 + 0.9 * np.sin(2.0 * math.pi * (hours - 9.0) / 24.0))
-    noise = np.exp(np.random.default_rng(seed).normal(0.0, sd, points))
-    return (level * noise).tolist()
+def _cycle_in_proportion(seed: int, points: int = 1600) -> list[float]:
+    """Hourly from Monday 00:00: a daily cycle from 5 to 95, noise in proportion to it."""
+    t = START + 3600.0 * np.arange(points)
+    return cycle_in_proportion(np.random.default_rng(seed), t).tolist()
 
 
 def test_noise_that_grows_with_the_level_does_not_page_at_the_daily_peak() -> None:
@@ -461,13 +465,7 @@ def test_a_flow_read_in_whole_units_that_flickers_is_not_paged(seed: int) -> Non
     # started on the wiggles, collapsed (a flicker was 30-80 sigma, paging from the end
     # of the probation on); the relative one, started from the young unclipped scale,
     # standardises the residuals and speaks.
-    rng = np.random.default_rng(seed)
-    values = np.full(1150, 32.0)
-    off = np.nonzero(rng.random(1150) < 0.2)[0]
-    side = np.where(rng.random(off.size) < 0.9, 1.0, -1.0)
-    values[off] += side * (1.0 - rng.uniform(0.002, 0.03, off.size))
-    lead = off[off > 0] - 1
-    values[lead] += np.sign(values[lead + 1] - 32.0) * rng.uniform(0.002, 0.01, lead.size)
+    values = flickering_flow(np.random.default_rng(seed), np.arange(1150.0))
     _, events = _run(values.tolist(), step=1.0)
     assert _opened_after(events, START + 172.0) == []
 
