@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from benchmarks.probes import score
 from stream_app.core.config import PolicyConfig
-from stream_app.offline.families import cycle_in_proportion, flickering_flow
+from stream_app.offline.families import cycle_in_proportion, flickering_flow, random_spikes
 
 FloatArray = npt.NDArray[np.float64]
 Shape = Callable[[np.random.Generator, FloatArray], FloatArray]
@@ -72,14 +72,6 @@ def _levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(level + rng.normal(0.0, 1.0, t.size), np.float64)
 
 
-def _cpu_spikes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
-    """CPU % near 0.3, read to 1/15 and three decimals; 2 % of readings spike by 0.5-3."""
-    values = np.round(np.round((0.2 + rng.gamma(2.0, 0.05, t.size)) * 15.0) / 15.0, 3)
-    spikes = rng.random(t.size) < 0.02
-    values[spikes] += rng.uniform(0.5, 3.0, int(spikes.sum()))
-    return np.asarray(values, np.float64)
-
-
 def _latency(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Request latency: log-AR(1) noise (0.7, sd 0.15); 1 % of requests 2-5 times slower."""
     log = np.zeros(t.size)
@@ -105,7 +97,7 @@ def shapes() -> dict[str, Shape]:
         "disk writes: 70 % zeros, bursts": _disk_writes,
         "flickering flow": flickering_flow,
         "latency, AR(1), 1 % spikes x2-5": _latency,
-        "low CPU %, 2 % random spikes": _cpu_spikes,
+        "low CPU %, 2 % random spikes": random_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
         "three levels, switching": _levels,
     }

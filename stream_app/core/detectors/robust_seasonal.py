@@ -112,6 +112,18 @@ one, started from the young, unclipped scale: on a flow read in whole units whos
 absolute scale collapsed onto float-rounding wiggles, it is the one whose residuals
 are standardised, and it speaks.
 
+**Spikes that are a series' normal behaviour** (CPU or latency that spikes at random
+several times a day, writes that come in bursts): each spike is 7 to 40 sigma, and the
+calibrator's 0.99 quantile, learned by small steps, takes a week or two to climb to
+them, paging at nearly every one meanwhile. A point beyond ``SPIKE_Z`` sigma is a
+spike; from point ``SPIKE_AFTER`` on, the detector learns their rate (the first point
+of a run counts; a mean over a day's points) and their mean size beyond ``SPIKE_Z``.
+While they come ``SPIKE_PER_DAY`` times a day or more, a spike's tail probability is
+at least their rate times an exponential tail of their sizes (peaks over a threshold,
+as in SPOT): the usual spike scores as often as it comes, one ten times its size
+still pages. Spikes rarer than that (an hourly crash rate that jumps once a day)
+stay news.
+
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -159,7 +171,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 8
+_VERSION = 9
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
@@ -167,6 +179,7 @@ _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sight
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
 _STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
 _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scale, both mean z^2
+_STATE_V9 = "ddBB"  # then version 9's spikes: their rate and mean size, how many, the last point
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -246,6 +259,23 @@ _SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
 MULT_MARGIN = 0.9
 MULT_GUARD = 6.0
 MULT_WARM = 100
+# Spikes that are a series' normal behaviour (see the module's docstring): a point beyond
+# SPIKE_Z sigma is a spike. From point SPIKE_AFTER on, the rate of spikes (the first point
+# of a run of them counts; an exponentially weighted mean over a day's points, at least
+# SPIKE_MIN_POINTS and at most SELECT_MAX_POINTS, started as SPIKE_PRIOR points without
+# one) and their mean size beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth
+# SPIKE_SIZE_WEIGHT spikes, then learned at SPIKE_SIZE_RATE at least, winsorised at
+# SPIKE_SIZE_CLIP times itself) give a spike's tail probability, which caps its score
+# while the series has SPIKE_PER_DAY spikes a day or more
+SPIKE_Z = 5.0
+SPIKE_PER_DAY = 4.0
+SPIKE_AFTER = 300
+SPIKE_PRIOR = 300
+SPIKE_MIN_POINTS = 20.0
+SPIKE_SIZE0 = 5.0
+SPIKE_SIZE_WEIGHT = 2.0
+SPIKE_SIZE_RATE = 0.05
+SPIKE_SIZE_CLIP = 4.0
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -322,6 +352,10 @@ class RobustSeasonal:
         "jumps",
         "k",
         "k20",
+        "kk",
+        "kp",
+        "kr",
+        "ks",
         "lc",
         "lf",
         "ls",
@@ -394,6 +428,10 @@ class RobustSeasonal:
         self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
+        self.kr = 0.0  # spikes (beyond SPIKE_Z sigma): their rate per point ...
+        self.ks = SPIKE_SIZE0  # ... their mean size beyond it, in sigma ...
+        self.kk = 0  # ... how many were seen (to 255) ...
+        self.kp = False  # ... and whether the last point was one
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -432,7 +470,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -473,6 +511,9 @@ class RobustSeasonal:
             if blob[0] >= 8:
                 mr, m2a, m2r = r.raw(_STATE_V8)
                 det.mr, det.m2a, det.m2r = float(mr), float(m2a), float(m2r)
+            if blob[0] >= 9:
+                kr, ks, kk, kp = r.raw(_STATE_V9)
+                det.kr, det.ks, det.kk, det.kp = float(kr), float(ks), int(kk), bool(kp)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -499,6 +540,7 @@ class RobustSeasonal:
         w.raw(_STATE_V6, self.scd, self.rm)
         w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
+        w.raw(_STATE_V9, self.kr, self.ks, self.kk, self.kp)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -776,6 +818,8 @@ class RobustSeasonal:
             cal.score_learn(_log1p(raw))
         else:
             score = cal.score_learn(_log1p(a))
+        if n > SPIKE_AFTER:
+            score = self._spike(n, a if learned < 0.0 else learned, score, learned < 0.0)
         q_lo = cal.q_lo
         exponent = q_lo + (cal.q_hi - q_lo) * self.band_k
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
@@ -838,6 +882,49 @@ class RobustSeasonal:
             lim = self.k * mr
             self.mr = mr + a_err * ((x if x < lim else lim) - mr)
         return rel if use else sigma
+
+    def _spike(self, n: int, a: float, score: float, cap: bool) -> float:
+        """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
+
+        A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
+        ``SPIKE_PER_DAY`` or more a day, a spike's tail probability is at least their
+        rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
+        (peaks over a threshold): the usual spike scores as often as it comes, and
+        one several times the usual size still pages. ``cap`` False only learns (the
+        score is a sustained shift's). A run's first point counts as a spike, the
+        rest of the run belongs to it.
+        """
+        stp = self.stp
+        span = DAY / stp if stp > 0.0 else SELECT_MAX_POINTS  # a day's points
+        if span < SPIKE_MIN_POINTS:
+            span = SPIKE_MIN_POINTS
+        elif span > SELECT_MAX_POINTS:
+            span = SELECT_MAX_POINTS
+        rate = self.kr
+        spike = a > SPIKE_Z
+        first = spike and not self.kp
+        self.kp = spike
+        w = 1.0 / (n - SPIKE_AFTER + SPIKE_PRIOR)
+        if w < 1.0 / span:
+            w = 1.0 / span
+        self.kr = rate + w * ((1.0 if first else 0.0) - rate)
+        if not spike:
+            return score
+        excess = a - SPIKE_Z
+        size = self.ks
+        if cap and rate * (n if n < span else span) >= SPIKE_PER_DAY:
+            tail = rate * math.exp(-excess / size)
+            if 1.0 - tail < score:
+                score = 1.0 - tail
+        if first:
+            kk = self.kk + 1 if self.kk < 255 else 255
+            self.kk = kk
+            ws = 1.0 / (kk + SPIKE_SIZE_WEIGHT)
+            if ws < SPIKE_SIZE_RATE:
+                ws = SPIKE_SIZE_RATE
+            lim = SPIKE_SIZE_CLIP * size
+            self.ks = size + ws * ((excess if excess < lim else lim) - size)
+        return score
 
     def _recurring(self, ts: float, n: int, r: float) -> float:
         """The usual residual of an outlier that recurs at this time of day, else 0.
