@@ -276,6 +276,8 @@ SPIKE_SIZE0 = 5.0
 SPIKE_SIZE_WEIGHT = 2.0
 SPIKE_SIZE_RATE = 0.05
 SPIKE_SIZE_CLIP = 4.0
+_SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
+_SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -894,25 +896,26 @@ class RobustSeasonal:
         score is a sustained shift's). A run's first point counts as a spike, the
         rest of the run belongs to it.
         """
-        stp = self.stp
-        span = DAY / stp if stp > 0.0 else SELECT_MAX_POINTS  # a day's points
-        if span < SPIKE_MIN_POINTS:
-            span = SPIKE_MIN_POINTS
-        elif span > SELECT_MAX_POINTS:
-            span = SELECT_MAX_POINTS
+        per = self.stp / DAY  # 1 / a day's points, within the bounds
+        if per < _SPIKE_PER_MIN:
+            per = _SPIKE_PER_MIN
+        elif per > _SPIKE_PER_MAX:
+            per = _SPIKE_PER_MAX
         rate = self.kr
         spike = a > SPIKE_Z
         first = spike and not self.kp
         self.kp = spike
-        w = 1.0 / (n - SPIKE_AFTER + SPIKE_PRIOR)
-        if w < 1.0 / span:
-            w = 1.0 / span
+        seen = n - SPIKE_AFTER + SPIKE_PRIOR
+        w = per if seen > SELECT_MAX_POINTS else 1.0 / seen  # the mean's weight ...
+        if w < per:
+            w = per  # ... and never under a day's
         self.kr = rate + w * ((1.0 if first else 0.0) - rate)
         if not spike:
             return score
         excess = a - SPIKE_Z
         size = self.ks
-        if cap and rate * (n if n < span else span) >= SPIKE_PER_DAY:
+        # the spikes a day: rate times a day's points (times the points so far, if fewer)
+        if cap and (rate * n if n * per < 1.0 else rate / per) >= SPIKE_PER_DAY:
             tail = rate * math.exp(-excess / size)
             if 1.0 - tail < score:
                 score = 1.0 - tail

@@ -631,10 +631,12 @@ def test_noise_in_proportion_to_the_level_stays_finite_at_any_magnitude(
     exponent: float, sd: float, after: list[float]
 ) -> None:
     # positive series of any magnitude (denormals to 1e307) with noise in proportion to
-    # the level, long enough for the relative scale to speak, then any values
+    # the level, long enough for the relative scale to speak and the spikes' rate to be
+    # learned, then any values; drawn in logs, and kept under the largest double
     rng = np.random.default_rng(0)
-    level = 10.0**exponent * (1.0 + 0.9 * np.sin(np.arange(300) / 4.0))
-    values = (level * np.exp(rng.normal(0.0, sd, 300))).tolist() + after
+    logs = exponent * math.log(10.0) + np.log1p(0.9 * np.sin(np.arange(400) / 4.0))
+    logs += rng.normal(0.0, sd, 400)
+    values = np.exp(np.minimum(logs, math.log(1e308))).tolist() + after
     proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
     for i, value in enumerate(values):
         point, _ = proc.process(START + 3600.0 * i, value)
