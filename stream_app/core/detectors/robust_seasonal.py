@@ -121,8 +121,10 @@ of a run counts; a mean over a day's points) and their mean size beyond ``SPIKE_
 While they come ``SPIKE_PER_DAY`` times a day or more, a spike's tail probability is
 at least their rate times an exponential tail of their sizes (peaks over a threshold,
 as in SPOT): the usual spike scores as often as it comes, one ten times its size
-still pages. Spikes rarer than that (an hourly crash rate that jumps once a day)
-stay news.
+still pages. A run of spikes scores at least as the chance of that many in a row
+(how often one follows another is learned too): where spikes come alone, a level
+shift pages at its second point instead of hiding among them. Spikes rarer than
+that (an hourly crash rate that jumps once a day) stay news.
 
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
@@ -179,7 +181,8 @@ _SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sight
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
 _STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
 _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scale, both mean z^2
-_STATE_V9 = "ddBB"  # then version 9's spikes: their rate and mean size, how many, the last point
+_STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one follows, how
+# many were seen, how many in a row up to the last point
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -266,7 +269,8 @@ MULT_WARM = 100
 # one) and their mean size beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth
 # SPIKE_SIZE_WEIGHT spikes, then learned at SPIKE_SIZE_RATE at least, winsorised at
 # SPIKE_SIZE_CLIP times itself) give a spike's tail probability, which caps its score
-# while the series has SPIKE_PER_DAY spikes a day or more
+# while the series has SPIKE_PER_DAY spikes a day or more; and how often a spike follows
+# a spike (SPIKE_GO_ON0 before any, learned like their size) lifts a run of them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
 SPIKE_AFTER = 300
@@ -276,6 +280,7 @@ SPIKE_SIZE0 = 5.0
 SPIKE_SIZE_WEIGHT = 2.0
 SPIKE_SIZE_RATE = 0.05
 SPIKE_SIZE_CLIP = 4.0
+SPIKE_GO_ON0 = 0.5
 _SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
 _SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
@@ -354,6 +359,7 @@ class RobustSeasonal:
         "jumps",
         "k",
         "k20",
+        "kc",
         "kk",
         "kp",
         "kr",
@@ -432,8 +438,9 @@ class RobustSeasonal:
         self.m2r = 1.0  # ... and with the relative one
         self.kr = 0.0  # spikes (beyond SPIKE_Z sigma): their rate per point ...
         self.ks = SPIKE_SIZE0  # ... their mean size beyond it, in sigma ...
+        self.kc = SPIKE_GO_ON0  # ... how often another follows one ...
         self.kk = 0  # ... how many were seen (to 255) ...
-        self.kp = False  # ... and whether the last point was one
+        self.kp = 0  # ... and how many in a row up to the last point (to 255)
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -514,8 +521,9 @@ class RobustSeasonal:
                 mr, m2a, m2r = r.raw(_STATE_V8)
                 det.mr, det.m2a, det.m2r = float(mr), float(m2a), float(m2r)
             if blob[0] >= 9:
-                kr, ks, kk, kp = r.raw(_STATE_V9)
-                det.kr, det.ks, det.kk, det.kp = float(kr), float(ks), int(kk), bool(kp)
+                kr, ks, kc, kk, kp = r.raw(_STATE_V9)
+                det.kr, det.ks, det.kc = float(kr), float(ks), float(kc)
+                det.kk, det.kp = int(kk), int(kp)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -542,7 +550,7 @@ class RobustSeasonal:
         w.raw(_STATE_V6, self.scd, self.rm)
         w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
-        w.raw(_STATE_V9, self.kr, self.ks, self.kk, self.kp)
+        w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -892,9 +900,11 @@ class RobustSeasonal:
         ``SPIKE_PER_DAY`` or more a day, a spike's tail probability is at least their
         rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
         (peaks over a threshold): the usual spike scores as often as it comes, and
-        one several times the usual size still pages. ``cap`` False only learns (the
-        score is a sustained shift's). A run's first point counts as a spike, the
-        rest of the run belongs to it.
+        one several times the usual size still pages. A run's first point counts as
+        a spike, the rest of the run belongs to it; from the second point on, the run
+        scores at least as the chance of that many spikes in a row (their rate times
+        how often one follows another, to the power of the run so far). ``cap``
+        False only learns (the score is a sustained shift's).
         """
         per = self.stp / DAY  # 1 / a day's points, within the bounds
         if per < _SPIKE_PER_MIN:
@@ -903,8 +913,15 @@ class RobustSeasonal:
             per = _SPIKE_PER_MAX
         rate = self.kr
         spike = a > SPIKE_Z
-        first = spike and not self.kp
-        self.kp = spike
+        kp = self.kp  # spikes in a row before this point
+        first = spike and not kp
+        self.kp = (kp + 1 if kp < 255 else 255) if spike else 0
+        go_on = self.kc
+        if kp:  # how often another spike follows one
+            wk = 1.0 / (self.kk + SPIKE_SIZE_WEIGHT)
+            if wk < SPIKE_SIZE_RATE:
+                wk = SPIKE_SIZE_RATE
+            self.kc = go_on + wk * ((1.0 if spike else 0.0) - go_on)
         seen = n - SPIKE_AFTER + SPIKE_PRIOR
         w = per if seen > SELECT_MAX_POINTS else 1.0 / seen  # the mean's weight ...
         if w < per:
@@ -919,6 +936,13 @@ class RobustSeasonal:
             tail = rate * math.exp(-excess / size)
             if 1.0 - tail < score:
                 score = 1.0 - tail
+            if not first:
+                # a run of spikes is as likely as that many spikes in a row: where they
+                # come alone, a second one at once is news (a level shift in a spiky
+                # series, whose first points the cap holds back)
+                tail = rate * go_on**kp
+                if 1.0 - tail > score:
+                    score = 1.0 - tail
         if first:
             kk = self.kk + 1 if self.kk < 255 else 255
             self.kk = kk

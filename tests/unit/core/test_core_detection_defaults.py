@@ -25,6 +25,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V8,
     _STATE_V9,
     SHIFT_Z,
+    SPIKE_GO_ON0,
     SPIKE_SIZE0,
     RobustSeasonal,
 )
@@ -363,6 +364,21 @@ def test_random_spikes_that_are_the_series_normal_behaviour_stop_paging() -> Non
         assert 3500 in opened
         paged += len(opened) - 1
     assert paged <= 40
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_a_level_shift_among_random_spikes_pages_at_once(seed: int) -> None:
+    # The same CPU %, which rises by 2 (as high as its biggest spikes) for 500 points:
+    # each of its first points scored as a usual spike, and after twelve the level
+    # was learned, so it paged in 4 of 10 draws, 9 to 11 points late. A run of spikes
+    # now scores as the chance of that many in a row: where they come alone, the
+    # second point pages.
+    t = START + STEP * np.arange(4032)
+    values = random_spikes(np.random.default_rng(seed), t)
+    values[3000:3500] += 2.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, t[3000])]
+    assert opened and opened[0] <= 3004
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -737,7 +753,8 @@ def test_versions_3_to_8_detector_states_still_load() -> None:
     assert RobustSeasonal.load(v9, {}, seed=0).to_bytes() == v9
     v8 = b"\x08" + v9[1 : -struct.calcsize("<" + _STATE_V9)]
     eight = RobustSeasonal.load(v8, {}, seed=0)
-    assert (eight.kr, eight.ks, eight.kk, eight.kp) == (0.0, SPIKE_SIZE0, 0, False)
+    assert (eight.kr, eight.ks, eight.kk, eight.kp) == (0.0, SPIKE_SIZE0, 0, 0)
+    assert eight.kc == SPIKE_GO_ON0 and det.kc < SPIKE_GO_ON0  # the spike came alone
     assert (eight.mr, eight.m2a, eight.mem) == (det.mr, det.m2a, det.mem)
     det = eight  # below, the version 8 state stands for the newer ones
     v7 = b"\x07" + v8[1 : -struct.calcsize("<" + _STATE_V8)]
