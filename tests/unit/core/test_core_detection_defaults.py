@@ -381,6 +381,25 @@ def test_a_level_shift_among_random_spikes_pages_at_once(seed: int) -> None:
     assert opened and opened[0] <= 3004
 
 
+def test_a_restart_inside_a_run_of_spikes_continues_identically() -> None:
+    # the spikes' rate, size, how often one follows another and the run so far are
+    # state: a worker restarted at any point, in a run of spikes too, goes on the same
+    t = START + STEP * np.arange(3200)
+    values = random_spikes(np.random.default_rng(0), t)
+    values[3000:] += 2.0
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    restarted = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    runs = set()
+    for i, (ts, value) in enumerate(zip(t.tolist(), values.tolist(), strict=True)):
+        if i >= 2900:
+            restarted = SeriesProcessor.from_bytes(restarted.to_bytes(), EngineConfig.default())
+        detector = restarted.detector
+        assert isinstance(detector, RobustSeasonal)
+        runs.add(detector.kp)
+        assert proc.process(ts, value) == restarted.process(ts, value)
+    assert max(runs) >= 2  # restarted inside runs of spikes
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_spikes_about_once_a_day_stay_news(seed: int) -> None:
     # Hourly, a spike of 8-20 sigma every 30 to 34 hours (an application's crash rate):
