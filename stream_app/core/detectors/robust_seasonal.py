@@ -281,6 +281,7 @@ SPIKE_SIZE_WEIGHT = 2.0
 SPIKE_SIZE_RATE = 0.05
 SPIKE_SIZE_CLIP = 4.0
 SPIKE_GO_ON0 = 0.5
+_PER_DAY = 1.0 / DAY
 _SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
 _SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
@@ -829,7 +830,23 @@ class RobustSeasonal:
         else:
             score = cal.score_learn(_log1p(a))
         if n > SPIKE_AFTER:
-            score = self._spike(n, a if learned < 0.0 else learned, score, learned < 0.0)
+            # the spikes' rate learns at a weight of 1 / the points so far, never under
+            # 1 / a day's points (within bounds); most points are no spike and follow
+            # none, and for them the rate only decays (the rest is ``_spike``'s)
+            per = self.stp * _PER_DAY
+            if per < _SPIKE_PER_MIN:
+                per = _SPIKE_PER_MIN
+            elif per > _SPIKE_PER_MAX:
+                per = _SPIKE_PER_MAX
+            seen = n - SPIKE_AFTER + SPIKE_PRIOR
+            w = per if seen > SELECT_MAX_POINTS else 1.0 / seen
+            if w < per:
+                w = per
+            spiky = a if learned < 0.0 else learned
+            if spiky > SPIKE_Z or self.kp:
+                score = self._spike(n, spiky, score, learned < 0.0, w, per)
+            else:
+                self.kr -= w * self.kr
         q_lo = cal.q_lo
         exponent = q_lo + (cal.q_hi - q_lo) * self.band_k
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
@@ -893,7 +910,7 @@ class RobustSeasonal:
             self.mr = mr + a_err * ((x if x < lim else lim) - mr)
         return rel if use else sigma
 
-    def _spike(self, n: int, a: float, score: float, cap: bool) -> float:
+    def _spike(self, n: int, a: float, score: float, cap: bool, w: float, per: float) -> float:
         """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
 
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
@@ -904,13 +921,9 @@ class RobustSeasonal:
         a spike, the rest of the run belongs to it; from the second point on, the run
         scores at least as the chance of that many spikes in a row (their rate times
         how often one follows another, to the power of the run so far). ``cap``
-        False only learns (the score is a sustained shift's).
+        False only learns (the score is a sustained shift's). ``w`` is the rate's
+        weight at this point and ``per`` one over a day's points.
         """
-        per = self.stp / DAY  # 1 / a day's points, within the bounds
-        if per < _SPIKE_PER_MIN:
-            per = _SPIKE_PER_MIN
-        elif per > _SPIKE_PER_MAX:
-            per = _SPIKE_PER_MAX
         rate = self.kr
         spike = a > SPIKE_Z
         kp = self.kp  # spikes in a row before this point
@@ -922,10 +935,6 @@ class RobustSeasonal:
             if wk < SPIKE_SIZE_RATE:
                 wk = SPIKE_SIZE_RATE
             self.kc = go_on + wk * ((1.0 if spike else 0.0) - go_on)
-        seen = n - SPIKE_AFTER + SPIKE_PRIOR
-        w = per if seen > SELECT_MAX_POINTS else 1.0 / seen  # the mean's weight ...
-        if w < per:
-            w = per  # ... and never under a day's
         self.kr = rate + w * ((1.0 if first else 0.0) - rate)
         if not spike:
             return score
