@@ -370,9 +370,9 @@ def test_random_spikes_that_are_the_series_normal_behaviour_stop_paging() -> Non
 def test_a_level_shift_among_random_spikes_pages_at_once(seed: int) -> None:
     # The same CPU %, which rises by 2 (as high as its biggest spikes) for 500 points:
     # each of its first points scored as a usual spike, and after twelve the level
-    # was learned, so it paged in 4 of 10 draws, 9 to 11 points late. A run of spikes
-    # now scores as the chance of that many in a row: where they come alone, the
-    # second point pages.
+    # was learned, so it paged in its first twelve points in 8 of 20 draws, 11 points
+    # late (`python -m benchmarks.spike_shifts`). A run of spikes now scores as the
+    # chance of that many in a row: where they come alone, the second point pages.
     t = START + STEP * np.arange(4032)
     values = random_spikes(np.random.default_rng(seed), t)
     values[3000:3500] += 2.0
