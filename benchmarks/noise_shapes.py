@@ -36,6 +36,7 @@ from stream_app.offline.families import cycle_in_proportion, flickering_flow, ra
 
 FloatArray = npt.NDArray[np.float64]
 Shape = Callable[[np.random.Generator, FloatArray], FloatArray]
+Row = dict[str, object]  # one line of a benchmark's report
 START = 1_767_571_200.0 + 2 * 86400.0 + 7 * 3600.0  # a Wednesday, 07:00 UTC
 # (name, step in seconds, points): the shapes' steps and lengths, NAB-like
 RUNS: tuple[tuple[str, float, int], ...] = (
@@ -103,7 +104,7 @@ def shapes() -> dict[str, Shape]:
     }
 
 
-def run(draws: int) -> list[dict[str, object]]:
+def run(draws: int) -> list[Row]:
     made = shapes()
     rows = []
     for name, step, points in RUNS:
@@ -127,8 +128,15 @@ def run(draws: int) -> list[dict[str, object]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def draws_cli(
+    argv: list[str] | None,
+    description: str,
+    run: Callable[[int], list[Row]],
+    line: Callable[[Row], str],
+) -> int:
+    """The command line of a benchmark drawn ``--draws`` times: its rows as JSON
+    (``--json``) or one ``line`` each."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -137,11 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows))
         return 0
     for r in rows:
-        print(
-            f"{r['shape']:32s} step {r['step_s']:>6.0f} s x {r['points']:>4d}  false "
-            f"{r['false_episodes']:4d}  per 10k {r['per_10k']:7.2f}  budget {r['budget_per_10k']:6.2f}"
-        )
+        print(line(r))
     return 0
+
+
+def _line(r: Row) -> str:
+    return (
+        f"{r['shape']!s:32s} step {r['step_s']:>6.0f} s x {r['points']:>4d}  false "
+        f"{r['false_episodes']:4d}  per 10k {r['per_10k']:7.2f}  budget {r['budget_per_10k']:6.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return draws_cli(argv, __doc__.splitlines()[0], run, _line)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ when an episode opens in its first twelve points (the onsets are
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 
 import numpy as np
 
+from benchmarks.noise_shapes import Row, draws_cli
 from benchmarks.probes import START, STEP, N, score
 from stream_app.offline.families import random_spikes
 
@@ -31,9 +30,9 @@ LEARNED = 12  # the default ``jump_points``: after these many outliers the level
 SIZES = (0.5, 1.0, 2.0)
 
 
-def run(draws: int, sizes: tuple[float, ...] = SIZES) -> list[dict[str, object]]:
+def run(draws: int, sizes: tuple[float, ...] = SIZES) -> list[Row]:
     t = START + STEP * np.arange(N, dtype=np.float64)
-    rows: list[dict[str, object]] = []
+    rows: list[Row] = []
     for size in sizes:
         delays = []
         for seed in range(draws):
@@ -54,21 +53,15 @@ def run(draws: int, sizes: tuple[float, ...] = SIZES) -> list[dict[str, object]]
     return rows
 
 
+def _line(r: Row) -> str:
+    return (
+        f"shift +{r['size']!s:<4} found {r['found']!s:>3}/{r['draws']}"
+        f"  median delay {r['median_delay']}  delays {r['delays']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(args.draws)
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for r in rows:
-        print(
-            f"shift +{r['size']:<4} found {r['found']:>3}/{r['draws']}"
-            f"  median delay {r['median_delay']}  delays {r['delays']}"
-        )
-    return 0
+    return draws_cli(argv, __doc__.splitlines()[0], run, _line)
 
 
 if __name__ == "__main__":
