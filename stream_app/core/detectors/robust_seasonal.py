@@ -17,6 +17,13 @@ Up to four forecasters run side by side on every point, all with winsorised
   a mixture inside its weekly bin). It is allowed to speak after 7.25 days, and
   not before its bins have been visited about four times each: after two weeks
   at 30 minutes, four at an hour (a bin seen once is one reading, not a profile).
+  Meanwhile it is a *weekly precedent*: at those steps (a bin takes at most
+  ``PRECEDENT_POINTS`` points a week), from 7.25 days on, an outlier that the
+  bin's value from a week before puts within the clip, with ``PRECEDENT_SPREAD``
+  times sigma (one reading's error on top of the point's), is judged against it
+  and published with it as the expected value (the second and third Saturday
+  mornings of hourly business hours, which the daily profile expects to be a
+  weekday's). The calibrator and the shift's evidence learn that judged surprise.
 
 **Outliers that recur at the same time of day** are part of the series'
 schedule: a nightly batch job, a shift that starts at 08:10, the points of a
@@ -215,6 +222,11 @@ JUMP_RATE = 0.05  # after a jump the error scales learn at most this fast per po
 BUMP_SPAN = 2  # a run's end within this many times jump_points of it can be a bump's
 WEEKLY_MIN_VISITS = 4  # fine weekly bins need a step that visits each 4 times a week; any
 # weekly profile speaks only once its bins were visited about this many times each
+# Before then, where a weekly bin takes at most PRECEDENT_POINTS points a week (30-minute
+# and hourly steps), a miss that the bin's value from a week before puts within the clip
+# is not news; that value is one reading, so its sigma is PRECEDENT_SPREAD times the point's
+PRECEDENT_POINTS = 2.0
+PRECEDENT_SPREAD = math.sqrt(2.0)
 SELECT_MIN_POINTS = 50.0
 SEASON_START_POINTS = 20  # profiles are kept from here on if the step fills their bins
 SEASON_WAIT_POINTS = 1000  # ... or later, after a gap among the first points (at the latest here)
@@ -612,6 +624,7 @@ class RobustSeasonal:
             if self.a_season == 0.0 and n >= SEASON_START_POINTS:
                 self._start_season(ts, n)
             fc = fw = fs
+            known = False  # the point's weekly bin held a value before it
             sd = sw = 0.0
             bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
@@ -639,6 +652,7 @@ class RobustSeasonal:
                     bd = b
                     sd = day[b]
             fc = lc + sd
+            known = False
             if week is None:
                 bw = 0
                 sw = 0.0
@@ -649,7 +663,8 @@ class RobustSeasonal:
                 bw = int(pos) % bins
                 sw = week[bw]
                 lw = self.lw
-                if sw != sw:
+                known = sw == sw
+                if not known:
                     sw = week[bw] = value - lw
                     self.tw = bw
                 elif self.tw >= 0:
@@ -734,8 +749,26 @@ class RobustSeasonal:
         z = (value - expected) / sigma
         z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
         a = z if z >= 0.0 else -z
-        shown = expected  # the expected value published: with a recurring outlier's usual size
+        shown = expected  # the expected value published: a weekly precedent, or with a
+        # recurring outlier's usual size
         raw = a
+        if (
+            known
+            and week is not None
+            and a > self.clip
+            and expected != fw
+            and ts - self.t0 >= WEEKLY_AFTER
+            and self.stp * len(week) * PRECEDENT_POINTS >= 0.98 * WEEK
+        ):
+            # the weekly profile may not speak yet (too few visits per bin), but it has
+            # seen this hour of the week before: a miss that it puts within the clip
+            # (a Saturday morning, while the daily profile expects a weekday) is not news
+            zw = (value - fw) / (PRECEDENT_SPREAD * sigma)
+            aw = zw if zw >= 0.0 else -zw
+            if aw <= self.clip:
+                z = zw
+                a = raw = aw
+                shown = fw
         if a > self.clip and self.tol and _short_run(self.jumps, self.stp):
             usual = self._recurring(ts, n, value - expected)
             if usual:
