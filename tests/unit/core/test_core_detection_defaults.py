@@ -490,6 +490,22 @@ def test_a_spike_on_a_weekend_morning_still_pages_while_the_weekly_profile_is_yo
     assert times[at] in [e.ts for e in events if e.event == "opened"]
 
 
+def test_a_restart_while_the_weekly_profile_is_young_continues_identically() -> None:
+    # the precedent needs nothing but the state (the weekly bins, the series' start and
+    # step): a worker restarted at any point of weeks 2 to 5 goes on the same
+    times, values = _business_hours(3600.0, 4, 35, offset_days=3)
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    restarted = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    opened = 0
+    for i, (ts, value) in enumerate(zip(times, values, strict=True)):
+        if i >= 7 * 24:
+            restarted = SeriesProcessor.from_bytes(restarted.to_bytes(), EngineConfig.default())
+        point, events = proc.process(ts, value)
+        assert (point, events) == restarted.process(ts, value)
+        opened += sum(1 for e in events if e.event == "opened" and ts >= times[0] + 8 * 86400)
+    assert opened <= 1
+
+
 def test_jittered_readings_at_a_schedule_edge_do_not_page() -> None:
     # Timestamps off the 5-minute grid by up to 30 s, and a rise at 06:57: the reading
     # due at 07:00 comes at 06:59:40 on some days, inside the 06:30 bin, whose profile
