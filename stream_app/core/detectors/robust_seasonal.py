@@ -94,9 +94,11 @@ restarts at the returning value, so the end of a bump is not a second alarm.
 **A sustained shift within the noise** (a drift that ramps away over hours, a
 level that moves by two or three sigma) never makes a run of outliers: the levels
 follow it, and its misses stay between one and two sigma. Their mean does not.
-Two exponentially weighted means of the clipped ``z`` (``SHIFT_ALPHA``, about ten
-points, and ``SHIFT_SLOW_ALPHA``, about 30, for drifts), each in units of its own
-root mean square (learned over about 300 points, so the misses of a profile that
+Three exponentially weighted means of the clipped ``z`` (``SHIFT_ALPHA``, about ten
+points, ``SHIFT_SLOW_ALPHA``, about 30, for drifts, and ``SHIFT_LONG_ALPHA``, about
+100, for a ramp over hours, which the slow level follows with a lag of only a few
+tenths of a sigma), each in units of its own root mean square (learned over about
+300 points, the third over about 1,000, so the misses of a profile that
 are correlated from point to point count for what they are, and never below what
 unit white noise gives), speak when one passes ``SHIFT_Z`` and the point's own
 surprise. Being a mean of many clipped misses, it is near normal whatever the tail
@@ -180,16 +182,18 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 9
+_VERSION = 10
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
-_SLOT = "fddB"  # ... and remembered outliers: time of day, residual, day, sightings
+_SLOT = "fdfB"  # ... and remembered outliers: time of day, residual, day, sightings
+_SLOT_V5 = "fddB"  # the same up to version 9, with the day as a double
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
 _STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
 _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scale, both mean z^2
 _STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one follows, how
 # many were seen, how many in a row up to the last point
+_STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, its mean square
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
@@ -198,6 +202,7 @@ RECUR_AFTER = 2  # sightings after which the next one at that time of day is exp
 RECUR_KEEP_DAYS = 7.5
 _KEPT = 1e9  # days added to an expected time's last sighting when choosing a slot to reuse
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+RECUR_DAYS = 1e7  # days from 1970 are kept within this (exact in the state's float32)
 # an outlier is remembered only among the first points of a run of them: as many as a
 # profile bin holds, and at least this many (a longer run is a shift, not a time of day)
 RECUR_RUN = 2
@@ -260,12 +265,15 @@ DEFAULTS: dict[str, float] = {
 SHIFT_ALPHA = 0.1
 SHIFT_SLOW_ALPHA = 0.03
 SHIFT_VAR_ALPHA = 0.003
+SHIFT_LONG_ALPHA = 0.01  # a third mean, over about 100 points (a ramp over hours)
+SHIFT_LONG_VAR_ALPHA = 0.001
 SHIFT_Z = 4.5
 _SQRT_HALF = math.sqrt(0.5)
 _SHIFT_Z2 = SHIFT_Z * SHIFT_Z
 # the mean square of each mean for unit white noise
 _SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)
 _SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
+_LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -398,10 +406,12 @@ class RobustSeasonal:
         "scd",
         "sf",
         "sm",
+        "sml",
         "sms",
         "ss",
         "stp",
         "sv",
+        "svl",
         "svs",
         "swl",
         "t0",
@@ -446,6 +456,8 @@ class RobustSeasonal:
         self.sv = _SHIFT_NULL  # ... and its mean square
         self.sms = 0.0  # the same over a longer horizon (a slow drift's evidence)
         self.svs = _SLOW_NULL
+        self.sml = 0.0  # ... and over a longer one still (a ramp over hours)
+        self.svl = _LONG_NULL
         self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
@@ -492,7 +504,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -519,8 +531,14 @@ class RobustSeasonal:
             det.tp = float(tp)
             det.stp = float(stp)
             mem: list[float] = []
+            slot = _SLOT if blob[0] >= 10 else _SLOT_V5
             for _ in range(r.u32()):
-                mem.extend(float(v) for v in r.raw(_SLOT))
+                phase, usual, on, sightings = r.raw(slot)
+                seen = float(on)
+                seen = (
+                    RECUR_DAYS if seen > RECUR_DAYS else -RECUR_DAYS if seen < -RECUR_DAYS else seen
+                )
+                mem.extend((float(phase), float(usual), seen, float(sightings)))
             det.mem = mem
             if blob[0] >= 6:
                 scd, rm = r.raw(_STATE_V6)
@@ -537,6 +555,9 @@ class RobustSeasonal:
                 kr, ks, kc, kk, kp = r.raw(_STATE_V9)
                 det.kr, det.ks, det.kc = float(kr), float(ks), float(kc)
                 det.kk, det.kp = int(kk), int(kp)
+            if blob[0] >= 10:
+                sml, svl = r.raw(_STATE_V10)
+                det.sml, det.svl = float(sml), float(svl)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -564,6 +585,7 @@ class RobustSeasonal:
         w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
         w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
+        w.raw(_STATE_V10, self.sml, self.svl)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -840,6 +862,13 @@ class RobustSeasonal:
             slow2 = ms2 / (vs if vs > _SLOW_NULL else _SLOW_NULL)
             if slow2 > shift2:
                 shift2 = slow2
+            ml = self.sml + SHIFT_LONG_ALPHA * (zc - self.sml)
+            self.sml = ml
+            vl = self.svl
+            self.svl = vl + SHIFT_LONG_VAR_ALPHA * (ml * ml - vl)
+            long2 = ml * ml / (vl if vl > _LONG_NULL else _LONG_NULL)
+            if long2 > shift2:
+                shift2 = long2
             if shift2 > _SHIFT_Z2 and shift2 > a * a:
                 learned = a
                 a = math.sqrt(shift2)
@@ -1010,6 +1039,7 @@ class RobustSeasonal:
             tol = self.tol = 0.5 * (ts - self.t0) / (n - 1)
         mem = self.mem
         day = float(ts // DAY)
+        day = RECUR_DAYS if day > RECUR_DAYS else -RECUR_DAYS if day < -RECUR_DAYS else day
         phase = round((ts % DAY) * _PHASE_RES) / _PHASE_RES
         up = r > 0.0
         oldest = 0
@@ -1254,7 +1284,9 @@ class RobustSeasonal:
         self.lc = value - daily
         self.lw = value - weekly
         self.tr = 0.0
-        self.sm = self.sms = 0.0  # the shift is taken: its evidence starts again at the new level
+        self.sm = self.sms = self.sml = (
+            0.0  # the shift is taken: its evidence starts again at the new level
+        )
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
