@@ -17,7 +17,8 @@ Up to four forecasters run side by side on every point, all with winsorised
   a mixture inside its weekly bin). It is allowed to speak after 7.25 days, and
   not before its bins have been visited about four times each: after two weeks
   at 30 minutes, four at an hour (a bin seen once is one reading, not a profile).
-  Meanwhile it is a *weekly precedent*: at those steps (a bin takes at most
+  Whenever it does not speak (before then, or where another forecaster keeps a
+  smaller error) it is a *weekly precedent*: at those steps (a bin takes at most
   ``PRECEDENT_POINTS`` points a week), from 7.25 days on, an outlier that the
   bin's value from a week before puts within the clip, with ``PRECEDENT_SPREAD``
   times sigma (one reading's error on top of the point's), is judged against it
@@ -338,6 +339,24 @@ def _across(
     return other if (d if d >= 0.0 else -d) < miss else b  # an unseen bin (NaN) is never nearer
 
 
+def _mean_of_z(
+    m: float, v: float, zc: float, alpha: float, var_alpha: float, null: float
+) -> tuple[float, float, float]:
+    """One of the sustained shift's means of the clipped ``zc``: the mean ``m`` and its
+    mean square ``v``, both learned, and the new mean squared in units of the old mean
+    square (never below ``null``, unit white noise's), so no square root is taken
+    unless the shift speaks."""
+    m += alpha * (zc - m)
+    m2 = m * m
+    return m, v + var_alpha * (m2 - v), m2 / (v if v > null else null)
+
+
+def _recur_day(day: float) -> float:
+    """A day number for the remembered outliers, kept within +-``RECUR_DAYS`` (exact in
+    the state's float32)."""
+    return RECUR_DAYS if day > RECUR_DAYS else -RECUR_DAYS if day < -RECUR_DAYS else day
+
+
 def _short_run(jumps: int, step: float) -> bool:
     """A run of ``jumps`` outliers (signed) still short enough to be remembered by time of day."""
     run = jumps if jumps >= 0 else -jumps
@@ -534,11 +553,7 @@ class RobustSeasonal:
             slot = _SLOT if blob[0] >= 10 else _SLOT_V5
             for _ in range(r.u32()):
                 phase, usual, on, sightings = r.raw(slot)
-                seen = float(on)
-                seen = (
-                    RECUR_DAYS if seen > RECUR_DAYS else -RECUR_DAYS if seen < -RECUR_DAYS else seen
-                )
-                mem.extend((float(phase), float(usual), seen, float(sightings)))
+                mem.extend((float(phase), float(usual), _recur_day(float(on)), float(sightings)))
             det.mem = mem
             if blob[0] >= 6:
                 scd, rm = r.raw(_STATE_V6)
@@ -782,9 +797,10 @@ class RobustSeasonal:
             and ts - self.t0 >= WEEKLY_AFTER
             and self.stp * len(week) * PRECEDENT_POINTS >= 0.98 * WEEK
         ):
-            # the weekly profile may not speak yet (too few visits per bin), but it has
-            # seen this hour of the week before: a miss that it puts within the clip
-            # (a Saturday morning, while the daily profile expects a weekday) is not news
+            # the weekly profile does not speak (too few visits per bin yet, or a larger
+            # long-run error), but it has seen this hour of the week before: a miss that
+            # it puts within the clip (a Saturday morning, while the daily profile
+            # expects a weekday) is not news
             zw = (value - fw) / (PRECEDENT_SPREAD * sigma)
             aw = zw if zw >= 0.0 else -zw
             if aw <= self.clip:
@@ -844,29 +860,20 @@ class RobustSeasonal:
             a = self._run_evidence(z, a)
         learned = -1.0  # >= 0: the sustained shift speaks; the calibrator learns this instead
         if n > 10:
-            # a sustained shift: the mean of the clipped z lately (over two horizons), in
+            # a sustained shift: the mean of the clipped z lately (over three horizons), in
             # units of its own root mean square (the misses of a drift within the noise add up)
             zc = z if -clip <= z <= clip else clip if z > 0.0 else -clip
-            m = self.sm + SHIFT_ALPHA * (zc - self.sm)
-            ms = self.sms + SHIFT_SLOW_ALPHA * (zc - self.sms)
-            self.sm = m
-            self.sms = ms
-            v = self.sv
-            vs = self.svs
-            m2 = m * m
-            ms2 = ms * ms
-            self.sv = v + SHIFT_VAR_ALPHA * (m2 - v)
-            self.svs = vs + SHIFT_VAR_ALPHA * (ms2 - vs)
-            # compared squared: the square root is taken only where the shift speaks
-            shift2 = m2 / (v if v > _SHIFT_NULL else _SHIFT_NULL)
-            slow2 = ms2 / (vs if vs > _SLOW_NULL else _SLOW_NULL)
+            self.sm, self.sv, shift2 = _mean_of_z(
+                self.sm, self.sv, zc, SHIFT_ALPHA, SHIFT_VAR_ALPHA, _SHIFT_NULL
+            )
+            self.sms, self.svs, slow2 = _mean_of_z(
+                self.sms, self.svs, zc, SHIFT_SLOW_ALPHA, SHIFT_VAR_ALPHA, _SLOW_NULL
+            )
+            self.sml, self.svl, long2 = _mean_of_z(
+                self.sml, self.svl, zc, SHIFT_LONG_ALPHA, SHIFT_LONG_VAR_ALPHA, _LONG_NULL
+            )
             if slow2 > shift2:
                 shift2 = slow2
-            ml = self.sml + SHIFT_LONG_ALPHA * (zc - self.sml)
-            self.sml = ml
-            vl = self.svl
-            self.svl = vl + SHIFT_LONG_VAR_ALPHA * (ml * ml - vl)
-            long2 = ml * ml / (vl if vl > _LONG_NULL else _LONG_NULL)
             if long2 > shift2:
                 shift2 = long2
             if shift2 > _SHIFT_Z2 and shift2 > a * a:
@@ -1038,8 +1045,7 @@ class RobustSeasonal:
         if tol < 0.0:  # a state from before version 5: half the mean step so far
             tol = self.tol = 0.5 * (ts - self.t0) / (n - 1)
         mem = self.mem
-        day = float(ts // DAY)
-        day = RECUR_DAYS if day > RECUR_DAYS else -RECUR_DAYS if day < -RECUR_DAYS else day
+        day = _recur_day(float(ts // DAY))
         phase = round((ts % DAY) * _PHASE_RES) / _PHASE_RES
         up = r > 0.0
         oldest = 0
