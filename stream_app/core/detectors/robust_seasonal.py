@@ -32,12 +32,15 @@ profile bin that a schedule's edge cuts in two. Up to ``RECUR_SLOTS`` outliers
 are remembered by their time of day (to half a step), side and size; when an
 outlier comes at a remembered time, on the same side, and the time was seen on
 ``RECUR_AFTER`` earlier days at most ``RECUR_GAP_DAYS`` apart (a weekend in
-between; once expected, at most ``RECUR_KEEP_DAYS`` apart, so a reading lost
-before a weekend does not make it news again), the forecast includes the
-remembered residual, so the point is judged
+between) or exactly a week apart (a weekly job; once expected, at most
+``RECUR_KEEP_DAYS`` apart, so a reading lost before a weekend does not make it
+news again), the forecast includes the remembered residual, so the point is judged
 against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
-spike is normal, one twice its size is not, and an outlier at a new time of day
-is news as before. Only the first points of a run of outliers are remembered (as
+spike is normal, one twice its size is not, one smaller than usual (between the
+expected value and the usual size) is no news either, and an outlier at a new time
+of day is news as before. The usual size stays near the top of the sizes seen (a
+smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
+does not make the next normal one news. Only the first points of a run of outliers are remembered (as
 many as a profile bin holds, at least ``RECUR_RUN``): a longer run is a shift,
 which the levels follow, and its points would push out the times a schedule's
 edges cut into bins (a square wave's first day has two runs of twelve). The
@@ -201,12 +204,14 @@ _STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one f
 _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, its mean square
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
+RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 # ... and once expected, it stays so for up to this many days without a sighting: a
 # reading lost on a Friday, then a weekend, must not make a weekday schedule news again
 RECUR_KEEP_DAYS = 7.5
 _KEPT = 1e9  # days added to an expected time's last sighting when choosing a slot to reuse
 RECUR_SPREAD = 0.1  # a recurring outlier's size varies by this fraction of itself
+RECUR_SHRINK = 0.25  # the weight of a smaller sighting in the usual size (a larger: 0.5)
 # the calibrator learns a recurring outlier's raw surprise up to this many clips: that an
 # outlier came, not the size the schedule gives it
 RECUR_LEARN_CLIPS = 1.25
@@ -824,8 +829,10 @@ class RobustSeasonal:
                     sigma = spread
                 z = (value - shown) / sigma
                 z = _BIG if z > _BIG else -_BIG if z < -_BIG else z
+                if (z < 0.0) == (usual > 0.0):
+                    z = 0.0  # between the expected value and the usual size: a smaller one
                 a = z if z >= 0.0 else -z
-        if a < CALM_Z:
+        if raw < CALM_Z:  # the surprise before a recurring outlier's usual size is taken
             if changed:
                 # a real (not float-rounding) miss far inside sigma: the scale may be too large
                 r = value - expected
@@ -1071,11 +1078,16 @@ class RobustSeasonal:
                 if gap <= 0.0:
                     return 0.0  # seen today already: a run, not a recurrence
                 usual = mem[k + 1]
-                if gap > (RECUR_KEEP_DAYS if mem[k + 3] > RECUR_AFTER else RECUR_GAP_DAYS):
+                limit = RECUR_KEEP_DAYS if mem[k + 3] > RECUR_AFTER else RECUR_GAP_DAYS
+                if gap > limit and gap != RECUR_WEEK_DAYS:
                     mem[k + 1] = r
                     sightings = 1.0
                 else:
-                    mem[k + 1] = usual + 0.5 * (r - usual)
+                    # the usual size follows a larger one by half, a smaller one by a
+                    # quarter: it stays near the top of the sizes seen, and a smaller one
+                    # (between the expected value and that) is no news (see ``_update``)
+                    rate = 0.5 if (r > usual) == (usual > 0.0) else RECUR_SHRINK
+                    mem[k + 1] = usual + rate * (r - usual)
                     sightings = mem[k + 3] + 1.0 if mem[k + 3] < 255.0 else 255.0
                 mem[k + 2] = day
                 mem[k + 3] = sightings

@@ -229,6 +229,49 @@ def test_a_nightly_job_twice_its_size_or_at_a_new_time_still_pages() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_nightly_job_smaller_than_usual_is_no_news(seed: int) -> None:
+    # The job adds 20-30 every night; on night 10 it adds about a third of that. Judged
+    # against its usual size, that point was 5-7 sigma *below* expected and paged (2
+    # of 3 seeds), and the usual size, halved by it, made the next normal job news
+    # (night 11, 2 of 3 seeds). Between nothing and the usual size is no news now.
+    values = _nightly_job(14, 2.25, seed)
+    job = 10 * DAY_POINTS + 27  # night 10, 02:15
+    values[job] -= 16.0
+    _, events = _run(values.tolist())
+    assert _opened_after(events, START + 3 * 86400) == []
+
+
+def _weekly_job(weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise around 40 and a job of about +25 every Sunday at 03:00 (the series begins on
+    a Monday)."""
+    rng = np.random.default_rng(seed)
+    n = weeks * 7 * DAY_POINTS
+    values = 40.0 + rng.normal(0.0, 1.0, n)
+    job = np.arange(6 * DAY_POINTS + 36, n, 7 * DAY_POINTS)
+    values[job] += rng.uniform(20.0, 30.0, job.size)
+    return values, job
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_weekly_job_pages_in_its_first_weeks_only(seed: int) -> None:
+    # A backup every Sunday night paged every week, forever: an outlier seen again a
+    # week later was not a recurrence (at most three days apart). From its third
+    # sighting, a week apart, it is part of the schedule
+    values, job = _weekly_job(6, seed)
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START)]
+    assert [i for i in opened if i in set(job.tolist())] == job[:2].tolist()
+
+
+def test_a_weekly_job_twice_its_size_still_pages() -> None:
+    values, job = _weekly_job(6, 1)
+    values[job[4]] += 25.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 14 * 86400)]
+    assert opened == [job[4]]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_spike_weeks_into_a_schedule_whose_edges_cut_bins_still_pages(seed: int) -> None:
     # Weekdays 08:10-16:50 and a nightly job: every day a few points that the edges cut
     # into their bins, and the job, recur at their time of day. The calibrator learned
