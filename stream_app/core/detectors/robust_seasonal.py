@@ -40,7 +40,8 @@ spike is normal, one twice its size is not, one smaller than usual (between the
 expected value and the usual size) is no news either, and an outlier at a new time
 of day is news as before. The usual size stays near the top of the sizes seen (a
 smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
-does not make the next normal one news. Only the first points of a run of outliers are remembered (as
+does not make the next normal one news. A job that runs a few minutes early or
+late (within ``RECUR_NEAR``) continues the expected time nearby. Only the first points of a run of outliers are remembered (as
 many as a profile bin holds, at least ``RECUR_RUN``): a longer run is a shift,
 which the levels follow, and its points would push out the times a schedule's
 edges cut into bins (a square wave's first day has two runs of twelve). The
@@ -205,6 +206,7 @@ _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, i
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
+RECUR_NEAR = 900.0  # an expected time this many seconds off stands for a new one nearby
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 # ... and once expected, it stays so for up to this many days without a sighting: a
 # reading lost on a Friday, then a weekend, must not make a weekday schedule news again
@@ -1056,7 +1058,10 @@ class RobustSeasonal:
         earlier day, at most ``RECUR_GAP_DAYS`` ago (``RECUR_KEEP_DAYS`` once it is
         expected), and starts again otherwise; a new time of day takes the slot
         seen longest ago, sparing the times still expected while any other is left
-        (a day of new outliers must not push out the schedule learned so far).
+        (a day of new outliers must not push out the schedule learned so far). An
+        expected time on the same side within ``RECUR_NEAR`` and seen more often than
+        this one (a job that runs a few minutes early or late) stands for it: this time
+        takes over its sightings and usual size.
         """
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
@@ -1067,36 +1072,61 @@ class RobustSeasonal:
         up = r > 0.0
         oldest = 0
         oldest_day = math.inf
+        match = -1  # the slot at this time of day, on this side
+        near = -1  # an expected slot on this side a few minutes off, seen most often
+        near_count = float(RECUR_AFTER)
         for k in range(0, len(mem), 4):
             d = mem[k] - phase
             d = d if d >= 0.0 else -d
             if d > DAY - d:
                 d = DAY - d
             seen = mem[k + 2]
-            if d <= tol and (mem[k + 1] > 0.0) == up:
-                gap = day - seen
-                if gap <= 0.0:
-                    return 0.0  # seen today already: a run, not a recurrence
-                usual = mem[k + 1]
-                limit = RECUR_KEEP_DAYS if mem[k + 3] > RECUR_AFTER else RECUR_GAP_DAYS
-                if gap > limit and gap != RECUR_WEEK_DAYS:
-                    mem[k + 1] = r
-                    sightings = 1.0
-                else:
-                    # the usual size follows a larger one by half, a smaller one by a
-                    # quarter: it stays near the top of the sizes seen, and a smaller one
-                    # (between the expected value and that) is no news (see ``_update``)
-                    rate = 0.5 if (r > usual) == (usual > 0.0) else RECUR_SHRINK
-                    mem[k + 1] = usual + rate * (r - usual)
-                    sightings = mem[k + 3] + 1.0 if mem[k + 3] < 255.0 else 255.0
-                mem[k + 2] = day
-                mem[k + 3] = sightings
-                return usual if sightings > RECUR_AFTER else 0.0
+            if (mem[k + 1] > 0.0) == up:
+                if d <= tol:
+                    if match < 0:
+                        match = k
+                elif d <= RECUR_NEAR and seen < day and mem[k + 3] > near_count:
+                    near = k
+                    near_count = mem[k + 3]
             if mem[k + 3] > RECUR_AFTER and day - seen <= RECUR_KEEP_DAYS:
                 seen += _KEPT  # an expected time is given up only after every other one
             if seen < oldest_day:
                 oldest_day = seen
                 oldest = k
+        if match >= 0 and mem[match + 2] >= day:
+            return 0.0  # seen today already: a run, not a recurrence
+        # a job that runs a few minutes early or late: the expected time nearby, seen
+        # more often than this one, stands for it (its sightings and usual size)
+        src = near if near >= 0 and (match < 0 or near_count > mem[match + 3]) else match
+        if src >= 0:
+            usual = mem[src + 1]
+            sightings = mem[src + 3]
+            gap = day - mem[src + 2]
+            if gap <= (RECUR_KEEP_DAYS if sightings > RECUR_AFTER else RECUR_GAP_DAYS) or (
+                gap == RECUR_WEEK_DAYS
+            ):
+                # the usual size follows a larger one by half, a smaller one by a
+                # quarter: it stays near the top of the sizes seen, and a smaller one
+                # (between the expected value and that) is no news (see ``_update``)
+                rate = 0.5 if (r > usual) == (usual > 0.0) else RECUR_SHRINK
+                sightings = sightings + 1.0 if sightings < 255.0 else 255.0
+                k = match
+                if k < 0:  # this time of day gets a slot of its own
+                    if len(mem) < 4 * RECUR_SLOTS:
+                        k = len(mem)
+                        mem.extend((phase, 0.0, 0.0, 0.0))
+                    else:
+                        k = oldest
+                        mem[k] = phase
+                mem[k + 1] = usual + rate * (r - usual)
+                mem[k + 2] = day
+                mem[k + 3] = sightings
+                return usual if sightings > RECUR_AFTER else 0.0
+            if match >= 0:  # seen too long ago: it starts again
+                mem[match + 1] = r
+                mem[match + 2] = day
+                mem[match + 3] = 1.0
+                return 0.0
         if len(mem) < 4 * RECUR_SLOTS:
             mem.extend((phase, r, day, 1.0))
         else:

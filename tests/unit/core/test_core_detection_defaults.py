@@ -271,6 +271,34 @@ def test_a_weekly_job_twice_its_size_still_pages() -> None:
     assert opened == [job[4]]
 
 
+def _late_job(days: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise around 40 and a nightly job of about +25 that lands between 02:00 and 02:25."""
+    rng = np.random.default_rng(seed)
+    n = days * DAY_POINTS
+    values = 40.0 + rng.normal(0.0, 1.0, n)
+    job = np.arange(24, n, DAY_POINTS) + rng.integers(0, 6, days)
+    values[job] += rng.uniform(20.0, 30.0, days)
+    return values, job
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_nightly_job_that_runs_a_few_minutes_late_stops_paging(seed: int) -> None:
+    # Each of its six times of day was a recurrence only of itself, seen on one night
+    # in six: 10 to 12 onsets per series in days 14-28, for ever. An expected time
+    # nearby now stands for a new one
+    values, _ = _late_job(28, seed)
+    _, events = _run(values.tolist())
+    assert _opened_after(events, START + 14 * 86400) == []
+
+
+def test_a_late_job_twice_its_size_still_pages() -> None:
+    values, job = _late_job(28, 1)
+    values[job[25]] += 25.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 14 * 86400)]
+    assert opened == [job[25]]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_spike_weeks_into_a_schedule_whose_edges_cut_bins_still_pages(seed: int) -> None:
     # Weekdays 08:10-16:50 and a nightly job: every day a few points that the edges cut
