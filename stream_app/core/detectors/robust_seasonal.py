@@ -41,10 +41,11 @@ expected value and the usual size) is no news either, and an outlier at a new ti
 of day is news as before. The usual size stays near the top of the sizes seen (a
 smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
 does not make the next normal one news. A job that runs a few minutes early or
-late (within ``RECUR_NEAR``) continues the expected time nearby. Only the first points of a run of outliers are remembered (as
-many as a profile bin holds, at least ``RECUR_RUN``): a longer run is a shift,
-which the levels follow, and its points would push out the times a schedule's
-edges cut into bins (a square wave's first day has two runs of twelve). The
+late (within ``RECUR_NEAR``) continues the expected time nearby. Only the first
+points of a run of outliers are remembered (as many as a profile bin holds, at
+least ``RECUR_RUN``): a longer run is a shift, which the levels follow, and its
+points would push out the times a schedule's edges cut into bins (a square wave's
+first day has two runs of twelve). The
 calibrator learns that such an outlier came, not the size the schedule gives it
 (at most ``RECUR_LEARN_CLIPS`` clips): a schedule whose edges cut bins has a few of
 them every day, and their 20-50 sigma taught it, within weeks, that a 25-sigma
@@ -1085,7 +1086,11 @@ class RobustSeasonal:
                 if d <= tol:
                     if match < 0:
                         match = k
-                elif d <= RECUR_NEAR and seen < day and mem[k + 3] > near_count:
+                elif (
+                    d <= RECUR_NEAR
+                    and mem[k + 3] > near_count
+                    and 0.0 < day - seen <= RECUR_KEEP_DAYS
+                ):
                     near = k
                     near_count = mem[k + 3]
             if mem[k + 3] > RECUR_AFTER and day - seen <= RECUR_KEEP_DAYS:
@@ -1095,8 +1100,9 @@ class RobustSeasonal:
                 oldest = k
         if match >= 0 and mem[match + 2] >= day:
             return 0.0  # seen today already: a run, not a recurrence
-        # a job that runs a few minutes early or late: the expected time nearby, seen
-        # more often than this one, stands for it (its sightings and usual size)
+        # a job that runs a few minutes early or late: the expected time nearby (seen on
+        # an earlier day, recently enough to be expected still), seen more often than
+        # this one, stands for it (its sightings and usual size)
         src = near if near >= 0 and (match < 0 or near_count > mem[match + 3]) else match
         if src >= 0:
             usual = mem[src + 1]
