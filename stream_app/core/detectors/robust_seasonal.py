@@ -1060,9 +1060,9 @@ class RobustSeasonal:
         expected), and starts again otherwise; a new time of day takes the slot
         seen longest ago, sparing the times still expected while any other is left
         (a day of new outliers must not push out the schedule learned so far). An
-        expected time on the same side within ``RECUR_NEAR`` and seen more often than
-        this one (a job that runs a few minutes early or late) stands for it: this time
-        takes over its sightings and usual size.
+        expected time on the same side within ``RECUR_NEAR`` (or one seen exactly a
+        week ago) and seen more often than this one (a job that runs a few minutes
+        early or late) stands for it: this time takes over its sightings and usual size.
         """
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
@@ -1074,8 +1074,8 @@ class RobustSeasonal:
         oldest = 0
         oldest_day = math.inf
         match = -1  # the slot at this time of day, on this side
-        near = -1  # an expected slot on this side a few minutes off, seen most often
-        near_count = float(RECUR_AFTER)
+        near = -1  # a slot on this side a few minutes off, seen most often: expected
+        near_count = 0.0  # and seen lately, or seen exactly a week ago
         for k in range(0, len(mem), 4):
             d = mem[k] - phase
             d = d if d >= 0.0 else -d
@@ -1089,7 +1089,10 @@ class RobustSeasonal:
                 elif (
                     d <= RECUR_NEAR
                     and mem[k + 3] > near_count
-                    and 0.0 < day - seen <= RECUR_KEEP_DAYS
+                    and (
+                        (mem[k + 3] > RECUR_AFTER and 0.0 < day - seen <= RECUR_KEEP_DAYS)
+                        or day - seen == RECUR_WEEK_DAYS  # a weekly job's last sighting
+                    )
                 ):
                     near = k
                     near_count = mem[k + 3]
@@ -1101,8 +1104,9 @@ class RobustSeasonal:
         if match >= 0 and mem[match + 2] >= day:
             return 0.0  # seen today already: a run, not a recurrence
         # a job that runs a few minutes early or late: the expected time nearby (seen on
-        # an earlier day, recently enough to be expected still), seen more often than
-        # this one, stands for it (its sightings and usual size)
+        # an earlier day, recently enough to be expected still) or the time nearby seen
+        # a week ago, seen more often than this one, stands for it (its sightings and
+        # usual size)
         src = near if near >= 0 and (match < 0 or near_count > mem[match + 3]) else match
         if src >= 0:
             usual = mem[src + 1]

@@ -241,13 +241,15 @@ def test_a_nightly_job_smaller_than_usual_is_no_news(seed: int) -> None:
     assert _opened_after(events, START + 3 * 86400) == []
 
 
-def _weekly_job(weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _weekly_job(weeks: int, seed: int, late: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Noise around 40 and a job of about +25 every Sunday at 03:00 (the series begins on
-    a Monday)."""
+    a Monday); ``late``: at 03:00, 03:05 and 03:10 in turn."""
     rng = np.random.default_rng(seed)
     n = weeks * 7 * DAY_POINTS
     values = 40.0 + rng.normal(0.0, 1.0, n)
     job = np.arange(6 * DAY_POINTS + 36, n, 7 * DAY_POINTS)
+    if late:
+        job += np.arange(job.size) % 3
     values[job] += rng.uniform(20.0, 30.0, job.size)
     return values, job
 
@@ -261,6 +263,18 @@ def test_a_weekly_job_pages_in_its_first_weeks_only(seed: int) -> None:
     _, events = _run(values.tolist())
     opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START)]
     assert [i for i in opened if i in set(job.tolist())] == job[:2].tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_weekly_job_that_runs_a_few_minutes_late_pages_in_its_first_weeks_only(
+    seed: int,
+) -> None:
+    # 03:00, 03:05, 03:10: each time of day comes every third week, so none became
+    # expected by itself (the old code paged every week). The time nearby seen a week
+    # ago stands in
+    values, _ = _weekly_job(6, seed, late=True)
+    _, events = _run(values.tolist())
+    assert _opened_after(events, START + 14 * 86400) == []
 
 
 def test_a_weekly_job_twice_its_size_still_pages() -> None:
