@@ -277,14 +277,6 @@ def test_a_weekly_job_that_runs_a_few_minutes_late_pages_in_its_first_weeks_only
     assert _opened_after(events, START + 14 * 86400) == []
 
 
-def test_a_weekly_job_twice_its_size_still_pages() -> None:
-    values, job = _weekly_job(6, 1)
-    values[job[4]] += 25.0
-    _, events = _run(values.tolist())
-    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 14 * 86400)]
-    assert opened == [job[4]]
-
-
 def _late_job(days: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Noise around 40 and a nightly job of about +25 that lands between 02:00 and 02:25."""
     rng = np.random.default_rng(seed)
@@ -305,12 +297,14 @@ def test_a_nightly_job_that_runs_a_few_minutes_late_stops_paging(seed: int) -> N
     assert _opened_after(events, START + 14 * 86400) == []
 
 
-def test_a_late_job_twice_its_size_still_pages() -> None:
-    values, job = _late_job(28, 1)
-    values[job[25]] += 25.0
+@pytest.mark.parametrize("late", [False, True])
+def test_a_weekly_or_late_nightly_job_twice_its_size_still_pages(late: bool) -> None:
+    values, job = _late_job(28, 1) if late else _weekly_job(6, 1)
+    at = job[25 if late else 4]
+    values[at] += 25.0
     _, events = _run(values.tolist())
     opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 14 * 86400)]
-    assert opened == [job[25]]
+    assert opened == [at]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
