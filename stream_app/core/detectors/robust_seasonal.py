@@ -1108,43 +1108,32 @@ class RobustSeasonal:
         # a week ago, seen more often than this one, stands for it (its sightings and
         # usual size)
         src = near if near >= 0 and (match < 0 or near_count > mem[match + 3]) else match
+        size, sightings, usual = r, 1.0, 0.0  # a time first seen, or seen again too late
         if src >= 0:
-            usual = mem[src + 1]
-            sightings = mem[src + 3]
             gap = day - mem[src + 2]
-            if gap <= (RECUR_KEEP_DAYS if sightings > RECUR_AFTER else RECUR_GAP_DAYS) or (
+            last = mem[src + 3]
+            if gap <= (RECUR_KEEP_DAYS if last > RECUR_AFTER else RECUR_GAP_DAYS) or (
                 gap == RECUR_WEEK_DAYS
             ):
                 # the usual size follows a larger one by half, a smaller one by a
                 # quarter: it stays near the top of the sizes seen, and a smaller one
                 # (between the expected value and that) is no news (see ``_update``)
+                usual = mem[src + 1]
                 rate = 0.5 if (r > usual) == (usual > 0.0) else RECUR_SHRINK
-                sightings = sightings + 1.0 if sightings < 255.0 else 255.0
-                k = match
-                if k < 0:  # this time of day gets a slot of its own
-                    if len(mem) < 4 * RECUR_SLOTS:
-                        k = len(mem)
-                        mem.extend((phase, 0.0, 0.0, 0.0))
-                    else:
-                        k = oldest
-                        mem[k] = phase
-                mem[k + 1] = usual + rate * (r - usual)
-                mem[k + 2] = day
-                mem[k + 3] = sightings
-                return usual if sightings > RECUR_AFTER else 0.0
-            if match >= 0:  # seen too long ago: it starts again
-                mem[match + 1] = r
-                mem[match + 2] = day
-                mem[match + 3] = 1.0
-                return 0.0
-        if len(mem) < 4 * RECUR_SLOTS:
-            mem.extend((phase, r, day, 1.0))
-        else:
-            mem[oldest] = phase
-            mem[oldest + 1] = r
-            mem[oldest + 2] = day
-            mem[oldest + 3] = 1.0
-        return 0.0
+                size = usual + rate * (r - usual)
+                sightings = last + 1.0 if last < 255.0 else 255.0
+        k = match
+        if k < 0:  # this time of day gets a slot of its own
+            if len(mem) < 4 * RECUR_SLOTS:
+                k = len(mem)
+                mem.extend((phase, 0.0, 0.0, 0.0))
+            else:
+                k = oldest
+                mem[k] = phase
+        mem[k + 1] = size
+        mem[k + 2] = day
+        mem[k + 3] = sightings
+        return usual if sightings > RECUR_AFTER else 0.0
 
     def _bump_ended(self, value: float, z: float, sigma: float, fast: bool) -> bool:
         """True when ``value`` ends the last run of outliers as a bump.
