@@ -804,10 +804,11 @@ class RobustSeasonal:
         shown = expected  # the expected value published: a weekly precedent, or with a
         # recurring outlier's usual size
         raw = a
+        clip = self.clip
         if (
             known
             and week is not None
-            and a > self.clip
+            and a > clip
             and expected != fw
             and ts - self.t0 >= WEEKLY_AFTER
             and self.stp * len(week) * PRECEDENT_POINTS >= 0.98 * WEEK
@@ -818,11 +819,11 @@ class RobustSeasonal:
             # expects a weekday) is not news
             zw = (value - fw) / (PRECEDENT_SPREAD * sigma)
             aw = zw if zw >= 0.0 else -zw
-            if aw <= self.clip:
+            if aw <= clip:
                 z = zw
                 a = raw = aw
                 shown = fw
-        if a > self.clip and self.tol and _short_run(self.jumps, self.stp):
+        if a > clip and self.tol and _short_run(self.jumps, self.stp):
             usual = self._recurring(ts, n, value - expected)
             if usual:
                 # judged against its usual size, which varies by a fraction of itself
@@ -843,7 +844,6 @@ class RobustSeasonal:
                 self.calm = self.calm + 1 if real else 0
         elif changed and self.calm:
             self.calm = 0
-        clip = self.clip
         jd = self.jd
         if jd:
             self.jt += 1
