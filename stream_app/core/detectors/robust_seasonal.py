@@ -145,6 +145,19 @@ still pages. A run of spikes scores at least as the chance of that many in a row
 shift pages at its second point instead of hiding among them. Spikes rarer than
 that (an hourly crash rate that jumps once a day) stay news.
 
+**Counts that stop** (requests or events that drop to nothing: an outage). A count of
+7 every five minutes, whose sigma, learned over the whole day, is 5, misses a zero by
+1.5 sigma, and the fast level follows the zeros within a few points: no point of the
+outage is an outlier. A series is a count while more than ``COUNT_SHARE`` of its values
+lately were whole and not negative; from point ``SPIKE_AFTER`` on, a run of its values
+below one is judged as a run. Each is a zero of a negative binomial count with the mean
+expected where the run began (or the daily profile's value here, if lower: the zeros of
+a quiet night are no news) and the variance there (sigma squared, at least the mean:
+Poisson's), so an overdispersed count's zeros weigh what they should. The run's
+probability, counted ``ZERO_TESTS`` times over (a test beside the others must not spend
+the false-alarm budget by itself), lifts the score from its ``ZERO_RUN_MIN``-th point on,
+for a day at most, and the point is published against that expected count.
+
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
@@ -192,7 +205,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 10
+_VERSION = 11
 _STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
@@ -204,6 +217,10 @@ _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scal
 _STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one follows, how
 # many were seen, how many in a row up to the last point
 _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, its mean square
+# then version 11's counts that stop: the share of whole non-negative values, and the run
+# of counts below one (its length, the expected count and variance where it began, the
+# log of its probability so far)
+_STATE_V11 = "fHddd"
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
@@ -320,6 +337,16 @@ SPIKE_GO_ON0 = 0.5
 _PER_DAY = 1.0 / DAY
 _SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
 _SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
+# Counts that stop (see the module's docstring): a series is a count while more than
+# COUNT_SHARE of its values lately (an exponential mean at COUNT_ALPHA) were whole and not
+# negative; a run of ZERO_RUN_MIN or more of its values below one speaks, for a day at most
+COUNT_SHARE = 0.97
+COUNT_ALPHA = 0.01
+ZERO_RUN_MIN = 2
+ZERO_POISSON = 1.000001  # a variance within this factor of the mean is Poisson's
+# the run's probability counts this many times over: a test beside the others, it must not
+# spend the false-alarm budget by itself (Bonferroni)
+ZERO_TESTS = 10.0
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -455,6 +482,11 @@ class RobustSeasonal:
         "tr",
         "tw",
         "week",
+        "zk",
+        "zl",
+        "zs",
+        "zv",
+        "zw",
     )  # fmt: skip
 
     def __init__(self, params: Mapping[str, Any]) -> None:
@@ -500,6 +532,10 @@ class RobustSeasonal:
         self.kc = SPIKE_GO_ON0  # ... how often another follows one ...
         self.kk = 0  # ... how many were seen (to 255) ...
         self.kp = 0  # ... and how many in a row up to the last point (to 255)
+        self.zw = 1.0  # the share of whole non-negative values lately (a count series)
+        self.zk = 0  # counts below one in a row (see ``_stopped``) ...
+        self.zs = self.zv = 0.0  # ... the expected count and its variance where they began
+        self.zl = 0.0  # ... and the log of their probability so far
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -538,7 +574,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
          det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
@@ -588,12 +624,18 @@ class RobustSeasonal:
             if blob[0] >= 10:
                 sml, svl = r.raw(_STATE_V10)
                 det.sml, det.svl = float(sml), float(svl)
+            if blob[0] >= 11:
+                zw, zk, zs, zv, zl = r.raw(_STATE_V11)
+                det.zw, det.zk = float(zw), int(zk)
+                det.zs, det.zv, det.zl = float(zs), float(zv), float(zl)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
             det.tp = _NAN
             if det.day is not None:
                 det.tol = -1.0
+        if blob[0] < 11:
+            det.zw = 0.0  # not known to be a count series until its values say so
         return det
 
     def to_bytes(self) -> bytes:
@@ -616,6 +658,7 @@ class RobustSeasonal:
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
         w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
         w.raw(_STATE_V10, self.sml, self.svl)
+        w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -936,6 +979,18 @@ class RobustSeasonal:
                 score = self._spike(n, spiky, score, learned < 0.0, w, per)
             else:
                 self.kr -= w * self.kr
+        if n > 1:
+            whole = 1.0 if value >= 0.0 and value % 1.0 == 0.0 else 0.0
+            self.zw += (COUNT_ALPHA if n * COUNT_ALPHA > 1.0 else 1.0 / n) * (whole - self.zw)
+        if 0.0 <= value < 1.0 and n > SPIKE_AFTER and (self.zk or self.zw > COUNT_SHARE):
+            stopped, mean = self._stopped(expected, sigma, fc if day is not None else _NAN)
+            if 1.0 - stopped > score:
+                # the count stopped: published against what it was expected to be
+                score = 1.0 - stopped
+                shown = mean
+                z = (value - mean) / math.sqrt(self.zv)
+        else:
+            self.zk = 0
         q_lo = cal.q_lo
         exponent = q_lo + (cal.q_hi - q_lo) * self.band_k
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
@@ -1050,6 +1105,37 @@ class RobustSeasonal:
             lim = SPIKE_SIZE_CLIP * size
             self.ks = size + ws * ((excess if excess < lim else lim) - size)
         return score
+
+    def _stopped(self, expected: float, sigma: float, daily: float) -> tuple[float, float]:
+        """The probability of the run of counts below one that this point continues (1:
+        no evidence, while it is shorter than ``ZERO_RUN_MIN`` points or longer than a
+        day), and the count expected at this point.
+
+        Each is a zero of a negative binomial count with the mean the series was expected
+        to have where the run began (or the daily profile's value here, if lower: a
+        night's counts) and the variance ``sigma ** 2`` it had then (at least the mean:
+        Poisson), so an overdispersed count's zeros weigh what they should.
+        """
+        if not self.zk:
+            self.zs = expected if 0.0 < expected < _SQRT_BIG else 0.0
+            var = sigma * sigma if sigma < _SQRT_BIG else _BIG
+            self.zv = var if var > self.zs else self.zs
+            self.zl = 0.0
+        self.zk = zk = self.zk + 1 if self.zk < 65535 else 65535
+        mean = self.zs
+        if daily < mean:  # NaN (no daily profile) is never lower
+            mean = daily if daily > 0.0 else 0.0
+        var = self.zv
+        if mean <= 0.0:
+            return 1.0, mean
+        if var > mean * ZERO_POISSON:
+            # a negative binomial's zero: (mean / var) ** (mean ** 2 / (var - mean))
+            self.zl += mean / (var - mean) * mean * math.log(mean / var)
+        else:
+            self.zl -= mean
+        if zk < ZERO_RUN_MIN or zk * self.stp > DAY:
+            return 1.0, mean
+        return (ZERO_TESTS * math.exp(self.zl) if self.zl > -_MAX_EXP else 0.0), mean
 
     def _recurring(self, ts: float, n: int, r: float) -> float:
         """The usual residual of an outlier that recurs at this time of day, else 0.

@@ -27,6 +27,8 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V8,
     _STATE_V9,
     _STATE_V10,
+    _STATE_V11,
+    COUNT_SHARE,
     SHIFT_Z,
     SPIKE_GO_ON0,
     SPIKE_SIZE0,
@@ -535,6 +537,77 @@ def test_a_rare_count_of_one_is_no_outlier_but_a_burst_is(seed: int) -> None:
     assert [i for i in opened if i >= 200 and i != 1000] == []
 
 
+def _counts(
+    seed: int, days: int, rate: float, step: float = STEP, spread: float = 0.0
+) -> np.ndarray:
+    """Counts every ``step`` with a daily rate peaking at 2.2 ``rate`` at noon and 0.2
+    ``rate`` at midnight; ``spread`` > 0: overdispersed (a gamma-Poisson mixture)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(days * 86400 / step)) * step
+    rate_now = rate * (1.2 + np.sin(2.0 * math.pi * ((t % 86400.0) / 3600.0 - 6.0) / 24.0))
+    if spread:
+        rate_now = rate_now * rng.gamma(1.0 / spread, spread, t.size)
+    return rng.poisson(rate_now).astype(float)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_count_that_stops_pages_at_once(seed: int) -> None:
+    # Every five minutes about 7 events at 15:00 (4 to 9 over the day's working hours):
+    # the error scale, learned over the whole day, is about 5, so a zero misses by only
+    # 1.5 sigma, and the fast level followed the zeros down: three hours of nothing
+    # went unseen in all 5 draws; it now pages at its second or third zero.
+    values = _counts(seed, 14, 4.0)
+    at = 10 * DAY_POINTS + 15 * 12
+    values[at : at + 36] = 0.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START)]
+    assert [i for i in opened if at <= i < at + 4]
+    first = next(e for e in events if e.event == "opened" and e.ts >= START + at * STEP)
+    assert first.expected is not None and first.expected > 2.0  # what the count should be
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("step", [STEP, 3600.0])
+def test_zeros_where_a_count_is_low_are_no_news(seed: int, step: float) -> None:
+    # Overdispersed counts whose nights are mostly zeros and whose days have runs of
+    # them too: a run of zeros is judged by the zeros such a count has (its variance),
+    # and at the daily profile's value where that is lower, with room for being a
+    # test of its own. Judged as Poisson zeros, or by this test's own tail alone,
+    # they page (one run of zeros, seed 1 at five minutes, counted once).
+    values = _counts(seed, 14 if step == STEP else 28, 1.5, step, spread=0.5)
+    _, events = _run(values.tolist(), step)
+    late = _opened_after(events, START + 300 * step)
+    assert [e for e in late if e.value is not None and e.value < 1.0] == []
+
+
+def test_a_restart_inside_a_run_of_zeros_continues_identically() -> None:
+    # the count share and the run of zeros (its length, expected count, variance and
+    # probability so far) are state: a worker restarted in an outage goes on the same
+    values = _counts(1, 12, 4.0)
+    at = 10 * DAY_POINTS + 15 * 12
+    values[at : at + 36] = 0.0
+    proc = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    restarted = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    runs = set()
+    for i, value in enumerate(values.tolist()):
+        if i >= at - 5:
+            restarted = SeriesProcessor.from_bytes(restarted.to_bytes(), EngineConfig.default())
+        detector = restarted.detector
+        assert isinstance(detector, RobustSeasonal)
+        runs.add(detector.zk)
+        ts = START + STEP * i
+        assert proc.process(ts, value) == restarted.process(ts, value)
+    assert max(runs) >= 30  # restarted all through the run
+
+
+def test_a_count_of_any_magnitude_that_stops_stays_finite() -> None:
+    det = RobustSeasonal.create({}, seed=0)
+    out = [det.update(STEP * i, 1e200 * (i % 3 + 1)) for i in range(400)]
+    out += [det.update(STEP * i, 0.0) for i in range(400, 420)]
+    assert all(math.isfinite(v) for row in out for v in row)
+    assert det.zk == 20 and out[-1][0] > 0.999
+
+
 def test_hourly_business_hours_learn_their_weekends() -> None:
     # An hourly series had no weekly profile (it needed four readings per bin per
     # week), so every weekend of a business-hours metric was news. It now has one,
@@ -939,13 +1012,13 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
-def test_versions_3_to_9_detector_states_still_load() -> None:
+def test_versions_3_to_10_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
     # spikes' rate and size, version 10 a third mean of the shift's evidence (and the
-    # remembered outliers' days in float32); a worker upgraded over an older state
-    # keeps what its series learned
+    # remembered outliers' days in float32), version 11 the count share and the run of
+    # zeros; a worker upgraded over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -953,13 +1026,20 @@ def test_versions_3_to_9_detector_states_still_load() -> None:
     assert det.mr > 0.0 and det.m2a != 1.0  # the relative scale has learned
     assert det.kr > 0.0 and det.kk == 1 and det.ks != SPIKE_SIZE0  # and the spike at 388
     assert det.sml != 0.0 and det.svl != _LONG_NULL  # and the third mean
-    v10 = det.to_bytes()
-    assert RobustSeasonal.load(v10, {}, seed=0).to_bytes() == v10
+    assert det.zw < COUNT_SHARE  # and that its values are no counts
+    v11 = det.to_bytes()
+    assert RobustSeasonal.load(v11, {}, seed=0).to_bytes() == v11
+    v11_tail = struct.calcsize("<" + _STATE_V11)
+    v10 = b"\x0a" + v11[1:-v11_tail]
+    ten = RobustSeasonal.load(v10, {}, seed=0)
+    assert (ten.zw, ten.zk) == (0.0, 0)  # no count series until its values say so
+    assert (ten.mem, ten.kr, ten.sml) == (det.mem, det.kr, det.sml)
+    assert ten.to_bytes()[1:-v11_tail] == v10[1:]
     v9 = _as_version_9(v10, len(det.mem) // 4)
     nine = RobustSeasonal.load(v9, {}, seed=0)
     assert (nine.sml, nine.svl) == (0.0, _LONG_NULL)  # the third mean starts again
     assert (nine.mem, nine.kr, nine.sm) == (det.mem, det.kr, det.sm)
-    assert nine.to_bytes()[:-16] == v10[:-16]
+    assert nine.to_bytes()[1 : -16 - v11_tail] == v10[1:-16]
     v8 = b"\x08" + v9[1 : -struct.calcsize("<" + _STATE_V9)]
     eight = RobustSeasonal.load(v8, {}, seed=0)
     assert (eight.kr, eight.ks, eight.kk, eight.kp) == (0.0, SPIKE_SIZE0, 0, 0)
