@@ -925,6 +925,35 @@ def test_noise_in_proportion_to_the_level_stays_finite_at_any_magnitude(
     assert again.to_bytes() == proc.to_bytes()
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(min_value=-3.0, max_value=300.0),
+    st.integers(min_value=1, max_value=60),
+    st.lists(st.one_of(finite, extremes), max_size=20),
+)
+def test_a_count_of_any_magnitude_that_stops_stays_finite_and_round_trips(
+    exponent: float, zeros: int, after: list[float]
+) -> None:
+    # whole numbers of any magnitude with a daily-ish cycle, long enough to be known as
+    # counts, then a run of zeros (the run of counts below one), then any values
+    rng = np.random.default_rng(0)
+    level = 10.0**exponent * (1.2 + np.sin(np.arange(400) / 20.0))
+    counts = np.round(level * np.exp(rng.normal(0.0, 0.2, 400))).tolist()
+    values = counts + [0.0] * zeros + after
+    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
+    for i, value in enumerate(values):
+        point, _ = proc.process(START + 300.0 * i, value)
+        for field in (point.score, point.expected, point.lower, point.upper, point.z):
+            assert field is None or math.isfinite(field), (i, value, point)
+        if point.score is not None:
+            assert 0.0 <= point.score <= 1.0
+        if i == 400 + zeros - 1:
+            again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+            assert again.to_bytes() == proc.to_bytes()  # inside the run of zeros too
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.to_bytes() == proc.to_bytes()
+
+
 @given(st.lists(st.tuples(intervals, st.one_of(finite, extremes)), min_size=1, max_size=80))
 def test_any_intervals_never_give_a_non_finite_output(steps: list[tuple[float, float]]) -> None:
     # gaps of any length (the fast level's sigma grows with the steps missed) with any
