@@ -3,7 +3,8 @@
 Each shape is normal behaviour that real metrics show and the generated families do
 not cover: spiky log-normal noise (bytes written, request latency), a daily cycle
 whose noise grows with its level (traffic, sales, tweets), a metric that switches
-between a few levels, and a flow read in whole units that flickers by one unit on
+between a few levels, bytes written (in whole bytes too: a count whose zeros are its
+normal behaviour), and a flow read in whole units that flickers by one unit on
 a fifth of its readings with float-rounding wiggles in between; and isolated spikes
 that are a metric's normal behaviour (CPU, latency, bytes written). Every shape is read
 at the step and for the points :data:`RUNS` gives it, ``--draws`` times (counted by
@@ -49,6 +50,7 @@ RUNS: tuple[tuple[str, float, int], ...] = (
     ("low CPU %, 2 % random spikes", 300.0, 4032),
     ("latency, AR(1), 1 % spikes x2-5", 300.0, 4032),
     ("disk writes: 70 % zeros, bursts", 300.0, 4032),
+    ("disk writes: whole bytes, 70 % zeros", 300.0, 4032),
     ("flickering flow", 1.0, 1150),
 )
 
@@ -91,11 +93,17 @@ def _disk_writes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(np.where(rng.random(t.size) < 0.3, bursts, 0.0), np.float64)
 
 
+def _whole_bytes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """The same in whole bytes: a count, whose zeros are no news (zero-inflated)."""
+    return np.round(_disk_writes(rng, t))
+
+
 def shapes() -> dict[str, Shape]:
     return {
         "cycle, noise x level (sd 0.10)": _cycle(0.10),
         "cycle, noise x level (sd 0.25)": _cycle(0.25),
         "disk writes: 70 % zeros, bursts": _disk_writes,
+        "disk writes: whole bytes, 70 % zeros": _whole_bytes,
         "flickering flow": flickering_flow,
         "latency, AR(1), 1 % spikes x2-5": _latency,
         "low CPU %, 2 % random spikes": random_spikes,

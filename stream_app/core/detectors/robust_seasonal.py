@@ -153,7 +153,10 @@ lately were whole and not negative; from point ``SPIKE_AFTER`` on, a run of its 
 below one is judged as a run. Each is a zero of a negative binomial count with the mean
 expected where the run began (or the daily profile's value here, if lower: the zeros of
 a quiet night are no news) and the variance there (sigma squared, at least the mean:
-Poisson's), so an overdispersed count's zeros weigh what they should. The run's
+Poisson's), so an overdispersed count's zeros weigh what they should; and no zero counts
+as rarer than counts below one came where that model had a zero rarer than
+``ZERO_RARE`` (bytes written, in whole bytes, are mostly zeros: zero-inflated, judged
+at the size of the burst before them every run of zeros paged). The run's
 probability, counted ``ZERO_TESTS`` times over (a test beside the others must not spend
 the false-alarm budget by itself), lifts the score from its ``ZERO_RUN_MIN``-th point on,
 for a day at most, and the point is published against that expected count.
@@ -217,10 +220,11 @@ _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scal
 _STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one follows, how
 # many were seen, how many in a row up to the last point
 _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, its mean square
-# then version 11's counts that stop: the share of whole non-negative values, and the run
-# of counts below one (its length, the expected count and variance where it began, the
-# log of its probability so far)
-_STATE_V11 = "fHddd"
+# then version 11's counts that stop: the share of whole non-negative values, the run of
+# counts below one (its length, the expected count and variance where it began, the log
+# of its probability so far), and how often such counts came where the model had them
+# rare (over how many points)
+_STATE_V11 = "dHddddH"
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
@@ -347,6 +351,10 @@ ZERO_POISSON = 1.000001  # a variance within this factor of the mean is Poisson'
 # the run's probability counts this many times over: a test beside the others, it must not
 # spend the false-alarm budget by itself (Bonferroni)
 ZERO_TESTS = 10.0
+# a zero of a run counts as no rarer than counts below one came where the model had a
+# zero rarer than ZERO_RARE
+ZERO_RARE = 0.05
+_LOG_ZERO_RARE = math.log(ZERO_RARE)
 LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
@@ -391,6 +399,26 @@ def _mean_of_z(
     m += alpha * (zc - m)
     m2 = m * m
     return m, v + var_alpha * (m2 - v), m2 / (v if v > null else null)
+
+
+def _count_mean(expected: float, daily: float) -> float:
+    """The count expected: the forecast, or the daily profile's value where lower (a
+    quiet night), never negative; 0 beyond ``_SQRT_BIG`` (its square must stay finite)."""
+    mean = expected if 0.0 < expected < _SQRT_BIG else 0.0
+    if daily < mean:  # NaN (no daily profile) is never lower
+        mean = daily if daily > 0.0 else 0.0
+    return mean
+
+
+def _log_zero(mean: float, var: float) -> float:
+    """The log of the probability that a count of this mean and variance is zero: a
+    negative binomial's, ``(mean / var) ** (mean ** 2 / (var - mean))``, or Poisson's
+    where the variance is not above the mean."""
+    if not mean > 0.0:
+        return 0.0
+    if var > mean * ZERO_POISSON:
+        return mean / (var - mean) * mean * math.log(mean / var)
+    return -mean
 
 
 def _recur_day(day: float) -> float:
@@ -484,9 +512,11 @@ class RobustSeasonal:
         "week",
         "zk",
         "zl",
+        "zq",
         "zs",
         "zv",
         "zw",
+        "zz",
     )  # fmt: skip
 
     def __init__(self, params: Mapping[str, Any]) -> None:
@@ -536,6 +566,8 @@ class RobustSeasonal:
         self.zk = 0  # counts below one in a row (see ``_stopped``) ...
         self.zs = self.zv = 0.0  # ... the expected count and its variance where they began
         self.zl = 0.0  # ... and the log of their probability so far
+        self.zz = 0.0  # how often a count below one came where the model had it rare ...
+        self.zq = 0  # ... over this many such points (at most SELECT_MAX_POINTS)
         self.lc = self.lw = self.ec = 0.0
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
@@ -625,9 +657,10 @@ class RobustSeasonal:
                 sml, svl = r.raw(_STATE_V10)
                 det.sml, det.svl = float(sml), float(svl)
             if blob[0] >= 11:
-                zw, zk, zs, zv, zl = r.raw(_STATE_V11)
+                zw, zk, zs, zv, zl, zz, zq = r.raw(_STATE_V11)
                 det.zw, det.zk = float(zw), int(zk)
                 det.zs, det.zv, det.zl = float(zs), float(zv), float(zl)
+                det.zz, det.zq = float(zz), int(zq)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -658,7 +691,7 @@ class RobustSeasonal:
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
         w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
         w.raw(_STATE_V10, self.sml, self.svl)
-        w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl)
+        w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl, self.zz, self.zq)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -982,13 +1015,25 @@ class RobustSeasonal:
         if n > 1:
             whole = 1.0 if value >= 0.0 and value % 1.0 == 0.0 else 0.0
             self.zw += (COUNT_ALPHA if n * COUNT_ALPHA > 1.0 else 1.0 / n) * (whole - self.zw)
-        if 0.0 <= value < 1.0 and n > SPIKE_AFTER and (self.zk or self.zw > COUNT_SHARE):
-            stopped, mean = self._stopped(expected, sigma, fc if day is not None else _NAN)
-            if 1.0 - stopped > score:
-                # the count stopped: published against what it was expected to be
-                score = 1.0 - stopped
-                shown = mean
-                z = (value - mean) / math.sqrt(self.zv)
+        if self.zk or self.zw > COUNT_SHARE:
+            daily = fc if day is not None else _NAN
+            below = 0.0 <= value < 1.0
+            mean = _count_mean(expected, daily)
+            var = sigma * sigma if sigma < _SQRT_BIG else _BIG
+            if _log_zero(mean, var if var > mean else mean) < _LOG_ZERO_RARE:
+                # how often a count below one came where the model had a zero rare: no
+                # zero of a run counts as rarer (bytes written are zero-inflated)
+                zq = self.zq = self.zq + 1 if self.zq < SELECT_MAX_POINTS else self.zq
+                self.zz += ((1.0 if below else 0.0) - self.zz) / zq
+            if below and n > SPIKE_AFTER:
+                stopped, mean = self._stopped(expected, sigma, daily)
+                if 1.0 - stopped > score:
+                    # the count stopped: published against what it was expected to be
+                    score = 1.0 - stopped
+                    shown = mean
+                    z = (value - mean) / math.sqrt(self.zv)
+            elif not below:
+                self.zk = 0
         else:
             self.zk = 0
         q_lo = cal.q_lo
@@ -1109,30 +1154,28 @@ class RobustSeasonal:
     def _stopped(self, expected: float, sigma: float, daily: float) -> tuple[float, float]:
         """The probability of the run of counts below one that this point continues (1:
         no evidence, while it is shorter than ``ZERO_RUN_MIN`` points or longer than a
-        day), and the count expected at this point.
+        day), times ``ZERO_TESTS``, and the count expected at this point.
 
         Each is a zero of a negative binomial count with the mean the series was expected
         to have where the run began (or the daily profile's value here, if lower: a
         night's counts) and the variance ``sigma ** 2`` it had then (at least the mean:
-        Poisson), so an overdispersed count's zeros weigh what they should.
+        Poisson), so an overdispersed count's zeros weigh what they should; and none is
+        rarer than counts below one came where the model had them rare (``zz``).
         """
         if not self.zk:
-            self.zs = expected if 0.0 < expected < _SQRT_BIG else 0.0
+            self.zs = _count_mean(expected, _NAN)
             var = sigma * sigma if sigma < _SQRT_BIG else _BIG
             self.zv = var if var > self.zs else self.zs
             self.zl = 0.0
         self.zk = zk = self.zk + 1 if self.zk < 65535 else 65535
-        mean = self.zs
-        if daily < mean:  # NaN (no daily profile) is never lower
-            mean = daily if daily > 0.0 else 0.0
-        var = self.zv
-        if mean <= 0.0:
+        mean = _count_mean(self.zs, daily)
+        if not mean > 0.0:
             return 1.0, mean
-        if var > mean * ZERO_POISSON:
-            # a negative binomial's zero: (mean / var) ** (mean ** 2 / (var - mean))
-            self.zl += mean / (var - mean) * mean * math.log(mean / var)
-        else:
-            self.zl -= mean
+        lp = _log_zero(mean, self.zv)
+        seen = self.zz
+        if seen > 0.0 and lp < math.log(seen):
+            lp = math.log(seen)
+        self.zl += lp
         if zk < ZERO_RUN_MIN or zk * self.stp > DAY:
             return 1.0, mean
         return (ZERO_TESTS * math.exp(self.zl) if self.zl > -_MAX_EXP else 0.0), mean

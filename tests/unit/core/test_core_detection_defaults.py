@@ -580,6 +580,20 @@ def test_zeros_where_a_count_is_low_are_no_news(seed: int, step: float) -> None:
     assert [e for e in late if e.value is not None and e.value < 1.0] == []
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_zeros_of_a_zero_inflated_count_are_no_news(seed: int) -> None:
+    # Bytes written every five minutes, in whole bytes: nothing in 70 % of the
+    # intervals, else a burst around 1e5. Judged as a negative binomial's zeros at the
+    # size of the burst before them, runs of them paged about 75 times a series; no
+    # zero of a run counts as rarer than zeros came where the model had them rare.
+    rng = np.random.default_rng(seed)
+    bursts = np.round(1e5 * np.exp(rng.normal(0.0, 1.0, 4032)))
+    values = np.where(rng.random(4032) < 0.3, bursts, 0.0)
+    _, events = _run(values.tolist())
+    late = _opened_after(events, START + 300 * STEP)
+    assert [e for e in late if e.value is not None and e.value < 1.0] == []
+
+
 def test_a_restart_inside_a_run_of_zeros_continues_identically() -> None:
     # the count share and the run of zeros (its length, expected count, variance and
     # probability so far) are state: a worker restarted in an outage goes on the same
