@@ -151,15 +151,19 @@ that (an hourly crash rate that jumps once a day) stay news.
 outage is an outlier. A series is a count while more than ``COUNT_SHARE`` of its values
 lately were whole and not negative; from point ``SPIKE_AFTER`` on, a run of its values
 below one is judged as a run. Each is a zero of a negative binomial count with the mean
-expected where the run began (or the daily profile's value here, if lower: the zeros of
-a quiet night are no news) and the variance there (sigma squared, at least the mean:
-Poisson's), so an overdispersed count's zeros weigh what they should; and no zero counts
-as rarer than counts below one came where that model had a zero rarer than
-``ZERO_RARE`` (bytes written, in whole bytes, are mostly zeros: zero-inflated, judged
-at the size of the burst before them every run of zeros paged). The run's
-probability, counted ``ZERO_TESTS`` times over (a test beside the others must not spend
-the false-alarm budget by itself), lifts the score from its ``ZERO_RUN_MIN``-th point on,
-for a day at most, and the point is published against that expected count.
+expected where the run began (or the seasonal profiles' value here, if lower: the daily
+one's, or the weekly one's where its bin has a value; the zeros of a quiet night or of
+a weekend are no news) and the variance there (sigma squared, at least the mean:
+Poisson's), so an overdispersed count's zeros weigh what they should. Only zeros that
+model has rarer than ``ZERO_RARE`` count, and none as rarer than counts below one came
+where it had them that rare (bytes written, in whole bytes, are mostly zeros:
+zero-inflated, judged at the size of the burst before them every run of zeros paged).
+A weekend whose hours the weekly profile has not seen says nothing (the first weekend
+of a count of business days is all zeros), and a run that reaches zeros the profiles
+expect is spent. The run's probability, counted ``ZERO_TESTS`` times over (a test
+beside the others must not spend the false-alarm budget by itself), lifts the score
+from its ``ZERO_RUN_MIN``-th point on, for a day at most, and the point is published
+against that expected count.
 
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
@@ -401,12 +405,13 @@ def _mean_of_z(
     return m, v + var_alpha * (m2 - v), m2 / (v if v > null else null)
 
 
-def _count_mean(expected: float, daily: float) -> float:
-    """The count expected: the forecast, or the daily profile's value where lower (a
-    quiet night), never negative; 0 beyond ``_SQRT_BIG`` (its square must stay finite)."""
+def _count_mean(expected: float, season: float) -> float:
+    """The count expected: the forecast, or the seasonal profiles' value where lower (a
+    quiet night, a weekend), never negative; 0 beyond ``_SQRT_BIG`` (its square must
+    stay finite)."""
     mean = expected if 0.0 < expected < _SQRT_BIG else 0.0
-    if daily < mean:  # NaN (no daily profile) is never lower
-        mean = daily if daily > 0.0 else 0.0
+    if season < mean:  # NaN (no profile) is never lower
+        mean = season if season > 0.0 else 0.0
     return mean
 
 
@@ -1016,17 +1021,23 @@ class RobustSeasonal:
             whole = 1.0 if value >= 0.0 and value % 1.0 == 0.0 else 0.0
             self.zw += (COUNT_ALPHA if n * COUNT_ALPHA > 1.0 else 1.0 / n) * (whole - self.zw)
         if self.zk or self.zw > COUNT_SHARE:
-            daily = fc if day is not None else _NAN
+            # the seasonal profiles' count here: the daily one's, or the weekly one's
+            # where its bin has a value and is lower (no count on weekends)
+            season = fc if day is not None else _NAN
+            if known and not fw >= season:
+                season = fw
             below = 0.0 <= value < 1.0
-            mean = _count_mean(expected, daily)
+            mean = _count_mean(expected, season)
             var = sigma * sigma if sigma < _SQRT_BIG else _BIG
             if _log_zero(mean, var if var > mean else mean) < _LOG_ZERO_RARE:
                 # how often a count below one came where the model had a zero rare: no
                 # zero of a run counts as rarer (bytes written are zero-inflated)
                 zq = self.zq = self.zq + 1 if self.zq < SELECT_MAX_POINTS else self.zq
                 self.zz += ((1.0 if below else 0.0) - self.zz) / zq
-            if below and n > SPIKE_AFTER:
-                stopped, mean = self._stopped(expected, sigma, daily)
+            if below and n > SPIKE_AFTER and (known or week is None or not _weekend(ts)):
+                # (a weekend whose hours the weekly profile has not seen yet says nothing:
+                # the first weekend of a count of business hours is all zeros)
+                stopped, mean = self._stopped(expected, sigma, season)
                 if 1.0 - stopped > score:
                     # the count stopped: published against what it was expected to be
                     score = 1.0 - stopped
@@ -1151,14 +1162,15 @@ class RobustSeasonal:
             self.ks = size + ws * ((excess if excess < lim else lim) - size)
         return score
 
-    def _stopped(self, expected: float, sigma: float, daily: float) -> tuple[float, float]:
+    def _stopped(self, expected: float, sigma: float, season: float) -> tuple[float, float]:
         """The probability of the run of counts below one that this point continues (1:
         no evidence, while it is shorter than ``ZERO_RUN_MIN`` points or longer than a
         day), times ``ZERO_TESTS``, and the count expected at this point.
 
         Each is a zero of a negative binomial count with the mean the series was expected
-        to have where the run began (or the daily profile's value here, if lower: a
-        night's counts) and the variance ``sigma ** 2`` it had then (at least the mean:
+        to have where the run began (or the seasonal profiles' value here, ``season``, if
+        lower: a night's or a weekend's counts) and the variance ``sigma ** 2`` it had
+        then (at least the mean:
         Poisson), so an overdispersed count's zeros weigh what they should; and none is
         rarer than counts below one came where the model had them rare (``zz``).
         """
@@ -1168,14 +1180,16 @@ class RobustSeasonal:
             self.zv = var if var > self.zs else self.zs
             self.zl = 0.0
         self.zk = zk = self.zk + 1 if self.zk < 65535 else 65535
-        mean = _count_mean(self.zs, daily)
-        if not mean > 0.0:
+        mean = _count_mean(self.zs, season)
+        if not mean > 0.0 or self.zl > 0.0:
+            # zeros where the profiles expect none: the run says nothing more (a positive
+            # log probability marks it spent, so an episode does not open again in it)
+            self.zl = 1.0
             return 1.0, mean
         lp = _log_zero(mean, self.zv)
-        seen = self.zz
-        if seen > 0.0 and lp < math.log(seen):
-            lp = math.log(seen)
-        self.zl += lp
+        if lp < _LOG_ZERO_RARE:  # only zeros the model has rare count (not a night's)
+            seen = self.zz
+            self.zl += math.log(seen) if seen > 0.0 and lp < math.log(seen) else lp
         if zk < ZERO_RUN_MIN or zk * self.stp > DAY:
             return 1.0, mean
         return (ZERO_TESTS * math.exp(self.zl) if self.zl > -_MAX_EXP else 0.0), mean

@@ -594,6 +594,26 @@ def test_the_zeros_of_a_zero_inflated_count_are_no_news(seed: int) -> None:
     assert [e for e in late if e.value is not None and e.value < 1.0] == []
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("step", [STEP, 3600.0])
+def test_the_zeros_of_a_count_of_business_days_are_no_news(seed: int, step: float) -> None:
+    # Orders on weekdays only (3 to 9 an interval by day, 0.6 at night), none on
+    # weekends, for six weeks: judged at Friday evening's count, at the weekday profile's,
+    # or at a weekly bin's small but non-zero value over a weekend of zeros, the
+    # weekends paged (10 draws: 100 times at five minutes, 39 hourly). Zeros count at
+    # the weekly profile's value where it is lower, not on a weekend it has not seen,
+    # and only where the model has a zero rare.
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(42 * 86400 / step)) * step
+    hours = (t % 86400.0) / 3600.0
+    rate = 3.0 * np.clip(np.sin(math.pi * (hours - 7.0) / 12.0), 0.0, None) + 0.6
+    rate = np.where((t // 86400.0) % 7 >= 5, 0.0, rate)  # START is a Monday
+    values = rng.poisson(rate).astype(float)
+    _, events = _run(values.tolist(), step)
+    late = _opened_after(events, START + 300 * step)
+    assert [e for e in late if e.value is not None and e.value < 1.0] == []
+
+
 def test_a_restart_inside_a_run_of_zeros_continues_identically() -> None:
     # the count share and the run of zeros (its length, expected count, variance and
     # probability so far) are state: a worker restarted in an outage goes on the same
