@@ -913,20 +913,28 @@ finite = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
 extremes = st.sampled_from([1e308, -1e308, 1.7976931348623157e308, 5e-324, -5e-324, 0.0, 1e-300])
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(finite, extremes), min_size=1, max_size=120), finite)
-def test_finite_input_never_gives_a_non_finite_output(values: list[float], tail: float) -> None:
+def _finite_and_round_trips(values: list[float], step: float, at: int = -1) -> None:
+    """Every published field of every point of ``values`` (read every ``step`` s) is
+    finite and every score in [0, 1]; the state round-trips after whatever it saw, and
+    after point ``at`` too."""
     proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
-    series = values + [tail] * 5 + [1.0, 2.0, 3.0] * 15
-    for i, value in enumerate(series):
-        point, _ = proc.process(START + 60.0 * i, value)
+    for i, value in enumerate(values):
+        point, _ = proc.process(START + step * i, value)
         for field in (point.score, point.expected, point.lower, point.upper, point.z):
             assert field is None or math.isfinite(field), (i, value, point)
         if point.score is not None:
             assert 0.0 <= point.score <= 1.0
-    # the state still round-trips after whatever it saw
+        if i == at:
+            again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+            assert again.to_bytes() == proc.to_bytes()
     again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
     assert again.to_bytes() == proc.to_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(finite, extremes), min_size=1, max_size=120), finite)
+def test_finite_input_never_gives_a_non_finite_output(values: list[float], tail: float) -> None:
+    _finite_and_round_trips(values + [tail] * 5 + [1.0, 2.0, 3.0] * 15, 60.0)
 
 
 intervals = st.one_of(
@@ -949,14 +957,7 @@ def test_noise_in_proportion_to_the_level_stays_finite_at_any_magnitude(
     rng = np.random.default_rng(0)
     logs = exponent * math.log(10.0) + np.log1p(0.9 * np.sin(np.arange(400) / 4.0))
     logs += rng.normal(0.0, sd, 400)
-    values = np.exp(np.minimum(logs, math.log(1e308))).tolist() + after
-    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
-    for i, value in enumerate(values):
-        point, _ = proc.process(START + 3600.0 * i, value)
-        for field in (point.score, point.expected, point.lower, point.upper, point.z):
-            assert field is None or math.isfinite(field), (i, value, point)
-    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
-    assert again.to_bytes() == proc.to_bytes()
+    _finite_and_round_trips(np.exp(np.minimum(logs, math.log(1e308))).tolist() + after, 3600.0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -973,19 +974,8 @@ def test_a_count_of_any_magnitude_that_stops_stays_finite_and_round_trips(
     rng = np.random.default_rng(0)
     level = 10.0**exponent * (1.2 + np.sin(np.arange(400) / 20.0))
     counts = np.round(level * np.exp(rng.normal(0.0, 0.2, 400))).tolist()
-    values = counts + [0.0] * zeros + after
-    proc = SeriesProcessor.create("prop/entity", "m", EngineConfig.default())
-    for i, value in enumerate(values):
-        point, _ = proc.process(START + 300.0 * i, value)
-        for field in (point.score, point.expected, point.lower, point.upper, point.z):
-            assert field is None or math.isfinite(field), (i, value, point)
-        if point.score is not None:
-            assert 0.0 <= point.score <= 1.0
-        if i == 400 + zeros - 1:
-            again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
-            assert again.to_bytes() == proc.to_bytes()  # inside the run of zeros too
-    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
-    assert again.to_bytes() == proc.to_bytes()
+    # ... and the state round-trips inside the run of zeros too
+    _finite_and_round_trips(counts + [0.0] * zeros + after, 300.0, at=400 + zeros - 1)
 
 
 @given(st.lists(st.tuples(intervals, st.one_of(finite, extremes)), min_size=1, max_size=80))
