@@ -571,9 +571,10 @@ def test_a_count_that_stops_pages_at_once(seed: int) -> None:
 def test_zeros_where_a_count_is_low_are_no_news(seed: int, step: float) -> None:
     # Overdispersed counts whose nights are mostly zeros and whose days have runs of
     # them too: a run of zeros is judged by the zeros such a count has (its variance),
-    # and at the daily profile's value where that is lower, with room for being a
-    # test of its own. Judged as Poisson zeros, or by this test's own tail alone,
-    # they page (one run of zeros, seed 1 at five minutes, counted once).
+    # at the daily profile's value where that is lower, only by the zeros the model
+    # has rare, and with room for being a test of its own. With every zero counting
+    # and no room (the channel's first form, by its own tail alone), one run pages
+    # (seed 1 at five minutes); either of the two keeps it quiet.
     values = _counts(seed, 14 if step == STEP else 28, 1.5, step, spread=0.5)
     _, events = _run(values.tolist(), step)
     late = _opened_after(events, START + 300 * step)
