@@ -1029,14 +1029,14 @@ class RobustSeasonal:
             below = 0.0 <= value < 1.0
             mean = _count_mean(expected, season)
             var = sigma * sigma if sigma < _SQRT_BIG else _BIG
-            if _log_zero(mean, var if var > mean else mean) < _LOG_ZERO_RARE:
+            if _log_zero(mean, var) < _LOG_ZERO_RARE:
                 # how often a count below one came where the model had a zero rare: no
                 # zero of a run counts as rarer (bytes written are zero-inflated)
                 zq = self.zq = self.zq + 1 if self.zq < SELECT_MAX_POINTS else self.zq
                 self.zz += ((1.0 if below else 0.0) - self.zz) / zq
             if below and n > SPIKE_AFTER and (known or week is None or not _weekend(ts)):
                 # (a weekend whose hours the weekly profile has not seen yet says nothing:
-                # the first weekend of a count of business hours is all zeros)
+                # the first weekend of a count of business days is all zeros)
                 stopped, mean = self._stopped(expected, sigma, season)
                 if 1.0 - stopped > score:
                     # the count stopped: published against what it was expected to be
@@ -1170,9 +1170,10 @@ class RobustSeasonal:
         Each is a zero of a negative binomial count with the mean the series was expected
         to have where the run began (or the seasonal profiles' value here, ``season``, if
         lower: a night's or a weekend's counts) and the variance ``sigma ** 2`` it had
-        then (at least the mean:
-        Poisson), so an overdispersed count's zeros weigh what they should; and none is
-        rarer than counts below one came where the model had them rare (``zz``).
+        then (at least the mean: Poisson), so an overdispersed count's zeros weigh what
+        they should. Only zeros rarer than ``ZERO_RARE`` count, and none as rarer than
+        counts below one came where the model had them that rare (``zz``). A run whose
+        expected count falls to zero is spent.
         """
         if not self.zk:
             self.zs = _count_mean(expected, _NAN)
