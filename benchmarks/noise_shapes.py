@@ -33,7 +33,12 @@ import numpy.typing as npt
 
 from benchmarks.probes import score
 from stream_app.core.config import PolicyConfig
-from stream_app.offline.families import cycle_in_proportion, flickering_flow, random_spikes
+from stream_app.offline.families import (
+    bytes_written,
+    cycle_in_proportion,
+    flickering_flow,
+    random_spikes,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Shape = Callable[[np.random.Generator, FloatArray], FloatArray]
@@ -87,22 +92,15 @@ def _latency(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(values, np.float64)
 
 
-def _disk_writes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
-    """Bytes written: nothing in 70 % of the intervals, else a log-normal burst."""
-    bursts = 1e5 * np.exp(rng.normal(0.0, 1.0, t.size))
-    return np.asarray(np.where(rng.random(t.size) < 0.3, bursts, 0.0), np.float64)
-
-
 def _whole_bytes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
-    """The same in whole bytes: a count, whose zeros are no news (zero-inflated)."""
-    return np.round(_disk_writes(rng, t))
+    return bytes_written(rng, t, whole=True)
 
 
 def shapes() -> dict[str, Shape]:
     return {
         "cycle, noise x level (sd 0.10)": _cycle(0.10),
         "cycle, noise x level (sd 0.25)": _cycle(0.25),
-        "disk writes: 70 % zeros, bursts": _disk_writes,
+        "disk writes: 70 % zeros, bursts": bytes_written,
         "disk writes: whole bytes, 70 % zeros": _whole_bytes,
         "flickering flow": flickering_flow,
         "latency, AR(1), 1 % spikes x2-5": _latency,

@@ -191,6 +191,15 @@ def random_spikes(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(values, np.float64)
 
 
+def bytes_written(rng: np.random.Generator, t: FloatArray, whole: bool = False) -> FloatArray:
+    """Bytes written: nothing in 70 % of the intervals, else a log-normal burst around
+    1e5; ``whole``: in whole bytes (a count whose zeros are its normal behaviour:
+    zero-inflated). Not a family; read like the three above."""
+    bursts = 1e5 * np.exp(rng.normal(0.0, 1.0, t.size))
+    values = np.where(rng.random(t.size) < 0.3, bursts, 0.0)
+    return np.asarray(np.round(values) if whole else values, np.float64)
+
+
 # --- anomaly kinds --------------------------------------------------------------------
 
 

@@ -1037,7 +1037,7 @@ class RobustSeasonal:
             if below and n > SPIKE_AFTER and (known or week is None or not _weekend(ts)):
                 # (a weekend whose hours the weekly profile has not seen yet says nothing:
                 # the first weekend of a count of business days is all zeros)
-                stopped, mean = self._stopped(expected, sigma, season)
+                stopped, mean = self._stopped(expected, var, season)
                 if 1.0 - stopped > score:
                     # the count stopped: published against what it was expected to be
                     score = 1.0 - stopped
@@ -1162,22 +1162,21 @@ class RobustSeasonal:
             self.ks = size + ws * ((excess if excess < lim else lim) - size)
         return score
 
-    def _stopped(self, expected: float, sigma: float, season: float) -> tuple[float, float]:
+    def _stopped(self, expected: float, var: float, season: float) -> tuple[float, float]:
         """The probability of the run of counts below one that this point continues (1:
         no evidence, while it is shorter than ``ZERO_RUN_MIN`` points or longer than a
         day), times ``ZERO_TESTS``, and the count expected at this point.
 
         Each is a zero of a negative binomial count with the mean the series was expected
         to have where the run began (or the seasonal profiles' value here, ``season``, if
-        lower: a night's or a weekend's counts) and the variance ``sigma ** 2`` it had
-        then (at least the mean: Poisson), so an overdispersed count's zeros weigh what
+        lower: a night's or a weekend's counts) and the variance ``var`` (sigma squared)
+        it had then (at least the mean: Poisson), so an overdispersed count's zeros weigh what
         they should. Only zeros rarer than ``ZERO_RARE`` count, and none as rarer than
         counts below one came where the model had them that rare (``zz``). A run whose
         expected count falls to zero is spent.
         """
         if not self.zk:
             self.zs = _count_mean(expected, _NAN)
-            var = sigma * sigma if sigma < _SQRT_BIG else _BIG
             self.zv = var if var > self.zs else self.zs
             self.zl = 0.0
         self.zk = zk = self.zk + 1 if self.zk < 65535 else 65535
@@ -1189,8 +1188,11 @@ class RobustSeasonal:
             return 1.0, mean
         lp = _log_zero(mean, self.zv)
         if lp < _LOG_ZERO_RARE:  # only zeros the model has rare count (not a night's)
-            seen = self.zz
-            self.zl += math.log(seen) if seen > 0.0 and lp < math.log(seen) else lp
+            if self.zz > 0.0:
+                floor = math.log(self.zz)
+                if lp < floor:
+                    lp = floor
+            self.zl += lp
         if zk < ZERO_RUN_MIN or zk * self.stp > DAY:
             return 1.0, mean
         return (ZERO_TESTS * math.exp(self.zl) if self.zl > -_MAX_EXP else 0.0), mean

@@ -35,6 +35,7 @@ from stream_app.core.detectors.robust_seasonal import (
     RobustSeasonal,
 )
 from stream_app.offline.families import (
+    bytes_written,
     cycle_in_proportion,
     drift_ramp,
     flickering_flow,
@@ -587,9 +588,7 @@ def test_the_zeros_of_a_zero_inflated_count_are_no_news(seed: int) -> None:
     # intervals, else a burst around 1e5. Judged as a negative binomial's zeros at the
     # size of the burst before them, runs of them paged about 75 times a series; no
     # zero of a run counts as rarer than zeros came where the model had them rare.
-    rng = np.random.default_rng(seed)
-    bursts = np.round(1e5 * np.exp(rng.normal(0.0, 1.0, 4032)))
-    values = np.where(rng.random(4032) < 0.3, bursts, 0.0)
+    values = bytes_written(np.random.default_rng(seed), np.arange(4032.0), whole=True)
     _, events = _run(values.tolist())
     late = _opened_after(events, START + 300 * STEP)
     assert [e for e in late if e.value is not None and e.value < 1.0] == []
