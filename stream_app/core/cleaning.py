@@ -1,6 +1,17 @@
 """Per-series input cleaning: validity, limits, ordering, sampling interval,
 silence and stuck values.
 
+Two intervals are learned: the typical one (``step``, a running median, which
+silence and the detector's clock go by) and the *pace* (``pace``, the mean
+interval while the series is live), which the false-alarm budget goes by: the
+budget is a number of false episodes per unit of time, so a series read at
+irregular times (events, a sensor that reports on change) is allowed a point's
+share of it by how many points a week it actually has, not by its median
+interval, which for such a series is several times shorter than the mean. Each
+interval counts at most ``_PACE_CLIP`` typical ones, so an outage, a night or a
+weekend without readings does not count as time: a market-hours series keeps
+the pace of its trading minutes.
+
 The cleaner accepts or rejects each point with a reason; the processor turns
 silence and stuck runs into episodes. Points that are out of order but within
 ``allowed_lateness_s`` are accepted and scored on arrival (never reordered, so
@@ -29,6 +40,8 @@ _LIVE_GAP = 2.0  # consecutive points at most this many intervals apart: the ser
 _MAX_SCAN = 2 * WEEK  # a gap longer than this is silence whatever the pattern
 _STEP_GAIN = 1.05  # multiplicative step of the online median of the interval
 _REPEAT_RATE = 0.01
+_PACE_CLIP = 10.0  # an interval counts for the pace as at most this many typical ones
+_PACE_ALPHA = 0.005  # weight of one interval in the pace (a mean over about 200)
 # How long a run of identical values may last before it counts as stuck: the longer of
 # what a geometric model of the repeat rate allows (P(run >= limit) = stuck_probability;
 # right for memoryless repeats such as a quantised noise, and long for a series that is
@@ -77,6 +90,7 @@ class SeriesCleaner:
         "long_run",
         "lower",
         "n",
+        "pace",
         "rate",
         "recent",
         "run",
@@ -99,6 +113,7 @@ class SeriesCleaner:
         self.last_ts = _NEG_INF
         self.last_value = _NAN
         self.step = 0.0  # typical interval (online median, 0 = unknown)
+        self.pace = 0.0  # mean interval while live, for the budget (0 = unknown)
         self.n = 0  # accepted points
         self.run = 0  # length of the current run of identical values
         self.run_start = 0.0
@@ -127,7 +142,10 @@ class SeriesCleaner:
         if ts > last:
             if self.n:
                 dt = ts - last
-                self.step = next_step(self.step, dt)
+                step = self.step = next_step(self.step, dt)
+                counted = dt if dt < _PACE_CLIP * step else _PACE_CLIP * step
+                pace = self.pace
+                self.pace = counted if pace <= 0.0 else pace + _PACE_ALPHA * (counted - pace)
                 if ts > self.live_until and dt <= _LIVE_GAP * self.step:
                     self._mark_live(last, ts)
             else:
@@ -264,6 +282,17 @@ class SeriesCleaner:
     def read_long_run(self, r: Reader) -> None:
         (long_run,) = r.raw("d")
         self.long_run = float(long_run)
+
+    def write_pace(self, w: Writer) -> None:
+        w.raw("d", self.pace)
+
+    def read_pace(self, r: Reader | None) -> None:
+        """The pace, or (from a state written before it was kept) the typical interval."""
+        if r is None:
+            self.pace = self.step
+            return
+        (pace,) = r.raw("d")
+        self.pace = float(pace)
 
     def read_activity(self, r: Reader) -> None:
         first_ts, tod, dow, until = r.raw("dQBd")

@@ -150,6 +150,10 @@ class PolicyConfig:
     probability of the point, so a series with interval ``dt`` opens at
     ``p <= dt / period``: 0.9995 for 5-minute data, 0.99999835 for 1-second
     data, 0.99851 for hourly data. Setting ``threshold`` fixes the score instead.
+    The interval is the series' *pace*, its mean interval while live (see
+    :mod:`stream_app.core.cleaning`): for readings on a grid, the grid's step; for
+    readings at irregular times, the time they take on average, so the budget is
+    per unit of time whether the points come evenly or not.
 
     Why a floor in points: the false alarms of a series come per point, the
     anomalies per incident. An hourly series paging once a week falsely has

@@ -107,9 +107,9 @@ class SeriesProcessor:
         elif run >= cleaner.stuck_min:
             stuck_opened = self._check_stuck(run, ts, value, events)
         policy = self.policy
-        step = cleaner.step
-        if step != policy.interval:
-            policy.set_interval(step)
+        pace = cleaner.pace  # the budget is per unit of time: see the cleaner
+        if pace != policy.interval:
+            policy.set_interval(pace)
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if not decided:
             score *= OTHER_SCALE
@@ -197,6 +197,7 @@ class SeriesProcessor:
         self.cleaner.write_activity(w)  # last, so states written before it still load
         self.cleaner.write_long_run(w)  # after it, for the same reason
         self.policy.write_recent(w)  # and after that
+        self.cleaner.write_pace(w)  # and that
         return w.getvalue()
 
     @classmethod
@@ -226,6 +227,7 @@ class SeriesProcessor:
             proc.cleaner.read_long_run(r)
         if not r.done():
             proc.policy.read_recent(r)
+        proc.cleaner.read_pace(None if r.done() else r)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

@@ -144,3 +144,30 @@ def test_readings_centuries_apart_mark_the_whole_week_live_at_once() -> None:
     assert cleaner.check(2.5e11, 2.0) == "ok"  # the first interval is the step: "live"
     assert (cleaner.live_tod, cleaner.live_dow) == ((1 << 48) - 1, 0x7F)
     assert cleaner.live_until > 2.5e11
+
+
+def paced(intervals: np.ndarray) -> SeriesCleaner:
+    cleaner = SeriesCleaner(CleaningConfig(), Limits())
+    for ts in np.concatenate([[0.0], np.cumsum(intervals)]).tolist():
+        assert cleaner.check(ts, 1.0) == "ok"
+    return cleaner
+
+
+def test_the_pace_is_the_mean_interval_while_live() -> None:
+    # the false-alarm budget is per unit of time, so it goes by the mean interval: for
+    # readings at irregular times that is several times the median interval
+    regular = paced(np.full(3000, 60.0))
+    assert regular.pace == regular.step == 60.0
+    rng = np.random.default_rng(3)
+    irregular = paced(rng.lognormal(np.log(60.0), 1.5, 3000))  # median 60 s, mean 185 s
+    assert irregular.step < 120.0  # a running median: silence and the detector go by it
+    assert 120.0 < irregular.pace < 185.0  # intervals past ten steps count as ten
+    # an outage counts as ten intervals at most: it is not time the series was live
+    outage = paced(np.concatenate([np.full(2000, 60.0), [86400.0], np.full(10, 60.0)]))
+    assert 60.0 < outage.pace < 60.0 * 1.05
+
+
+def test_a_market_series_keeps_the_pace_of_its_trading_minutes() -> None:
+    day = [60.0] * 389 + [86400.0 - 389 * 60.0]  # 09:30-16:00, then the night
+    cleaner = paced(np.array(day * 5 * 4))
+    assert cleaner.step < 66.0 and cleaner.step < cleaner.pace < cleaner.step * 1.05

@@ -89,7 +89,9 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     assert again.to_bytes() == blob
     tuesday = MONDAY + 8 * DAY
     assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
-    no_recent = blob[: -struct.calcsize("<dd")]  # before the recent-episode count
+    no_pace = blob[: -struct.calcsize("<d")]  # written before the pace was kept
+    assert SeriesProcessor.from_bytes(no_pace).cleaner.pace == proc.cleaner.step > 0.0
+    no_recent = no_pace[: -struct.calcsize("<dd")]  # before the recent-episode count
     assert SeriesProcessor.from_bytes(no_recent).policy.recent == 0.0
     no_runs = no_recent[: -struct.calcsize("<d")]  # written before the longest run was kept
     older = SeriesProcessor.from_bytes(no_runs)
@@ -138,3 +140,34 @@ def test_a_variance_burst_is_found(seed: int) -> None:
     for k, i in enumerate(range(2000, 2040)):
         values[i] += float(burst[k])
     assert episodes_in(values, 2000, 2040) >= 1
+
+
+def key_holds(seed: int, n: int = 4000) -> tuple[SeriesProcessor, int, float]:
+    """Key hold times (s) read as the keys are pressed, intervals log-normal around a
+    minute (seconds to an hour), anomaly-free: the processor, the episodes it opened
+    after the first 600 points, and the weeks those points span."""
+    rng = np.random.default_rng(seed)
+    ts = MONDAY + np.cumsum(rng.lognormal(np.log(60.0), 1.5, n))
+    holds = (rng.gamma(3.0, 0.05, n) + 0.1).round(3)
+    proc = SeriesProcessor.create("kbd-1", "key_hold_s", EngineConfig.default())
+    opened = 0
+    for i, (t, v) in enumerate(zip(ts.tolist(), holds.tolist(), strict=True)):
+        events = proc.process(t, v)[1]
+        if i >= 600:
+            opened += sum(e.event == "opened" and e.kind == "value" for e in events)
+    return proc, opened, float(ts[-1] - ts[600]) / (7 * DAY)
+
+
+def test_a_series_read_at_irregular_times_has_its_budget_per_unit_of_time() -> None:
+    # its median interval is a minute, its mean about three: by the median it was
+    # allowed a point's share of a week's budget as if it had 10,080 points a week, and
+    # opened 5-20 times less often than its budget allows (deaf where it could listen)
+    opened, weeks = 0, 0.0
+    for seed in (1, 2, 3):
+        proc, count, span = key_holds(seed)
+        pace = proc.cleaner.pace
+        assert pace > 120.0
+        assert 1.0 - proc.policy.open_thr == pytest.approx(pace / (7 * DAY), rel=0.01)
+        opened += count
+        weeks += span
+    assert opened <= 2.0 * weeks  # and the budget holds: within twice one a week
