@@ -15,7 +15,10 @@ draws do not depend on it; schedules keep the UTC clock. ``sampling`` says how
 the series is read (see :data:`SAMPLINGS`): on the 5-minute grid (the default),
 with each timestamp off it by up to a tenth of a step (``jitter``), with 15 % of
 the points lost at random (``holes``), with three outages of 2 to 8 hours
-(``gaps``), or one of these per series (``mixed``). Its draws come from a third
+(``gaps``), or one of these per series (``mixed``); or at irregular times
+(``events``: each timestamp anywhere in its step, in busy spells that keep 80 % of
+the points and quiet ones that keep 5 %, so the mean interval is about twice the
+median, as for readings sent on change or per event). Its draws come from a third
 stream: a series with points lost keeps the values and anomalies of the regular
 one, and a jittered one is the same draw read at its own times (only a count,
 drawn at a slightly different rate, may differ after that). Labels mark the
@@ -300,10 +303,12 @@ FREE_FAMILIES: dict[str, Base] = {
 }
 
 
-SAMPLINGS = ("regular", "jitter", "holes", "gaps", "mixed")
+SAMPLINGS = ("regular", "jitter", "holes", "gaps", "mixed", "events")
 JITTER = 0.1  # a jittered timestamp is off the grid by up to this fraction of a step
 HOLES = 0.15  # the share of points lost at random
 GAPS = 3  # outages, each of 24 to 96 points (2 to 8 hours)
+EVENTS_SWITCH = 0.03  # events: the chance per step that a busy or quiet spell ends
+EVENTS_KEEP = (0.8, 0.05)  # events: the share of points kept in busy, quiet spells
 
 
 def _read(
@@ -312,9 +317,15 @@ def _read(
     """How the series is read: its times, and the points kept (``None``: all)."""
     rng = np.random.default_rng([*key, 2])
     if sampling == "mixed":
-        sampling = SAMPLINGS[int(rng.integers(4))]
+        sampling = SAMPLINGS[int(rng.integers(4))]  # of the first four
     if sampling == "jitter":
         return t + rng.uniform(-JITTER, JITTER, t.size) * step, None
+    if sampling == "events":
+        busy = np.cumsum(rng.random(t.size) < EVENTS_SWITCH) % 2 == 0
+        keep = rng.random(t.size) < np.where(busy, *EVENTS_KEEP)
+        keep[0] = True
+        # anywhere in its step: [0, 1) of a step keeps the times in order
+        return t + rng.uniform(0.0, 1.0, t.size) * step, keep
     if sampling == "holes":
         keep = rng.random(t.size) >= HOLES
     elif sampling == "gaps":

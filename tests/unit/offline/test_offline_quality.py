@@ -90,6 +90,17 @@ def test_generated_series_can_be_read_off_the_grid_or_with_points_lost() -> None
             jittered = np.any(np.abs(steps - np.round(steps)) > 1e-6)
             kinds.add("jitter" if jittered else "lost" if steps.max() > 1 else "regular")
     assert kinds == {"jitter", "lost", "regular"}
+    # readings at irregular times: busy and quiet spells, anywhere in their step
+    ratios = []
+    for family, items in generate_families(series_per_family=3, sampling="events").items():
+        for s, r in zip(items, regular[family], strict=True):
+            dt = np.diff(s.timestamps)
+            assert np.all(dt > 0) and 0.3 < len(s.timestamps) / len(r.timestamps) < 0.6
+            assert not np.allclose(dt / STEP, np.round(dt / STEP))  # off the grid
+            ratios.append(dt.mean() / np.median(dt))
+            if family != "counts" and r.labels.count(1) > 3:  # a count draws anew
+                assert 0 < s.labels.count(1) < r.labels.count(1)
+    assert 1.5 < np.median(ratios) < 3.0  # the mean interval about twice the median
     with pytest.raises(ValueError, match="sampling must be one of"):
         generate_families(series_per_family=1, sampling="sometimes")
 
