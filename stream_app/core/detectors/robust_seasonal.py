@@ -427,7 +427,11 @@ def _log_zero(mean: float, var: float) -> float:
     if not mean > 0.0:
         return 0.0
     if var > mean * ZERO_POISSON:
-        return mean / (var - mean) * mean * math.log(mean / var)
+        if not var < math.inf:
+            return 0.0  # a count dispersed without bound: a zero is no news
+        # the difference of the logs: mean / var underflows to 0 for a tiny mean and a
+        # large variance (1e-200 and 1e200), and its log raised
+        return mean / (var - mean) * mean * (math.log(mean) - math.log(var))
     return -mean
 
 

@@ -33,6 +33,7 @@ from stream_app.core.detectors.robust_seasonal import (
     SPIKE_GO_ON0,
     SPIKE_SIZE0,
     RobustSeasonal,
+    _log_zero,
 )
 from stream_app.offline.families import (
     bytes_written,
@@ -549,6 +550,20 @@ def _counts(
     if spread:
         rate_now = rate_now * rng.gamma(1.0 / spread, spread, t.size)
     return rng.poisson(rate_now).astype(float)
+
+
+@pytest.mark.parametrize(
+    ("mean", "var"), [(1e-200, 1e200), (5e-324, 1e10), (1e-300, math.inf), (3.0, 12.0)]
+)
+def test_the_zero_probability_of_a_count_is_finite_at_any_magnitude(
+    mean: float, var: float
+) -> None:
+    # the property test of any intervals found it: mean / var underflowed to 0 for a
+    # tiny mean and a large variance, and its log raised inside the detector
+    log_p = _log_zero(mean, var)
+    assert math.isfinite(log_p) and log_p <= 0.0
+    if (mean, var) == (3.0, 12.0):  # a negative binomial's zero: (1/4) ** (9 / 9)
+        assert log_p == pytest.approx(math.log(0.25))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
