@@ -168,12 +168,13 @@ against that expected count.
 After a gap (an interval over ``GAP_STEPS`` times the running median step) the
 fast level's uncertainty has grown by about one step's variance per step missed:
 its sigma is widened by the square root of the steps, and it takes the matching
-Kalman gain, so a random walk that moved while no data came is not an alarm. Every
-forecaster's miss after a gap counts per step in the long-run errors that decide which
-one speaks: counted per step for the fast level alone, a stationary series read at
-irregular times (events, key presses), whose fast level follows each reading after a
-gap, had it speak, and every point after a gap was judged with a sigma widened for a
-random walk.
+Kalman gain, so a random walk that moved while no data came is not an alarm. Both
+levels' misses after a gap count per step in the long-run errors that decide which
+forecaster speaks: counted per step for the fast level alone, a stationary series read
+at irregular times (events, key presses), whose fast level follows each reading after
+a gap, had the fast level speak, and every point after a gap was judged with a sigma
+widened for a random walk. The profiles' misses count as they were: they know the time
+of day, and a daily cycle that moved during a gap is no miss of theirs.
 Arithmetic is kept finite whatever the input: values are judged relative to a
 scale, residuals are computed without overflow, and a state that still turns
 non-finite is restarted from the current point, so no single value can disable
@@ -1413,7 +1414,7 @@ class RobustSeasonal:
         ar = r if r >= 0.0 else -r
         e = ar if ar < k20 * err or err <= 0.0 else k20 * err
         e = e if e < _SQRT_BIG else _SQRT_BIG
-        e /= per_step  # every forecaster's miss after a gap counts per step (see above)
+        e /= per_step  # both levels' misses after a gap count per step (see above)
         sq = self.ss
         self.ss = sq + a_sel * (e * e - sq)
         lim = k * err
@@ -1432,7 +1433,7 @@ class RobustSeasonal:
             r = value - fc
             ar = r if r >= 0.0 else -r
             e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-            e = (e if e < _SQRT_BIG else _SQRT_BIG) / per_step
+            e = e if e < _SQRT_BIG else _SQRT_BIG
             lim = k * err
             learn = True
             rm = self.rm
@@ -1465,7 +1466,7 @@ class RobustSeasonal:
             r = value - fw
             ar = r if r >= 0.0 else -r
             e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-            e = (e if e < _SQRT_BIG else _SQRT_BIG) / per_step
+            e = e if e < _SQRT_BIG else _SQRT_BIG
             sq = self.swl
             self.swl = sq + a_sel * (e * e - sq)
             lim = k * err
