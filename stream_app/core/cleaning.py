@@ -146,7 +146,7 @@ class SeriesCleaner:
                 counted = dt if dt < _PACE_CLIP * step else _PACE_CLIP * step
                 pace = self.pace
                 self.pace = counted if pace <= 0.0 else pace + _PACE_ALPHA * (counted - pace)
-                if ts > self.live_until and dt <= _LIVE_GAP * self.step:
+                if ts > self.live_until and dt <= _LIVE_GAP * step:
                     self._mark_live(last, ts)
             else:
                 self.first_ts = ts
@@ -269,6 +269,7 @@ class SeriesCleaner:
         self.limit = int(limit)
         self.run_start = float(run_start)
         self.last_ts, self.last_value, self.step = float(last_ts), float(last_value), float(step)
+        self.pace = self.step  # kept after the rest (read_pace); older states: the step
         self.n, self.run, self.rate = int(n), int(run), float(rate)
         self.recent = r.floats()
 
@@ -286,11 +287,7 @@ class SeriesCleaner:
     def write_pace(self, w: Writer) -> None:
         w.raw("d", self.pace)
 
-    def read_pace(self, r: Reader | None) -> None:
-        """The pace, or (from a state written before it was kept) the typical interval."""
-        if r is None:
-            self.pace = self.step
-            return
+    def read_pace(self, r: Reader) -> None:
         (pace,) = r.raw("d")
         self.pace = float(pace)
 

@@ -227,7 +227,8 @@ class SeriesProcessor:
             proc.cleaner.read_long_run(r)
         if not r.done():
             proc.policy.read_recent(r)
-        proc.cleaner.read_pace(None if r.done() else r)
+        if not r.done():
+            proc.cleaner.read_pace(r)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)
