@@ -26,6 +26,7 @@ from benchmarks.noise_shapes import Row, draws_cli
 from stream_app.core import EngineConfig, SeriesProcessor
 from stream_app.offline import nab
 from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
+from stream_app.offline.families import key_holds
 
 START = 1_767_571_200.0  # 2026-01-05T00:00:00Z
 MEDIAN_S = 300.0
@@ -35,12 +36,11 @@ WEEK = 7 * 86400.0
 FloatArray = npt.NDArray[np.float64]
 
 
-def key_holds(seed: int, sigma: float, shifts: bool) -> tuple[FloatArray, FloatArray, list[int]]:
+def one_series(seed: int, sigma: float, shifts: bool) -> tuple[FloatArray, FloatArray, list[int]]:
     """Timestamps, hold times and point labels of one series."""
     rng = np.random.default_rng(seed)
-    gaps = rng.lognormal(np.log(MEDIAN_S), sigma, POINTS) if sigma > 0.0 else None
-    ts = START + (np.cumsum(gaps) if gaps is not None else MEDIAN_S * np.arange(POINTS))
-    holds = rng.gamma(3.0, 0.05, POINTS) + 0.1
+    times, holds = key_holds(rng, POINTS, MEDIAN_S, sigma)
+    ts = START + times
     labels = [0] * POINTS
     if shifts:
         third = int(0.35 * POINTS)
@@ -49,11 +49,11 @@ def key_holds(seed: int, sigma: float, shifts: bool) -> tuple[FloatArray, FloatA
             start = int(rng.integers(lo, lo + third - 100))
             holds[start : start + int(rng.integers(30, 100))] *= rng.uniform(2.0, 3.0)
             labels[start] = 1
-    return np.asarray(ts, np.float64), holds, labels
+    return ts, holds, labels
 
 
 def _false_per_week(seed: int, sigma: float) -> tuple[int, float]:
-    ts, holds, _ = key_holds(seed, sigma, shifts=False)
+    ts, holds, _ = one_series(seed, sigma, shifts=False)
     proc = SeriesProcessor.create("kbd", "key_hold_s", EngineConfig.default())
     probation = nab.probation_length(POINTS)
     opened = 0
@@ -69,7 +69,7 @@ def run(draws: int, sigmas: tuple[float, ...] = SIGMAS) -> list[Row]:
     for sigma in sigmas:
         series = []
         for seed in range(1, draws + 1):
-            ts, holds, labels = key_holds(seed, sigma, shifts=True)
+            ts, holds, labels = one_series(seed, sigma, shifts=True)
             windows = nab.nab_windows(labels)
             series.append(LabelledSeries(f"keys/{seed}", ts.tolist(), holds.tolist(), windows))
         result = evaluate(series, run_all(series, EngineConfig(), ("tsguard", "zscore")))

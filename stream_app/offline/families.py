@@ -203,6 +203,20 @@ def bytes_written(rng: np.random.Generator, t: FloatArray, whole: bool = False) 
     return np.asarray(np.round(values) if whole else values, np.float64)
 
 
+def key_holds(
+    rng: np.random.Generator, n: int, median_s: float, sigma: float
+) -> tuple[FloatArray, FloatArray]:
+    """Key-hold times (s, gamma around 0.25) read as the keys are pressed: the seconds
+    since the first press, whose intervals are log-normal around ``median_s`` (``sigma``
+    0: a regular grid), and the holds. Not a family: a series read at irregular times."""
+    if sigma > 0.0:
+        times = np.cumsum(rng.lognormal(np.log(median_s), sigma, n))
+    else:
+        times = median_s * np.arange(n, dtype=np.float64)
+    holds = rng.gamma(3.0, 0.05, n) + 0.1
+    return np.asarray(times, np.float64), np.asarray(holds, np.float64)
+
+
 # --- anomaly kinds --------------------------------------------------------------------
 
 

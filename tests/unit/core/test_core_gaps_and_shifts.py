@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stream_app.core import EngineConfig, EpisodeEvent, SeriesProcessor
+from stream_app.offline.families import key_holds
 
 MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
 DAY = 86_400.0
@@ -142,13 +143,13 @@ def test_a_variance_burst_is_found(seed: int) -> None:
     assert episodes_in(values, 2000, 2040) >= 1
 
 
-def key_holds(seed: int, n: int = 4000) -> tuple[SeriesProcessor, int, float]:
+def anomaly_free_key_holds(seed: int, n: int = 4000) -> tuple[SeriesProcessor, int, float]:
     """Key hold times (s) read as the keys are pressed, intervals log-normal around a
     minute (seconds to an hour), anomaly-free: the processor, the episodes it opened
     after the first 600 points, and the weeks those points span."""
-    rng = np.random.default_rng(seed)
-    ts = MONDAY + np.cumsum(rng.lognormal(np.log(60.0), 1.5, n))
-    holds = (rng.gamma(3.0, 0.05, n) + 0.1).round(3)
+    times, holds = key_holds(np.random.default_rng(seed), n, 60.0, 1.5)
+    ts = MONDAY + times
+    holds = holds.round(3)
     proc = SeriesProcessor.create("kbd-1", "key_hold_s", EngineConfig.default())
     opened = 0
     for i, (t, v) in enumerate(zip(ts.tolist(), holds.tolist(), strict=True)):
@@ -164,7 +165,7 @@ def test_a_series_read_at_irregular_times_has_its_budget_per_unit_of_time() -> N
     # opened 5-20 times less often than its budget allows (deaf where it could listen)
     opened, weeks = 0, 0.0
     for seed in (1, 2, 3):
-        proc, count, span = key_holds(seed)
+        proc, count, span = anomaly_free_key_holds(seed)
         pace = proc.cleaner.pace
         assert pace > 120.0
         assert 1.0 - proc.policy.open_thr == pytest.approx(pace / (7 * DAY), rel=0.01)
@@ -181,9 +182,8 @@ def test_a_shift_among_readings_at_irregular_times_is_found_early() -> None:
     # draws, 5.5 presses late on average)
     delays = []
     for seed in range(1, 11):
-        rng = np.random.default_rng(seed)
-        ts = MONDAY + np.cumsum(rng.lognormal(np.log(60.0), 1.5, 3000))
-        holds = rng.gamma(3.0, 0.05, 3000) + 0.1
+        times, holds = key_holds(np.random.default_rng(seed), 3000, 60.0, 1.5)
+        ts = MONDAY + times
         holds[2000:2030] *= 2.5
         proc = SeriesProcessor.create("kbd-1", "key_hold_s", EngineConfig.default())
         first = 30
