@@ -160,6 +160,16 @@ class PolicyConfig:
     one false alarm in 168 readings; most of its alarms are then false, and its
     few real incidents are lost among them.
 
+    The same holds over a series' life: false alarms add up with every week it
+    is watched, its incidents do not come faster. So once a series has seen
+    both ``budget_growth_points`` points and ``budget_growth_days`` days of them
+    (two weeks at 5 minutes), its period grows in proportion to the points seen,
+    up to ``budget_growth_max`` times (one false episode per two weeks after four
+    weeks at 5 minutes): :meth:`budget_growth`. Points, so that a slow series
+    (hourly, daily, monthly) whose history is a few hundred or thousand points
+    keeps its period however many years they span; days, so that a fast one
+    (seconds, minutes) first sees its weekly cycle twice.
+
     An episode opens after ``min_points`` consecutive points at or above the
     opening threshold (in ``direction``), stays open while points reach
     ``close_threshold`` (hysteresis), and resolves as soon as the series is
@@ -177,6 +187,9 @@ class PolicyConfig:
     max_points: int = 1440
     false_episode_days: float = 7.0
     false_episode_points: float = 672.0
+    budget_growth_points: float = 4032.0
+    budget_growth_days: float = 14.0
+    budget_growth_max: float = 2.0
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.close_threshold <= self.threshold < 1.0:
@@ -191,9 +204,36 @@ class PolicyConfig:
             raise ValueError("false_episode_days must be > 0")
         if not self.false_episode_points >= 0.0:
             raise ValueError("false_episode_points must be >= 0")
+        if not self.budget_growth_points > 0.0:
+            raise ValueError("budget_growth_points must be > 0")
+        if not self.budget_growth_days >= 0.0:
+            raise ValueError("budget_growth_days must be >= 0")
+        if not self.budget_growth_max >= 1.0:
+            raise ValueError("budget_growth_max must be >= 1 (1: the period never grows)")
 
-    def budget_period(self, interval_s: float) -> float:
-        """Seconds of data per false episode allowed, for a series sampled every ``interval_s``.
+    def budget_growth(self, points: float, interval_s: float) -> float:
+        """How many times longer the budget period is once a series sampled every
+        ``interval_s`` seconds has seen ``points`` points.
+
+        >>> cfg = PolicyConfig()
+        >>> [cfg.budget_growth(p, 300.0) for p in (4032, 6048, 1e6)]  # 5 min: 2, 3, 3.5k weeks
+        [1.0, 1.5, 2.0]
+        >>> cfg.budget_growth(6048, 60.0), cfg.budget_growth(30240, 60.0)  # 1 min: 4.2, 21 days
+        (1.0, 1.5)
+        """
+        # from the later of budget_growth_points points and budget_growth_days days
+        per_day = 86400.0 / (interval_s if interval_s > 1e-3 else 1e-3)
+        start = self.budget_growth_days * per_day
+        if start < self.budget_growth_points:
+            start = self.budget_growth_points
+        growth = points / start
+        if growth <= 1.0:
+            return 1.0
+        return growth if growth < self.budget_growth_max else self.budget_growth_max
+
+    def budget_period(self, interval_s: float, points: float = 0.0) -> float:
+        """Seconds of data per false episode allowed, for a series sampled every ``interval_s``
+        that has seen ``points`` points (see :meth:`budget_growth`).
 
         >>> PolicyConfig().budget_period(300.0) / 86400  # 5-minute data: the 7 days
         7.0
@@ -201,16 +241,20 @@ class PolicyConfig:
         28.0
         >>> PolicyConfig().budget_period(86400.0) / 86400  # daily: at most 90 days
         90.0
+        >>> PolicyConfig().budget_period(300.0, 8064) / 86400  # 5 minutes, four weeks in
+        14.0
         """
         days = self.false_episode_days * 86400.0
         # an interval that is not a number or not positive counts as 1 ms
-        points = self.false_episode_points * (interval_s if interval_s > 1e-3 else 1e-3)
-        if points > BUDGET_MAX_DAYS * 86400.0:
-            points = BUDGET_MAX_DAYS * 86400.0
-        return days if days >= points else points
+        floor = self.false_episode_points * (interval_s if interval_s > 1e-3 else 1e-3)
+        if floor > BUDGET_MAX_DAYS * 86400.0:
+            floor = BUDGET_MAX_DAYS * 86400.0
+        period = days if days >= floor else floor
+        return period * self.budget_growth(points, interval_s) if points else period
 
-    def open_threshold(self, interval_s: float) -> float:
-        """The opening score for a series sampled every ``interval_s`` seconds.
+    def open_threshold(self, interval_s: float, points: float = 0.0) -> float:
+        """The opening score for a series sampled every ``interval_s`` seconds that has
+        seen ``points`` points.
 
         >>> round(PolicyConfig().open_threshold(300.0), 6)
         0.999504
@@ -221,7 +265,7 @@ class PolicyConfig:
         """
         if self.threshold is not None:
             return self.threshold
-        p = max(interval_s, 1e-3) / self.budget_period(interval_s)
+        p = max(interval_s, 1e-3) / self.budget_period(interval_s, points)
         return max(self.close_threshold, 1.0 - min(p, 0.5))
 
 

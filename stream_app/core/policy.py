@@ -47,10 +47,12 @@ ONSET_SCORE = 0.9995
 OTHER_SCALE = 0.999
 # The budget is honoured by evidence too: a series that opened more than RECENT_ALLOWANCE
 # times its budget's episodes over the last RECENT_SPAN budget periods (exponentially
-# weighted: 28 days for the default budget at 5 minutes) needs a tail probability smaller by
-# (count / allowance) ** 2 to open another, until its rate falls back. The calibrated
-# tail can be lighter than a series' own (bursts that are its normal behaviour, a
-# series that came alive with a scale still learning); this keeps it from paging on.
+# weighted: 28 days for the default budget at 5 minutes; periods before any growth, see
+# PolicyConfig.budget_growth: over grown ones the rule cost a real hourly series incidents)
+# needs a tail probability smaller by (count / allowance) ** 2 to open another, until its
+# rate falls back. The calibrated tail can be lighter than a series' own (bursts that are
+# its normal behaviour, a series that came alive with a scale still learning); this keeps
+# it from paging on.
 RECENT_SPAN = 4.0
 RECENT_ALLOWANCE = 2.0
 
@@ -96,6 +98,7 @@ class EpisodePolicy:
         "detector",
         "entity",
         "episode",
+        "history",
         "interval",
         "last",
         "length",
@@ -133,6 +136,7 @@ class EpisodePolicy:
         self.severity = 0
         self.last: tuple[float, float, float, float, float, float] = (0.0,) * 6
         self.interval = DEFAULT_INTERVAL_S
+        self.history = 0  # the points the series has seen, for the budget's growth
         self.up = True  # the open episode's direction
         self.recent = 0.0  # episodes opened lately, exponentially weighted (see RECENT_SPAN)
         self.recent_ts = 0.0  # when ``recent`` was last brought up to date
@@ -141,7 +145,7 @@ class EpisodePolicy:
     def set_margin(self, margin: float) -> None:
         """Divide the tail probabilities of both thresholds by ``margin`` (>= 1)."""
         self.margin = margin
-        self.open_thr = 1.0 - (1.0 - self.cfg.open_threshold(self.interval)) / margin
+        self.open_thr = 1.0 - (1.0 - self.cfg.open_threshold(self.interval, self.history)) / margin
         self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
 
     def set_interval(self, interval_s: float) -> None:
@@ -154,6 +158,16 @@ class EpisodePolicy:
         old = self.interval
         if interval_s > 0.0 and abs(interval_s - old) > 1e-3 * old:
             self.interval = interval_s
+            self.set_margin(self.margin)
+
+    def set_history(self, points: int) -> None:
+        """The points the series has seen: past ``budget_growth_points`` of them and
+        ``budget_growth_days`` the budget period grows (see :class:`PolicyConfig`). Not
+        kept in the state: the processor passes the cleaner's count, in steps of 64
+        points, both live and when it restores a series.
+        """
+        if points != self.history:
+            self.history = points
             self.set_margin(self.margin)
 
     def onset_score(self, score: float) -> float:
@@ -233,7 +247,7 @@ class EpisodePolicy:
         """Episodes opened lately as of ``ts`` (the weighted count decays with time)."""
         if not self.recent:
             return 0.0
-        span = RECENT_SPAN * self.cfg.budget_period(self.interval)
+        span = RECENT_SPAN * self.cfg.budget_period(self.interval)  # not grown: see above
         return self.recent * math.exp(-max(ts - self.recent_ts, 0.0) / span)
 
     def _over_budget(self, ts: float, score: float) -> bool:

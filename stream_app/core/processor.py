@@ -29,6 +29,9 @@ from .records import EpisodeEvent, ScoredPoint
 
 _OLD_MAGIC = b"TSG1"
 _MAGIC = b"TSG2"  # TSG1 states (before the v3 detector) restart their models
+# the policy learns the points a series has seen in steps of 64 (its budget grows with
+# them): cheap on the hot path, and a restored series takes the same step
+_HISTORY_MASK = 63
 MAX_MARGIN = 64.0
 FEEDBACK_FACTOR = 2.0
 
@@ -110,6 +113,8 @@ class SeriesProcessor:
         pace = cleaner.pace  # the budget is per unit of time: see the cleaner
         if pace != policy.interval:
             policy.set_interval(pace)
+        if not cleaner.n & _HISTORY_MASK:
+            policy.set_history(cleaner.n)
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if not decided:
             score *= OTHER_SCALE
@@ -229,6 +234,7 @@ class SeriesProcessor:
             proc.policy.read_recent(r)
         if not r.done():
             proc.cleaner.read_pace(r)
+        proc.policy.set_history(proc.cleaner.n & ~_HISTORY_MASK)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

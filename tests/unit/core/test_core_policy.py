@@ -110,7 +110,10 @@ def _weekly_openings(config: object, weeks: int = 8) -> list[int]:
 def test_a_series_that_keeps_overrunning_its_budget_gets_stricter() -> None:
     from stream_app.core import EngineConfig
 
-    budget = _weekly_openings(EngineConfig.default())
+    # the budget's growth with the points seen (tested below) held off: the evidence alone
+    budget = _weekly_openings(
+        EngineConfig.from_mapping({"defaults": {"policy": {"budget_growth_max": 1}}})
+    )
     # the same opening score, fixed: no adaptation
     fixed = _weekly_openings(
         EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
@@ -118,6 +121,67 @@ def test_a_series_that_keeps_overrunning_its_budget_gets_stricter() -> None:
     assert fixed[0] - 3 <= budget[0] <= fixed[0]  # the first week: little to learn from yet
     assert sum(budget[4:]) * 2 <= sum(fixed[4:])  # weeks 5-8: at most half as many
     assert min(budget[4:]) >= 1  # stricter, not deaf: the bursts still page sometimes
+
+
+def test_the_budget_period_grows_with_the_points_a_series_has_seen() -> None:
+    from stream_app.core import EngineConfig
+
+    cfg, week = PolicyConfig(), 7 * 86400.0
+    assert cfg.budget_period(300.0) == cfg.budget_period(300.0, 4032) == week  # two weeks in
+    assert cfg.budget_period(300.0, 6048) == pytest.approx(1.5 * week)  # three weeks
+    assert cfg.budget_period(300.0, 8064) == cfg.budget_period(300.0, 1e9) == 2 * week
+    assert cfg.open_threshold(300.0, 8064) == pytest.approx(1.0 - 300.0 / (2 * week), abs=1e-12)
+    # counted in points: an hourly series eight weeks in (1,344 points) keeps its floor
+    assert cfg.budget_period(3600.0, 1344) == cfg.budget_period(3600.0) == 672 * 3600.0
+    # one-minute data: from two weeks on (20,160 points), not from 4,032 (2.8 days)
+    assert cfg.budget_period(60.0, 20_160) == week
+    assert cfg.budget_period(60.0, 30_240) == pytest.approx(1.5 * week)  # three weeks
+    off = EngineConfig.from_mapping({"defaults": {"policy": {"budget_growth_max": 1}}})
+    assert off.defaults.policy.budget_period(300.0, 1e9) == week
+    for bad in (
+        {"budget_growth_points": 0},
+        {"budget_growth_points": float("nan")},
+        {"budget_growth_days": -1},
+        {"budget_growth_max": 0.5},
+        {"budget_growth_max": float("nan")},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PolicyConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_a_series_weeks_old_needs_a_rarer_point_to_open_an_episode() -> None:
+    # a tail probability between the budgets of one false episode a week and one per
+    # two weeks, at 5 minutes
+    score = 1.0 - 300.0 / (10 * 86400.0)
+
+    def opens(points: int) -> bool:
+        pol = EpisodePolicy("e", "m", PolicyConfig(), "robust_seasonal")
+        pol.set_interval(300.0)
+        pol.set_history(points)
+        return bool(pol.step(0.0, 30.0, score, 10.0, 9.0, 11.0, 5.0)[1])
+
+    assert opens(0) and opens(4032)  # up to two weeks of points: one a week
+    assert not opens(8064)  # four weeks: one per two weeks
+    assert opens(5056)  # in between: the period grows with the points (1.25 weeks)
+
+
+def test_the_processor_passes_the_points_seen_and_a_restored_series_keeps_them() -> None:
+    import numpy as np
+
+    from stream_app.core import EngineConfig, SeriesProcessor
+
+    rng = np.random.default_rng(5)
+    values = 20.0 + rng.normal(0.0, 1.0, 8400)
+    proc = SeriesProcessor.create("e", "m", EngineConfig.default())
+    for i in range(8200):
+        proc.process(1_700_000_000.0 + 300.0 * i, float(values[i]))
+    assert proc.policy.history == 8192  # the points seen, in steps of 64
+    assert 1.0 - proc.policy.open_thr == pytest.approx(300.0 / (14 * 86400.0), rel=1e-6)
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert (again.policy.history, again.policy.open_thr) == (8192, proc.policy.open_thr)
+    for i in range(8200, 8400):
+        ts, value = 1_700_000_000.0 + 300.0 * i, float(values[i])
+        assert again.process(ts, value) == proc.process(ts, value)
 
 
 def test_the_budget_is_per_days_and_at_least_per_672_points() -> None:
