@@ -164,8 +164,8 @@ class PolicyConfig:
     is watched, its incidents do not come faster. So once a series has seen
     both ``budget_growth_points`` points and ``budget_growth_days`` days of them
     (two weeks at 5 minutes), its period grows in proportion to the points seen,
-    up to ``budget_growth_max`` times (one false episode per two weeks after four
-    weeks at 5 minutes): :meth:`budget_growth`. Points, so that a slow series
+    up to ``budget_growth_max`` times (at 5 minutes: one false episode per two weeks
+    four weeks in, per three weeks from six weeks on): :meth:`budget_growth`. Points, so that a slow series
     (hourly, daily, monthly) whose history is a few hundred or thousand points
     keeps its period however many years they span; days, so that a fast one
     (seconds, minutes) first sees its weekly cycle twice.
@@ -189,7 +189,7 @@ class PolicyConfig:
     false_episode_points: float = 672.0
     budget_growth_points: float = 4032.0
     budget_growth_days: float = 14.0
-    budget_growth_max: float = 2.0
+    budget_growth_max: float = 3.0
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.close_threshold <= self.threshold < 1.0:
@@ -216,8 +216,8 @@ class PolicyConfig:
         ``interval_s`` seconds has seen ``points`` points.
 
         >>> cfg = PolicyConfig()
-        >>> [cfg.budget_growth(p, 300.0) for p in (4032, 6048, 1e6)]  # 5 min: 2, 3, 3.5k weeks
-        [1.0, 1.5, 2.0]
+        >>> [cfg.budget_growth(p, 300.0) for p in (4032, 6048, 12096, 1e6)]  # 5 min: 2, 3, 6 weeks
+        [1.0, 1.5, 3.0, 3.0]
         >>> cfg.budget_growth(6048, 60.0), cfg.budget_growth(30240, 60.0)  # 1 min: 4.2, 21 days
         (1.0, 1.5)
         """

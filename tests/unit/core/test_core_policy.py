@@ -129,7 +129,8 @@ def test_the_budget_period_grows_with_the_points_a_series_has_seen() -> None:
     cfg, week = PolicyConfig(), 7 * 86400.0
     assert cfg.budget_period(300.0) == cfg.budget_period(300.0, 4032) == week  # two weeks in
     assert cfg.budget_period(300.0, 6048) == pytest.approx(1.5 * week)  # three weeks
-    assert cfg.budget_period(300.0, 8064) == cfg.budget_period(300.0, 1e9) == 2 * week
+    assert cfg.budget_period(300.0, 8064) == 2 * week  # four weeks
+    assert cfg.budget_period(300.0, 12096) == cfg.budget_period(300.0, 1e9) == 3 * week  # six
     assert cfg.open_threshold(300.0, 8064) == pytest.approx(1.0 - 300.0 / (2 * week), abs=1e-12)
     # counted in points: an hourly series eight weeks in (1,344 points) keeps its floor
     assert cfg.budget_period(3600.0, 1344) == cfg.budget_period(3600.0) == 672 * 3600.0
@@ -161,7 +162,7 @@ def test_a_series_weeks_old_needs_a_rarer_point_to_open_an_episode() -> None:
         return bool(pol.step(0.0, 30.0, score, 10.0, 9.0, 11.0, 5.0)[1])
 
     assert opens(0) and opens(4032)  # up to two weeks of points: one a week
-    assert not opens(8064)  # four weeks: one per two weeks
+    assert not opens(8064)  # four weeks: one per two weeks (three weeks from six on)
     assert opens(5056)  # in between: the period grows with the points (1.25 weeks)
 
 
@@ -176,7 +177,8 @@ def test_the_processor_passes_the_points_seen_and_a_restored_series_keeps_them()
     for i in range(8200):
         proc.process(1_700_000_000.0 + 300.0 * i, float(values[i]))
     assert proc.policy.history == 8192  # the points seen, in steps of 64
-    assert 1.0 - proc.policy.open_thr == pytest.approx(300.0 / (14 * 86400.0), rel=1e-6)
+    week = 7 * 86400.0  # grown by 8192 / 4032 points
+    assert 1.0 - proc.policy.open_thr == pytest.approx(300.0 / (week * 8192 / 4032), rel=1e-6)
     again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
     assert (again.policy.history, again.policy.open_thr) == (8192, proc.policy.open_thr)
     for i in range(8200, 8400):
