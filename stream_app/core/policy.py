@@ -105,6 +105,7 @@ class EpisodePolicy:
         "margin",
         "metric",
         "normal_run",
+        "onset_room",
         "open_thr",
         "peak",
         "pending",
@@ -146,6 +147,8 @@ class EpisodePolicy:
         """Divide the tail probabilities of both thresholds by ``margin`` (>= 1)."""
         self.margin = margin
         self.open_thr = 1.0 - (1.0 - self.cfg.open_threshold(self.interval, self.history)) / margin
+        # the published onset scores rank by the budget before it grew (see onset_score)
+        self.onset_room = (1.0 - self.cfg.open_threshold(self.interval)) / margin
         self.close_thr = 1.0 - (1.0 - self.cfg.close_threshold) / margin
 
     def set_interval(self, interval_s: float) -> None:
@@ -178,7 +181,7 @@ class EpisodePolicy:
         >>> pol.onset_score(0.9999), round(0.9999 * OTHER_SCALE, 7)
         (0.99995, 0.9989001)
         """
-        room = 1.0 - self.open_thr
+        room = self.onset_room
         tail = (1.0 - score) / room if room > 0.0 else 0.0
         return 1.0 - (1.0 - ONSET_SCORE) * min(1.0, max(0.0, tail))
 

@@ -166,6 +166,24 @@ def test_a_series_weeks_old_needs_a_rarer_point_to_open_an_episode() -> None:
     assert opens(5056)  # in between: the period grows with the points (1.25 weeks)
 
 
+def test_an_onset_publishes_the_same_score_whatever_the_series_age() -> None:
+    from stream_app.core.policy import ONSET_SCORE
+
+    def published(points: int, score: float) -> float:
+        pol = EpisodePolicy("e", "m", PolicyConfig(), "robust_seasonal")
+        pol.set_interval(300.0)
+        pol.set_history(points)
+        assert pol.step(0.0, 30.0, score, 10.0, 9.0, 11.0, 5.0)[1], "no onset"
+        return pol.onset_score(score)
+
+    # one threshold ranks every series' onsets by their tail probability: a series six
+    # weeks old, whose budget grew three-fold, publishes an onset like a young series
+    for score in (1.0 - 1e-5, 1.0 - 1e-4, 1.0 - 1.6e-4):
+        assert published(12096, score) == published(0, score)
+    # its onsets all have a tail within a third of the young budget's: the top of the band
+    assert published(12096, 1.0 - 1.6e-4) > 1.0 - (1.0 - ONSET_SCORE) / 3.0 - 1e-12
+
+
 def test_the_processor_passes_the_points_seen_and_a_restored_series_keeps_them() -> None:
     import numpy as np
 
