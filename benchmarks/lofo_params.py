@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/lofo_params.py [--dev ../shared/datasets/anomaly-dev] \\
         --grid 'policy.cooldown_points=3,5,10' --grid 'policy.false_episode_days=3,7,14'
+    .venv/bin/python benchmarks/lofo_params.py --dev /nonexistent --per-family 8 \\
+        --points 17280 --grid 'policy.budget_growth_max=1.0,2.0,3.0'   # 60-day series
+
+``--seed``, ``--sampling``, ``--step`` and ``--points`` draw the generated families as
+``quality.py`` does (other draws, coarser or longer series).
 
 For every value of one parameter (the others at their defaults) tsguard runs on
 every family. Then, for each family in turn, the value with the best mean onset
@@ -21,6 +26,7 @@ from typing import Any
 
 from stream_app.core import EngineConfig
 from stream_app.offline.evaluate import generated_dataset, load_dataset, run_tsguard
+from stream_app.offline.families import SAMPLINGS
 from stream_app.offline.quality import by_family, detector_metrics
 
 
@@ -37,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, default=Path("../shared/datasets/anomaly-dev"))
     parser.add_argument("--per-family", type=int, default=6)
     parser.add_argument("--grid", action="append", required=True, help="name=v1,v2,...")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sampling", choices=SAMPLINGS, default="regular")
+    parser.add_argument("--step", type=float, default=300.0)
+    parser.add_argument("--points", type=int, default=4032)
     args = parser.parse_args(argv)
     series = load_dataset(args.dev)[0] if args.dev.is_dir() else []
-    series += generated_dataset(args.per_family)
+    series += generated_dataset(args.per_family, args.seed, args.sampling, args.step, args.points)
     families = {f: items for f, items in by_family(series).items() if any(s.windows for s in items)}
     for spec in args.grid:
         name, _, values = spec.partition("=")
