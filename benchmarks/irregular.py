@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.noise_shapes import Row, draws_cli
-from stream_app.core import EngineConfig, SeriesProcessor
+from benchmarks.noise_shapes import Row, draws_cli, opened_after_probation
+from stream_app.core import EngineConfig
 from stream_app.offline import nab
 from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
 from stream_app.offline.families import key_holds
@@ -32,7 +32,6 @@ START = 1_767_571_200.0  # 2026-01-05T00:00:00Z
 MEDIAN_S = 300.0
 POINTS = 4000
 SIGMAS = (0.0, 0.5, 1.0, 1.5)
-WEEK = 7 * 86400.0
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -54,14 +53,7 @@ def one_series(seed: int, sigma: float, shifts: bool) -> tuple[FloatArray, Float
 
 def _false_per_week(seed: int, sigma: float) -> tuple[int, float]:
     ts, holds, _ = one_series(seed, sigma, shifts=False)
-    proc = SeriesProcessor.create("kbd", "key_hold_s", EngineConfig.default())
-    probation = nab.probation_length(POINTS)
-    opened = 0
-    for i, (t, v) in enumerate(zip(ts.tolist(), holds.tolist(), strict=True)):
-        events = proc.process(t, v)[1]
-        if i >= probation:
-            opened += sum(e.event == "opened" and e.kind == "value" for e in events)
-    return opened, float(ts[-1] - ts[probation]) / WEEK
+    return opened_after_probation(ts, holds, EngineConfig.default(), "kbd", "key_hold_s")
 
 
 def run(draws: int, sigmas: tuple[float, ...] = SIGMAS) -> list[Row]:

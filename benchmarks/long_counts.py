@@ -26,15 +26,14 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.noise_shapes import Row, draws_cli
-from stream_app.core import EngineConfig, SeriesProcessor
+from benchmarks.noise_shapes import Row, draws_cli, opened_after_probation
+from stream_app.core import EngineConfig
 from stream_app.offline import nab
 from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
 
 START = 1_767_571_200.0  # 2026-01-05T00:00:00Z, a Monday
 STEP_S = 300.0
 POINTS = 15_840
-WEEK = 7 * 86400.0
 POLICIES: tuple[tuple[str, dict[str, float]], ...] = (
     ("default", {}),
     ("budget not grown", {"budget_growth_max": 1.0}),
@@ -73,14 +72,7 @@ def one_series(seed: int, points: int, events: bool) -> tuple[FloatArray, FloatA
 
 def _false_per_week(seed: int, points: int, config: EngineConfig) -> tuple[int, float]:
     ts, counts, _ = one_series(seed, points, events=False)
-    proc = SeriesProcessor.create("news", "mentions", config)
-    probation = nab.probation_length(points)
-    opened = 0
-    for i, (t, v) in enumerate(zip(ts.tolist(), counts.tolist(), strict=True)):
-        events = proc.process(t, v)[1]
-        if i >= probation:
-            opened += sum(e.event == "opened" and e.kind == "value" for e in events)
-    return opened, float(ts[-1] - ts[probation]) / WEEK
+    return opened_after_probation(ts, counts, config, "news", "mentions")
 
 
 def run(draws: int, points: int = POINTS) -> list[Row]:

@@ -32,7 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.probes import score
+from stream_app.core import EngineConfig, SeriesProcessor
 from stream_app.core.config import PolicyConfig
+from stream_app.offline import nab
 from stream_app.offline.families import (
     bytes_written,
     cycle_in_proportion,
@@ -132,6 +134,21 @@ def run(draws: int) -> list[Row]:
             }
         )
     return rows
+
+
+def opened_after_probation(
+    ts: FloatArray, values: FloatArray, config: EngineConfig, entity: str, metric: str
+) -> tuple[int, float]:
+    """The value episodes one fresh series opens after NAB's probation, and the weeks of
+    data that follow the probation (a false-alarm rate on anomaly-free series)."""
+    proc = SeriesProcessor.create(entity, metric, config)
+    probation = nab.probation_length(len(ts))
+    opened = 0
+    for i, (t, v) in enumerate(zip(ts.tolist(), values.tolist(), strict=True)):
+        events = proc.process(t, v)[1]
+        if i >= probation:
+            opened += sum(e.event == "opened" and e.kind == "value" for e in events)
+    return opened, float(ts[-1] - ts[probation]) / (7 * 86400.0)
 
 
 def draws_cli(
