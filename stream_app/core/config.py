@@ -164,11 +164,11 @@ class PolicyConfig:
     is watched, its incidents do not come faster. So once a series has seen
     both ``budget_growth_points`` points and ``budget_growth_days`` days of them
     (two weeks at 5 minutes), its period grows in proportion to the points seen,
-    up to ``budget_growth_max`` times (at 5 minutes: one false episode per two weeks
-    four weeks in, per three weeks from six weeks on): :meth:`budget_growth`. Points, so that a slow series
-    (hourly, daily, monthly) whose history is a few hundred or thousand points
-    keeps its period however many years they span; days, so that a fast one
-    (seconds, minutes) first sees its weekly cycle twice.
+    up to ``budget_growth_max`` times (at 5 minutes: one false episode per two
+    weeks four weeks in, per three weeks from six weeks on): :meth:`budget_growth`.
+    Points, so that a slow series (hourly, daily, monthly) whose history is a few
+    hundred or thousand points keeps its period however many years they span;
+    days, so that a fast one (seconds, minutes) first sees its weekly cycle twice.
 
     An episode opens after ``min_points`` consecutive points at or above the
     opening threshold (in ``direction``), stays open while points reach
