@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.noise_shapes import Row, draws_cli, opened_after_probation
+from benchmarks.noise_shapes import Row, draws_cli, onsets_and_false_rate, opened_after_probation
 from stream_app.core import EngineConfig
 from stream_app.offline import nab
-from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
+from stream_app.offline.evaluate import LabelledSeries
 from stream_app.offline.families import key_holds
 
 START = 1_767_571_200.0  # 2026-01-05T00:00:00Z
@@ -64,20 +64,9 @@ def run(draws: int, sigmas: tuple[float, ...] = SIGMAS) -> list[Row]:
             ts, holds, labels = one_series(seed, sigma, shifts=True)
             windows = nab.nab_windows(labels)
             series.append(LabelledSeries(f"keys/{seed}", ts.tolist(), holds.tolist(), windows))
-        result = evaluate(series, run_all(series, EngineConfig(), ("tsguard", "zscore")))
-        ours, zscore = result["overall"]["tsguard"], result["overall"]["zscore"]
         free = [_false_per_week(1000 + seed, sigma) for seed in range(1, draws + 1)]
-        weeks = sum(w for _, w in free)
-        rows.append(
-            {
-                "sigma": sigma,
-                "series": draws,
-                "nab_onsets": ours["nab_standard_onsets"],
-                "f1": ours["episode_f1"],
-                "zscore_nab_onsets": zscore["nab_standard_onsets"],
-                "false_per_week": round(sum(n for n, _ in free) / weeks, 3) if weeks else 0.0,
-            }
-        )
+        scored = onsets_and_false_rate(series, EngineConfig(), free)
+        rows.append({"sigma": sigma, "series": draws, **scored})
     return rows
 
 

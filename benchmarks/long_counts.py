@@ -26,10 +26,10 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.noise_shapes import Row, draws_cli, opened_after_probation
+from benchmarks.noise_shapes import Row, draws_cli, onsets_and_false_rate, opened_after_probation
 from stream_app.core import EngineConfig
 from stream_app.offline import nab
-from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
+from stream_app.offline.evaluate import LabelledSeries
 
 START = 1_767_571_200.0  # 2026-01-05T00:00:00Z, a Monday
 STEP_S = 300.0
@@ -84,21 +84,9 @@ def run(draws: int, points: int = POINTS) -> list[Row]:
     rows: list[Row] = []
     for name, policy in POLICIES:
         config = EngineConfig.from_mapping({"defaults": {"policy": policy}})
-        result = evaluate(series, run_all(series, config, ("tsguard", "zscore")))
-        ours, zscore = result["overall"]["tsguard"], result["overall"]["zscore"]
         free = [_false_per_week(1000 + seed, points, config) for seed in range(1, draws + 1)]
-        weeks = sum(w for _, w in free)
-        rows.append(
-            {
-                "policy": name,
-                "series": draws,
-                "nab_onsets": ours["nab_standard_onsets"],
-                "f1": ours["episode_f1"],
-                "episodes": ours["episodes"],
-                "zscore_nab_onsets": zscore["nab_standard_onsets"],
-                "false_per_week": round(sum(n for n, _ in free) / weeks, 3) if weeks else 0.0,
-            }
-        )
+        scored = onsets_and_false_rate(series, config, free)
+        rows.append({"policy": name, "series": draws, **scored})
     return rows
 
 

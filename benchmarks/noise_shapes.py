@@ -35,6 +35,7 @@ from benchmarks.probes import score
 from stream_app.core import EngineConfig, SeriesProcessor
 from stream_app.core.config import PolicyConfig
 from stream_app.offline import nab
+from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
 from stream_app.offline.families import (
     bytes_written,
     cycle_in_proportion,
@@ -149,6 +150,25 @@ def opened_after_probation(
         if i >= probation:
             opened += sum(e.event == "opened" and e.kind == "value" for e in events)
     return opened, float(ts[-1] - ts[probation]) / (7 * 86400.0)
+
+
+def onsets_and_false_rate(
+    series: list[LabelledSeries], config: EngineConfig, free: list[tuple[int, float]]
+) -> Row:
+    """tsguard's onset NAB, episode F1 and episodes on the labelled ``series``, the
+    rolling z-score's onset NAB with the threshold that suits them best (an upper bound
+    for it), and the false episodes a week of anomaly-free runs (``free``: pairs from
+    :func:`opened_after_probation`)."""
+    result = evaluate(series, run_all(series, config, ("tsguard", "zscore")))
+    ours, zscore = result["overall"]["tsguard"], result["overall"]["zscore"]
+    weeks = sum(w for _, w in free)
+    return {
+        "nab_onsets": ours["nab_standard_onsets"],
+        "f1": ours["episode_f1"],
+        "episodes": ours["episodes"],
+        "zscore_nab_onsets": zscore["nab_standard_onsets"],
+        "false_per_week": round(sum(n for n, _ in free) / weeks, 3) if weeks else 0.0,
+    }
 
 
 def draws_cli(
