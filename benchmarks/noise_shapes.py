@@ -176,19 +176,20 @@ def draws_cli(
     description: str,
     run: Callable[[int], list[Row]],
     line: Callable[[Row], str],
+    report: Callable[[list[Row]], str] | None = None,
+    draws: int = 20,
 ) -> int:
-    """The command line of a benchmark drawn ``--draws`` times: its rows as JSON
-    (``--json``) or one ``line`` each."""
+    """The command line of a benchmark drawn ``--draws`` times (default ``draws``): its
+    rows as JSON (``--json``), or one ``line`` each (or the whole ``report``)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--draws", type=int, default=draws)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = run(args.draws)
     if args.json:
         print(json.dumps(rows))
         return 0
-    for r in rows:
-        print(line(r))
+    print(report(rows) if report else "\n".join(line(r) for r in rows))
     return 0
 
 
