@@ -14,7 +14,8 @@ that suits the cell's series best (an upper bound for it)::
 
     python -m benchmarks.kinds_matrix [--draws 6] [--json]
 
-A cell where the z-score scores higher is marked ``<`` in the report.
+A cell where the z-score scores higher is marked ``<`` in the report, which ends with
+the means by kind and by base.
 
 >>> rows = run(1, bases=("stationary",), kinds=("level_shift",), sizes=(1.0,), points=1500)
 >>> [(r["base"], r["kind"], r["size"]) for r in rows]
@@ -110,11 +111,23 @@ def _line(r: Row) -> str:
     )
 
 
+def _means(rows: list[Row], key: str) -> list[str]:
+    """The mean onsets of tsguard and the z-score for each value of ``key``."""
+    lines = []
+    for value in dict.fromkeys(str(r[key]) for r in rows):
+        some = [r for r in rows if str(r[key]) == value]
+        ours = np.mean([float(str(r["nab_onsets"])) for r in some])
+        theirs = np.mean([float(str(r["zscore_nab_onsets"])) for r in some])
+        lines.append(f"  {value:20s} onsets {ours:6.2f}  z-score {theirs:6.2f}")
+    return lines
+
+
 def _report(rows: list[Row]) -> str:
     lines = [_line(r) for r in rows]
     ours = [float(str(r["nab_onsets"])) for r in rows]
     theirs = [float(str(r["zscore_nab_onsets"])) for r in rows]
     behind = sum(z > o for o, z in zip(ours, theirs, strict=True))
+    lines += ["by kind:", *_means(rows, "kind"), "by base:", *_means(rows, "base")]
     lines.append(
         f"mean over {len(rows)} cells: onsets {np.mean(ours):.2f}, z-score {np.mean(theirs):.2f};"
         f" cells where the z-score scores higher: {behind}"
