@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.noise_shapes import Row, draws_cli
+from benchmarks.noise_shapes import Row, draws_cli, onsets_against_zscore
 from stream_app.core import EngineConfig
 from stream_app.offline import families, nab
-from stream_app.offline.evaluate import LabelledSeries, evaluate, run_all
+from stream_app.offline.evaluate import LabelledSeries
 
 STEP_S = 300.0
 POINTS = 4032
@@ -86,19 +86,8 @@ def run(
         for kind in kinds:
             for size in sizes:
                 series = [one_series(base, kind, size, d, points) for d in range(1, draws + 1)]
-                result = evaluate(series, run_all(series, config, ("tsguard", "zscore")))
-                ours, zscore = result["overall"]["tsguard"], result["overall"]["zscore"]
-                rows.append(
-                    {
-                        "base": base,
-                        "kind": kind,
-                        "size": size,
-                        "nab_onsets": ours["nab_standard_onsets"],
-                        "f1": ours["episode_f1"],
-                        "episodes": ours["episodes"],
-                        "zscore_nab_onsets": zscore["nab_standard_onsets"],
-                    }
-                )
+                scored = onsets_against_zscore(series, config)
+                rows.append({"base": base, "kind": kind, "size": size, **scored})
     return rows
 
 

@@ -152,21 +152,28 @@ def opened_after_probation(
     return opened, float(ts[-1] - ts[probation]) / (7 * 86400.0)
 
 
-def onsets_and_false_rate(
-    series: list[LabelledSeries], config: EngineConfig, free: list[tuple[int, float]]
-) -> Row:
-    """tsguard's onset NAB, episode F1 and episodes on the labelled ``series``, the
+def onsets_against_zscore(series: list[LabelledSeries], config: EngineConfig) -> Row:
+    """tsguard's onset NAB, episode F1 and episodes on the labelled ``series``, and the
     rolling z-score's onset NAB with the threshold that suits them best (an upper bound
-    for it), and the false episodes a week of anomaly-free runs (``free``: pairs from
-    :func:`opened_after_probation`)."""
+    for it)."""
     result = evaluate(series, run_all(series, config, ("tsguard", "zscore")))
     ours, zscore = result["overall"]["tsguard"], result["overall"]["zscore"]
-    weeks = sum(w for _, w in free)
     return {
         "nab_onsets": ours["nab_standard_onsets"],
         "f1": ours["episode_f1"],
         "episodes": ours["episodes"],
         "zscore_nab_onsets": zscore["nab_standard_onsets"],
+    }
+
+
+def onsets_and_false_rate(
+    series: list[LabelledSeries], config: EngineConfig, free: list[tuple[int, float]]
+) -> Row:
+    """:func:`onsets_against_zscore`, and the false episodes a week of anomaly-free runs
+    (``free``: pairs from :func:`opened_after_probation`)."""
+    weeks = sum(w for _, w in free)
+    return {
+        **onsets_against_zscore(series, config),
         "false_per_week": round(sum(n for n, _ in free) / weeks, 3) if weeks else 0.0,
     }
 
