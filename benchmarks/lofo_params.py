@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.quality import add_generation_arguments, load_all
 from stream_app.core import EngineConfig
-from stream_app.offline.evaluate import generated_dataset, load_dataset, run_tsguard
-from stream_app.offline.families import SAMPLINGS
+from stream_app.offline.evaluate import run_tsguard
 from stream_app.offline.quality import by_family, detector_metrics
 
 
@@ -43,13 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, default=Path("../shared/datasets/anomaly-dev"))
     parser.add_argument("--per-family", type=int, default=6)
     parser.add_argument("--grid", action="append", required=True, help="name=v1,v2,...")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--sampling", choices=SAMPLINGS, default="regular")
-    parser.add_argument("--step", type=float, default=300.0)
-    parser.add_argument("--points", type=int, default=4032)
+    add_generation_arguments(parser)
     args = parser.parse_args(argv)
-    series = load_dataset(args.dev)[0] if args.dev.is_dir() else []
-    series += generated_dataset(args.per_family, args.seed, args.sampling, args.step, args.points)
+    series = load_all(
+        args.dev, args.per_family, "windows", args.seed, args.sampling, args.step, args.points
+    )
     families = {f: items for f, items in by_family(series).items() if any(s.windows for s in items)}
     for spec in args.grid:
         name, _, values = spec.partition("=")

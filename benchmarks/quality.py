@@ -71,14 +71,9 @@ def load_all(
     return series
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", type=Path, default=Path("../shared/datasets/anomaly-dev"))
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--per-family", type=int, default=6)
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--only", default="", help="comma-separated family prefixes")
-    parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seed``, ``--sampling``, ``--step`` and ``--points``: how the generated families
+    are drawn (the arguments of :func:`load_all` after the labelling)."""
     parser.add_argument("--seed", type=int, default=7, help="the generated families' draw")
     parser.add_argument(
         "--sampling",
@@ -88,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--step", type=float, default=300.0, help="generated series' step, s")
     parser.add_argument("--points", type=int, default=4032, help="generated series' length")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=Path("../shared/datasets/anomaly-dev"))
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--per-family", type=int, default=6)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--only", default="", help="comma-separated family prefixes")
+    parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
+    add_generation_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config)
     series = load_all(
