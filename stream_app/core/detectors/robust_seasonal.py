@@ -117,6 +117,30 @@ from single points, is far heavier and hid it); the calibrator still learns the
 point's own surprise. On 1-second sensor data (a valve that moves a flow by a sigma
 or two for minutes) this is the only evidence there is.
 
+**A drift that every forecaster follows** (a daily cycle that ramps far above its
+pattern over hours, a count whose rate doubles over an afternoon) leaves no evidence
+in the misses at all: the fast level follows it point by point, the slow level's
+trend learns its slope, the profiles' levels and error scales move along,
+and a smooth daily cycle is often forecast best by the fast level anyway (its 30-minute
+bins are a staircase). What the series drifted from is kept by a baseline: the value
+less its seasonal offset (the weekly profile's where it speaks, else the daily one's;
+the value itself without profiles), learned slowly (``DRIFT_ALPHA``, about 100 points)
+in steps winsorised at ``DRIFT_CLIP`` sigma. The mean of the distance from it in sigmas
+(``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean square (learned
+over about 1,000 points, and not while it speaks: a drift must not teach the spread it
+is judged by), speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's
+means), from ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster
+is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast
+level's (a price or a random walk, whose level wanders as its normal behaviour, keeps
+its silence). Points that are the main model's (outliers, one judged against a
+recurring size, a run, a first Monday's bins on notice) or where the offset's own
+profile misses by more than the clip neither move the baseline nor are judged by it.
+While the shift's means speak, the change is theirs (a level that moved, which the fast
+level may absorb without a jump): the baseline starts again at the level the forecaster
+has once they are quiet, as it does after a jump or its undoing; and a drift that speaks
+for ``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is one
+episode.
+
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
 day or so, pages at every peak). Beside the absolute error scale a relative one
@@ -218,10 +242,16 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 11
-_STATE = "<BI" + "d" * 18 + "iIddddIIdddd"
+_VERSION = 12
+# the head; from version 12: the step the seasons were started with (0: not yet; the
+# selection and seasonal rates follow from it), points since the last jump as a u16
+# (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
+# two rates themselves, and the fast level before the jump too, which was never read)
+_STATE = "<BI" + "d" * 17 + "iIddddIHddd"
+_STATE_V3 = "<BI" + "d" * 18 + "iIddddIIdddd"  # the head of versions 3 to 11
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
-_STATE_V5 = "diidd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
+_STATE_V5 = "dhhdd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
+_STATE_V5_V11 = "diidd"  # ... with the bins on trial as 32-bit ints up to version 11
 _SLOT = "fdfB"  # ... and remembered outliers: time of day, residual, day, sightings
 _SLOT_V5 = "fddB"  # the same up to version 9, with the day as a double
 _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the bins on notice
@@ -235,6 +265,10 @@ _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, i
 # of its probability so far), and how often such counts came where the model had them
 # rare (over how many points)
 _STATE_V11 = "dHddddH"
+# then version 12's drift baseline, the mean distance from it and its mean square, and
+# its offset's source | points in a row << 2 (the count of remembered outliers is a byte
+# from version 12, a u32 before)
+_STATE_V12 = "dddB"
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
@@ -321,6 +355,24 @@ _SHIFT_Z2 = SHIFT_Z * SHIFT_Z
 _SHIFT_NULL = SHIFT_ALPHA / (2.0 - SHIFT_ALPHA)
 _SLOW_NULL = SHIFT_SLOW_ALPHA / (2.0 - SHIFT_SLOW_ALPHA)
 _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
+# A drift that every forecaster follows (see the module's docstring): a baseline of the
+# value less its seasonal offset, learned at DRIFT_ALPHA (about 100 points) in winsorised
+# steps; the mean (DRIFT_MEAN_ALPHA, about 30 points) of the value's distance from it in
+# sigmas (each clipped at DRIFT_CLIP), in units of its own root mean square (learned at
+# DRIFT_VAR_ALPHA, from one over the points since the last jump at first, and not while it
+# speaks), speaks at DRIFT_Z: from DRIFT_AFTER points after the last jump, where the
+# offset's forecaster keeps a long-run mean square error within DRIFT_CREDIBLE times the
+# fast level's. After DRIFT_ACCEPT points in a row it is the new level.
+DRIFT_ALPHA = 0.01
+DRIFT_MEAN_ALPHA = 0.03
+DRIFT_VAR_ALPHA = 0.001
+DRIFT_CLIP = 10.0
+DRIFT_AFTER = 600
+DRIFT_Z = 6.0
+_DRIFT_Z2 = DRIFT_Z * DRIFT_Z
+DRIFT_CREDIBLE = 2.0
+DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
+_DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -369,6 +421,15 @@ LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
 WHOLE_FLOOR = 0.5
+
+
+def _season_step(a_sel: float, a_season: float) -> float:
+    """A step that gives an older state's selection and seasonal rates (0: none yet)."""
+    if not a_sel:
+        return 0.0
+    if a_season > 0.0 and a_sel * SELECT_MAX_POINTS <= 1.0:
+        return a_season * DAY / 50.0  # a step too short for a week of selection points
+    return WEEK * a_sel
 
 
 def _nearer(first: float, second: float, level: float) -> float:
@@ -471,6 +532,11 @@ class RobustSeasonal:
         "calm",
         "clip",
         "day",
+        "dk",
+        "dl",
+        "dm",
+        "ds",
+        "dv",
         "ec",
         "ef",
         "el",
@@ -508,6 +574,7 @@ class RobustSeasonal:
         "rsum",
         "sc",
         "scd",
+        "season_step",
         "sf",
         "sm",
         "sml",
@@ -569,6 +636,11 @@ class RobustSeasonal:
         self.svs = _SLOW_NULL
         self.sml = 0.0  # ... and over a longer one still (a ramp over hours)
         self.svl = _LONG_NULL
+        self.dl = 0.0  # a drift's baseline: the value less its seasonal offset, slowly
+        self.dm = 0.0  # the mean distance from it lately, in sigmas ...
+        self.dv = _DRIFT_NULL  # ... and its mean square
+        self.ds = 0  # the offset's source: 1 none, 2 daily, 3 weekly (0: restart the baseline)
+        self.dk = 0  # points in a row the drift has spoken
         self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
@@ -596,8 +668,9 @@ class RobustSeasonal:
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
         self.jd = 0.0  # the size of the last level jump, while it may still be undone
         self.jt = 0  # points since that jump
-        self.pre: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # the levels before it
+        self.pre: tuple[float, ...] = (0.0, 0.0, 0.0)  # the slow levels before it
         self.a_season = 0.0  # 0: not decided yet, -1: step too coarse for seasons
+        self.season_step = 0.0  # ... as they follow from the step the seasons started with
         self.day: list[float] | None = None
         self.week: list[float] | None = None
         # outliers by time of day: (time of day, residual, day, sightings) per slot
@@ -621,16 +694,26 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
-        (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
-         det.ss, det.sc, det.a_sel, det.a_season, q_lo, q_hi, det.el, det.prev, det.rsum,
-         jumps, age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
+        if blob[0] >= 12:
+            (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
+             det.ss, det.sc, season_step, q_lo, q_hi, det.el, det.prev, det.rsum, jumps, age,
+             det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE[1:])  # fmt: skip
+            det._season_rates(float(season_step))
+        else:
+            (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
+             det.ss, det.sc, a_sel, a_season, q_lo, q_hi, det.el, det.prev, det.rsum, jumps,
+             age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE_V3[1:])  # fmt: skip
+            # the step is kept from now on; the rates as they were (a step found again
+            # from them gives them back within rounding)
+            det._season_rates(_season_step(float(a_sel), float(a_season)))
+            det.a_sel, det.a_season = float(a_sel), float(a_season)
         det.n = int(n)
         det.jumps = int(jumps)
         det.age = int(age)
         det.calm = int(calm)
-        det.pre = tuple(float(v) for v in pre)
+        det.pre = tuple(float(v) for v in pre[-3:])
         det.jt = int(jt)
         det.cal.set_state(float(q_lo), float(q_hi))
         day, week = r.floats(), r.floats()
@@ -641,7 +724,7 @@ class RobustSeasonal:
             det.rl = float(rl)
             det.rk = int(rk)
         if blob[0] >= 5:
-            tol, tb, tw, tp, stp = r.raw(_STATE_V5)
+            tol, tb, tw, tp, stp = r.raw(_STATE_V5 if blob[0] >= 12 else _STATE_V5_V11)
             det.tol = float(tol)
             det.tb = int(tb)
             det.tw = int(tw)
@@ -649,7 +732,7 @@ class RobustSeasonal:
             det.stp = float(stp)
             mem: list[float] = []
             slot = _SLOT if blob[0] >= 10 else _SLOT_V5
-            for _ in range(r.u32()):
+            for _ in range(int(r.raw("B")[0]) if blob[0] >= 12 else r.u32()):
                 phase, usual, on, sightings = r.raw(slot)
                 mem.extend((float(phase), float(usual), _recur_day(float(on)), float(sightings)))
             det.mem = mem
@@ -676,6 +759,10 @@ class RobustSeasonal:
                 det.zw, det.zk = float(zw), int(zk)
                 det.zs, det.zv, det.zl = float(zs), float(zv), float(zl)
                 det.zz, det.zq = float(zz), int(zq)
+            if blob[0] >= 12:
+                dl, dm, dv, packed = r.raw(_STATE_V12)
+                det.dl, det.dm, det.dv = float(dl), float(dm), float(dv)
+                det.ds, det.dk = int(packed) & 3, int(packed) >> 2
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -684,21 +771,25 @@ class RobustSeasonal:
                 det.tol = -1.0
         if blob[0] < 11:
             det.zw = 0.0  # not known to be a count series until its values say so
+        if blob[0] < 12:
+            # a drift's baseline starts at the next quiet point, its spread at a sigma (the
+            # points since the last jump may be many: it would learn it too slowly from 0)
+            det.dv = 1.0
         return det
 
     def to_bytes(self) -> bytes:
         w = Writer()
         q_lo, q_hi = self.cal.state()
         w.raw(_STATE[1:], _VERSION, self.n, self.t0, self.lf, self.ef, self.ls, self.tr,
-              self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.a_sel, self.a_season,
-              q_lo, q_hi, self.el, self.prev, self.rsum, self.jumps, self.age, self.ew,
-              self.swl, self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
+              self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.season_step, q_lo,
+              q_hi, self.el, self.prev, self.rsum, self.jumps, self.age, self.ew, self.swl,
+              self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
         w.floats(self.day or ())
         w.floats(self.week or ())
         w.raw(_STATE_V4, self.rl, self.rk)
         w.raw(_STATE_V5, self.tol, self.tb, self.tw, self.tp, self.stp)
         mem = self.mem
-        w.u32(len(mem) // 4)
+        w.raw("B", len(mem) // 4)
         for k in range(0, len(mem), 4):
             w.raw(_SLOT, mem[k], mem[k + 1], mem[k + 2], int(mem[k + 3]))
         w.raw(_STATE_V6, self.scd, self.rm)
@@ -707,6 +798,7 @@ class RobustSeasonal:
         w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
         w.raw(_STATE_V10, self.sml, self.svl)
         w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl, self.zz, self.zq)
+        w.raw(_STATE_V12, self.dl, self.dm, self.dv, self.ds | self.dk << 2)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -949,8 +1041,9 @@ class RobustSeasonal:
                     # at this value: its old level may be hundreds of points stale (the
                     # night before a daily rise), and the next points would page
                     self.jd = 0.0
+                    self.ds = 0  # a drift's baseline starts again at the level before
                     expected -= jd
-                    _, ls, lc, lw = self.pre
+                    ls, lc, lw = self.pre
                     lf = value
                     self.lf, self.ls, self.lc, self.lw = lf, ls, lc, lw
                     fs = ls + self.phi * self.tr
@@ -984,6 +1077,37 @@ class RobustSeasonal:
                 shift2 = slow2
             if long2 > shift2:
                 shift2 = long2
+            # a drift that every forecaster follows: judged against a slow baseline of
+            # the value less the speaking seasonal offset (none without profiles)
+            if week is not None and expected == fw and bw >= 0 and bd >= 0:
+                off, src, mse, miss, far = sw, 3, self.swl, value - fw, self.k * self.ew
+            elif day is None:
+                off, src, mse, miss, far = 0.0, 1, self.ss, 0.0, 0.0
+            else:
+                off, src, mse, miss, far = sd, 2, self.sc, value - fc, self.k * self.ec
+            if not (bd >= 0 or day is None):
+                pass  # a first weekend's point: the daily profile's miss is deferred
+            elif shift2 > _SHIFT_Z2 or mse > DRIFT_CREDIBLE * self.sf:
+                # the shift's means speak (the change is theirs: a level that moved, which
+                # the fast level may absorb without a jump), or the offset's forecaster
+                # misses far more than the fast level (a random walk, whose level wanders
+                # as its normal behaviour): a baseline starts again later
+                self.ds = 0
+            else:
+                # the main model's points (outliers, a recurring one, a run, a first
+                # Monday's bins on notice) are not the drift's, nor those where the offset's
+                # own profile misses
+                loud = (
+                    a > clip
+                    or raw > clip
+                    or shown != expected
+                    or self.jumps != 0
+                    or self.rm != 0
+                    or not -far <= miss <= far
+                )
+                drift2 = self._drift(value - off, expected - off, src, sigma, loud)
+                if drift2 > shift2:
+                    shift2 = drift2
             if shift2 > _SHIFT_Z2 and shift2 > a * a:
                 learned = a
                 a = math.sqrt(shift2)
@@ -1064,6 +1188,51 @@ class RobustSeasonal:
             half = _BIG
         self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw, gap)
         return (score, shown, shown - half, shown + half, z)
+
+    def _drift(self, u: float, level: float, src: int, sigma: float, loud: bool) -> float:
+        """A drift's evidence at a point whose value less its seasonal offset is ``u``
+        (``level``: the expected value, likewise), as the squared mean distance from the
+        baseline in units of its mean square; 0 while it does not speak.
+
+        ``src`` says whose offset (1 none, 2 the daily profile's, 3 the weekly one's): a
+        change between the two profiles moves the baseline by the difference of their
+        levels, any other starts it again at ``level``, as does the first quiet point after
+        a jump or its undoing. ``loud`` points (outliers, a recurring one, a run) are the
+        main model's: they neither move the baseline nor are judged by it.
+        """
+        ds = self.ds
+        if src != ds:
+            if ds + src == 5:  # daily <-> weekly: the same baseline, their levels apart
+                self.dl += (self.lw - self.lc) if src == 3 else (self.lc - self.lw)
+                self.ds = src
+            elif not loud:
+                self.dl = level
+                self.dm = 0.0
+                self.dk = 0
+                self.ds = src
+                return 0.0
+        if loud or not self.ds:
+            return 0.0
+        z = (u - self.dl) / sigma
+        z = z if -DRIFT_CLIP <= z <= DRIFT_CLIP else DRIFT_CLIP if z > 0.0 else -DRIFT_CLIP
+        age = self.age
+        dv = self.dv
+        w = 1.0 / age if age * DRIFT_VAR_ALPHA < 1.0 else DRIFT_VAR_ALPHA
+        self.dm, self.dv, drift2 = _mean_of_z(self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL)
+        if drift2 > _DRIFT_Z2:
+            self.dv = dv  # a drift under way does not teach the spread
+            if age > DRIFT_AFTER:
+                self.dk += 1
+                if self.dk < DRIFT_ACCEPT:
+                    return drift2
+                # a drift that lasts is the new level
+                self.dl = level
+                self.dm = 0.0
+                self.dk = 0
+                return 0.0
+        self.dk = 0
+        self.dl += DRIFT_ALPHA * sigma * z
+        return 0.0
 
     def _relative(
         self,
@@ -1493,20 +1662,31 @@ class RobustSeasonal:
             # rate at 0 for a week, that now comes alive): it knows nothing of the regime
             # this jump starts, and would page at every point while the scales grow
             self.cal.set_state(LOG_Q_LO, LOG_Q_HI)
-        self.pre = (self.lf, self.ls, self.lc, self.lw)
+        self.pre = (self.ls, self.lc, self.lw)
         self.lf = self.ls = value
         self.lc = value - daily
         self.lw = value - weekly
         self.tr = 0.0
-        self.sm = self.sms = self.sml = (
-            0.0  # the shift is taken: its evidence starts again at the new level
-        )
+        self.sm = self.sms = self.sml = 0.0  # the shift is taken: its evidence starts again
+        self.ds = 0  # and a drift's baseline at the level after the jump
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
         self.jt = 0
         # re-learn the error scales faster in the new regime (see JUMP_RATE)
         self.age = 1
+
+    def _season_rates(self, step: float) -> None:
+        """The rates that follow from the step the seasons start with (0: not yet)."""
+        self.season_step = step
+        if not step:
+            self.a_sel = self.a_season = 0.0
+            return
+        # the long horizon that decides which forecaster speaks: about a week of points
+        self.a_sel = 1.0 / min(max(WEEK / max(step, 1e-9), SELECT_MIN_POINTS), SELECT_MAX_POINTS)
+        # a seasonal level slow enough not to swallow the daily cycle (-1: a step too
+        # coarse for seasons)
+        self.a_season = -1.0 if step > DAY / 24 else min(self.a_slow, 50.0 * step / DAY)
 
     def _start_season(self, ts: float, n: int) -> None:
         """Learn the step from the first points: the selection horizon, and the profiles it fills.
@@ -1523,17 +1703,13 @@ class RobustSeasonal:
             if n < SEASON_WAIT_POINTS and (step > GAP_STEPS * stp or stp > GAP_STEPS * step):
                 return
             step = stp if stp < step else step
-        # the long horizon that decides which forecaster speaks: about a week of points
-        self.a_sel = 1.0 / min(max(WEEK / max(step, 1e-9), SELECT_MIN_POINTS), SELECT_MAX_POINTS)
-        if step > DAY / 24:
-            self.a_season = -1.0
+        self._season_rates(step)
+        if self.a_season < 0.0:
             return
-        # a seasonal level slow enough not to swallow the daily cycle
-        self.a_season = min(self.a_slow, 50.0 * step / DAY)
         self.lc = self.lw = self.ls
         # a jump before the profiles started is not undone for their levels: the bins
         # are learned from here on, relative to the level after it
-        self.pre = (self.pre[0], self.pre[1], self.ls, self.ls)
+        self.pre = (self.pre[0], self.ls, self.ls)
         self.ec = self.es
         self.sc = self.swl = self.ss
         self.ew = self.es

@@ -18,16 +18,22 @@ from hypothesis import strategies as st
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
 from stream_app.core.detectors.robust_seasonal import (
+    _DRIFT_NULL,
     _LONG_NULL,
     _SLOT,
     _SLOT_V5,
+    _STATE,
+    _STATE_V3,
+    _STATE_V4,
     _STATE_V5,
+    _STATE_V5_V11,
     _STATE_V6,
     _STATE_V7,
     _STATE_V8,
     _STATE_V9,
     _STATE_V10,
     _STATE_V11,
+    _STATE_V12,
     COUNT_SHARE,
     SHIFT_Z,
     SPIKE_GO_ON0,
@@ -1080,34 +1086,67 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
-def test_versions_3_to_10_detector_states_still_load() -> None:
+def _as_version_11(v12: bytes) -> bytes:
+    """A version 12 state as version 11 wrote it: in the head the two rates (not the step
+    the seasons started with), the points since the last jump as a u32 and the fast level
+    before it (any value: it was never read); the bins on trial and the count of
+    remembered outliers as u32; no drift baseline at the end."""
+    head = struct.unpack_from(_STATE, v12)
+    rates = RobustSeasonal.create({}, seed=0)
+    rates._season_rates(head[13])
+    out = struct.pack(
+        _STATE_V3, 11, *head[1:13], rates.a_sel, rates.a_season, *head[14:27], 0.0, *head[27:]
+    )
+    pos = struct.calcsize(_STATE)
+    for _ in range(2):  # the profiles, as they were
+        (n,) = struct.unpack_from("<I", v12, pos)
+        pos += 4 + 8 * n
+    pos += struct.calcsize("<" + _STATE_V4)
+    out += v12[struct.calcsize(_STATE) : pos]
+    out += struct.pack("<" + _STATE_V5_V11, *struct.unpack_from("<" + _STATE_V5, v12, pos))
+    pos += struct.calcsize("<" + _STATE_V5)
+    out += struct.pack("<I", v12[pos])
+    return out + v12[pos + 1 : -struct.calcsize("<" + _STATE_V12)]
+
+
+def test_versions_3_to_11_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
     # spikes' rate and size, version 10 a third mean of the shift's evidence (and the
     # remembered outliers' days in float32), version 11 the count share and the run of
-    # zeros; a worker upgraded over an older state keeps what its series learned
+    # zeros, version 12 a drift's baseline (and a smaller head, see ``_as_version_11``);
+    # a worker upgraded over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
     assert det.mem  # the outliers are remembered
     assert det.mr > 0.0 and det.m2a != 1.0  # the relative scale has learned
     assert det.kr > 0.0 and det.kk == 1 and det.ks != SPIKE_SIZE0  # and the spike at 388
-    assert det.sml != 0.0 and det.svl != _LONG_NULL  # and the third mean
+    assert det.ds == 2 and det.dv != _DRIFT_NULL and det.dl != 0.0  # and a drift's baseline
     assert det.zw < COUNT_SHARE  # and that its values are no counts
-    v11 = det.to_bytes()
-    assert RobustSeasonal.load(v11, {}, seed=0).to_bytes() == v11
+    v12 = det.to_bytes()
+    assert RobustSeasonal.load(v12, {}, seed=0).to_bytes() == v12
+    v11 = _as_version_11(v12)
+    assert len(v11) == len(v12)  # the head and the counts made the drift's 25 B
+    eleven = RobustSeasonal.load(v11, {}, seed=0)
+    assert (eleven.ds, eleven.dm, eleven.dv) == (0, 0.0, 1.0)  # the baseline starts again
+    assert (eleven.pre, eleven.mem, eleven.zw, eleven.sml) == (det.pre, det.mem, det.zw, det.sml)
+    # the rates as they were (the step found again from them may be another that gives them)
+    assert (eleven.a_sel, eleven.a_season) == (det.a_sel, det.a_season)
+    assert _as_version_11(eleven.to_bytes()) == v11
     v11_tail = struct.calcsize("<" + _STATE_V11)
     v10 = b"\x0a" + v11[1:-v11_tail]
     ten = RobustSeasonal.load(v10, {}, seed=0)
     assert (ten.zw, ten.zk) == (0.0, 0)  # no count series until its values say so
     assert (ten.mem, ten.kr, ten.sml) == (det.mem, det.kr, det.sml)
-    assert ten.to_bytes()[1:-v11_tail] == v10[1:]
+    assert _as_version_11(ten.to_bytes())[1:-v11_tail] == v10[1:]
     v9 = _as_version_9(v10, len(det.mem) // 4)
     nine = RobustSeasonal.load(v9, {}, seed=0)
     assert (nine.sml, nine.svl) == (0.0, _LONG_NULL)  # the third mean starts again
+    assert (nine.dm, nine.dv, nine.ds) == (0.0, 1.0, 0)  # no drift's baseline yet
     assert (nine.mem, nine.kr, nine.sm) == (det.mem, det.kr, det.sm)
-    assert nine.to_bytes()[1 : -16 - v11_tail] == v10[1:-16]
+    assert _as_version_11(nine.to_bytes())[1 : -16 - v11_tail] == v10[1:-16]
     v8 = b"\x08" + v9[1 : -struct.calcsize("<" + _STATE_V9)]
     eight = RobustSeasonal.load(v8, {}, seed=0)
     assert (eight.kr, eight.ks, eight.kk, eight.kp) == (0.0, SPIKE_SIZE0, 0, 0)
