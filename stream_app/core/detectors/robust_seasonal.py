@@ -243,7 +243,7 @@ _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _VERSION = 12
-# the head; from version 12: the step the seasons were started with (0: not yet; the
+# the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
 # two rates themselves, and the fast level before the jump too, which was never read)
@@ -424,9 +424,9 @@ WHOLE_FLOOR = 0.5
 
 
 def _season_step(a_sel: float, a_season: float) -> float:
-    """A step that gives an older state's selection and seasonal rates (0: none yet)."""
+    """A step that gives an older state's selection and seasonal rates (NaN: none yet)."""
     if not a_sel:
-        return 0.0
+        return _NAN
     if a_season > 0.0 and a_sel * SELECT_MAX_POINTS <= 1.0:
         return a_season * DAY / 50.0  # a step too short for a week of selection points
     return WEEK * a_sel
@@ -670,7 +670,7 @@ class RobustSeasonal:
         self.jt = 0  # points since that jump
         self.pre: tuple[float, ...] = (0.0, 0.0, 0.0)  # the slow levels before it
         self.a_season = 0.0  # 0: not decided yet, -1: step too coarse for seasons
-        self.season_step = 0.0  # ... as they follow from the step the seasons started with
+        self.season_step = _NAN  # ... as they follow from the step the seasons started with
         self.day: list[float] | None = None
         self.week: list[float] | None = None
         # outliers by time of day: (time of day, residual, day, sightings) per slot
@@ -1677,9 +1677,10 @@ class RobustSeasonal:
         self.age = 1
 
     def _season_rates(self, step: float) -> None:
-        """The rates that follow from the step the seasons start with (0: not yet)."""
+        """The rates that follow from the step the seasons start with (NaN: not yet; a
+        step of 0 or less, from timestamps that do not advance, is a step all the same)."""
         self.season_step = step
-        if not step:
+        if step != step:
             self.a_sel = self.a_season = 0.0
             return
         # the long horizon that decides which forecaster speaks: about a week of points
@@ -1704,8 +1705,8 @@ class RobustSeasonal:
                 return
             step = stp if stp < step else step
         self._season_rates(step)
-        if self.a_season < 0.0:
-            return
+        if step > DAY / 24:
+            return  # too coarse for seasons
         self.lc = self.lw = self.ls
         # a jump before the profiles started is not undone for their levels: the bins
         # are learned from here on, relative to the level after it

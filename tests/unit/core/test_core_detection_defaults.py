@@ -46,6 +46,7 @@ from stream_app.offline.families import (
     cycle_in_proportion,
     drift_ramp,
     flickering_flow,
+    quantised,
     random_spikes,
     random_walk,
     stationary,
@@ -853,6 +854,24 @@ def test_an_episode_resolves_when_the_series_is_back_to_normal() -> None:
     # the episode keeps its direction, although the first normal point after the bump
     # sits below a forecast the bump pulled up
     assert {e.direction for e in events} == {"up"}
+
+
+def test_a_quantised_sensor_that_drifts_away_over_hours_opens_an_episode() -> None:
+    # a temperature read in half units that ramps away from its daily pattern over 3 to
+    # 12 hours and stays there: the fast level follows it a step at a time and no miss is
+    # large, so only the drift's baseline sees it (before it, none of six draws opened an
+    # episode during the ramp or as long again after it)
+    found = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n = 14 * DAY_POINTS
+        values, where = drift_ramp(rng, quantised(rng, np.arange(n) * STEP), n, 0)
+        _, events = _run(values.tolist())
+        opened = [round((e.ts - START) / STEP) for e in events if e.event == "opened"]
+        assert not [i for i in opened if i < where.start]  # nothing before it
+        end = where.stop + (where.stop - where.start)
+        found += any(where.start <= i < end for i in opened)
+    assert found >= 3
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
