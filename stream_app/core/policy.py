@@ -61,22 +61,37 @@ SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
 DASH = "\N{EN DASH}"
 
 
-def explain(value: float, z: float, expected: float, lower: float, upper: float, det: str) -> str:
+def explain(
+    value: float,
+    z: float,
+    expected: float,
+    lower: float,
+    upper: float,
+    det: str,
+    evidence: str = "",
+) -> str:
     """Short human explanation of an anomalous value.
 
     A value inside its band opens an episode only on the evidence of the points
-    before it (a run, or a sustained shift), and says so:
+    before it (a run, or a sustained shift), and says so; a detector that knows what
+    that evidence was says it (``evidence``):
 
     >>> explain(97.2, 6.1, 71.3, 68.0, 74.6, "robust_seasonal").encode("ascii", "replace")
     b'value 97.2 is 6.1? above expected 71.3 (band 68?74.6), detector robust_seasonal'
     >>> explain(73.0, 1.2, 71.3, 68.0, 74.6, "robust_seasonal").encode("ascii", "replace")
     b'value 73 is 1.2? above expected 71.3 (band 68?74.6), inside its band but the values before it sit above expected too: a sustained shift, detector robust_seasonal'
+    >>> explain(73.0, 1.2, 71.3, 68.0, 74.6, "robust_seasonal", "it has drifted: a slow drift")
+    'value 73 is 1.2\u03c3 above expected 71.3 (band 68\u201374.6), inside its band but it has drifted: a slow drift, detector robust_seasonal'
     """
     side = "above" if value >= expected else "below"
     inside = ""
     if lower <= value <= upper:
         inside = (
-            f", inside its band but the values before it sit {side} expected too: a sustained shift"
+            f", inside its band but {evidence}"
+            if evidence
+            else (
+                f", inside its band but the values before it sit {side} expected too: a sustained shift"
+            )
         )
     return (
         f"value {value:.6g} is {abs(z):.1f}{SIGMA} {side} expected {expected:.6g} "
@@ -113,6 +128,7 @@ class EpisodePolicy:
         "recent",
         "recent_ts",
         "severity",
+        "source",
         "started_at",
         "up",
         "want_down",
@@ -141,6 +157,9 @@ class EpisodePolicy:
         self.up = True  # the open episode's direction
         self.recent = 0.0  # episodes opened lately, exponentially weighted (see RECENT_SPAN)
         self.recent_ts = 0.0  # when ``recent`` was last brought up to date
+        # the detector, asked what evidence spoke when an episode opens or grows (its
+        # ``evidence``, where it has one): see :func:`explain`
+        self.source: object = None
         self.set_margin(1.0)
 
     def set_margin(self, margin: float) -> None:
@@ -284,7 +303,8 @@ class EpisodePolicy:
         upper: float,
         z: float,
     ) -> EpisodeEvent:
-        why = explain(value, z, expected, lower, upper, self.detector)
+        evidence = getattr(self.source, "evidence", "")
+        why = explain(value, z, expected, lower, upper, self.detector, str(evidence))
         event: EventKind = "opened" if kind == "opened" else "updated"
         return self._build(event, ts, None, value, score, expected, lower, upper, why)
 

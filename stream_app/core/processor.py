@@ -63,6 +63,7 @@ class SeriesProcessor:
         self.detector_name = detector.name
         self.cleaner = SeriesCleaner(settings.cleaning, settings.limits)
         self.policy = EpisodePolicy(entity, metric, settings.policy, detector.name)
+        self.policy.source = detector
         self.silence = FlagEpisode(entity, metric, "silence")
         self.stuck = FlagEpisode(entity, metric, "stuck")
         self.warmup = settings.cleaning.warmup_points
@@ -241,5 +242,7 @@ class SeriesProcessor:
             reg = registry or REGISTRY
             # a detector state of an older layout raises ValueError: that model restarts
             with contextlib.suppress(ValueError):
-                proc.detector = reg.load(name, det_blob, proc.settings.params, seed)
+                proc.detector = proc.policy.source = reg.load(
+                    name, det_blob, proc.settings.params, seed
+                )
         return proc

@@ -541,6 +541,7 @@ class RobustSeasonal:
         "ef",
         "el",
         "es",
+        "evidence",
         "ew",
         "floor",
         "gamma",
@@ -641,6 +642,9 @@ class RobustSeasonal:
         self.dv = _DRIFT_NULL  # ... and its mean square
         self.ds = 0  # the offset's source: 1 none, 2 daily, 3 weekly (0: restart the baseline)
         self.dk = 0  # points in a row the drift has spoken
+        # what spoke at the last point, for the explanation of an episode ("": its miss,
+        # or the shift's means); not state
+        self.evidence = ""
         self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
@@ -821,6 +825,8 @@ class RobustSeasonal:
 
     def _update(self, ts: float, value: float) -> Update:
         n = self.n
+        if self.evidence:
+            self.evidence = ""
         # inputs beyond +-1e300 are clipped: every level, residual and band below then
         # stays finite (levels move by winsorised steps inside the range of the values)
         value = _BIG if value > _BIG else -_BIG if value < -_BIG else value
@@ -1079,6 +1085,7 @@ class RobustSeasonal:
                 shift2 = long2
             # a drift that every forecaster follows: judged against a slow baseline of
             # the value less the speaking seasonal offset (none without profiles)
+            baseline = _NAN
             if week is not None and expected == fw and bw >= 0 and bd >= 0:
                 off, src, mse, miss, far = sw, 3, self.swl, value - fw, self.k * self.ew
             elif day is None:
@@ -1108,9 +1115,16 @@ class RobustSeasonal:
                 drift2 = self._drift(value - off, expected - off, src, sigma, loud)
                 if drift2 > shift2:
                     shift2 = drift2
+                    baseline = self.dl + off
             if shift2 > _SHIFT_Z2 and shift2 > a * a:
                 learned = a
                 a = math.sqrt(shift2)
+                if baseline == baseline:  # the drift's evidence spoke: say so
+                    side = "above" if value >= baseline else "below"
+                    self.evidence = (
+                        f"the series has drifted {side} where it was (its baseline here "
+                        f"{baseline:.6g}): a slow drift"
+                    )
         cal = self.cal
         if n <= 10:
             score = 0.0

@@ -862,16 +862,22 @@ def test_a_quantised_sensor_that_drifts_away_over_hours_opens_an_episode() -> No
     # large, so only the drift's baseline sees it (before it, none of six draws opened an
     # episode during the ramp or as long again after it)
     found = 0
+    said: list[str] = []
     for seed in range(6):
         rng = np.random.default_rng(seed)
         n = 14 * DAY_POINTS
         values, where = drift_ramp(rng, quantised(rng, np.arange(n) * STEP), n, 0)
         _, events = _run(values.tolist())
-        opened = [round((e.ts - START) / STEP) for e in events if e.event == "opened"]
-        assert not [i for i in opened if i < where.start]  # nothing before it
-        end = where.stop + (where.stop - where.start)
-        found += any(where.start <= i < end for i in opened)
+        opened = [e for e in events if e.event == "opened"]
+        assert not [e for e in opened if e.ts < START + where.start * STEP]  # nothing before
+        end = START + (2 * where.stop - where.start) * STEP  # the ramp and as long again
+        hits = [e for e in opened if e.ts < end]
+        found += bool(hits)
+        said += [e.explanation for e in hits]
     assert found >= 3
+    # and the episode says why: the value sits inside its band, the series has drifted
+    assert all("inside its band but the series has drifted" in why for why in said)
+    assert all(why.endswith(": a slow drift, detector robust_seasonal") for why in said)
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:

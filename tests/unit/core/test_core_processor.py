@@ -78,6 +78,17 @@ def test_detects_a_spike_and_explains_it() -> None:
     assert orjson.loads(orjson.dumps(opened.to_dict()))["episode_id"] == opened.episode_id
 
 
+def test_the_policy_asks_the_detector_it_runs_what_spoke_also_after_a_restore() -> None:
+    # an episode's explanation names the detector's evidence (see policy.explain): the
+    # policy must ask the restored detector, not the one created before the restore
+    proc = SeriesProcessor.create("e", "m", EngineConfig.default())
+    for ts, v in seasonal(300):
+        proc.process(ts, v)
+    assert proc.policy.source is proc.detector
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), EngineConfig.default())
+    assert again.policy.source is again.detector and again.detector is not proc.detector
+
+
 def test_false_positive_feedback_widens_tolerance_boundedly() -> None:
     proc = SeriesProcessor.create("e", "m", EngineConfig.default())
     margins = [proc.apply_feedback("false_positive") for _ in range(10)]
