@@ -1231,7 +1231,8 @@ class RobustSeasonal:
         z = z if -DRIFT_CLIP <= z <= DRIFT_CLIP else DRIFT_CLIP if z > 0.0 else -DRIFT_CLIP
         age = self.age
         dv = self.dv
-        w = 1.0 / age if age * DRIFT_VAR_ALPHA < 1.0 else DRIFT_VAR_ALPHA
+        # (at least one point: a state read back with an age of 0 was damaged)
+        w = DRIFT_VAR_ALPHA if age * DRIFT_VAR_ALPHA >= 1.0 else 1.0 / (age if age > 0 else 1)
         self.dm, self.dv, drift2 = _mean_of_z(self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL)
         if drift2 > _DRIFT_Z2:
             self.dv = dv  # a drift under way does not teach the spread

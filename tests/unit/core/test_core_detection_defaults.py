@@ -880,6 +880,20 @@ def test_a_quantised_sensor_that_drifts_away_over_hours_opens_an_episode() -> No
     assert all(why.endswith(": a slow drift, detector robust_seasonal") for why in said)
 
 
+def test_a_damaged_state_with_an_age_of_0_does_not_stop_the_drift_baseline() -> None:
+    # the points since the last jump are at least 1 wherever a point is scored; a state
+    # read back with 0 there (a flipped byte, found by mutating states) divided by it
+    det = RobustSeasonal.create({}, seed=0)
+    for i in range(700):
+        det.update(STEP * i, 10.0 + (i % 5) * 0.1)
+    assert det.ds != 0  # the baseline is judging
+    head = bytearray(det.to_bytes())
+    struct.pack_into("<I", head, struct.calcsize("<BI" + "d" * 17 + "i"), 0)
+    damaged = RobustSeasonal.load(bytes(head), {}, seed=0)
+    assert damaged.age == 0
+    assert all(math.isfinite(v) for v in damaged.update(STEP * 700, 10.2))
+
+
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
     rng = np.random.default_rng(4)
     values = (50.0 + rng.normal(0.0, 1.0, 4000)).tolist()
