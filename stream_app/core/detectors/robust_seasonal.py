@@ -709,9 +709,9 @@ class RobustSeasonal:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
              det.ss, det.sc, a_sel, a_season, q_lo, q_hi, det.el, det.prev, det.rsum, jumps,
              age, det.ew, det.swl, det.lw, det.jd, calm, jt, *pre) = r.raw(_STATE_V3[1:])  # fmt: skip
-            # the step is kept from now on; the rates as they were (a step found again
-            # from them gives them back within rounding)
-            det._season_rates(_season_step(float(a_sel), float(a_season)))
+            # the step is kept from now on (a step found again from the rates gives them
+            # back within rounding); the rates as they were
+            det.season_step = _season_step(float(a_sel), float(a_season))
             det.a_sel, det.a_season = float(a_sel), float(a_season)
         det.n = int(n)
         det.jumps = int(jumps)
