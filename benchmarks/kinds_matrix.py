@@ -2,15 +2,19 @@
 
 The generated families (:mod:`stream_app.offline.families`) inject into each base only
 the kinds that suit it (a drift ramp only into a stationary metric, a burst only into
-counts), and their anomalies are large. This benchmark crosses them: each of eight base
+counts), and their anomalies are large. This benchmark crosses them: each of nine base
 behaviours (business hours, schedules, a smooth daily cycle, a daily cycle whose noise is
 in proportion to its level, a price, bursty counts, a quantised sensor, a stationary
-metric) gets each of seven kinds (spike, level shift, bump, variance, flat line, drift
-ramp, dropout), blended in at ``size`` 1 (as the families inject it) and 0.4 (the same
-anomaly, 40 % as far from normal). Each cell is ``--draws`` series of 14 days at 5
-minutes with one anomaly after the first fifth, scored with NAB's windows: tsguard's
-episode onsets, episode F1 and episodes, against the rolling z-score with the threshold
-that suits the cell's series best (an upper bound for it)::
+metric, a CPU % that spikes at random) gets each of eleven kinds (spike, level shift,
+bump, variance, flat line, drift ramp, dropout; and four shaped after NAB's descriptions
+of its series, not its data: spikes that come densely for half a day, a day whose
+pattern does not happen, a day that runs hours late, a surge of requests), blended in at
+``size`` 1 (as the families inject it) and 0.4 (the same anomaly, 40 % as far from
+normal). The two kinds that move a daily pattern go only into the bases that have one.
+Each cell is ``--draws`` series of 14 days at 5 minutes with one anomaly after the first
+fifth, scored with NAB's windows: tsguard's episode onsets, episode F1 and episodes,
+against the rolling z-score with the threshold that suits the cell's series best (an
+upper bound for it)::
 
     python -m benchmarks.kinds_matrix [--draws 6] [--json]
 
@@ -20,9 +24,13 @@ the means by kind and by base.
 >>> rows = run(1, bases=("stationary",), kinds=("level_shift",), sizes=(1.0,), points=1500)
 >>> [(r["base"], r["kind"], r["size"]) for r in rows]
 [('stationary', 'level_shift', 1.0)]
+>>> [r["kind"] for r in run(1, bases=("stationary",), kinds=("late_day", "surge"), sizes=(1.0,), points=1500)]
+['surge']
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -43,7 +51,85 @@ BASES: dict[str, families.Base] = {
     "counts": families.counts,
     "quantised": families.quantised,
     "stationary": families.stationary,
+    "spiky": families.random_spikes,
 }
+
+
+def spike_density(
+    rng: np.random.Generator, x: families.FloatArray, n: int, day: int
+) -> tuple[families.FloatArray, slice]:
+    """Spikes come at 15 % of the points for half a day to a day, each as large as a
+    spike (a machine that starts to fail; NAB's "spikes that grow denser").
+
+    >>> x, where = spike_density(np.random.default_rng(1), np.zeros(2000), 2000, 288)
+    >>> bool((x[:where.start] == 0).all() and (x[where.stop:] == 0).all())
+    True
+    >>> 0.05 < float(np.mean(x[where] > 0)) < 0.3
+    True
+    """
+    where = families._span(rng, n, day // 2, day)
+    hit = np.nonzero(rng.random(where.stop - where.start) < 0.15)[0] + where.start
+    x[hit] += rng.uniform(0.6, 1.2, hit.size) * families._scale(x)
+    return x, where
+
+
+def missed_peak(
+    rng: np.random.Generator, x: families.FloatArray, n: int, day: int
+) -> tuple[families.FloatArray, slice]:
+    """A day whose pattern does not happen: the series stays near that day's low (a
+    holiday on a weekday, a job that never ran; NAB's "day without its rise"), with half
+    the noise, in whole numbers where the series is.
+
+    >>> t = np.arange(2000) * 300.0
+    >>> x, where = missed_peak(np.random.default_rng(1), np.sin(t / 86400 * 2 * np.pi), 2000, 288)
+    >>> where.stop - where.start, bool(np.ptp(x[where]) < 0.5)
+    (288, True)
+    """
+    start = int(rng.integers(int(0.2 * n), n - day - 10))
+    where = slice(start, start + day)
+    low = float(np.percentile(x[where], 5))
+    noise = float(np.std(np.diff(x[where]))) / math.sqrt(2.0)
+    quiet = low + rng.normal(0.0, 0.5 * noise, day)
+    whole = bool(np.all(x % 1.0 == 0.0))
+    x[where] = np.maximum(np.round(quiet), 0.0) if whole else quiet
+    return x, where
+
+
+def late_day(
+    rng: np.random.Generator, x: families.FloatArray, n: int, day: int
+) -> tuple[families.FloatArray, slice]:
+    """A day whose pattern runs four to eight hours late (a clock or a batch that
+    slipped): each of its points repeats the value from that long before.
+
+    >>> x, where = late_day(np.random.default_rng(1), np.arange(2000.0), 2000, 288)
+    >>> lag = where.start - int(x[where.start])
+    >>> 48 <= lag <= 96 and bool((x[where] == np.arange(where.start, where.stop) - lag).all())
+    True
+    """
+    lag = int(rng.integers(day // 6, day // 3 + 1))
+    start = int(rng.integers(max(int(0.2 * n), lag), n - day - 10))
+    where = slice(start, start + day)
+    x[where] = x[start - lag : start - lag + day].copy()
+    return x, where
+
+
+def surge(
+    rng: np.random.Generator, x: families.FloatArray, n: int, day: int
+) -> tuple[families.FloatArray, slice]:
+    """A surge (a flood of requests, an event): the series rises by one to two times its
+    usual range over an hour and stays there for two to six hours in all.
+
+    >>> x, where = surge(np.random.default_rng(1), np.tile([0.0, 1.0], 1000), 2000, 288)
+    >>> bool(x[where][12:].min() >= 1.0 and (x[where.stop:] <= 1.0).all())
+    True
+    """
+    where = families._span(rng, n, day // 12, day // 4)
+    rise = np.minimum(np.arange(where.stop - where.start) / (day / 24.0), 1.0)
+    spread = max(float(np.percentile(x, 95) - np.percentile(x, 5)), 1e-9)
+    x[where] += rise * rng.uniform(1.0, 2.0) * spread
+    return x, where
+
+
 KINDS: dict[str, families.Inject] = {
     "spike": families.spike,
     "level_shift": families.level_shift,
@@ -52,7 +138,14 @@ KINDS: dict[str, families.Inject] = {
     "flatline": families.flatline,
     "drift_ramp": families.drift_ramp,
     "dropout": families.dropout,
+    "spike_density": spike_density,
+    "missed_peak": missed_peak,
+    "late_day": late_day,
+    "surge": surge,
 }
+# kinds that move a daily pattern, and the bases that have none to move
+PATTERN_KINDS = frozenset({"missed_peak", "late_day"})
+NO_PATTERN = frozenset({"random_walk", "stationary", "spiky"})
 SIZES = (0.4, 1.0)
 
 
@@ -84,6 +177,8 @@ def run(
     rows: list[Row] = []
     for base in bases:
         for kind in kinds:
+            if kind in PATTERN_KINDS and base in NO_PATTERN:
+                continue
             for size in sizes:
                 series = [one_series(base, kind, size, d, points) for d in range(1, draws + 1)]
                 scored = onsets_against_zscore(series, config)
