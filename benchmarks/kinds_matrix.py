@@ -59,7 +59,8 @@ def spike_density(
     rng: np.random.Generator, x: families.FloatArray, n: int, day: int
 ) -> tuple[families.FloatArray, slice]:
     """Spikes come at 15 % of the points for half a day to a day, each as large as a
-    spike (a machine that starts to fail; NAB's "spikes that grow denser").
+    spike (a machine that starts to fail; what the name of NAB's ``art_increase_spike_density``
+    describes).
 
     >>> x, where = spike_density(np.random.default_rng(1), np.zeros(2000), 2000, 288)
     >>> bool((x[:where.start] == 0).all() and (x[where.stop:] == 0).all())
@@ -77,8 +78,9 @@ def missed_peak(
     rng: np.random.Generator, x: families.FloatArray, n: int, day: int
 ) -> tuple[families.FloatArray, slice]:
     """A day whose pattern does not happen: the series stays near that day's low (a
-    holiday on a weekday, a job that never ran; NAB's "day without its rise"), with half
-    the noise, in whole numbers where the series is.
+    holiday on a weekday, a job that never ran; what the name of NAB's
+    ``art_daily_nojump`` describes), with half the noise, in whole numbers where the series
+    is.
 
     >>> t = np.arange(2000) * 300.0
     >>> x, where = missed_peak(np.random.default_rng(1), np.sin(t / 86400 * 2 * np.pi), 2000, 288)
