@@ -62,7 +62,9 @@ regular grid, with points lost or not, nothing changes.
 speak, and a series starts on any day. On its first weekend, where the daily
 profile misses by more than the clip and the level is nearer, the level speaks
 and the profile does not learn: a week of weekdays says nothing about
-weekends. That miss is held against the daily profile only after the first
+weekends. Only a value more than the clip above every bin of the profile is still
+judged by the profile (unlearned): a weekend seldom rises above all the weekdays held,
+and a surge that the level follows would otherwise go unseen. That miss is held against the daily profile only after the first
 week (``scd``, at ``WEEKLY_AFTER``, when a weekly profile of a step of 15 minutes
 or finer can speak instead; a coarser one speaks later, see above): before, the
 level is the alternative, and it would take over the next weekdays. A series that began on a Friday or a
@@ -509,6 +511,15 @@ def _short_run(jumps: int, step: float) -> bool:
     return run < RECUR_RUN or run * step < _BIN
 
 
+def _top(profile: list[float]) -> float:
+    """The largest offset of a profile's bins that have one (NaN: none)."""
+    top = _NAN
+    for b in profile:
+        if b > top or top != top:
+            top = b
+    return top
+
+
 def _weekend(ts: float) -> bool:
     """A Saturday or a Sunday, UTC."""
     return (ts + _WEEK_SHIFT) % WEEK >= WEEKEND_START
@@ -938,10 +949,14 @@ class RobustSeasonal:
                     near = near if near >= 0.0 else -near
                     if miss > near:
                         # the daily profile misses and the level is nearer: on the first
-                        # weekend, the profile does not learn it (its miss is deferred);
+                        # weekend, the profile does not learn it (its miss is deferred),
+                        # nor speak, unless the value is far above all the profile holds
+                        # (a weekend may differ from the weekdays, but seldom by rising
+                        # above them all: a surge the level follows);
                         # on a bin on notice, the bin starts again (see ``_learn``)
                         if _weekend(ts):
-                            speak = False
+                            if not value > lc + _top(day) + self.k * self.ec:
+                                speak = False
                             bd = -2
                         elif self.rm >> bd & 1:
                             speak = False
