@@ -62,12 +62,13 @@ regular grid, with points lost or not, nothing changes.
 speak, and a series starts on any day. On its first weekend, where the daily
 profile misses by more than the clip and the level is nearer, the level speaks
 and the profile does not learn: a week of weekdays says nothing about
-weekends. Only a value more than the clip above every bin of the profile is still
-judged by the profile (unlearned): a weekend seldom rises above all the weekdays held,
-and a surge that the level follows would otherwise go unseen. That miss is held against the daily profile only after the first
+weekends. That miss is held against the daily profile only after the first
 week (``scd``, at ``WEEKLY_AFTER``, when a weekly profile of a step of 15 minutes
 or finer can speak instead; a coarser one speaks later, see above): before, the
-level is the alternative, and it would take over the next weekdays. A series that began on a Friday or a
+level is the alternative, and it would take over the next weekdays. Only a value
+more than the clip above every bin of the profile is still judged by the profile
+(and not learned): a weekend seldom rises above all the weekdays held, and a surge
+that the level follows would otherwise go unseen. A series that began on a Friday or a
 weekend learned its profile mostly on a weekend; on its first Monday every
 daily bin is put on notice (``rm``): where the bin's first visit misses by
 more than the clip, the level speaks if it is nearer (or the bin before, which
