@@ -132,11 +132,15 @@ def detectors(
     from stream_app.offline.replay import load_config
 
     console = Console(stderr=True)
+    try:
+        engine = load_config(config)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
     with console.status("benchmarking") as status:
         result = run_bench(
             points,
             repeats,
-            load_config(config),
+            engine,
             on_step=lambda name: status.update(f"benchmarking {name}"),
         )
     if as_json:

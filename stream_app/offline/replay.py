@@ -67,11 +67,17 @@ def load_config(path: Path | None) -> EngineConfig:
     if path.suffix.lower() == ".json":
         import orjson
 
-        mapping = orjson.loads(text)
+        try:
+            mapping = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc}") from None
     else:
         import yaml
 
-        mapping = yaml.safe_load(text) or {}
+        try:
+            mapping = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(mapping, dict):
         raise ValueError(
             f"{path}: the configuration must be a mapping, got {type(mapping).__name__}"

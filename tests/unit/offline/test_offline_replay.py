@@ -7,6 +7,7 @@ import math
 import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stream_app.cli import app
@@ -192,3 +193,32 @@ def test_a_stuck_sensor_is_an_episode_in_the_replay_columns() -> None:
     assert 1000 < onset < 1060
     assert all(out.is_anomaly[onset:1100]) and not any(out.is_anomaly[1100:])
     assert out.scores[onset] is not None and out.scores[onset] >= ONSET_SCORE
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("bad.yaml", "policy: [\n", "not valid YAML"),
+        ("bad.yaml", "- a list\n", "must be a mapping"),
+        ("bad.json", "{nope", "not valid JSON"),
+    ],
+)
+@pytest.mark.parametrize("command", ["replay", "evaluate", "bench"])
+def test_a_malformed_config_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, name: str, text: str, says: str, command: str
+) -> None:
+    # a YAML file that does not parse ended in a yaml.ParserError traceback (and in
+    # `bench detectors` any bad configuration did); a JSON one did not name the file
+    source = tmp_path / "s.csv"
+    _series_csv(source, 40)
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
+    args = {
+        "replay": ["replay", str(source), "--output", str(tmp_path / "o.csv")],
+        "evaluate": ["evaluate", "--generated", "1"],
+        "bench": ["bench", "detectors", "--points", "100"],
+    }[command]
+    result = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert says in result.stderr
