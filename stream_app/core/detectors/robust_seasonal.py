@@ -514,11 +514,7 @@ def _short_run(jumps: int, step: float) -> bool:
 
 def _top(profile: list[float]) -> float:
     """The largest offset of a profile's bins that have one (NaN: none)."""
-    top = _NAN
-    for b in profile:
-        if b > top or top != top:
-            top = b
-    return top
+    return max((b for b in profile if b == b), default=_NAN)
 
 
 def _weekend(ts: float) -> bool:

@@ -357,8 +357,8 @@ def test_a_surge_on_the_first_weekend_pages(seed: int) -> None:
     # A daily cycle whose noise is in proportion to its level, and on its first
     # Saturday at noon a surge to twice its peak within an hour. The level follows the
     # rise (z about 2 a point), and on a first weekend the daily profile's miss was
-    # deferred (a weekend may differ from the weekdays): in 5 of 8 seeds it went
-    # unseen. A value far above every bin of the profile is still the profile's to judge.
+    # deferred (a weekend may differ from the weekdays): in 5 of these 6 seeds it
+    # went unseen. A value far above every bin of the profile is still the profile's to judge.
     t = START + STEP * np.arange(7 * DAY_POINTS)
     values = cycle_in_proportion(np.random.default_rng(seed), t)
     at = 5 * DAY_POINTS + DAY_POINTS // 2
