@@ -130,14 +130,16 @@ less its seasonal offset (the weekly profile's where it speaks, else the daily o
 the value itself without profiles), learned slowly (``DRIFT_ALPHA``, about 100 points)
 in steps winsorised at ``DRIFT_CLIP`` sigma. The mean of the distance from it in sigmas
 (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean square (learned
-over about 1,000 points, and not while it speaks: a drift must not teach the spread it
-is judged by), speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's
-means), from ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster
-is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast
-level's (a price or a random walk, whose level wanders as its normal behaviour, keeps
-its silence). Points that are the main model's (outliers, one judged against a
-recurring size, a run, a first Monday's bins on notice) or where the offset's own
-profile misses by more than the clip neither move the baseline nor are judged by it.
+over about 1,000 points, not while it speaks, and each square counted at most as
+``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it is
+judged by, and one that builds up over a hundred points taught it while it built),
+speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means), from
+``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
+its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's (a price
+or a random walk, whose level wanders as its normal behaviour, keeps its silence).
+Points that are the main model's (outliers, one judged against a recurring size, a run,
+a first Monday's bins on notice) or where the offset's own profile misses by more than
+the clip neither move the baseline nor are judged by it.
 While the shift's means speak, the change is theirs (a level that moved, which the fast
 level may absorb without a jump): the baseline starts again at the level the forecaster
 has once they are quiet, as it does after a jump or its undoing; and a drift that speaks
@@ -362,10 +364,11 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # value less its seasonal offset, learned at DRIFT_ALPHA (about 100 points) in winsorised
 # steps; the mean (DRIFT_MEAN_ALPHA, about 30 points) of the value's distance from it in
 # sigmas (each clipped at DRIFT_CLIP), in units of its own root mean square (learned at
-# DRIFT_VAR_ALPHA, from one over the points since the last jump at first, and not while it
-# speaks), speaks at DRIFT_Z: from DRIFT_AFTER points after the last jump, where the
-# offset's forecaster keeps a long-run mean square error within DRIFT_CREDIBLE times the
-# fast level's. After DRIFT_ACCEPT points in a row it is the new level.
+# DRIFT_VAR_ALPHA, from one over the points since the last jump at first, not while it
+# speaks, and a square beyond DRIFT_SPREAD_CAP times it is learned as that), speaks at
+# DRIFT_Z: from DRIFT_AFTER points after the last jump, where the offset's forecaster
+# keeps a long-run mean square error within DRIFT_CREDIBLE times the fast level's. After
+# DRIFT_ACCEPT points in a row it is the new level.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
@@ -374,6 +377,7 @@ DRIFT_AFTER = 600
 DRIFT_Z = 6.0
 _DRIFT_Z2 = DRIFT_Z * DRIFT_Z
 DRIFT_CREDIBLE = 2.0
+DRIFT_SPREAD_CAP = 25.0  # a drift builds up for tens of points before it speaks
 DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
 _DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
 # Noise in proportion to the level (see the module's docstring): a relative error scale
@@ -464,15 +468,24 @@ def _across(
 
 
 def _mean_of_z(
-    m: float, v: float, zc: float, alpha: float, var_alpha: float, null: float
+    m: float,
+    v: float,
+    zc: float,
+    alpha: float,
+    var_alpha: float,
+    null: float,
+    cap: float = math.inf,
 ) -> tuple[float, float, float]:
     """One of the sustained shift's means of the clipped ``zc``: the mean ``m`` and its
-    mean square ``v``, both learned, and the new mean squared in units of the old mean
-    square (never below ``null``, unit white noise's), so no square root is taken
-    unless the shift speaks."""
+    mean square ``v``, both learned (a square beyond ``cap`` times the old mean square is
+    learned as that), and the new mean squared in units of the old mean square (never
+    below ``null``, unit white noise's), so no square root is taken unless the shift
+    speaks."""
     m += alpha * (zc - m)
     m2 = m * m
-    return m, v + var_alpha * (m2 - v), m2 / (v if v > null else null)
+    unit = v if v > null else null
+    top = cap * unit
+    return m, v + var_alpha * ((m2 if m2 < top else top) - v), m2 / unit
 
 
 def _count_mean(expected: float, season: float) -> float:
@@ -1245,7 +1258,9 @@ class RobustSeasonal:
         dv = self.dv
         # (at least one point: a state read back with an age of 0 was damaged)
         w = DRIFT_VAR_ALPHA if age * DRIFT_VAR_ALPHA >= 1.0 else 1.0 / (age if age > 0 else 1)
-        self.dm, self.dv, drift2 = _mean_of_z(self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL)
+        self.dm, self.dv, drift2 = _mean_of_z(
+            self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL, DRIFT_SPREAD_CAP
+        )
         if drift2 > _DRIFT_Z2:
             self.dv = dv  # a drift under way does not teach the spread
             if age > DRIFT_AFTER:
