@@ -42,6 +42,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _log_zero,
 )
 from stream_app.offline.families import (
+    Base,
     bytes_written,
     cycle_in_proportion,
     drift_ramp,
@@ -873,24 +874,33 @@ def test_an_episode_resolves_when_the_series_is_back_to_normal() -> None:
     assert {e.direction for e in events} == {"up"}
 
 
+def _drift_ramps_found(base: Base, draws: int, quiet_from: int = 0) -> tuple[int, list[str]]:
+    """Draws (seeds 0 to ``draws - 1``) of 14 days of ``base`` with a generated drift
+    ramp: how many open an episode in the ramp or as long again after it, and those
+    episodes' explanations. None may open before the ramp (from point ``quiet_from``)."""
+    found = 0
+    said: list[str] = []
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        n = 14 * DAY_POINTS
+        values, where = drift_ramp(rng, base(rng, np.arange(n) * STEP), n, 0)
+        _, events = _run(values.tolist())
+        opened = [e for e in events if e.event == "opened"]
+        begin = START + where.start * STEP
+        assert not [e for e in opened if START + quiet_from * STEP <= e.ts < begin]
+        end = START + (2 * where.stop - where.start) * STEP  # the ramp and as long again
+        hits = [e for e in opened if begin <= e.ts < end]
+        found += bool(hits)
+        said += [e.explanation for e in hits]
+    return found, said
+
+
 def test_a_quantised_sensor_that_drifts_away_over_hours_opens_an_episode() -> None:
     # a temperature read in half units that ramps away from its daily pattern over 3 to
     # 12 hours and stays there: the fast level follows it a step at a time and no miss is
     # large, so only the drift's baseline sees it (before it, none of six draws opened an
     # episode during the ramp or as long again after it)
-    found = 0
-    said: list[str] = []
-    for seed in range(6):
-        rng = np.random.default_rng(seed)
-        n = 14 * DAY_POINTS
-        values, where = drift_ramp(rng, quantised(rng, np.arange(n) * STEP), n, 0)
-        _, events = _run(values.tolist())
-        opened = [e for e in events if e.event == "opened"]
-        assert not [e for e in opened if e.ts < START + where.start * STEP]  # nothing before
-        end = START + (2 * where.stop - where.start) * STEP  # the ramp and as long again
-        hits = [e for e in opened if e.ts < end]
-        found += bool(hits)
-        said += [e.explanation for e in hits]
+    found, said = _drift_ramps_found(quantised, 6)
     assert found >= 3
     # and the episode says why: the value sits inside its band, the series has drifted
     assert all("inside its band but the series has drifted" in why for why in said)
@@ -903,18 +913,9 @@ def test_a_smooth_daily_cycle_that_drifts_away_over_hours_opens_an_episode() -> 
     # follows it, so only the drift's baseline can see it, and the mean distance from
     # the baseline, building up over a hundred points, taught the spread it is judged by
     # as it went (1 of these 12 found). Now each square teaches it at most as
-    # DRIFT_SPREAD_CAP times the mean square would: 4 found (8 with a cap of 16 and 20,
-    # which split a false drift on hourly business hours in two or added one in counts).
-    found = 0
-    for seed in range(12):
-        rng = np.random.default_rng(seed)
-        n = 14 * DAY_POINTS
-        values, where = drift_ramp(rng, seasonal(rng, np.arange(n) * STEP), n, 0)
-        _, events = _run(values.tolist())
-        opened = [e for e in events if e.event == "opened"]
-        assert not [e for e in opened if START + 600 * STEP <= e.ts < START + where.start * STEP]
-        end = START + (2 * where.stop - where.start) * STEP  # the ramp and as long again
-        found += any(START + where.start * STEP <= e.ts < end for e in opened)
+    # DRIFT_SPREAD_CAP times the mean square would: 4 found (8 with a cap of 20, which
+    # split a false drift on hourly business hours in two and added one in counts).
+    found, _ = _drift_ramps_found(seasonal, 12, quiet_from=600)
     assert found >= 3
 
 
