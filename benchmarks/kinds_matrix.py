@@ -30,8 +30,6 @@ the means by kind and by base.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from benchmarks.noise_shapes import Row, draws_cli, onsets_against_zscore
@@ -90,7 +88,7 @@ def missed_peak(
     start = int(rng.integers(int(0.2 * n), n - day - 10))
     where = slice(start, start + day)
     low = float(np.percentile(x[where], 5))
-    noise = float(np.std(np.diff(x[where]))) / math.sqrt(2.0)
+    noise = families._noise(x[where])
     quiet = low + rng.normal(0.0, 0.5 * noise, day)
     whole = bool(np.all(x % 1.0 == 0.0))
     x[where] = np.maximum(np.round(quiet), 0.0) if whole else quiet
@@ -127,7 +125,7 @@ def surge(
     """
     where = families._span(rng, n, day // 12, day // 4)
     rise = np.minimum(np.arange(where.stop - where.start) / (day / 24.0), 1.0)
-    spread = max(float(np.percentile(x, 95) - np.percentile(x, 5)), 1e-9)
+    spread = max(families._spread(x), 1e-9)
     x[where] += rise * rng.uniform(1.0, 2.0) * spread
     return x, where
 

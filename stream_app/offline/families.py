@@ -226,10 +226,19 @@ def _span(rng: np.random.Generator, n: int, lo: int, hi: int) -> slice:
     return slice(start, start + length)
 
 
+def _spread(x: FloatArray) -> float:
+    """The usual range: the 95th percentile less the 5th."""
+    return float(np.percentile(x, 95) - np.percentile(x, 5))
+
+
+def _noise(x: FloatArray) -> float:
+    """The point-to-point noise: the spread of the steps over the square root of 2."""
+    return float(np.std(np.diff(x))) / math.sqrt(2.0)
+
+
 def _scale(x: FloatArray) -> float:
     diffs = np.abs(np.diff(x))
-    spread = float(np.percentile(x, 95) - np.percentile(x, 5))
-    return max(spread, float(np.median(diffs)) * 10, 1e-9)
+    return max(_spread(x), float(np.median(diffs)) * 10, 1e-9)
 
 
 def spike(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
@@ -256,7 +265,7 @@ def bump(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[Flo
 def variance(rng: np.random.Generator, x: FloatArray, n: int, day: int) -> tuple[FloatArray, slice]:
     """Noise several times larger for a few hours."""
     where = _span(rng, n, 24, 96)
-    noise = np.std(np.diff(x)) / math.sqrt(2) + 1e-9
+    noise = _noise(x) + 1e-9
     x[where] += rng.normal(0, 6 * noise, where.stop - where.start)
     return x, where
 
