@@ -9,6 +9,8 @@ sibling modules, imported inside the commands.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,21 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@contextmanager
+def _bad_input() -> Iterator[None]:
+    """Bad input (a malformed CSV, a file that cannot be read, a configuration that does
+    not parse or validate) ends the command with ``error: ...`` and exit 2, not a
+    traceback."""
+    from stream_app.offline.csvio import MalformedCsvError
+
+    try:
+        yield
+    except MalformedCsvError as exc:
+        raise _fail(f"malformed CSV: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def replay(
     source: Annotated[
@@ -51,12 +68,11 @@ def replay(
     from rich.console import Console
     from rich.progress import Progress
 
-    from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.replay import load_config, plan_outputs, replay_file
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = Console(stderr=True)
-    try:
+    with _bad_input():
         engine = load_config(config)
         plan, skipped = plan_outputs(source, output, names)
         if skipped:
@@ -72,10 +88,6 @@ def replay(
                 done = replay_file(path, target, entity, engine, names)
                 rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
-    except MalformedCsvError as exc:
-        raise _fail(f"malformed CSV: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from None
     console.print(f"replayed {len(plan)} file(s), {rows} row(s) -> {output}")
     if invalid:
         console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")
@@ -105,15 +117,10 @@ def evaluate(
     ] = "windows",
 ) -> None:
     """Score tsguard and two River/z-score baselines on labelled data (NAB, episodes)."""
-    from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.evaluate_cli import run_evaluate
 
-    try:
+    with _bad_input():
         run_evaluate(data, report, as_json, config, generated, labelling)
-    except MalformedCsvError as exc:
-        raise _fail(f"malformed CSV: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from None
 
 
 @bench_app.command()
@@ -132,10 +139,8 @@ def detectors(
     from stream_app.offline.replay import load_config
 
     console = Console(stderr=True)
-    try:
+    with _bad_input():
         engine = load_config(config)
-    except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from None
     with console.status("benchmarking") as status:
         result = run_bench(
             points,
