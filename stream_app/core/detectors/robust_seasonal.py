@@ -56,7 +56,12 @@ steps (jittered timestamps) may have been read up to half a step early or late:
 near a profile bin's edge, where its own bin misses by more than the clip and
 the bin across the edge is nearer, it is judged against and learned into that
 bin (the reading due at 07:00, taken at 06:59:40 after a rise at 06:57). On a
-regular grid, with points lost or not, nothing changes.
+regular grid of steps under ``JITTER_BINS`` of a bin (a quarter of an hour), a
+schedule's edge may itself come a step early or late (a job a minute off, read
+every 5 minutes): a bin's first or last point, whose interval's middle is within a
+step of the edge, is judged against the bin across it where that bin explains it
+(within the clip) and its own does not, and is learned by neither, so that no bin
+learns another time of day's value.
 
 **The first week** of a series is learned before the weekly profile can
 speak, and a series starts on any day. On its first weekend, where the daily
@@ -294,6 +299,9 @@ RECUR_DAYS = 1e7  # days from 1970 are kept within this (exact in the state's fl
 RECUR_RUN = 2
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
 EDGE_STEPS = 0.5  # a point read off the grid may belong across a bin edge this near
+# a schedule's edge a step early or late, on the grid: the first or last point of a profile
+# bin may belong to the bin across its edge, where steps are under this share of a bin
+JITTER_BINS = 0.5
 OFF_GRID = 1e-3  # an interval this many steps from a whole number of them is off the grid
 GAP_MAX = 1e6  # ... and one longer than this many steps counts as this many
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
@@ -445,12 +453,20 @@ def _nearer(first: float, second: float, level: float) -> float:
 
 
 def _across(
-    profile: list[float], b: int, pos: float, half: float, level: float, value: float, clip: float
+    profile: list[float],
+    b: int,
+    pos: float,
+    half: float,
+    level: float,
+    value: float,
+    clip: float,
+    within: bool = False,
 ) -> int:
     """The bin of a point read off the grid at phase ``pos`` (in bins; its bin is ``b``).
 
     Within ``half`` a bin of an edge of ``b``, it is the bin across that edge when
-    bin ``b`` misses ``value`` by more than ``clip`` and that bin is nearer; else ``b``.
+    bin ``b`` misses ``value`` by more than ``clip`` and that bin is nearer (and, if
+    ``within``, misses it by ``clip`` at most); else ``b``.
     """
     off = pos - int(pos)
     if off < half:
@@ -464,7 +480,10 @@ def _across(
     if not miss > clip:
         return b
     d = value - level - profile[other]
-    return other if (d if d >= 0.0 else -d) < miss else b  # an unseen bin (NaN) is never nearer
+    d = d if d >= 0.0 else -d
+    if within and not d <= clip:
+        return b
+    return other if d < miss else b  # an unseen bin (NaN) is never nearer
 
 
 def _mean_of_z(
@@ -870,14 +889,19 @@ class RobustSeasonal:
         # a point whose interval is not a whole number of steps was read off the grid
         # (timestamps with jitter): it may have been read up to EDGE_STEPS steps early
         # or late, so near a profile bin's edge it may belong across it. On a regular
-        # grid (points lost or not) this stays 0.
+        # grid (points lost or not) this stays 0. On the grid, with several points to a
+        # bin, a schedule's edge may still come a step early or late (``on_grid``).
         off_grid = 0.0
+        on_grid = False
         if stp > 0.0 and gap == 1.0 and dt > 0.0:  # dt / stp in (0, 2]: no overflow
             off_grid = dt - int(dt / stp + 0.5) * stp
             if off_grid > OFF_GRID * stp or -off_grid > OFF_GRID * stp:
                 off_grid = EDGE_STEPS * stp
             else:
                 off_grid = 0.0
+                on_grid = stp * _DAY_SCALE < JITTER_BINS
+        # the bins a point is learned into (-1: none)
+        learn_d = learn_w = True
         lf = self.lf
         fs = self.ls + self.phi * self.tr
         day = self.day
@@ -913,6 +937,17 @@ class RobustSeasonal:
                 if b != bd:
                     bd = b
                     sd = day[b]
+            elif on_grid:
+                # the first or last point of its bin (its interval's middle within a step
+                # of the edge): judged by the bin across the edge where that bin explains
+                # it and its own does not (a job a step early or late), and learned by
+                # neither, so that no bin learns another time of day's value
+                step = stp * _DAY_SCALE
+                b = _across(day, bd, pos + 0.5 * step, step, lc, value, self.k * self.ec, True)
+                if b != bd:
+                    bd = b
+                    sd = day[b]
+                    learn_d = False
             fc = lc + sd
             known = False
             if week is None:
@@ -940,6 +975,13 @@ class RobustSeasonal:
                     if b != bw:
                         bw = b
                         sw = week[b]
+                elif on_grid:
+                    step = stp * (bins / WEEK)
+                    b = _across(week, bw, pos + 0.5 * step, step, lw, value, self.k * self.ew, True)
+                    if b != bw:
+                        bw = b
+                        sw = week[b]
+                        learn_w = False
                 fw = lw + sw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
@@ -1225,7 +1267,20 @@ class RobustSeasonal:
         half = _expm1(exponent if exponent < _MAX_EXP else _MAX_EXP) * sigma
         if half > _BIG:
             half = _BIG
-        self._learn(value, changed, expected, lf, fs, fc, fw, bd, bw, sd, sw, gap)
+        self._learn(
+            value,
+            changed,
+            expected,
+            lf,
+            fs,
+            fc,
+            fw,
+            bd if learn_d else -1,
+            bw if learn_w else -1,
+            sd,
+            sw,
+            gap,
+        )
         return (score, shown, shown - half, shown + half, z)
 
     def _drift(self, u: float, level: float, src: int, sigma: float, loud: bool) -> float:
