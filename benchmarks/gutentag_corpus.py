@@ -163,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder for the CSVs (build output)")
     parser.add_argument("--draws", type=int, default=3, help="series per base and kind")
     args = parser.parse_args(argv)
+    try:
+        import gutenTAG  # noqa: F401
+    except ImportError:
+        print(
+            "error: GutenTAG is not installed in this Python; `make gutentag` installs it in "
+            ".venv-gutentag and runs this there",
+            file=sys.stderr,
+        )
+        return 2
     warnings.filterwarnings("ignore")
     written, skipped = build(args.out, args.draws)
     for line in skipped:

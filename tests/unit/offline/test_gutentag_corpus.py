@@ -101,3 +101,12 @@ def test_a_config_gutentag_cannot_parse_is_an_ordinary_error(
     monkeypatch.setitem(sys.modules, "gutenTAG.config.validator", validator)
     with pytest.raises(ValueError, match="Missing 'anomalies'"):
         corpus._generate(corpus._config("sine-free-0", "sine", None), 100)
+
+
+def test_without_gutentag_it_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "gutenTAG", None)  # import gutenTAG -> ImportError
+    assert corpus.main([str(tmp_path / "out")]) == 2
+    assert "make gutentag" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
