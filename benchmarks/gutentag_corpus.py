@@ -132,7 +132,8 @@ def build(out: Path, draws: int) -> tuple[int, list[str]]:
     for base, kind in itertools.product(BASES, KINDS):
         for draw in range(draws):
             variants = KINDS[kind]
-            # 3.75-10 hours (GutenTAG's trend needs a multiple of 5 points)
+            # 45, 60, 75 ... points: 3.75, 5, 6.25 ... hours (GutenTAG's trend needs a
+            # multiple of 5 points)
             size = 1 if kind == "extremum" else 45 + 15 * (draw % 6)
             anomaly: dict[str, Any] = {
                 "position": ("middle", "end")[draw % 2],
