@@ -462,7 +462,7 @@ def _across(
     clip: float,
     within: bool = False,
 ) -> int:
-    """The bin of a point read off the grid at phase ``pos`` (in bins; its bin is ``b``).
+    """The bin of a point near a bin's edge at phase ``pos`` (in bins; its bin is ``b``).
 
     Within ``half`` a bin of an edge of ``b``, it is the bin across that edge when
     bin ``b`` misses ``value`` by more than ``clip`` and that bin is nearer (and, if
@@ -886,20 +886,23 @@ class RobustSeasonal:
         if stp > 0.0 and dt > GAP_STEPS * stp:
             gap = dt / stp if dt < GAP_MAX * stp else GAP_MAX
         self.stp = next_step(stp, dt)  # the same running median as the cleaner's
-        # a point whose interval is not a whole number of steps was read off the grid
-        # (timestamps with jitter): it may have been read up to EDGE_STEPS steps early
-        # or late, so near a profile bin's edge it may belong across it. On a regular
-        # grid (points lost or not) this stays 0. On the grid, with several points to a
-        # bin, a schedule's edge may still come a step early or late (``on_grid``).
-        off_grid = 0.0
-        on_grid = False
+        # Near a profile bin's edge a point may belong to the bin across it: within
+        # ``edge`` seconds of the edge, its time moved on by ``lead`` (0: never). A point
+        # whose interval is not a whole number of steps was read off the grid
+        # (timestamps with jitter): up to EDGE_STEPS steps early or late, and then it is
+        # learned into the bin it is judged by. On a grid with several points to a bin, a
+        # schedule's edge may come a step early or late (``jitter``): a bin's first or
+        # last point (its interval's middle within a step of the edge) is judged by the
+        # bin across only where that bin explains it, and learned by neither, so that no
+        # bin learns another time of day's value.
+        edge = lead = 0.0
+        jitter = False
         if stp > 0.0 and gap == 1.0 and dt > 0.0:  # dt / stp in (0, 2]: no overflow
-            off_grid = dt - int(dt / stp + 0.5) * stp
-            if off_grid > OFF_GRID * stp or -off_grid > OFF_GRID * stp:
-                off_grid = EDGE_STEPS * stp
-            else:
-                off_grid = 0.0
-                on_grid = stp * _DAY_SCALE < JITTER_BINS
+            off = dt - int(dt / stp + 0.5) * stp
+            if off > OFF_GRID * stp or -off > OFF_GRID * stp:
+                edge = EDGE_STEPS * stp
+            elif stp * _DAY_SCALE < JITTER_BINS:
+                edge, lead, jitter = stp, 0.5 * stp, True
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
         lf = self.lf
@@ -930,24 +933,21 @@ class RobustSeasonal:
                 if self.tb == bd:
                     sd = day[bd] = _nearer(sd, value - lc, lf - lc)
                 self.tb = -1
-            if off_grid:
-                # a point read off the grid, near its bin's edge, may belong to the bin
-                # across it: a timestamp a little late or early at a schedule's edge
-                b = _across(day, bd, pos, off_grid * _DAY_SCALE, lc, value, self.k * self.ec)
+            if edge:
+                b = _across(
+                    day,
+                    bd,
+                    pos + lead * _DAY_SCALE,
+                    edge * _DAY_SCALE,
+                    lc,
+                    value,
+                    self.k * self.ec,
+                    jitter,
+                )
                 if b != bd:
                     bd = b
                     sd = day[b]
-            elif on_grid:
-                # the first or last point of its bin (its interval's middle within a step
-                # of the edge): judged by the bin across the edge where that bin explains
-                # it and its own does not (a job a step early or late), and learned by
-                # neither, so that no bin learns another time of day's value
-                step = stp * _DAY_SCALE
-                b = _across(day, bd, pos + 0.5 * step, step, lc, value, self.k * self.ec, True)
-                if b != bd:
-                    bd = b
-                    sd = day[b]
-                    learn_d = False
+                    learn_d = not jitter
             fc = lc + sd
             known = False
             if week is None:
@@ -968,20 +968,22 @@ class RobustSeasonal:
                     if self.tw == bw:
                         sw = week[bw] = _nearer(sw, value - lw, lf - lw)
                     self.tw = -1
-                if off_grid:
+                if edge:
+                    scale = bins / WEEK
                     b = _across(
-                        week, bw, pos, off_grid * (bins / WEEK), lw, value, self.k * self.ew
+                        week,
+                        bw,
+                        pos + lead * scale,
+                        edge * scale,
+                        lw,
+                        value,
+                        self.k * self.ew,
+                        jitter,
                     )
                     if b != bw:
                         bw = b
                         sw = week[b]
-                elif on_grid:
-                    step = stp * (bins / WEEK)
-                    b = _across(week, bw, pos + 0.5 * step, step, lw, value, self.k * self.ew, True)
-                    if b != bw:
-                        bw = b
-                        sw = week[b]
-                        learn_w = False
+                        learn_w = not jitter
                 fw = lw + sw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
