@@ -63,6 +63,15 @@ step of the edge, is judged against the bin across it where that bin explains it
 (within the clip) and its own does not, and is learned by neither, so that no bin
 learns another time of day's value.
 
+**Smooth cycles.** On a grid of steps under ``JITTER_BINS`` of a bin, a profile whose
+bins mostly lie on a smooth curve (``CURVE_SHARE`` of them: a daily sine, a sawtooth's
+ramps) is read as that curve, linear between the centres of a bin and its neighbour,
+where the bin lies on it (``CURVE_BEND``); its bins are a staircase, whose error on a
+steep cycle was part of sigma and hid shifts of a few sigma. Schedules, business hours and
+noisy trapezoids have many flat bins and are read bin by bin. Where a profile read as a
+curve bends inside a bin, the error scale is at least ``KINK_FLOOR`` times the bend: the
+day's one error scale is then the ramps', and a corner would page.
+
 **The first week** of a series is learned before the weekly profile can
 speak, and a series starts on any day. On its first weekend, where the daily
 profile misses by more than the clip and the level is nearer, the level speaks
@@ -126,30 +135,29 @@ point's own surprise. On 1-second sensor data (a valve that moves a flow by a si
 or two for minutes) this is the only evidence there is.
 
 **A drift that every forecaster follows** (a daily cycle that ramps far above its
-pattern over hours, a count whose rate doubles over an afternoon) leaves no evidence
-in the misses at all: the fast level follows it point by point, the slow level's
-trend learns its slope, the profiles' levels and error scales move along,
-and a smooth daily cycle is often forecast best by the fast level anyway (its 30-minute
-bins are a staircase). What the series drifted from is kept by a baseline: the value
-less its seasonal offset (the weekly profile's where it speaks, else the daily one's;
-the value itself without profiles), learned slowly (``DRIFT_ALPHA``, about 100 points)
-in steps winsorised at ``DRIFT_CLIP`` sigma. The mean of the distance from it in sigmas
-(``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean square (learned
-over about 1,000 points, not while it speaks, and each square counted at most as
-``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it is
-judged by, and one that builds up over a hundred points taught it while it built),
+pattern over hours, a count whose rate doubles over an afternoon) leaves no evidence in
+the misses at all: the fast level follows it point by point, the slow level's trend
+learns its slope, the profiles' levels and error scales move along, and a smooth daily
+cycle is often forecast best by the fast level anyway (its 30-minute bins are a
+staircase where they are not read as a curve). What the series drifted from is kept by a
+baseline: the value less its seasonal offset (the weekly profile's where it speaks, else
+the daily one's; the value itself without profiles), learned slowly (``DRIFT_ALPHA``,
+about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. The mean of the distance
+from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
+square (learned over about 1,000 points, not while it speaks, and each square counted at
+most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it
+is judged by, and one that builds up over a hundred points taught it while it built),
 speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means), from
 ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
 its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's (a price
 or a random walk, whose level wanders as its normal behaviour, keeps its silence).
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
-the clip neither move the baseline nor are judged by it.
-While the shift's means speak, the change is theirs (a level that moved, which the fast
-level may absorb without a jump): the baseline starts again at the level the forecaster
-has once they are quiet, as it does after a jump or its undoing; and a drift that speaks
-for ``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is one
-episode.
+the clip neither move the baseline nor are judged by it. While the shift's means speak,
+the change is theirs (a level that moved, which the fast level may absorb without a
+jump): the baseline starts again at the level the forecaster has once they are quiet, as
+it does after a jump or its undoing; and a drift that speaks for ``DRIFT_ACCEPT`` points
+in a row is the new level, so a ramp that stays is one episode.
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
@@ -302,6 +310,21 @@ EDGE_STEPS = 0.5  # a point read off the grid may belong across a bin edge this 
 # a schedule's edge a step early or late, on the grid: the first or last point of a profile
 # bin may belong to the bin across its edge, where steps are under this share of a bin
 JITTER_BINS = 0.5
+# On such a grid, a profile whose bins mostly lie on a smooth curve (a daily sine, the
+# ramps of a sawtooth) is read as that curve: linear between the centres of a bin and of
+# its neighbour. Its 30-minute bins are a staircase, whose error on a steep cycle is many
+# times the noise and hid shifts of a few sigma. A bin lies on the curve when the
+# differences to its two neighbours have the same sign and differ by at most CURVE_BEND
+# of their sum; a profile is a curve when at least CURVE_SHARE of its bins do (schedules,
+# business hours and trapezoids with noise have many flat bins: they are read bin by bin).
+# Where such a curve bends (a bin that is not a clean step: neither difference ten times
+# the other), the error scale there is at least KINK_FLOOR times the bend, the change of
+# slope: one error scale for the whole day cannot know that a corner is harder to forecast
+# than a ramp (a noise-free trapezoid, read as a curve, paged at its corners).
+CURVE_BEND = 0.5
+CURVE_SHARE = 0.6
+KINK_FLOOR = 0.25
+_CURVE_BINS = CURVE_SHARE * DAY_BINS  # ... of the daily bins
 OFF_GRID = 1e-3  # an interval this many steps from a whole number of them is off the grid
 GAP_MAX = 1e6  # ... and one longer than this many steps counts as this many
 _PHASE_RES = 64.0  # times of day kept in 1/64 s: exact in the state's float32
@@ -452,6 +475,32 @@ def _nearer(first: float, second: float, level: float) -> float:
     return second if abs(second - level) < abs(first - level) else first
 
 
+def _curved(before: float, here: float, after: float) -> bool:
+    """Whether a bin (``here``) lies on a smooth curve with its neighbours' values."""
+    d1 = here - before
+    d2 = after - here
+    if not d1 * d2 > 0.0:  # not the same sign (NaN: no)
+        return False
+    bend = d2 - d1
+    return (bend if bend >= 0.0 else -bend) <= CURVE_BEND * (abs(d1) + abs(d2))
+
+
+def _on_curve(profile: list[float], b: int, pos: float) -> tuple[float, float]:
+    """Bin ``b``'s offset at phase ``pos`` (in bins) in a profile read as a curve, and
+    the least error scale there (``KINK_FLOOR`` times the bend; 0 at a clean step)."""
+    before = profile[b - 1]
+    s = profile[b]
+    after = profile[b + 1 if b + 1 < len(profile) else 0]
+    d1 = s - before
+    d2 = after - s
+    bend = abs(d2 - d1)
+    least = KINK_FLOOR * bend if abs(d1) < 10.0 * abs(d2) and abs(d2) < 10.0 * abs(d1) else 0.0
+    if _curved(before, s, after):
+        f = pos - int(pos) - 0.5  # from the bin's centre, in bins
+        s += f * (d2 if f > 0.0 else d1)
+    return s, least
+
+
 def _across(
     profile: list[float],
     b: int,
@@ -571,6 +620,8 @@ class RobustSeasonal:
         "cal",
         "calm",
         "clip",
+        "cm",
+        "cn",
         "day",
         "dk",
         "dl",
@@ -710,6 +761,11 @@ class RobustSeasonal:
         self.scd = 0.0
         self.rm = 0
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
+        # the daily bins on a smooth curve (a bit per bin) and how many (-1: not counted
+        # since the profile last changed other than by learning): not state, they follow
+        # from the profile, and are kept up to date as its bins learn
+        self.cm = 0
+        self.cn = -1
         self.jd = 0.0  # the size of the last level jump, while it may still be undone
         self.jt = 0  # points since that jump
         self.pre: tuple[float, ...] = (0.0, 0.0, 0.0)  # the slow levels before it
@@ -905,6 +961,9 @@ class RobustSeasonal:
                 edge, lead, jitter = stp, 0.5 * stp, True
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
+        # the least error scale of a profile read as a curve, where it bends (see CURVE_BEND)
+        kink_d = kink_w = 0.0
+        curve = -1  # the daily profile's bins on a smooth curve (-1: not yet known)
         lf = self.lf
         fs = self.ls + self.phi * self.tr
         day = self.day
@@ -914,7 +973,7 @@ class RobustSeasonal:
                 self._start_season(ts, n)
             fc = fw = fs
             known = False  # the point's weekly bin held a value before it
-            sd = sw = 0.0
+            sd = sw = cd = cw = 0.0
             bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
             if (
@@ -929,10 +988,14 @@ class RobustSeasonal:
             if sd != sd:  # first visit of this bin: start from the level residual
                 sd = day[bd] = value - lc
                 self.tb = bd
+                self.cn = -1
             elif self.tb >= 0:
                 if self.tb == bd:
                     sd = day[bd] = _nearer(sd, value - lc, lf - lc)
+                    self.cn = -1
                 self.tb = -1
+            cd = sd  # the offset the profile forecasts: the bin's, or the curve's
+            moved = False  # judged by the bin across an edge
             if edge:
                 b = _across(
                     day,
@@ -946,13 +1009,18 @@ class RobustSeasonal:
                 )
                 if b != bd:
                     bd = b
-                    sd = day[b]
+                    cd = sd = day[b]
                     learn_d = not jitter
-            fc = lc + sd
+                    moved = True
+            if not moved and 0.0 < stp * _DAY_SCALE < JITTER_BINS:
+                curve = self.cn if self.cn >= 0 else self._curve_count(day)
+                if curve >= _CURVE_BINS:
+                    cd, kink_d = _on_curve(day, bd, pos)
+            fc = lc + cd
             known = False
             if week is None:
                 bw = 0
-                sw = 0.0
+                sw = cw = 0.0
                 fw = fc
             else:
                 bins = len(week)
@@ -968,6 +1036,8 @@ class RobustSeasonal:
                     if self.tw == bw:
                         sw = week[bw] = _nearer(sw, value - lw, lf - lw)
                     self.tw = -1
+                cw = sw
+                moved = False
                 if edge:
                     scale = bins / WEEK
                     b = _across(
@@ -982,11 +1052,19 @@ class RobustSeasonal:
                     )
                     if b != bw:
                         bw = b
-                        sw = week[b]
+                        cw = sw = week[b]
                         learn_w = not jitter
-                fw = lw + sw
+                        moved = True
+                if not moved and 0.0 < stp * bins / WEEK < JITTER_BINS:
+                    # read as a curve where the daily profile is one
+                    if curve < 0:
+                        curve = self.cn if self.cn >= 0 else self._curve_count(day)
+                    if curve >= _CURVE_BINS:
+                        cw, kink_w = _on_curve(week, bw, pos)
+                fw = lw + cw
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
+        kink = 0.0  # the least error scale where the speaking profile bends
         if self.ss < self.sf:
             expected, err, best = fs, self.es, self.ss
         else:
@@ -1028,6 +1106,7 @@ class RobustSeasonal:
                 speak = self.sc < margin * best
             if speak:
                 expected, err, best = fc, self.ec, self.sc
+                kink = kink_d
             if (
                 week is not None
                 and span >= WEEKLY_AFTER
@@ -1035,6 +1114,7 @@ class RobustSeasonal:
                 and span >= WEEKLY_MIN_VISITS * self.stp * len(week) + 0.25 * DAY
             ):
                 expected, err = fw, self.ew
+                kink = kink_w
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
         changed = value != self.prev  # a repeated value says nothing about the noise
@@ -1053,6 +1133,8 @@ class RobustSeasonal:
         sigma = SIGMA_PER_MAE * err
         if expected > MULT_GUARD * sigma and value > 0.0 and sigma > 0.0:
             sigma = self._relative(value, expected, sigma, least, changed, gap, expected == lf)
+        if sigma < SIGMA_PER_MAE * kink:
+            sigma = SIGMA_PER_MAE * kink
         least = 1e-300 + 1e-6 * (expected if expected >= 0.0 else -expected)
         if sigma < least:
             sigma = least
@@ -1122,8 +1204,8 @@ class RobustSeasonal:
                     lf = value
                     self.lf, self.ls, self.lc, self.lw = lf, ls, lc, lw
                     fs = ls + self.phi * self.tr
-                    fc = lc + sd
-                    fw = lw + sw
+                    fc = lc + cd
+                    fw = lw + cw
                     z = back
                     a = z if z >= 0.0 else -z
         if self.rk and self._bump_ended(value, z, sigma, expected == lf):
@@ -1719,6 +1801,7 @@ class RobustSeasonal:
                     self.tb = bd
                     self.scd += a_sel * e * e
                     learn = False
+                    self.cn = -1
             if learn:
                 sq = self.sc
                 self.sc = sq + a_sel * (e * e - sq)
@@ -1728,6 +1811,8 @@ class RobustSeasonal:
                 self.lc += self.a_season * r
                 day[bd] = sd + self.gamma * r
                 self.ec = err + a_season_err * (ar - err)
+                if self.cn >= 0:
+                    self._curve_learned(day, bd)
         week = self.week
         if week is not None and bw >= 0:
             err = self.ew
@@ -1747,6 +1832,39 @@ class RobustSeasonal:
         jumps = self.jumps
         if jumps >= self.jump or -jumps >= self.jump:
             self._jump(value, expected, sd, sw)
+
+    def _curve_count(self, day: list[float]) -> int:
+        """The daily profile's bins that lie on a smooth curve, counted afresh."""
+        mask = 0
+        before = day[DAY_BINS - 1]
+        here = day[0]
+        for b in range(DAY_BINS):
+            after = day[b + 1] if b + 1 < DAY_BINS else day[0]
+            if _curved(before, here, after):
+                mask |= 1 << b
+            before = here
+            here = after
+        self.cm = mask
+        self.cn = n = mask.bit_count()
+        return n
+
+    def _curve_learned(self, day: list[float], b: int) -> None:
+        """Bin ``b`` learned: it and its neighbours may have joined or left the curve."""
+        a = b - 1 if b else DAY_BINS - 1
+        c = b + 1 if b + 1 < DAY_BINS else 0
+        va = day[a]
+        vb = day[b]
+        vc = day[c]
+        mask = self.cm & ~(1 << a | 1 << b | 1 << c)
+        if _curved(day[a - 1], va, vb):
+            mask |= 1 << a
+        if _curved(va, vb, vc):
+            mask |= 1 << b
+        if _curved(vb, vc, day[c + 1 if c + 1 < DAY_BINS else 0]):
+            mask |= 1 << c
+        if mask != self.cm:
+            self.cm = mask
+            self.cn = mask.bit_count()
 
     def _jump(self, value: float, expected: float, daily: float, weekly: float) -> None:
         """Restart the levels at ``value`` (a level shift); scales and profiles stay.
@@ -1814,6 +1932,7 @@ class RobustSeasonal:
         self.sc = self.swl = self.ss
         self.ew = self.es
         self.day = [_NAN] * DAY_BINS
+        self.cn = -1
         self.tol = 0.5 * step
         if step <= WEEK / FINE_WEEK_BINS / WEEKLY_MIN_VISITS:
             self.week = [_NAN] * FINE_WEEK_BINS
