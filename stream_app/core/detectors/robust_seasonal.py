@@ -953,11 +953,12 @@ class RobustSeasonal:
         # bin learns another time of day's value.
         edge = lead = 0.0
         jitter = False
+        fine = 0.0 < stp * _DAY_SCALE < JITTER_BINS  # several points to a daily bin
         if stp > 0.0 and gap == 1.0 and dt > 0.0:  # dt / stp in (0, 2]: no overflow
             off = dt - int(dt / stp + 0.5) * stp
             if off > OFF_GRID * stp or -off > OFF_GRID * stp:
                 edge = EDGE_STEPS * stp
-            elif stp * _DAY_SCALE < JITTER_BINS:
+            elif fine:
                 edge, lead, jitter = stp, 0.5 * stp, True
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
@@ -995,7 +996,7 @@ class RobustSeasonal:
                     self.cn = -1
                 self.tb = -1
             cd = sd  # the offset the profile forecasts: the bin's, or the curve's
-            moved = False  # judged by the bin across an edge
+            b = bd
             if edge:
                 b = _across(
                     day,
@@ -1007,12 +1008,11 @@ class RobustSeasonal:
                     self.k * self.ec,
                     jitter,
                 )
-                if b != bd:
-                    bd = b
-                    cd = sd = day[b]
-                    learn_d = not jitter
-                    moved = True
-            if not moved and 0.0 < stp * _DAY_SCALE < JITTER_BINS:
+            if b != bd:  # judged by the bin across an edge
+                bd = b
+                cd = sd = day[b]
+                learn_d = not jitter
+            elif fine:
                 curve = self.cn if self.cn >= 0 else self._curve_count(day)
                 if curve >= _CURVE_BINS:
                     cd, kink_d = _on_curve(day, bd, pos)
@@ -1037,7 +1037,7 @@ class RobustSeasonal:
                         sw = week[bw] = _nearer(sw, value - lw, lf - lw)
                     self.tw = -1
                 cw = sw
-                moved = False
+                b = bw
                 if edge:
                     scale = bins / WEEK
                     b = _across(
@@ -1050,12 +1050,11 @@ class RobustSeasonal:
                         self.k * self.ew,
                         jitter,
                     )
-                    if b != bw:
-                        bw = b
-                        cw = sw = week[b]
-                        learn_w = not jitter
-                        moved = True
-                if not moved and 0.0 < stp * bins / WEEK < JITTER_BINS:
+                if b != bw:
+                    bw = b
+                    cw = sw = week[b]
+                    learn_w = not jitter
+                elif 0.0 < stp * bins / WEEK < JITTER_BINS:
                     # read as a curve where the daily profile is one
                     if curve < 0:
                         curve = self.cn if self.cn >= 0 else self._curve_count(day)
