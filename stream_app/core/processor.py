@@ -28,7 +28,8 @@ from .policy import OTHER_SCALE, EpisodePolicy, FlagEpisode
 from .records import EpisodeEvent, ScoredPoint
 
 _OLD_MAGIC = b"TSG1"
-_MAGIC = b"TSG2"  # TSG1 states (before the v3 detector) restart their models
+_RUNS_MAGIC = b"TSG2"  # before the runs of identical values were counted: learned afresh
+_MAGIC = b"TSG3"  # TSG1 states (before the v3 detector) restart their models
 # the policy learns the points a series has seen in steps of 64 (its budget grows with
 # them): cheap on the hot path, and a restored series takes the same step
 _HISTORY_MASK = 63
@@ -138,7 +139,10 @@ class SeriesProcessor:
     def _check_stuck(self, run: int, ts: float, value: float, events: list[EpisodeEvent]) -> bool:
         cleaner = self.cleaner
         if run == cleaner.limit and not self.stuck.episode:
-            why = f"value {value:.6g} repeated {run} times (series repeat rate {cleaner.rate:.3f})"
+            why = (
+                f"value {value:.6g} repeated {run} times (its runs of one value lately "
+                f"lasted {cleaner.mean_run():.3g} points on average)"
+            )
             events.append(self.stuck.open(cleaner.run_start, ts, value, why))
             return True
         return False
@@ -201,7 +205,7 @@ class SeriesProcessor:
         self.stuck.write(w)
         w.blob(self.detector.to_bytes())
         self.cleaner.write_activity(w)  # last, so states written before it still load
-        self.cleaner.write_long_run(w)  # after it, for the same reason
+        self.cleaner.write_run_count(w)  # after it, for the same reason
         self.policy.write_recent(w)  # and after that
         self.cleaner.write_pace(w)  # and that
         return w.getvalue()
@@ -216,7 +220,7 @@ class SeriesProcessor:
         """Restore a processor; a changed detector in ``config`` starts that model afresh."""
         r = Reader(blob)
         magic = r.blob()
-        if magic not in (_MAGIC, _OLD_MAGIC):
+        if magic not in (_MAGIC, _RUNS_MAGIC, _OLD_MAGIC):
             raise ValueError("not a tsguard series state")
         entity, metric, name = r.text(), r.text(), r.text()
         proc = cls.create(entity, metric, config, registry)
@@ -229,12 +233,15 @@ class SeriesProcessor:
         det_blob = r.blob()
         if not r.done():
             proc.cleaner.read_activity(r)
-        if not r.done():
-            proc.cleaner.read_long_run(r)
+        runs_kept = not r.done()
+        if runs_kept:
+            proc.cleaner.read_run_count(r)
         if not r.done():
             proc.policy.read_recent(r)
         if not r.done():
             proc.cleaner.read_pace(r)
+        if magic == _RUNS_MAGIC or not runs_kept:
+            proc.cleaner.forget_runs()  # its runs were kept another way, or not at all
         proc.policy.set_history(proc.cleaner.n & ~_HISTORY_MASK)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
