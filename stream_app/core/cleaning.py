@@ -41,24 +41,31 @@ _MAX_SCAN = 2 * WEEK  # a gap longer than this is silence whatever the pattern
 _STEP_GAIN = 1.05  # multiplicative step of the online median of the interval
 _PACE_CLIP = 10.0  # an interval counts for the pace as at most this many typical ones
 _PACE_ALPHA = 0.005  # weight of one interval in the pace (a mean over about 200)
-# How long a run of identical values may last before it counts as stuck. The runs the
-# series ended are summed up by their number and their total length, both fading with a
-# half-life of _RUN_HALF_LIFE points. A run's length is taken as exponential with a mean
-# known only from those runs (a gamma posterior of the rate): the chance that a new run
-# lasts L points or more is then (1 + L / total) ** -count (a Lomax law), and the run is
-# stuck at the L where that falls to stuck_probability. With few runs behind it the law
-# has a heavy tail: a counter that is zero but for a blip every few hours, or a status
-# that is 1 but for a rare 0, is never stuck for being at its usual value (with the old
-# repeat rate, a mean over 100 points, and twice its longest recent run, it was: for a
-# day at a time). Count is at most _RUN_COUNT_MAX runs (the total scaled with it): the
-# runs of a quantised or flickering sensor are not quite exponential, and a few hundred
-# of them would make the tail too light. Before any run ended nothing is stuck (a
-# constant series is its own normal); a noisy sensor that freezes is stuck after
-# stuck_min_points. A schedule stuck at the wrong level is a value anomaly, which the
-# detector's daily profile sees.
+# How long a run of identical values may last before it counts as stuck: the longer of
+# two limits. (1) What the runs the series ended allow, by their number (fading with a
+# half-life of _RUN_HALF_LIFE points) and total length (the points before this run, fading
+# alike): a run's length is taken as exponential with a mean known only from those runs (a
+# gamma posterior of the rate), so the chance that a new run lasts L points or more is
+# (1 + L / total) ** -count (a Lomax law), and the run is stuck where that falls to
+# stuck_probability. With few runs behind it that law has a heavy tail: a counter at zero
+# but for a blip every few hours, or a status at 1 but for a rare 0, is not stuck for
+# staying at its usual value (a repeat rate over 100 points, the rule before, allowed at
+# most about 1,100 points, and (2) alone was passed one time in three after one run).
+# Count is at most _RUN_COUNT_MAX runs (the total scaled with it): the runs of quantised
+# and flickering sensors are not exponential. (2) _LONG_RUN_FACTOR times the longest run
+# the series recently ended (fading with the same half-life): runs whose length depends on
+# the time of day (a low count's zeros at night, a schedule's flat hours) are not
+# exponential either, and a night's run is long among a day's short ones. A run that was
+# stuck counts as its limit: a flat line does not teach the next one to be normal. Before
+# any run ended nothing is stuck (a constant series is its own normal); a noisy sensor
+# that freezes is stuck after stuck_min_points. A schedule stuck at the wrong level is a
+# value anomaly, which the detector's daily profile sees.
 _RUN_HALF_LIFE = 2016.0
-_RUN_DECAY = 0.5 ** (1.0 / _RUN_HALF_LIFE)
+_RUN_DECAY: float = 0.5 ** (1.0 / _RUN_HALF_LIFE)
+_RUN_MEMORY = 1.0 / (1.0 - _RUN_DECAY)  # the points a fading total holds at most
+_LOG_RUN_DECAY = math.log(_RUN_DECAY)
 _RUN_COUNT_MAX = 20.0
+_LONG_RUN_FACTOR = 2.0
 _NEVER = 1 << 30  # a stuck limit no run reaches
 # One object each for every cleaner's unset limits and empty state: a point reads its
 # series' limits first, and thousands of series sharing two floats keep them in cache.
@@ -95,6 +102,7 @@ class SeriesCleaner:
         "live_dow",
         "live_tod",
         "live_until",
+        "long_run",
         "lower",
         "n",
         "pace",
@@ -102,7 +110,6 @@ class SeriesCleaner:
         "run",
         "run_count",
         "run_start",
-        "run_total",
         "schedule",
         "silence_intervals",
         "step",
@@ -127,7 +134,7 @@ class SeriesCleaner:
         self.run_start = 0.0
         self.limit = 0  # stuck run length of the current run (set when it reaches stuck_min)
         self.run_count = 0.0  # runs ended (fading), see _RUN_HALF_LIFE
-        self.run_total = 0.0  # their total length, each counted up to its stuck limit
+        self.long_run = 0.0  # longest recent completed run (fading), see _LONG_RUN_FACTOR
         self.recent: list[float] = []  # recent timestamps, for duplicates when lateness > 0
         self.schedule = parse_schedule(cleaning.schedule)
         self.first_ts = _NAN
@@ -177,14 +184,15 @@ class SeriesCleaner:
             run = self.run
             if run == 1:
                 self.run_count = self.run_count * _RUN_DECAY + 1.0
-                self.run_total = self.run_total * _RUN_DECAY + 1.0
+                self.long_run *= _RUN_DECAY
             elif run:
                 fade = _RUN_DECAY**run
                 stuck_at = self.limit
                 # a stuck run teaches no more than its limit
                 taught = run if run < self.stuck_min or run < stuck_at else stuck_at
                 self.run_count = self.run_count * fade + 1.0
-                self.run_total = self.run_total * fade + taught
+                faded = self.long_run * fade
+                self.long_run = faded if faded > taught else float(taught)
             self.run = 1
             self.run_start = ts
             self.last_value = value
@@ -195,19 +203,29 @@ class SeriesCleaner:
         count = self.run_count
         if count <= 0.0:
             return _NEVER  # no run has ended: nothing to compare with
-        total = self.run_total
+        total = self._run_total()
         if count > _RUN_COUNT_MAX:
             total *= _RUN_COUNT_MAX / count
             count = _RUN_COUNT_MAX
         exponent = -math.log(self.stuck_p) / count
         if exponent > 40.0:
             return _NEVER
-        limit = math.ceil(total * math.expm1(exponent))
-        return self.stuck_min if limit < self.stuck_min else limit if limit < _NEVER else _NEVER
+        limit = total * math.expm1(exponent)
+        longest = _LONG_RUN_FACTOR * self.long_run
+        if limit < longest:
+            limit = longest
+        if limit >= _NEVER:
+            return _NEVER
+        return max(self.stuck_min, math.ceil(limit))
+
+    def _run_total(self) -> float:
+        """The points before the current run, fading like the count of runs."""
+        before: int = self.n - self.run
+        return _RUN_MEMORY * -math.expm1(before * _LOG_RUN_DECAY)
 
     def mean_run(self) -> float:
         """The mean length of the runs the series ended lately (0 before any)."""
-        return self.run_total / self.run_count if self.run_count > 0.0 else 0.0
+        return self._run_total() / self.run_count if self.run_count > 0.0 else 0.0
 
     def silent_for(self, watermark_ts: float) -> float:
         """Seconds since the last point when that exceeds the silence limit, else 0.
@@ -277,36 +295,31 @@ class SeriesCleaner:
             self.step,
             self.n,
             self.run,
-            self.run_total,
+            self.run_count,
             self.run_start,
             self.limit,
         )
         w.floats(self.recent)
 
     def read(self, r: Reader) -> None:
-        last_ts, last_value, step, n, run, total, run_start, limit = r.raw("dddIIddI")
+        last_ts, last_value, step, n, run, count, run_start, limit = r.raw("dddIIddI")
         self.limit = int(limit)
         self.run_start = float(run_start)
         self.last_ts, self.last_value, self.step = float(last_ts), float(last_value), float(step)
         self.pace = self.step  # kept after the rest (read_pace); older states: the step
-        self.n, self.run, self.run_total = int(n), int(run), float(total)
+        self.n, self.run, self.run_count = int(n), int(run), float(count)
         self.recent = r.floats()
 
     def write_activity(self, w: Writer) -> None:
         """The learned activity pattern (kept after the rest of the state, see the processor)."""
         w.raw("dQBd", self.first_ts, self.live_tod, self.live_dow, self.live_until)
 
-    def write_run_count(self, w: Writer) -> None:
-        w.raw("d", self.run_count)
+    def write_long_run(self, w: Writer) -> None:
+        w.raw("d", self.long_run)
 
-    def read_run_count(self, r: Reader) -> None:
-        (count,) = r.raw("d")
-        self.run_count = float(count)
-
-    def forget_runs(self) -> None:
-        """Learn the runs afresh (a state written before they were kept this way)."""
-        self.run_count = self.run_total = 0.0
-        self.limit = _NEVER if self.run >= self.stuck_min else 0
+    def read_long_run(self, r: Reader) -> None:
+        (long_run,) = r.raw("d")
+        self.long_run = float(long_run)
 
     def write_pace(self, w: Writer) -> None:
         w.raw("d", self.pace)

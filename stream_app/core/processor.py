@@ -28,7 +28,7 @@ from .policy import OTHER_SCALE, EpisodePolicy, FlagEpisode
 from .records import EpisodeEvent, ScoredPoint
 
 _OLD_MAGIC = b"TSG1"
-_RUNS_MAGIC = b"TSG2"  # before the runs of identical values were counted: learned afresh
+_RUNS_MAGIC = b"TSG2"  # a repeat rate where the count of runs is now: counted afresh
 _MAGIC = b"TSG3"  # TSG1 states (before the v3 detector) restart their models
 # the policy learns the points a series has seen in steps of 64 (its budget grows with
 # them): cheap on the hot path, and a restored series takes the same step
@@ -205,7 +205,7 @@ class SeriesProcessor:
         self.stuck.write(w)
         w.blob(self.detector.to_bytes())
         self.cleaner.write_activity(w)  # last, so states written before it still load
-        self.cleaner.write_run_count(w)  # after it, for the same reason
+        self.cleaner.write_long_run(w)  # after it, for the same reason
         self.policy.write_recent(w)  # and after that
         self.cleaner.write_pace(w)  # and that
         return w.getvalue()
@@ -233,15 +233,14 @@ class SeriesProcessor:
         det_blob = r.blob()
         if not r.done():
             proc.cleaner.read_activity(r)
-        runs_kept = not r.done()
-        if runs_kept:
-            proc.cleaner.read_run_count(r)
+        if not r.done():
+            proc.cleaner.read_long_run(r)
         if not r.done():
             proc.policy.read_recent(r)
         if not r.done():
             proc.cleaner.read_pace(r)
-        if magic == _RUNS_MAGIC or not runs_kept:
-            proc.cleaner.forget_runs()  # its runs were kept another way, or not at all
+        if magic == _RUNS_MAGIC:
+            proc.cleaner.run_count = 0.0  # its slot held the repeat rate
         proc.policy.set_history(proc.cleaner.n & ~_HISTORY_MASK)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()

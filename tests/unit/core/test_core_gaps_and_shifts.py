@@ -94,11 +94,10 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     assert SeriesProcessor.from_bytes(no_pace).cleaner.pace == proc.cleaner.step > 0.0
     no_recent = no_pace[: -struct.calcsize("<dd")]  # before the recent-episode count
     assert SeriesProcessor.from_bytes(no_recent).policy.recent == 0.0
-    no_runs = no_recent[: -struct.calcsize("<d")]  # written before the runs were counted
+    no_runs = no_recent[: -struct.calcsize("<d")]  # written before the longest run was kept
     older = SeriesProcessor.from_bytes(no_runs)
     assert older.cleaner.live_tod == proc.cleaner.live_tod != 0
-    assert proc.cleaner.run_count > 0.0
-    assert older.cleaner.run_count == older.cleaner.run_total == 0.0  # learned afresh
+    assert older.cleaner.long_run == 0.0  # learned afresh
     oldest = SeriesProcessor.from_bytes(no_runs[: -struct.calcsize("<dQBd")])  # no pattern
     assert oldest.cleaner.live_tod == 0  # learned afresh, as before the pattern existed
 
