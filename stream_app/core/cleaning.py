@@ -43,27 +43,27 @@ _PACE_CLIP = 10.0  # an interval counts for the pace as at most this many typica
 _PACE_ALPHA = 0.005  # weight of one interval in the pace (a mean over about 200)
 # How long a run of identical values may last before it counts as stuck: the longer of
 # two limits. (1) What the runs the series ended allow, by their number (fading with a
-# half-life of _RUN_HALF_LIFE points) and total length (the points before this run, fading
-# alike): a run's length is taken as exponential with a mean known only from those runs (a
-# gamma posterior of the rate), so the chance that a new run lasts L points or more is
-# (1 + L / total) ** -count (a Lomax law), and the run is stuck where that falls to
-# stuck_probability. With few runs behind it that law has a heavy tail: a counter at zero
-# but for a blip every few hours, or a status at 1 but for a rare 0, is not stuck for
-# staying at its usual value (a repeat rate over 100 points, the rule before, allowed at
-# most about 1,100 points, and (2) alone was passed one time in three after one run).
-# Count is at most _RUN_COUNT_MAX runs (the total scaled with it): the runs of quantised
-# and flickering sensors are not exponential. (2) _LONG_RUN_FACTOR times the longest run
-# the series recently ended (fading with the same half-life): runs whose length depends on
-# the time of day (a low count's zeros at night, a schedule's flat hours) are not
-# exponential either, and a night's run is long among a day's short ones. A run that was
-# stuck counts as its limit: a flat line does not teach the next one to be normal. Before
-# any run ended nothing is stuck (a constant series is its own normal); a noisy sensor
-# that freezes is stuck after stuck_min_points. A schedule stuck at the wrong level is a
-# value anomaly, which the detector's daily profile sees.
+# half-life of _RUN_HALF_LIFE points, or of a week of the series' points where that is
+# longer: a night's run at 1-minute steps is measured against last week's nights) and
+# their total length (the points before this run, fading alike). A run's length is taken
+# as exponential with a mean known only from those runs (a gamma posterior of the rate),
+# so the chance that a new run lasts L points or more is (1 + L / total) ** -count (a
+# Lomax law), and the run is stuck where that falls to stuck_probability. With few runs
+# behind it that law has a heavy tail: a counter at zero but for a blip every few hours,
+# or a status at 1 but for a rare 0, is not stuck for staying at its usual value (a
+# repeat rate over 100 points, the rule before, allowed at most about 1,100 points, and
+# (2) alone was passed one time in three after one run). Count is at most _RUN_COUNT_MAX
+# runs (the total scaled with it): the runs of quantised and flickering sensors are not
+# exponential. (2) _LONG_RUN_FACTOR times the longest run the series recently ended
+# (fading alike): runs whose length depends on the time of day (a low count's zeros at
+# night, a schedule's flat hours) are not exponential either, and a night's run is long
+# among a day's short ones. A run that was stuck counts as its limit: a flat line does not
+# teach the next one to be normal. Before any run ended nothing is stuck (a constant
+# series is its own normal); a noisy sensor that freezes is stuck after stuck_min_points.
+# A schedule stuck at the wrong level is a value anomaly, which the daily profile sees.
 _RUN_HALF_LIFE = 2016.0
 _RUN_DECAY: float = 0.5 ** (1.0 / _RUN_HALF_LIFE)
-_RUN_MEMORY = 1.0 / (1.0 - _RUN_DECAY)  # the points a fading total holds at most
-_LOG_RUN_DECAY = math.log(_RUN_DECAY)
+_RUN_WEEK_STEP = WEEK / _RUN_HALF_LIFE  # 300 s: at longer steps the half-life is in points
 _RUN_COUNT_MAX = 20.0
 _LONG_RUN_FACTOR = 2.0
 _NEVER = 1 << 30  # a stuck limit no run reaches
@@ -73,6 +73,15 @@ _NEG_INF = -math.inf
 _POS_INF = math.inf
 _NAN = math.nan
 _isfinite = math.isfinite
+
+
+def run_fade(step: float) -> float:
+    """How much the memory of runs fades per point at this typical interval: a half-life
+    of ``_RUN_HALF_LIFE`` points or of a week, whichever is longer."""
+    if step >= _RUN_WEEK_STEP or step <= 0.0:
+        return _RUN_DECAY
+    fade: float = 0.5 ** (step / WEEK)
+    return fade
 
 
 def next_step(step: float, dt: float) -> float:
@@ -94,6 +103,7 @@ class SeriesCleaner:
     """Validates points of one series and learns its sampling interval."""
 
     __slots__ = (
+        "fade",
         "first_ts",
         "last_ts",
         "last_value",
@@ -128,6 +138,7 @@ class SeriesCleaner:
         self.last_ts = _NEG_INF
         self.last_value = _NAN
         self.step = 0.0  # typical interval (online median, 0 = unknown)
+        self.fade = _RUN_DECAY  # run_fade(step): derived, not state
         self.pace = 0.0  # mean interval while live, for the budget (0 = unknown)
         self.n = 0  # accepted points
         self.run = 0  # length of the current run of identical values
@@ -157,7 +168,10 @@ class SeriesCleaner:
         if ts > last:
             if self.n:
                 dt = ts - last
-                step = self.step = next_step(self.step, dt)
+                before = self.step
+                step = self.step = next_step(before, dt)
+                if step != before:
+                    self.fade = run_fade(step)
                 counted = dt if dt < _PACE_CLIP * step else _PACE_CLIP * step
                 pace = self.pace
                 self.pace = counted if pace <= 0.0 else pace + _PACE_ALPHA * (counted - pace)
@@ -183,10 +197,11 @@ class SeriesCleaner:
         else:
             run = self.run
             if run == 1:
-                self.run_count = self.run_count * _RUN_DECAY + 1.0
-                self.long_run *= _RUN_DECAY
+                fade = self.fade
+                self.run_count = self.run_count * fade + 1.0
+                self.long_run *= fade
             elif run:
-                fade = _RUN_DECAY**run
+                fade = self.fade**run
                 stuck_at = self.limit
                 # a stuck run teaches no more than its limit
                 taught = run if run < self.stuck_min or run < stuck_at else stuck_at
@@ -220,8 +235,9 @@ class SeriesCleaner:
 
     def _run_total(self) -> float:
         """The points before the current run, fading like the count of runs."""
+        fade = self.fade
         before: int = self.n - self.run
-        return _RUN_MEMORY * -math.expm1(before * _LOG_RUN_DECAY)
+        return -math.expm1(before * math.log(fade)) / (1.0 - fade)
 
     def mean_run(self) -> float:
         """The mean length of the runs the series ended lately (0 before any)."""
@@ -306,6 +322,7 @@ class SeriesCleaner:
         self.limit = int(limit)
         self.run_start = float(run_start)
         self.last_ts, self.last_value, self.step = float(last_ts), float(last_value), float(step)
+        self.fade = run_fade(self.step)
         self.pace = self.step  # kept after the rest (read_pace); older states: the step
         self.n, self.run, self.run_count = int(n), int(run), float(count)
         self.recent = r.floats()
