@@ -221,15 +221,19 @@ def test_a_low_count_is_not_stuck_at_zero_at_night() -> None:
     """Events counted every minute, about 6 per 5 minutes by day and 0.02 at night, three
     weeks, four series: a night's runs of zeros are long among the day's short runs, and
     each night's longest differs. Measured against the runs of the last week (not of the
-    last 2,016 points, 1.4 days here) they opened 3 stuck episodes, against 16 before."""
+    last 2,016 points, 1.4 days here) they opened 3 stuck episodes, against 16 before. A
+    restore every 97 points changes nothing."""
     opened = 0
     for seed in range(1, 5):
         rng = np.random.default_rng(seed)
         minutes = np.arange(21 * 1440)
         hours = minutes / 60.0 % 24.0
         day = np.clip(np.sin(np.pi * (hours - 6.0) / 14.0), 0.0, None) ** 2
-        values = rng.poisson((0.02 + 5.98 * day) / 5.0).astype(float)
-        opened += len(stuck_onsets(values.tolist()))
+        values = rng.poisson((0.02 + 5.98 * day) / 5.0).astype(float).tolist()
+        onsets = stuck_onsets(values)
+        opened += len(onsets)
+        if seed == 1:  # the fade follows the step, restored with it: same decisions
+            assert onsets and stuck_onsets(values, restore_every=97) == onsets
     assert opened <= 3
 
 
