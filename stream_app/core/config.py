@@ -68,10 +68,11 @@ class CleaningConfig:
     without data (checked by ``advance``). ``stuck_probability``: a run of
     identical values opens a ``stuck`` episode once a run that long has at most
     this probability given the runs of one value the series ended lately (and is
-    at least ``stuck_min_points`` long; see :mod:`stream_app.core.cleaning`). ``warmup_points``: points scored 0 with status
-    ``warmup`` while a new series is learned. ``schedule``: when the series is
-    expected to send data, e.g. ``"mon-fri 09:30-16:00"`` (UTC; days, hours or
-    both); only time inside it counts towards silence. Without one, the series'
+    at least ``stuck_min_points`` long; see :mod:`stream_app.core.cleaning`).
+    ``warmup_points``: points scored 0 with status ``warmup`` while a new series
+    is learned. ``schedule``: when the series is expected to send data, e.g.
+    ``"mon-fri 09:30-16:00"`` (UTC; days, hours or both); only time inside it
+    counts towards silence. Without one, the series'
     own activity pattern (times of day and weekdays it has been live) is learned
     once it has a day of history.
     """
