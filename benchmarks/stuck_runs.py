@@ -24,13 +24,10 @@ detector pages when they are rarer than about four a day (see ``SPIKE_PER_DAY``)
 
 from __future__ import annotations
 
-import argparse
-import json
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.noise_shapes import Row, draws_cli
 from stream_app.core import EngineConfig, SeriesProcessor
 
 SHAPES = ("errors200", "errors1000", "errors3000", "status", "setpoint")
@@ -69,7 +66,7 @@ def run(
     shapes: tuple[str, ...] = SHAPES,
     steps: tuple[float, ...] = STEPS,
     days: float = 14.0,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """One row per shape and step: episodes opened after probation, summed over draws."""
     config = EngineConfig.default()
     rows = []
@@ -103,25 +100,23 @@ def run(
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(args.draws)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        print(
-            f"{r['shape']:11s} {r['step']:5.0f} s  stuck episodes {r['stuck_episodes']:3d}"
-            f"  share in them {r['stuck_share']:.4f}  value episodes {r['value_episodes']:3d}"
-        )
-    print(
-        f"all: stuck episodes {sum(r['stuck_episodes'] for r in rows)}, "
-        f"value episodes {sum(r['value_episodes'] for r in rows)}"
+def _line(r: Row) -> str:
+    return (
+        f"{r['shape']!s:11s} {r['step']:5.0f} s  stuck episodes {r['stuck_episodes']:3d}"
+        f"  share in them {r['stuck_share']:.4f}  value episodes {r['value_episodes']:3d}"
     )
-    return 0
+
+
+def _report(rows: list[Row]) -> str:
+    stuck = sum(int(str(r["stuck_episodes"])) for r in rows)
+    value = sum(int(str(r["value_episodes"])) for r in rows)
+    lines = [_line(r) for r in rows]
+    lines.append(f"all: stuck episodes {stuck}, value episodes {value}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return draws_cli(argv, __doc__.splitlines()[0], run, _line, _report, draws=8)
 
 
 if __name__ == "__main__":

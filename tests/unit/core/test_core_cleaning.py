@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks import stuck_runs
 from stream_app.core import EngineConfig, SeriesProcessor, TumblingWindow
 from stream_app.core.cleaning import SeriesCleaner
 from stream_app.core.config import CleaningConfig, Limits
@@ -205,14 +206,10 @@ def test_error_counters_with_random_blips_are_not_stuck_between_them(
     ``every`` minutes, two weeks each at 1-minute steps, eight series: the runs of zeros
     between blips are memoryless and the longest of them are several times the usual. The
     rule before opened 13 (every 200) and 6 (every 1,000) stuck episodes on these; now 1
-    and 1."""
+    and 1. (The series of ``benchmarks.stuck_runs``.)"""
     opened = 0
     for seed in range(1, 9):
-        rng = np.random.default_rng(seed)
-        values = np.zeros(14 * 1440)
-        for i in np.nonzero(rng.random(len(values)) < 1.0 / every)[0]:
-            k = int(rng.integers(1, 4))
-            values[i : i + k] = float(rng.integers(1, 4))
+        values = stuck_runs.series(f"errors{every}", seed, 14 * 1440)
         opened += len(stuck_onsets(values.tolist()))
     assert opened <= allowed
 
