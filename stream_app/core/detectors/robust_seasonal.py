@@ -178,8 +178,10 @@ several times a day, writes that come in bursts): each spike is 7 to 40 sigma, a
 calibrator's 0.99 quantile, learned by small steps, takes a week or two to climb to
 them, paging at nearly every one meanwhile. A point beyond ``SPIKE_Z`` sigma is a
 spike; from point ``SPIKE_AFTER`` on, the detector learns their rate (the first point
-of a run counts; a mean over a day's points) and their mean size beyond ``SPIKE_Z``.
-While they come ``SPIKE_PER_DAY`` times a day or more, a spike's tail probability is
+of a run counts; a mean over a day's points, and a slower one over ``SPIKE_SLOW_DAYS``
+days: the rate is the larger) and their mean size beyond ``SPIKE_Z``. A day holds only a
+few spikes, so the day's mean alone swings by a factor of three, and each spike that
+came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, a spike's tail probability is
 at least their rate times an exponential tail of their sizes (peaks over a threshold,
 as in SPOT): the usual spike scores as often as it comes, one ten times its size
 still pages. A run of spikes scores at least as the chance of that many in a row
@@ -238,6 +240,7 @@ True
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -260,7 +263,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 12
+_VERSION = 13
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -276,7 +279,9 @@ _STATE_V6 = "dQ"  # then version 6's first-week fields: the deferred miss, the b
 _STATE_V7 = "dddd"  # then version 7's sustained-shift evidence: two means of z, their mean squares
 _STATE_V8 = "ddd"  # then version 8's noise in proportion to the level: its scale, both mean z^2
 _STATE_V9 = "dddBB"  # then version 9's spikes: rate, mean size, how often one follows, how
-# many were seen, how many in a row up to the last point
+# many were seen, how many in a row up to the last point (from version 13 the mean size
+# and how often one follows are float32, as they are kept: see ``_f32``)
+_STATE_V9_V13 = "dffBB"
 _STATE_V10 = "dd"  # then version 10's slow drift evidence: a third mean of z, its mean square
 # then version 11's counts that stop: the share of whole non-negative values, the run of
 # counts below one (its length, the expected count and variance where it began, the log
@@ -287,6 +292,8 @@ _STATE_V11 = "dHddddH"
 # its offset's source | points in a row << 2 (the count of remembered outliers is a byte
 # from version 12, a u32 before)
 _STATE_V12 = "dddB"
+_STATE_V13 = "d"  # then version 13's slower rate of spikes
+_F32 = struct.Struct("<f")
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
@@ -423,13 +430,14 @@ MULT_WARM = 100
 # SPIKE_Z sigma is a spike. From point SPIKE_AFTER on, the rate of spikes (the first point
 # of a run of them counts; an exponentially weighted mean over a day's points, at least
 # SPIKE_MIN_POINTS and at most SELECT_MAX_POINTS, started as SPIKE_PRIOR points without
-# one) and their mean size beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth
+# one; or, where larger, the same over SPIKE_SLOW_DAYS days' points) and their mean size beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth
 # SPIKE_SIZE_WEIGHT spikes, then learned at SPIKE_SIZE_RATE at least, winsorised at
 # SPIKE_SIZE_CLIP times itself) give a spike's tail probability, which caps its score
 # while the series has SPIKE_PER_DAY spikes a day or more; and how often a spike follows
 # a spike (SPIKE_GO_ON0 before any, learned like their size) lifts a run of them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
+SPIKE_SLOW_DAYS = 7.0
 SPIKE_AFTER = 300
 SPIKE_PRIOR = 300
 SPIKE_MIN_POINTS = 20.0
@@ -598,6 +606,12 @@ def _top(profile: list[float]) -> float:
     return max((b for b in profile if b == b), default=_NAN)
 
 
+def _f32(x: float) -> float:
+    """``x`` rounded to float32, as the state keeps it (a restored state then goes on
+    exactly as the detector that wrote it would have)."""
+    return float(_F32.unpack(_F32.pack(x))[0])
+
+
 def _weekend(ts: float) -> bool:
     """A Saturday or a Sunday, UTC."""
     return (ts + _WEEK_SHIFT) % WEEK >= WEEKEND_START
@@ -644,6 +658,7 @@ class RobustSeasonal:
         "k20",
         "kc",
         "kk",
+        "kl",
         "kp",
         "kr",
         "ks",
@@ -740,6 +755,7 @@ class RobustSeasonal:
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
         self.kr = 0.0  # spikes (beyond SPIKE_Z sigma): their rate per point ...
+        self.kl = 0.0  # ... the same over SPIKE_SLOW_DAYS days ...
         self.ks = SPIKE_SIZE0  # ... their mean size beyond it, in sigma ...
         self.kc = SPIKE_GO_ON0  # ... how often another follows one ...
         self.kk = 0  # ... how many were seen (to 255) ...
@@ -794,7 +810,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -848,9 +864,10 @@ class RobustSeasonal:
                 mr, m2a, m2r = r.raw(_STATE_V8)
                 det.mr, det.m2a, det.m2r = float(mr), float(m2a), float(m2r)
             if blob[0] >= 9:
-                kr, ks, kc, kk, kp = r.raw(_STATE_V9)
+                kr, ks, kc, kk, kp = r.raw(_STATE_V9_V13 if blob[0] >= 13 else _STATE_V9)
                 det.kr, det.ks, det.kc = float(kr), float(ks), float(kc)
                 det.kk, det.kp = int(kk), int(kp)
+                det.kl = det.kr  # before version 13: the day's rate is the best there is
             if blob[0] >= 10:
                 sml, svl = r.raw(_STATE_V10)
                 det.sml, det.svl = float(sml), float(svl)
@@ -863,6 +880,8 @@ class RobustSeasonal:
                 dl, dm, dv, packed = r.raw(_STATE_V12)
                 det.dl, det.dm, det.dv = float(dl), float(dm), float(dv)
                 det.ds, det.dk = int(packed) & 3, int(packed) >> 2
+            if blob[0] >= 13:
+                det.kl = float(r.raw(_STATE_V13)[0])
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -895,10 +914,11 @@ class RobustSeasonal:
         w.raw(_STATE_V6, self.scd, self.rm)
         w.raw(_STATE_V7, self.sm, self.sv, self.sms, self.svs)
         w.raw(_STATE_V8, self.mr, self.m2a, self.m2r)
-        w.raw(_STATE_V9, self.kr, self.ks, self.kc, self.kk, self.kp)
+        w.raw(_STATE_V9_V13, self.kr, self.ks, self.kc, self.kk, self.kp)
         w.raw(_STATE_V10, self.sml, self.svl)
         w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl, self.zz, self.zq)
         w.raw(_STATE_V12, self.dl, self.dm, self.dv, self.ds | self.dk << 2)
+        w.raw(_STATE_V13, self.kl)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1310,11 +1330,15 @@ class RobustSeasonal:
             w = per if seen > SELECT_MAX_POINTS else 1.0 / seen
             if w < per:
                 w = per
+            wl = per * (1.0 / SPIKE_SLOW_DAYS)  # the slower rate's weight
+            if seen * wl < 1.0:
+                wl = 1.0 / seen
             spiky = a if learned < 0.0 else learned
             if spiky > SPIKE_Z or self.kp:
-                score = self._spike(n, spiky, score, learned < 0.0, w, per)
+                score = self._spike(n, spiky, score, learned < 0.0, w, wl, per)
             else:
                 self.kr -= w * self.kr
+                self.kl -= wl * self.kl
         if n > 1:
             whole = 1.0 if value >= 0.0 and value % 1.0 == 0.0 else 0.0
             self.zw += (COUNT_ALPHA if n * COUNT_ALPHA > 1.0 else 1.0 / n) * (whole - self.zw)
@@ -1469,7 +1493,9 @@ class RobustSeasonal:
             self.mr = mr + a_err * ((x if x < lim else lim) - mr)
         return rel if use else sigma
 
-    def _spike(self, n: int, a: float, score: float, cap: bool, w: float, per: float) -> float:
+    def _spike(
+        self, n: int, a: float, score: float, cap: bool, w: float, wl: float, per: float
+    ) -> float:
         """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
 
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
@@ -1480,10 +1506,14 @@ class RobustSeasonal:
         a spike, the rest of the run belongs to it; from the second point on, the run
         scores at least as the chance of that many spikes in a row (their rate times
         how often one follows another, to the power of the run so far). ``cap``
-        False only learns (the score is a sustained shift's). ``w`` is the rate's
-        weight at this point and ``per`` one over a day's points.
+        False only learns (the score is a sustained shift's). ``w`` is the day's rate's
+        weight at this point, ``wl`` the slower rate's, and ``per`` one over a day's
+        points. The rate is the larger of the two: the slower one holds it up on a day
+        with few spikes, the day's one lifts it when spikes start to come often.
         """
-        rate = self.kr
+        fast = self.kr
+        slow = self.kl
+        rate = fast if fast > slow else slow
         spike = a > SPIKE_Z
         kp = self.kp  # spikes in a row before this point
         first = spike and not kp
@@ -1493,8 +1523,10 @@ class RobustSeasonal:
             wk = 1.0 / (self.kk + SPIKE_SIZE_WEIGHT)
             if wk < SPIKE_SIZE_RATE:
                 wk = SPIKE_SIZE_RATE
-            self.kc = go_on + wk * ((1.0 if spike else 0.0) - go_on)
-        self.kr = rate + w * ((1.0 if first else 0.0) - rate)
+            self.kc = _f32(go_on + wk * ((1.0 if spike else 0.0) - go_on))
+        hit = 1.0 if first else 0.0
+        self.kr = fast + w * (hit - fast)
+        self.kl = slow + wl * (hit - slow)
         if not spike:
             return score
         excess = a - SPIKE_Z
@@ -1518,7 +1550,7 @@ class RobustSeasonal:
             if ws < SPIKE_SIZE_RATE:
                 ws = SPIKE_SIZE_RATE
             lim = SPIKE_SIZE_CLIP * size
-            self.ks = size + ws * ((excess if excess < lim else lim) - size)
+            self.ks = _f32(size + ws * ((excess if excess < lim else lim) - size))
         return score
 
     def _stopped(self, expected: float, var: float, season: float) -> tuple[float, float]:
