@@ -181,13 +181,13 @@ spike; from point ``SPIKE_AFTER`` on, the detector learns their rate (the first 
 of a run counts; a mean over a day's points, and a slower one over ``SPIKE_SLOW_DAYS``
 days: the rate is the larger) and their mean size beyond ``SPIKE_Z``. A day holds only a
 few spikes, so the day's mean alone swings by a factor of three, and each spike that
-came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, a spike's tail probability is
-at least their rate times an exponential tail of their sizes (peaks over a threshold,
-as in SPOT): the usual spike scores as often as it comes, one ten times its size
-still pages. A run of spikes scores at least as the chance of that many in a row
-(how often one follows another is learned too): where spikes come alone, a level
-shift pages at its second point instead of hiding among them. Spikes rarer than
-that (an hourly crash rate that jumps once a day) stay news.
+came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, a
+spike's tail probability is at least their rate times an exponential tail of their
+sizes (peaks over a threshold, as in SPOT): the usual spike scores as often as it comes,
+one ten times its size still pages. A run of spikes scores at least as the chance of
+that many in a row (how often one follows another is learned too): where spikes come
+alone, a level shift pages at its second point instead of hiding among them. Spikes
+rarer than that (an hourly crash rate that jumps once a day) stay news.
 
 **Counts that stop** (requests or events that drop to nothing: an outage). A count of
 7 every five minutes, whose sigma, learned over the whole day, is 5, misses a zero by
@@ -430,11 +430,12 @@ MULT_WARM = 100
 # SPIKE_Z sigma is a spike. From point SPIKE_AFTER on, the rate of spikes (the first point
 # of a run of them counts; an exponentially weighted mean over a day's points, at least
 # SPIKE_MIN_POINTS and at most SELECT_MAX_POINTS, started as SPIKE_PRIOR points without
-# one; or, where larger, the same over SPIKE_SLOW_DAYS days' points) and their mean size beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth
-# SPIKE_SIZE_WEIGHT spikes, then learned at SPIKE_SIZE_RATE at least, winsorised at
-# SPIKE_SIZE_CLIP times itself) give a spike's tail probability, which caps its score
-# while the series has SPIKE_PER_DAY spikes a day or more; and how often a spike follows
-# a spike (SPIKE_GO_ON0 before any, learned like their size) lifts a run of them
+# one; or, where larger, the same over SPIKE_SLOW_DAYS days' points) and their mean size
+# beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth SPIKE_SIZE_WEIGHT spikes, then
+# learned at SPIKE_SIZE_RATE at least, winsorised at SPIKE_SIZE_CLIP times itself) give a
+# spike's tail probability, which caps its score while the series has SPIKE_PER_DAY
+# spikes a day or more; and how often a spike follows a spike (SPIKE_GO_ON0 before any,
+# learned like their size) lifts a run of them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
 SPIKE_SLOW_DAYS = 7.0
