@@ -504,7 +504,7 @@ def _on_curve(profile: list[float], b: int, pos: float) -> tuple[float, float]:
     d2 = after - s
     bend = abs(d2 - d1)
     least = KINK_FLOOR * bend if abs(d1) < 10.0 * abs(d2) and abs(d2) < 10.0 * abs(d1) else 0.0
-    if _curved(before, s, after):
+    if d1 * d2 > 0.0 and bend <= CURVE_BEND * (abs(d1) + abs(d2)):  # ``_curved``, inlined
         f = pos - int(pos) - 0.5  # from the bin's centre, in bins
         s += f * (d2 if f > 0.0 else d1)
     return s, least
