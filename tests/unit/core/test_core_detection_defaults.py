@@ -485,6 +485,23 @@ def test_a_day_of_new_outliers_does_not_push_out_the_schedule(seed: int) -> None
     assert [i for i in opened if i not in spikes] == []
 
 
+def _spiky_cpu_pages(seeds: range, after_day: int) -> int:
+    """Onsets from ``after_day`` on in two weeks of a CPU % that spikes at random, one
+    series per seed, besides a spike ten times the usual size at point 3500 (which must
+    page)."""
+    t = START + STEP * np.arange(14 * DAY_POINTS)
+    paged = 0
+    for seed in seeds:
+        values = random_spikes(np.random.default_rng(seed), t)
+        values[3500] += 30.0
+        _, events = _run(values.tolist())
+        after = t[after_day * DAY_POINTS]
+        opened = [round((e.ts - START) / STEP) for e in _opened_after(events, after)]
+        assert 3500 in opened
+        paged += len(opened) - 1
+    return paged
+
+
 def test_random_spikes_that_are_the_series_normal_behaviour_stop_paging() -> None:
     # CPU % near 0.3 with 2 % of its readings 7-40 sigma higher, at random: the
     # calibrator's 0.99 quantile took a week or two to climb to the spikes and every
@@ -492,16 +509,7 @@ def test_random_spikes_that_are_the_series_normal_behaviour_stop_paging() -> Non
     # spikes' own rate and sizes now cap their score (30 while it was the day's rate
     # alone, 20 with the week's: the rest come while the rate is still learned); a
     # spike ten times the usual size still pages.
-    t = START + STEP * np.arange(14 * DAY_POINTS)
-    paged = 0
-    for seed in range(4):
-        values = random_spikes(np.random.default_rng(seed), t)
-        values[3500] += 30.0
-        _, events = _run(values.tolist())
-        opened = [round((e.ts - START) / STEP) for e in _opened_after(events, t[2 * DAY_POINTS])]
-        assert 3500 in opened
-        paged += len(opened) - 1
-    assert paged <= 25
+    assert _spiky_cpu_pages(range(4), after_day=2) <= 25
 
 
 def test_random_spikes_a_week_on_do_not_page_when_a_day_brings_few() -> None:
@@ -509,17 +517,8 @@ def test_random_spikes_a_week_on_do_not_page_when_a_day_brings_few() -> None:
     # a day's mean of them (about four events) swings from 2 to 8. Every spike that came
     # while it sat under four paged: 15 onsets after the first week in these eight
     # series. The rate is now also learned over a week, and the larger of the two caps
-    # the spikes: 2. A spike ten times the usual size still pages.
-    t = START + STEP * np.arange(14 * DAY_POINTS)
-    paged = 0
-    for seed in range(4, 12):
-        values = random_spikes(np.random.default_rng(seed), t)
-        values[3500] += 30.0
-        _, events = _run(values.tolist())
-        opened = [round((e.ts - START) / STEP) for e in _opened_after(events, t[7 * DAY_POINTS])]
-        assert 3500 in opened
-        paged += len(opened) - 1
-    assert paged <= 5
+    # the spikes: 2.
+    assert _spiky_cpu_pages(range(4, 12), after_day=7) <= 5
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
