@@ -430,7 +430,8 @@ MULT_WARM = 100
 # SPIKE_Z sigma is a spike. From point SPIKE_AFTER on, the rate of spikes (the first point
 # of a run of them counts; an exponentially weighted mean over a day's points, at least
 # SPIKE_MIN_POINTS and at most SELECT_MAX_POINTS, started as SPIKE_PRIOR points without
-# one; or, where larger, the same over SPIKE_SLOW_DAYS days' points) and their mean size
+# one; or, where larger, the same over SPIKE_SLOW_DAYS days' points, started as
+# SPIKE_SLOW_PRIOR_DAYS of points without one) and their mean size
 # beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth SPIKE_SIZE_WEIGHT spikes, then
 # learned at SPIKE_SIZE_RATE at least, winsorised at SPIKE_SIZE_CLIP times itself) give a
 # spike's tail probability, which caps its score while the series has SPIKE_PER_DAY
@@ -439,6 +440,10 @@ MULT_WARM = 100
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
 SPIKE_SLOW_DAYS = 7.0
+# ... which starts as this much time's points without a spike (300 at 1-minute steps, as the
+# day's rate), at least SPIKE_MIN_POINTS and at most SPIKE_PRIOR: what a few early spikes
+# say of a rate a day depends on the hours they came in, not the points
+SPIKE_SLOW_PRIOR_DAYS = 5.0 / 24.0
 SPIKE_AFTER = 300
 SPIKE_PRIOR = 300
 SPIKE_MIN_POINTS = 20.0
@@ -448,6 +453,7 @@ SPIKE_SIZE_RATE = 0.05
 SPIKE_SIZE_CLIP = 4.0
 SPIKE_GO_ON0 = 0.5
 _PER_DAY = 1.0 / DAY
+_SPIKE_PRIOR_MAX = float(SPIKE_PRIOR)
 _SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
 _SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
 # Counts that stop (see the module's docstring): a series is a count while more than
@@ -1332,8 +1338,14 @@ class RobustSeasonal:
             if w < per:
                 w = per
             wl = per * (1.0 / SPIKE_SLOW_DAYS)  # the slower rate's weight
-            if seen * wl < 1.0:
-                wl = 1.0 / seen
+            prior = SPIKE_SLOW_PRIOR_DAYS / per  # ... and its prior, in points
+            if prior < SPIKE_MIN_POINTS:
+                prior = SPIKE_MIN_POINTS
+            elif prior > _SPIKE_PRIOR_MAX:
+                prior = _SPIKE_PRIOR_MAX
+            slow_seen = seen - SPIKE_PRIOR + prior
+            if slow_seen * wl < 1.0:
+                wl = 1.0 / slow_seen
             spiky = a if learned < 0.0 else learned
             if spiky > SPIKE_Z or self.kp:
                 score = self._spike(n, spiky, score, learned < 0.0, w, wl, per)

@@ -521,6 +521,13 @@ def test_random_spikes_a_week_on_do_not_page_when_a_day_brings_few() -> None:
     assert _spiky_cpu_pages(range(4, 12), after_day=7) <= 5
 
 
+def test_random_spikes_page_less_while_the_week_rate_is_young() -> None:
+    # The same eight series from the third day on: 60 onsets with the day's rate alone,
+    # 47 with the week's started as 300 spike-free points (a day at 5 minutes, 5 hours
+    # at 1 minute), 25 with it started as five hours' points (60 here).
+    assert _spiky_cpu_pages(range(4, 12), after_day=2) <= 32
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_a_level_shift_among_random_spikes_pages_at_once(seed: int) -> None:
     # The same CPU %, which rises by 2 (as high as its biggest spikes) for 500 points:
