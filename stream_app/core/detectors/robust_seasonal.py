@@ -454,6 +454,7 @@ SPIKE_SIZE_CLIP = 4.0
 SPIKE_GO_ON0 = 0.5
 _PER_DAY = 1.0 / DAY
 _SPIKE_PRIOR_MAX = float(SPIKE_PRIOR)
+_SPIKE_PRIOR_SPAN = SPIKE_PRIOR - SPIKE_MIN_POINTS  # the most the week's prior is shorter
 _SPIKE_PER_MIN = 1.0 / SELECT_MAX_POINTS
 _SPIKE_PER_MAX = 1.0 / SPIKE_MIN_POINTS
 # Counts that stop (see the module's docstring): a series is a count while more than
@@ -1338,14 +1339,15 @@ class RobustSeasonal:
             if w < per:
                 w = per
             wl = per * (1.0 / SPIKE_SLOW_DAYS)  # the slower rate's weight
-            prior = SPIKE_SLOW_PRIOR_DAYS / per  # ... and its prior, in points
-            if prior < SPIKE_MIN_POINTS:
-                prior = SPIKE_MIN_POINTS
-            elif prior > _SPIKE_PRIOR_MAX:
-                prior = _SPIKE_PRIOR_MAX
-            slow_seen = seen - SPIKE_PRIOR + prior
-            if slow_seen * wl < 1.0:
-                wl = 1.0 / slow_seen
+            if (seen - _SPIKE_PRIOR_SPAN) * wl < 1.0:  # (a week on, never)
+                prior = SPIKE_SLOW_PRIOR_DAYS / per  # ... and its prior, in points
+                if prior < SPIKE_MIN_POINTS:
+                    prior = SPIKE_MIN_POINTS
+                elif prior > _SPIKE_PRIOR_MAX:
+                    prior = _SPIKE_PRIOR_MAX
+                slow_seen = seen - SPIKE_PRIOR + prior
+                if slow_seen * wl < 1.0:
+                    wl = 1.0 / slow_seen
             spiky = a if learned < 0.0 else learned
             if spiky > SPIKE_Z or self.kp:
                 score = self._spike(n, spiky, score, learned < 0.0, w, wl, per)
