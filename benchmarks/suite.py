@@ -2,7 +2,8 @@
 
 Every detector change is judged on the same dozen runs: the development families
 (``benchmarks/quality.py``: the generated families with the real development set, with
-its windows and with NAB's window rule; two other draws; hourly series), the probes, the
+its windows and with NAB's window rule; two other draws; hourly series; read at
+irregular times, and jittered with points and hours lost), the probes, the
 kinds matrix, the anomaly-free noise shapes, spikes with level shifts, long bursty counts,
 runs of identical values and, where it was built (``make gutentag``), the GutenTAG
 corpus. ``run`` starts each as a subprocess of this interpreter, from the root of
@@ -19,7 +20,7 @@ About 4-8 minutes on two cores. A run that failed leaves ``OUT/<name>.err`` and 
 at the end; ``compare`` skips what either folder lacks.
 
 >>> sorted(RUNS)[:3]
-['dev', 'gutentag', 'hourly']
+['dev', 'events', 'gutentag']
 >>> _row_key({"base": "counts", "kind": "spike", "size": 0.4, "nab_onsets": 0.19})
 ('counts', 'spike', 0.4)
 >>> _row_key({"shape": "errors200", "step": 60, "stuck_episodes": 1})
@@ -50,6 +51,8 @@ RUNS: dict[str, list[str]] = {
     "seed11": [*_QUALITY, *_GENERATED, "--seed", "11", "--json", "{json}"],
     "seed23": [*_QUALITY, *_GENERATED, "--seed", "23", "--json", "{json}"],
     "hourly": [*_QUALITY, *_GENERATED, "--step", "3600", "--points", "2016", "--json", "{json}"],
+    "events": [*_QUALITY, *_GENERATED, "--sampling", "events", "--json", "{json}"],
+    "mixed": [*_QUALITY, *_GENERATED, "--sampling", "mixed", "--json", "{json}"],
     "probes": ["-m", "benchmarks.probes", "--seeds", "3", "--json"],
     "kinds": ["-m", "benchmarks.kinds_matrix", "--json"],
     "noise_shapes": ["-m", "benchmarks.noise_shapes", "--draws", "8", "--json"],
@@ -58,7 +61,7 @@ RUNS: dict[str, list[str]] = {
     "stuck_runs": ["-m", "benchmarks.stuck_runs", "--json"],
     "gutentag": ["-m", "stream_app.cli", "evaluate", "{gutentag}", "--labelling", "nab", "--json"],
 }
-QUALITY_RUNS = ("dev", "nab_rule", "seed11", "seed23", "hourly", "gutentag")
+QUALITY_RUNS = ("dev", "nab_rule", "seed11", "seed23", "hourly", "events", "mixed", "gutentag")
 # besides its text fields, what names a row of a benchmark drawn ``--draws`` times
 _ROW_NAMES = ("size", "step", "step_s", "points")
 BASELINES = ("zscore", "river_hst")
