@@ -40,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from stream_app.offline.evaluate import DETECTORS
+
 ROOT = Path(__file__).resolve().parents[1]
 _QUALITY = ["benchmarks/quality.py"]
 _GENERATED = ["--dev", "/nonexistent"]  # the generated families alone
@@ -64,7 +66,7 @@ RUNS: dict[str, list[str]] = {
 QUALITY_RUNS = ("dev", "nab_rule", "seed11", "seed23", "hourly", "events", "mixed", "gutentag")
 # besides its text fields, what names a row of a benchmark drawn ``--draws`` times
 _ROW_NAMES = ("size", "step", "step_s", "points")
-BASELINES = ("zscore", "river_hst")
+BASELINES = tuple(d for d in DETECTORS if d != "tsguard")  # what every report scores too
 
 Report = dict[str, Any]
 
