@@ -14,6 +14,9 @@ from array import array
 from collections.abc import Iterable
 
 _U32 = struct.Struct("<I")
+# the count of a float list with this bit set: its values follow as float32 (see
+# Writer.compact_floats)
+_NARROW = 1 << 31
 # Compiled formats of Writer.raw/Reader.raw by their field string (a state uses a few
 # fixed ones; every checkpoint packs each changed series with about ten of them).
 _FORMATS: dict[str, struct.Struct] = {}
@@ -46,6 +49,27 @@ class Writer:
         data = array("d", values)
         self._buf += _U32.pack(len(data))
         self._buf += data.tobytes()
+
+    def compact_floats(self, values: Iterable[float]) -> None:
+        """``values`` as float32 when every one of them is exactly a float32 (or NaN),
+        else as doubles (:meth:`floats`): half the bytes, and never a value lost.
+
+        >>> w = Writer()
+        >>> w.compact_floats([0.5, float("nan")]); w.compact_floats([0.1]); w.compact_floats([1e39])
+        >>> len(w.getvalue())
+        36
+        >>> r = Reader(w.getvalue())
+        >>> r.compact_floats()[0], r.compact_floats(), r.compact_floats()
+        (0.5, [0.1], [1e+39])
+        """
+        data = array("d", values)
+        narrow = array("f", data)  # out of float32's range: inf, and kept as doubles
+        if all(a == b or a != a for a, b in zip(data, narrow, strict=True)):
+            self._buf += _U32.pack(len(data) | _NARROW)
+            self._buf += narrow.tobytes()
+        else:
+            self._buf += _U32.pack(len(data))
+            self._buf += data.tobytes()
 
     def blob(self, data: bytes) -> None:
         self._buf += _U32.pack(len(data))
@@ -83,6 +107,18 @@ class Reader:
         data = array("d")
         data.frombytes(self._data[self._pos : self._pos + 8 * n])
         self._pos += 8 * n
+        return data.tolist()
+
+    def compact_floats(self) -> list[float]:
+        """A list that :meth:`Writer.compact_floats` wrote."""
+        n = self.u32()
+        size, data = (4, array("f")) if n & _NARROW else (8, array("d"))
+        n &= _NARROW - 1
+        end = self._pos + size * n
+        if end > len(self._data):
+            raise ValueError("truncated state")
+        data.frombytes(self._data[self._pos : end])
+        self._pos = end
         return data.tolist()
 
     def blob(self) -> bytes:

@@ -263,13 +263,16 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 13
+_VERSION = 14
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
 # two rates themselves, and the fast level before the jump too, which was never read)
 _STATE = "<BI" + "d" * 17 + "iIddddIHddd"
 _STATE_V3 = "<BI" + "d" * 18 + "iIddddIIdddd"  # the head of versions 3 to 11
+# then the daily and the weekly profile: from version 14 in float32 where all of a
+# profile's bins are (``Writer.compact_floats``; ``_bin32`` rounds them as they are
+# learned), in doubles before
 _STATE_V4 = "di"  # after the profiles: the bump of version 4 (a version 3 state has none)
 _STATE_V5 = "dhhdd"  # then version 5's tol, bins on trial (tb, tw), previous time, step ...
 _STATE_V5_V11 = "diidd"  # ... with the bins on trial as 32-bit ints up to version 11
@@ -294,6 +297,9 @@ _STATE_V11 = "dHddddH"
 _STATE_V12 = "dddB"
 _STATE_V13 = "d"  # then version 13's slower rate of spikes
 _F32 = struct.Struct("<f")
+_F32_MAX = 3.4028234663852886e38  # the largest float32
+_F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+_F32_ULP = 2.0**-23  # float32's relative precision (twice the most its rounding moves a value)
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
@@ -620,6 +626,17 @@ def _f32(x: float) -> float:
     return float(_F32.unpack(_F32.pack(x))[0])
 
 
+def _bin32(x: float) -> float:
+    """A profile bin's value rounded to float32, as the state keeps it (half the bytes of
+    the profiles, the bulk of a state), where it is within float32's normal range; beyond
+    it (values near 1e300, or under 1e-38) it stays as it is, and the state keeps that
+    profile in doubles."""
+    a = x if x >= 0.0 else -x
+    if _F32_TINY <= a <= _F32_MAX:  # NaN is neither
+        return float(_F32.unpack(_F32.pack(x))[0])
+    return x
+
+
 def _weekend(ts: float) -> bool:
     """A Saturday or a Sunday, UTC."""
     return (ts + _WEEK_SHIFT) % WEEK >= WEEKEND_START
@@ -818,7 +835,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -840,7 +857,11 @@ class RobustSeasonal:
         det.pre = tuple(float(v) for v in pre[-3:])
         det.jt = int(jt)
         det.cal.set_state(float(q_lo), float(q_hi))
-        day, week = r.floats(), r.floats()
+        if blob[0] >= 14:
+            day, week = r.compact_floats(), r.compact_floats()
+        else:  # doubles, rounded as the profiles keep them from now on
+            day = r.floats()
+            week = [_bin32(v) for v in r.floats()]
         det.day = day or None
         det.week = week or None
         if blob[0] >= 4:
@@ -911,8 +932,8 @@ class RobustSeasonal:
               self.es, self.lc, self.ec, self.sf, self.ss, self.sc, self.season_step, q_lo,
               q_hi, self.el, self.prev, self.rsum, self.jumps, self.age, self.ew, self.swl,
               self.lw, self.jd, self.calm, self.jt, *self.pre)  # fmt: skip
-        w.floats(self.day or ())
-        w.floats(self.week or ())
+        w.compact_floats(self.day or ())
+        w.compact_floats(self.week or ())
         w.raw(_STATE_V4, self.rl, self.rk)
         w.raw(_STATE_V5, self.tol, self.tb, self.tw, self.tp, self.stp)
         mem = self.mem
@@ -1058,11 +1079,11 @@ class RobustSeasonal:
                 lw = self.lw
                 known = sw == sw
                 if not known:
-                    sw = week[bw] = value - lw
+                    sw = week[bw] = _bin32(value - lw)
                     self.tw = bw
                 elif self.tw >= 0:
                     if self.tw == bw:
-                        sw = week[bw] = _nearer(sw, value - lw, lf - lw)
+                        sw = week[bw] = _bin32(_nearer(sw, value - lw, lf - lw))
                     self.tw = -1
                 cw = sw
                 b = bw
@@ -1089,6 +1110,12 @@ class RobustSeasonal:
                     if curve >= _CURVE_BINS:
                         cw, kink_w = _on_curve(week, bw, pos)
                 fw = lw + cw
+                miss = value - fw
+                if (miss if miss >= 0.0 else -miss) <= _F32_ULP * (cw if cw >= 0.0 else -cw):
+                    # within the float32 rounding of the bin (``_bin32``): no miss, as the
+                    # exact offset would have had (a flat sensor's weekly error scale
+                    # stays at 0 rather than learn the rounding)
+                    fw = value
         # which forecaster speaks: the smallest long-horizon error; a seasonal one must
         # beat the simpler ones by ``season_margin``, the weekly one also the daily one
         kink = 0.0  # the least error scale where the speaking profile bends
@@ -1873,7 +1900,7 @@ class RobustSeasonal:
                 r = lim if r > 0.0 else -lim
                 ar = lim
             self.lw += self.a_season * r
-            week[bw] = sw + self.gamma * r
+            week[bw] = _bin32(sw + self.gamma * r)
             self.ew = err + a_season_err * (ar - err)
         jumps = self.jumps
         if jumps >= self.jump or -jumps >= self.jump:
