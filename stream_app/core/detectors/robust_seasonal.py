@@ -88,7 +88,9 @@ daily bin is put on notice (``rm``): where the bin's first visit misses by
 more than the clip, the level speaks if it is nearer (or the bin before, which
 may have started again at the new pattern half an hour ago), the bin starts
 again at the value (on trial, like a bin's first value), and its miss is
-deferred like a first-weekend miss. A profile started after a
+deferred like a first-weekend miss. A series that began earlier in the week has on
+notice the bins its first weekend saw first (``wm``: no weekday reading reached them
+before, as with readings at irregular times and quiet spells). A profile started after a
 level jump is relative to the level after it, so undoing that jump leaves the
 profiles' levels where they are.
 
@@ -296,6 +298,7 @@ _STATE_V11 = "dHddddH"
 # from version 12, a u32 before)
 _STATE_V12 = "dddB"
 _STATE_V13 = "d"  # then version 13's slower rate of spikes
+_STATE_V14 = "Q"  # then version 14's daily bins first seen on the first weekend
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -724,6 +727,7 @@ class RobustSeasonal:
         "tr",
         "tw",
         "week",
+        "wm",
         "zk",
         "zl",
         "zq",
@@ -801,6 +805,7 @@ class RobustSeasonal:
         # and the daily bins on notice after a Friday or weekend start (a bit per bin)
         self.scd = 0.0
         self.rm = 0
+        self.wm = 0  # daily bins first seen on the first weekend: on notice from its Monday
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
         # the daily bins on a smooth curve (a bit per bin) and how many (-1: not counted
         # since the profile last changed other than by learning): not state, they follow
@@ -911,6 +916,8 @@ class RobustSeasonal:
                 det.ds, det.dk = int(packed) & 3, int(packed) >> 2
             if blob[0] >= 13:
                 det.kl = float(r.raw(_STATE_V13)[0])
+            if blob[0] >= 14:
+                det.wm = int(r.raw(_STATE_V14)[0])
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -948,6 +955,7 @@ class RobustSeasonal:
         w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl, self.zz, self.zq)
         w.raw(_STATE_V12, self.dl, self.dm, self.dv, self.ds | self.dk << 2)
         w.raw(_STATE_V13, self.kl)
+        w.raw(_STATE_V14, self.wm)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1031,6 +1039,17 @@ class RobustSeasonal:
                 and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK
             ):
                 self.rm = _ALL_BINS  # the first Monday after a Friday or weekend start
+                self.wm = 0
+            elif (
+                self.wm
+                and ts - self.t0 < WEEKLY_AFTER
+                and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK
+            ):
+                # the first Monday after a start earlier in the week: the bins the
+                # weekend saw first (the weekdays brought none of their points) are on
+                # notice like the rest are after a Friday start
+                self.rm |= self.wm
+                self.wm = 0
             lc = self.lc
             pos = (ts % DAY) * _DAY_SCALE  # the daily phase, in bins
             bd = int(pos) % DAY_BINS
@@ -1039,6 +1058,8 @@ class RobustSeasonal:
                 sd = day[bd] = value - lc
                 self.tb = bd
                 self.cn = -1
+                if ts - self.t0 < WEEKLY_AFTER and _weekend(ts):
+                    self.wm |= 1 << bd
             elif self.tb >= 0:
                 if self.tb == bd:
                     sd = day[bd] = _nearer(sd, value - lc, lf - lc)

@@ -37,6 +37,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V11,
     _STATE_V12,
     _STATE_V13,
+    _STATE_V14,
     COUNT_SHARE,
     SHIFT_Z,
     SPIKE_GO_ON0,
@@ -1071,7 +1072,8 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert narrow == (scale == 1.0)
     doubles = RobustSeasonal.load(_as_version_13(whole.to_bytes()), {}, seed=0).to_bytes()
     assert doubles == whole.to_bytes()
-    assert len(whole.to_bytes()) == len(_as_version_13(whole.to_bytes())) - 4 * 336 * narrow
+    v13 = _as_version_13(whole.to_bytes())  # doubles, and 8 B less at the end
+    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + 8
 
 
 def test_a_flat_sensor_read_hourly_is_as_quiet_with_its_weekly_profile_in_float32() -> None:
@@ -1087,6 +1089,30 @@ def test_a_flat_sensor_read_hourly_is_as_quiet_with_its_weekly_profile_in_float3
         _, events = _run(values, step=3600.0)
         opened += len(_opened_after(events, START + 3600.0 * 605))  # after NAB's probation
     assert opened <= 3
+
+
+def test_bins_a_first_weekend_saw_first_start_again_on_the_first_monday() -> None:
+    # Business hours from a Thursday noon, with no readings on Thursday and Friday
+    # mornings (a sensor that reported only after noon that week, or readings at
+    # irregular times with quiet spells): the morning bins were first learned on the
+    # weekend, low. A series that began on a Friday or a weekend has every bin on notice
+    # for its first Monday; this one had none, and its 09:00 rise paged on the next
+    # Monday and again on Tuesday, Wednesday and Thursday (18 onsets from Tuesday in
+    # these 6 series). Those bins are now on notice too: Monday pages, the rest do not (0).
+    later = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        times, values = [], []
+        for i in range(3 * DAY_POINTS + DAY_POINTS // 2, 12 * DAY_POINTS):
+            day, hour = divmod(i // 12, 24)
+            if day in (3, 4) and hour < 12:
+                continue  # no readings on the first Thursday and Friday mornings
+            busy = day % 7 < 5 and 9 <= hour < 18
+            times.append(START + STEP * i)
+            values.append((60.0 if busy else 10.0) + float(rng.normal(0.0, 0.5)))
+        _, events = _run_at(times, values)
+        later += len(_opened_after(events, START + 8 * 86400))  # from the second Tuesday
+    assert later <= 1
 
 
 def test_a_noise_free_trapezoid_does_not_page_at_its_corners() -> None:
@@ -1346,7 +1372,8 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
 
 
 def _as_version_13(v14: bytes) -> bytes:
-    """A version 14 state as version 13 wrote it: the two profiles in doubles."""
+    """A version 14 state as version 13 wrote it: the two profiles in doubles, and no
+    daily bins first seen on the first weekend at the end."""
     out, pos = bytearray(b"\x0d" + v14[1 : struct.calcsize(_STATE)]), struct.calcsize(_STATE)
     for _ in range(2):
         (n,) = struct.unpack_from("<I", v14, pos)
@@ -1355,7 +1382,7 @@ def _as_version_13(v14: bytes) -> bytes:
         values = struct.unpack_from(f"<{n}{code}", v14, pos + 4)
         out += struct.pack(f"<I{n}d", n, *values)
         pos += 4 + size * n
-    return bytes(out + v14[pos:])
+    return bytes(out + v14[pos : -struct.calcsize("<" + _STATE_V14)])
 
 
 def _as_version_12(v13: bytes) -> bytes:
@@ -1411,12 +1438,17 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     assert det.zw < COUNT_SHARE  # and that its values are no counts
     assert det.kl == det.kr > 0.0  # the slower rate learned it too (as fast, this young)
     det.kl = det.kr / 3.0  # as if a week on, when the two differ: the state keeps its own
+    det.wm = 1 << 47 | 5  # as if the first weekend had seen bins first: kept too
     v14 = det.to_bytes()
     assert RobustSeasonal.load(v14, {}, seed=0).kl == det.kl
+    assert RobustSeasonal.load(v14, {}, seed=0).wm == det.wm
     assert RobustSeasonal.load(v14, {}, seed=0).to_bytes() == v14
     v13 = _as_version_13(v14)
-    assert len(v13) == len(v14) + 4 * len(det.week or ())  # the daily one was in doubles
+    # the daily profile was in doubles already; version 14 added the first weekend's bins
+    assert len(v13) == len(v14) + 4 * len(det.week or ()) - 8
     thirteen = RobustSeasonal.load(v13, {}, seed=0)
+    assert thirteen.wm == 0  # no bins on notice for the first Monday
+    thirteen.wm = det.wm
     assert thirteen.to_bytes() == v14  # the same bins (NaN where not yet seen)
     v12 = _as_version_12(v13)
     assert len(v12) == len(v13)  # the size's and the follow-up's 8 B made the slower rate's
