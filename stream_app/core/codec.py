@@ -62,14 +62,23 @@ class Writer:
         >>> r.compact_floats()[0], r.compact_floats(), r.compact_floats()
         (0.5, [0.1], [1e+39])
         """
-        data = array("d", values)
-        narrow = array("f", data)  # out of float32's range: inf, and kept as doubles
-        if all(a == b or a != a for a, b in zip(data, narrow, strict=True)):
-            self._buf += _U32.pack(len(data) | _NARROW)
-            self._buf += narrow.tobytes()
+        data = values if isinstance(values, list) else list(values)
+        n = len(data)
+        doubles = _format(f"{n}d")
+        wide = doubles.pack(*data)
+        narrow = _format(f"{n}f")
+        try:
+            packed = narrow.pack(*data)
+        except OverflowError:  # beyond float32's range
+            packed = b""
+        # exact when the doubles come back bit for bit (NaN too); a rounded value, a
+        # denormal or a NaN with a payload keeps the list in doubles
+        if packed and doubles.pack(*narrow.unpack(packed)) == wide:
+            self._buf += _U32.pack(n | _NARROW)
+            self._buf += packed
         else:
-            self._buf += _U32.pack(len(data))
-            self._buf += data.tobytes()
+            self._buf += _U32.pack(n)
+            self._buf += wide
 
     def blob(self, data: bytes) -> None:
         self._buf += _U32.pack(len(data))
