@@ -100,8 +100,13 @@ error, and the one with the smallest gives the expected value (a seasonal one
 must beat the simpler ones by ``season_margin``, the weekly one the daily one too). A short horizon would not do:
 between the transitions of a daily step pattern the fast level forecasts as
 well as the seasonal profile, and only the long run shows that it is wrong at
-every transition. The chosen forecaster's *short*-horizon error scale gives
-sigma (1.2533 x mean absolute error), the robust ``z`` and the band. The
+every transition. While young these errors are means over the points so far; a
+profile's starts as the slow level's, counted as the first ``SEASON_START_POINTS``
+points (where the profiles start, on a grid), however late the profiles started
+(readings at irregular times wait for the step), so a late start does not carry the
+slow level's misses of a daily rise for a week. The chosen forecaster's
+*short*-horizon error scale gives sigma (1.2533 x mean absolute error), the robust
+``z`` and the band. The
 surprise ``|z|`` goes through a :class:`TailCalibrator` (on ``log1p``) to a
 score in [0, 1].
 
@@ -298,7 +303,9 @@ _STATE_V11 = "dHddddH"
 # from version 12, a u32 before)
 _STATE_V12 = "dddB"
 _STATE_V13 = "d"  # then version 13's slower rate of spikes
-_STATE_V14 = "Q"  # then version 14's daily bins first seen on the first weekend
+# then version 14's daily bins first seen on the first weekend, and the point the
+# profiles started at
+_STATE_V14 = "QI"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -700,6 +707,7 @@ class RobustSeasonal:
         "mem",
         "mr",
         "n",
+        "n0",
         "phi",
         "pre",
         "prev",
@@ -804,6 +812,7 @@ class RobustSeasonal:
         # misses, charged to its long-horizon error after the first week;
         # and the daily bins on notice after a Friday or weekend start (a bit per bin)
         self.scd = 0.0
+        self.n0 = 0  # the point the profiles started at (0: not started)
         self.rm = 0
         self.wm = 0  # daily bins first seen on the first weekend: on notice from its Monday
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
@@ -917,7 +926,8 @@ class RobustSeasonal:
             if blob[0] >= 13:
                 det.kl = float(r.raw(_STATE_V13)[0])
             if blob[0] >= 14:
-                det.wm = int(r.raw(_STATE_V14)[0])
+                wm, n0 = r.raw(_STATE_V14)
+                det.wm, det.n0 = int(wm), int(n0)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -955,7 +965,7 @@ class RobustSeasonal:
         w.raw(_STATE_V11, self.zw, self.zk, self.zs, self.zv, self.zl, self.zz, self.zq)
         w.raw(_STATE_V12, self.dl, self.dm, self.dv, self.ds | self.dk << 2)
         w.raw(_STATE_V13, self.kl)
-        w.raw(_STATE_V14, self.wm)
+        w.raw(_STATE_V14, self.wm, self.n0)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1817,6 +1827,16 @@ class RobustSeasonal:
         a_sel = self.a_sel
         if not (a_sel and n * a_sel > 1.0):
             a_sel = 1.0 / n
+        # the profiles' long-run errors are means over their own points while young,
+        # their start (the slow level's) counting as SEASON_START_POINTS of them: as
+        # for the levels where the profiles start at that point, but a profile that
+        # started late (readings at irregular times wait for the step) no longer
+        # carries the slow level's misses of a daily rise with the weight of all the
+        # points before it, which kept it from speaking for a week
+        a_prof = a_sel
+        young_profile = n - self.n0 + SEASON_START_POINTS
+        if self.n0 and young_profile * a_sel < 1.0:
+            a_prof = 1.0 / young_profile
         if not changed:
             a_err = 0.0
         self.prev = value
@@ -1884,7 +1904,7 @@ class RobustSeasonal:
             if bd == -2:
                 # a first-weekend miss: charged to the daily profile after the first
                 # week; the profile does not learn it
-                self.scd += a_sel * e * e
+                self.scd += a_prof * e * e
                 learn = False
             elif rm and rm >> bd & 1:
                 self.rm = rm ^ (1 << bd)
@@ -1893,12 +1913,12 @@ class RobustSeasonal:
                     # until the next point; its miss counts after the first week
                     day[bd] = value - self.lc
                     self.tb = bd
-                    self.scd += a_sel * e * e
+                    self.scd += a_prof * e * e
                     learn = False
                     self.cn = -1
             if learn:
                 sq = self.sc
-                self.sc = sq + a_sel * (e * e - sq)
+                self.sc = sq + a_prof * (e * e - sq)
                 if ar > lim and lim > 0.0 and not young:
                     r = lim if r > 0.0 else -lim
                     ar = lim
@@ -1915,7 +1935,7 @@ class RobustSeasonal:
             e = ar if ar < k20 * err or err <= 0.0 else k20 * err
             e = e if e < _SQRT_BIG else _SQRT_BIG
             sq = self.swl
-            self.swl = sq + a_sel * (e * e - sq)
+            self.swl = sq + a_prof * (e * e - sq)
             lim = k * err
             if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim
@@ -2024,6 +2044,7 @@ class RobustSeasonal:
         self.pre = (self.pre[0], self.ls, self.ls)
         self.ec = self.es
         self.sc = self.swl = self.ss
+        self.n0 = n
         self.ew = self.es
         self.day = [_NAN] * DAY_BINS
         self.cn = -1

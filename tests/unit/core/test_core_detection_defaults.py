@@ -1070,10 +1070,11 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    doubles = RobustSeasonal.load(_as_version_13(whole.to_bytes()), {}, seed=0).to_bytes()
-    assert doubles == whole.to_bytes()
-    v13 = _as_version_13(whole.to_bytes())  # doubles, and 8 B less at the end
-    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + 8
+    v13 = _as_version_13(whole.to_bytes())  # doubles, and no version 14 fields at the end
+    doubles = RobustSeasonal.load(v13, {}, seed=0)
+    doubles.n0 = whole.n0  # not in a version 13 state
+    assert doubles.to_bytes() == whole.to_bytes()
+    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + struct.calcsize("<QI")
 
 
 def test_a_flat_sensor_read_hourly_is_as_quiet_with_its_weekly_profile_in_float32() -> None:
@@ -1113,6 +1114,23 @@ def test_bins_a_first_weekend_saw_first_start_again_on_the_first_monday() -> Non
         _, events = _run_at(times, values)
         later += len(_opened_after(events, START + 8 * 86400))  # from the second Tuesday
     assert later <= 1
+
+
+def test_business_hours_read_at_irregular_times_page_less_in_their_first_weeks() -> None:
+    # Readings anywhere in their step, in busy spells (80 % kept) and quiet ones (5 %):
+    # the profiles wait for the step and start late (about 90 points in), and their
+    # long-run error started as the slow level's, which by then held a business day's
+    # rise and, as a mean over all the points so far, kept the daily profile from
+    # speaking for a week. 12 anomaly-free series, false episodes after NAB's
+    # probation: 47 before, 39 with the first weekend's bins on notice, 29 now.
+    from stream_app.offline.families import generate_families
+
+    opened = 0
+    for s in generate_families(12, 7, "events")["free_business_hours"]:
+        _, events = _run_at(s.timestamps, s.values)
+        after = s.timestamps[int(0.15 * len(s.timestamps))]
+        opened += len(_opened_after(events, after))
+    assert opened <= 34
 
 
 def test_a_noise_free_trapezoid_does_not_page_at_its_corners() -> None:
@@ -1372,8 +1390,8 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
 
 
 def _as_version_13(v14: bytes) -> bytes:
-    """A version 14 state as version 13 wrote it: the two profiles in doubles, and no
-    daily bins first seen on the first weekend at the end."""
+    """A version 14 state as version 13 wrote it: the two profiles in doubles, and at
+    the end no daily bins first seen on the first weekend, nor the profiles' start."""
     out, pos = bytearray(b"\x0d" + v14[1 : struct.calcsize(_STATE)]), struct.calcsize(_STATE)
     for _ in range(2):
         (n,) = struct.unpack_from("<I", v14, pos)
@@ -1439,16 +1457,21 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     assert det.kl == det.kr > 0.0  # the slower rate learned it too (as fast, this young)
     det.kl = det.kr / 3.0  # as if a week on, when the two differ: the state keeps its own
     det.wm = 1 << 47 | 5  # as if the first weekend had seen bins first: kept too
+    assert det.n0 == 20  # the profiles started at the 20th point
     v14 = det.to_bytes()
     assert RobustSeasonal.load(v14, {}, seed=0).kl == det.kl
-    assert RobustSeasonal.load(v14, {}, seed=0).wm == det.wm
+    assert (RobustSeasonal.load(v14, {}, seed=0).wm, RobustSeasonal.load(v14, {}, seed=0).n0) == (
+        det.wm,
+        20,
+    )
     assert RobustSeasonal.load(v14, {}, seed=0).to_bytes() == v14
     v13 = _as_version_13(v14)
     # the daily profile was in doubles already; version 14 added the first weekend's bins
-    assert len(v13) == len(v14) + 4 * len(det.week or ()) - 8
+    # and the point the profiles started at
+    assert len(v13) == len(v14) + 4 * len(det.week or ()) - struct.calcsize("<QI")
     thirteen = RobustSeasonal.load(v13, {}, seed=0)
-    assert thirteen.wm == 0  # no bins on notice for the first Monday
-    thirteen.wm = det.wm
+    assert (thirteen.wm, thirteen.n0) == (0, 0)  # none on notice; the profiles long mature
+    thirteen.wm, thirteen.n0 = det.wm, det.n0
     assert thirteen.to_bytes() == v14  # the same bins (NaN where not yet seen)
     v12 = _as_version_12(v13)
     assert len(v12) == len(v13)  # the size's and the follow-up's 8 B made the slower rate's
