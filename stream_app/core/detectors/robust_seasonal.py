@@ -1055,21 +1055,13 @@ class RobustSeasonal:
             sd = sw = cd = cw = 0.0
             bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
-            if (
-                ts - self.t0 < RESTART_BEFORE
-                and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK
-            ):
-                self.rm = _ALL_BINS  # the first Monday after a Friday or weekend start
-                self.wm = 0
-            elif (
-                self.wm
-                and ts - self.t0 < WEEKLY_AFTER
-                and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK
-            ):
-                # the first Monday after a start earlier in the week: the bins the
-                # weekend saw first (the weekdays brought none of their points) are on
-                # notice like the rest are after a Friday start
-                self.rm |= self.wm
+            since = ts - self.t0
+            notice = since < RESTART_BEFORE or (self.wm != 0 and since < WEEKLY_AFTER)
+            if notice and (ts + _WEEK_SHIFT) % WEEK < (ts - dt + _WEEK_SHIFT) % WEEK:
+                # the first Monday: after a Friday or weekend start every daily bin is
+                # on notice; after a start earlier in the week, the bins the weekend saw
+                # first (the weekdays brought none of their points)
+                self.rm = _ALL_BINS if since < RESTART_BEFORE else self.rm | self.wm
                 self.wm = 0
             lc = self.lc
             pos = (ts % DAY) * _DAY_SCALE  # the daily phase, in bins
@@ -1079,7 +1071,7 @@ class RobustSeasonal:
                 sd = day[bd] = value - lc
                 self.tb = bd
                 self.cn = -1
-                if ts - self.t0 < WEEKLY_AFTER and _weekend(ts):
+                if since < WEEKLY_AFTER and _weekend(ts):
                     self.wm |= 1 << bd
             elif self.tb >= 0:
                 if self.tb == bd:
