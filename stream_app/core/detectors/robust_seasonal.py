@@ -149,11 +149,18 @@ cycle is often forecast best by the fast level anyway (its 30-minute bins are a
 staircase where they are not read as a curve). What the series drifted from is kept by a
 baseline: the value less its seasonal offset (the weekly profile's where it speaks, else
 the daily one's; the value itself without profiles), learned slowly (``DRIFT_ALPHA``,
-about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. The mean of the distance
+about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. A baseline starts at the
+level the forecaster has, which is rough where it starts (a series' first hours, a
+profile that just began to speak, the end of a spike), so over its first 100 points it
+is the mean of the points so far; only one that starts after the shift's means spoke
+is slow from the start (the level they saw move is what a further move is judged
+from). The mean of the distance
 from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
 square (learned over about 1,000 points, not while it speaks, and each square counted at
 most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it
-is judged by, and one that builds up over a hundred points taught it while it built),
+is judged by, and one that builds up over a hundred points taught it while it built;
+before the drift may speak it learns every point, so a distance that was there from the
+start is learned as the series' own),
 speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means), from
 ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
 its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's (a price
@@ -270,7 +277,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 14
+_VERSION = 15
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -306,6 +313,7 @@ _STATE_V13 = "d"  # then version 13's slower rate of spikes
 # then version 14's daily bins first seen on the first weekend, and the point the
 # profiles started at
 _STATE_V14 = "QI"
+_STATE_V15 = "B"  # then version 15's points the drift's baseline learned (to _DRIFT_RUN)
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -423,7 +431,9 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # speaks, and a square beyond DRIFT_SPREAD_CAP times it is learned as that), speaks at
 # DRIFT_Z: from DRIFT_AFTER points after the last jump, where the offset's forecaster
 # keeps a long-run mean square error within DRIFT_CREDIBLE times the fast level's. After
-# DRIFT_ACCEPT points in a row it is the new level.
+# DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
+# are a running mean (one over the points so far), unless it starts after the shift's
+# means spoke.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
@@ -435,6 +445,7 @@ DRIFT_CREDIBLE = 2.0
 DRIFT_SPREAD_CAP = 25.0  # a drift builds up for tens of points before it speaks
 DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
 _DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
+_DRIFT_RUN = round(1.0 / DRIFT_ALPHA)  # < 256: kept in a byte
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -686,6 +697,7 @@ class RobustSeasonal:
         "dk",
         "dl",
         "dm",
+        "dn",
         "ds",
         "dv",
         "ec",
@@ -796,6 +808,7 @@ class RobustSeasonal:
         self.dv = _DRIFT_NULL  # ... and its mean square
         self.ds = 0  # the offset's source: 1 none, 2 daily, 3 weekly (0: restart the baseline)
         self.dk = 0  # points in a row the drift has spoken
+        self.dn = 0  # points the baseline learned, up to _DRIFT_RUN (from there, at DRIFT_ALPHA)
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
@@ -860,7 +873,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -939,6 +952,8 @@ class RobustSeasonal:
             if blob[0] >= 14:
                 wm, n0 = r.raw(_STATE_V14)
                 det.wm, det.n0 = int(wm), int(n0)
+            if blob[0] >= 15:
+                det.dn = int(r.raw(_STATE_V15)[0])
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -951,6 +966,9 @@ class RobustSeasonal:
             # a drift's baseline starts at the next quiet point, its spread at a sigma (the
             # points since the last jump may be many: it would learn it too slowly from 0)
             det.dv = 1.0
+        if blob[0] < 15:
+            # a live baseline goes on learning as it did; one yet to start starts rough
+            det.dn = _DRIFT_RUN if det.ds else 0
         return det
 
     def to_bytes(self) -> bytes:
@@ -977,6 +995,7 @@ class RobustSeasonal:
         w.raw(_STATE_V12, self.dl, self.dm, self.dv, self.ds | self.dk << 2)
         w.raw(_STATE_V13, self.kl)
         w.raw(_STATE_V14, self.wm, self.n0)
+        w.raw(_STATE_V15, self.dn)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1337,8 +1356,13 @@ class RobustSeasonal:
                 # the shift's means speak (the change is theirs: a level that moved, which
                 # the fast level may absorb without a jump), or the offset's forecaster
                 # misses far more than the fast level (a random walk, whose level wanders
-                # as its normal behaviour): a baseline starts again later
+                # as its normal behaviour): a baseline starts again later, slow from
+                # the start once the shift's means spoke (from the level they saw move)
+                if self.ds:
+                    self.dn = 0
                 self.ds = 0
+                if shift2 > _SHIFT_Z2:
+                    self.dn = _DRIFT_RUN
             else:
                 # the main model's points (outliers, a recurring one, a run, a first
                 # Monday's bins on notice) are not the drift's, nor those where the offset's
@@ -1483,6 +1507,8 @@ class RobustSeasonal:
                 self.dl += (self.lw - self.lc) if src == 3 else (self.lc - self.lw)
                 self.ds = src
             elif not loud:
+                if ds:  # a live baseline whose source changed: a rough start
+                    self.dn = 0
                 self.dl = level
                 self.dm = 0.0
                 self.dk = 0
@@ -1499,19 +1525,27 @@ class RobustSeasonal:
         self.dm, self.dv, drift2 = _mean_of_z(
             self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL, DRIFT_SPREAD_CAP
         )
-        if drift2 > _DRIFT_Z2:
-            self.dv = dv  # a drift under way does not teach the spread
-            if age > DRIFT_AFTER:
-                self.dk += 1
-                if self.dk < DRIFT_ACCEPT:
-                    return drift2
-                # a drift that lasts is the new level
-                self.dl = level
-                self.dm = 0.0
-                self.dk = 0
-                return 0.0
+        if drift2 > _DRIFT_Z2 and age > DRIFT_AFTER:
+            # a drift under way does not teach the spread (before it may speak, the spread
+            # learns every point: a distance there from the start is the series' own)
+            self.dv = dv
+            self.dk += 1
+            if self.dk < DRIFT_ACCEPT:
+                return drift2
+            # a drift that lasts is the new level
+            self.dl = level
+            self.dm = 0.0
+            self.dk = 0
+            self.dn = 0
+            return 0.0
         self.dk = 0
-        self.dl += DRIFT_ALPHA * sigma * z
+        dn = self.dn
+        if dn < _DRIFT_RUN:  # a young baseline: the mean of the points so far
+            dn += 1
+            self.dn = dn
+            self.dl += sigma * z / dn
+        else:
+            self.dl += DRIFT_ALPHA * sigma * z
         return 0.0
 
     def _relative(

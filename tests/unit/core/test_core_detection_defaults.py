@@ -20,6 +20,7 @@ from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProc
 from stream_app.core.codec import Writer
 from stream_app.core.detectors.robust_seasonal import (
     _DRIFT_NULL,
+    _DRIFT_RUN,
     _LONG_NULL,
     _SLOT,
     _SLOT_V5,
@@ -38,6 +39,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V12,
     _STATE_V13,
     _STATE_V14,
+    _STATE_V15,
     COUNT_SHARE,
     SHIFT_Z,
     SPIKE_GO_ON0,
@@ -988,6 +990,27 @@ def test_a_smooth_daily_cycle_that_drifts_away_over_hours_opens_an_episode() -> 
     assert found >= 3
 
 
+def test_an_hourly_metric_that_drifts_away_over_days_opens_an_episode() -> None:
+    # a stationary metric read hourly (12 weeks) that ramps 5 to 10 sigmas away over 1.5
+    # to 4 days and stays there. The drift's baseline started at the level the forecaster
+    # had in the series' first hours and took hundreds of points to reach the values; the
+    # spread learned that climb at one over the points so far and kept it for weeks at
+    # hourly steps (its mean square 30 times a settled one's), so 7 of these 12 were
+    # found. A young baseline is now the mean of the points so far, and the spread learns
+    # every point until the drift may speak: 11, and no more episodes before the ramps
+    found = false = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        n = 12 * 7 * 24
+        values, where = drift_ramp(rng, stationary(rng, np.arange(n) * 3600.0), n, 24)
+        _, events = _run(values.tolist(), step=3600.0)
+        onsets = [round((e.ts - START) / 3600.0) for e in events if e.event == "opened"]
+        found += any(where.start <= i < 2 * where.stop - where.start for i in onsets)
+        false += sum(1 for i in onsets if 300 <= i < where.start)
+    assert found >= 10
+    assert false <= 4
+
+
 def _steep_cycle(seed: int, days: int) -> np.ndarray:
     """A smooth daily cycle of amplitude 30 with noise 0.5 at 5-minute steps: within a
     30-minute profile bin it moves by up to three times the noise's spread."""
@@ -1070,11 +1093,13 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    v13 = _as_version_13(whole.to_bytes())  # doubles, and no version 14 fields at the end
+    # doubles, and no version 14 or 15 fields at the end
+    v13 = _as_version_13(_as_version_14(whole.to_bytes()))
     doubles = RobustSeasonal.load(v13, {}, seed=0)
-    doubles.n0 = whole.n0  # not in a version 13 state
+    doubles.n0, doubles.dn = whole.n0, whole.dn  # not in a version 13 state
     assert doubles.to_bytes() == whole.to_bytes()
-    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + struct.calcsize("<QI")
+    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15)
+    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
 
 def test_a_flat_sensor_read_hourly_is_as_quiet_with_its_weekly_profile_in_float32() -> None:
@@ -1389,6 +1414,12 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_14(v15: bytes) -> bytes:
+    """A version 15 state as version 14 wrote it: no points the drift's baseline learned
+    at the end."""
+    return b"\x0e" + v15[1 : -struct.calcsize("<" + _STATE_V15)]
+
+
 def _as_version_13(v14: bytes) -> bytes:
     """A version 14 state as version 13 wrote it: the two profiles in doubles, and at
     the end no daily bins first seen on the first weekend, nor the profiles' start."""
@@ -1436,7 +1467,12 @@ def _as_version_11(v12: bytes) -> bytes:
     return out + v12[pos + 1 : -struct.calcsize("<" + _STATE_V12)]
 
 
-def test_versions_3_to_13_detector_states_still_load() -> None:
+def _as_version_11_of(det: RobustSeasonal) -> bytes:
+    """``det``'s state as version 11 wrote it."""
+    return _as_version_11(_as_version_12(_as_version_13(_as_version_14(det.to_bytes()))))
+
+
+def test_versions_3_to_14_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
@@ -1444,8 +1480,9 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     # remembered outliers' days in float32), version 11 the count share and the run of
     # zeros, version 12 a drift's baseline (and a smaller head, see ``_as_version_11``),
     # version 13 a slower rate of spikes (and their size in float32, see
-    # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``); a
-    # worker upgraded over an older state keeps what its series learned
+    # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``),
+    # version 15 the points the drift's baseline learned; a worker upgraded over an older
+    # state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -1458,13 +1495,22 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     det.kl = det.kr / 3.0  # as if a week on, when the two differ: the state keeps its own
     det.wm = 1 << 47 | 5  # as if the first weekend had seen bins first: kept too
     assert det.n0 == 20  # the profiles started at the 20th point
-    v14 = det.to_bytes()
+    assert det.dn == _DRIFT_RUN  # the baseline is past its running mean ...
+    det.dn = 37  # ... as if it had started 37 points ago: kept
+    v15 = det.to_bytes()
+    assert RobustSeasonal.load(v15, {}, seed=0).dn == 37
+    assert RobustSeasonal.load(v15, {}, seed=0).to_bytes() == v15
+    v14 = _as_version_14(v15)
+    assert len(v14) == len(v15) - 1
+    fourteen = RobustSeasonal.load(v14, {}, seed=0)
+    assert fourteen.dn == _DRIFT_RUN  # a live baseline goes on learning slowly
+    fourteen.dn = det.dn
+    assert fourteen.to_bytes() == v15
     assert RobustSeasonal.load(v14, {}, seed=0).kl == det.kl
     assert (RobustSeasonal.load(v14, {}, seed=0).wm, RobustSeasonal.load(v14, {}, seed=0).n0) == (
         det.wm,
         20,
     )
-    assert RobustSeasonal.load(v14, {}, seed=0).to_bytes() == v14
     v13 = _as_version_13(v14)
     # the daily profile was in doubles already; version 14 added the first weekend's bins
     # and the point the profiles started at
@@ -1472,13 +1518,13 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     thirteen = RobustSeasonal.load(v13, {}, seed=0)
     assert (thirteen.wm, thirteen.n0) == (0, 0)  # none on notice; the profiles long mature
     thirteen.wm, thirteen.n0 = det.wm, det.n0
-    assert thirteen.to_bytes() == v14  # the same bins (NaN where not yet seen)
+    assert _as_version_14(thirteen.to_bytes()) == v14  # the same bins (NaN where not yet seen)
     v12 = _as_version_12(v13)
     assert len(v12) == len(v13)  # the size's and the follow-up's 8 B made the slower rate's
     twelve = RobustSeasonal.load(v12, {}, seed=0)
     assert twelve.kl == twelve.kr == det.kr  # the day's rate is the best there is
     assert (twelve.ks, twelve.kc, twelve.dl, twelve.mem) == (det.ks, det.kc, det.dl, det.mem)
-    assert _as_version_12(_as_version_13(twelve.to_bytes())) == v12
+    assert _as_version_12(_as_version_13(_as_version_14(twelve.to_bytes()))) == v12
     v11 = _as_version_11(v12)
     assert len(v11) == len(v12)  # the head and the counts made the drift's 25 B
     eleven = RobustSeasonal.load(v11, {}, seed=0)
@@ -1486,22 +1532,19 @@ def test_versions_3_to_13_detector_states_still_load() -> None:
     assert (eleven.pre, eleven.mem, eleven.zw, eleven.sml) == (det.pre, det.mem, det.zw, det.sml)
     # the rates as they were (the step found again from them may be another that gives them)
     assert (eleven.a_sel, eleven.a_season) == (det.a_sel, det.a_season)
-    assert _as_version_11(_as_version_12(_as_version_13(eleven.to_bytes()))) == v11
+    assert _as_version_11_of(eleven) == v11
     v11_tail = struct.calcsize("<" + _STATE_V11)
     v10 = b"\x0a" + v11[1:-v11_tail]
     ten = RobustSeasonal.load(v10, {}, seed=0)
     assert (ten.zw, ten.zk) == (0.0, 0)  # no count series until its values say so
     assert (ten.mem, ten.kr, ten.sml) == (det.mem, det.kr, det.sml)
-    assert _as_version_11(_as_version_12(_as_version_13(ten.to_bytes())))[1:-v11_tail] == v10[1:]
+    assert _as_version_11_of(ten)[1:-v11_tail] == v10[1:]
     v9 = _as_version_9(v10, len(det.mem) // 4)
     nine = RobustSeasonal.load(v9, {}, seed=0)
     assert (nine.sml, nine.svl) == (0.0, _LONG_NULL)  # the third mean starts again
     assert (nine.dm, nine.dv, nine.ds) == (0.0, 1.0, 0)  # no drift's baseline yet
     assert (nine.mem, nine.kr, nine.sm) == (det.mem, det.kr, det.sm)
-    assert (
-        _as_version_11(_as_version_12(_as_version_13(nine.to_bytes())))[1 : -16 - v11_tail]
-        == v10[1:-16]
-    )
+    assert _as_version_11_of(nine)[1 : -16 - v11_tail] == v10[1:-16]
     v8 = b"\x08" + v9[1 : -struct.calcsize("<" + _STATE_V9)]
     eight = RobustSeasonal.load(v8, {}, seed=0)
     assert (eight.kr, eight.ks, eight.kk, eight.kp) == (0.0, SPIKE_SIZE0, 0, 0)
