@@ -442,7 +442,9 @@ DRIFT_AFTER = 600
 DRIFT_Z = 6.0
 _DRIFT_Z2 = DRIFT_Z * DRIFT_Z
 DRIFT_CREDIBLE = 2.0
-DRIFT_SPREAD_CAP = 25.0  # a drift builds up for tens of points before it speaks
+# a drift builds up for tens of points before it speaks: a mean 4 root mean squares out
+# teaches the spread as one at 4 would
+DRIFT_SPREAD_CAP = 16.0
 DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
 _DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
 _DRIFT_RUN = round(1.0 / DRIFT_ALPHA)  # < 256: kept in a byte
