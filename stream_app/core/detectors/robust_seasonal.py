@@ -152,9 +152,9 @@ the daily one's; the value itself without profiles), learned slowly (``DRIFT_ALP
 about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. A baseline starts at the
 level the forecaster has, which is rough where it starts (a series' first hours, a
 profile that just began to speak, the end of a spike), so over its first 100 points it
-is the mean of the points so far; only one that starts after the shift's means spoke
-is slow from the start (the level they saw move is what a further move is judged
-from). The mean of the distance
+is the mean of the points so far; only one that starts after the level moved (a jump,
+its undoing, or the shift's means speaking) is slow from the start: the level after the
+move is what a further move is judged from. The mean of the distance
 from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
 square (learned over about 1,000 points, not while it speaks, and each square counted at
 most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it
@@ -432,8 +432,8 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # DRIFT_Z: from DRIFT_AFTER points after the last jump, where the offset's forecaster
 # keeps a long-run mean square error within DRIFT_CREDIBLE times the fast level's. After
 # DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
-# are a running mean (one over the points so far), unless it starts after the shift's
-# means spoke.
+# are a running mean (one over the points so far), unless it starts after a jump, its
+# undoing or the shift's means speaking.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
@@ -1307,7 +1307,8 @@ class RobustSeasonal:
                     # at this value: its old level may be hundreds of points stale (the
                     # night before a daily rise), and the next points would page
                     self.jd = 0.0
-                    self.ds = 0  # a drift's baseline starts again at the level before
+                    self.ds = 0  # a drift's baseline starts again at the level before ...
+                    self.dn = _DRIFT_RUN  # ... slow from the start (a level that moved)
                     expected -= jd
                     ls, lc, lw = self.pre
                     lf = value
@@ -1359,7 +1360,8 @@ class RobustSeasonal:
                 # the fast level may absorb without a jump), or the offset's forecaster
                 # misses far more than the fast level (a random walk, whose level wanders
                 # as its normal behaviour): a baseline starts again later, slow from
-                # the start once the shift's means spoke (from the level they saw move)
+                # the start once the shift's means spoke (from the level they saw move;
+                # a jump and its undoing set that too)
                 if self.ds:
                     self.dn = 0
                 self.ds = 0
@@ -2038,7 +2040,8 @@ class RobustSeasonal:
         self.lw = value - weekly
         self.tr = 0.0
         self.sm = self.sms = self.sml = 0.0  # the shift is taken: its evidence starts again
-        self.ds = 0  # and a drift's baseline at the level after the jump
+        self.ds = 0  # and a drift's baseline at the level after the jump, slow from the start
+        self.dn = _DRIFT_RUN
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
