@@ -151,7 +151,8 @@ baseline: the value less its seasonal offset (the weekly profile's where it spea
 the daily one's; the value itself without profiles), learned slowly (``DRIFT_ALPHA``,
 about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. A baseline starts at the
 level the forecaster has, which is rough where it starts (a series' first hours, a
-profile that just began to speak, the end of a spike), so over its first 100 points it
+profile that just began to speak, the end of a spike, a drift just taken as the new
+level, which the forecaster still lags), so over its first 100 points it
 is the mean of the points so far; only one that starts after the level moved (a jump,
 its undoing, or the shift's means speaking) is slow from the start: the level after the
 move is what a further move is judged from. The mean of the distance
@@ -1362,11 +1363,11 @@ class RobustSeasonal:
                 # as its normal behaviour): a baseline starts again later, slow from
                 # the start once the shift's means spoke (from the level they saw move;
                 # a jump and its undoing set that too)
-                if self.ds:
-                    self.dn = 0
-                self.ds = 0
                 if shift2 > _SHIFT_Z2:
                     self.dn = _DRIFT_RUN
+                elif self.ds:  # a live baseline ends here: the next one starts rough
+                    self.dn = 0
+                self.ds = 0
             else:
                 # the main model's points (outliers, a recurring one, a run, a first
                 # Monday's bins on notice) are not the drift's, nor those where the offset's
@@ -1536,7 +1537,8 @@ class RobustSeasonal:
             self.dk += 1
             if self.dk < DRIFT_ACCEPT:
                 return drift2
-            # a drift that lasts is the new level
+            # a drift that lasts is the new level (the forecaster's, which lags the end of
+            # a ramp: a rough start)
             self.dl = level
             self.dm = 0.0
             self.dk = 0
