@@ -154,8 +154,10 @@ level the forecaster has, which is rough where it starts (a series' first hours,
 profile that just began to speak, the end of a spike, a drift just taken as the new
 level, which the forecaster still lags), so over its first 100 points it
 is the mean of the points so far; only one that starts after the level moved (a jump,
-its undoing, or the shift's means speaking) is slow from the start: the level after the
-move is what a further move is judged from. The mean of the distance
+its undoing, or the shift's means speaking, if it starts within ``DRIFT_RECENT`` points
+of them: a baseline that waited longer, its offset's forecaster not credible, would
+start from a level gone stale) is slow from the start: the level after the move is what
+a further move is judged from. The mean of the distance
 from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
 square (learned over about 1,000 points, not while it speaks, and each square counted at
 most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it
@@ -168,11 +170,13 @@ its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's 
 or a random walk, whose level wanders as its normal behaviour, keeps its silence).
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
-the clip neither move the baseline nor are judged by it. While the shift's means speak,
-the change is theirs (a level that moved, which the fast level may absorb without a
-jump): the baseline starts again at the level the forecaster has once they are quiet, as
-it does after a jump or its undoing; and a drift that speaks for ``DRIFT_ACCEPT`` points
-in a row is the new level, so a ramp that stays is one episode.
+the clip neither move the baseline nor are judged by it, nor does a count's first
+weekend (a weekend may differ from the weekdays the daily profile learned: orders on
+business days, whose weekend zeros are each within a count's noise, add up). While the
+shift's means speak, the change is theirs (a level that moved, which the fast level may
+absorb without a jump): the baseline starts again at the level the forecaster has once
+they are quiet, as it does after a jump or its undoing; and a drift that speaks for
+``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is one episode.
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
@@ -314,7 +318,10 @@ _STATE_V13 = "d"  # then version 13's slower rate of spikes
 # then version 14's daily bins first seen on the first weekend, and the point the
 # profiles started at
 _STATE_V14 = "QI"
-_STATE_V15 = "B"  # then version 15's points the drift's baseline learned (to _DRIFT_RUN)
+# then version 15's points the drift's baseline learned (to _DRIFT_RUN; while it waits,
+# to _DRIFT_RUN + DRIFT_RECENT, counting down: a version 15 state from before that, at
+# most _DRIFT_RUN, means what it meant, so the version stayed)
+_STATE_V15 = "B"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -434,7 +441,7 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # keeps a long-run mean square error within DRIFT_CREDIBLE times the fast level's. After
 # DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
 # are a running mean (one over the points so far), unless it starts after a jump, its
-# undoing or the shift's means speaking.
+# undoing or (within DRIFT_RECENT points) the shift's means speaking.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
@@ -445,10 +452,15 @@ _DRIFT_Z2 = DRIFT_Z * DRIFT_Z
 DRIFT_CREDIBLE = 2.0
 # a drift builds up for tens of points before it speaks: a mean 4 root mean squares out
 # teaches the spread as one at 4 would
-DRIFT_SPREAD_CAP = 16.0
+DRIFT_SPREAD_CAP = 12.0
 DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
 _DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
-_DRIFT_RUN = round(1.0 / DRIFT_ALPHA)  # < 256: kept in a byte
+_DRIFT_RUN = round(1.0 / DRIFT_ALPHA)
+# a baseline that starts within this many points after the shift's means spoke (points
+# it waited through, the offset's forecaster not credible) is slow from the start; one
+# that starts later is rough (while the baseline waits, its points-learned byte counts
+# down from _DRIFT_RUN + DRIFT_RECENT, which must stay < 256: kept in a byte)
+DRIFT_RECENT = 100
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -811,7 +823,10 @@ class RobustSeasonal:
         self.dv = _DRIFT_NULL  # ... and its mean square
         self.ds = 0  # the offset's source: 1 none, 2 daily, 3 weekly (0: restart the baseline)
         self.dk = 0  # points in a row the drift has spoken
-        self.dn = 0  # points the baseline learned, up to _DRIFT_RUN (from there, at DRIFT_ALPHA)
+        # points the baseline learned, up to _DRIFT_RUN (from there, at DRIFT_ALPHA); while
+        # it waits, 0 for a rough start, _DRIFT_RUN for a slow one, above that slow for a
+        # while yet (see DRIFT_RECENT)
+        self.dn = 0
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
@@ -1364,14 +1379,25 @@ class RobustSeasonal:
                 # the start once the shift's means spoke (from the level they saw move;
                 # a jump and its undoing set that too)
                 if shift2 > _SHIFT_Z2:
-                    self.dn = _DRIFT_RUN
+                    self.dn = _DRIFT_RUN + DRIFT_RECENT
                 elif self.ds:  # a live baseline ends here: the next one starts rough
                     self.dn = 0
+                elif self.dn > _DRIFT_RUN:
+                    # the shift's means spoke a while ago: the level they saw move grows
+                    # stale while the baseline waits (a random walk's forecaster, far
+                    # from credible); once DRIFT_RECENT points went by, a restart is rough
+                    self.dn -= 1
+                    if self.dn == _DRIFT_RUN:
+                        self.dn = 0
                 self.ds = 0
             else:
                 # the main model's points (outliers, a recurring one, a run, a first
                 # Monday's bins on notice) are not the drift's, nor those where the offset's
-                # own profile misses
+                # own profile misses, nor a count's first weekend: a weekend may differ
+                # from the weekdays the daily profile learned (a count of business days
+                # whose weekend is zeros, each within a count's noise, drifted below by
+                # Saturday noon; for every series, the rule cost smooth cycles their
+                # ramps on a first weekend and added false episodes)
                 loud = (
                     a > clip
                     or raw > clip
@@ -1379,6 +1405,12 @@ class RobustSeasonal:
                     or self.jumps != 0
                     or self.rm != 0
                     or not -far <= miss <= far
+                    or (
+                        src == 2
+                        and self.zw > COUNT_SHARE
+                        and ts - self.t0 < WEEKLY_AFTER
+                        and _weekend(ts)
+                    )
                 )
                 drift2 = self._drift(value - off, expected - off, src, sigma, loud)
                 if drift2 > shift2:
@@ -1514,6 +1546,8 @@ class RobustSeasonal:
             elif not loud:
                 if ds:  # a live baseline whose source changed: a rough start
                     self.dn = 0
+                elif self.dn > _DRIFT_RUN:  # soon after the shift's means spoke: slow
+                    self.dn = _DRIFT_RUN
                 self.dl = level
                 self.dm = 0.0
                 self.dk = 0

@@ -41,6 +41,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V14,
     _STATE_V15,
     COUNT_SHARE,
+    DRIFT_RECENT,
     SHIFT_Z,
     SPIKE_GO_ON0,
     SPIKE_SIZE0,
@@ -673,7 +674,9 @@ def test_the_zeros_of_a_count_of_business_days_are_no_news(seed: int, step: floa
     # or at a weekly bin's small but non-zero value over a weekend of zeros, the
     # weekends paged (10 draws: 100 times at five minutes, 39 hourly). Zeros count at
     # the weekly profile's value where it is lower, not on a weekend it has not seen,
-    # and only where the model has a zero rare.
+    # and only where the model has a zero rare. Nor does the drift's baseline judge a
+    # count's first weekend: with the spread cap at 12, its zeros (each within the noise)
+    # drifted below the weekdays' level by Saturday noon in 7 of 10 draws at five minutes.
     rng = np.random.default_rng(seed)
     t = np.arange(int(42 * 86400 / step)) * step
     hours = (t % 86400.0) / 3600.0
@@ -988,7 +991,7 @@ def test_a_smooth_daily_cycle_that_drifts_away_over_hours_opens_an_episode() -> 
     # DRIFT_SPREAD_CAP times the mean square would: 4 found with a cap of 25 (8 with 20,
     # which split a false drift on hourly business hours in two and added one in counts,
     # while a baseline's slow start inflated the spread). With a running-mean start, a cap
-    # of 16: 9 found.
+    # of 16: 9 found; 12 (a slow start only soon after the shift's means spoke): 9.
     found, _ = _drift_ramps_found(seasonal, 12, quiet_from=600)
     assert found >= 8
 
@@ -1184,6 +1187,62 @@ def test_a_damaged_state_with_an_age_of_0_does_not_stop_the_drift_baseline() -> 
     damaged = RobustSeasonal.load(bytes(head), {}, seed=0)
     assert damaged.age == 0
     assert all(math.isfinite(v) for v in damaged.update(STEP * 700, 10.2))
+
+
+def _shift_spoke(seed: int) -> tuple[RobustSeasonal, list[float], int]:
+    """A noisy metric (five days at 5-minute steps) whose level moves 2 sigma: the
+    detector up to the point where the shift's means spoke, the values, the next index."""
+    values = (50.0 + np.random.default_rng(seed).normal(0.0, 1.0, 3000)).tolist()
+    for i in range(1500, 3000):
+        values[i] += 2.0
+    det = RobustSeasonal.create({}, seed=0)
+    for i, value in enumerate(values):
+        det.update(START + STEP * i, value)
+        if det.dn > _DRIFT_RUN:
+            assert i >= 1500 and det.ds == 0  # the baseline waits for the level to settle
+            return det, values, i + 1
+    raise AssertionError("the shift's means never spoke")
+
+
+def _wait_for_baseline(det: RobustSeasonal, values: list[float], i: int) -> tuple[int, int]:
+    """Feed ``values`` from ``i`` until a drift's baseline starts again: the next index and
+    the points that baseline had learned when it started."""
+    for k in range(i, len(values)):
+        det.update(START + STEP * k, values[k])
+        if det.ds:
+            return k + 1, det.dn
+    raise AssertionError("the baseline never started again")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 7])  # (4: a jump took the step)
+def test_a_drift_baseline_starts_slow_only_soon_after_the_shift_spoke(seed: int) -> None:
+    # A level that moved: the baseline that starts soon after is slow from the start
+    # (the level after the move is what a further move is judged from) ...
+    det, values, i = _shift_spoke(seed)
+    _, learned = _wait_for_baseline(det, values, i)
+    assert learned == _DRIFT_RUN
+    # ... but one that waited longer, its forecaster missing as a random walk's would
+    # (application crash rate 2 in the development set waited 235 points), would start
+    # from a level gone stale: it starts rough, the mean of the points so far
+    det, values, i = _shift_spoke(seed)
+    det.sc = det.ss = det.swl = 1e6 * det.sf  # no forecaster is credible
+    waited = [det.dn]
+    for k in range(i, i + DRIFT_RECENT + 100):
+        det.update(START + STEP * k, values[k])
+        waited.append(det.dn)
+    assert det.ds == 0  # the baseline waited, counting down from where the means last spoke
+    last = max(k for k, dn in enumerate(waited) if dn == _DRIFT_RUN + DRIFT_RECENT)
+    assert last < 50
+    assert waited[last + 1 : last + DRIFT_RECENT + 1] == [
+        *range(_DRIFT_RUN + DRIFT_RECENT - 1, _DRIFT_RUN, -1),
+        0,
+    ]
+    assert waited[-1] == 0
+    det.sc = det.ss = det.swl = det.sf  # credible again
+    i, learned = _wait_for_baseline(det, values, i + DRIFT_RECENT + 100)
+    assert learned == 0
+    det.update(START + STEP * i, values[i])
+    assert det.ds and det.dn == 1  # its first point is its running mean
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
@@ -1502,6 +1561,9 @@ def test_versions_3_to_14_detector_states_still_load() -> None:
     det.dn = 37  # ... as if it had started 37 points ago: kept
     v15 = det.to_bytes()
     assert RobustSeasonal.load(v15, {}, seed=0).dn == 37
+    waiting = RobustSeasonal.load(v15, {}, seed=0)
+    waiting.ds, waiting.dn = 0, _DRIFT_RUN + DRIFT_RECENT  # a baseline waiting: kept too
+    assert RobustSeasonal.load(waiting.to_bytes(), {}, seed=0).dn == _DRIFT_RUN + DRIFT_RECENT
     assert RobustSeasonal.load(v15, {}, seed=0).to_bytes() == v15
     v14 = _as_version_14(v15)
     assert len(v14) == len(v15) - 1
