@@ -164,8 +164,9 @@ most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the s
 is judged by, and one that builds up over a hundred points taught it while it built;
 before the drift may speak it learns every point, so a distance that was there from the
 start is learned as the series' own),
-speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means), from
-``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
+speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means; once it
+speaks, down to ``DRIFT_HOLD``: a drift about its threshold would speak in bursts, an
+episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
 its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's (a price
 or a random walk, whose level wanders as its normal behaviour, keeps its silence).
 Points that are the main model's (outliers, one judged against a recurring size, a run,
@@ -437,9 +438,9 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # sigmas (each clipped at DRIFT_CLIP), in units of its own root mean square (learned at
 # DRIFT_VAR_ALPHA, from one over the points since the last jump at first, not while it
 # speaks, and a square beyond DRIFT_SPREAD_CAP times it is learned as that), speaks at
-# DRIFT_Z: from DRIFT_AFTER points after the last jump, where the offset's forecaster
-# keeps a long-run mean square error within DRIFT_CREDIBLE times the fast level's. After
-# DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
+# DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the last jump, where
+# the offset's forecaster keeps a long-run mean square error within DRIFT_CREDIBLE times
+# the fast level's. After DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
 # are a running mean (one over the points so far), unless it starts after a jump, its
 # undoing or (within DRIFT_RECENT points) the shift's means speaking.
 DRIFT_ALPHA = 0.01
@@ -449,6 +450,11 @@ DRIFT_CLIP = 10.0
 DRIFT_AFTER = 600
 DRIFT_Z = 6.0
 _DRIFT_Z2 = DRIFT_Z * DRIFT_Z
+# once the drift speaks, it goes on while its mean is beyond DRIFT_HOLD (a drift that ends
+# its ramp about DRIFT_Z spoke in bursts, an episode each; held, it lasts DRIFT_ACCEPT
+# points and is the new level)
+DRIFT_HOLD = 5.0
+_DRIFT_HOLD2 = DRIFT_HOLD * DRIFT_HOLD
 DRIFT_CREDIBLE = 2.0
 # a drift builds up for tens of points before it speaks: a mean 4 root mean squares out
 # teaches the spread as one at 4 would
@@ -1564,7 +1570,7 @@ class RobustSeasonal:
         self.dm, self.dv, drift2 = _mean_of_z(
             self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL, DRIFT_SPREAD_CAP
         )
-        if drift2 > _DRIFT_Z2 and age > DRIFT_AFTER:
+        if age > DRIFT_AFTER and (drift2 > _DRIFT_Z2 or (self.dk and drift2 > _DRIFT_HOLD2)):
             # a drift under way does not teach the spread (before it may speak, the spread
             # learns every point: a distance there from the start is the series' own)
             self.dv = dv

@@ -55,12 +55,14 @@ from stream_app.offline.families import (
     drift_ramp,
     flat,
     flickering_flow,
+    generate_families,
     quantised,
     random_spikes,
     random_walk,
     seasonal,
     stationary,
 )
+from stream_app.offline.windows import nab_windows
 
 STEP = 300.0
 DAY_POINTS = 288
@@ -1243,6 +1245,21 @@ def test_a_drift_baseline_starts_slow_only_soon_after_the_shift_spoke(seed: int)
     assert learned == 0
     det.update(START + STEP * i, values[i])
     assert det.ds and det.dn == 1  # its first point is its running mean
+
+
+def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None:
+    # The generated drift family's sixth series (draw 11): after its ramp's window (points
+    # 1174-1308) the drift's mean hovered about DRIFT_Z, and every point below it ended
+    # the episode: 7 opened within 50 points. Once the drift speaks it goes on down to
+    # DRIFT_HOLD, so it lasts DRIFT_ACCEPT points in a row and is the new level: one.
+    g = generate_families(6, 11)["drift"][5]
+    (a, b), *_ = nab_windows(g.labels)
+    assert (a, b) == (1174, 1308)
+    _, events = _run_at(list(g.timestamps), list(g.values))
+    opened = [e.ts for e in events if e.event == "opened"]
+    assert any(g.timestamps[a] <= ts <= g.timestamps[b] for ts in opened)  # found
+    after = [ts for ts in opened if g.timestamps[b] < ts <= g.timestamps[b + 100]]
+    assert len(after) <= 1
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
