@@ -166,9 +166,10 @@ before the drift may speak it learns every point, so a distance that was there f
 start is learned as the series' own),
 speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means; once it
 speaks, down to ``DRIFT_HOLD``: a drift about its threshold would speak in bursts, an
-episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's forecaster is credible:
-its long-run mean square error within ``DRIFT_CREDIBLE`` times the fast level's (a price
-or a random walk, whose level wanders as its normal behaviour, keeps its silence).
+episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's
+forecaster is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times
+the fast level's (a price or a random walk, whose level wanders as its normal behaviour,
+keeps its silence).
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
 the clip neither move the baseline nor are judged by it, nor does a count's first
@@ -440,9 +441,10 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # speaks, and a square beyond DRIFT_SPREAD_CAP times it is learned as that), speaks at
 # DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the last jump, where
 # the offset's forecaster keeps a long-run mean square error within DRIFT_CREDIBLE times
-# the fast level's. After DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN points
-# are a running mean (one over the points so far), unless it starts after a jump, its
-# undoing or (within DRIFT_RECENT points) the shift's means speaking.
+# the fast level's. After DRIFT_ACCEPT points in a row it is the new level. A baseline's
+# first _DRIFT_RUN points are a running mean (one over the points so far), unless it
+# starts after a jump, its undoing or (within DRIFT_RECENT points) the shift's means
+# speaking.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
