@@ -177,8 +177,11 @@ weekend (a weekend may differ from the weekdays the daily profile learned: order
 business days, whose weekend zeros are each within a count's noise, add up). While the
 shift's means speak, the change is theirs (a level that moved, which the fast level may
 absorb without a jump): the baseline starts again at the level the forecaster has once
-they are quiet, as it does after a jump or its undoing; and a drift that speaks for
-``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is one episode.
+they are quiet, as it does after a jump or its undoing, and a drift back within
+``DRIFT_BACK`` sigmas of the baseline from before they spoke is the end of a temporary
+change (a day lower than its pattern, then the pattern again): that baseline is taken
+back, no drift. A drift that speaks for ``DRIFT_ACCEPT`` points in a row is the new
+level, so a ramp that stays is one episode.
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
@@ -284,7 +287,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 15
+_VERSION = 16
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -324,6 +327,8 @@ _STATE_V14 = "QI"
 # to _DRIFT_RUN + DRIFT_RECENT, counting down: a version 15 state from before that, at
 # most _DRIFT_RUN, means what it meant, so the version stayed)
 _STATE_V15 = "B"
+# then version 16's baseline from before the shift's means last spoke (NaN: none)
+_STATE_V16 = "d"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -457,6 +462,9 @@ _DRIFT_Z2 = DRIFT_Z * DRIFT_Z
 # points and is the new level)
 DRIFT_HOLD = 5.0
 _DRIFT_HOLD2 = DRIFT_HOLD * DRIFT_HOLD
+# a drift within this many sigmas of the baseline from before the shift's means spoke is
+# back there: the end of a temporary change, not a drift
+DRIFT_BACK = 2.0
 DRIFT_CREDIBLE = 2.0
 # a drift builds up for tens of points before it speaks: a mean 4 root mean squares out
 # teaches the spread as one at 4 would
@@ -721,6 +729,7 @@ class RobustSeasonal:
         "dl",
         "dm",
         "dn",
+        "dp",
         "ds",
         "dv",
         "ec",
@@ -835,6 +844,9 @@ class RobustSeasonal:
         # it waits, 0 for a rough start, _DRIFT_RUN for a slow one, above that slow for a
         # while yet (see DRIFT_RECENT)
         self.dn = 0
+        # the baseline before the shift's means last spoke, while the one restarted after
+        # them judges (NaN: none): a drift back to it is the end of a temporary change
+        self.dp = _NAN
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
@@ -899,7 +911,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -980,6 +992,8 @@ class RobustSeasonal:
                 det.wm, det.n0 = int(wm), int(n0)
             if blob[0] >= 15:
                 det.dn = int(r.raw(_STATE_V15)[0])
+            if blob[0] >= 16:
+                det.dp = float(r.raw(_STATE_V16)[0])
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1022,6 +1036,7 @@ class RobustSeasonal:
         w.raw(_STATE_V13, self.kl)
         w.raw(_STATE_V14, self.wm, self.n0)
         w.raw(_STATE_V15, self.dn)
+        w.raw(_STATE_V16, self.dp)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1333,6 +1348,7 @@ class RobustSeasonal:
                     self.jd = 0.0
                     self.ds = 0  # a drift's baseline starts again at the level before ...
                     self.dn = _DRIFT_RUN  # ... slow from the start (a level that moved)
+                    self.dp = _NAN
                     expected -= jd
                     ls, lc, lw = self.pre
                     lf = value
@@ -1387,6 +1403,11 @@ class RobustSeasonal:
                 # the start once the shift's means spoke (from the level they saw move;
                 # a jump and its undoing set that too)
                 if shift2 > _SHIFT_Z2:
+                    if self.ds:
+                        # the level to come back to, where a daily pattern was seen (a
+                        # younger series' profile follows its value like a level)
+                        daily = day is not None and ts - self.t0 >= DAILY_AFTER
+                        self.dp = self.dl if daily else _NAN
                     self.dn = _DRIFT_RUN + DRIFT_RECENT
                 elif self.ds:  # a live baseline ends here: the next one starts rough
                     self.dn = 0
@@ -1549,13 +1570,17 @@ class RobustSeasonal:
         ds = self.ds
         if src != ds:
             if ds + src == 5:  # daily <-> weekly: the same baseline, their levels apart
-                self.dl += (self.lw - self.lc) if src == 3 else (self.lc - self.lw)
+                apart = (self.lw - self.lc) if src == 3 else (self.lc - self.lw)
+                self.dl += apart
+                self.dp += apart
                 self.ds = src
             elif not loud:
                 if ds:  # a live baseline whose source changed: a rough start
                     self.dn = 0
                 elif self.dn > _DRIFT_RUN:  # soon after the shift's means spoke: slow
                     self.dn = _DRIFT_RUN
+                if not self.dn:  # the level before a move long past is no reference
+                    self.dp = _NAN
                 self.dl = level
                 self.dm = 0.0
                 self.dk = 0
@@ -1573,6 +1598,16 @@ class RobustSeasonal:
             self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL, DRIFT_SPREAD_CAP
         )
         if age > DRIFT_AFTER and (drift2 > _DRIFT_Z2 or (self.dk and drift2 > _DRIFT_HOLD2)):
+            back = (u - self.dp) / sigma
+            if -DRIFT_BACK <= back <= DRIFT_BACK:
+                # back where the baseline was before the shift's means spoke: the change
+                # they saw was temporary (a day lower than its pattern), and its end is
+                # no drift; the baseline is the one from before again
+                self.dl = self.dp
+                self.dp = _NAN
+                self.dm = 0.0
+                self.dk = 0
+                return 0.0
             # a drift under way does not teach the spread (before it may speak, the spread
             # learns every point: a distance there from the start is the series' own)
             self.dv = dv
@@ -1582,6 +1617,7 @@ class RobustSeasonal:
             # a drift that lasts is the new level (the forecaster's, which lags the end of
             # a ramp: a rough start)
             self.dl = level
+            self.dp = _NAN
             self.dm = 0.0
             self.dk = 0
             self.dn = 0
@@ -2086,6 +2122,7 @@ class RobustSeasonal:
         self.sm = self.sms = self.sml = 0.0  # the shift is taken: its evidence starts again
         self.ds = 0  # and a drift's baseline at the level after the jump, slow from the start
         self.dn = _DRIFT_RUN
+        self.dp = _NAN
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta

@@ -40,6 +40,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V13,
     _STATE_V14,
     _STATE_V15,
+    _STATE_V16,
     COUNT_SHARE,
     DRIFT_RECENT,
     SHIFT_Z,
@@ -1101,12 +1102,12 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    # doubles, and no version 14 or 15 fields at the end
-    v13 = _as_version_13(_as_version_14(whole.to_bytes()))
+    # doubles, and no version 14, 15 or 16 fields at the end
+    v13 = _as_version_13(_as_version_14(_as_version_15(whole.to_bytes())))
     doubles = RobustSeasonal.load(v13, {}, seed=0)
-    doubles.n0, doubles.dn = whole.n0, whole.dn  # not in a version 13 state
+    doubles.n0, doubles.dn, doubles.dp = whole.n0, whole.dn, whole.dp  # not in version 13
     assert doubles.to_bytes() == whole.to_bytes()
-    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15)
+    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15 + _STATE_V16)
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
 
@@ -1260,6 +1261,29 @@ def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None
     assert any(g.timestamps[a] <= ts <= g.timestamps[b] for ts in opened)  # found
     after = [ts for ts in opened if g.timestamps[b] < ts <= g.timestamps[b + 100]]
     assert len(after) <= 1
+
+
+def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
+    # A daily trapezoid (20 at night, 80 by day, unit noise; the shape of NAB's artificial
+    # series) with one day 40 % lower. The shift's means speak that evening, and the
+    # drift's baseline starts again slow, at the lower day's level; the day after opened
+    # an episode in 8 of these 10 draws (most a drift above that level as the pattern
+    # came back; 3 with the spread cap at 16). Back within DRIFT_BACK sigmas of the
+    # baseline from before the shift spoke, the change is over: that baseline is taken
+    # back, no drift (2: a sustained shift as the day ends, and one drift).
+    start = 1_700_000_000.0  # a Tuesday, 22:13 UTC
+    n, day, at = 4032, 288, 2800
+    hours = (np.arange(n) % day) / day * 24.0
+    rise = np.clip(np.minimum((hours - 6.0) / 3.0, (20.0 - hours) / 3.0), 0.0, 1.0)
+    after = 0
+    for seed in range(1, 11):
+        values = 20.0 + 60.0 * rise + np.random.default_rng(seed).normal(0.0, 1.0, n)
+        values[at : at + day] = 20.0 + (values[at : at + day] - 20.0) * 0.6
+        _, events = _run(values.tolist(), start=start)
+        onsets = [round((e.ts - start) / STEP) for e in events if e.event == "opened"]
+        assert any(at - day <= i <= at + day for i in onsets)  # the day is found
+        after += any(at + day < i <= at + 2 * day for i in onsets)
+    assert after <= 2
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
@@ -1493,6 +1517,12 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_15(v16: bytes) -> bytes:
+    """A version 16 state as version 15 wrote it: no baseline from before the shift's
+    means spoke at the end."""
+    return b"\x0f" + v16[1 : -struct.calcsize("<" + _STATE_V16)]
+
+
 def _as_version_14(v15: bytes) -> bytes:
     """A version 15 state as version 14 wrote it: no points the drift's baseline learned
     at the end."""
@@ -1548,10 +1578,12 @@ def _as_version_11(v12: bytes) -> bytes:
 
 def _as_version_11_of(det: RobustSeasonal) -> bytes:
     """``det``'s state as version 11 wrote it."""
-    return _as_version_11(_as_version_12(_as_version_13(_as_version_14(det.to_bytes()))))
+    return _as_version_11(
+        _as_version_12(_as_version_13(_as_version_14(_as_version_15(det.to_bytes()))))
+    )
 
 
-def test_versions_3_to_14_detector_states_still_load() -> None:
+def test_versions_3_to_15_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
@@ -1560,8 +1592,9 @@ def test_versions_3_to_14_detector_states_still_load() -> None:
     # zeros, version 12 a drift's baseline (and a smaller head, see ``_as_version_11``),
     # version 13 a slower rate of spikes (and their size in float32, see
     # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``),
-    # version 15 the points the drift's baseline learned; a worker upgraded over an older
-    # state keeps what its series learned
+    # version 15 the points the drift's baseline learned, version 16 the baseline from
+    # before the shift's means spoke; a worker upgraded over an older state keeps what
+    # its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -1576,18 +1609,26 @@ def test_versions_3_to_14_detector_states_still_load() -> None:
     assert det.n0 == 20  # the profiles started at the 20th point
     assert det.dn == _DRIFT_RUN  # the baseline is past its running mean ...
     det.dn = 37  # ... as if it had started 37 points ago: kept
-    v15 = det.to_bytes()
+    det.dp = 9.5  # as if the shift's means had spoken with a baseline at 9.5: kept
+    v16 = det.to_bytes()
+    assert RobustSeasonal.load(v16, {}, seed=0).dp == 9.5
+    assert RobustSeasonal.load(v16, {}, seed=0).to_bytes() == v16
+    v15 = _as_version_15(v16)
+    assert len(v15) == len(v16) - 8
+    fifteen = RobustSeasonal.load(v15, {}, seed=0)
+    assert math.isnan(fifteen.dp)  # none known: a drift is judged as it was
+    fifteen.dp = det.dp
+    assert fifteen.to_bytes() == v16
     assert RobustSeasonal.load(v15, {}, seed=0).dn == 37
     waiting = RobustSeasonal.load(v15, {}, seed=0)
     waiting.ds, waiting.dn = 0, _DRIFT_RUN + DRIFT_RECENT  # a baseline waiting: kept too
     assert RobustSeasonal.load(waiting.to_bytes(), {}, seed=0).dn == _DRIFT_RUN + DRIFT_RECENT
-    assert RobustSeasonal.load(v15, {}, seed=0).to_bytes() == v15
     v14 = _as_version_14(v15)
     assert len(v14) == len(v15) - 1
     fourteen = RobustSeasonal.load(v14, {}, seed=0)
     assert fourteen.dn == _DRIFT_RUN  # a live baseline goes on learning slowly
     fourteen.dn = det.dn
-    assert fourteen.to_bytes() == v15
+    assert _as_version_15(fourteen.to_bytes()) == v15
     assert RobustSeasonal.load(v14, {}, seed=0).kl == det.kl
     assert (RobustSeasonal.load(v14, {}, seed=0).wm, RobustSeasonal.load(v14, {}, seed=0).n0) == (
         det.wm,
@@ -1600,13 +1641,15 @@ def test_versions_3_to_14_detector_states_still_load() -> None:
     thirteen = RobustSeasonal.load(v13, {}, seed=0)
     assert (thirteen.wm, thirteen.n0) == (0, 0)  # none on notice; the profiles long mature
     thirteen.wm, thirteen.n0 = det.wm, det.n0
-    assert _as_version_14(thirteen.to_bytes()) == v14  # the same bins (NaN where not yet seen)
+    assert (
+        _as_version_14(_as_version_15(thirteen.to_bytes())) == v14
+    )  # the same bins (NaN where not yet seen)
     v12 = _as_version_12(v13)
     assert len(v12) == len(v13)  # the size's and the follow-up's 8 B made the slower rate's
     twelve = RobustSeasonal.load(v12, {}, seed=0)
     assert twelve.kl == twelve.kr == det.kr  # the day's rate is the best there is
     assert (twelve.ks, twelve.kc, twelve.dl, twelve.mem) == (det.ks, det.kc, det.dl, det.mem)
-    assert _as_version_12(_as_version_13(_as_version_14(twelve.to_bytes()))) == v12
+    assert _as_version_12(_as_version_13(_as_version_14(_as_version_15(twelve.to_bytes())))) == v12
     v11 = _as_version_11(v12)
     assert len(v11) == len(v12)  # the head and the counts made the drift's 25 B
     eleven = RobustSeasonal.load(v11, {}, seed=0)
