@@ -1285,12 +1285,10 @@ def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
     # baseline from before the shift spoke, the change is over: that baseline is taken
     # back, no drift (2: a sustained shift as the day ends, and one drift).
     start = 1_700_000_000.0  # a Tuesday, 22:13 UTC
-    n, day, at = 4032, 288, 2800
-    hours = (np.arange(n) % day) / day * 24.0
-    rise = np.clip(np.minimum((hours - 6.0) / 3.0, (20.0 - hours) / 3.0), 0.0, 1.0)
+    day, at = DAY_POINTS, 2800
     after = 0
     for seed in range(1, 11):
-        values = 20.0 + 60.0 * rise + np.random.default_rng(seed).normal(0.0, 1.0, n)
+        values = _trapezoid_days(14, seed)
         values[at : at + day] = 20.0 + (values[at : at + day] - 20.0) * 0.6
         _, events = _run(values.tolist(), start=start)
         onsets = [round((e.ts - start) / STEP) for e in events if e.event == "opened"]
