@@ -205,13 +205,16 @@ spike; from point ``SPIKE_AFTER`` on, the detector learns their rate (the first 
 of a run counts; a mean over a day's points, and a slower one over ``SPIKE_SLOW_DAYS``
 days: the rate is the larger) and their mean size beyond ``SPIKE_Z``. A day holds only a
 few spikes, so the day's mean alone swings by a factor of three, and each spike that
-came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, a
-spike's tail probability is at least their rate times an exponential tail of their
-sizes (peaks over a threshold, as in SPOT): the usual spike scores as often as it comes,
-one ten times its size still pages. A run of spikes scores at least as the chance of
-that many in a row (how often one follows another is learned too): where spikes come
-alone, a level shift pages at its second point instead of hiding among them. Spikes
-rarer than that (an hourly crash rate that jumps once a day) stay news.
+came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, or
+``SPIKE_PER_DAY_LOW`` times where that is also ``SPIKE_SHARE`` of the points or more
+(steps of about 3 minutes or longer; request latency with 1 % slow requests at 5
+minutes), a spike's tail probability is at least their rate times an exponential tail
+of their sizes (peaks over a threshold, as in SPOT): the usual spike scores as often as
+it comes, one ten times its size still pages. A run of spikes scores at least as the
+chance of that many in a row (how often one follows another is learned too): where
+spikes come alone, a level shift pages at its second point instead of hiding among
+them. Spikes rarer than that (an hourly crash rate that jumps once a day; a machine at
+1-minute steps whose spikes come three times a day) stay news.
 
 **Counts that stop** (requests or events that drop to nothing: an outage). A count of
 7 every five minutes, whose sigma, learned over the whole day, is 5, misses a zero by
@@ -494,10 +497,15 @@ MULT_WARM = 100
 # beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth SPIKE_SIZE_WEIGHT spikes, then
 # learned at SPIKE_SIZE_RATE at least, winsorised at SPIKE_SIZE_CLIP times itself) give a
 # spike's tail probability, which caps its score while the series has SPIKE_PER_DAY
-# spikes a day or more; and how often a spike follows a spike (SPIKE_GO_ON0 before any,
-# learned like their size) lifts a run of them
+# spikes a day or more, or SPIKE_PER_DAY_LOW where that is also SPIKE_SHARE of its points
+# or more; and how often a spike follows a spike (SPIKE_GO_ON0 before any, learned like
+# their size) lifts a run of them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
+# ... at steps of about 3 minutes or longer (2.5 a day at a 1-minute step are one reading
+# in 576, rare among its readings, which the MongoDB machine's labels call anomalies)
+SPIKE_PER_DAY_LOW = 2.5
+SPIKE_SHARE = 0.005
 SPIKE_SLOW_DAYS = 7.0
 # ... which starts as this much time's points without a spike (300 at 1-minute steps, as the
 # day's rate), at least SPIKE_MIN_POINTS and at most SPIKE_PRIOR: what a few early spikes
@@ -1693,7 +1701,8 @@ class RobustSeasonal:
         """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
 
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
-        ``SPIKE_PER_DAY`` or more a day, a spike's tail probability is at least their
+        ``SPIKE_PER_DAY`` or more a day (``SPIKE_PER_DAY_LOW`` where that is also
+        ``SPIKE_SHARE`` of its points or more), a spike's tail probability is at least their
         rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
         (peaks over a threshold): the usual spike scores as often as it comes, and
         one several times the usual size still pages. A run's first point counts as
@@ -1726,7 +1735,8 @@ class RobustSeasonal:
         excess = a - SPIKE_Z
         size = self.ks
         # the spikes a day: rate times a day's points (times the points so far, if fewer)
-        if cap and (rate * n if n * per < 1.0 else rate / per) >= SPIKE_PER_DAY:
+        daily = rate * n if n * per < 1.0 else rate / per
+        if cap and daily >= SPIKE_PER_DAY_LOW and (daily >= SPIKE_PER_DAY or rate >= SPIKE_SHARE):
             tail = rate * math.exp(-excess / size)
             if 1.0 - tail < score:
                 score = 1.0 - tail
