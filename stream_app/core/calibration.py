@@ -7,6 +7,10 @@ with sign-gradient (stochastic quantile) updates whose step is proportional to
 their spread, so the tracker is scale-free and a single huge value moves it by
 a bounded amount. Above the 0.9 quantile the tail is extrapolated as an
 exponential through the two quantiles; below it the score rises linearly.
+Beyond the 0.99 quantile the exponential's scale may be ``far`` times that
+spread (1 by default, the same line): a caller that has measured how often its
+series goes beyond the line's 0.999 point sets it (a heavier far tail, e.g.
+counts whose bursts are their normal behaviour).
 
 Because each series is compared with itself, a score of 0.999 means "about
 one point in a thousand looks like this" on every series, whatever its units
@@ -21,6 +25,9 @@ anomaly likelihood: the calibrator gets used to a new regime.
 True
 >>> abs(cal.inverse(cal.tail(3.0)) - 3.0) < 1e-9
 True
+>>> cal.far = 2.0  # a far tail twice as long: the line's 0.999 point is 3 in 1,000
+>>> round(cal.tail(cal.q_hi + (cal.q_hi - cal.q_lo)), 6), abs(cal.inverse(cal.tail(5.0)) - 5.0) < 1e-9
+(0.003162, True)
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ _TAU_HI_DOWN = TAU_HI - 1.0
 class TailCalibrator:
     """Online tail-probability calibrator (scores in [0, 1])."""
 
-    __slots__ = ("q_hi", "q_lo", "rate")
+    __slots__ = ("far", "q_hi", "q_lo", "rate")
 
     def __init__(self, q_lo: float = 1.645, q_hi: float = 2.576, rate: float = 0.05) -> None:
         if not 0.0 < q_lo < q_hi:
@@ -46,19 +53,26 @@ class TailCalibrator:
         self.q_lo = q_lo
         self.q_hi = q_hi
         self.rate = rate
+        self.far = 1.0  # the far tail's scale beyond q_hi, in units of q_hi - q_lo
 
     def tail(self, a: float) -> float:
         """Estimated probability of a raw surprise >= ``a``."""
         q_lo = self.q_lo
         if a <= q_lo:
             return 1.0 - 0.9 * a / q_lo if a > 0.0 else 1.0
-        return 0.1 * math.exp(-_LN10 * (a - q_lo) / (self.q_hi - q_lo))
+        q_hi = self.q_hi
+        if a > q_hi and self.far != 1.0:
+            return 0.01 * math.exp(-_LN10 * (a - q_hi) / ((q_hi - q_lo) * self.far))
+        return 0.1 * math.exp(-_LN10 * (a - q_lo) / (q_hi - q_lo))
 
     def inverse(self, p: float) -> float:
         """The raw surprise whose tail probability is ``p``."""
         if p >= 0.1:
             return (1.0 - p) / 0.9 * self.q_lo
-        return self.q_lo + (self.q_hi - self.q_lo) * math.log10(0.1 / p)
+        spread = self.q_hi - self.q_lo
+        if p < 0.01 and self.far != 1.0:
+            return self.q_hi + spread * self.far * math.log10(0.01 / p)
+        return self.q_lo + spread * math.log10(0.1 / p)
 
     def score(self, a: float) -> float:
         """Calibrated score of ``a`` without learning from it."""
@@ -71,6 +85,8 @@ class TailCalibrator:
         spread = q_hi - q_lo
         if a <= q_lo:
             score = 0.9 * a / q_lo if a > 0.0 else 0.0
+        elif a > q_hi and self.far != 1.0:
+            score = 1.0 - 0.01 * math.exp(-_LN10 * (a - q_hi) / (spread * self.far))
         else:
             score = 1.0 - 0.1 * math.exp(-_LN10 * (a - q_lo) / spread)
         step = self.rate * spread

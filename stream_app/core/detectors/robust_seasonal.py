@@ -110,6 +110,18 @@ slow level's misses of a daily rise for a week. The chosen forecaster's
 surprise ``|z|`` goes through a :class:`TailCalibrator` (on ``log1p``) to a
 score in [0, 1].
 
+**The far tail.** The calibrator's tail is an exponential through its 0.9 and
+0.99 quantiles. Counts whose bursts are their normal behaviour, and spiky metrics,
+pass that line's 0.999 point 1.6 to 2.2 times as often as it says (generated bursty
+counts, 1 in 1,000 to 1 in 3,000), and paged about once a week for as long as they were
+watched. How often it is passed is learned from the first scored point (``FAR_P``: a
+run of such points counts once). From ``FAR_AFTER_POINTS`` points and
+``FAR_AFTER_DAYS`` days on (when the budget starts to grow), the tail beyond the 0.99
+quantile is the line through it and that point as often as it was passed
+(``TailCalibrator.far``): at most ``FAR_MAX`` times as long as the calibrator's own,
+never shorter. A series whose labelled anomalies come every two weeks pays: they are
+its tail too.
+
 Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
 times its long-run value (and, between two whole numbers, at 0.63: a count is
@@ -290,7 +302,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 16
+_VERSION = 17
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -332,6 +344,9 @@ _STATE_V14 = "QI"
 _STATE_V15 = "B"
 # then version 16's baseline from before the shift's means last spoke (NaN: none)
 _STATE_V16 = "d"
+# then version 17's far tail: how often the calibrator's line's 0.999 point was passed,
+# and whether the last point passed it
+_STATE_V17 = "dB"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -507,6 +522,22 @@ SPIKE_PER_DAY = 4.0
 SPIKE_PER_DAY_LOW = 2.5
 SPIKE_SHARE = 0.005
 SPIKE_SLOW_DAYS = 7.0
+# The far tail (see the module's docstring): from its first learned point, how often the
+# calibrator's surprise passes its line's 0.999 point (a run of such points counts once; a
+# mean over the points so far, started as FAR_PRIOR points at FAR_P, at most over
+# FAR_POINTS) sets the scale of its tail beyond the 0.99 quantile once the series has seen
+# FAR_AFTER_POINTS points and FAR_AFTER_DAYS days (when the budget starts to grow, see
+# PolicyConfig.budget_growth): a line through the 0.99 quantile and that point as often as
+# it was passed, never lighter than the calibrator's own, at most FAR_MAX times as long
+FAR_P = 0.001
+FAR_PRIOR = 3000.0
+FAR_POINTS = 10000.0
+FAR_AFTER_POINTS = 4032
+FAR_AFTER_DAYS = 14.0
+FAR_MAX = 2.0
+_FAR_AFTER = FAR_AFTER_DAYS * 86400.0
+_FAR_W_MIN = 1.0 / FAR_POINTS
+_FAR_LEARN_AFTER = 10  # the points the calibrator is not yet scored or taught at
 # ... which starts as this much time's points without a spike (300 at 1-minute steps, as the
 # day's rate), at least SPIKE_MIN_POINTS and at most SPIKE_PRIOR: what a few early spikes
 # say of a rate a day depends on the hours they came in, not the points
@@ -664,6 +695,18 @@ def _log_zero(mean: float, var: float) -> float:
     return -mean
 
 
+def _far_scale(rate: float) -> float:
+    """The far tail's scale (``TailCalibrator.far``) for a series whose surprise passes
+    the calibrator's line's 0.999 point at ``rate`` per point (> ``FAR_P``): a line
+    through the 0.99 quantile and that point at ``rate``, at most ``FAR_MAX``.
+
+    >>> _far_scale(0.002), _far_scale(0.01)
+    (1.430676558073393, 2.0)
+    """
+    scale = 1.0 / math.log10(0.01 / rate) if rate < 0.01 else FAR_MAX
+    return FAR_MAX if scale > FAR_MAX else scale
+
+
 def _recur_day(day: float) -> float:
     """A day number for the remembered outliers, kept within +-``RECUR_DAYS`` (exact in
     the state's float32)."""
@@ -799,6 +842,8 @@ class RobustSeasonal:
         "tw",
         "week",
         "wm",
+        "xf",
+        "xr",
         "zk",
         "zl",
         "zq",
@@ -855,6 +900,10 @@ class RobustSeasonal:
         # the baseline before the shift's means last spoke, while the one restarted after
         # them judges (NaN: none): a drift back to it is the end of a temporary change
         self.dp = _NAN
+        # how often the calibrator's line's 0.999 point was passed (a run counts once), and
+        # whether the last point passed it: the far tail's scale (see FAR_P)
+        self.xf = FAR_P
+        self.xr = False
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
@@ -919,7 +968,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, _VERSION):
+        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, _VERSION):
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -1002,6 +1051,9 @@ class RobustSeasonal:
                 det.dn = int(r.raw(_STATE_V15)[0])
             if blob[0] >= 16:
                 det.dp = float(r.raw(_STATE_V16)[0])
+            if blob[0] >= 17:
+                xf, xr = r.raw(_STATE_V17)
+                det.xf, det.xr = float(xf), bool(xr)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1045,6 +1097,7 @@ class RobustSeasonal:
         w.raw(_STATE_V14, self.wm, self.n0)
         w.raw(_STATE_V15, self.dn)
         w.raw(_STATE_V16, self.dp)
+        w.raw(_STATE_V17, self.xf, self.xr)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1463,27 +1516,48 @@ class RobustSeasonal:
                         f"{baseline:.6g}): a slow drift"
                     )
         cal = self.cal
-        if n <= 10:
+        if n <= _FAR_LEARN_AFTER:
             score = 0.0
-        elif learned >= 0.0:
-            # the shift's evidence is a mean of many clipped misses, near normal whatever
-            # the tail of one miss: it is scored by the normal tail (two-sided), or by the
-            # calibrator if that says more; the calibrator learns the point's own surprise
-            score = cal.score(_log1p(a))
-            normal = 1.0 - math.erfc(a * _SQRT_HALF)
-            if normal > score:
-                score = normal
-            cal.score_learn(_log1p(learned))
-        elif shown != expected:
-            # a recurring outlier is scored at its usual size; the calibrator learns that
-            # an outlier came (its raw surprise, but no more than RECUR_LEARN_CLIPS clips),
-            # not the schedule's size of it: a schedule whose edges cut profile bins has a
-            # few such points every day, and their 20-50 sigma would numb it in weeks
-            score = cal.score(_log1p(a))
-            cap = RECUR_LEARN_CLIPS * clip
-            cal.score_learn(_log1p(raw if raw < cap else cap if cap > a else a))
         else:
-            score = cal.score_learn(_log1p(a))
+            xf = self.xf
+            cal.far = (
+                _far_scale(xf)
+                if n >= FAR_AFTER_POINTS and xf > FAR_P and ts - self.t0 >= _FAR_AFTER
+                else 1.0
+            )
+            top = cal.q_hi
+            top += top - cal.q_lo  # the calibrator's line's 0.999 point, before this point
+            if learned >= 0.0:
+                # the shift's evidence is a mean of many clipped misses, near normal
+                # whatever the tail of one miss: it is scored by the normal tail
+                # (two-sided), or by the calibrator if that says more; the calibrator
+                # learns the point's own surprise
+                score = cal.score(_log1p(a))
+                normal = 1.0 - math.erfc(a * _SQRT_HALF)
+                if normal > score:
+                    score = normal
+                taught = _log1p(learned)
+                cal.score_learn(taught)
+            elif shown != expected:
+                # a recurring outlier is scored at its usual size; the calibrator learns
+                # that an outlier came (its raw surprise, but no more than
+                # RECUR_LEARN_CLIPS clips), not the schedule's size of it: a schedule
+                # whose edges cut profile bins has a few such points every day, and their
+                # 20-50 sigma would numb it in weeks
+                score = cal.score(_log1p(a))
+                cap = RECUR_LEARN_CLIPS * clip
+                taught = _log1p(raw if raw < cap else cap if cap > a else a)
+                cal.score_learn(taught)
+            else:
+                taught = _log1p(a)
+                score = cal.score_learn(taught)
+            # how often the line's 0.999 point is passed (a run counts once)
+            passed = taught > top
+            w = 1.0 / (n - _FAR_LEARN_AFTER + FAR_PRIOR)
+            if w < _FAR_W_MIN:
+                w = _FAR_W_MIN
+            self.xf = xf + w * ((1.0 if passed and not self.xr else 0.0) - xf)
+            self.xr = passed
         if n > SPIKE_AFTER:
             # the spikes' rate learns at a weight of 1 / the points so far, never under
             # 1 / a day's points (within bounds); most points are no spike and follow

@@ -41,8 +41,10 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V14,
     _STATE_V15,
     _STATE_V16,
+    _STATE_V17,
     COUNT_SHARE,
     DRIFT_RECENT,
+    FAR_P,
     SHIFT_Z,
     SPIKE_GO_ON0,
     SPIKE_SIZE0,
@@ -583,6 +585,33 @@ def test_spikes_three_times_a_day_at_one_minute_stay_news() -> None:
         spikes += len(late)
         paged += sum(1 for i in late if i in opened)
     assert paged >= 0.75 * spikes
+
+
+def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks() -> None:
+    # Noise with 0.7 % of its points 7 sigma high, at one opening score throughout (no
+    # budget growth, no evidence rule): the calibrator's tail is an exponential through
+    # its 0.9 and 0.99 quantiles, and the bursts beyond them are heavier, so they paged
+    # 9-11 times a week for eight weeks (56 in weeks 3-8). How often the line's 0.999
+    # point is passed is measured, and from two weeks and 4,032 points on the far tail
+    # is as long as that says: 1. A burst of 25 sigma in week 6 still pages.
+    config = EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
+    proc = SeriesProcessor.create("e", "m", config)
+    rng = np.random.default_rng(3)
+    n = 8 * 2016
+    values = 20.0 + rng.normal(0.0, 1.0, n)
+    values[rng.random(n) < 0.007] += 7.0
+    big = 5 * 2016 + 123
+    values[big] += 25.0
+    weekly = [0] * 8
+    opened = []
+    for i in range(n):
+        _, events = proc.process(START + 300.0 * i, float(values[i]))
+        if any(e.event == "opened" and e.kind == "value" for e in events):
+            weekly[i // 2016] += 1
+            opened.append(i)
+    assert big in opened
+    assert weekly[0] >= 5  # the first two weeks as before: the tail is not known yet
+    assert sum(weekly[2:]) - 1 <= 5
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
@@ -1150,12 +1179,13 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    # doubles, and no version 14, 15 or 16 fields at the end
-    v13 = _as_version_13(_as_version_14(_as_version_15(whole.to_bytes())))
+    # doubles, and no version 14, 15, 16 or 17 fields at the end
+    v13 = _as_version_13(_as_version_14(_as_version_15(_as_version_16(whole.to_bytes()))))
     doubles = RobustSeasonal.load(v13, {}, seed=0)
     doubles.n0, doubles.dn, doubles.dp = whole.n0, whole.dn, whole.dp  # not in version 13
+    doubles.xf, doubles.xr = whole.xf, whole.xr
     assert doubles.to_bytes() == whole.to_bytes()
-    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15 + _STATE_V16)
+    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15 + _STATE_V16 + _STATE_V17)
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
 
@@ -1576,6 +1606,11 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_16(v17: bytes) -> bytes:
+    """A version 17 state as version 16 wrote it: no far tail at the end."""
+    return b"\x10" + v17[1 : -struct.calcsize("<" + _STATE_V17)]
+
+
 def _as_version_15(v16: bytes) -> bytes:
     """A version 16 state as version 15 wrote it: no baseline from before the shift's
     means spoke at the end."""
@@ -1638,11 +1673,13 @@ def _as_version_11(v12: bytes) -> bytes:
 def _as_version_11_of(det: RobustSeasonal) -> bytes:
     """``det``'s state as version 11 wrote it."""
     return _as_version_11(
-        _as_version_12(_as_version_13(_as_version_14(_as_version_15(det.to_bytes()))))
+        _as_version_12(
+            _as_version_13(_as_version_14(_as_version_15(_as_version_16(det.to_bytes()))))
+        )
     )
 
 
-def test_versions_3_to_15_detector_states_still_load() -> None:
+def test_versions_3_to_16_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
@@ -1652,8 +1689,8 @@ def test_versions_3_to_15_detector_states_still_load() -> None:
     # version 13 a slower rate of spikes (and their size in float32, see
     # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``),
     # version 15 the points the drift's baseline learned, version 16 the baseline from
-    # before the shift's means spoke; a worker upgraded over an older state keeps what
-    # its series learned
+    # before the shift's means spoke, version 17 the far tail; a worker upgraded over an
+    # older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -1669,15 +1706,23 @@ def test_versions_3_to_15_detector_states_still_load() -> None:
     assert det.dn == _DRIFT_RUN  # the baseline is past its running mean ...
     det.dn = 37  # ... as if it had started 37 points ago: kept
     det.dp = 9.5  # as if the shift's means had spoken with a baseline at 9.5: kept
-    v16 = det.to_bytes()
+    det.xf, det.xr = 0.0025, True  # as if its far tail were long, and passed just now: kept
+    v17 = det.to_bytes()
+    assert RobustSeasonal.load(v17, {}, seed=0).to_bytes() == v17
+    v16 = _as_version_16(v17)
+    assert len(v16) == len(v17) - 9
+    sixteen = RobustSeasonal.load(v16, {}, seed=0)
+    assert (sixteen.xf, sixteen.xr) == (FAR_P, False)  # the calibrator's own line to start
+    sixteen.xf, sixteen.xr = det.xf, det.xr
+    assert sixteen.to_bytes() == v17
     assert RobustSeasonal.load(v16, {}, seed=0).dp == 9.5
-    assert RobustSeasonal.load(v16, {}, seed=0).to_bytes() == v16
+    assert _as_version_16(RobustSeasonal.load(v16, {}, seed=0).to_bytes()) == v16
     v15 = _as_version_15(v16)
     assert len(v15) == len(v16) - 8
     fifteen = RobustSeasonal.load(v15, {}, seed=0)
     assert math.isnan(fifteen.dp)  # none known: a drift is judged as it was
     fifteen.dp = det.dp
-    assert fifteen.to_bytes() == v16
+    assert _as_version_16(fifteen.to_bytes()) == v16
     assert RobustSeasonal.load(v15, {}, seed=0).dn == 37
     waiting = RobustSeasonal.load(v15, {}, seed=0)
     waiting.ds, waiting.dn = 0, _DRIFT_RUN + DRIFT_RECENT  # a baseline waiting: kept too
@@ -1687,7 +1732,7 @@ def test_versions_3_to_15_detector_states_still_load() -> None:
     fourteen = RobustSeasonal.load(v14, {}, seed=0)
     assert fourteen.dn == _DRIFT_RUN  # a live baseline goes on learning slowly
     fourteen.dn = det.dn
-    assert _as_version_15(fourteen.to_bytes()) == v15
+    assert _as_version_15(_as_version_16(fourteen.to_bytes())) == v15
     assert RobustSeasonal.load(v14, {}, seed=0).kl == det.kl
     assert (RobustSeasonal.load(v14, {}, seed=0).wm, RobustSeasonal.load(v14, {}, seed=0).n0) == (
         det.wm,
@@ -1701,13 +1746,18 @@ def test_versions_3_to_15_detector_states_still_load() -> None:
     assert (thirteen.wm, thirteen.n0) == (0, 0)  # none on notice; the profiles long mature
     thirteen.wm, thirteen.n0 = det.wm, det.n0
     # the same bins (NaN where not yet seen)
-    assert _as_version_14(_as_version_15(thirteen.to_bytes())) == v14
+    assert _as_version_14(_as_version_15(_as_version_16(thirteen.to_bytes()))) == v14
     v12 = _as_version_12(v13)
     assert len(v12) == len(v13)  # the size's and the follow-up's 8 B made the slower rate's
     twelve = RobustSeasonal.load(v12, {}, seed=0)
     assert twelve.kl == twelve.kr == det.kr  # the day's rate is the best there is
     assert (twelve.ks, twelve.kc, twelve.dl, twelve.mem) == (det.ks, det.kc, det.dl, det.mem)
-    assert _as_version_12(_as_version_13(_as_version_14(_as_version_15(twelve.to_bytes())))) == v12
+    assert (
+        _as_version_12(
+            _as_version_13(_as_version_14(_as_version_15(_as_version_16(twelve.to_bytes()))))
+        )
+        == v12
+    )
     v11 = _as_version_11(v12)
     assert len(v11) == len(v12)  # the head and the counts made the drift's 25 B
     eleven = RobustSeasonal.load(v11, {}, seed=0)

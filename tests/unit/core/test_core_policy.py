@@ -87,9 +87,11 @@ def test_severity_rises_with_updated_events() -> None:
     assert events[-1].to_dict()["peak_score"] == 0.9999999
 
 
-def _weekly_openings(config: object, weeks: int = 8) -> list[int]:
+def _weekly_openings(config: object, weeks: int = 8, size: float = 11.0) -> list[int]:
     """Value episodes opened per week on noise whose normal behaviour includes bursts
-    (0.7 % of points 7 sigma high, 5-minute steps): a tail the calibrator underrates."""
+    (0.7 % of points ``size`` sigma high, 5-minute steps): a tail the calibrator
+    underrates; at 11 sigma, even with its far tail learned (from the third week) at its
+    longest."""
     import numpy as np
 
     from stream_app.core import EngineConfig, SeriesProcessor
@@ -99,7 +101,7 @@ def _weekly_openings(config: object, weeks: int = 8) -> list[int]:
     rng = np.random.default_rng(3)
     n = weeks * 2016
     values = 20.0 + rng.normal(0.0, 1.0, n)
-    values[rng.random(n) < 0.007] += 7.0
+    values[rng.random(n) < 0.007] += size
     weekly = [0] * weeks
     for i in range(n):
         _, events = proc.process(1_700_000_000.0 + 300.0 * i, float(values[i]))
