@@ -114,13 +114,16 @@ score in [0, 1].
 0.99 quantiles. Counts whose bursts are their normal behaviour, and spiky metrics,
 pass that line's 0.999 point 1.6 to 2.2 times as often as it says (generated bursty
 counts, 1 in 1,000 to 1 in 3,000), and paged about once a week for as long as they were
-watched. How often it is passed is learned from the first scored point (``FAR_P``: a
-run of such points counts once). From ``FAR_AFTER_POINTS`` points and
-``FAR_AFTER_DAYS`` days on (when the budget starts to grow), the tail beyond the 0.99
-quantile is the line through it and that point as often as it was passed
-(``TailCalibrator.far``): at most ``FAR_MAX`` times as long as the calibrator's own,
-never shorter. A series whose labelled anomalies come every two weeks pays: they are
-its tail too.
+watched. How often the surprise lands between that point and the line's 0.9999 point
+is learned from the first scored point (``FAR_P``: a run of such points counts once;
+beyond the 0.9999 point is what an anomaly looks like, and a series whose labelled
+anomalies come every two weeks would learn them as its tail). From
+``FAR_AFTER_POINTS`` points and ``FAR_AFTER_DAYS`` days on (when the budget starts to
+grow), the tail beyond the 0.99 quantile is the line through it and that rate at the
+0.999 point (``TailCalibrator.far``): at most ``FAR_MAX`` times as long as the
+calibrator's own, never shorter. For a tail that really is an exponential twice as
+long, the rate in the band reads as 1.5 times: the estimate leans towards the
+calibrator's own line.
 
 Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
@@ -344,8 +347,8 @@ _STATE_V14 = "QI"
 _STATE_V15 = "B"
 # then version 16's baseline from before the shift's means last spoke (NaN: none)
 _STATE_V16 = "d"
-# then version 17's far tail: how often the calibrator's line's 0.999 point was passed,
-# and whether the last point passed it
+# then version 17's far tail: how often the surprise landed between the calibrator's
+# line's 0.999 and 0.9999 points, and whether the last point did
 _STATE_V17 = "dB"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
@@ -523,12 +526,12 @@ SPIKE_PER_DAY_LOW = 2.5
 SPIKE_SHARE = 0.005
 SPIKE_SLOW_DAYS = 7.0
 # The far tail (see the module's docstring): from its first learned point, how often the
-# calibrator's surprise passes its line's 0.999 point (a run of such points counts once; a
-# mean over the points so far, started as FAR_PRIOR points at FAR_P, at most over
-# FAR_POINTS) sets the scale of its tail beyond the 0.99 quantile once the series has seen
-# FAR_AFTER_POINTS points and FAR_AFTER_DAYS days (when the budget starts to grow, see
-# PolicyConfig.budget_growth): a line through the 0.99 quantile and that point as often as
-# it was passed, never lighter than the calibrator's own, at most FAR_MAX times as long
+# calibrator's surprise lands between its line's 0.999 and 0.9999 points (a run of such
+# points counts once; a mean over the points so far, started as FAR_PRIOR points at FAR_P,
+# at most over FAR_POINTS) sets the scale of its tail beyond the 0.99 quantile once the
+# series has seen FAR_AFTER_POINTS points and FAR_AFTER_DAYS days (when the budget starts
+# to grow, see PolicyConfig.budget_growth): a line through the 0.99 quantile and that rate
+# at the 0.999 point, never lighter than the calibrator's own, at most FAR_MAX times as long
 FAR_P = 0.001
 FAR_PRIOR = 3000.0
 FAR_POINTS = 10000.0
@@ -696,9 +699,10 @@ def _log_zero(mean: float, var: float) -> float:
 
 
 def _far_scale(rate: float) -> float:
-    """The far tail's scale (``TailCalibrator.far``) for a series whose surprise passes
-    the calibrator's line's 0.999 point at ``rate`` per point (> ``FAR_P``): a line
-    through the 0.99 quantile and that point at ``rate``, at most ``FAR_MAX``.
+    """The far tail's scale (``TailCalibrator.far``) for a series whose surprise lands
+    beyond the calibrator's line's 0.999 point (up to its 0.9999 point) at ``rate`` per
+    point (> ``FAR_P``): a line through the 0.99 quantile and that point at ``rate``, at
+    most ``FAR_MAX``.
 
     >>> _far_scale(0.002), _far_scale(0.01)
     (1.430676558073393, 2.0)
@@ -900,8 +904,9 @@ class RobustSeasonal:
         # the baseline before the shift's means last spoke, while the one restarted after
         # them judges (NaN: none): a drift back to it is the end of a temporary change
         self.dp = _NAN
-        # how often the calibrator's line's 0.999 point was passed (a run counts once), and
-        # whether the last point passed it: the far tail's scale (see FAR_P)
+        # how often the surprise landed between the calibrator's line's 0.999 and 0.9999
+        # points (a run counts once), and whether the last point did: the far tail's scale
+        # (see FAR_P)
         self.xf = FAR_P
         self.xr = False
         # what spoke at the last point, for the explanation of an episode ("": its miss,
@@ -1526,7 +1531,8 @@ class RobustSeasonal:
                 else 1.0
             )
             top = cal.q_hi
-            top += top - cal.q_lo  # the calibrator's line's 0.999 point, before this point
+            spread = top - cal.q_lo
+            top += spread  # the calibrator's line's 0.999 point, before this point
             if learned >= 0.0:
                 # the shift's evidence is a mean of many clipped misses, near normal
                 # whatever the tail of one miss: it is scored by the normal tail
@@ -1551,8 +1557,9 @@ class RobustSeasonal:
             else:
                 taught = _log1p(a)
                 score = cal.score_learn(taught)
-            # how often the line's 0.999 point is passed (a run counts once)
-            passed = taught > top
+            # how often the surprise lands between the line's 0.999 and 0.9999 points (a
+            # run counts once; beyond them is what an anomaly looks like)
+            passed = top < taught <= top + spread
             w = 1.0 / (n - _FAR_LEARN_AFTER + FAR_PRIOR)
             if w < _FAR_W_MIN:
                 w = _FAR_W_MIN

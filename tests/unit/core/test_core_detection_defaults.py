@@ -591,9 +591,10 @@ def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks
     # Noise with 0.7 % of its points 7 sigma high, at one opening score throughout (no
     # budget growth, no evidence rule): the calibrator's tail is an exponential through
     # its 0.9 and 0.99 quantiles, and the bursts beyond them are heavier, so they paged
-    # 9-11 times a week for eight weeks (56 in weeks 3-8). How often the line's 0.999
-    # point is passed is measured, and from two weeks and 4,032 points on the far tail
-    # is as long as that says: 1. A burst of 25 sigma in week 6 still pages.
+    # 9-11 times a week for eight weeks (56 in weeks 3-8). How often the surprise lands
+    # between the line's 0.999 and 0.9999 points is measured, and from two weeks and
+    # 4,032 points on the far tail is as long as that says: 1. A burst of 25 sigma in
+    # week 6 still pages.
     config = EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
     proc = SeriesProcessor.create("e", "m", config)
     rng = np.random.default_rng(3)
