@@ -540,7 +540,7 @@ FAR_AFTER_DAYS = 14.0
 FAR_MAX = 2.0
 _FAR_AFTER = FAR_AFTER_DAYS * 86400.0
 _FAR_W_MIN = 1.0 / FAR_POINTS
-_FAR_LEARN_AFTER = 10  # the points the calibrator is not yet scored or taught at
+_CAL_AFTER = 10  # the first points, which the calibrator neither scores nor learns
 # ... which starts as this much time's points without a spike (300 at 1-minute steps, as the
 # day's rate), at least SPIKE_MIN_POINTS and at most SPIKE_PRIOR: what a few early spikes
 # say of a rate a day depends on the hours they came in, not the points
@@ -1521,7 +1521,7 @@ class RobustSeasonal:
                         f"{baseline:.6g}): a slow drift"
                     )
         cal = self.cal
-        if n <= _FAR_LEARN_AFTER:
+        if n <= _CAL_AFTER:
             score = 0.0
         else:
             xf = self.xf
@@ -1560,7 +1560,7 @@ class RobustSeasonal:
             # how often the surprise lands between the line's 0.999 and 0.9999 points (a
             # run counts once; beyond them is what an anomaly looks like)
             passed = top < taught <= top + spread
-            w = 1.0 / (n - _FAR_LEARN_AFTER + FAR_PRIOR)
+            w = 1.0 / (n - _CAL_AFTER + FAR_PRIOR)
             if w < _FAR_W_MIN:
                 w = _FAR_W_MIN
             self.xf = xf + w * ((1.0 if passed and not self.xr else 0.0) - xf)
