@@ -1412,9 +1412,7 @@ class RobustSeasonal:
                     # at this value: its old level may be hundreds of points stale (the
                     # night before a daily rise), and the next points would page
                     self.jd = 0.0
-                    self.ds = 0  # a drift's baseline starts again at the level before ...
-                    self.dn = _DRIFT_RUN  # ... slow from the start (a level that moved)
-                    self.dp = _NAN
+                    self._drift_after_move()  # from the level before the jump
                     expected -= jd
                     ls, lc, lw = self.pre
                     lf = value
@@ -2192,6 +2190,14 @@ class RobustSeasonal:
             self.cm = mask
             self.cn = mask.bit_count()
 
+    def _drift_after_move(self) -> None:
+        """A drift's baseline starts again at the next quiet point, slow from the start
+        (the level after a jump or its undoing is what a further move is judged from),
+        with no baseline from before the shift's means spoke to come back to."""
+        self.ds = 0
+        self.dn = _DRIFT_RUN
+        self.dp = _NAN
+
     def _jump(self, value: float, expected: float, daily: float, weekly: float) -> None:
         """Restart the levels at ``value`` (a level shift); scales and profiles stay.
 
@@ -2211,9 +2217,7 @@ class RobustSeasonal:
         self.lw = value - weekly
         self.tr = 0.0
         self.sm = self.sms = self.sml = 0.0  # the shift is taken: its evidence starts again
-        self.ds = 0  # and a drift's baseline at the level after the jump, slow from the start
-        self.dn = _DRIFT_RUN
-        self.dp = _NAN
+        self._drift_after_move()  # from the level after the jump
         self.jumps = 0
         self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
         self.jd = delta
