@@ -83,7 +83,7 @@ def _levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(level + rng.normal(0.0, 1.0, t.size), np.float64)
 
 
-def _latency(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+def latency(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Request latency: log-AR(1) noise (0.7, sd 0.15); 1 % of requests 2-5 times slower."""
     log = np.zeros(t.size)
     shocks = rng.normal(0.0, 0.15, t.size)
@@ -106,7 +106,7 @@ def shapes() -> dict[str, Shape]:
         "disk writes: 70 % zeros, bursts": bytes_written,
         "disk writes: whole bytes, 70 % zeros": _whole_bytes,
         "flickering flow": flickering_flow,
-        "latency, AR(1), 1 % spikes x2-5": _latency,
+        "latency, AR(1), 1 % spikes x2-5": latency,
         "low CPU %, 2 % random spikes": random_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
         "three levels, switching": _levels,

@@ -55,3 +55,26 @@ def auc(scores: list[float], labels: list[int]) -> float:
         equal = np.searchsorted(neg, s, side="right") - below
         total += below + 0.5 * equal
     return total / (len(pos) * len(neg))
+
+
+def bursty_noise(size: float, weeks: int = 8, share: float = 0.007, seed: int = 3) -> np.ndarray:
+    """``weeks`` of noise around 20 (sd 1) at 5-minute steps, ``share`` of its points
+    ``size`` sigma high: bursts that are the series' normal behaviour."""
+    rng = np.random.default_rng(seed)
+    n = weeks * 2016
+    values = 20.0 + rng.normal(0.0, 1.0, n)
+    values[rng.random(n) < share] += size
+    return values
+
+
+def value_openings(config: EngineConfig, values: list[float], start: float) -> list[int]:
+    """The points of ``values`` (5-minute steps from ``start``) where a value episode opened."""
+    from stream_app.core import SeriesProcessor
+
+    proc = SeriesProcessor.create("e", "m", config)
+    opened = []
+    for i, value in enumerate(values):
+        _, events = proc.process(start + 300.0 * i, value)
+        if any(e.event == "opened" and e.kind == "value" for e in events):
+            opened.append(i)
+    return opened

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import noise_shapes
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
 from stream_app.core.detectors.robust_seasonal import (
@@ -66,6 +67,7 @@ from stream_app.offline.families import (
     stationary,
 )
 from stream_app.offline.windows import nab_windows
+from tests.unit.core.core_streams import bursty_noise, value_openings
 
 STEP = 300.0
 DAY_POINTS = 288
@@ -541,18 +543,10 @@ def test_random_spikes_page_less_while_the_week_rate_is_young() -> None:
 
 
 def _latency(seed: int) -> list[float]:
-    """Two weeks of request latency at 5 minutes: log-AR(1) noise (0.7, sd 0.15) and 1 %
-    of the readings 2-5 times slower, at random."""
-    rng = np.random.default_rng(seed)
-    n = 14 * DAY_POINTS
-    log = np.zeros(n)
-    shocks = rng.normal(0.0, 0.15, n)
-    for i in range(1, n):
-        log[i] = 0.7 * log[i - 1] + shocks[i]
-    values = 0.05 * np.exp(log)
-    slow = rng.random(n) < 0.01
-    values[slow] *= rng.uniform(2.0, 5.0, int(slow.sum()))
-    return [float(v) for v in values]
+    """Two weeks of request latency at 5 minutes, as the noise-shapes benchmark draws it:
+    log-AR(1) noise (0.7, sd 0.15) and 1 % of the readings 2-5 times slower, at random."""
+    t = START + STEP * np.arange(14 * DAY_POINTS)
+    return [float(v) for v in noise_shapes.latency(np.random.default_rng(seed), t)]
 
 
 def test_slow_requests_two_or_three_times_a_day_stop_paging() -> None:
@@ -596,20 +590,13 @@ def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks
     # 4,032 points on the far tail is as long as that says: 1. A burst of 25 sigma in
     # week 6 still pages.
     config = EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
-    proc = SeriesProcessor.create("e", "m", config)
-    rng = np.random.default_rng(3)
-    n = 8 * 2016
-    values = 20.0 + rng.normal(0.0, 1.0, n)
-    values[rng.random(n) < 0.007] += 7.0
+    values = bursty_noise(7.0)
     big = 5 * 2016 + 123
     values[big] += 25.0
+    opened = value_openings(config, values.tolist(), START)
     weekly = [0] * 8
-    opened = []
-    for i in range(n):
-        _, events = proc.process(START + 300.0 * i, float(values[i]))
-        if any(e.event == "opened" and e.kind == "value" for e in events):
-            weekly[i // 2016] += 1
-            opened.append(i)
+    for i in opened:
+        weekly[i // 2016] += 1
     assert big in opened
     assert weekly[0] >= 5  # the first two weeks as before: the tail is not known yet
     assert sum(weekly[2:]) - 1 <= 5

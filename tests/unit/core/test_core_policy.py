@@ -92,20 +92,14 @@ def _weekly_openings(config: object, weeks: int = 8, size: float = 9.0) -> list[
     (0.7 % of points ``size`` sigma high, 5-minute steps): a tail the calibrator
     underrates. At 7 sigma the detector's far tail, learned from the third week, takes
     them in by itself; at 9 sigma most of them land beyond the band it is measured in."""
-    import numpy as np
-
-    from stream_app.core import EngineConfig, SeriesProcessor
+    from stream_app.core import EngineConfig
+    from tests.unit.core.core_streams import bursty_noise, value_openings
 
     assert isinstance(config, EngineConfig)
-    proc = SeriesProcessor.create("e", "m", config)
-    rng = np.random.default_rng(3)
-    n = weeks * 2016
-    values = 20.0 + rng.normal(0.0, 1.0, n)
-    values[rng.random(n) < 0.007] += size
+    values = bursty_noise(size, weeks).tolist()
     weekly = [0] * weeks
-    for i in range(n):
-        _, events = proc.process(1_700_000_000.0 + 300.0 * i, float(values[i]))
-        weekly[i // 2016] += sum(e.event == "opened" and e.kind == "value" for e in events)
+    for i in value_openings(config, values, 1_700_000_000.0):
+        weekly[i // 2016] += 1
     return weekly
 
 
