@@ -87,36 +87,42 @@ def test_severity_rises_with_updated_events() -> None:
     assert events[-1].to_dict()["peak_score"] == 0.9999999
 
 
-def _weekly_openings(config: object, weeks: int = 8, size: float = 9.0) -> list[int]:
-    """Value episodes opened per week on noise whose normal behaviour includes bursts
-    (0.7 % of points ``size`` sigma high, 5-minute steps): a tail the calibrator
-    underrates. At 7 sigma the detector's far tail, learned from the third week, takes
-    them in by itself; at 9 sigma most of them land beyond the band it is measured in."""
-    from stream_app.core import EngineConfig
-    from tests.unit.core.core_streams import bursty_noise, value_openings
+def _weekly_openings(cfg: PolicyConfig, weeks: list[int], seed: int = 5) -> list[int]:
+    """Episodes opened per week at 5-minute steps, where ``weeks[k]`` points of week ``k``
+    (at random) have a tail probability between a fifth of the default budget's (one
+    false episode a week) and all of it, and every other point is quiet: a series whose
+    tail its detector underrates by up to five times, as bursts that are its normal
+    behaviour were before the detector learned its far tail."""
+    import numpy as np
 
-    assert isinstance(config, EngineConfig)
-    values = bursty_noise(size, weeks).tolist()
-    weekly = [0] * weeks
-    for i in value_openings(config, values, 1_700_000_000.0):
-        weekly[i // 2016] += 1
-    return weekly
+    pol = EpisodePolicy("e", "m", cfg, "robust_seasonal")
+    pol.set_interval(300.0)
+    rng = np.random.default_rng(seed)
+    room = 300.0 / (7 * 86400.0)  # 1 - the default opening score before any growth
+    opened = []
+    for k, count in enumerate(weeks):
+        hits = set(rng.choice(2016, count, replace=False).tolist())
+        tails = np.exp(rng.uniform(np.log(room / 5.0), np.log(room), 2016))
+        events = []
+        for i in range(2016):
+            score = 1.0 - float(tails[i]) if i in hits else LOW
+            events.extend(
+                pol.step(1.7e9 + 300.0 * (2016 * k + i), 30.0, score, 10.0, 9.0, 11.0, 5.0)[1]
+            )
+        opened.append(sum(e.event == "opened" for e in events))
+    return opened
 
 
 def test_a_series_that_keeps_overrunning_its_budget_gets_stricter() -> None:
-    from stream_app.core import EngineConfig
-
-    # the budget's growth with the points seen (tested below) held off: the evidence alone
-    budget = _weekly_openings(
-        EngineConfig.from_mapping({"defaults": {"policy": {"budget_growth_max": 1}}})
-    )
-    # the same opening score, fixed: no adaptation
-    fixed = _weekly_openings(
-        EngineConfig.from_mapping({"defaults": {"policy": {"threshold": 0.999504}}})
-    )
-    assert fixed[0] - 3 <= budget[0] <= fixed[0]  # the first week: little to learn from yet
-    assert sum(budget[4:]) * 2 <= sum(fixed[4:])  # weeks 5-8: at most half as many
-    assert min(budget[4:]) >= 1  # stricter, not deaf: the bursts still page sometimes
+    # ten such points a week for eight weeks, then four quiet weeks and one more
+    weeks = [10] * 8 + [0] * 4 + [1]
+    budget = _weekly_openings(PolicyConfig(budget_growth_max=1), weeks)  # growth held off
+    fixed = _weekly_openings(PolicyConfig(threshold=1.0 - 300.0 / (7 * 86400.0)), weeks)
+    assert fixed[:8] == [10] * 8  # each opens at the same score, fixed
+    assert budget[0] == 10  # the first week: no evidence yet
+    assert sum(budget[4:8]) * 2 <= sum(fixed[4:8])  # weeks 5-8: at most half as many
+    assert min(budget[4:8]) >= 1  # stricter, not deaf: the most surprising still page
+    assert budget[12] == 1  # its rate fell back in the quiet weeks: the rule lets go
 
 
 def test_the_budget_period_grows_with_the_points_a_series_has_seen() -> None:
