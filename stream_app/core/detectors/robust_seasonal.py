@@ -223,12 +223,13 @@ few spikes, so the day's mean alone swings by a factor of three, and each spike 
 came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more, or
 ``SPIKE_PER_DAY_LOW`` times where that is also ``SPIKE_SHARE`` of the points or more
 (steps of about 3 minutes or longer; request latency with 1 % slow requests at 5
-minutes), a spike's tail probability is at least their rate times an exponential tail
-of their sizes (peaks over a threshold, as in SPOT): the usual spike scores as often as
-it comes, one ten times its size still pages. A run of spikes scores at least as the
-chance of that many in a row (how often one follows another is learned too): where
-spikes come alone, a level shift pages at its second point instead of hiding among
-them. Spikes rarer than that (an hourly crash rate that jumps once a day; a machine at
+minutes), or, once the series has seen two weeks (``FAR_AFTER_POINTS`` points and
+``FAR_AFTER_DAYS`` days), ``SPIKE_PER_DAY_OLD`` times with that share, a spike's tail
+probability is at least their rate times an exponential tail of their sizes (peaks over
+a threshold, as in SPOT): the usual spike scores as often as it comes, one ten times its
+size still pages. A run of spikes scores at least as the chance of that many in a row
+(how often one follows another is learned too): where spikes come alone, a level shift
+pages at its second point instead of hiding among them. Spikes rarer than that (an hourly crash rate that jumps once a day; a machine at
 1-minute steps whose spikes come three times a day) stay news.
 
 **Counts that stop** (requests or events that drop to nothing: an outage). A count of
@@ -515,15 +516,19 @@ MULT_WARM = 100
 # beyond SPIKE_Z (SPIKE_SIZE0 sigma before any, worth SPIKE_SIZE_WEIGHT spikes, then
 # learned at SPIKE_SIZE_RATE at least, winsorised at SPIKE_SIZE_CLIP times itself) give a
 # spike's tail probability, which caps its score while the series has SPIKE_PER_DAY
-# spikes a day or more, or SPIKE_PER_DAY_LOW where that is also SPIKE_SHARE of its points
-# or more; and how often a spike follows a spike (SPIKE_GO_ON0 before any, learned like
-# their size) lifts a run of them
+# spikes a day or more, or SPIKE_PER_DAY_LOW (SPIKE_PER_DAY_OLD two weeks in) where that
+# is also SPIKE_SHARE of its points or more; and how often a spike follows a spike
+# (SPIKE_GO_ON0 before any, learned like their size) lifts a run of them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
 # ... at steps of about 3 minutes or longer (2.5 a day at a 1-minute step are one reading
 # in 576, rare among its readings, which the MongoDB machine's labels call anomalies)
 SPIKE_PER_DAY_LOW = 2.5
 SPIKE_SHARE = 0.005
+# ... and SPIKE_PER_DAY_OLD (with SPIKE_SHARE) once the series has seen FAR_AFTER_POINTS
+# points and FAR_AFTER_DAYS days: its budget grows then, and a spike that has come every
+# day for two weeks is its behaviour (request latency with 0.5 % slow requests at 5 minutes)
+SPIKE_PER_DAY_OLD = 1.5
 SPIKE_SLOW_DAYS = 7.0
 # The far tail (see the module's docstring): from its first learned point, how often the
 # calibrator's surprise lands between its line's 0.999 and 0.9999 points (a run of such
@@ -1519,15 +1524,13 @@ class RobustSeasonal:
                         f"{baseline:.6g}): a slow drift"
                     )
         cal = self.cal
+        # two weeks in, when the budget starts to grow: the far tail and the spikes' lower line
+        old = n >= FAR_AFTER_POINTS and ts - self.t0 >= _FAR_AFTER
         if n <= _CAL_AFTER:
             score = 0.0
         else:
             xf = self.xf
-            cal.far = (
-                _far_scale(xf)
-                if n >= FAR_AFTER_POINTS and xf > FAR_P and ts - self.t0 >= _FAR_AFTER
-                else 1.0
-            )
+            cal.far = _far_scale(xf) if old and xf > FAR_P else 1.0
             top = cal.q_hi
             spread = top - cal.q_lo
             top += spread  # the calibrator's line's 0.999 point, before this point
@@ -1588,7 +1591,8 @@ class RobustSeasonal:
                     wl = 1.0 / slow_seen
             spiky = a if learned < 0.0 else learned
             if spiky > SPIKE_Z or self.kp:
-                score = self._spike(n, spiky, score, learned < 0.0, w, wl, per)
+                low = SPIKE_PER_DAY_OLD if old else SPIKE_PER_DAY_LOW
+                score = self._spike(n, spiky, score, learned < 0.0, w, wl, per, low)
             else:
                 self.kr -= w * self.kr
                 self.kl -= wl * self.kl
@@ -1775,22 +1779,30 @@ class RobustSeasonal:
         return rel if use else sigma
 
     def _spike(
-        self, n: int, a: float, score: float, cap: bool, w: float, wl: float, per: float
+        self,
+        n: int,
+        a: float,
+        score: float,
+        cap: bool,
+        w: float,
+        wl: float,
+        per: float,
+        low: float,
     ) -> float:
         """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
 
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
-        ``SPIKE_PER_DAY`` or more a day (``SPIKE_PER_DAY_LOW`` where that is also
-        ``SPIKE_SHARE`` of its points or more), a spike's tail probability is at least their
-        rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
-        (peaks over a threshold): the usual spike scores as often as it comes, and
-        one several times the usual size still pages. A run's first point counts as
-        a spike, the rest of the run belongs to it; from the second point on, the run
-        scores at least as the chance of that many spikes in a row (their rate times
-        how often one follows another, to the power of the run so far). ``cap``
-        False only learns (the score is a sustained shift's). ``w`` is the day's rate's
-        weight at this point, ``wl`` the slower rate's, and ``per`` one over a day's
-        points. The rate is the larger of the two: the slower one holds it up on a day
+        ``SPIKE_PER_DAY`` or more a day (``low`` where that is also ``SPIKE_SHARE`` of its
+        points or more: ``SPIKE_PER_DAY_LOW``, or ``SPIKE_PER_DAY_OLD`` two weeks in), a
+        spike's tail probability is at least their rate per point times an exponential
+        tail of their sizes beyond ``SPIKE_Z`` (peaks over a threshold): the usual spike
+        scores as often as it comes, and one several times the usual size still pages. A
+        run's first point counts as a spike, the rest of the run belongs to it; from the
+        second point on, the run scores at least as the chance of that many spikes in a
+        row (their rate times how often one follows another, to the power of the run so
+        far). ``cap`` False only learns (the score is a sustained shift's). ``w`` is the
+        day's rate's weight at this point, ``wl`` the slower rate's, and ``per`` one over a
+        day's points. The rate is the larger of the two: the slower one holds it up on a day
         with few spikes, the day's one lifts it when spikes start to come often.
         """
         fast = self.kr
@@ -1815,7 +1827,7 @@ class RobustSeasonal:
         size = self.ks
         # the spikes a day: rate times a day's points (times the points so far, if fewer)
         daily = rate * n if n * per < 1.0 else rate / per
-        if cap and daily >= SPIKE_PER_DAY_LOW and (daily >= SPIKE_PER_DAY or rate >= SPIKE_SHARE):
+        if cap and daily >= low and (daily >= SPIKE_PER_DAY or rate >= SPIKE_SHARE):
             tail = rate * math.exp(-excess / size)
             if 1.0 - tail < score:
                 score = 1.0 - tail

@@ -542,10 +542,10 @@ def test_random_spikes_page_less_while_the_week_rate_is_young() -> None:
     assert _spiky_cpu_pages(range(4, 12), after_day=2) <= 32
 
 
-def _latency(seed: int) -> list[float]:
-    """Two weeks of request latency at 5 minutes, as the noise-shapes benchmark draws it:
+def _latency(seed: int, days: int = 14) -> list[float]:
+    """``days`` of request latency at 5 minutes, as the noise-shapes benchmark draws it:
     log-AR(1) noise (0.7, sd 0.15) and 1 % of the readings 2-5 times slower, at random."""
-    t = START + STEP * np.arange(14 * DAY_POINTS)
+    t = START + STEP * np.arange(days * DAY_POINTS)
     return [float(v) for v in noise_shapes.latency(np.random.default_rng(seed), t)]
 
 
@@ -559,6 +559,18 @@ def test_slow_requests_two_or_three_times_a_day_stop_paging() -> None:
         _, events = _run(_latency(seed))
         paged += len(_opened_after(events, START + 3 * 86400.0))
     assert paged <= 30
+
+
+def test_slow_requests_stop_paging_once_a_series_has_seen_two_weeks() -> None:
+    # The same series over eight weeks: those beyond 5 sigma come 1.5-2.5 times a day on
+    # many days, and from the third week on they paged 23 times in these two. Two weeks
+    # in (when the budget starts to grow), spikes that come 1.5 times a day, one reading
+    # in 200 or more, are the series' behaviour: 3.
+    paged = 0
+    for seed in (1, 2):
+        _, events = _run(_latency(seed, days=56))
+        paged += len(_opened_after(events, START + 14 * 86400.0))
+    assert paged <= 8
 
 
 def test_spikes_three_times_a_day_at_one_minute_stay_news() -> None:
@@ -579,6 +591,25 @@ def test_spikes_three_times_a_day_at_one_minute_stay_news() -> None:
         spikes += len(late)
         paged += sum(1 for i in late if i in opened)
     assert paged >= 0.75 * spikes
+
+
+def test_spikes_one_and_a_half_times_a_day_at_one_minute_stay_news_two_weeks_in() -> None:
+    # ... and past two weeks, where the line for slower series drops to 1.5 a day: at a
+    # 1-minute step those are one reading in 960, and each still pages (7 of 7 in days
+    # 16-18 of these two; 1 of 7 without the share of the readings).
+    paged = spikes = 0
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        n = 18 * 1440
+        values = 100.0 + rng.normal(0.0, 2.0, n)
+        hit = rng.random(n) < 1.5 / 1440.0
+        values[hit] += rng.uniform(20.0, 40.0, int(hit.sum()))
+        _, events = _run(values.tolist(), step=60.0)
+        opened = {round((e.ts - START) / 60.0) for e in _opened_after(events, START)}
+        late = [int(i) for i in np.flatnonzero(hit) if i >= 15 * 1440]
+        spikes += len(late)
+        paged += sum(1 for i in late if i in opened)
+    assert spikes >= 5 and paged >= 0.75 * spikes
 
 
 def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks() -> None:
