@@ -74,7 +74,7 @@ def _lognormal(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(100.0 * np.exp(rng.normal(0.0, 0.8, t.size)), np.float64)
 
 
-def _levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+def switching_levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     """Three levels (10, 50, 80); about one switch in 200 points, to any of them."""
     switch = rng.random(t.size) < 0.005
     picks = rng.integers(0, 3, t.size)
@@ -109,7 +109,7 @@ def shapes() -> dict[str, Shape]:
         "latency, AR(1), 1 % spikes x2-5": latency,
         "low CPU %, 2 % random spikes": random_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
-        "three levels, switching": _levels,
+        "three levels, switching": switching_levels,
     }
 
 

@@ -229,8 +229,22 @@ probability is at least their rate times an exponential tail of their sizes (pea
 a threshold, as in SPOT): the usual spike scores as often as it comes, one ten times its
 size still pages. A run of spikes scores at least as the chance of that many in a row
 (how often one follows another is learned too): where spikes come alone, a level shift
-pages at its second point instead of hiding among them. Spikes rarer than that (an hourly crash rate that jumps once a day; a machine at
-1-minute steps whose spikes come three times a day) stay news.
+pages at its second point instead of hiding among them. Spikes rarer than that (an
+hourly crash rate that jumps once a day; a machine at 1-minute steps whose spikes come
+three times a day) stay news.
+
+**Levels a series keeps moving to** (a machine that switches between states: three
+levels, about one switch a day). Each switch is an outlier, the run of them grows the
+scales until a switch is only a few sigma, the fast level follows it slowly, and the
+sustained shift's evidence pages a few points after it: 39 false episodes in four 56-day
+series of that kind, 29 of them from the third week. Where the levels jump, the level
+left and the level reached are remembered (``MODE_SLOTS``, the visits that settled and
+the time spent near each); while a level forecasts (not a profile: a profile's hours
+are its own), an outlier near a level the series has settled at twice or more and spent
+a tenth of its time at is scored against that level and the levels move there at
+once: 4 and 1. The calibrator still learns the move's own surprise, so a series whose
+moves are large keeps knowing it; a level never settled at, a brand new one, pages as
+before.
 
 **Counts that stop** (requests or events that drop to nothing: an outage). A count of
 7 every five minutes, whose sigma, learned over the whole day, is 5, misses a zero by
@@ -306,7 +320,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 17
+_VERSION = 18
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -351,6 +365,10 @@ _STATE_V16 = "d"
 # then version 17's far tail: how often the surprise landed between the calibrator's
 # line's 0.999 and 0.9999 points, and whether the last point did
 _STATE_V17 = "dB"
+# then version 18's modes: each slot's level, visits and time spent near it (MODE_SLOTS of
+# them, NaN: empty), the one the series is at, the points it stayed there since it moved
+# (0: settled or left) and the sigma at the move
+_STATE_V18 = "dfd" * 4 + "bBd"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -544,6 +562,22 @@ FAR_AFTER_POINTS = 4032
 FAR_AFTER_DAYS = 14.0
 FAR_MAX = 2.0
 _FAR_AFTER = FAR_AFTER_DAYS * 86400.0
+# Levels a series keeps moving to (modes: a machine's states; see the module's
+# docstring): MODE_SLOTS levels are remembered where the levels jumped (the level left and
+# the level reached; within MODE_TOL sigma of a remembered one, the sigma of the move, it
+# is that one). A move counts as a visit once the series stayed within MODE_TOL sigma of
+# the level for MODE_SETTLE points (a state settles, a ramp passes through), and each
+# point near the level it is at counts as time spent there. From MODE_AFTER on, while a
+# level (not a profile) forecasts, an outlier within MODE_TOL sigma of a level visited
+# MODE_VISITS times or more, where the series spent MODE_SHARE or more of the time spent
+# near any of them, is scored against that level (the calibrator still learns its own
+# surprise), and the levels move there at once, with nothing to undo
+MODE_SLOTS = 4
+MODE_TOL = 3.0
+MODE_SETTLE = 6
+MODE_VISITS = 2
+MODE_SHARE = 0.1
+MODE_AFTER = DAY
 _FAR_W_MIN = 1.0 / FAR_POINTS
 _CAL_AFTER = 10  # the first points, which the calibrator neither scores nor learns
 # ... which starts as this much time's points without a spike (300 at 1-minute steps, as the
@@ -819,8 +853,15 @@ class RobustSeasonal:
         "m2a",
         "m2r",
         "margin",
+        "mc",
         "mem",
+        "mi",
+        "mj",
+        "mp",
         "mr",
+        "ms",
+        "mt",
+        "mv",
         "n",
         "n0",
         "phi",
@@ -834,6 +875,7 @@ class RobustSeasonal:
         "scd",
         "season_step",
         "sf",
+        "sg",
         "sm",
         "sml",
         "sms",
@@ -914,6 +956,17 @@ class RobustSeasonal:
         # (see FAR_P)
         self.xf = FAR_P
         self.xr = False
+        # levels the series moves to (see MODE_SLOTS): where, how often it settled there,
+        # the points it spent near them; the level it is at (-1: none yet), the points it
+        # has stayed near it since it moved there (0: settled or left), and the sigma then
+        self.mc = [_NAN] * MODE_SLOTS
+        self.mv = [0.0] * MODE_SLOTS
+        self.mt = [0.0] * MODE_SLOTS
+        self.mi = -1
+        self.mp = 0
+        self.ms = 0.0
+        self.mj = False  # a move to a mode: the levels follow at this point (not kept)
+        self.sg = 0.0  # this point's sigma (not kept)
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
@@ -978,7 +1031,7 @@ class RobustSeasonal:
         """Restore a state; a state of an older layout raises ``ValueError``."""
         det = cls(params)
         r = Reader(blob)
-        if not blob or blob[0] not in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, _VERSION):
+        if not blob or not 3 <= blob[0] <= _VERSION:
             raise ValueError(f"{cls.name}: state of an older layout")
         if blob[0] >= 12:
             (_v, n, det.t0, det.lf, det.ef, det.ls, det.tr, det.es, det.lc, det.ec, det.sf,
@@ -1064,6 +1117,12 @@ class RobustSeasonal:
             if blob[0] >= 17:
                 xf, xr = r.raw(_STATE_V17)
                 det.xf, det.xr = float(xf), bool(xr)
+            if blob[0] >= 18:
+                *slots, mi, mp, ms = r.raw(_STATE_V18)
+                det.mc = [float(c) for c in slots[0::3]]
+                det.mv = [float(v) for v in slots[1::3]]
+                det.mt = [float(t) for t in slots[2::3]]
+                det.mi, det.mp, det.ms = int(mi), int(mp), float(ms)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1108,6 +1167,8 @@ class RobustSeasonal:
         w.raw(_STATE_V15, self.dn)
         w.raw(_STATE_V16, self.dp)
         w.raw(_STATE_V17, self.xf, self.xr)
+        slots = [x for i in range(MODE_SLOTS) for x in (self.mc[i], self.mv[i], self.mt[i])]
+        w.raw(_STATE_V18, *slots, self.mi, self.mp, self.ms)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1417,6 +1478,7 @@ class RobustSeasonal:
                     # at this value: its old level may be hundreds of points stale (the
                     # night before a daily rise), and the next points would page
                     self.jd = 0.0
+                    self._mode_move(expected, value)
                     self._drift_after_move()  # from the level before the jump
                     expected -= jd
                     ls, lc, lw = self.pre
@@ -1433,6 +1495,18 @@ class RobustSeasonal:
             lf = self.lf = value
             z = (value - self.rl) / sigma
             a = z if z >= 0.0 else -z
+        self.sg = sigma
+        if self.mi >= 0:
+            self._mode_stay(value, sigma)
+            if a > clip and ts - self.t0 >= MODE_AFTER and expected in (lf, fs):
+                level = self._mode_near(value, expected, sigma)
+                if level == level:
+                    # a level the series keeps moving to: judged against it, and the
+                    # levels move there at once (see ``_learn``)
+                    z = (value - level) / sigma
+                    a = z if z >= 0.0 else -z
+                    self.mj = True
+                    self.jumps = 0
         if a > clip or self.jumps:
             a = self._run_evidence(z, a)
         learned = -1.0  # >= 0: the sustained shift speaks; the calibrator learns this instead
@@ -1554,6 +1628,13 @@ class RobustSeasonal:
                 score = cal.score(_log1p(a))
                 cap = RECUR_LEARN_CLIPS * clip
                 taught = _log1p(raw if raw < cap else cap if cap > a else a)
+                cal.score_learn(taught)
+            elif self.mj:
+                # a move to a mode is scored against the mode; the calibrator learns the
+                # move's own surprise, as it would without the modes (a series whose moves
+                # are large learns that its large surprises are common)
+                score = cal.score(_log1p(a))
+                taught = _log1p(raw)
                 cal.score_learn(taught)
             else:
                 taught = _log1p(a)
@@ -2166,7 +2247,9 @@ class RobustSeasonal:
             week[bw] = _bin32(sw + self.gamma * r)
             self.ew = err + a_season_err * (ar - err)
         jumps = self.jumps
-        if jumps >= self.jump or -jumps >= self.jump:
+        if self.mj:
+            self._to_mode(value, expected)
+        elif jumps >= self.jump or -jumps >= self.jump:
             self._jump(value, expected, sd, sw)
 
     def _curve_count(self, day: list[float]) -> int:
@@ -2210,6 +2293,86 @@ class RobustSeasonal:
         self.dn = _DRIFT_RUN
         self.dp = _NAN
 
+    def _mode_move(self, left: float, level: float) -> None:
+        """The levels moved from ``left`` to ``level`` (a jump, or its undoing): remember
+        ``level`` among the modes (see ``MODE_SLOTS``), and watch whether it settles."""
+        mc, mv, mt = self.mc, self.mv, self.mt
+        lim = MODE_TOL * self.sg
+        if self.mi < 0:
+            # the first move: the level left is the first one remembered, a visit with
+            # the points so far
+            mc[0], mv[0], mt[0] = left, 1.0, float(self.n)
+            self.mi = 0
+        here = -1
+        for i in range(MODE_SLOTS):
+            d = level - mc[i]
+            if -lim <= d <= lim:  # (NaN, an empty slot, is never within)
+                c = mc[i] + 0.25 * d
+                mc[i] = c if c - c == 0.0 else level  # (finite)
+                here = i
+                break
+        if here < 0:
+            # a new level, in an empty slot or the least visited one (not the one left)
+            least = _BIG
+            for i in range(MODE_SLOTS):
+                if mc[i] != mc[i]:
+                    here = i
+                    break
+                if i != self.mi and mv[i] < least:
+                    here, least = i, mv[i]
+            mc[here], mv[here], mt[here] = level, 0.0, 0.0
+        self.mi = here
+        self.mp = 1
+        self.ms = self.sg
+
+    def _to_mode(self, value: float, expected: float) -> None:
+        """Move the levels to ``value``, at a mode: a jump, but the profiles keep their
+        levels (a mode is the series' level, not its hours'), the scales learn as before,
+        and there is nothing to undo."""
+        self.mj = False
+        self._mode_move(expected, value)
+        self.lf = self.ls = value
+        self.tr = 0.0
+        self.sm = self.sms = self.sml = 0.0  # the move is taken: the shift's evidence restarts
+        self._drift_after_move()
+        self.jumps = 0
+        self.rk = 0
+        self.jd = 0.0
+
+    def _mode_stay(self, value: float, sigma: float) -> None:
+        """A point at the level the series last moved to counts as time spent there, and,
+        once ``MODE_SETTLE`` points after the move stayed near it, as a visit."""
+        i = self.mi
+        d = value - self.mc[i]
+        if self.mp:
+            lim = MODE_TOL * self.ms  # the sigma of the move: right after it, the scales re-learn
+            if -lim <= d <= lim:
+                self.mp += 1
+                if self.mp > MODE_SETTLE:
+                    self.mv[i] += 1.0
+                    self.mp = 0
+            else:
+                self.mp = 0
+        lim = MODE_TOL * sigma
+        if -lim <= d <= lim:
+            self.mt[i] += 1.0
+
+    def _mode_near(self, value: float, expected: float, sigma: float) -> float:
+        """The mode within ``MODE_TOL`` sigma of ``value``, other than the one at
+        ``expected`` (NaN: none)."""
+        mc, mv, mt = self.mc, self.mv, self.mt
+        least = MODE_SHARE * sum(mt)
+        lim = MODE_TOL * sigma
+        for i in range(MODE_SLOTS):
+            if mv[i] < MODE_VISITS or mt[i] < least:
+                continue
+            c = mc[i]
+            if -lim <= expected - c <= lim:
+                continue  # the series is there already
+            if -lim <= value - c <= lim:
+                return c
+        return _NAN
+
     def _jump(self, value: float, expected: float, daily: float, weekly: float) -> None:
         """Restart the levels at ``value`` (a level shift); scales and profiles stay.
 
@@ -2224,6 +2387,7 @@ class RobustSeasonal:
             # this jump starts, and would page at every point while the scales grow
             self.cal.set_state(LOG_Q_LO, LOG_Q_HI)
         self.pre = (self.ls, self.lc, self.lw)
+        self._mode_move(expected, value)
         self.lf = self.ls = value
         self.lc = value - daily
         self.lw = value - weekly

@@ -43,9 +43,11 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V15,
     _STATE_V16,
     _STATE_V17,
+    _STATE_V18,
     COUNT_SHARE,
     DRIFT_RECENT,
     FAR_P,
+    MODE_VISITS,
     SHIFT_Z,
     SPIKE_GO_ON0,
     SPIKE_SIZE0,
@@ -571,6 +573,59 @@ def test_slow_requests_stop_paging_once_a_series_has_seen_two_weeks() -> None:
         _, events = _run(_latency(seed, days=56))
         paged += len(_opened_after(events, START + 14 * 86400.0))
     assert paged <= 8
+
+
+def _levels(seed: int, days: int) -> np.ndarray:
+    """``days`` of a machine switching between three states (levels 10, 50 and 80, noise
+    sd 1, about one switch in 200 points) at 5 minutes, as the noise-shapes benchmark
+    draws it."""
+    t = START + STEP * np.arange(days * DAY_POINTS)
+    return noise_shapes.switching_levels(np.random.default_rng(seed), t)
+
+
+def test_a_machine_switching_between_its_states_stops_paging_once_it_knows_them() -> None:
+    # Each switch is tens of sigma at first; once the switches have grown the scales, a
+    # switch is a few sigma, the fast level follows it slowly, and the sustained shift
+    # pages a few points after it. In these two 8-week series that paged 13 times from the
+    # third week; a switch to a level the series has settled at is now no news: 1.
+    paged = 0
+    for seed in (0, 1):
+        _, events = _run(_levels(seed, 56).tolist())
+        paged += len(_opened_after(events, START + 14 * 86400.0))
+    assert paged <= 3
+
+
+def test_a_move_to_a_level_never_settled_at_still_pages() -> None:
+    # The same machines, which go to 150 in their seventh week and stay: a level they have
+    # never settled at is news, and pages at once. Without the modes their switches had
+    # grown the scales so much that it did not page at all.
+    for seed in (0, 1):
+        values = _levels(seed, 56)
+        values[14000:] = 150.0 + np.random.default_rng(9).normal(0.0, 1.0, values.size - 14000)
+        _, events = _run(values.tolist())
+        opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START + 13900 * STEP)]
+        assert opened and opened[0] <= 14001
+
+
+def test_a_pulse_that_ramps_up_and_down_is_no_mode_and_states_restore_exactly() -> None:
+    # A pulse every 312 points (50 -> 120 -> 25 -> 50 over 70 points, an ECG's R wave):
+    # the levels jump along its ramps, and those levels never settle; the base it returns
+    # to does. Restored from its state every 1,009 points, it goes on exactly.
+    n = 14 * DAY_POINTS
+    values = 50.0 + np.random.default_rng(5).normal(0.0, 0.3, n)
+    shape = np.concatenate(
+        [np.linspace(0, 70, 25), np.linspace(70, -25, 25), np.linspace(-25, 0, 20)]
+    )
+    for s in range(100, n, 312):
+        values[s : s + shape.size] += shape[: n - s]
+    whole = RobustSeasonal.create({}, seed=0)
+    parts = RobustSeasonal.create({}, seed=0)
+    for i, v in enumerate(values.tolist()):
+        if i % 1009 == 500:
+            parts = RobustSeasonal.load(parts.to_bytes(), {}, seed=0)
+        assert parts.update(START + STEP * i, v) == whole.update(START + STEP * i, v)
+    settled = [c for c, visits in zip(whole.mc, whole.mv, strict=True) if visits >= MODE_VISITS]
+    assert len(settled) == 1 and abs(settled[0] - 50.0) < 5.0  # (the base, which its tail drags)
 
 
 def test_spikes_three_times_a_day_at_one_minute_stay_news() -> None:
@@ -1198,13 +1253,17 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    # doubles, and no version 14, 15, 16 or 17 fields at the end
+    # doubles, and no version 14 to 18 fields at the end
     v13 = _as_version_13(_as_version_14(_as_version_15(_as_version_16(whole.to_bytes()))))
     doubles = RobustSeasonal.load(v13, {}, seed=0)
     doubles.n0, doubles.dn, doubles.dp = whole.n0, whole.dn, whole.dp  # not in version 13
     doubles.xf, doubles.xr = whole.xf, whole.xr
+    doubles.mc, doubles.mv, doubles.mt = whole.mc, whole.mv, whole.mt
+    doubles.mi, doubles.mp, doubles.ms = whole.mi, whole.mp, whole.ms
     assert doubles.to_bytes() == whole.to_bytes()
-    tail = struct.calcsize("<QI") + struct.calcsize("<" + _STATE_V15 + _STATE_V16 + _STATE_V17)
+    tail = struct.calcsize("<QI") + struct.calcsize(
+        "<" + _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18
+    )
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
 
@@ -1625,8 +1684,16 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_17(v18: bytes) -> bytes:
+    """A version 18 state as version 17 wrote it: no modes at the end."""
+    return b"\x11" + v18[1 : -struct.calcsize("<" + _STATE_V18)]
+
+
 def _as_version_16(v17: bytes) -> bytes:
-    """A version 17 state as version 16 wrote it: no far tail at the end."""
+    """A version 17 state (or a version 18 one) as version 16 wrote it: no far tail (nor
+    modes) at the end."""
+    if v17[0] == 18:
+        v17 = _as_version_17(v17)
     return b"\x10" + v17[1 : -struct.calcsize("<" + _STATE_V17)]
 
 
@@ -1698,7 +1765,7 @@ def _as_version_11_of(det: RobustSeasonal) -> bytes:
     )
 
 
-def test_versions_3_to_16_detector_states_still_load() -> None:
+def test_versions_3_to_17_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
@@ -1708,8 +1775,8 @@ def test_versions_3_to_16_detector_states_still_load() -> None:
     # version 13 a slower rate of spikes (and their size in float32, see
     # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``),
     # version 15 the points the drift's baseline learned, version 16 the baseline from
-    # before the shift's means spoke, version 17 the far tail; a worker upgraded over an
-    # older state keeps what its series learned
+    # before the shift's means spoke, version 17 the far tail, version 18 the modes; a
+    # worker upgraded over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -1726,14 +1793,30 @@ def test_versions_3_to_16_detector_states_still_load() -> None:
     det.dn = 37  # ... as if it had started 37 points ago: kept
     det.dp = 9.5  # as if the shift's means had spoken with a baseline at 9.5: kept
     det.xf, det.xr = 0.0025, True  # as if its far tail were long, and passed just now: kept
-    v17 = det.to_bytes()
-    assert RobustSeasonal.load(v17, {}, seed=0).to_bytes() == v17
+    # as if it had moved between two levels, and just now to a third, settling
+    det.mc, det.mv, det.mt = (
+        [10.0, 15.0, 20.0, math.nan],
+        [3.0, 2.0, 0.0, 0.0],
+        [90.0, 40.0, 2.0, 0.0],
+    )
+    det.mi, det.mp, det.ms = 2, 3, 0.25
+    v18 = det.to_bytes()
+    assert RobustSeasonal.load(v18, {}, seed=0).to_bytes() == v18
+    v17 = _as_version_17(v18)
+    assert len(v17) == len(v18) - struct.calcsize("<" + _STATE_V18)
+    seventeen = RobustSeasonal.load(v17, {}, seed=0)
+    assert seventeen.mi == -1 and seventeen.mv == [0.0] * 4  # no modes: they are learned
+    seventeen.mc, seventeen.mv, seventeen.mt = det.mc, det.mv, det.mt
+    seventeen.mi, seventeen.mp, seventeen.ms = det.mi, det.mp, det.ms
+    assert seventeen.to_bytes() == v18
+    assert RobustSeasonal.load(v17, {}, seed=0).xf == 0.0025
+    assert _as_version_17(RobustSeasonal.load(v17, {}, seed=0).to_bytes()) == v17
     v16 = _as_version_16(v17)
     assert len(v16) == len(v17) - 9
     sixteen = RobustSeasonal.load(v16, {}, seed=0)
     assert (sixteen.xf, sixteen.xr) == (FAR_P, False)  # the calibrator's own line to start
     sixteen.xf, sixteen.xr = det.xf, det.xr
-    assert sixteen.to_bytes() == v17
+    assert _as_version_17(sixteen.to_bytes()) == v17
     assert RobustSeasonal.load(v16, {}, seed=0).dp == 9.5
     assert _as_version_16(RobustSeasonal.load(v16, {}, seed=0).to_bytes()) == v16
     v15 = _as_version_15(v16)
