@@ -1123,6 +1123,8 @@ class RobustSeasonal:
                 det.mv = [float(v) for v in slots[1::3]]
                 det.mt = [float(t) for t in slots[2::3]]
                 det.mi, det.mp, det.ms = int(mi), int(mp), float(ms)
+                if not -1 <= det.mi < MODE_SLOTS:
+                    raise ValueError(f"{cls.name}: a damaged state (mode {det.mi})")
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier

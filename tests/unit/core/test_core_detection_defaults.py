@@ -1810,6 +1810,9 @@ def test_versions_3_to_17_detector_states_still_load() -> None:
     seventeen.mi, seventeen.mp, seventeen.ms = det.mi, det.mp, det.ms
     assert seventeen.to_bytes() == v18
     assert RobustSeasonal.load(v17, {}, seed=0).xf == 0.0025
+    at = len(v18) - struct.calcsize("<bBd")  # the level the series is at: one of the four
+    with pytest.raises(ValueError, match="damaged"):
+        RobustSeasonal.load(v18[:at] + b"\x04" + v18[at + 1 :], {}, seed=0)
     assert _as_version_17(RobustSeasonal.load(v17, {}, seed=0).to_bytes()) == v17
     v16 = _as_version_16(v17)
     assert len(v16) == len(v17) - 9
