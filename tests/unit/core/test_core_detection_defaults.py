@@ -628,23 +628,32 @@ def test_a_pulse_that_ramps_up_and_down_is_no_mode_and_states_restore_exactly() 
     assert len(settled) == 1 and abs(settled[0] - 50.0) < 5.0  # (the base, which its tail drags)
 
 
+def _minute_spikes_paged(
+    seeds: tuple[int, ...], days: int, per_day: float, from_day: int
+) -> tuple[int, int]:
+    """Noise around 100 (sd 2) at 1-minute steps with ``per_day`` spikes of 20-40 at
+    random: of its spikes from ``from_day`` on, how many paged, and how many there were."""
+    paged = spikes = 0
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        n = days * 1440
+        values = 100.0 + rng.normal(0.0, 2.0, n)
+        hit = rng.random(n) < per_day / 1440.0
+        values[hit] += rng.uniform(20.0, 40.0, int(hit.sum()))
+        _, events = _run(values.tolist(), step=60.0)
+        opened = {round((e.ts - START) / 60.0) for e in _opened_after(events, START)}
+        late = [int(i) for i in np.flatnonzero(hit) if i >= from_day * 1440]
+        spikes += len(late)
+        paged += sum(1 for i in late if i in opened)
+    return paged, spikes
+
+
 def test_spikes_three_times_a_day_at_one_minute_stay_news() -> None:
     # At a 1-minute step, spikes three times a day are one reading in 480: each is
     # news (the MongoDB machine's labels call them anomalies), and they stay so
     # after the lower line for slower series (24 of 88 paged without its share of
     # the readings, 72 of 88 with it, as before it).
-    paged = spikes = 0
-    for seed in (1, 2, 3, 4):
-        rng = np.random.default_rng(seed)
-        n = 10 * 1440
-        values = 100.0 + rng.normal(0.0, 2.0, n)
-        hit = rng.random(n) < 3.0 / 1440.0
-        values[hit] += rng.uniform(20.0, 40.0, int(hit.sum()))
-        _, events = _run(values.tolist(), step=60.0)
-        opened = {round((e.ts - START) / 60.0) for e in _opened_after(events, START)}
-        late = [int(i) for i in np.flatnonzero(hit) if i >= 3 * 1440]
-        spikes += len(late)
-        paged += sum(1 for i in late if i in opened)
+    paged, spikes = _minute_spikes_paged((1, 2, 3, 4), days=10, per_day=3.0, from_day=3)
     assert paged >= 0.75 * spikes
 
 
@@ -652,18 +661,7 @@ def test_spikes_one_and_a_half_times_a_day_at_one_minute_stay_news_two_weeks_in(
     # ... and past two weeks, where the line for slower series drops to 1.5 a day: at a
     # 1-minute step those are one reading in 960, and each still pages (7 of 7 in days
     # 16-18 of these two; 1 of 7 without the share of the readings).
-    paged = spikes = 0
-    for seed in (1, 2):
-        rng = np.random.default_rng(seed)
-        n = 18 * 1440
-        values = 100.0 + rng.normal(0.0, 2.0, n)
-        hit = rng.random(n) < 1.5 / 1440.0
-        values[hit] += rng.uniform(20.0, 40.0, int(hit.sum()))
-        _, events = _run(values.tolist(), step=60.0)
-        opened = {round((e.ts - START) / 60.0) for e in _opened_after(events, START)}
-        late = [int(i) for i in np.flatnonzero(hit) if i >= 15 * 1440]
-        spikes += len(late)
-        paged += sum(1 for i in late if i in opened)
+    paged, spikes = _minute_spikes_paged((1, 2), days=18, per_day=1.5, from_day=15)
     assert spikes >= 5 and paged >= 0.75 * spikes
 
 
