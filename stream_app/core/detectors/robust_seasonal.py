@@ -966,7 +966,11 @@ class RobustSeasonal:
         self.mp = 0
         self.ms = 0.0
         self.mj = False  # a move to a mode: the levels follow at this point (not kept)
-        self.sg = 0.0  # this point's sigma (not kept)
+        # the sigma a move of the levels is remembered at (not kept): the point's own, set
+        # before the modes are looked at; an undone jump, which comes before, sees the
+        # point before's (with its own, readings at irregular times paged a little more:
+        # the events run's schedules 52 -> 55 episodes)
+        self.sg = 0.0
         # what spoke at the last point, for the explanation of an episode ("": its miss,
         # or the shift's means); not state
         self.evidence = ""
