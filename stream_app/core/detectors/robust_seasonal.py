@@ -2331,18 +2331,24 @@ class RobustSeasonal:
         self.mp = 1
         self.ms = self.sg
 
+    def _levels_to(self, value: float, expected: float) -> None:
+        """The fast and slow levels restart at ``value`` (a move from ``expected``, which
+        the modes remember): the move is taken, so the shift's evidence, the run of
+        outliers and a drift's baseline start again (from the level after the move)."""
+        self._mode_move(expected, value)
+        self.lf = self.ls = value
+        self.tr = 0.0
+        self.sm = self.sms = self.sml = 0.0
+        self._drift_after_move()
+        self.jumps = 0
+        self.rk = 0
+
     def _to_mode(self, value: float, expected: float) -> None:
         """Move the levels to ``value``, at a mode: a jump, but the profiles keep their
         levels (a mode is the series' level, not its hours'), the scales learn as before,
         and there is nothing to undo."""
         self.mj = False
-        self._mode_move(expected, value)
-        self.lf = self.ls = value
-        self.tr = 0.0
-        self.sm = self.sms = self.sml = 0.0  # the move is taken: the shift's evidence restarts
-        self._drift_after_move()
-        self.jumps = 0
-        self.rk = 0
+        self._levels_to(value, expected)
         self.jd = 0.0
 
     def _mode_stay(self, value: float, sigma: float) -> None:
@@ -2393,16 +2399,10 @@ class RobustSeasonal:
             # this jump starts, and would page at every point while the scales grow
             self.cal.set_state(LOG_Q_LO, LOG_Q_HI)
         self.pre = (self.ls, self.lc, self.lw)
-        self._mode_move(expected, value)
-        self.lf = self.ls = value
+        self._levels_to(value, expected)  # (the run was a jump, not a bump)
         self.lc = value - daily
         self.lw = value - weekly
-        self.tr = 0.0
-        self.sm = self.sms = self.sml = 0.0  # the shift is taken: its evidence starts again
-        self._drift_after_move()  # from the level after the jump
-        self.jumps = 0
-        self.rk = 0  # the run was a jump, not a bump: a return undoes the jump (``jd``)
-        self.jd = delta
+        self.jd = delta  # a return undoes the jump
         self.jt = 0
         # re-learn the error scales faster in the new regime (see JUMP_RATE)
         self.age = 1
