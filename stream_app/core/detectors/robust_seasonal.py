@@ -1982,6 +1982,8 @@ class RobustSeasonal:
         expected time on the same side within ``RECUR_NEAR`` (or one seen exactly a
         week ago) and seen more often than this one (a job that runs a few minutes
         early or late) stands for it: this time takes over its sightings and usual size.
+        A second outlier of one day at a time already seen that day is a run, not a
+        recurrence, unless that time is expected.
         """
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
@@ -2021,7 +2023,10 @@ class RobustSeasonal:
                 oldest_day = seen
                 oldest = k
         if match >= 0 and mem[match + 2] >= day:
-            return 0.0  # seen today already: a run, not a recurrence
+            # seen today already: a run, not a recurrence; unless this time of day is
+            # expected: readings anywhere in their step bring two of one day within
+            # half a step of it, and both are the schedule's
+            return mem[match + 1] if mem[match + 3] > RECUR_AFTER else 0.0
         # a job that runs a few minutes early or late: the expected time nearby (seen on
         # an earlier day, recently enough to be expected still) or the time nearby seen
         # a week ago, seen more often than this one, stands for it (its sightings and
