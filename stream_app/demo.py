@@ -2,7 +2,8 @@
 
 Brings up Kafka, PostgreSQL, Prometheus and Alertmanager, starts a worker and
 the API as subprocesses, feeds both simulators (an IoT fleet and a market)
-through Kafka at an accelerated pace, prints anomaly episodes as they open and
+through Kafka at an accelerated pace (the same simulated six hours every run,
+moved to end now; see ``history``), prints anomaly episodes as they open and
 resolve, and ends with a summary: readings produced and scored, episodes, and
 recall / precision of the episodes against the simulators' ground truth.
 """
@@ -17,10 +18,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -28,9 +29,16 @@ from aiokafka import AIOKafkaConsumer
 
 from stream_app.settings import Settings
 
+if TYPE_CHECKING:
+    from connectors.simulate import Shifted
+
 SIM_SPAN_S = 6 * 3600.0  # simulated history fed in a bounded demo
+# The history is always the same six hours, moved to end now: Monday 08:30-14:30 UTC, an
+# hour before the market opens (09:30) and five hours of its session (three faults).
+REFERENCE_END = 1_767_623_400.0  # 2026-01-05T14:30:00Z
 DEMO_DEVICES = 20
 DEMO_INSTRUMENTS = 5
+DEMO_INTERVAL_S = 30.0
 
 
 @dataclass
@@ -115,27 +123,54 @@ async def _watch_anomalies(settings: Settings, tally: Tally, stop: asyncio.Event
         await consumer.stop()
 
 
-async def _simulate(settings: Settings, seconds: float, tally: Tally) -> None:
-    from connectors.simulate import IoTFleet, MarketSim
+def demo_shift(now: float) -> float:
+    """Whole seconds that move the reference window to end at ``now``."""
+    return float(math.floor(now) - REFERENCE_END)
+
+
+def history(now: float, span: float = SIM_SPAN_S) -> list[Shifted]:
+    """The IoT fleet and the market over the ``span`` up to ``REFERENCE_END``, moved to ``now``.
+
+    Only the timestamps depend on ``now``; the values are the same at any hour and weekday.
+    """
+    from connectors.simulate import IoTFleet, MarketSim, Shifted
+
+    start, by = REFERENCE_END - span, demo_shift(now)
+    fleet = IoTFleet(
+        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=start, interval=DEMO_INTERVAL_S
+    )
+    market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=start, interval=DEMO_INTERVAL_S)
+    return [Shifted(fleet, by), Shifted(market, by)]
+
+
+def live(now: float, by: float) -> Shifted:
+    """A fleet from ``now`` on, on the history's clock (moved ``by``: its daily cycle goes on)."""
+    from connectors.simulate import IoTFleet, Shifted
+
+    fleet = IoTFleet(
+        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=3, start=now - by, interval=DEMO_INTERVAL_S
+    )
+    return Shifted(fleet, by)
+
+
+async def _simulate(
+    settings: Settings, seconds: float, tally: Tally, clock: Callable[[], float] = time.time
+) -> None:
     from connectors.simulate.run import Pace, run_simulation
 
     span = SIM_SPAN_S
     speedup = span / max(seconds * 0.8, 1.0) if seconds > 0 else 120.0
-    start = math.floor(time.time()) - span
-    fleet = IoTFleet(devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=start, interval=30.0)
-    market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=start, interval=30.0)
+    now = clock()
     pace = Pace(speedup=speedup)
     runs = [
         run_simulation(sim, settings, duration=span, pace=pace, truth_file=tally)
-        for sim in (fleet, market)
+        for sim in history(now, span)
     ]
     stats = await asyncio.gather(*runs)
     tally.produced += sum(s.readings for s in stats)
     if seconds <= 0:  # then live, in real time, until Ctrl-C
-        live = IoTFleet(
-            devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=3, start=time.time(), interval=30.0
-        )
-        await run_simulation(live, settings, pace=Pace(speedup=1.0), truth_file=tally)
+        sim = live(clock(), demo_shift(now))
+        await run_simulation(sim, settings, pace=Pace(speedup=1.0), truth_file=tally)
 
 
 def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, int]:

@@ -3,6 +3,7 @@
 from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter, read_ground_truth
 from connectors.simulate.iot import IOT_KINDS, IoTFleet
 from connectors.simulate.market import MARKET_KINDS, MarketSim
+from connectors.simulate.shifted import Shifted
 
 __all__ = [
     "IOT_KINDS",
@@ -11,5 +12,6 @@ __all__ = [
     "GroundTruthWriter",
     "IoTFleet",
     "MarketSim",
+    "Shifted",
     "read_ground_truth",
 ]
