@@ -320,7 +320,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 18
+_VERSION = 19
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -369,6 +369,9 @@ _STATE_V17 = "dB"
 # them, NaN: empty), the one the series is at, the points it stayed there since it moved
 # (0: settled or left) and the sigma at the move
 _STATE_V18 = "dfd" * 4 + "bBd"
+# then version 19's rate at which the shift's means start speaking, and whether they spoke
+# at the last point
+_STATE_V19 = "dB"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -472,6 +475,14 @@ SHIFT_VAR_ALPHA = 0.003
 SHIFT_LONG_ALPHA = 0.01  # a third mean, over about 100 points (a ramp over hours)
 SHIFT_LONG_VAR_ALPHA = 0.001
 SHIFT_Z = 4.5
+# Where the shift's means start speaking SHIFT_HABIT_PER_DAY times a day or more (their
+# rate over about SHIFT_HABIT_DAYS days), from SHIFT_HABIT_AFTER on, shifts are the
+# series' behaviour (a market whose volatility regime switches a few times a session):
+# a shift is then scored by the calibrator alone, as any surprise of the series, not at
+# least by the normal tail
+SHIFT_HABIT_PER_DAY = 1.0
+SHIFT_HABIT_DAYS = 7.0
+SHIFT_HABIT_AFTER = 3 * 86400.0
 _SQRT_HALF = math.sqrt(0.5)
 _SHIFT_Z2 = SHIFT_Z * SHIFT_Z
 # the mean square of each mean for unit white noise
@@ -834,6 +845,8 @@ class RobustSeasonal:
         "ew",
         "floor",
         "gamma",
+        "hr",
+        "hs",
         "jd",
         "jt",
         "jump",
@@ -977,6 +990,8 @@ class RobustSeasonal:
         self.mr = 0.0  # the relative error scale: mean |residual| / expected (0: not started)
         self.m2a = 1.0  # the mean clipped z^2 with the absolute scale ...
         self.m2r = 1.0  # ... and with the relative one
+        self.hr = 0.0  # the shift's means: the rate per point at which they start speaking
+        self.hs = False  # ... and whether they spoke at the last point
         self.kr = 0.0  # spikes (beyond SPIKE_Z sigma): their rate per point ...
         self.kl = 0.0  # ... the same over SPIKE_SLOW_DAYS days ...
         self.ks = SPIKE_SIZE0  # ... their mean size beyond it, in sigma ...
@@ -1129,6 +1144,9 @@ class RobustSeasonal:
                 det.mi, det.mp, det.ms = int(mi), int(mp), float(ms)
                 if not -1 <= det.mi < MODE_SLOTS:
                     raise ValueError(f"{cls.name}: a damaged state (mode {det.mi})")
+            if blob[0] >= 19:
+                hr, hs = r.raw(_STATE_V19)
+                det.hr, det.hs = float(hr), bool(hs)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1175,6 +1193,7 @@ class RobustSeasonal:
         w.raw(_STATE_V17, self.xf, self.xr)
         slots = [x for i in range(MODE_SLOTS) for x in (self.mc[i], self.mv[i], self.mt[i])]
         w.raw(_STATE_V18, *slots, self.mi, self.mp, self.ms)
+        w.raw(_STATE_V19, self.hr, self.hs)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1594,7 +1613,15 @@ class RobustSeasonal:
                 if drift2 > shift2:
                     shift2 = drift2
                     baseline = self.dl + off
-            if shift2 > _SHIFT_Z2 and shift2 > a * a:
+            speaks = shift2 > _SHIFT_Z2 and shift2 > a * a
+            # how often they start speaking: a weight of one over the points so far, never
+            # under one over SHIFT_HABIT_DAYS days' points
+            wh = self.stp * (_PER_DAY / SHIFT_HABIT_DAYS)
+            if (n - 10) * wh < 1.0:
+                wh = 1.0 / (n - 10)
+            self.hr += wh * ((1.0 if speaks and not self.hs else 0.0) - self.hr)
+            self.hs = speaks
+            if speaks:
                 learned = a
                 a = math.sqrt(shift2)
                 if baseline == baseline:  # the drift's evidence spoke: say so
@@ -1620,9 +1647,13 @@ class RobustSeasonal:
                 # (two-sided), or by the calibrator if that says more; the calibrator
                 # learns the point's own surprise
                 score = cal.score(_log1p(a))
-                normal = 1.0 - math.erfc(a * _SQRT_HALF)
-                if normal > score:
-                    score = normal
+                if not (
+                    ts - self.t0 >= SHIFT_HABIT_AFTER
+                    and self.hr >= SHIFT_HABIT_PER_DAY * self.stp * _PER_DAY > 0.0
+                ):
+                    normal = 1.0 - math.erfc(a * _SQRT_HALF)
+                    if normal > score:
+                        score = normal
                 taught = _log1p(learned)
                 cal.score_learn(taught)
             elif shown != expected:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from benchmarks import noise_shapes
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
+from stream_app.core.detectors import robust_seasonal
 from stream_app.core.detectors.robust_seasonal import (
     _DRIFT_NULL,
     _DRIFT_RUN,
@@ -44,6 +45,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V16,
     _STATE_V17,
     _STATE_V18,
+    _STATE_V19,
     COUNT_SHARE,
     DRIFT_RECENT,
     FAR_P,
@@ -686,6 +688,37 @@ def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks
     assert sum(weekly[2:]) - 1 <= 5
 
 
+def _volatility_regimes(seed: int, days: int = 14) -> list[float]:
+    """A market's spread at 1 minute: 1 with noise 0.2 |N|, three times that (level and
+    noise) in volatile spells that come about every two hours and last about 15 minutes."""
+    rng = np.random.default_rng(seed)
+    n = days * 1440
+    volatile = np.zeros(n, dtype=bool)
+    on = False
+    for i, u in enumerate(rng.random(n)):
+        on = u >= 1 / 15 if on else u < 1 / 120
+        volatile[i] = on
+    level = np.where(volatile, 3.0, 1.0)
+    return (level * (1.0 + 0.2 * np.abs(rng.normal(0.0, 1.0, n)))).tolist()
+
+
+def test_volatility_regimes_that_switch_every_few_hours_stop_paging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each volatile spell is a sustained shift of a few sigmas, and the shift's means
+    # start speaking several times a day; scored at least by the normal tail, the spells
+    # paged about three times a day in the second week: 21, 19 and 22 times in these 3
+    # series. From the third day on, a shift the series makes once a day or more is
+    # scored by the calibrator alone, which has learned these spells' surprises: 0.
+    def paged(seed: int) -> int:
+        _, events = _run(_volatility_regimes(seed), step=60.0)
+        return len(_opened_after(events, START + 7 * 86400))
+
+    assert sum(paged(seed) for seed in range(3)) <= 3
+    monkeypatch.setattr(robust_seasonal, "SHIFT_HABIT_PER_DAY", math.inf)
+    assert sum(paged(seed) for seed in range(3)) >= 30
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_a_level_shift_among_random_spikes_pages_at_once(seed: int) -> None:
     # The same CPU %, which rises by 2 (as high as its biggest spikes) for 500 points:
@@ -1269,16 +1302,17 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
-    # doubles, and no version 14 to 18 fields at the end
+    # doubles, and no version 14 to 19 fields at the end
     v13 = _as_version_13(_as_version_14(_as_version_15(_as_version_16(whole.to_bytes()))))
     doubles = RobustSeasonal.load(v13, {}, seed=0)
     doubles.n0, doubles.dn, doubles.dp = whole.n0, whole.dn, whole.dp  # not in version 13
     doubles.xf, doubles.xr = whole.xf, whole.xr
     doubles.mc, doubles.mv, doubles.mt = whole.mc, whole.mv, whole.mt
     doubles.mi, doubles.mp, doubles.ms = whole.mi, whole.mp, whole.ms
+    doubles.hr, doubles.hs = whole.hr, whole.hs
     assert doubles.to_bytes() == whole.to_bytes()
     tail = struct.calcsize("<QI") + struct.calcsize(
-        "<" + _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18
+        "<" + _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18 + _STATE_V19
     )
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
@@ -1700,15 +1734,23 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_18(v19: bytes) -> bytes:
+    """A version 19 state as version 18 wrote it: no rate of shifts at the end."""
+    return b"\x12" + v19[1 : -struct.calcsize("<" + _STATE_V19)]
+
+
 def _as_version_17(v18: bytes) -> bytes:
-    """A version 18 state as version 17 wrote it: no modes at the end."""
+    """A version 18 state (or a version 19 one) as version 17 wrote it: no modes (nor rate
+    of shifts) at the end."""
+    if v18[0] == 19:
+        v18 = _as_version_18(v18)
     return b"\x11" + v18[1 : -struct.calcsize("<" + _STATE_V18)]
 
 
 def _as_version_16(v17: bytes) -> bytes:
-    """A version 17 state (or a version 18 one) as version 16 wrote it: no far tail (nor
-    modes) at the end."""
-    if v17[0] == 18:
+    """A version 17 state (or a later one) as version 16 wrote it: no far tail (nor modes,
+    nor rate of shifts) at the end."""
+    if v17[0] >= 18:
         v17 = _as_version_17(v17)
     return b"\x10" + v17[1 : -struct.calcsize("<" + _STATE_V17)]
 
@@ -1791,8 +1833,9 @@ def test_versions_3_to_17_detector_states_still_load() -> None:
     # version 13 a slower rate of spikes (and their size in float32, see
     # ``_as_version_12``), version 14 the profiles in float32 (``_as_version_13``),
     # version 15 the points the drift's baseline learned, version 16 the baseline from
-    # before the shift's means spoke, version 17 the far tail, version 18 the modes; a
-    # worker upgraded over an older state keeps what its series learned
+    # before the shift's means spoke, version 17 the far tail, version 18 the modes,
+    # version 19 the rate at which the shift's means start speaking; a worker upgraded
+    # over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
         det.update(60.0 * i, 10.0 + (i % 7) * 0.1 + (5.0 if i % 97 == 0 else 0.0))
@@ -1816,15 +1859,23 @@ def test_versions_3_to_17_detector_states_still_load() -> None:
         [90.0, 40.0, 2.0, 0.0],
     )
     det.mi, det.mp, det.ms = 2, 3, 0.25
-    v18 = det.to_bytes()
-    assert RobustSeasonal.load(v18, {}, seed=0).to_bytes() == v18
+    det.hr, det.hs = 0.004, True  # as if its shifts came often, and spoke just now: kept
+    v19 = det.to_bytes()
+    assert RobustSeasonal.load(v19, {}, seed=0).to_bytes() == v19
+    v18 = _as_version_18(v19)
+    assert len(v18) == len(v19) - 9
+    eighteen = RobustSeasonal.load(v18, {}, seed=0)
+    assert (eighteen.hr, eighteen.hs) == (0.0, False)  # learned again
+    eighteen.hr, eighteen.hs = det.hr, det.hs
+    assert eighteen.to_bytes() == v19
+    assert _as_version_18(RobustSeasonal.load(v18, {}, seed=0).to_bytes()) == v18
     v17 = _as_version_17(v18)
     assert len(v17) == len(v18) - struct.calcsize("<" + _STATE_V18)
     seventeen = RobustSeasonal.load(v17, {}, seed=0)
     assert seventeen.mi == -1 and seventeen.mv == [0.0] * 4  # no modes: they are learned
     seventeen.mc, seventeen.mv, seventeen.mt = det.mc, det.mv, det.mt
     seventeen.mi, seventeen.mp, seventeen.ms = det.mi, det.mp, det.ms
-    assert seventeen.to_bytes() == v18
+    assert _as_version_18(seventeen.to_bytes()) == v18
     assert RobustSeasonal.load(v17, {}, seed=0).xf == 0.0025
     at = len(v18) - struct.calcsize("<bBd")  # the level the series is at: one of the four
     with pytest.raises(ValueError, match="damaged"):
