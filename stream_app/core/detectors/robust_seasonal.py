@@ -154,7 +154,9 @@ surprise. Being a mean of many clipped misses, it is near normal whatever the ta
 of one miss, so it is scored by the normal tail (the calibrator's tail, learned
 from single points, is far heavier and hid it); the calibrator still learns the
 point's own surprise. On 1-second sensor data (a valve that moves a flow by a sigma
-or two for minutes) this is the only evidence there is.
+or two for minutes) this is the only evidence there is. Where the means start
+speaking once a day or more (``SHIFT_HABIT_PER_DAY``, from the third day), shifts are
+the series' habit (a market's volatility regimes) and the calibrator alone scores them.
 
 **A drift that every forecaster follows** (a daily cycle that ramps far above its
 pattern over hours, a count whose rate doubles over an afternoon) leaves no evidence in
@@ -1644,8 +1646,9 @@ class RobustSeasonal:
             if learned >= 0.0:
                 # the shift's evidence is a mean of many clipped misses, near normal
                 # whatever the tail of one miss: it is scored by the normal tail
-                # (two-sided), or by the calibrator if that says more; the calibrator
-                # learns the point's own surprise
+                # (two-sided), or by the calibrator if that says more (by the calibrator
+                # alone where shifts are the series' habit); the calibrator learns the
+                # point's own surprise
                 score = cal.score(_log1p(a))
                 if not (
                     ts - self.t0 >= SHIFT_HABIT_AFTER
