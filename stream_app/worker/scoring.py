@@ -64,6 +64,7 @@ class ReadingScorer:
         *,
         max_deadletter_payload: int = 16_384,
         topic: str | None = None,
+        silence_every_s: float = 5.0,
     ) -> None:
         self.states = states
         self.decoder = decoder
@@ -84,6 +85,17 @@ class ReadingScorer:
         # is forgotten, so a `source` that varies (a producer putting a request id
         # there, a hostile one) cannot grow the worker's memory without bound.
         self._followers: dict[Clock, int] = {}
+        # Silence is judged (``advance``) whenever a clock has moved ``silence_every_s``
+        # of event time since the last judgement, inside a batch too: a backlog read
+        # hundreds of times faster than real time (after a restart, a replay) would
+        # otherwise carry a series' silence and its end in one batch, and the checks
+        # the runtime makes by the wall clock would see neither. A judgement visits
+        # every live entity, so it waits for a quarter as many readings as there are
+        # entities (at most four visits per reading, however the clocks move).
+        self.silence_every_s = silence_every_s
+        self._judged: dict[Clock, float] = {}  # each clock's watermark at the last one
+        self._due = False
+        self._since = 0  # readings scored since the last judgement
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -113,6 +125,11 @@ class ReadingScorer:
                         msg, Rejection("internal_error", f"{type(exc).__name__}: {exc}"), now
                     )
                 )
+            self._since += 1
+            if self._due and 4 * self._since >= len(self._clock_of):
+                silent = self.advance(now)
+                out.events.extend(silent.events)
+                out.touched |= silent.touched
         # One row per point, so the rows tell the points' statuses.
         out.statuses = dict(Counter(map(_STATUS, out.rows)))
         return out
@@ -133,6 +150,8 @@ class ReadingScorer:
             if watermark > 0:
                 self._note_advance(clock, ts - watermark, ts)
             watermarks[clock] = ts
+            if ts - self._judged.get(clock, 0.0) >= self.silence_every_s:
+                self._due = True
         out.event_to_scored.append(now - ts)
         # The per-reading step every caller shares (replay and evaluate too).
         points, events, _ = proc.process(ts, metrics)
@@ -215,6 +234,9 @@ class ReadingScorer:
         since would open a silence episode at once.
         """
         out = BatchOutput()
+        self._judged = dict(self.watermarks)
+        self._due = False
+        self._since = 0
         for entity in list(self.states.entities()):
             clock = self._clock_of.get(entity, ("", -1))
             watermark = self.watermarks.get(clock, 0.0)

@@ -83,25 +83,49 @@ def _silences(out: object) -> list[str]:
     return [e["entity"] for e in events if e["kind"] == "silence" and e["event"] == "opened"]
 
 
+def _judged(scorer: ReadingScorer, records: list[Record], now: float) -> list[str]:
+    """The silences a batch opens: judged inside it as event time moves, and after it."""
+    return _silences(scorer.process(records, now=now)) + _silences(scorer.advance(now=now))
+
+
 def test_a_source_resuming_after_an_outage_does_not_open_a_silence_episode_per_series() -> None:
     fleet = [f"site/{i}" for i in range(20)]
     scorer = _scorer(EngineConfig.default(), {})
     scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
     # The whole feed was down for an hour; one device is heard from first.
     back = T0 + 200 * 10.0 + 3600
-    scorer.process(_fleet(fleet[:1], back, 1, 10.0), now=back)
-    assert _silences(scorer.advance(now=back)) == []
+    assert _judged(scorer, _fleet(fleet[:1], back, 1, 10.0), now=back) == []
     # Everyone but site/19 reports again; site/19 stays silent and is caught.
-    scorer.process(_fleet(fleet[:-1], back + 10, 30, 10.0), now=back)
-    assert _silences(scorer.advance(now=back)) == ["site/19"]
+    assert _judged(scorer, _fleet(fleet[:-1], back + 10, 30, 10.0), now=back) == ["site/19"]
 
 
 def test_without_an_outage_a_silent_series_is_caught() -> None:
     fleet = [f"site/{i}" for i in range(5)]
     scorer = _scorer(EngineConfig.default(), {})
     scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
-    scorer.process(_fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=T0)
-    assert _silences(scorer.advance(now=T0)) == ["site/4"]
+    assert _judged(scorer, _fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=T0) == ["site/4"]
+
+
+def test_a_silence_that_ends_inside_one_batch_of_a_backlog_is_caught() -> None:
+    # A backlog read at once (after a restart, a replay): site/4 was silent for 20 of
+    # its 30-second intervals (the limit is 10) and then came back, all inside one
+    # batch. Judged only between batches (the runtime's wall-clock check), its silence
+    # had already ended by then and was never seen; it is judged as event time moves.
+    fleet = [f"site/{i}" for i in range(5)]
+    records = _fleet(fleet, T0, 200, 30.0)
+    records += _fleet(fleet[:-1], T0 + 200 * 30.0, 20, 30.0)
+    records += _fleet(fleet, T0 + 220 * 30.0, 50, 30.0)
+    records.sort(key=lambda r: orjson.loads(r.value)["ts"])
+    scorer = _scorer(EngineConfig.default(), {})
+    out = scorer.process(records, now=T0)
+    events = [(e["entity"], e["kind"], e["event"]) for e in out.events]
+    events += [(e["entity"], e["kind"], e["event"]) for e in scorer.advance(now=T0).events]
+    silences = [e for e in events if e[1] == "silence"]
+    assert silences == [("site/4", "silence", "opened"), ("site/4", "silence", "resolved")]
+    # judged only between batches (as before), the silence goes unseen
+    quiet = _scorer(EngineConfig.default(), {})
+    quiet.silence_every_s = math.inf
+    assert not [e for e in quiet.process(records, now=T0).events if e["kind"] == "silence"]
 
 
 def test_a_partition_read_ahead_of_another_does_not_make_the_other_look_silent() -> None:
@@ -111,11 +135,11 @@ def test_a_partition_read_ahead_of_another_does_not_make_the_other_look_silent()
     scorer.process(_fleet(behind, T0, 200, 10.0, partition=1), now=T0)
     # A backlog: partition 0 is read 50 intervals further than partition 1 so far.
     scorer.process(_fleet(ahead, T0 + 2000, 50, 10.0, partition=0), now=T0)
-    scorer.process(_fleet(behind, T0 + 2000, 1, 10.0, partition=1), now=T0)
-    assert _silences(scorer.advance(now=T0)) == []
+    assert _judged(scorer, _fleet(behind, T0 + 2000, 1, 10.0, partition=1), now=T0) == []
     # Within partition 1, a device that stops is still caught.
-    scorer.process(_fleet(behind[:-1], T0 + 2010, 40, 10.0, partition=1), now=T0)
-    assert _silences(scorer.advance(now=T0)) == ["p1/4"]
+    assert _judged(scorer, _fleet(behind[:-1], T0 + 2010, 40, 10.0, partition=1), now=T0) == [
+        "p1/4"
+    ]
 
 
 def test_readings_the_saved_state_already_learned_are_skipped_not_dead_lettered() -> None:
@@ -160,8 +184,9 @@ def test_a_source_that_changes_with_every_reading_does_not_grow_the_workers_cloc
     scorer.process(_fleet([f"site/{i}" for i in range(1, 6)], T0, 300, 10.0), now=T0)
     assert sorted(scorer.watermarks) == [("", 0), ("req-2999", 0)]
     # The clocks that are kept still judge silence.
-    scorer.process(_fleet([f"site/{i}" for i in range(1, 5)], T0 + 3000, 40, 10.0), now=T0)
-    assert _silences(scorer.advance(now=T0)) == ["site/5"]
+    assert _judged(
+        scorer, _fleet([f"site/{i}" for i in range(1, 5)], T0 + 3000, 40, 10.0), now=T0
+    ) == ["site/5"]
 
 
 def test_an_evicted_entity_takes_its_clock_along_when_nobody_else_follows_it() -> None:
@@ -209,8 +234,7 @@ def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
     scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=T0)
     assert list(scorer.watermarks) == [("", 0)]
     # Silence is judged again once the clock has moved on.
-    scorer.process(_fleet(["site/0"], T0 + 2200, 30, 10.0), now=T0)
-    assert _silences(scorer.advance(now=T0)) == ["site/1"]
+    assert _judged(scorer, _fleet(["site/0"], T0 + 2200, 30, 10.0), now=T0) == ["site/1"]
 
 
 def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_called() -> None:
