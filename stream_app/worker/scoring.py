@@ -214,6 +214,7 @@ class ReadingScorer:
         self.watermarks.clear()
         self._resumed.clear()
         self._usual_step.clear()
+        self._judged.clear()
 
     def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""

@@ -231,6 +231,7 @@ def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
     scorer.process(_fleet([f"site/{i}" for i in range(5)], T0, 20, 10.0), now=T0)
     scorer.forget()
     assert scorer.watermarks == {} and list(scorer.states.entities()) == []
+    assert scorer._judged == {}  # nor when silence was last judged on them
     scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=T0)
     assert list(scorer.watermarks) == [("", 0)]
     # Silence is judged again once the clock has moved on.
