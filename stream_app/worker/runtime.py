@@ -73,9 +73,7 @@ class WorkerRuntime:
             self.metrics.batch_size.observe(len(messages))
         if now - self._last_silence_check >= self.silence_check_s:
             self._last_silence_check = now
-            extra = self.scorer.advance(now)
-            out.events.extend(extra.events)
-            out.touched |= extra.touched
+            out.add_judgement(self.scorer.advance(now))
         self.checkpointer.touched(out.touched)
         if self.max_live_entities and now - self._evicted_at >= self.checkpoint_s:
             # at most one scan of the live entities per checkpoint interval

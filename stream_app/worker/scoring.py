@@ -53,6 +53,12 @@ class BatchOutput:
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
 
+    def add_judgement(self, judged: BatchOutput) -> None:
+        """Add what a silence judgement (``ReadingScorer.advance``) gave: its events and
+        the models it changed."""
+        self.events.extend(judged.events)
+        self.touched |= judged.touched
+
 
 class ReadingScorer:
     """Decodes, cleans and scores a batch of messages through the detector core."""
@@ -127,9 +133,7 @@ class ReadingScorer:
                 )
             self._since += 1
             if self._due and 4 * self._since >= len(self._clock_of):
-                silent = self.advance(now)
-                out.events.extend(silent.events)
-                out.touched |= silent.touched
+                out.add_judgement(self.advance(now))
         # One row per point, so the rows tell the points' statuses.
         out.statuses = dict(Counter(map(_STATUS, out.rows)))
         return out
