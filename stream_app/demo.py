@@ -128,29 +128,31 @@ def demo_shift(now: float) -> float:
     return float(math.floor(now) - REFERENCE_END)
 
 
+def _fleet(seed: int, start: float, by: float) -> Shifted:
+    """The demo's IoT fleet from ``start`` on the reference clock, moved ``by`` seconds."""
+    from connectors.simulate import IoTFleet, Shifted
+
+    fleet = IoTFleet(
+        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=seed, start=start, interval=DEMO_INTERVAL_S
+    )
+    return Shifted(fleet, by)
+
+
 def history(now: float, span: float = SIM_SPAN_S) -> list[Shifted]:
     """The IoT fleet and the market over the ``span`` up to ``REFERENCE_END``, moved to ``now``.
 
     Only the timestamps depend on ``now``; the values are the same at any hour and weekday.
     """
-    from connectors.simulate import IoTFleet, MarketSim, Shifted
+    from connectors.simulate import MarketSim, Shifted
 
     start, by = REFERENCE_END - span, demo_shift(now)
-    fleet = IoTFleet(
-        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=start, interval=DEMO_INTERVAL_S
-    )
     market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=start, interval=DEMO_INTERVAL_S)
-    return [Shifted(fleet, by), Shifted(market, by)]
+    return [_fleet(1, start, by), Shifted(market, by)]
 
 
 def live(now: float, by: float) -> Shifted:
     """A fleet from ``now`` on, on the history's clock (moved ``by``: its daily cycle goes on)."""
-    from connectors.simulate import IoTFleet, Shifted
-
-    fleet = IoTFleet(
-        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=3, start=now - by, interval=DEMO_INTERVAL_S
-    )
-    return Shifted(fleet, by)
+    return _fleet(3, now - by, by)
 
 
 async def _simulate(
