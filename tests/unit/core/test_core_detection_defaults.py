@@ -1823,7 +1823,7 @@ def _as_version_11_of(det: RobustSeasonal) -> bytes:
     )
 
 
-def test_versions_3_to_17_detector_states_still_load() -> None:
+def test_versions_3_to_18_detector_states_still_load() -> None:
     # version 4 appended the bump's two fields, version 5 the remembered outliers,
     # version 6 the first week's deferred miss and bins on notice, version 7 the
     # sustained shift's evidence, version 8 the relative error scale, version 9 the
