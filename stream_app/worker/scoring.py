@@ -7,6 +7,7 @@ Model state lives per entity (:mod:`stream_app.worker.states`).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,8 +36,28 @@ _STATUS = itemgetter(ObservationRow._fields.index("status"))
 # at least RESUME_MIN_S seconds) means the whole source was quiet, not each series.
 RESUME_STEPS = 20.0
 RESUME_MIN_S = 1.0
+# A clock's usual step: the mean of its steps over about this much event time,
+# each step weighing as much time as it spans. A fleet that reports on the minute
+# moves its clock in one long step a minute and thousands of tiny ones; counted
+# per step, the long one looked like an outage every minute. In its first
+# RESUME_TAU_S a clock learns every step as it is; later an outage teaches no
+# more than a step just short of one.
+RESUME_TAU_S = 3600.0
 # Whose event time a watermark follows: (source, partition).
 Clock = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Follower:
+    """An entity's link to the clock it follows, and how far behind it the entity runs."""
+
+    clock: Clock
+    latest: float = -math.inf  # the timestamp of its newest reading
+    # How far the clock was ahead of that when its last reading came. An entity whose
+    # own clock runs late, or a gateway's upload, keeps its distance from the others:
+    # its silence counts from where its readings usually are, not from the newest
+    # reading of any entity.
+    behind: float = 0.0
 
 
 @dataclass(slots=True)
@@ -86,7 +107,8 @@ class ReadingScorer:
         self.watermarks: dict[Clock, float] = {}
         self._resumed: dict[Clock, float] = {}
         self._usual_step: dict[Clock, float] = {}
-        self._clock_of: dict[str, Clock] = {}
+        self._learned_at: dict[Clock, float] = {}  # when a clock's first RESUME_TAU_S ends
+        self._followed: dict[str, _Follower] = {}
         # How many live entities follow each clock: a clock nobody follows any more
         # is forgotten, so a `source` that varies (a producer putting a request id
         # there, a hostile one) cannot grow the worker's memory without bound.
@@ -132,7 +154,7 @@ class ReadingScorer:
                     )
                 )
             self._since += 1
-            if self._due and 4 * self._since >= len(self._clock_of):
+            if self._due and 4 * self._since >= len(self._followed):
                 out.add_judgement(self.advance(now))
         # One row per point, so the rows tell the points' statuses.
         out.statuses = dict(Counter(map(_STATUS, out.rows)))
@@ -146,16 +168,20 @@ class ReadingScorer:
         out.touched.add((partition, entity))
         out.readings_ok += 1
         clock = (source or "", partition)
-        if self._clock_of.get(entity) != clock:
-            self._follow(entity, clock)
+        follower = self._followed.get(entity)
+        if follower is None or follower.clock != clock:
+            follower = self._follow(entity, clock)
         watermarks = self.watermarks
         watermark = watermarks.get(clock, 0.0)
         if ts > watermark:
             if watermark > 0:
                 self._note_advance(clock, ts - watermark, ts)
-            watermarks[clock] = ts
+            watermarks[clock] = watermark = ts
             if ts - self._judged.get(clock, 0.0) >= self.silence_every_s:
                 self._due = True
+        if ts > follower.latest:
+            follower.latest = ts
+        follower.behind = watermark - follower.latest
         out.event_to_scored.append(now - ts)
         # The per-reading step every caller shares (replay and evaluate too).
         points, events, _ = proc.process(ts, metrics)
@@ -179,13 +205,14 @@ class ReadingScorer:
             if ingested_at is not None:
                 out.ingest_to_event.extend([now - ingested_at] * len(events))
 
-    def _follow(self, entity: str, clock: Clock) -> None:
+    def _follow(self, entity: str, clock: Clock) -> _Follower:
         """``entity`` now follows ``clock`` (its first reading, or its source or partition changed)."""
-        old = self._clock_of.get(entity)
-        self._clock_of[entity] = clock
+        old = self._followed.get(entity)
+        follower = self._followed[entity] = _Follower(clock)
         self._followers[clock] = self._followers.get(clock, 0) + 1
         if old is not None:
-            self._unfollow(old)
+            self._unfollow(old.clock)
+        return follower
 
     def _unfollow(self, clock: Clock) -> None:
         left = self._followers[clock] - 1
@@ -196,14 +223,21 @@ class ReadingScorer:
         self.watermarks.pop(clock, None)
         self._resumed.pop(clock, None)
         self._usual_step.pop(clock, None)
+        self._learned_at.pop(clock, None)
 
     def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
         usual = self._usual_step.get(clock)
-        if usual is not None and step > max(RESUME_STEPS * usual, RESUME_MIN_S):
+        if usual is None:
+            self._usual_step[clock] = step
+            self._learned_at[clock] = ts + RESUME_TAU_S
+            return
+        longest = RESUME_STEPS * usual
+        if step > max(longest, RESUME_MIN_S):
             self._resumed[clock] = ts
-            return  # an outage does not teach what a usual step is
-        self._usual_step[clock] = step if usual is None else usual + 0.05 * (step - usual)
+            if ts > self._learned_at[clock]:
+                step = longest  # else one outage would hide the next for hours
+        self._usual_step[clock] = usual - math.expm1(-step / RESUME_TAU_S) * (step - usual)
 
     def forget(self) -> None:
         """Drop the live models (the table is the truth) and the clocks they followed.
@@ -213,20 +247,21 @@ class ReadingScorer:
         up with every rebalance.
         """
         self.states.forget()
-        self._clock_of.clear()
+        self._followed.clear()
         self._followers.clear()
         self.watermarks.clear()
         self._resumed.clear()
         self._usual_step.clear()
+        self._learned_at.clear()
         self._judged.clear()
 
     def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
         gone = self.states.evict(limit, busy)
         for entity in gone:
-            clock = self._clock_of.pop(entity, None)
-            if clock is not None:
-                self._unfollow(clock)
+            follower = self._followed.pop(entity, None)
+            if follower is not None:
+                self._unfollow(follower.clock)
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
@@ -243,12 +278,17 @@ class ReadingScorer:
         self._due = False
         self._since = 0
         for entity in list(self.states.entities()):
-            clock = self._clock_of.get(entity, ("", -1))
+            follower = self._followed.get(entity)
+            if follower is None:
+                continue
+            clock = follower.clock
             watermark = self.watermarks.get(clock, 0.0)
             if watermark <= 0:
                 continue
-            resumed = self._resumed.get(clock, float("-inf"))
-            events = self.states.entity(entity).advance(watermark, resumed_at=resumed)
+            # Its own time: the clock less how far behind it the entity runs.
+            behind = follower.behind
+            resumed = self._resumed.get(clock, -math.inf) - behind
+            events = self.states.entity(entity).advance(watermark - behind, resumed_at=resumed)
             if events:
                 # Saved with its own partition's snapshot.
                 out.touched.add((clock[1], entity))

@@ -258,3 +258,57 @@ def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_cal
     )
     states.entity("e")
     assert sorted(reported) == [("e", "series", "joint"), ("e", "series", "offset")]
+
+
+def _arrivals(
+    devices: dict[str, tuple[float, int]], minutes: int, jitter: float, outage: range = range(0)
+) -> list[Record]:
+    """Readings once a minute, in the order they arrive: per device, how late its own
+    clock runs (seconds) and the minute it stops reporting; nobody reports in ``outage``."""
+    rng = random.Random(5)
+    arriving = []
+    for entity, (late, stops) in devices.items():
+        for i in range(min(minutes, stops)):
+            if i in outage:
+                continue
+            at = T0 + 60.0 * i + rng.uniform(0.0, jitter)
+            doc = {"entity": entity, "ts": at - late, "metrics": {"t": 20.0 + rng.gauss(0, 1)}}
+            arriving.append((at, entity, orjson.dumps(doc)))
+    arriving.sort()
+    return [Record(v, e.encode(), "r", 0, n) for n, (_, e, v) in enumerate(arriving)]
+
+
+def _opened_in_batches(records: list[Record]) -> list[str]:
+    """Silences opened when the records are read 100 at a time, judged between batches too."""
+    scorer = _scorer(EngineConfig.default(), {})
+    opened = []
+    for k in range(0, len(records), 100):
+        opened += _judged(scorer, records[k : k + 100], now=T0)
+    return opened
+
+
+def test_a_fleet_reporting_on_the_minute_has_its_silences_caught() -> None:
+    # Devices that report at the top of each minute, within two seconds: the clock
+    # moves in one long step a minute and many tiny ones. Weighed per step, the long
+    # one looked like a whole-source outage every minute, and no silence was ever seen.
+    devices = {f"site/{i}": (0.0, 10**9) for i in range(20)}
+    devices["site/19"] = (0.0, 1500)  # stops after 25 hours
+    assert _opened_in_batches(_arrivals(devices, 1600, jitter=2.0)) == ["site/19"]
+    # A whole-source outage of an hour is still one, not twenty silences.
+    assert _opened_in_batches(_arrivals(devices, 1600, jitter=2.0, outage=range(1200, 1260))) == [
+        "site/19"
+    ]
+
+
+def test_an_entity_whose_own_clock_runs_late_is_silent_only_when_it_stops() -> None:
+    # Two devices whose clocks run 30 and 90 minutes late, beside 10 on time, all
+    # reporting every minute (a silence is 10 minutes without data). Measured from the
+    # newest reading of any entity, they looked silent after every reading they sent.
+    devices = {f"site/{i}": (0.0, 10**9) for i in range(10)}
+    devices["late/30"] = (1800.0, 10**9)
+    devices["late/90"] = (5400.0, 1500)  # stops after 25 hours
+    devices["site/9"] = (0.0, 1550)
+    assert sorted(_opened_in_batches(_arrivals(devices, 1600, jitter=60.0))) == [
+        "late/90",
+        "site/9",
+    ]
