@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer
 from stream_app.settings import Settings
 
 if TYPE_CHECKING:
-    from connectors.simulate import Shifted
+    from connectors.simulate import Continued, Shifted
 
 SIM_SPAN_S = 6 * 3600.0  # simulated history fed in a bounded demo
 # The history is always the same six hours, moved to end now: Monday 08:30-14:30 UTC, an
@@ -128,31 +128,29 @@ def demo_shift(now: float) -> float:
     return float(math.floor(now) - REFERENCE_END)
 
 
-def _fleet(seed: int, start: float, by: float) -> Shifted:
-    """The demo's IoT fleet from ``start`` on the reference clock, moved ``by`` seconds."""
-    from connectors.simulate import IoTFleet, Shifted
-
-    fleet = IoTFleet(
-        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=seed, start=start, interval=DEMO_INTERVAL_S
-    )
-    return Shifted(fleet, by)
-
-
 def history(now: float, span: float = SIM_SPAN_S) -> list[Shifted]:
     """The IoT fleet and the market over the ``span`` up to ``REFERENCE_END``, moved to ``now``.
 
     Only the timestamps depend on ``now``; the values are the same at any hour and weekday.
     """
-    from connectors.simulate import MarketSim, Shifted
+    from connectors.simulate import IoTFleet, MarketSim, Shifted
 
     start, by = REFERENCE_END - span, demo_shift(now)
+    fleet = IoTFleet(
+        devices=DEMO_DEVICES, anomaly_rate=0.0015, seed=1, start=start, interval=DEMO_INTERVAL_S
+    )
     market = MarketSim(instruments=DEMO_INSTRUMENTS, seed=2, start=start, interval=DEMO_INTERVAL_S)
-    return [_fleet(1, start, by), Shifted(market, by)]
+    return [Shifted(fleet, by), Shifted(market, by)]
 
 
-def live(now: float, by: float) -> Shifted:
-    """A fleet from ``now`` on, on the history's clock (moved ``by``: its daily cycle goes on)."""
-    return _fleet(3, now - by, by)
+def live(now: float, span: float = SIM_SPAN_S) -> list[Continued]:
+    """The history's own fleet and market going on after it, from ``now`` (when the
+    history, moved to end there, stops): the same devices at the same levels, not a new
+    fleet whose levels jump at the handover."""
+    from connectors.simulate import Continued
+
+    at = REFERENCE_END + demo_shift(now)
+    return [Continued(sim, at) for sim in history(now, span)]
 
 
 async def _simulate(
@@ -170,9 +168,13 @@ async def _simulate(
     ]
     stats = await asyncio.gather(*runs)
     tally.produced += sum(s.readings for s in stats)
-    if seconds <= 0:  # then live, in real time, until Ctrl-C
-        sim = live(clock(), demo_shift(now))
-        await run_simulation(sim, settings, pace=Pace(speedup=1.0), truth_file=tally)
+    if seconds <= 0:  # then live until Ctrl-C: the minutes the history took caught up at once
+        await asyncio.gather(
+            *(
+                run_simulation(sim, settings, pace=Pace(realtime=True), truth_file=tally)
+                for sim in live(now, span)
+            )
+        )
 
 
 def _score_episodes(tally: Tally, slack_s: float) -> tuple[float, float, int, int]:

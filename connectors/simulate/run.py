@@ -2,8 +2,8 @@
 
 Pacing: ``rate`` caps readings per wall-clock second; ``speedup`` makes
 simulated time run that many times faster than the wall clock (market nights
-and weekends are skipped rather than slept through); neither means as fast as
-possible. Readings go to ``settings.topic_readings`` (with ``ingested_at``) or,
+and weekends are skipped rather than slept through); ``realtime`` sends each tick
+when the wall clock reaches its timestamp; none of them means as fast as possible. Readings go to ``settings.topic_readings`` (with ``ingested_at``) or,
 in a dry run, to a text stream as NDJSON; ground truth goes to its file and,
 unless dry, to ``settings.topic_groundtruth``.
 """
@@ -32,11 +32,13 @@ class TruthSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """How fast to go; both None = as fast as possible."""
+    """How fast to go; both None = as fast as possible. ``realtime``: each tick when the
+    wall clock reaches its timestamp (ticks already past go at once, to catch up)."""
 
     rate: float | None = None
     speedup: float | None = None
     max_idle_s: float = 2.0
+    realtime: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,8 @@ class Pacer:
     async def wait(self, ts: float, readings: int) -> None:
         """Called before sending ``readings`` readings stamped around ``ts``."""
         target = self._wall0
+        if self.pace.realtime:
+            target = max(target, time.monotonic() + (ts - time.time()))
         if self.pace.speedup:
             if self._ts0 is None:
                 self._ts0 = ts
@@ -138,7 +142,7 @@ async def run_simulation(
         for readings, truth in bounded(sim, count, duration):
             if not readings and not truth:
                 continue
-            if pace.rate or pace.speedup:
+            if pace.rate or pace.speedup or pace.realtime:
                 await pacer.wait(_ts(readings[0]) if readings else sim.start, len(readings))
             truth_count += len(truth)
             if truth_file is not None and truth:

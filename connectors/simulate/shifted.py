@@ -51,3 +51,43 @@ class Shifted:
         return dataclasses.replace(
             truth, start=round(truth.start + self.by, 3), end=round(truth.end + self.by, 3)
         )
+
+
+class Continued:
+    """``sim`` from its first tick whose readings start at or after ``at``: the same
+    simulation going on where a run of it bounded at ``at`` stopped (``bounded`` stops at
+    that very tick), its earlier ticks computed and dropped.
+
+    >>> import itertools
+    >>> from connectors.simulate import IoTFleet
+    >>> def fleet() -> IoTFleet:
+    ...     return IoTFleet(devices=1, sensors=["temperature"], seed=1, start=0.0, interval=10.0)
+    >>> whole = [r for r, _ in itertools.islice(fleet().ticks(), 5)]
+    >>> later = Continued(fleet(), 30.0)
+    >>> first, _ = next(later.ticks())
+    >>> later.start, first == whole[3]
+    (30.0, True)
+    """
+
+    def __init__(self, sim: Simulator, at: float) -> None:
+        self.sim, self.at = sim, at
+        self.interval = sim.interval
+        self.start = at
+
+    def readings_per_tick(self) -> float:
+        """As the wrapped simulator's."""
+        return self.sim.readings_per_tick()
+
+    def ticks(self) -> Iterator[Tick]:
+        """The wrapped simulator's ticks from the first one stamped at or after ``at``."""
+        ticks = self.sim.ticks()
+        for readings, truth in ticks:
+            if readings and _stamp(readings[0]) >= self.at:
+                yield readings, truth
+                break
+        yield from ticks
+
+
+def _stamp(reading: Reading) -> float:
+    ts = reading["ts"]
+    return float(ts) if isinstance(ts, int | float) else parse_instant(str(ts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,14 +68,23 @@ def test_timestamps_end_within_one_interval_of_now(now: float) -> None:
     assert all(now - demo.SIM_SPAN_S - 1.0 < t.start <= now for t in truth)
 
 
-def test_the_live_fleet_goes_on_on_the_history_clock() -> None:
-    """Live readings start at the wall clock; their values depend only on the time since."""
-    a = demo.live(WEEKDAY_MORNING + 200.0, demo.demo_shift(WEEKDAY_MORNING))
-    b = demo.live(SATURDAY_NIGHT + 200.0, demo.demo_shift(SATURDAY_NIGHT))
-    (first_a, _), (first_b, _) = next(a.ticks()), next(b.ticks())
-    assert first_a[0]["ts"] == pytest.approx(WEEKDAY_MORNING + 200.0, abs=1e-3)
-    assert first_b[0]["ts"] == pytest.approx(SATURDAY_NIGHT + 200.0, abs=1e-3)
-    assert without_ts(first_a) == without_ts(first_b)
+@pytest.mark.parametrize("now", [WEEKDAY_MORNING, SATURDAY_NIGHT])
+def test_live_mode_goes_on_with_the_historys_own_fleet_and_market(now: float) -> None:
+    """Live mode continues the history's simulators where they stopped: its ticks are
+    those an uninterrupted run gives next (not a new fleet, whose levels jumped)."""
+    live = demo.live(now)
+    assert [sim.start for sim in live] == [float(int(now))] * 2
+    # (a simulator's random state goes on from one `ticks()` to the next: fresh ones each)
+    bounded_runs, whole_runs = demo.history(now), demo.history(now)
+    for history, whole_run, going_on in zip(bounded_runs, whole_runs, live, strict=True):
+        sent = len(list(bounded(history, None, demo.SIM_SPAN_S)))
+        whole = list(itertools.islice(whole_run.ticks(), sent + 30))
+        assert list(itertools.islice(going_on.ticks(), 30)) == whole[sent:]
+    # the fleet's last reading in the history and its first live one: one interval apart
+    readings, _ = feed(now)
+    (first, _), *_ = itertools.islice(live[0].ticks(), 1)
+    last = max(r["ts"] for r in readings if r["source"] == "iot")
+    assert 0 < min(r["ts"] for r in first) - last <= demo.DEMO_INTERVAL_S
 
 
 class Clock:
@@ -89,7 +99,7 @@ async def test_simulate_feeds_the_history_then_live_from_the_clock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Live mode (seconds <= 0): six hours up to the first reading of the clock, then live."""
-    runs: list[tuple[Simulator, float | None, float | None]] = []
+    runs: list[tuple[Simulator, float | None, float | None, bool]] = []
 
     async def run_simulation(
         sim: Simulator,
@@ -99,7 +109,7 @@ async def test_simulate_feeds_the_history_then_live_from_the_clock(
         pace: sim_run.Pace,
         truth_file: demo.Tally,
     ) -> RunStats:
-        runs.append((sim, duration, pace.speedup))
+        runs.append((sim, duration, pace.speedup, pace.realtime))
         ticks = bounded(sim, None, duration) if duration else itertools.islice(sim.ticks(), 3)
         sent = 0
         for readings, truth in ticks:
@@ -109,15 +119,15 @@ async def test_simulate_feeds_the_history_then_live_from_the_clock(
 
     monkeypatch.setattr(sim_run, "run_simulation", run_simulation)
     tally = demo.Tally()
-    later = SATURDAY_NIGHT + 180.5
-    await demo._simulate(load_settings(), 0.0, tally, clock=Clock(SATURDAY_NIGHT, later))
-    history, live = runs[:2], runs[2]
-    assert [(d, s) for _, d, s in history] == [(demo.SIM_SPAN_S, 120.0)] * 2
+    await demo._simulate(load_settings(), 0.0, tally, clock=Clock(SATURDAY_NIGHT))
+    history, live = runs[:2], runs[2:]
+    assert [(d, s, r) for _, d, s, r in history] == [(demo.SIM_SPAN_S, 120.0, False)] * 2
     assert tally.produced == len(feed(SATURDAY_NIGHT)[0])
-    assert [round(sim.start) for sim, _, _ in history] == [round(SATURDAY_NIGHT - 6 * 3600)] * 2
-    sim, duration, speedup = live
-    assert (duration, speedup) == (None, 1.0)
-    assert sim.start == pytest.approx(later, abs=1e-6)
+    assert [round(sim.start) for sim, *_ in history] == [round(SATURDAY_NIGHT - 6 * 3600)] * 2
+    # the fleet and the market go on from where the history stopped, in real time
+    assert [(sim.start, d, s, r) for sim, d, s, r in live] == [
+        (float(int(SATURDAY_NIGHT)), None, None, True)
+    ] * 2
 
 
 def test_shifted_moves_readings_and_truth_alike_in_either_timestamp_format() -> None:
@@ -140,3 +150,19 @@ def test_shifted_moves_readings_and_truth_alike_in_either_timestamp_format() -> 
         assert [round(r["ts"] + 86_400.5, 3) for r in a] == [r["ts"] for r in b]
         assert all(isinstance(r["ts"], str) and r["ts"].endswith("Z") for r in c)
     assert text[0][0][0]["ts"] == "2026-01-06T00:00:00.500Z"
+
+
+async def test_a_realtime_pace_sends_past_ticks_at_once_and_waits_for_future_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(sim_run.asyncio, "sleep", sleep)
+    pacer = sim_run.Pacer(sim_run.Pace(realtime=True))
+    now = time.time()
+    await pacer.wait(now - 180.0, 20)  # caught up: no wait
+    await pacer.wait(now + 30.0, 20)  # due in 30 s
+    assert len(slept) == 1 and 29.0 < slept[0] <= 30.0
