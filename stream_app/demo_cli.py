@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from types import FrameType
 
 import typer
 
@@ -19,8 +21,20 @@ def demo(
     from stream_app.demo import run_demo
     from stream_app.settings import load_settings
 
+    # A terminal closed (SIGHUP) or a supervisor's stop (SIGTERM) ends the demo as Ctrl-C
+    # does, so it stops the worker and the API it started (their own sessions: they get
+    # no signal of the terminal's) instead of leaving them running. SIGINT is Ctrl-C's
+    # even where the demo was started with it ignored (`nohup make demo &`), which left
+    # asyncio's own handler, which cancels the demo cleanly, uninstalled.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _as_ctrl_c)
     try:
         code = asyncio.run(run_demo(load_settings(), seconds))
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    signal.raise_signal(signal.SIGINT)
