@@ -261,26 +261,34 @@ def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_cal
 
 
 def _arrivals(
-    devices: dict[str, tuple[float, int]], minutes: int, jitter: float, outage: range = range(0)
+    devices: dict[str, tuple[float, int]],
+    minutes: int,
+    jitter: float,
+    outage: range = range(0),
+    uploads: dict[str, float] | None = None,
 ) -> list[Record]:
     """Readings once a minute, in the order they arrive: per device, how late its own
-    clock runs (seconds) and the minute it stops reporting; nobody reports in ``outage``."""
+    clock runs (seconds) and the minute it stops reporting; nobody reports in ``outage``.
+    A device in ``uploads`` sits behind a gateway that sends what it took every so many
+    seconds."""
     rng = random.Random(5)
     arriving = []
     for entity, (late, stops) in devices.items():
+        every = (uploads or {}).get(entity, 0.0)
         for i in range(min(minutes, stops)):
             if i in outage:
                 continue
-            at = T0 + 60.0 * i + rng.uniform(0.0, jitter)
-            doc = {"entity": entity, "ts": at - late, "metrics": {"t": 20.0 + rng.gauss(0, 1)}}
+            taken = T0 + 60.0 * i + rng.uniform(0.0, jitter)
+            at = taken if not every else T0 + ((taken - T0) // every + 1) * every
+            doc = {"entity": entity, "ts": taken - late, "metrics": {"t": 20.0 + rng.gauss(0, 1)}}
             arriving.append((at, entity, orjson.dumps(doc)))
     arriving.sort()
     return [Record(v, e.encode(), "r", 0, n) for n, (_, e, v) in enumerate(arriving)]
 
 
-def _opened_in_batches(records: list[Record]) -> list[str]:
+def _opened_in_batches(records: list[Record], config: EngineConfig | None = None) -> list[str]:
     """Silences opened when the records are read 100 at a time, judged between batches too."""
-    scorer = _scorer(EngineConfig.default(), {})
+    scorer = _scorer(config or EngineConfig.default(), {})
     opened = []
     for k in range(0, len(records), 100):
         opened += _judged(scorer, records[k : k + 100], now=T0)
@@ -312,3 +320,20 @@ def test_an_entity_whose_own_clock_runs_late_is_silent_only_when_it_stops() -> N
         "late/90",
         "site/9",
     ]
+
+
+def test_devices_behind_an_hourly_gateway_need_a_silence_limit_past_its_uploads() -> None:
+    # Their readings come an hour's worth at a time: between two uploads they send
+    # nothing for an hour, longer than the default limit (10 of their 1-minute
+    # intervals), so each upload ends a silence. A rule for them with a limit past the
+    # upload period (90 intervals) keeps them quiet, and still catches a gateway that
+    # stops (after 25 hours).
+    devices = {f"site/{i}": (0.0, 10**9) for i in range(10)}
+    devices |= {"gw-1/a": (0.0, 10**9), "gw-1/b": (0.0, 10**9), "gw-2/a": (0.0, 1500)}
+    uploads = {"gw-1/a": 3600.0, "gw-1/b": 3600.0, "gw-2/a": 3600.0}
+    records = _arrivals(devices, 1800, jitter=60.0, uploads=uploads)
+    by_default = _opened_in_batches(records)
+    assert by_default.count("gw-1/a") > 15 and by_default.count("gw-1/b") > 15
+    rule = {"pattern": "gw-*/*", "cleaning": {"silence_intervals": 90}}
+    config = EngineConfig.from_mapping({"rules": [rule]})
+    assert _opened_in_batches(records, config) == ["gw-2/a"]
