@@ -3,7 +3,8 @@
 Pacing: ``rate`` caps readings per wall-clock second; ``speedup`` makes
 simulated time run that many times faster than the wall clock (market nights
 and weekends are skipped rather than slept through); ``realtime`` sends each tick
-when the wall clock reaches its timestamp; none of them means as fast as possible. Readings go to ``settings.topic_readings`` (with ``ingested_at``) or,
+when the wall clock reaches its timestamp; none of them means as fast as
+possible. Readings go to ``settings.topic_readings`` (with ``ingested_at``) or,
 in a dry run, to a text stream as NDJSON; ground truth goes to its file and,
 unless dry, to ``settings.topic_groundtruth``.
 """
@@ -32,8 +33,8 @@ class TruthSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """How fast to go; both None = as fast as possible. ``realtime``: each tick when the
-    wall clock reaches its timestamp (ticks already past go at once, to catch up)."""
+    """How fast to go; none of them = as fast as possible. ``realtime``: each tick when
+    the wall clock reaches its timestamp (ticks already past go at once, to catch up)."""
 
     rate: float | None = None
     speedup: float | None = None

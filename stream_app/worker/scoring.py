@@ -54,9 +54,11 @@ class _Follower:
     clock: Clock
     latest: float = -math.inf  # the timestamp of its newest reading
     # How far the clock was ahead of that when its last reading came. An entity whose
-    # own clock runs late, or a gateway's upload, keeps its distance from the others:
-    # its silence counts from where its readings usually are, not from the newest
-    # reading of any entity.
+    # own clock runs late, or whose gateway forwards each reading minutes late, keeps its
+    # distance from the others: its silence counts from where its last reading came, not
+    # from the newest reading of any entity. (A gateway that uploads in batches is
+    # silent between uploads: learning that lag hid the next silence of a device that
+    # sent what it had buffered after an outage; see the README.)
     behind: float = 0.0
 
 
@@ -265,7 +267,8 @@ class ReadingScorer:
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
-        """Silence check of every live series against its source's watermark in its partition.
+        """Silence check of every live series against its source's watermark in its partition,
+        less how far behind that watermark the entity's last reading came.
 
         When a whole source was quiet (its watermark jumped by more than
         ``RESUME_STEPS`` usual steps and ``RESUME_MIN_S``: a feed outage, a
