@@ -175,11 +175,16 @@ class ReadingScorer:
             follower = self._follow(entity, clock)
         watermarks = self.watermarks
         watermark = watermarks.get(clock, 0.0)
-        if ts > watermark:
+        # Event time, but never ahead of the wall clock: a reading stamped in the future
+        # (a device whose clock runs ahead, up to the decoder's max_future_s) says nothing
+        # of how far time has come, and the clock it set would stand still once it
+        # stopped, hiding every silence in its partition until the others caught up
+        seen = ts if ts < now else now
+        if seen > watermark:
             if watermark > 0:
-                self._note_advance(clock, ts - watermark, ts)
-            watermarks[clock] = watermark = ts
-            if ts - self._judged.get(clock, 0.0) >= self.silence_every_s:
+                self._note_advance(clock, seen - watermark, seen)
+            watermarks[clock] = watermark = seen
+            if seen - self._judged.get(clock, 0.0) >= self.silence_every_s:
                 self._due = True
         if ts > follower.latest:
             follower.latest = ts

@@ -14,6 +14,9 @@ from stream_app.worker.scoring import ReadingScorer
 from stream_app.worker.states import EntityStates
 
 T0 = 1_790_000_000.0
+# The wall clock as the worker reads these: after every reading in them (the scorer's
+# clock never runs ahead of it)
+NOW = T0 + 1e7
 
 
 def _messages(n: int, spike_at: int) -> list[Record]:
@@ -51,14 +54,14 @@ def test_state_of_all_metrics_and_the_joint_scorer_survives_a_restart() -> None:
     messages = _messages(400, spike_at=-1)
     store: dict[str, bytes] = {}
     first = _scorer(config, store)
-    first.process(messages[:250], now=T0)
+    first.process(messages[:250], now=NOW)
     store["plant-1/pump-1"] = first.states.dump("plant-1/pump-1")
     assert first.states.entity_scorer("plant-1/pump-1") is not None
     resumed = _scorer(config, store)
     uninterrupted = _scorer(config, {})
-    uninterrupted.process(messages[:250], now=T0)
-    a = resumed.process(messages[250:], now=T0)
-    b = uninterrupted.process(messages[250:], now=T0)
+    uninterrupted.process(messages[:250], now=NOW)
+    a = resumed.process(messages[250:], now=NOW)
+    b = uninterrupted.process(messages[250:], now=NOW)
     assert [r.score for r in a.rows] == [r.score for r in b.rows]
     joint_a = resumed.states.entity_scorer("plant-1/pump-1")
     joint_b = uninterrupted.states.entity_scorer("plant-1/pump-1")
@@ -91,19 +94,19 @@ def _judged(scorer: ReadingScorer, records: list[Record], now: float) -> list[st
 def test_a_source_resuming_after_an_outage_does_not_open_a_silence_episode_per_series() -> None:
     fleet = [f"site/{i}" for i in range(20)]
     scorer = _scorer(EngineConfig.default(), {})
-    scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
+    scorer.process(_fleet(fleet, T0, 200, 10.0), now=NOW)
     # The whole feed was down for an hour; one device is heard from first.
     back = T0 + 200 * 10.0 + 3600
     assert _judged(scorer, _fleet(fleet[:1], back, 1, 10.0), now=back) == []
     # Everyone but site/19 reports again; site/19 stays silent and is caught.
-    assert _judged(scorer, _fleet(fleet[:-1], back + 10, 30, 10.0), now=back) == ["site/19"]
+    assert _judged(scorer, _fleet(fleet[:-1], back + 10, 30, 10.0), now=NOW) == ["site/19"]
 
 
 def test_without_an_outage_a_silent_series_is_caught() -> None:
     fleet = [f"site/{i}" for i in range(5)]
     scorer = _scorer(EngineConfig.default(), {})
-    scorer.process(_fleet(fleet, T0, 200, 10.0), now=T0)
-    assert _judged(scorer, _fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=T0) == ["site/4"]
+    scorer.process(_fleet(fleet, T0, 200, 10.0), now=NOW)
+    assert _judged(scorer, _fleet(fleet[:-1], T0 + 2000, 30, 10.0), now=NOW) == ["site/4"]
 
 
 def test_a_silence_that_ends_inside_one_batch_of_a_backlog_is_caught() -> None:
@@ -117,27 +120,27 @@ def test_a_silence_that_ends_inside_one_batch_of_a_backlog_is_caught() -> None:
     records += _fleet(fleet, T0 + 220 * 30.0, 50, 30.0)
     records.sort(key=lambda r: orjson.loads(r.value)["ts"])
     scorer = _scorer(EngineConfig.default(), {})
-    out = scorer.process(records, now=T0)
+    out = scorer.process(records, now=NOW)
     events = [(e["entity"], e["kind"], e["event"]) for e in out.events]
-    events += [(e["entity"], e["kind"], e["event"]) for e in scorer.advance(now=T0).events]
+    events += [(e["entity"], e["kind"], e["event"]) for e in scorer.advance(now=NOW).events]
     silences = [e for e in events if e[1] == "silence"]
     assert silences == [("site/4", "silence", "opened"), ("site/4", "silence", "resolved")]
     # judged only between batches (as before), the silence goes unseen
     quiet = _scorer(EngineConfig.default(), {})
     quiet.silence_every_s = math.inf
-    assert not [e for e in quiet.process(records, now=T0).events if e["kind"] == "silence"]
+    assert not [e for e in quiet.process(records, now=NOW).events if e["kind"] == "silence"]
 
 
 def test_a_partition_read_ahead_of_another_does_not_make_the_other_look_silent() -> None:
     ahead, behind = [f"p0/{i}" for i in range(5)], [f"p1/{i}" for i in range(5)]
     scorer = _scorer(EngineConfig.default(), {})
-    scorer.process(_fleet(ahead, T0, 200, 10.0, partition=0), now=T0)
-    scorer.process(_fleet(behind, T0, 200, 10.0, partition=1), now=T0)
+    scorer.process(_fleet(ahead, T0, 200, 10.0, partition=0), now=NOW)
+    scorer.process(_fleet(behind, T0, 200, 10.0, partition=1), now=NOW)
     # A backlog: partition 0 is read 50 intervals further than partition 1 so far.
-    scorer.process(_fleet(ahead, T0 + 2000, 50, 10.0, partition=0), now=T0)
-    assert _judged(scorer, _fleet(behind, T0 + 2000, 1, 10.0, partition=1), now=T0) == []
+    scorer.process(_fleet(ahead, T0 + 2000, 50, 10.0, partition=0), now=NOW)
+    assert _judged(scorer, _fleet(behind, T0 + 2000, 1, 10.0, partition=1), now=NOW) == []
     # Within partition 1, a device that stops is still caught.
-    assert _judged(scorer, _fleet(behind[:-1], T0 + 2010, 40, 10.0, partition=1), now=T0) == [
+    assert _judged(scorer, _fleet(behind[:-1], T0 + 2010, 40, 10.0, partition=1), now=NOW) == [
         "p1/4"
     ]
 
@@ -149,14 +152,14 @@ def test_readings_the_saved_state_already_learned_are_skipped_not_dead_lettered(
     messages = _messages(400, spike_at=-1)
     store: dict[str, bytes] = {}
     first = _scorer(config, store)
-    first.process(messages[:300], now=T0)
+    first.process(messages[:300], now=NOW)
     store["plant-1/pump-1"] = first.states.dump("plant-1/pump-1")
     restarted = _scorer(config, store)
     out = restarted.process(messages[200:], now=T0 + 60 * 400)
     assert out.replayed == 100 and out.readings_ok == 100
     assert not out.deadletters
     uninterrupted = _scorer(config, {})
-    uninterrupted.process(messages[:300], now=T0)
+    uninterrupted.process(messages[:300], now=NOW)
     reference = uninterrupted.process(messages[300:], now=T0 + 60 * 400)
     assert [r.score for r in out.rows] == [r.score for r in reference.rows]
     # Within one process too: a record handed over twice (a seek back) is skipped.
@@ -180,25 +183,25 @@ def test_a_source_that_changes_with_every_reading_does_not_grow_the_workers_cloc
     # follow are kept.
     scorer = _scorer(EngineConfig.default(), {})
     sources = [f"req-{i}" for i in range(3000)]
-    scorer.process(_from_sources("site/0", sources, T0, 10.0), now=T0)
-    scorer.process(_fleet([f"site/{i}" for i in range(1, 6)], T0, 300, 10.0), now=T0)
+    scorer.process(_from_sources("site/0", sources, T0, 10.0), now=NOW)
+    scorer.process(_fleet([f"site/{i}" for i in range(1, 6)], T0, 300, 10.0), now=NOW)
     assert sorted(scorer.watermarks) == [("", 0), ("req-2999", 0)]
     # The clocks that are kept still judge silence.
     assert _judged(
-        scorer, _fleet([f"site/{i}" for i in range(1, 5)], T0 + 3000, 40, 10.0), now=T0
+        scorer, _fleet([f"site/{i}" for i in range(1, 5)], T0 + 3000, 40, 10.0), now=NOW
     ) == ["site/5"]
 
 
 def test_an_evicted_entity_takes_its_clock_along_when_nobody_else_follows_it() -> None:
     scorer = _scorer(EngineConfig.default(), {})
-    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0, 10.0), now=T0)
-    scorer.process(_fleet([f"site/{i}" for i in range(3)], T0, 5, 10.0), now=T0)
+    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0, 10.0), now=NOW)
+    scorer.process(_fleet([f"site/{i}" for i in range(3)], T0, 5, 10.0), now=NOW)
     assert ("lone-gateway", 0) in scorer.watermarks
     # The oldest go first; the last site stays and keeps the shared clock.
     assert scorer.evict(1, busy=lambda entity: False) == 3
     assert list(scorer.watermarks) == [("", 0)]
     # Back again: the entity and its clock are followed anew.
-    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0 + 100, 10.0), now=T0)
+    scorer.process(_from_sources("lone/0", ["lone-gateway"] * 5, T0 + 100, 10.0), now=NOW)
     assert sorted(scorer.watermarks) == [("", 0), ("lone-gateway", 0)]
 
 
@@ -207,20 +210,20 @@ def test_a_reading_not_keyed_by_its_entity_is_dead_lettered_and_changes_nothing(
     # second state over the first and make the entity's later readings look replayed.
     scorer = _scorer(EngineConfig.default(), {})
     keyed = _messages(60, spike_at=-1)
-    scorer.process(keyed[:50], now=T0)
+    scorer.process(keyed[:50], now=NOW)
     before = scorer.states.dump("plant-1/pump-1")
     strays = [
         Record(keyed[50].value, None, "r", 1, 9_999),
         Record(keyed[50].value, b"plant-1/pump-2", "r", 1, 10_000),
     ]
-    out = scorer.process(strays, now=T0)
+    out = scorer.process(strays, now=NOW)
     assert [d["reason"] for d in out.deadletters] == ["wrong_key", "wrong_key"]
     assert "no key" in out.deadletters[0]["detail"]
     assert "b'plant-1/pump-2'" in out.deadletters[1]["detail"]
     assert not out.rows and out.readings_ok == 0 and not out.touched
     assert scorer.states.dump("plant-1/pump-1") == before
     # The same reading, keyed as it should be, is scored as the next one.
-    again = scorer.process(keyed[50:], now=T0)
+    again = scorer.process(keyed[50:], now=NOW)
     assert again.readings_ok == 10 and not again.deadletters
 
 
@@ -228,14 +231,14 @@ def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
     # After a rebalance the table is the truth; links to entities no longer live
     # must not pile up with every rebalance.
     scorer = _scorer(EngineConfig.default(), {})
-    scorer.process(_fleet([f"site/{i}" for i in range(5)], T0, 20, 10.0), now=T0)
+    scorer.process(_fleet([f"site/{i}" for i in range(5)], T0, 20, 10.0), now=NOW)
     scorer.forget()
     assert scorer.watermarks == {} and list(scorer.states.entities()) == []
     assert scorer._judged == {}  # nor when silence was last judged on them
-    scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=T0)
+    scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=NOW)
     assert list(scorer.watermarks) == [("", 0)]
     # Silence is judged again once the clock has moved on.
-    assert _judged(scorer, _fleet(["site/0"], T0 + 2200, 30, 10.0), now=T0) == ["site/1"]
+    assert _judged(scorer, _fleet(["site/0"], T0 + 2200, 30, 10.0), now=NOW) == ["site/1"]
 
 
 def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_called() -> None:
@@ -247,7 +250,7 @@ def test_an_unreadable_series_is_reported_as_a_series_whatever_its_metric_is_cal
         {"entity": "e", "ts": T0 + 60 * i, "metrics": {"offset": 1.0, "joint": 2.0}}
         for i in range(30)
     ]
-    first.process([Record(orjson.dumps(d), b"e", "r", 0, i) for i, d in enumerate(docs)], now=T0)
+    first.process([Record(orjson.dumps(d), b"e", "r", 0, i) for i, d in enumerate(docs)], now=NOW)
     parts = unpack_entity(decompress_blob(first.states.dump("e")))
     parts["offset"] = parts["joint"] = b"TS\x00truncated"
     reported: list[tuple[str, str, str]] = []
@@ -266,11 +269,11 @@ def _arrivals(
     jitter: float,
     outage: range = range(0),
     uploads: dict[str, float] | None = None,
-) -> list[Record]:
-    """Readings once a minute, in the order they arrive: per device, how late its own
-    clock runs (seconds) and the minute it stops reporting; nobody reports in ``outage``.
-    A device in ``uploads`` sits behind a gateway that sends what it took every so many
-    seconds."""
+) -> list[tuple[float, Record]]:
+    """Readings once a minute, in the order they arrive, with when they arrive: per device,
+    how late its own clock runs (seconds; ahead if negative) and the minute it stops
+    reporting; nobody reports in ``outage``. A device in ``uploads`` sits behind a gateway
+    that sends what it took every so many seconds."""
     rng = random.Random(5)
     arriving = []
     for entity, (late, stops) in devices.items():
@@ -283,15 +286,19 @@ def _arrivals(
             doc = {"entity": entity, "ts": taken - late, "metrics": {"t": 20.0 + rng.gauss(0, 1)}}
             arriving.append((at, entity, orjson.dumps(doc)))
     arriving.sort()
-    return [Record(v, e.encode(), "r", 0, n) for n, (_, e, v) in enumerate(arriving)]
+    return [(at, Record(v, e.encode(), "r", 0, n)) for n, (at, e, v) in enumerate(arriving)]
 
 
-def _opened_in_batches(records: list[Record], config: EngineConfig | None = None) -> list[str]:
-    """Silences opened when the records are read 100 at a time, judged between batches too."""
+def _opened_in_batches(
+    arrivals: list[tuple[float, Record]], config: EngineConfig | None = None, size: int = 100
+) -> list[str]:
+    """Silences opened when the records are read ``size`` at a time as they arrive (the
+    wall clock at the last one's arrival), judged between batches too."""
     scorer = _scorer(config or EngineConfig.default(), {})
     opened = []
-    for k in range(0, len(records), 100):
-        opened += _judged(scorer, records[k : k + 100], now=T0)
+    for k in range(0, len(arrivals), size):
+        batch = arrivals[k : k + size]
+        opened += _judged(scorer, [record for _, record in batch], now=batch[-1][0])
     return opened
 
 
@@ -337,3 +344,17 @@ def test_devices_behind_an_hourly_gateway_need_a_silence_limit_past_its_uploads(
     rule = {"pattern": "gw-*/*", "cleaning": {"silence_intervals": 90}}
     config = EngineConfig.from_mapping({"rules": [rule]})
     assert _opened_in_batches(records, config) == ["gw-2/a"]
+
+
+def test_a_device_whose_clock_runs_ahead_does_not_hide_the_others_silences() -> None:
+    # Its readings, 50 minutes in the future, set the partition's clock: once it
+    # stopped, the clock stood still until the others caught up, and a silence in the
+    # partition meanwhile went unseen. The clock never runs ahead of the wall clock now.
+    devices = {f"site/{i}": (0.0, 10**9) for i in range(10)}
+    devices["ahead/0"] = (-3000.0, 1500)  # stops after 25 hours
+    arrivals = _arrivals(devices, 1600, jitter=20.0)
+    # site/9 is silent for the 35 minutes after the 1,505th (10 is its limit)
+    quiet = (T0 + 1505 * 60.0, T0 + 1540 * 60.0)
+    arrivals = [(at, r) for at, r in arrivals if r.key != b"site/9" or not quiet[0] < at < quiet[1]]
+    # read a minute's readings at a time, as they arrive
+    assert sorted(_opened_in_batches(arrivals, size=11)) == ["ahead/0", "site/9"]
