@@ -74,3 +74,9 @@ def parse_instant(text: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def reading_ts(reading: Reading) -> float:
+    """A simulated reading's ``ts`` (epoch seconds or RFC 3339) in epoch seconds."""
+    ts = reading["ts"]
+    return float(ts) if isinstance(ts, int | float) else parse_instant(str(ts))

@@ -20,7 +20,7 @@ from typing import Protocol, TextIO
 import orjson
 
 from connectors.ingest.producer import BatchProducer, RateMeter
-from connectors.simulate.base import Simulator, Tick
+from connectors.simulate.base import Simulator, Tick, reading_ts
 from connectors.simulate.groundtruth import GroundTruth
 from stream_app.settings import Settings
 
@@ -62,11 +62,11 @@ def bounded(sim: Simulator, count: int | None, duration: float | None) -> Iterat
     sent = 0
     end = sim.start + duration if duration is not None else float("inf")
     for readings, truth in sim.ticks():
-        if readings and _ts(readings[0]) >= end:
+        if readings and reading_ts(readings[0]) >= end:
             return
         if count is not None and sent + len(readings) >= count:
             readings = readings[: count - sent]
-            last = max((_ts(r) for r in readings), default=float("-inf"))
+            last = max((reading_ts(r) for r in readings), default=float("-inf"))
             yield readings, [t for t in truth if t.start <= last]
             return
         sent += len(readings)
@@ -103,15 +103,6 @@ class Pacer:
             await asyncio.sleep(delay)
 
 
-def _ts(reading: dict[str, object]) -> float:
-    ts = reading["ts"]
-    if isinstance(ts, int | float):
-        return float(ts)
-    from connectors.simulate.base import parse_instant
-
-    return parse_instant(str(ts))
-
-
 async def run_simulation(
     sim: Simulator,
     settings: Settings,
@@ -144,7 +135,7 @@ async def run_simulation(
             if not readings and not truth:
                 continue
             if pace.rate or pace.speedup or pace.realtime:
-                await pacer.wait(_ts(readings[0]) if readings else sim.start, len(readings))
+                await pacer.wait(reading_ts(readings[0]) if readings else sim.start, len(readings))
             truth_count += len(truth)
             if truth_file is not None and truth:
                 truth_file.write(truth)

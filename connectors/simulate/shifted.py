@@ -18,7 +18,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from connectors.simulate.base import Reading, Simulator, Tick, parse_instant, rfc3339
+from connectors.simulate.base import (
+    Reading,
+    Simulator,
+    Tick,
+    parse_instant,
+    reading_ts,
+    rfc3339,
+)
 from connectors.simulate.groundtruth import GroundTruth
 
 
@@ -82,12 +89,7 @@ class Continued:
         """The wrapped simulator's ticks from the first one stamped at or after ``at``."""
         ticks = self.sim.ticks()
         for readings, truth in ticks:
-            if readings and _stamp(readings[0]) >= self.at:
+            if readings and reading_ts(readings[0]) >= self.at:
                 yield readings, truth
                 break
         yield from ticks
-
-
-def _stamp(reading: Reading) -> float:
-    ts = reading["ts"]
-    return float(ts) if isinstance(ts, int | float) else parse_instant(str(ts))
