@@ -44,14 +44,27 @@ RESUME_MIN_S = 1.0
 # more than a step just short of one.
 RESUME_TAU_S = 3600.0
 # Whose event time a watermark follows: (source, partition).
-Clock = tuple[str, int]
+ClockKey = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Clock:
+    """One source's event time in one partition, and what silence is judged by on it."""
+
+    watermark: float = 0.0  # its newest reading's time (never ahead of the wall clock)
+    followers: int = 0  # live entities that follow it; at none it is forgotten
+    judged: float = 0.0  # its watermark at the last silence judgement
+    resumed: float = -math.inf  # when the whole source last came back from a quiet spell
+    usual_step: float = math.nan  # its usual watermark step; NaN before its first
+    learned_at: float = math.inf  # when its first RESUME_TAU_S ends
 
 
 @dataclass(slots=True)
 class _Follower:
     """An entity's link to the clock it follows, and how far behind it the entity runs."""
 
-    clock: Clock
+    key: ClockKey
+    clock: _Clock
     latest: float = -math.inf  # the timestamp of its newest reading
     # How far the clock was ahead of that when its last reading came. An entity whose
     # own clock runs late, or whose gateway forwards each reading minutes late, keeps its
@@ -106,15 +119,11 @@ class ReadingScorer:
         # through its own partition, and partitions are read unevenly (a
         # backlog, a rebalance), so another partition being ahead says nothing
         # about this entity.
-        self.watermarks: dict[Clock, float] = {}
-        self._resumed: dict[Clock, float] = {}
-        self._usual_step: dict[Clock, float] = {}
-        self._learned_at: dict[Clock, float] = {}  # when a clock's first RESUME_TAU_S ends
+        # A clock nobody follows any more is forgotten, so a `source` that varies (a
+        # producer putting a request id there, a hostile one) cannot grow the worker's
+        # memory without bound.
+        self._clocks: dict[ClockKey, _Clock] = {}
         self._followed: dict[str, _Follower] = {}
-        # How many live entities follow each clock: a clock nobody follows any more
-        # is forgotten, so a `source` that varies (a producer putting a request id
-        # there, a hostile one) cannot grow the worker's memory without bound.
-        self._followers: dict[Clock, int] = {}
         # Silence is judged (``advance``) whenever a clock has moved ``silence_every_s``
         # of event time since the last judgement, inside a batch too: a backlog read
         # hundreds of times faster than real time (after a restart, a replay) would
@@ -123,7 +132,6 @@ class ReadingScorer:
         # every live entity, so it waits for a quarter as many readings as there are
         # entities (at most four visits per reading, however the clocks move).
         self.silence_every_s = silence_every_s
-        self._judged: dict[Clock, float] = {}  # each clock's watermark at the last one
         self._due = False
         self._since = 0  # readings scored since the last judgement
 
@@ -169,12 +177,12 @@ class ReadingScorer:
         partition = -1 if msg.partition is None else msg.partition
         out.touched.add((partition, entity))
         out.readings_ok += 1
-        clock = (source or "", partition)
+        key = (source or "", partition)
         follower = self._followed.get(entity)
-        if follower is None or follower.clock != clock:
-            follower = self._follow(entity, clock)
-        watermarks = self.watermarks
-        watermark = watermarks.get(clock, 0.0)
+        if follower is None or follower.key != key:
+            follower = self._follow(entity, key)
+        clock = follower.clock
+        watermark = clock.watermark
         # Event time, but never ahead of the wall clock: a reading stamped in the future
         # (a device whose clock runs ahead, up to the decoder's max_future_s) says nothing
         # of how far time has come, and the clock it set would stand still once it
@@ -183,8 +191,8 @@ class ReadingScorer:
         if seen > watermark:
             if watermark > 0:
                 self._note_advance(clock, seen - watermark, seen)
-            watermarks[clock] = watermark = seen
-            if seen - self._judged.get(clock, 0.0) >= self.silence_every_s:
+            clock.watermark = watermark = seen
+            if seen - clock.judged >= self.silence_every_s:
                 self._due = True
         if ts > follower.latest:
             follower.latest = ts
@@ -212,39 +220,44 @@ class ReadingScorer:
             if ingested_at is not None:
                 out.ingest_to_event.extend([now - ingested_at] * len(events))
 
-    def _follow(self, entity: str, clock: Clock) -> _Follower:
-        """``entity`` now follows ``clock`` (its first reading, or its source or partition changed)."""
+    @property
+    def watermarks(self) -> dict[ClockKey, float]:
+        """Each live clock's watermark."""
+        return {key: clock.watermark for key, clock in self._clocks.items()}
+
+    def _follow(self, entity: str, key: ClockKey) -> _Follower:
+        """``entity`` now follows the clock ``key`` (its first reading, or its source or
+        partition changed)."""
         old = self._followed.get(entity)
-        follower = self._followed[entity] = _Follower(clock)
-        self._followers[clock] = self._followers.get(clock, 0) + 1
+        clock = self._clocks.get(key)
+        if clock is None:
+            clock = self._clocks[key] = _Clock()
+        clock.followers += 1
+        follower = self._followed[entity] = _Follower(key, clock)
         if old is not None:
-            self._unfollow(old.clock)
+            self._unfollow(old)
         return follower
 
-    def _unfollow(self, clock: Clock) -> None:
-        left = self._followers[clock] - 1
-        if left:
-            self._followers[clock] = left
-            return
-        del self._followers[clock]
-        self.watermarks.pop(clock, None)
-        self._resumed.pop(clock, None)
-        self._usual_step.pop(clock, None)
-        self._learned_at.pop(clock, None)
+    def _unfollow(self, follower: _Follower) -> None:
+        clock = follower.clock
+        clock.followers -= 1
+        if not clock.followers:
+            del self._clocks[follower.key]
 
-    def _note_advance(self, clock: Clock, step: float, ts: float) -> None:
+    @staticmethod
+    def _note_advance(clock: _Clock, step: float, ts: float) -> None:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
-        usual = self._usual_step.get(clock)
-        if usual is None:
-            self._usual_step[clock] = step
-            self._learned_at[clock] = ts + RESUME_TAU_S
+        usual = clock.usual_step
+        if usual != usual:  # its first step
+            clock.usual_step = step
+            clock.learned_at = ts + RESUME_TAU_S
             return
         longest = RESUME_STEPS * usual
         if step > max(longest, RESUME_MIN_S):
-            self._resumed[clock] = ts
-            if ts > self._learned_at[clock]:
+            clock.resumed = ts
+            if ts > clock.learned_at:
                 step = longest  # else one outage would hide the next for hours
-        self._usual_step[clock] = usual - math.expm1(-step / RESUME_TAU_S) * (step - usual)
+        clock.usual_step = usual - math.expm1(-step / RESUME_TAU_S) * (step - usual)
 
     def forget(self) -> None:
         """Drop the live models (the table is the truth) and the clocks they followed.
@@ -255,12 +268,7 @@ class ReadingScorer:
         """
         self.states.forget()
         self._followed.clear()
-        self._followers.clear()
-        self.watermarks.clear()
-        self._resumed.clear()
-        self._usual_step.clear()
-        self._learned_at.clear()
-        self._judged.clear()
+        self._clocks.clear()
 
     def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
@@ -268,7 +276,7 @@ class ReadingScorer:
         for entity in gone:
             follower = self._followed.pop(entity, None)
             if follower is not None:
-                self._unfollow(follower.clock)
+                self._unfollow(follower)
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
@@ -282,7 +290,8 @@ class ReadingScorer:
         since would open a silence episode at once.
         """
         out = BatchOutput()
-        self._judged = dict(self.watermarks)
+        for clock in self._clocks.values():
+            clock.judged = clock.watermark
         self._due = False
         self._since = 0
         for entity in list(self.states.entities()):
@@ -290,16 +299,16 @@ class ReadingScorer:
             if follower is None:
                 continue
             clock = follower.clock
-            watermark = self.watermarks.get(clock, 0.0)
+            watermark = clock.watermark
             if watermark <= 0:
                 continue
             # Its own time: the clock less how far behind it the entity runs.
             behind = follower.behind
-            resumed = self._resumed.get(clock, -math.inf) - behind
+            resumed = clock.resumed - behind
             events = self.states.entity(entity).advance(watermark - behind, resumed_at=resumed)
             if events:
                 # Saved with its own partition's snapshot.
-                out.touched.add((clock[1], entity))
+                out.touched.add((follower.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
         return out
 

@@ -234,7 +234,7 @@ def test_forgetting_the_live_models_forgets_the_clocks_they_followed() -> None:
     scorer.process(_fleet([f"site/{i}" for i in range(5)], T0, 20, 10.0), now=NOW)
     scorer.forget()
     assert scorer.watermarks == {} and list(scorer.states.entities()) == []
-    assert scorer._judged == {}  # nor when silence was last judged on them
+    assert scorer._clocks == {} and scorer._followed == {}  # nor what judged their silence
     scorer.process(_fleet(["site/0", "site/1"], T0 + 200, 200, 10.0), now=NOW)
     assert list(scorer.watermarks) == [("", 0)]
     # Silence is judged again once the clock has moved on.
