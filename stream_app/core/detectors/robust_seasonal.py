@@ -176,29 +176,32 @@ of them: a baseline that waited longer, its offset's forecaster not credible, wo
 start from a level gone stale) is slow from the start: the level after the move is what
 a further move is judged from. The mean of the distance
 from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
-square (learned over about 1,000 points, not while it speaks, and each square counted at
-most as ``DRIFT_SPREAD_CAP`` times the mean square: a drift must not teach the spread it
-is judged by, and one that builds up over a hundred points taught it while it built;
-before the drift may speak it learns every point, so a distance that was there from the
-start is learned as the series' own),
+square (learned over about 1,000 points, not while it speaks, and, once the drift may
+speak, not from a square beyond ``DRIFT_SPREAD_CAP`` times the mean square: a drift must
+not teach the spread it is judged by, and one that builds up over a hundred points
+taught it while it built; before the drift may speak it learns every point as it is, so a
+distance that was there from the start is learned as the series' own),
 speaks from ``DRIFT_Z`` (scored by the normal tail like the shift's means; once it
 speaks, down to ``DRIFT_HOLD``: a drift about its threshold would speak in bursts, an
 episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's
 forecaster is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times
 the fast level's (a price or a random walk, whose level wanders as its normal behaviour,
-keeps its silence).
+keeps its silence). A drift makes the offset's forecaster miss too (a daily cycle that
+ramps away: its profile's error grows with the ramp until it is not credible), so a live
+baseline whose mean distance is beyond ``DRIFT_KEEP`` root mean squares stays, credible or
+not: the evidence building up is not thrown away by what it is evidence of.
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
-the clip neither move the baseline nor are judged by it, nor does a count's first
-weekend (a weekend may differ from the weekdays the daily profile learned: orders on
-business days, whose weekend zeros are each within a count's noise, add up). While the
-shift's means speak, the change is theirs (a level that moved, which the fast level may
-absorb without a jump): the baseline starts again at the level the forecaster has once
-they are quiet, as it does after a jump or its undoing, and a drift back within
-``DRIFT_BACK`` sigmas of the baseline from before they spoke is the end of a temporary
-change (a day lower than its pattern, then the pattern again): that baseline is taken
-back, no drift. A drift that speaks for ``DRIFT_ACCEPT`` points in a row is the new
-level, so a ramp that stays is one episode.
+the clip neither move the baseline nor are judged by it, nor does a count's
+weekend where the daily profile gives the offset (a weekend may differ from the weekdays
+the daily profile learned: orders on business days, whose weekend zeros are each within a
+count's noise, add up). While the shift's means speak, the change is theirs (a level
+that moved, which the fast level may absorb without a jump): the baseline starts again
+at the level the forecaster has once they are quiet, as it does after a jump or its
+undoing, and a drift back within ``DRIFT_BACK`` sigmas of the baseline from before they
+spoke is the end of a temporary change (a day lower than its pattern, then the pattern
+again): that baseline is taken back, no drift. A drift that speaks for ``DRIFT_ACCEPT``
+points in a row is the new level, so a ramp that stays is one episode.
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
@@ -496,10 +499,10 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # steps; the mean (DRIFT_MEAN_ALPHA, about 30 points) of the value's distance from it in
 # sigmas (each clipped at DRIFT_CLIP), in units of its own root mean square (learned at
 # DRIFT_VAR_ALPHA, from one over the points since the last jump at first, not while it
-# speaks, and a square beyond DRIFT_SPREAD_CAP times it is learned as that), speaks at
-# DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the last jump, where
-# the offset's forecaster keeps a long-run mean square error within DRIFT_CREDIBLE times
-# the fast level's. After DRIFT_ACCEPT points in a row it is the new level. A baseline's
+# speaks, and, once it may speak, not from a square beyond DRIFT_SPREAD_CAP times it),
+# speaks at DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the
+# last jump, where the offset's forecaster keeps a long-run mean square error within
+# DRIFT_CREDIBLE times the fast level's (or the mean is beyond DRIFT_KEEP already). After DRIFT_ACCEPT points in a row it is the new level. A baseline's
 # first _DRIFT_RUN points are a running mean (one over the points so far), unless it
 # starts after a jump, its undoing or (within DRIFT_RECENT points) the shift's means
 # speaking.
@@ -519,8 +522,17 @@ _DRIFT_HOLD2 = DRIFT_HOLD * DRIFT_HOLD
 # back there: the end of a temporary change, not a drift
 DRIFT_BACK = 2.0
 DRIFT_CREDIBLE = 2.0
-# a drift builds up for tens of points before it speaks: a mean 4 root mean squares out
-# teaches the spread as one at 4 would
+# a live baseline whose mean is this many root mean squares out stays where its offset's
+# forecaster is no longer credible: a drift that ramps away from a daily cycle makes the
+# profile miss as it builds (the kinds matrix's smooth cycle with a ramp: 2 of 6 found,
+# and none of the ramps at 40 %, before; with a cap of 12 the spread still kept pace)
+DRIFT_KEEP = 3.0
+_DRIFT_KEEP2 = DRIFT_KEEP * DRIFT_KEEP
+# a drift builds up for tens of points before it speaks: a mean more than 3.5 root mean
+# squares out teaches the spread nothing (when it taught it as one at 3.5 would, the
+# spread grew about 1 % a point while a ramp built, as fast as the mean's square, and a
+# 20-sigma ramp never spoke; taught as one at 2 would, the spread of heavy-tailed
+# distances was learned too small, and a series of key holds drifted)
 DRIFT_SPREAD_CAP = 12.0
 DRIFT_ACCEPT = 36  # < 64: kept in six bits beside the offset's source
 _DRIFT_NULL = DRIFT_MEAN_ALPHA / (2.0 - DRIFT_MEAN_ALPHA)
@@ -715,14 +727,15 @@ def _mean_of_z(
 ) -> tuple[float, float, float]:
     """One of the sustained shift's means of the clipped ``zc``: the mean ``m`` and its
     mean square ``v``, both learned (a square beyond ``cap`` times the old mean square is
-    learned as that), and the new mean squared in units of the old mean square (never
-    below ``null``, unit white noise's), so no square root is taken unless the shift
-    speaks."""
+    not: a mean that far out is a change building up), and the new mean squared in units
+    of the old mean square (never below ``null``, unit white noise's), so no square root
+    is taken unless the shift speaks."""
     m += alpha * (zc - m)
     m2 = m * m
     unit = v if v > null else null
-    top = cap * unit
-    return m, v + var_alpha * ((m2 if m2 < top else top) - v), m2 / unit
+    if m2 > cap * unit:
+        return m, v, m2 / unit
+    return m, v + var_alpha * (m2 - v), m2 / unit
 
 
 def _count_mean(expected: float, season: float) -> float:
@@ -1565,11 +1578,19 @@ class RobustSeasonal:
                 off, src, mse, miss, far = sd, 2, self.sc, value - fc, self.k * self.ec
             if not (bd >= 0 or day is None):
                 pass  # a first weekend's point: the daily profile's miss is deferred
-            elif shift2 > _SHIFT_Z2 or mse > DRIFT_CREDIBLE * self.sf:
+            elif shift2 > _SHIFT_Z2 or (
+                mse > DRIFT_CREDIBLE * self.sf
+                and not (
+                    self.ds == src
+                    and self.dm * self.dm
+                    > _DRIFT_KEEP2 * (self.dv if self.dv > _DRIFT_NULL else _DRIFT_NULL)
+                )
+            ):
                 # the shift's means speak (the change is theirs: a level that moved, which
                 # the fast level may absorb without a jump), or the offset's forecaster
                 # misses far more than the fast level (a random walk, whose level wanders
-                # as its normal behaviour): a baseline starts again later, slow from
+                # as its normal behaviour) while no drift builds up against a live
+                # baseline: a baseline starts again later, slow from
                 # the start once the shift's means spoke (from the level they saw move;
                 # a jump and its undoing set that too)
                 if shift2 > _SHIFT_Z2:
@@ -1592,11 +1613,13 @@ class RobustSeasonal:
             else:
                 # the main model's points (outliers, a recurring one, a run, a first
                 # Monday's bins on notice) are not the drift's, nor those where the offset's
-                # own profile misses, nor a count's first weekend: a weekend may differ
-                # from the weekdays the daily profile learned (a count of business days
-                # whose weekend is zeros, each within a count's noise, drifted below by
-                # Saturday noon; for every series, the rule cost smooth cycles their
-                # ramps on a first weekend and added false episodes)
+                # own profile misses, nor a count's weekend judged against the daily
+                # profile: a weekend may differ from the weekdays the daily profile
+                # learned (a count of business days whose weekend is zeros, each within a
+                # count's noise, drifted below by Saturday noon; its second weekend too,
+                # before the weekly profile spoke, once the spread was capped at 4; for
+                # every series, the rule cost smooth cycles their ramps on a first weekend
+                # and added false episodes)
                 loud = (
                     a > clip
                     or raw > clip
@@ -1604,12 +1627,7 @@ class RobustSeasonal:
                     or self.jumps != 0
                     or self.rm != 0
                     or not -far <= miss <= far
-                    or (
-                        src == 2
-                        and self.zw > COUNT_SHARE
-                        and ts - self.t0 < WEEKLY_AFTER
-                        and _weekend(ts)
-                    )
+                    or (src == 2 and self.zw > COUNT_SHARE and _weekend(ts))
                 )
                 drift2 = self._drift(value - off, expected - off, src, sigma, loud)
                 if drift2 > shift2:
@@ -1807,7 +1825,13 @@ class RobustSeasonal:
         # (at least one point: a state read back with an age of 0 was damaged)
         w = DRIFT_VAR_ALPHA if age * DRIFT_VAR_ALPHA >= 1.0 else 1.0 / (age if age > 0 else 1)
         self.dm, self.dv, drift2 = _mean_of_z(
-            self.dm, dv, z, DRIFT_MEAN_ALPHA, w, _DRIFT_NULL, DRIFT_SPREAD_CAP
+            self.dm,
+            dv,
+            z,
+            DRIFT_MEAN_ALPHA,
+            w,
+            _DRIFT_NULL,
+            DRIFT_SPREAD_CAP if age > DRIFT_AFTER else math.inf,
         )
         if age > DRIFT_AFTER and (drift2 > _DRIFT_Z2 or (self.dk and drift2 > _DRIFT_HOLD2)):
             back = (u - self.dp) / sigma

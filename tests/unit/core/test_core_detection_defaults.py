@@ -7,6 +7,7 @@ the false-alarm budget holds on anomaly-free noise.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from array import array
@@ -47,7 +48,10 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V18,
     _STATE_V19,
     COUNT_SHARE,
+    DRIFT_AFTER,
+    DRIFT_KEEP,
     DRIFT_RECENT,
+    DRIFT_SPREAD_CAP,
     FAR_P,
     MODE_VISITS,
     SHIFT_Z,
@@ -860,8 +864,10 @@ def test_the_zeros_of_a_count_of_business_days_are_no_news(seed: int, step: floa
     # weekends paged (10 draws: 100 times at five minutes, 39 hourly). Zeros count at
     # the weekly profile's value where it is lower, not on a weekend it has not seen,
     # and only where the model has a zero rare. Nor does the drift's baseline judge a
-    # count's first weekend: with the spread cap at 12, its zeros (each within the noise)
-    # drifted below the weekdays' level by Saturday noon in 7 of 10 draws at five minutes.
+    # count's weekend against the daily profile: with the spread cap at 12, the first
+    # weekend's zeros (each within the noise) drifted below the weekdays' level by
+    # Saturday noon in 7 of 10 draws at five minutes; once a mean far out taught the
+    # spread nothing, the second weekend's did in 2 of 10, before the weekly profile spoke.
     rng = np.random.default_rng(seed)
     t = np.arange(int(42 * 86400 / step)) * step
     hours = (t % 86400.0) / 3600.0
@@ -1195,8 +1201,63 @@ def test_a_smooth_daily_cycle_that_drifts_away_over_hours_opens_an_episode() -> 
     # which split a false drift on hourly business hours in two and added one in counts,
     # while a baseline's slow start inflated the spread). With a running-mean start, a cap
     # of 16: 9 found; 12 (a slow start only soon after the shift's means spoke): 9.
+    # The three missed were ramps that made the daily profile miss until it was no
+    # longer credible, which ended the baseline the drift was building up against; a
+    # baseline whose mean is DRIFT_KEEP root mean squares out now stays, and a square
+    # beyond DRIFT_SPREAD_CAP times the mean square teaches the spread nothing: 12 of 12.
     found, _ = _drift_ramps_found(seasonal, 12, quiet_from=600)
-    assert found >= 8
+    assert found >= 11
+
+
+def _judging(values: np.ndarray) -> RobustSeasonal:
+    """A detector fed ``values`` at 5-minute steps whose drift baseline is live."""
+    det = RobustSeasonal.create({}, seed=0)
+    for i, value in enumerate(values):
+        det.update(START + STEP * i, float(value))
+    assert det.ds != 0 and det.jumps == 0
+    return det
+
+
+def _copy(det: RobustSeasonal) -> RobustSeasonal:
+    return RobustSeasonal.load(det.to_bytes(), {}, seed=0)
+
+
+def test_a_drift_building_up_keeps_its_baseline_when_its_profile_stops_being_credible() -> None:
+    # a daily cycle that ramps away makes its profile miss as the drift builds up; the
+    # baseline the drift is measured from must not end because of what it measures
+    values = seasonal(np.random.default_rng(3), np.arange(4 * DAY_POINTS + 1) * STEP)
+    det = _judging(values[:-1])
+    src = det.ds
+    det.sc = det.ss = det.swl = 1e6 * det.sf  # no offset's forecaster is credible
+    unit = math.sqrt(max(det.dv, _DRIFT_NULL))
+    quiet, building = _copy(det), _copy(det)
+    quiet.dm = 0.0
+    building.dm = (DRIFT_KEEP + 1.0) * unit
+    for d in (quiet, building):
+        d.update(START + STEP * (len(values) - 1), float(values[-1]))
+    assert quiet.ds == 0  # nothing building: a forecaster missing like that is no reference
+    assert building.ds == src  # a drift building up: the baseline stays
+
+
+def test_the_drift_spread_learns_every_distance_before_the_drift_may_speak() -> None:
+    # before DRIFT_AFTER points the drift cannot speak, and a distance there from the
+    # start is the series' own: the spread learns it as it is; later a square beyond
+    # DRIFT_SPREAD_CAP times the mean square teaches it nothing (a drift building up must
+    # not teach the spread it is judged by)
+    values = 50.0 + np.random.default_rng(5).normal(0.0, 1.0, DRIFT_AFTER + 200)
+    grown = {}
+    for n in (DRIFT_AFTER // 2, DRIFT_AFTER + 100):
+        det = _judging(values[:n])
+        unit2 = max(det.dv, _DRIFT_NULL)
+        det.dm = 5.0 * math.sqrt(unit2)  # under DRIFT_Z: it does not speak
+        before = det.dv
+        det.update(START + STEP * n, float(values[n]))
+        assert 0.0 < det.dm * det.dm < 36.0 * unit2
+        weight = 1.0 / det.age if det.age < 1000 else 0.001
+        grown[n] = (det.dv - before) / (weight * unit2)
+    assert DRIFT_SPREAD_CAP < 20.0
+    assert grown[DRIFT_AFTER // 2] > 20.0  # learned near the 5^2 = 25 it was
+    assert grown[DRIFT_AFTER + 100] == 0.0  # not learned
 
 
 def test_an_hourly_metric_that_drifts_away_over_days_opens_an_episode() -> None:
@@ -1472,14 +1533,19 @@ def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None
     # 1174-1308) the drift's mean hovered about DRIFT_Z, and every point below it ended
     # the episode: 7 opened within 50 points. Once the drift speaks it goes on down to
     # DRIFT_HOLD, so it lasts DRIFT_ACCEPT points in a row and is the new level: one.
+    # Since a square beyond DRIFT_SPREAD_CAP times the mean square teaches the spread
+    # nothing, the drift, which goes on (its labels run to point 2517), speaks once more
+    # 50 points later, as one episode of DRIFT_ACCEPT points: two, neither a flicker.
     g = generate_families(6, 11)["drift"][5]
     (a, b), *_ = nab_windows(g.labels)
     assert (a, b) == (1174, 1308)
+    assert max(i for i, label in enumerate(g.labels) if label) == 2517
     _, events = _run_at(list(g.timestamps), list(g.values))
     opened = [e.ts for e in events if e.event == "opened"]
     assert any(g.timestamps[a] <= ts <= g.timestamps[b] for ts in opened)  # found
     after = [ts for ts in opened if g.timestamps[b] < ts <= g.timestamps[b + 100]]
-    assert len(after) <= 1
+    assert len(after) <= 2
+    assert all(t - s >= 20 * STEP for s, t in itertools.pairwise(after))
 
 
 def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
