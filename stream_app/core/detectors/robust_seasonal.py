@@ -500,12 +500,12 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # sigmas (each clipped at DRIFT_CLIP), in units of its own root mean square (learned at
 # DRIFT_VAR_ALPHA, from one over the points since the last jump at first, not while it
 # speaks, and, once it may speak, not from a square beyond DRIFT_SPREAD_CAP times it),
-# speaks at DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the
-# last jump, where the offset's forecaster keeps a long-run mean square error within
-# DRIFT_CREDIBLE times the fast level's (or the mean is beyond DRIFT_KEEP already). After DRIFT_ACCEPT points in a row it is the new level. A baseline's
-# first _DRIFT_RUN points are a running mean (one over the points so far), unless it
-# starts after a jump, its undoing or (within DRIFT_RECENT points) the shift's means
-# speaking.
+# speaks at DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the last
+# jump, where the offset's forecaster keeps a long-run mean square error within
+# DRIFT_CREDIBLE times the fast level's (or the mean is beyond DRIFT_KEEP already).
+# After DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN
+# points are a running mean (one over the points so far), unless it starts after a jump,
+# its undoing or (within DRIFT_RECENT points) the shift's means speaking.
 DRIFT_ALPHA = 0.01
 DRIFT_MEAN_ALPHA = 0.03
 DRIFT_VAR_ALPHA = 0.001
@@ -524,8 +524,9 @@ DRIFT_BACK = 2.0
 DRIFT_CREDIBLE = 2.0
 # a live baseline whose mean is this many root mean squares out stays where its offset's
 # forecaster is no longer credible: a drift that ramps away from a daily cycle makes the
-# profile miss as it builds (the kinds matrix's smooth cycle with a ramp: 2 of 6 found,
-# and none of the ramps at 40 %, before; with a cap of 12 the spread still kept pace)
+# profile miss as it builds (a smooth cycle's ramps, the unit test's 12 draws: 9 found
+# before, 12 with this and the spread's rule below; this alone found no more, as the
+# spread kept pace with the ramp)
 DRIFT_KEEP = 3.0
 _DRIFT_KEEP2 = DRIFT_KEEP * DRIFT_KEEP
 # a drift builds up for tens of points before it speaks: a mean more than 3.5 root mean
@@ -1617,9 +1618,9 @@ class RobustSeasonal:
                 # profile: a weekend may differ from the weekdays the daily profile
                 # learned (a count of business days whose weekend is zeros, each within a
                 # count's noise, drifted below by Saturday noon; its second weekend too,
-                # before the weekly profile spoke, once the spread was capped at 4; for
-                # every series, the rule cost smooth cycles their ramps on a first weekend
-                # and added false episodes)
+                # before the weekly profile spoke, once a far-out mean taught the spread
+                # nothing; for every series, the rule cost smooth cycles their ramps on a
+                # first weekend and added false episodes)
                 loud = (
                     a > clip
                     or raw > clip
