@@ -2075,3 +2075,12 @@ def test_detector_parameters_are_checked_in_defaults_and_where_rules_inherit_the
             }
         )
     assert EngineConfig.from_mapping({"defaults": {"params": {"season_margin": 0.8}}})
+
+
+def test_the_far_tail_and_old_spikes_start_when_the_default_budget_starts_to_grow() -> None:
+    # a detector is built from its own parameters and never sees the policy's, so the
+    # two weeks after which its far tail and its spike rule for old series apply are its
+    # own constants: they must move with PolicyConfig's defaults for the budget's growth
+    policy = PolicyConfig()
+    assert policy.budget_growth_points == robust_seasonal.FAR_AFTER_POINTS
+    assert policy.budget_growth_days == robust_seasonal.FAR_AFTER_DAYS
