@@ -51,6 +51,7 @@ ClockKey = tuple[str, int]
 class _Clock:
     """One source's event time in one partition, and what silence is judged by on it."""
 
+    key: ClockKey  # (source, partition)
     watermark: float = 0.0  # its newest reading's time (never ahead of the wall clock)
     followers: int = 0  # live entities that follow it; at none it is forgotten
     judged: float = 0.0  # its watermark at the last silence judgement
@@ -63,7 +64,6 @@ class _Clock:
 class _Follower:
     """An entity's link to the clock it follows, and how far behind it the entity runs."""
 
-    key: ClockKey
     clock: _Clock
     latest: float = -math.inf  # the timestamp of its newest reading
     # How far the clock was ahead of that when its last reading came. An entity whose
@@ -179,7 +179,7 @@ class ReadingScorer:
         out.readings_ok += 1
         key = (source or "", partition)
         follower = self._followed.get(entity)
-        if follower is None or follower.key != key:
+        if follower is None or follower.clock.key != key:
             follower = self._follow(entity, key)
         clock = follower.clock
         watermark = clock.watermark
@@ -231,18 +231,17 @@ class ReadingScorer:
         old = self._followed.get(entity)
         clock = self._clocks.get(key)
         if clock is None:
-            clock = self._clocks[key] = _Clock()
+            clock = self._clocks[key] = _Clock(key)
         clock.followers += 1
-        follower = self._followed[entity] = _Follower(key, clock)
+        follower = self._followed[entity] = _Follower(clock)
         if old is not None:
-            self._unfollow(old)
+            self._unfollow(old.clock)
         return follower
 
-    def _unfollow(self, follower: _Follower) -> None:
-        clock = follower.clock
+    def _unfollow(self, clock: _Clock) -> None:
         clock.followers -= 1
         if not clock.followers:
-            del self._clocks[follower.key]
+            del self._clocks[clock.key]
 
     @staticmethod
     def _note_advance(clock: _Clock, step: float, ts: float) -> None:
@@ -276,7 +275,7 @@ class ReadingScorer:
         for entity in gone:
             follower = self._followed.pop(entity, None)
             if follower is not None:
-                self._unfollow(follower)
+                self._unfollow(follower.clock)
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
@@ -308,7 +307,7 @@ class ReadingScorer:
             events = self.states.entity(entity).advance(watermark - behind, resumed_at=resumed)
             if events:
                 # Saved with its own partition's snapshot.
-                out.touched.add((follower.key[1], entity))
+                out.touched.add((clock.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
         return out
 
