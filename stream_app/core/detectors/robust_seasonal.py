@@ -186,7 +186,10 @@ speaks, down to ``DRIFT_HOLD``: a drift about its threshold would speak in burst
 episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's
 forecaster is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times
 the fast level's (a price or a random walk, whose level wanders as its normal behaviour,
-keeps its silence). A drift makes the offset's forecaster miss too (a daily cycle that
+keeps its silence), each miss winsorised at its forecaster's clip for this (spikes miss
+every forecaster alike: a random walk's dense spikes, learned up to 20 sigma, swelled
+both errors until the profile's was within twice the fast level's for a week, and its
+wander spoke as a drift). A drift makes the offset's forecaster miss too (a daily cycle that
 ramps away: its profile's error grows with the ramp until it is not credible), so a live
 baseline whose mean distance is beyond ``DRIFT_KEEP`` root mean squares stays, credible or
 not: the evidence building up is not thrown away by what it is evidence of.
@@ -325,7 +328,7 @@ _log1p = math.log1p
 _expm1 = math.expm1
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 19
+_VERSION = 20
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -377,6 +380,9 @@ _STATE_V18 = "dfd" * 4 + "bBd"
 # then version 19's rate at which the shift's means start speaking, and whether they spoke
 # at the last point
 _STATE_V19 = "dB"
+# then version 20's long-run errors winsorised at each forecaster's clip: the fast level's,
+# the slow level's, the daily and the weekly profile's
+_STATE_V20 = "dddd"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -502,7 +508,8 @@ _LONG_NULL = SHIFT_LONG_ALPHA / (2.0 - SHIFT_LONG_ALPHA)
 # speaks, and, once it may speak, not from a square beyond DRIFT_SPREAD_CAP times it),
 # speaks at DRIFT_Z (then down to DRIFT_HOLD): from DRIFT_AFTER points after the last
 # jump, where the offset's forecaster keeps a long-run mean square error within
-# DRIFT_CREDIBLE times the fast level's (or the mean is beyond DRIFT_KEEP already).
+# DRIFT_CREDIBLE times the fast level's, both winsorised at their clip (or the mean is
+# beyond DRIFT_KEEP already).
 # After DRIFT_ACCEPT points in a row it is the new level. A baseline's first _DRIFT_RUN
 # points are a running mean (one over the points so far), unless it starts after a jump,
 # its undoing or (within DRIFT_RECENT points) the shift's means speaking.
@@ -521,7 +528,10 @@ _DRIFT_HOLD2 = DRIFT_HOLD * DRIFT_HOLD
 # a drift within this many sigmas of the baseline from before the shift's means spoke is
 # back there: the end of a temporary change, not a drift
 DRIFT_BACK = 2.0
-DRIFT_CREDIBLE = 2.0
+# (winsorised, the errors of a forecaster that misses by far weigh less than in the
+# selection's: at 2, the generated random walks' level shifts and flatlines drifted
+# falsely in 1 of 6 draws each)
+DRIFT_CREDIBLE = 1.75
 # a live baseline whose mean is this many root mean squares out stays where its offset's
 # forecaster is no longer credible: a drift that ramps away from a daily cycle makes the
 # profile miss as it builds (a smooth cycle's ramps, the unit test's 12 draws: 9 found
@@ -896,6 +906,10 @@ class RobustSeasonal:
         "phi",
         "pre",
         "prev",
+        "qc",
+        "qf",
+        "qs",
+        "qw",
         "rk",
         "rl",
         "rm",
@@ -1024,6 +1038,9 @@ class RobustSeasonal:
         self.sf = self.ss = self.sc = self.swl = self.ew = (
             0.0  # long-horizon errors: which forecaster speaks
         )
+        # the same, each miss winsorised at the forecaster's own clip: whose offset the
+        # drift may judge against (see DRIFT_CREDIBLE)
+        self.qf = self.qs = self.qc = self.qw = 0.0
         self.a_sel = 0.0
         # the first week (see the module's docstring): the daily profile's first-weekend
         # misses, charged to its long-horizon error after the first week;
@@ -1163,6 +1180,9 @@ class RobustSeasonal:
             if blob[0] >= 19:
                 hr, hs = r.raw(_STATE_V19)
                 det.hr, det.hs = float(hr), bool(hs)
+            if blob[0] >= 20:
+                qf, qs, qc, qw = r.raw(_STATE_V20)
+                det.qf, det.qs, det.qc, det.qw = float(qf), float(qs), float(qc), float(qw)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1178,6 +1198,10 @@ class RobustSeasonal:
         if blob[0] < 15:
             # a live baseline goes on learning as it did; one yet to start starts rough
             det.dn = _DRIFT_RUN if det.ds else 0
+        if blob[0] < 20:
+            # the winsorised errors start where the long-run errors are (the best there is:
+            # as before, the drift's judge; they lose the outliers' weight as they learn)
+            det.qf, det.qs, det.qc, det.qw = det.sf, det.ss, det.sc, det.swl
         return det
 
     def to_bytes(self) -> bytes:
@@ -1210,6 +1234,7 @@ class RobustSeasonal:
         slots = [x for i in range(MODE_SLOTS) for x in (self.mc[i], self.mv[i], self.mt[i])]
         w.raw(_STATE_V18, *slots, self.mi, self.mp, self.ms)
         w.raw(_STATE_V19, self.hr, self.hs)
+        w.raw(_STATE_V20, self.qf, self.qs, self.qc, self.qw)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1572,15 +1597,15 @@ class RobustSeasonal:
             # the value less the speaking seasonal offset (none without profiles)
             baseline = _NAN
             if week is not None and expected == fw and bw >= 0 and bd >= 0:
-                off, src, mse, miss, far = sw, 3, self.swl, value - fw, self.k * self.ew
+                off, src, mse, miss, far = sw, 3, self.qw, value - fw, self.k * self.ew
             elif day is None:
-                off, src, mse, miss, far = 0.0, 1, self.ss, 0.0, 0.0
+                off, src, mse, miss, far = 0.0, 1, self.qs, 0.0, 0.0
             else:
-                off, src, mse, miss, far = sd, 2, self.sc, value - fc, self.k * self.ec
+                off, src, mse, miss, far = sd, 2, self.qc, value - fc, self.k * self.ec
             if not (bd >= 0 or day is None):
                 pass  # a first weekend's point: the daily profile's miss is deferred
             elif shift2 > _SHIFT_Z2 or (
-                mse > DRIFT_CREDIBLE * self.sf
+                mse > DRIFT_CREDIBLE * self.qf
                 and not (
                     self.ds == src
                     and self.dm * self.dm
@@ -2237,6 +2262,9 @@ class RobustSeasonal:
         sq = self.sf
         self.sf = sq + a_sel * (e * e - sq)
         lim = k * err
+        e = ar if ar < lim or lim <= 0.0 else lim
+        sq = self.qf
+        self.qf = sq + a_sel * (e * e - sq)
         if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
@@ -2255,6 +2283,9 @@ class RobustSeasonal:
         sq = self.ss
         self.ss = sq + a_sel * (e * e - sq)
         lim = k * err
+        e = (ar if ar < lim or lim <= 0.0 else lim) / per_step
+        sq = self.qs
+        self.qs = sq + a_sel * (e * e - sq)
         if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
@@ -2292,6 +2323,13 @@ class RobustSeasonal:
             if learn:
                 sq = self.sc
                 self.sc = sq + a_prof * (e * e - sq)
+                # winsorised, for the drift's judge: not the first weekend's misses (the
+                # drift judges none of its points; charged at once, they made a quantised
+                # sensor's profile not credible through a late day on its first weekend,
+                # which went unfound)
+                e = ar if ar < lim or lim <= 0.0 else lim
+                sq = self.qc
+                self.qc = sq + a_prof * (e * e - sq)
                 if ar > lim and lim > 0.0 and not young:
                     r = lim if r > 0.0 else -lim
                     ar = lim
@@ -2310,6 +2348,9 @@ class RobustSeasonal:
             sq = self.swl
             self.swl = sq + a_prof * (e * e - sq)
             lim = k * err
+            e = ar if ar < lim or lim <= 0.0 else lim
+            sq = self.qw
+            self.qw = sq + a_prof * (e * e - sq)
             if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim
                 ar = lim
@@ -2508,6 +2549,7 @@ class RobustSeasonal:
         self.pre = (self.pre[0], self.ls, self.ls)
         self.ec = self.es
         self.sc = self.swl = self.ss
+        self.qc = self.qw = self.qs
         self.n0 = n
         self.ew = self.es
         self.day = [_NAN] * DAY_BINS
