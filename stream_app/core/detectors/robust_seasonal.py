@@ -2263,6 +2263,7 @@ class RobustSeasonal:
         self.sf = sq + a_sel * (e * e - sq)
         lim = k * err
         e = ar if ar < lim or lim <= 0.0 else lim
+        e = e if e < _SQRT_BIG else _SQRT_BIG
         sq = self.qf
         self.qf = sq + a_sel * (e * e - sq)
         if ar > lim and lim > 0.0 and not young:
@@ -2283,7 +2284,8 @@ class RobustSeasonal:
         sq = self.ss
         self.ss = sq + a_sel * (e * e - sq)
         lim = k * err
-        e = (ar if ar < lim or lim <= 0.0 else lim) / per_step
+        e = ar if ar < lim or lim <= 0.0 else lim
+        e = (e if e < _SQRT_BIG else _SQRT_BIG) / per_step
         sq = self.qs
         self.qs = sq + a_sel * (e * e - sq)
         if ar > lim and lim > 0.0 and not young:
@@ -2328,6 +2330,7 @@ class RobustSeasonal:
                 # sensor's profile not credible through a late day on its first weekend,
                 # which went unfound)
                 e = ar if ar < lim or lim <= 0.0 else lim
+                e = e if e < _SQRT_BIG else _SQRT_BIG
                 sq = self.qc
                 self.qc = sq + a_prof * (e * e - sq)
                 if ar > lim and lim > 0.0 and not young:
@@ -2349,6 +2352,7 @@ class RobustSeasonal:
             self.swl = sq + a_prof * (e * e - sq)
             lim = k * err
             e = ar if ar < lim or lim <= 0.0 else lim
+            e = e if e < _SQRT_BIG else _SQRT_BIG
             sq = self.qw
             self.qw = sq + a_prof * (e * e - sq)
             if ar > lim and lim > 0.0 and not young:

@@ -1691,6 +1691,22 @@ def test_finite_input_never_gives_a_non_finite_output(values: list[float], tail:
     _finite_and_round_trips(values + [tail] * 5 + [1.0, 2.0, 3.0] * 15, 60.0)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(finite, extremes), min_size=1, max_size=120), finite)
+def test_the_long_run_errors_stay_finite_after_any_finite_input(
+    values: list[float], tail: float
+) -> None:
+    # the errors that pick the forecaster and those that judge whose offset the drift may
+    # use: a miss of inf (1.8e308 less -1.8e308) learned as it is made the winsorised ones
+    # inf, then NaN at the next miss (the wide ones clip each miss at 1e150, and so do
+    # they now)
+    det = RobustSeasonal.create({}, seed=0)
+    for i, value in enumerate([*values, *[tail] * 5, *[1.0, 2.0, 3.0] * 15]):
+        det.update(START + 300.0 * i, value)
+        errors = (det.sf, det.ss, det.sc, det.swl, det.qf, det.qs, det.qc, det.qw)
+        assert all(math.isfinite(e) for e in errors), (i, errors)
+
+
 intervals = st.one_of(
     st.floats(min_value=1e-3, max_value=1e6), st.sampled_from([1e12, 1e15, 0.25, 60.0])
 )
