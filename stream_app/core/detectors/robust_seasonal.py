@@ -41,7 +41,11 @@ expected value and the usual size) is no news either, and an outlier at a new ti
 of day is news as before. The usual size stays near the top of the sizes seen (a
 smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
 does not make the next normal one news. A job that runs a few minutes early or
-late (within ``RECUR_NEAR``) continues the expected time nearby. Only the first
+late (within ``RECUR_NEAR``) continues the expected time nearby; an outlier of the
+same size (within ``RECUR_SPREAD``) that near a time seen on a recent day, not yet
+expected, continues it too when no remembered time matches its own (a schedule's
+edge read with points lost, or at irregular times, falls on another step of its bin
+each day, and every step waited for sightings of its own). Only the first
 points of a run of outliers are remembered (as many as a profile bin holds, at
 least ``RECUR_RUN``): a longer run is a shift, which the levels follow, and its
 points would push out the times a schedule's edges cut into bins (a square wave's
@@ -391,7 +395,9 @@ _F32_ULP = 2.0**-23  # float32's relative precision (twice the most its rounding
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
-RECUR_NEAR = 900.0  # an expected time this many seconds off stands for a new one nearby
+# an expected time this many seconds off stands for a new one nearby (and one not yet
+# expected, seen lately at the same size, where no time is near enough to match)
+RECUR_NEAR = 900.0
 RECUR_AFTER = 2  # sightings after which the next one at that time of day is expected
 # ... and once expected, it stays so for up to this many days without a sighting: a
 # reading lost on a Friday, then a weekend, must not make a weekday schedule news again
@@ -2066,6 +2072,10 @@ class RobustSeasonal:
         expected time on the same side within ``RECUR_NEAR`` (or one seen exactly a
         week ago) and seen more often than this one (a job that runs a few minutes
         early or late) stands for it: this time takes over its sightings and usual size.
+        With neither here, a time on the same side within ``RECUR_NEAR`` not yet expected,
+        seen on an earlier day within ``RECUR_GAP_DAYS`` at this size (within
+        ``RECUR_SPREAD`` of it) does the same: a schedule's edge read with points lost
+        (or at irregular times) comes at a different step of its bin from day to day.
         A second outlier of one day at a time already seen that day is a run, not a
         recurrence, unless that time is expected.
         """
@@ -2081,6 +2091,8 @@ class RobustSeasonal:
         match = -1  # the slot at this time of day, on this side
         near = -1  # a slot on this side a few minutes off, seen most often: expected
         near_count = 0.0  # and seen lately, or seen exactly a week ago
+        close = -1  # or a slot on this side a few minutes off, not yet expected, seen
+        close_count = 0.0  # lately at this size, seen most often
         for k in range(0, len(mem), 4):
             d = mem[k] - phase
             d = d if d >= 0.0 else -d
@@ -2101,6 +2113,14 @@ class RobustSeasonal:
                 ):
                     near = k
                     near_count = mem[k + 3]
+                elif (
+                    d <= RECUR_NEAR
+                    and mem[k + 3] > close_count
+                    and 0.0 < day - seen <= RECUR_GAP_DAYS
+                    and abs(r - mem[k + 1]) <= RECUR_SPREAD * abs(mem[k + 1])
+                ):
+                    close = k
+                    close_count = mem[k + 3]
             if mem[k + 3] > RECUR_AFTER and day - seen <= RECUR_KEEP_DAYS:
                 seen += _KEPT  # an expected time is given up only after every other one
             if seen < oldest_day:
@@ -2116,6 +2136,10 @@ class RobustSeasonal:
         # a week ago, seen more often than this one, stands for it (its sightings and
         # usual size)
         src = near if near >= 0 and (match < 0 or near_count > mem[match + 3]) else match
+        if src < 0:
+            # a time first seen: a time nearby seen lately at this size may be the same
+            # edge of a schedule, read at another step of its bin
+            src = close
         size, sightings, usual = r, 1.0, 0.0  # a time first seen, or seen again too late
         if src >= 0:
             gap = day - mem[src + 2]
