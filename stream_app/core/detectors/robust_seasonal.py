@@ -199,7 +199,9 @@ baseline whose mean distance is beyond ``DRIFT_KEEP`` root mean squares stays, c
 not: the evidence building up is not thrown away by what it is evidence of.
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
-the clip neither move the baseline nor are judged by it, nor does a count's
+the clip neither move the baseline nor are judged by it (a drift that speaks goes on
+through them as it stood: one of them between two of its points split its episode in
+two), nor does a count's
 weekend where the daily profile gives the offset (a weekend may differ from the weekdays
 the daily profile learned: orders on business days, whose weekend zeros are each within a
 count's noise, add up). While the shift's means speak, the change is theirs (a level
@@ -1827,7 +1829,8 @@ class RobustSeasonal:
         change between the two profiles moves the baseline by the difference of their
         levels, any other starts it again at ``level``, as does the first quiet point after
         a jump or its undoing. ``loud`` points (outliers, a recurring one, a run) are the
-        main model's: they neither move the baseline nor are judged by it.
+        main model's: they neither move the baseline nor are judged by it (a drift that
+        speaks gives its evidence as it stood).
         """
         ds = self.ds
         if src != ds:
@@ -1849,6 +1852,11 @@ class RobustSeasonal:
                 self.ds = src
                 return 0.0
         if loud or not self.ds:
+            if loud and self.dk:
+                # a drift that speaks goes on through them, as it stood (one of them
+                # between two of its points split its episode in two)
+                dv = self.dv
+                return self.dm * self.dm / (dv if dv > _DRIFT_NULL else _DRIFT_NULL)
             return 0.0
         z = (u - self.dl) / sigma
         z = z if -DRIFT_CLIP <= z <= DRIFT_CLIP else DRIFT_CLIP if z > 0.0 else -DRIFT_CLIP

@@ -1283,6 +1283,24 @@ def test_a_drift_building_up_keeps_its_baseline_when_its_profile_stops_being_cre
     assert building.ds == src  # a drift building up: the baseline stays
 
 
+def test_a_drift_that_speaks_goes_on_through_the_main_models_points() -> None:
+    # an outlier (the main model's point) neither moves the drift's baseline nor is
+    # judged by it; when the drift already spoke it gave 0 there, and the policy, back to
+    # normal for one point, resolved the drift's episode and opened another at its next
+    # point (generated seasonal series 0, seed 7: onsets at 2299 and 2301)
+    values = seasonal(np.random.default_rng(3), np.arange(4 * DAY_POINTS) * STEP)
+    det = _judging(values)
+    unit = max(det.dv, _DRIFT_NULL)
+    det.dm = 7.0 * math.sqrt(unit)
+    level, sigma = det.dl, 1.0
+    for speaking, said in ((3, 49.0), (0, 0.0)):
+        d = _copy(det)
+        d.dk = speaking
+        got = d._drift(level + 30.0, level, d.ds, sigma, True)
+        assert got == pytest.approx(said)
+        assert (d.dl, d.dm, d.dv, d.dk) == (det.dl, det.dm, det.dv, speaking)  # untouched
+
+
 def test_the_drift_spread_learns_every_distance_before_the_drift_may_speak() -> None:
     # before DRIFT_AFTER points the drift cannot speak, and a distance there from the
     # start is the series' own: the spread learns it as it is; later a square beyond
