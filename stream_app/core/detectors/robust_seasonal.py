@@ -190,13 +190,14 @@ speaks, down to ``DRIFT_HOLD``: a drift about its threshold would speak in burst
 episode each), from ``DRIFT_AFTER`` points after the last jump, where the offset's
 forecaster is credible: its long-run mean square error within ``DRIFT_CREDIBLE`` times
 the fast level's (a price or a random walk, whose level wanders as its normal behaviour,
-keeps its silence), each miss winsorised at its forecaster's clip for this (spikes miss
-every forecaster alike: a random walk's dense spikes, learned up to 20 sigma, swelled
-both errors until the profile's was within twice the fast level's for a week, and its
-wander spoke as a drift). A drift makes the offset's forecaster miss too (a daily cycle that
-ramps away: its profile's error grows with the ramp until it is not credible), so a live
-baseline whose mean distance is beyond ``DRIFT_KEEP`` root mean squares stays, credible or
-not: the evidence building up is not thrown away by what it is evidence of.
+keeps its silence), each miss winsorised at its forecaster's clip for this (spikes
+miss every forecaster alike: a random walk's dense spikes, learned up to 20 sigma,
+swelled both errors until the profile's was within twice the fast level's for a week,
+and its wander spoke as a drift). A drift makes the offset's forecaster miss too (a
+daily cycle that ramps away: its profile's error grows with the ramp until it is not
+credible), so a live baseline whose mean distance is beyond ``DRIFT_KEEP`` root mean
+squares stays, credible or not: the evidence building up is not thrown away by what it
+is evidence of.
 Points that are the main model's (outliers, one judged against a recurring size, a run,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
 the clip neither move the baseline nor are judged by it (a drift that speaks goes on
@@ -2357,10 +2358,11 @@ class RobustSeasonal:
             if learn:
                 sq = self.sc
                 self.sc = sq + a_prof * (e * e - sq)
-                # winsorised, for the drift's judge: not the first weekend's misses (the
-                # drift judges none of its points; charged at once, they made a quantised
-                # sensor's profile not credible through a late day on its first weekend,
-                # which went unfound)
+                # winsorised, for the drift's judge: not the misses the profile does not
+                # learn (its first weekend's, whose points the drift does not judge, and a
+                # bin on notice that starts again; charged at once, the first weekend's
+                # made a quantised sensor's profile not credible through a late day on
+                # that weekend, which went unfound)
                 e = ar if ar < lim or lim <= 0.0 else lim
                 e = e if e < _SQRT_BIG else _SQRT_BIG
                 sq = self.qc
