@@ -202,16 +202,16 @@ Points that are the main model's (outliers, one judged against a recurring size,
 a first Monday's bins on notice) or where the offset's own profile misses by more than
 the clip neither move the baseline nor are judged by it (a drift that speaks goes on
 through them as it stood: one of them between two of its points split its episode in
-two), nor does a count's
-weekend where the daily profile gives the offset (a weekend may differ from the weekdays
-the daily profile learned: orders on business days, whose weekend zeros are each within a
-count's noise, add up). While the shift's means speak, the change is theirs (a level
-that moved, which the fast level may absorb without a jump): the baseline starts again
-at the level the forecaster has once they are quiet, as it does after a jump or its
-undoing, and a drift back within ``DRIFT_BACK`` sigmas of the baseline from before they
-spoke is the end of a temporary change (a day lower than its pattern, then the pattern
-again): that baseline is taken back, no drift. A drift that speaks for ``DRIFT_ACCEPT``
-points in a row is the new level, so a ramp that stays is one episode.
+two), nor does a count's weekend where the daily profile gives the offset (a weekend
+may differ from the weekdays the daily profile learned: orders on business days, whose
+weekend zeros are each within a count's noise, add up). While the shift's means speak,
+the change is theirs (a level that moved, which the fast level may absorb without a
+jump): the baseline starts again at the level the forecaster has once they are quiet, as
+it does after a jump or its undoing, and a drift back within ``DRIFT_BACK`` sigmas of the
+baseline from before they spoke is the end of a temporary change (a day lower than its
+pattern, then the pattern again): that baseline is taken back, no drift. A drift that
+speaks for ``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is
+one episode.
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
