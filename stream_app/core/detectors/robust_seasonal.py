@@ -169,16 +169,18 @@ learns its slope, the profiles' levels and error scales move along, and a smooth
 cycle is often forecast best by the fast level anyway (its 30-minute bins are a
 staircase where they are not read as a curve). What the series drifted from is kept by a
 baseline: the value less its seasonal offset (the weekly profile's where it speaks, else
-the daily one's; the value itself without profiles), learned slowly (``DRIFT_ALPHA``,
-about 100 points) in steps winsorised at ``DRIFT_CLIP`` sigma. A baseline starts at the
-level the forecaster has, which is rough where it starts (a series' first hours, a
-profile that just began to speak, the end of a spike, a drift just taken as the new
-level, which the forecaster still lags), so over its first 100 points it
-is the mean of the points so far; only one that starts after the level moved (a jump,
-its undoing, or the shift's means speaking, if it starts within ``DRIFT_RECENT`` points
-of them: a baseline that waited longer, its offset's forecaster not credible, would
-start from a level gone stale) is slow from the start: the level after the move is what
-a further move is judged from. The mean of the distance
+the daily one's; the value itself without profiles, and while a young daily profile's
+bin holds more points in a row than the baseline learns over: a 1-second sensor's bin of
+1,800 points follows its value like a level, and took a valve's closing along with it),
+learned slowly (``DRIFT_ALPHA``, about 100 points) in steps winsorised at ``DRIFT_CLIP``
+sigma. A baseline starts at the level the forecaster has, which is rough where it starts
+(a series' first hours, a profile that just began to speak, the end of a spike, a drift
+just taken as the new level, which the forecaster still lags), so over its first 100
+points it is the mean of the points so far; only one that starts after the level moved
+(a jump, its undoing, or the shift's means speaking, if it starts within
+``DRIFT_RECENT`` points of them: a baseline that waited longer, its offset's forecaster
+not credible, would start from a level gone stale) is slow from the start: the level
+after the move is what a further move is judged from. The mean of the distance
 from it in sigmas (``DRIFT_MEAN_ALPHA``, about 30 points), in units of its own root mean
 square (learned over about 1,000 points, not while it speaks, and, once the drift may
 speak, not from a square beyond ``DRIFT_SPREAD_CAP`` times the mean square: a drift must
@@ -208,10 +210,11 @@ weekend zeros are each within a count's noise, add up). While the shift's means 
 the change is theirs (a level that moved, which the fast level may absorb without a
 jump): the baseline starts again at the level the forecaster has once they are quiet, as
 it does after a jump or its undoing, and a drift back within ``DRIFT_BACK`` sigmas of the
-baseline from before they spoke is the end of a temporary change (a day lower than its
-pattern, then the pattern again): that baseline is taken back, no drift. A drift that
-speaks for ``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is
-one episode.
+baseline from before they spoke (where it was a level: the profiles saw a day, or it is
+the value's own) is the end of a temporary change (a day lower than its pattern, then the
+pattern again): that baseline is taken back, no drift. A drift that speaks for
+``DRIFT_ACCEPT`` points in a row is the new level, so a ramp that stays is one episode;
+the baseline from before it is kept likewise (a valve that closed, then opened again).
 
 **Noise in proportion to the level** (sales, traffic, tweets: at the daily peak
 the noise is many times the night's, and one absolute scale, learned over the last
@@ -562,6 +565,10 @@ _DRIFT_RUN = round(1.0 / DRIFT_ALPHA)
 # that starts later is rough (while the baseline waits, its points-learned byte counts
 # down from _DRIFT_RUN + DRIFT_RECENT, which must stay < 256: kept in a byte)
 DRIFT_RECENT = 100
+# a young daily profile (one that may not speak yet) whose 30-minute bin holds more points
+# in a row than the drift's baseline learns over (1 / DRIFT_ALPHA) follows the value like a
+# level within the bin: the drift judges the value itself, not less that bin's offset
+_DRIFT_FINE_STEP = DAY / DAY_BINS * DRIFT_ALPHA  # 18 s
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -1607,7 +1614,10 @@ class RobustSeasonal:
             baseline = _NAN
             if week is not None and expected == fw and bw >= 0 and bd >= 0:
                 off, src, mse, miss, far = sw, 3, self.qw, value - fw, self.k * self.ew
-            elif day is None:
+            elif day is None or (ts - self.t0 < DAILY_AFTER and self.stp < _DRIFT_FINE_STEP):
+                # no profile, or a young one whose bin holds more points in a row than the
+                # baseline's horizon (steps under 18 s): such a bin follows the value like a
+                # level, and its offset would take a drift along with it
                 off, src, mse, miss, far = 0.0, 1, self.qs, 0.0, 0.0
             else:
                 off, src, mse, miss, far = sd, 2, self.qc, value - fc, self.k * self.ec
@@ -1630,10 +1640,11 @@ class RobustSeasonal:
                 # a jump and its undoing set that too)
                 if shift2 > _SHIFT_Z2:
                     if self.ds:
-                        # the level to come back to, where a daily pattern was seen (a
-                        # younger series' profile follows its value like a level)
+                        # the level to come back to, where a daily pattern was seen or the
+                        # baseline is the value's own (a younger series' profile follows
+                        # its value like a level)
                         daily = day is not None and ts - self.t0 >= DAILY_AFTER
-                        self.dp = self.dl if daily else _NAN
+                        self.dp = self.dl if daily or self.ds == 1 else _NAN
                     self.dn = _DRIFT_RUN + DRIFT_RECENT
                 elif self.ds:  # a live baseline ends here: the next one starts rough
                     self.dn = 0
@@ -1892,9 +1903,10 @@ class RobustSeasonal:
             if self.dk < DRIFT_ACCEPT:
                 return drift2
             # a drift that lasts is the new level (the forecaster's, which lags the end of
-            # a ramp: a rough start)
+            # a ramp: a rough start); a return to where it was is the end of a temporary
+            # change, as after the shift's means (a valve that closed, then opened again)
+            self.dp = self.dl
             self.dl = level
-            self.dp = _NAN
             self.dm = 0.0
             self.dk = 0
             self.dn = 0
