@@ -1007,8 +1007,9 @@ class RobustSeasonal:
         # it waits, 0 for a rough start, _DRIFT_RUN for a slow one, above that slow for a
         # while yet (see DRIFT_RECENT)
         self.dn = 0
-        # the baseline before the shift's means last spoke, while the one restarted after
-        # them judges (NaN: none): a drift back to it is the end of a temporary change
+        # the baseline before the shift's means last spoke, or before a drift became the
+        # new level, while the one restarted after them judges (NaN: none): a drift back
+        # to it is the end of a temporary change
         self.dp = _NAN
         # how often the surprise landed between the calibrator's line's 0.999 and 0.9999
         # points (a run counts once), and whether the last point did: the far tail's scale
@@ -1888,9 +1889,10 @@ class RobustSeasonal:
         if age > DRIFT_AFTER and (drift2 > _DRIFT_Z2 or (self.dk and drift2 > _DRIFT_HOLD2)):
             back = (u - self.dp) / sigma
             if -DRIFT_BACK <= back <= DRIFT_BACK:
-                # back where the baseline was before the shift's means spoke: the change
-                # they saw was temporary (a day lower than its pattern), and its end is
-                # no drift; the baseline is the one from before again
+                # back where the baseline was before the shift's means spoke, or before a
+                # drift became the new level: the change was temporary (a day lower than
+                # its pattern, a valve closed for minutes), and its end is no drift; the
+                # baseline is the one from before again
                 self.dl = self.dp
                 self.dp = _NAN
                 self.dm = 0.0
