@@ -565,9 +565,9 @@ _DRIFT_RUN = round(1.0 / DRIFT_ALPHA)
 # that starts later is rough (while the baseline waits, its points-learned byte counts
 # down from _DRIFT_RUN + DRIFT_RECENT, which must stay < 256: kept in a byte)
 DRIFT_RECENT = 100
-# a young daily profile (one that may not speak yet) whose 30-minute bin holds more points
-# in a row than the drift's baseline learns over (1 / DRIFT_ALPHA) follows the value like a
-# level within the bin: the drift judges the value itself, not less that bin's offset
+# a daily profile whose 30-minute bin holds more points in a row than the drift's baseline
+# learns over (1 / DRIFT_ALPHA) follows the value like a level within the bin while young,
+# and is a staircase after: where it does not speak, the drift judges the value itself
 _DRIFT_FINE_STEP = DAY / DAY_BINS * DRIFT_ALPHA  # 18 s
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
@@ -1615,10 +1615,13 @@ class RobustSeasonal:
             baseline = _NAN
             if week is not None and expected == fw and bw >= 0 and bd >= 0:
                 off, src, mse, miss, far = sw, 3, self.qw, value - fw, self.k * self.ew
-            elif day is None or (ts - self.t0 < DAILY_AFTER and self.stp < _DRIFT_FINE_STEP):
-                # no profile, or a young one whose bin holds more points in a row than the
-                # baseline's horizon (steps under 18 s): such a bin follows the value like a
-                # level, and its offset would take a drift along with it
+            elif day is None or (self.stp < _DRIFT_FINE_STEP and expected != fc):
+                # no profile; or, at steps under 18 s, one that does not speak: its bin
+                # holds more points in a row than the baseline's horizon, so on its first
+                # visits it follows the value like a level (its offset would take a drift
+                # along with it), and after them it is a staircase on a smooth cycle (every
+                # bin's edge drifted, once its first day was over), while over 100 points
+                # the value's own baseline barely sees a daily cycle move
                 off, src, mse, miss, far = 0.0, 1, self.qs, 0.0, 0.0
             else:
                 off, src, mse, miss, far = sd, 2, self.qc, value - fc, self.k * self.ec

@@ -1622,6 +1622,21 @@ def test_a_valve_that_closes_on_a_one_second_sensor_drifts_and_its_reopening_doe
     assert reopened <= 4
 
 
+def test_a_smooth_daily_cycle_read_every_second_is_quiet_after_its_first_day() -> None:
+    # Once its first 1.25 days were over, a 1-second sensor's daily profile gave the
+    # drift its offset: a 30-minute bin learned in one visit of 1,800 points is a
+    # staircase on a smooth cycle, and the drift spoke at every bin's edge (8 false
+    # episodes between 33 h and 36 h; 19-24 a day at 30 times the noise). Where that
+    # profile does not speak, the drift judges the value itself, whose baseline over 100
+    # seconds barely sees the cycle move.
+    n = 130_000
+    times = START + np.arange(n, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    values = 50.0 + 10.0 * np.sin(2.0 * math.pi * times / 86400.0) + rng.normal(0.0, 1.0, n)
+    _, events = _run_at(times.tolist(), values.tolist())
+    assert not [e for e in events if e.event == "opened" and e.ts > START + 3600.0]
+
+
 def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None:
     # The generated drift family's sixth series (draw 11): after its ramp's window (points
     # 1174-1308) the drift's mean hovered about DRIFT_Z, and every point below it ended
