@@ -317,6 +317,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import Any, ClassVar
 
 from ..calibration import TailCalibrator
@@ -333,6 +334,7 @@ FINE_WEEK_BINS = 336  # 30-minute weekly bins, for a step that visits each of th
 # 00:00 UTC (1970-01-01 was a Thursday)
 _DAY_SCALE = DAY_BINS / DAY
 _BIN = DAY / DAY_BINS  # seconds per profile bin
+_NORMAL = NormalDist()
 _WEEK_SHIFT = 3 * DAY
 _log1p = math.log1p
 _expm1 = math.expm1
@@ -418,6 +420,15 @@ RECUR_DAYS = 1e7  # days from 1970 are kept within this (exact in the state's fl
 # an outlier is remembered only among the first points of a run of them: as many as a
 # profile bin holds, and at least this many (a longer run is a shift, not a time of day)
 RECUR_RUN = 2
+# ... and at most this many (a bin's at 5 minutes): a 1-second square wave's runs of 12
+# took 24 of the RECUR_SLOTS times a day, each edge pushed the other's out, and every
+# edge paged every day
+RECUR_RUN_MAX = 6
+# at steps under 18 s (see _FINE_STEP) an outlier is remembered by its time of day only
+# beyond the |z| that unit normal noise passes this often a day: 4.4 at 1 second, where
+# some 350 outliers of noise a day took every slot in turn (at 1 minute, 3.4, it cost the
+# real data-ingress rates' recurring outliers between 3 and 3.4 sigma: 77.8 -> 69.2 onsets)
+RECUR_NOISE_PER_DAY = 1.0
 GAP_STEPS = 2.0  # an interval this many steps long is a gap
 EDGE_STEPS = 0.5  # a point read off the grid may belong across a bin edge this near
 # a schedule's edge a step early or late, on the grid: the first or last point of a profile
@@ -565,10 +576,11 @@ _DRIFT_RUN = round(1.0 / DRIFT_ALPHA)
 # that starts later is rough (while the baseline waits, its points-learned byte counts
 # down from _DRIFT_RUN + DRIFT_RECENT, which must stay < 256: kept in a byte)
 DRIFT_RECENT = 100
-# a daily profile whose 30-minute bin holds more points in a row than the drift's baseline
-# learns over (1 / DRIFT_ALPHA) follows the value like a level within the bin while young,
-# and is a staircase after: where it does not speak, the drift judges the value itself
-_DRIFT_FINE_STEP = DAY / DAY_BINS * DRIFT_ALPHA  # 18 s
+# fine steps: a daily profile whose 30-minute bin holds more points in a row than the
+# drift's baseline learns over (1 / DRIFT_ALPHA) follows the value like a level within the
+# bin while young, and is a staircase after: where it does not speak, the drift judges the
+# value itself (and see RECUR_NOISE_PER_DAY)
+_FINE_STEP = DAY / DAY_BINS * DRIFT_ALPHA  # 18 s
 # Noise in proportion to the level (see the module's docstring): a relative error scale
 # (mean absolute error over the expected value) gives sigma where its residuals are the
 # better standardised, their mean clipped z^2 below MULT_MARGIN times the absolute scale's,
@@ -809,10 +821,21 @@ def _recur_day(day: float) -> float:
     return RECUR_DAYS if day > RECUR_DAYS else -RECUR_DAYS if day < -RECUR_DAYS else day
 
 
+def _noise_daily(step: float) -> float:
+    """The |z| unit normal noise passes ``RECUR_NOISE_PER_DAY`` times a day, a point every
+    ``step`` seconds under ``_FINE_STEP`` (0 for an unknown step or a coarser one).
+
+    >>> [round(_noise_daily(s), 2) for s in (0.0, 1.0, 10.0, 60.0)]
+    [0.0, 4.39, 3.85, 0.0]
+    """
+    p = 0.5 * RECUR_NOISE_PER_DAY * step / DAY
+    return _NORMAL.inv_cdf(1.0 - p) if 0.0 < step < _FINE_STEP else 0.0
+
+
 def _short_run(jumps: int, step: float) -> bool:
     """A run of ``jumps`` outliers (signed) still short enough to be remembered by time of day."""
     run = jumps if jumps >= 0 else -jumps
-    return run < RECUR_RUN or run * step < _BIN
+    return run < RECUR_RUN or (run * step < _BIN and run < RECUR_RUN_MAX)
 
 
 def _top(profile: list[float]) -> float:
@@ -1526,7 +1549,12 @@ class RobustSeasonal:
                 z = zw
                 a = raw = aw
                 shown = fw
-        if a > clip and self.tol and _short_run(self.jumps, self.stp):
+        if (
+            a > clip
+            and self.tol
+            and _short_run(self.jumps, self.stp)
+            and a > _noise_daily(self.stp)
+        ):
             usual = self._recurring(ts, n, value - expected)
             if usual:
                 # judged against its usual size, which varies by a fraction of itself
@@ -1615,7 +1643,7 @@ class RobustSeasonal:
             baseline = _NAN
             if week is not None and expected == fw and bw >= 0 and bd >= 0:
                 off, src, mse, miss, far = sw, 3, self.qw, value - fw, self.k * self.ew
-            elif day is None or (self.stp < _DRIFT_FINE_STEP and expected != fc):
+            elif day is None or (self.stp < _FINE_STEP and expected != fc):
                 # no profile; or, at steps under 18 s, one that does not speak: its bin
                 # holds more points in a row than the baseline's horizon, so on its first
                 # visits it follows the value like a level (its offset would take a drift

@@ -1637,6 +1637,23 @@ def test_a_smooth_daily_cycle_read_every_second_is_quiet_after_its_first_day() -
     assert not [e for e in events if e.event == "opened" and e.ts > START + 3600.0]
 
 
+def test_a_schedule_read_every_second_learns_its_edges_among_outliers_of_noise() -> None:
+    # A 1-second square wave (20 at night, 80 from 09:00 to 18:00, noise 1) paged at
+    # both edges every day: some 350 outliers of noise a day (beyond the clip) each took
+    # one of the RECUR_SLOTS times of day in turn, and each edge's run of 12 took 12
+    # more, so no edge was ever seen on two days. Runs now leave at most RECUR_RUN_MAX
+    # times, and at steps under 18 s only an outlier beyond what noise reaches about
+    # once a day is remembered: the third day's 09:00 is the schedule's.
+    n = 57 * 3600 + 600
+    times = START + np.arange(n, dtype=np.float64)
+    hours = (times % 86400.0) / 3600.0
+    rng = np.random.default_rng(0)
+    values = np.where((hours >= 9.0) & (hours < 18.0), 80.0, 20.0) + rng.normal(0.0, 1.0, n)
+    _, events = _run_at(times.tolist(), values.tolist())
+    opened = [(e.ts - START) / 3600.0 for e in events if e.event == "opened"]
+    assert [round(h) for h in opened] == [9, 18, 33, 42]  # the first two days' edges
+
+
 def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None:
     # The generated drift family's sixth series (draw 11): after its ramp's window (points
     # 1174-1308) the drift's mean hovered about DRIFT_Z, and every point below it ended
