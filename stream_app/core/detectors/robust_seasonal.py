@@ -47,10 +47,12 @@ expected, continues it too when no remembered time matches its own (a schedule's
 edge read with points lost, or at irregular times, falls on another step of its bin
 each day, and every step waited for sightings of its own). Only the first
 points of a run of outliers are remembered (as many as a profile bin holds, at
-least ``RECUR_RUN``): a longer run is a shift, which the levels follow, and its
-points would push out the times a schedule's edges cut into bins (a square wave's
-first day has two runs of twelve). The
-calibrator learns that such an outlier came, not the size the schedule gives it
+least ``RECUR_RUN``, at most ``RECUR_RUN_MAX``): a longer run is a shift, which the
+levels follow, and its points would push out the times a schedule's edges cut into
+bins (a square wave's first day has two runs of twelve). At steps under 18 s only an
+outlier beyond what unit normal noise reaches about once a day is remembered
+(``RECUR_NOISE_PER_DAY``): at 1 second, noise beyond the clip comes hundreds of times a
+day, and each took a remembered time in turn. The calibrator learns that such an outlier came, not the size the schedule gives it
 (at most ``RECUR_LEARN_CLIPS`` clips): a schedule whose edges cut bins has a few of
 them every day, and their 20-50 sigma taught it, within weeks, that a 25-sigma
 spike is common.
