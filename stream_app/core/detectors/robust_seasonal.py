@@ -52,10 +52,10 @@ levels follow, and its points would push out the times a schedule's edges cut in
 bins (a square wave's first day has two runs of twelve). At steps under 18 s only an
 outlier beyond what unit normal noise reaches about once a day is remembered
 (``RECUR_NOISE_PER_DAY``): at 1 second, noise beyond the clip comes hundreds of times a
-day, and each took a remembered time in turn. The calibrator learns that such an outlier came, not the size the schedule gives it
-(at most ``RECUR_LEARN_CLIPS`` clips): a schedule whose edges cut bins has a few of
-them every day, and their 20-50 sigma taught it, within weeks, that a 25-sigma
-spike is common.
+day, and each took a remembered time in turn. The calibrator learns that such an
+outlier came, not the size the schedule gives it (at most ``RECUR_LEARN_CLIPS``
+clips): a schedule whose edges cut bins has a few of them every day, and their 20-50
+sigma taught it, within weeks, that a 25-sigma spike is common.
 
 **Readings off the grid.** A point whose interval is not a whole number of
 steps (jittered timestamps) may have been read up to half a step early or late:
