@@ -779,6 +779,18 @@ def _mean_of_z(
     return m, v + var_alpha * (m2 - v), m2 / unit
 
 
+def _winsorised(miss: float, cap: float) -> float:
+    """A miss (not negative) winsorised at ``cap`` (none where ``cap`` is not positive)
+    and at ``_SQRT_BIG``, so its square, learned by a long-run mean square error, stays
+    finite.
+
+    >>> _winsorised(5.0, 2.0), _winsorised(5.0, 0.0), _winsorised(1e300, 0.0) < 1e300
+    (2.0, 5.0, True)
+    """
+    e = miss if miss < cap or cap <= 0.0 else cap
+    return e if e < _SQRT_BIG else _SQRT_BIG
+
+
 def _count_mean(expected: float, season: float) -> float:
     """The count expected: the forecast, or the seasonal profiles' value where lower (a
     quiet night, a weekend), never negative; 0 beyond ``_SQRT_BIG`` (its square must
@@ -2337,15 +2349,11 @@ class RobustSeasonal:
             per_step = math.sqrt(gap)
             r /= per_step
         ar = r if r >= 0.0 else -r
-        e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-        e = e if e < _SQRT_BIG else _SQRT_BIG
-        sq = self.sf
-        self.sf = sq + a_sel * (e * e - sq)
+        e = _winsorised(ar, k20 * err)
+        self.sf += a_sel * (e * e - self.sf)
         lim = k * err
-        e = ar if ar < lim or lim <= 0.0 else lim
-        e = e if e < _SQRT_BIG else _SQRT_BIG
-        sq = self.qf
-        self.qf = sq + a_sel * (e * e - sq)
+        e = _winsorised(ar, lim)
+        self.qf += a_sel * (e * e - self.qf)
         if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
@@ -2358,16 +2366,12 @@ class RobustSeasonal:
         err = self.es
         r = value - fs
         ar = r if r >= 0.0 else -r
-        e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-        e = e if e < _SQRT_BIG else _SQRT_BIG
-        e /= per_step  # both levels' misses after a gap count per step (see above)
-        sq = self.ss
-        self.ss = sq + a_sel * (e * e - sq)
+        # both levels' misses after a gap count per step (see above)
+        e = _winsorised(ar, k20 * err) / per_step
+        self.ss += a_sel * (e * e - self.ss)
         lim = k * err
-        e = ar if ar < lim or lim <= 0.0 else lim
-        e = (e if e < _SQRT_BIG else _SQRT_BIG) / per_step
-        sq = self.qs
-        self.qs = sq + a_sel * (e * e - sq)
+        e = _winsorised(ar, lim) / per_step
+        self.qs += a_sel * (e * e - self.qs)
         if ar > lim and lim > 0.0 and not young:
             r = lim if r > 0.0 else -lim
             ar = lim
@@ -2382,8 +2386,7 @@ class RobustSeasonal:
             err = self.ec
             r = value - fc
             ar = r if r >= 0.0 else -r
-            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-            e = e if e < _SQRT_BIG else _SQRT_BIG
+            e = _winsorised(ar, k20 * err)
             lim = k * err
             learn = True
             rm = self.rm
@@ -2403,17 +2406,14 @@ class RobustSeasonal:
                     learn = False
                     self.cn = -1
             if learn:
-                sq = self.sc
-                self.sc = sq + a_prof * (e * e - sq)
+                self.sc += a_prof * (e * e - self.sc)
                 # winsorised, for the drift's judge: not the misses the profile does not
                 # learn (its first weekend's, whose points the drift does not judge, and a
                 # bin on notice that starts again; charged at once, the first weekend's
                 # made a quantised sensor's profile not credible through a late day on
                 # that weekend, which went unfound)
-                e = ar if ar < lim or lim <= 0.0 else lim
-                e = e if e < _SQRT_BIG else _SQRT_BIG
-                sq = self.qc
-                self.qc = sq + a_prof * (e * e - sq)
+                e = _winsorised(ar, lim)
+                self.qc += a_prof * (e * e - self.qc)
                 if ar > lim and lim > 0.0 and not young:
                     r = lim if r > 0.0 else -lim
                     ar = lim
@@ -2427,15 +2427,11 @@ class RobustSeasonal:
             err = self.ew
             r = value - fw
             ar = r if r >= 0.0 else -r
-            e = ar if ar < k20 * err or err <= 0.0 else k20 * err
-            e = e if e < _SQRT_BIG else _SQRT_BIG
-            sq = self.swl
-            self.swl = sq + a_prof * (e * e - sq)
+            e = _winsorised(ar, k20 * err)
+            self.swl += a_prof * (e * e - self.swl)
             lim = k * err
-            e = ar if ar < lim or lim <= 0.0 else lim
-            e = e if e < _SQRT_BIG else _SQRT_BIG
-            sq = self.qw
-            self.qw = sq + a_prof * (e * e - sq)
+            e = _winsorised(ar, lim)
+            self.qw += a_prof * (e * e - self.qw)
             if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim
                 ar = lim
