@@ -2,8 +2,8 @@
 
 Every detector change is judged on the same dozen runs: the development families
 (``benchmarks/quality.py``: the generated families with the real development set, with
-its windows and with NAB's window rule; two other draws; hourly series; read at
-irregular times, and jittered with points and hours lost), the probes, the
+its windows and with NAB's window rule; two other draws; half-hourly and hourly series;
+read at irregular times, and jittered with points and hours lost), the probes, the
 kinds matrix, the anomaly-free noise shapes, spikes with level shifts, long bursty counts,
 runs of identical values and, where it was built (``make gutentag``), the GutenTAG
 corpus. ``run`` starts each as a subprocess of this interpreter, from the root of
@@ -45,6 +45,7 @@ from stream_app.offline.evaluate import DETECTORS
 ROOT = Path(__file__).resolve().parents[1]
 _QUALITY = ["benchmarks/quality.py"]
 _GENERATED = ["--dev", "/nonexistent"]  # the generated families alone
+_HALF_HOURLY = ["--step", "1800", "--points", "4032"]  # 12 weeks
 # name: the arguments after the interpreter; "{dev}", "{json}" and "{gutentag}" are filled
 # in. A run with "{json}" writes its report there; the others print it as JSON.
 RUNS: dict[str, list[str]] = {
@@ -52,6 +53,9 @@ RUNS: dict[str, list[str]] = {
     "nab_rule": [*_QUALITY, "--dev", "{dev}", "--labelling", "nab", "--json", "{json}"],
     "seed11": [*_QUALITY, *_GENERATED, "--seed", "11", "--json", "{json}"],
     "seed23": [*_QUALITY, *_GENERATED, "--seed", "23", "--json", "{json}"],
+    # 30 minutes: one reading per daily bin, two per hourly weekly bin (the steps between 5
+    # minutes and an hour had no run; a taxi-demand metric comes at this step)
+    "half_hourly": [*_QUALITY, *_GENERATED, *_HALF_HOURLY, "--json", "{json}"],
     "hourly": [*_QUALITY, *_GENERATED, "--step", "3600", "--points", "2016", "--json", "{json}"],
     "events": [*_QUALITY, *_GENERATED, "--sampling", "events", "--json", "{json}"],
     "mixed": [*_QUALITY, *_GENERATED, "--sampling", "mixed", "--json", "{json}"],
@@ -63,7 +67,17 @@ RUNS: dict[str, list[str]] = {
     "stuck_runs": ["-m", "benchmarks.stuck_runs", "--json"],
     "gutentag": ["-m", "stream_app.cli", "evaluate", "{gutentag}", "--labelling", "nab", "--json"],
 }
-QUALITY_RUNS = ("dev", "nab_rule", "seed11", "seed23", "hourly", "events", "mixed", "gutentag")
+QUALITY_RUNS = (
+    "dev",
+    "nab_rule",
+    "seed11",
+    "seed23",
+    "half_hourly",
+    "hourly",
+    "events",
+    "mixed",
+    "gutentag",
+)
 # besides its text fields, what names a row of a benchmark drawn ``--draws`` times
 _ROW_NAMES = ("size", "step", "step_s", "points")
 BASELINES = tuple(d for d in DETECTORS if d != "tsguard")  # what every report scores too

@@ -114,3 +114,15 @@ def test_unknown_runs_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         suite.main(["run", "/tmp/unused", "--only", "dev,nope"])
     assert "unknown runs: nope" in capsys.readouterr().err
+
+
+def test_every_quality_run_is_a_run_of_quality_py_that_writes_its_report() -> None:
+    # compare reads the runs QUALITY_RUNS names as quality reports (families, overall):
+    # a name there that no run has, or a run of another harness, would compare nothing
+    quality = set(suite.QUALITY_RUNS) - {"gutentag"}  # `tsguard evaluate --json` prints one
+    assert quality <= set(suite.RUNS)
+    for name in quality:
+        argv = suite.RUNS[name]
+        assert argv[0] == "benchmarks/quality.py" and "{json}" in argv, name
+    steps = {float(a[a.index("--step") + 1]) for a in suite.RUNS.values() if "--step" in a}
+    assert steps == {1800.0, 3600.0}  # the 5-minute grid is the default
