@@ -12,11 +12,14 @@ Up to four forecasters run side by side on every point, all with winsorised
   to speak after 1.25 days;
   until the weekly profile speaks it stands for weekdays (see *the first week*);
 * a weekly profile on a level of its own: 336 bins of 30 min when the step
-  visits each of them at least four times a week (7.5 minutes or finer), else
+  visits each of them at least four times a week (7.5 minutes or finer) or once
+  (a 30-minute step: an hourly bin would hold two times of day, a nightly job's
+  half hour and the quiet one after it, and its value be their mixture), else
   168 bins of 1 h for a step of an hour or finer (a schedule from 09:30 is then
-  a mixture inside its weekly bin). It is allowed to speak after 7.25 days, and
-  not before its bins have been visited about four times each: after two weeks
-  at 30 minutes, four at an hour (a bin seen once is one reading, not a profile).
+  a mixture inside its weekly bin at 10 and 15 minutes). It is allowed to speak
+  after 7.25 days, and not before each hour of the week was read about four times:
+  after two weeks at 30 minutes, four at an hour (a bin seen once is one reading,
+  not a profile).
   Whenever it does not speak (before then, or where another forecaster keeps a
   smaller error) it is a *weekly precedent*: at those steps (a bin takes at most
   ``PRECEDENT_POINTS`` points a week), from 7.25 days on, an outlier that the
@@ -85,7 +88,12 @@ and the profile does not learn: a week of weekdays says nothing about
 weekends. That miss is held against the daily profile only after the first
 week (``scd``, at ``WEEKLY_AFTER``, when a weekly profile of a step of 15 minutes
 or finer can speak instead; a coarser one speaks later, see above): before, the
-level is the alternative, and it would take over the next weekdays. Only a value
+level is the alternative, and it would take over the next weekdays. With 30-minute
+weekly bins read once a visit (a 30-minute step) the rule holds until each bin was
+read four times (four weeks; the weekly profile may speak after two). With those bins
+and the rule for the first week alone, the half-hourly benchmark's schedules and
+business hours opened 20 episodes more (drifts on the second weekend, nights far
+below the daily profile in the weeks after it). Only a value
 more than the clip above every bin of the profile is still judged by the profile
 (and not learned): a weekend seldom rises above all the weekdays held, and a surge
 that the level follows would otherwise go unseen. A series that began on a Friday or a
@@ -331,7 +339,11 @@ DAY = 86400.0
 WEEK = 7 * DAY
 DAY_BINS = 48
 WEEK_BINS = 168
-FINE_WEEK_BINS = 336  # 30-minute weekly bins, for a step that visits each of them 4 times
+# 30-minute weekly bins, for a step that visits each of them 4 times, or once (a 30-minute
+# step, within ONE_READING of it: an hourly bin would hold two times of day, see
+# _fine_week)
+FINE_WEEK_BINS = 336
+ONE_READING = 0.1
 # bins per second of the daily and weekly phase; the week's phase starts on Monday
 # 00:00 UTC (1970-01-01 was a Thursday)
 _DAY_SCALE = DAY_BINS / DAY
@@ -469,7 +481,7 @@ REVERT_POINTS = 500  # a return to the level before a jump within this many poin
 JUMP_RATE = 0.05  # after a jump the error scales learn at most this fast per point
 BUMP_SPAN = 2  # a run's end within this many times jump_points of it can be a bump's
 WEEKLY_MIN_VISITS = 4  # fine weekly bins need a step that visits each 4 times a week; any
-# weekly profile speaks only once its bins were visited about this many times each
+# weekly profile speaks only once each hour of the week was read about this many times
 # Before then, where a weekly bin takes at most PRECEDENT_POINTS points a week (30-minute
 # and hourly steps), a miss that the bin's value from a week before puts within the clip
 # is not news; that value is one reading, so its sigma is PRECEDENT_SPREAD times the point's
@@ -882,6 +894,19 @@ def _bin32(x: float) -> float:
         c = x * _SPLIT
         return c - (c - x)
     return x
+
+
+def _fine_week(step: float) -> bool:
+    """Whether a series read every ``step`` seconds keeps 30-minute weekly bins: where it
+    reads each of them ``WEEKLY_MIN_VISITS`` times a week, or once (a 30-minute step,
+    within ``ONE_READING`` of it), where an hourly bin would hold two times of day (a
+    nightly job's half hour and the quiet one after it) and its value be their mixture.
+
+    >>> [_fine_week(s) for s in (60.0, 450.0, 600.0, 900.0, 1800.0, 1900.0, 3600.0)]
+    [True, True, False, False, True, True, False]
+    """
+    fine = WEEK / FINE_WEEK_BINS
+    return step <= fine / WEEKLY_MIN_VISITS or abs(step - fine) <= ONE_READING * fine
 
 
 def _weekend(ts: float) -> bool:
@@ -1472,7 +1497,12 @@ class RobustSeasonal:
         if day is not None:
             span = ts - self.t0
             margin = self.margin
-            if span < WEEKLY_AFTER:
+            if span < WEEKLY_AFTER or (
+                # 30-minute weekly bins read once a visit: until each was read four times
+                week is not None
+                and len(week) == FINE_WEEK_BINS
+                and span < WEEKLY_MIN_VISITS * self.stp * FINE_WEEK_BINS + 0.25 * DAY
+            ):
                 speak = span >= DAILY_AFTER and self.sc < margin * best
                 miss = value - fc
                 miss = miss if miss >= 0.0 else -miss
@@ -1511,7 +1541,7 @@ class RobustSeasonal:
                 week is not None
                 and span >= WEEKLY_AFTER
                 and self.swl < margin * best
-                and span >= WEEKLY_MIN_VISITS * self.stp * len(week) + 0.25 * DAY
+                and span >= WEEKLY_MIN_VISITS * self.stp * WEEK_BINS + 0.25 * DAY
             ):
                 expected, err = fw, self.ew
                 kink = kink_w
@@ -2636,7 +2666,7 @@ class RobustSeasonal:
         self.day = [_NAN] * DAY_BINS
         self.cn = -1
         self.tol = 0.5 * step
-        if step <= WEEK / FINE_WEEK_BINS / WEEKLY_MIN_VISITS:
+        if _fine_week(step):
             self.week = [_NAN] * FINE_WEEK_BINS
         elif step <= WEEK / WEEK_BINS:
             self.week = [_NAN] * WEEK_BINS
