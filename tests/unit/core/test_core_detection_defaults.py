@@ -940,9 +940,20 @@ def _business_hours(step: float, seed: int, days: int, offset_days: int = 0) -> 
     return (START + offsets).tolist(), values.tolist()
 
 
+def _half_hourly_schedule(seed: int, days: int = 42) -> tuple[list[float], list[float]]:
+    """Read every 30 minutes: weekdays 06:30-17:30 and a job at 02:00 every night, from
+    ``seed - 1`` days after START."""
+    rng = np.random.default_rng(seed)
+    offsets = ((seed - 1) * 48 + np.arange(days * 48)) * 1800.0
+    hours = (offsets % 86400.0) / 3600.0
+    on = (hours >= 6.5) & (hours < 17.5) & ((offsets // 86400.0) % 7 < 5)
+    values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
+    values[hours == 2.0] += 30.0
+    return (START + offsets).tolist(), values.tolist()
+
+
 def test_a_half_hourly_schedule_with_a_nightly_job_is_quiet_on_its_second_weekend() -> None:
-    # Read every 30 minutes, weekdays 06:30-17:30 with a job at 02:00 every night: an
-    # hourly weekly bin held two times of day (02:00 and 02:30, 06:00 and 06:30), its
+    # An hourly weekly bin held two times of day (02:00 and 02:30, 06:00 and 06:30), its
     # value their mixture, and it could not speak for two weeks. Until then the second
     # weekend took the daily profile's right to speak: the job and the edges paged on it
     # and on the days after (29 episodes from day 7 in these six series). Now the weekly
@@ -950,16 +961,24 @@ def test_a_half_hourly_schedule_with_a_nightly_job_is_quiet_on_its_second_weeken
     # rule for weekends until each was read four times
     opened = 0
     for seed in range(1, 7):
-        rng = np.random.default_rng(seed)
-        offsets = ((seed - 1) * 48 + np.arange(42 * 48)) * 1800.0
-        hours = (offsets % 86400.0) / 3600.0
-        on = (hours >= 6.5) & (hours < 17.5) & ((offsets // 86400.0) % 7 < 5)
-        values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
-        values[hours == 2.0] += 30.0
-        times = (START + offsets).tolist()
-        _, events = _run_at(times, values.tolist())
+        times, values = _half_hourly_schedule(seed)
+        _, events = _run_at(times, values)
         opened += len(_opened_after(events, times[0] + 7 * 86400.0))
     assert opened <= 6
+
+
+def test_a_half_hourly_schedule_restarted_every_day_continues_identically() -> None:
+    # across the weekly profile's first words (day 14) and the end of the weekend rule
+    # (day 28): both follow from the bins the state keeps and the time since the start
+    times, values = _half_hourly_schedule(3, days=31)
+    whole = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    restarted = SeriesProcessor.create("test/entity", "m", EngineConfig.default())
+    for i, (ts, value) in enumerate(zip(times, values, strict=True)):
+        if i % 48 == 0:
+            restarted = SeriesProcessor.from_bytes(restarted.to_bytes(), EngineConfig.default())
+        assert whole.process(ts, value) == restarted.process(ts, value)
+    detector = restarted.detector
+    assert isinstance(detector, RobustSeasonal) and len(detector.week or ()) == 336
 
 
 @pytest.mark.parametrize("step", [3600.0, 1800.0])
