@@ -68,10 +68,12 @@ def replay(
     from rich.console import Console
     from rich.progress import Progress
 
+    from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.replay import load_config, plan_outputs, replay_file
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = Console(stderr=True)
+    failed = 0
     with _bad_input():
         engine = load_config(config)
         plan, skipped = plan_outputs(source, output, names)
@@ -85,12 +87,26 @@ def replay(
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
                 progress.update(task, description=str(path.relative_to(source.parent)))
-                done = replay_file(path, target, entity, engine, names)
+                if len(plan) == 1:
+                    done = replay_file(path, target, entity, engine, names)
+                else:
+                    # in a folder, a file that cannot be read is reported and counted,
+                    # and the others are still replayed (it writes no output)
+                    try:
+                        done = replay_file(path, target, entity, engine, names)
+                    except (OSError, ValueError) as exc:
+                        failed += 1
+                        kind = "malformed CSV: " if isinstance(exc, MalformedCsvError) else ""
+                        typer.echo(f"error: {kind}{exc}", err=True)
+                        progress.advance(task)
+                        continue
                 rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
-    console.print(f"replayed {len(plan)} file(s), {rows} row(s) -> {output}")
+    console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {output}")
     if invalid:
         console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")
+    if failed:
+        raise _fail(f"{failed} of {len(plan)} file(s) not replayed (see above)")
 
 
 @app.command()

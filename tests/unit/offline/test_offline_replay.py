@@ -135,9 +135,22 @@ def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
     bad = src / "bad.csv"
     bad.write_text("timestamp,value\n1000,1\n1060,2\nsoon,3\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert f"{bad}:4:" in result.stderr
     assert "cannot parse timestamp 'soon'" in result.stderr
+    # the malformed file (first in the folder) writes nothing, and loses nothing else
+    assert not (tmp_path / "out" / "bad.csv").exists()
+    assert len(_rows(tmp_path / "out" / "good.csv")) == 30
+    assert "replayed 1 file(s), 30 row(s)" in result.stderr
+    assert "1 of 2 file(s) not replayed" in result.stderr
+
+
+def test_a_malformed_single_file_writes_nothing(tmp_path: Path) -> None:
+    bad, out = tmp_path / "bad.csv", tmp_path / "out.csv"
+    bad.write_text("timestamp,value\n1000,1\nlater,2\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(bad), "--output", str(out)])
+    assert result.exit_code == 2
+    assert f"{bad}:3:" in result.stderr and not out.exists()
 
 
 def test_episode_event_marks_where_episodes_open_and_resolve(tmp_path: Path) -> None:
