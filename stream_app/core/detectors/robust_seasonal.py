@@ -16,10 +16,10 @@ Up to four forecasters run side by side on every point, all with winsorised
   (a 30-minute step: an hourly bin would hold two times of day, a nightly job's
   half hour and the quiet one after it, and its value be their mixture), else
   168 bins of 1 h for a step of an hour or finer (a schedule from 09:30 is then
-  a mixture inside its weekly bin at 10 and 15 minutes). It is allowed to speak
-  after 7.25 days, and not before each hour of the week was read about four times:
-  after two weeks at 30 minutes, four at an hour (a bin seen once is one reading,
-  not a profile).
+  a mixture inside its weekly bin at steps between 7.5 and 30 minutes). It is
+  allowed to speak after 7.25 days, and not before each hour of the week was read
+  about four times: after two weeks at 30 minutes, four at an hour (a bin seen
+  once is one reading, not a profile).
   Whenever it does not speak (before then, or where another forecaster keeps a
   smaller error) it is a *weekly precedent*: at those steps (a bin takes at most
   ``PRECEDENT_POINTS`` points a week), from 7.25 days on, an outlier that the
