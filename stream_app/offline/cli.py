@@ -37,19 +37,22 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _bad_input_message(exc: OSError | ValueError) -> str:
+    """What bad input says after ``error: `` (a malformed CSV names itself)."""
+    from stream_app.offline.csvio import MalformedCsvError
+
+    return f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
+
+
 @contextmanager
 def _bad_input() -> Iterator[None]:
     """Bad input (a malformed CSV, a file that cannot be read, a configuration that does
     not parse or validate) ends the command with ``error: ...`` and exit 2, not a
     traceback."""
-    from stream_app.offline.csvio import MalformedCsvError
-
     try:
         yield
-    except MalformedCsvError as exc:
-        raise _fail(f"malformed CSV: {exc}") from None
     except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_bad_input_message(exc)) from None
 
 
 @app.command()
@@ -68,7 +71,6 @@ def replay(
     from rich.console import Console
     from rich.progress import Progress
 
-    from stream_app.offline.csvio import MalformedCsvError
     from stream_app.offline.replay import load_config, plan_outputs, replay_file
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
@@ -87,19 +89,17 @@ def replay(
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
                 progress.update(task, description=str(path.relative_to(source.parent)))
-                if len(plan) == 1:
+                try:
                     done = replay_file(path, target, entity, engine, names)
-                else:
+                except (OSError, ValueError) as exc:
+                    if len(plan) == 1:
+                        raise
                     # in a folder, a file that cannot be read is reported and counted,
                     # and the others are still replayed (it writes no output)
-                    try:
-                        done = replay_file(path, target, entity, engine, names)
-                    except (OSError, ValueError) as exc:
-                        failed += 1
-                        kind = "malformed CSV: " if isinstance(exc, MalformedCsvError) else ""
-                        typer.echo(f"error: {kind}{exc}", err=True)
-                        progress.advance(task)
-                        continue
+                    failed += 1
+                    typer.echo(f"error: {_bad_input_message(exc)}", err=True)
+                    progress.advance(task)
+                    continue
                 rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
     console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {output}")
