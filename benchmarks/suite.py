@@ -3,10 +3,10 @@
 Every detector change is judged on the same dozen runs: the development families
 (``benchmarks/quality.py``: the generated families with the real development set, with
 its windows and with NAB's window rule; two other draws; half-hourly and hourly series;
-60 days at 5 minutes; read at irregular times, and jittered with points and hours lost), the probes, the
-kinds matrix, the anomaly-free noise shapes, spikes with level shifts, long bursty counts,
-runs of identical values and, where it was built (``make gutentag``), the GutenTAG
-corpus. ``run`` starts each as a subprocess of this interpreter, from the root of
+60 days at 5 minutes; read at irregular times, and jittered with points and hours lost),
+the probes, the kinds matrix, the anomaly-free noise shapes, spikes with level shifts,
+long bursty counts, runs of identical values and, where it was built (``make gutentag``),
+the GutenTAG corpus. ``run`` starts each as a subprocess of this interpreter, from the root of
 ``--checkout`` (this one by default; another worktree, to score its code) and with it
 first on ``PYTHONPATH``, ``--jobs`` at a time, and keeps what each prints (JSON) in
 ``OUT/<name>.json``; ``compare`` prints, for two such folders, the headline of every run
