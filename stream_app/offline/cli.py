@@ -32,8 +32,12 @@ ConfigOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
+def _error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _error(message)
     return typer.Exit(code=2)
 
 
@@ -97,10 +101,9 @@ def replay(
                     # in a folder, a file that cannot be read is reported and counted,
                     # and the others are still replayed (it writes no output)
                     failed += 1
-                    typer.echo(f"error: {_bad_input_message(exc)}", err=True)
-                    progress.advance(task)
-                    continue
-                rows, invalid = rows + done.rows, invalid + done.invalid_values
+                    _error(_bad_input_message(exc))
+                else:
+                    rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
     console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {output}")
     if invalid:
