@@ -834,6 +834,32 @@ def _across(
     return other if d < miss else b  # an unseen bin (NaN) is never nearer
 
 
+def _trial(miss: float, clip: float) -> int:
+    """The trial code (see ``_TRIAL``) of a bin after its first two points, whose values
+    differ by ``miss``: 3 (a lead of 2) within the ``clip``, else 2.
+
+    >>> _trial(0.5, 1.0), _trial(-3.0, 1.0)
+    (3, 2)
+    """
+    return 3 if (miss if miss >= 0.0 else -miss) <= clip else 2
+
+
+def _voted(code: int, miss: float, clip: float) -> int:
+    """The trial code (see ``_TRIAL``) after another point of a bin's first visit, which
+    misses the bin by ``miss``: one more within the ``clip`` (at most ``_LEAD_MAX`` + 1),
+    one less ``STEP_GAP`` clips away; 0 where the far side now leads.
+
+    >>> _voted(2, 0.5, 1.0), _voted(2, 1.5, 1.0), _voted(2, -3.0, 1.0), _voted(1, 3.0, 1.0)
+    (3, 2, 1, 0)
+    """
+    a = miss if miss >= 0.0 else -miss
+    if a <= clip:
+        code += 1
+    elif a > STEP_GAP * clip:
+        code -= 1
+    return code if code <= _LEAD_MAX + 1 else _LEAD_MAX + 1
+
+
 def _mean_of_z(
     m: float,
     v: float,
@@ -1498,26 +1524,18 @@ class RobustSeasonal:
                     self.cn = -1
                     c = self.k * self.ec
                     if fine:  # the rest of the visit stays on trial
-                        self.tb = bd + _TRIAL * (3 if (m if m >= 0.0 else -m) <= c else 2)
+                        self.tb = bd + _TRIAL * _trial(m, c)
                     else:
                         self.tb = -1
                 elif tb % _TRIAL == bd:
-                    # the rest of the first visit: the bin takes the side most of its
-                    # points are on (a step that cuts it); ``tb // _TRIAL - 1`` counts
-                    # the points on its side less those a step away
-                    lead_by = tb // _TRIAL - 1
-                    m = value - lc - sd
-                    m = m if m >= 0.0 else -m
-                    c = self.k * self.ec
-                    if m <= c:
-                        lead_by += 1
-                    elif m > STEP_GAP * c:
-                        lead_by -= 1
-                        if lead_by < 0:
-                            sd = day[bd] = value - lc
-                            self.cn = -1
-                            lead_by = 1
-                    self.tb = bd + _TRIAL * (1 + (lead_by if lead_by < _LEAD_MAX else _LEAD_MAX))
+                    # the rest of the first visit: the bin takes the side of a step that
+                    # cuts it most of its points are on
+                    code = _voted(tb // _TRIAL, value - lc - sd, self.k * self.ec)
+                    if not code:
+                        sd = day[bd] = value - lc
+                        self.cn = -1
+                        code = 2
+                    self.tb = bd + _TRIAL * code
                 else:
                     self.tb = -1
             cd = sd  # the offset the profile forecasts: the bin's, or the curve's
@@ -1566,24 +1584,15 @@ class RobustSeasonal:
                         sw = week[bw] = _bin32(_nearer(sw, value - lw, lf - lw))
                         c = self.k * self.ew
                         if 0.0 < stp * bins / WEEK < JITTER_BINS:
-                            self.tw = bw + _TRIAL * (3 if (m if m >= 0.0 else -m) <= c else 2)
+                            self.tw = bw + _TRIAL * _trial(m, c)
                         else:
                             self.tw = -1
                     elif tw % _TRIAL == bw:  # as for the daily bins
-                        lead_by = tw // _TRIAL - 1
-                        m = value - lw - sw
-                        m = m if m >= 0.0 else -m
-                        c = self.k * self.ew
-                        if m <= c:
-                            lead_by += 1
-                        elif m > STEP_GAP * c:
-                            lead_by -= 1
-                            if lead_by < 0:
-                                sw = week[bw] = _bin32(value - lw)
-                                lead_by = 1
-                        self.tw = bw + _TRIAL * (
-                            1 + (lead_by if lead_by < _LEAD_MAX else _LEAD_MAX)
-                        )
+                        code = _voted(tw // _TRIAL, value - lw - sw, self.k * self.ew)
+                        if not code:
+                            sw = week[bw] = _bin32(value - lw)
+                            code = 2
+                        self.tw = bw + _TRIAL * code
                     else:
                         self.tw = -1
                 cw = sw
