@@ -461,7 +461,7 @@ JITTER_BINS = 0.5
 # Steps that cut a bin (an edge at 09:10, inside the bin from 09:00). On a grid of several
 # points to a bin, a bin's first visit takes the side of the step most of its points are
 # on: a point STEP_GAP clips from the bin counts against it, one within the clip for it,
-# and the bin moves to a point that puts it behind (``_TRIAL`` keeps the count). And
+# and the bin moves to the point that puts the far side ahead (``_TRIAL`` keeps the count). And
 # where a profile speaks, any point of such a bin may belong to the bin across its nearer
 # edge, within STEP_REACH of a bin of it (half a bin: every point), where the two bins
 # differ by more than STEP_GAP clips (a step, not the slope of a cycle), and that bin
