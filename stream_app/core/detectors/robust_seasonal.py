@@ -1462,19 +1462,16 @@ class RobustSeasonal:
         edge = lead = reach = 0.0
         jitter = False
         fine = 0.0 < stp * _DAY_SCALE < JITTER_BINS  # several points to a daily bin
-        if stp > 0.0 and gap == 1.0 and dt > 0.0:  # dt / stp in (0, 2]: no overflow
+        if stp > 0.0 and dt > 0.0 and gap < GAP_MAX:  # dt / stp under GAP_MAX: no overflow
             off = dt - int(dt / stp + 0.5) * stp
             if off > OFF_GRID * stp or -off > OFF_GRID * stp:
-                edge = EDGE_STEPS * stp
-                if fine:
-                    reach = STEP_REACH * _BIN
+                if gap == 1.0:
+                    edge = EDGE_STEPS * stp
+                    if fine:
+                        reach = STEP_REACH * _BIN
             elif fine:
-                edge, lead, jitter, reach = stp, 0.5 * stp, True, STEP_REACH * _BIN
-        elif fine and 1.0 < gap < GAP_MAX:
-            # after points lost on the grid, the same (the edges of a schedule whose
-            # readings are lost stay where they were)
-            off = dt - int(dt / stp + 0.5) * stp
-            if not (off > OFF_GRID * stp or -off > OFF_GRID * stp):
+                # on the grid, after points lost on it too (the edges of a schedule whose
+                # readings are lost stay where they were)
                 edge, lead, jitter, reach = stp, 0.5 * stp, True, STEP_REACH * _BIN
         if reach:
             best = self.margin * (self.ss if self.ss < self.sf else self.sf)

@@ -48,6 +48,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V18,
     _STATE_V19,
     _STATE_V20,
+    _TRIAL,
     COUNT_SHARE,
     DRIFT_AFTER,
     DRIFT_KEEP,
@@ -1201,7 +1202,7 @@ def test_a_restart_inside_a_bins_first_visit_continues_identically() -> None:
     trials = 0
     for i, v in enumerate(values):
         if i % 7 == 3:
-            trials += parts.tb >= 1000
+            trials += parts.tb >= _TRIAL
             parts = RobustSeasonal.load(parts.to_bytes(), {}, seed=0)
         assert parts.update(START + STEP * i, v) == whole.update(START + STEP * i, v)
     assert trials > 10  # restored on trial
