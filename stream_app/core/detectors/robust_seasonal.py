@@ -81,6 +81,11 @@ judged against the bin across its nearer edge where the two differ by a step
 The points on the far side of the step are then no outliers: before, they missed
 their bin by the step's size every day, taught the calibrator that outliers are
 common, and the band on the plateaus was 5.5 to 8 noise sd wide instead of 4.4.
+Where no profile speaks yet, such a point is judged by its own bin and its miss counts
+against the profile as before, but it does not move that bin: at a minute, a step 20
+minutes into its bin put 10 points a day on the far side, each pulled the bin a clip
+toward them, and the bin sat between the sides (8 above its side after a week) when the
+profile began to speak, and paged in the middle of the bin every day.
 
 **Smooth cycles.** On a grid of steps under ``JITTER_BINS`` of a bin, a profile whose
 bins mostly lie on a smooth curve (``CURVE_SHARE`` of them: a daily sine, a sawtooth's
@@ -470,7 +475,8 @@ JITTER_BINS = 0.5
 # its first two points and drifted between the sides for weeks; the points on the other
 # side missed it by the step's size every day, each taught the calibrator that outliers
 # come, and the band on the plateaus was 5.5 to 8 times the noise's sd, against 4.4 where
-# edges fall between bins (a 15-minute bump of 6 sd on a plateau was found 1 time in 20)
+# edges fall between bins (a 15-minute bump of 6 sd on a plateau was found 1 time in 20).
+# Where no profile speaks, such a point is judged by its own bin, which does not learn it
 STEP_REACH = 0.5
 STEP_GAP = 2.0
 STEP_NEAR = 1.5
@@ -832,6 +838,16 @@ def _across(
     if not near and not stepped:
         return b
     return other if d < miss else b  # an unseen bin (NaN) is never nearer
+
+
+def _inside(pos: float, half: float) -> bool:
+    """Whether phase ``pos`` (in bins) is at least ``half`` a bin from both edges of its bin.
+
+    >>> _inside(3.5, 0.2), _inside(3.1, 0.2), _inside(3.85, 0.2)
+    (True, False, False)
+    """
+    off = pos - int(pos)
+    return half <= off <= 1.0 - half
 
 
 def _trial(miss: float, clip: float) -> int:
@@ -1473,11 +1489,15 @@ class RobustSeasonal:
                 # on the grid, after points lost on it too (the edges of a schedule whose
                 # readings are lost stay where they were)
                 edge, lead, jitter, reach = stp, 0.5 * stp, True, STEP_REACH * _BIN
+        hold = 0.0  # the reach within which a point the bin across explains is not learned
         if reach:
             best = self.margin * (self.ss if self.ss < self.sf else self.sf)
             if not (self.sc < best or (self.week is not None and self.swl < best)):
-                # no profile speaks (a random walk's): its steps are not the series'
-                reach = 0.0
+                # no profile speaks (a random walk's): its steps are not the series', so
+                # its own bin judges the point, but the bin across may keep it from
+                # moving its own (a step that cuts the bin, see STEP_REACH)
+                hold, reach = reach, 0.0
+        hold_d = hold_w = False  # the point's daily / weekly bin does not learn its value
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
         # the least error scale of a profile read as a curve, where it bends (see CURVE_BEND)
@@ -1538,18 +1558,12 @@ class RobustSeasonal:
             cd = sd  # the offset the profile forecasts: the bin's, or the curve's
             b = bd
             if edge:
-                b = _across(
-                    day,
-                    bd,
-                    pos + lead * _DAY_SCALE,
-                    edge * _DAY_SCALE,
-                    lc,
-                    value,
-                    self.k * self.ec,
-                    jitter,
-                    reach * _DAY_SCALE,
-                    STEP_GAP,
-                )
+                at = pos + lead * _DAY_SCALE
+                close = edge * _DAY_SCALE
+                wide = (reach or hold) * _DAY_SCALE
+                b = _across(day, bd, at, close, lc, value, self.k * self.ec, jitter, wide, STEP_GAP)
+                if hold and b != bd and _inside(at, close):
+                    b, hold_d = bd, True
             if b != bd:  # judged by the bin across an edge
                 bd = b
                 cd = sd = day[b]
@@ -1596,18 +1610,13 @@ class RobustSeasonal:
                 b = bw
                 if edge:
                     scale = bins / WEEK
-                    b = _across(
-                        week,
-                        bw,
-                        pos + lead * scale,
-                        edge * scale,
-                        lw,
-                        value,
-                        self.k * self.ew,
-                        jitter,
-                        reach * scale,
-                        STEP_GAP,
-                    )
+                    at = pos + lead * scale
+                    close = edge * scale
+                    wide = (reach or hold) * scale
+                    cut = self.k * self.ew
+                    b = _across(week, bw, at, close, lw, value, cut, jitter, wide, STEP_GAP)
+                    if hold and b != bw and _inside(at, close):
+                        b, hold_w = bw, True
                 if b != bw:
                     bw = b
                     cw = sw = week[b]
@@ -2043,6 +2052,8 @@ class RobustSeasonal:
             sd,
             sw,
             gap,
+            hold_d,
+            hold_w,
         )
         return (score, shown, shown - half, shown + half, z)
 
@@ -2460,8 +2471,13 @@ class RobustSeasonal:
         sd: float,
         sw: float,
         gap: float,
+        hold_d: bool = False,
+        hold_w: bool = False,
     ) -> None:
         """Winsorised error-correction updates, bias-corrected while young.
+
+        A held bin (``hold_d``, ``hold_w``) keeps its value; its profile's level and
+        error scales learn the point as usual.
 
         Each forecaster's residual is winsorised at ``clip`` sigma before it moves
         the forecaster or its short-horizon error scale. The long-horizon error
@@ -2586,9 +2602,10 @@ class RobustSeasonal:
                     r = lim if r > 0.0 else -lim
                     ar = lim
                 self.lc += self.a_season * r
-                day[bd] = sd + self.gamma * r
+                if not hold_d:
+                    day[bd] = sd + self.gamma * r
                 self.ec = err + a_season_err * (ar - err)
-                if self.cn >= 0:
+                if self.cn >= 0 and not hold_d:
                     self._curve_learned(day, bd)
         week = self.week
         if week is not None and bw >= 0:
@@ -2604,7 +2621,8 @@ class RobustSeasonal:
                 r = lim if r > 0.0 else -lim
                 ar = lim
             self.lw += self.a_season * r
-            week[bw] = _bin32(sw + self.gamma * r)
+            if not hold_w:
+                week[bw] = _bin32(sw + self.gamma * r)
             self.ew = err + a_season_err * (ar - err)
         jumps = self.jumps
         if self.mj:

@@ -1181,6 +1181,29 @@ def test_a_bump_on_the_plateau_of_a_schedule_whose_edges_cut_bins_is_found() -> 
     assert other <= 1
 
 
+@pytest.mark.parametrize("step", [60.0, 30.0])
+def test_a_step_inside_its_bin_at_a_minute_does_not_page_once_the_profile_speaks(
+    step: float,
+) -> None:
+    # Read every minute, a rise at 09:20 and a fall at 18:20 leave 10 points of their
+    # bins on the far side each day. Before a profile spoke, each pulled its bin a clip
+    # toward them: a week later the 09:00 bin sat 8 above the low side, and from then on
+    # the 09:15-09:19 points and the 18:15-18:19 ones paged every day (23 onsets from day
+    # 3 in these two series; at 30 seconds, 25 minutes into the bin, 16). The bin across
+    # now keeps them from moving their bin while no profile speaks.
+    day_points = int(86400 / step)
+    offset = 20 if step == 60.0 else 25
+    paging = 0
+    for seed in range(2):
+        minute = (np.arange(14 * day_points) % day_points) * step / 60.0
+        on = (minute >= 9 * 60 + offset) & (minute < 18 * 60 + offset)
+        noise = np.random.default_rng(seed).normal(0.0, 0.5, minute.size)
+        values = np.where(on, 60.0, 40.0) + noise
+        _, events = _run(values.tolist(), step=step)
+        paging += len(_opened_after(events, START + 3 * 86400))
+    assert paging <= 2
+
+
 def test_a_bins_first_visit_takes_the_side_most_of_its_points_are_on() -> None:
     # a rise at 09:10 leaves four of the 09:00 bin's six points high; a fall at 14:40,
     # four of the 14:30 bin's low. The bins started from their first two points (the
