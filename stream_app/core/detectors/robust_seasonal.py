@@ -85,7 +85,8 @@ Where no profile speaks yet, such a point is judged by its own bin and its miss 
 against the profile as before, but it does not move that bin: at a minute, a step 20
 minutes into its bin put 10 points a day on the far side, each pulled the bin a clip
 toward them, and the bin sat between the sides (8 above its side after a week) when the
-profile began to speak, and paged in the middle of the bin every day.
+profile began to speak, and paged in the middle of the bin every day (at steps of 18 s
+or more; below, the drift is judged without the profiles until one speaks).
 
 **Smooth cycles.** On a grid of steps under ``JITTER_BINS`` of a bin, a profile whose
 bins mostly lie on a smooth curve (``CURVE_SHARE`` of them: a daily sine, a sawtooth's
@@ -477,6 +478,7 @@ JITTER_BINS = 0.5
 # come, and the band on the plateaus was 5.5 to 8 times the noise's sd, against 4.4 where
 # edges fall between bins (a 15-minute bump of 6 sd on a plateau was found 1 time in 20).
 # Where no profile speaks, such a point is judged by its own bin, which does not learn it
+# (at steps of 18 s or more)
 STEP_REACH = 0.5
 STEP_GAP = 2.0
 STEP_NEAR = 1.5
@@ -1495,8 +1497,11 @@ class RobustSeasonal:
             if not (self.sc < best or (self.week is not None and self.swl < best)):
                 # no profile speaks (a random walk's): its steps are not the series', so
                 # its own bin judges the point, but the bin across may keep it from
-                # moving its own (a step that cuts the bin, see STEP_REACH)
-                hold, reach = reach, 0.0
+                # moving its own (a step that cuts the bin, see STEP_REACH); not at steps
+                # under 18 s, whose drift is judged without profiles until one speaks
+                # (at 10 and 15 seconds, the toy of STEP_REACH paged twice as often)
+                hold = reach if stp >= _FINE_STEP else 0.0
+                reach = 0.0
         hold_d = hold_w = False  # the point's daily / weekly bin does not learn its value
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
