@@ -852,6 +852,37 @@ def _inside(pos: float, half: float) -> bool:
     return half <= off <= 1.0 - half
 
 
+def _judged_by(
+    profile: list[float],
+    b: int,
+    pos: float,
+    half: float,
+    level: float,
+    value: float,
+    clip: float,
+    within: bool,
+    reach: float,
+    hold: float,
+) -> tuple[int, bool]:
+    """The bin that judges a point of bin ``b`` near an edge (``_across``, with ``reach``
+    as its wide reach), and whether bin ``b`` is held: where no profile speaks (``hold``
+    is the wide reach then, ``reach`` 0), a point further than ``half`` from the edges
+    that the bin across explains is judged by its own bin, which does not learn it.
+
+    >>> day = [0.0, 0.0, 10.0, 10.0]  # a step from bin 1 to bin 2
+    >>> _judged_by(day, 1, 1.6, 0.2, 0.0, 10.0, 2.0, True, 0.5, 0.0)
+    (2, False)
+    >>> _judged_by(day, 1, 1.6, 0.2, 0.0, 10.0, 2.0, True, 0.0, 0.5)
+    (1, True)
+    >>> _judged_by(day, 1, 1.9, 0.2, 0.0, 10.0, 2.0, True, 0.0, 0.5)  # its last point
+    (2, False)
+    """
+    other = _across(profile, b, pos, half, level, value, clip, within, reach or hold, STEP_GAP)
+    if hold and other != b and _inside(pos, half):
+        return b, True
+    return other, False
+
+
 def _trial(miss: float, clip: float) -> int:
     """The trial code (see ``_TRIAL``) of a bin after its first two points, whose values
     differ by ``miss``: 3 (a lead of 2) within the ``clip``, else 2.
@@ -1563,12 +1594,18 @@ class RobustSeasonal:
             cd = sd  # the offset the profile forecasts: the bin's, or the curve's
             b = bd
             if edge:
-                at = pos + lead * _DAY_SCALE
-                close = edge * _DAY_SCALE
-                wide = (reach or hold) * _DAY_SCALE
-                b = _across(day, bd, at, close, lc, value, self.k * self.ec, jitter, wide, STEP_GAP)
-                if hold and b != bd and _inside(at, close):
-                    b, hold_d = bd, True
+                b, hold_d = _judged_by(
+                    day,
+                    bd,
+                    pos + lead * _DAY_SCALE,
+                    edge * _DAY_SCALE,
+                    lc,
+                    value,
+                    self.k * self.ec,
+                    jitter,
+                    reach * _DAY_SCALE,
+                    hold * _DAY_SCALE,
+                )
             if b != bd:  # judged by the bin across an edge
                 bd = b
                 cd = sd = day[b]
@@ -1615,13 +1652,18 @@ class RobustSeasonal:
                 b = bw
                 if edge:
                     scale = bins / WEEK
-                    at = pos + lead * scale
-                    close = edge * scale
-                    wide = (reach or hold) * scale
-                    cut = self.k * self.ew
-                    b = _across(week, bw, at, close, lw, value, cut, jitter, wide, STEP_GAP)
-                    if hold and b != bw and _inside(at, close):
-                        b, hold_w = bw, True
+                    b, hold_w = _judged_by(
+                        week,
+                        bw,
+                        pos + lead * scale,
+                        edge * scale,
+                        lw,
+                        value,
+                        self.k * self.ew,
+                        jitter,
+                        reach * scale,
+                        hold * scale,
+                    )
                 if b != bw:
                     bw = b
                     cw = sw = week[b]

@@ -1181,9 +1181,9 @@ def test_a_bump_on_the_plateau_of_a_schedule_whose_edges_cut_bins_is_found() -> 
     assert other <= 1
 
 
-@pytest.mark.parametrize("step", [60.0, 30.0])
+@pytest.mark.parametrize(("step", "offset"), [(60.0, 20), (30.0, 25)])
 def test_a_step_inside_its_bin_at_a_minute_does_not_page_once_the_profile_speaks(
-    step: float,
+    step: float, offset: int
 ) -> None:
     # Read every minute, a rise at 09:20 and a fall at 18:20 leave 10 points of their
     # bins on the far side each day. Before a profile spoke, each pulled its bin a clip
@@ -1192,7 +1192,6 @@ def test_a_step_inside_its_bin_at_a_minute_does_not_page_once_the_profile_speaks
     # 3 in these two series; at 30 seconds, 25 minutes into the bin, 16). The bin across
     # now keeps them from moving their bin while no profile speaks.
     day_points = int(86400 / step)
-    offset = 20 if step == 60.0 else 25
     paging = 0
     for seed in range(2):
         minute = (np.arange(14 * day_points) % day_points) * step / 60.0
