@@ -158,7 +158,10 @@ calibrator's own line.
 Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
 times its long-run value (and, between two whole numbers, at 0.63: a count is
-known to its unit at best, so a rare 1 in a series of zeros is no outlier), and
+known to its unit at best, so a rare 1 in a series of zeros is no outlier; likewise
+between two values on a grid of tenths, hundredths or thousandths, at 0.63 of that
+unit: a sensor read to 0.1 that sits at 35.6 and flickers to 35.5 now and then paged
+at each flicker for days, its sigma grown from nothing one clip at a time), and
 ``jump_points`` consecutive same-side outliers are taken as a level shift: the
 levels restart there and the scales re-learn quickly, so a shift is one alarm
 rather than a long string of them (a series that was exactly flat and comes
@@ -368,6 +371,7 @@ _NORMAL = NormalDist()
 _WEEK_SHIFT = 3 * DAY
 _log1p = math.log1p
 _expm1 = math.expm1
+_ulp = math.ulp
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
 _VERSION = 20
@@ -729,6 +733,28 @@ LONG_ALPHA = 0.001  # memory of the long-run error scale behind the sigma floor
 # where a value and the one before are whole numbers, the error scale (a mean absolute
 # error) is at least half a unit: sigma at least 0.63
 WHOLE_FLOOR = 0.5
+# likewise where both lie on a grid of tenths, hundredths or thousandths (the coarsest
+# of them that both are on): half that unit. A value on a grid is within GRID_ULPS units
+# in the last place of a whole number of its units (float rounding: 35.6 * 10 is not
+# exactly 356; 1e-300 is not on any grid)
+DECIMAL_UNITS = (10.0, 100.0, 1000.0)
+GRID_ULPS = 8.0
+
+
+def _on_grid(value: float, units: float) -> bool:
+    """Whether ``value`` is a whole number of ``1 / units`` (non-finite: no).
+
+    >>> _on_grid(35.6, 10.0), _on_grid(-0.13, 100.0), _on_grid(0.1 + 0.2, 10.0)
+    (True, True, True)
+    >>> _on_grid(35.61, 10.0), _on_grid(6e-299, 10.0), _on_grid(1e12 + 0.01, 10.0)
+    (False, False, False)
+    >>> _on_grid(math.inf, 10.0), _on_grid(math.nan, 10.0)
+    (False, False)
+    """
+    x = value * units
+    r = x % 1.0  # in [0, 1) whatever the sign; NaN for inf and NaN
+    tol = GRID_ULPS * _ulp(x)
+    return r <= tol or r >= 1.0 - tol
 
 
 def _season_step(a_sel: float, a_season: float) -> float:
@@ -1750,6 +1776,15 @@ class RobustSeasonal:
             # whole numbers (counts): known to their unit at best, so a lone 1 in a
             # series of zeros is not a 20-sigma event (NaN % 1 is NaN: not whole)
             least = WHOLE_FLOOR
+        elif least < WHOLE_FLOOR / DECIMAL_UNITS[0]:
+            # a sensor read to a decimal unit is known to that unit at best, as above
+            prev = self.prev
+            for units in DECIMAL_UNITS:
+                if least >= WHOLE_FLOOR / units:
+                    break
+                if _on_grid(value, units) and _on_grid(prev, units):
+                    least = WHOLE_FLOOR / units
+                    break
         if err < least:
             err = least
         if gap > 1.0 and expected == lf:

@@ -814,6 +814,48 @@ def test_the_zero_probability_of_a_count_is_finite_at_any_magnitude(
         assert log_p == pytest.approx(math.log(0.25))
 
 
+def _flickering_sensor(seed: int, unit: float, level: float, rate: float) -> np.ndarray:
+    """A sensor read to ``unit`` that sits at ``level`` and is one unit off at ``rate``."""
+    rng = np.random.default_rng(seed)
+    n = 14 * DAY_POINTS
+    flicker = (rng.random(n) < rate) * rng.choice([-1.0, 1.0], n)
+    return np.asarray(np.round(level / unit + flicker) * unit, np.float64)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("unit", "level", "rate"),
+    [(0.1, 35.6, 0.05), (0.1, 35.6, 0.005), (0.01, 0.13, 0.05), (0.001, 2.345, 0.05)],
+)
+def test_a_sensor_that_flickers_by_its_resolution_does_not_page(
+    seed: int, unit: float, level: float, rate: float
+) -> None:
+    # A flat sensor read to a decimal unit, off by one unit now and then: its sigma
+    # started from nothing and grew one clip per flicker, so each flicker paged (10
+    # draws: 65 onsets at a flicker in 20 readings, 122 at one in 200); a value and the
+    # one before on a grid of tenths, hundredths or thousandths are known to half that
+    # unit at best, as whole numbers are to half a unit.
+    values = _flickering_sensor(seed, unit, level, rate)
+    _, events = _run(values.tolist())
+    assert _opened_after(events, START) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("shift", [False, True])
+def test_a_sensor_read_to_a_tenth_still_pages_at_five_units(seed: int, shift: bool) -> None:
+    # The floor is half a unit: a spike or a lasting shift of 0.5 on a sensor at 35.6
+    # read to 0.1 is still found, and the flickers before it are not.
+    values = _flickering_sensor(seed, 0.1, 35.6, 0.01)
+    at = 10 * DAY_POINTS
+    if shift:
+        values[at:] = np.round(values[at:] * 10.0 + 5.0) / 10.0
+    else:
+        values[at] = np.round(values[at] * 10.0 + 5.0) / 10.0
+    _, events = _run(values.tolist())
+    opened = [round((e.ts - START) / STEP) for e in _opened_after(events, START)]
+    assert [i for i in opened if at <= i <= at + 3] and [i for i in opened if i < at] == []
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_a_count_that_stops_pages_at_once(seed: int) -> None:
     # Every five minutes about 7 events at 15:00 (4 to 9 over the day's working hours):
