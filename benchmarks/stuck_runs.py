@@ -9,13 +9,17 @@ each (seeds 1..N), all without anomalies:
   of 1-3 errors lasting 1-3 readings, coming at random about every 200, 1,000 or 3,000
   readings;
 - ``status``: a health flag at 1 but for a lone 0 about every 1,500 readings;
-- ``setpoint``: a set point that moves by 0.5-1.5 at random, about every 1,500 readings.
+- ``setpoint``: a set point that moves by 0.5-1.5 at random, about every 1,500 readings;
+- ``flicker20``, ``flicker200``: a sensor read to 0.1 that sits at 35.6 and reads one
+  unit (0.1) above or below it about every 20 or 200 readings.
 
 For each shape and step it counts, after NAB's probation (the first 15 %), the stuck
 episodes opened, the share of points inside one, and the value episodes opened (with
 the default configuration). A stuck episode on these is false by construction: the
-series is at its usual value. Value episodes are the blips themselves, which the
-detector pages when they are rarer than about four a day (see ``SPIKE_PER_DAY``).
+series is at its usual value. Value episodes are the blips themselves: blips of 2 or 3
+errors, which the detector pages when they are rarer than about four a day (see
+``SPIKE_PER_DAY``); a move of one unit (an error, the flag's 0, a flicker) is within the
+reading's resolution and does not page (see ``UNIT_WITHIN``).
 
 >>> rows = run(1, shapes=("status",), steps=(300.0,), days=3)
 >>> [(r["shape"], r["step"], r["series"]) for r in rows]
@@ -30,10 +34,11 @@ import numpy.typing as npt
 from benchmarks.noise_shapes import Row, draws_cli
 from stream_app.core import EngineConfig, SeriesProcessor
 
-SHAPES = ("errors200", "errors1000", "errors3000", "status", "setpoint")
+SHAPES = ("errors200", "errors1000", "errors3000", "status", "setpoint", "flicker20", "flicker200")
 STEPS = (60.0, 300.0)
 START = 1_700_000_000.0
 _BLIP_EVERY = {"errors200": 200.0, "errors1000": 1000.0, "errors3000": 3000.0}
+_FLICKER_EVERY = {"flicker20": 20.0, "flicker200": 200.0}
 
 
 def series(shape: str, seed: int, n: int) -> npt.NDArray[np.float64]:
@@ -58,6 +63,9 @@ def series(shape: str, seed: int, n: int) -> npt.NDArray[np.float64]:
             level = round(level + float(rng.choice([-1.0, 1.0])) * int(rng.integers(1, 4)) * 0.5, 1)
             at += length
         return values
+    if shape in _FLICKER_EVERY:
+        off = (rng.random(n) < 1.0 / _FLICKER_EVERY[shape]) * rng.choice([-1.0, 1.0], n)
+        return np.asarray(np.round(356.0 + off) / 10.0, np.float64)
     raise ValueError(f"unknown shape {shape!r}")
 
 

@@ -161,7 +161,11 @@ times its long-run value (and, between two whole numbers, at 0.63: a count is
 known to its unit at best, so a rare 1 in a series of zeros is no outlier; likewise
 between two values on a grid of tenths, hundredths or thousandths, at 0.63 of that
 unit: a sensor read to 0.1 that sits at 35.6 and flickers to 35.5 now and then paged
-at each flicker for days, its sigma grown from nothing one clip at a time), and
+at each flicker for days, its sigma grown from nothing one clip at a time; and on such a
+grid a value within ``UNIT_WITHIN`` units of the expected one scores no more than the
+normal tail of its z, about 1.6: a health flag at 1 with a lone 0 every day or so, or a
+flicker every few hours, is all the calibrator sees move, its tail put them beyond
+0.9999 within a week at a minute, and each paged), and
 ``jump_points`` consecutive same-side outliers are taken as a level shift: the
 levels restart there and the scales re-learn quickly, so a shift is one alarm
 rather than a long string of them (a series that was exactly flat and comes
@@ -739,6 +743,9 @@ WHOLE_FLOOR = 0.5
 # exactly 356; 1e-300 is not on any grid)
 DECIMAL_UNITS = (10.0, 100.0, 1000.0)
 GRID_ULPS = 8.0
+# on such a grid, a value this many units or less from the expected one (the grid point
+# nearest it or one beside that) scores no more than the normal tail of its z
+UNIT_WITHIN = 1.5
 
 
 def _on_grid(value: float, units: float) -> bool:
@@ -1772,10 +1779,12 @@ class RobustSeasonal:
             el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
             self.el = el
         least = self.floor * el
+        unit = 0.0  # the unit of the grid the value and the one before are read on, if known
         if least < WHOLE_FLOOR and value % 1.0 == 0.0 and self.prev % 1.0 == 0.0:
             # whole numbers (counts): known to their unit at best, so a lone 1 in a
             # series of zeros is not a 20-sigma event (NaN % 1 is NaN: not whole)
             least = WHOLE_FLOOR
+            unit = 1.0
         elif least < WHOLE_FLOOR / DECIMAL_UNITS[0]:
             # a sensor read to a decimal unit is known to that unit at best, as above
             prev = self.prev
@@ -1784,6 +1793,7 @@ class RobustSeasonal:
                     break
                 if _on_grid(value, units) and _on_grid(prev, units):
                     least = WHOLE_FLOOR / units
+                    unit = 1.0 / units
                     break
         if err < least:
             err = least
@@ -2056,6 +2066,16 @@ class RobustSeasonal:
                 w = _FAR_W_MIN
             self.xf = xf + w * ((1.0 if passed and not self.xr else 0.0) - xf)
             self.xr = passed
+            if unit and learned < 0.0:
+                # read on a grid, a value at the grid point nearest the expected one or
+                # the one beside it is within the reading's resolution: no news, however
+                # rarely the series moves (its calibrator, of a point mass at zero and a
+                # few such moves, has no tail to speak of)
+                off_by = value - expected
+                if (off_by if off_by >= 0.0 else -off_by) < UNIT_WITHIN * unit:
+                    normal = 1.0 - math.erfc(a * _SQRT_HALF)
+                    if score > normal:
+                        score = normal
         if n > SPIKE_AFTER:
             # the spikes' rate learns at a weight of 1 / the points so far, never under
             # 1 / a day's points (within bounds); most points are no spike and follow

@@ -814,10 +814,13 @@ def test_the_zero_probability_of_a_count_is_finite_at_any_magnitude(
         assert log_p == pytest.approx(math.log(0.25))
 
 
-def _flickering_sensor(seed: int, unit: float, level: float, rate: float) -> np.ndarray:
-    """A sensor read to ``unit`` that sits at ``level`` and is one unit off at ``rate``."""
+def _flickering_sensor(
+    seed: int, unit: float, level: float, rate: float, step: float = STEP
+) -> np.ndarray:
+    """Two weeks of a sensor read to ``unit`` every ``step`` s that sits at ``level`` and
+    is one unit off at ``rate``."""
     rng = np.random.default_rng(seed)
-    n = 14 * DAY_POINTS
+    n = int(14 * 86400.0 / step)
     flicker = (rng.random(n) < rate) * rng.choice([-1.0, 1.0], n)
     return np.asarray(np.round(level / unit + flicker) * unit, np.float64)
 
@@ -838,6 +841,42 @@ def test_a_sensor_that_flickers_by_its_resolution_does_not_page(
     values = _flickering_sensor(seed, unit, level, rate)
     _, events = _run(values.tolist())
     assert _opened_after(events, START) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("shape", ["flicker", "status"])
+def test_a_move_by_one_unit_of_a_rarely_moving_series_does_not_page_at_a_minute(
+    seed: int, shape: str
+) -> None:
+    # At a minute, a sensor read to 0.1 that flickers once in 200 readings, and a health
+    # flag at 1 with a lone 0 about once a day: the calibrator sees nothing move but these,
+    # and within a week its tail put a move of z 1.6 beyond 0.9999, the opening threshold
+    # (8 draws of each: 250 and 69 onsets in two weeks). A value within 1.5 units of the
+    # expected one, on the grid the series is read on, scores no more than the normal
+    # tail of its z.
+    step = 60.0
+    if shape == "flicker":
+        values = _flickering_sensor(seed, 0.1, 35.6, 0.005, step)
+    else:
+        rng = np.random.default_rng(seed)
+        values = np.where(rng.random(14 * 1440) < 1.0 / 1500.0, 0.0, 1.0)
+    _, events = _run(values.tolist(), step)
+    assert _opened_after(events, START + 2 * 86400.0) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_rare_blip_of_three_errors_still_pages_and_a_lone_error_does_not(seed: int) -> None:
+    # An error counter at zero, read every minute, with a lone 1 about once a day: no
+    # news (it paged at most of them, 29 of 50 in `benchmarks.stuck_runs`). Three errors
+    # at once on day 10 are still news.
+    rng = np.random.default_rng(seed)
+    values = np.where(rng.random(14 * 1440) < 1.0 / 1000.0, 1.0, 0.0)
+    at = 10 * 1440 + 600
+    values[at - 5 : at + 5] = 0.0
+    values[at] = 3.0
+    _, events = _run(values.tolist(), 60.0)
+    opened = [round((e.ts - START) / 60.0) for e in _opened_after(events, START + 2 * 86400.0)]
+    assert opened == [at]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
