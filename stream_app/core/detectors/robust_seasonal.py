@@ -290,7 +290,8 @@ scales until a switch is only a few sigma, the fast level follows it slowly, and
 sustained shift's evidence pages a few points after it: 39 false episodes in four 56-day
 series of that kind, 29 of them from the third week. Where the levels jump, the level
 left and the level reached are remembered (``MODE_SLOTS``, the visits that settled and
-the time spent near each); while a level forecasts (not a profile: a profile's hours
+the time spent near each; until it settled twice, a level follows the points it settles
+at, not where the move landed); while a level forecasts (not a profile: a profile's hours
 are its own), an outlier near a level the series has settled at twice or more and spent
 a tenth of its time at is scored against that level and the levels move there at
 once: 4 and 1. The calibrator still learns the move's own surprise, so a series whose
@@ -687,9 +688,17 @@ _FAR_AFTER = FAR_AFTER_DAYS * 86400.0
 # Levels a series keeps moving to (modes: a machine's states; see the module's
 # docstring): MODE_SLOTS levels are remembered where the levels jumped (the level left and
 # the level reached; within MODE_TOL sigma of a remembered one, the sigma of the move, it
-# is that one). A move counts as a visit once the series stayed within MODE_TOL sigma of
-# the level for MODE_SETTLE points (a state settles, a ramp passes through), and each
-# point near the level it is at counts as time spent there. From MODE_AFTER on, while a
+# is that one, and moves MODE_LEARN of the way to it). A move counts as a visit once the
+# series stayed within MODE_TOL sigma of the level for MODE_SETTLE points (a state
+# settles, a ramp passes through). Until a level has MODE_VISITS visits, each of those
+# points moves it MODE_LEARN of the way to them: a young level is where the series
+# settles, not where a move landed (the sigma of a move is that of a run of outliers,
+# wide: a schedule's high plateau, 32 after a lasting shift of -36, was taken for a level
+# remembered at 45.8, and a quarter of the way a visit left it at 42.4, 39.8, 38.1, too far
+# above the plateau for its time there to count, so the rise paged every weekday at a
+# minute). A level visited that often stays put (a pulse's base, whose visits settle on
+# the tail of its ramp, was dragged from 50 to 31 when every visit moved it). Each point
+# near the level the series is at counts as time spent there. From MODE_AFTER on, while a
 # level (not a profile) forecasts, an outlier within MODE_TOL sigma of a level visited
 # MODE_VISITS times or more, where the series spent MODE_SHARE or more of the time spent
 # near any of them, is scored against that level (the calibrator still learns its own
@@ -697,6 +706,7 @@ _FAR_AFTER = FAR_AFTER_DAYS * 86400.0
 MODE_SLOTS = 4
 MODE_TOL = 3.0
 MODE_SETTLE = 6
+MODE_LEARN = 0.25
 MODE_VISITS = 2
 MODE_SHARE = 0.1
 MODE_AFTER = DAY
@@ -2787,7 +2797,7 @@ class RobustSeasonal:
         for i in range(MODE_SLOTS):
             d = level - mc[i]
             if -lim <= d <= lim:  # (NaN, an empty slot, is never within)
-                c = mc[i] + 0.25 * d
+                c = mc[i] + MODE_LEARN * d
                 mc[i] = c if c - c == 0.0 else level  # (finite)
                 here = i
                 break
@@ -2827,13 +2837,19 @@ class RobustSeasonal:
 
     def _mode_stay(self, value: float, sigma: float) -> None:
         """A point at the level the series last moved to counts as time spent there, and,
-        once ``MODE_SETTLE`` points after the move stayed near it, as a visit."""
+        once ``MODE_SETTLE`` points after the move stayed near it, as a visit; each of those
+        points moves a level with fewer than ``MODE_VISITS`` visits ``MODE_LEARN`` of the way
+        to it."""
         i = self.mi
         d = value - self.mc[i]
         if self.mp:
             lim = MODE_TOL * self.ms  # the sigma of the move: right after it, the scales re-learn
             if -lim <= d <= lim:
                 self.mp += 1
+                if self.mv[i] < MODE_VISITS:
+                    # a young level is where the series settles, not where the move landed
+                    c = self.mc[i] + MODE_LEARN * d
+                    self.mc[i] = c if c - c == 0.0 else value  # (finite)
                 if self.mp > MODE_SETTLE:
                     self.mv[i] += 1.0
                     self.mp = 0
