@@ -774,6 +774,26 @@ def _on_grid(value: float, units: float) -> bool:
     return r <= tol or r >= 1.0 - tol
 
 
+def _normal_score(a: float) -> float:
+    """The score of a surprise ``a`` (>= 0) by the two-sided normal tail: 1 - P(|Z| >= a).
+
+    >>> round(_normal_score(1.96), 3), _normal_score(0.0)
+    (0.95, 0.0)
+    """
+    return 1.0 - math.erfc(a * _SQRT_HALF)
+
+
+def _toward(level: float, target: float) -> float:
+    """A remembered level moved ``MODE_LEARN`` of the way to ``target`` (``target`` if
+    that is not finite).
+
+    >>> _toward(40.0, 32.0), _toward(1e308, -1e308)
+    (38.0, -1e+308)
+    """
+    c = level + MODE_LEARN * (target - level)
+    return c if c - c == 0.0 else target
+
+
 def _season_step(a_sel: float, a_season: float) -> float:
     """A step that gives an older state's selection and seasonal rates (NaN: none yet)."""
     if not a_sel:
@@ -2043,7 +2063,7 @@ class RobustSeasonal:
                     ts - self.t0 >= SHIFT_HABIT_AFTER
                     and self.hr >= SHIFT_HABIT_PER_DAY * self.stp * _PER_DAY > 0.0
                 ):
-                    normal = 1.0 - math.erfc(a * _SQRT_HALF)
+                    normal = _normal_score(a)
                     if normal > score:
                         score = normal
                 taught = _log1p(learned)
@@ -2083,7 +2103,7 @@ class RobustSeasonal:
                 # few such moves, has no tail to speak of)
                 off_by = value - expected
                 if (off_by if off_by >= 0.0 else -off_by) < UNIT_WITHIN * unit:
-                    normal = 1.0 - math.erfc(a * _SQRT_HALF)
+                    normal = _normal_score(a)
                     if score > normal:
                         score = normal
         if n > SPIKE_AFTER:
@@ -2797,8 +2817,7 @@ class RobustSeasonal:
         for i in range(MODE_SLOTS):
             d = level - mc[i]
             if -lim <= d <= lim:  # (NaN, an empty slot, is never within)
-                c = mc[i] + MODE_LEARN * d
-                mc[i] = c if c - c == 0.0 else level  # (finite)
+                mc[i] = _toward(mc[i], level)
                 here = i
                 break
         if here < 0:
@@ -2848,8 +2867,7 @@ class RobustSeasonal:
                 self.mp += 1
                 if self.mv[i] < MODE_VISITS:
                     # a young level is where the series settles, not where the move landed
-                    c = self.mc[i] + MODE_LEARN * d
-                    self.mc[i] = c if c - c == 0.0 else value  # (finite)
+                    self.mc[i] = _toward(self.mc[i], value)
                 if self.mp > MODE_SETTLE:
                     self.mv[i] += 1.0
                     self.mp = 0
