@@ -563,12 +563,42 @@ def test_slow_requests_two_or_three_times_a_day_stop_paging() -> None:
     # 1 % slow requests are about 2.9 a day at 5 minutes, and those beyond 5 sigma
     # fewer: under the four a day that made the spikes this series' behaviour, so
     # nearly every one paged, 81 onsets after the third day in these four series. At
-    # a step where they are one reading in 200 or more, 2.5 a day is enough: 18.
+    # a step where they are one reading in 200 or more, 2.5 a day was enough: 18. Read
+    # from the week's rate, which a day's cluster does not lift, 2 a day are: 11.
     paged = 0
     for seed in (1, 2, 3, 4):
         _, events = _run(_latency(seed))
         paged += len(_opened_after(events, START + 3 * 86400.0))
-    assert paged <= 30
+    assert paged <= 14
+
+
+def _crash_rate_with_bad_days(seed: int) -> tuple[list[float], list[int]]:
+    """30 days of an hourly metric around 20 (sd 1) that jumps by 8-15 about once a day
+    at random, then, from day 25, seven jumps in 54 hours (bad days): the values and
+    the cluster's hours."""
+    rng = np.random.default_rng(seed)
+    values = 20.0 + rng.normal(0.0, 1.0, 720)
+    usual = [i for i in range(48, 600) if rng.random() < 1.0 / 24.0]
+    start = 600 + int(rng.integers(0, 24))
+    cluster = sorted({start + int(k) for k in rng.choice(54, 7, replace=False)})
+    for i in usual + cluster:
+        values[i] += rng.uniform(8.0, 15.0)
+    return [float(v) for v in values], cluster
+
+
+def test_a_cluster_of_jumps_in_an_hourly_series_stays_news() -> None:
+    # Jumps about once a day are news, and a cluster of them on bad days (an hourly crash
+    # rate's seven in two days) lifts the day's rate of spikes to three a day and more.
+    # Whether spikes are the series' habit is read from the week's rate: 31 of the
+    # clusters' 56 jumps open an episode (the rest follow one by an hour or two, inside
+    # it), as with 2.5 a day on the larger rate; 2 a day on the larger rate let 25.
+    paged = 0
+    for seed in range(8):
+        values, cluster = _crash_rate_with_bad_days(seed)
+        _, events = _run(values, step=3600.0)
+        opened = {round((e.ts - START) / 3600.0) for e in events if e.event == "opened"}
+        paged += len(opened.intersection(cluster))
+    assert paged >= 29
 
 
 def test_slow_requests_stop_paging_once_a_series_has_seen_two_weeks() -> None:
@@ -690,7 +720,10 @@ def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks
     for i in opened:
         weekly[i // 2016] += 1
     assert big in opened
-    assert weekly[0] >= 5  # the first two weeks as before: the tail is not known yet
+    # the first two weeks still page, the tail not known yet: 9 and 11 times, and 4 and
+    # 5 since spikes two a day are the series' habit by the week's rate (they are 7
+    # sigma, about 2 a day, and a day's rate of them swings around that)
+    assert sum(weekly[:2]) >= 5
     assert sum(weekly[2:]) - 1 <= 5
 
 
@@ -1922,7 +1955,9 @@ def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
     # an episode in 8 of these 10 draws (most a drift above that level as the pattern
     # came back; 3 with the spread cap at 16). Back within DRIFT_BACK sigmas of the
     # baseline from before the shift spoke, the change is over: that baseline is taken
-    # back, no drift (2: a sustained shift as the day ends, and one drift).
+    # back, no drift (2: a sustained shift as the day ends, and one drift; 3 since the
+    # spikes' lower line is read from the week's rate: in one more draw the lower day's
+    # run of outliers no longer caps the return to the pattern as that day ends).
     start = 1_700_000_000.0  # a Tuesday, 22:13 UTC
     day, at = DAY_POINTS, 2800
     after = 0
@@ -1933,7 +1968,7 @@ def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
         onsets = [round((e.ts - start) / STEP) for e in events if e.event == "opened"]
         assert any(at - day <= i <= at + day for i in onsets)  # the day is found
         after += any(at + day < i <= at + 2 * day for i in onsets)
-    assert after <= 2
+    assert after <= 3
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
