@@ -2843,11 +2843,11 @@ class RobustSeasonal:
         self.mp = 1
         self.ms = self.sg
 
-    def _levels_to(self, value: float, expected: float) -> None:
-        """The fast and slow levels restart at ``value`` (a move from ``expected``, which
-        the modes remember): the move is taken, so the shift's evidence, the run of
+    def _levels_to(self, value: float, left: float) -> None:
+        """The fast and slow levels restart at ``value`` (a move from the level ``left``,
+        which the modes remember): the move is taken, so the shift's evidence, the run of
         outliers and a drift's baseline start again (from the level after the move)."""
-        self._mode_move(expected, value)
+        self._mode_move(left, value)
         self.lf = self.ls = value
         self.tr = 0.0
         self.sm = self.sms = self.sml = 0.0
@@ -2916,7 +2916,10 @@ class RobustSeasonal:
             # this jump starts, and would page at every point while the scales grow
             self.cal.set_state(LOG_Q_LO, LOG_Q_HI)
         self.pre = (self.ls, self.lc, self.lw)
-        self._levels_to(value, expected)  # (the run was a jump, not a bump)
+        # (the run was a jump, not a bump) the level left is where the fast level stood
+        # when the run began: the expected value, pulled along by the run, is no level
+        # (a machine's first move, from 10 to 80, was remembered as a move from 34)
+        self._levels_to(value, self.rl)
         self.lc = value - daily
         self.lw = value - weekly
         self.jd = delta  # a return undoes the jump

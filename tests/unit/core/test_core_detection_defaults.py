@@ -633,6 +633,26 @@ def test_a_machine_switching_between_its_states_stops_paging_once_it_knows_them(
     assert paged <= 3
 
 
+_STATES = ((10.0, 1.5), (80.0, 2.0), (10.0, 2.0), (80.0, 2.0), (10.0, 2.0), (80.0, 2.0))
+
+
+def test_the_level_a_machine_starts_at_counts_as_its_first_visit() -> None:
+    # 10 for a day and a half, then 80 and 10 in turn, two days each. The first move was
+    # remembered as a move from 34 (the expected value, pulled along by the run of
+    # outliers before the jump), so 10's visits began only with the first return and its
+    # third visit, on day 7.5, paged in all six draws. The level left is now where the
+    # series stood when the run began: the start counts, and the third visit is no news.
+    # The first return and the second visit to 80 still page (a level visited once).
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        values = np.concatenate([np.full(int(days * DAY_POINTS), level) for level, days in _STATES])
+        values += rng.normal(0.0, 1.0, values.size)
+        _, events = _run(values.tolist())
+        onsets = [(e.ts - START) / 86400.0 for e in events if e.event == "opened"]
+        assert any(3.4 <= d <= 3.6 for d in onsets)  # the first return still pages
+        assert not [d for d in onsets if d >= 7.0]
+
+
 def test_a_move_to_a_level_never_settled_at_still_pages() -> None:
     # The same machines, which go to 150 in their seventh week and stay: a level they have
     # never settled at is news, and pages at once. Without the modes their switches had
@@ -1917,7 +1937,9 @@ def test_a_schedule_read_every_second_learns_its_edges_among_outliers_of_noise()
     # one of the RECUR_SLOTS times of day in turn, and each edge's run of 12 took 12
     # more, so no edge was ever seen on two days. Runs now leave at most RECUR_RUN_MAX
     # times, and at steps under 18 s only an outlier beyond what noise reaches about
-    # once a day is remembered: the third day's 09:00 is the schedule's.
+    # once a day is remembered: the third day's 09:00 is the schedule's. The second
+    # day's fall is a move to the night's level, visited twice by then (the start counts
+    # as a visit since the first move remembers where the run began), and no news.
     n = 57 * 3600 + 600
     times = START + np.arange(n, dtype=np.float64)
     hours = (times % 86400.0) / 3600.0
@@ -1925,7 +1947,7 @@ def test_a_schedule_read_every_second_learns_its_edges_among_outliers_of_noise()
     values = np.where((hours >= 9.0) & (hours < 18.0), 80.0, 20.0) + rng.normal(0.0, 1.0, n)
     _, events = _run_at(times.tolist(), values.tolist())
     opened = [(e.ts - START) / 3600.0 for e in events if e.event == "opened"]
-    assert [round(h) for h in opened] == [9, 18, 33, 42]  # the first two days' edges
+    assert [round(h) for h in opened] == [9, 18, 33]  # the first two days' edges, but one
 
 
 def test_a_drift_that_ends_its_ramp_about_its_threshold_is_one_episode() -> None:
