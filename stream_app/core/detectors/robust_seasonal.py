@@ -274,9 +274,8 @@ few spikes, so the day's mean alone swings by a factor of three, and each spike 
 came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more
 (by either rate), or, by the slower rate alone (a day's cluster of them, an hourly crash
 rate's seven jumps in two days, is news, not a habit), ``SPIKE_PER_DAY_LOW`` times where
-that is also ``SPIKE_SHARE`` of the points or more
-(steps of about 3.5 minutes or longer; request latency with 1 % slow requests at 5
-minutes), or, once the series has seen two weeks (``FAR_AFTER_POINTS`` points and
+that is also ``SPIKE_SHARE`` of the points or more (steps of about 3.5 minutes or
+longer; request latency with 1 % slow requests at 5 minutes), or, once the series has seen two weeks (``FAR_AFTER_POINTS`` points and
 ``FAR_AFTER_DAYS`` days), ``SPIKE_PER_DAY_OLD`` times with that share, a spike's tail
 probability is at least their rate times an exponential tail of their sizes (peaks over
 a threshold, as in SPOT): the usual spike scores as often as it comes, one ten times its
@@ -661,8 +660,8 @@ MULT_WARM = 100
 # spike's tail probability, which caps its score while the series has SPIKE_PER_DAY
 # spikes a day or more, or SPIKE_PER_DAY_LOW (SPIKE_PER_DAY_OLD two weeks in) where that
 # is also SPIKE_SHARE of its points or more by the slower rate alone; and how often a
-# spike follows a spike
-# (SPIKE_GO_ON0 before any, learned like their size) lifts a run of them
+# spike follows a spike (SPIKE_GO_ON0 before any, learned like their size) lifts a run of
+# them
 SPIKE_Z = 5.0
 SPIKE_PER_DAY = 4.0
 # ... at steps of about 3.5 minutes or longer (2 a day at a 1-minute step are one reading
@@ -2356,9 +2355,9 @@ class RobustSeasonal:
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
         ``SPIKE_PER_DAY`` or more a day, or, by the slower rate alone, ``low`` where that
         is also ``SPIKE_SHARE`` of its points or more (``SPIKE_PER_DAY_LOW``, or
-        ``SPIKE_PER_DAY_OLD`` two weeks in), a
-        spike's tail probability is at least their rate per point times an exponential
-        tail of their sizes beyond ``SPIKE_Z`` (peaks over a threshold): the usual spike
+        ``SPIKE_PER_DAY_OLD`` two weeks in), a spike's tail probability is at least their
+        rate per point times an exponential tail of their sizes beyond ``SPIKE_Z`` (peaks
+        over a threshold): the usual spike
         scores as often as it comes, and one several times the usual size still pages. A
         run's first point counts as a spike, the rest of the run belongs to it; from the
         second point on, the run scores at least as the chance of that many spikes in a
