@@ -134,7 +134,14 @@ every transition. While young these errors are means over the points so far; a
 profile's starts as the slow level's, counted as the first ``SEASON_START_POINTS``
 points (where the profiles start, on a grid), however late the profiles started
 (readings at irregular times wait for the step), so a late start does not carry the
-slow level's misses of a daily rise for a week. The chosen forecaster's
+slow level's misses of a daily rise for a week. Where a weekly bin starts (or starts
+again) at the value itself (a bin's first point, mostly: one point in six at 5
+minutes in the first week), it forecast nothing, and the weekly profile's long-horizon
+error learns the miss of the forecaster that spoke there. Counted as a perfect
+forecast, those points put that error below the levels' over the first week, and the
+weekly profile of random spikes, which keep no week, spoke at about half their points
+from day 7, last week's spikes in its bins. The daily profile's first day is left as
+it was: charged the same way, it cost the development set. The chosen forecaster's
 *short*-horizon error scale gives sigma (1.2533 x mean absolute error), the robust
 ``z`` and the band. The
 surprise ``|z|`` goes through a :class:`TailCalibrator` (on ``log1p``) to a
@@ -1616,6 +1623,7 @@ class RobustSeasonal:
                 self._start_season(ts, n)
             fc = fw = fs
             known = False  # the point's weekly bin held a value before it
+            fresh_w = False  # ... and that value was rewritten from this point's
             sd = sw = cd = cw = 0.0
             bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
@@ -1683,7 +1691,7 @@ class RobustSeasonal:
                 if curve >= _CURVE_BINS:
                     cd, kink_d = _on_curve(day, bd, pos)
             fc = lc + cd
-            known = False
+            known = fresh_w = False
             if week is None:
                 bw = 0
                 sw = cw = 0.0
@@ -1693,6 +1701,7 @@ class RobustSeasonal:
                 pos = ((ts + _WEEK_SHIFT) % WEEK) * (bins / WEEK)  # the weekly phase, in bins
                 bw = int(pos) % bins
                 sw = week[bw]
+                held = sw
                 lw = self.lw
                 known = sw == sw
                 if not known:
@@ -1717,6 +1726,9 @@ class RobustSeasonal:
                     else:
                         self.tw = -1
                 cw = sw
+                # the bin started, or started again, at this very value (a first visit,
+                # its second point nearer the fast level, a restart): no forecast
+                fresh_w = sw != held
                 b = bw
                 if edge:
                     scale = bins / WEEK
@@ -1736,6 +1748,7 @@ class RobustSeasonal:
                     bw = b
                     cw = sw = week[b]
                     learn_w = not jitter
+                    fresh_w = False
                 elif 0.0 < stp * bins / WEEK < JITTER_BINS:
                     # read as a curve where the daily profile is one
                     if curve < 0:
@@ -2191,6 +2204,7 @@ class RobustSeasonal:
             gap,
             hold_d,
             hold_w,
+            fresh_w,
         )
         return (score, shown, shown - half, shown + half, z)
 
@@ -2613,11 +2627,15 @@ class RobustSeasonal:
         gap: float,
         hold_d: bool = False,
         hold_w: bool = False,
+        fresh_w: bool = False,
     ) -> None:
         """Winsorised error-correction updates, bias-corrected while young.
 
         A held bin (``hold_d``, ``hold_w``) keeps its value; its profile's level and
-        error scales learn the point as usual.
+        error scales learn the point as usual. A weekly bin that started (or started
+        again) at this very value (``fresh_w``) forecast nothing, so the long-horizon
+        error that picks the forecaster learns the miss of the one that spoke
+        (``expected``), not the bin's own.
 
         Each forecaster's residual is winsorised at ``clip`` sigma before it moves
         the forecaster or its short-horizon error scale. The long-horizon error
@@ -2752,10 +2770,14 @@ class RobustSeasonal:
             err = self.ew
             r = value - fw
             ar = r if r >= 0.0 else -r
-            e = _winsorised(ar, k20 * err)
+            picked = ar
+            if fresh_w:
+                picked = value - expected
+                picked = picked if picked >= 0.0 else -picked
+            e = _winsorised(picked, k20 * err)
             self.swl += a_prof * (e * e - self.swl)
             lim = k * err
-            e = _winsorised(ar, lim)
+            e = _winsorised(picked, lim)
             self.qw += a_prof * (e * e - self.qw)
             if ar > lim and lim > 0.0 and not young:
                 r = lim if r > 0.0 else -lim

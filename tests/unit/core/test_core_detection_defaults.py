@@ -552,6 +552,25 @@ def test_random_spikes_page_less_while_the_week_rate_is_young() -> None:
     assert _spiky_cpu_pages(range(4, 12), after_day=2) <= 32
 
 
+def test_a_bump_or_a_shift_among_random_spikes_is_found_in_the_second_week() -> None:
+    # Random CPU spikes keep no week. A weekly bin's first visit starts at the value
+    # itself, and that point used to count as a perfect forecast in the long-run error
+    # that picks the forecaster: over the first week the weekly profile's error came out
+    # below the levels', and from day 7 it spoke at about half the points of such series,
+    # with last week's spikes in its bins. The point is now charged the miss of the
+    # forecaster that spoke. A bump or a level shift of 0.4 (kinds matrix), 12 draws
+    # each: 14 of the 24 windows found before, 19 now (the false onsets are the same).
+    found = 0
+    for kind in ("bump", "level_shift"):
+        for draw in range(1, 13):
+            series = kinds_matrix.one_series("spiky", kind, 0.4, draw, kinds_matrix.POINTS)
+            _, events = _run_at(series.timestamps, series.values)
+            (lo, hi), *_ = series.windows
+            opened = [series.timestamps.index(e.ts) for e in events if e.event == "opened"]
+            found += any(lo <= i <= hi for i in opened)
+    assert found >= 17
+
+
 def _latency(seed: int, days: int = 14) -> list[float]:
     """``days`` of request latency at 5 minutes, as the noise-shapes benchmark draws it:
     log-AR(1) noise (0.7, sd 0.15) and 1 % of the readings 2-5 times slower, at random."""
@@ -1979,7 +1998,13 @@ def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
     # baseline from before the shift spoke, the change is over: that baseline is taken
     # back, no drift (2: a sustained shift as the day ends, and one drift; 3 since the
     # spikes' lower line is read from the week's rate: in one more draw the lower day's
-    # run of outliers no longer caps the return to the pattern as that day ends).
+    # run of outliers no longer caps the return to the pattern as that day ends; 5 since
+    # a weekly bin's first point no longer counts as a perfect forecast: the weekly
+    # profile, whose bins hold the week before, had spoken here by that count alone, and
+    # the daily profile, which learned some of the lower day, pages the return to the
+    # pattern in two more draws. Each of the 5 pages that return 1 to 5 points after the
+    # day, inside the window NAB's rule gives the day; one of them also opens later in the
+    # day after, once before and twice now).
     start = 1_700_000_000.0  # a Tuesday, 22:13 UTC
     day, at = DAY_POINTS, 2800
     after = 0
@@ -1990,7 +2015,7 @@ def test_the_day_after_a_day_lower_than_its_pattern_is_no_drift() -> None:
         onsets = [round((e.ts - start) / STEP) for e in events if e.event == "opened"]
         assert any(at - day <= i <= at + day for i in onsets)  # the day is found
         after += any(at + day < i <= at + 2 * day for i in onsets)
-    assert after <= 3
+    assert after <= 5
 
 
 def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
