@@ -1623,7 +1623,7 @@ class RobustSeasonal:
                 self._start_season(ts, n)
             fc = fw = fs
             known = False  # the point's weekly bin held a value before it
-            fresh_w = False  # ... and that value was rewritten from this point's
+            fresh_w = False  # ... and was rewritten from this point's own value: no forecast
             sd = sw = cd = cw = 0.0
             bd = bw = -1  # no bin: profiles started on this point learn from the next one
         else:
