@@ -124,28 +124,26 @@ before, as with readings at irregular times and quiet spells). A profile started
 level jump is relative to the level after it, so undoing that jump leaves the
 profiles' levels where they are.
 
-**Which forecaster speaks** is decided on a long horizon (about a week of
-points, at least 50 and at most 2,016): each keeps a long-run mean *square*
-error, and the one with the smallest gives the expected value (a seasonal one
-must beat the simpler ones by ``season_margin``, the weekly one the daily one too). A short horizon would not do:
-between the transitions of a daily step pattern the fast level forecasts as
-well as the seasonal profile, and only the long run shows that it is wrong at
-every transition. While young these errors are means over the points so far; a
-profile's starts as the slow level's, counted as the first ``SEASON_START_POINTS``
-points (where the profiles start, on a grid), however late the profiles started
-(readings at irregular times wait for the step), so a late start does not carry the
-slow level's misses of a daily rise for a week. Where a weekly bin starts (or starts
-again) at the value itself (a bin's first point, mostly: one point in six at 5
-minutes in the first week), it forecast nothing, and the weekly profile's long-horizon
-error learns the miss of the forecaster that spoke there. Counted as a perfect
-forecast, those points put that error below the levels' over the first week, and the
-weekly profile of random spikes, which keep no week, spoke at about half their points
-from day 7, last week's spikes in its bins. The daily profile's first day is left as
-it was: charged the same way, it cost the development set. The chosen forecaster's
-*short*-horizon error scale gives sigma (1.2533 x mean absolute error), the robust
-``z`` and the band. The
-surprise ``|z|`` goes through a :class:`TailCalibrator` (on ``log1p``) to a
-score in [0, 1].
+**Which forecaster speaks** is decided on a long horizon (about a week of points, at
+least 50 and at most 2,016): each keeps a long-run mean *square* error, and the one with
+the smallest gives the expected value (a seasonal one must beat the simpler ones by
+``season_margin``, the weekly one the daily one too). A short horizon would not do:
+between the transitions of a daily step pattern the fast level forecasts as well as the
+seasonal profile, and only the long run shows that it is wrong at every transition.
+While young these errors are means over the points so far; a profile's starts as the
+slow level's, counted as the first ``SEASON_START_POINTS`` points (where the profiles
+start, on a grid), however late the profiles started (readings at irregular times wait
+for the step), so a late start does not carry the slow level's misses of a daily rise
+for a week. Where a weekly bin starts (or starts again) at the value itself (a bin's
+first point, mostly: one point in six at 5 minutes in the first week), it forecast
+nothing, and the weekly profile's long-horizon error learns the miss of the forecaster
+that spoke there. Counted as a perfect forecast, those points put that error below the
+levels' over the first week, and the weekly profile of random spikes, which keep no
+week, spoke at about half their points from day 7, last week's spikes in its bins. The
+daily profile's first day is left as it was: charged the same way, it cost the
+development set. The chosen forecaster's *short*-horizon error scale gives sigma (1.2533
+x mean absolute error), the robust ``z`` and the band. The surprise ``|z|`` goes through
+a :class:`TailCalibrator` (on ``log1p``) to a score in [0, 1].
 
 **The far tail.** The calibrator's tail is an exponential through its 0.9 and
 0.99 quantiles. Counts whose bursts are their normal behaviour, and spiky metrics,
@@ -273,24 +271,24 @@ are standardised, and it speaks.
 **Spikes that are a series' normal behaviour** (CPU or latency that spikes at random
 several times a day, writes that come in bursts): each spike is 7 to 40 sigma, and the
 calibrator's 0.99 quantile, learned by small steps, takes a week or two to climb to
-them, paging at nearly every one meanwhile. A point beyond ``SPIKE_Z`` sigma is a
-spike; from point ``SPIKE_AFTER`` on, the detector learns their rate (the first point
-of a run counts; a mean over a day's points, and a slower one over ``SPIKE_SLOW_DAYS``
-days: the rate is the larger) and their mean size beyond ``SPIKE_Z``. A day holds only a
-few spikes, so the day's mean alone swings by a factor of three, and each spike that
-came while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more
-(by either rate), or, by the slower rate alone (a day's cluster of them, an hourly crash
-rate's seven jumps in two days, is news, not a habit), ``SPIKE_PER_DAY_LOW`` times where
-that is also ``SPIKE_SHARE`` of the points or more (steps of about 3.5 minutes or
-longer; request latency with 1 % slow requests at 5 minutes), or, once the series has seen two weeks (``FAR_AFTER_POINTS`` points and
-``FAR_AFTER_DAYS`` days), ``SPIKE_PER_DAY_OLD`` times with that share, a spike's tail
-probability is at least their rate times an exponential tail of their sizes (peaks over
-a threshold, as in SPOT): the usual spike scores as often as it comes, one ten times its
-size still pages. A run of spikes scores at least as the chance of that many in a row
-(how often one follows another is learned too): where spikes come alone, a level shift
-pages at its second point instead of hiding among them. Spikes rarer than that (an
-hourly crash rate that jumps once a day; a machine at 1-minute steps whose spikes come
-three times a day) stay news.
+them, paging at nearly every one meanwhile. A point beyond ``SPIKE_Z`` sigma is a spike;
+from point ``SPIKE_AFTER`` on, the detector learns their rate (the first point of a run
+counts; a mean over a day's points, and a slower one over ``SPIKE_SLOW_DAYS`` days: the
+rate is the larger) and their mean size beyond ``SPIKE_Z``. A day holds only a few
+spikes, so the day's mean alone swings by a factor of three, and each spike that came
+while it sat low paged. While they come ``SPIKE_PER_DAY`` times a day or more (by either
+rate), or, by the slower rate alone (a day's cluster of them, an hourly crash rate's
+seven jumps in two days, is news, not a habit), ``SPIKE_PER_DAY_LOW`` times where that
+is also ``SPIKE_SHARE`` of the points or more (steps of about 3.5 minutes or longer;
+request latency with 1 % slow requests at 5 minutes), or, once the series has seen two
+weeks (``FAR_AFTER_POINTS`` points and ``FAR_AFTER_DAYS`` days), ``SPIKE_PER_DAY_OLD``
+times with that share, a spike's tail probability is at least their rate times an
+exponential tail of their sizes (peaks over a threshold, as in SPOT): the usual spike
+scores as often as it comes, one ten times its size still pages. A run of spikes scores
+at least as the chance of that many in a row (how often one follows another is learned
+too): where spikes come alone, a level shift pages at its second point instead of hiding
+among them. Spikes rarer than that (an hourly crash rate that jumps once a day; a
+machine at 1-minute steps whose spikes come three times a day) stay news.
 
 **Levels a series keeps moving to** (a machine that switches between states: three
 levels, about one switch a day). Each switch is an outlier, the run of them grows the
@@ -2367,20 +2365,20 @@ class RobustSeasonal:
         """``score``, capped where spikes are the series' normal behaviour; then learn ``a``.
 
         A surprise ``a`` beyond ``SPIKE_Z`` sigma is a spike. While the series has
-        ``SPIKE_PER_DAY`` or more a day, or, by the slower rate alone, ``low`` where that
-        is also ``SPIKE_SHARE`` of its points or more (``SPIKE_PER_DAY_LOW``, or
-        ``SPIKE_PER_DAY_OLD`` two weeks in), a spike's tail probability is at least their
-        rate per point times an exponential tail of their sizes beyond ``SPIKE_Z`` (peaks
-        over a threshold): the usual spike
-        scores as often as it comes, and one several times the usual size still pages. A
-        run's first point counts as a spike, the rest of the run belongs to it; from the
-        second point on, the run scores at least as the chance of that many spikes in a
-        row (their rate times how often one follows another, to the power of the run so
-        far). ``cap`` False only learns (the score is a sustained shift's). ``w`` is the
-        day's rate's weight at this point, ``wl`` the slower rate's, and ``per`` one over a
-        day's points. The cap's rate is the larger of the two: the slower one holds it up
-        on a day with few spikes, the day's one lifts it when spikes start to come often
-        (four a day, an anomalous day's run of outliers, and the cap holds them back).
+        ``SPIKE_PER_DAY`` or more a day, or, by the slower rate alone, ``low`` where
+        that is also ``SPIKE_SHARE`` of its points or more (``SPIKE_PER_DAY_LOW``, or
+        ``SPIKE_PER_DAY_OLD`` two weeks in), a spike's tail probability is at least
+        their rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
+        (peaks over a threshold): the usual spike scores as often as it comes, and one
+        several times the usual size still pages. A run's first point counts as a spike,
+        the rest of the run belongs to it; from the second point on, the run scores at
+        least as the chance of that many spikes in a row (their rate times how often one
+        follows another, to the power of the run so far). ``cap`` False only learns (the
+        score is a sustained shift's). ``w`` is the day's rate's weight at this point,
+        ``wl`` the slower rate's, and ``per`` one over a day's points. The cap's rate is
+        the larger of the two: the slower one holds it up on a day with few spikes, the
+        day's one lifts it when spikes start to come often (four a day, an anomalous
+        day's run of outliers, and the cap holds them back).
         """
         fast = self.kr
         slow = self.kl
