@@ -21,12 +21,15 @@ import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 
+from stream_app.offline import families
 from stream_app.settings import Settings
 from tests.integration.conftest import FreshSchema, FreshTopic
 
@@ -242,6 +245,48 @@ def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Insta
     (pattern,) = [Path(item) for item in listed if item.endswith(".yaml")]
     for flag in ("true", "false"):
         assert (pattern.parent / f"timescaledb-{flag}.yaml").is_file()
+
+
+def _write_series(path: Path, values: list[float], step: float = 300.0) -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("timestamp", "value"))
+        for i, value in enumerate(values):
+            at = start + timedelta(seconds=step * i)
+            writer.writerow((at.strftime("%Y-%m-%dT%H:%M:%SZ"), repr(value)))
+
+
+@pytest.mark.parametrize(
+    ("name", "points"),
+    # past a count's far tail (3.5 days, 1,008 points), and past the weekly profile (day 7.25)
+    [("counts", 1400), ("business_hours", 2600), ("random_spikes", 2600)],
+)
+def test_installed_wheel_scores_as_the_source_tree_does(
+    installed: Installed, name: str, points: int
+) -> None:
+    """The compiled hot path must score exactly as the sources: mypyc fixes a local's type
+    at its first assignment, so a bool later bound to a float's name runs under CPython and
+    raises in the wheel."""
+    base = getattr(families, name)
+    values = base(np.random.default_rng(5), 300.0 * np.arange(points, dtype=np.float64))
+    source = installed.workdir / f"{name}.csv"
+    _write_series(source, values.tolist())
+    shipped = installed.workdir / f"{name}.wheel.csv"
+    installed.run("replay", str(source), "-o", str(shipped), env=installed.env())
+    checkout = installed.workdir / f"{name}.source.csv"
+    replay = ["replay", str(source), "-o", str(checkout)]
+    subprocess.run(
+        [sys.executable, "-c", "from stream_app.cli import main; main()", *replay],
+        cwd=ROOT,
+        env=installed.env(),
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    wheel_rows = shipped.read_text().splitlines()
+    assert len(wheel_rows) == points + 1
+    assert wheel_rows == checkout.read_text().splitlines()
 
 
 def test_installed_wheel_runs_the_compiled_hot_path(installed: Installed) -> None:

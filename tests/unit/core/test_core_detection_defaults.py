@@ -54,6 +54,7 @@ from stream_app.core.detectors.robust_seasonal import (
     DRIFT_KEEP,
     DRIFT_RECENT,
     DRIFT_SPREAD_CAP,
+    FAR_COUNT_AFTER_POINTS,
     FAR_P,
     MODE_VISITS,
     SHIFT_Z,
@@ -65,6 +66,7 @@ from stream_app.core.detectors.robust_seasonal import (
 from stream_app.offline.families import (
     Base,
     bytes_written,
+    counts,
     cycle_in_proportion,
     drift_ramp,
     flat,
@@ -764,6 +766,30 @@ def test_bursts_that_are_the_series_normal_behaviour_stop_paging_after_two_weeks
     # sigma, about 2 a day, and a day's rate of them swings around that)
     assert sum(weekly[:2]) >= 5
     assert sum(weekly[2:]) - 1 <= 5
+
+
+def _bursty_counts_paged(seeds: range) -> int:
+    """Value episodes opened from day 3.5 to day 14 of anomaly-free bursty counts (the
+    generated family's: a daily rate, 1 % of the points 1.5 to 2.5 times that)."""
+    times = np.arange(4 * FAR_COUNT_AFTER_POINTS, dtype=np.float64) * STEP
+    paged = 0
+    for seed in seeds:
+        values = counts(np.random.default_rng(seed), times).tolist()
+        opened = value_openings(EngineConfig.default(), values, START)
+        paged += sum(i >= FAR_COUNT_AFTER_POINTS for i in opened)
+    return paged
+
+
+def test_counts_whose_bursts_are_their_habit_learn_their_far_tail_in_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A count's far tail applies from 3.5 days and 1,008 points on, a quarter of the wait
+    # of other series. In 12 series' days 3.5 to 14 (126 days at 5 minutes; about 18
+    # false episodes at the budget of one a week), the bursts paged 51 times with the
+    # two weeks' wait, 2.8 times the budget: now 20.
+    assert _bursty_counts_paged(range(12)) <= 26
+    monkeypatch.setattr(robust_seasonal, "FAR_COUNT_AFTER_POINTS", 1 << 40)
+    assert _bursty_counts_paged(range(12)) >= 40
 
 
 def _volatility_regimes(seed: int, days: int = 14) -> list[float]:
