@@ -161,11 +161,13 @@ long, the rate in the band reads as 1.5 times: the estimate leans towards the
 calibrator's own line. A count (whole values, not negative) waits a quarter of that,
 ``FAR_COUNT_AFTER_POINTS`` points and ``FAR_COUNT_AFTER_DAYS`` days, its rate learned
 from a smaller prior (``FAR_COUNT_PRIOR``): bursts are the habit of many counts (requests,
-tweets, bytes written), and in their first two weeks the generated bursty counts paged
-every five days or so from day 3.5 on, where the other series that waited earlier (a
-generated ECG's modest anomalies, spiky latency) lost windows. The development set's
-hourly crash counts (about 700 points, a labelled window every two or three days) keep
-their line: a thousand points is six weeks at that step.
+tweets, bytes written), and the generated bursty counts paged every two or three days
+from day 3.5 to day 14, against a budget of one a week (now about one in six days).
+Other series keep the two weeks: waiting a week cost a generated ECG's modest anomalies,
+and three or four days the development set's fractional crash rates and quantised
+sensors their windows. The development set's hourly crash counts (about 700
+points, labelled windows every few days, whose bursts are the anomalies) keep
+their line too: a thousand points is six weeks at that step.
 
 Robustness: updates are winsorised, identical consecutive values do not shrink
 the error scales (quantised or flat stretches), sigma is floored at ``floor``
