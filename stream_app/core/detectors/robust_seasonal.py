@@ -139,11 +139,17 @@ first point, mostly: one point in six at 5 minutes in the first week), it foreca
 nothing, and the weekly profile's long-horizon error learns the miss of the forecaster
 that spoke there. Counted as a perfect forecast, those points put that error below the
 levels' over the first week, and the weekly profile of random spikes, which keep no
-week, spoke at about half their points from day 7, last week's spikes in its bins. The
+week, spoke at about half their points from day 7, last week's spikes in its bins (the
 daily profile's first day is left as it was: charged the same way, it cost the
-development set. The chosen forecaster's *short*-horizon error scale gives sigma (1.2533
-x mean absolute error), the robust ``z`` and the band. The surprise ``|z|`` goes through
-a :class:`TailCalibrator` (on ``log1p``) to a score in [0, 1].
+development set). Likewise, in the first week, a point inside a run of outliers (a level
+that moved, not yet taken as a jump: the fast level crawls a clip a point until it is)
+charges the weekly profile no less than the fast level's miss: the bins that start
+during the run start at the moved level and forecast the rest of their visit from it, a
+level's knowledge, not a week's. A machine switching between three levels, which keeps
+no week, had its weekly profile speak from day 7 with the levels of the week before. The
+chosen forecaster's *short*-horizon error scale gives sigma (1.2533 x mean absolute
+error), the robust ``z`` and the band. The surprise ``|z|`` goes through a
+:class:`TailCalibrator` (on ``log1p``) to a score in [0, 1].
 
 **The far tail.** The calibrator's tail is an exponential through its 0.9 and
 0.99 quantiles. Counts whose bursts are their normal behaviour, and spiky metrics,
@@ -2655,7 +2661,9 @@ class RobustSeasonal:
         error scales learn the point as usual. A weekly bin that started (or started
         again) at this very value (``fresh_w``) forecast nothing, so the long-horizon
         error that picks the forecaster learns the miss of the one that spoke
-        (``expected``), not the bin's own.
+        (``expected``), not the bin's own; and in the first week, inside a run of
+        outliers, no less than the fast level's miss (its bins, started during the run,
+        follow a moved level within their visit).
 
         Each forecaster's residual is winsorised at ``clip`` sigma before it moves
         the forecaster or its short-horizon error scale. The long-horizon error
@@ -2794,6 +2802,15 @@ class RobustSeasonal:
             if fresh_w:
                 picked = value - expected
                 picked = picked if picked >= 0.0 else -picked
+            elif self.jumps and self.tp - self.t0 < WEEKLY_AFTER:
+                # in a run of outliers in the first week (a level that moved, not yet
+                # taken as a jump), a bin that started during the run follows the move
+                # within its visit: a level's knowledge, not a week's, so no better than
+                # the fast level there
+                moved = value - lf
+                moved = moved if moved >= 0.0 else -moved
+                if moved > picked:
+                    picked = moved
             e = _winsorised(picked, k20 * err)
             self.swl += a_prof * (e * e - self.swl)
             lim = k * err
