@@ -142,7 +142,7 @@ levels' over the first week, and the weekly profile of random spikes, which keep
 week, spoke at about half their points from day 7, last week's spikes in its bins (the
 daily profile's first day is left as it was: charged the same way, it cost the
 development set). Likewise, in the first week, a point inside a run of outliers (a level
-that moved, not yet taken as a jump: the fast level crawls a clip a point until it is)
+that moved, not yet taken as a jump: the fast level crawls 0.3 clip a point till it is)
 charges the weekly profile no less than the fast level's miss: the bins that start
 during the run start at the moved level and forecast the rest of their visit from it, a
 level's knowledge, not a week's. A machine switching between three levels, which keeps
