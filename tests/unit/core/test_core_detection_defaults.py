@@ -656,7 +656,7 @@ def test_a_machine_switching_between_its_states_stops_paging_once_it_knows_them(
 
 def test_a_machine_switching_between_its_states_keeps_no_week() -> None:
     # In the first week each switch is a run of outliers until it is taken as a jump, the
-    # fast level crawling a clip a point meanwhile, while a weekly bin that starts during
+    # fast level crawling 0.3 of a clip a point meanwhile, while a weekly bin that starts in
     # the run starts at the new level and forecasts the rest of its visit from it. Those
     # points made the weekly profile's error the smallest, and from day 7.25 it spoke
     # with the levels of the week before (expected 88.6 for a machine sitting at 50): 20
