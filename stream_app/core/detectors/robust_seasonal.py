@@ -713,8 +713,8 @@ _FAR_AFTER = FAR_AFTER_DAYS * 86400.0
 # ... and a count's far tail (a series whose values lately were whole and not negative,
 # see COUNT_SHARE) from a quarter of that wait, FAR_COUNT_AFTER_POINTS points and
 # FAR_COUNT_AFTER_DAYS days, its rate started as FAR_COUNT_PRIOR points at FAR_P: counts
-# whose bursts are their habit passed the line's 0.999 point two to three times as often
-# as it says from their first days, and paged every few days for their first two weeks
+# whose bursts are their habit pass the line's 0.999 point more often than it says from
+# their first days, and paged every two or three days for their first two weeks
 FAR_COUNT_AFTER_POINTS = FAR_AFTER_POINTS // 4
 FAR_COUNT_AFTER_DAYS = FAR_AFTER_DAYS / 4.0
 FAR_COUNT_PRIOR = 500.0
