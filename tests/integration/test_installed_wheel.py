@@ -221,13 +221,19 @@ def test_installed_wheel_migrates_and_serves_the_api(
     assert (body["accepted"], body["rejected"]) == (1, 1)
 
 
+def _write_series(path: Path, values: list[float], step: float = 300.0) -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("timestamp", "value"))
+        for i, value in enumerate(values):
+            at = start + timedelta(seconds=step * i)
+            writer.writerow((at.strftime("%Y-%m-%dT%H:%M:%SZ"), repr(value)))
+
+
 def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Installed) -> None:
     source = installed.workdir / "series.csv"
-    rows = [("timestamp", "value")] + [
-        (f"2026-01-01T00:{minute:02d}:00Z", str(10.0 + (minute % 7))) for minute in range(60)
-    ]
-    with source.open("w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
+    _write_series(source, [10.0 + (minute % 7) for minute in range(60)], step=60.0)
     target = installed.workdir / "scored.csv"
     installed.run("replay", str(source), "-o", str(target), env=installed.env())
     with target.open(newline="") as handle:
@@ -245,16 +251,6 @@ def test_installed_wheel_replays_a_csv_and_finds_the_dashboards(installed: Insta
     (pattern,) = [Path(item) for item in listed if item.endswith(".yaml")]
     for flag in ("true", "false"):
         assert (pattern.parent / f"timescaledb-{flag}.yaml").is_file()
-
-
-def _write_series(path: Path, values: list[float], step: float = 300.0) -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("timestamp", "value"))
-        for i, value in enumerate(values):
-            at = start + timedelta(seconds=step * i)
-            writer.writerow((at.strftime("%Y-%m-%dT%H:%M:%SZ"), repr(value)))
 
 
 @pytest.mark.parametrize(
