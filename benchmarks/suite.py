@@ -195,7 +195,8 @@ def _rows_headline(rows: list[Report]) -> str:
     if onsets:
         parts.append(f"mean onsets {sum(onsets) / len(onsets):.2f}, behind the z-score {behind}")
     if any("false_episodes" in r for r in rows):
-        parts.append(f"false episodes {false}")
+        early = sum(int(r.get("false_early", 0)) for r in rows)
+        parts.append(f"false episodes {false}" + (f" (early {early})" if early else ""))
     return "; ".join(parts)
 
 

@@ -72,6 +72,9 @@ def test_compare_shows_the_headlines_and_only_what_changed(tmp_path: Path) -> No
     _write(before, "probes", probes)
     _write(after, "probes", probes)
     _write(after, "gutentag", _quality(1.0, 1.0))  # only one side: skipped
+    shape = {"shape": "latency", "step_s": 300.0, "false_episodes": 5}
+    _write(before, "noise_shapes", [shape])  # a folder from before the early count
+    _write(after, "noise_shapes", [{**shape, "false_early": 2}])
     lines: list[str] = []
     assert suite.compare(before, after, lines.append) == 0
     text = "\n".join(lines)
@@ -84,6 +87,7 @@ def test_compare_shows_the_headlines_and_only_what_changed(tmp_path: Path) -> No
     assert "mean onsets 5.00, behind the z-score 1" in text
     assert "mean onsets 10.00, behind the z-score 1" in text
     assert "false onsets after probation: 2 -> 2" in text
+    assert "false episodes 5\n" in text and "false episodes 5 (early 2)" in text
     assert "gutentag" not in text
 
 
