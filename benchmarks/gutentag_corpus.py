@@ -7,7 +7,9 @@ sawtooth, random walk, cylinder-bell-funnel, Dirichlet) with its own anomaly kin
 (mean, amplitude, extremum, frequency, pattern, pattern shift, platform, trend,
 variance), one anomaly a series, plus anomaly-free series of each base. Series are
 14 days at 5-minute steps (4,032 points, the length of many NAB series), periodic bases
-at one period a day, and each draw starts on a different weekday and hour.
+at one period a day (asked for: GutenTAG's ECG comes out at about 311 points, 25.9 hours,
+its peaks two hours later each day, so the ECG family is a cycle off the clock, which no
+daily profile learns), and each draw starts on a different weekday and hour.
 
 GutenTAG pins numpy and scipy below the versions tsguard runs on, so it is not a
 dependency: ``make gutentag`` installs it in its own virtualenv (``.venv-gutentag``),
