@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.probes import score
+from benchmarks.probes import probation, score
 from stream_app.core import EngineConfig, SeriesProcessor
 from stream_app.core.config import PolicyConfig
 from stream_app.offline import nab
@@ -125,8 +125,8 @@ def run(draws: int) -> list[Row]:
             for i in score(made[name](np.random.default_rng(seed), t), None, step, START).false
         ]
         total = len(false)
-        probation = int(0.15 * points)
-        scored = draws * (points - probation)
+        unscored = probation(points)
+        scored = draws * (points - unscored)
         budget = 1e4 * (1.0 - PolicyConfig().open_threshold(step))
         rows.append(
             {
@@ -136,7 +136,7 @@ def run(draws: int) -> list[Row]:
                 "false_episodes": total,
                 # ... of them in the stretch as long as the probation right after it (days
                 # 2.1-4.2 of 14): a young series' share, which a rate over the rest hides
-                "false_early": sum(i < 2 * probation for i in false),
+                "false_early": sum(i < 2 * unscored for i in false),
                 "per_10k": round(1e4 * total / scored, 2),
                 "budget_per_10k": round(budget, 2),
             }
@@ -150,13 +150,13 @@ def opened_after_probation(
     """The value episodes one fresh series opens after NAB's probation, and the weeks of
     data that follow the probation (a false-alarm rate on anomaly-free series)."""
     proc = SeriesProcessor.create(entity, metric, config)
-    probation = nab.probation_length(len(ts))
+    unscored = nab.probation_length(len(ts))
     opened = 0
     for i, (t, v) in enumerate(zip(ts.tolist(), values.tolist(), strict=True)):
         events = proc.process(t, v)[1]
-        if i >= probation:
+        if i >= unscored:
             opened += sum(e.event == "opened" and e.kind == "value" for e in events)
-    return opened, float(ts[-1] - ts[probation]) / (7 * 86400.0)
+    return opened, float(ts[-1] - ts[unscored]) / (7 * 86400.0)
 
 
 def onsets_against_zscore(series: list[LabelledSeries], config: EngineConfig) -> Row:

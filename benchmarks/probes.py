@@ -129,6 +129,12 @@ class Outcome(NamedTuple):
     false: list[int]
 
 
+def probation(points: int) -> int:
+    """The points at the start of a series whose onsets :func:`score` does not count:
+    NAB's first 15 % (not capped at 750 points as NAB's scorer caps it)."""
+    return int(0.15 * points)
+
+
 def score(
     values: FloatArray,
     window: tuple[int, int] | None,
@@ -138,18 +144,18 @@ def score(
     """The default configuration's value episodes on ``values`` read every ``step`` s:
     false onsets are those after NAB's probation (the first 15 % of the points)."""
     proc = SeriesProcessor.create("probe", "value", EngineConfig.default())
-    probation = int(0.15 * values.size)
+    unscored = probation(values.size)
     onsets = []
     for i, value in enumerate(values.tolist()):
         _, events = proc.process(start + step * i, value)
         onsets += [i for e in events if e.event == "opened" and e.kind == "value"]
     if window is None:
         near: list[int] = []
-        false = [i for i in onsets if i >= probation]
+        false = [i for i in onsets if i >= unscored]
     else:
         lo, hi = window
         near = [i for i in onsets if lo - (hi - lo) <= i <= hi]
-        false = [i for i in onsets if i >= probation and i not in near]
+        false = [i for i in onsets if i >= unscored and i not in near]
     return Outcome(bool(near) if window else None, near[:1], false)
 
 
