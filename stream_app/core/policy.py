@@ -39,12 +39,18 @@ _QUIET_OPEN: tuple[bool, tuple[EpisodeEvent, ...]] = (True, _NO_EVENTS)
 DEFAULT_INTERVAL_S = 60.0  # until the cleaner has learned the series' own interval
 # The published score of a point (ScoredPoint.score) ranks the point where a value
 # episode (or, in the processor, a stuck one) opens above every other point of every
-# series: onsets score in [ONSET_SCORE, 1], every other point its detector score times
-# OTHER_SCALE (< ONSET_SCORE). One threshold, ONSET_SCORE, then selects exactly the
-# episode onsets whatever a series' interval and budget, and a lower threshold adds the
-# next most surprising points.
+# series: onsets score in [ONSET_SCORE, 1]. Below them come the near onsets, in
+# [NEAR_SCORE, ONSET_SCORE): the first point of a run at or above the closing threshold
+# that opened nothing (the budget, the series' recent episodes or a forced resolve held
+# it back), ranked, as the onsets are, by its tail against the series' budget. Every
+# other point scores its detector score times OTHER_SCALE (< NEAR_SCORE). One threshold,
+# ONSET_SCORE, then selects exactly the episode onsets whatever a series' interval and
+# budget; one in the near band adds the surprises a looser budget would have paged for,
+# one excursion at a time; a lower one adds every next most surprising point.
 ONSET_SCORE = 0.9995
+NEAR_SCORE = 0.99925
 OTHER_SCALE = 0.999
+NEAR_SPAN = 0.99 * (ONSET_SCORE - NEAR_SCORE)  # a near onset stays below every onset
 # The budget is honoured by evidence too: a series that opened more than RECENT_ALLOWANCE
 # times its budget's episodes over the last RECENT_SPAN budget periods (exponentially
 # weighted: 28 days for the default budget at 5 minutes; periods before any growth, see
@@ -107,6 +113,7 @@ class EpisodePolicy:
     """
 
     __slots__ = (
+        "above",
         "armed",
         "cfg",
         "close_thr",
@@ -119,6 +126,7 @@ class EpisodePolicy:
         "length",
         "margin",
         "metric",
+        "near",
         "normal_run",
         "onset_room",
         "open_thr",
@@ -143,6 +151,12 @@ class EpisodePolicy:
         self.want_up = cfg.direction in ("up", "both")
         self.want_down = cfg.direction in ("down", "both")
         self.armed = True  # False after a forced (max length) resolve until a normal point
+        # True from a point at or above the closing threshold, with no episode open, to the
+        # next point below it: only the first point of such a run is a near onset
+        self.above = False
+        # the detector score of a near onset, set by step() for the caller to publish
+        # (near_score) and reset; 0.0 otherwise
+        self.near = 0.0
         self.episode = ""  # id of the open episode, "" when none
         self.started_at = 0.0
         self.pending = 0
@@ -204,6 +218,21 @@ class EpisodePolicy:
         tail = (1.0 - score) / room if room > 0.0 else 0.0
         return 1.0 - (1.0 - ONSET_SCORE) * min(1.0, max(0.0, tail))
 
+    def near_score(self, score: float) -> float:
+        """The published score of a near onset (see ``NEAR_SCORE``), in
+        ``[NEAR_SCORE, ONSET_SCORE)``: a tail at the series' budget ranks mid-band, one
+        ten times as likely near the band's foot, one far beyond the budget near its top.
+
+        >>> pol = EpisodePolicy("e", "m", PolicyConfig(threshold=0.999), "demo")
+        >>> [round(pol.near_score(s), 6) for s in (0.99, 0.999, 0.99999, 1.0)]
+        [0.999306, 0.999374, 0.999494, 0.999498]
+        """
+        room = self.onset_room
+        tail = (1.0 - score) / room if room > 0.0 else 1.0
+        if not tail > 0.0:  # a score of 1 (or NaN): the top of the band, still below onsets
+            tail = 0.0
+        return NEAR_SCORE + NEAR_SPAN / (1.0 + math.log2(1.0 + tail))
+
     def step(
         self,
         ts: float,
@@ -218,21 +247,32 @@ class EpisodePolicy:
         if score < self.close_thr and not self.episode:
             self.pending = 0
             self.armed = True
+            self.above = False
             return _QUIET_NORMAL
         aligned = self.want_up if z >= 0.0 else self.want_down
         if not self.episode:
             if not (aligned and self.armed and score >= self.open_thr):
                 self.pending = 0
                 self.armed = self.armed or not aligned
+                if aligned and not self.above:
+                    self.above = True
+                    self.near = score
                 return _QUIET_NORMAL
             if self.recent and self._over_budget(ts, score):
                 self.pending = 0
+                if not self.above:
+                    self.above = True
+                    self.near = score
                 return _QUIET_NORMAL
             self.pending += 1
             if self.pending == 1:
                 self.pending_start = ts
             if self.pending < self.cfg.min_points:
+                if not self.above:  # would open at min_points 1
+                    self.above = True
+                    self.near = score
                 return _QUIET_NORMAL
+            self.above = True
             self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
             self.recent = self._recent_at(ts) + 1.0
             self.recent_ts = ts
@@ -284,6 +324,15 @@ class EpisodePolicy:
             return False
         return (1.0 - score) * excess * excess > 1.0 - self.open_thr
 
+    def write_above(self, w: Writer) -> None:
+        """Whether the series is in a run at or above the closing threshold (kept at the very
+        end of the series state, see the processor)."""
+        w.raw("?", self.above)
+
+    def read_above(self, r: Reader) -> None:
+        (above,) = r.raw("?")
+        self.above = bool(above)
+
     def write_recent(self, w: Writer) -> None:
         """The recent-episode count (kept at the end of the series state, see the processor)."""
         w.raw("dd", self.recent, self.recent_ts)
@@ -316,6 +365,7 @@ class EpisodePolicy:
         )
         self.episode = ""
         self.pending = 0
+        self.above = False
         return event
 
     def _build(

@@ -119,7 +119,12 @@ class SeriesProcessor:
             policy.set_history(cleaner.n)
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if not decided:
-            score *= OTHER_SCALE
+            near = policy.near
+            if near:
+                policy.near = 0.0
+                score = policy.near_score(near)
+            else:
+                score *= OTHER_SCALE
         elif decided[0].event == "opened":
             events.extend(decided)
             score = policy.onset_score(score)
@@ -208,6 +213,7 @@ class SeriesProcessor:
         self.cleaner.write_long_run(w)  # after it, for the same reason
         self.policy.write_recent(w)  # and after that
         self.cleaner.write_pace(w)  # and that
+        self.policy.write_above(w)  # and that
         return w.getvalue()
 
     @classmethod
@@ -239,6 +245,8 @@ class SeriesProcessor:
             proc.policy.read_recent(r)
         if not r.done():
             proc.cleaner.read_pace(r)
+        if not r.done():
+            proc.policy.read_above(r)
         if magic == _RUNS_MAGIC:
             proc.cleaner.run_count = 0.0  # its slot held the repeat rate
         proc.policy.set_history(proc.cleaner.n & ~_HISTORY_MASK)

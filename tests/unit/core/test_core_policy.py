@@ -232,3 +232,69 @@ def test_the_budget_is_per_days_and_at_least_per_672_points() -> None:
             assert "false_episode_points" in str(exc) or "many" in str(exc)
         else:
             raise AssertionError(f"false_episode_points={bad!r} was accepted")
+
+
+def nears(cfg: PolicyConfig, scores: list[float], zs: list[float] | None = None) -> list[int]:
+    """The indices step() marked as near onsets (the processor reads and resets ``near``)."""
+    pol = EpisodePolicy("pump-1", "temp", cfg, "robust_seasonal")
+    marked = []
+    for i, s in enumerate(scores):
+        z = zs[i] if zs else 5.0
+        pol.step(float(i), 10.0 + z, s, 10.0, 9.0, 11.0, z)
+        if pol.near:
+            assert pol.near == s
+            marked.append(i)
+            pol.near = 0.0
+    return marked
+
+
+def test_the_first_point_of_an_excursion_that_opens_nothing_is_a_near_onset() -> None:
+    cfg = PolicyConfig(threshold=0.999)  # closes at 0.99: MID is between the two
+    # one near onset per run at or above the closing threshold, none for its later points
+    assert nears(cfg, [LOW, MID, MID, MID, LOW, MID, LOW]) == [1, 5]
+    # an onset is no near onset, nor is any point of its episode; after it resolves the
+    # next excursion is one
+    assert nears(cfg, [LOW, HIGH, MID, HIGH, LOW, MID, MID, LOW]) == [5]
+    # a run that starts below the opening threshold and then opens: its first point
+    assert nears(cfg, [LOW, MID, HIGH, LOW]) == [1]
+    # only in a direction the policy watches
+    up = PolicyConfig(threshold=0.999, direction="up")
+    assert nears(up, [LOW, MID, LOW, MID, LOW], zs=[0.0, -5.0, 0.0, 5.0, 0.0]) == [3]
+    # with min_points 2 the first point of a run that opens is one too (min_points 1
+    # would have opened there); the run's second point opens
+    two = PolicyConfig(threshold=0.999, min_points=2)
+    assert nears(two, [LOW, HIGH, LOW, HIGH, HIGH, LOW]) == [1, 3]
+    # a forced resolve (maximum length) holds the series back until a normal point: the
+    # first point it held back is one
+    short = PolicyConfig(threshold=0.999, max_points=3)
+    assert nears(short, [LOW, HIGH, HIGH, HIGH, HIGH, HIGH, LOW]) == [4]
+
+
+def test_a_point_the_recent_episodes_held_back_is_a_near_onset() -> None:
+    pol = EpisodePolicy("e", "m", PolicyConfig(), "robust_seasonal")
+    pol.set_interval(300.0)
+    opened = held = 0
+    for i in range(40):  # a spike an hour at a tail a tenth of the budget's
+        ts = 3600.0 * i
+        _, events = pol.step(ts, 30.0, 1.0 - 5e-5, 10.0, 9.0, 11.0, 5.0)
+        opened += bool(events and events[0].event == "opened")
+        if pol.near:
+            held += 1
+            pol.near = 0.0
+        pol.step(ts + 300.0, 10.0, 0.5, 10.0, 9.0, 11.0, 0.0)
+    # every spike is one or the other; from the third or so the budget holds a third back
+    assert opened + held == 40 and held >= 10
+
+
+def test_near_onsets_publish_between_the_other_points_and_the_onsets() -> None:
+    from stream_app.core.policy import NEAR_SCORE, ONSET_SCORE, OTHER_SCALE
+
+    for interval in (1.0, 300.0, 3600.0):
+        pol = EpisodePolicy("e", "m", PolicyConfig(), "robust_seasonal")
+        pol.set_interval(interval)
+        scores = [0.99, 0.999, 0.9999, 1.0 - 1e-7, 1.0 - 1e-12, 1.0, float("nan")]
+        published = [pol.near_score(s) for s in scores]
+        assert all(NEAR_SCORE <= p < ONSET_SCORE for p in published)
+        assert published[:6] == sorted(published[:6]) and len(set(published[:6])) == 6
+        assert pol.onset_score(pol.open_thr) >= ONSET_SCORE > max(published)
+        assert 1.0 * OTHER_SCALE < NEAR_SCORE  # every other point stays below the band

@@ -131,3 +131,58 @@ def test_published_score_ranks_episode_onsets_above_every_other_point(step: floa
     assert opened >= 4  # most spikes were found (1-second steps have the strictest budget)
     assert high == opened
     assert other_max < ONSET_SCORE
+
+
+@pytest.mark.parametrize("step", [1.0, 300.0, 3600.0])
+def test_near_onsets_rank_between_the_onsets_and_every_other_point(step: float) -> None:
+    """A threshold in the near band adds one point per excursion that opened nothing."""
+    from stream_app.core.policy import NEAR_SCORE, ONSET_SCORE
+
+    proc = SeriesProcessor.create("site-1", "load", EngineConfig.default())
+    rng = np.random.default_rng(7)
+    onsets = nears = 0
+    previous_near = False
+    for i in range(3000):
+        value = 20.0 + float(rng.normal(0.0, 1.0))
+        if i % 40 == 39:
+            value += 4.0  # moderate bumps: surprising, more often than the budget allows
+        point, events = proc.process(1_700_000_000.0 + step * i, value)
+        assert point.score is not None
+        if any(e.event == "opened" for e in events):
+            onsets += 1
+            assert point.score >= ONSET_SCORE
+            previous_near = False
+        elif point.score >= NEAR_SCORE:
+            nears += 1
+            assert point.score < ONSET_SCORE
+            assert not point.is_anomaly  # no episode was open, nor did one open
+            assert not previous_near  # one per excursion
+            previous_near = True
+        else:
+            previous_near = False
+    assert nears >= 10
+
+
+def test_a_restart_inside_an_excursion_publishes_no_second_near_onset() -> None:
+    """The run at or above the closing threshold is state: a restart continues it."""
+    proc = SeriesProcessor.create("site-1", "load", EngineConfig.default())
+    restarted = SeriesProcessor.create("site-1", "load", EngineConfig.default())
+    rng = np.random.default_rng(3)
+    values = 20.0 + rng.normal(0.0, 1.0, 2400)
+    values[1000::60] += 3.5  # two-point bumps from point 1000 on
+    values[1001::60] += 3.5
+    inside = 0
+    for i, value in enumerate(values.tolist()):
+        ts = 1_700_000_000.0 + 300.0 * i
+        a, _ = proc.process(ts, value)
+        b, _ = restarted.process(ts, value)
+        assert a == b
+        if restarted.policy.above and not restarted.policy.episode:
+            inside += 1
+            restarted = SeriesProcessor.from_bytes(restarted.to_bytes(), EngineConfig.default())
+        assert a.score is not None
+    assert inside >= 5  # restarted inside excursions
+    # and a state written before the flag existed still loads, outside any run
+    blob = proc.to_bytes()
+    old = SeriesProcessor.from_bytes(blob[:-1], EngineConfig.default())
+    assert not old.policy.above and old.to_bytes()[:-1] == blob[:-1]
