@@ -126,7 +126,6 @@ class EpisodePolicy:
         "length",
         "margin",
         "metric",
-        "near",
         "normal_run",
         "onset_room",
         "open_thr",
@@ -151,12 +150,10 @@ class EpisodePolicy:
         self.want_up = cfg.direction in ("up", "both")
         self.want_down = cfg.direction in ("down", "both")
         self.armed = True  # False after a forced (max length) resolve until a normal point
-        # True from a point at or above the closing threshold, with no episode open, to the
-        # next point below it: only the first point of such a run is a near onset
+        # True from a point at or above the closing threshold (in a watched direction) to
+        # the next point below it or the end of its episode: a point at which step() turns
+        # it True and decides nothing is a near onset (the caller publishes near_score)
         self.above = False
-        # the detector score of a near onset, set by step() for the caller to publish
-        # (near_score) and reset; 0.0 otherwise
-        self.near = 0.0
         self.episode = ""  # id of the open episode, "" when none
         self.started_at = 0.0
         self.pending = 0
@@ -254,25 +251,18 @@ class EpisodePolicy:
             if not (aligned and self.armed and score >= self.open_thr):
                 self.pending = 0
                 self.armed = self.armed or not aligned
-                if aligned and not self.above:
+                if aligned:
                     self.above = True
-                    self.near = score
                 return _QUIET_NORMAL
+            self.above = True
             if self.recent and self._over_budget(ts, score):
                 self.pending = 0
-                if not self.above:
-                    self.above = True
-                    self.near = score
                 return _QUIET_NORMAL
             self.pending += 1
             if self.pending == 1:
                 self.pending_start = ts
             if self.pending < self.cfg.min_points:
-                if not self.above:  # would open at min_points 1
-                    self.above = True
-                    self.near = score
                 return _QUIET_NORMAL
-            self.above = True
             self.episode = episode_id(self.entity, self.metric, "value", self.pending_start)
             self.recent = self._recent_at(ts) + 1.0
             self.recent_ts = ts

@@ -117,12 +117,11 @@ class SeriesProcessor:
             policy.set_interval(pace)
         if not cleaner.n & _HISTORY_MASK:
             policy.set_history(cleaner.n)
+        above = policy.above
         flag, decided = policy.step(ts, value, score, expected, lower, upper, z)
         if not decided:
-            near = policy.near
-            if near:
-                policy.near = 0.0
-                score = policy.near_score(near)
+            if policy.above and not above:  # an excursion began and opened nothing
+                score = policy.near_score(score)
             else:
                 score *= OTHER_SCALE
         elif decided[0].event == "opened":

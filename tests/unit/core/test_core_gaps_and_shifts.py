@@ -91,8 +91,8 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     tuesday = MONDAY + 8 * DAY
     assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
     no_above = blob[: -struct.calcsize("<?")]  # written before the near onsets' run was kept
-    assert not SeriesProcessor.from_bytes(no_above).policy.above
-    assert SeriesProcessor.from_bytes(no_above).cleaner.pace == proc.cleaner.pace
+    before_above = SeriesProcessor.from_bytes(no_above)
+    assert not before_above.policy.above and before_above.cleaner.pace == proc.cleaner.pace
     no_pace = no_above[: -struct.calcsize("<d")]  # written before the pace was kept
     assert SeriesProcessor.from_bytes(no_pace).cleaner.pace == proc.cleaner.step > 0.0
     no_recent = no_pace[: -struct.calcsize("<dd")]  # before the recent-episode count

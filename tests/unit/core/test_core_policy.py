@@ -234,18 +234,18 @@ def test_the_budget_is_per_days_and_at_least_per_672_points() -> None:
             raise AssertionError(f"false_episode_points={bad!r} was accepted")
 
 
+def is_near(pol: EpisodePolicy, ts: float, score: float, z: float = 5.0) -> bool:
+    """One step; True when it is a near onset, as the processor reads it: the run at or
+    above the closing threshold began and nothing was decided."""
+    before = pol.above
+    _, events = pol.step(ts, 10.0 + z, score, 10.0, 9.0, 11.0, z)
+    return not events and pol.above and not before
+
+
 def nears(cfg: PolicyConfig, scores: list[float], zs: list[float] | None = None) -> list[int]:
-    """The indices step() marked as near onsets (the processor reads and resets ``near``)."""
+    """The indices of the near onsets."""
     pol = EpisodePolicy("pump-1", "temp", cfg, "robust_seasonal")
-    marked = []
-    for i, s in enumerate(scores):
-        z = zs[i] if zs else 5.0
-        pol.step(float(i), 10.0 + z, s, 10.0, 9.0, 11.0, z)
-        if pol.near:
-            assert pol.near == s
-            marked.append(i)
-            pol.near = 0.0
-    return marked
+    return [i for i, s in enumerate(scores) if is_near(pol, float(i), s, zs[i] if zs else 5.0)]
 
 
 def test_the_first_point_of_an_excursion_that_opens_nothing_is_a_near_onset() -> None:
@@ -276,11 +276,10 @@ def test_a_point_the_recent_episodes_held_back_is_a_near_onset() -> None:
     opened = held = 0
     for i in range(40):  # a spike an hour at a tail a tenth of the budget's
         ts = 3600.0 * i
+        before = pol.above
         _, events = pol.step(ts, 30.0, 1.0 - 5e-5, 10.0, 9.0, 11.0, 5.0)
         opened += bool(events and events[0].event == "opened")
-        if pol.near:
-            held += 1
-            pol.near = 0.0
+        held += not events and pol.above and not before
         pol.step(ts + 300.0, 10.0, 0.5, 10.0, 9.0, 11.0, 0.0)
     # every spike is one or the other; from the third or so the budget holds a third back
     assert opened + held == 40 and held >= 10
@@ -297,4 +296,4 @@ def test_near_onsets_publish_between_the_other_points_and_the_onsets() -> None:
         assert all(NEAR_SCORE <= p < ONSET_SCORE for p in published)
         assert published[:6] == sorted(published[:6]) and len(set(published[:6])) == 6
         assert pol.onset_score(pol.open_thr) >= ONSET_SCORE > max(published)
-        assert 1.0 * OTHER_SCALE < NEAR_SCORE  # every other point stays below the band
+    assert 1.0 * OTHER_SCALE < NEAR_SCORE  # every other point stays below the band
