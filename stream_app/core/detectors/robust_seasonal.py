@@ -29,42 +29,44 @@ Up to four forecasters run side by side on every point, all with winsorised
   mornings of hourly business hours, which the daily profile expects to be a
   weekday's). The calibrator and the shift's evidence learn that judged surprise.
 
-**Outliers that recur at the same time of day** are part of the series'
-schedule: a nightly batch job, a shift that starts at 08:10, the points of a
-profile bin that a schedule's edge cuts in two. Up to ``RECUR_SLOTS`` outliers
-are remembered by their time of day (to half a step), side and size; when an
-outlier comes at a remembered time, on the same side, and the time was seen on
-``RECUR_AFTER`` earlier days at most ``RECUR_GAP_DAYS`` apart (a weekend in
-between) or exactly a week apart (a weekly job; once expected, at most
-``RECUR_KEEP_DAYS`` apart, so a reading lost before a weekend does not make it
-news again), the forecast includes the remembered residual, so the point is judged
-against the size it usually has (give or take ``RECUR_SPREAD`` of it): the usual
-spike is normal, one twice its size is not, one smaller than usual (between the
-expected value and the usual size) is no news either, and an outlier at a new time
-of day is news as before. The usual size stays near the top of the sizes seen (a
-smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
-does not make the next normal one news. A job that runs a few minutes early or
-late (within ``RECUR_NEAR``) continues the expected time nearby; an outlier of the
-same size (within ``RECUR_SPREAD``) that near a time seen on a recent day, not yet
+**Outliers that recur at the same time of day** are part of the series' schedule: a
+nightly batch job, a shift that starts at 08:10, the points of a profile bin that a
+schedule's edge cuts in two. Up to ``RECUR_SLOTS`` outliers are remembered by their
+time of day (to half a step), side and size; when an outlier comes at a remembered
+time, on the same side, and the time was seen on ``RECUR_AFTER`` earlier days at
+most ``RECUR_GAP_DAYS`` apart (a weekend in between; more where readings are lost,
+by the share of the steps read) or exactly a week apart (a weekly job; once
+expected, at most ``RECUR_KEEP_DAYS`` apart, so a reading lost before a weekend does
+not make it news again), the forecast includes the remembered residual, so the point
+is judged against the size it usually has (give or take ``RECUR_SPREAD`` of it): the
+usual spike is normal, one twice its size is not, one smaller than usual (between
+the expected value and the usual size) is no news either, and an outlier at a new
+time of day is news as before. The usual size stays near the top of the sizes seen
+(a smaller sighting weighs ``RECUR_SHRINK``, a larger one half), so one small job
+does not make the next normal one news. A job that runs a few minutes early or late
+(within ``RECUR_NEAR``) continues the expected time nearby; an outlier of the same
+size (within ``RECUR_SPREAD``) that near a time seen on a recent day, not yet
 expected, continues it too when no remembered time matches its own (a schedule's
 edge read with points lost, or at irregular times, falls on another step of its bin
-each day, and every step waited for sightings of its own). Only the first
-points of a run of outliers are remembered (as many as a profile bin holds, at
-least ``RECUR_RUN``, at most ``RECUR_RUN_MAX``): a longer run is a shift, which the
-levels follow, and its points would push out the times a schedule's edges cut into
-bins (a square wave's first day has two runs of twelve). At steps under 18 s only an
-outlier beyond what unit normal noise reaches about once a day is remembered
-(``RECUR_NOISE_PER_DAY``): at 1 second, noise beyond the clip comes hundreds of times a
-day, and each took a remembered time in turn. The calibrator learns that such an
-outlier came, not the size the schedule gives it (at most ``RECUR_LEARN_CLIPS``
-clips): a schedule whose edges cut bins has a few of them every day, and their 20-50
-sigma taught it, within weeks, that a 25-sigma spike is common.
+each day, and every step waited for sightings of its own). Only the first points of
+a run of outliers are remembered (as many as a profile bin holds, at least
+``RECUR_RUN``, at most ``RECUR_RUN_MAX``): a longer run is a shift, which the levels
+follow, and its points would push out the times a schedule's edges cut into bins (a
+square wave's first day has two runs of twelve). At steps under 18 s only an outlier
+beyond what unit normal noise reaches about once a day is remembered
+(``RECUR_NOISE_PER_DAY``): at 1 second, noise beyond the clip comes hundreds of
+times a day, and each took a remembered time in turn. The calibrator learns that
+such an outlier came, not the size the schedule gives it (at most
+``RECUR_LEARN_CLIPS`` clips): a schedule whose edges cut bins has a few of them
+every day, and their 20-50 sigma taught it, within weeks, that a 25-sigma spike is
+common.
 
 **Readings off the grid.** A point whose interval is not a whole number of
 steps (jittered timestamps) may have been read up to half a step early or late:
 near a profile bin's edge, where its own bin misses by more than the clip and
 the bin across the edge is nearer, it is judged against and learned into that
-bin (the reading due at 07:00, taken at 06:59:40 after a rise at 06:57). On a
+bin (the reading due at 07:00, taken at 06:59:40 after a rise at 06:57), and so is
+the first point after a gap read off the grid (readings at irregular times). On a
 regular grid of steps under ``JITTER_BINS`` of a bin (a quarter of an hour), a
 schedule's edge may itself come a step early or late (a job a minute off, read
 every 5 minutes): a bin's first or last point, whose interval's middle is within a
@@ -461,7 +463,11 @@ _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
 _SPLIT = 2.0**29 + 1.0  # Veltkamp's split of a double (53 bits) into 24 and 29 bits
 _F32_ULP = 2.0**-23  # float32's relative precision (twice the most its rounding moves a value)
 RECUR_SLOTS = 16  # outliers remembered by their time of day
-RECUR_GAP_DAYS = 3.0  # the most days between two sightings of one recurring outlier (a weekend)
+# the most days between two sightings of one recurring outlier (a weekend); where readings
+# are lost (a share of the steps read under 1), as many more as were not read: a nightly job
+# read at irregular times is seen only on the nights a reading fell at its time, and the
+# nights between are no news of it (up to RECUR_KEEP_DAYS)
+RECUR_GAP_DAYS = 3.0
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
 # an expected time this many seconds off stands for a new one nearby (and one not yet
 # expected, seen lately at the same size, where no time is near enough to match)
@@ -1600,8 +1606,10 @@ class RobustSeasonal:
         # ``edge`` seconds of the edge, its time moved on by ``lead`` (0: never). A point
         # whose interval is not a whole number of steps was read off the grid
         # (timestamps with jitter): up to EDGE_STEPS steps early or late, and then it is
-        # learned into the bin it is judged by. On a grid with several points to a bin, a
-        # schedule's edge may come a step early or late (``jitter``): a bin's first or
+        # learned into the bin it is judged by; after a gap too (readings at irregular
+        # times: the first point after a quiet spell falls anywhere in its bin, and a
+        # schedule's edge that cuts the bin paged there). On a grid with several points
+        # to a bin, a schedule's edge may come a step early or late (``jitter``): a bin's first or
         # last point (its interval's middle within a step of the edge) is judged by the
         # bin across only where that bin explains it, and learned by neither, so that no
         # bin learns another time of day's value.
@@ -1611,10 +1619,9 @@ class RobustSeasonal:
         if stp > 0.0 and dt > 0.0 and gap < GAP_MAX:  # dt / stp under GAP_MAX: no overflow
             off = dt - int(dt / stp + 0.5) * stp
             if off > OFF_GRID * stp or -off > OFF_GRID * stp:
-                if gap == 1.0:
-                    edge = EDGE_STEPS * stp
-                    if fine:
-                        reach = STEP_REACH * _BIN
+                edge = EDGE_STEPS * stp
+                if fine:
+                    reach = STEP_REACH * _BIN
             elif fine:
                 # on the grid, after points lost on it too (the edges of a schedule whose
                 # readings are lost stay where they were)
@@ -2492,7 +2499,8 @@ class RobustSeasonal:
 
         Remembers the outlier (residual ``r``): a slot at the same time of day (to
         half a step) and side counts another sighting if it was last seen on an
-        earlier day, at most ``RECUR_GAP_DAYS`` ago (``RECUR_KEEP_DAYS`` once it is
+        earlier day, at most ``RECUR_GAP_DAYS`` ago (divided by the share of the
+        steps read, up to ``RECUR_KEEP_DAYS``; ``RECUR_KEEP_DAYS`` once it is
         expected), and starts again otherwise; a new time of day takes the slot
         seen longest ago, sparing the times still expected while any other is left
         (a day of new outliers must not push out the schedule learned so far). An
@@ -2500,7 +2508,7 @@ class RobustSeasonal:
         week ago) and seen more often than this one (a job that runs a few minutes
         early or late) stands for it: this time takes over its sightings and usual size.
         With neither here, a time on the same side within ``RECUR_NEAR`` not yet expected,
-        seen on an earlier day within ``RECUR_GAP_DAYS`` at this size (within
+        seen on an earlier day within those days at this size (within
         ``RECUR_SPREAD`` of it) does the same: a schedule's edge read with points lost
         (or at irregular times) comes at a different step of its bin from day to day.
         A second outlier of one day at a time already seen that day is a run, not a
@@ -2509,6 +2517,13 @@ class RobustSeasonal:
         tol = self.tol
         if tol < 0.0:  # a state from before version 5: half the mean step so far
             tol = self.tol = 0.5 * (ts - self.t0) / (n - 1)
+        gap_days = RECUR_GAP_DAYS
+        # the time the points read cover, a step (twice ``tol``) each, against the time gone by
+        read = 2.0 * n * tol
+        if 0.0 < read < ts - self.t0:
+            gap_days = RECUR_KEEP_DAYS
+            if read * RECUR_KEEP_DAYS > RECUR_GAP_DAYS * (ts - self.t0):
+                gap_days = RECUR_GAP_DAYS * (ts - self.t0) / read
         mem = self.mem
         day = _recur_day(float(ts // DAY))
         phase = round((ts % DAY) * _PHASE_RES) / _PHASE_RES
@@ -2543,7 +2558,7 @@ class RobustSeasonal:
                 elif (
                     d <= RECUR_NEAR
                     and mem[k + 3] > close_count
-                    and 0.0 < day - seen <= RECUR_GAP_DAYS
+                    and 0.0 < day - seen <= gap_days
                     and abs(r - mem[k + 1]) <= RECUR_SPREAD * abs(mem[k + 1])
                 ):
                     close = k
@@ -2571,7 +2586,7 @@ class RobustSeasonal:
         if src >= 0:
             gap = day - mem[src + 2]
             last = mem[src + 3]
-            if gap <= (RECUR_KEEP_DAYS if last > RECUR_AFTER else RECUR_GAP_DAYS) or (
+            if gap <= (RECUR_KEEP_DAYS if last > RECUR_AFTER else gap_days) or (
                 gap == RECUR_WEEK_DAYS
             ):
                 # the usual size follows a larger one by half, a smaller one by a

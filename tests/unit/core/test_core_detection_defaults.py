@@ -487,6 +487,47 @@ def test_a_weekday_schedule_with_readings_lost_does_not_page_again() -> None:
     assert paging <= 3
 
 
+def _spells(n: int, seed: int) -> np.ndarray:
+    """The steps read of ``n``, in busy spells (80 % read) and quiet ones (10 %): 45 %."""
+    rng = np.random.default_rng(seed)
+    busy = np.cumsum(rng.random(n) < 0.03) % 2 == 0
+    return np.nonzero(rng.random(n) < np.where(busy, 0.8, 0.1))[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_schedule_read_at_irregular_times_does_not_page_at_its_edges(seed: int) -> None:
+    # Daily from 07:15 to 16:45, each reading anywhere in its 5-minute step, in busy and
+    # quiet spells: the edges cut the 07:00 and 16:30 bins, and the first reading after a
+    # quiet spell, a gap, was judged by its own bin only (the bin across its edge was
+    # asked only one step after the last reading): 7 onsets after day 3 in these 3 series
+    rng = np.random.default_rng(seed)
+    index = _spells(14 * DAY_POINTS, seed)
+    offsets = (index + rng.uniform(0.0, 1.0, index.size)) * STEP
+    hours = (offsets % 86400.0) / 3600.0
+    on = (hours >= 7.25) & (hours < 16.75)
+    values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
+    _, events = _run_at((START + offsets).tolist(), values.tolist())
+    assert _opened_after(events, START + 3 * 86400) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_nightly_job_read_on_some_nights_only_stops_paging(seed: int) -> None:
+    # 45 % of the steps read, and the job's reading (02:15) on nights 1, 3, 7, 11 and 13
+    # only. Four days between two sightings started the job's time of day again as news
+    # (at most three), so it paged on nights 11 and 13 too (6 onsets in these 3 series):
+    # the nights between had no reading at its time. The days allowed between sightings
+    # grow by the share of the steps read.
+    values = _nightly_job(14, 2.25, seed)
+    job = int(2.25 * 3600 / STEP)
+    read = set(_spells(14 * DAY_POINTS, seed + 10).tolist())
+    read -= {d * DAY_POINTS + job for d in range(14)}
+    read |= {d * DAY_POINTS + job for d in (1, 3, 7, 11, 13)}
+    index = np.array(sorted(read))
+    _, events = _run_at((START + STEP * index).tolist(), values[index].tolist())
+    at_job = [e for e in _opened_after(events, START + 8 * 86400) if e.ts % 86400 == 2.25 * 3600]
+    assert at_job == []
+
+
 @pytest.mark.parametrize("seed", [5, 6])
 def test_a_day_of_new_outliers_does_not_push_out_the_schedule(seed: int) -> None:
     # Every day 08:10-16:50: the edges cut the 08:00 and 16:30 bins, and the times they
@@ -1277,13 +1318,18 @@ def test_readings_anywhere_in_their_step_at_a_schedule_edge_rarely_page() -> Non
     assert paging <= 14
 
 
-def _sightings(outliers: list[tuple[int, float, float]]) -> list[float]:
+def _sightings(outliers: list[tuple[int, float, float]], read: float = 1.0) -> list[float]:
     """The usual size ``_recurring`` gives each outlier (day from a Monday, offset from
-    07:00, residual): 0 where it is news."""
+    07:00, residual) of a series that began on that Monday and read a share ``read`` of
+    its steps: 0 where it is news."""
     det = RobustSeasonal.create({}, seed=0)
     det.tol = STEP / 2.0
-    at = START + 7 * 3600.0
-    return [det._recurring(at + d * 86400.0 + offset, 1000, r) for d, offset, r in outliers]
+    det.t0 = START
+    times = [START + 7 * 3600.0 + d * 86400.0 + offset for d, offset, _ in outliers]
+    return [
+        det._recurring(ts, int(read * (ts - START) / STEP) + 1, r)
+        for ts, (_, _, r) in zip(times, outliers, strict=True)
+    ]
 
 
 def test_a_schedule_edge_read_at_another_step_each_day_is_one_time_of_day() -> None:
@@ -1300,6 +1346,11 @@ def test_a_schedule_edge_read_at_another_step_each_day_is_one_time_of_day() -> N
     assert _sightings([(0, 0.0, -40.0), (1, 300.0, -40.0), (2, 600.0, -20.0)]) == [0.0] * 3
     assert _sightings([(0, 0.0, -40.0), (1, 300.0, -40.0), (2, 1500.0, -40.0)]) == [0.0] * 3
     assert _sightings([(0, 0.0, -40.0), (1, 300.0, -40.0), (5, 600.0, -40.0)]) == [0.0] * 3
+    # ... where every step was read: with half of them read, a day without a sighting
+    # may be a day without a reading at that time, and up to six days (not eight) go by
+    usual = _sightings([(0, 0.0, -40.0), (1, 300.0, -40.0), (5, 600.0, -40.0)], read=0.5)
+    assert usual[:2] == [0.0, 0.0] and -41.0 < usual[2] < -39.0
+    assert _sightings([(0, 0.0, -40.0), (1, 300.0, -40.0), (9, 600.0, -40.0)], 0.5) == [0.0] * 3
 
 
 def _high_from_0910(seed: int, fall: np.ndarray) -> np.ndarray:
