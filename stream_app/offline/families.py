@@ -22,8 +22,9 @@ median, as for readings sent on change or per event). Its draws come from a thir
 stream: a series with points lost keeps the values and anomalies of the regular
 one, and a jittered one is the same draw read at its own times (only a count,
 drawn at a slightly different rate, may differ after that). Labels mark the
-anomalous points themselves; :func:`stream_app.offline.nab.nab_windows` turns
-them into NAB-style windows.
+anomalous points themselves (a level shift, the point it starts at; where none of a
+lasting change's labelled points was read, the first reading after them);
+:func:`stream_app.offline.nab.nab_windows` turns them into NAB-style windows.
 
 (We write our own rather than depend on ``timeeval-gutentag``: it pins
 numpy < 2.3 and scipy < 1.15, below what the runtime uses, and brings
@@ -327,6 +328,8 @@ FREE_FAMILIES: dict[str, Base] = {
 
 
 SAMPLINGS = ("regular", "jitter", "holes", "gaps", "mixed", "events")
+# the anomaly kinds whose change stays after the points they label (see ``_series``)
+LASTING: tuple[Inject, ...] = (level_shift, drift_ramp)
 JITTER = 0.1  # a jittered timestamp is off the grid by up to this fraction of a step
 HOLES = 0.15  # the share of points lost at random
 GAPS = 3  # outages, each of 24 to 96 points (2 to 8 hours)
@@ -382,6 +385,7 @@ def _series(
     t, keep = _read(sampling, key, t, step)
     values = base(rng, t)
     labels = np.zeros(points, dtype=np.int64)
+    lasting: list[slice] = []  # anomalies whose change stays after their labelled points
     if kinds:
         for _ in range(int(rng.integers(1, 4))):
             kind = kinds[int(rng.integers(len(kinds)))]
@@ -392,8 +396,18 @@ def _series(
                 if not labels[lo:hi].any():
                     values = candidate
                     labels[where] = 1
+                    if kind in LASTING:
+                        lasting.append(where)
                     break
     if keep is not None:
+        # a lasting change none of whose labelled points was read is seen, and labelled,
+        # at the first reading after them (a level shift is one labelled point: read at
+        # irregular times it was lost half the time, and the shift went on unlabelled)
+        for where in lasting:
+            if not keep[where].any():
+                after = np.nonzero(keep[where.stop :])[0]
+                if after.size:
+                    labels[where.stop + int(after[0])] = 1
         t, values, labels = t[keep], values[keep], labels[keep]
     timestamps = (START + t).tolist()
     return GeneratedSeries(

@@ -66,6 +66,7 @@ def test_generated_series_can_be_read_off_the_grid_or_with_points_lost() -> None
     # values and anomalies of the regular one, a jittered one is the same draw read at
     # its own times (a Poisson count at another rate may draw differently after that)
     regular = generate_families(series_per_family=3)
+    moved = 0
     for sampling in ("jitter", "holes", "gaps"):
         read = generate_families(series_per_family=3, sampling=sampling)
         for family, items in read.items():
@@ -76,13 +77,21 @@ def test_generated_series_can_be_read_off_the_grid_or_with_points_lost() -> None
                     assert len(s.values) == len(r.values) and 0.0 < off.max() <= JITTER * STEP
                     assert s.labels == r.labels or family == "counts"
                     continue
-                kept = dict(zip(r.timestamps, zip(r.values, r.labels, strict=True), strict=True))
+                at = {t: i for i, t in enumerate(r.timestamps)}
                 assert len(s.timestamps) < len(r.timestamps)
-                got = list(zip(s.values, s.labels, strict=True))
-                assert got == [kept[t] for t in s.timestamps]
+                assert s.values == [r.values[at[t]] for t in s.timestamps]
+                # the regular series' labels, but a labelled run none of whose points was
+                # read is labelled at the first reading after it where the change lasts
+                before = -1
+                for t, label in zip(s.timestamps, s.labels, strict=True):
+                    if label != r.labels[at[t]]:
+                        assert label == 1 and any(r.labels[before + 1 : at[t]])
+                        moved += 1
+                    before = at[t]
                 steps = np.diff(s.timestamps) / STEP
                 if sampling == "gaps":
                     assert steps.max() >= 24  # an outage of two hours or more
+    assert moved > 0  # a level shift's one labelled point was lost to a hole
     kinds = set()
     for items in generate_families(series_per_family=6, sampling="mixed").values():
         for s in items:
