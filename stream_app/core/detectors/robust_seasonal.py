@@ -464,9 +464,9 @@ _SPLIT = 2.0**29 + 1.0  # Veltkamp's split of a double (53 bits) into 24 and 29 
 _F32_ULP = 2.0**-23  # float32's relative precision (twice the most its rounding moves a value)
 RECUR_SLOTS = 16  # outliers remembered by their time of day
 # the most days between two sightings of one recurring outlier (a weekend); where readings
-# are lost (a share of the steps read under 1), as many more as were not read: a nightly job
-# read at irregular times is seen only on the nights a reading fell at its time, and the
-# nights between are no news of it (up to RECUR_KEEP_DAYS)
+# are lost, these divided by the share of the steps read (up to RECUR_KEEP_DAYS): a nightly
+# job read at irregular times is seen only on the nights a reading fell at its time, and
+# the nights between are no news of it
 RECUR_GAP_DAYS = 3.0
 RECUR_WEEK_DAYS = 7.0  # ... or exactly a week (a weekly job)
 # an expected time this many seconds off stands for a new one nearby (and one not yet
