@@ -2518,12 +2518,10 @@ class RobustSeasonal:
         if tol < 0.0:  # a state from before version 5: half the mean step so far
             tol = self.tol = 0.5 * (ts - self.t0) / (n - 1)
         gap_days = RECUR_GAP_DAYS
-        # the time the points read cover, a step (twice ``tol``) each, against the time gone by
-        read = 2.0 * n * tol
-        if 0.0 < read < ts - self.t0:
-            gap_days = RECUR_KEEP_DAYS
-            if read * RECUR_KEEP_DAYS > RECUR_GAP_DAYS * (ts - self.t0):
-                gap_days = RECUR_GAP_DAYS * (ts - self.t0) / read
+        span = ts - self.t0
+        read = 2.0 * n * tol  # the time the points read cover, a step (twice ``tol``) each
+        if 0.0 < read < span:
+            gap_days = min(RECUR_GAP_DAYS * span / read, RECUR_KEEP_DAYS)
         mem = self.mem
         day = _recur_day(float(ts // DAY))
         phase = round((ts % DAY) * _PHASE_RES) / _PHASE_RES
