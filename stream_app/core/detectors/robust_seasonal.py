@@ -351,6 +351,10 @@ at irregular times (events, key presses), whose fast level follows each reading 
 a gap, had the fast level speak, and every point after a gap was judged with a sigma
 widened for a random walk. The profiles' misses count as they were: they know the time
 of day, and a daily cycle that moved during a gap is no miss of theirs.
+The relative scale (below) learns the fast level's misses after a gap per step too:
+learned as they came, it grew with the gaps, was the wider scale on every series read
+at irregular times, and spoke for seasonal and quantised series whose noise does not
+grow with the level at all (a quantised sensor's shift after a gap went unseen).
 Arithmetic is kept finite whatever the input: values are judged relative to a
 scale, residuals are computed without overflow, and a state that still turns
 non-finite is restarted from the current point, so no single value can disable
@@ -2348,7 +2352,8 @@ class RobustSeasonal:
         absolute one's floor, ``least``) once its residuals are the better
         standardised: their mean clipped ``z^2`` below ``MULT_MARGIN`` times the
         absolute scale's, both learned over the long horizon that picks the
-        forecaster. It learns like the error scales, winsorised at the clip.
+        forecaster. It learns like the error scales, winsorised at the clip, and a miss
+        of the fast level after a gap per step of the gap, as that level's scale does.
         """
         mr = self.mr
         r = value - expected
@@ -2382,6 +2387,11 @@ class RobustSeasonal:
             age = self.age
             a_err = self.a_err if age * self.a_err > 1.0 else 1.0 / (age if age > 1 else 1)
             x = r / expected
+            if gap > 1.0 and fast:
+                # per step of the gap, as the fast level's own scale learns it: learned
+                # as it came, a series read at irregular times had a relative scale
+                # inflated by its gaps, which then spoke for it whatever its noise
+                x /= math.sqrt(gap)
             lim = self.k * mr
             self.mr = mr + a_err * ((x if x < lim else lim) - mr)
         return rel if use else sigma
