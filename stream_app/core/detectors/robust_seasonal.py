@@ -350,11 +350,20 @@ forecaster speaks: counted per step for the fast level alone, a stationary serie
 at irregular times (events, key presses), whose fast level follows each reading after
 a gap, had the fast level speak, and every point after a gap was judged with a sigma
 widened for a random walk. The profiles' misses count as they were: they know the time
-of day, and a daily cycle that moved during a gap is no miss of theirs.
+of day, and a daily cycle that moved during a gap is no miss of theirs. So the profiles
+are compared with the fast level's misses as they came too (``sr``; the slow level's
+per step where it is less): compared per step, the fast level spoke for a daily cycle
+read at irregular times, where its misses as they came were twice the profile's in
+mean square, and judged the points after each gap with a random walk's widened sigma
+(a count's level shift during a gap of three hours went unseen). Where the daily profile starts a bin at the value it
+forecast nothing and learns no miss; the fast level's error as it came learns none
+there either, so a young profile whose bins start after gaps in a random walk does not
+look the better forecaster for it.
 The relative scale (below) learns the fast level's misses after a gap per step too:
 learned as they came, it grew with the gaps, was the wider scale on every series read
 at irregular times, and spoke for seasonal and quantised series whose noise does not
-grow with the level at all (a quantised sensor's shift after a gap went unseen).
+grow with the level at all (a quantised sensor's shifts and bumps of 2 to 2.6 units
+went unseen).
 Arithmetic is kept finite whatever the input: values are judged relative to a
 scale, residuals are computed without overflow, and a state that still turns
 non-finite is restarted from the current point, so no single value can disable
@@ -406,7 +415,7 @@ _expm1 = math.expm1
 _ulp = math.ulp
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 20
+_VERSION = 21
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -461,6 +470,9 @@ _STATE_V19 = "dB"
 # then version 20's long-run errors winsorised at each forecaster's clip: the fast level's,
 # the slow level's, the daily and the weekly profile's
 _STATE_V20 = "dddd"
+# then version 21's long-run error of the fast level's misses as they came (not per step
+# of a gap), where the daily profile forecast: what the profiles are compared with
+_STATE_V21 = "d"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -1247,6 +1259,7 @@ class RobustSeasonal:
         "sm",
         "sml",
         "sms",
+        "sr",
         "ss",
         "stp",
         "sv",
@@ -1367,6 +1380,10 @@ class RobustSeasonal:
         # the same, each miss winsorised at the forecaster's own clip: whose offset the
         # drift may judge against (see DRIFT_CREDIBLE)
         self.qf = self.qs = self.qc = self.qw = 0.0
+        # the fast level's long-run error with its misses after a gap as they came (not
+        # per step), and none where the daily profile started a bin: what the profiles
+        # are compared with, whose misses count as they came (see the module's docstring)
+        self.sr = 0.0
         self.a_sel = 0.0
         # the first week (see the module's docstring): the daily profile's first-weekend
         # misses, charged to its long-horizon error after the first week;
@@ -1511,6 +1528,8 @@ class RobustSeasonal:
             if blob[0] >= 20:
                 qf, qs, qc, qw = r.raw(_STATE_V20)
                 det.qf, det.qs, det.qc, det.qw = float(qf), float(qs), float(qc), float(qw)
+            if blob[0] >= 21:
+                det.sr = float(r.raw(_STATE_V21)[0])
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1530,6 +1549,8 @@ class RobustSeasonal:
             # the winsorised errors start where the long-run errors are (the best there is:
             # as before, the drift's judge; they lose the outliers' weight as they learn)
             det.qf, det.qs, det.qc, det.qw = det.sf, det.ss, det.sc, det.swl
+        if blob[0] < 21:
+            det.sr = det.sf  # as the fast level's misses per step: as compared before
         return det
 
     def to_bytes(self) -> bytes:
@@ -1563,6 +1584,7 @@ class RobustSeasonal:
         w.raw(_STATE_V18, *slots, self.mi, self.mp, self.ms)
         w.raw(_STATE_V19, self.hr, self.hs)
         w.raw(_STATE_V20, self.qf, self.qs, self.qc, self.qw)
+        w.raw(_STATE_V21, self.sr)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
@@ -1642,6 +1664,7 @@ class RobustSeasonal:
                 hold = reach if stp >= _FINE_STEP else 0.0
                 reach = 0.0
         hold_d = hold_w = False  # the point's daily / weekly bin does not learn its value
+        fresh_d = False  # the point's daily bin started at its value: the profile's first visit
         # the bins a point is learned into (-1: none)
         learn_d = learn_w = True
         # the least error scale of a profile read as a curve, where it bends (see CURVE_BEND)
@@ -1674,6 +1697,7 @@ class RobustSeasonal:
             sd = day[bd]
             if sd != sd:  # first visit of this bin: start from the level residual
                 sd = day[bd] = value - lc
+                fresh_d = True
                 self.tb = bd
                 self.cn = -1
                 if since < WEEKLY_AFTER and _weekend(ts):
@@ -1802,6 +1826,11 @@ class RobustSeasonal:
             expected, err, best = fs, self.es, self.ss
         else:
             expected, err, best = lf, self.ef, self.sf
+            # the profiles, whose misses after a gap count as they came, are compared
+            # with the fast level's as they came (``sr``), or the slow level's if less
+            sr = self.sr
+            if sr > best:
+                best = sr if sr < self.ss else self.ss
         if day is not None:
             span = ts - self.t0
             margin = self.margin
@@ -2242,6 +2271,7 @@ class RobustSeasonal:
             hold_d,
             hold_w,
             fresh_w,
+            fresh_d,
         )
         return (score, shown, shown - half, shown + half, z)
 
@@ -2677,6 +2707,7 @@ class RobustSeasonal:
         hold_d: bool = False,
         hold_w: bool = False,
         fresh_w: bool = False,
+        fresh_d: bool = False,
     ) -> None:
         """Winsorised error-correction updates, bias-corrected while young.
 
@@ -2744,6 +2775,10 @@ class RobustSeasonal:
         ar = r if r >= 0.0 else -r
         e = _winsorised(ar, k20 * err)
         self.sf += a_sel * (e * e - self.sf)
+        # as it came, for the profiles; none where the daily profile started a bin at the
+        # value (it forecast nothing, and its own long-run error learns no miss there)
+        e = 0.0 if fresh_d else e * per_step
+        self.sr += a_sel * (e * e - self.sr)
         lim = k * err
         e = _winsorised(ar, lim)
         self.qf += a_sel * (e * e - self.qf)

@@ -48,6 +48,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V18,
     _STATE_V19,
     _STATE_V20,
+    _STATE_V21,
     _TRIAL,
     COUNT_SHARE,
     DRIFT_AFTER,
@@ -509,6 +510,30 @@ def test_a_schedule_read_at_irregular_times_does_not_page_at_its_edges(seed: int
     values = np.where(on, 60.0, 10.0) + rng.normal(0.0, 1.0, offsets.size)
     _, events = _run_at((START + offsets).tolist(), values.tolist())
     assert _opened_after(events, START + 3 * 86400) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_daily_cycle_read_at_irregular_times_finds_a_shift_during_a_gap(seed: int) -> None:
+    # A smooth daily cycle with Gaussian noise, read in busy and quiet spells; on day 10
+    # the level moves by eight times the noise while no reading comes (two hours or
+    # more). The fast level's misses after a gap counted per step, against the daily
+    # profile's as they came: the fast level spoke, its sigma widened by the root of the
+    # steps missed, and the shift went unseen in all ten draws tried (seeds 1-10); the
+    # profile, compared with the fast level's misses as they came, now speaks and finds
+    # it at the first readings after the gap in all ten.
+    n = 14 * DAY_POINTS
+    index = _spells(n, seed)
+    values = seasonal(np.random.default_rng(seed), STEP * np.arange(n, dtype=np.float64))
+    k = next(
+        k
+        for k in range(1, index.size)
+        if index[k] >= 10 * DAY_POINTS and index[k] - index[k - 1] >= 24
+    )
+    noise = float(np.std(np.diff(values))) / math.sqrt(2.0)
+    values[index[k - 1] + 1 :] += 8.0 * noise
+    _, events = _run_at((START + STEP * index).tolist(), values[index].tolist())
+    first = {START + STEP * i for i in index[k : k + 6]}
+    assert any(e.ts in first for e in _opened_after(events, START))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -1865,10 +1890,10 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     doubles.mi, doubles.mp, doubles.ms = whole.mi, whole.mp, whole.ms
     doubles.hr, doubles.hs = whole.hr, whole.hs
     doubles.qf, doubles.qs, doubles.qc, doubles.qw = whole.qf, whole.qs, whole.qc, whole.qw
+    doubles.sr = whole.sr
     assert doubles.to_bytes() == whole.to_bytes()
-    tail = struct.calcsize("<QI") + struct.calcsize(
-        "<" + _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18 + _STATE_V19 + _STATE_V20
-    )
+    later = _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18 + _STATE_V19 + _STATE_V20
+    tail = struct.calcsize("<QI") + struct.calcsize("<" + later + _STATE_V21)
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
 
 
@@ -2383,15 +2408,24 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_20(v21: bytes) -> bytes:
+    """A version 21 state as version 20 wrote it: no fast level's error as it came at the
+    end."""
+    return b"\x14" + v21[1 : -struct.calcsize("<" + _STATE_V21)]
+
+
 def _as_version_19(v20: bytes) -> bytes:
-    """A version 20 state as version 19 wrote it: no winsorised long-run errors at the end."""
+    """A version 20 state (or a version 21 one) as version 19 wrote it: no winsorised
+    long-run errors (nor the fast level's error as it came) at the end."""
+    if v20[0] == 21:
+        v20 = _as_version_20(v20)
     return b"\x13" + v20[1 : -struct.calcsize("<" + _STATE_V20)]
 
 
 def _as_version_18(v19: bytes) -> bytes:
     """A version 19 state (or a version 20 one) as version 18 wrote it: no rate of shifts
     (nor winsorised long-run errors) at the end."""
-    if v19[0] == 20:
+    if v19[0] >= 20:
         v19 = _as_version_19(v19)
     return b"\x12" + v19[1 : -struct.calcsize("<" + _STATE_V19)]
 
@@ -2492,7 +2526,8 @@ def test_versions_3_to_18_detector_states_still_load() -> None:
     # version 15 the points the drift's baseline learned, version 16 the baseline from
     # before the shift's means spoke, version 17 the far tail, version 18 the modes,
     # version 19 the rate at which the shift's means start speaking, version 20 the
-    # long-run errors winsorised at each forecaster's clip; a worker upgraded
+    # long-run errors winsorised at each forecaster's clip, version 21 the fast level's
+    # long-run error as it came, for the profiles; a worker upgraded
     # over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
@@ -2520,8 +2555,16 @@ def test_versions_3_to_18_detector_states_still_load() -> None:
     det.hr, det.hs = 0.004, True  # as if its shifts came often, and spoke just now: kept
     # the spikes at 97, 194, 291 and 388 were winsorised for the drift's judge
     assert 0.0 < det.qf < det.sf and 0.0 < det.qs < det.ss and 0.0 < det.qc < det.sc
-    v20 = det.to_bytes()
-    assert RobustSeasonal.load(v20, {}, seed=0).to_bytes() == v20
+    det.sr = 3.0 * det.sf  # as if gaps had come: its fast level's misses as they came
+    v21 = det.to_bytes()
+    assert RobustSeasonal.load(v21, {}, seed=0).to_bytes() == v21
+    v20 = _as_version_20(v21)
+    assert len(v20) == len(v21) - 8
+    twenty = RobustSeasonal.load(v20, {}, seed=0)
+    assert twenty.sr == det.sf  # the profiles are compared as before: per step
+    twenty.sr = det.sr
+    assert twenty.to_bytes() == v21
+    assert _as_version_20(RobustSeasonal.load(v20, {}, seed=0).to_bytes()) == v20
     v19 = _as_version_19(v20)
     assert len(v19) == len(v20) - 32
     nineteen = RobustSeasonal.load(v19, {}, seed=0)
@@ -2533,7 +2576,7 @@ def test_versions_3_to_18_detector_states_still_load() -> None:
         det.swl,
     )
     nineteen.qf, nineteen.qs, nineteen.qc, nineteen.qw = det.qf, det.qs, det.qc, det.qw
-    assert nineteen.to_bytes() == v20
+    assert _as_version_20(nineteen.to_bytes()) == v20
     assert _as_version_19(RobustSeasonal.load(v19, {}, seed=0).to_bytes()) == v19
     v18 = _as_version_18(v19)
     assert len(v18) == len(v19) - 9
