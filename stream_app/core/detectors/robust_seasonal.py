@@ -355,15 +355,15 @@ are compared with the fast level's misses as they came too (``sr``; the slow lev
 per step where it is less): compared per step, the fast level spoke for a daily cycle
 read at irregular times, where its misses as they came were twice the profile's in
 mean square, and judged the points after each gap with a random walk's widened sigma
-(a count's level shift during a gap of three hours went unseen). Where the daily profile starts a bin at the value it
-forecast nothing and learns no miss; the fast level's error as it came learns none
-there either, so a young profile whose bins start after gaps in a random walk does not
-look the better forecaster for it.
-The relative scale (below) learns the fast level's misses after a gap per step too:
-learned as they came, it grew with the gaps, was the wider scale on every series read
-at irregular times, and spoke for seasonal and quantised series whose noise does not
-grow with the level at all (a quantised sensor's shifts and bumps of 2 to 2.6 units
-went unseen).
+(a count's level shift during a gap of three hours went unseen). Where the daily
+profile starts a bin at the value it forecast nothing and learns no miss; the fast
+level's error as it came learns none there either, so a young profile whose bins
+start after gaps in a random walk does not look the better forecaster for it.
+The relative scale (below) learns the fast level's misses after a gap per step, as
+that level's own scale does: learned as they came, it grew with the gaps, was the
+wider scale on every series read at irregular times, and spoke for seasonal and
+quantised series whose noise does not grow with the level at all (a quantised sensor's
+shifts and bumps of 2 to 2.6 units went unseen).
 Arithmetic is kept finite whatever the input: values are judged relative to a
 scale, residuals are computed without overflow, and a state that still turns
 non-finite is restarted from the current point, so no single value can disable
@@ -2718,6 +2718,9 @@ class RobustSeasonal:
         (``expected``), not the bin's own; and in the first week, inside a run of
         outliers, no less than the fast level's miss (its bins, started during the run,
         follow a moved level within their visit).
+        A daily bin that started at this very value (``fresh_d``) forecast nothing
+        either: its profile learns no miss there, nor does the fast level's error as it
+        came (``sr``), which the profiles are compared with.
 
         Each forecaster's residual is winsorised at ``clip`` sigma before it moves
         the forecaster or its short-horizon error scale. The long-horizon error
