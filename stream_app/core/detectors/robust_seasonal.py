@@ -2392,12 +2392,16 @@ class RobustSeasonal:
             self.mr = sigma / (SIGMA_PER_MAE * expected)  # it starts at the absolute scale
             return sigma
         n = self.n
+        # the fast level after a gap, as for the absolute scale: judged with a sigma
+        # widened by the root of the steps, and its miss learned per step (learned as it
+        # came, a series read at irregular times had a relative scale inflated by its
+        # gaps, which then spoke for it whatever its noise)
+        per_step = math.sqrt(gap) if gap > 1.0 and fast else 1.0
         rel = SIGMA_PER_MAE * mr * expected
         floor = SIGMA_PER_MAE * least
         if rel < floor:
             rel = floor
-        if gap > 1.0 and fast:
-            rel *= math.sqrt(gap)  # the fast level after a gap, as for the absolute scale
+        rel *= per_step
         if not rel > 0.0:
             return sigma
         m2a = self.m2a
@@ -2416,12 +2420,7 @@ class RobustSeasonal:
         if changed:
             age = self.age
             a_err = self.a_err if age * self.a_err > 1.0 else 1.0 / (age if age > 1 else 1)
-            x = r / expected
-            if gap > 1.0 and fast:
-                # per step of the gap, as the fast level's own scale learns it: learned
-                # as it came, a series read at irregular times had a relative scale
-                # inflated by its gaps, which then spoke for it whatever its noise
-                x /= math.sqrt(gap)
+            x = r / expected / per_step
             lim = self.k * mr
             self.mr = mr + a_err * ((x if x < lim else lim) - mr)
         return rel if use else sigma
