@@ -733,7 +733,7 @@ SPIKE_SHARE = 0.004
 # A spike counts towards the slower rate only if it comes more than SPIKE_DECLUSTER_STEPS
 # steps after the last one (runs declustering, as peaks over a threshold are declustered):
 # an anomaly's cluster of spikes is one event, not a habit it teaches
-SPIKE_DECLUSTER_STEPS = 12.0
+SPIKE_DECLUSTER_STEPS = 6.0
 # Bursts (see _burst): a CUSUM of the log likelihood ratio of spikes at SPIKE_BURST times
 # the usual rate (the slower rate, at least SPIKE_BURST_FLOOR a day, or the rate accepted
 # at the last burst while that is higher) against the usual rate. Beyond SPIKE_BURST_LLR a

@@ -974,7 +974,7 @@ def test_a_cluster_of_spikes_does_not_make_the_next_spike_usual() -> None:
     # 3 and 4, an anomaly's, then lone spikes on days 6 and 8. Counted one by one, the
     # clusters lifted the slower rate of spikes over the line for steps under half an
     # hour (1 a day, 0.4 % of the points), and the lone spikes were capped as the habit
-    # they are not: 0 of these 8 paged. A spike within 12 steps of the last is now in its
+    # they are not: 0 of these 8 paged. A spike within 6 steps of the last is now in its
     # cluster: 8 of 8.
     paged = 0
     for seed in range(1, 5):
