@@ -730,6 +730,12 @@ SPIKE_PER_DAY_LOW = 2.0
 SPIKE_PER_DAY_FINE = 1.0
 SPIKE_COARSE_STEP = 1800.0
 SPIKE_SHARE = 0.004
+# ... and at coarse steps SPIKE_PER_DAY_OLD once the series has seen FAR_AFTER_POINTS
+# points and FAR_AFTER_DAYS days: its budget grows then, and a spike that has come every
+# day for two weeks is its behaviour (measured on request latency with 0.5 % slow requests
+# at 5 minutes, before the finer steps had a line of their own)
+SPIKE_PER_DAY_OLD = 1.5
+SPIKE_SLOW_DAYS = 7.0
 # A spike counts towards the slower rate only if it comes more than SPIKE_DECLUSTER_STEPS
 # steps after the last one (runs declustering, as peaks over a threshold are declustered):
 # an anomaly's cluster of spikes is one event, not a habit it teaches
@@ -746,11 +752,6 @@ SPIKE_BURST_LLR = 7.0
 SPIKE_BURST_ACCEPT = 2.0
 SPIKE_BURST_FLOOR = 0.5
 _LOG_SPIKE_BURST = math.log(SPIKE_BURST)
-# ... and SPIKE_PER_DAY_OLD (coarse steps) once the series has seen FAR_AFTER_POINTS
-# points and FAR_AFTER_DAYS days: its budget grows then, and a spike that has come every
-# day for two weeks is its behaviour (request latency with 0.5 % slow requests at 5 minutes)
-SPIKE_PER_DAY_OLD = 1.5
-SPIKE_SLOW_DAYS = 7.0
 # The far tail (see the module's docstring): from its first learned point, how often the
 # calibrator's surprise lands between its line's 0.999 and 0.9999 points (a run of such
 # points counts once; a mean over the points so far, started as FAR_PRIOR points at FAR_P,
@@ -2494,10 +2495,10 @@ class RobustSeasonal:
         ``SPIKE_PER_DAY`` or more a day, or, by the slower rate alone, ``low`` where
         that is also ``SPIKE_SHARE`` of its points or more (``SPIKE_PER_DAY_FINE`` at
         fine steps, ``SPIKE_PER_DAY_LOW`` or ``SPIKE_PER_DAY_OLD`` two weeks in at coarse
-        ones), a spike's tail probability is at least
-        their rate per point times an exponential tail of their sizes beyond ``SPIKE_Z``
-        (peaks over a threshold): the usual spike scores as often as it comes, and one
-        several times the usual size still pages. A run's first point counts as a spike,
+        ones), a spike's tail probability is at least their rate per point times an
+        exponential tail of their sizes beyond ``SPIKE_Z`` (peaks over a threshold): the
+        usual spike scores as often as it comes, and one several times the usual size
+        still pages. A run's first point counts as a spike,
         the rest of the run belongs to it; from the second point on, the run scores at
         least as the chance of that many spikes in a row (their rate times how often one
         follows another, to the power of the run so far). ``cap`` False only learns (the
