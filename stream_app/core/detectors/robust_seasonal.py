@@ -2267,8 +2267,9 @@ class RobustSeasonal:
                     low = SPIKE_PER_DAY_FINE
                 else:
                     low = SPIKE_PER_DAY_OLD if old else SPIKE_PER_DAY_LOW
-                cap = learned < 0.0 and not burst
-                score = self._spike(n, spiky, score, cap, w, wl, per, low, apart)
+                # (not ``cap``: that name is a float in this method, and mypyc keeps one type)
+                capping = learned < 0.0 and not burst
+                score = self._spike(n, spiky, score, capping, w, wl, per, low, apart)
             else:
                 self.kr -= w * self.kr
                 self.kl -= wl * self.kl
