@@ -955,7 +955,7 @@ def test_a_spike_density_that_grows_pages_and_its_usual_spikes_do_not() -> None:
     # Spikes 1.4 a day at 5 minutes were under the lower line (2 a day with 0.5 % of the
     # points), and nearly every one paged: 61 onsets from day 2.1 to the change in these
     # six series. At steps under half an hour the line is 1 a day with 0.4 % of the
-    # points: 29. But the cap then hid the change, found in 1 of 6 (its first spikes are
+    # points: 29. But the cap then hid the change, found in 2 of 6 (its first spikes are
     # capped like the usual ones, and the day's rate soon reaches four a day): a CUSUM of
     # spikes four times as dense as usual now lifts the cap where it crosses, and the
     # change pages within 300 points in 6 of 6 (5 of 6 before, among spikes that paged).
