@@ -2499,10 +2499,10 @@ class RobustSeasonal:
         ones), a spike's tail probability is at least their rate per point times an
         exponential tail of their sizes beyond ``SPIKE_Z`` (peaks over a threshold): the
         usual spike scores as often as it comes, and one several times the usual size
-        still pages. A run's first point counts as a spike,
-        the rest of the run belongs to it; from the second point on, the run scores at
-        least as the chance of that many spikes in a row (their rate times how often one
-        follows another, to the power of the run so far). ``cap`` False only learns (the
+        still pages. A run's first point counts as a spike, the rest of the run belongs
+        to it; from the second point on, the run scores at least as the chance of that
+        many spikes in a row (their rate times how often one follows another, to the power
+        of the run so far). ``cap`` False only learns (the
         score is a sustained shift's, or a burst's). ``apart``: a first spike counts
         towards the slower rate (it is not in another's cluster). ``w`` is the day's
         rate's weight at this point, ``wl`` the slower rate's, and ``per`` one over a
@@ -2571,8 +2571,9 @@ class RobustSeasonal:
             usual = least
         tested = SPIKE_BURST * usual
         burst = False
-        if tested < 0.5:
-            # a spike adds log(SPIKE_BURST); a point without one, log((1 - tested) / (1 - usual))
+        # a spike adds log(SPIKE_BURST); a point without one, log((1 - tested) / (1 - usual)),
+        # which is negative: where the CUSUM is at zero it stays there (most points)
+        if tested < 0.5 and (first or self.kq > 0.0):
             q = self.kq + (_LOG_SPIKE_BURST if first else _log1p(-tested) - _log1p(-usual))
             if q > SPIKE_BURST_LLR:
                 burst = True
