@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import kinds_matrix, noise_shapes
+from benchmarks import kinds_matrix, noise_shapes, probes
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
 from stream_app.core.detectors import robust_seasonal
@@ -941,27 +941,18 @@ def test_a_restart_inside_a_run_of_spikes_continues_identically() -> None:
     assert max(runs) >= 2  # restarted inside runs of spikes
 
 
-def _denser_spikes(seed: int) -> np.ndarray:
-    """14 days at 5 minutes of noise around 10 (sd 1) with spikes of +15 on 0.5 % of the
-    points (1.4 a day), and on 5 % more from point 2800 on: a spike density that grows."""
-    rng = np.random.default_rng(seed)
-    values = rng.normal(10.0, 1.0, 14 * DAY_POINTS)
-    denser = (np.arange(values.size) >= 2800) & (rng.random(values.size) < 0.05)
-    values[(rng.random(values.size) < 0.005) | denser] += 15.0
-    return values
-
-
 def test_a_spike_density_that_grows_pages_and_its_usual_spikes_do_not() -> None:
-    # Spikes 1.4 a day at 5 minutes were under the lower line (2 a day with 0.5 % of the
-    # points), and nearly every one paged: 61 onsets from day 2.1 to the change in these
-    # six series. At steps under half an hour the line is 1 a day with 0.4 % of the
+    # The probe "spikes grow denser" (14 days at 5 minutes, spikes of 15 sigma on 0.5 % of
+    # the points, and on 5 % more from point 2800). Spikes 1.4 a day at 5 minutes were
+    # under the lower line (2 a day with 0.5 % of the points), and nearly every one
+    # paged: 61 onsets from day 2.1 to the change in these six series. At steps under half an hour the line is 1 a day with 0.4 % of the
     # points: 29. But the cap then hid the change, found in 2 of 6 (its first spikes are
     # capped like the usual ones, and the day's rate soon reaches four a day): a CUSUM of
     # spikes four times as dense as usual now lifts the cap where it crosses, and the
     # change pages within 300 points in 6 of 6 (5 of 6 before, among spikes that paged).
     found = false = 0
     for seed in range(1, 7):
-        _, events = _run(_denser_spikes(seed).tolist())
+        _, events = _run(probes.spike_density(seed).tolist())
         opened = [round((e.ts - START) / STEP) for e in events if e.event == "opened"]
         found += any(2800 <= i <= 3100 for i in opened)
         false += sum(1 for i in opened if 604 <= i < 2800)
