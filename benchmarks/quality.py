@@ -36,8 +36,12 @@ from stream_app.offline.evaluate import (
 from stream_app.offline.families import SAMPLINGS
 from stream_app.offline.quality import family_of, family_report, lofo_nab
 from stream_app.offline.replay import load_config
+from stream_app.offline.windows import index_windows
 
 CACHE = Path.home() / ".cache" / "tsguard" / "baselines"
+# a coarsened series needs this many buckets (SKAB's 1-second runs of about 18 minutes
+# would leave a handful)
+COARSE_MIN_POINTS = 1000
 
 
 def _cached(kind: str, item: LabelledSeries) -> npt.NDArray[np.float64]:
@@ -54,6 +58,43 @@ def _cached(kind: str, item: LabelledSeries) -> npt.NDArray[np.float64]:
     return scores
 
 
+def coarsened(
+    item: LabelledSeries, step: float, least: int = COARSE_MIN_POINTS
+) -> LabelledSeries | None:
+    """``item`` read every ``step`` seconds as the mean of each bucket of it (buckets
+    start at whole multiples of ``step``; a bucket is stamped with its start, as a
+    5-minute CloudWatch metric shows a 1-minute one), its windows kept in time: a
+    window covers every bucket it touches. None where ``item`` is not read finer than
+    ``step`` or leaves fewer than ``least`` buckets.
+
+    >>> item = LabelledSeries("a", [0.0, 60.0, 120.0, 300.0, 360.0, 600.0], [1.0, 2.0, None, 4.0, 6.0, 8.0], [(3, 4)])
+    >>> c = coarsened(item, 300.0)
+    >>> c is None
+    True
+    >>> c = coarsened(item, 300.0, least=2)
+    >>> c.timestamps, c.values, c.windows
+    ([0.0, 300.0, 600.0], [1.5, 5.0, 8.0], [(1, 1)])
+    """
+    ts = np.asarray(item.timestamps, dtype=np.float64)
+    if ts.size < 2 or not float(np.median(np.diff(ts))) < step:
+        return None
+    values = np.array([np.nan if v is None else v for v in item.values], dtype=np.float64)
+    bucket = np.floor(ts / step)
+    starts, inverse = np.unique(bucket, return_inverse=True)
+    known = ~np.isnan(values)
+    sums = np.bincount(inverse[known], weights=values[known], minlength=starts.size)
+    counts = np.bincount(inverse[known], minlength=starts.size)
+    keep = counts > 0
+    if int(keep.sum()) < least:
+        return None
+    stamps = starts[keep] * step
+    means = sums[keep] / counts[keep]
+    windows = [(float(np.floor(ts[a] / step) * step), float(ts[b])) for a, b in item.windows]
+    return LabelledSeries(
+        item.name, stamps.tolist(), means.tolist(), index_windows(stamps, windows)
+    )
+
+
 def load_all(
     dev: Path | None,
     per_family: int,
@@ -62,8 +103,18 @@ def load_all(
     sampling: str = "regular",
     step: float = 300.0,
     points: int = 4032,
+    coarsen: float = 0.0,
 ) -> list[LabelledSeries]:
+    """The development set's series (under ``dev``, if there) and the generated families.
+    With ``coarsen`` (seconds), only the development set's series read finer than that,
+    each as :func:`coarsened`: its 1-minute real series seen at 5 minutes, the step of
+    most NAB series, which the development set has none of."""
     series: list[LabelledSeries] = []
+    if coarsen > 0.0:
+        if dev is None or not dev.is_dir():
+            raise SystemExit(f"--coarsen needs the development set: no folder {dev}")
+        loaded, _ = load_dataset(dev, labelling)
+        return [c for c in (coarsened(s, coarsen) for s in loaded) if c is not None]
     if dev is not None and dev.is_dir():
         loaded, _ = load_dataset(dev, labelling)
         series.extend(loaded)
@@ -93,11 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", default="", help="comma-separated family prefixes")
     parser.add_argument("--labelling", choices=("windows", "nab"), default="windows")
+    parser.add_argument(
+        "--coarsen",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="only the development set's series read finer than this, as its means",
+    )
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config)
     series = load_all(
-        args.dev, args.per_family, args.labelling, args.seed, args.sampling, args.step, args.points
+        args.dev,
+        args.per_family,
+        args.labelling,
+        args.seed,
+        args.sampling,
+        args.step,
+        args.points,
+        args.coarsen,
     )
     if args.only:
         prefixes = tuple(args.only.split(","))
