@@ -21,7 +21,7 @@ About 4-8 minutes on two cores. A run that failed leaves ``OUT/<name>.err`` and 
 at the end; ``compare`` skips what either folder lacks.
 
 >>> sorted(RUNS)[:3]
-['dev', 'events', 'gutentag']
+['dev', 'dev_5min', 'events']
 >>> _row_key({"base": "counts", "kind": "spike", "size": 0.4, "nab_onsets": 0.19})
 ('counts', 'spike', 0.4)
 >>> _row_key({"shape": "errors200", "step": 60, "stuck_episodes": 1})
