@@ -87,6 +87,10 @@ def resolve(columns: Sequence[str], cmap: ColumnMap, path: Path) -> _Resolved:
         raise MappingError(f"{path}: entity column {cmap.entity_column!r} not in {present}")
     taken = {ts_col, cmap.entity_column}
     metrics = cmap.metrics or tuple(c for c in present if c not in taken)
+    twice = sorted({c for c in present if present.count(c) > 1} & (taken | set(metrics)))
+    if twice:
+        # which of the columns holds the data would be a guess
+        raise MappingError(f"{path}: column(s) {twice} named more than once in {present}")
     missing = [m for m in metrics if m not in present]
     if missing:
         raise MappingError(f"{path}: metric column(s) {missing} not in {present}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 EPOCH_MS_FROM = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
+HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
 
 
 class MalformedCsvError(ValueError):
@@ -93,6 +94,7 @@ def read_series_csv(
         labels=[] if with_labels else None,
         invalid={m: set() for m in metrics} if keep_invalid_values else {},
     )
+    reader = None
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -104,10 +106,25 @@ def read_series_csv(
                 if row:
                     _read_row(table, row, columns, metrics, reader.line_num)
     except UnicodeDecodeError as exc:
-        raise MalformedCsvError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+        # the text is decoded a block at a time, ahead of the rows: find the line
+        raise MalformedCsvError(
+            path, _first_undecodable_line(path), f"not UTF-8 text ({exc.reason})"
+        ) from exc
     except csv.Error as exc:
-        raise MalformedCsvError(path, 0, f"CSV syntax error: {exc}") from exc
+        line = reader.line_num if reader is not None else 1
+        raise MalformedCsvError(path, line, f"CSV syntax error: {exc}") from exc
     return table
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The 1-based line of ``path`` where its bytes stop being UTF-8 (1 if none does)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 def _column_indices(
@@ -118,6 +135,14 @@ def _column_indices(
     if missing:
         raise MalformedCsvError(
             path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
+        )
+    twice = [name for name in dict.fromkeys(wanted) if header.count(name) > 1]
+    if twice:
+        # which of them holds the series would be a guess
+        raise MalformedCsvError(
+            path,
+            1,
+            f"column(s) {', '.join(twice)} named more than once; header is {','.join(header)}",
         )
     return {name: header.index(name) for name in wanted}
 
@@ -169,7 +194,19 @@ def find_csvs(root: Path) -> list[Path]:
 
 
 def has_columns(path: Path, names: Sequence[str]) -> bool:
-    """Whether the header of ``path`` names all ``names``."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
+    """Whether the header of ``path`` names all ``names``.
+
+    Only the first line is read and decoded (the rest may be anything); where that line
+    is not UTF-8 text, :class:`MalformedCsvError`.
+    """
+    with path.open("rb") as handle:
+        first = handle.readline(HEADER_MAX_BYTES)
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedCsvError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+    try:
+        header = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise MalformedCsvError(path, 1, f"CSV syntax error: {exc}") from exc
     return all(name in [h.strip() for h in header] for name in names)

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stream_app.offline.csvio import SeriesTable, find_csvs, has_columns, read_series_csv
+from stream_app.offline.csvio import (
+    MalformedCsvError,
+    SeriesTable,
+    find_csvs,
+    has_columns,
+    read_series_csv,
+)
 
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig, EpisodeEvent
@@ -238,7 +244,11 @@ def plan_outputs(
     for path in find_csvs(source):
         if path.is_relative_to(output):  # our own output, written inside the input folder
             continue
-        if has_columns(path, columns):
+        try:
+            wanted = has_columns(path, columns)
+        except MalformedCsvError:
+            wanted = True  # its replay says what is wrong with it, and it is counted
+        if wanted:
             planned.append((path, output / path.relative_to(source), entity_name(path, source)))
         else:
             skipped.append(path)

@@ -69,6 +69,13 @@ def test_column_mapping_entity_column_and_clear_mapping_errors(tmp_path: Path) -
         list(read_csv(path, ColumnMap(), now=NOW))
     with pytest.raises(MappingError, match="zz"):
         list(read_csv(path, ColumnMap(timestamp="when", metrics=("zz",)), now=NOW))
+    twice = tmp_path / "twice.csv"
+    twice.write_text("when,p,q,p\n10,1,2,3\n")
+    with pytest.raises(MappingError, match=r"\['p'\] named more than once"):
+        list(read_csv(twice, ColumnMap(timestamp="when"), now=NOW))
+    # a repeated column nobody reads is no guess
+    items = [i for _, i in read_csv(twice, ColumnMap(timestamp="when", metrics=("q",)), now=NOW)]
+    assert isinstance(items[0], dict) and items[0]["metrics"] == {"q": 2.0}
 
 
 def test_files_are_merged_in_event_time(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.offline.csvio import MalformedCsvError, parse_timestamp, read_series_csv
+from stream_app.offline.csvio import (
+    MalformedCsvError,
+    has_columns,
+    parse_timestamp,
+    read_series_csv,
+)
 
 NOON = 1_530_619_200.0  # 2018-07-03T12:00:00Z
 
@@ -61,6 +66,13 @@ def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
         ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
         ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
         ("", 1, "empty file"),
+        ("timestamp,value,value\n1000,1,2\n", 1, "column(s) value named more than once"),
+        pytest.param(
+            'timestamp,value\n1000,1\n1060,2\n1120,"' + "9" * 200_000 + '"\n',
+            4,
+            "CSV syntax",
+            id="a-field-over-the-csv-limit",
+        ),
     ],
 )
 def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
@@ -70,3 +82,30 @@ def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int, rea
     assert caught.value.line == line
     assert reason in str(caught.value)
     assert str(caught.value).startswith(f"{path}:{line}:")
+
+
+@pytest.mark.parametrize("where", [1, 2, 3000])
+def test_text_that_is_not_utf8_is_named_at_its_line(tmp_path: Path, where: int) -> None:
+    """The text is decoded a block at a time, ahead of the rows: the line is found."""
+    lines = [b"timestamp,value"] + [b"%d,%d" % (1000 + 60 * i, i) for i in range(4000)]
+    lines[where - 1] = lines[where - 1].replace(b",", b"\xff,", 1)
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(MalformedCsvError, match="not UTF-8") as caught:
+        read_series_csv(path)
+    assert caught.value.line == where
+
+
+def test_a_header_is_read_alone_and_its_bytes_named(tmp_path: Path) -> None:
+    """``has_columns`` decodes only the first line: a file whose later rows are not
+    UTF-8 still has its columns (its read names the row); an undecodable header is
+    malformed, not a file without the columns."""
+    later = tmp_path / "later.csv"
+    later.write_bytes(b"\xef\xbb\xbftimestamp,value\r\n1000,1\r\n1060,\xff\r\n")
+    assert has_columns(later, ("timestamp", "value"))
+    assert not has_columns(later, ("timestamp", "label"))
+    head = tmp_path / "head.csv"
+    head.write_bytes(b"timestamp,va\xfflue\n1000,1\n")
+    with pytest.raises(MalformedCsvError, match="not UTF-8") as caught:
+        has_columns(head, ("timestamp", "value"))
+    assert caught.value.line == 1

@@ -145,6 +145,28 @@ def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
     assert "1 of 2 file(s) not replayed" in result.stderr
 
 
+def test_files_that_are_not_utf8_fail_alone_in_a_folder(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8, in a row or in the header, are that file's error: the
+    folder's other files are still replayed (the header check once read a whole block of
+    each file and stopped the command before any file was replayed)."""
+    src = tmp_path / "in"
+    _series_csv(src / "good.csv", 30)
+    rows = src / "rows.csv"
+    rows.write_bytes(b"timestamp,value\n1000,1\n1060,caf\xe9\n")
+    head = src / "head.csv"
+    head.write_bytes(b"timestamp,val\xfcue\n1000,1\n")
+    twice = src / "twice.csv"
+    twice.write_text("timestamp,value,value\n1000,1,2\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"{rows}:3: not UTF-8 text" in result.stderr
+    assert f"{head}:1: not UTF-8 text" in result.stderr
+    assert f"{twice}:1: column(s) value named more than once" in result.stderr
+    assert len(_rows(tmp_path / "out" / "good.csv")) == 30
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.csv"]
+    assert "3 of 4 file(s) not replayed" in result.stderr
+
+
 def test_a_malformed_single_file_writes_nothing(tmp_path: Path) -> None:
     bad, out = tmp_path / "bad.csv", tmp_path / "out.csv"
     bad.write_text("timestamp,value\n1000,1\nlater,2\n", encoding="utf-8")
