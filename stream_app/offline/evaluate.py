@@ -2,7 +2,7 @@
 
 DATA holds ``timestamp,value,label`` CSVs (searched recursively; other CSVs are
 skipped) and optionally ``windows.json`` (``{relative path: [[start, end], ...]}``,
-inclusive ISO-8601 ends). Without an entry there, a series' windows follow NAB's
+inclusive ISO-8601 or epoch-second ends; a malformed one is an error naming its entry). Without an entry there, a series' windows follow NAB's
 rule from its label runs (:func:`stream_app.offline.nab.nab_windows`).
 
 The NAB score sweeps a threshold on each detector's ``anomaly_score``
@@ -84,6 +84,48 @@ class LabelledSeries:
         return nab.probation_length(len(self.timestamps))
 
 
+def read_windows_json(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """``windows.json``: ``{relative path: [[start, end], ...]}`` with ISO-8601 or epoch
+    ends, as epoch seconds; a ``ValueError`` naming the file and the entry otherwise.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "windows.json"
+    >>> _ = f.write_text('{"a.csv": [["2018-07-03 12:00:00", 1530622800]]}')
+    >>> read_windows_json(f)
+    {'a.csv': [(1530619200.0, 1530622800.0)]}
+    >>> _ = f.write_text('{"a.csv": [1, 2]}')
+    >>> read_windows_json(f)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...windows.json: a.csv: window 1 is not a [start, end] pair: 1
+    """
+    import orjson
+
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected an object of path: [[start, end], ...]")
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, pairs in raw.items():
+        if not isinstance(pairs, list):
+            raise ValueError(f"{path}: {name}: expected a list of [start, end] pairs")
+        windows = []
+        for k, pair in enumerate(pairs, start=1):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ValueError(f"{path}: {name}: window {k} is not a [start, end] pair: {pair}")
+            try:
+                start, end = (parse_timestamp(str(edge)) for edge in pair)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {name}: window {k}: {exc}") from None
+            if not start <= end:
+                raise ValueError(f"{path}: {name}: window {k} ends before it starts: {pair}")
+            windows.append((start, end))
+        out[name] = windows
+    return out
+
+
 def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledSeries], list[Path]]:
     """The labelled series under ``root``, and the CSVs skipped for lack of columns.
 
@@ -96,11 +138,9 @@ def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledS
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    ts_windows: dict[str, list[list[str]]] = {}
+    ts_windows: dict[str, list[tuple[float, float]]] = {}
     if labelling == "windows" and (root / "windows.json").is_file():
-        import orjson
-
-        ts_windows = orjson.loads((root / "windows.json").read_bytes())
+        ts_windows = read_windows_json(root / "windows.json")
     loaded, skipped = [], []
     for path in find_csvs(root):
         if not has_columns(path, ("timestamp", "value", "label")):
@@ -109,8 +149,7 @@ def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledS
         name = path.relative_to(root).as_posix()
         table = read_series_csv(path, ("value",), with_labels=True)
         if name in ts_windows:
-            pairs = [(parse_timestamp(a), parse_timestamp(b)) for a, b in ts_windows[name]]
-            windows = nab.index_windows(table.timestamps, pairs)
+            windows = nab.index_windows(table.timestamps, ts_windows[name])
         else:
             windows = nab.nab_windows(table.labels or [])
         loaded.append(LabelledSeries(name, table.timestamps, table.values["value"], windows))

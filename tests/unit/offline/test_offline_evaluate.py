@@ -10,6 +10,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from stream_app.cli import app
@@ -65,6 +66,39 @@ def test_windows_come_from_windows_json_or_from_labels(tmp_path: Path) -> None:
     # NAB rule: 10 % of 500 points for one anomaly, centred on the labelled run
     assert by_name["group/b.csv"].windows == [(327, 377)]
     assert by_name["c.csv"].windows == []
+
+
+def test_windows_json_takes_epoch_seconds_too(tmp_path: Path) -> None:
+    root = _dataset(tmp_path)
+    windows = {"group/a.csv": [[START + 60 * 290, _iso(START + 60 * 320)]]}
+    (root / "windows.json").write_text(json.dumps(windows), encoding="utf-8")
+    by_name = {s.name: s for s in load_dataset(root)[0]}
+    assert by_name["group/a.csv"].windows == [(290, 320)]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{not json", "not JSON"),
+        ("[[1, 2]]", "expected an object"),
+        ('{"group/a.csv": "2023-11-14"}', "group/a.csv: expected a list"),
+        ('{"group/a.csv": [1700000000, 1700003600]}', "window 1 is not a [start, end] pair"),
+        ('{"group/a.csv": [[1700000000, 1700003600, 5]]}', "window 1 is not a [start, end] pair"),
+        ('{"group/a.csv": [["soon", "later"]]}', "group/a.csv: window 1: Invalid isoformat"),
+        ('{"group/a.csv": [[1700000000, null]]}', "window 1: Invalid isoformat"),
+        ('{"c.csv": [], "group/a.csv": [[1700003600, 1700000000]]}', "window 1 ends before"),
+    ],
+)
+def test_a_malformed_windows_json_is_named_not_a_crash(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    root = _dataset(tmp_path)
+    (root / "windows.json").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(root)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {root / 'windows.json'}: " in result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_nab_labelling_ignores_windows_json(tmp_path: Path) -> None:
