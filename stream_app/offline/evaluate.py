@@ -2,8 +2,9 @@
 
 DATA holds ``timestamp,value,label`` CSVs (searched recursively; other CSVs are
 skipped) and optionally ``windows.json`` (``{relative path: [[start, end], ...]}``,
-inclusive ISO-8601 or epoch-second ends; a malformed one is an error naming its entry). Without an entry there, a series' windows follow NAB's
-rule from its label runs (:func:`stream_app.offline.nab.nab_windows`).
+inclusive ISO-8601 or epoch-second ends; a malformed one is an error naming its
+entry). Without an entry there, a series' windows follow NAB's rule from its label
+runs (:func:`stream_app.offline.nab.nab_windows`).
 
 The NAB score sweeps a threshold on each detector's ``anomaly_score``
 (``nab_*``); ``nab_*_onsets`` score only the first point of each decided episode
