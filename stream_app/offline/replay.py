@@ -204,6 +204,37 @@ def write_output(
             writer.writerow(row)
 
 
+def metric_names(metrics: Sequence[str] | None) -> list[str]:
+    """The value columns to score (``value`` by default); a ``ValueError`` for a list
+    that names one twice, names the time column, or whose output columns
+    (``<metric>_<column>``) would collide with one another.
+
+    >>> metric_names(None), metric_names(["temp", "vib"])
+    (['value'], ['temp', 'vib'])
+    >>> metric_names(["temp", "temp_status"])
+    Traceback (most recent call last):
+    ...
+    ValueError: metrics temp, temp_status: output column(s) temp_status would be written twice
+    """
+    names = list(metrics) if metrics else ["value"]
+    twice = sorted({m for m in names if names.count(m) > 1})
+    if twice:
+        raise ValueError(f"metric(s) {', '.join(twice)} named more than once")
+    if "timestamp" in names:
+        raise ValueError("timestamp is the time column, not a metric")
+    if names != ["value"]:
+        header = ["timestamp"]
+        for metric in names:
+            header += [metric, *(f"{metric}_{column}" for column in RESULT_COLUMNS)]
+        clash = sorted({c for c in header if header.count(c) > 1})
+        if clash:
+            raise ValueError(
+                f"metrics {', '.join(names)}: output column(s) {', '.join(clash)} would be"
+                " written twice"
+            )
+    return names
+
+
 def entity_name(path: Path, root: Path) -> str:
     """A stable entity id for a file: its path under ``root`` without ``.csv``."""
     relative = path.relative_to(root) if path != root else Path(path.name)
@@ -218,7 +249,7 @@ def replay_file(
     metrics: Sequence[str] | None = None,
 ) -> ReplayedFile:
     """Score one file into ``destination``, one output row per input row."""
-    names = list(metrics) if metrics else ["value"]
+    names = metric_names(metrics)
     table = read_series_csv(source, names, keep_invalid_values=True)
     scored = score_entity(entity, table.timestamps, table.values, config, table.invalid)
     write_output(table, scored, destination, wide=names != ["value"])
@@ -234,6 +265,7 @@ def plan_outputs(
     index, a README table) are returned separately as skipped; a single file
     is always planned, so a wrong header is reported as malformed.
     """
+    metric_names(metrics)  # a bad list is said once, before any file
     if source.is_file():
         target = output / source.name if output.is_dir() else output
         return [(source, target, source.with_suffix("").name)], []

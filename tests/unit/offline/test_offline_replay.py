@@ -129,6 +129,28 @@ def test_several_metrics_get_their_own_columns(tmp_path: Path) -> None:
     assert rows[1]["temp_status"] == "warmup"
 
 
+@pytest.mark.parametrize(
+    ("metrics", "says"),
+    [
+        ("temp,temp", "metric(s) temp named more than once"),
+        ("timestamp", "timestamp is the time column, not a metric"),
+        ("temp,temp_status", "metrics temp, temp_status: output column(s) temp_status would"),
+    ],
+)
+def test_a_metric_list_that_would_garble_the_output_is_refused(
+    tmp_path: Path, metrics: str, says: str
+) -> None:
+    source = tmp_path / "multi.csv"
+    source.write_text("timestamp,temp,temp_status\n1000,1,2\n1060,2,3\n", encoding="utf-8")
+    target = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        app, ["replay", str(source), "--output", str(target), "--metrics", metrics]
+    )
+    assert result.exit_code == 2
+    assert f"error: {says}" in result.stderr
+    assert not target.exists()
+
+
 def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "in"
     _series_csv(src / "good.csv", 30)
