@@ -268,13 +268,20 @@ def plan_outputs(
     metric_names(metrics)  # a bad list is said once, before any file
     if source.is_file():
         target = output / source.name if output.is_dir() else output
+        if target.resolve() == source.resolve():
+            raise ValueError(f"{target}: the output would overwrite its input")
         return [(source, target, source.with_suffix("").name)], []
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such file or folder")
+    out_dir = output.resolve()
+    if out_dir == source.resolve():
+        raise ValueError(
+            f"{output}: the output folder is the input folder, whose files it would overwrite"
+        )
     columns = ["timestamp", *(metrics or ["value"])]
     planned, skipped = [], []
     for path in find_csvs(source):
-        if path.is_relative_to(output):  # our own output, written inside the input folder
+        if path.resolve().is_relative_to(out_dir):  # our own output, inside the input folder
             continue
         try:
             wanted = has_columns(path, columns)

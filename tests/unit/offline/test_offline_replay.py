@@ -151,6 +151,32 @@ def test_a_metric_list_that_would_garble_the_output_is_refused(
     assert not target.exists()
 
 
+def test_the_output_never_overwrites_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "in"
+    _series_csv(src / "a.csv", 30)
+    before = (src / "a.csv").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    # the same file, spelt another way
+    result = CliRunner().invoke(app, ["replay", "in/a.csv", "--output", str(src / "." / "a.csv")])
+    assert result.exit_code == 2
+    assert "the output would overwrite its input" in result.stderr
+    # a folder into itself
+    result = CliRunner().invoke(app, ["replay", "in", "--output", str(src)])
+    assert result.exit_code == 2
+    assert "the output folder is the input folder" in result.stderr
+    assert (src / "a.csv").read_bytes() == before
+    # a folder inside the input, named relatively and then absolutely: the second run
+    # does not replay the first one's output
+    for out in ("in/out", str(src / "out")):
+        result = CliRunner().invoke(app, ["replay", "in", "--output", out])
+        assert result.exit_code == 0, result.output
+        assert "replayed 1 file(s), 30 row(s)" in result.stderr
+    assert (src / "a.csv").read_bytes() == before
+    assert not (src / "out" / "out").exists()
+
+
 def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "in"
     _series_csv(src / "good.csv", 30)
