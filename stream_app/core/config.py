@@ -326,7 +326,7 @@ class EngineConfig:
         defaults = _series_from(data.get("defaults", {}), SeriesConfig(), "defaults")
         _check_detector(defaults.detector, defaults.params, "defaults")
         rules = []
-        for i, raw in enumerate(data.get("rules", []) or []):
+        for i, raw in enumerate(_listed(data, "rules")):
             where = f"rules[{i}]"
             if not isinstance(raw, Mapping) or "pattern" not in raw:
                 raise ValueError(f"{where}: a rule needs a 'pattern'")
@@ -345,16 +345,22 @@ class EngineConfig:
                 )
             )
         entities = []
-        for i, raw in enumerate(data.get("entities", []) or []):
+        for i, raw in enumerate(_listed(data, "entities")):
             where = f"entities[{i}]"
             if not isinstance(raw, Mapping) or "pattern" not in raw:
                 raise ValueError(f"{where}: an entity rule needs a 'pattern'")
             _check_keys(raw, {"pattern", "params"}, where)
-            entities.append(EntityRule(str(raw["pattern"]), _frozen(raw.get("params") or {})))
+            params = raw.get("params") or {}
+            if not isinstance(params, Mapping):
+                raise ValueError(f"{where}: params must be a mapping")
+            entities.append(EntityRule(str(raw["pattern"]), _frozen(params)))
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"config: seed must be a whole number, not {seed!r}")
         return cls(
             defaults=defaults,
             rules=tuple(rules),
-            seed=int(data.get("seed", 0)),
+            seed=seed,
             entities=tuple(entities),
         )
 
@@ -402,6 +408,14 @@ def _check_detector(name: Any, params: Any, where: str) -> None:
             REGISTRY.create(str(name), params, 0)
         except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"{where}: {exc}") from exc
+
+
+def _listed(data: Mapping[str, Any], key: str) -> list[Any]:
+    """``data[key]``, a list (absent or empty: none); a ``ValueError`` if it is not one."""
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise ValueError(f"config: {key} must be a list, not {type(items).__name__}")
+    return items
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:

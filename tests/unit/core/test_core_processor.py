@@ -48,11 +48,25 @@ def test_rules_choose_detector_and_policy_by_pattern() -> None:
         {"rulez": []},
         {"defaults": {"policy": {"threshold": 2.0}}},
         {"defaults": {"policy": {"treshold": 0.9}}},
+        # these raised TypeError (a traceback at the worker's start, not an error)
+        {"rules": 5},
+        {"entities": {"pattern": "a"}},
+        {"entities": [{"pattern": "a", "params": 5}]},
+        {"seed": [1]},
+        # ... and these were taken: a seed of 1.5 ran as 1
+        {"seed": 1.5},
+        {"seed": True},
+        {"seed": "7"},
     ],
 )
 def test_bad_config_is_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         EngineConfig.from_mapping(bad)
+
+
+def test_empty_lists_and_a_whole_seed_are_a_config() -> None:
+    cfg = EngineConfig.from_mapping({"seed": 7, "rules": None, "entities": []})
+    assert cfg.seed == 7 and cfg.rules == () and cfg.entities == ()
 
 
 def test_state_is_compact_with_seasonal_profiles() -> None:
