@@ -17,6 +17,7 @@ app = typer.Typer(no_args_is_help=True)
 token_app = typer.Typer(no_args_is_help=True, help="Development access tokens.")
 
 ROLE_NAMES = ("viewer", "operator", "ingest", "admin")
+TTL_MAX_S = 366 * 86400.0  # the longest a development token may live
 
 
 @app.command("api")
@@ -79,7 +80,7 @@ def issue(
     role: list[str] = typer.Option(
         ..., "--role", help=f"One of {', '.join(ROLE_NAMES)}; repeatable."
     ),
-    ttl: float = typer.Option(3600.0, "--ttl", help="Lifetime in seconds."),
+    ttl: float = typer.Option(3600.0, "--ttl", help="Lifetime in seconds (at most a year)."),
     sub: str = typer.Option("dev-user", "--sub", help="Subject (recorded as who acked/labelled)."),
     alg: str = typer.Option("RS256", "--alg", help="RS256 or ES256."),
 ) -> None:
@@ -92,8 +93,10 @@ def issue(
         raise typer.BadParameter(f"unknown role(s) {bad}; use {', '.join(ROLE_NAMES)}")
     if alg not in ALGORITHMS:
         raise typer.BadParameter(f"--alg must be one of {', '.join(ALGORITHMS)}")
-    if ttl <= 0:
-        raise typer.BadParameter("--ttl must be positive")
+    if not 0.0 < ttl <= TTL_MAX_S:  # (NaN too)
+        raise typer.BadParameter(f"--ttl must be more than 0 and at most {TTL_MAX_S:.0f} s")
+    if not sub.strip():
+        raise typer.BadParameter("--sub must not be empty (the API refuses a token without one)")
     settings = load_settings()
     keys = load_or_create(dev_key_path(settings))
     typer.echo(

@@ -158,3 +158,14 @@ async def test_token_issue_cli_mints_what_the_dev_api_accepts(tmp_path: Path) ->
     assert principal.sub == "carol" and principal.roles == {Role.OPERATOR}
     bad = runner.invoke(app, ["token", "issue", "--role", "root"], env=env)
     assert bad.exit_code != 0
+    # a NaN lifetime was a traceback, one of 1e20 s a token for ever, and an empty
+    # subject a token the API refuses
+    for args, says in (
+        (["--ttl", "nan"], "--ttl must be more than 0"),
+        (["--ttl", "1e20"], "--ttl must be more than 0"),
+        (["--ttl", "0"], "--ttl must be more than 0"),
+        (["--sub", " "], "--sub must not be empty"),
+    ):
+        bad = runner.invoke(app, ["token", "issue", "--role", "viewer", *args], env=env)
+        assert bad.exit_code == 2, bad.output
+        assert says in " ".join(bad.output.split())
