@@ -118,7 +118,11 @@ def evaluate(
         Path | None,
         typer.Argument(help="Folder of timestamp,value,label CSVs.", exists=True, file_okay=False),
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    report: Annotated[
+        Path | None,
+        # a file there was found only after the whole evaluation, and lost it
+        typer.Option(help="Write an HTML report into this folder.", file_okay=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
     generated: Annotated[

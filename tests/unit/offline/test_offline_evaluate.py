@@ -143,6 +143,18 @@ def test_evaluate_table_output(tmp_path: Path) -> None:
     assert "river_hst" in result.stdout
 
 
+def test_a_report_path_that_is_a_file_is_refused_before_the_evaluation(tmp_path: Path) -> None:
+    taken = tmp_path / "report.html"
+    taken.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["evaluate", str(_dataset(tmp_path / "data")), "--report", str(taken)]
+    )
+    assert result.exit_code == 2
+    assert "is a file" in result.output
+    assert "overall" not in result.stdout  # nothing was scored
+    assert taken.read_text(encoding="utf-8") == "mine"
+
+
 def test_evaluate_rejects_a_folder_without_labelled_series(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("timestamp,value\n1,2\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path)])
