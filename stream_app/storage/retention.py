@@ -22,8 +22,11 @@ _APPLY = "SELECT tsguard_apply_retention(make_interval(days => %s))"
 async def apply_retention(conn: psycopg.AsyncConnection[Any], days: int) -> int | None:
     """Delete what is older than ``days``; rows removed, or None when another caller holds it.
 
-    ``conn`` must be in autocommit mode (the lock belongs to the session).
+    ``conn`` must be in autocommit mode (the lock belongs to the session). ``days``
+    under 1 is a ``ValueError``: 0 would delete every observation up to now.
     """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"retention must keep at least 1 day, not {days!r}")
     cur = await conn.execute(_TRY_LOCK)
     row = await cur.fetchone()
     if not row or not row[0]:

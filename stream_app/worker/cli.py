@@ -131,7 +131,9 @@ def db_migrate() -> None:
 
 @db_app.command("retention")
 def db_retention(
-    days: int | None = typer.Option(None, help="Keep this many days (default from settings)."),
+    days: int | None = typer.Option(
+        None, min=1, help="Keep this many days (default from settings; at least 1)."
+    ),
 ) -> None:
     """Delete observations and resolved episodes older than the retention (plain PostgreSQL).
 

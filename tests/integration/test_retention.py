@@ -72,3 +72,13 @@ async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchem
 
 def _count(conninfo: str) -> Any:
     return _query(conninfo, "SELECT count(*) FROM observations")[0][0]
+
+
+@pytest.mark.parametrize("days", [0, -5, True])
+async def test_a_retention_under_a_day_deletes_nothing(
+    sink: PostgresSink, fresh_schema: FreshSchema, days: int
+) -> None:
+    # 0 days would have deleted every observation up to now
+    with pytest.raises(ValueError, match="at least 1 day"):
+        await sink.apply_retention(days)
+    assert _count(fresh_schema.conninfo) == 5
