@@ -34,6 +34,22 @@ def _csv_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def _positive(name: str, value: float | None) -> None:
+    """``value`` (when given) must be a finite number above 0."""
+    if value is not None and not 0.0 < value < math.inf:  # (NaN too)
+        raise typer.BadParameter(f"{name} must be a finite number above 0, not {value}")
+
+
+def _check_pace(
+    interval: float, anomaly_rate: float, rate: float | None, speedup: float | None
+) -> None:
+    _positive("--interval", interval)
+    _positive("--rate", rate)
+    _positive("--speedup", speedup)
+    if not 0.0 <= anomaly_rate <= 1.0:  # a probability (NaN too)
+        raise typer.BadParameter(f"--anomaly-rate must be within 0 and 1, not {anomaly_rate}")
+
+
 Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
 Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
 Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
@@ -41,7 +57,7 @@ MetricsPort = Annotated[
     int | None, typer.Option(help="Serve Prometheus /metrics on this port while running.")
 ]
 Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
-Count = Annotated[int | None, typer.Option(help="Stop after this many readings.")]
+Count = Annotated[int | None, typer.Option(min=1, help="Stop after this many readings.")]
 Start = Annotated[
     str,
     typer.Option(help="First simulated instant (RFC 3339 or epoch); 'auto' ends the run near now."),
@@ -130,7 +146,7 @@ def _span(
 
 @simulate_app.command("iot")
 def simulate_iot(
-    devices: Annotated[int, typer.Option(help="Fleet size.")] = 10,
+    devices: Annotated[int, typer.Option(min=1, help="Fleet size.")] = 10,
     sensors: Annotated[
         str, typer.Option(help="Comma-separated sensors.")
     ] = "temperature,vibration,pressure,power,humidity",
@@ -152,16 +168,20 @@ def simulate_iot(
     """A fleet of devices with daily/weekly cycles, drift, correlated sensors and injected faults."""
     from connectors.simulate.iot import IOT_KINDS, IoTFleet
 
-    begin = _auto_start(start, _span(count, duration, devices, interval), market=False)
-    sim = IoTFleet(
-        devices=devices,
-        sensors=_csv_list(sensors) or [],
-        anomaly_rate=anomaly_rate,
-        seed=seed,
-        start=begin,
-        interval=interval,
-        kinds=_csv_list(kinds) or IOT_KINDS,
-    )
+    _check_pace(interval, anomaly_rate, rate, speedup)
+    try:
+        begin = _auto_start(start, _span(count, duration, devices, interval), market=False)
+        sim = IoTFleet(
+            devices=devices,
+            sensors=_csv_list(sensors) or [],
+            anomaly_rate=anomaly_rate,
+            seed=seed,
+            start=begin,
+            interval=interval,
+            kinds=_csv_list(kinds) or IOT_KINDS,
+        )
+    except ValueError as exc:  # a duration, start, sensor list or kind that does not parse
+        raise typer.BadParameter(str(exc)) from None
     _run(
         sim,
         count=count,
@@ -176,7 +196,7 @@ def simulate_iot(
 
 @simulate_app.command("market")
 def simulate_market(
-    instruments: Annotated[int, typer.Option(help="Number of instruments.")] = 5,
+    instruments: Annotated[int, typer.Option(min=1, help="Number of instruments.")] = 5,
     anomaly_rate: AnomalyRate = 0.0005,
     kinds: Annotated[
         str | None, typer.Option(help="Comma-separated fault kinds (default all).")
@@ -196,17 +216,21 @@ def simulate_market(
     """Instruments with regime-switching prices, jumps, flash crashes, volume and spread; no quotes when closed."""
     from connectors.simulate.market import MARKET_KINDS, MarketSim
 
-    begin = _auto_start(start, _span(count, duration, instruments, interval), market=True)
-    sim = MarketSim(
-        instruments=instruments,
-        anomaly_rate=anomaly_rate,
-        seed=seed,
-        start=begin,
-        interval=interval,
-        open_utc=open_utc,
-        close_utc=close_utc,
-        kinds=_csv_list(kinds) or MARKET_KINDS,
-    )
+    _check_pace(interval, anomaly_rate, rate, speedup)
+    try:
+        begin = _auto_start(start, _span(count, duration, instruments, interval), market=True)
+        sim = MarketSim(
+            instruments=instruments,
+            anomaly_rate=anomaly_rate,
+            seed=seed,
+            start=begin,
+            interval=interval,
+            open_utc=open_utc,
+            close_utc=close_utc,
+            kinds=_csv_list(kinds) or MARKET_KINDS,
+        )
+    except ValueError as exc:  # a duration, start, session time or kind that does not parse
+        raise typer.BadParameter(str(exc)) from None
     _run(
         sim,
         count=count,
