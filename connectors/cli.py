@@ -54,7 +54,8 @@ Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, sam
 Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
 Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
 MetricsPort = Annotated[
-    int | None, typer.Option(help="Serve Prometheus /metrics on this port while running.")
+    int | None,
+    typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on this port while running."),
 ]
 Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
 Count = Annotated[int | None, typer.Option(min=1, help="Stop after this many readings.")]
@@ -301,7 +302,9 @@ def bridge_mqtt(
     entity_template: Annotated[
         str | None, typer.Option(help="Entity from named levels, e.g. '{site}/{device}'.")
     ] = None,
-    max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+    max_messages: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many messages.")
+    ] = None,
     qos: Annotated[int, typer.Option(min=0, max=2)] = 1,
     client_id: Annotated[
         str | None, typer.Option(help="MQTT client id (default: TSGUARD_MQTT_CLIENT_ID).")
@@ -353,13 +356,17 @@ def forward_alertmanager(
     group_id: Annotated[
         str, typer.Option(help="Kafka consumer group of the forwarder.")
     ] = "tsguard-alertmanager-forwarder",
-    max_events: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    max_events: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many events.")
+    ] = None,
     resend_every: Annotated[
         float, typer.Option(help="Re-post firing alerts every N seconds.")
     ] = 60.0,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Post anomaly episodes to Alertmanager: opened/updated fire, resolved sets endsAt."""
+    # NaN never re-posted (Alertmanager then resolves firing alerts on its own timeout)
+    _positive("--resend-every", resend_every)
     from connectors.alerting.alertmanager import ForwardStats, forward_to_alertmanager
     from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings

@@ -1,4 +1,5 @@
-"""The simulators' command line: values that cannot make a feed are refused, not run."""
+"""The connectors' command line: values that cannot make a feed (or a forwarder) are
+refused, not run."""
 
 from __future__ import annotations
 
@@ -42,3 +43,24 @@ def test_a_dry_run_prints_the_readings_it_counts(feed: str) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.count('"entity"') == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # NaN never re-posted firing alerts: Alertmanager resolved them on its timeout
+        (["forward", "alertmanager", "--resend-every", "nan"], "--resend-every must be"),
+        (["forward", "alertmanager", "--resend-every", "0"], "--resend-every must be"),
+        (["forward", "alertmanager", "--max-events", "0"], "--max-events"),
+        (["bridge", "mqtt", "--max-messages", "0"], "--max-messages"),
+        (["simulate", "iot", "--dry-run", "--metrics-port", "70000"], "--metrics-port"),
+    ],
+)
+def test_forwarder_and_bridge_options_are_checked_before_any_connection(
+    args: list[str], says: str
+) -> None:
+    # no service is configured or reachable here: a refusal cannot be a connection error
+    env = {"TSGUARD_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "TSGUARD_MQTT_PORT": "1"}
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.replace("│", " ").split())
