@@ -8,6 +8,7 @@ instant.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,42 @@ def main() -> None:
             raise
         typer.echo(settings_errors(exc), err=True)
         raise SystemExit(2) from None
+    except Exception as exc:
+        service = unreachable_service(exc)
+        if service is None:
+            raise
+        # a service that is down is an answer, not a traceback
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        local = service in ("Kafka", "PostgreSQL")  # what `tsguard stack up` runs
+        with contextlib.suppress(AttributeError, RuntimeError):  # an HTTP error's URL
+            service = f"{service} at {exc.request.url}"  # type: ignore[attr-defined]
+        typer.echo(f"tsguard: cannot reach {service}: {detail}", err=True)
+        if local:
+            typer.echo("  (is it running? `tsguard stack up` starts a local one)", err=True)
+        raise SystemExit(1) from None
+
+
+# the errors that say a service could not be reached, by class (their modules are heavy
+# to import at start-up: matched by name along the class's bases)
+_UNREACHABLE = {
+    "aiokafka.errors.KafkaConnectionError": "Kafka",
+    "psycopg.OperationalError": "PostgreSQL",
+    "httpx.ConnectError": "an HTTP service",
+    "httpx.ConnectTimeout": "an HTTP service",
+}
+
+
+def unreachable_service(exc: BaseException) -> str | None:
+    """The service ``exc`` says could not be reached, or None.
+
+    >>> unreachable_service(ValueError("x")) is None
+    True
+    """
+    for cls in type(exc).__mro__:
+        service = _UNREACHABLE.get(f"{cls.__module__}.{cls.__qualname__}")
+        if service is not None:
+            return service
+    return None
 
 
 def settings_errors(exc: ValidationError) -> str:

@@ -1,0 +1,60 @@
+"""What the ``tsguard`` command says when its settings are wrong or a service is down:
+one clear line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tsguard(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    # the console script's entry point (main), as a user runs it
+    return subprocess.run(
+        [sys.executable, "-m", "stream_app.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "service"),
+    [
+        (["db", "migrate"], "TSGUARD_PG_DSN", "PostgreSQL"),
+        (["db", "retention"], "TSGUARD_PG_DSN", "PostgreSQL"),
+        (["topics", "create"], "TSGUARD_KAFKA_BOOTSTRAP_SERVERS", "Kafka"),
+        (["dashboards", "push"], "TSGUARD_GRAFANA_URL", "an HTTP service at http://127.0.0.1"),
+    ],
+)
+def test_a_service_that_is_down_is_one_line_not_a_traceback(
+    args: list[str], env: str, service: str
+) -> None:
+    port = _closed_port()
+    value = {
+        "TSGUARD_PG_DSN": f"postgresql://tsguard:x@127.0.0.1:{port}/tsguard",
+        "TSGUARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "TSGUARD_GRAFANA_URL": f"http://127.0.0.1:{port}",
+    }[env]
+    done = _tsguard(*args, **{env: value})
+    assert done.returncode == 1, done.stderr
+    assert f"tsguard: cannot reach {service}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_invalid_settings_name_the_variable() -> None:
+    done = _tsguard("db", "retention", TSGUARD_RETENTION_DAYS="0")
+    assert done.returncode == 2
+    assert "TSGUARD_RETENTION_DAYS" in done.stderr and "Traceback" not in done.stderr
