@@ -8,10 +8,13 @@ the environment: a test enforces that.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# a TCP port: a value outside this range failed only when something bound or dialled it
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
     consumer_group: str = "tsguard-workers"
     worker_id: str = "tsguard"
     worker_web_host: str = "127.0.0.1"
-    worker_web_port: int = 16066
+    worker_web_port: Port = 16066
     worker_batch_size: int = Field(default=2000, ge=1)
     # How often an idle worker finishes the write in flight and checkpoints when due.
     worker_idle_flush_s: float = Field(default=0.05, gt=0)
@@ -111,7 +114,7 @@ class Settings(BaseSettings):
 
     # --- API -------------------------------------------------------------
     api_host: str = "127.0.0.1"
-    api_port: int = 18080
+    api_port: Port = 18080
     api_tls_certfile: Path | None = None
     api_tls_keyfile: Path | None = None
     api_max_body_bytes: int = Field(default=5_242_880, ge=1024)
@@ -127,17 +130,17 @@ class Settings(BaseSettings):
 
     # --- local stack ------------------------------------------------------
     stack_dir: Path = Field(default_factory=_default_stack_dir)
-    stack_pg_port: int = 15432
-    stack_kafka_port: int = 19092
-    stack_kafka_controller_port: int = 19093
-    stack_prometheus_port: int = 19090
-    stack_alertmanager_port: int = 19095
-    stack_mosquitto_port: int = 11883
+    stack_pg_port: Port = 15432
+    stack_kafka_port: Port = 19092
+    stack_kafka_controller_port: Port = 19093
+    stack_prometheus_port: Port = 19090
+    stack_alertmanager_port: Port = 19095
+    stack_mosquitto_port: Port = 11883
     kafka_version: str = "4.1.1"
 
     # --- connectors -------------------------------------------------------
     mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 11883
+    mqtt_port: Port = 11883
     # A stable id with a persistent session: the broker queues QoS 1 messages
     # for the bridge while it is away. Give each bridge replica its own id.
     mqtt_client_id: str = "tsguard-mqtt-bridge"

@@ -45,8 +45,13 @@ def api(
     tls = settings.api_tls_certfile is not None and settings.api_tls_keyfile is not None
     if settings.oauth_dev_mode:
         typer.echo(dev_curl_hint(settings, https=tls))
+    try:
+        served = create_app(settings)
+    except ValueError as exc:  # no token keys configured: a setting, not a traceback
+        typer.echo(f"tsguard: {exc}", err=True)
+        raise typer.Exit(2) from None
     config = uvicorn.Config(
-        create_app(settings),
+        served,
         host=settings.api_host,
         port=settings.api_port,
         ssl_certfile=str(settings.api_tls_certfile) if tls else None,

@@ -58,3 +58,28 @@ def test_invalid_settings_name_the_variable() -> None:
     done = _tsguard("db", "retention", TSGUARD_RETENTION_DAYS="0")
     assert done.returncode == 2
     assert "TSGUARD_RETENTION_DAYS" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_api_without_token_keys_says_which_settings_to_set() -> None:
+    # a ValueError traceback before
+    done = _tsguard("api", TSGUARD_OAUTH_DEV_MODE="false", TSGUARD_OAUTH_JWKS_URL="")
+    assert done.returncode == 2, done.stderr
+    assert "no token keys configured" in done.stderr and "TSGUARD_OAUTH_JWKS_URL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "variable"),
+    [
+        (["api", "--port", "70000"], {}, "TSGUARD_API_PORT"),
+        (["bridge", "mqtt"], {"TSGUARD_MQTT_PORT": "0"}, "TSGUARD_MQTT_PORT"),
+        (["worker"], {"TSGUARD_WORKER_WEB_PORT": "-1"}, "TSGUARD_WORKER_WEB_PORT"),
+    ],
+)
+def test_a_port_out_of_range_is_a_setting_error(
+    args: list[str], env: dict[str, str], variable: str
+) -> None:
+    # failed only when something bound or dialled it (the worker's after joining Kafka)
+    done = _tsguard(*args, **env)
+    assert done.returncode == 2, done.stderr
+    assert f"{variable}: Input should be" in done.stderr
