@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 from types import FrameType
 
@@ -18,6 +19,8 @@ def demo(
     ),
 ) -> None:
     """Run the whole pipeline on simulated IoT and market data on the local stack."""
+    if not 0.0 <= seconds < math.inf:  # -1 and NaN ran until Ctrl-C, as 0 does
+        raise typer.BadParameter(f"--seconds must be 0 or more, and finite, not {seconds}")
     from stream_app.demo import run_demo
     from stream_app.settings import load_settings
 

@@ -83,3 +83,11 @@ def test_a_port_out_of_range_is_a_setting_error(
     done = _tsguard(*args, **env)
     assert done.returncode == 2, done.stderr
     assert f"{variable}: Input should be" in done.stderr
+
+
+@pytest.mark.parametrize("seconds", ["-1", "nan", "inf"])
+def test_a_demo_length_that_is_no_length_is_refused_before_the_stack(seconds: str) -> None:
+    # -1 and NaN started the stack and ran until Ctrl-C, as 0 does
+    done = _tsguard("demo", "--seconds", seconds)
+    assert done.returncode == 2, done.stderr
+    assert "--seconds must be 0 or more" in " ".join(done.stderr.replace("│", " ").split())
