@@ -86,8 +86,51 @@ class DetectorRegistry:
         return self.spec(name).loader(blob, params, seed)
 
 
-def check_params(params: Mapping[str, Any], allowed: set[str], name: str) -> None:
-    """Reject unknown parameter names with a clear message."""
+# a numeric parameter's inclusive bounds, and whether it is a whole number
+Bounds = tuple[float, float, bool]
+
+# shared by the detectors that have them: a learning rate of the calibrator, and the
+# tail probability of the band (the band's width is log10(0.1 / band_p) decades)
+CAL_RATE: Bounds = (1e-6, 1.0, False)
+BAND_P: Bounds = (1e-12, 0.05, False)
+RATE: Bounds = (1e-6, 1.0, False)  # an exponential smoothing weight
+CLIP: Bounds = (0.5, 100.0, False)  # a winsorising limit, in sigma
+
+
+def check_params(
+    params: Mapping[str, Any],
+    allowed: set[str],
+    name: str,
+    bounds: Mapping[str, Bounds] | None = None,
+) -> None:
+    """Reject unknown parameter names, and values out of ``bounds``, with a clear message.
+
+    A rule's parameters reach every series it matches: a NaN smoothing weight made every
+    score NaN, and a forest of 10^8 trees a worker that never answered.
+
+    >>> check_params({"alpha": 0.5}, {"alpha"}, "d", {"alpha": RATE})
+    >>> check_params({"alpha": float("nan")}, {"alpha"}, "d", {"alpha": RATE})
+    Traceback (most recent call last):
+    ...
+    ValueError: d: alpha must be within 1e-06 and 1, not nan
+    >>> check_params({"n": 2.5}, {"n"}, "d", {"n": (1.0, 10.0, True)})
+    Traceback (most recent call last):
+    ...
+    ValueError: d: n must be a whole number, not 2.5
+    """
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"{name}: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}")
+    if bounds is None:
+        return
+    for key, value in params.items():
+        limits = bounds.get(key)
+        if limits is None:
+            continue
+        lo, hi, whole = limits
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name}: {key} must be a number, not {value!r}")
+        if not lo <= value <= hi:  # (NaN too)
+            raise ValueError(f"{name}: {key} must be within {lo:g} and {hi:g}, not {value!r}")
+        if whole and value != int(value):
+            raise ValueError(f"{name}: {key} must be a whole number, not {value!r}")

@@ -18,9 +18,10 @@ from typing import Any
 
 from ..calibration import TailCalibrator
 from ..codec import Reader, Writer
-from .base import Update, check_params
+from .base import BAND_P, CAL_RATE, CLIP, RATE, Update, check_params
 
 DEFAULTS: dict[str, float] = {"alpha": 0.02, "clip": 4.0, "cal_rate": 0.05, "band_p": 0.001}
+BOUNDS = {"alpha": RATE, "clip": CLIP, "cal_rate": CAL_RATE, "band_p": BAND_P}
 _STATE = "Idddd"
 
 
@@ -31,7 +32,7 @@ class EwmaZ:
     __slots__ = ("alpha", "band_k", "cal", "clip", "mean", "n", "var")
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        check_params(params, set(DEFAULTS), self.name)
+        check_params(params, set(DEFAULTS), self.name, BOUNDS)
         p = {**DEFAULTS, **params}
         self.alpha = float(p["alpha"])
         self.clip = float(p["clip"])

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..calibration import TailCalibrator
-from .base import Update, check_params
+from .base import CAL_RATE, Bounds, Update, check_params
 from .ewma_z import EwmaZ
 
 DEFAULTS: dict[str, float] = {
@@ -30,6 +30,15 @@ DEFAULTS: dict[str, float] = {
     "window_size": 250,
     "shingle": 4,
     "cal_rate": 0.05,
+}
+# a forest's size is memory and time per series: River's own defaults are 10 trees of
+# height 8
+BOUNDS: dict[str, Bounds] = {
+    "n_trees": (1.0, 50.0, True),
+    "height": (1.0, 12.0, True),
+    "window_size": (1.0, 10_000.0, True),
+    "shingle": (1.0, 32.0, True),
+    "cal_rate": CAL_RATE,
 }
 
 
@@ -42,7 +51,7 @@ class RiverHST:
     def __init__(self, params: Mapping[str, Any], seed: int) -> None:
         from river import anomaly, preprocessing
 
-        check_params(params, set(DEFAULTS), self.name)
+        check_params(params, set(DEFAULTS), self.name, BOUNDS)
         p = {**DEFAULTS, **params}
         self.keys = tuple(f"x{i}" for i in range(int(p["shingle"])))
         self.scaler: Any = preprocessing.MinMaxScaler()

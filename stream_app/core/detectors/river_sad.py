@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..calibration import TailCalibrator
-from .base import Update, check_params
+from .base import BAND_P, CAL_RATE, Update, check_params
 
 DEFAULTS: dict[str, float] = {"cal_rate": 0.05, "band_p": 0.001}
+BOUNDS = {"cal_rate": CAL_RATE, "band_p": BAND_P}
 
 
 class RiverSAD:
@@ -32,7 +33,7 @@ class RiverSAD:
     def __init__(self, params: Mapping[str, Any]) -> None:
         from river import anomaly, stats
 
-        check_params(params, set(DEFAULTS), self.name)
+        check_params(params, set(DEFAULTS), self.name, BOUNDS)
         p = {**DEFAULTS, **params}
         self.band_k = math.log10(0.1 / float(p["band_p"]))
         self.cal = TailCalibrator(rate=float(p["cal_rate"]))

@@ -400,7 +400,7 @@ from typing import Any, ClassVar
 from ..calibration import TailCalibrator
 from ..cleaning import next_step
 from ..codec import Reader, Writer
-from .base import Update, check_params
+from .base import BAND_P, CAL_RATE, CLIP, RATE, Bounds, Update, check_params
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -610,6 +610,20 @@ DEFAULTS: dict[str, float] = {
     "floor": 0.1,
     "jump_points": 12,
     "season_margin": 0.9,
+}
+BOUNDS: dict[str, Bounds] = {
+    "alpha_fast": RATE,
+    "alpha_slow": RATE,
+    "beta": (0.0, 1.0, False),
+    "phi": (0.0, 1.0, False),
+    "alpha_err": RATE,
+    "gamma": (0.0, 1.0, False),
+    "clip": CLIP,
+    "cal_rate": CAL_RATE,
+    "band_p": BAND_P,
+    "floor": (0.0, 1.0, False),
+    "jump_points": (1.0, 10_000.0, True),
+    "season_margin": (0.1, 2.0, False),
 }
 # A sustained shift (see the module's docstring): the mean of the clipped z, exponentially
 # weighted (SHIFT_ALPHA, and a slower one, SHIFT_SLOW_ALPHA, for drifts), each measured in
@@ -1323,7 +1337,7 @@ class RobustSeasonal:
     )  # fmt: skip
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        check_params(params, set(DEFAULTS), self.name)
+        check_params(params, set(DEFAULTS), self.name, BOUNDS)
         p = {**DEFAULTS, **params}
         self.a_fast = float(p["alpha_fast"])
         self.a_slow = float(p["alpha_slow"])

@@ -64,6 +64,48 @@ def test_bad_config_is_rejected(bad: dict[str, object]) -> None:
         EngineConfig.from_mapping(bad)
 
 
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("detector", "params", "says"),
+    [
+        # a NaN weight made every score of every matching series NaN
+        ("robust_seasonal", {"alpha_fast": NAN}, "alpha_fast must be within"),
+        ("robust_seasonal", {"clip": -1.0}, "clip must be within"),
+        ("robust_seasonal", {"band_p": 2.0}, "band_p must be within"),
+        ("robust_seasonal", {"jump_points": 2.5}, "jump_points must be a whole number"),
+        ("ewma_z", {"alpha": 5.0}, "alpha must be within"),
+        ("river_sad", {"band_p": 0.0}, "band_p must be within"),
+        # a forest of 10^8 trees was accepted, and built for every series it matched
+        ("river_hst", {"n_trees": 100_000_000}, "n_trees must be within 1 and 50"),
+        ("river_hst", {"height": 64}, "height must be within"),
+        ("river_hst", {"n_trees": "abc"}, "n_trees must be a number"),
+        ("river_hst", {"shingle": True}, "shingle must be a number"),
+    ],
+)
+def test_detector_parameters_out_of_bounds_are_rejected_by_name(
+    detector: str, params: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        EngineConfig.from_mapping(
+            {"rules": [{"pattern": "*", "detector": detector, "params": params}]}
+        )
+    members = {"members": [{"detector": detector, "params": params}]}
+    with pytest.raises(ValueError, match=says):  # ... and inside an ensemble
+        EngineConfig.from_mapping({"defaults": {"detector": "ensemble", "params": members}})
+
+
+def test_every_default_parameter_is_within_its_bounds() -> None:
+    from stream_app.core.detectors import ewma_z, river_hst, river_sad, robust_seasonal
+
+    for module in (ewma_z, river_hst, river_sad, robust_seasonal):
+        assert set(module.BOUNDS) <= set(module.DEFAULTS), module.__name__
+        # the defaults given explicitly pass their own bounds
+        name = module.__name__.rsplit(".", 1)[1]
+        EngineConfig.from_mapping({"defaults": {"detector": name, "params": module.DEFAULTS}})
+
+
 def test_empty_lists_and_a_whole_seed_are_a_config() -> None:
     cfg = EngineConfig.from_mapping({"seed": 7, "rules": None, "entities": []})
     assert cfg.seed == 7 and cfg.rules == () and cfg.entities == ()
