@@ -430,21 +430,48 @@ def _sub(cls: Any, raw: Any, base: Any, where: str) -> Any:
         return None
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: {cls.__name__} must be a mapping")
-    _check_keys(raw, {f.name for f in fields(cls)}, f"{where}.{cls.__name__}")
+    types = {f.name: str(f.type) for f in fields(cls)}
+    _check_keys(raw, set(types), f"{where}.{cls.__name__}")
     try:
-        return replace(base, **{k: _coerce(getattr(base, k), v) for k, v in raw.items()})
+        return replace(base, **{k: _coerce(types[k], k, v) for k, v in raw.items()})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
 
 
-def _coerce(current: Any, value: Any) -> Any:
-    """Numbers from YAML/JSON take the type of the field (ints for counts, floats else)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(current, int) and not isinstance(current, bool):
-        return int(value)
-    if isinstance(current, float) or (current is None and isinstance(value, int | float)):
+def _coerce(kind: str, key: str, value: Any) -> Any:
+    """A value from YAML/JSON as the field's type (``kind``, its annotation): a number for
+    a float, a whole number for an int; a ``ValueError`` naming ``key`` otherwise (the
+    string "nan" for a threshold failed in a comparison, 1.5 points ran as 1).
+
+    >>> _coerce("float | None", "threshold", 1), _coerce("int", "min_points", "2")
+    (1.0, 2)
+    >>> _coerce("int", "min_points", 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_points must be a whole number, not 1.5
+    """
+    if value is None:
+        return None
+    names = {part.strip() for part in kind.split("|")}
+    if isinstance(value, str) and names & {"float", "int"}:
+        # a quoted number ("0.999") is still the number; "nan" or "abc" is not one
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = math.nan
+        if math.isfinite(parsed):
+            value = parsed
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if "float" in names:
+        if not number:
+            raise ValueError(f"{key} must be a number, not {value!r}")
         return float(value)
+    if "int" in names:
+        if not number or not float(value).is_integer():
+            raise ValueError(f"{key} must be a whole number, not {value!r}")
+        return int(value)
+    if "str" in names and not isinstance(value, str):
+        raise ValueError(f"{key} must be text, not {value!r}")
     return value
 
 

@@ -96,6 +96,33 @@ def test_detector_parameters_out_of_bounds_are_rejected_by_name(
         EngineConfig.from_mapping({"defaults": {"detector": "ensemble", "params": members}})
 
 
+@pytest.mark.parametrize(
+    ("section", "values", "says"),
+    [
+        # "nan" failed in a comparison ("'<=' not supported between ... 'str'")
+        ("policy", {"threshold": "nan"}, "threshold must be a number, not 'nan'"),
+        ("policy", {"max_points": 1.5}, "max_points must be a whole number"),  # ran as 1
+        ("policy", {"min_points": True}, "min_points must be a whole number"),
+        ("limits", {"lower": "low"}, "lower must be a number"),
+        # an AttributeError traceback
+        ("cleaning", {"schedule": 5}, "schedule must be text"),
+        ("cleaning", {"stuck_min_points": 2.5}, "stuck_min_points must be a whole number"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named(
+    section: str, values: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        EngineConfig.from_mapping({"defaults": {section: values}})
+
+
+def test_a_quoted_number_is_the_number() -> None:
+    cfg = EngineConfig.from_mapping(
+        {"defaults": {"policy": {"threshold": "0.999", "max_points": "12"}}}
+    )
+    assert cfg.defaults.policy.threshold == 0.999 and cfg.defaults.policy.max_points == 12
+
+
 def test_every_default_parameter_is_within_its_bounds() -> None:
     from stream_app.core.detectors import ewma_z, river_hst, river_sad, robust_seasonal
 
