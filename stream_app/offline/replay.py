@@ -188,12 +188,7 @@ def write_output(
     """Write one row per input row. ``wide``: ``<metric>_<column>`` per metric."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     metrics = list(scored)
-    if wide:
-        header = ["timestamp"]
-        for metric in metrics:
-            header += [metric, *(f"{metric}_{column}" for column in RESULT_COLUMNS)]
-    else:
-        header = list(OUTPUT_COLUMNS)
+    header = _wide_header(metrics) if wide else list(OUTPUT_COLUMNS)
     with destination.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
@@ -202,6 +197,14 @@ def write_output(
             for metric in metrics:
                 row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
             writer.writerow(row)
+
+
+def _wide_header(metrics: Sequence[str]) -> list[str]:
+    """The output's columns where several metrics are scored: ``<metric>_<column>``."""
+    header = ["timestamp"]
+    for metric in metrics:
+        header += [metric, *(f"{metric}_{column}" for column in RESULT_COLUMNS)]
+    return header
 
 
 def metric_names(metrics: Sequence[str] | None) -> list[str]:
@@ -223,9 +226,7 @@ def metric_names(metrics: Sequence[str] | None) -> list[str]:
     if "timestamp" in names:
         raise ValueError("timestamp is the time column, not a metric")
     if names != ["value"]:
-        header = ["timestamp"]
-        for metric in names:
-            header += [metric, *(f"{metric}_{column}" for column in RESULT_COLUMNS)]
+        header = _wide_header(names)
         clash = sorted({c for c in header if header.count(c) > 1})
         if clash:
             raise ValueError(
@@ -265,7 +266,7 @@ def plan_outputs(
     index, a README table) are returned separately as skipped; a single file
     is always planned, so a wrong header is reported as malformed.
     """
-    metric_names(metrics)  # a bad list is said once, before any file
+    names = metric_names(metrics)  # a bad list is said once, before any file
     if source.is_file():
         target = output / source.name if output.is_dir() else output
         if target.resolve() == source.resolve():
@@ -278,7 +279,7 @@ def plan_outputs(
         raise ValueError(
             f"{output}: the output folder is the input folder, whose files it would overwrite"
         )
-    columns = ["timestamp", *(metrics or ["value"])]
+    columns = ["timestamp", *names]
     planned, skipped = [], []
     for path in find_csvs(source):
         if path.resolve().is_relative_to(out_dir):  # our own output, inside the input folder
