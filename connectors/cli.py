@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +50,16 @@ def _check_pace(
     _positive("--speedup", speedup)
     if not 0.0 <= anomaly_rate <= 1.0:  # a probability (NaN too)
         raise typer.BadParameter(f"--anomaly-rate must be within 0 and 1, not {anomaly_rate}")
+
+
+@contextmanager
+def _options_parsed() -> Iterator[None]:
+    """A ``ValueError`` while an option is parsed (a duration, start, session time, sensor
+    list or kind) is that option's error: exit 2 with its message, not a traceback."""
+    try:
+        yield
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
@@ -170,7 +182,7 @@ def simulate_iot(
     from connectors.simulate.iot import IOT_KINDS, IoTFleet
 
     _check_pace(interval, anomaly_rate, rate, speedup)
-    try:
+    with _options_parsed():
         begin = _auto_start(start, _span(count, duration, devices, interval), market=False)
         sim = IoTFleet(
             devices=devices,
@@ -181,8 +193,6 @@ def simulate_iot(
             interval=interval,
             kinds=_csv_list(kinds) or IOT_KINDS,
         )
-    except ValueError as exc:  # a duration, start, sensor list or kind that does not parse
-        raise typer.BadParameter(str(exc)) from None
     _run(
         sim,
         count=count,
@@ -218,7 +228,7 @@ def simulate_market(
     from connectors.simulate.market import MARKET_KINDS, MarketSim
 
     _check_pace(interval, anomaly_rate, rate, speedup)
-    try:
+    with _options_parsed():
         begin = _auto_start(start, _span(count, duration, instruments, interval), market=True)
         sim = MarketSim(
             instruments=instruments,
@@ -230,8 +240,6 @@ def simulate_market(
             close_utc=close_utc,
             kinds=_csv_list(kinds) or MARKET_KINDS,
         )
-    except ValueError as exc:  # a duration, start, session time or kind that does not parse
-        raise typer.BadParameter(str(exc)) from None
     _run(
         sim,
         count=count,
