@@ -67,7 +67,7 @@ class EwmaZ:
             self.mean = value
             return (0.0, value, value, value, 0.0)
         sd = math.sqrt(self.var)
-        floor = 1e-9 + 1e-6 * abs(mean)
+        floor = 1e-9 + 1e-9 * abs(mean)  # (a millionth of a level far from zero hid its noise)
         if sd < floor:
             sd = floor
         z = (value - mean) / sd

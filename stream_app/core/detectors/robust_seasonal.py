@@ -421,6 +421,13 @@ _log1p = math.log1p
 _expm1 = math.expm1
 _ulp = math.ulp
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
+# sigma is never under this share of the expected value's magnitude (the last digits of
+# a double, and of a float32 reading, are no signal). It was a millionth: a pressure of
+# 101,325 Pa read to 0.01 Pa, a coordinate in degrees, any series far from zero with
+# little noise had its sigma raised to the floor, and a shift of ten noise sigmas there
+# went unseen; a billionth keeps such a series judged by its own noise (the development
+# and generated runs score the same)
+RELATIVE_SIGMA_FLOOR = 1e-9
 _NAN = math.nan
 _VERSION = 22
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
@@ -1972,7 +1979,7 @@ class RobustSeasonal:
             sigma = self._relative(value, expected, sigma, least, changed, gap, expected == lf)
         if sigma < SIGMA_PER_MAE * kink:
             sigma = SIGMA_PER_MAE * kink
-        least = 1e-300 + 1e-6 * (expected if expected >= 0.0 else -expected)
+        least = 1e-300 + RELATIVE_SIGMA_FLOOR * (expected if expected >= 0.0 else -expected)
         if sigma < least:
             sigma = least
         z = (value - expected) / sigma

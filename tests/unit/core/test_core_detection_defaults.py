@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from benchmarks import kinds_matrix, noise_shapes, probes
 from stream_app.core import EngineConfig, EpisodeEvent, PolicyConfig, SeriesProcessor
 from stream_app.core.codec import Writer
-from stream_app.core.detectors import robust_seasonal
+from stream_app.core.detectors import REGISTRY, robust_seasonal
 from stream_app.core.detectors.robust_seasonal import (
     _DRIFT_NULL,
     _DRIFT_RUN,
@@ -2217,6 +2217,32 @@ def test_a_level_shift_that_stays_is_one_episode_that_resolves() -> None:
     resolved = [e for e in after if e.event == "resolved"]
     assert len(opened) == 1 and opened[0].ts == START + 2000 * STEP
     assert len(resolved) == 1 and resolved[0].ts - opened[0].ts <= 50 * STEP
+
+
+@pytest.mark.parametrize(
+    ("level", "noise"), [(1e6, 0.1), (-1e6, 0.1), (101325.0, 0.01), (52.52, 1e-5)]
+)
+def test_a_series_far_from_zero_with_little_noise_is_judged_by_its_noise(
+    level: float, noise: float
+) -> None:
+    # an absolute pressure in Pa, a coordinate in degrees, a value offset by a million:
+    # the same noise draws and a shift of ten noise sigmas open the same episodes as they
+    # do at 50 +- 0.1 (a sigma floor of a millionth of the level hid the shift)
+    draws = np.random.default_rng(2).standard_normal(1728)
+    draws[1200:] += 10.0
+    near = _opened_after(_run((50.0 + 0.1 * draws).tolist())[1], START)
+    far = _opened_after(_run((level + noise * draws).tolist())[1], START)
+    assert [e.ts for e in far] == [e.ts for e in near]
+    assert START + 1200 * STEP in [e.ts for e in far]
+
+
+def test_the_ewma_z_detector_is_judged_by_its_noise_far_from_zero() -> None:
+    detector = REGISTRY.create("ewma_z", {}, 0)
+    noise = np.random.default_rng(3).normal(0.0, 0.01, 500)
+    for i, value in enumerate((101325.0 + noise).tolist()):
+        detector.update(START + 60.0 * i, value)
+    score, expected, _, upper, _ = detector.update(START + 60.0 * 500, 101325.1)
+    assert upper - expected < 0.1 and score > 0.999
 
 
 def test_a_series_flat_for_a_week_that_comes_alive_pages_once() -> None:
