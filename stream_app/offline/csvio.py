@@ -133,8 +133,16 @@ def _column_indices(
     wanted = ["timestamp", *metrics, *(["label"] if with_labels else [])]
     missing = [name for name in wanted if name not in header]
     if missing:
+        hint = ""
+        if len(header) == 1:
+            other = next((sep for sep in (";", "\t", "|") if sep in header[0]), None)
+            if other is not None:
+                # a spreadsheet's export in a locale whose decimal mark is a comma
+                hint = f" (columns must be separated by commas; this header is by {other!r})"
         raise MalformedCsvError(
-            path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
+            path,
+            1,
+            f"missing column(s) {', '.join(missing)}; header is {','.join(header)}{hint}",
         )
     twice = [name for name in dict.fromkeys(wanted) if header.count(name) > 1]
     if twice:
