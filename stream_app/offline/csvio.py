@@ -134,7 +134,11 @@ def _column_indices(
     missing = [name for name in wanted if name not in header]
     if missing:
         hint = ""
-        if len(header) == 1:
+        folded = {name.casefold(): name for name in header}
+        cased = [folded[name.casefold()] for name in missing if name.casefold() in folded]
+        if cased:
+            hint = f" (names are case-sensitive: the header has {', '.join(map(repr, cased))})"
+        elif len(header) == 1:
             other = next((sep for sep in (";", "\t", "|") if sep in header[0]), None)
             if other is not None:
                 # a spreadsheet's export in a locale whose decimal mark is a comma
