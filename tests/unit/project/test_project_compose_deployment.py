@@ -61,6 +61,27 @@ def test_every_long_running_service_has_a_health_check() -> None:
     assert missing == []
 
 
+def test_published_ports_listen_on_loopback_unless_told_otherwise() -> None:
+    # Prometheus and Alertmanager have no login (whoever reaches Alertmanager can
+    # silence every alert) and Grafana's admin password defaults to admin: nothing is
+    # reachable from other machines until TSGUARD_PUBLISH_ADDRESS opens it
+    published = {
+        name: [str(p) for p in service["ports"]]
+        for name, service in SERVICES.items()
+        if service.get("ports")
+    }
+    assert set(published) == {"api", "prometheus", "alertmanager", "grafana"}
+    for name, ports in published.items():
+        closed = [interpolate(p, {}) for p in ports]
+        assert all(p.startswith("127.0.0.1:") for p in closed), (name, closed)
+        opened = [interpolate(p, {"TSGUARD_PUBLISH_ADDRESS": "0.0.0.0"}) for p in ports]
+        assert all(p.startswith("0.0.0.0:") for p in opened), (name, opened)
+
+
+def test_prometheus_cannot_be_shut_down_or_reloaded_over_http() -> None:
+    assert not any("enable-lifecycle" in str(a) for a in SERVICES["prometheus"]["command"])
+
+
 def test_dependencies_wait_for_what_the_service_can_report() -> None:
     for name, service in SERVICES.items():
         for dependency, how in (service.get("depends_on") or {}).items():
