@@ -78,6 +78,16 @@ def test_published_ports_listen_on_loopback_unless_told_otherwise() -> None:
         assert all(p.startswith("0.0.0.0:") for p in opened), (name, opened)
 
 
+def test_every_service_rotates_its_log() -> None:
+    # Docker's json-file log grows without bound unless told: a chatty service fills
+    # the disk
+    for name, service in SERVICES.items():
+        logging = service.get("logging") or {}
+        options = logging.get("options") or {}
+        assert logging.get("driver") == "json-file", name
+        assert options.get("max-size") and int(options.get("max-file", 0)) >= 1, name
+
+
 def test_prometheus_cannot_be_shut_down_or_reloaded_over_http() -> None:
     assert not any("enable-lifecycle" in str(a) for a in SERVICES["prometheus"]["command"])
 
