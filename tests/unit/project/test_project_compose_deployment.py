@@ -78,6 +78,14 @@ def test_published_ports_listen_on_loopback_unless_told_otherwise() -> None:
         assert all(p.startswith("0.0.0.0:") for p in opened), (name, opened)
 
 
+def test_every_long_running_service_comes_back_after_a_crash_or_a_reboot() -> None:
+    # without a policy, Kafka or the database that crashed (or a host that rebooted)
+    # stays down while the workers restart against nothing
+    for name, service in SERVICES.items():
+        if not one_shot(name):
+            assert service.get("restart") in ("unless-stopped", "always"), name
+
+
 def test_every_service_rotates_its_log() -> None:
     # Docker's json-file log grows without bound unless told: a chatty service fills
     # the disk
