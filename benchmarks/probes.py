@@ -5,7 +5,9 @@
 14 days at 5-minute steps: a daily trapezoid (low at night, ramps 06-09 and
 17-20 h, a plateau between, unit noise) with one anomalous day (40 % higher or
 lower, a flat middle value, no rise at all), Gaussian noise whose spikes grow
-denser, and anomaly-free shapes (the trapezoid without noise, a square wave, a
+denser, a level that moves by ten noise sigmas and stays (in noise, and down on the
+trapezoid; a second page in the 1,100 points after the move's first 100 is a false
+onset), and anomaly-free shapes (the trapezoid without noise, a square wave, a
 constant, noise; and, on the UTC clock, weekday schedules from 09:30 and from 08:10
 and a nightly batch job at 02:15, the shapes that paged every day until the
 detector learned outliers that recur at their time of day; and a random walk with
@@ -65,6 +67,21 @@ def spike_density(seed: int) -> FloatArray:
     return np.asarray(values, np.float64)
 
 
+def _shift_that_stays(seed: int, base: str) -> FloatArray:
+    """A level that moves by ten noise sigmas at ``AT`` and stays there, in noise around
+    50 (``base`` "noise") or on the trapezoid, down (``base`` "trapezoid"): one page is
+    news; a second one, a drift against the level the profiles still lag, is not (the
+    window is the 100 points after the move, as a two-window NAB series has)."""
+    rng = np.random.default_rng(seed + 9)
+    if base == "noise":
+        values = rng.normal(50.0, 1.0, N)
+        values[AT:] += 10.0
+    else:
+        values = _trapezoid(rng)
+        values[AT:] -= 10.0
+    return np.asarray(values, np.float64)
+
+
 def _schedule(seed: int, start: float, end: float) -> FloatArray:
     """Weekdays from ``start`` to ``end`` o'clock UTC (the probes' clock starts at 22:13)."""
     rng = np.random.default_rng(seed + 6)
@@ -114,6 +131,8 @@ def probes(seed: int = 1) -> dict[str, tuple[FloatArray, tuple[int, int] | None]
             (AT, AT + DAY),
         ),
         "spikes grow denser": (spike_density(seed), (AT, AT + 300)),
+        "shift stays (noise)": (_shift_that_stays(seed, "noise"), (AT, AT + 100)),
+        "shift stays (trapezoid)": (_shift_that_stays(seed, "trapezoid"), (AT, AT + 100)),
         "trapezoid, no noise": (_trapezoid(np.random.default_rng(seed + 2), noise=0.0), None),
         "square wave": (np.asarray(square, np.float64), None),
         "constant": (np.full(N, 42.0), None),
