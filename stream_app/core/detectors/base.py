@@ -86,6 +86,14 @@ class DetectorRegistry:
         return self.spec(name).loader(blob, params, seed)
 
 
+# sigma is never under this share of the expected value's magnitude (the last digits of
+# a double, and of a float32 reading, are no signal). It was a millionth: a pressure of
+# 101,325 Pa read to 0.01 Pa, a coordinate in degrees, any series far from zero with
+# little noise had its sigma raised to the floor, and a shift of ten noise sigmas there
+# went unseen; a billionth keeps such a series judged by its own noise (the development
+# and generated runs score the same)
+RELATIVE_SIGMA_FLOOR = 1e-9
+
 # a numeric parameter's inclusive bounds, and whether it is a whole number
 Bounds = tuple[float, float, bool]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..calibration import TailCalibrator
 from ..codec import Reader, Writer
-from .base import BAND_P, CAL_RATE, CLIP, RATE, Update, check_params
+from .base import BAND_P, CAL_RATE, CLIP, RATE, RELATIVE_SIGMA_FLOOR, Update, check_params
 
 DEFAULTS: dict[str, float] = {"alpha": 0.02, "clip": 4.0, "cal_rate": 0.05, "band_p": 0.001}
 BOUNDS = {"alpha": RATE, "clip": CLIP, "cal_rate": CAL_RATE, "band_p": BAND_P}
@@ -67,7 +67,7 @@ class EwmaZ:
             self.mean = value
             return (0.0, value, value, value, 0.0)
         sd = math.sqrt(self.var)
-        floor = 1e-9 + 1e-9 * abs(mean)  # (a millionth of a level far from zero hid its noise)
+        floor = 1e-9 + RELATIVE_SIGMA_FLOOR * abs(mean)
         if sd < floor:
             sd = floor
         z = (value - mean) / sd

@@ -400,7 +400,16 @@ from typing import Any, ClassVar
 from ..calibration import TailCalibrator
 from ..cleaning import next_step
 from ..codec import Reader, Writer
-from .base import BAND_P, CAL_RATE, CLIP, RATE, Bounds, Update, check_params
+from .base import (
+    BAND_P,
+    CAL_RATE,
+    CLIP,
+    RATE,
+    RELATIVE_SIGMA_FLOOR,
+    Bounds,
+    Update,
+    check_params,
+)
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -421,13 +430,6 @@ _log1p = math.log1p
 _expm1 = math.expm1
 _ulp = math.ulp
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
-# sigma is never under this share of the expected value's magnitude (the last digits of
-# a double, and of a float32 reading, are no signal). It was a millionth: a pressure of
-# 101,325 Pa read to 0.01 Pa, a coordinate in degrees, any series far from zero with
-# little noise had its sigma raised to the floor, and a shift of ten noise sigmas there
-# went unseen; a billionth keeps such a series judged by its own noise (the development
-# and generated runs score the same)
-RELATIVE_SIGMA_FLOOR = 1e-9
 _NAN = math.nan
 _VERSION = 22
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
