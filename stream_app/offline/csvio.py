@@ -133,20 +133,11 @@ def _column_indices(
     wanted = ["timestamp", *metrics, *(["label"] if with_labels else [])]
     missing = [name for name in wanted if name not in header]
     if missing:
-        hint = ""
-        folded = {name.casefold(): name for name in header}
-        cased = [folded[name.casefold()] for name in missing if name.casefold() in folded]
-        if cased:
-            hint = f" (names are case-sensitive: the header has {', '.join(map(repr, cased))})"
-        elif len(header) == 1:
-            other = next((sep for sep in (";", "\t", "|") if sep in header[0]), None)
-            if other is not None:
-                # a spreadsheet's export in a locale whose decimal mark is a comma
-                hint = f" (columns must be separated by commas; this header is by {other!r})"
         raise MalformedCsvError(
             path,
             1,
-            f"missing column(s) {', '.join(missing)}; header is {','.join(header)}{hint}",
+            f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
+            + _missing_hint(header, missing),
         )
     twice = [name for name in dict.fromkeys(wanted) if header.count(name) > 1]
     if twice:
@@ -203,6 +194,28 @@ def find_csvs(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*.csv") if p.is_file())
+
+
+def _missing_hint(header: list[str], missing: list[str]) -> str:
+    """Why ``missing`` may not be in ``header`` when it looks as if they were: another
+    case, or another separator (a spreadsheet's export where the decimal mark is a comma).
+
+    >>> _missing_hint(["Timestamp", "value"], ["timestamp"])
+    " (names are case-sensitive: the header has 'Timestamp')"
+    >>> _missing_hint(["timestamp;value"], ["timestamp", "value"])
+    " (columns must be separated by commas; this header is by ';')"
+    >>> _missing_hint(["time", "value"], ["timestamp"])
+    ''
+    """
+    folded = {name.casefold(): name for name in header}
+    cased = [folded[name.casefold()] for name in missing if name.casefold() in folded]
+    if cased:
+        return f" (names are case-sensitive: the header has {', '.join(map(repr, cased))})"
+    if len(header) == 1:
+        for sep in (";", "\t", "|"):
+            if sep in header[0]:
+                return f" (columns must be separated by commas; this header is by {sep!r})"
+    return ""
 
 
 def has_columns(path: Path, names: Sequence[str]) -> bool:
