@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream_app.build_info import build
+
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig
 
@@ -119,7 +121,8 @@ def run_bench(
         "river_hst": lambda: time_hst(data),
         "river_sad": lambda: time_sad(data),
     }
-    result: dict[str, Any] = {"points": points, "repetitions": repeats}
+    # tsguard's points/s depend on the build: the wheel's compiled hot path or the sources
+    result: dict[str, Any] = {"build": build(), "points": points, "repetitions": repeats}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     sizes = dict.fromkeys(runs, 0)
     # Interleave the detectors round by round, so that a noisy neighbour on the

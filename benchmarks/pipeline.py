@@ -50,6 +50,7 @@ from benchmarks.pipeline_load import (
     produce_paced,
 )
 from benchmarks.pipeline_reference import decode_store_consume
+from stream_app.build_info import build
 from stream_app.settings import Settings
 
 Say = Callable[[str], None]
@@ -264,6 +265,7 @@ def run_pipeline_bench(base: Settings, plan: PipelinePlan, say: Say) -> dict[str
         if count != sent:
             raise RuntimeError(f"{sent} readings sent at the offered load, {count} rows found")
         return {
+            "build": build(),  # the worker runs this interpreter's tsguard
             "readings": n,
             "entities": plan.entities,
             "metrics_per_reading": len(plan.metrics),

@@ -25,6 +25,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from stream_app.build_info import describe
+
+        typer.echo(describe())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and whether the scoring hot path is compiled, and exit.",
+    ),
+) -> None:
+    """Streaming anomaly detection for time series on Kafka."""
+
+
 # (module, attribute, name as a group or None to merge its commands at the top level)
 _SUBAPPS: list[tuple[str, str, str | None]] = [
     ("connectors.stack.cli", "app", "stack"),

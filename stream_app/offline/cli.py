@@ -159,6 +159,7 @@ def detectors(
     from rich.table import Table
 
     from benchmarks.detectors import run_bench
+    from stream_app.build_info import describe
     from stream_app.offline.replay import load_config
 
     console = Console(stderr=True)
@@ -171,6 +172,8 @@ def detectors(
             engine,
             on_step=lambda name: status.update(f"benchmarking {name}"),
         )
+    if result["build"] != "compiled":
+        console.print(f"note: {describe()}; `make bench` measures the wheel")
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
@@ -183,6 +186,7 @@ def detectors(
     table.add_row("river_sad", f"{result['river_sad_points_per_s']:,}", str(result["ratio_sad"]))
     Console().print(table)
     Console().print(f"state bytes per series: {result['state_bytes_per_series']}")
+    Console().print(f"build: {result['build']}")
 
 
 @bench_app.command()

@@ -29,6 +29,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from stream_app.build_info import COMPILED  # what setup.py compiles, as module names
 from stream_app.offline import families
 from stream_app.settings import Settings
 from tests.integration.conftest import FreshSchema, FreshTopic
@@ -43,14 +44,6 @@ _NOT_SOURCE = (
     "__pycache__",
     ".*_cache",
     ".hypothesis",
-)
-# What setup.py compiles with mypyc (its COMPILED list, as module names).
-COMPILED = (
-    "stream_app.core.calibration",
-    "stream_app.core.cleaning",
-    "stream_app.core.detectors.robust_seasonal",
-    "stream_app.core.policy",
-    "stream_app.core.processor",
 )
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -305,3 +298,6 @@ def test_installed_wheel_runs_the_compiled_hot_path(installed: Installed) -> Non
     pure = {name: file for name, file in loaded.items() if not file.endswith(suffix)}
     assert not pure, f"pure Python where the wheel should be compiled: {pure}"
     assert all(Path(file).is_relative_to(installed.venv) for file in files), loaded
+    # and it says so, for whoever reads a bench's figures
+    version = installed.run("--version", env=installed.env())
+    assert "scoring hot path compiled with mypyc" in version, version
