@@ -5,8 +5,9 @@ not cover: spiky log-normal noise (bytes written, request latency), a daily cycl
 whose noise grows with its level (traffic, sales, tweets), a metric that switches
 between a few levels, bytes written (in whole bytes too: a count whose zeros are its
 normal behaviour), and a flow read in whole units that flickers by one unit on
-a fifth of its readings with float-rounding wiggles in between; and isolated spikes
-that are a metric's normal behaviour (CPU, latency, bytes written). Every shape is read
+a fifth of its readings with float-rounding wiggles in between; isolated spikes that
+are a metric's normal behaviour (CPU, latency, bytes written); and plain noise, normal
+or with a heavier tail (Laplace, Student t with 3 degrees of freedom). Every shape is read
 at the step and for the points :data:`RUNS` gives it, ``--draws`` times (counted by
 :func:`benchmarks.probes.score`); false episodes are counted
 after NAB's probation (the first 15 %) and reported per 10k points next to the
@@ -61,6 +62,9 @@ RUNS: tuple[tuple[str, float, int], ...] = (
     ("disk writes: 70 % zeros, bursts", 300.0, 4032),
     ("disk writes: whole bytes, 70 % zeros", 300.0, 4032),
     ("flickering flow", 1.0, 1150),
+    ("noise: normal", 300.0, 4032),
+    ("noise: Laplace", 300.0, 4032),
+    ("noise: Student t, 3 dof", 300.0, 4032),
 )
 
 
@@ -73,6 +77,21 @@ def _cycle(sd: float) -> Shape:
 
 def _lognormal(rng: np.random.Generator, t: FloatArray) -> FloatArray:
     return np.asarray(100.0 * np.exp(rng.normal(0.0, 0.8, t.size)), np.float64)
+
+
+def _normal(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    return np.asarray(50.0 + rng.normal(0.0, 1.0, t.size), np.float64)
+
+
+def _laplace(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    return np.asarray(50.0 + rng.laplace(0.0, 1.0, t.size), np.float64)
+
+
+def _student_t(rng: np.random.Generator, t: FloatArray) -> FloatArray:
+    """Noise with a power-law tail (3 degrees of freedom: a point beyond ten of its
+    scale comes about once in 500): many real metrics' noise is heavier-tailed than
+    normal, and none of the generated families' is."""
+    return np.asarray(50.0 + rng.standard_t(3.0, t.size), np.float64)
 
 
 def switching_levels(rng: np.random.Generator, t: FloatArray) -> FloatArray:
@@ -111,6 +130,9 @@ def shapes() -> dict[str, Shape]:
         "low CPU %, 2 % random spikes": random_spikes,
         "spiky log-normal (sd 0.8)": _lognormal,
         "three levels, switching": switching_levels,
+        "noise: normal": _normal,
+        "noise: Laplace": _laplace,
+        "noise: Student t, 3 dof": _student_t,
     }
 
 
