@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,12 +62,32 @@ def _options_parsed() -> Iterator[None]:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _serve_metrics(
+    port: int | None, host: str, connector: str, read: Callable[[], Mapping[str, float]]
+) -> None:
+    """``/metrics`` while the command runs; a port or address it cannot listen on is the
+    option's error (exit 2), not a traceback."""
+    from connectors.metrics import serve_metrics
+
+    try:
+        serve_metrics(port, connector, read, host=host)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metrics-port / --metrics-host") from None
+
+
 Seed = Annotated[int, typer.Option(help="Random seed: same seed and options, same output.")]
 Rate = Annotated[float | None, typer.Option(help="Cap on readings per wall-clock second.")]
 Speedup = Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")]
 MetricsPort = Annotated[
     int | None,
     typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on this port while running."),
+]
+MetricsHost = Annotated[
+    str,
+    typer.Option(
+        help="Address /metrics listens on: loopback unless told (0.0.0.0 in a container,"
+        " where the compose file decides what is published)."
+    ),
 ]
 Duration = Annotated[str | None, typer.Option(help="Simulated time span, e.g. 90m, 2h, 7d.")]
 Count = Annotated[int | None, typer.Option(min=1, help="Stop after this many readings.")]
@@ -96,11 +116,11 @@ def _run(
     truth: Path | None,
     dry_run: bool,
     metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     import sys
 
     from connectors.ingest.producer import RateMeter
-    from connectors.metrics import serve_metrics
     from connectors.simulate.base import parse_duration
     from connectors.simulate.groundtruth import GroundTruthWriter
     from connectors.simulate.run import Pace, run_simulation
@@ -108,7 +128,7 @@ def _run(
 
     writer = GroundTruthWriter(truth) if truth else None
     meter = RateMeter("readings", _say, 5.0)
-    serve_metrics(metrics_port, "simulator", lambda: {"out": meter.count})
+    _serve_metrics(metrics_port, metrics_host, "simulator", lambda: {"out": meter.count})
     try:
         stats = asyncio.run(
             run_simulation(
@@ -177,6 +197,7 @@ def simulate_iot(
     ground_truth: TruthFile = None,
     dry_run: DryRun = False,
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """A fleet of devices with daily/weekly cycles, drift, correlated sensors and injected faults."""
     from connectors.simulate.iot import IOT_KINDS, IoTFleet
@@ -202,6 +223,7 @@ def simulate_iot(
         truth=ground_truth,
         dry_run=dry_run,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
 
 
@@ -271,16 +293,19 @@ def replay_to_kafka_cmd(
         str | None, typer.Option(help="Entity for every row (default: the file name).")
     ] = None,
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Replay history into tsguard.readings with its original event times; bad rows are dead-lettered."""
     from connectors.ingest.files import ColumnMap, MappingError
     from connectors.ingest.replay_to_kafka import ReplayCounts, parse_speed, replay_to_kafka
-    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
     live = ReplayCounts()
-    serve_metrics(
-        metrics_port, "replay", lambda: {"out": live.readings, "deadletter": live.malformed}
+    _serve_metrics(
+        metrics_port,
+        metrics_host,
+        "replay",
+        lambda: {"out": live.readings, "deadletter": live.malformed},
     )
     try:
         pace = parse_speed(speed)
@@ -318,16 +343,17 @@ def bridge_mqtt(
         str | None, typer.Option(help="MQTT client id (default: TSGUARD_MQTT_CLIENT_ID).")
     ] = None,
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Subscribe to device topics and produce readings (JSON or plain numbers) until Ctrl-C."""
     from connectors.ingest.mqtt_bridge import BridgeStats, run_mqtt_bridge
     from connectors.ingest.mqtt_payload import TopicPattern
-    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
     stats = BridgeStats()
-    serve_metrics(
+    _serve_metrics(
         metrics_port,
+        metrics_host,
         "mqtt-bridge",
         lambda: {
             "in": stats.messages,
@@ -371,17 +397,18 @@ def forward_alertmanager(
         float, typer.Option(help="Re-post firing alerts every N seconds.")
     ] = 60.0,
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Post anomaly episodes to Alertmanager: opened/updated fire, resolved sets endsAt."""
     # NaN never re-posted (Alertmanager then resolves firing alerts on its own timeout)
     _positive("--resend-every", resend_every)
     from connectors.alerting.alertmanager import ForwardStats, forward_to_alertmanager
-    from connectors.metrics import serve_metrics
     from stream_app.settings import load_settings
 
     stats = ForwardStats()
-    serve_metrics(
+    _serve_metrics(
         metrics_port,
+        metrics_host,
         "alertmanager-forwarder",
         lambda: {
             "in": stats.events,

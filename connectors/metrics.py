@@ -48,16 +48,23 @@ def serve_metrics(
     connector: str,
     read: Callable[[], Mapping[str, float]],
     *,
-    host: str = "0.0.0.0",  # a container port: the compose file decides what is exposed
+    host: str = "127.0.0.1",  # loopback unless told: in a container, 0.0.0.0 (see compose)
     registry: CollectorRegistry | None = None,
 ) -> Any:
-    """Serve ``/metrics`` on ``port`` from a daemon thread (nothing when ``port`` is None).
+    """Serve ``/metrics`` on ``host``:``port`` from a daemon thread (nothing when ``port``
+    is None).
 
-    Returns the HTTP server (``shutdown()`` and ``server_close()`` stop it) or None.
+    Returns the HTTP server (``shutdown()`` and ``server_close()`` stop it) or None; a
+    ``ValueError`` that says so when it cannot listen there (the port taken, an address
+    this host does not have).
     """
     if port is None:
         return None
     registry = registry or CollectorRegistry()
     registry.register(ConnectorCollector(connector, read))
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:  # socket.gaierror too: an unknown name
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ValueError(f"cannot serve /metrics on {host}:{port}: {reason}") from None
     return server

@@ -10,6 +10,7 @@ arguments and environment the file gives them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -124,6 +125,40 @@ def test_tsguard_health_checks_poll_the_port_the_service_serves(name: str) -> No
         *re.findall(r"--metrics-port (\d+)", " ".join(service.get("command", []))),
     }
     assert port in served, (name, port, served)
+
+
+def _listens_on(name: str, port: str) -> str | None:
+    """The address a tsguard service listens on at ``port`` inside its container (the
+    defaults are loopback: reachable from the container alone), or None if it serves
+    nothing there."""
+    service = SERVICES[name]
+    env = service_env(name, {})
+    if env.get("TSGUARD_API_PORT") == port:
+        return env.get("TSGUARD_API_HOST", "127.0.0.1")
+    if env.get("TSGUARD_WORKER_WEB_PORT") == port:
+        return env.get("TSGUARD_WORKER_WEB_HOST", "127.0.0.1")
+    args = [str(a) for a in service.get("command", [])]
+    options = dict(itertools.pairwise(args))
+    if options.get("--metrics-port") == port:
+        return options.get("--metrics-host", "127.0.0.1")
+    return None
+
+
+def test_prometheus_can_reach_every_target_it_scrapes() -> None:
+    """Each target in the compose Prometheus config is a service that listens on its
+    container's network, not on the container's loopback, where only its own health
+    check would see it."""
+    config = yaml.safe_load((ROOT / "connectors/deploy/prometheus.yml").read_text())
+    targets: list[tuple[str, str]] = []
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets += [tuple(t.split(":")) for t in static["targets"]]
+        for dns in job.get("dns_sd_configs", []):
+            targets += [(n, str(dns["port"])) for n in dns["names"]]
+    tsguard = [(n, p) for n, p in targets if SERVICES[n].get("image", "").startswith("tsguard")]
+    assert {n for n, _ in tsguard} >= {"api", "worker", "forwarder", "simulator"}
+    for name, port in tsguard:
+        assert _listens_on(name, port) == "0.0.0.0", (name, port)
 
 
 def test_the_demo_profile_has_a_token_route_and_a_data_route() -> None:
