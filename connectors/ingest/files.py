@@ -23,12 +23,18 @@ from typing import Any
 
 import orjson
 
-from stream_app.wire import METRIC_RE, Reading, ReadingDecoder, Rejection, parse_timestamp
+from stream_app.wire import (
+    METRIC_RE,
+    Reading,
+    ReadingDecoder,
+    Rejection,
+    epoch_seconds_from_number,
+    parse_timestamp,
+)
 
 TIMESTAMP_CANDIDATES = ("ts", "timestamp", "time", "datetime", "date", "event_time")
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 _BAD_ENTITY_CHARS = re.compile(r"[^A-Za-z0-9_.:@/-]+")
-_MS_THRESHOLD = 1e11  # a numeric time above this is epoch milliseconds (year 5138 in seconds)
 
 
 class MappingError(ValueError):
@@ -103,7 +109,8 @@ def resolve(columns: Sequence[str], cmap: ColumnMap, path: Path) -> _Resolved:
 
 
 def to_epoch(value: Any) -> float:
-    """Cell -> epoch seconds: numbers (seconds, or milliseconds when huge), RFC 3339, datetimes."""
+    """Cell -> epoch seconds: numbers (seconds, or ms / us / ns when too large for seconds),
+    ISO 8601 text, datetimes."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -114,8 +121,9 @@ def to_epoch(value: Any) -> float:
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return parse_timestamp(aware.timestamp())  # the wire's range
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > _MS_THRESHOLD:
-        value = value / 1000.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # seconds, or ms / us / ns where too large for seconds; then the wire's range
+        value = epoch_seconds_from_number(float(value))
     return parse_timestamp(value)
 
 

@@ -2,13 +2,16 @@
 
 A series file has a ``timestamp`` column and one or more value columns (``value``
 by default); other columns are ignored. Timestamps are ISO-8601 with or without
-a zone (naive means UTC) or epoch seconds / milliseconds. A row that cannot be
+a zone (naive means UTC) or epoch seconds (milliseconds, microseconds or nanoseconds
+when too large to be seconds). A row that cannot be
 read raises :class:`MalformedCsvError` naming the file and line; an empty or
 non-finite *value* is not malformed, it is passed on for the cleaner to reject.
 
 >>> parse_timestamp("2018-07-03 14:00:00"), parse_timestamp("2018-07-03T16:00:00+02:00")
 (1530626400.0, 1530626400.0)
 >>> parse_timestamp("1530626400"), parse_timestamp("1530626400000")
+(1530626400.0, 1530626400.0)
+>>> parse_timestamp("1530626400000000"), parse_timestamp("1530626400000000000")
 (1530626400.0, 1530626400.0)
 """
 
@@ -21,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-EPOCH_MS_FROM = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973
+from stream_app.wire import epoch_seconds_from_number
+
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
 
@@ -54,7 +58,8 @@ class SeriesTable:
 
 
 def parse_timestamp(text: str) -> float:
-    """Epoch seconds (UTC) from ISO-8601 or epoch seconds / milliseconds."""
+    """Epoch seconds (UTC) from ISO-8601 or an epoch number (see
+    :func:`~stream_app.wire.epoch_seconds_from_number`)."""
     stripped = text.strip()
     try:
         number = float(stripped)
@@ -65,7 +70,7 @@ def parse_timestamp(text: str) -> float:
         return stamp.timestamp()
     if not math.isfinite(number):
         raise ValueError(f"timestamp is not finite: {text!r}")
-    return number / 1000.0 if abs(number) >= EPOCH_MS_FROM else number
+    return epoch_seconds_from_number(number)
 
 
 def parse_value(text: str) -> float | None:

@@ -104,6 +104,28 @@ def parse_timestamp(value: Any) -> float:
     )
 
 
+# A number in a file's time column is read in the unit that puts it in a plausible era:
+# 1e11 s is the year 5138, and so are 1e14 ms and 1e17 us; 1e11 ms is 1973.
+_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6))
+
+
+def epoch_seconds_from_number(number: float) -> float:
+    """Epoch seconds from a number in a file's time column: seconds, or, when it is too
+    large to be seconds, milliseconds, microseconds or nanoseconds (what databases,
+    Kafka, pandas and Prometheus export). The wire itself takes seconds only.
+
+    >>> [epoch_seconds_from_number(x) for x in (1.7e9, 1.7e12, 1.7e15, 1.7e18)]
+    [1700000000.0, 1700000000.0, 1700000000.0, 1700000000.0]
+    >>> epoch_seconds_from_number(-2e12)  # milliseconds before 1970
+    -2000000000.0
+    """
+    size = number if number >= 0.0 else -number
+    for below, unit in _EPOCH_UNITS:
+        if size < below:
+            return number * unit
+    return number * 1e-9
+
+
 def format_rfc3339(ts: float) -> str:
     """Epoch seconds as RFC 3339 UTC text (microseconds when not whole)."""
     text = datetime.fromtimestamp(ts, tz=UTC).isoformat()

@@ -27,11 +27,13 @@ def test_csv_rows_become_readings_and_bad_rows_name_file_and_line(tmp_path: Path
         "2026-01-05 00:04:00,inf,0.01\n"
         "2026-01-05 00:05:00,72\n"
         "1767571560000,72.5,0.02\n"
+        "1767571620000000,73,0.02\n"
+        "1767571680000000000,73.5,0.02\n"
     )
     rows = [item for _, item in read_csv(path, ColumnMap(), now=NOW)]
     good = [r for r in rows if isinstance(r, dict)]
     bad = [r for r in rows if isinstance(r, Malformed)]
-    assert [g["entity"] for g in good] == ["pump_7"] * 3
+    assert [g["entity"] for g in good] == ["pump_7"] * 5
     assert good[0] == {
         "entity": "pump_7",
         "ts": 1767571200.0,
@@ -39,7 +41,8 @@ def test_csv_rows_become_readings_and_bad_rows_name_file_and_line(tmp_path: Path
         "source": "replay",
     }
     assert good[1]["metrics"]["temperature"] is None
-    assert good[2]["ts"] == 1767571560.0  # epoch milliseconds recognised
+    # epoch milliseconds, microseconds and nanoseconds recognised
+    assert [g["ts"] for g in good[2:]] == [1767571560.0, 1767571620.0, 1767571680.0]
     assert [(b.location.rsplit(":", 1)[1], b.reason) for b in bad] == [
         ("4", "bad_timestamp"),
         ("5", "schema"),

@@ -27,6 +27,9 @@ NOON = 1_530_619_200.0  # 2018-07-03T12:00:00Z
         "1530619200",
         "1530619200.0",
         "1530619200000",
+        "1530619200000000",
+        "1530619200000000000",
+        "1.5306192e18",
         " 2018-07-03T12:00:00.000Z ",
     ],
 )
@@ -36,6 +39,32 @@ def test_timestamp_formats(text: str) -> None:
 
 def test_epoch_milliseconds_keep_fractions() -> None:
     assert parse_timestamp("1530619200123") == pytest.approx(NOON + 0.123)
+    assert parse_timestamp("1530619200123456") == pytest.approx(NOON + 0.123456)
+    assert parse_timestamp("1530619200123456789") == pytest.approx(NOON + 0.123456789, abs=1e-6)
+
+
+def test_a_series_stamped_in_nanoseconds_replays_as_in_seconds(tmp_path: Path) -> None:
+    """pandas, InfluxDB and Prometheus export epoch nanoseconds: a replay of them scores
+    as the same series in seconds does (they were read as milliseconds: 50,000-year steps)."""
+    from typer.testing import CliRunner
+
+    from stream_app.cli import app
+
+    steps = range(400)
+    values = [f"{50 + (i % 7) + (30 if i == 300 else 0)}" for i in steps]
+    written = {}
+    for unit, scale in (("s", 1), ("us", 10**6), ("ns", 10**9)):
+        rows = "".join(
+            f"{(1_530_619_200 + 300 * i) * scale},{v}\n" for i, v in zip(steps, values, strict=True)
+        )
+        source = tmp_path / f"{unit}.csv"
+        source.write_text("timestamp,value\n" + rows, encoding="utf-8")
+        out = tmp_path / f"{unit}.out.csv"
+        result = CliRunner().invoke(app, ["replay", str(source), "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        written[unit] = [line.split(",", 1)[1] for line in out.read_text("utf-8").splitlines()]
+    assert written["ns"] == written["s"] == written["us"]
+    assert any(line.endswith(",opened") for line in written["s"])
 
 
 @pytest.mark.parametrize("text", ["yesterday", "", "nan", "2018-13-01T00:00:00Z"])
