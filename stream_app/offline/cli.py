@@ -138,12 +138,21 @@ def evaluate(
             "nab: NAB's rule on the point labels everywhere."
         ),
     ] = "windows",
+    windows: Annotated[
+        Path | None,
+        typer.Option(
+            help="A windows file kept apart from the data, NAB's layout: {path under the "
+            "folder: [[start, end], ...]}; it labels timestamp,value CSVs.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Score tsguard and two River/z-score baselines on labelled data (NAB, episodes)."""
     from stream_app.offline.evaluate_cli import run_evaluate
 
     with _bad_input():
-        run_evaluate(data, report, as_json, config, generated, labelling)
+        run_evaluate(data, report, as_json, config, generated, labelling, windows)
 
 
 @bench_app.command()

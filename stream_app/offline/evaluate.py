@@ -127,33 +127,55 @@ def read_windows_json(path: Path) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
-def load_dataset(root: Path, labelling: str = "windows") -> tuple[list[LabelledSeries], list[Path]]:
+def load_dataset(
+    root: Path, labelling: str = "windows", windows_file: Path | None = None
+) -> tuple[list[LabelledSeries], list[Path]]:
     """The labelled series under ``root``, and the CSVs skipped for lack of columns.
 
     ``labelling="windows"`` takes a series' windows from ``windows.json`` when it
     has an entry there (else NAB's rule); ``"nab"`` always applies NAB's rule to the
     point labels (windows centred on each anomaly, 10 % of the series in all), which
     rewards early detection the way NAB does.
+
+    ``windows_file`` (NAB's layout: ``timestamp,value`` files and a windows file kept
+    elsewhere, keyed by the path under ``root``) labels every series it names, with or
+    without a ``label`` column (an empty list: an anomaly-free series); a CSV it does
+    not name is skipped, and a file that names no CSV under ``root`` is an error.
     """
     if labelling not in ("windows", "nab"):
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
+    if windows_file is not None and labelling != "windows":
+        raise ValueError("a windows file gives the windows: NAB's rule needs point labels")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     ts_windows: dict[str, list[tuple[float, float]]] = {}
-    if labelling == "windows" and (root / "windows.json").is_file():
+    if windows_file is not None:
+        ts_windows = read_windows_json(windows_file)
+    elif labelling == "windows" and (root / "windows.json").is_file():
         ts_windows = read_windows_json(root / "windows.json")
     loaded, skipped = [], []
     for path in find_csvs(root):
-        if not has_columns(path, ("timestamp", "value", "label")):
+        name = path.relative_to(root).as_posix()
+        labelled = has_columns(path, ("timestamp", "value", "label"))
+        if windows_file is None:
+            keep = labelled
+        else:
+            keep = name in ts_windows and has_columns(path, ("timestamp", "value"))
+        if not keep:
             skipped.append(path)
             continue
-        name = path.relative_to(root).as_posix()
-        table = read_series_csv(path, ("value",), with_labels=True)
+        table = read_series_csv(path, ("value",), with_labels=labelled)
         if name in ts_windows:
             windows = nab.index_windows(table.timestamps, ts_windows[name])
         else:
             windows = nab.nab_windows(table.labels or [])
         loaded.append(LabelledSeries(name, table.timestamps, table.values["value"], windows))
+    if windows_file is not None and not loaded:
+        example = next(iter(ts_windows), None)
+        raise ValueError(
+            f"{windows_file}: names no timestamp,value CSV under {root}"
+            + (f" (its first entry: {example!r}, a path under that folder)" if example else "")
+        )
     return loaded, skipped
 
 

@@ -94,19 +94,22 @@ def run_evaluate(
     config_path: Path | None,
     generated: int = 0,
     labelling: str = "windows",
+    windows_file: Path | None = None,
 ) -> None:
     console = Console(stderr=True)
     config = load_config(config_path)
-    series, skipped = load_dataset(data, labelling) if data is not None else ([], [])
+    if windows_file is not None and data is None:
+        raise ValueError("--windows labels the series of a folder: give the folder too")
+    series, skipped = load_dataset(data, labelling, windows_file) if data is not None else ([], [])
     if data is not None and not series:
         raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
     series += generated_dataset(generated) if generated else []
     if not series:
         raise ValueError("nothing to evaluate: give a folder, --generated N, or both")
     if skipped:
+        why = "not in the windows file" if windows_file else "without timestamp,value,label"
         console.print(
-            f"skipped {len(skipped)} CSV(s) without timestamp,value,label: "
-            + ", ".join(p.name for p in skipped[:5])
+            f"skipped {len(skipped)} CSV(s) {why}: " + ", ".join(p.name for p in skipped[:5])
         )
     columns = (
         TextColumn("{task.description}"),

@@ -101,6 +101,66 @@ def test_a_malformed_windows_json_is_named_not_a_crash(
     assert "Traceback" not in result.output
 
 
+def _nab_layout(root: Path) -> tuple[Path, Path]:
+    """The data set of :func:`_dataset` as NAB keeps its own: ``timestamp,value`` files
+    in ``data/`` and every series' windows (an empty list: none) in a file apart."""
+    labelled = _dataset(root / "labelled")
+    data = root / "nab" / "data"
+    for path in labelled.rglob("*.csv"):
+        if path.name == "index.csv":
+            continue
+        target = data / path.relative_to(labelled)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = path.read_text("utf-8").splitlines()
+        target.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n", "utf-8")
+    (data / "notes.csv").write_text("path,comment\nc.csv,none\n", encoding="utf-8")
+    windows = json.loads((labelled / "windows.json").read_text("utf-8"))
+    windows |= {"group/b.csv": [[_iso(START + 60 * 327), _iso(START + 60 * 377)]], "c.csv": []}
+    labels = root / "nab" / "labels" / "combined_windows.json"
+    labels.parent.mkdir(parents=True)
+    labels.write_text(json.dumps(windows), encoding="utf-8")
+    return data, labels
+
+
+def test_a_windows_file_apart_labels_timestamp_value_files(tmp_path: Path) -> None:
+    data, labels = _nab_layout(tmp_path)
+    series, skipped = load_dataset(data, windows_file=labels)
+    assert [p.name for p in skipped] == ["notes.csv"]
+    by_name = {s.name: s for s in series}
+    assert by_name["group/a.csv"].windows == [(290, 320), (445, 460)]
+    assert by_name["group/b.csv"].windows == [(327, 377)]
+    assert by_name["c.csv"].windows == []
+    # the same series, labelled in their files, score the same
+    apart = CliRunner().invoke(app, ["evaluate", str(data), "--windows", str(labels), "--json"])
+    assert apart.exit_code == 0, apart.output
+    inline = CliRunner().invoke(app, ["evaluate", str(tmp_path / "labelled"), "--json"])
+    ours, theirs = json.loads(apart.stdout), json.loads(inline.stdout)
+    assert ours["series"].keys() == theirs["series"].keys()
+    for key in ("nab_standard_onsets", "episode_f1", "episodes", "nab_standard"):
+        assert ours["overall"]["tsguard"][key] == theirs["overall"]["tsguard"][key], key
+    assert "not in the windows file: notes.csv" in " ".join(apart.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--labelling", "nab"], "NAB's rule needs point labels"),
+        (["--windows-of-another-folder"], "names no timestamp,value CSV under"),
+    ],
+)
+def test_a_windows_file_that_cannot_label_the_folder_is_an_error(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    data, labels = _nab_layout(tmp_path)
+    if args == ["--windows-of-another-folder"]:
+        args = []
+        data = data / "group"  # its files are a.csv, b.csv: the file names group/a.csv
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--windows", str(labels), *args])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.stderr.replace("│", " ").split())
+    assert "Traceback" not in result.output
+
+
 def test_nab_labelling_ignores_windows_json(tmp_path: Path) -> None:
     series, _ = load_dataset(_dataset(tmp_path), labelling="nab")
     by_name = {s.name: s for s in series}
