@@ -8,7 +8,9 @@ sibling modules, imported inside the commands.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,12 +61,56 @@ def _bad_input() -> Iterator[None]:
         raise _fail(_bad_input_message(exc)) from None
 
 
+STDIO = Path("-")
+
+
+@contextmanager
+def _through_files(source: Path, output: Path) -> Iterator[tuple[Path, Path]]:
+    """``-`` as INPUT (standard input) or ``--output`` (standard output): through a file
+    in a temporary folder, so that the replay reads and writes files as it always does;
+    an error in the piped input names ``<stdin>``, not the temporary file."""
+    from stream_app.offline.csvio import MalformedCsvError
+
+    if STDIO not in (source, output):
+        yield source, output
+        return
+    if output == STDIO and source.is_dir():
+        raise ValueError("--output - writes one series: give a file or - as INPUT, not a folder")
+    with tempfile.TemporaryDirectory(prefix="tsguard-replay-") as tmp:
+        piped = source == STDIO
+        if piped:
+            source = Path(tmp) / "stdin.csv"
+            with source.open("wb") as handle:
+                shutil.copyfileobj(sys.stdin.buffer, handle)
+        target = Path(tmp) / "out" / "stdout.csv" if output == STDIO else output
+        try:
+            yield source, target
+        except MalformedCsvError as exc:
+            if not piped:
+                raise
+            raise MalformedCsvError(Path("<stdin>"), exc.line, exc.reason) from None
+        if output == STDIO:
+            with target.open("rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.flush()
+
+
 @app.command()
 def replay(
     source: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A CSV file or a folder of them.", exists=True)
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            # no exists=True: Typer refuses "-" then (plan_outputs names a missing path)
+            help="A CSV file or a folder of them; - reads one from standard input.",
+        ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="File or folder to write; - writes to standard output."
+        ),
+    ],
     config: ConfigOption = None,
     metrics: Annotated[
         str | None,
@@ -80,7 +126,8 @@ def replay(
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = Console(stderr=True)
     failed = 0
-    with _bad_input():
+    shown_output = output
+    with _bad_input(), _through_files(source, output) as (source, output):
         engine = load_config(config)
         plan, skipped = plan_outputs(source, output, names)
         if skipped:
@@ -105,7 +152,8 @@ def replay(
                 else:
                     rows, invalid = rows + done.rows, invalid + done.invalid_values
                 progress.advance(task)
-    console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {output}")
+    where = "standard output" if shown_output == STDIO else shown_output
+    console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {where}")
     if invalid:
         console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")
     if failed:

@@ -305,3 +305,42 @@ def test_a_malformed_config_is_a_clear_error_not_a_traceback(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert says in result.stderr
+
+
+def test_a_series_piped_in_and_out_is_scored_as_its_file(tmp_path: Path) -> None:
+    """``tsguard replay - -o -`` in a pipeline: the rows are those of the file's replay,
+    and only they go to standard output (what the command says goes to standard error)."""
+    _series_csv(tmp_path / "s.csv", 300)
+    done = CliRunner().invoke(app, ["replay", str(tmp_path / "s.csv"), "-o", str(tmp_path / "o")])
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "s.csv").read_text("utf-8")
+    piped = CliRunner().invoke(app, ["replay", "-", "-o", "-"], input=text)
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == (tmp_path / "o").read_text("utf-8")
+    assert "-> standard output" in piped.stderr
+    # piped in, written to a file; read from a file, written out
+    into = CliRunner().invoke(app, ["replay", "-", "-o", str(tmp_path / "p.csv")], input=text)
+    assert into.exit_code == 0, into.output
+    assert (tmp_path / "p.csv").read_text("utf-8") == piped.stdout
+    out = CliRunner().invoke(app, ["replay", str(tmp_path / "s.csv"), "-o", "-"])
+    assert out.stdout == piped.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "piped", "says"),
+    [
+        (["-", "-o", "-"], "timestamp,value\n1,2\nsoon,3\n", "malformed CSV: <stdin>:3:"),
+        (["-", "-o", "-"], "", "malformed CSV: <stdin>:1: empty file"),
+        (["{folder}", "-o", "-"], "", "--output - writes one series"),
+        (["{folder}/nothere.csv", "-o", "-"], "", "nothere.csv: no such file or folder"),
+    ],
+)
+def test_a_bad_pipe_is_a_clear_error(
+    tmp_path: Path, args: list[str], piped: str, says: str
+) -> None:
+    _series_csv(tmp_path / "a.csv")
+    args = [a.replace("{folder}", str(tmp_path)) for a in args]
+    result = CliRunner().invoke(app, ["replay", *args], input=piped)
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr
+    assert result.stdout == ""
