@@ -164,7 +164,7 @@ def replay(
 def evaluate(
     data: Annotated[
         Path | None,
-        typer.Argument(help="Folder of timestamp,value,label CSVs.", exists=True, file_okay=False),
+        typer.Argument(help="Folder of timestamp,value,label CSVs, or one of them.", exists=True),
     ] = None,
     report: Annotated[
         Path | None,

@@ -130,7 +130,8 @@ def read_windows_json(path: Path) -> dict[str, list[tuple[float, float]]]:
 def load_dataset(
     root: Path, labelling: str = "windows", windows_file: Path | None = None
 ) -> tuple[list[LabelledSeries], list[Path]]:
-    """The labelled series under ``root``, and the CSVs skipped for lack of columns.
+    """The labelled series under ``root`` (a folder, or one CSV file), and the CSVs
+    skipped for lack of columns.
 
     ``labelling="windows"`` takes a series' windows from ``windows.json`` when it
     has an entry there (else NAB's rule); ``"nab"`` always applies NAB's rule to the
@@ -146,16 +147,23 @@ def load_dataset(
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
     if windows_file is not None and labelling != "windows":
         raise ValueError("a windows file gives the windows: NAB's rule needs point labels")
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    # one file: named and labelled as it would be in its own folder
+    folder = root if root.is_dir() else root.parent
     ts_windows: dict[str, list[tuple[float, float]]] = {}
     if windows_file is not None:
         ts_windows = read_windows_json(windows_file)
-    elif labelling == "windows" and (root / "windows.json").is_file():
-        ts_windows = read_windows_json(root / "windows.json")
+    elif labelling == "windows" and (folder / "windows.json").is_file():
+        ts_windows = read_windows_json(folder / "windows.json")
     loaded, skipped = [], []
     for path in find_csvs(root):
-        name = path.relative_to(root).as_posix()
+        name = path.relative_to(folder).as_posix()
+        if root.is_file() and name not in ts_windows:
+            # one file, given without the folder the windows file is keyed by: the one
+            # key that ends with its name
+            ends = [key for key in ts_windows if key.endswith("/" + name)]
+            name = ends[0] if len(ends) == 1 else name
         labelled = has_columns(path, ("timestamp", "value", "label"))
         if windows_file is None:
             keep = labelled

@@ -102,7 +102,8 @@ def run_evaluate(
         raise ValueError("--windows labels the series of a folder: give the folder too")
     series, skipped = load_dataset(data, labelling, windows_file) if data is not None else ([], [])
     if data is not None and not series:
-        raise ValueError(f"{data}: no CSV with timestamp,value,label columns")
+        needed = "timestamp,value" if windows_file else "timestamp,value,label"
+        raise ValueError(f"{data}: no CSV with {needed} columns")
     series += generated_dataset(generated) if generated else []
     if not series:
         raise ValueError("nothing to evaluate: give a folder, --generated N, or both")

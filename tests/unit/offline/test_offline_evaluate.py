@@ -161,6 +161,22 @@ def test_a_windows_file_that_cannot_label_the_folder_is_an_error(
     assert "Traceback" not in result.output
 
 
+def test_one_file_is_evaluated_as_in_its_folder(tmp_path: Path) -> None:
+    """A single CSV: labelled by its folder's windows.json or its labels, or by the
+    windows file apart, whose key for it may be longer than its name."""
+    root = _dataset(tmp_path / "labelled")
+    (one,), _ = load_dataset(root / "group" / "b.csv")
+    assert (one.name, one.windows) == ("b.csv", [(327, 377)])
+    (inside,), _ = load_dataset(root / "c.csv")
+    assert (inside.name, inside.windows) == ("c.csv", [])
+    data, labels = _nab_layout(tmp_path)
+    (apart,), _ = load_dataset(data / "group" / "a.csv", windows_file=labels)
+    assert (apart.name, apart.windows) == ("group/a.csv", [(290, 320), (445, 460)])
+    result = CliRunner().invoke(app, ["evaluate", str(root / "group" / "a.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["series_count"] == 1
+
+
 def test_nab_labelling_ignores_windows_json(tmp_path: Path) -> None:
     series, _ = load_dataset(_dataset(tmp_path), labelling="nab")
     by_name = {s.name: s for s in series}
