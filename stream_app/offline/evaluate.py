@@ -128,7 +128,10 @@ def read_windows_json(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 
 def load_dataset(
-    root: Path, labelling: str = "windows", windows_file: Path | None = None
+    root: Path,
+    labelling: str = "windows",
+    windows_file: Path | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> tuple[list[LabelledSeries], list[Path]]:
     """The labelled series under ``root`` (a folder, or one CSV file), and the CSVs
     skipped for lack of columns.
@@ -142,6 +145,9 @@ def load_dataset(
     elsewhere, keyed by the path under ``root``) labels every series it names, with or
     without a ``label`` column (an empty list: an anomaly-free series); a CSV it does
     not name is skipped, and a file that names no CSV under ``root`` is an error.
+
+    ``on_note`` hears of windows that cover none of their series' points (a window in
+    another year or time zone than the data would silently make the series anomaly-free).
     """
     if labelling not in ("windows", "nab"):
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
@@ -175,6 +181,12 @@ def load_dataset(
         table = read_series_csv(path, ("value",), with_labels=labelled)
         if name in ts_windows:
             windows = nab.index_windows(table.timestamps, ts_windows[name])
+            missed = sum(
+                not nab.index_windows(table.timestamps, [pair]) for pair in ts_windows[name]
+            )
+            if missed and on_note is not None:
+                count = len(ts_windows[name])
+                on_note(f"{name}: {missed} of its {count} window(s) cover none of its points")
         else:
             windows = nab.nab_windows(table.labels or [])
         loaded.append(LabelledSeries(name, table.timestamps, table.values["value"], windows))

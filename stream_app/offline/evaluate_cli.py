@@ -100,7 +100,13 @@ def run_evaluate(
     config = load_config(config_path)
     if windows_file is not None and data is None:
         raise ValueError("--windows labels the series of a folder: give the folder too")
-    series, skipped = load_dataset(data, labelling, windows_file) if data is not None else ([], [])
+    series, skipped = (
+        load_dataset(
+            data, labelling, windows_file, on_note=lambda text: console.print(text, markup=False)
+        )
+        if data is not None
+        else ([], [])
+    )
     if data is not None and not series:
         needed = "timestamp,value" if windows_file else "timestamp,value,label"
         raise ValueError(f"{data}: no CSV with {needed} columns")

@@ -141,6 +141,22 @@ def test_a_windows_file_apart_labels_timestamp_value_files(tmp_path: Path) -> No
     assert "not in the windows file: notes.csv" in " ".join(apart.stderr.split())
 
 
+def test_a_window_beside_its_series_is_said(tmp_path: Path) -> None:
+    """A window that covers none of its series' points (another year, another time zone)
+    would make a labelled series look anomaly-free without a word."""
+    data, labels = _nab_layout(tmp_path)
+    windows = json.loads(labels.read_text("utf-8"))
+    windows["group/b.csv"].append([_iso(START - 86400 * 365), _iso(START - 86400 * 364)])
+    labels.write_text(json.dumps(windows), encoding="utf-8")
+    notes: list[str] = []
+    series, _ = load_dataset(data, windows_file=labels, on_note=notes.append)
+    assert notes == ["group/b.csv: 1 of its 2 window(s) cover none of its points"]
+    assert {s.name: s.windows for s in series}["group/b.csv"] == [(327, 377)]
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--windows", str(labels)])
+    assert result.exit_code == 0, result.output
+    assert notes[0] in " ".join(result.stderr.split())
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
