@@ -225,6 +225,24 @@ class MarketSim:
 
 
 def _clock(text: str) -> float:
-    """'09:30' -> seconds after midnight."""
-    hours, _, minutes = text.partition(":")
-    return int(hours) * 3600.0 + int(minutes or 0) * 60.0
+    """'09:30' -> seconds after midnight; a ``ValueError`` that names the text for
+    anything but a time of day (``24:00`` is the end of the day).
+
+    >>> _clock("09:30"), _clock("24:00")
+    (34200.0, 86400.0)
+    >>> _clock("25:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a time of day: '25:00' (use HH:MM, 00:00 to 24:00, UTC)
+    """
+    hours, sep, minutes = text.strip().partition(":")
+    if (
+        sep
+        and hours.isdigit()
+        and minutes.isdigit()
+        and len(minutes) == 2
+        and (int(hours), int(minutes)) <= (24, 0)
+        and int(minutes) < 60
+    ):
+        return int(hours) * 3600.0 + int(minutes) * 60.0
+    raise ValueError(f"not a time of day: {text!r} (use HH:MM, 00:00 to 24:00, UTC)")

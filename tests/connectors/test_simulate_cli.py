@@ -19,7 +19,11 @@ from stream_app.cli import app
         ("iot", ["--duration", "-5m"], "not a duration"),
         ("iot", ["--kinds", "bogus"], "unknown anomaly kinds"),
         ("iot", ["--start", "garbage"], "Invalid isoformat"),
-        ("market", ["--close", "xx"], "Invalid value"),
+        ("market", ["--close", "xx"], "not a time of day: 'xx'"),
+        # run before as a session from 25:00 (a day later) or 09:99
+        ("market", ["--open", "25:00"], "not a time of day: '25:00'"),
+        ("market", ["--open", "09:99"], "not a time of day: '09:99'"),
+        ("market", ["--open", "-1:00"], "not a time of day: '-1:00'"),
         # run before, meaning nothing: a probability of 2, a rate of 0, -1 readings
         ("iot", ["--anomaly-rate", "2"], "--anomaly-rate must be within 0 and 1"),
         ("iot", ["--anomaly-rate", "nan"], "--anomaly-rate must be within 0 and 1"),
