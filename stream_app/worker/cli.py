@@ -56,6 +56,15 @@ def worker(
         overrides["consumer_group"] = group
     settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level)
+    host, port = settings.worker_web_host, settings.worker_web_port
+    busy = cannot_listen(host, port)
+    if busy is not None:
+        # before Kafka and the database: Faust would find it only once started, and end
+        # in a traceback after joining the group
+        raise typer.BadParameter(
+            f"cannot serve /metrics on {host}:{port}: {busy}",
+            param_hint="--web-port / TSGUARD_WORKER_WEB_PORT / TSGUARD_WORKER_WEB_HOST",
+        )
     asyncio.run(ensure_topics(settings))
     asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
@@ -63,6 +72,28 @@ def worker(
     worker = Worker(settings, build_metrics(), load_rules(settings.detector_config))
     tune_gc()
     faust.Worker(worker.app, loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host``:``port`` (the port taken, an address
+    this host does not have), or None if it could; the socket is closed again.
+
+    >>> cannot_listen("192.0.2.1", 8080)  # TEST-NET-1: never this host's
+    'Cannot assign requested address'
+    """
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"unknown address ({exc})"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def tune_gc() -> None:

@@ -17,3 +17,23 @@ def test_db_retention_keeps_at_least_a_day(days: str) -> None:
     assert result.exit_code == 2
     assert "--days" in result.output and "1" in result.output
     assert "deleted" not in result.output
+
+
+def test_a_web_port_in_use_is_said_before_kafka_is_touched() -> None:
+    """Faust found a taken /metrics port only once it had started, and ended in a
+    traceback; the worker now says so first, with nothing to reach (Kafka at port 1)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "TSGUARD_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "TSGUARD_WORKER_WEB_HOST": "127.0.0.1",
+        }
+        result = CliRunner().invoke(app, ["worker", "--web-port", str(port)], env=env)
+    said = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve /metrics on 127.0.0.1:{port}: Address already in use" in said
+    assert "Kafka" not in said and "Traceback" not in said
