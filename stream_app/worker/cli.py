@@ -41,6 +41,7 @@ def worker(
     """Run a streaming worker (joins the consumer group; Ctrl-C to stop)."""
     import faust
 
+    from stream_app.listen import cannot_listen
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
     from stream_app.worker.app import Worker
@@ -72,28 +73,6 @@ def worker(
     worker = Worker(settings, build_metrics(), load_rules(settings.detector_config))
     tune_gc()
     faust.Worker(worker.app, loglevel=settings.log_level.lower()).execute_from_commandline()
-
-
-def cannot_listen(host: str, port: int) -> str | None:
-    """Why a server could not listen on ``host``:``port`` (the port taken, an address
-    this host does not have), or None if it could; the socket is closed again.
-
-    >>> cannot_listen("192.0.2.1", 8080)  # TEST-NET-1: never this host's
-    'Cannot assign requested address'
-    """
-    import socket
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        return f"unknown address ({exc})"
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
 
 
 def tune_gc() -> None:

@@ -91,3 +91,34 @@ def test_a_demo_length_that_is_no_length_is_refused_before_the_stack(seconds: st
     done = _tsguard("demo", "--seconds", seconds)
     assert done.returncode == 2, done.stderr
     assert "--seconds must be 0 or more" in " ".join(done.stderr.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("command", "port_variable", "says"),
+    [
+        (["api", "--dev"], "TSGUARD_API_PORT", "cannot serve the API on 127.0.0.1:{port}"),
+        (["worker"], "TSGUARD_WORKER_WEB_PORT", "cannot serve /metrics on 127.0.0.1:{port}"),
+    ],
+)
+def test_a_server_whose_port_is_taken_says_so_first(
+    command: list[str], port_variable: str, says: str
+) -> None:
+    """uvicorn found the port taken after the API's start-up (among Kafka retries), Faust
+    after the worker joined its group, in a traceback: now one line, exit 2, at once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _tsguard(
+            *command,
+            **{
+                port_variable: str(port),
+                "TSGUARD_API_HOST": "127.0.0.1",
+                "TSGUARD_WORKER_WEB_HOST": "127.0.0.1",
+                "TSGUARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_closed_port()}",
+            },
+        )
+    said = " ".join(done.stderr.replace("│", " ").split())
+    assert done.returncode == 2, done.stderr
+    assert says.format(port=port) + ": Address already in use" in said
+    assert "Traceback" not in done.stderr and "Kafka" not in said
