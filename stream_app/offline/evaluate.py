@@ -156,7 +156,8 @@ def load_dataset(
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or folder")
     # one file: named and labelled as it would be in its own folder
-    folder = root if root.is_dir() else root.parent
+    single = not root.is_dir()
+    folder = root.parent if single else root
     ts_windows: dict[str, list[tuple[float, float]]] = {}
     if windows_file is not None:
         ts_windows = read_windows_json(windows_file)
@@ -165,7 +166,7 @@ def load_dataset(
     loaded, skipped = [], []
     for path in find_csvs(root):
         name = path.relative_to(folder).as_posix()
-        if root.is_file() and name not in ts_windows:
+        if single and name not in ts_windows:
             # one file, given without the folder the windows file is keyed by: the one
             # key that ends with its name
             ends = [key for key in ts_windows if key.endswith("/" + name)]
@@ -174,19 +175,18 @@ def load_dataset(
         if windows_file is None:
             keep = labelled
         else:
-            keep = name in ts_windows and has_columns(path, ("timestamp", "value"))
+            keep = name in ts_windows and (labelled or has_columns(path, ("timestamp", "value")))
         if not keep:
             skipped.append(path)
             continue
         table = read_series_csv(path, ("value",), with_labels=labelled)
         if name in ts_windows:
-            windows = nab.index_windows(table.timestamps, ts_windows[name])
-            missed = sum(
-                not nab.index_windows(table.timestamps, [pair]) for pair in ts_windows[name]
-            )
+            # each window on its own first: one that covers no point is said
+            each = [nab.index_windows(table.timestamps, [pair]) for pair in ts_windows[name]]
+            windows = nab.merge_windows([w for found in each for w in found])
+            missed = sum(not found for found in each)
             if missed and on_note is not None:
-                count = len(ts_windows[name])
-                on_note(f"{name}: {missed} of its {count} window(s) cover none of its points")
+                on_note(f"{name}: {missed} of its {len(each)} window(s) cover none of its points")
         else:
             windows = nab.nab_windows(table.labels or [])
         loaded.append(LabelledSeries(name, table.timestamps, table.values["value"], windows))
