@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 
+import typer
+
 
 def cannot_listen(host: str, port: int) -> str | None:
     """Why a server could not listen on ``host``:``port`` (the port taken, an address
@@ -28,3 +30,13 @@ def cannot_listen(host: str, port: int) -> str | None:
         except OSError as exc:
             return exc.strerror or str(exc)
     return None
+
+
+def require_listen(host: str, port: int, what: str, options: str) -> None:
+    """A command's check before it starts a server: ``typer.BadParameter`` (exit 2, one
+    line naming ``options``) when :func:`cannot_listen` has a reason."""
+    busy = cannot_listen(host, port)
+    if busy is not None:
+        raise typer.BadParameter(
+            f"cannot serve {what} on {host}:{port}: {busy}", param_hint=options
+        )

@@ -32,7 +32,7 @@ def api(
     import uvicorn
 
     from stream_app.api.app import create_app
-    from stream_app.listen import cannot_listen
+    from stream_app.listen import require_listen
     from stream_app.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -43,12 +43,12 @@ def api(
     if dev is not None:
         overrides["oauth_dev_mode"] = dev
     settings = load_settings(**overrides)
-    busy = cannot_listen(settings.api_host, settings.api_port)
-    if busy is not None:
-        raise typer.BadParameter(
-            f"cannot serve the API on {settings.api_host}:{settings.api_port}: {busy}",
-            param_hint="--port / --host / TSGUARD_API_PORT / TSGUARD_API_HOST",
-        )
+    require_listen(
+        settings.api_host,
+        settings.api_port,
+        "the API",
+        "--port / --host / TSGUARD_API_PORT / TSGUARD_API_HOST",
+    )
     tls = settings.api_tls_certfile is not None and settings.api_tls_keyfile is not None
     if settings.oauth_dev_mode:
         typer.echo(dev_curl_hint(settings, https=tls))

@@ -41,7 +41,7 @@ def worker(
     """Run a streaming worker (joins the consumer group; Ctrl-C to stop)."""
     import faust
 
-    from stream_app.listen import cannot_listen
+    from stream_app.listen import require_listen
     from stream_app.metrics import build_metrics
     from stream_app.settings import load_settings
     from stream_app.worker.app import Worker
@@ -57,15 +57,14 @@ def worker(
         overrides["consumer_group"] = group
     settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level)
-    host, port = settings.worker_web_host, settings.worker_web_port
-    busy = cannot_listen(host, port)
-    if busy is not None:
-        # before Kafka and the database: Faust would find it only once started, and end
-        # in a traceback after joining the group
-        raise typer.BadParameter(
-            f"cannot serve /metrics on {host}:{port}: {busy}",
-            param_hint="--web-port / TSGUARD_WORKER_WEB_PORT / TSGUARD_WORKER_WEB_HOST",
-        )
+    # before Kafka and the database: Faust would find it only once started, and end in a
+    # traceback after joining the group
+    require_listen(
+        settings.worker_web_host,
+        settings.worker_web_port,
+        "/metrics",
+        "--web-port / TSGUARD_WORKER_WEB_PORT / TSGUARD_WORKER_WEB_HOST",
+    )
     asyncio.run(ensure_topics(settings))
     asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
