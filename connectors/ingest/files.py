@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from stream_app.offline.csvio import csv_error_text
 from stream_app.wire import (
     METRIC_RE,
     Reading,
@@ -181,20 +182,75 @@ class RowConverter:
         return doc
 
 
+class _Lines:
+    """The physical lines of a text file, keeping those the record being read took: a
+    record the csv module cannot parse (a quote never closed swallows every line after
+    it, up to the field size limit) then costs its first line only, and the lines it
+    took are read again."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self._handle = handle
+        self._again: list[str] = []  # lines to read again, the next one last
+        self.taken: list[str] = []
+        self.line = 0  # lines handed out so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._again.pop() if self._again else next(self._handle)
+        self.taken.append(text)
+        self.line += 1
+        return text
+
+    def first_line(self) -> int:
+        """The line the record being read began on."""
+        return self.line - len(self.taken) + 1
+
+    def skip_first(self) -> None:
+        """Drop the record's first line and hand out the others again."""
+        rest = self.taken[1:]
+        self._again.extend(reversed(rest))
+        self.line -= len(rest)
+        self.taken = []
+
+
 def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:
-    """Rows of a CSV file with a header line; ``location`` is ``path:line``."""
+    """Rows of a CSV file with a header line; ``location`` is ``path:line`` (the line a
+    row begins on). A line the csv module cannot parse is one malformed row."""
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        lines = _Lines(fh)
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise MappingError(f"{path}:1: the header is not CSV: {csv_error_text(exc)}") from None
         if header is None:
             return
         header = [h.strip() for h in header]
         conv = RowConverter(resolve(header, cmap, path), cmap.source, now)
         last_ts = 0.0
-        for cells in reader:
+        while True:
+            lines.taken = []
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                location = f"{path}:{lines.first_line()}"
+                raw = lines.taken[0].rstrip("\r\n").encode() if lines.taken else b""
+                detail = csv_error_text(exc)
+                if len(lines.taken) > 1:
+                    detail = (
+                        f"a quoted field begins on this line and is not closed on it ({detail})"
+                    )
+                lines.skip_first()
+                reader = csv.reader(lines, strict=True)
+                yield last_ts, Malformed(location, "schema", f"not CSV: {detail}", raw)
+                continue
             if not cells:
                 continue
-            location = f"{path}:{reader.line_num}"
+            location = f"{path}:{lines.first_line()}"
             raw = _csv_line(cells)
             if len(cells) != len(header):
                 item: dict[str, Any] | Malformed = Malformed(

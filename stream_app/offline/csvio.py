@@ -99,26 +99,38 @@ def read_series_csv(
         labels=[] if with_labels else None,
         invalid={m: set() for m in metrics} if keep_invalid_values else {},
     )
-    reader = None
+    began = 1
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            # strict: a quote never closed is an error, not a field that swallows the
+            # rest of the file
+            reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
                 raise MalformedCsvError(path, 1, "empty file, expected a header row")
             columns = _column_indices(path, [name.strip() for name in header], metrics, with_labels)
+            began = reader.line_num + 1
             for row in reader:
                 if row:
                     _read_row(table, row, columns, metrics, reader.line_num)
+                began = reader.line_num + 1
     except UnicodeDecodeError as exc:
         # the text is decoded a block at a time, ahead of the rows: find the line
         raise MalformedCsvError(
             path, _first_undecodable_line(path), f"not UTF-8 text ({exc.reason})"
         ) from exc
     except csv.Error as exc:
-        line = reader.line_num if reader is not None else 1
-        raise MalformedCsvError(path, line, f"CSV syntax error: {exc}") from exc
+        # the line the bad record began on (a quote opened there may end the file)
+        raise MalformedCsvError(path, began, f"CSV syntax error: {csv_error_text(exc)}") from exc
     return table
+
+
+def csv_error_text(exc: csv.Error) -> str:
+    """The csv module's complaint, said so a person sees what to fix."""
+    text = str(exc)
+    if text == "unexpected end of data":
+        return "a quoted field begins on this line and is never closed"
+    return text
 
 
 def _first_undecodable_line(path: Path) -> int:

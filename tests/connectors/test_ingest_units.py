@@ -53,6 +53,30 @@ def test_csv_rows_become_readings_and_bad_rows_name_file_and_line(tmp_path: Path
     assert bad[3].raw == b"2026-01-05 00:05:00,72"
 
 
+def test_a_quote_never_closed_costs_its_own_line_only(tmp_path: Path) -> None:
+    """Without strict parsing the quote swallowed every later line into one cell; now
+    the line is one malformed row and the lines after it are read again."""
+    path = tmp_path / "q.csv"
+    rows = [f"2024-01-01T00:{m:02d}:00Z,{m}" for m in range(60)]
+    rows[5] = '2024-01-01T00:05:00Z,"5'  # opens a quote, never closes it
+    rows[9] = '2024-01-01T00:09:00Z,"9"x'  # text after a closing quote
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    items = [item for _, item in read_csv(path, ColumnMap(entity="e"))]
+    bad = [item for item in items if isinstance(item, Malformed)]
+    good = [item for item in items if not isinstance(item, Malformed)]
+    assert [m.location for m in bad] == [f"{path}:7", f"{path}:11"]
+    assert "not closed on it" in bad[0].detail and bad[0].raw == rows[5].encode()
+    assert {m.reason for m in bad} == {"schema"}
+    assert [r["metrics"]["value"] for r in good] == [float(m) for m in range(60) if m not in (5, 9)]
+
+
+def test_a_header_that_is_not_csv_is_a_mapping_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text('"timestamp,value\n1,2\n')
+    with pytest.raises(MappingError, match="never closed"):
+        list(read_csv(path, ColumnMap(entity="e")))
+
+
 def test_column_mapping_entity_column_and_clear_mapping_errors(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
     path.write_text("when,device,p,q\n10,a/b,1,2\n20,c d,3,4\n")

@@ -105,6 +105,22 @@ def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
             "CSV syntax",
             id="a-field-over-the-csv-limit",
         ),
+        pytest.param(
+            'timestamp,value\n1000,1\n1060,"2\n'
+            + "".join(f"{1120 + 60 * i},3\n" for i in range(995)),
+            3,
+            "a quoted field begins on this line and is never closed",
+            id="a-quote-never-closed-does-not-swallow-the-file",
+        ),
+        pytest.param(
+            'timestamp,value,note\n1000,1,"ok"\n1060,2,"half\n1120,3,x\n',
+            3,
+            "never closed",
+            id="a-quote-never-closed-in-a-column-nobody-reads",
+        ),
+        pytest.param(
+            'timestamp,value\n1000,1\n1060,"2"x\n1120,3\n', 3, "CSV syntax", id="text-after-a-quote"
+        ),
     ],
 )
 def test_malformed_files_name_the_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
