@@ -96,7 +96,10 @@ Start = Annotated[
     typer.Option(help="First simulated instant (RFC 3339 or epoch); 'auto' ends the run near now."),
 ]
 TruthFile = Annotated[
-    Path | None, typer.Option("--ground-truth", help="Write ground truth here (.csv or .jsonl).")
+    Path | None,
+    typer.Option(
+        "--ground-truth", dir_okay=False, help="Write ground truth here (.csv or .jsonl)."
+    ),
 ]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print NDJSON readings to stdout instead of Kafka.")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connectors.simulate.groundtruth import GroundTruth
+from stream_app.wire import epoch_seconds_from_number
 
 Reading = dict[str, Any]
 Tick = tuple[list[Reading], list[GroundTruth]]
@@ -65,11 +66,16 @@ def parse_duration(text: str) -> float:
 
 
 def parse_instant(text: str) -> float:
-    """RFC 3339 (naive = UTC) or epoch seconds -> epoch seconds."""
+    """RFC 3339 (naive = UTC) or an epoch number (seconds, or ms, us, ns by its size, as
+    in files: :func:`~stream_app.wire.epoch_seconds_from_number`) -> epoch seconds."""
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise ValueError(f"not a finite instant: {text!r}")
+        return epoch_seconds_from_number(number)
     parsed = datetime.fromisoformat(text.strip().replace("z", "Z"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

@@ -97,6 +97,12 @@ class MarketSim:
         self.open_s, self.close_s = _clock(open_utc), _clock(close_utc)
         if self.close_s <= self.open_s:
             raise ValueError("close must be after open (sessions do not cross midnight)")
+        if self.close_s - self.open_s < interval:
+            # no tick in any session: the instants would be searched for ever
+            raise ValueError(
+                f"a session of {self.close_s - self.open_s:g} s holds no tick every {interval:g} s:"
+                " the interval must be at most the time from open to close"
+            )
         normal, faults = np.random.SeedSequence(seed).spawn(2)
         self._rng, self._fault_rng = np.random.default_rng(normal), np.random.default_rng(faults)
         n = len(names)

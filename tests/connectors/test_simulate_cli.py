@@ -3,6 +3,8 @@ refused, not run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -31,6 +33,16 @@ from stream_app.cli import app
         ("market", ["--speedup", "-1"], "--speedup must be a finite number above 0"),
         ("market", ["--instruments", "0"], "--instruments"),
         ("iot", ["--count", "-1"], "--count"),
+        # tracebacks before (float('nan') got through the start's parse)
+        ("iot", ["--start", "nan"], "not a finite instant: 'nan'"),
+        ("market", ["--start", "-inf"], "not a finite instant: '-inf'"),
+        ("iot", ["--start", "1e309"], "not a finite instant: '1e309'"),
+        # searched for ever, at full CPU, for a tick in a session shorter than one interval
+        (
+            "market",
+            ["--open", "09:30", "--close", "09:31", "--interval", "1000"],
+            "a session of 60 s holds no tick every 1000 s",
+        ),
     ],
 )
 def test_a_feed_that_cannot_be_is_refused(feed: str, args: list[str], says: str) -> None:
@@ -68,3 +80,24 @@ def test_forwarder_and_bridge_options_are_checked_before_any_connection(
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.replace("│", " ").split())
+
+
+def test_ground_truth_into_a_folder_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "market", "--dry-run", "--count", "3", "--ground-truth", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is a directory" in " ".join(result.output.replace("│", " ").split())
+    assert result.stdout.count('"entity"') == 0
+
+
+@pytest.mark.parametrize("start", ["1772445600000", "1772445600000000", "1772445600000000000"])
+def test_a_start_in_epoch_milli_micro_or_nanoseconds_is_read_as_the_files_read_it(
+    start: str,
+) -> None:
+    """Before, the start was taken as seconds whatever its size: 1.7e12 s is the year 56,000."""
+    result = CliRunner().invoke(
+        app, ["simulate", "iot", "--dry-run", "--count", "1", "--start", start]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"ts":1772445600.0' in result.stdout
