@@ -75,7 +75,7 @@ def zscore_scores(
         present = np.isfinite(past)
         count = present.sum(axis=1)
         filled = np.where(present, past, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mean = filled.sum(axis=1) / np.maximum(count, 1)
             centred = np.where(present, past - mean[:, None], 0.0)
             std = np.sqrt((centred**2).sum(axis=1) / np.maximum(count, 1))

@@ -62,6 +62,7 @@ _DAY = 86400
 _MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
 _MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120, 240, 600)
 FloatArray = npt.NDArray[np.float64]
+_AXIS_END = 1e306
 
 
 # ----------------------------------------------------------------------------- ticks
@@ -71,6 +72,10 @@ def nice_ticks(lo: float, hi: float) -> tuple[float, float, float, list[float]]:
     """Axis ends, step and 4-6 round ticks covering ``[lo, hi]`` (ends are ticks)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         lo, hi = 0.0, 1.0
+    # values near the float's end (1.8e308 is a common "no data" marker): the span and
+    # a step of 10 ** (its exponent + 1) must stay finite; the plot pins beyond the axis
+    lo = min(max(lo, -_AXIS_END), _AXIS_END)
+    hi = min(max(hi, -_AXIS_END), _AXIS_END)
     if hi <= lo:
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -16,6 +17,8 @@ from typer.testing import CliRunner
 from stream_app.cli import app
 from stream_app.offline import report
 from stream_app.offline.evaluate import DetectorRun, LabelledSeries
+
+DBL_MAX = sys.float_info.max
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = 1_767_614_400.0  # 2026-01-05 12:00 UTC
@@ -201,3 +204,21 @@ def test_time_ticks_are_round_utc_times_inside_the_span(span: float, fmt: str) -
     assert all(start <= t <= start + span for t in ticks)
     assert all(t % 60 == 0 for t in ticks)
     assert len({report.utc_label(t, fmt) for t in ticks}) == len(ticks)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(-DBL_MAX, DBL_MAX), (50.0, DBL_MAX), (-DBL_MAX, -1e308), (1e307, 1e307)]
+)
+def test_nice_ticks_at_the_ends_of_the_floats_stay_finite(lo: float, hi: float) -> None:
+    """1.8e308 is a common "no data" marker: the axis's span overflowed to inf and the
+    report (after the whole evaluation) died of an OverflowError."""
+    low, high, step, ticks = report.nice_ticks(lo, hi)
+    assert 4 <= len(ticks) <= 6
+    assert all(math.isfinite(x) for x in (low, high, step, *ticks)) and low < high
+
+
+def test_a_series_holding_the_largest_floats_gets_its_plot(tmp_path: Path) -> None:
+    item = _series("sentinel", 600, [300])
+    item.values[100], item.values[101] = DBL_MAX, -DBL_MAX
+    svg = ElementTree.fromstring(report.series_svg(item))
+    assert svg.tag.endswith("svg")
