@@ -21,6 +21,7 @@ the best corpus-wide episode F1 (chosen in hindsight, which favours the baseline
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,13 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_app.offline import baselines, episodes, nab, quality
-from stream_app.offline.csvio import find_csvs, has_columns, parse_timestamp, read_series_csv
+from stream_app.offline.csvio import (
+    SeriesTable,
+    find_csvs,
+    has_columns,
+    parse_timestamp,
+    read_series_csv,
+)
 
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig
@@ -180,6 +187,7 @@ def load_dataset(
             skipped.append(path)
             continue
         table = read_series_csv(path, ("value",), with_labels=labelled)
+        _sort_by_time(table, name, on_note)
         if name in ts_windows:
             # each window on its own first: one that covers no point is said
             each = [nab.index_windows(table.timestamps, [pair]) for pair in ts_windows[name]]
@@ -197,6 +205,25 @@ def load_dataset(
             + (f" (its first entry: {example!r}, a path under that folder)" if example else "")
         )
     return loaded, skipped
+
+
+def _sort_by_time(table: SeriesTable, name: str, on_note: Callable[[str], None] | None) -> None:
+    """Put a series' rows in time order (their labels with them), and say so: an export
+    newest first would leave every row but one unscored by the detector, which reads a
+    stream, and be ranked as it never was by detectors that do not look at order."""
+    stamps = table.timestamps
+    if all(a <= b for a, b in itertools.pairwise(stamps)):
+        return
+    order = sorted(range(len(stamps)), key=stamps.__getitem__)
+    table.timestamps = [stamps[i] for i in order]
+    table.raw_timestamps = [table.raw_timestamps[i] for i in order]
+    for metric, column in table.values.items():
+        table.values[metric] = [column[i] for i in order]
+        table.raw_values[metric] = [table.raw_values[metric][i] for i in order]
+    if table.labels is not None:
+        table.labels = [table.labels[i] for i in order]
+    if on_note is not None:
+        on_note(f"{name}: its rows are not in time order; evaluated sorted by time")
 
 
 def generated_dataset(
@@ -266,7 +293,7 @@ def choose_decision_threshold(
 ) -> float:
     """The score threshold (from score quantiles) with the best corpus episode F1."""
     pooled = np.concatenate([s.runs[detector].scores[s.probation :] for s in series])
-    quantiles = [float(q) for q in np.quantile(pooled, DECISION_QUANTILES)]
+    quantiles = [float(q) for q in np.quantile(pooled, DECISION_QUANTILES)] if pooled.size else []
     candidates = [c for c in sorted({*quantiles, *extra}) if c > 0.0] or [1.0]
     return max(candidates, key=lambda t: (_corpus_f1(series, detector, t), t))
 

@@ -113,6 +113,8 @@ def run_evaluate(
     series += generated_dataset(generated) if generated else []
     if not series:
         raise ValueError("nothing to evaluate: give a folder, --generated N, or both")
+    if not any(len(s.timestamps) for s in series):
+        raise ValueError(f"{data}: nothing to evaluate, no CSV has a row after its header")
     if skipped:
         why = "not in the windows file" if windows_file else "without timestamp,value,label"
         console.print(

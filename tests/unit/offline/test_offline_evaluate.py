@@ -286,3 +286,44 @@ def test_evaluate_needs_a_folder_or_generated_families() -> None:
     result = CliRunner().invoke(app, ["evaluate"])
     assert result.exit_code != 0
     assert "nothing to evaluate" in result.stderr
+
+
+def test_a_folder_of_headers_without_rows_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("timestamp,value,label\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "no CSV has a row after its header" in result.stderr
+
+
+def test_rows_out_of_time_order_are_evaluated_sorted_and_said(tmp_path: Path) -> None:
+    """An export newest first: before, the detector marked every row but one late (no
+    score) and ranked 0 while the order-blind z-score ranked 95, without a word; and its
+    windows file said a window that covers 21 rows covered none."""
+    _labelled_csv(tmp_path / "sorted" / "a.csv", 600, [300, 450], seed=1)
+    header, *rows = (tmp_path / "sorted" / "a.csv").read_text("utf-8").splitlines()
+    (tmp_path / "newest_first").mkdir()
+    (tmp_path / "newest_first" / "a.csv").write_text(
+        "\n".join([header, *reversed(rows)]) + "\n", encoding="utf-8"
+    )
+    windows = {"a.csv": [[_iso(START + 60 * 290), _iso(START + 60 * 320)]]}
+    for folder in ("sorted", "newest_first"):
+        (tmp_path / f"{folder}.json").write_text(json.dumps(windows), encoding="utf-8")
+    results = {}
+    for folder in ("sorted", "newest_first"):
+        notes: list[str] = []
+        series, _ = load_dataset(
+            tmp_path / folder, windows_file=tmp_path / f"{folder}.json", on_note=notes.append
+        )
+        assert series[0].windows == [(290, 320)], folder
+        assert notes == (
+            []
+            if folder == "sorted"
+            else ["a.csv: its rows are not in time order; evaluated sorted by time"]
+        )
+        result = CliRunner().invoke(app, ["evaluate", str(tmp_path / folder), "--json"])
+        assert result.exit_code == 0, result.output
+        results[folder] = json.loads(result.stdout)["overall"]
+    for detector, scores in results["sorted"].items():
+        for key in OVERALL_KEYS:  # not the timings
+            assert results["newest_first"][detector][key] == scores[key], (detector, key)
+    assert results["sorted"]["tsguard"]["nab_standard"] > 50
