@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,7 +122,7 @@ def replay(
     from rich.console import Console
     from rich.progress import Progress
 
-    from stream_app.offline.replay import load_config, plan_outputs, replay_file
+    from stream_app.offline.replay import UNSCORED_MEANING, load_config, plan_outputs, replay_file
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = Console(stderr=True)
@@ -136,6 +137,7 @@ def replay(
                 + ", ".join(str(p.relative_to(source)) for p in skipped[:5])
             )
         rows = invalid = 0
+        unscored: Counter[str] = Counter()
         with Progress(console=console, transient=True, disable=len(plan) < 2) as progress:
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
@@ -151,11 +153,14 @@ def replay(
                     _error(_bad_input_message(exc))
                 else:
                     rows, invalid = rows + done.rows, invalid + done.invalid_values
+                    unscored.update(done.unscored)
                 progress.advance(task)
     where = "standard output" if shown_output == STDIO else shown_output
     console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {where}")
     if invalid:
         console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")
+    for status, count in sorted(unscored.items()):
+        console.print(f"{count} value(s) {UNSCORED_MEANING[status]}: status {status}, no score")
     if failed:
         raise _fail(f"{failed} of {len(plan)} file(s) not replayed (see above)")
 

@@ -12,6 +12,7 @@ alerting consumer of the anomaly events sees.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +44,23 @@ INVALID_VALUE = "invalid_value"
 
 @dataclass(frozen=True, slots=True)
 class ReplayedFile:
-    """What one replayed file held: rows written and value cells that were not numbers."""
+    """What one replayed file held: rows written, value cells that were not numbers, and
+    the cells the core did not score, by status (``late``, ``duplicate``, ...)."""
 
     rows: int
     invalid_values: int
+    unscored: dict[str, int] = field(default_factory=dict)
+
+
+# what a status the core gives instead of a score means in a file (the replay's summary)
+UNSCORED_MEANING = {
+    "late": "older than a row before them (a file is read in time order: newest first?)",
+    "duplicate": "at a time a row before them already had",
+    "non_finite": "not finite (nan, inf)",
+    "out_of_limits": "outside the configured limits",
+    "missing": "empty",
+    "too_many_series": "beyond the series limit",
+}
 
 
 @dataclass(slots=True)
@@ -254,7 +268,15 @@ def replay_file(
     table = read_series_csv(source, names, keep_invalid_values=True)
     scored = score_entity(entity, table.timestamps, table.values, config, table.invalid)
     write_output(table, scored, destination, wide=names != ["value"])
-    return ReplayedFile(len(table), sum(len(rows) for rows in table.invalid.values()))
+    unscored = Counter(
+        status
+        for columns in scored.values()
+        for status in columns.status
+        if status in UNSCORED_MEANING
+    )
+    return ReplayedFile(
+        len(table), sum(len(rows) for rows in table.invalid.values()), dict(unscored)
+    )
 
 
 def plan_outputs(

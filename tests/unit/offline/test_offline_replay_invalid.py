@@ -55,3 +55,30 @@ def test_the_strict_reader_still_names_file_and_line(tmp_path: Path) -> None:
     table = read_series_csv(source, keep_invalid_values=True)
     assert table.invalid == {"value": set(BAD)}
     assert [table.values["value"][i] for i in sorted(BAD)] == [None, None, None]
+
+
+def test_the_summary_counts_the_rows_the_core_did_not_score(tmp_path: Path) -> None:
+    """Before, a file newest first replayed with exit 0 and every row but one ``late``
+    (no score), and the summary said nothing."""
+    rows = [f"{1_700_000_000 + 60 * i},{10 + i % 7}" for i in range(200)]
+    source = tmp_path / "newest_first.csv"
+    source.write_text("timestamp,value\n" + "\n".join(reversed(rows)) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(tmp_path / "a.csv")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "199 value(s) older than a row before them" in said
+    assert "newest first?): status late, no score" in said
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "timestamp,value\n1000,1\n1060,2\n1060,3\n1120,nan\n1180,\n1240,5\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(app, ["replay", str(mixed), "-o", str(tmp_path / "b.csv")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    for line in (
+        "1 value(s) at a time a row before them already had: status duplicate",
+        "1 value(s) empty: status missing",
+        "1 value(s) not finite (nan, inf): status non_finite",
+    ):
+        assert line in said
+    assert "late" not in said
