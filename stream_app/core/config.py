@@ -43,6 +43,17 @@ def _frozen(params: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(params))
 
 
+def _params_of(raw: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """A rule's ``params``: a mapping, or nothing written (``params:`` alone in YAML is
+    null), the detector's own defaults."""
+    params = raw["params"]
+    if params is None:
+        return _frozen({})
+    if not isinstance(params, Mapping):
+        raise ValueError(f"{where}: params must be a mapping, not {type(params).__name__}")
+    return _frozen(params)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Physical limits; values outside are rejected as ``out_of_limits``."""
@@ -332,13 +343,14 @@ class EngineConfig:
                 raise ValueError(f"{where}: a rule needs a 'pattern'")
             _check_keys(raw, {"pattern", *_SERIES_KEYS}, where)
             # the parameters the rule's series will get: its own, else the defaults'
-            params = raw.get("params", defaults.params)
+            own = _params_of(raw, where) if "params" in raw else None
+            params = defaults.params if own is None else own
             _check_detector(raw.get("detector", defaults.detector), params, where)
             rules.append(
                 Rule(
                     pattern=str(raw["pattern"]),
                     detector=str(raw["detector"]) if "detector" in raw else None,
-                    params=_frozen(raw["params"]) if "params" in raw else None,
+                    params=own,
                     policy=_sub(PolicyConfig, raw.get("policy"), defaults.policy, where),
                     limits=_sub(Limits, raw.get("limits"), defaults.limits, where),
                     cleaning=_sub(CleaningConfig, raw.get("cleaning"), defaults.cleaning, where),
@@ -350,10 +362,9 @@ class EngineConfig:
             if not isinstance(raw, Mapping) or "pattern" not in raw:
                 raise ValueError(f"{where}: an entity rule needs a 'pattern'")
             _check_keys(raw, {"pattern", "params"}, where)
-            params = raw.get("params") or {}
-            if not isinstance(params, Mapping):
-                raise ValueError(f"{where}: params must be a mapping")
-            entities.append(EntityRule(str(raw["pattern"]), _frozen(params)))
+            params = _params_of(raw, where) if "params" in raw else _frozen({})
+            _check_entity(params, where)
+            entities.append(EntityRule(str(raw["pattern"]), params))
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"config: seed must be a whole number, not {seed!r}")
@@ -393,6 +404,16 @@ class EngineConfig:
 
 
 _SERIES_KEYS = {"detector", "params", "policy", "limits", "cleaning"}
+
+
+def _check_entity(params: Mapping[str, Any], where: str) -> None:
+    """An entity rule's parameters are the entity scorer's, within their bounds."""
+    from .entity import check_entity_params
+
+    try:
+        check_entity_params(params)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _check_detector(name: Any, params: Any, where: str) -> None:
@@ -450,9 +471,12 @@ def _coerce(kind: str, key: str, value: Any) -> Any:
     ...
     ValueError: min_points must be a whole number, not 1.5
     """
-    if value is None:
-        return None
     names = {part.strip() for part in kind.split("|")}
+    if value is None:
+        if "None" in names:
+            return None
+        # null (``warmup_points:`` alone in YAML) failed later in a comparison
+        raise ValueError(f"{key} needs a value, not null")
     if isinstance(value, str) and names & {"float", "int"}:
         # a quoted number ("0.999") is still the number; "nan" or "abc" is not one
         try:
@@ -481,7 +505,7 @@ def _series_from(raw: Any, base: SeriesConfig, where: str) -> SeriesConfig:
     _check_keys(raw, _SERIES_KEYS, where)
     return SeriesConfig(
         detector=str(raw.get("detector", base.detector)),
-        params=_frozen(raw["params"]) if "params" in raw else base.params,
+        params=_params_of(raw, where) if "params" in raw else base.params,
         policy=_sub(PolicyConfig, raw.get("policy"), base.policy, where) or base.policy,
         limits=_sub(Limits, raw.get("limits"), base.limits, where) or base.limits,
         cleaning=_sub(CleaningConfig, raw.get("cleaning"), base.cleaning, where) or base.cleaning,

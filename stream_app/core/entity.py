@@ -45,7 +45,7 @@ from typing import Any
 from .calibration import TailCalibrator
 from .codec import Reader, Writer
 from .config import EngineConfig
-from .detectors.base import check_params
+from .detectors.base import CAL_RATE, Bounds, check_params
 from .records import ScoredPoint
 
 _MAGIC = b"TSE1"
@@ -58,7 +58,22 @@ DEFAULTS: dict[str, float] = {
     "max_metrics": 16,
     "cal_rate": 0.05,
 }
+# a forest's size is memory and time per entity (as the river_hst detector's)
+BOUNDS: dict[str, Bounds] = {
+    "n_trees": (1.0, 50.0, True),
+    "height": (1.0, 12.0, True),
+    "window_size": (1.0, 65_535.0, True),
+    "scale": (1e-6, 1e6, False),
+    "max_metrics": (1.0, 1024.0, True),
+    "cal_rate": CAL_RATE,
+}
 _SQRT2 = math.sqrt(2.0)
+
+
+def check_entity_params(params: Mapping[str, Any]) -> None:
+    """Reject an entity rule's unknown parameters and values out of :data:`BOUNDS`, with
+    the parameter's name (a ``window_size`` of ``"abc"`` was an unnamed ``int()`` error)."""
+    check_params(params, set(DEFAULTS), "entity scorer", BOUNDS)
 Ranked = tuple[tuple[str, float, float | None], ...]  # (metric, score, z), best first
 
 
@@ -93,15 +108,13 @@ class EntityScorer:
 
     def __init__(self, entity: str, params: Mapping[str, Any] | None = None, seed: int = 0) -> None:
         raw = dict(params or {})
-        check_params(raw, set(DEFAULTS), "entity scorer")
+        check_entity_params(raw)
         p = {**DEFAULTS, **raw}
         self.entity = entity
         self.params = p
         self.seed = (zlib.crc32(entity.encode()) ^ seed) & 0x7FFFFFFF
         self.scale = float(p["scale"])
         self.max_metrics = int(p["max_metrics"])
-        if not 1 <= int(p["window_size"]) < 2**16:
-            raise ValueError("entity scorer: window_size must be in [1, 65535]")
         self.cal = TailCalibrator(q_lo=0.5, q_hi=0.8, rate=float(p["cal_rate"]))
         self.metrics: list[str] = []  # the features, in order of first appearance
         self.model: Any = self._new_model()

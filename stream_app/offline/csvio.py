@@ -125,6 +125,17 @@ def read_series_csv(
     return table
 
 
+def read_text(path: Path) -> str:
+    """A whole small text file (a configuration, a windows file) as UTF-8, a byte-order
+    mark allowed as in the CSVs; a ``ValueError`` naming the file where it is not text."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
+
+
 def csv_error_text(exc: csv.Error) -> str:
     """The csv module's complaint, said so a person sees what to fix."""
     text = str(exc)

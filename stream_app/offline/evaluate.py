@@ -38,6 +38,7 @@ from stream_app.offline.csvio import (
     has_columns,
     parse_timestamp,
     read_series_csv,
+    read_text,
 )
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def read_windows_json(path: Path) -> dict[str, list[tuple[float, float]]]:
     import orjson
 
     try:
-        raw = orjson.loads(path.read_bytes())
+        raw = orjson.loads(read_text(path))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"{path}: not JSON: {exc}") from None
     if not isinstance(raw, dict):

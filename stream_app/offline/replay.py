@@ -24,6 +24,7 @@ from stream_app.offline.csvio import (
     find_csvs,
     has_columns,
     read_series_csv,
+    read_text,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def load_config(path: Path | None) -> EngineConfig:
 
     if path is None:
         return EngineConfig.default()
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     mapping: Any
     if path.suffix.lower() == ".json":
         import orjson

@@ -284,6 +284,25 @@ def test_a_stuck_sensor_is_an_episode_in_the_replay_columns() -> None:
         ("bad.yaml", "policy: [\n", "not valid YAML"),
         ("bad.yaml", "- a list\n", "must be a mapping"),
         ("bad.json", "{nope", "not valid JSON"),
+        # tracebacks before (TypeError, an unnamed int() error, a comparison with None)
+        ("null.yaml", "defaults: {params: [1, 2]}\n", "defaults: params must be a mapping"),
+        ("rule.yaml", "rules: [{pattern: '*', params: 7}]\n", "rules[0]: params must be a mapping"),
+        (
+            "entity.yaml",
+            "entities: [{pattern: '*', params: {window_size: abc}}]\n",
+            "entities[0]: entity scorer: window_size must be a number",
+        ),
+        (
+            "forest.yaml",
+            "entities: [{pattern: '*', params: {n_trees: 100000}}]\n",
+            "n_trees must be within 1 and 50",
+        ),
+        (
+            "warm.yaml",
+            "defaults: {cleaning: {warmup_points: null}}\n",
+            "warmup_points needs a value",
+        ),
+        ("latin.yaml", "seed: 1\n# caf\udce9\n", "latin.yaml:2: not UTF-8 text"),
     ],
 )
 @pytest.mark.parametrize("command", ["replay", "evaluate", "bench"])
@@ -295,7 +314,7 @@ def test_a_malformed_config_is_a_clear_error_not_a_traceback(
     source = tmp_path / "s.csv"
     _series_csv(source, 40)
     config = tmp_path / name
-    config.write_text(text, encoding="utf-8")
+    config.write_bytes(text.encode("utf-8", "surrogateescape"))
     args = {
         "replay": ["replay", str(source), "--output", str(tmp_path / "o.csv")],
         "evaluate": ["evaluate", "--generated", "1"],
@@ -305,6 +324,29 @@ def test_a_malformed_config_is_a_clear_error_not_a_traceback(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert says in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty_params.yaml", "defaults: {params: null}\nrules: [{pattern: '*', params: null}]\n"),
+        ("entities.yaml", "entities: [{pattern: '*', params: null}]\n"),
+        ("bom.json", "\ufeff" + '{"seed": 3}'),  # Notepad's UTF-8
+    ],
+)
+def test_a_config_with_nothing_for_params_or_a_byte_order_mark_is_read(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """``params:`` written with nothing after it is null in YAML: the detector's own
+    parameters, as leaving it out; before, a TypeError."""
+    source = tmp_path / "s.csv"
+    _series_csv(source, 40)
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["replay", str(source), "-o", str(tmp_path / "o.csv"), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
 
 
 def test_a_series_piped_in_and_out_is_scored_as_its_file(tmp_path: Path) -> None:
