@@ -74,6 +74,8 @@ def check_entity_params(params: Mapping[str, Any]) -> None:
     """Reject an entity rule's unknown parameters and values out of :data:`BOUNDS`, with
     the parameter's name (a ``window_size`` of ``"abc"`` was an unnamed ``int()`` error)."""
     check_params(params, set(DEFAULTS), "entity scorer", BOUNDS)
+
+
 Ranked = tuple[tuple[str, float, float | None], ...]  # (metric, score, z), best first
 
 
