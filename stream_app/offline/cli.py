@@ -15,9 +15,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 bench_app = typer.Typer(
@@ -58,11 +61,26 @@ def _bad_input() -> Iterator[None]:
     traceback."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away (``| head``): Click ends quietly, as for any command
     except (OSError, ValueError) as exc:
         raise _fail(_bad_input_message(exc)) from None
 
 
 STDIO = Path("-")
+
+
+@contextmanager
+def _interrupted(console: Console) -> Iterator[None]:
+    """Ctrl-C during a replay says so (each output is written whole or not at all) and
+    exits 130, as a shell does for SIGINT."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            "interrupted: the output being written was left out; those before it are whole"
+        )
+        raise typer.Exit(130) from None
 
 
 @contextmanager
@@ -138,7 +156,10 @@ def replay(
             )
         rows = invalid = 0
         unscored: Counter[str] = Counter()
-        with Progress(console=console, transient=True, disable=len(plan) < 2) as progress:
+        with (
+            _interrupted(console),
+            Progress(console=console, transient=True, disable=len(plan) < 2) as progress,
+        ):
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
                 progress.update(task, description=str(path.relative_to(source.parent)))

@@ -12,6 +12,7 @@ alerting consumer of the anomaly events sees.
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -204,14 +205,23 @@ def write_output(
     destination.parent.mkdir(parents=True, exist_ok=True)
     metrics = list(scored)
     header = _wide_header(metrics) if wide else list(OUTPUT_COLUMNS)
-    with destination.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for i, raw_ts in enumerate(table.raw_timestamps):
-            row = [raw_ts]
-            for metric in metrics:
-                row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
-            writer.writerow(row)
+    # written beside it and renamed over it when complete: a run stopped midway (Ctrl-C,
+    # a full disk) leaves no output that looks whole, and an output that is a hard link
+    # to the input gets a new file instead of overwriting the input through the link
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            for i, raw_ts in enumerate(table.raw_timestamps):
+                row = [raw_ts]
+                for metric in metrics:
+                    row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
+                writer.writerow(row)
+        os.replace(partial, destination)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _wide_header(metrics: Sequence[str]) -> list[str]:
@@ -290,22 +300,28 @@ def plan_outputs(
     is always planned, so a wrong header is reported as malformed.
     """
     names = metric_names(metrics)  # a bad list is said once, before any file
-    if source.is_file():
+    if source.exists() and not source.is_dir():
+        # a file, or a pipe (``<(...)``, /dev/stdin): read once, as a file
         target = output / source.name if output.is_dir() else output
-        if target.resolve() == source.resolve():
+        if target.resolve() == source.resolve() or _same_file(target, source):
             raise ValueError(f"{target}: the output would overwrite its input")
         return [(source, target, source.with_suffix("").name)], []
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such file or folder")
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output}: a folder's replay writes a folder, and this is a file")
     out_dir = output.resolve()
     if out_dir == source.resolve():
         raise ValueError(
             f"{output}: the output folder is the input folder, whose files it would overwrite"
         )
+    # an output folder inside the input folder holds our own output: not read as input
+    # (an input folder inside the output folder is read whole)
+    nested = out_dir.is_relative_to(source.resolve())
     columns = ["timestamp", *names]
     planned, skipped = [], []
     for path in find_csvs(source):
-        if path.resolve().is_relative_to(out_dir):  # our own output, inside the input folder
+        if nested and path.resolve().is_relative_to(out_dir):
             continue
         try:
             wanted = has_columns(path, columns)
@@ -317,7 +333,19 @@ def plan_outputs(
             skipped.append(path)
     if not planned:
         raise ValueError(f"{source}: no CSV with columns {','.join(columns)}")
+    inputs = {path.resolve() for path, _, _ in planned}
+    for path, target, _ in planned:
+        if target.resolve() in inputs:
+            raise ValueError(f"{target}: the output of {path} would overwrite an input")
     return planned, skipped
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (a hard link), where both exist."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def replay(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,93 @@ def test_the_output_never_overwrites_the_input(
         assert "replayed 1 file(s), 30 row(s)" in result.stderr
     assert (src / "a.csv").read_bytes() == before
     assert not (src / "out" / "out").exists()
+
+
+def test_an_output_hard_linked_to_the_input_is_refused(tmp_path: Path) -> None:
+    """Before, the output was written through the link: the input became the output."""
+    _series_csv(tmp_path / "a.csv", 30)
+    before = (tmp_path / "a.csv").read_bytes()
+    os.link(tmp_path / "a.csv", tmp_path / "b.csv")
+    result = CliRunner().invoke(
+        app, ["replay", str(tmp_path / "a.csv"), "-o", str(tmp_path / "b.csv")]
+    )
+    assert result.exit_code == 2
+    assert "the output would overwrite its input" in result.stderr
+    assert (tmp_path / "a.csv").read_bytes() == before
+
+
+def test_folders_inside_one_another(tmp_path: Path) -> None:
+    """An input folder inside the output folder is read (before: "no CSV with columns",
+    its files taken for our own output); an output that would land on an input file,
+    or a folder replayed into a file, is refused once, before any work."""
+    _series_csv(tmp_path / "nest" / "raw" / "a.csv", 30)
+    result = CliRunner().invoke(
+        app, ["replay", str(tmp_path / "nest" / "raw"), "-o", str(tmp_path / "nest")]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(_rows(tmp_path / "nest" / "a.csv")) == 30
+    _series_csv(tmp_path / "nest" / "raw" / "raw" / "a.csv", 40)
+    before = (tmp_path / "nest" / "raw" / "a.csv").read_bytes()
+    result = CliRunner().invoke(
+        app, ["replay", str(tmp_path / "nest" / "raw"), "-o", str(tmp_path / "nest")]
+    )
+    assert result.exit_code == 2
+    assert "would overwrite an input" in result.stderr
+    assert (tmp_path / "nest" / "raw" / "a.csv").read_bytes() == before
+    (tmp_path / "taken.csv").write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["replay", str(tmp_path / "nest" / "raw"), "-o", str(tmp_path / "taken.csv")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1
+    assert "a folder's replay writes a folder, and this is a file" in result.stderr
+
+
+def test_a_replay_stopped_midway_leaves_no_output_that_looks_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the output was written left a file cut at any row, exit 130, no word."""
+    from stream_app.offline import replay
+
+    _series_csv(tmp_path / "a.csv", 300)
+    (tmp_path / "out.csv").write_text("an older run", encoding="utf-8")
+    real = replay._result_cells
+    calls = []
+
+    def cells(scored: replay.ScoredColumns, i: int) -> list[str]:
+        calls.append(i)
+        if i == 150:
+            raise KeyboardInterrupt
+        return real(scored, i)
+
+    monkeypatch.setattr(replay, "_result_cells", cells)
+    result = CliRunner().invoke(
+        app, ["replay", str(tmp_path / "a.csv"), "-o", str(tmp_path / "out.csv")]
+    )
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    assert calls[-1] == 150
+    assert (tmp_path / "out.csv").read_text("utf-8") == "an older run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "out.csv"]
+
+
+def test_a_named_pipe_is_read_as_a_file(tmp_path: Path) -> None:
+    """``tsguard replay <(zcat x.csv.gz) -o out.csv``: before, "no such file or folder"."""
+    lines = _series_csv(tmp_path / "a.csv", 50)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    text = (tmp_path / "a.csv").read_bytes()
+
+    def feed() -> None:
+        with fifo.open("wb") as handle:
+            handle.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = CliRunner().invoke(app, ["replay", str(fifo), "-o", str(tmp_path / "out.csv")])
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert [r["timestamp"] for r in _rows(tmp_path / "out.csv")] == [x.split(",")[0] for x in lines]
 
 
 def test_malformed_file_fails_with_file_and_line(tmp_path: Path) -> None:

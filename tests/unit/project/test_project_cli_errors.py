@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,23 @@ def test_a_server_whose_port_is_taken_says_so_first(
     assert done.returncode == 2, done.stderr
     assert says.format(port=port) + ": Address already in use" in said
     assert "Traceback" not in done.stderr and "Kafka" not in said
+
+
+def test_a_reader_that_goes_away_ends_a_piped_replay_quietly(tmp_path: Path) -> None:
+    """``tsguard replay big.csv -o - | head -1``: before, ``error: [Errno 32] Broken
+    pipe`` and exit 2; now as any command whose reader goes away (Click: exit 1, quiet)."""
+    rows = "".join(f"{1_700_000_000 + 60 * i},{i % 13}\n" for i in range(60_000))
+    (tmp_path / "big.csv").write_text("timestamp,value\n" + rows, encoding="utf-8")
+    with subprocess.Popen(
+        [sys.executable, "-m", "stream_app.cli", "replay", str(tmp_path / "big.csv"), "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # as head does after its line
+        stderr = proc.stderr.read().decode()
+        code = proc.wait(timeout=120)
+    assert first.startswith(b"timestamp,value,anomaly_score")
+    assert code == 1, stderr
+    assert "error" not in stderr and "Traceback" not in stderr
