@@ -232,8 +232,8 @@ def evaluate(
 @bench_app.command()
 def detectors(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    points: Annotated[int, typer.Option(min=100, help="Points per run.")] = 50_000,
-    repeats: Annotated[int, typer.Option(min=1, help="Runs per detector (median).")] = 5,
+    points: Annotated[int, typer.Option(min=100, max=10_000_000, help="Points per run.")] = 50_000,
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="Runs per detector (median).")] = 5,
     config: ConfigOption = None,
 ) -> None:
     """Points/s per core of tsguard vs River HalfSpaceTrees and StandardAbsoluteDeviation."""
@@ -276,13 +276,19 @@ def detectors(
 def pipeline(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     readings: Annotated[
-        int, typer.Option(min=100, help="Readings for the throughput run.")
+        int, typer.Option(min=100, max=100_000_000, help="Readings for the throughput run.")
     ] = 200_000,
     offered_rate: Annotated[
-        float, typer.Option(min=1, help="Readings/s for the latency run.")
+        float,
+        typer.Option(min=1, max=1e7, help="Readings/s for the latency run."),
     ] = 5_000.0,
-    seconds: Annotated[float, typer.Option(min=1, help="Length of the latency run.")] = 25.0,
-    entities: Annotated[int, typer.Option(min=1, help="Entities (3 metrics each).")] = 1_000,
+    seconds: Annotated[
+        float,
+        typer.Option(min=1, max=86_400, help="Length of the latency run."),
+    ] = 25.0,
+    entities: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Entities (3 metrics each).")
+    ] = 1_000,
 ) -> None:
     """One real worker end to end: readings/s, vs decode-only and decode + store consumers,
     and p50/p99 latency."""

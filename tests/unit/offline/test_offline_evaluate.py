@@ -327,3 +327,19 @@ def test_rows_out_of_time_order_are_evaluated_sorted_and_said(tmp_path: Path) ->
         for key in OVERALL_KEYS:  # not the timings
             assert results["newest_first"][detector][key] == scores[key], (detector, key)
     assert results["sorted"]["tsguard"]["nab_standard"] > 50
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["detectors", "--points", "100000000000000000000"],  # a numpy traceback before
+        ["detectors", "--repeats", "1000"],
+        ["pipeline", "--seconds", "nan"],  # NaN passes a lower bound alone
+        ["pipeline", "--offered-rate", "inf"],
+        ["pipeline", "--entities", "100000000"],
+    ],
+)
+def test_bench_sizes_beyond_reason_are_refused_before_any_work(args: list[str]) -> None:
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output
