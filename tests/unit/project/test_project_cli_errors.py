@@ -62,8 +62,15 @@ def test_invalid_settings_name_the_variable() -> None:
 
 
 def test_an_api_without_token_keys_says_which_settings_to_set() -> None:
-    # a ValueError traceback before
-    done = _tsguard("api", TSGUARD_OAUTH_DEV_MODE="false", TSGUARD_OAUTH_JWKS_URL="")
+    # a ValueError traceback before; on a free port, so that an API already serving on
+    # the default one (a developer's) is not what it says
+    done = _tsguard(
+        "api",
+        TSGUARD_OAUTH_DEV_MODE="false",
+        TSGUARD_OAUTH_JWKS_URL="",
+        TSGUARD_API_HOST="127.0.0.1",
+        TSGUARD_API_PORT=str(_closed_port()),
+    )
     assert done.returncode == 2, done.stderr
     assert "no token keys configured" in done.stderr and "TSGUARD_OAUTH_JWKS_URL" in done.stderr
     assert "Traceback" not in done.stderr
