@@ -203,6 +203,10 @@ class _Lines:
         self.line += 1
         return text
 
+    def new_record(self) -> None:
+        """The next line handed out begins a record."""
+        self.taken = []
+
     def first_line(self) -> int:
         """The line the record being read began on."""
         return self.line - len(self.taken) + 1
@@ -231,7 +235,7 @@ def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[
         conv = RowConverter(resolve(header, cmap, path), cmap.source, now)
         last_ts = 0.0
         while True:
-            lines.taken = []
+            lines.new_record()
             try:
                 cells = next(reader)
             except StopIteration:
