@@ -58,7 +58,12 @@ def _int_like_orjson(text: str) -> int | float:
     # orjson reads integers outside 64 bits as floats; do the same so a
     # document reads alike whichever parser read it (and can be re-encoded).
     number = int(text)
-    return number if -(2**63) <= number < 2**64 else float(number)
+    if -(2**63) <= number < 2**64:
+        return number
+    try:
+        return float(number)
+    except OverflowError:  # beyond the floats (309 digits and more): infinite, as 1e999
+        return math.inf if number > 0 else -math.inf
 
 
 def loads_marking_duplicates(raw: bytes | str, parse_constant: Any = None) -> Any:

@@ -8,6 +8,8 @@ from typing import Any
 from stream_app.wire.reading import Rejection
 from stream_app.wire.timefmt import format_rfc3339
 
+MAX_ORIGIN_CHARS = 1024  # origin.key and origin.location (the schema's maxLength)
+
 
 def dead_letter(
     raw: bytes | None,
@@ -30,7 +32,14 @@ def dead_letter(
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(cut).decode("ascii"), "base64"
     if isinstance(key, bytes):
-        key = key.decode("utf-8", errors="replace")
+        key = key[: 4 * MAX_ORIGIN_CHARS].decode("utf-8", errors="replace")
+    # a key or location is the sender's: cut, so that the letter (whose own Kafka key is
+    # this key) stays under a message's size limit; a 600 kB key made a letter that
+    # could not be sent, and the worker died on it at every restart
+    if key is not None:
+        key = key[:MAX_ORIGIN_CHARS]
+    if location is not None:
+        location = location[:MAX_ORIGIN_CHARS]
     return {
         "reason": rejection.reason,
         "detail": rejection.detail[:2000],

@@ -25,7 +25,13 @@ MAX_METRICS = 64
 MAX_TAGS = 32
 MAX_SOURCE = 64
 MAX_TAG_VALUE = 200
+# a tag's name: unbounded, one 1.2 MB name made a valid reading larger than a Kafka
+# message (the API answered 503, "Kafka unavailable", to a request no retry could pass)
+MAX_TAG_KEY = 64
 _MAX_NUMBER = 1.7976931348623157e308  # the schema's bound: a finite double
+# ... and a metric's value: beyond it sums overflow (two readings of 1.7e308 made every
+# mean of their series' buckets fail in PostgreSQL), and the detectors clip there anyway
+MAX_VALUE = 1e300
 
 
 class Reading(NamedTuple):
@@ -67,10 +73,21 @@ def _finite(value: int | float) -> bool:
     return -_MAX_NUMBER <= value <= _MAX_NUMBER
 
 
+# how far ahead of the reader's clock a reading's time may be (a device's clock runs
+# ahead); the API applies the same limit, so what it accepts the worker takes
+MAX_FUTURE_S = 3600.0
+
+
+def _beyond(name: str, value: float) -> Rejection:
+    if _finite(value):
+        return Rejection("schema", f"/metrics/{name}: beyond +-{MAX_VALUE:g}")
+    return Rejection("non_finite", f"/metrics/{name}: not a finite number")
+
+
 class ReadingDecoder:
     """Turns raw message bytes into a :class:`Reading` or a :class:`Rejection`."""
 
-    def __init__(self, *, max_bytes: int = 1_048_576, max_future_s: float = 3600.0) -> None:
+    def __init__(self, *, max_bytes: int = 1_048_576, max_future_s: float = MAX_FUTURE_S) -> None:
         self.max_bytes = max_bytes
         self.max_future_s = max_future_s
         # Names already checked against the patterns: a fleet repeats the same
@@ -133,16 +150,16 @@ class ReadingDecoder:
                 _remember(good, name)
             kind = type(value)
             if kind is float:  # the common case first: a plain float
-                if -_MAX_NUMBER <= value <= _MAX_NUMBER:
+                if -MAX_VALUE <= value <= MAX_VALUE:
                     values[name] = value
                     continue
-                return Rejection("non_finite", f"/metrics/{name}: not a finite number")
+                return _beyond(name, value)
             if value is None:
                 values[name] = None
             elif not _is_number(value):
                 return Rejection("schema", f"/metrics/{name}: must be a number or null")
-            elif not _finite(value):
-                return Rejection("non_finite", f"/metrics/{name}: not a finite number")
+            elif not -MAX_VALUE <= value <= MAX_VALUE:
+                return _beyond(name, value)
             else:
                 values[name] = float(value)
         return self._optional_fields(doc, entity, ts, values)
@@ -168,12 +185,14 @@ class ReadingDecoder:
                 if (
                     not isinstance(tag, str)
                     or len(tag) > MAX_TAG_VALUE
+                    or len(key) > MAX_TAG_KEY
                     or "\x00" in tag
                     or "\x00" in key
                 ):
                     return Rejection(
                         "schema",
-                        f"/tags/{key[:64]!r}: must be text (<= {MAX_TAG_VALUE}), no NUL",
+                        f"/tags/{key[:64]!r}: must be text (<= {MAX_TAG_VALUE}) named in at "
+                        f"most {MAX_TAG_KEY} characters, no NUL",
                     )
         if "ingested_at" not in doc:
             return Reading(entity, ts, values, None, source)

@@ -97,6 +97,11 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
         # valid readings not keyed by their entity (no key; another key)
         (None, orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0}})),
         (b"p/2", orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0}})),
+        # a 600 kB key: its letter (keyed by it, carrying it) could not be sent, and the
+        # worker died on the record at every restart
+        (b"k" * 600_000, orjson.dumps({"entity": "p/1", "ts": ts, "metrics": {"t": 1.0}})),
+        # an integer beyond the floats
+        (b"p/1", b'{"entity": "p/1", "ts": 1790000000, "metrics": {"t": ' + b"9" * 400 + b"}}"),
     ]
     messages: list[tuple[bytes | None, bytes]] = []
     for i, reading in enumerate(good):
@@ -124,12 +129,15 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
             "schema",
             "wrong_key",
             "wrong_key",
+            "wrong_key",
+            "non_finite",
         ]
     ), reasons
     validator = _validator("deadletter.schema.json")
     for letter in letters:
         validator.validate(letter)
         assert letter["payload_size"] > 0
+    assert max(len(letter["origin"]["key"] or "") for letter in letters) == 1024
     big = next(letter for letter in letters if letter["reason"] == "too_large")
     assert (
         big["truncated"] and len(big["payload"]) <= pipeline.settings.deadletter_max_payload_bytes

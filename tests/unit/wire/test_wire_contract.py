@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
 
 from stream_app.resources import data_file
-from stream_app.wire import ReadingDecoder, Rejection, dead_letter
+from stream_app.wire import Reading, ReadingDecoder, Rejection, dead_letter
 
 SCHEMA: dict[str, Any] = json.loads(data_file("schemas", "reading.schema.json").read_text("utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -188,6 +189,12 @@ def test_out_of_range_numbers_are_refused_like_out_of_range_text(ts: float) -> N
         ("tags", {"site": "a\x00"}),
         ("tags", {"a\x00": "x"}),
         ("metrics", {"t": 10**400}),
+        # two readings of 1.7e308 made every mean of their series' buckets overflow
+        ("metrics", {"t": 1.7e308}),
+        ("metrics", {"t": -1.0000001e300}),
+        # a 1.2 MB tag name made a valid reading larger than a Kafka message
+        ("tags", {"k" * 65: "x"}),
+        ("tags", {"k" * 1_200_000: "x"}),
     ],
 )
 def test_hostile_values_are_refused_by_both(field: str, value: Any) -> None:
@@ -216,3 +223,84 @@ def test_duplicate_keys_are_dead_lettered(raw: bytes) -> None:
 def test_keys_hidden_in_text_are_not_duplicates() -> None:
     raw = b'{"entity": "X/a", "ts": 1, "metrics": {"x": 1}, "source": ":", "tags": {"k": "\\":"}}'
     assert not isinstance(DECODER.decode(raw, now=0.0), Rejection)
+
+
+@pytest.mark.parametrize("digits", [309, 400, 4000])
+def test_integers_beyond_the_floats_read_as_infinite_not_as_an_error(digits: int) -> None:
+    """The API's fallback parser (for what orjson refuses) raised OverflowError, a 500,
+    on an integer of 309 to 4,300 digits; 1e999 reads as infinite, and so do they."""
+    from stream_app.wire.content import loads_marking_duplicates
+
+    big = "9" * digits
+    assert loads_marking_duplicates(f"[{big}, -{big}, 18446744073709551616]") == [
+        math.inf,
+        -math.inf,
+        18446744073709551616.0,
+    ]
+
+
+def test_a_letter_cuts_the_senders_key_and_location() -> None:
+    """A 600 kB Kafka key made a letter over the producer's 1 MB limit (it carries the key
+    and is keyed by it): the worker could not send it and died on the record."""
+    schema = json.loads(data_file("schemas", "deadletter.schema.json").read_text("utf-8"))
+    verdict = Rejection("wrong_key", "the key is not the reading's entity")
+    for key in (b"k" * 600_000, "é" * 600_000, "k" * 1024):
+        letter = dead_letter(
+            b"{}", verdict, at=0.0, max_payload=1024, key=key, location="x" * 10**6
+        )
+        Draft202012Validator(schema).validate(letter)
+        assert letter["origin"]["key"] == (key.decode() if isinstance(key, bytes) else key)[:1024]
+        assert len(letter["origin"]["location"]) == 1024
+        assert len(json.dumps(letter)) < 20_000
+
+
+def test_the_api_refuses_a_time_the_worker_would_dead_letter_as_future() -> None:
+    """The API answered 202 for a reading two hours ahead, which the worker then
+    dead-lettered as future_timestamp: the client never heard."""
+    from stream_app.api.readings import check_batch
+
+    now = 1_790_000_000.0
+    items = [
+        {"entity": "a", "ts": now + 7200, "metrics": {"v": 1.0}},
+        {"entity": "a", "ts": "9999-12-31T23:59:59Z", "metrics": {"v": 1.0}},
+        {"entity": "a", "ts": now + 3000, "metrics": {"v": 1.0}},  # a clock a little ahead
+        {"entity": "a", "ts": now - 86_400 * 365, "metrics": {"v": 1.0}},
+    ]
+    valid, errors, rejected = check_batch(items, now=now)
+    assert valid == items[2:] and rejected == 2
+    assert [(e.index, e.pointer) for e in errors] == [(0, "/ts"), (1, "/ts")]
+    assert errors[0].message == "7200 s in the future (limit 3600 s)"
+    decoder = ReadingDecoder()
+    for item in items:  # the worker's verdict, item by item
+        verdict = decoder.validate(item, now)
+        assert isinstance(verdict, Rejection) == (item not in valid), item
+
+
+def test_the_largest_valid_reading_fits_a_kafka_message() -> None:
+    """Every part of a reading is bounded, so one the schema accepts is never a message
+    too large for Kafka (1 MB)."""
+    doc = {
+        "entity": "/".join(["e" * 49] * 4),
+        "ts": "2026-01-01T00:00:00.123456789+00:00",
+        "metrics": {f"m{i:02d}" + "x" * 60: -1e300 for i in range(64)},
+        "source": "s" * 64,
+        "tags": {f"{i:02d}" + "k" * 62: "\u2603" * 200 for i in range(32)},
+        "ingested_at": -1.7976931348623157e308,
+    }
+    schema_ok, decoder_ok, _ = verdicts(doc)
+    assert schema_ok and decoder_ok
+    assert len(json.dumps(doc, ensure_ascii=False).encode()) < 100_000
+
+
+def test_epoch_numbers_are_read_to_the_microsecond_as_text_and_the_database_read_them() -> None:
+    """Two readings 0.3 us apart were two points to the worker (both scored, both counted)
+    and one row to PostgreSQL, which keeps microseconds: the second vanished uncounted."""
+    from stream_app.wire import parse_timestamp
+
+    t0 = 1_790_000_000.0
+    assert parse_timestamp(t0 + 2e-7) == parse_timestamp(t0 + 5e-7) == t0
+    assert parse_timestamp(t0 + 0.25) == t0 + 0.25 and parse_timestamp(1790000123) == 1790000123.0
+    assert parse_timestamp(t0 + 0.1234567) == parse_timestamp("2026-09-21T14:13:20.123457Z")
+    decoded = [DECODER.decode(orjson.dumps({"entity": "a", "ts": t, "metrics": {"v": 1}}), now=t0)
+               for t in (t0 + 2e-7, t0 + 5e-7)]  # fmt: skip
+    assert [r.ts for r in decoded if isinstance(r, Reading)] == [t0, t0]
