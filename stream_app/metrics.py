@@ -53,6 +53,7 @@ class Metrics:
     sink_rows: Counter
     series_tracked: Gauge
     state_bytes: Gauge
+    state_unsaved: Counter
     consumer_lag: Gauge
     open_episodes: Gauge
     feedback: Counter
@@ -205,6 +206,11 @@ def _families(reg: CollectorRegistry) -> Metrics:
             "tsguard_state_unreadable",
             "Saved model states that could not be read (that part restarted), by part.",
             ["part"],
+            registry=reg,
+        ),
+        state_unsaved=Counter(
+            "tsguard_state_unsaved",
+            "Entity states too large to checkpoint (the entity re-learns after a restart).",
             registry=reg,
         ),
         evicted=Counter(

@@ -45,7 +45,7 @@ from typing import Any
 from .calibration import TailCalibrator
 from .codec import Reader, Writer
 from .config import EngineConfig
-from .detectors.base import CAL_RATE, Bounds, check_params
+from .detectors.base import CAL_RATE, Bounds, check_forest, check_params
 from .records import ScoredPoint
 
 _MAGIC = b"TSE1"
@@ -74,6 +74,7 @@ def check_entity_params(params: Mapping[str, Any]) -> None:
     """Reject an entity rule's unknown parameters and values out of :data:`BOUNDS`, with
     the parameter's name (a ``window_size`` of ``"abc"`` was an unnamed ``int()`` error)."""
     check_params(params, set(DEFAULTS), "entity scorer", BOUNDS)
+    check_forest(params, DEFAULTS, "entity scorer")
 
 
 Ranked = tuple[tuple[str, float, float | None], ...]  # (metric, score, z), best first

@@ -17,6 +17,7 @@ saving writes the state table and acks the partition's held records.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ from typing import Any, Protocol
 
 from stream_app.metrics import Metrics
 from stream_app.worker.feed import Record
+
+log = logging.getLogger(__name__)
+
+# The largest packed state of one entity that is saved: the table's changelog record
+# must fit the producer's request limit (Faust's default, 1,000,000 bytes, with room for
+# the key). A larger one (a rule's forest of 50 trees of height 12: 3 MB compressed)
+# failed the producer, and the worker crashed on it at every restart.
+MAX_STATE_BLOB = 900_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,7 @@ class Checkpointer:
         self._total = 0
         # entity -> snapshots taken and not yet saved that hold it
         self._unsaved: dict[str, int] = {}
+        self._too_large: set[str] = set()  # entities whose state was too large (said once)
 
     def touched(self, changed: Iterable[tuple[int, str]]) -> None:
         """(partition, entity) pairs whose models changed."""
@@ -110,7 +120,25 @@ class Checkpointer:
         """The state, as of now, of every entity of ``partition`` changed since its last one."""
         dirty = self._dirty.pop(partition, set()) | self._dirty.pop(-1, set())
         self._last = self._checkpointed_at[partition] = self._clock()
-        blobs = {entity: self._states.dump(entity) for entity in dirty}
+        blobs = {}
+        for entity in dirty:
+            blob = self._states.dump(entity)
+            if len(blob) <= MAX_STATE_BLOB:
+                blobs[entity] = blob
+                continue
+            # not saved: the entity goes on scoring, and re-learns after a restart from
+            # its last saved state (counted and said once per entity, not per checkpoint)
+            self._metrics.state_unsaved.inc()
+            if entity not in self._too_large:
+                self._too_large.add(entity)
+                log.warning(
+                    "the state of entity %r is %d bytes packed, over the %d that can be "
+                    "saved: it is not checkpointed (its models re-learn after a restart); "
+                    "smaller detector parameters for its series keep it",
+                    entity[:200],
+                    len(blob),
+                    MAX_STATE_BLOB,
+                )
         unsaved = self._unsaved
         for entity in blobs:
             unsaved[entity] = unsaved.get(entity, 0) + 1

@@ -30,6 +30,11 @@ from stream_app.worker.states import EntityStates
 _NOT_DEAD_LETTERED = frozenset({"duplicate", "missing"})
 # Who turned a point away, for the dead letter's detail.
 _CLEANER = "by the cleaner"
+# ingest-to-event latencies observed: a reading's ingested_at (stamped by the API or a
+# connector, or set by any producer) from a minute ahead of the worker's clock (hosts'
+# clocks differ; read as 0) to a day behind it; anything else is a wrong clock, not a delay
+INGEST_SKEW_S = 60.0
+INGEST_MAX_S = 86_400.0
 _BY = {TOO_MANY_SERIES: f"as one series too many (an entity keeps at most {MAX_SERIES})"}
 _STATUS = itemgetter(ObservationRow._fields.index("status"))
 # A source's watermark jumping by more than this many of its usual steps (and
@@ -149,7 +154,7 @@ class ReadingScorer:
             if msg.key != result.entity.encode():
                 out.deadletters.append(self._dead(msg, _wrong_key(msg.key, result.entity), now))
                 continue
-            proc = states.admit(result.entity, msg.offset)
+            proc = states.admit(result.entity, msg.offset, msg.partition)
             if proc is None:
                 # Learned before a crash or a rebalance (the saved state is ahead of
                 # the committed offsets): its rows are durable, its models have it.
@@ -217,7 +222,9 @@ class ReadingScorer:
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
         if events:
             out.events.extend(event_to_wire(event, now) for event in events)
-            if ingested_at is not None:
+            # a producer's ingested_at is its own clock's word: one of -1e300 made the
+            # histogram's sum 1e300 for good, one from the far future read as no delay
+            if ingested_at is not None and -INGEST_SKEW_S <= now - ingested_at <= INGEST_MAX_S:
                 out.ingest_to_event.extend([now - ingested_at] * len(events))
 
     @property

@@ -32,12 +32,17 @@ OnUnreadable = Callable[[str, str, str, Exception], None]
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
 ENTITY_KEY = "\x00entity"
-# Key of the offset (in the entity's readings partition) of the last reading
-# its saved state reflects: a replay after a crash skips readings up to it.
+# Key of the partition and offset of the last reading its saved state reflects: a replay
+# after a crash skips readings up to it in that partition. A reading from another partition
+# (a producer that does not hash keys as Kafka's clients do, partitions added) is never
+# taken for a replay: offsets of two partitions do not compare, and one such reading far
+# ahead made every later one of its entity look replayed, unscored and unstored.
 OFFSET_KEY = "\x00offset"
 # The part a packed key holds, when it is not a metric's series.
 _PARTS = {ENTITY_KEY: "joint", OFFSET_KEY: "offset"}
-_OFFSET = struct.Struct("<q")
+_OFFSET = struct.Struct("<q")  # the offset alone: states saved before the partition was
+_PARTITION_OFFSET = struct.Struct("<qq")
+_ANY_PARTITION = -1  # a state saved with its offset alone
 _NAME = struct.Struct("<H")
 _BLOB = struct.Struct("<I")
 # No plain blob starts with these bytes: its first two are a metric name's
@@ -104,8 +109,8 @@ class EntityStates:
         self._load = load
         self._on_unreadable = on_unreadable
         self._live: dict[str, EntityProcessor] = {}
-        # Offset of the last reading each live entity's models reflect.
-        self._offsets: dict[str, int] = {}
+        # (partition, offset) of the last reading each live entity's models reflect.
+        self._offsets: dict[str, tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return sum(len(e.series) for e in self._live.values())
@@ -133,7 +138,11 @@ class EntityStates:
         for metric, state in parts.items():
             try:
                 if metric == OFFSET_KEY:
-                    self._offsets[entity] = _OFFSET.unpack(state)[0]
+                    self._offsets[entity] = (
+                        (_ANY_PARTITION, _OFFSET.unpack(state)[0])
+                        if len(state) == _OFFSET.size
+                        else _PARTITION_OFFSET.unpack(state)
+                    )
                 elif metric == ENTITY_KEY:
                     params = self.config.entity_params(entity)
                     if params is not None:
@@ -181,14 +190,23 @@ class EntityStates:
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
         return self.entity(entity).processor(metric)
 
-    def admit(self, entity: str, offset: int | None) -> EntityProcessor | None:
-        """``entity``'s processor for its reading at ``offset``, now counted as learned;
-        None when its models already reflect that offset (a replayed reading)."""
+    def admit(
+        self, entity: str, offset: int | None, partition: int | None = None
+    ) -> EntityProcessor | None:
+        """``entity``'s processor for its reading at ``offset`` of ``partition``, now
+        counted as learned; None when its models already reflect that offset of that
+        partition (a replayed reading)."""
         live = self.entity(entity)
         if offset is not None:
-            if offset <= self._offsets.get(entity, -1):
+            where = _ANY_PARTITION if partition is None else partition
+            seen = self._offsets.get(entity)
+            if (
+                seen is not None
+                and offset <= seen[1]
+                and (seen[0] == where or _ANY_PARTITION in (seen[0], where))
+            ):
                 return None
-            self._offsets[entity] = offset
+            self._offsets[entity] = (where, offset)
         return live
 
     def entity_scorer(self, entity: str) -> EntityScorer | None:
@@ -200,9 +218,9 @@ class EntityStates:
         states = {m: p.to_bytes() for m, p in live.series.items()}
         if live.joint is not None:
             states[ENTITY_KEY] = live.joint.to_bytes()
-        offset = self._offsets.get(entity)
-        if offset is not None:
-            states[OFFSET_KEY] = _OFFSET.pack(offset)
+        seen = self._offsets.get(entity)
+        if seen is not None:
+            states[OFFSET_KEY] = _PARTITION_OFFSET.pack(*seen)
         return compress_blob(pack_entity(states))
 
     def forget(self) -> None:

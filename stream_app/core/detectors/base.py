@@ -105,6 +105,30 @@ RATE: Bounds = (1e-6, 1.0, False)  # an exponential smoothing weight
 CLIP: Bounds = (0.5, 100.0, False)  # a winsorising limit, in sigma
 
 
+# A forest's nodes (trees x 2 ** height) bound one series' state: 10 trees of height 8
+# (River's defaults) pack to about 45 kB compressed, 50 of height 12 to 3 MB, more than a
+# Kafka message holds, so the worker could never save it
+FOREST_NODES_MAX = 2**14
+
+
+def check_forest(params: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> None:
+    """Refuse a forest whose trees x 2 ** height passes :data:`FOREST_NODES_MAX`.
+
+    >>> check_forest({"n_trees": 50, "height": 8}, {"n_trees": 10, "height": 8}, "d")
+    >>> check_forest({"height": 12}, {"n_trees": 10, "height": 8}, "d")
+    Traceback (most recent call last):
+    ...
+    ValueError: d: n_trees x 2 ** height must be at most 16384 (the state one series keeps), not 10 x 2 ** 12 = 40960
+    """
+    trees = int(params.get("n_trees", defaults["n_trees"]))
+    height = int(params.get("height", defaults["height"]))
+    if trees * 2**height > FOREST_NODES_MAX:
+        raise ValueError(
+            f"{name}: n_trees x 2 ** height must be at most {FOREST_NODES_MAX} (the state one "
+            f"series keeps), not {trees} x 2 ** {height} = {trees * 2**height}"
+        )
+
+
 def check_params(
     params: Mapping[str, Any],
     allowed: set[str],

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..calibration import TailCalibrator
-from .base import CAL_RATE, Bounds, Update, check_params
+from .base import CAL_RATE, Bounds, Update, check_forest, check_params
 from .ewma_z import EwmaZ
 
 DEFAULTS: dict[str, float] = {
@@ -52,6 +52,7 @@ class RiverHST:
         from river import anomaly, preprocessing
 
         check_params(params, set(DEFAULTS), self.name, BOUNDS)
+        check_forest(params, DEFAULTS, self.name)
         p = {**DEFAULTS, **params}
         self.keys = tuple(f"x{i}" for i in range(int(p["shingle"])))
         self.scaler: Any = preprocessing.MinMaxScaler()

@@ -82,6 +82,9 @@ NAN = float("nan")
         ("river_hst", {"height": 64}, "height must be within"),
         ("river_hst", {"n_trees": "abc"}, "n_trees must be a number"),
         ("river_hst", {"shingle": True}, "shingle must be a number"),
+        # each bound alone, but a state of 13 MB (3 MB compressed) per series: more than a
+        # Kafka message, and the worker crashed on its checkpoint at every restart
+        ("river_hst", {"n_trees": 50, "height": 12}, "n_trees x 2 \\*\\* height must be at most"),
     ],
 )
 def test_detector_parameters_out_of_bounds_are_rejected_by_name(

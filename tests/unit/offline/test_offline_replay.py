@@ -387,6 +387,11 @@ def test_a_stuck_sensor_is_an_episode_in_the_replay_columns() -> None:
             "n_trees must be within 1 and 50",
         ),
         (
+            "nodes.yaml",
+            "entities: [{pattern: '*', params: {n_trees: 50, height: 12}}]\n",
+            "entity scorer: n_trees x 2 ** height must be at most 16384",
+        ),
+        (
             "warm.yaml",
             "defaults: {cleaning: {warmup_points: null}}\n",
             "warmup_points needs a value",

@@ -358,3 +358,26 @@ async def test_records_after_a_skipped_offset_wait_for_a_seek_back() -> None:
     await h.stop()
     assert h.count("tsguard_readings_total", outcome="scored") == len(records)
     assert sorted(r.offset for r in h.consumer.acked) == list(range(10))
+
+
+async def test_a_state_too_large_to_save_is_counted_and_the_worker_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule's forest of 50 trees of height 12 packs to 3 MB: the changelog record failed
+    the producer and the worker crashed on it at every restart. Now such an entity is
+    not checkpointed (said once, counted), and every point is still stored and acked."""
+    from stream_app.worker import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MAX_STATE_BLOB", 0)  # every state "too large"
+    h = Harness()
+    records = readings(2, 60)
+    h.start()
+    await offered(h, records)
+    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
+    await h.stop()
+    assert not h.fatal
+    assert h.table == {}
+    assert len(h.consumer.acked) == len(records)
+    assert h.count("tsguard_state_unsaved_total") >= 2
+    said = [r.getMessage() for r in caplog.records if "not checkpointed" in r.getMessage()]
+    assert sorted(m.split("'")[1] for m in said) == ["site/dev-0", "site/dev-1"]

@@ -358,3 +358,56 @@ def test_a_device_whose_clock_runs_ahead_does_not_hide_the_others_silences() -> 
     arrivals = [(at, r) for at, r in arrivals if r.key != b"site/9" or not quiet[0] < at < quiet[1]]
     # read a minute's readings at a time, as they arrive
     assert sorted(_opened_in_batches(arrivals, size=11)) == ["ahead/0", "site/9"]
+
+
+def test_an_ingested_at_from_a_wrong_clock_is_no_latency() -> None:
+    """A producer's ``ingested_at`` of -1e300 made the ingest-to-anomaly histogram's sum
+    1e300 for as long as the worker ran; one from the far future read as no delay."""
+    now = T0 + 60 * 400
+    latencies = {}
+    for ingested_at in (now - 2.5, now + 30.0, -1e300, 1e300, now - 2 * 86_400, now + 3600):
+        messages = []
+        for record in _messages(400, spike_at=300):
+            doc = orjson.loads(record.value)
+            doc["ingested_at"] = ingested_at
+            messages.append(Record(orjson.dumps(doc), record.key, "r", 0, record.offset))
+        out = _scorer(EngineConfig.default(), {}).process(messages, now=now)
+        assert any(e["event"] == "opened" for e in out.events)
+        latencies[ingested_at] = sorted(set(out.ingest_to_event))
+    assert latencies[now - 2.5] == [2.5]
+    assert latencies[now + 30.0] == [-30.0]  # a host a little ahead: observed as 0
+    assert latencies[-1e300] == latencies[1e300] == []
+    assert latencies[now - 2 * 86_400] == latencies[now + 3600] == []
+
+
+def test_readings_of_an_entity_on_another_partition_are_not_taken_for_replays() -> None:
+    """A producer that does not hash keys as Kafka's clients do put 20 readings of an
+    entity on partition 2 at offsets near 176,000; every later reading on its own
+    partition (offsets near 64,000) was then "replayed": not scored, not stored."""
+    from stream_app.worker.states import (
+        OFFSET_KEY,
+        compress_blob,
+        decompress_blob,
+        pack_entity,
+        unpack_entity,
+    )
+
+    config = EngineConfig.default()
+    messages = _messages(60, spike_at=-1)
+    stray = [Record(m.value, m.key, "r", 2, 176_000 + i) for i, m in enumerate(messages[:20])]
+    own = [Record(m.value, m.key, "r", 1, 64_000 + i) for i, m in enumerate(messages[20:])]
+    store: dict[str, bytes] = {}
+    scorer = _scorer(config, store)
+    out = scorer.process(stray, now=NOW)
+    assert out.readings_ok == 20 and out.replayed == 0
+    store["plant-1/pump-1"] = scorer.states.dump("plant-1/pump-1")
+    for states in (scorer, _scorer(config, store)):  # live, and restored from the table
+        out = states.process(own, now=NOW)
+        assert (out.readings_ok, out.replayed) == (40, 0)
+        again = states.process(own[-5:], now=NOW)  # a true replay is still skipped
+        assert (again.readings_ok, again.replayed) == (0, 5)
+    # a state saved before the partition was (its offset alone) still skips its replays
+    parts = unpack_entity(decompress_blob(scorer.states.dump("plant-1/pump-1")))
+    parts[OFFSET_KEY] = (64_039).to_bytes(8, "little", signed=True)
+    old = _scorer(config, {"plant-1/pump-1": compress_blob(pack_entity(parts))})
+    assert old.process(own[-5:], now=NOW).replayed == 5
