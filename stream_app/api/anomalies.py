@@ -237,11 +237,19 @@ async def label_anomaly(
     """Mark the episode a true or false positive; detectors receive it as feedback."""
     producer = require_producer(state)
     async with require_pool(state).connection() as conn, conn.transaction():
+        cur = await conn.execute(q.LABEL_BEFORE_SQL, (episode_id,))
+        before = await cur.fetchone()
+        if before is None:
+            raise HTTPException(status_code=404, detail="no such anomaly")
         cur = await conn.execute(q.LABEL_SQL, (body.label, body.comment, principal.sub, episode_id))
         row = await cur.fetchone()
         if row is None:
             raise HTTPException(status_code=404, detail="no such anomaly")
         episode = q.as_dict(row)
+        if before[0] == body.label:
+            # the same label again (a retry, a double click, a comment changed): stored,
+            # but no feedback, which each time doubled the series' margin up to 64x
+            return episode
         event = {
             "episode_id": episode["id"],
             "entity": episode["entity"],

@@ -100,6 +100,10 @@ ACK_SQL = (
     )
     + _RETURNING
 )
+# the label an episode has before a new one is set (the row locked until the transaction
+# ends, so two concurrent labels are judged one after the other)
+LABEL_BEFORE_SQL = sql.SQL("SELECT label FROM anomalies WHERE id = %s FOR UPDATE")
+
 LABEL_SQL = (
     sql.SQL(
         "UPDATE anomalies SET label = %s, label_comment = %s, labelled_by = %s,"

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream_app.api.roles import normalise_template
@@ -59,7 +60,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route: Any = scope.get("route")
+            route: Any = scope.get("route") or _route_of(scope)
             path = getattr(route, "path", None)
             template = normalise_template(path) if isinstance(path, str) else "unmatched"
             method = str(scope.get("method", "?"))
@@ -67,6 +68,16 @@ class MetricsMiddleware:
                 method = "other"
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+def _route_of(scope: Scope) -> Any:
+    """The route a request was for when it was answered before routing (a 413 for its
+    body's size was counted as ``unmatched``, out of sight of the route's panels)."""
+    for route in getattr(scope.get("app"), "routes", ()):
+        matched, _ = route.matches(scope)
+        if matched != Match.NONE:
+            return route
+    return None
 
 
 class BodyLimitMiddleware:

@@ -77,6 +77,11 @@ ON CONFLICT (id) DO UPDATE SET
 """
 ).replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
 
+# the status of a point whose metric is one series too many for its entity
+# (stream_app.core.entity_processor.TOO_MANY_SERIES; not imported: the sink stays apart
+# from the detectors)
+_TOO_MANY_SERIES = "too_many_series"
+
 # One statement for all series spans (an executemany of one upsert per series
 # cost more than the COPY itself); ORDER BY keeps a stable lock order.
 _SERIES_UPSERT = """
@@ -137,6 +142,10 @@ class PostgresSink:
 
     def add_point(self, row: ObservationRow) -> None:
         self._buffer.points.append(row)
+        if row.status == _TOO_MANY_SERIES:
+            # stored as the point it was, but no series: a producer putting a request id
+            # in the metric name added a row to `series` (and to its listing) per reading
+            return
         key = (row.entity, row.metric)
         span = self._spans.get(key)
         if span is None:

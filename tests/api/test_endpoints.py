@@ -100,13 +100,37 @@ async def test_all_invalid_is_422_with_the_field(
     assert error["message"]
 
 
-@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+@pytest.mark.parametrize(
+    # an integer of 309 to 4,300 digits was a 500 (OverflowError in the fallback parser)
+    "literal",
+    [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"9" * 400, b"-" + b"9" * 4000, b"1.7e308"],
+)
 async def test_non_finite_values_are_rejected(api_env: ApiEnv, literal: bytes) -> None:
     body = b'[{"entity": "a", "ts": 1.0, "metrics": {"v": ' + literal + b"}}]"
     headers = {**ingest(api_env), "Content-Type": "application/json"}
     response = await api_env.client.post("/v1/readings", content=body, headers=headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["pointer"] == "/metrics/v"
+
+
+async def test_a_large_batch_being_checked_does_not_stop_other_requests(api_env: ApiEnv) -> None:
+    """A 4.5 MB NDJSON batch took seconds to check on the event loop, and /healthz and
+    every viewer's request waited for it (a liveness probe with a 1 s timeout failed)."""
+    line = orjson.dumps({"entity": "big/x", "ts": 1.0, "metrics": {"v": 1.0}, "tags": {"t": "x"}})
+    body = b"\n".join([line] * (4_000_000 // len(line)))
+    headers = {**ingest(api_env), "Content-Type": "application/x-ndjson"}
+    started = time.perf_counter()
+    post = asyncio.create_task(api_env.client.post("/v1/readings", content=body, headers=headers))
+    await asyncio.sleep(0.05)  # the batch is being read and checked
+    asked = time.perf_counter()
+    health = await api_env.client.get("/healthz")
+    waited = time.perf_counter() - asked
+    assert health.status_code == 200
+    response = await post
+    took = time.perf_counter() - started
+    assert response.status_code == 202, response.text
+    # the probe did not wait for the check (it waited nearly all of it before)
+    assert waited < took / 4, (waited, took)
 
 
 async def test_unparseable_or_empty_or_wrong_type(api_env: ApiEnv) -> None:
@@ -135,6 +159,10 @@ async def test_oversized_body_is_413_by_length_and_while_streaming(api_env: ApiE
     # An unauthenticated oversized body never reaches the handler either.
     response = await api_env.client.post("/v1/anomalies/x/ack", content=big)
     assert response.status_code == 413
+    # ... and each is counted under its route (it was "unmatched": answered before routing)
+    text = (await api_env.client.get("/metrics")).text
+    assert 'method="POST",route="/v1/readings",status="413"}' in text
+    assert 'route="/v1/anomalies/{episode_id}/ack",status="413"' in text
 
 
 # --- series ---------------------------------------------------------------------------
@@ -284,6 +312,24 @@ async def test_ack_and_label_are_stored_and_label_is_published(api_env: ApiEnv) 
     assert records[-1].key == b"plant-1/pump-2"
     r = await api_env.client.post("/v1/anomalies/missing/label", json={"label": "x"}, headers=op)
     assert r.status_code == 422
+
+
+async def test_only_a_change_of_label_is_published_as_feedback(api_env: ApiEnv) -> None:
+    """Each feedback event doubles (or halves) the series' margin: the same label sent six
+    times (a retry, a script) pushed it to 64x, a series that no longer pages."""
+    episode = api_env.seeded["episode_ids"][2]
+    op = auth(api_env.tokens.role("operator", sub="otto"))
+    sent = ["false_positive", "false_positive", "true_positive", "true_positive", "false_positive"]
+    for i, label in enumerate(sent):
+        r = await api_env.client.post(
+            f"/v1/anomalies/{episode}/label", json={"label": label, "comment": f"#{i}"}, headers=op
+        )
+        assert r.status_code == 200 and r.json()["label"] == label
+        assert r.json()["label_comment"] == f"#{i}"  # a repeat is still stored
+    records = await consume(api_env, api_env.settings.topic_feedback, 10**6, within_s=3.0)
+    published = [orjson.loads(r.value) for r in records]
+    labels = [e["label"] for e in published if e["episode_id"] == episode]
+    assert labels == ["false_positive", "true_positive", "false_positive"]
 
 
 # --- detectors ------------------------------------------------------------------------

@@ -132,6 +132,23 @@ async def test_new_series_are_listed_at_once_and_last_times_when_all_are_asked_f
 
 
 @pytest.mark.integration
+async def test_a_point_of_one_series_too_many_is_stored_but_lists_no_series(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    """A producer putting a request id in the metric name: each such point is rejected as
+    ``too_many_series`` and stored with that status, but added a row to ``series`` (and
+    to ``GET /v1/series``) per reading."""
+    sink.add_point(_row("a", "m", T0))
+    for i in range(5):
+        row = _row("a", f"req-{i}", T0 + i)
+        sink.add_point(row._replace(status="too_many_series", score=None))
+    await sink.write(sink.take())
+    assert _query(fresh_schema.conninfo, "SELECT entity, metric FROM series") == [("a", "m")]
+    stored = _query(fresh_schema.conninfo, "SELECT status, count(*) FROM observations GROUP BY 1")
+    assert sorted(stored) == [("ok", 1), ("too_many_series", 5)]
+
+
+@pytest.mark.integration
 async def test_overlapping_writes_of_the_same_episodes_do_not_deadlock(
     sink: PostgresSink, fresh_schema: FreshSchema
 ) -> None:
