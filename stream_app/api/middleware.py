@@ -73,7 +73,17 @@ class MetricsMiddleware:
 def _route_of(scope: Scope) -> Any:
     """The route a request was for when it was answered before routing (a 413 for its
     body's size was counted as ``unmatched``, out of sight of the route's panels)."""
-    for route in getattr(scope.get("app"), "routes", ()):
+    return _matching(getattr(scope.get("app"), "routes", ()), scope)
+
+
+def _matching(routes: Any, scope: Scope) -> Any:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included router
+        if included is not None:
+            found = _matching(included.routes, scope)
+            if found is not None:
+                return found
+            continue
         matched, _ = route.matches(scope)
         if matched != Match.NONE:
             return route
