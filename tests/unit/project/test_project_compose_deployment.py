@@ -230,3 +230,53 @@ def test_grafana_mounts_a_datasource_for_each_timescaledb_flag(flag: str) -> Non
     chosen = [m for m in mounts if "postgres-datasource" in m]
     assert chosen == [f"./dashboards/postgres-datasource/timescaledb-{flag}.yaml"]
     assert (ROOT / chosen[0]).is_file()
+
+
+def test_no_mapping_names_a_key_twice() -> None:
+    """PyYAML keeps the last of two equal keys, and two ``<<`` merge keys silently; Compose
+    >= 2.17 refuses both ("mapping key "<<" already defined"), so `up` failed on the api's
+    environment before anything started."""
+    loader = yaml.SafeLoader((ROOT / "docker-compose.yml").read_text())
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    twice = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, yaml.MappingNode):
+            keys = [k.value for k, _ in item.value]
+            twice += [
+                (k, k_node.start_mark.line + 1)
+                for k, (k_node, _) in zip(keys, item.value, strict=True)
+                if keys.count(k) > 1
+            ]
+            stack += [v for _, v in item.value]
+        elif isinstance(item, yaml.SequenceNode):
+            stack += item.value
+    assert twice == []
+
+
+def test_nothing_is_mounted_inside_a_read_only_mount() -> None:
+    """Grafana's postgres datasource file was mounted inside the read-only mount of the
+    datasources folder, which has no such file: Docker cannot create the mount point in
+    a read-only folder, and the container would not start."""
+    for name, service in SERVICES.items():
+        volumes = [interpolate(str(v), {}) for v in service.get("volumes", [])]
+        mounts = [v.split(":") for v in volumes if ":" in v]
+        read_only = [m[1] for m in mounts if m[-1] == "ro"]
+        for target in (m[1] for m in mounts):
+            inside = [
+                t for t in read_only if t != target and target.startswith(t.rstrip("/") + "/")
+            ]
+            assert not inside, f"{name}: {target} is mounted inside the read-only {inside}"
+
+
+def test_kafka_keeps_its_data_on_its_volume() -> None:
+    """The apache/kafka image writes to /tmp/kraft-combined-logs unless KAFKA_LOG_DIRS says
+    otherwise: the kafka-data volume held nothing, and recreating the container lost every
+    topic, committed offset and the state changelog."""
+    kafka = SERVICES["kafka"]
+    mounted = {str(v).split(":")[1] for v in kafka["volumes"] if str(v).startswith("kafka-data:")}
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] in mounted
