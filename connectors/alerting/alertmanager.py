@@ -22,7 +22,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event
+from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event, to_alert
 from connectors.ingest.producer import BatchProducer
 from stream_app.settings import Settings
 from stream_app.wire import Rejection, dead_letter
@@ -52,6 +52,7 @@ class AlertmanagerClient:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         report: Callable[[str], None] | None = None,
+        stats: ForwardStats | None = None,
     ) -> None:
         self.http, self.backoff_s, self.max_backoff_s, self._report = (
             http,
@@ -59,7 +60,12 @@ class AlertmanagerClient:
             max_backoff_s,
             report,
         )
-        self.retries = 0
+        # counted as they happen (the metric stayed 0 through a 6-minute outage before)
+        self.stats = stats if stats is not None else ForwardStats()
+
+    @property
+    def retries(self) -> int:
+        return self.stats.retries
 
     async def active_tsguard_alerts(self) -> list[dict[str, Any]]:
         response = await self.http.get(
@@ -86,7 +92,7 @@ class AlertmanagerClient:
                     raise Rejected(problem)
             except httpx.TransportError as exc:
                 problem = repr(exc)
-            self.retries += 1
+            self.stats.retries += 1
             if self._report is not None:
                 self._report(f"Alertmanager not accepting ({problem}); retry in {delay:.1f} s")
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -119,7 +125,7 @@ async def forward_to_alertmanager(
         client_id="tsguard-alertmanager",
     )
     async with httpx.AsyncClient(base_url=url or settings.alertmanager_url, timeout=10.0) as http:
-        am = AlertmanagerClient(http, backoff_s=backoff_s, report=report)
+        am = AlertmanagerClient(http, backoff_s=backoff_s, report=report, stats=stats)
         try:
             adopted = book.adopt(await am.active_tsguard_alerts(), time.time())
             if report is not None and adopted:
@@ -146,14 +152,22 @@ async def forward_to_alertmanager(
                     try:
                         await am.post(alerts)
                         stats.posted += len(alerts)
-                    except Rejected as exc:
+                    except Rejected:
+                        # one by one: only what Alertmanager refuses is dead-lettered (the
+                        # whole batch was), and it is no longer re-sent with the others
+                        refused = await _post_each(am, alerts, stats)
+                        book.forget(set(refused))
                         await _dead_letter_events(
-                            events, str(exc), settings, producer, stats, report
+                            [e for e in events if e["episode_id"] in refused],
+                            refused,
+                            settings,
+                            producer,
+                            stats,
+                            report,
                         )
                 if batches:
                     await producer.flush()  # dead letters are durable before we move on
                     await consumer.commit()
-                stats.retries = am.retries
         finally:
             try:
                 await producer.stop()
@@ -166,6 +180,20 @@ async def forward_to_alertmanager(
     return stats
 
 
+async def _post_each(
+    am: AlertmanagerClient, alerts: list[dict[str, Any]], stats: ForwardStats
+) -> dict[str, str]:
+    """Post ``alerts`` one at a time; the episodes Alertmanager refused, with why."""
+    refused: dict[str, str] = {}
+    for alert in alerts:
+        try:
+            await am.post([alert])
+            stats.posted += 1
+        except Rejected as exc:
+            refused[str(alert["labels"].get("episode_id", ""))] = str(exc)
+    return refused
+
+
 async def _decode(
     rec: Any, settings: Settings, producer: BatchProducer, stats: ForwardStats
 ) -> dict[str, Any] | None:
@@ -176,6 +204,11 @@ async def _decode(
         reason = "schema"
     except orjson.JSONDecodeError as exc:
         problem, reason = str(exc), "invalid_json"
+    if problem is None:
+        try:
+            to_alert(doc, time.time())  # what plan() will do with it, for any other surprise
+        except Exception as exc:  # a record that cannot be an alert must not stop the loop
+            problem = f"cannot make an alert of it: {type(exc).__name__}: {exc}"
     if problem is None:
         event: dict[str, Any] = doc
         return event
@@ -199,20 +232,21 @@ async def _decode(
 
 async def _dead_letter_events(
     events: list[dict[str, Any]],
-    problem: str,
+    problems: dict[str, str],
     settings: Settings,
     producer: BatchProducer,
     stats: ForwardStats,
     report: Callable[[str], None] | None,
 ) -> None:
-    if report is not None:
-        report(f"Alertmanager rejected {len(events)} events: {problem}")
+    if report is not None and problems:
+        first = next(iter(problems.values()))
+        report(f"Alertmanager refused {len(problems)} alert(s), e.g. {first}")
     for event in events:
         stats.deadletters += 1
         raw = orjson.dumps(event)
         letter = dead_letter(
             raw,
-            Rejection("rejected_point", f"Alertmanager: {problem}"),
+            Rejection("rejected_point", f"Alertmanager: {problems[event['episode_id']]}"),
             at=time.time(),
             max_payload=settings.deadletter_max_payload_bytes,
             source="alertmanager",

@@ -49,11 +49,15 @@ def check_event(doc: Any) -> str | None:
     if doc["event"] not in _EVENTS:
         return f"/event: {doc['event']!r} is not one of {_EVENTS}"
     for key in ("started_at", "ended_at", "ts"):
-        if doc.get(key) is not None:
-            try:
-                epoch(str(doc[key]))
-            except ValueError:
-                return f"/{key}: {doc[key]!r} is not an RFC 3339 time"
+        value = doc.get(key)
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str):  # 20240101 read as a date, then failed to_alert
+                raise ValueError
+            iso(epoch(value))  # a time an alert can carry (year 1 failed in iso)
+        except (ValueError, OverflowError, OSError):
+            return f"/{key}: {str(value)[:64]!r} is not an RFC 3339 time"
     return None
 
 
@@ -123,6 +127,12 @@ class AlertBook:
                 self._firing[event["episode_id"]] = _Firing(alert, now)
             out.append(alert)
         return out
+
+    def forget(self, episodes: set[str]) -> None:
+        """Stop re-sending these episodes' alerts (Alertmanager refused them: every later
+        re-send, with every other firing alert in it, would be refused too)."""
+        for episode in episodes:
+            self._firing.pop(episode, None)
 
     def due(self, now: float) -> list[dict[str, Any]]:
         """Firing alerts not posted for ``resend_every_s``; marks them posted."""

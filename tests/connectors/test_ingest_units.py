@@ -236,6 +236,36 @@ def test_alert_book_resolves_replaced_severity_and_resends() -> None:
     assert book.adopt([{"labels": {"alertname": "TsguardAnomaly", "episode_id": "ep-x"}}], 1.0) == 1
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"ended_at": 20240101},  # a number: read as a date by the check, then a crash
+        {"ts": 20240101},
+        {"started_at": "0001-01-01T00:00:00+01:00"},  # year 0 in UTC
+        {"ended_at": "9999-12-31T23:59:59-01:00"},  # year 10000 in UTC
+        {"ended_at": ["2026-01-05T10:05:00Z"]},
+    ],
+)
+def test_an_event_no_alert_can_be_made_of_is_refused_by_the_check(times: dict[str, object]) -> None:
+    """These passed ``check_event`` and then raised in ``to_alert``, outside any try in
+    the forwarder's loop, before its commit: it crashed on the record at every restart."""
+    event = {**_event("resolved"), **times}
+    assert check_event(event) is not None
+    for fine in ({"ended_at": "2026-01-05T10:05:00Z"}, {"ended_at": None}):
+        assert check_event({**_event("resolved"), **fine}) is None
+        to_alert({**_event("resolved"), **fine}, NOW)
+
+
+def test_alert_book_forgets_what_alertmanager_refused() -> None:
+    """A refused alert stayed in the book, and every periodic re-send (all firing alerts
+    in one POST) was refused with it."""
+    book = AlertBook(resend_every_s=60)
+    book.plan([_event("opened", "medium")], 1000.0)
+    book.plan([{**_event("opened", "high"), "episode_id": "ep-2"}], 1000.0)
+    book.forget({"ep-2"})
+    assert [a["labels"]["episode_id"] for a in book.due(1100.0)] == [_event("opened")["episode_id"]]
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_ground_truth_files_round_trip(tmp_path: Path, suffix: str) -> None:
     records = [
