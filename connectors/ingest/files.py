@@ -153,6 +153,8 @@ class RowConverter:
                 metrics[name] = None
                 continue
             try:
+                if isinstance(cell, str) and "_" in cell:  # Python's 1_000 is no number elsewhere
+                    raise ValueError(cell)
                 value = float(cell)
             except (TypeError, ValueError):
                 return Malformed(
@@ -222,7 +224,8 @@ class _Lines:
 def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:
     """Rows of a CSV file with a header line; ``location`` is ``path:line`` (the line a
     row begins on). A line the csv module cannot parse is one malformed row."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
         lines = _Lines(fh)
         reader = csv.reader(lines, strict=True)
         try:

@@ -112,6 +112,8 @@ def payload_to_reading(
     metric = captured.get("metric")
     ts: Any = now
     try:
+        if "_" in text:  # Python's 1_000, which no other system reads as a number
+            raise ValueError(text)
         body: Any = float(text)
     except ValueError:
         try:

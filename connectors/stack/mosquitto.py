@@ -39,6 +39,9 @@ class Mosquitto(Service):
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
+            # QoS 1 messages kept for a client that is away (the bridge restarting): the
+            # default 1,000 dropped the rest of a few minutes' fleet traffic
+            "max_queued_messages 1000000\n"
             "log_dest stderr\n"
             "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         )

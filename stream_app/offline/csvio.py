@@ -78,6 +78,8 @@ def parse_value(text: str) -> float | None:
     stripped = text.strip()
     if stripped.lower() in _MISSING:
         return None
+    if "_" in stripped:  # Python reads 1_000 as a number; no other system does
+        raise ValueError(f"not a number: {text!r}")
     return float(stripped)
 
 

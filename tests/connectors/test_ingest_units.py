@@ -70,6 +70,18 @@ def test_a_quote_never_closed_costs_its_own_line_only(tmp_path: Path) -> None:
     assert [r["metrics"]["value"] for r in good] == [float(m) for m in range(60) if m not in (5, 9)]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a byte-order mark: the first column was named
+    '\ufefftemp' and the file was refused for "no usable metric columns"."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(
+        "temp,ts\n21.5,2026-01-05T00:00:00Z\n1_000,2026-01-05T00:01:00Z\n".encode("utf-8-sig")
+    )
+    items = [item for _, item in read_csv(path, ColumnMap(entity="e"), now=NOW)]
+    assert isinstance(items[0], dict) and items[0]["metrics"] == {"temp": 21.5}
+    assert isinstance(items[1], Malformed) and "'1_000' is not a number" in items[1].detail
+
+
 def test_a_header_that_is_not_csv_is_a_mapping_error(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
     path.write_text('"timestamp,value\n1,2\n')
@@ -158,6 +170,7 @@ def test_good_payloads(topic: str, payload: bytes, expected: dict[str, float | N
     ("topic", "payload", "reason"),
     [
         ("sites/s1/d1/temp", b"warm", "invalid_json"),
+        ("sites/s1/d1/temp", b"1_000", "invalid_json"),  # Python's literal; read as 1000.0
         ("sites/s1/d1/temp", b"\xff\xfe", "bad_payload"),
         ("sites/s1/d1/temp", b"nan", "non_finite"),
         ("sites/s1/d1/temp", b"[1, 2]", "bad_payload"),

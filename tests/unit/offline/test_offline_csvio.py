@@ -95,6 +95,7 @@ def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
         ("Timestamp,Value\n1000,1\n", 1, "case-sensitive: the header has 'Timestamp', 'Value'"),
         ("timestamp\tvalue\n1000\t1.5\n", 1, "separated by commas; this header is by '\\t'"),
         ("timestamp,value\n1000,1\n1060,abc\n", 3, "cannot parse value 'abc'"),
+        ("timestamp,value\n1000,1\n1060,1_000\n", 3, "cannot parse value '1_000'"),
         ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
         ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
         ("", 1, "empty file"),
