@@ -109,6 +109,20 @@ AnomalyRate = Annotated[
 ]
 
 
+def _run_stopping_on_sigterm(main: Any) -> Any:
+    """``asyncio.run(main)``, with SIGTERM (``docker stop``, systemd, Kubernetes) taken as
+    Ctrl-C: the connector stops the same way, flushing what it holds and printing its
+    summary. Before, SIGTERM killed it on the spot: the MQTT bridge lost the messages it
+    had acknowledged to the broker and not yet produced (151 of 900 in a drill)."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return asyncio.run(main)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(
     sim: Any,
     *,
@@ -133,7 +147,7 @@ def _run(
     meter = RateMeter("readings", _say, 5.0)
     _serve_metrics(metrics_port, metrics_host, "simulator", lambda: {"out": meter.count})
     try:
-        stats = asyncio.run(
+        stats = _run_stopping_on_sigterm(
             run_simulation(
                 sim,
                 load_settings(),
@@ -317,7 +331,7 @@ def replay_to_kafka_cmd(
     metrics = _csv_list(metric_columns)
     cmap = ColumnMap(timestamp_column, entity_column, entity, tuple(metrics) if metrics else None)
     try:
-        stats = asyncio.run(
+        stats = _run_stopping_on_sigterm(
             replay_to_kafka(files, load_settings(), cmap, speed=pace, report=_say, live=live)
         )
     except MappingError as exc:
@@ -363,6 +377,7 @@ def bridge_mqtt(
             "out": stats.readings,
             "deadletter": stats.deadletters,
             "reconnect": stats.reconnects,
+            "retained": stats.retained,
         },
     )
     try:
@@ -370,7 +385,7 @@ def bridge_mqtt(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--topic-pattern") from exc
     try:
-        asyncio.run(
+        _run_stopping_on_sigterm(
             run_mqtt_bridge(
                 load_settings(),
                 pattern,
@@ -422,7 +437,7 @@ def forward_alertmanager(
     )
 
     try:
-        asyncio.run(
+        _run_stopping_on_sigterm(
             forward_to_alertmanager(
                 load_settings(),
                 url=url,

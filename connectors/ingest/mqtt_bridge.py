@@ -12,7 +12,9 @@ them when it is back. A lost connection is retried forever with capped
 exponential backoff and jitter. The guarantee is at-least-once: the broker may
 send a message again whose acknowledgement it did not get; the workers drop
 such duplicates by ``(entity, metric, ts)`` and the database writes are
-idempotent.
+idempotent. A retained message is produced only when it carries its own time (the
+broker sends it again at every subscription; the workers drop the copies by time); one
+without is the broker's memory of a value, not a new reading, and is counted, not sent.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class BridgeStats:
     readings: int = 0
     deadletters: int = 0
     reconnects: int = 0
+    retained: int = 0  # retained messages without a time of their own, not produced
 
 
 def reconnect_delay(
@@ -161,6 +164,12 @@ async def _handle(
             location=topic,
         )
         await producer.send(settings.topic_deadletter, topic, letter)
+        return
+    if message.retain and result["ts"] is now:
+        # the broker's last value, sent again at every (re)subscription: with no time of
+        # its own it was stamped now, a new reading at every restart of the bridge that
+        # the workers could not tell from a fresh one (with its time it is deduplicated)
+        stats.retained += 1
         return
     result["ingested_at"] = round(now, 6)
     await producer.send_raw(

@@ -149,6 +149,40 @@ async def test_mqtt_bridge_converts_and_dead_letters(
     assert {d["origin"]["location"] for d in letters} == {f"{root}/s1/d1/temp"}
 
 
+async def test_a_retained_value_without_a_time_is_not_a_new_reading(
+    settings: Settings, fresh_topic: Any, mqtt_port: int
+) -> None:
+    """The broker sends a retained message again at every subscription; one without a
+    time of its own was stamped now, a new reading at every restart of the bridge (six
+    copies of one published value after a few restarts)."""
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    retained = [
+        (f"{root}/s1/d1/temp", b"17.0"),
+        (f"{root}/s1/d1/hum", b'{"value": 40, "ts": "2026-01-05T00:00:00Z"}'),
+    ]
+    async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
+        for topic, payload in retained:
+            await client.publish(topic, payload, qos=1, retain=True)
+    try:
+        stats = await asyncio.wait_for(
+            run_mqtt_bridge(
+                s,
+                TopicPattern.parse(f"{root}/+site/+device/+metric"),
+                max_messages=2,
+                client_id=f"tsguard-test-{root}",
+            ),
+            20,
+        )
+        assert (stats.messages, stats.readings, stats.retained) == (2, 1, 1)
+        (reading,) = [v for _, v in await consume(s, s.topic_readings, 1)]
+        assert reading["metrics"] == {"hum": 40} and reading["ts"] == "2026-01-05T00:00:00Z"
+    finally:
+        async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
+            for topic, _ in retained:  # an empty retained message clears it
+                await client.publish(topic, b"", qos=1, retain=True)
+
+
 def _event(event: str, episode: str, entity: str, **extra: Any) -> bytes:
     now = time.time()
     doc = {

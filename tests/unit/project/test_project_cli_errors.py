@@ -150,3 +150,23 @@ def test_a_reader_that_goes_away_ends_a_piped_replay_quietly(tmp_path: Path) -> 
     assert first.startswith(b"timestamp,value,anomaly_score")
     assert code == 1, stderr
     assert "error" not in stderr and "Traceback" not in stderr
+
+
+def test_a_connector_stops_on_sigterm_as_on_ctrl_c() -> None:
+    """``docker stop`` sends SIGTERM: it killed the connectors on the spot (the MQTT bridge
+    lost what it had acknowledged and not yet produced); now they stop as on Ctrl-C."""
+    import signal
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "stream_app.cli", "simulate", "iot", "--dry-run", "--rate", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b'{"entity"')  # running
+        proc.send_signal(signal.SIGTERM)
+        proc.stdout.read()
+        stderr = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert code == 0, stderr
+    assert "stopped" in stderr and "Traceback" not in stderr
