@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -181,6 +183,68 @@ async def test_a_retained_value_without_a_time_is_not_a_new_reading(
         async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
             for topic, _ in retained:  # an empty retained message clears it
                 await client.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_a_bridge_killed_mid_stream_loses_no_message_the_broker_gave_it(
+    settings: Settings, fresh_topic: Any, mqtt_port: int
+) -> None:
+    """The MQTT client acknowledged each message on receipt, before its reading reached
+    Kafka: a kill -9 lost what was in between (172 of 900 in a drill), and the broker
+    had no reason to send it again. Now a message is acknowledged once Kafka has it."""
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "TSGUARD_TOPIC_READINGS": s.topic_readings,
+        "TSGUARD_TOPIC_DEADLETTER": s.topic_deadletter,
+        "TSGUARD_MQTT_HOST": s.mqtt_host,
+        "TSGUARD_MQTT_PORT": str(mqtt_port),
+    }
+    command = [
+        sys.executable, "-m", "stream_app.cli", "bridge", "mqtt",
+        "--topic-pattern", f"{root}/+site/+device/+metric", "--client-id", f"tsguard-test-{root}",
+    ]  # fmt: skip
+
+    async def started() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        assert proc.stderr is not None
+        while b"subscribed to" not in await asyncio.wait_for(proc.stderr.readline(), 60):
+            pass
+        return proc
+
+    n, t0 = 900, 1_700_000_000.0
+
+    async def publish(client: aiomqtt.Client, numbers: range) -> None:
+        # all at once (each returns when the broker acknowledged it), as a fleet does
+        await asyncio.gather(
+            *(
+                client.publish(f"{root}/s1/d1/v", orjson.dumps({"value": i, "ts": t0 + i}), qos=1)
+                for i in numbers
+            )
+        )
+
+    bridge = await started()
+    async with aiomqtt.Client(s.mqtt_host, mqtt_port, max_inflight_messages=1000) as client:
+        await publish(client, range(n // 3))
+        bridge.kill()  # while it holds what the broker just gave it
+        await bridge.wait()
+        await publish(client, range(n // 3, n))
+    bridge = await started()
+    try:
+        records = await consume(
+            s,
+            s.topic_readings,
+            10**9,
+            deadline_s=30,
+            until=lambda got: len({v["ts"] for _, v in got}) >= n,
+        )
+    finally:
+        bridge.terminate()
+        await bridge.wait()
+    missing = set(range(n)) - {int(v["ts"] - t0) for _, v in records}
+    assert not missing, f"{len(missing)} of {n} lost, e.g. {sorted(missing)[:5]}"
 
 
 def _event(event: str, episode: str, entity: str, **extra: Any) -> bytes:
