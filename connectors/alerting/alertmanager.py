@@ -63,10 +63,6 @@ class AlertmanagerClient:
         # counted as they happen (the metric stayed 0 through a 6-minute outage before)
         self.stats = stats if stats is not None else ForwardStats()
 
-    @property
-    def retries(self) -> int:
-        return self.stats.retries
-
     async def active_tsguard_alerts(self) -> list[dict[str, Any]]:
         response = await self.http.get(
             "/api/v2/alerts", params={"filter": f'alertname="{ALERTNAME}"', "active": "true"}
