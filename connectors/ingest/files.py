@@ -30,6 +30,7 @@ from stream_app.wire import (
     ReadingDecoder,
     Rejection,
     epoch_seconds_from_number,
+    parse_number,
     parse_timestamp,
 )
 
@@ -153,9 +154,7 @@ class RowConverter:
                 metrics[name] = None
                 continue
             try:
-                if isinstance(cell, str) and "_" in cell:  # Python's 1_000 is no number elsewhere
-                    raise ValueError(cell)
-                value = float(cell)
+                value = parse_number(cell) if isinstance(cell, str) else float(cell)
             except (TypeError, ValueError):
                 return Malformed(
                     location, "schema", f"column {name!r}: {cell!r} is not a number", raw

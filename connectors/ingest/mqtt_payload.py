@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.wire import ReadingDecoder, Rejection
+from stream_app.wire import ReadingDecoder, Rejection, parse_number
 
 TS_KEYS = ("ts", "timestamp", "time")
 
@@ -112,9 +112,7 @@ def payload_to_reading(
     metric = captured.get("metric")
     ts: Any = now
     try:
-        if "_" in text:  # Python's 1_000, which no other system reads as a number
-            raise ValueError(text)
-        body: Any = float(text)
+        body: Any = parse_number(text)
     except ValueError:
         try:
             body = orjson.loads(text)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stream_app.wire import epoch_seconds_from_number
+from stream_app.wire import epoch_seconds_from_number, parse_number
 
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
@@ -78,9 +78,7 @@ def parse_value(text: str) -> float | None:
     stripped = text.strip()
     if stripped.lower() in _MISSING:
         return None
-    if "_" in stripped:  # Python reads 1_000 as a number; no other system does
-        raise ValueError(f"not a number: {text!r}")
-    return float(stripped)
+    return parse_number(stripped)
 
 
 def read_series_csv(

@@ -12,7 +12,14 @@ from stream_app.wire.content import DuplicateKeyError, content_problems, has_dup
 from stream_app.wire.deadletter import dead_letter
 from stream_app.wire.event import EVENT_VERSION, event_to_wire
 from stream_app.wire.names import ENTITY_RE, MAX_ENTITY, METRIC_RE, is_entity, is_metric
-from stream_app.wire.reading import MAX_METRICS, MAX_TAGS, Reading, ReadingDecoder, Rejection
+from stream_app.wire.reading import (
+    MAX_METRICS,
+    MAX_TAGS,
+    Reading,
+    ReadingDecoder,
+    Rejection,
+    parse_number,
+)
 from stream_app.wire.timefmt import (
     MAX_EPOCH,
     MAX_YEAR,
@@ -45,6 +52,7 @@ __all__ = [
     "has_duplicate_keys",
     "is_entity",
     "is_metric",
+    "parse_number",
     "parse_rfc3339",
     "parse_timestamp",
 ]

@@ -59,6 +59,23 @@ class Rejection:
 _NAME_CACHE = 100_000
 
 
+def parse_number(text: str) -> float:
+    """A number written as text, as every reader of readings takes it (MQTT payloads, CSV
+    cells): ``float``, but not Python's own ``1_000``, which no other system reads as a
+    number; ``ValueError`` otherwise.
+
+    >>> parse_number(" 21.5"), parse_number("1e3")
+    (21.5, 1000.0)
+    >>> parse_number("1_000")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a number: '1_000'
+    """
+    if "_" in text:
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
 def _remember(names: set[str], name: str) -> None:
     if len(names) >= _NAME_CACHE:
         names.clear()
