@@ -39,7 +39,10 @@ ConfigOption = Annotated[
 
 
 def _error(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from stream_app.offline.terminal import visible
+
+    # a message names files, whose names may hold escape sequences
+    typer.echo(f"error: {visible(message)}", err=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -137,13 +140,14 @@ def replay(
     ] = None,
 ) -> None:
     """Score CSV time series point by point, exactly as the stream would."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress
 
     from stream_app.offline.replay import UNSCORED_MEANING, load_config, plan_outputs, replay_file
+    from stream_app.offline.terminal import plain_console, visible
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     failed = 0
     shown_output = output
     with _bad_input(), _through_files(source, output) as (source, output):
@@ -152,7 +156,7 @@ def replay(
         if skipped:
             console.print(
                 f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
-                + ", ".join(str(p.relative_to(source)) for p in skipped[:5])
+                + ", ".join(visible(str(p.relative_to(source))) for p in skipped[:5])
             )
         rows = invalid = 0
         unscored: Counter[str] = Counter()
@@ -162,7 +166,9 @@ def replay(
         ):
             task = progress.add_task("replay", total=len(plan))
             for path, target, entity in plan:
-                progress.update(task, description=str(path.relative_to(source.parent)))
+                # the progress column reads its description as markup
+                name = visible(str(path.relative_to(source.parent)))
+                progress.update(task, description=escape(name))
                 try:
                     done = replay_file(path, target, entity, engine, names)
                 except (OSError, ValueError) as exc:
@@ -176,7 +182,7 @@ def replay(
                     rows, invalid = rows + done.rows, invalid + done.invalid_values
                     unscored.update(done.unscored)
                 progress.advance(task)
-    where = "standard output" if shown_output == STDIO else shown_output
+    where = "standard output" if shown_output == STDIO else visible(str(shown_output))
     console.print(f"replayed {len(plan) - failed} file(s), {rows} row(s) -> {where}")
     if invalid:
         console.print(f"{invalid} value(s) were not numbers: status invalid_value, no score")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,6 +19,7 @@ from stream_app.offline.evaluate import (
     run_all,
 )
 from stream_app.offline.replay import load_config
+from stream_app.offline.terminal import plain_console, visible
 
 SHORT = {
     "nab_standard": "NAB std",
@@ -65,7 +65,7 @@ def series_table(result: dict[str, Any]) -> Table:
         for detector in result["overall"]:
             metrics = per_detector[detector]
             cells += [_cell(metrics["nab_standard"]), _cell(metrics["episode_f1"])]
-        table.add_row(name, *cells)
+        table.add_row(visible(name), *cells)
     return table
 
 
@@ -83,7 +83,7 @@ def family_table(result: dict[str, Any]) -> Table:
         for detector, metrics in per_detector.items():
             lofo = result["lofo_nab"][detector]["families"].get(family)
             cells = [_cell(lofo), *(_cell(metrics.get(k)) for k in FAMILY_KEYS)]
-            table.add_row(family if detector == "tsguard" else "", detector, *cells)
+            table.add_row(visible(family) if detector == "tsguard" else "", detector, *cells)
     return table
 
 
@@ -96,13 +96,13 @@ def run_evaluate(
     labelling: str = "windows",
     windows_file: Path | None = None,
 ) -> None:
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     config = load_config(config_path)
     if windows_file is not None and data is None:
         raise ValueError("--windows labels the series of a folder: give the folder too")
     series, skipped = (
         load_dataset(
-            data, labelling, windows_file, on_note=lambda text: console.print(text, markup=False)
+            data, labelling, windows_file, on_note=lambda text: console.print(visible(text))
         )
         if data is not None
         else ([], [])
@@ -118,7 +118,8 @@ def run_evaluate(
     if skipped:
         why = "not in the windows file" if windows_file else "without timestamp,value,label"
         console.print(
-            f"skipped {len(skipped)} CSV(s) {why}: " + ", ".join(p.name for p in skipped[:5])
+            f"skipped {len(skipped)} CSV(s) {why}: "
+            + ", ".join(visible(p.name) for p in skipped[:5])
         )
     columns = (
         TextColumn("{task.description}"),
@@ -137,11 +138,11 @@ def run_evaluate(
 
         title = f"tsguard evaluate {data.name if data else 'generated families'}"
         target = write_report(report, series, result, title)
-        console.print(f"report: {target}")
+        console.print(f"report: {visible(str(target))}")
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    out = Console()
+    out = plain_console()
     out.print(series_table(result))
     out.print(family_table(result))
     out.print(overall_table(result))

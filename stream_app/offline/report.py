@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from stream_app.offline.evaluate import TABLE_KEYS, DetectorRun, LabelledSeries
 from stream_app.offline.nab import label_runs
+from stream_app.offline.terminal import visible
 
 WIDTH, LEFT, RIGHT = 1000, 64, 16
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
@@ -480,7 +481,7 @@ def family_table(result: dict[str, Any]) -> str:
             merged = {**metrics, "lofo_nab": held_out}
             cells = "".join(_cell(merged.get(k)) for k in FAMILY_KEYS)
             name = (
-                f'<th rowspan="{len(detectors)}" style="text-align:left">{html.escape(family)}</th>'
+                f'<th rowspan="{len(detectors)}" style="text-align:left">{_name(family)}</th>'
                 if row == 0
                 else ""
             )
@@ -510,8 +511,8 @@ def write_report(
         "<span>times in UTC</span></p>"
     )
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-        f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_name(title)}"
+        f"</title><style>{_STYLE}</style></head><body><h1>{_name(title)}</h1>",
         _table(result, keys),
         family_table(result),
         legend,
@@ -522,12 +523,18 @@ def write_report(
             f"{d}: NAB {_plain(m.get('nab_standard'))}, F1 {_plain(m.get('episode_f1'))}"
             for d, m in scores.items()
         )
-        parts.append(f"<h2>{html.escape(item.name)}</h2><p>{html.escape(summary)}</p>")
+        parts.append(f"<h2>{_name(item.name)}</h2><p>{html.escape(summary)}</p>")
         parts.append(series_svg(item))
     parts.append("</body></html>")
     target = directory / "index.html"
     target.write_text("\n".join(part for part in parts if part), encoding="utf-8")
     return target
+
+
+def _name(text: str) -> str:
+    """A file, folder or series name as HTML text: escaped, and its control and
+    bidirectional-override characters shown as escapes rather than applied."""
+    return html.escape(visible(text))
 
 
 def _plain(value: Any) -> str:

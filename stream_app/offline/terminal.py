@@ -1,0 +1,45 @@
+"""How the offline commands and the evaluation report show names they did not choose:
+file, folder and series names.
+
+A file name may hold anything but ``/`` and NUL. Printed through Rich with markup on,
+``[bold red]x.csv`` showed as a red ``x.csv`` and a folder named ``[`` (series
+``[/x].csv``) ended ``evaluate`` with a traceback after the whole run; printed raw, an
+escape sequence in a name reached the terminal, and a bidirectional override turned
+the rest of its line around (in the report too). So the offline consoles print without
+markup, and names go through :func:`visible` first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Cc: control characters (escape, carriage return, newline, ...); Cf: format characters
+# (bidirectional overrides and isolates, zero-width ones); Zl, Zp: line and paragraph
+# separators
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """``text`` with control and format characters written as Python escapes.
+
+    >>> visible("plant-1/temp.csv")
+    'plant-1/temp.csv'
+    >>> print(visible("a\\x1b[2Jb\\u202ec\\nd.csv"))
+    a\\x1b[2Jb\\u202ec\\nd.csv
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ascii(char)[1:-1] if unicodedata.category(char) in _HIDDEN else char for char in text
+    )
+
+
+def plain_console(stderr: bool = False) -> Console:
+    """A Rich console that prints text as it is: no markup, so a ``[`` in a name is a ``[``."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, markup=False)
