@@ -155,7 +155,8 @@ def load_dataset(
     not name is skipped, and a file that names no CSV under ``root`` is an error.
 
     ``on_note`` hears of windows that cover none of their series' points (a window in
-    another year or time zone than the data would silently make the series anomaly-free).
+    another year or time zone than the data would silently make the series anomaly-free),
+    and, for a folder, of windows-file keys that name none of its CSVs.
     """
     if labelling not in ("windows", "nab"):
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
@@ -172,7 +173,10 @@ def load_dataset(
     elif labelling == "windows" and (folder / "windows.json").is_file():
         ts_windows = read_windows_json(folder / "windows.json")
     loaded, skipped = [], []
-    for path in find_csvs(root):
+    csvs = find_csvs(root)
+    if not single and on_note is not None:
+        _note_unmatched_keys(ts_windows, csvs, folder, windows_file, on_note)
+    for path in csvs:
         name = path.relative_to(folder).as_posix()
         if single and name not in ts_windows:
             # one file, given without the folder the windows file is keyed by: the one
@@ -206,6 +210,29 @@ def load_dataset(
             + (f" (its first entry: {example!r}, a path under that folder)" if example else "")
         )
     return loaded, skipped
+
+
+def _note_unmatched_keys(
+    ts_windows: dict[str, list[tuple[float, float]]],
+    csvs: Sequence[Path],
+    folder: Path,
+    windows_file: Path | None,
+    on_note: Callable[[str], None],
+) -> None:
+    """Say which keys of a windows file name no CSV under ``folder``: a key in another
+    case or without its subfolder left its series labelled by NAB's rule (or skipped),
+    and a missing CSV left its windows out of the score, without a word."""
+    names = {path.relative_to(folder).as_posix() for path in csvs}
+    unmatched = [key for key in ts_windows if key not in names]
+    if not unmatched or (windows_file is not None and len(unmatched) == len(ts_windows)):
+        return  # all match, or a --windows file that names none, which is an error
+    source = windows_file if windows_file is not None else folder / "windows.json"
+    shown = ", ".join(repr(key) for key in unmatched[:5])
+    more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
+    on_note(
+        f"{source}: {len(unmatched)} of its {len(ts_windows)} entries name no CSV under "
+        f"{folder} (keys are paths under that folder): {shown}{more}"
+    )
 
 
 def _sort_by_time(table: SeriesTable, name: str, on_note: Callable[[str], None] | None) -> None:

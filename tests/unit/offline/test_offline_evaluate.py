@@ -157,6 +157,37 @@ def test_a_window_beside_its_series_is_said(tmp_path: Path) -> None:
     assert notes[0] in " ".join(result.stderr.split())
 
 
+def test_windows_keys_that_name_no_csv_are_said(tmp_path: Path) -> None:
+    """A key in another case or without its subfolder left the series labelled by NAB's
+    rule, and a CSV missing from the folder left its windows out, without a word."""
+    root = _dataset(tmp_path)
+    windows = {"group/A.csv": [[_iso(START + 60 * 100), _iso(START + 60 * 120)]], "b.csv": []}
+    (root / "windows.json").write_text(json.dumps(windows), encoding="utf-8")
+    notes: list[str] = []
+    load_dataset(root, on_note=notes.append)
+    assert notes == [
+        f"{root / 'windows.json'}: 2 of its 2 entries name no CSV under {root} "
+        "(keys are paths under that folder): 'group/A.csv', 'b.csv'"
+    ]
+    result = CliRunner().invoke(app, ["evaluate", str(root)])
+    assert result.exit_code == 0, result.output
+    assert notes[0] in " ".join(result.stderr.split())
+    # a --windows file: only the key that names nothing is said
+    data, labels = _nab_layout(tmp_path / "apart")
+    keyed = json.loads(labels.read_text("utf-8")) | {"gone.csv": []}
+    labels.write_text(json.dumps(keyed), encoding="utf-8")
+    notes.clear()
+    load_dataset(data, windows_file=labels, on_note=notes.append)
+    assert notes == [
+        f"{labels}: 1 of its 4 entries name no CSV under {data} "
+        "(keys are paths under that folder): 'gone.csv'"
+    ]
+    # one file given alone: the other keys name its neighbours, nothing to say
+    notes.clear()
+    load_dataset(data / "c.csv", windows_file=labels, on_note=notes.append)
+    assert notes == []
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
