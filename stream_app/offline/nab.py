@@ -65,6 +65,7 @@ __all__ = [
     "score_corpus",
     "score_series_raw",
     "sweep_scores",
+    "thresholds_without",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -287,6 +288,45 @@ def score_corpus(
         false_positives=false_positives,
         per_series_raw=per_series,
     )
+
+
+def thresholds_without(
+    groups: Sequence[Sequence[NabSeries]],
+    held_out: Sequence[int],
+    profile: CostProfile = STANDARD,
+    probation: float = PROBATION_FRACTION,
+) -> list[float]:
+    """For each index in ``held_out``, the threshold :func:`score_corpus` chooses on the
+    series of every *other* group (leave-one-group-out), the same to the bit.
+
+    The corpus is flattened once and each group's points masked out, instead of
+    flattening every other group's series again for each group: with one family per
+    folder of 400 small series that took 14 s, growing with the square of the families.
+
+    >>> hit = np.zeros(100); hit[50] = 1.0
+    >>> a, b = NabSeries("a", hit, [(50, 59)]), NabSeries("b", hit * 0.5, [(50, 59)])
+    >>> thresholds_without([[a], [b]], [0, 1])
+    [0.5, 1.0]
+    """
+    members = [item for group in groups for item in group]
+    flat = _flatten(members, profile, probation)
+    group_of_series = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+    point_group = group_of_series[flat.series]
+    out = []
+    for index in held_out:
+        keep = point_group != index
+        window = flat.window[keep]
+        inside = window >= 0
+        # windows are numbered in order of appearance; the kept ones are renumbered
+        # 0, 1, ... in the same order, as flattening the other groups alone numbers them
+        kept = np.unique(window[inside])
+        renumbered = np.where(inside, np.searchsorted(kept, window), -1)
+        others = _Scorable(
+            flat.scores[keep], flat.sweep[keep], renumbered, flat.series[keep], len(kept)
+        )
+        thresholds, raw = _raw_by_threshold(others, profile)
+        out.append(float(thresholds[int(np.argmax(raw))]))
+    return out
 
 
 def _perfect_raw(flat: _Scorable, profile: CostProfile) -> float:

@@ -111,17 +111,16 @@ def lofo_nab(series: Sequence[LabelledSeries], detector: str) -> dict[str, Any]:
     chosen for the others (their points can only be false positives).
     """
     groups = by_family(series)
+    inputs = [
+        [nab.NabSeries(s.name, s.runs[detector].scores, s.windows) for s in items]
+        for items in groups.values()
+    ]
+    scored = [k for k, items in enumerate(groups.values()) if any(s.windows for s in items)]
+    thresholds = nab.thresholds_without(inputs, scored)
     scores: dict[str, float] = {}
-    for family, items in groups.items():
-        if not any(s.windows for s in items):
-            continue
-        others = [
-            nab.NabSeries(s.name, s.runs[detector].scores, s.windows)
-            for f, group in groups.items()
-            if f != family
-            for s in group
-        ]
-        threshold = nab.score_corpus(others).threshold
+    families = list(groups)
+    for index, threshold in zip(scored, thresholds, strict=True):
+        family, items = families[index], groups[families[index]]
         raw = null = perfect = 0.0
         for s in items:
             held = nab.NabSeries(s.name, s.runs[detector].scores, s.windows)

@@ -134,3 +134,34 @@ def test_matches_a_literal_transcription_of_the_rules(seed: int) -> None:
         assert nab.score_corpus(inputs, profile).raw == pytest.approx(
             _reference_raw(corpus, profile)
         )
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_leave_one_group_out_thresholds_are_those_of_the_other_groups_alone(seed: int) -> None:
+    """``thresholds_without`` flattens the corpus once (leave-one-family-out was quadratic
+    in the families); each threshold must be the one scoring the other groups chooses."""
+    rng = random.Random(seed)
+    groups = []
+    for g in range(rng.randint(2, 7)):
+        group = []
+        for k in range(rng.randint(1, 3)):
+            n = rng.randint(0, 80)
+            windows = [
+                (s, min(n - 1, s + rng.randint(0, 8)))
+                for s in (rng.randrange(n) for _ in range(rng.randint(0, 3) if n else 0))
+            ]
+            # coarse scores: ties across groups; a NaN is scored as 0, as score_corpus does
+            scores = [round(rng.random(), 1) for _ in range(n)]
+            if n and rng.random() < 0.3:
+                scores[rng.randrange(n)] = math.nan
+            group.append(nab.NabSeries(f"g{g}/s{k}", np.array(scores), windows))
+        groups.append(group)
+    held_out = [g for g in range(len(groups)) if rng.random() < 0.8]
+    for profile in nab.PROFILES:
+        expected = [
+            nab.score_corpus(
+                [s for other, group in enumerate(groups) if other != g for s in group], profile
+            ).threshold
+            for g in held_out
+        ]
+        assert nab.thresholds_without(groups, held_out, profile) == expected
