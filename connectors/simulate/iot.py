@@ -21,6 +21,7 @@ import numpy as np
 
 from connectors.simulate.base import SECONDS_PER_DAY, Reading, Tick, rfc3339, weekday
 from connectors.simulate.groundtruth import GroundTruth
+from stream_app.wire.names import is_metric
 
 VALUE_KINDS = ("spike", "dip", "level_shift", "trend_drift", "variance_burst", "stuck")
 DEVICE_KINDS = ("silence", "out_of_order", "duplicate")
@@ -99,6 +100,18 @@ class IoTFleet:
     ) -> None:
         if devices < 1 or not sensors or interval <= 0:
             raise ValueError("need devices >= 1, at least one sensor and interval > 0")
+        # a reading with one invalid metric name is dead-lettered whole (schema), and a
+        # sensor named twice was one metric whose faults the ground truth misplaced
+        invalid = [name for name in dict.fromkeys(sensors) if not is_metric(name)]
+        if invalid:
+            raise ValueError(
+                f"sensor(s) {', '.join(map(repr, invalid))} cannot be metric names (a letter"
+                " or _, then up to 63 letters, digits, _ . or -): every reading would be"
+                " dead-lettered"
+            )
+        twice = sorted({name for name in sensors if list(sensors).count(name) > 1})
+        if twice:
+            raise ValueError(f"sensor(s) {', '.join(twice)} named more than once")
         unknown = set(kinds) - set(IOT_KINDS)
         if unknown:
             raise ValueError(f"unknown anomaly kinds {sorted(unknown)}; known: {IOT_KINDS}")

@@ -20,6 +20,11 @@ from stream_app.cli import app
         ("iot", ["--interval", "0"], "--interval must be a finite number above 0"),
         ("iot", ["--duration", "-5m"], "not a duration"),
         ("iot", ["--kinds", "bogus"], "unknown anomaly kinds"),
+        # ran before, every reading dead-lettered by the worker (schema: metric name)
+        ("iot", ["--sensors", "cpu load,temperature"], "sensor(s) 'cpu load' cannot be metric"),
+        ("iot", ["--sensors", "=HYPERLINK(1)"], "sensor(s) '=HYPERLINK(1)' cannot be metric"),
+        # ran before as one metric; the ground truth held faults of the column not sent
+        ("iot", ["--sensors", "power,power"], "sensor(s) power named more than once"),
         ("iot", ["--start", "garbage"], "Invalid isoformat"),
         ("market", ["--close", "xx"], "not a time of day: 'xx'"),
         # run before as a session from 25:00 (a day later) or 09:99
