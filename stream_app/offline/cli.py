@@ -221,8 +221,9 @@ def evaluate(
     windows: Annotated[
         Path | None,
         typer.Option(
+            # (a "[" Rich would read as markup is written "\\[")
             help="A windows file kept apart from the data, NAB's layout: {path under the "
-            "folder: [[start, end], ...]}; it labels timestamp,value CSVs.",
+            "folder: \\[\\[start, end], ...]}; it labels timestamp,value CSVs.",
             exists=True,
             dir_okay=False,
         ),
