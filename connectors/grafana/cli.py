@@ -11,7 +11,9 @@ app = typer.Typer(help="Grafana dashboards, datasources and alert rules.", no_ar
 
 @app.command("push")
 def push_command(
-    url: str = typer.Option(None, "--url", help="Grafana base URL \\[default: TSGUARD_GRAFANA_URL]"),
+    url: str = typer.Option(
+        None, "--url", help="Grafana base URL \\[default: TSGUARD_GRAFANA_URL]"
+    ),
     token: str = typer.Option(
         None, "--token", help="Service-account token \\[default: TSGUARD_GRAFANA_TOKEN]"
     ),
