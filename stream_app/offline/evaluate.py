@@ -236,22 +236,41 @@ def _note_unmatched_keys(
 
 
 def _sort_by_time(table: SeriesTable, name: str, on_note: Callable[[str], None] | None) -> None:
-    """Put a series' rows in time order (their labels with them), and say so: an export
-    newest first would leave every row but one unscored by the detector, which reads a
-    stream, and be ranked as it never was by detectors that do not look at order."""
+    """Put a series' rows in time order (their labels with them), and keep one row per
+    time, and say so: an export newest first would leave every row but one unscored by
+    the detector, which reads a stream, and be ranked as it never was by detectors that
+    do not look at order; a row at a time an earlier row had is a duplicate to the
+    detector (no score) but two points to the baselines and to NAB's point count."""
     stamps = table.timestamps
-    if all(a <= b for a, b in itertools.pairwise(stamps)):
+    if all(a < b for a, b in itertools.pairwise(stamps)):
         return
+    unsorted = not all(a <= b for a, b in itertools.pairwise(stamps))
     order = sorted(range(len(stamps)), key=stamps.__getitem__)
-    table.timestamps = [stamps[i] for i in order]
-    table.raw_timestamps = [table.raw_timestamps[i] for i in order]
+    labels = table.labels
+    keep: list[int] = []
+    for i in order:
+        if keep and stamps[i] == stamps[keep[-1]]:
+            if labels is not None and labels[i] > labels[keep[-1]]:
+                labels[keep[-1]] = labels[i]  # a label on either copy labels the time
+            continue
+        keep.append(i)
+    table.timestamps = [stamps[i] for i in keep]
+    table.raw_timestamps = [table.raw_timestamps[i] for i in keep]
     for metric, column in table.values.items():
-        table.values[metric] = [column[i] for i in order]
-        table.raw_values[metric] = [table.raw_values[metric][i] for i in order]
-    if table.labels is not None:
-        table.labels = [table.labels[i] for i in order]
-    if on_note is not None:
+        table.values[metric] = [column[i] for i in keep]
+        table.raw_values[metric] = [table.raw_values[metric][i] for i in keep]
+    if labels is not None:
+        table.labels = [labels[i] for i in keep]
+    if on_note is None:
+        return
+    if unsorted:
         on_note(f"{name}: its rows are not in time order; evaluated sorted by time")
+    dropped = len(stamps) - len(keep)
+    if dropped:
+        on_note(
+            f"{name}: {dropped} row(s) at a time an earlier row already had; evaluated "
+            "with the first row at each time (a label on any of them kept)"
+        )
 
 
 def generated_dataset(

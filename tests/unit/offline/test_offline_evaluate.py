@@ -360,6 +360,38 @@ def test_rows_out_of_time_order_are_evaluated_sorted_and_said(tmp_path: Path) ->
     assert results["sorted"]["tsguard"]["nab_standard"] > 50
 
 
+def test_rows_at_a_time_already_seen_are_evaluated_once_and_said(tmp_path: Path) -> None:
+    """A file with every row twice: before, the detector gave each second copy no score
+    (a duplicate) while the baselines scored both, and NAB counted twice the points,
+    without a word. The label of either copy labels the time."""
+    _labelled_csv(tmp_path / "once" / "a.csv", 600, [300, 450], seed=1)
+    header, *rows = (tmp_path / "once" / "a.csv").read_text("utf-8").splitlines()
+    twice = [copy for row in rows for copy in (row[: row.rindex(",")] + ",0", row)]
+    (tmp_path / "twice").mkdir()
+    (tmp_path / "twice" / "a.csv").write_text("\n".join([header, *twice]) + "\n", "utf-8")
+    results = {}
+    for folder in ("once", "twice"):
+        notes: list[str] = []
+        series, _ = load_dataset(tmp_path / folder, on_note=notes.append)
+        assert len(series[0].values) == 600, folder
+        assert notes == (
+            []
+            if folder == "once"
+            else [
+                "a.csv: 600 row(s) at a time an earlier row already had; evaluated with "
+                "the first row at each time (a label on any of them kept)"
+            ]
+        )
+        result = CliRunner().invoke(app, ["evaluate", str(tmp_path / folder), "--json"])
+        assert result.exit_code == 0, result.output
+        results[folder] = json.loads(result.stdout)["overall"]
+    for detector, scores in results["once"].items():
+        for key in OVERALL_KEYS:
+            assert results["twice"][detector][key] == scores[key], (detector, key)
+    # the second copy's label counted: the first copy of every row says 0
+    assert results["once"]["tsguard"]["windows"] == 2
+
+
 @pytest.mark.parametrize(
     "args",
     [
