@@ -8,7 +8,7 @@ event, topic, kind): never an entity id.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -182,7 +182,7 @@ def _families(reg: CollectorRegistry) -> Metrics:
         ),
         consumer_lag=Gauge(
             "tsguard_consumer_lag",
-            "Messages behind the end of the readings topic, by partition.",
+            "Readings not yet taken into a batch (end of topic minus next offset), by partition.",
             ["partition"],
             registry=reg,
         ),
@@ -248,3 +248,23 @@ def observe_many(histogram: Histogram, values: Iterable[float], *, floor: float 
     for i, n in enumerate(counts):
         if n:
             buckets[i].inc(n)
+
+
+def set_consumer_lag(gauge: Gauge, lags: Mapping[int, int]) -> None:
+    """``tsguard_consumer_lag{partition}`` for exactly the partitions in ``lags``.
+
+    A partition this worker no longer owns loses its series: left at its last
+    value, it would be summed with the new owner's by every panel and alert,
+    and a lag frozen above the threshold pages for good. (Synchronous, so a
+    scrape served on the same event loop never sees the gauge half set.)
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> m = build_metrics(CollectorRegistry())
+    >>> set_consumer_lag(m.consumer_lag, {0: 5, 1: 7}); set_consumer_lag(m.consumer_lag, {1: 2})
+    >>> [(s.labels["partition"], s.value) for s in m.registry.collect() for s in s.samples
+    ...  if s.name == "tsguard_consumer_lag"]
+    [('1', 2.0)]
+    """
+    gauge.clear()
+    for partition, lag in sorted(lags.items()):
+        gauge.labels(str(partition)).set(lag)

@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_app.metrics import Metrics
+from stream_app.metrics import Metrics, set_consumer_lag
 from stream_app.settings import Settings
 from stream_app.storage import PostgresSink, Sink
 from stream_app.worker.control import ControlWatcher
@@ -201,6 +201,8 @@ class Worker:
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
         self.core.revoked()
+        # their lag is now another worker's to report: a frozen copy here adds to every sum
+        set_consumer_lag(self.metrics.consumer_lag, {})
 
     async def _on_assigned(
         self, sender: Any, assigned: Any, signal: Any = None, **kwargs: Any
@@ -251,12 +253,28 @@ class Worker:
             log.info("retention: %d observations older than %d days deleted", removed, days)
 
     async def _report_lag(self) -> None:
+        """Per assigned partition: the broker's end offset minus the next offset to score.
+
+        Neither half may come from the fetcher. Its ``highwater`` arrives with fetch
+        responses and its ``position`` moves when a record is fetched; a worker whose
+        batches stop (the database down) stops fetching once the feed is full, so
+        their difference stood still while the topic kept growing. ``highwaters``
+        asks the broker; the guard knows the next offset taken into a batch.
+        """
         consumer = self.app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != self.settings.topic_readings:
-                continue
-            position = await consumer.position(tp)
-            highwater = consumer.highwater(tp)
-            if position is not None and highwater is not None:
-                lag = max(highwater - position, 0)
-                self.metrics.consumer_lag.labels(str(tp.partition)).set(lag)
+        topic = self.settings.topic_readings
+        mine = [tp for tp in consumer.assignment() if tp.topic == topic]
+        try:
+            ends = await consumer.highwaters(*mine) if mine else {}
+        except Exception as exc:  # the broker unreachable: the last values stand until next time
+            log.warning("consumer lag: end offsets unavailable: %s", exc)
+            return
+        taken = self.core.guard.next_offsets()
+        lags: dict[int, int] = {}
+        for tp in mine:
+            end, done = ends.get(tp), taken.get((tp.topic, tp.partition))
+            if done is None:
+                done = await consumer.position(tp)
+            if end is not None and done is not None:
+                lags[tp.partition] = max(end - done, 0)
+        set_consumer_lag(self.metrics.consumer_lag, lags)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -80,3 +81,55 @@ def test_invalid_settings_end_the_command_with_one_line_each_and_no_values(
     assert "TSGUARD_WORKER_STORE: Input should be 'memory://'" in err
     assert "TSGUARD_WORKER_BATCH_SIZE: Input should be greater than or equal to 1" in err
     assert "TSGUARD_PG_POOL_MAX:" in err and "s3cret" not in err
+
+
+class StaleFetchConsumer:
+    """The consumer of a worker whose batches stopped: the fetcher's position and
+    highwater froze when the feed filled up, while the broker's end moved on."""
+
+    def __init__(self, assigned: list[TopicPartition], ends: dict[TopicPartition, int]) -> None:
+        self.assigned = assigned
+        self.ends = ends
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def highwaters(self, *tps: TopicPartition) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 130  # from the last fetch response
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 130  # fetched up to here, 30 records past what a batch took
+
+
+def _lags(registry: CollectorRegistry) -> dict[str, float]:
+    return {
+        s.labels["partition"]: s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == "tsguard_consumer_lag"
+    }
+
+
+async def test_consumer_lag_counts_from_the_broker_and_forgets_partitions_given_away() -> None:
+    topic = "it.readings.lag"
+    registry = CollectorRegistry()
+    worker = worker_app.Worker(
+        load_settings(topic_readings=topic), build_metrics(registry), {}, sink=ListSink()
+    )
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    consumer = StaleFetchConsumer([p0, p1], {p0: 2100, p1: 100})
+    worker.app.consumer = consumer
+    worker.core.guard.assigned()
+    worker.core.guard.expect({(topic, 0): 100, (topic, 1): 100})
+    await worker._report_lag()
+    # 2000 readings not yet scored on partition 0, though the fetcher saw no lag
+    assert _lags(registry) == {"0": 2000.0, "1": 0.0}
+    # a rebalance gives partition 0 to another worker, which reports it from now on
+    await worker._on_revoked(None)
+    assert _lags(registry) == {}
+    consumer.assigned = [p1]
+    await worker._report_lag()
+    assert _lags(registry) == {"1": 0.0}
