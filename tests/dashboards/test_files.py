@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -11,6 +13,9 @@ import yaml
 from pydantic import SecretStr
 
 from connectors.grafana.files import env_references, setting_values, walk_panels
+from connectors.grafana.macros import parse_interval
+from connectors.stack.prometheus import Prometheus
+from stream_app.resources import data_file
 from stream_app.settings import Settings
 from tests.dashboards.queries import FILES, alert_queries, alert_rules, prom_queries, sql_queries
 
@@ -137,6 +142,25 @@ def test_provisioning_variables_are_tsguard_settings() -> None:
     assert referenced <= known, referenced - known
     expanded = FILES.datasources(Settings(pg_readonly_password=SecretStr("s3cret")))
     assert expanded[0]["secureJsonData"]["password"] == "s3cret"
+
+
+def _tsguard_scrape_intervals(config: dict[str, Any]) -> list[timedelta]:
+    default = config.get("global", {}).get("scrape_interval", "1m")
+    jobs = [job for job in config["scrape_configs"] if job["job_name"].startswith("tsguard")]
+    assert jobs
+    return [parse_interval(job.get("scrape_interval", default)) for job in jobs]
+
+
+def test_the_prometheus_datasource_knows_the_slowest_scrape(tmp_path: Path) -> None:
+    """Grafana's ``$__rate_interval`` is at least four of the datasource's scrape
+    intervals. Declared shorter than Prometheus really scrapes, a short range's rate
+    window holds one sample or none, and every rate panel goes blank or gappy."""
+    (prom,) = [ds for ds in FILES.datasources() if ds["uid"] == "tsguard-prom"]
+    declared = parse_interval(prom["jsonData"]["timeInterval"])
+    compose = yaml.safe_load(data_file("deploy", "prometheus.yml").read_text())
+    stack = Prometheus(Settings(stack_dir=tmp_path)).config()
+    for config in (compose, stack):
+        assert max(_tsguard_scrape_intervals(config)) <= declared
 
 
 def test_the_two_postgres_datasources_differ_only_in_the_flag() -> None:
