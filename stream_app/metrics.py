@@ -188,7 +188,8 @@ def _families(reg: CollectorRegistry) -> Metrics:
         ),
         open_episodes=Gauge(
             "tsguard_open_episodes",
-            "Anomaly episodes currently open in this worker.",
+            "Episodes this worker opened or updated since its partitions were last assigned, "
+            "and has not seen resolve.",
             registry=reg,
         ),
         feedback=Counter(

@@ -134,6 +134,11 @@ class WorkerRuntime:
         """
         self.checkpointer.revoked()
         self.scorer.forget()
+        # Their updates and resolution now reach the partitions' next owner: kept
+        # here, each would be counted by two workers, and by this one for good.
+        self.open_episodes.clear()
+        self.metrics.open_episodes.set(0)
+        self.metrics.series_tracked.set(len(self.scorer.states))
 
     async def _send(self, out: BatchOutput) -> None:
         if self.send_event is not None:

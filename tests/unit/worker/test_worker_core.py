@@ -381,3 +381,19 @@ async def test_a_state_too_large_to_save_is_counted_and_the_worker_goes_on(
     assert h.count("tsguard_state_unsaved_total") >= 2
     said = [r.getMessage() for r in caplog.records if "not checkpointed" in r.getMessage()]
     assert sorted(m.split("'")[1] for m in said) == ["site/dev-0", "site/dev-1"]
+
+
+async def test_episodes_of_partitions_given_away_leave_the_open_episodes_gauge() -> None:
+    """Their updates and resolution go to the next owner; kept here, every rebalance
+    left them counted twice in sum(tsguard_open_episodes), and here for good."""
+    h = Harness()
+    records = readings(2, 121, spike_at=120)  # the last reading opens an episode
+    h.start()
+    await offered(h, records)
+    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
+    await h.stop()
+    events = [e for e in h.producer.events if e["entity"] == "site/dev-0"]
+    assert events and events[-1]["event"] != "resolved"
+    assert h.count("tsguard_open_episodes") >= 1
+    h.core.revoked()
+    assert h.count("tsguard_open_episodes") == 0
