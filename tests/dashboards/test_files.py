@@ -17,7 +17,14 @@ from connectors.grafana.macros import parse_interval
 from connectors.stack.prometheus import Prometheus
 from stream_app.resources import data_file
 from stream_app.settings import Settings
-from tests.dashboards.queries import FILES, alert_queries, alert_rules, prom_queries, sql_queries
+from tests.dashboards.queries import (
+    FILES,
+    alert_queries,
+    alert_rules,
+    prom_queries,
+    prometheus_rules,
+    sql_queries,
+)
 
 EXPECTED_UIDS = {"tsguard-overview", "tsguard-series", "tsguard-pipeline"}
 DASHBOARDS = {d["uid"]: d for d in FILES.dashboards()}
@@ -161,6 +168,26 @@ def test_the_prometheus_datasource_knows_the_slowest_scrape(tmp_path: Path) -> N
     stack = Prometheus(Settings(stack_dir=tmp_path)).config()
     for config in (compose, stack):
         assert max(_tsguard_scrape_intervals(config)) <= declared
+
+
+def test_every_job_a_rule_watches_is_scraped_by_compose_and_none_is_optional() -> None:
+    """A rule on ``up{job=...}`` pages for a job compose's Prometheus scrapes, and not for
+    one whose targets are down by design: the forwarder shared a job with the simulator,
+    which runs in the demo profile only, so no rule could tell a dead forwarder (every
+    anomaly page lost) from a deployment without the demo."""
+    compose = yaml.safe_load(data_file("deploy", "prometheus.yml").read_text())
+    scraped = {job["job_name"]: job for job in compose["scrape_configs"]}
+    watched = {
+        job
+        for rule in prometheus_rules()
+        if "alert" in rule
+        for job in re.findall(r'up\{job="([^"]+)"\}', rule["expr"])
+    }
+    assert {"tsguard-workers", "tsguard-forwarder", "tsguard-api"} <= watched
+    assert watched <= set(scraped)
+    for job in watched - {"tsguard-workers"}:  # the workers are found by DNS
+        targets = [t for c in scraped[job]["static_configs"] for t in c["targets"]]
+        assert not any(t.startswith("simulator:") for t in targets), job
 
 
 def test_the_two_postgres_datasources_differ_only_in_the_flag() -> None:
