@@ -15,7 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from stream_app.core.records import REJECTION_REASONS, STATUS_OK, STATUS_WARMUP
 
-# Per-reading latencies are sub-millisecond to seconds: the defaults start at 5 ms.
+# Per-reading latencies are sub-millisecond to seconds: the defaults start at 5 ms. The
+# top buckets reach an hour: readings a device flushes after an outage, or a late
+# partition, are minutes to hours old, and a quantile past the last finite bucket reads
+# as that bucket (an hour's delay showed as 30 s).
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -32,6 +35,10 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
     30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
 )
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
