@@ -26,6 +26,7 @@ from stream_app.api.body import body_doc, json_body
 from stream_app.api.params import decode_cursor, encode_cursor, utc
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_pool, require_producer
+from stream_app.storage.errors import closed_if_read_only
 
 router = APIRouter(tags=["anomalies"], dependencies=[Depends(authorize)])
 EpisodeId = Path(..., min_length=1, max_length=64)
@@ -213,7 +214,7 @@ async def ack_anomaly(
     state: ApiState = Depends(api_state),
 ) -> dict[str, Any]:
     """Record that an operator has seen the episode (shown in the dashboards)."""
-    async with require_pool(state).connection() as conn:
+    async with require_pool(state).connection() as conn, closed_if_read_only(conn):
         row = await (
             await conn.execute(q.ACK_SQL, (principal.sub, body.comment, episode_id))
         ).fetchone()
@@ -236,7 +237,8 @@ async def label_anomaly(
 ) -> dict[str, Any]:
     """Mark the episode a true or false positive; detectors receive it as feedback."""
     producer = require_producer(state)
-    async with require_pool(state).connection() as conn, conn.transaction():
+    pool = require_pool(state)
+    async with pool.connection() as conn, closed_if_read_only(conn), conn.transaction():
         cur = await conn.execute(q.LABEL_BEFORE_SQL, (episode_id,))
         before = await cur.fetchone()
         if before is None:

@@ -36,6 +36,7 @@ from stream_app.api.roles import ROUTE_ROLES, normalise_template
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState
 from stream_app.settings import Settings
+from stream_app.storage.errors import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 _KAFKA_RETRY_S = 2.0
@@ -100,7 +101,8 @@ def create_app(
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    app.add_exception_handler(psycopg.OperationalError, _unavailable)
+    for unavailable in UNAVAILABLE:  # down, or read-only during a failover
+        app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(PoolTimeout, _unavailable)
     app.add_exception_handler(psycopg.DataError, _unacceptable)
     app.openapi = _with_reading_schema(app.openapi)  # type: ignore[method-assign]

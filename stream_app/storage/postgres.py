@@ -23,11 +23,15 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from stream_app.storage.errors import UNAVAILABLE, closed_if_read_only
 from stream_app.storage.retention import apply_retention
 from stream_app.storage.sink import ObservationRow, SinkBackpressure, SinkBatch, SinkStats
 from stream_app.storage.tables import EPISODE_COLUMNS, OBSERVATION_COLUMNS, OBSERVATION_TYPES
 
 log = logging.getLogger(__name__)
+
+# what makes a write wait and try again (a server away or read-only, a timeout)
+_BACKPRESSURE: tuple[type[BaseException], ...] = (*UNAVAILABLE, TimeoutError)
 
 
 def to_datetime(value: datetime | float | str | None) -> datetime | None:
@@ -197,13 +201,13 @@ class PostgresSink:
         started = time.perf_counter()
         try:
             async with self._pool.connection(timeout=5.0) as conn:
-                async with conn.transaction():
+                async with closed_if_read_only(conn), conn.transaction():
                     stats.points_inserted = await self._write_points(conn, batch.points)
                     await self._write_series(conn, spans)
                     await self._write_episodes(conn, batch.episodes)
                 if batch.points:
                     self._staged.add(conn)  # committed: the table stays with the session
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
+        except _BACKPRESSURE as exc:
             raise SinkBackpressure(1.0, exc) from exc
         except Exception as exc:  # pool timeout and friends
             if type(exc).__name__ in ("PoolTimeout", "TooManyRequests"):

@@ -96,9 +96,8 @@ def _migrate_when_reachable(settings: Any) -> None:
     """Apply migrations, waiting (with backoff) for the database to come up."""
     import time
 
-    import psycopg
-
     from stream_app.storage import migrate
+    from stream_app.storage.errors import UNAVAILABLE
 
     delay = 0.5
     while True:
@@ -108,9 +107,11 @@ def _migrate_when_reachable(settings: Any) -> None:
                 readonly_password=settings.pg_readonly_password.get_secret_value(),
             )
             return
-        except psycopg.OperationalError as exc:
+        except UNAVAILABLE as exc:  # down, or up but read-only (a standby mid-failover)
             first = str(exc).strip().splitlines()[0]
-            logging.getLogger(__name__).warning("database not reachable (%s); retrying", first)
+            logging.getLogger(__name__).warning(
+                "database not reachable or read-only (%s); retrying", first
+            )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -417,3 +417,39 @@ async def test_readyz_is_503_when_postgres_is_unreachable(
             token = api_env.tokens.role("viewer")
             r = await asyncio.wait_for(client.get("/v1/series", headers=auth(token)), 60)
             assert r.status_code == 503
+
+
+async def test_ack_and_label_on_a_read_only_database_are_503_not_500(
+    api_env: ApiEnv, dev_key_file: Any
+) -> None:
+    """A database that is up but takes no writes (a failover in progress) is unavailable
+    for a moment, as one that is down: 503, which a client retries; before, 500."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from pydantic import SecretStr
+
+    from stream_app.api.app import create_app
+    from tests.api.conftest import api_settings
+
+    options = conninfo_to_dict(api_env.conninfo).get("options") or ""
+    read_only = make_conninfo(
+        api_env.conninfo, options=f"{options} -c default_transaction_read_only=on"
+    )
+    settings = api_settings(
+        dev_key_file, pg_dsn=SecretStr(read_only), kafka_bootstrap_servers="127.0.0.1:1"
+    )
+    app = create_app(settings)
+    import httpx
+
+    episode = api_env.seeded["episode_ids"][2]
+    op = auth(api_env.tokens.role("operator"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get(f"/v1/anomalies/{episode}", headers=op)
+            assert r.status_code == 200  # reads still work
+            r = await client.post(f"/v1/anomalies/{episode}/ack", json={}, headers=op)
+            assert (r.status_code, r.json()) == (503, {"detail": "database unavailable"})
+            r = await client.post(
+                f"/v1/anomalies/{episode}/label", json={"label": "true_positive"}, headers=op
+            )
+            assert r.status_code == 503

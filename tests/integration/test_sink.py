@@ -8,8 +8,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from stream_app.storage import ObservationRow, PostgresSink, migrate
+from stream_app.storage import ObservationRow, PostgresSink, SinkBackpressure, migrate
 from tests.integration.conftest import FreshSchema
 
 T0 = 1_790_000_000.0
@@ -166,3 +167,43 @@ async def test_overlapping_writes_of_the_same_episodes_do_not_deadlock(
     assert _query(fresh_schema.conninfo, "SELECT count(*), min(score) FROM anomalies") == [
         (300, 6.0)
     ]
+
+
+def _read_only(conninfo: str) -> str:
+    """``conninfo`` whose sessions refuse writes, as a standby's do during a failover."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return make_conninfo(conninfo, options=f"{options} -c default_transaction_read_only=on")
+
+
+@pytest.mark.integration
+async def test_a_read_only_database_is_backpressure_and_the_batch_is_kept(
+    fresh_schema: FreshSchema,
+) -> None:
+    """A server that is up but takes no writes (a standby not yet promoted, maintenance)
+    is waited for like one that is down; before, ReadOnlySqlTransaction failed the batch
+    and the worker exited, then failed again in its start-up migration."""
+    migrate(fresh_schema.conninfo)
+    errors: list[BaseException] = []
+    sink = PostgresSink(_read_only(fresh_schema.conninfo), on_error=errors.append)
+    await sink.open()
+    try:
+        sink.add_point(_row("e1", "m", T0))
+        sink.add_episode(_event("opened", T0, 5.0, "high"))
+        with pytest.raises(SinkBackpressure):
+            await sink.flush()
+        assert len(sink) == 2  # kept for the next try
+
+        waits: list[float] = []
+
+        async def give_up_after_three(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 3:
+                raise asyncio.CancelledError
+
+        with pytest.raises(asyncio.CancelledError):
+            await sink.flush_with_retry(sleep=give_up_after_three)
+    finally:
+        await sink.close()
+    assert waits == [0.1, 0.2, 0.4]
+    assert [type(e) for e in errors] == [psycopg.errors.ReadOnlySqlTransaction] * 3
+    assert _query(fresh_schema.conninfo, "SELECT count(*) FROM observations") == [(0,)]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import jsonschema
 import orjson
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stream_app.core import EngineConfig, SeriesProcessor
 from tests.integration.pipeline.harness import Pipeline, wait_for
@@ -270,3 +272,57 @@ def test_postgres_down_for_20s_loses_and_duplicates_nothing(pipeline: Pipeline) 
     wait_for(lambda: _scored(pipeline) >= len(readings), timeout=120, what="the rest written")
     _assert_exactly_once_and_close(pipeline, readings)
     assert worker.alive()
+
+
+def _read_only(conninfo: str) -> str:
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return make_conninfo(conninfo, options=f"{options} -c default_transaction_read_only=on")
+
+
+def test_a_worker_started_while_postgres_is_read_only_waits_for_it(pipeline: Pipeline) -> None:
+    """A standby not yet promoted (or a database set read-only for maintenance) is a
+    database not there yet: before, the start-up migration's ReadOnlySqlTransaction
+    ended the worker with code 1, which a supervisor that restarts on 75 leaves dead."""
+    worker = pipeline.start_worker(
+        "w1", env={"TSGUARD_PG_DSN": _read_only(pipeline.settings.pg_conninfo())}
+    )
+    wait_for(
+        lambda: "read-only" in worker.log_tail() and "; retrying" in worker.log_tail(),
+        timeout=30,
+        what="the worker saying it waits for a writable database",
+    )
+    assert worker.alive(), worker.log_tail()
+
+
+def test_postgres_read_only_for_15s_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
+    """A failover that lands the worker on a read-only server for a while: backpressure,
+    as when PostgreSQL is down; before, the worker exited at the first batch."""
+    readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=900, seed=3)
+    first, second = readings[:1600], readings[1600:]
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(first)
+    wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first part scored")
+    with psycopg.connect(pipeline.settings.pg_conninfo(), autocommit=True) as admin:
+        admin.execute("ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")
+        try:
+            # the worker's sessions end (as in a failover) and it reconnects read-only
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE usename = current_user AND pid <> pg_backend_pid()"
+            )
+            pipeline.produce_readings(second)
+            wait_for(
+                lambda: worker.metric("tsguard_sink_errors_total") > 1 or not worker.alive(),
+                timeout=30,
+                what="sink retries",
+            )
+            outage_end = time.monotonic() + 15
+            while time.monotonic() < outage_end:
+                assert worker.alive(), worker.log_tail()
+                time.sleep(1)
+        finally:
+            admin.execute("ALTER ROLE CURRENT_USER RESET default_transaction_read_only")
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=120, what="the rest written")
+    _assert_exactly_once_and_close(pipeline, readings)
+    assert worker.alive() and worker.restarts == 0
