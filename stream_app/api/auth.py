@@ -21,6 +21,7 @@ import jwt
 
 from stream_app.api.roles import Role, roles_from_claims
 from stream_app.settings import Settings
+from stream_app.wire.content import content_problems
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 
@@ -181,6 +182,8 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthError("token has no subject")
+        if content_problems(sub):  # a NUL or a lone surrogate: not storable as who acked
+            raise AuthError("token subject is not valid text")
         roles = roles_from_claims(claims, self._role_claim, self._role_map)
         return Principal(sub=sub, roles=roles, claims=claims)
 

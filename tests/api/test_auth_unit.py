@@ -78,6 +78,16 @@ async def test_bad_tokens_are_rejected(tokens: Tokens, kind: str) -> None:
         await verifier.verify(tokens.bad(kind))
 
 
+@pytest.mark.parametrize("sub", ["olga\x00admin", "olga\ud800"])
+async def test_a_subject_that_is_not_storable_text_is_rejected(tokens: Tokens, sub: str) -> None:
+    """The subject is recorded as who acked or labelled: one with a lone surrogate made
+    every ack and label of its bearer a 500 (psycopg cannot encode it), one with a NUL
+    a 422 from PostgreSQL; a 401 says which token is at fault."""
+    verifier = _verifier(StaticJwks(tokens.keys.public_jwks()))
+    with pytest.raises(AuthError, match="subject"):
+        await verifier.verify(tokens.role("operator", sub=sub))
+
+
 async def test_clock_skew_is_tolerated_within_leeway(tokens: Tokens) -> None:
     import time
 
