@@ -129,12 +129,29 @@ def test_kill_9_twice_mid_stream_dead_letters_nothing_and_scores_as_uninterrupte
     letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=5)
     assert letters == [], letters[:3]
     _assert_exactly_once_and_equal(pipeline, readings)
+    _assert_repeated_events_are_copies(pipeline)
     print(
         "recovery (kill to first new row):",
         ", ".join(f"{r:.1f} s" for r in recoveries),
         "; readings replayed (skipped) by the last worker:",
         _sample(pipeline.workers[-1], 'tsguard_readings_total{outcome="replayed"}'),
     )
+
+
+def _assert_repeated_events_are_copies(pipe: Pipeline) -> None:
+    """Events are at least once across a kill -9 (README): a repeat is a copy but for
+    ``emitted_at``, so (episode_id, event, ts) deduplicates, and each episode's row
+    holds what its last event says."""
+    events = pipe.consume(pipe.settings.topic_anomalies, min_count=10**9, timeout=3)
+    first: dict[tuple[str, str, str], dict[str, Any]] = {}
+    last: dict[str, str] = {}
+    for event in events:
+        body = {k: v for k, v in event.items() if k != "emitted_at"}
+        key = (event["episode_id"], event["event"], event["ts"])
+        assert first.setdefault(key, body) == body, (first[key], body)
+        last[event["episode_id"]] = event["event"]
+    rows = dict(pipe.sql("SELECT id, status FROM anomalies"))
+    assert rows == {i: "resolved" if e == "resolved" else "open" for i, e in last.items()}
 
 
 def _sample(worker: WorkerProcess, series: str) -> float | None:
