@@ -10,6 +10,9 @@ from connectors.stack.service import HttpService
 from stream_app.resources import data_dir
 
 BINARY = "/usr/bin/prometheus"
+# where the stack's Prometheus looks for a local `tsguard forward alertmanager
+# --metrics-port 19464` (compose's forwarder is forwarder:9464)
+FORWARDER_METRICS_PORT = 19464
 
 
 def worker_targets(first_port: int, count: int = 2) -> list[str]:
@@ -55,7 +58,8 @@ class Prometheus(HttpService):
             report("prometheus: configuration reloaded")
 
     def config(self) -> dict[str, object]:
-        """``prometheus.yml``: the workers, Prometheus itself, the stack's Alertmanager."""
+        """``prometheus.yml``: the workers, the API, the forwarder, Prometheus itself, the
+        stack's Alertmanager."""
         config: dict[str, object] = {
             "global": {
                 "scrape_interval": "1s",  # fast, so tests see a scrape within seconds
@@ -75,6 +79,16 @@ class Prometheus(HttpService):
                 {
                     "job_name": "tsguard-workers",
                     "static_configs": [{"targets": worker_targets(self.settings.worker_web_port)}],
+                },
+                # the API and the forwarder, as compose scrapes them: the rules that page
+                # when either is down are evaluated on the same jobs
+                {
+                    "job_name": "tsguard-api",
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.settings.api_port}"]}],
+                },
+                {
+                    "job_name": "tsguard-forwarder",
+                    "static_configs": [{"targets": [f"127.0.0.1:{FORWARDER_METRICS_PORT}"]}],
                 },
                 {
                     "job_name": "prometheus",
