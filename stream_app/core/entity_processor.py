@@ -109,6 +109,20 @@ class EntityProcessor:
         return ScoredPoint(self.entity, metric, ts, value, TOO_MANY_SERIES, False, None, None,
                            None, None, False, "")  # fmt: skip
 
+    def open_episode_ids(self) -> tuple[str, ...]:
+        """The ids of the episodes its series have open (value, silence and stuck).
+
+        >>> from stream_app.core import EngineConfig
+        >>> EntityProcessor.create("e", EngineConfig.default()).open_episode_ids()
+        ()
+        """
+        return tuple(
+            episode
+            for proc in self.series.values()
+            for episode in (proc.policy.episode, proc.silence.episode, proc.stuck.episode)
+            if episode
+        )
+
     def watched(self) -> bool:
         """Whether a series of it still has its silence to be judged (see ``advance``)."""
         return any(proc.watched() for proc in self.series.values())

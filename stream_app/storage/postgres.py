@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from stream_app.storage.errors import UNAVAILABLE, closed_if_read_only
@@ -80,6 +81,27 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at  = now()
 """
 ).replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
+
+# Episodes stored open whose model was lost (see SinkBatch.orphans): resolved at the
+# time given, which is after they started; those the loaded models know, and every
+# episode that started from that time on (a loaded model's own), are left to them.
+# Rows are locked in id order, as the upserts lock them (no deadlock between overlapping
+# writes).
+_RESOLVE_ORPHANS = """
+WITH lost AS (
+    SELECT a.id, o.cutoff
+    FROM anomalies AS a
+    JOIN unnest(%s::text[], %s::timestamptz[]) AS o(entity, cutoff) ON a.entity = o.entity
+    WHERE a.status = 'open' AND a.started_at < o.cutoff AND a.id <> ALL(%s::text[])
+    ORDER BY a.id
+    FOR UPDATE OF a
+)
+UPDATE anomalies AS a
+SET status = 'resolved', ended_at = lost.cutoff, updated_at = now()
+FROM lost
+WHERE a.id = lost.id
+RETURNING a.*
+"""
 
 # the status of a point whose metric is one series too many for its entity
 # (stream_app.core.entity_processor.TOO_MANY_SERIES; not imported: the sink stays apart
@@ -205,6 +227,7 @@ class PostgresSink:
                     stats.points_inserted = await self._write_points(conn, batch.points)
                     await self._write_series(conn, spans)
                     await self._write_episodes(conn, batch.episodes)
+                    stats.resolved = await self._resolve_orphans(conn, batch.orphans)
                 if batch.points:
                     self._staged.add(conn)  # committed: the table stays with the session
         except _BACKPRESSURE as exc:
@@ -288,6 +311,24 @@ class PostgresSink:
             # in different orders deadlocked (PostgreSQL then aborts one after
             # deadlock_timeout, 1 s: throughput fell to a fifth every few seconds).
             await cur.executemany(_EPISODE_UPSERT, [episodes[k] for k in sorted(episodes)])
+
+    async def _resolve_orphans(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        orphans: list[tuple[str, float, tuple[str, ...]]],
+    ) -> list[dict[str, Any]]:
+        if not orphans:
+            return []
+        cutoffs: dict[str, float] = {}
+        for entity, ts, _ in orphans:  # an entity twice: the earlier time
+            cutoffs[entity] = min(ts, cutoffs.get(entity, ts))
+        known = sorted({i for _, _, ids in orphans for i in ids})
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                _RESOLVE_ORPHANS,
+                (list(cutoffs), [to_datetime(t) for t in cutoffs.values()], known),
+            )
+            return await cur.fetchall()
 
     async def apply_retention(self, days: int) -> int | None:
         """Delete rows older than ``days`` (see :mod:`stream_app.storage.retention`);

@@ -51,6 +51,8 @@ class SinkStats:
     points_inserted: int = 0
     episodes: int = 0
     seconds: float = 0.0
+    # episodes the batch's orphans resolved, as stored (the anomalies table's columns)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -59,9 +61,13 @@ class SinkBatch:
 
     points: list[ObservationRow] = field(default_factory=list)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (entity, epoch seconds, ids): the entity's episodes stored open that started
+    # before that time, other than those ids, have lost the model that would resolve
+    # them; the write resolves them at that time, after the batch's own episodes
+    orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.points) + len(self.episodes)
+        return len(self.points) + len(self.episodes) + len(self.orphans)
 
 
 class Sink(Protocol):

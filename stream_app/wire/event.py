@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,3 +34,49 @@ def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
     out["ts"] = iso_millis(event.ts)
     out["emitted_at"] = iso_millis(emitted_at)
     return out
+
+
+# the explanation of an episode resolved because its model was lost
+LOST_MODEL = (
+    "resolved without its model: the state that followed this episode was lost (unreadable,"
+    " too large to save, or older than the episode) when the worker loaded it, so no end"
+    " was seen; the series is watched afresh from here"
+)
+
+
+def resolved_without_model(row: Mapping[str, Any], emitted_at: float) -> dict[str, Any]:
+    """The ``resolved`` event of an episode the sink closed because no model tracks it
+    any more (``row``: its stored columns, ``ended_at`` the moment it was closed).
+
+    >>> row = {"id": "0c9a6793a0688abd", "entity": "e", "metric": "t", "kind": "value",
+    ...        "started_at": datetime(2026, 1, 1, tzinfo=UTC), "ended_at": datetime(2026, 1, 2,
+    ...        tzinfo=UTC), "value": 9.0, "expected": 1.0, "lower": 0.0, "upper": 2.0,
+    ...        "score": 0.9999, "peak_score": 1.0, "severity": "high", "direction": "up",
+    ...        "detector": "robust_seasonal", "explanation": "x"}
+    >>> event = resolved_without_model(row, 1767312000.0)
+    >>> event["event"], event["ts"], event["ended_at"], event["explanation"] == LOST_MODEL
+    ('resolved', '2026-01-02T00:00:00.000Z', '2026-01-02T00:00:00.000Z', True)
+    """
+    ended = row["ended_at"].timestamp()
+    return {
+        "version": EVENT_VERSION,
+        "event": "resolved",
+        "episode_id": row["id"],
+        "entity": row["entity"],
+        "metric": row["metric"],
+        "kind": row["kind"],
+        "started_at": iso_millis(row["started_at"].timestamp()),
+        "ended_at": iso_millis(ended),
+        "ts": iso_millis(ended),
+        "value": row["value"],
+        "expected": row["expected"],
+        "lower": row["lower"],
+        "upper": row["upper"],
+        "score": row["score"],
+        "peak_score": row["peak_score"],
+        "severity": row["severity"],
+        "direction": row["direction"],
+        "detector": row["detector"],
+        "explanation": LOST_MODEL,
+        "emitted_at": iso_millis(emitted_at),
+    }

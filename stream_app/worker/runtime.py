@@ -18,6 +18,7 @@ import orjson
 
 from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
+from stream_app.wire.event import resolved_without_model
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
 from stream_app.worker.scoring import BatchOutput, ReadingScorer
@@ -101,10 +102,21 @@ class WorkerRuntime:
         for event in out.events:
             self.sink.add_episode(event)
         batch = self.sink.take()  # before any await: overlapping writes keep their own rows
+        batch.orphans = out.orphans
         try:
             stats = await self.sink.flush_with_retry(batch, all_series=all_series)
         finally:
             self.sink_retrying = False
+        if stats.resolved:
+            # stored open, with no model left to resolve them: resolved by the sink, and
+            # published with this batch's events so that their alerts resolve too
+            now = self.clock()
+            out.events.extend(resolved_without_model(row, now) for row in stats.resolved)
+            log.warning(
+                "resolved %d open episode(s) whose model was lost (entities: %s)",
+                len(stats.resolved),
+                ", ".join(sorted({repr(row["entity"])[:80] for row in stats.resolved})[:5]),
+            )
         if stats.points or stats.episodes:
             self.metrics.sink_latency.observe(stats.seconds)
             self.metrics.sink_rows.labels("observations").inc(stats.points_inserted)

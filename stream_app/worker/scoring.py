@@ -93,6 +93,10 @@ class BatchOutput:
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
+    # (entity, event time of its first reading scored since it was loaded, the ids of
+    # the episodes its loaded models have open): the sink resolves the entity's other
+    # episodes stored open that started before that time (see ``EntityStates.restored``)
+    orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
 
     def add_judgement(self, judged: BatchOutput) -> None:
         """Add what a silence judgement (``ReadingScorer.advance``) gave: its events and
@@ -160,6 +164,9 @@ class ReadingScorer:
                 # the committed offsets): its rows are durable, its models have it.
                 out.replayed += 1
                 continue
+            known = states.restored.pop(result.entity, None)
+            if known is not None:
+                out.orphans.append((result.entity, result.ts, known))
             try:
                 self._score(result, proc, msg, now, out)
             except Exception as exc:

@@ -111,6 +111,12 @@ class EntityStates:
         self._live: dict[str, EntityProcessor] = {}
         # (partition, offset) of the last reading each live entity's models reflect.
         self._offsets: dict[str, tuple[int, int]] = {}
+        # Entities loaded from the table (or created, with nothing in it) whose first
+        # reading has not been scored yet, with the episodes their models have open.
+        # An episode stored open that they do not know has lost its model (a state
+        # unreadable, too large to save, older than the episode, or gone): nothing
+        # would ever resolve it (see ``ReadingScorer.process`` and the sink's orphans).
+        self.restored: dict[str, tuple[str, ...]] = {}
 
     def __len__(self) -> int:
         return sum(len(e.series) for e in self._live.values())
@@ -123,6 +129,7 @@ class EntityStates:
         if live is None:
             live = self._restore(entity, self._load(entity))
             self._live[entity] = live
+            self.restored[entity] = live.open_episode_ids()
         return live
 
     def _restore(self, entity: str, blob: bytes | None) -> EntityProcessor:
@@ -184,6 +191,7 @@ class EntityStates:
             if not busy(entity) and not proc.watched():
                 del live[entity]
                 self._offsets.pop(entity, None)
+                self.restored.pop(entity, None)  # loaded again, it is looked at again
                 gone.append(entity)
         return gone
 
@@ -227,6 +235,7 @@ class EntityStates:
         """Drop the live cache (after a rebalance the table is the truth)."""
         self._live.clear()
         self._offsets.clear()
+        self.restored.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:
         self.config = config

@@ -207,3 +207,41 @@ async def test_a_read_only_database_is_backpressure_and_the_batch_is_kept(
     assert waits == [0.1, 0.2, 0.4]
     assert [type(e) for e in errors] == [psycopg.errors.ReadOnlySqlTransaction] * 3
     assert _query(fresh_schema.conninfo, "SELECT count(*) FROM observations") == [(0,)]
+
+
+def _opened(episode: str, entity: str, started: float) -> dict[str, Any]:
+    return {**_event("opened", started, 0.9999, "high", episode), "entity": entity,
+            "started_at": started}  # fmt: skip
+
+
+@pytest.mark.integration
+async def test_open_episodes_that_lost_their_model_are_resolved_once(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    """An entity's episodes stored open that its loaded models do not know, started
+    before its first reading since the load, are resolved at that reading's time and
+    returned (for their events); the models' own, later ones and other entities' stay."""
+    for episode, entity, started in [
+        ("lost-1", "e1", T0),  # its model lost: resolved
+        ("lost-2", "e1", T0 + 60),  # a second one of the same entity (another metric)
+        ("known", "e1", T0 + 30),  # the loaded model has it open: stays
+        ("later", "e1", T0 + 600),  # opened at the first reading, by the loaded model: stays
+        ("other", "e2", T0),  # another entity: stays
+    ]:
+        sink.add_episode(_opened(episode, entity, started))
+    await sink.write(sink.take())
+    batch = sink.take()
+    batch.orphans = [("e1", T0 + 600, ("known",))]
+    stats = await sink.write(batch)
+    assert sorted(row["id"] for row in stats.resolved) == ["lost-1", "lost-2"]
+    assert {row["ended_at"] for row in stats.resolved} == {datetime.fromtimestamp(T0 + 600, UTC)}
+    assert dict(_query(fresh_schema.conninfo, "SELECT id, status FROM anomalies")) == {
+        "lost-1": "resolved",
+        "lost-2": "resolved",
+        "known": "open",
+        "later": "open",
+        "other": "open",
+    }
+    again = sink.take()  # the same orphans again (a batch retried): nothing more to do
+    again.orphans = [("e1", T0 + 600, ("known",))]
+    assert (await sink.write(again)).resolved == []

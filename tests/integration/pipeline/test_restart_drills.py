@@ -9,12 +9,14 @@ skipped and counted as replayed, not rejected as late.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from stream_app.wire.event import LOST_MODEL, iso_millis
 from stream_app.worker.faust_app import STATE_TABLE
 from stream_app.worker.faust_compat import start_offsets
 from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
@@ -215,3 +217,44 @@ def test_a_saved_state_nobody_can_read_restarts_that_model_and_the_stream_goes_o
     assert letters == [], letters[:3]
     rows = pipeline.sql("SELECT entity, count(*) FROM observations GROUP BY entity ORDER BY entity")
     assert rows == sorted((e, 300) for e in {r["entity"] for r in readings})
+
+
+def test_an_episode_open_when_its_state_is_lost_is_resolved_and_its_event_sent(
+    pipeline: Pipeline,
+) -> None:
+    """An episode open when its entity's saved state can no longer be read had no model
+    left to resolve it: before, it stayed open in the database for good (retention
+    keeps open episodes) and its alert fired for ever. Now the first reading after the
+    restart resolves it, and its ``resolved`` event goes out."""
+    entity, t0 = "plant-1/pump-1", time.time() - 3 * 86400
+    wave = [50 + math.sin(i / 7) for i in range(1003)]
+    values = wave[:400] + [v + 30 for v in wave[400:403]] + wave[403:]
+    readings = [
+        {"entity": entity, "ts": t0 + 60 * i, "metrics": {"temperature": round(v, 3)}}
+        for i, v in enumerate(values)
+    ]
+    worker = pipeline.start_worker("w1")
+    worker.wait_ready()
+    pipeline.produce_readings(readings[:403])  # the last three jump: an episode opens
+    wait_for(lambda: _scored(pipeline) >= 403, timeout=90, what="the first part stored")
+    ((episode, status),) = pipeline.sql("SELECT id, status FROM anomalies")
+    assert status == "open"
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    changelog = f"{pipeline.settings.consumer_group}-{STATE_TABLE}-changelog"
+    pipeline.produce([(entity.encode(), b"\x00\xff not a tsguard state")], topic=changelog)
+    again = pipeline.start_worker("w1")
+    again.wait_ready()
+    pipeline.produce_readings(readings[403:])
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=90, what="the rest stored")
+    wait_for(
+        lambda: (
+            pipeline.sql("SELECT status FROM anomalies WHERE id = %s", (episode,))
+            == [("resolved",)]
+        ),
+        timeout=30,
+        what="the orphaned episode resolved",
+    )
+    events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=2, timeout=15)
+    resolved = [e for e in events if e["episode_id"] == episode and e["event"] == "resolved"]
+    assert [e["explanation"] for e in resolved] == [LOST_MODEL], events
+    assert resolved[0]["ts"] == iso_millis(t0 + 60 * 403)  # the first reading after the restart

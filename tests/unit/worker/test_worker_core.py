@@ -8,6 +8,7 @@ import itertools
 import math
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from stream_app.core import SeriesProcessor
 from stream_app.metrics import build_metrics
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow, SinkBatch, SinkStats
+from stream_app.wire.event import LOST_MODEL, iso_millis
 from stream_app.worker.core import WorkerCore
 from stream_app.worker.feed import Record
 from stream_app.worker.states import compress_blob, decompress_blob, pack_entity, unpack_entity
@@ -63,10 +65,32 @@ class ListSink:
             self.rows.setdefault((row.entity, row.metric, row.ts.timestamp()), row)
         self.episodes.update(batch.episodes)
         self.writes += 1
-        return SinkStats(points=len(batch.points), episodes=len(batch.episodes))
+        stats = SinkStats(points=len(batch.points), episodes=len(batch.episodes))
+        for entity, cutoff, known in batch.orphans:  # as PostgresSink resolves them
+            for episode_id, event in sorted(self.episodes.items()):
+                started = datetime.fromisoformat(event["started_at"]).timestamp()
+                still_open = event["entity"] == entity and event["event"] != "resolved"
+                if still_open and started < cutoff and episode_id not in known:
+                    self.episodes[episode_id] = {**event, "event": "resolved"}
+                    stats.resolved.append(_stored(event, cutoff))
+        return stats
 
     async def apply_retention(self, days: int) -> int | None:
         return 0
+
+
+def _stored(event: dict[str, Any], ended: float) -> dict[str, Any]:
+    """An episode as the anomalies table holds it once resolved at ``ended``."""
+    row = {k: event[k] for k in ("entity", "metric", "kind", "value", "expected", "lower")}
+    row.update({k: event[k] for k in ("upper", "score", "peak_score", "severity", "direction")})
+    return {
+        **row,
+        "id": event["episode_id"],
+        "detector": event["detector"],
+        "explanation": event["explanation"],
+        "started_at": datetime.fromisoformat(event["started_at"]),
+        "ended_at": datetime.fromtimestamp(ended, UTC),
+    }
 
 
 class ListProducer:
@@ -238,6 +262,62 @@ async def test_a_saved_state_nobody_can_read_restarts_that_model_and_blocks_noth
     for entity in (b"site/dev-0", b"site/dev-1"):  # and both are saved readable again
         blob = unpack_entity(decompress_blob(again.table[entity]))
         assert SeriesProcessor.from_bytes(blob["t"]).entity == entity.decode()
+
+
+def _shifted(points: int, shift_at: int) -> list[Record]:
+    """One entity's readings, a steady wave that moves up 25 from ``shift_at`` on."""
+    out = []
+    for i in range(points):
+        value = 20 + math.sin(i / 10) + (25.0 if i >= shift_at else 0.0)
+        doc = {"entity": "site/dev-0", "ts": T0 + 60 * i, "metrics": {"t": value}}
+        out.append(Record(orjson.dumps(doc), b"site/dev-0", TOPIC, 0, i))
+    return out
+
+
+async def _run(h: Harness, records: list[Record]) -> None:
+    h.start()
+    await offered(h, records)
+    await until(lambda: len(h.consumer.acked) == len(records), "every record acked")
+    await h.stop()
+
+
+@pytest.mark.parametrize("state", ["unreadable", "from before the episode", "missing", "readable"])
+async def test_an_episode_whose_model_was_lost_is_resolved_and_published(state: str) -> None:
+    """An episode stored open when its entity's state is lost (unreadable, saved before
+    the episode opened, gone) has no model left to resolve it: before, it stayed open for
+    good, with its alert firing and no retention. The sink resolves it at the first
+    reading after the load, and the event goes out; a readable state keeps its own."""
+    records = _shifted(400, 150)
+    before = Harness()
+    await _run(before, records[:140])  # the state saved before the shift
+    early = dict(before.table)
+    first = Harness(table=dict(early))
+    await _run(first, records[140:160])  # the shift: an episode opens and stays open
+    (opened,) = [e for e in first.producer.events if e["event"] == "opened"]
+    assert first.sink.episodes[opened["episode_id"]]["event"] != "resolved"
+    table = {
+        "unreadable": {b"site/dev-0": b"\x00 not a state at all"},
+        "from before the episode": early,
+        "missing": {},
+        "readable": first.table,
+    }[state]
+    again = Harness(table=dict(table))
+    again.sink.episodes = dict(first.sink.episodes)  # the same database
+    await _run(again, records[160:])
+    lost = [e for e in again.producer.events if e["explanation"] == LOST_MODEL]
+    stored = again.sink.episodes[opened["episode_id"]]
+    if state == "readable":
+        assert not lost  # its model resolves it, or keeps it open, itself
+        return
+    assert [e["episode_id"] for e in lost] == [opened["episode_id"]]
+    assert stored["event"] == "resolved"
+    (event,) = lost
+    assert event["event"] == "resolved" and event["started_at"] == opened["started_at"]
+    assert event["ts"] == event["ended_at"] == iso_millis(T0 + 60 * 160)  # the first reading
+    # what the fresh models opened themselves is theirs to resolve
+    others = {e["episode_id"] for e in again.producer.events} - {opened["episode_id"]}
+    assert all(again.sink.episodes[i]["explanation"] != LOST_MODEL for i in others)
+    assert not again.fatal and not again.producer.deadletters
 
 
 def _schedule(plan: list[tuple[range, range]]) -> list[Record]:
