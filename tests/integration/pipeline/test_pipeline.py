@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import orjson
@@ -18,7 +19,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stream_app.core import EngineConfig, SeriesProcessor
-from tests.integration.pipeline.harness import Pipeline, wait_for
+from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
 from tests.integration.pipeline.streams import labelled_stream, recall_precision
 
 pytestmark = pytest.mark.integration
@@ -246,15 +247,24 @@ def test_two_workers_one_killed_other_takes_over(pipeline: Pipeline) -> None:
     _assert_exactly_once_and_close(pipeline, readings)
 
 
-def test_postgres_down_for_20s_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
-    from connectors import stack
-
+def _first_part_scored(
+    pipeline: Pipeline,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], WorkerProcess]:
+    """A worker that has scored the first 1,600 of 3,600 readings: (all of them, the
+    rest, the worker), for an outage of the database to come next."""
     readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=900, seed=3)
     first, second = readings[:1600], readings[1600:]
     worker = pipeline.start_worker("w1")
     worker.wait_ready()
     pipeline.produce_readings(first)
     wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first part scored")
+    return readings, second, worker
+
+
+def test_postgres_down_for_20s_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
+    from connectors import stack
+
+    readings, second, worker = _first_part_scored(pipeline)
     settings = pipeline.settings
     stack.stop(settings, services=["postgres"])
     try:
@@ -297,12 +307,7 @@ def test_a_worker_started_while_postgres_is_read_only_waits_for_it(pipeline: Pip
 def test_postgres_read_only_for_15s_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
     """A failover that lands the worker on a read-only server for a while: backpressure,
     as when PostgreSQL is down; before, the worker exited at the first batch."""
-    readings, _ = labelled_stream(entities=4, metrics=("temperature",), points=900, seed=3)
-    first, second = readings[:1600], readings[1600:]
-    worker = pipeline.start_worker("w1")
-    worker.wait_ready()
-    pipeline.produce_readings(first)
-    wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="the first part scored")
+    readings, second, worker = _first_part_scored(pipeline)
     with psycopg.connect(pipeline.settings.pg_conninfo(), autocommit=True) as admin:
         admin.execute("ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")
         try:
