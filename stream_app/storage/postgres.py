@@ -83,8 +83,12 @@ ON CONFLICT (id) DO UPDATE SET
 ).replace("{newer}", "EXCLUDED.last_ts >= anomalies.last_ts")
 
 # Episodes stored open whose model was lost (see SinkBatch.orphans): resolved at the
-# time given, which is after they started; those the loaded models know, and every
-# episode that started from that time on (a loaded model's own), are left to them.
+# time given, which is after their last event; those the loaded models know, and every
+# episode with an event from that time on, are left to them. A loaded model's own
+# episode can start before that time (a silence starts at the series' last point, a
+# stuck run at its first, a value episode at the first of its min_points), in this
+# batch, in an overlapping one, or again in the replay of what a crash lost: judged by
+# its start, it was resolved at once, its alert with it, while the model kept it open.
 # Rows are locked in id order, as the upserts lock them (no deadlock between overlapping
 # writes).
 _RESOLVE_ORPHANS = """
@@ -92,7 +96,7 @@ WITH lost AS (
     SELECT a.id, o.cutoff
     FROM anomalies AS a
     JOIN unnest(%s::text[], %s::timestamptz[]) AS o(entity, cutoff) ON a.entity = o.entity
-    WHERE a.status = 'open' AND a.started_at < o.cutoff AND a.id <> ALL(%s::text[])
+    WHERE a.status = 'open' AND a.last_ts < o.cutoff AND a.id <> ALL(%s::text[])
     ORDER BY a.id
     FOR UPDATE OF a
 )

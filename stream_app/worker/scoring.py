@@ -95,7 +95,8 @@ class BatchOutput:
     ingest_to_event: list[float] = field(default_factory=list)
     # (entity, event time of its first reading scored since it was loaded, the ids of
     # the episodes its loaded models have open): the sink resolves the entity's other
-    # episodes stored open that started before that time (see ``EntityStates.restored``)
+    # episodes stored open whose last event came before that time (see
+    # ``EntityStates.restored``)
     orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
 
     def add_judgement(self, judged: BatchOutput) -> None:

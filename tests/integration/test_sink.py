@@ -218,9 +218,10 @@ def _opened(episode: str, entity: str, started: float) -> dict[str, Any]:
 async def test_open_episodes_that_lost_their_model_are_resolved_once(
     sink: PostgresSink, fresh_schema: FreshSchema
 ) -> None:
-    """An entity's episodes stored open that its loaded models do not know, started
-    before its first reading since the load, are resolved at that reading's time and
-    returned (for their events); the models' own, later ones and other entities' stay."""
+    """An entity's episodes stored open that its loaded models do not know, whose last
+    event came before its first reading since the load, are resolved at that reading's
+    time and returned (for their events); the models' own, later ones (even dated from
+    before it) and other entities' stay."""
     for episode, entity, started in [
         ("lost-1", "e1", T0),  # its model lost: resolved
         ("lost-2", "e1", T0 + 60),  # a second one of the same entity (another metric)
@@ -229,6 +230,9 @@ async def test_open_episodes_that_lost_their_model_are_resolved_once(
         ("other", "e2", T0),  # another entity: stays
     ]:
         sink.add_episode(_opened(episode, entity, started))
+    # the loaded model's own silence, dated from the series' last point, opened at the
+    # first reading: it started before that reading, and stays
+    sink.add_episode({**_opened("own", "e1", T0 + 90), "ts": T0 + 600})
     await sink.write(sink.take())
     batch = sink.take()
     batch.orphans = [("e1", T0 + 600, ("known",))]
@@ -240,6 +244,7 @@ async def test_open_episodes_that_lost_their_model_are_resolved_once(
         "lost-2": "resolved",
         "known": "open",
         "later": "open",
+        "own": "open",
         "other": "open",
     }
     again = sink.take()  # the same orphans again (a batch retried): nothing more to do

@@ -68,9 +68,9 @@ class ListSink:
         stats = SinkStats(points=len(batch.points), episodes=len(batch.episodes))
         for entity, cutoff, known in batch.orphans:  # as PostgresSink resolves them
             for episode_id, event in sorted(self.episodes.items()):
-                started = datetime.fromisoformat(event["started_at"]).timestamp()
+                last = datetime.fromisoformat(event["ts"]).timestamp()
                 still_open = event["entity"] == entity and event["event"] != "resolved"
-                if still_open and started < cutoff and episode_id not in known:
+                if still_open and last < cutoff and episode_id not in known:
                     self.episodes[episode_id] = {**event, "event": "resolved"}
                     stats.resolved.append(_stored(event, cutoff))
         return stats
@@ -317,6 +317,46 @@ async def test_an_episode_whose_model_was_lost_is_resolved_and_published(state: 
     # what the fresh models opened themselves is theirs to resolve
     others = {e["episode_id"] for e in again.producer.events} - {opened["episode_id"]}
     assert all(again.sink.episodes[i]["explanation"] != LOST_MODEL for i in others)
+    assert not again.fatal and not again.producer.deadletters
+
+
+def _one_goes_quiet(points: int, quiet_from: int) -> list[Record]:
+    """Readings of an entity with two series, ``t`` and ``u``; ``u`` sends nothing from
+    ``quiet_from`` on."""
+    out = []
+    for i in range(points):
+        metrics = {"t": 20 + math.sin(i / 10)}
+        if i < quiet_from:
+            metrics["u"] = 5 + math.cos(i / 9)
+        doc = {"entity": "site/dev-0", "ts": T0 + 60 * i, "metrics": metrics}
+        out.append(Record(orjson.dumps(doc), b"site/dev-0", TOPIC, 0, i))
+    return out
+
+
+@pytest.mark.parametrize("how", ["stopped", "crashed"])
+async def test_an_episode_the_loaded_model_opens_dated_before_its_first_reading_is_its_own(
+    how: str,
+) -> None:
+    """A silence episode starts at the series' last point, before the reading that opens
+    it: one the loaded models open (at their first readings, or again while replaying what
+    a crash lost) is theirs, not one whose model was lost. It was resolved as lost at once,
+    its alert with it, while the silence went on."""
+    records = _one_goes_quiet(300, 135)
+    before = Harness()
+    await _run(before, records[:138])  # u's silence not judged yet
+    if how == "stopped":
+        table, episodes, resume = dict(before.table), {}, 138
+    else:  # u's silence opened, then a crash before its state was saved: replayed
+        first = Harness()
+        await _run(first, records[:150])
+        assert [e["kind"] for e in first.producer.events] == ["silence"]
+        table, episodes, resume = dict(before.table), dict(first.sink.episodes), 138
+    again = Harness(table=table)
+    again.sink.episodes = episodes
+    await _run(again, records[resume:])
+    (silence,) = {e["episode_id"] for e in again.producer.events}
+    assert [e["explanation"] for e in again.producer.events if e["event"] == "resolved"] == []
+    assert again.sink.episodes[silence]["event"] == "opened"
     assert not again.fatal and not again.producer.deadletters
 
 
