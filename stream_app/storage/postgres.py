@@ -89,6 +89,7 @@ ON CONFLICT (id) DO UPDATE SET
 # stuck run at its first, a value episode at the first of its min_points), in this
 # batch, in an overlapping one, or again in the replay of what a crash lost: judged by
 # its start, it was resolved at once, its alert with it, while the model kept it open.
+# The batch's own episodes are left too (a late point's can end before that time).
 # Rows are locked in id order, as the upserts lock them (no deadlock between overlapping
 # writes).
 _RESOLVE_ORPHANS = """
@@ -231,7 +232,9 @@ class PostgresSink:
                     stats.points_inserted = await self._write_points(conn, batch.points)
                     await self._write_series(conn, spans)
                     await self._write_episodes(conn, batch.episodes)
-                    stats.resolved = await self._resolve_orphans(conn, batch.orphans)
+                    stats.resolved = await self._resolve_orphans(
+                        conn, batch.orphans, batch.episodes
+                    )
                 if batch.points:
                     self._staged.add(conn)  # committed: the table stays with the session
         except _BACKPRESSURE as exc:
@@ -320,13 +323,16 @@ class PostgresSink:
         self,
         conn: psycopg.AsyncConnection[Any],
         orphans: list[tuple[str, float, tuple[str, ...]]],
+        own: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         if not orphans:
             return []
         cutoffs: dict[str, float] = {}
         for entity, ts, _ in orphans:  # an entity twice: the earlier time
             cutoffs[entity] = min(ts, cutoffs.get(entity, ts))
-        known = sorted({i for _, _, ids in orphans for i in ids})
+        # the batch's own episodes have a model: one a late point opened (within the
+        # cleaner's allowed lateness) is dated before the entity's first reading
+        known = sorted({i for _, _, ids in orphans for i in ids}.union(own))
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 _RESOLVE_ORPHANS,

@@ -62,8 +62,9 @@ class SinkBatch:
     points: list[ObservationRow] = field(default_factory=list)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # (entity, epoch seconds, ids): the entity's episodes stored open whose last event
-    # came before that time, other than those ids, have lost the model that would
-    # resolve them; the write resolves them at that time, after the batch's own episodes
+    # came before that time, other than those ids and the batch's own, have lost the
+    # model that would resolve them; the write resolves them at that time, after the
+    # batch's own episodes
     orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
 
     def __len__(self) -> int:

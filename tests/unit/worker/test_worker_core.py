@@ -70,7 +70,8 @@ class ListSink:
             for episode_id, event in sorted(self.episodes.items()):
                 last = datetime.fromisoformat(event["ts"]).timestamp()
                 still_open = event["entity"] == entity and event["event"] != "resolved"
-                if still_open and last < cutoff and episode_id not in known:
+                mine = episode_id in known or episode_id in batch.episodes
+                if still_open and last < cutoff and not mine:
                     self.episodes[episode_id] = {**event, "event": "resolved"}
                     stats.resolved.append(_stored(event, cutoff))
         return stats
@@ -137,7 +138,7 @@ class Harness:
         self.core = WorkerCore(
             self.settings,
             build_metrics(self.registry),
-            {},
+            overrides.pop("rules", {}),
             sink=self.sink,
             table=self.table,
             producer=self.producer,
@@ -358,6 +359,25 @@ async def test_an_episode_the_loaded_model_opens_dated_before_its_first_reading_
     assert [e["explanation"] for e in again.producer.events if e["event"] == "resolved"] == []
     assert again.sink.episodes[silence]["event"] == "opened"
     assert not again.fatal and not again.producer.deadletters
+
+
+async def test_an_episode_a_late_point_opens_after_the_load_is_its_models_own() -> None:
+    """A point within the cleaner's allowed lateness, right after the entity's first
+    reading since its load, can open an episode that ends before that reading: the
+    loaded model's own, left open, not resolved at once as one whose model was lost."""
+    records = _shifted(150, 1000)
+    rules = {"defaults": {"cleaning": {"allowed_lateness_s": 600}}}
+    before = Harness(rules=rules)
+    await _run(before, records[:140])
+    late = _shifted(145, 140)  # the wave moves up 25 from point 140 on
+    again = Harness(table=dict(before.table), rules=rules)
+    again.sink.episodes = dict(before.sink.episodes)
+    # point 141 first, as it was, then 140, late, with the jump that opens the episode
+    arrived = [records[141], late[140], *late[142:]]
+    await _run(again, [Record(r.value, r.key, TOPIC, 0, 140 + n) for n, r in enumerate(arrived)])
+    (opened,) = again.producer.events
+    assert opened["event"] == "opened" and opened["ts"] == iso_millis(T0 + 60 * 140)
+    assert again.sink.episodes[opened["episode_id"]]["event"] == "opened"
 
 
 def _schedule(plan: list[tuple[range, range]]) -> list[Record]:
