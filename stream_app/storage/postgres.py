@@ -91,21 +91,36 @@ ON CONFLICT (id) DO UPDATE SET
 # its start, it was resolved at once, its alert with it, while the model kept it open.
 # The batch's own episodes are left too (a late point's can end before that time).
 # Rows are locked in id order, as the upserts lock them (no deadlock between overlapping
-# writes).
+# writes). Those an earlier write resolved at that same time are returned again (ended
+# after their last event: no model's resolve leaves that), so that their events are sent:
+# a worker that died between the commit and the send (a broker away), or a write retried
+# after a commit whose answer was lost, found them resolved and sent nothing, and their
+# alerts fired for ever. A replay after that reaches the same first reading, so the same
+# time; anomalies_lost_idx holds those rows alone.
 _RESOLVE_ORPHANS = """
-WITH lost AS (
+WITH o AS (
+    SELECT * FROM unnest(%(entities)s::text[], %(cutoffs)s::timestamptz[]) AS o(entity, cutoff)
+), lost AS (
     SELECT a.id, o.cutoff
     FROM anomalies AS a
-    JOIN unnest(%s::text[], %s::timestamptz[]) AS o(entity, cutoff) ON a.entity = o.entity
-    WHERE a.status = 'open' AND a.last_ts < o.cutoff AND a.id <> ALL(%s::text[])
+    JOIN o ON a.entity = o.entity
+    WHERE a.status = 'open' AND a.last_ts < o.cutoff AND a.id <> ALL(%(known)s::text[])
     ORDER BY a.id
     FOR UPDATE OF a
+), resolved AS (
+    UPDATE anomalies AS a
+    SET status = 'resolved', ended_at = lost.cutoff, updated_at = now()
+    FROM lost
+    WHERE a.id = lost.id
+    RETURNING a.*
 )
-UPDATE anomalies AS a
-SET status = 'resolved', ended_at = lost.cutoff, updated_at = now()
-FROM lost
-WHERE a.id = lost.id
-RETURNING a.*
+SELECT * FROM resolved
+UNION ALL
+SELECT a.*
+FROM anomalies AS a
+JOIN o ON a.entity = o.entity
+WHERE a.status = 'resolved' AND a.ended_at > a.last_ts AND a.ended_at = o.cutoff
+    AND a.id <> ALL(%(known)s::text[])
 """
 
 # the status of a point whose metric is one series too many for its entity
@@ -336,7 +351,11 @@ class PostgresSink:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 _RESOLVE_ORPHANS,
-                (list(cutoffs), [to_datetime(t) for t in cutoffs.values()], known),
+                {
+                    "entities": list(cutoffs),
+                    "cutoffs": [to_datetime(t) for t in cutoffs.values()],
+                    "known": known,
+                },
             )
             return await cur.fetchall()
 

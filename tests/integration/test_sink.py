@@ -215,7 +215,7 @@ def _opened(episode: str, entity: str, started: float) -> dict[str, Any]:
 
 
 @pytest.mark.integration
-async def test_open_episodes_that_lost_their_model_are_resolved_once(
+async def test_open_episodes_that_lost_their_model_are_resolved_and_told_again_on_replay(
     sink: PostgresSink, fresh_schema: FreshSchema
 ) -> None:
     """An entity's episodes stored open that its loaded models do not know, whose last
@@ -250,5 +250,12 @@ async def test_open_episodes_that_lost_their_model_are_resolved_once(
         "late": "open",
         "other": "open",
     }
-    # the same batch again (retried after a commit whose answer was lost): nothing more
-    assert (await sink.write(batch)).resolved == []
+    # the same batch again (retried after a commit whose answer was lost, or replayed
+    # after the worker died before sending their events): the same ones, for their events
+    again = await sink.write(batch)
+    assert sorted(row["id"] for row in again.resolved) == ["lost-1", "lost-2"]
+    assert dict(_query(fresh_schema.conninfo, "SELECT id, status FROM anomalies"))["late"] == "open"
+    later = sink.take()  # a later load of the entity, that knows none of the others
+    later.orphans = [("e1", T0 + 900, ("known",))]
+    resolved = (await sink.write(later)).resolved  # lost-1 and lost-2 are not told again
+    assert sorted(row["id"] for row in resolved) == ["late", "later", "own"]

@@ -69,11 +69,15 @@ class ListSink:
         for entity, cutoff, known in batch.orphans:  # as PostgresSink resolves them
             for episode_id, event in sorted(self.episodes.items()):
                 last = datetime.fromisoformat(event["ts"]).timestamp()
-                still_open = event["entity"] == entity and event["event"] != "resolved"
                 mine = episode_id in known or episode_id in batch.episodes
-                if still_open and last < cutoff and not mine:
-                    self.episodes[episode_id] = {**event, "event": "resolved"}
-                    stats.resolved.append(_stored(event, cutoff))
+                if event["entity"] != entity or last >= cutoff or mine:
+                    continue
+                ended = iso_millis(cutoff)
+                if event["event"] != "resolved":
+                    self.episodes[episode_id] = {**event, "event": "resolved", "ended_at": ended}
+                elif event["ended_at"] != ended:
+                    continue  # resolved by its model, or as lost at another time
+                stats.resolved.append(_stored(event, cutoff))
         return stats
 
     async def apply_retention(self, days: int) -> int | None:
@@ -378,6 +382,39 @@ async def test_an_episode_a_late_point_opens_after_the_load_is_its_models_own() 
     (opened,) = again.producer.events
     assert opened["event"] == "opened" and opened["ts"] == iso_millis(T0 + 60 * 140)
     assert again.sink.episodes[opened["episode_id"]]["event"] == "opened"
+
+
+async def test_an_episode_resolved_as_lost_is_told_again_after_a_crash_before_its_event() -> None:
+    """The worker dies after the batch that resolved an episode whose model was lost is
+    durable, before its event is sent (the broker away): the replay reaches the same
+    first reading and sends the event. It found the episode resolved already and sent
+    nothing, and its alert fired for ever."""
+    records = _shifted(400, 150)
+    first = Harness()
+    await _run(first, records[:160])  # an episode opens and stays open
+    (opened,) = [e for e in first.producer.events if e["event"] == "opened"]
+    lost_state = {b"site/dev-0": b"\x00 not a state at all"}
+    dying = Harness(table=dict(lost_state))
+    dying.sink.episodes = dict(first.sink.episodes)
+    dying.core.runtime.send_event = _broker_away
+    dying.start()
+    await offered(dying, records[160:200])
+    await until(lambda: dying.fatal, "the worker failing")
+    assert dying.task is not None
+    dying.task.cancel()
+    assert dying.sink.episodes[opened["episode_id"]]["event"] == "resolved"
+    assert not dying.consumer.acked
+    again = Harness(table=dict(lost_state))  # restarted: replayed from the same offset
+    again.sink.episodes = dict(dying.sink.episodes)
+    await _run(again, records[160:200])
+    lost = [e for e in again.producer.events if e["explanation"] == LOST_MODEL]
+    assert [(e["episode_id"], e["ts"]) for e in lost] == [
+        (opened["episode_id"], iso_millis(T0 + 60 * 160))
+    ]
+
+
+async def _broker_away(key: bytes | None, value: bytes) -> None:
+    raise ConnectionError("broker away")
 
 
 def _schedule(plan: list[tuple[range, range]]) -> list[Record]:
