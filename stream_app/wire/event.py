@@ -39,8 +39,8 @@ def event_to_wire(event: EpisodeEvent, emitted_at: float) -> dict[str, Any]:
 # the explanation of an episode resolved because its model was lost
 LOST_MODEL = (
     "resolved without its model: the state that followed this episode was lost (unreadable,"
-    " too large to save, or older than the episode) when the worker loaded it, so no end"
-    " was seen; the series is watched afresh from here"
+    " too large to save, older than the episode, or gone) when the worker loaded it, so no"
+    " end was seen; the series is watched afresh from here"
 )
 
 
