@@ -53,6 +53,7 @@ class Metrics:
     deadletters: Counter
     episode_events: Counter
     scoring_latency: Histogram
+    ingest_latency: Histogram
     emit_latency: Histogram
     batch_size: Histogram
     sink_latency: Histogram
@@ -144,6 +145,13 @@ def _families(reg: CollectorRegistry) -> Metrics:
         scoring_latency=Histogram(
             "tsguard_event_to_scored_seconds",
             "Event time of a reading to the moment it was scored.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        ingest_latency=Histogram(
+            "tsguard_ingest_to_scored_seconds",
+            "Ingest time of a reading (its ingested_at, which tsguard's API and connectors "
+            "stamp) to the moment it was scored: the pipeline's own delay.",
             buckets=LATENCY_BUCKETS,
             registry=reg,
         ),

@@ -172,6 +172,7 @@ class WorkerRuntime:
             if letter["reason"] != "rejected_point":
                 m.readings.labels("deadlettered").inc()
         observe_many(m.scoring_latency, out.event_to_scored)
+        observe_many(m.ingest_latency, out.ingest_to_scored)
         observe_many(m.emit_latency, out.ingest_to_event)
         for event in out.events:
             m.episode_events.labels(event["event"], event["severity"], event["kind"]).inc()

@@ -92,6 +92,7 @@ class BatchOutput:
     replayed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
+    ingest_to_scored: list[float] = field(default_factory=list)
     ingest_to_event: list[float] = field(default_factory=list)
     # (entity, event time of its first reading scored since it was loaded, the ids of
     # the episodes its loaded models have open): the sink resolves the entity's other
@@ -211,6 +212,13 @@ class ReadingScorer:
             follower.latest = ts
         follower.behind = watermark - follower.latest
         out.event_to_scored.append(now - ts)
+        # a producer's ingested_at is its own clock's word: one of -1e300 made the
+        # histograms' sums 1e300 for good, one from the far future read as no delay
+        # since ingest, where the reading says and its clock is believable (None: not)
+        waited = None
+        if ingested_at is not None and -INGEST_SKEW_S <= now - ingested_at <= INGEST_MAX_S:
+            waited = now - ingested_at
+            out.ingest_to_scored.append(waited)
         # The per-reading step every caller shares (replay and evaluate too).
         points, events, _ = proc.process(ts, metrics)
         at = _from_timestamp(ts, UTC)  # every point of a reading shares it
@@ -230,10 +238,8 @@ class ReadingScorer:
                 out.deadletters.append(self._dead(msg, Rejection("rejected_point", detail), now))
         if events:
             out.events.extend(event_to_wire(event, now) for event in events)
-            # a producer's ingested_at is its own clock's word: one of -1e300 made the
-            # histogram's sum 1e300 for good, one from the far future read as no delay
-            if ingested_at is not None and -INGEST_SKEW_S <= now - ingested_at <= INGEST_MAX_S:
-                out.ingest_to_event.extend([now - ingested_at] * len(events))
+            if waited is not None:
+                out.ingest_to_event.extend([waited] * len(events))
 
     @property
     def watermarks(self) -> dict[ClockKey, float]:

@@ -374,10 +374,27 @@ def test_an_ingested_at_from_a_wrong_clock_is_no_latency() -> None:
         out = _scorer(EngineConfig.default(), {}).process(messages, now=now)
         assert any(e["event"] == "opened" for e in out.events)
         latencies[ingested_at] = sorted(set(out.ingest_to_event))
+        # every reading's own wait (the pipeline's delay), believable or not at all
+        assert out.ingest_to_scored == latencies[ingested_at] * len(messages)
     assert latencies[now - 2.5] == [2.5]
     assert latencies[now + 30.0] == [-30.0]  # a host a little ahead: observed as 0
     assert latencies[-1e300] == latencies[1e300] == []
     assert latencies[now - 2 * 86_400] == latencies[now + 3600] == []
+
+
+def test_a_backfill_is_late_by_event_time_but_not_by_the_pipeline() -> None:
+    """Readings a device flushed a day late, ingested just now: their event-to-scored
+    time is a day, what the pipeline took is seconds. The scoring-latency alert pages
+    "overloaded" on the second (``tsguard_ingest_to_scored_seconds``), not the first."""
+    now = T0 + 60 * 400 + 86_400
+    messages = []
+    for record in _messages(400, spike_at=-1):
+        doc = orjson.loads(record.value)
+        doc["ingested_at"] = now - 1.5
+        messages.append(Record(orjson.dumps(doc), record.key, "r", 0, record.offset))
+    out = _scorer(EngineConfig.default(), {}).process(messages, now=now)
+    assert min(out.event_to_scored) > 86_400
+    assert set(out.ingest_to_scored) == {1.5} and len(out.ingest_to_scored) == 400
 
 
 def test_readings_of_an_entity_on_another_partition_are_not_taken_for_replays() -> None:
