@@ -57,26 +57,27 @@ def resolved_without_model(row: Mapping[str, Any], emitted_at: float) -> dict[st
     >>> event["event"], event["ts"], event["ended_at"], event["explanation"] == LOST_MODEL
     ('resolved', '2026-01-02T00:00:00.000Z', '2026-01-02T00:00:00.000Z', True)
     """
+    from stream_app.core.records import EpisodeEvent  # (the worker has the core loaded)
+
     ended = row["ended_at"].timestamp()
-    return {
-        "version": EVENT_VERSION,
-        "event": "resolved",
-        "episode_id": row["id"],
-        "entity": row["entity"],
-        "metric": row["metric"],
-        "kind": row["kind"],
-        "started_at": iso_millis(row["started_at"].timestamp()),
-        "ended_at": iso_millis(ended),
-        "ts": iso_millis(ended),
-        "value": row["value"],
-        "expected": row["expected"],
-        "lower": row["lower"],
-        "upper": row["upper"],
-        "score": row["score"],
-        "peak_score": row["peak_score"],
-        "severity": row["severity"],
-        "direction": row["direction"],
-        "detector": row["detector"],
-        "explanation": LOST_MODEL,
-        "emitted_at": iso_millis(emitted_at),
-    }
+    event = EpisodeEvent(
+        event="resolved",
+        episode_id=row["id"],
+        entity=row["entity"],
+        metric=row["metric"],
+        kind=row["kind"],
+        started_at=row["started_at"].timestamp(),
+        ended_at=ended,
+        ts=ended,
+        value=row["value"],
+        expected=row["expected"],
+        lower=row["lower"],
+        upper=row["upper"],
+        score=row["score"],
+        peak_score=row["peak_score"],
+        severity=row["severity"],
+        direction=row["direction"],
+        detector=row["detector"],
+        explanation=LOST_MODEL,
+    )
+    return event_to_wire(event, emitted_at)
