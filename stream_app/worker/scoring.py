@@ -212,9 +212,9 @@ class ReadingScorer:
             follower.latest = ts
         follower.behind = watermark - follower.latest
         out.event_to_scored.append(now - ts)
-        # a producer's ingested_at is its own clock's word: one of -1e300 made the
-        # histograms' sums 1e300 for good, one from the far future read as no delay
-        # since ingest, where the reading says and its clock is believable (None: not)
+        # how long since ingest, where the reading says and its clock is believable (None:
+        # not): a producer's ingested_at is its own clock's word, and one of -1e300 made
+        # the histograms' sums 1e300 for good, one from the far future read as no delay
         waited = None
         if ingested_at is not None and -INGEST_SKEW_S <= now - ingested_at <= INGEST_MAX_S:
             waited = now - ingested_at
