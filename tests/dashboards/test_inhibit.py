@@ -10,7 +10,6 @@ under two alert names. The inhibit rules hold Grafana's copy back while the othe
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,14 +24,9 @@ import yaml
 from connectors.alerting.alerts import ALERTNAME
 from stream_app.resources import data_file
 from tests.dashboards.queries import alert_rules, prometheus_rules
+from tests.integration.pipeline.harness import free_port
 
 BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not Path(BINARY).exists():
         pytest.fail("prometheus-alertmanager is missing: `tsguard stack up` installs it")
     home = tmp_path_factory.mktemp("alertmanager")
-    port = _free_port()
+    port = free_port()
     log = (home / "log").open("w")
     proc = subprocess.Popen(
         [
