@@ -172,6 +172,13 @@ class EventBatcher:
         earlier one are durable; only then are that partition's records
         acked. Scoring never waits for a checkpoint's writes.
         """
+        # Admitted in this generation, but a batch may wait for the lock (a checkpoint
+        # held it while the database was away) while the group rebalances: the models
+        # were then reloaded from their last save, and would score these records without
+        # the ones acked since, which the next owner skips as already seen. Checked
+        # again here, with no await before the scoring.
+        generation = self._generation()
+        records = [r for r in records if getattr(r, "generation_id", None) in (None, generation)]
         partition = self._checkpointer.due()
         if not records and partition is None:
             return
