@@ -108,9 +108,15 @@ class _Firing:
 class AlertBook:
     """What is firing per episode, to resolve replaced label sets and re-send live alerts."""
 
+    # episodes resolved lately: an event of one after its resolved is a repeat (events
+    # are at least once: a worker taking over partitions publishes again what was sent
+    # since their last checkpoint), never a new page
+    RESOLVED_KEPT = 65_536
+
     def __init__(self, resend_every_s: float = 60.0) -> None:
         self.resend_every_s = resend_every_s
         self._firing: dict[str, _Firing] = {}
+        self._resolved: dict[str, None] = {}  # insertion order: the oldest goes first
 
     def __len__(self) -> int:
         return len(self._firing)
@@ -118,13 +124,21 @@ class AlertBook:
     def plan(self, events: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         """Alerts to post for these events, in order (later events of an episode win)."""
         out: list[dict[str, Any]] = []
+        resolved = self._resolved
         for event in events:
+            episode = event["episode_id"]
+            if episode in resolved:
+                continue  # a repeat of an episode already over (its resolved was posted)
             alert = to_alert(event, now)
-            previous = self._firing.pop(event["episode_id"], None)
+            previous = self._firing.pop(episode, None)
             if previous is not None and previous.alert["labels"] != alert["labels"]:
                 out.append(dict(previous.alert, endsAt=iso(now)))
             if event["event"] != "resolved":
-                self._firing[event["episode_id"]] = _Firing(alert, now)
+                self._firing[episode] = _Firing(alert, now)
+            else:
+                resolved[episode] = None
+                if len(resolved) > self.RESOLVED_KEPT:
+                    del resolved[next(iter(resolved))]
             out.append(alert)
         return out
 

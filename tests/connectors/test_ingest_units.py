@@ -288,3 +288,28 @@ def test_ground_truth_files_round_trip(tmp_path: Path, suffix: str) -> None:
     with GroundTruthWriter(tmp_path / f"gt{suffix}") as writer:
         writer.write(records)
     assert list(read_ground_truth(tmp_path / f"gt{suffix}")) == records
+
+
+def test_an_episode_told_again_after_its_resolved_does_not_page_again() -> None:
+    """Events are at least once: a worker taking over partitions publishes again what was
+    sent since their last checkpoint, so one episode can come as opened, resolved, opened,
+    resolved. The repeated opened re-fired an alert for an episode that was over, firing
+    until the repeated resolved came in a later poll."""
+    book = AlertBook(resend_every_s=60)
+    ended = {"ended_at": "2026-01-05T10:05:00Z"}
+    assert len(book.plan([_event("opened", "high")], 1000.0)) == 1
+    assert len(book.plan([_event("resolved", "high", **ended)], 1010.0)) == 1
+    assert book.plan([_event("opened", "high"), _event("updated", "critical")], 1020.0) == []
+    assert len(book) == 0 and book.due(2000.0) == []
+    assert book.plan([_event("resolved", "high", **ended)], 1030.0) == []
+    other = {**_event("opened", "high"), "episode_id": "ep-other"}
+    assert len(book.plan([other], 1040.0)) == 1  # another episode still pages
+
+
+def test_the_resolved_episodes_the_book_remembers_are_bounded() -> None:
+    book = AlertBook(resend_every_s=60)
+    book.RESOLVED_KEPT = 3
+    for k in range(5):
+        event = {**_event("resolved", ended_at="2026-01-05T10:05:00Z"), "episode_id": f"ep-{k}"}
+        book.plan([event], 1000.0)
+    assert list(book._resolved) == ["ep-2", "ep-3", "ep-4"]
