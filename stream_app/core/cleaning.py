@@ -18,10 +18,13 @@ silence and stuck runs into episodes. Points that are out of order but within
 no output is delayed); they do not move the series clock or the learned
 interval.
 
+A time before the year 1 or after the year 9999 is ``bad_timestamp``: no calendar
+holds it, and from about 1e16 s on a float no longer tells one second from the next.
+
 >>> c = SeriesCleaner(CleaningConfig(allowed_lateness_s=5.0), Limits(upper=100.0))
 >>> [c.check(t, v) for t, v in [(0.0, 1.0), (1.0, None), (1.0, 2.0), (1.0, 3.0),
-...                              (-9.0, 1.0), (2.0, 500.0), (0.5, 1.0)]]
-['ok', 'missing', 'ok', 'duplicate', 'late', 'out_of_limits', 'ok']
+...                              (-9.0, 1.0), (2.0, 500.0), (0.5, 1.0), (1e17, 1.0)]]
+['ok', 'missing', 'ok', 'duplicate', 'late', 'out_of_limits', 'ok', 'bad_timestamp']
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from .codec import Reader, Writer
 from .config import CleaningConfig, Limits, parse_schedule
 
 _RING = 8
+# the times a point may carry: 0001-01-01 to 9999-12-31 UTC (the wire's MAX_EPOCH)
+TS_MIN = -62_135_596_800.0
+TS_MAX = 253_402_300_800.0  # exclusive
 DAY = 86400.0
 WEEK = 7 * DAY
 BIN = 1800.0  # activity is learned per half hour of the (UTC) day
@@ -160,8 +166,10 @@ class SeriesCleaner:
         try:
             if not (_isfinite(value) and _isfinite(ts)):
                 return "non_finite"
-        except TypeError:
+        except (TypeError, OverflowError):  # not a number, or an int beyond any float
             return "non_finite"
+        if ts < TS_MIN or ts >= TS_MAX:
+            return "bad_timestamp"
         if value < self.lower or value > self.upper:
             return "out_of_limits"
         last = self.last_ts

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 
-from .cleaning import SeriesCleaner
+from .cleaning import TS_MAX, TS_MIN, SeriesCleaner
 from .codec import Reader, Writer
 from .config import EngineConfig, SeriesConfig
 from .detectors import REGISTRY, Detector, DetectorRegistry
@@ -156,8 +156,10 @@ class SeriesProcessor:
         return not self.silence.episode and self.cleaner.n >= self.warmup
 
     def advance(self, watermark_ts: float) -> list[EpisodeEvent]:
-        """Event time moved on to ``watermark_ts``: open a silence episode if overdue."""
-        if not self.watched():
+        """Event time moved on to ``watermark_ts``: open a silence episode if overdue.
+        A watermark that is no time (not finite, or outside the times a point may carry)
+        moves nothing."""
+        if not TS_MIN <= watermark_ts < TS_MAX or not self.watched():  # NaN fails the first
             return []
         cleaner = self.cleaner
         gap = cleaner.silent_for(watermark_ts)

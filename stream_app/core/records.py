@@ -28,6 +28,7 @@ STATUS_OK = "ok"
 STATUS_WARMUP = "warmup"
 REJECTION_REASONS = (
     "non_finite",
+    "bad_timestamp",
     "out_of_limits",
     "duplicate",
     "late",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stream_app.wire import epoch_seconds_from_number, parse_number
+from stream_app.wire import TimestampRangeError, epoch_seconds_from_number, parse_number
 
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
@@ -112,7 +112,7 @@ def read_series_csv(
             began = reader.line_num + 1
             for row in reader:
                 if row:
-                    _read_row(table, row, columns, metrics, reader.line_num)
+                    _read_row(table, row, columns, metrics, reader.line_num, len(header))
                 began = reader.line_num + 1
     except UnicodeDecodeError as exc:
         # the text is decoded a block at a time, ahead of the rows: find the line
@@ -179,17 +179,27 @@ def _column_indices(
 
 
 def _read_row(
-    table: SeriesTable, row: list[str], columns: dict[str, int], metrics: Sequence[str], line: int
+    table: SeriesTable,
+    row: list[str],
+    columns: dict[str, int],
+    metrics: Sequence[str],
+    line: int,
+    width: int,
 ) -> None:
-    if len(row) <= max(columns.values()):
+    if len(row) != width:
+        # a row with more fields than the header is as wrong as one with fewer: an
+        # unquoted "1,010.5" or "10,5" would be read as 1 or 10
         raise MalformedCsvError(
             table.path,
             line,
-            f"expected at least {max(columns.values()) + 1} fields, found {len(row)}",
+            f"expected {width} fields as in the header, found {len(row)}"
+            + (" (a number with a comma in it must be quoted)" if len(row) > width else ""),
         )
     raw_ts = row[columns["timestamp"]]
     try:
         ts = parse_timestamp(raw_ts)
+    except TimestampRangeError as exc:
+        raise MalformedCsvError(table.path, line, f"timestamp {exc}") from None
     except ValueError:
         raise MalformedCsvError(table.path, line, f"cannot parse timestamp {raw_ts!r}") from None
     parsed: list[float | None] = []

@@ -27,6 +27,7 @@ from typing import Any
 MIN_YEAR = 1970
 MAX_YEAR = 9999
 MAX_EPOCH = 253_402_300_800.0  # 10000-01-01T00:00:00Z, exclusive
+MIN_EPOCH = -62_135_596_800.0  # 0001-01-01T00:00:00Z, the first time a file may give
 MIN_TEXT, MAX_TEXT = 20, 40
 _MICROS_EXACT = 2.0**53 / 1e6  # below it (the year 2255), microseconds count exactly
 
@@ -114,6 +115,10 @@ def parse_timestamp(value: Any) -> float:
 _EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6))
 
 
+class TimestampRangeError(ValueError):
+    """A number that is a time outside the years 1 to 9999 in every unit it could be in."""
+
+
 def epoch_seconds_from_number(number: float) -> float:
     """Epoch seconds from a number in a file's time column: seconds, or, when it is too
     large to be seconds, milliseconds, microseconds or nanoseconds (what databases,
@@ -123,12 +128,19 @@ def epoch_seconds_from_number(number: float) -> float:
     [1700000000.0, 1700000000.0, 1700000000.0, 1700000000.0]
     >>> epoch_seconds_from_number(-2e12)  # milliseconds before 1970
     -2000000000.0
+    >>> epoch_seconds_from_number(1e26)  # nanoseconds past the year 9999
+    Traceback (most recent call last):
+    stream_app.wire.timefmt.TimestampRangeError: 1e+26 is not a time from the year 1 to the year 9999
     """
     size = number if number >= 0.0 else -number
+    seconds = number * 1e-9
     for below, unit in _EPOCH_UNITS:
         if size < below:
-            return number * unit
-    return number * 1e-9
+            seconds = number * unit
+            break
+    if not MIN_EPOCH <= seconds < MAX_EPOCH:  # also false for NaN
+        raise TimestampRangeError(f"{number!r} is not a time from the year 1 to the year 9999")
+    return seconds
 
 
 def format_rfc3339(ts: float) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -268,3 +270,36 @@ def test_a_state_written_before_the_runs_were_counted_counts_them_afresh() -> No
     assert older.cleaner.run_count == 0.0
     assert older.cleaner.long_run == proc.cleaner.long_run >= 7.0
     assert older.to_bytes()[4:8] == b"TSG3"
+
+
+@pytest.mark.parametrize("far", [1e16 + 7.0, 1e17, 1e18, 1e298, 2.6e11, -6.3e10])
+def test_a_time_outside_the_calendar_is_rejected_not_looped_over(far: float) -> None:
+    """From about 1e16 s a float no longer tells one second from the next: marking the
+    half hours the series was live between two such times never ended, and at 1e298
+    the bit shift raised. Such a time is ``bad_timestamp``, and the series goes on."""
+    proc = SeriesProcessor.create("e", "m", EngineConfig.default())
+    for i in range(300):
+        proc.process(1.7e9 + 60.0 * i, 10.0 + (i % 3))
+    for k in range(3):
+        point, events = proc.process(far + 1000.0 * k, 10.0)
+        assert (point.status, point.accepted, events) == ("bad_timestamp", False, [])
+    point, _ = proc.process(1.7e9 + 60.0 * 300, 10.0)
+    assert point.status == "ok"
+    spike, events = proc.process(1.7e9 + 60.0 * 301, 90.0)
+    assert spike.is_anomaly and [e.event for e in events] == ["opened"]
+
+
+@pytest.mark.parametrize("watermark", [math.nan, math.inf, -math.inf, 1e300, 1e17])
+def test_a_watermark_that_is_no_time_opens_no_silence(watermark: float) -> None:
+    proc = SeriesProcessor.create("e", "m", EngineConfig.default())
+    for i in range(3 * 1440):
+        proc.process(1.7e9 + 60.0 * i, 10.0 + (i % 3))
+    assert proc.advance(watermark) == []
+    assert [e.kind for e in proc.advance(1.7e9 + 60.0 * 3 * 1440 + 86400.0)] == ["silence"]
+
+
+def test_an_int_beyond_any_float_is_not_finite() -> None:
+    cleaner = SeriesCleaner(CleaningConfig(), Limits())
+    assert cleaner.check(10**400, 1.0) == "non_finite"  # type: ignore[arg-type]
+    assert cleaner.check(1.0, 10**400) == "non_finite"  # type: ignore[arg-type]
+    assert cleaner.check(1.0, 1.0) == "ok"

@@ -97,7 +97,25 @@ def test_reads_values_missing_cells_and_extra_columns(tmp_path: Path) -> None:
         ("timestamp,value\n1000,1\n1060,abc\n", 3, "cannot parse value 'abc'"),
         ("timestamp,value\n1000,1\n1060,1_000\n", 3, "cannot parse value '1_000'"),
         ("timestamp,value\n1000,1\nnot-a-time,2\n", 3, "cannot parse timestamp"),
-        ("timestamp,value\n1000,1\n1060\n", 3, "expected at least 2 fields"),
+        ("timestamp,value\n1000,1\n1060\n", 3, "expected 2 fields as in the header, found 1"),
+        pytest.param(
+            "timestamp,value\n1000,1000\n1060,1,010.5\n",
+            3,
+            "found 3 (a number with a comma in it must be quoted)",
+            id="a-thousands-separator-is-not-read-as-the-number-before-it",
+        ),
+        pytest.param(
+            "timestamp,value,note\n1000,1,a\n1060,2\n", 3, "expected 3 fields", id="short-row"
+        ),
+        pytest.param(
+            "timestamp,value\n1000,1\n1e26,2\n",
+            3,
+            "timestamp 1e+26 is not a time from the year 1 to the year 9999",
+            id="nanoseconds-past-the-year-9999",
+        ),
+        pytest.param(
+            "timestamp,value\n1000,1\n1e307,2\n", 3, "not a time from the year 1", id="1e307"
+        ),
         ("", 1, "empty file"),
         ("timestamp,value,value\n1000,1,2\n", 1, "column(s) value named more than once"),
         pytest.param(
