@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stream_app.offline.csvio import (
     MalformedCsvError,
@@ -59,6 +60,7 @@ UNSCORED_MEANING = {
     "late": "older than a row before them (a file is read in time order: newest first?)",
     "duplicate": "at a time a row before them already had",
     "non_finite": "not finite (nan, inf)",
+    "bad_timestamp": "at a time before the year 1 or after the year 9999",
     "out_of_limits": "outside the configured limits",
     "missing": "empty",
     "too_many_series": "beyond the series limit",
@@ -202,26 +204,52 @@ def write_output(
     table: SeriesTable, scored: dict[str, ScoredColumns], destination: Path, wide: bool
 ) -> None:
     """Write one row per input row. ``wide``: ``<metric>_<column>`` per metric."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
     metrics = list(scored)
     header = _wide_header(metrics) if wide else list(OUTPUT_COLUMNS)
+
+    def write_rows(handle: TextIO) -> None:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for i, raw_ts in enumerate(table.raw_timestamps):
+            row = [raw_ts]
+            for metric in metrics:
+                row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
+            writer.writerow(row)
+
+    target = _file_to_replace(destination)
+    if target is None:
+        # a device, a named pipe or a socket (-o /dev/stdout, -o /dev/null, -o >(gzip)):
+        # written into, never renamed over, which would put a file in the device's place
+        with destination.open("w", newline="", encoding="utf-8") as handle:
+            write_rows(handle)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
     # written beside it and renamed over it when complete: a run stopped midway (Ctrl-C,
     # a full disk) leaves no output that looks whole, and an output that is a hard link
     # to the input gets a new file instead of overwriting the input through the link
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with partial.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            for i, raw_ts in enumerate(table.raw_timestamps):
-                row = [raw_ts]
-                for metric in metrics:
-                    row += [table.raw_values[metric][i], *_result_cells(scored[metric], i)]
-                writer.writerow(row)
-        os.replace(partial, destination)
+            write_rows(handle)
+        os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _file_to_replace(destination: Path) -> Path | None:
+    """The regular file an output replaces: ``destination``, or the file a symbolic link
+    there names (the link stays a link); ``None`` where it is something else that exists
+    (a device, a named pipe, a socket), which is written into instead."""
+    try:
+        mode = destination.stat().st_mode  # through any link
+    except (FileNotFoundError, NotADirectoryError):
+        return destination.resolve() if destination.is_symlink() else destination
+    if stat.S_ISREG(mode):
+        return destination.resolve() if destination.is_symlink() else destination
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{destination} is a folder, not a file to write")
+    return None
 
 
 def _wide_header(metrics: Sequence[str]) -> list[str]:

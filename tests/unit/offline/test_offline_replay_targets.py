@@ -1,0 +1,55 @@
+"""Where ``replay -o`` writes: into a device or a named pipe, through a symbolic link."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stream_app.cli import app
+
+
+def _series(path: Path, n: int = 120) -> None:
+    lines = ["timestamp,value", *(f"{1_700_000_000 + 60 * i},{10 + i % 4}" for i in range(n))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_named_pipe_is_written_into_not_replaced_by_a_file(tmp_path: Path) -> None:
+    source, pipe = tmp_path / "s.csv", tmp_path / "out.fifo"
+    _series(source)
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(pipe)])
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)  # before: a regular file in its place
+    text = got[0].decode()
+    assert text.startswith("timestamp,value,anomaly_score,") and text.count("\n") == 121
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_symbolic_link_keeps_pointing_at_the_file_it_names_which_gets_the_output(
+    tmp_path: Path,
+) -> None:
+    source, real, link = tmp_path / "s.csv", tmp_path / "real.csv", tmp_path / "link.csv"
+    _series(source)
+    real.write_text("old\n", encoding="utf-8")
+    link.symlink_to(real)
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert real.read_text(encoding="utf-8").count("\n") == 121
+
+
+def test_a_link_to_nothing_yet_makes_the_file_it_names(tmp_path: Path) -> None:
+    source, link = tmp_path / "s.csv", tmp_path / "link.csv"
+    _series(source)
+    link.symlink_to(tmp_path / "made.csv")
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (tmp_path / "made.csv").read_text().count("\n") == 121
