@@ -353,8 +353,9 @@ def plan_outputs(
             continue
         try:
             wanted = has_columns(path, columns)
-        except MalformedCsvError:
-            wanted = True  # its replay says what is wrong with it, and it is counted
+        except (MalformedCsvError, OSError):
+            # its replay says what is wrong with it (unreadable too), and it is counted
+            wanted = True
         if wanted:
             planned.append((path, output / path.relative_to(source), entity_name(path, source)))
         else:

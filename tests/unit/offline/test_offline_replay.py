@@ -304,6 +304,34 @@ def test_files_that_are_not_utf8_fail_alone_in_a_folder(tmp_path: Path) -> None:
     assert "3 of 4 file(s) not replayed" in result.stderr
 
 
+def test_a_file_that_cannot_be_opened_fails_alone_in_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the user may not read (root reads any, so its refusal is simulated) stopped
+    the command in the header check, before any file of the folder was replayed."""
+    src = tmp_path / "in"
+    _series_csv(src / "a.csv", 30)
+    _series_csv(src / "b.csv", 30)
+    from stream_app.offline import csvio, replay
+
+    def refused(path: Path, *args: object, **kwargs: object) -> object:
+        if path.name == "b.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    def header_read(path: Path, columns: object) -> bool:
+        refused(path)
+        return True
+
+    real = csvio.read_series_csv
+    monkeypatch.setattr(replay, "has_columns", header_read)
+    monkeypatch.setattr(replay, "read_series_csv", refused)
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "Permission denied" in result.stderr and "1 of 2 file(s) not replayed" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
+
+
 def test_a_malformed_single_file_writes_nothing(tmp_path: Path) -> None:
     bad, out = tmp_path / "bad.csv", tmp_path / "out.csv"
     bad.write_text("timestamp,value\n1000,1\nlater,2\n", encoding="utf-8")
