@@ -174,6 +174,10 @@ class WorkerRuntime:
         observe_many(m.scoring_latency, out.event_to_scored)
         observe_many(m.ingest_latency, out.ingest_to_scored)
         observe_many(m.emit_latency, out.ingest_to_event)
+        for _entity, _ts, known in out.orphans:
+            # open in the models just loaded (after a restart or a rebalance): counted
+            # again, as the revoke that gave them up stopped counting them
+            self.open_episodes.update(known)
         for event in out.events:
             m.episode_events.labels(event["event"], event["severity"], event["kind"]).inc()
             if event["event"] == "resolved":

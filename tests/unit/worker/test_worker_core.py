@@ -620,3 +620,26 @@ async def test_episodes_of_partitions_given_away_leave_the_open_episodes_gauge()
     assert h.count("tsguard_open_episodes") >= 1
     h.core.revoked()
     assert h.count("tsguard_open_episodes") == 0
+
+
+async def test_the_open_episodes_of_models_loaded_after_a_rebalance_are_counted_again() -> None:
+    """Cleared when partitions go, the gauge stayed at 0 after a rebalance that gave them
+    back (or to another worker) while the database still had the episodes open: the
+    models loaded have them open, and count again at their entity's first reading."""
+    records = readings(2, 122, spike_at=120)  # reading 120 opens an episode of dev-0
+    late = records[242]  # dev-0's reading 121: still as far off, so the episode goes on
+    doc = {"entity": "site/dev-0", "ts": T0 + 60 * 121, "metrics": {"t": 45 + math.sin(12.1)}}
+    records[242] = Record(orjson.dumps(doc), late.key, late.topic, late.partition, late.offset)
+    first = Harness()
+    first.start()
+    await offered(first, records[:242])
+    await until(lambda: len(first.sink.rows) == 242, "the first part stored")
+    await first.stop()
+    assert first.count("tsguard_open_episodes") == 1
+    again = Harness(table=dict(first.table))  # the next owner, from the saved state
+    again.start()
+    await offered(again, records[242:])
+    await until(lambda: len(again.sink.rows) == 2, "the rest stored")
+    await again.stop()
+    still_open = not any(e["event"] == "resolved" for e in again.producer.events)
+    assert still_open and again.count("tsguard_open_episodes") == 1
