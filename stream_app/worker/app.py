@@ -223,6 +223,10 @@ class Worker:
             self.core.guard.expect(await start_offsets(self.settings, mine))
         except Exception as exc:  # the guard then only admits; the watchdog still watches
             log.warning("could not read committed offsets: %s", exc)
+            return
+        # the lag of the partitions just taken, now rather than at the next report: the
+        # revoke cleared the gauge, and its sum read 0 for up to 5 s during a backlog
+        await self._report_lag()
 
     async def _watch_for_stall(self) -> None:
         if self.settings.worker_stall_timeout_s <= 0:

@@ -133,3 +133,27 @@ async def test_consumer_lag_counts_from_the_broker_and_forgets_partitions_given_
     consumer.assigned = [p1]
     await worker._report_lag()
     assert _lags(registry) == {"1": 0.0}
+
+
+async def test_the_lag_of_partitions_just_assigned_is_reported_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The revoke clears the gauge; until the next 5-second report the sum read 0 while
+    thousands of readings waited (the workers review)."""
+    topic = "it.readings.lag"
+    registry = CollectorRegistry()
+    worker = worker_app.Worker(
+        load_settings(topic_readings=topic), build_metrics(registry), {}, sink=ListSink()
+    )
+    p0 = TopicPartition(topic, 0)
+    worker.app.consumer = StaleFetchConsumer([p0], {p0: 6230})
+
+    async def committed(settings: object, mine: list[tuple[str, int]]) -> dict[object, int]:
+        return {(topic, 0): 100}
+
+    monkeypatch.setattr(worker_app, "start_offsets", committed)
+    await worker._on_revoked(None)
+    await worker._on_assigned(None, {p0})
+    for task in list(worker._lookups):
+        await task
+    assert _lags(registry) == {"0": 6130.0}
