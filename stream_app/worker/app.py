@@ -226,7 +226,10 @@ class Worker:
             return
         # the lag of the partitions just taken, now rather than at the next report: the
         # revoke cleared the gauge, and its sum read 0 for up to 5 s during a backlog
-        await self._report_lag()
+        try:
+            await self._report_lag()
+        except Exception as exc:  # the timer's next report tries again
+            log.warning("consumer lag: not reported at assignment: %s", exc)
 
     async def _watch_for_stall(self) -> None:
         if self.settings.worker_stall_timeout_s <= 0:
