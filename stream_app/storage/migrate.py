@@ -142,15 +142,24 @@ def migrate(conninfo: str, *, readonly_password: str | None = None) -> list[str]
 def ensure_readonly_role(
     conn: psycopg.Connection[tuple[object, ...]], role: str, password: str
 ) -> None:
-    """A login role that can only read, for Grafana's datasource."""
+    """A login role that can only read, for Grafana's datasource. Its password follows
+    ``password`` (the setting Grafana's datasource reads too), also when it exists."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "CREATE ROLE {} LOGIN PASSWORD {}" if exists is None else "ALTER ROLE {} PASSWORD {}"
     try:
+        conn.execute(sql.SQL(verb).format(sql.Identifier(role), sql.Literal(password)))
+    except psycopg.errors.InsufficientPrivilege:
+        # A tsguard role without CREATEROLE (managed PostgreSQL, often): said, so that
+        # the operator creates the role or sets its password
+        log.warning(
+            "cannot %s the read-only role %s (the migrating role needs CREATEROLE):"
+            " create it, or set its password to TSGUARD_PG_READONLY_PASSWORD, yourself",
+            "create" if exists is None else "set the password of",
+            role,
+        )
         if exists is None:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
-            )
+            return
+    try:
         schema = conn.execute("SELECT current_schema()").fetchone()
         if schema is None or schema[0] is None:
             return
@@ -167,5 +176,4 @@ def ensure_readonly_role(
             )
         )
     except psycopg.errors.InsufficientPrivilege:
-        # A tsguard role without CREATEROLE cannot do this; the operator creates it.
-        return
+        log.warning("cannot grant the read-only role %s reading of this schema", role)
