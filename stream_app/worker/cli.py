@@ -126,16 +126,41 @@ def create_topics() -> None:
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+MIGRATE_RETRY_S = 2.0  # between tries to reach a PostgreSQL that is starting
+
+
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(
+    wait: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="Keep trying to reach PostgreSQL for this many seconds (a database that is"
+        " still starting: a container's first start).",
+    ),
+) -> None:
     """Apply pending migrations (plain PostgreSQL or TimescaleDB, detected)."""
+    import time
+
+    import psycopg
+
     from stream_app.settings import load_settings
     from stream_app.storage import migrate
 
     settings = load_settings()
-    applied = migrate(
-        settings.pg_conninfo(), readonly_password=settings.pg_readonly_password.get_secret_value()
-    )
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            applied = migrate(
+                settings.pg_conninfo(),
+                readonly_password=settings.pg_readonly_password.get_secret_value(),
+            )
+            break
+        except psycopg.OperationalError as exc:
+            if time.monotonic() + MIGRATE_RETRY_S > deadline:
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"PostgreSQL not reachable yet ({reason}); trying again", err=True)
+            time.sleep(MIGRATE_RETRY_S)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

@@ -170,3 +170,46 @@ def test_a_connector_stops_on_sigterm_as_on_ctrl_c() -> None:
         code = proc.wait(timeout=60)
     assert code == 0, stderr
     assert "stopped" in stderr and "Traceback" not in stderr
+
+
+def test_migrate_waits_for_a_database_that_is_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's first start: PostgreSQL can refuse connections for a moment after
+    its health check passed, and a one-shot migrate that gave up at once left every
+    service after it waiting for good (the deployment review)."""
+    import psycopg
+    from typer.testing import CliRunner
+
+    import stream_app.storage
+    import stream_app.worker.cli as worker_cli
+    from stream_app.cli import app
+
+    tries: list[str] = []
+
+    def starting(conninfo: str, *, readonly_password: str | None = None) -> list[str]:
+        tries.append(conninfo)
+        if len(tries) < 3:
+            raise psycopg.OperationalError("connection refused\nIs the server running?")
+        return ["001_initial"]
+
+    monkeypatch.setattr(stream_app.storage, "migrate", starting)
+    monkeypatch.setattr(worker_cli, "MIGRATE_RETRY_S", 0.01)
+    done = CliRunner().invoke(app, ["db", "migrate", "--wait", "30"])
+    assert done.exit_code == 0, done.output
+    assert len(tries) == 3 and "applied: 001_initial" in done.stdout
+    assert done.stderr.count("PostgreSQL not reachable yet (connection refused)") == 2
+    tries.clear()
+    done = CliRunner().invoke(app, ["db", "migrate"])  # no wait: the first refusal ends it
+    assert done.exit_code != 0 and len(tries) == 1
+
+
+def test_migrate_that_waited_in_vain_says_so_in_one_line() -> None:
+    done = _tsguard(
+        "db",
+        "migrate",
+        "--wait",
+        "3",
+        TSGUARD_PG_DSN=f"postgresql://tsguard:x@127.0.0.1:{_closed_port()}/tsguard",
+    )
+    assert done.returncode == 1, done.stderr
+    assert "PostgreSQL not reachable yet" in done.stderr
+    assert "tsguard: cannot reach PostgreSQL" in done.stderr and "Traceback" not in done.stderr
