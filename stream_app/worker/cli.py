@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of tsguard.")
 db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL / TimescaleDB schema.")
+log = logging.getLogger(__name__)
 
 
 def load_rules(path: Path | None) -> dict[str, Any]:
@@ -92,28 +95,40 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def _migrate_when_reachable(settings: Any) -> None:
-    """Apply migrations, waiting (with backoff) for the database to come up."""
+MIGRATE_FIRST_RETRY_S = 0.5  # then doubling, up to MIGRATE_MAX_RETRY_S
+MIGRATE_MAX_RETRY_S = 10.0
+
+
+def _migrate_when_reachable(
+    settings: Any, wait: float = math.inf, say: Callable[[str], None] | None = None
+) -> list[str]:
+    """Apply migrations, waiting (with backoff) for up to ``wait`` seconds for a
+    database that is down, starting or read-only (a standby mid-failover); ``say``
+    hears why each try failed (default: a warning in the log)."""
     import time
 
     from stream_app.storage import migrate
     from stream_app.storage.errors import UNAVAILABLE
 
-    delay = 0.5
+    deadline = time.monotonic() + wait
+    delay = MIGRATE_FIRST_RETRY_S
     while True:
         try:
-            migrate(
+            return migrate(
                 settings.pg_conninfo(),
                 readonly_password=settings.pg_readonly_password.get_secret_value(),
             )
-            return
-        except UNAVAILABLE as exc:  # down, or up but read-only (a standby mid-failover)
-            first = str(exc).strip().splitlines()[0]
-            logging.getLogger(__name__).warning(
-                "database not reachable or read-only (%s); retrying", first
-            )
+        except UNAVAILABLE as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            if say is None:
+                log.warning("database not reachable or read-only (%s); retrying", reason)
+            else:
+                say(reason)
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, MIGRATE_MAX_RETRY_S)
 
 
 @topics_app.command("create")
@@ -126,9 +141,6 @@ def create_topics() -> None:
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
-MIGRATE_RETRY_S = 2.0  # between tries to reach a PostgreSQL that is starting
-
-
 @db_app.command("migrate")
 def db_migrate(
     wait: float = typer.Option(
@@ -139,28 +151,12 @@ def db_migrate(
     ),
 ) -> None:
     """Apply pending migrations (plain PostgreSQL or TimescaleDB, detected)."""
-    import time
-
-    import psycopg
-
     from stream_app.settings import load_settings
-    from stream_app.storage import migrate
 
-    settings = load_settings()
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            applied = migrate(
-                settings.pg_conninfo(),
-                readonly_password=settings.pg_readonly_password.get_secret_value(),
-            )
-            break
-        except psycopg.OperationalError as exc:
-            if time.monotonic() + MIGRATE_RETRY_S > deadline:
-                raise
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            typer.echo(f"PostgreSQL not reachable yet ({reason}); trying again", err=True)
-            time.sleep(MIGRATE_RETRY_S)
+    def say(reason: str) -> None:
+        typer.echo(f"PostgreSQL not reachable yet ({reason}); trying again", err=True)
+
+    applied = _migrate_when_reachable(load_settings(), wait, say)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

@@ -192,7 +192,7 @@ def test_migrate_waits_for_a_database_that_is_starting(monkeypatch: pytest.Monke
         return ["001_initial"]
 
     monkeypatch.setattr(stream_app.storage, "migrate", starting)
-    monkeypatch.setattr(worker_cli, "MIGRATE_RETRY_S", 0.01)
+    monkeypatch.setattr(worker_cli, "MIGRATE_FIRST_RETRY_S", 0.01)
     done = CliRunner().invoke(app, ["db", "migrate", "--wait", "30"])
     assert done.exit_code == 0, done.output
     assert len(tries) == 3 and "applied: 001_initial" in done.stdout
