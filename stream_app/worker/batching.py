@@ -113,9 +113,8 @@ class EventBatcher:
         Every record is checked before any seek is awaited, so the generation
         cannot change in between and is read once.
         """
-        generation = self._generation()
-        admitted = [r for r in records if getattr(r, "generation_id", None) in (None, generation)]
         # Records fetched before a rebalance are left out: replayed from the committed offset.
+        admitted = self._of_this_generation(records)
         guard = self._guard
         if guard is None:
             return admitted
@@ -141,6 +140,11 @@ class EventBatcher:
             assert self._seek is not None
             await self._seek(tp, offset)
         return kept
+
+    def _of_this_generation(self, records: list[Any]) -> list[Any]:
+        """The records fetched in the consumer group's current generation (or untagged)."""
+        generation = self._generation()
+        return [r for r in records if getattr(r, "generation_id", None) in (None, generation)]
 
     async def _tick(self) -> None:
         """Retry overdue seeks; when idle, checkpoint a partition that is due."""
@@ -177,8 +181,7 @@ class EventBatcher:
         # were then reloaded from their last save, and would score these records without
         # the ones acked since, which the next owner skips as already seen. Checked
         # again here, with no await before the scoring.
-        generation = self._generation()
-        records = [r for r in records if getattr(r, "generation_id", None) in (None, generation)]
+        records = self._of_this_generation(records)
         partition = self._checkpointer.due()
         if not records and partition is None:
             return
