@@ -244,12 +244,12 @@ def _file_to_replace(destination: Path) -> Path | None:
     try:
         mode = destination.stat().st_mode  # through any link
     except (FileNotFoundError, NotADirectoryError):
-        return destination.resolve() if destination.is_symlink() else destination
-    if stat.S_ISREG(mode):
-        return destination.resolve() if destination.is_symlink() else destination
+        mode = stat.S_IFREG  # nothing there yet (or a link to nothing): a file to make
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{destination} is a folder, not a file to write")
-    return None
+    if not stat.S_ISREG(mode):
+        return None
+    return destination.resolve() if destination.is_symlink() else destination
 
 
 def _wide_header(metrics: Sequence[str]) -> list[str]:
