@@ -43,6 +43,9 @@ RESULT_COLUMNS = (
 )
 OUTPUT_COLUMNS = ("timestamp", "value", *RESULT_COLUMNS)
 INVALID_VALUE = "invalid_value"
+AHEAD = "ahead"
+# how many rows after a row say whether the file goes on without it (see rows_dated_ahead)
+AHEAD_LOOK = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,10 @@ class ReplayedFile:
 # what a status the core gives instead of a score means in a file (the replay's summary)
 UNSCORED_MEANING = {
     "late": "older than a row before them (a file is read in time order: newest first?)",
+    AHEAD: (
+        f"dated after most of the {AHEAD_LOOK} rows that follow them, which go on from the"
+        " rows before (a wrong clock, or a typo in the year?)"
+    ),
     "duplicate": "at a time a row before them already had",
     "non_finite": "not finite (nan, inf)",
     "bad_timestamp": "at a time before the year 1 or after the year 9999",
@@ -109,6 +116,52 @@ def load_config(path: Path | None) -> EngineConfig:
     return EngineConfig.from_mapping(mapping)
 
 
+def rows_dated_ahead(
+    timestamps: Sequence[float], lateness: float = 0.0, look: int = AHEAD_LOOK
+) -> frozenset[int]:
+    """Rows dated after most of the ``look`` rows that follow them, while those go on,
+    in order, from the rows before: one row whose year is a typo, or a few from a
+    clock that ran ahead.
+
+    The stream would take such a row and mark every later row ``late`` until the
+    file caught up with it (the worker caps a reading's time at an hour ahead of its
+    own clock; a file has no clock). A file is at hand, so its next rows decide: the
+    one row is left out instead of the rest of the file. A file written newest first
+    is not this (its rows after do not go on in order), nor is one whose clock was
+    set back for good (its rows after are older than the rows before), and the rows
+    there stay ``late`` as the stream would have them. Nothing about a row's value is
+    read; the rows kept are still scored in file order, each before it is learned.
+
+    >>> sorted(rows_dated_ahead([1, 2, 3, 9e9, 4, 5, 6, 7, 8, 9, 10, 11, 12]))
+    [3]
+    >>> sorted(rows_dated_ahead(range(20, 0, -1))), sorted(rows_dated_ahead(range(10)))
+    ([], [])
+    """
+    import numpy as np
+
+    t = np.asarray(timestamps, dtype=np.float64)
+    n = len(t)
+    if n <= look:
+        return frozenset()
+    # the earliest of the next `look` rows of every row that has that many after it
+    after = np.lib.stride_tricks.sliding_window_view(t[1:], look).min(axis=1)
+    candidates = np.flatnonzero(after < t[: len(after)] - lateness)
+    flagged: list[int] = []
+    newest = -np.inf  # the newest time kept before the row looked at
+    seen = 0  # rows before this one are in `newest`
+    for i in candidates.tolist():
+        if i > seen:
+            newest = max(newest, float(t[seen:i].max()))
+        seen = i + 1
+        following = t[i + 1 : i + 1 + look]
+        goes_on = following[(following > newest) & (following < t[i] - lateness)]
+        if 2 * len(goes_on) > look and bool(np.all(np.diff(goes_on) >= 0.0)):
+            flagged.append(i)
+        else:
+            newest = max(newest, float(t[i]))
+    return frozenset(flagged)
+
+
 def score_series(
     entity: str,
     metric: str,
@@ -131,13 +184,15 @@ def score_entity(
     values: Mapping[str, Sequence[float | None]],
     config: EngineConfig,
     invalid: Mapping[str, Set[int]] | None = None,
+    ahead: Set[int] = frozenset(),
 ) -> dict[str, ScoredColumns]:
     """Score an entity's metrics row by row through one :class:`EntityProcessor`.
 
     Each row is one reading with every metric of the row, as the worker sees a
     reading, so a wide file gets the entity's joint score and explanations when a
     configuration rule enables them. A metric's invalid cells are left out of
-    their row's reading and keep their place with status ``invalid_value``.
+    their row's reading and keep their place with status ``invalid_value``; rows in
+    ``ahead`` (:func:`rows_dated_ahead`) never reach the core, status ``ahead``.
     """
     from stream_app.core import EntityProcessor
 
@@ -145,12 +200,16 @@ def score_entity(
     bad = invalid or {}
     out = {metric: ScoredColumns() for metric in values}
     for i, ts in enumerate(timestamps):
+        if i in ahead:
+            for columns in out.values():
+                _append_unscored(columns, AHEAD)
+            continue
         reading = {m: column[i] for m, column in values.items() if i not in bad.get(m, ())}
         step = processor.process(ts, reading)
         for metric, columns in out.items():
             point = step.points.get(metric)
             if point is None:
-                _append_invalid(columns)
+                _append_unscored(columns, INVALID_VALUE)
                 continue
             columns.scores.append(point.score)
             columns.is_anomaly.append(point.is_anomaly)
@@ -174,13 +233,13 @@ def _episode_event(events: Sequence[EpisodeEvent], metric: str) -> str:
     return found
 
 
-def _append_invalid(out: ScoredColumns) -> None:
+def _append_unscored(out: ScoredColumns, status: str) -> None:
     out.scores.append(None)
     out.is_anomaly.append(False)
     out.expected.append(None)
     out.lower.append(None)
     out.upper.append(None)
-    out.status.append(INVALID_VALUE)
+    out.status.append(status)
     out.episode_event.append("")
 
 
@@ -305,7 +364,9 @@ def replay_file(
     """Score one file into ``destination``, one output row per input row."""
     names = metric_names(metrics)
     table = read_series_csv(source, names, keep_invalid_values=True)
-    scored = score_entity(entity, table.timestamps, table.values, config, table.invalid)
+    lateness = max(config.resolve(entity, m).cleaning.allowed_lateness_s for m in names)
+    ahead = rows_dated_ahead(table.timestamps, lateness)
+    scored = score_entity(entity, table.timestamps, table.values, config, table.invalid, ahead)
     write_output(table, scored, destination, wide=names != ["value"])
     unscored = Counter(
         status

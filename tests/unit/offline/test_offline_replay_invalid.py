@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from stream_app.cli import app
 from stream_app.offline.csvio import MalformedCsvError, read_series_csv
+from stream_app.offline.replay import rows_dated_ahead
 
 BAD = {40: "not-a-number", 41: "12,5", 90: "1.2.3"}
 
@@ -82,3 +83,61 @@ def test_the_summary_counts_the_rows_the_core_did_not_score(tmp_path: Path) -> N
     ):
         assert line in said
     assert "late" not in said
+
+
+def _series(times: list[float]) -> str:
+    return "timestamp,value\n" + "".join(
+        f"{t:.0f},{10 + 3 * math.sin(i / 5.0):.4f}\n" for i, t in enumerate(times)
+    )
+
+
+def test_one_row_dated_years_ahead_loses_only_itself(tmp_path: Path) -> None:
+    """Before, one row whose year was a typo (2104 for 2024) was taken, and every row after
+    it, 1,399 of 1,600, came out ``late`` with no score (the core's review, session 59)."""
+    times = [1_700_000_000.0 + 300 * i for i in range(1600)]
+    times[200] += 80 * 365.25 * 86400  # the typo
+    source, target = tmp_path / "typo.csv", tmp_path / "out.csv"
+    source.write_text(_series(times), encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    with target.open(newline="", encoding="utf-8") as handle:
+        status = [row["status"] for row in csv.DictReader(handle)]
+    assert status[200] == "ahead"
+    assert "late" not in status and status.count("ahead") == 1
+    assert status[201:].count("ok") == 1399
+    said = " ".join(result.stderr.split())
+    assert "1 value(s) dated after most of the 8 rows that follow them" in said
+    assert "typo in the year?): status ahead, no score" in said
+
+
+def test_a_few_rows_from_a_clock_that_ran_ahead_are_the_ones_left_out(tmp_path: Path) -> None:
+    times = [1_700_000_000.0 + 60 * i for i in range(400)]
+    times[100:103] = [t + 7 * 86400 for t in times[100:103]]  # three rows a week ahead
+    table = rows_dated_ahead(times)
+    assert sorted(table) == [100, 101, 102]
+    # a row a few steps early is the one left out, not the rows it jumped over
+    shuffled = [1_700_000_000.0 + 60 * i for i in range(30)]
+    shuffled.insert(10, shuffled[10] + 5 * 60 + 1)
+    assert sorted(rows_dated_ahead(shuffled)) == [10]
+    # rows swapped in pairs: each later row of a pair is merely late, as in the stream
+    pairs = [1_700_000_000.0 + 60 * (i + (1 if i % 2 == 0 else -1)) for i in range(40)]
+    assert rows_dated_ahead(pairs) == frozenset()
+
+
+def test_files_the_stream_would_read_as_late_stay_late(tmp_path: Path) -> None:
+    """A file newest first, and one whose clock was set back for good, are not rows dated
+    ahead: their rows after do not go on, in order, from the rows before."""
+    forward = [1_700_000_000.0 + 60 * i for i in range(300)]
+    assert rows_dated_ahead(list(reversed(forward))) == frozenset()
+    set_back = forward[:150] + [t - 3600 for t in forward[150:]]
+    assert rows_dated_ahead(set_back) == frozenset()
+    # a lateness the configuration allows is no reason to leave a row out
+    early = [*forward[:50], forward[55] + 20, *forward[50:]]
+    assert sorted(rows_dated_ahead(early)) == [50]
+    assert rows_dated_ahead(early, lateness=400.0) == frozenset()
+    source = tmp_path / "set_back.csv"
+    source.write_text(_series(set_back), encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "59 value(s) older than a row before them" in said and "ahead" not in said
