@@ -9,14 +9,19 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from array import array
 from collections.abc import Iterable
 
 _U32 = struct.Struct("<I")
+_I16 = struct.Struct("<h")
 # the count of a float list with this bit set: its values follow as float32 (see
 # Writer.compact_floats)
 _NARROW = 1 << 31
+# ... and with this one too: a power of two (a signed 16-bit exponent) comes first, and
+# each float32 is scaled by it (values beyond float32's range, at one scale)
+_SCALED = 1 << 30
 # Compiled formats of Writer.raw/Reader.raw by their field string (a state uses a few
 # fixed ones; every checkpoint packs each changed series with about ten of them).
 _FORMATS: dict[str, struct.Struct] = {}
@@ -51,16 +56,21 @@ class Writer:
         self._buf += data.tobytes()
 
     def compact_floats(self, values: Iterable[float]) -> None:
-        """``values`` as float32 when every one of them is exactly a float32 (or NaN),
-        else as doubles (:meth:`floats`): half the bytes, and never a value lost.
+        """``values`` as float32 when every one of them is exactly a float32 (or NaN), or
+        exactly a float32 times one power of two (values of 24 significant bits beyond
+        float32's range, within 2**250 of each other), else as doubles (:meth:`floats`):
+        half the bytes, and never a value lost.
 
         >>> w = Writer()
         >>> w.compact_floats([0.5, float("nan")]); w.compact_floats([0.1]); w.compact_floats([1e39])
+        >>> w.compact_floats([2.0**200, -3 * 2.0**150, 0.0]); w.compact_floats([2.0**300, 1.0])
         >>> len(w.getvalue())
-        36
+        74
         >>> r = Reader(w.getvalue())
         >>> r.compact_floats()[0], r.compact_floats(), r.compact_floats()
         (0.5, [0.1], [1e+39])
+        >>> r.compact_floats() == [2.0**200, -3 * 2.0**150, 0.0], r.compact_floats()[1]
+        (True, 1.0)
         """
         data = values if isinstance(values, list) else list(values)
         n = len(data)
@@ -76,9 +86,20 @@ class Writer:
         if packed and doubles.pack(*narrow.unpack(packed)) == wide:
             self._buf += _U32.pack(n | _NARROW)
             self._buf += packed
-        else:
-            self._buf += _U32.pack(n)
-            self._buf += wide
+            return
+        shift = _shared_shift(data)
+        if shift is not None:
+            try:
+                packed = narrow.pack(*[math.ldexp(x, -shift) for x in data])
+            except OverflowError:
+                packed = b""
+            if packed and doubles.pack(*_scaled(narrow.unpack(packed), shift)) == wide:
+                self._buf += _U32.pack(n | _NARROW | _SCALED)
+                self._buf += _I16.pack(shift)
+                self._buf += packed
+                return
+        self._buf += _U32.pack(n)
+        self._buf += wide
 
     def blob(self, data: bytes) -> None:
         self._buf += _U32.pack(len(data))
@@ -89,6 +110,17 @@ class Writer:
 
     def getvalue(self) -> bytes:
         return bytes(self._buf)
+
+
+def _shared_shift(data: list[float]) -> int | None:
+    """The power of two that brings the largest finite, nonzero value of ``data`` just
+    under float32's largest binade (None: there is none)."""
+    top = max((math.frexp(x)[1] for x in data if x and math.isfinite(x)), default=None)
+    return None if top is None else top - 128
+
+
+def _scaled(values: Iterable[float], shift: int) -> list[float]:
+    return [math.ldexp(x, shift) for x in values]
 
 
 class Reader:
@@ -122,13 +154,16 @@ class Reader:
         """A list that :meth:`Writer.compact_floats` wrote."""
         n = self.u32()
         size, data = (4, array("f")) if n & _NARROW else (8, array("d"))
-        n &= _NARROW - 1
+        shift = None
+        if n & _NARROW and n & _SCALED:
+            (shift,) = self.raw("h")
+        n &= _SCALED - 1
         end = self._pos + size * n
         if end > len(self._data):
             raise ValueError("truncated state")
         data.frombytes(self._data[self._pos : end])
         self._pos = end
-        return data.tolist()
+        return data.tolist() if shift is None else _scaled(data, int(shift))
 
     def blob(self) -> bytes:
         n = self.u32()

@@ -1193,23 +1193,32 @@ def _f32(x: float) -> float:
 
 def _bin32(x: float) -> float:
     """A profile bin's value rounded to float32's 24 significant bits, so the state keeps
-    it as a float32 (half the bytes of the profiles, the bulk of a state), where it is
-    within float32's normal range; beyond it (values near 1e300, or under 1e-38) it
-    stays as it is, and the state keeps that profile in doubles.
+    it in 4 bytes (half the bytes of the profiles, the bulk of a state): as a float32
+    where it is within float32's range, else as a float32 scaled by a power of two that
+    the profile's bins share (``Writer.compact_floats``; bins more than 2**250 apart in
+    size, as a series that moves between 1e-300 and 1e300 has, keep it in doubles).
 
     Veltkamp's split: three multiplications and subtractions, where a struct round trip
     per point cost the detector about 5 % of its speed. (Were a compiler to fuse the
     multiplication into the subtraction, a bin could keep more bits: the state would
     then keep that profile in doubles, exactly, only larger.)
 
-    >>> _bin32(0.1) == _F32.unpack(_F32.pack(0.1))[0], _bin32(1e300), _bin32(-2.5)
-    (True, 1e+300, -2.5)
+    >>> _bin32(0.1) == _F32.unpack(_F32.pack(0.1))[0], _bin32(-2.5), _bin32(0.0)
+    (True, -2.5, 0.0)
+    >>> _bin32(1e300) == _F32.unpack(_F32.pack(1e300 / 2.0**900))[0] * 2.0**900
+    True
     """
     a = x if x >= 0.0 else -x
     if _F32_TINY <= a <= _F32_MAX:  # NaN is neither
         c = x * _SPLIT
         return c - (c - x)
-    return x
+    if a == 0.0 or a - a != 0.0:  # zero, inf or NaN
+        return x
+    # beyond float32's range: the split of the mantissa (the product would overflow
+    # near 1e308, and loses bits among denormals)
+    m, e = math.frexp(x)
+    c = m * _SPLIT
+    return math.ldexp(c - (c - m), e)
 
 
 def _fine_week(step: float) -> bool:

@@ -1909,9 +1909,10 @@ def _weekly_business_hours(scale: float, weeks: int) -> list[float]:
 @pytest.mark.parametrize("scale", [1.0, 1e-300, 1e290])
 def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale: float) -> None:
     # the weekly profile (336 bins at 5 minutes) is most of a state: its bins are rounded
-    # to float32 as they are learned, so the state keeps them in half the bytes and a
-    # restored detector goes on exactly; bins beyond float32's range (1e290, 1e-300) stay
-    # doubles, in memory and in the state
+    # to float32's 24 significant bits as they are learned, so the state keeps them in
+    # half the bytes and a restored detector goes on exactly; bins beyond float32's range
+    # (1e290, 1e-300) are kept as float32 scaled by one power of two (2 bytes more a
+    # profile). Before, they stayed doubles: a state of 4,273 B at 1e300, over 4 KB.
     values = _weekly_business_hours(scale, 3)
     whole = RobustSeasonal.create({}, seed=0)
     parts = RobustSeasonal.create({}, seed=0)
@@ -1921,6 +1922,7 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
         assert parts.update(START + STEP * i, v) == whole.update(START + STEP * i, v)
     week = whole.week or []
     assert len(week) == 336 and all(b == b for b in week)  # every bin was learned
+    assert all((math.frexp(b)[0] * 2.0**24).is_integer() for b in week)
     narrow = array("d", week) == array("d", array("f", week))  # out of range: inf != b
     assert narrow == (scale == 1.0)
     # doubles, and no version 14 to 20 fields at the end
@@ -1937,7 +1939,7 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     assert doubles.to_bytes() == whole.to_bytes()
     later = _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18 + _STATE_V19 + _STATE_V20
     tail = struct.calcsize("<QI") + struct.calcsize("<" + later + _STATE_V21 + _STATE_V22)
-    assert len(whole.to_bytes()) == len(v13) - 4 * 336 * narrow + tail
+    assert len(whole.to_bytes()) == len(v13) - 4 * 336 + tail + (0 if narrow else 2)
 
 
 def test_a_flat_sensor_read_hourly_is_as_quiet_with_its_weekly_profile_in_float32() -> None:
@@ -2542,11 +2544,15 @@ def _as_version_13(v14: bytes) -> bytes:
     out, pos = bytearray(b"\x0d" + v14[1 : struct.calcsize(_STATE)]), struct.calcsize(_STATE)
     for _ in range(2):
         (n,) = struct.unpack_from("<I", v14, pos)
+        pos, shift = pos + 4, 0
+        if n & 1 << 31 and n & 1 << 30:  # float32 scaled by a power of two first
+            (shift,) = struct.unpack_from("<h", v14, pos)
+            pos += 2
         size, code = (4, "f") if n & 1 << 31 else (8, "d")
-        n &= (1 << 31) - 1
-        values = struct.unpack_from(f"<{n}{code}", v14, pos + 4)
+        n &= (1 << 30) - 1
+        values = [math.ldexp(v, shift) for v in struct.unpack_from(f"<{n}{code}", v14, pos)]
         out += struct.pack(f"<I{n}d", n, *values)
-        pos += 4 + size * n
+        pos += size * n
     return bytes(out + v14[pos : -struct.calcsize("<" + _STATE_V14)])
 
 

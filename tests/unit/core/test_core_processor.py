@@ -149,6 +149,24 @@ def test_state_is_compact_with_seasonal_profiles() -> None:
     assert proc.state_size() <= 3072  # 2,779 B: the weekly profile in float32 (4,123 in doubles)
 
 
+@pytest.mark.parametrize("scale", [1e39, 1e300, 1e-300])
+def test_state_is_compact_at_any_scale(scale: float) -> None:
+    """Values beyond float32's range kept the weekly profile in doubles: 4,188 B at 1e39
+    and 4,222 B at 1e300 here (4,273 B after five weeks), over the 4 KB a series may hold.
+    Its bins are now float32 scaled by one power of two, and a restored series goes on
+    exactly."""
+    config = EngineConfig.default()
+    proc = SeriesProcessor.create("site-1/meter-2", "power", config)
+    for ts, v in seasonal(4100):
+        proc.process(ts, scale * v)
+    assert proc.detector.week is not None  # type: ignore[attr-defined]
+    assert proc.state_size() <= 3072
+    copy = SeriesProcessor.from_bytes(proc.to_bytes(), config=config)
+    for ts, v in seasonal(300, seed=1):
+        t = ts + 4100 * 300.0
+        assert copy.process(t, scale * v) == proc.process(t, scale * v)
+
+
 def test_detects_a_spike_and_explains_it() -> None:
     proc = SeriesProcessor.create("site-1/meter-2", "power", EngineConfig.default())
     data = seasonal(1500)
