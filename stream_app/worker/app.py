@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -177,6 +178,31 @@ class Worker:
     async def on_app_stopped(self) -> None:
         await self.control.stop()
         await self.sink.close()
+
+    async def on_before_revoke(self) -> None:
+        """A rebalance is about to take the partitions (a worker joined or left): the
+        batches durable, the state saved, the offsets committed, so the next owners go
+        on from here instead of publishing again the events sent since the last
+        checkpoint. Bounded by half the session timeout; when a write waits for the
+        database, the next owners go on from the last checkpoint, as after a crash."""
+        bound = self.settings.worker_session_timeout_s / 2
+        started = time.monotonic()
+        try:
+            saved = await self.core.before_revoke(bound)
+            if saved:
+                async with asyncio.timeout(max(bound - (time.monotonic() - started), 1.0)):
+                    # the state's changelog records out before the offsets they cover
+                    await self.app.producer.flush()
+                    await self.app.consumer.commit()
+        except Exception as exc:  # a failed write has already called _fatal
+            log.warning("rebalance: state not saved before the revoke: %r", exc)
+            return
+        if not saved:
+            log.warning(
+                "rebalance: batches not durable within %.1f s; the partitions' next owners"
+                " go on from the last checkpoint and publish its events again",
+                bound,
+            )
 
     # --- callbacks ----------------------------------------------------------
 

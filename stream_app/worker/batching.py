@@ -71,6 +71,8 @@ class EventBatcher:
         self._idle_every = idle_every
         self._lock = asyncio.Lock()
         self._closing = False
+        # a rebalance is taking the partitions: nothing more is scored until it has
+        self._revoking = False
 
     async def run(self, feed: RecordFeed) -> None:
         """Consume ``feed`` until cancelled; the caller is a Faust agent."""
@@ -78,7 +80,7 @@ class EventBatcher:
         try:
             while True:
                 records = await feed.get()
-                if self._closing:
+                if self._closing or self._revoking:
                     continue  # never acked: the partition's next owner reads them
                 if len(records) < self._size:
                     records.extend(feed.take_nowait(self._size - len(records)))
@@ -106,6 +108,45 @@ class EventBatcher:
             checkpointer = self._checkpointer
             for partition in checkpointer.pending():
                 checkpointer.save(checkpointer.snapshot(partition))
+
+    async def checkpoint(self, within_s: float) -> bool:
+        """A rebalance is about to take every partition: finish every write in flight,
+        save a snapshot of every partition with changes and ack what it covers, within
+        ``within_s`` seconds, so the next owners go on from here. From now until
+        :meth:`reopen` no record is scored: the models go with the partitions, and what
+        is not acked is read again by the next owner.
+
+        False when the bound ran out (a write waiting for the database): nothing more is
+        saved, and the next owners go on from the last checkpoint, publishing again
+        the events sent since. A write that fails here has already called ``on_fatal``.
+        """
+        self._revoking = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        try:
+            async with asyncio.timeout(within_s):
+                await self._lock.acquire()
+        except TimeoutError:
+            return False
+        try:
+            if self._inflight:
+                # waited on, never cancelled: a write cut off would cost the models
+                _, waiting = await asyncio.wait(
+                    list(self._inflight), timeout=max(deadline - loop.time(), 0.0)
+                )
+                if waiting:
+                    return False
+            await self._settle()
+            checkpointer = self._checkpointer
+            for partition in checkpointer.pending():
+                checkpointer.save(checkpointer.snapshot(partition))
+            return True
+        finally:
+            self._lock.release()
+
+    def reopen(self) -> None:
+        """The rebalance has taken the partitions (and their models): score again."""
+        self._revoking = False
 
     async def _admit(self, records: list[Any]) -> list[Any]:
         """The records to score: fetched in this group generation, none skipped.
@@ -181,6 +222,8 @@ class EventBatcher:
         # were then reloaded from their last save, and would score these records without
         # the ones acked since, which the next owner skips as already seen. Checked
         # again here, with no await before the scoring.
+        if self._revoking:
+            return  # neither scored nor acked: the partitions' next owners read them
         records = self._of_this_generation(records)
         partition = self._checkpointer.due()
         if not records and partition is None:

@@ -118,10 +118,16 @@ class WorkerCore:
         """Consume the feed until cancelled."""
         await self.batcher.run(self.feed)
 
+    async def before_revoke(self, within_s: float) -> bool:
+        """A rebalance is about to take the partitions: every batch durable, every
+        partition's state saved and its records acked, within ``within_s`` (False if not)."""
+        return await self.batcher.checkpoint(within_s)
+
     def revoked(self) -> None:
         """Partitions were taken away: live models, held records and queued fetches go."""
         self.runtime.forget()
         self.feed.clear()
+        self.batcher.reopen()
 
     async def drain(self) -> None:
         """Stopping: the batch in hand durable, every partition's state saved and acked."""

@@ -44,6 +44,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:  # pragma: no cover - broker
+        # Faust forgets the acks of the partitions it gives up right below, before its
+        # app hears of the revoke, and commits none of them. The app saves its models
+        # and commits first, so the next owners go on from here.
+        before = getattr(self.app, "before_revoke", None)
+        if before is not None and not self.app.should_stop:
+            await before()
+        await super().on_partitions_revoked(revoked)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
         feed: RecordFeed | None = getattr(self.app, "batch_feed", None)
         if feed is None:
@@ -146,13 +155,16 @@ class Lifecycle(Protocol):
 
     async def on_app_stopped(self) -> None: ...
 
+    async def on_before_revoke(self) -> None: ...
+
 
 class WorkerApp(faust.App):  # type: ignore[misc]
     """A Faust app whose consumer hands ``feed``'s topics over in lists.
 
     ``lifecycle`` is told when the app has started (before any record is
     read), when it begins to stop (before Faust stops its consumer, so the
-    batch in hand can be finished and committed) and when it has stopped.
+    batch in hand can be finished and committed), when it has stopped, and when
+    a rebalance is about to take its partitions (before Faust forgets their acks).
     """
 
     def __init__(
@@ -183,3 +195,7 @@ class WorkerApp(faust.App):  # type: ignore[misc]
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
         await self._lifecycle.on_app_stopped()
+
+    async def before_revoke(self) -> None:
+        """A rebalance is about to take the partitions (the consumer calls this)."""
+        await self._lifecycle.on_before_revoke()
