@@ -233,7 +233,9 @@ def evaluate(
     from stream_app.offline.evaluate_cli import run_evaluate
 
     with _bad_input():
-        run_evaluate(data, report, as_json, config, generated, labelling, windows)
+        failed, tried = run_evaluate(data, report, as_json, config, generated, labelling, windows)
+    if failed:
+        raise _fail(f"{failed} of {tried} file(s) not evaluated (see above)")
 
 
 @bench_app.command()

@@ -140,6 +140,7 @@ def load_dataset(
     labelling: str = "windows",
     windows_file: Path | None = None,
     on_note: Callable[[str], None] | None = None,
+    on_unreadable: Callable[[Path, OSError], None] | None = None,
 ) -> tuple[list[LabelledSeries], list[Path]]:
     """The labelled series under ``root`` (a folder, or one CSV file), and the CSVs
     skipped for lack of columns.
@@ -157,6 +158,10 @@ def load_dataset(
     ``on_note`` hears of windows that cover none of their series' points (a window in
     another year or time zone than the data would silently make the series anomaly-free),
     and, for a folder, of windows-file keys that name none of its CSVs.
+
+    ``on_unreadable`` hears of each CSV of a folder that cannot be read (no permission,
+    gone since the folder was listed), which is then left out; without it, or for one
+    file, the ``OSError`` is raised.
     """
     if labelling not in ("windows", "nab"):
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
@@ -183,15 +188,24 @@ def load_dataset(
             # key that ends with its name
             ends = [key for key in ts_windows if key.endswith("/" + name)]
             name = ends[0] if len(ends) == 1 else name
-        labelled = has_columns(path, ("timestamp", "value", "label"))
-        if windows_file is None:
-            keep = labelled
-        else:
-            keep = name in ts_windows and (labelled or has_columns(path, ("timestamp", "value")))
-        if not keep:
+        try:
+            labelled = has_columns(path, ("timestamp", "value", "label"))
+            if windows_file is None:
+                keep = labelled
+            else:
+                keep = name in ts_windows and (
+                    labelled or has_columns(path, ("timestamp", "value"))
+                )
+            table = read_series_csv(path, ("value",), with_labels=labelled) if keep else None
+        except OSError as exc:
+            if single or on_unreadable is None:
+                raise
+            # as in a replay: the folder's other files are still evaluated
+            on_unreadable(path, exc)
+            continue
+        if table is None:
             skipped.append(path)
             continue
-        table = read_series_csv(path, ("value",), with_labels=labelled)
         _sort_by_time(table, name, on_note)
         if name in ts_windows:
             # each window on its own first: one that covers no point is said

@@ -95,21 +95,35 @@ def run_evaluate(
     generated: int = 0,
     labelling: str = "windows",
     windows_file: Path | None = None,
-) -> None:
+) -> tuple[int, int]:
+    """Evaluate and print; returns how many CSVs of the folder could not be read, of how
+    many it was to evaluate (the command then ends with exit 2)."""
     console = plain_console(stderr=True)
     config = load_config(config_path)
     if windows_file is not None and data is None:
         raise ValueError("--windows labels the series of a folder: give the folder too")
+    unreadable: list[Path] = []
+
+    def not_read(path: Path, exc: OSError) -> None:
+        unreadable.append(path)
+        console.print(f"error: {visible(str(exc))}", soft_wrap=True)
+
     series, skipped = (
         load_dataset(
-            data, labelling, windows_file, on_note=lambda text: console.print(visible(text))
+            data,
+            labelling,
+            windows_file,
+            on_note=lambda text: console.print(visible(text)),
+            on_unreadable=not_read,
         )
         if data is not None
         else ([], [])
     )
+    tried = len(series) + len(unreadable)
     if data is not None and not series:
         needed = "timestamp,value" if windows_file else "timestamp,value,label"
-        raise ValueError(f"{data}: no CSV with {needed} columns")
+        also = f" ({len(unreadable)} could not be read, see above)" if unreadable else ""
+        raise ValueError(f"{data}: no CSV with {needed} columns{also}")
     series += generated_dataset(generated) if generated else []
     if not series:
         raise ValueError("nothing to evaluate: give a folder, --generated N, or both")
@@ -141,8 +155,9 @@ def run_evaluate(
         console.print(f"report: {visible(str(target))}")
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
+        return len(unreadable), tried
     out = plain_console()
     out.print(series_table(result))
     out.print(family_table(result))
     out.print(overall_table(result))
+    return len(unreadable), tried

@@ -7,6 +7,7 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
@@ -206,6 +207,34 @@ def test_a_windows_file_that_cannot_label_the_folder_is_an_error(
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.stderr.replace("│", " ").split())
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("refused", ["rb", "r"], ids=["header", "rows"])
+def test_a_file_that_cannot_be_read_fails_alone_in_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    """A CSV the user may not read stopped the whole evaluation at its header check or
+    its rows (root reads any file, so the refusal is simulated where files are opened):
+    it is named, the folder's other files are evaluated, and the command ends with exit 2."""
+    data = _dataset(tmp_path / "data")
+    secret = data / "group" / "b.csv"
+    real_open = Path.open
+
+    def opening(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if self == secret and mode == refused:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", opening)
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--json"])
+    assert result.exit_code == 2, result.output
+    assert f"error: [Errno 13] Permission denied: '{secret}'" in result.stderr
+    assert "1 of 3 file(s) not evaluated (see above)" in result.stderr
+    assert set(json.loads(result.stdout)["series"]) == {"group/a.csv", "c.csv"}
+    # one file that cannot be read is the command's error, as before
+    result = CliRunner().invoke(app, ["evaluate", str(secret)])
+    assert result.exit_code == 2, result.output
+    assert "Permission denied" in result.stderr and "not evaluated" not in result.stderr
 
 
 def test_one_file_is_evaluated_as_in_its_folder(tmp_path: Path) -> None:
