@@ -8,6 +8,7 @@ sibling modules, imported inside the commands.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -127,10 +128,15 @@ def replay(
             help="A CSV file or a folder of them; - reads one from standard input.",
         ),
     ],
-    output: Annotated[
-        Path,
+    output_text: Annotated[
+        str,
         typer.Option(
-            "--output", "-o", help="File or folder to write; - writes to standard output."
+            "--output",
+            "-o",
+            # text, not a Path: a Path drops the trailing / that says a folder is meant
+            metavar="<path>",
+            help="File or folder to write (a folder where it ends with /); - writes to "
+            "standard output.",
         ),
     ],
     config: ConfigOption = None,
@@ -149,10 +155,11 @@ def replay(
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = plain_console(stderr=True)
     failed = 0
-    shown_output = output
+    output = shown_output = Path(output_text)
+    into_folder = output_text.endswith(("/", os.sep)) and output != STDIO
     with _bad_input(), _through_files(source, output) as (source, output):
         engine = load_config(config)
-        plan, skipped = plan_outputs(source, output, names)
+        plan, skipped = plan_outputs(source, output, names, into_folder=into_folder)
         if skipped:
             console.print(
                 f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "

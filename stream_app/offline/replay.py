@@ -380,18 +380,27 @@ def replay_file(
 
 
 def plan_outputs(
-    source: Path, output: Path, metrics: Sequence[str] | None = None
+    source: Path,
+    output: Path,
+    metrics: Sequence[str] | None = None,
+    into_folder: bool = False,
 ) -> tuple[list[tuple[Path, Path, str]], list[Path]]:
     """``(input file, output file, entity)`` for a file or a folder searched recursively.
 
     In a folder, CSVs whose header lacks ``timestamp`` or a metric column (an
     index, a README table) are returned separately as skipped; a single file
     is always planned, so a wrong header is reported as malformed.
+
+    A single file is written into ``output`` under its own name where ``output`` is a
+    folder, or is to be one (``into_folder``: it was given with a trailing ``/``, and is
+    made if missing); else ``output`` is the file to write.
     """
     names = metric_names(metrics)  # a bad list is said once, before any file
     if source.exists() and not source.is_dir():
         # a file, or a pipe (``<(...)``, /dev/stdin): read once, as a file
-        target = output / source.name if output.is_dir() else output
+        if into_folder and output.exists() and not output.is_dir():
+            raise ValueError(f"{output}/: a trailing / names a folder, and this is not one")
+        target = output / source.name if into_folder or output.is_dir() else output
         if target.resolve() == source.resolve() or _same_file(target, source):
             raise ValueError(f"{target}: the output would overwrite its input")
         return [(source, target, source.with_suffix("").name)], []

@@ -1,4 +1,5 @@
-"""Where ``replay -o`` writes: into a device or a named pipe, through a symbolic link."""
+"""Where ``replay -o`` writes: into a device or a named pipe, through a symbolic link, into
+a folder named with a trailing /."""
 
 from __future__ import annotations
 
@@ -53,3 +54,23 @@ def test_a_link_to_nothing_yet_makes_the_file_it_names(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["replay", str(source), "-o", str(link)])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and (tmp_path / "made.csv").read_text().count("\n") == 121
+
+
+def test_an_output_that_ends_with_a_slash_is_a_folder_to_make(tmp_path: Path) -> None:
+    """``-o newdir/`` wrote a file named ``newdir`` (the / was lost on the way to a Path):
+    a trailing / says a folder, which is made and gets the file under its own name, as
+    a folder that exists does; without it, a missing path is still a file to make."""
+    source = tmp_path / "one.csv"
+    _series(source)
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", f"{tmp_path / 'newdir'}/"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir").is_dir()
+    assert (tmp_path / "newdir" / "one.csv").read_text().count("\n") == 121
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", str(tmp_path / "plain")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "plain").read_text().count("\n") == 121
+    # a file named with a trailing / is not a folder: refused, and left as it was
+    result = CliRunner().invoke(app, ["replay", str(source), "-o", f"{tmp_path / 'plain'}/"])
+    assert result.exit_code == 2, result.output
+    assert "a trailing / names a folder" in result.stderr
+    assert (tmp_path / "plain").read_text().count("\n") == 121
