@@ -150,7 +150,7 @@ def replay(
     from rich.progress import Progress
 
     from stream_app.offline.replay import UNSCORED_MEANING, load_config, plan_outputs, replay_file
-    from stream_app.offline.terminal import plain_console, visible
+    from stream_app.offline.terminal import first_of, plain_console, visible
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     console = plain_console(stderr=True)
@@ -163,7 +163,7 @@ def replay(
         if skipped:
             console.print(
                 f"skipped {len(skipped)} CSV(s) without the timestamp/value columns: "
-                + ", ".join(visible(str(p.relative_to(source))) for p in skipped[:5])
+                + first_of([visible(str(p.relative_to(source))) for p in skipped])
             )
         rows = invalid = 0
         unscored: Counter[str] = Counter()

@@ -40,6 +40,7 @@ from stream_app.offline.csvio import (
     read_series_csv,
     read_text,
 )
+from stream_app.offline.terminal import first_of
 
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig
@@ -241,11 +242,9 @@ def _note_unmatched_keys(
     if not unmatched or (windows_file is not None and len(unmatched) == len(ts_windows)):
         return  # all match, or a --windows file that names none, which is an error
     source = windows_file if windows_file is not None else folder / "windows.json"
-    shown = ", ".join(repr(key) for key in unmatched[:5])
-    more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
     on_note(
         f"{source}: {len(unmatched)} of its {len(ts_windows)} entries name no CSV under "
-        f"{folder} (keys are paths under that folder): {shown}{more}"
+        f"{folder} (keys are paths under that folder): {first_of([repr(k) for k in unmatched])}"
     )
 
 

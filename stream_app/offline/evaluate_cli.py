@@ -19,7 +19,7 @@ from stream_app.offline.evaluate import (
     run_all,
 )
 from stream_app.offline.replay import load_config
-from stream_app.offline.terminal import plain_console, visible
+from stream_app.offline.terminal import first_of, plain_console, visible
 
 SHORT = {
     "nab_standard": "NAB std",
@@ -132,8 +132,7 @@ def run_evaluate(
     if skipped:
         why = "not in the windows file" if windows_file else "without timestamp,value,label"
         console.print(
-            f"skipped {len(skipped)} CSV(s) {why}: "
-            + ", ".join(visible(p.name) for p in skipped[:5])
+            f"skipped {len(skipped)} CSV(s) {why}: " + first_of([visible(p.name) for p in skipped])
         )
     columns = (
         TextColumn("{task.description}"),

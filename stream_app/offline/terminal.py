@@ -12,6 +12,7 @@ markup, and names go through :func:`visible` first.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,6 +37,17 @@ def visible(text: str) -> str:
     return "".join(
         ascii(char)[1:-1] if unicodedata.category(char) in _HIDDEN else char for char in text
     )
+
+
+def first_of(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``names``, and how many more there are: a list cut short
+    says so.
+
+    >>> first_of(["a.csv", "b.csv"]), first_of([f"{k}.csv" for k in range(7)])
+    ('a.csv, b.csv', '0.csv, 1.csv, 2.csv, 3.csv, 4.csv and 2 more')
+    """
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def plain_console(stderr: bool = False) -> Console:

@@ -142,6 +142,23 @@ def test_a_windows_file_apart_labels_timestamp_value_files(tmp_path: Path) -> No
     assert "not in the windows file: notes.csv" in " ".join(apart.stderr.split())
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["labels", "windows-file"])
+def test_a_list_of_skipped_csvs_cut_short_says_how_many_more(tmp_path: Path, apart: bool) -> None:
+    """It said "skipped 6 CSV(s)" and named 5, with no sign of the sixth."""
+    if apart:
+        data, labels = _nab_layout(tmp_path)
+        args, why = ["--windows", str(labels)], "not in the windows file"
+    else:
+        data, args, why = _dataset(tmp_path / "data"), [], "without timestamp,value,label"
+    for k in range(5):
+        (data / f"notes{k}.csv").write_text("path,comment\nc.csv,none\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--json", *args])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert f"skipped 6 CSV(s) {why}: " in said
+    assert said.count(".csv, ") == 4 and " and 1 more" in said
+
+
 def test_a_window_beside_its_series_is_said(tmp_path: Path) -> None:
     """A window that covers none of its series' points (another year, another time zone)
     would make a labelled series look anomaly-free without a word."""

@@ -73,6 +73,20 @@ def test_folder_skips_csvs_that_are_not_series(tmp_path: Path) -> None:
     assert [p.name for p in out.rglob("*.csv")] == ["a.csv"]
 
 
+def test_a_list_of_skipped_csvs_cut_short_says_how_many_more(tmp_path: Path) -> None:
+    """It said "skipped 6 CSV(s)" and named 5, with no sign of the sixth."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _series_csv(src / "a.csv", 50)
+    for k in range(6):
+        (src / f"index{k}.csv").write_text("path,points\na.csv,50\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "skipped 6 CSV(s) without the timestamp/value columns: index0.csv, index1.csv, "
+        "index2.csv, index3.csv, index4.csv and 1 more"
+    ) in " ".join(result.stderr.split())
+
+
 def test_single_file_with_a_wrong_header_is_malformed(tmp_path: Path) -> None:
     source = tmp_path / "index.csv"
     source.write_text("path,points\na.csv,50\n", encoding="utf-8")
