@@ -102,6 +102,10 @@ def run_evaluate(
     config = load_config(config_path)
     if windows_file is not None and data is None:
         raise ValueError("--windows labels the series of a folder: give the folder too")
+    if report is not None:
+        from stream_app.offline.report import check_folder
+
+        check_folder(report)
     unreadable: list[Path] = []
 
     def not_read(path: Path, exc: OSError) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -490,6 +491,20 @@ def family_table(result: dict[str, Any]) -> str:
         "<h2>Per family</h2><p>lofo_nab: NAB standard with the threshold chosen on the other "
         f'families.</p><table class="families"><tr>{head}</tr>{"".join(rows)}</table>'
     )
+
+
+def check_folder(directory: Path) -> None:
+    """Make ``directory`` and write and remove a file in it, so that a report it cannot
+    take fails before the evaluation (minutes on a corpus), not after it; a
+    ``ValueError`` saying why."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tsguard-report-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--report {directory}: cannot write there ({exc.strerror or exc})"
+        ) from None
 
 
 def write_report(

@@ -324,6 +324,37 @@ def test_a_report_path_that_is_a_file_is_refused_before_the_evaluation(tmp_path:
     assert taken.read_text(encoding="utf-8") == "mine"
 
 
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report folder that cannot be made (here: under a file; a folder the user may
+    not write fails the same way) failed only after the whole evaluation had run."""
+    from stream_app.offline import evaluate_cli
+
+    def scoring(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the detectors ran before the report folder was checked")
+
+    monkeypatch.setattr(evaluate_cli, "run_all", scoring)
+    taken = tmp_path / "taken"
+    taken.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["evaluate", str(_dataset(tmp_path / "data")), "--report", str(taken / "report")]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"error: --report {taken / 'report'}: cannot write there (Not a directory)" in (
+        " ".join(result.stderr.split())
+    )
+    assert taken.read_text(encoding="utf-8") == "mine"
+    # a folder that can be written is made, and holds only the report afterwards
+    monkeypatch.undo()
+    made = tmp_path / "new" / "report"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(_dataset(tmp_path / "data")), "--json", "--report", str(made)]
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in made.iterdir()] == ["index.html"]
+
+
 def test_evaluate_rejects_a_folder_without_labelled_series(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("timestamp,value\n1,2\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path)])
