@@ -94,21 +94,25 @@ def episode_counts(
 def summarise(counts: Iterable[EpisodeCounts]) -> dict[str, float | None]:
     """Micro-averaged precision, recall, F1, delay and alarm time over ``counts``.
 
-    Precision is 0 with no episode; recall is None with no window.
+    Precision is None with no episode, as recall is with no window: neither is defined
+    (a 0 would read as every episode false). F1 is None with no window, and 0 where
+    windows were found by no episode.
     """
     total = EpisodeCounts()
     for item in counts:
         total.add(item)
-    precision = total.true_episodes / total.episodes if total.episodes else 0.0
+    precision = total.true_episodes / total.episodes if total.episodes else None
     recall = total.found_windows / total.windows if total.windows else None
-    if recall is None or precision + recall == 0:
-        f1: float | None = None if recall is None else 0.0
+    if recall is None:
+        f1: float | None = None
+    elif precision is None or precision + recall == 0:
+        f1 = 0.0
     else:
         f1 = 2 * precision * recall / (precision + recall)
     delay = float(np.mean(total.delays)) if total.delays else None
     ratios = total.length_ratios
     return {
-        "episode_precision": round(precision, 6),
+        "episode_precision": None if precision is None else round(precision, 6),
         "episode_recall": None if recall is None else round(recall, 6),
         "episode_f1": None if f1 is None else round(f1, 6),
         "mean_delay_points": None if delay is None else round(delay, 3),

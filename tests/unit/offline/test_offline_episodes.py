@@ -62,3 +62,16 @@ def test_no_window_gives_no_recall() -> None:
     summary = summarise([episode_counts([0, 1, 0], [])])
     assert summary["episode_recall"] is None
     assert summary["episode_precision"] == 0.0
+
+
+def test_no_episode_gives_no_precision() -> None:
+    """With no episode, precision is undefined as recall is with no window: it read 0,
+    as if every episode had been false."""
+    missed = summarise([episode_counts([0, 0, 0, 0], [(1, 2)])])
+    assert missed["episode_precision"] is None
+    assert missed["episode_recall"] == 0.0 and missed["episode_f1"] == 0.0
+    quiet = summarise([episode_counts([0, 0, 0], [])])
+    assert quiet["episode_precision"] is None and quiet["episode_f1"] is None
+    # summed with a series that has episodes, one without leaves its precision alone
+    both = [episode_counts([0, 1, 0], [(1, 1)]), episode_counts([0, 0, 0], [])]
+    assert summarise(both)["episode_precision"] == 1.0

@@ -312,6 +312,29 @@ def test_evaluate_table_output(tmp_path: Path) -> None:
     assert "river_hst" in result.stdout
 
 
+def test_a_detector_without_episodes_has_no_precision(tmp_path: Path) -> None:
+    """An anomaly-free series where tsguard opens no episode: its precision is null (it
+    read 0.0), in the series, the family and overall, shown as - in the table and the
+    report."""
+    data = _dataset(tmp_path / "data")
+    report = tmp_path / "report"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(data / "c.csv"), "--json", "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["series"]["c.csv"]["tsguard"]["episodes"] == 0
+    assert payload["series"]["c.csv"]["tsguard"]["episode_precision"] is None
+    assert payload["families"]["other"]["tsguard"]["precision"] is None
+    assert payload["overall"]["tsguard"]["episode_precision"] is None
+    assert (report / "index.html").is_file()
+    result = CliRunner().invoke(app, ["evaluate", str(data / "c.csv")])
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("│ tsguard ")]
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[5] == "-"  # detector, NAB std, lowFP, lowFN, F1, then P
+
+
 def test_a_report_path_that_is_a_file_is_refused_before_the_evaluation(tmp_path: Path) -> None:
     taken = tmp_path / "report.html"
     taken.write_text("mine", encoding="utf-8")
