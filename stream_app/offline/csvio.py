@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stream_app.wire import TimestampRangeError, epoch_seconds_from_number, parse_number
+from stream_app.wire import (
+    ASCII_SPACE,
+    TimestampRangeError,
+    epoch_seconds_from_number,
+    parse_number,
+)
 
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
@@ -59,10 +64,11 @@ class SeriesTable:
 
 def parse_timestamp(text: str) -> float:
     """Epoch seconds (UTC) from ISO-8601 or an epoch number (see
-    :func:`~stream_app.wire.epoch_seconds_from_number`)."""
-    stripped = text.strip()
+    :func:`~stream_app.wire.epoch_seconds_from_number`); a number is read as a value is
+    (:func:`~stream_app.wire.parse_number`)."""
+    stripped = text.strip(ASCII_SPACE)
     try:
-        number = float(stripped)
+        number = parse_number(stripped)
     except ValueError:
         stamp = datetime.fromisoformat(stripped)  # raises ValueError on garbage
         if stamp.tzinfo is None:
@@ -74,8 +80,10 @@ def parse_timestamp(text: str) -> float:
 
 
 def parse_value(text: str) -> float | None:
-    """A float, ``None`` for an empty cell; ``nan``/``inf`` pass through for the cleaner."""
-    stripped = text.strip()
+    """A float, ``None`` for an empty cell; ``nan``/``inf`` pass through for the cleaner.
+    Only ASCII white space is stripped: a cell padded with a no-break space is not a
+    number (see :func:`~stream_app.wire.parse_number`)."""
+    stripped = text.strip(ASCII_SPACE)
     if stripped.lower() in _MISSING:
         return None
     return parse_number(stripped)

@@ -13,6 +13,7 @@ from stream_app.wire.deadletter import dead_letter
 from stream_app.wire.event import EVENT_VERSION, event_to_wire
 from stream_app.wire.names import ENTITY_RE, MAX_ENTITY, METRIC_RE, is_entity, is_metric
 from stream_app.wire.reading import (
+    ASCII_SPACE,
     MAX_METRICS,
     MAX_TAGS,
     Reading,
@@ -32,6 +33,7 @@ from stream_app.wire.timefmt import (
 )
 
 __all__ = [
+    "ASCII_SPACE",
     "ENTITY_RE",
     "EVENT_VERSION",
     "MAX_ENTITY",

@@ -59,21 +59,32 @@ class Rejection:
 _NAME_CACHE = 100_000
 
 
+# the white space a number may have around it: ASCII only (float strips a no-break space
+# and other Unicode spaces as well)
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+
 def parse_number(text: str) -> float:
     """A number written as text, as every reader of readings takes it (MQTT payloads, CSV
-    cells): ``float``, but not Python's own ``1_000``, which no other system reads as a
-    number; ``ValueError`` otherwise.
+    cells): ``float``, but not Python's own ``1_000``, nor digits of other scripts
+    (Arabic-Indic, fullwidth) or Unicode spaces around it, which ``float`` takes but no
+    other system reads as a number; ``ValueError`` otherwise.
 
-    >>> parse_number(" 21.5"), parse_number("1e3")
-    (21.5, 1000.0)
+    >>> parse_number(" 21.5"), parse_number("1e3"), parse_number("\\t-0.0\\n")
+    (21.5, 1000.0, -0.0)
     >>> parse_number("1_000")
     Traceback (most recent call last):
     ...
     ValueError: not a number: '1_000'
+    >>> parse_number("10\\xa0")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a number: '10\\xa0'
     """
-    if "_" in text:
+    stripped = text.strip(ASCII_SPACE)
+    if "_" in stripped or not stripped.isascii():
         raise ValueError(f"not a number: {text!r}")
-    return float(text)
+    return float(stripped)
 
 
 def _remember(names: set[str], name: str) -> None:

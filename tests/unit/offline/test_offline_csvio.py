@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_a_series_stamped_in_nanoseconds_replays_as_in_seconds(tmp_path: Path) -
     assert any(line.endswith(",opened") for line in written["s"])
 
 
-@pytest.mark.parametrize("text", ["yesterday", "", "nan", "2018-13-01T00:00:00Z"])
+@pytest.mark.parametrize("text", ["yesterday", "", "nan", "2018-13-01T00:00:00Z", "1_530_619_200"])
 def test_bad_timestamps_raise(text: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(text)
@@ -176,3 +177,58 @@ def test_a_header_is_read_alone_and_its_bytes_named(tmp_path: Path) -> None:
     with pytest.raises(MalformedCsvError, match="not UTF-8") as caught:
         has_columns(head, ("timestamp", "value"))
     assert caught.value.line == 1
+
+
+# Cells Python's float reads and no other system does: digits of other scripts, and a
+# number padded or written with Unicode spaces (written as escapes: the characters
+# look like ASCII ones)
+NOT_NUMBERS = {
+    "arabic-indic": "\u0661\u0660",
+    "fullwidth": "\uff11\uff10.\uff15",
+    "no-break-space": "\u00a010.5\u00a0",
+    "em-space": "10.5\u2003",
+    "devanagari-in-ascii": "1\u0967.5",
+}
+
+
+@pytest.mark.parametrize("cell", list(NOT_NUMBERS.values()), ids=list(NOT_NUMBERS))
+def test_a_value_in_digits_or_spaces_outside_ascii_is_not_a_number(
+    tmp_path: Path, cell: str
+) -> None:
+    """``float`` read them (10, 10.5), while ``1_000`` was refused because no other system
+    reads it as a number: they are now what ``1_000`` is, invalid_value in a replay."""
+    path = _write(tmp_path, f"timestamp,value\n1000,1\n1060,{cell}\n1120,2\n")
+    with pytest.raises(MalformedCsvError, match="3: cannot parse value"):
+        read_series_csv(path)
+    table = read_series_csv(path, keep_invalid_values=True)
+    assert table.invalid == {"value": {1}} and table.values["value"] == [1.0, None, 2.0]
+    assert table.raw_values["value"][1] == cell  # written back as it was
+
+
+@pytest.mark.parametrize("cell", list(NOT_NUMBERS.values()), ids=list(NOT_NUMBERS))
+def test_a_time_number_in_digits_or_spaces_outside_ascii_is_not_a_time(cell: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(cell.replace("10", "1530619200"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("1.05E+01", 10.5),
+        ("+10.5", 10.5),
+        ("  10.5 ", 10.5),
+        ("\t10.5", 10.5),
+        ('"10.5"', 10.5),
+        ("-0.0", -0.0),
+        ("5e-324", 5e-324),
+        ("inf", math.inf),
+        ("null", None),
+        ("", None),
+    ],
+)
+def test_what_is_read_as_a_number(tmp_path: Path, cell: str, value: float | None) -> None:
+    path = _write(tmp_path, f"timestamp,value\n 1000\t,{cell}\n")
+    table = read_series_csv(path)
+    assert table.timestamps == [1000.0] and table.values["value"] == [value]
+    nan = read_series_csv(_write(tmp_path, "timestamp,value\n1000,NaN\n")).values["value"][0]
+    assert nan is not None and math.isnan(nan)
