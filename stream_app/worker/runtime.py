@@ -141,8 +141,10 @@ class WorkerRuntime:
         No checkpoint here: a batch may be scored but not yet durable (the
         batcher overlaps writing one batch with scoring the next), and saving
         its state would make the replayed points look like duplicates to the
-        partition's next owner. Unacked events are replayed from the last
-        checkpoint instead, which re-learns exactly what was lost.
+        partition's next owner. The batcher checkpoints before the revoke
+        (``EventBatcher.checkpoint``), once every write is durable; where it
+        could not, unacked events are replayed from the last checkpoint, which
+        re-learns exactly what was lost.
         """
         self.checkpointer.revoked()
         self.scorer.forget()

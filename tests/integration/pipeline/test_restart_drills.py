@@ -186,6 +186,53 @@ def test_sigterm_mid_stream_drains_commits_and_exits_0(pipeline: Pipeline) -> No
     _assert_exactly_once_and_equal(pipeline, readings)
 
 
+def test_a_worker_joining_and_leaving_gracefully_repeats_no_event(pipeline: Pipeline) -> None:
+    """Before, the workers that kept running gave their partitions up at every rebalance
+    without a checkpoint, and the next owners published again the events sent since the
+    last one (a worker joining, then stopped with SIGTERM: 16 of 399 events repeated,
+    4 episodes opened twice). Each now saves its models and commits first."""
+    readings, _ = labelled_stream(
+        entities=40, metrics=("temperature", "pressure"), points=300, seed=29
+    )
+    for i, reading in enumerate(readings):  # episodes open and resolve all along
+        step, e = divmod(i, 40)
+        if e < 20 and step >= 30 and step % 15 in (e % 15, e % 15 + 1):
+            reading["metrics"]["pressure"] = round(reading["metrics"]["pressure"] + 40.0, 4)
+    points = sum(len(r["metrics"]) for r in readings)
+    partitions = pipeline.settings.topic_partitions
+    workers = [pipeline.start_worker("w1"), pipeline.start_worker("w2")]
+    for worker in workers:
+        worker.wait_ready()
+    wait_for(
+        lambda: [w.metric("tsguard_assigned_partitions") for w in workers] == [2, 2],
+        timeout=60,
+        what="two partitions each",
+    )
+    feed = PacedFeed(pipeline, readings, rate=300.0)
+    feed.start()
+    wait_for(lambda: _scored(pipeline) >= 0.3 * points, timeout=90, what="30% stored", every=0.1)
+    joined = pipeline.start_worker("w3")
+    wait_for(
+        lambda: joined.metric("tsguard_assigned_partitions") > 0,
+        timeout=60,
+        what="the third worker assigned",
+    )
+    at_join = _scored(pipeline)
+    wait_for(lambda: _scored(pipeline) >= 0.7 * points, timeout=90, what="70% stored", every=0.1)
+    assert joined.terminate(timeout=40) == 0, joined.log_tail()
+    left_at = _scored(pipeline)
+    feed.join()
+    wait_for(lambda: _scored(pipeline) >= points, timeout=120, what="the whole stream stored")
+    assert at_join < left_at < points  # both rebalances came mid-stream
+    _assert_exactly_once_and_equal(pipeline, readings)
+    events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=10**9, timeout=3)
+    keys = [(e["episode_id"], e["event"], e["ts"]) for e in events]
+    assert len(keys) > 100, len(keys)
+    repeated = len(keys) - len(set(keys))
+    assert repeated == 0, f"{repeated} of {len(keys)} events repeated"
+    assert sum(w.metric("tsguard_assigned_partitions") for w in workers) == partitions
+
+
 def _committed(pipe: Pipeline) -> int:
     """Readings committed by the group, over every partition."""
     settings = pipe.settings
