@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from stream_app.offline import baselines, episodes, nab, quality
 from stream_app.offline.csvio import (
+    MalformedCsvError,
     SeriesTable,
     find_csvs,
     has_columns,
@@ -141,7 +142,7 @@ def load_dataset(
     labelling: str = "windows",
     windows_file: Path | None = None,
     on_note: Callable[[str], None] | None = None,
-    on_unreadable: Callable[[Path, OSError], None] | None = None,
+    on_unreadable: Callable[[Path, OSError | MalformedCsvError], None] | None = None,
 ) -> tuple[list[LabelledSeries], list[Path]]:
     """The labelled series under ``root`` (a folder, or one CSV file), and the CSVs
     skipped for lack of columns.
@@ -161,8 +162,8 @@ def load_dataset(
     and, for a folder, of windows-file keys that name none of its CSVs.
 
     ``on_unreadable`` hears of each CSV of a folder that cannot be read (no permission,
-    gone since the folder was listed), which is then left out; without it, or for one
-    file, the ``OSError`` is raised.
+    gone since the folder was listed) or is malformed, which is then left out; without
+    it, or for one file, the error is raised.
     """
     if labelling not in ("windows", "nab"):
         raise ValueError(f"labelling must be windows or nab, not {labelling!r}")
@@ -198,7 +199,7 @@ def load_dataset(
                     labelled or has_columns(path, ("timestamp", "value"))
                 )
             table = read_series_csv(path, ("value",), with_labels=labelled) if keep else None
-        except OSError as exc:
+        except (OSError, MalformedCsvError) as exc:
             if single or on_unreadable is None:
                 raise
             # as in a replay: the folder's other files are still evaluated

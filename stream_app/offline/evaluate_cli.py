@@ -10,6 +10,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stream_app.offline.csvio import MalformedCsvError
 from stream_app.offline.evaluate import (
     DETECTORS,
     TABLE_KEYS,
@@ -96,8 +97,8 @@ def run_evaluate(
     labelling: str = "windows",
     windows_file: Path | None = None,
 ) -> tuple[int, int]:
-    """Evaluate and print; returns how many CSVs of the folder could not be read, of how
-    many it was to evaluate (the command then ends with exit 2)."""
+    """Evaluate and print; returns how many CSVs of the folder could not be read or were
+    malformed, of how many it was to evaluate (the command then ends with exit 2)."""
     console = plain_console(stderr=True)
     config = load_config(config_path)
     if windows_file is not None and data is None:
@@ -108,9 +109,10 @@ def run_evaluate(
         check_folder(report)
     unreadable: list[Path] = []
 
-    def not_read(path: Path, exc: OSError) -> None:
+    def not_read(path: Path, exc: OSError | MalformedCsvError) -> None:
         unreadable.append(path)
-        console.print(f"error: {visible(str(exc))}", soft_wrap=True)
+        said = f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
+        console.print(f"error: {visible(said)}", soft_wrap=True)
 
     series, skipped = (
         load_dataset(
@@ -126,7 +128,11 @@ def run_evaluate(
     tried = len(series) + len(unreadable)
     if data is not None and not series:
         needed = "timestamp,value" if windows_file else "timestamp,value,label"
-        also = f" ({len(unreadable)} could not be read, see above)" if unreadable else ""
+        also = (
+            f" ({len(unreadable)} could not be read or were malformed, see above)"
+            if unreadable
+            else ""
+        )
         raise ValueError(f"{data}: no CSV with {needed} columns{also}")
     series += generated_dataset(generated) if generated else []
     if not series:

@@ -254,6 +254,26 @@ def test_a_file_that_cannot_be_read_fails_alone_in_a_folder(
     assert "Permission denied" in result.stderr and "not evaluated" not in result.stderr
 
 
+def test_a_malformed_file_fails_alone_in_a_folder(tmp_path: Path) -> None:
+    """A malformed CSV in a folder stopped the whole evaluation (a replay fails it alone):
+    it is named with its line, the other files are evaluated, and the command ends with
+    exit 2; given alone, it is the command's error as before."""
+    data = _dataset(tmp_path / "data")
+    broken = data / "group" / "b.csv"
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    lines[10] = "not a time,1.0,0"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--json"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert f"error: malformed CSV: {broken}:11:" in said
+    assert "1 of 3 file(s) not evaluated (see above)" in said
+    assert set(json.loads(result.stdout)["series"]) == {"group/a.csv", "c.csv"}
+    result = CliRunner().invoke(app, ["evaluate", str(broken)])
+    assert result.exit_code == 2, result.output
+    assert "malformed CSV" in result.stderr and "not evaluated" not in result.stderr
+
+
 def test_one_file_is_evaluated_as_in_its_folder(tmp_path: Path) -> None:
     """A single CSV: labelled by its folder's windows.json or its labels, or by the
     windows file apart, whose key for it may be longer than its name."""
