@@ -116,10 +116,15 @@ def to_epoch(value: Any) -> float:
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = float(text)
+            value = parse_number(value)  # as a value cell is read: ASCII only
         except ValueError:
             # A CSV cell, not the wire: ISO 8601 in general, naive = UTC.
-            value = datetime.fromisoformat(text)
+            try:
+                value = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"not a time: {value!r} (a number in ASCII digits, or ISO 8601)"
+                ) from None
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return parse_timestamp(aware.timestamp())  # the wire's range

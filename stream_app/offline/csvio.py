@@ -223,9 +223,9 @@ def _read_row(
                 table.path, line, f"cannot parse {metric} {row[columns[metric]]!r} as a number"
             ) from None
     if table.labels is not None:
-        raw_label = row[columns["label"]].strip()
+        raw_label = row[columns["label"]]
         try:
-            table.labels.append(1 if float(raw_label) > 0 else 0)
+            table.labels.append(1 if parse_number(raw_label) > 0 else 0)
         except ValueError:
             raise MalformedCsvError(table.path, line, f"cannot parse label {raw_label!r}") from None
     table.raw_timestamps.append(raw_ts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.alerting.alerts import AlertBook, check_event, to_alert
-from connectors.ingest.files import ColumnMap, Malformed, MappingError, merged, read_csv
+from connectors.ingest.files import ColumnMap, Malformed, MappingError, merged, read_csv, to_epoch
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.replay_to_kafka import parse_speed
 from connectors.simulate.groundtruth import GroundTruth, GroundTruthWriter, read_ground_truth
@@ -313,3 +313,15 @@ def test_the_resolved_episodes_the_book_remembers_are_bounded() -> None:
         event = {**_event("resolved", ended_at="2026-01-05T10:05:00Z"), "episode_id": f"ep-{k}"}
         book.plan([event], 1000.0)
     assert list(book._resolved) == ["ep-2", "ep-3", "ep-4"]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["\u0661\u0667\u0660\u0660000000", "\uff11700000000", "1700000000\u00a0", "1_700_000_000"],
+)
+def test_a_file_time_in_digits_outside_ascii_is_not_a_time(cell: str) -> None:
+    """The file connector read Arabic-Indic or fullwidth digits and a no-break space in a
+    time cell as a number (``float``), while its value cells refused them."""
+    with pytest.raises(ValueError, match="not a time"):
+        to_epoch(cell)
+    assert to_epoch(" 1700000000 ") == to_epoch("2023-11-14T22:13:20") == 1_700_000_000.0

@@ -211,6 +211,15 @@ def test_a_time_number_in_digits_or_spaces_outside_ascii_is_not_a_time(cell: str
         parse_timestamp(cell.replace("10", "1530619200"))
 
 
+@pytest.mark.parametrize("cell", ["\u0661", "\uff11", "\u00a01"], ids=["arabic", "wide", "nbsp"])
+def test_a_label_outside_ascii_is_malformed_as_a_value_is(tmp_path: Path, cell: str) -> None:
+    """``float`` read an Arabic-Indic or fullwidth 1 in the label column as an anomaly,
+    while the value column refused it."""
+    path = _write(tmp_path, f"timestamp,value,label\n1000,1,0\n1060,2,{cell}\n")
+    with pytest.raises(MalformedCsvError, match="3: cannot parse label"):
+        read_series_csv(path, with_labels=True)
+
+
 @pytest.mark.parametrize(
     ("cell", "value"),
     [
