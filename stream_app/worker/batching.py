@@ -113,8 +113,8 @@ class EventBatcher:
         """A rebalance is about to take every partition: finish every write in flight,
         save a snapshot of every partition with changes and ack what it covers, within
         ``within_s`` seconds, so the next owners go on from here. From now until
-        :meth:`reopen` no record is scored: the models go with the partitions, and what
-        is not acked is read again by the next owner.
+        :meth:`reopen` (the next assignment) no record is scored: the models go with the
+        partitions, and what is not acked is read again by the next owner.
 
         False when the bound ran out (a write waiting for the database): nothing more is
         saved, and the next owners go on from the last checkpoint, publishing again
@@ -144,8 +144,15 @@ class EventBatcher:
         finally:
             self._lock.release()
 
+    def hold_off(self) -> None:
+        """Partitions were taken away: score nothing until :meth:`reopen`."""
+        self._revoking = True
+
     def reopen(self) -> None:
-        """The rebalance has taken the partitions (and their models): score again."""
+        """Partitions were assigned, in a new group generation: score again. Not at the
+        revoke: until the assignment the generation is still the old one, and a fetch
+        admitted before the rebalance (waiting for the lock while a write waited for the
+        database) would pass as this generation's, scored by the reloaded models."""
         self._revoking = False
 
     async def _admit(self, records: list[Any]) -> list[Any]:

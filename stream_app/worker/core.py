@@ -124,9 +124,15 @@ class WorkerCore:
         return await self.batcher.checkpoint(within_s)
 
     def revoked(self) -> None:
-        """Partitions were taken away: live models, held records and queued fetches go."""
+        """Partitions were taken away: live models, held records and queued fetches go,
+        and nothing is scored until the next assignment (:meth:`assigned`)."""
+        self.batcher.hold_off()
         self.runtime.forget()
         self.feed.clear()
+
+    def assigned(self) -> None:
+        """Partitions were assigned (the group's generation is the new one): score again."""
+        self.guard.assigned()
         self.batcher.reopen()
 
     async def drain(self) -> None:

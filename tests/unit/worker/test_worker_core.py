@@ -536,6 +536,7 @@ async def test_records_admitted_before_a_rebalance_that_wait_for_the_lock_are_no
         await asyncio.sleep(0)
     h.consumer.group_generation = 2  # the group rebalances; this worker keeps both
     h.core.revoked()
+    h.core.assigned()
     h.sink.paused.set()
     committed = {p: 0 for p in (0, 1)}
     await until(lambda: not h.core.batcher._lock.locked(), "the lock let go")
@@ -624,14 +625,55 @@ async def test_a_rebalance_while_the_database_is_away_gives_up_within_its_bound(
     assert not await h.core.before_revoke(0.2)
     assert time.monotonic() - started < 2.0
     assert len(h.consumer.acked) == acked
-    h.consumer.group_generation = 2
     h.core.revoked()
+    h.consumer.group_generation = 2
+    h.core.assigned()
     h.sink.paused.set()
     await until(lambda: len(h.sink.rows) == 150, "the write in flight completes")
     assert not h.fatal
     await offered(h, _generation([copy.copy(r) for r in records[150:]], 2), per_fetch=50)
     await until(lambda: len(h.sink.rows) == 200, "scoring goes on after the rebalance")
     await h.stop()
+    assert not h.fatal
+
+
+async def test_a_fetch_waiting_for_the_lock_is_not_scored_between_revoke_and_assignment() -> None:
+    """Faust's order: the revoke (the group's generation still the old one), then the
+    assignment that bumps it. A fetch admitted before the rebalance, waiting for the lock
+    while writes wait for the database, was scored in between by the models reloaded
+    from the table, which lacked the records acked since: every later score of those
+    entities differed (the session's review, 100 of 250). Nothing is scored until the
+    assignment now."""
+    records = readings(2, 150)
+    h = Harness()
+    h.start()
+    await offered(h, _generation(records[:100], 1), per_fetch=50)
+    await until(lambda: len(h.consumer.acked) == 100, "the first 100 stored and acked")
+    h.sink.paused.clear()  # PostgreSQL slows down
+    await offered(h, _generation(records[100:200], 1), per_fetch=50)  # two batches in flight
+    await until(lambda: h.core.batcher._lock.locked(), "the batch loop waits for a write slot")
+    await offered(h, _generation(records[200:250], 1), per_fetch=50)  # admitted, waits
+    await until(lambda: h.core.feed.waiting() == 0, "the batch loop took the fetch")
+    assert not await h.core.before_revoke(0.05)  # the bound runs out
+    h.core.revoked()  # still generation 1
+    h.sink.paused.set()
+    await until(lambda: not h.core.batcher._lock.locked(), "the lock let go")
+    for _ in range(50):
+        await asyncio.sleep(0)
+    h.consumer.group_generation = 2
+    h.core.assigned()
+    committed = _committed(h.consumer.acked)
+    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
+    await offered(h, _generation(again, 2), per_fetch=50)
+    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
+    await h.stop()
+    reference = Harness()
+    reference.start()
+    await offered(reference, _generation([copy.copy(r) for r in records], 1), per_fetch=50)
+    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
+    await reference.stop()
+    differ = [k for k, row in reference.sink.rows.items() if h.sink.rows[k].score != row.score]
+    assert differ == []
     assert not h.fatal
 
 
