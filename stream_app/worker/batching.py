@@ -121,6 +121,16 @@ class EventBatcher:
         the events sent since. A write that fails here has already called ``on_fatal``.
         """
         self._revoking = True
+        try:
+            return await self._checkpoint_all(within_s)
+        finally:
+            # Faust drops the acks of the partitions it gives up right after this, and an
+            # ack that came later (a write done once the bound ran out) would sit in its
+            # new list for the partition, below the offsets read after the assignment:
+            # its commits stopped there for good. Nothing is acked from here on.
+            self._checkpointer.reset()
+
+    async def _checkpoint_all(self, within_s: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         try:
