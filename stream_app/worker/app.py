@@ -307,7 +307,15 @@ class Worker:
         for tp in mine:
             end, done = ends.get(tp), taken.get((tp.topic, tp.partition))
             if done is None:
-                done = await consumer.position(tp)
+                try:
+                    done = await consumer.position(tp)
+                except Exception:  # taken away by a rebalance while this awaited: not ours
+                    # (aiokafka's IllegalStateError crashed the app, exit 1)
+                    continue
             if end is not None and done is not None:
                 lags[tp.partition] = max(end - done, 0)
-        set_consumer_lag(self.metrics.consumer_lag, lags)
+        # a rebalance while this awaited: the partitions given away are another's to report
+        still = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        set_consumer_lag(
+            self.metrics.consumer_lag, {p: lag for p, lag in lags.items() if p in still}
+        )

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -133,6 +134,37 @@ async def test_consumer_lag_counts_from_the_broker_and_forgets_partitions_given_
     consumer.assigned = [p1]
     await worker._report_lag()
     assert _lags(registry) == {"1": 0.0}
+
+
+class RebalancingConsumer(StaleFetchConsumer):
+    """A rebalance takes partition 0 while the end offsets are asked; aiokafka then refuses
+    the position of a partition no longer assigned."""
+
+    async def highwaters(self, *tps: TopicPartition) -> dict[TopicPartition, int]:
+        ends = await super().highwaters(*tps)
+        self.assigned = [tp for tp in self.assigned if tp.partition != 0]
+        return ends
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp not in self.assigned:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
+        return 130
+
+
+async def test_a_rebalance_while_the_lag_is_read_is_no_crash() -> None:
+    """The 5 s lag report asked the position of a partition a rebalance had just taken:
+    aiokafka's IllegalStateError crashed the worker (exit 1; the session's review, once in
+    three runs of workers joining and leaving every few seconds)."""
+    topic = "it.readings.lag"
+    registry = CollectorRegistry()
+    worker = worker_app.Worker(
+        load_settings(topic_readings=topic), build_metrics(registry), {}, sink=ListSink()
+    )
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    worker.app.consumer = RebalancingConsumer([p0, p1], {p0: 2100, p1: 100})
+    worker.core.guard.assigned()  # nothing taken yet: the positions are asked
+    await worker._report_lag()
+    assert _lags(registry) == {"1": 0.0}  # partition 0 is another worker's to report
 
 
 async def test_the_lag_of_partitions_just_assigned_is_reported_at_once(
