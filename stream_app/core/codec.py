@@ -22,6 +22,8 @@ _NARROW = 1 << 31
 # ... and with this one too: a power of two (a signed 16-bit exponent) comes first, and
 # each float32 is scaled by it (values beyond float32's range, at one scale)
 _SCALED = 1 << 30
+# the largest shift a double's range leaves (2**1024 over float32's 2**-149)
+_SHIFT_MAX = 1173
 # Compiled formats of Writer.raw/Reader.raw by their field string (a state uses a few
 # fixed ones; every checkpoint packs each changed series with about ten of them).
 _FORMATS: dict[str, struct.Struct] = {}
@@ -156,14 +158,23 @@ class Reader:
         size, data = (4, array("f")) if n & _NARROW else (8, array("d"))
         shift = None
         if n & _NARROW and n & _SCALED:
+            if self._pos + _I16.size > len(self._data):
+                raise ValueError("truncated state")
             (shift,) = self.raw("h")
+            if not -_SHIFT_MAX <= shift <= _SHIFT_MAX:  # no float32 times it is a double
+                raise ValueError(f"state: a float list scaled by 2**{shift}")
         n &= _SCALED - 1
         end = self._pos + size * n
         if end > len(self._data):
             raise ValueError("truncated state")
         data.frombytes(self._data[self._pos : end])
         self._pos = end
-        return data.tolist() if shift is None else _scaled(data, int(shift))
+        if shift is None:
+            return data.tolist()
+        try:
+            return _scaled(data, int(shift))
+        except OverflowError:
+            raise ValueError(f"state: a float list scaled by 2**{shift} overflows") from None
 
     def blob(self) -> bytes:
         n = self.u32()
