@@ -523,6 +523,20 @@ async def test_records_admitted_before_a_rebalance_that_wait_for_the_lock_are_no
     the next owner then skips as already seen: every later score differed (the workers
     review's drill, 150 of 300)."""
     records = readings(2, 150)
+    h = await _a_fetch_waits_for_the_lock(records)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    h.consumer.group_generation = 2  # the group rebalances; this worker keeps both
+    h.core.revoked()
+    h.core.assigned()
+    h.sink.paused.set()
+    await until(lambda: not h.core.batcher._lock.locked(), "the lock let go")
+    assert await _read_again_differ(h, records) == []
+
+
+async def _a_fetch_waits_for_the_lock(records: list[Record]) -> Harness:
+    """100 records stored and acked, then the database away: two batches in flight, and
+    a third fetch admitted, waiting for the batch lock a checkpoint holds."""
     h = Harness()
     h.start()
     await offered(h, _generation(records[:100], 1), per_fetch=50)
@@ -532,28 +546,24 @@ async def test_records_admitted_before_a_rebalance_that_wait_for_the_lock_are_no
     await until(lambda: h.core.batcher._lock.locked(), "a checkpoint waits for a write slot")
     await offered(h, _generation(records[200:250], 1), per_fetch=50)  # admitted, waits
     await until(lambda: h.core.feed.waiting() == 0, "the batch loop took the fetch")
-    for _ in range(20):
-        await asyncio.sleep(0)
-    h.consumer.group_generation = 2  # the group rebalances; this worker keeps both
-    h.core.revoked()
-    h.core.assigned()
-    h.sink.paused.set()
-    committed = {p: 0 for p in (0, 1)}
-    await until(lambda: not h.core.batcher._lock.locked(), "the lock let go")
-    for r in h.consumer.acked:
-        committed[r.partition] = max(committed[r.partition], r.offset + 1)
-    again = [r for r in records if r.offset >= committed[r.partition]]
-    await offered(h, _generation([copy.copy(r) for r in again], 2), per_fetch=50)
+    return h
+
+
+async def _read_again_differ(h: Harness, records: list[Record]) -> list[Any]:
+    """After the rebalance, the records from the committed offsets read again in the new
+    generation (2); the points whose scores then differ from an uninterrupted run's."""
+    committed = _committed(h.consumer.acked)
+    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
+    await offered(h, _generation(again, 2), per_fetch=50)
     await until(lambda: len(h.sink.rows) == len(records), "every point stored")
     await h.stop()
+    assert not h.fatal
     reference = Harness()
     reference.start()
     await offered(reference, _generation([copy.copy(r) for r in records], 1), per_fetch=50)
     await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
     await reference.stop()
-    differ = [k for k, row in reference.sink.rows.items() if h.sink.rows[k].score != row.score]
-    assert differ == []
-    assert not h.fatal
+    return [k for k, row in reference.sink.rows.items() if h.sink.rows[k].score != row.score]
 
 
 def _committed(acked: list[Record]) -> dict[int, int]:
@@ -672,15 +682,7 @@ async def test_a_fetch_waiting_for_the_lock_is_not_scored_between_revoke_and_ass
     entities differed (the session's review, 100 of 250). Nothing is scored until the
     assignment now."""
     records = readings(2, 150)
-    h = Harness()
-    h.start()
-    await offered(h, _generation(records[:100], 1), per_fetch=50)
-    await until(lambda: len(h.consumer.acked) == 100, "the first 100 stored and acked")
-    h.sink.paused.clear()  # PostgreSQL slows down
-    await offered(h, _generation(records[100:200], 1), per_fetch=50)  # two batches in flight
-    await until(lambda: h.core.batcher._lock.locked(), "the batch loop waits for a write slot")
-    await offered(h, _generation(records[200:250], 1), per_fetch=50)  # admitted, waits
-    await until(lambda: h.core.feed.waiting() == 0, "the batch loop took the fetch")
+    h = await _a_fetch_waits_for_the_lock(records)
     assert not await h.core.before_revoke(0.05)  # the bound runs out
     h.core.revoked()  # still generation 1
     h.sink.paused.set()
@@ -689,19 +691,7 @@ async def test_a_fetch_waiting_for_the_lock_is_not_scored_between_revoke_and_ass
         await asyncio.sleep(0)
     h.consumer.group_generation = 2
     h.core.assigned()
-    committed = _committed(h.consumer.acked)
-    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
-    await offered(h, _generation(again, 2), per_fetch=50)
-    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
-    await h.stop()
-    reference = Harness()
-    reference.start()
-    await offered(reference, _generation([copy.copy(r) for r in records], 1), per_fetch=50)
-    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
-    await reference.stop()
-    differ = [k for k, row in reference.sink.rows.items() if h.sink.rows[k].score != row.score]
-    assert differ == []
-    assert not h.fatal
+    assert await _read_again_differ(h, records) == []
 
 
 async def test_a_failed_write_is_fatal_and_nothing_of_it_is_published_or_acked() -> None:
