@@ -105,9 +105,7 @@ class EventBatcher:
         self._closing = True
         async with self._lock:
             await self._settle()
-            checkpointer = self._checkpointer
-            for partition in checkpointer.pending():
-                checkpointer.save(checkpointer.snapshot(partition))
+            self._save_every_partition()
 
     async def checkpoint(self, within_s: float) -> bool:
         """A rebalance is about to take every partition: finish every write in flight,
@@ -147,12 +145,17 @@ class EventBatcher:
                 if waiting:
                     return False
             await self._settle()
-            checkpointer = self._checkpointer
-            for partition in checkpointer.pending():
-                checkpointer.save(checkpointer.snapshot(partition))
+            self._save_every_partition()
             return True
         finally:
             self._lock.release()
+
+    def _save_every_partition(self) -> None:
+        """Every batch durable: snapshot and save each partition with changes, acking
+        what the snapshots cover."""
+        checkpointer = self._checkpointer
+        for partition in checkpointer.pending():
+            checkpointer.save(checkpointer.snapshot(partition))
 
     def hold_off(self) -> None:
         """Partitions were taken away: score nothing until :meth:`reopen`."""
