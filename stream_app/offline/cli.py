@@ -52,10 +52,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _bad_input_message(exc: OSError | ValueError) -> str:
-    """What bad input says after ``error: `` (a malformed CSV names itself)."""
-    from stream_app.offline.csvio import MalformedCsvError
+    from stream_app.offline.csvio import bad_input_message
 
-    return f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
+    return bad_input_message(exc)
 
 
 @contextmanager

@@ -62,6 +62,11 @@ class SeriesTable:
         return len(self.timestamps)
 
 
+def bad_input_message(exc: OSError | ValueError) -> str:
+    """What bad input says after ``error: `` (a malformed CSV names itself)."""
+    return f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
+
+
 def parse_timestamp(text: str) -> float:
     """Epoch seconds (UTC) from ISO-8601 or an epoch number (see
     :func:`~stream_app.wire.epoch_seconds_from_number`); a number is read as a value is

@@ -10,7 +10,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stream_app.offline.csvio import MalformedCsvError
+from stream_app.offline.csvio import MalformedCsvError, bad_input_message
 from stream_app.offline.evaluate import (
     DETECTORS,
     TABLE_KEYS,
@@ -111,8 +111,7 @@ def run_evaluate(
 
     def not_read(path: Path, exc: OSError | MalformedCsvError) -> None:
         unreadable.append(path)
-        said = f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
-        console.print(f"error: {visible(said)}", soft_wrap=True)
+        console.print(f"error: {visible(bad_input_message(exc))}", soft_wrap=True)
 
     series, skipped = (
         load_dataset(
