@@ -241,10 +241,14 @@ def _read_row(
 
 
 def find_csvs(root: Path) -> list[Path]:
-    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted)."""
+    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted). A
+    link named ``.csv`` that leads nowhere is listed too, so reading it says so
+    instead of the file being left out unnamed."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*.csv") if p.is_file())
+    return sorted(
+        p for p in root.rglob("*.csv") if p.is_file() or (p.is_symlink() and not p.exists())
+    )
 
 
 def _missing_hint(header: list[str], missing: list[str]) -> str:

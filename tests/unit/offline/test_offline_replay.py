@@ -346,6 +346,19 @@ def test_a_file_that_cannot_be_opened_fails_alone_in_a_folder(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
 
 
+def test_a_link_named_csv_that_leads_nowhere_is_named_and_fails_alone(tmp_path: Path) -> None:
+    """A dangling link among a folder's files was left out unnamed, exit 0: the user
+    never learnt that a series they meant to replay was not there."""
+    src = tmp_path / "in"
+    _series_csv(src / "a.csv", 30)
+    (src / "b.csv").symlink_to(tmp_path / "gone" / "b.csv")
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "b.csv" in result.stderr and "No such file" in result.stderr
+    assert "1 of 2 file(s) not replayed" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
+
+
 def test_a_malformed_single_file_writes_nothing(tmp_path: Path) -> None:
     bad, out = tmp_path / "bad.csv", tmp_path / "out.csv"
     bad.write_text("timestamp,value\n1000,1\nlater,2\n", encoding="utf-8")
