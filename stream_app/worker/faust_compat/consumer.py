@@ -60,15 +60,24 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per partition, the highest offset handed over since the assignment or the last
+        # seek of ours. Faust's recovery seeks every partition back to its committed
+        # offset (``perform_seek``) after records up to here were handed over, while the
+        # consumer thread still returns records from its old position: the jump from the
+        # committed offset to those is no gap, its offsets exist and are acked when
+        # durable. As a gap, each was twice in Faust's acked list (its commits crawled
+        # about one offset a second), and the gap stood in for records not durable yet,
+        # which a commit could then pass. A gap is recorded above this offset only.
+        self._handed: dict[Any, int] = {}
+
     async def seek(self, partition: Any, offset: int) -> None:  # pragma: no cover - broker
         await super().seek(partition, offset)
+        # read again from ``offset`` (the guard's seek back): what lies above was not
+        # handed over in this pass, and the gaps there are found again on the way
         forget_gaps(self._gap, partition, offset)
-
-    async def perform_seek(self) -> None:  # pragma: no cover - broker
-        await super().perform_seek()
-        for tp, offset in list(self._read_offset.items()):
-            if offset is not None:
-                forget_gaps(self._gap, tp, offset)
+        self._handed.pop(partition, None)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:  # pragma: no cover - broker
         # Faust forgets the acks of the partitions it gives up right below, before its
@@ -77,6 +86,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         before = getattr(self.app, "before_revoke", None)
         if before is not None and not self.app.should_stop:
             await before()
+        for tp in revoked:
+            self._handed.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
@@ -125,6 +136,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             return
         generation = self.app.consumer_generation_id
         read_offset = self._read_offset
+        handed_up_to = self._handed
         batch: list[Any] = []
         for tp, fetched in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
@@ -132,18 +144,23 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             last = read_offset[tp]
             if tp.topic in feed.topics:
                 gaps = self.app.topics.acks_enabled_for(tp.topic)
+                handed = handed_up_to.get(tp)
                 for record in fetched:
                     offset = record.offset
                     if last is not None:
                         if offset < last:
                             continue  # fetched before a seek back; it comes again
-                        if offset - last > 1 and gaps:
+                        below = last if handed is None else max(last, handed)
+                        if offset - below > 1 and gaps:
                             # Offsets that hold no record (compaction, transaction
                             # markers) must not block the commit of later ones. Faust's
                             # gap takes in its end: up to the offset before this record,
                             # which is acked itself (twice in the acked list, it held
-                            # back every commit of the partition).
-                            await self._add_gap(tp, last + 1, offset - 1)
+                            # back every commit of the partition). Offsets handed over
+                            # already are no gap (see ``_handed``).
+                            await self._add_gap(tp, below + 1, offset - 1)
+                    if handed is None or offset > handed:
+                        handed = offset
                     batch.append(
                         Record(
                             record.value,
@@ -157,6 +174,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                     )
                     last = offset
                 read_offset[tp] = last
+                if handed is not None:
+                    handed_up_to[tp] = handed
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 continue
             for record in fetched:
