@@ -268,12 +268,34 @@ class Worker:
         )
         if reason is not None:
             log.error(
-                "worker stalled: %s; exiting (code %d) to be restarted", reason, STALL_EXIT_CODE
+                "worker stalled: %s%s; exiting (code %d) to be restarted",
+                reason,
+                self._recovery_state(),
+                STALL_EXIT_CODE,
             )
             logging.shutdown()
             # A hard exit: Faust's own shutdown can hang in this state, and nothing
             # is lost since offsets are committed only after a batch is durable.
             os._exit(STALL_EXIT_CODE)
+
+    def _recovery_state(self) -> str:
+        """Where Faust's table recovery stands, if it is running: a stall during it
+        (seen after some rebalances under a backlog, cause not known yet) names each
+        changelog partition it reads, its offset against its highwater, and whether the
+        consumer holds it paused."""
+        try:
+            recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
+            if not recovery.in_recovery:
+                return ""
+            paused: Any = getattr(self.app.consumer, "_paused_partitions", set())
+            partitions = [
+                f"{tp.topic}[{tp.partition}] at {recovery.active_offsets.get(tp)} of {high}"
+                + (" (paused)" if tp in paused else "")
+                for tp, high in sorted(recovery.active_highwaters.items())
+            ]
+        except Exception as exc:  # a diagnosis only: never in the way of the exit
+            return f"; table recovery unreadable ({type(exc).__name__})"
+        return "; in table recovery: " + (", ".join(partitions) or "no changelog partition")
 
     async def _apply_retention(self) -> None:
         days = self.settings.retention_days

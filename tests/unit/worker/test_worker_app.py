@@ -43,6 +43,56 @@ async def test_a_worker_whose_scoring_loop_dies_exits_to_be_restarted(
     assert exits == [STALL_EXIT_CODE]
 
 
+async def test_a_stall_in_table_recovery_says_which_changelog_partitions_it_waits_for(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker stalled in Faust's table recovery after a rebalance under a backlog (3 of
+    14 drills, 2026-12-05) and logged only its readings' lag: nothing said the recovery
+    never completed, nor where it stood."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    worker = worker_app.Worker(
+        load_settings(topic_readings="it.readings.app", worker_stall_timeout_s=24.0),
+        build_metrics(CollectorRegistry()),
+        {},
+        sink=ListSink(),
+    )
+    p0, p4 = (
+        TopicPartition("w-series-state-changelog", 0),
+        TopicPartition("w-series-state-changelog", 4),
+    )
+    recovery = SimpleNamespace(
+        in_recovery=True,
+        active_highwaters=Counter({p0: 407, p4: 428}),
+        active_offsets=Counter({p0: 120, p4: 427}),
+    )
+    app = SimpleNamespace(
+        tables=SimpleNamespace(recovery=recovery),
+        consumer=SimpleNamespace(_paused_partitions={p4}),
+    )
+    monkeypatch.setattr(worker, "app", app)
+
+    async def stalled(*args: object, **kwargs: object) -> str:
+        return "no batch completed for 24 s while it.readings.app[0] 1224 behind"
+
+    exits: list[int] = []
+    monkeypatch.setattr(worker.watchdog, "stalled", stalled)
+    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    await worker._watch_for_stall()
+    assert exits == [STALL_EXIT_CODE]
+    [message] = [r.getMessage() for r in caplog.records if "worker stalled" in r.getMessage()]
+    assert "1224 behind; in table recovery: " in message
+    assert "w-series-state-changelog[0] at 120 of 407, " in message
+    assert "w-series-state-changelog[4] at 427 of 428 (paused)" in message
+    recovery.in_recovery = False  # after it: the message is as before
+    caplog.clear()
+    await worker._watch_for_stall()
+    [message] = [r.getMessage() for r in caplog.records if "worker stalled" in r.getMessage()]
+    assert message.endswith("1224 behind; exiting (code 75) to be restarted")
+
+
 def test_a_state_store_the_worker_cannot_write_is_refused_at_start() -> None:
     # Faust's RocksDB store asserts on a current stream event in every write; the
     # worker's checkpoints write outside one and would fail forever.
