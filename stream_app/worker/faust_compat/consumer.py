@@ -57,9 +57,6 @@ def forget_gaps(gaps: Mapping[Any, Any], tp: Any, offset: int) -> None:
 class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust is untyped here
     """Faust's aiokafka consumer whose fetch loop hands the feed's topics over in lists."""
 
-    def _new_consumer_thread(self) -> Any:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Per partition, the highest offset handed over since the assignment or the last
@@ -71,6 +68,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         # about one offset a second), and the gap stood in for records not durable yet,
         # which a commit could then pass. A gap is recorded above this offset only.
         self._handed: dict[Any, int] = {}
+
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek(self, partition: Any, offset: int) -> None:  # pragma: no cover - broker
         await super().seek(partition, offset)
