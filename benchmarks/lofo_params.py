@@ -36,7 +36,7 @@ from benchmarks.quality import add_generation_arguments, load_all
 from stream_app.core import EngineConfig
 from stream_app.offline import nab
 from stream_app.offline.evaluate import LabelledSeries, run_tsguard
-from stream_app.offline.quality import by_family, detector_metrics, onsets
+from stream_app.offline.quality import by_family, detector_metrics, onset_series
 
 NAB_WINDOWS_PER_POINT = 116 / 365558  # the NAB corpus: 58 series, 116 labelled windows
 DENSITY_CAP = 20.0
@@ -64,8 +64,7 @@ def onset_nab_at_density(items: list[LabelledSeries], factor: float) -> float:
         nab.STANDARD.fp_weight * factor,
         nab.STANDARD.fn_weight,
     )
-    opened = [nab.NabSeries(s.name, onsets(s.runs["tsguard"].flags), s.windows) for s in items]
-    return nab.score_corpus(opened, profile).score
+    return nab.score_corpus(onset_series(items, "tsguard"), profile).score
 
 
 def _config(path: str, value: str) -> EngineConfig:

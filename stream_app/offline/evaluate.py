@@ -390,9 +390,7 @@ def score_detector(series: Sequence[LabelledSeries], detector: str) -> dict[str,
     overall["nab_thresholds"] = thresholds
     # Supplementary: NAB with only the opening point of each decided episode as a
     # detection, i.e. what an alerting consumer of the episode events would see.
-    onset_inputs = [
-        nab.NabSeries(s.name, quality.onsets(s.runs[detector].flags), s.windows) for s in series
-    ]
+    onset_inputs = quality.onset_series(series, detector)
     for profile in nab.PROFILES:
         result = nab.score_corpus(onset_inputs, profile)
         overall[f"{PROFILE_KEYS[profile.name]}_onsets"] = round(result.score, 3)
