@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
@@ -49,9 +50,6 @@ async def test_a_stall_in_table_recovery_says_which_changelog_partitions_it_wait
     """A worker stalled in Faust's table recovery after a rebalance under a backlog (3 of
     14 drills, 2026-12-05) and logged only its readings' lag: nothing said the recovery
     never completed, nor where it stood."""
-    from collections import Counter
-    from types import SimpleNamespace
-
     worker = worker_app.Worker(
         load_settings(topic_readings="it.readings.app", worker_stall_timeout_s=24.0),
         build_metrics(CollectorRegistry()),
