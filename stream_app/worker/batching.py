@@ -248,12 +248,15 @@ class EventBatcher:
         partition = self._checkpointer.due()
         if not records and partition is None:
             return
+        models = self._checkpointer.models
         out = self._pipeline.score(records)  # Faust consumer messages are Records
         snapshot = None if partition is None else self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None
-        self._inflight.append(asyncio.create_task(self._commit(out, records, snapshot, after)))
+        self._inflight.append(
+            asyncio.create_task(self._commit(out, records, snapshot, after, models))
+        )
 
     async def _commit(
         self,
@@ -261,11 +264,25 @@ class EventBatcher:
         records: list[Record],
         snapshot: Snapshot | None,
         after: asyncio.Task[None] | None,
+        models: int,
     ) -> None:
         try:
             await self._pipeline.write(out)
             if after is not None:
                 await after  # every earlier batch is durable (or this fails too)
+            if self._checkpointer.models != models:
+                # The models that scored this batch were dropped while it was written (a
+                # revoke whose checkpoint ran out of time waiting for the database): its
+                # records are not acked, and whoever owns their partitions now scores
+                # them again from the last checkpoint and publishes their events, in
+                # order. Published from here as well, they would land after that
+                # owner's: an episode's `opened` after its `resolved`.
+                log.warning(
+                    "rebalance: a batch written after its models were dropped (%d"
+                    " records); its events are left to the partitions' next owners",
+                    len(records),
+                )
+                return
             self._checkpointer.hold(records)
             if snapshot is not None:
                 self._checkpointer.save(snapshot)

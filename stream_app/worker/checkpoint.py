@@ -144,6 +144,12 @@ class Checkpointer:
             unsaved[entity] = unsaved.get(entity, 0) + 1
         return Snapshot(partition, blobs, self._models)
 
+    @property
+    def models(self) -> int:
+        """Bumped whenever the live models are dropped (:meth:`reset`): a batch scored
+        under one value and written under another was scored by models that are gone."""
+        return self._models
+
     def busy(self, entity: str) -> bool:
         """Whether the table may not hold ``entity``'s live state yet (changed, or not saved)."""
         return entity in self._unsaved or any(entity in d for d in self._dirty.values())
