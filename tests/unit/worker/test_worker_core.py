@@ -558,11 +558,7 @@ async def _read_again_differ(h: Harness, records: list[Record]) -> list[Any]:
     await until(lambda: len(h.sink.rows) == len(records), "every point stored")
     await h.stop()
     assert not h.fatal
-    reference = Harness()
-    reference.start()
-    await offered(reference, _generation([copy.copy(r) for r in records], 1), per_fetch=50)
-    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
-    await reference.stop()
+    reference = await _uninterrupted(records, per_fetch=50)
     return [k for k, row in reference.sink.rows.items() if h.sink.rows[k].score != row.score]
 
 
@@ -575,6 +571,30 @@ def _committed(acked: list[Record]) -> dict[int, int]:
 
 def _keys(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return [(e["episode_id"], e["event"], e["ts"]) for e in events]
+
+
+async def _uninterrupted(records: list[Record], per_fetch: int = 37) -> Harness:
+    """A reference run: every record, from a fresh table, without a stop."""
+    reference = Harness()
+    reference.start()
+    await offered(reference, _generation([copy.copy(r) for r in records], 1), per_fetch)
+    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
+    await reference.stop()
+    return reference
+
+
+async def _next_owner(h: Harness, records: list[Record], **overrides: Any) -> Harness:
+    """The partitions' next owner: from ``h``'s table, it reads ``records`` again from the
+    offsets ``h`` acked, in the group's generation 2, and stops."""
+    committed = _committed(h.consumer.acked)
+    nxt = Harness(table=h.table, **overrides)
+    nxt.consumer.group_generation = 2
+    nxt.start()
+    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
+    await offered(nxt, _generation(again, 2))
+    await until(lambda: len(nxt.sink.rows) == len(again), "the next owner stored the rest")
+    await nxt.stop()
+    return nxt
 
 
 async def test_a_rebalance_saves_the_models_and_acks_so_the_next_owner_repeats_no_event() -> None:
@@ -596,19 +616,8 @@ async def test_a_rebalance_saves_the_models_and_acks_so_the_next_owner_repeats_n
     h.consumer.group_generation = 2
     h.core.revoked()
     await h.stop()
-    committed = _committed(h.consumer.acked)
-    nxt = Harness(table=h.table, checkpoint_s=3600.0)  # the next owner, from the same table
-    nxt.consumer.group_generation = 2
-    nxt.start()
-    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
-    await offered(nxt, _generation(again, 2))
-    await until(lambda: len(nxt.sink.rows) == len(again), "the rest stored")
-    await nxt.stop()
-    reference = Harness()
-    reference.start()
-    await offered(reference, _generation([copy.copy(r) for r in records], 1))
-    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
-    await reference.stop()
+    nxt = await _next_owner(h, records, checkpoint_s=3600.0)
+    reference = await _uninterrupted(records)
     assert _keys(h.producer.events + nxt.producer.events) == _keys(reference.producer.events)
     rows = {**h.sink.rows, **nxt.sink.rows}
     assert {k: r.score for k, r in rows.items()} == {
@@ -668,14 +677,7 @@ async def test_a_write_done_after_the_bound_ran_out_leaves_its_events_to_the_nex
     h.core.revoked()
     before = list(h.producer.events)
     assert not any(e["event"] == "opened" for e in before)  # the spike is in the batch waiting
-    committed = _committed(h.consumer.acked)
-    nxt = Harness(table=h.table)  # the next owner, from the same table
-    nxt.consumer.group_generation = 2
-    nxt.start()
-    again = [copy.copy(r) for r in records if r.offset >= committed[r.partition]]
-    await offered(nxt, _generation(again, 2))
-    await until(lambda: len(nxt.sink.rows) == len(again), "the next owner stored the rest")
-    await nxt.stop()
+    nxt = await _next_owner(h, records)
     h.sink.paused.set()  # the database is back: the old owner's write completes
     await until(lambda: len(h.sink.rows) == 260, "the write in flight completed")
     for _ in range(50):
@@ -684,11 +686,7 @@ async def test_a_write_done_after_the_bound_ran_out_leaves_its_events_to_the_nex
     h.consumer.group_generation = 2
     await h.stop()
     assert not h.fatal and not nxt.fatal
-    reference = Harness()
-    reference.start()
-    await offered(reference, _generation([copy.copy(r) for r in records], 1))
-    await until(lambda: len(reference.sink.rows) == len(records), "the reference stored")
-    await reference.stop()
+    reference = await _uninterrupted(records)
     assert any(e["event"] == "resolved" for e in reference.producer.events)
     topic = before + nxt.producer.events  # in the order they were published
     assert list(dict.fromkeys(_keys(topic))) == _keys(reference.producer.events)
