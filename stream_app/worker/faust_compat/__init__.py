@@ -11,6 +11,11 @@ most breaks, and each module's docstring says which failure it guards against.
   ``Consumer.ack`` (on our own :class:`~stream_app.worker.feed.Record`);
   ``_ConsumerThread`` overrides ``AIOKafkaConsumerThread._create_worker_consumer``
   to set aiokafka's private ``_fetch_max_wait_ms`` (Faust hard-codes 1,500 ms).
+  ``rewind_unmoved`` (records dropped while the flow is stopped: a changelog's,
+  fetched after the table recovery seeked there, were lost to it) runs through the
+  thread's ``call_thread`` and ``_ensure_consumer`` and reads aiokafka's private
+  ``_subscription.subscription.assignment`` (``tps``, ``state_value``: a partition
+  state's ``has_valid_position`` and ``position``), as aiokafka's own ``position`` does.
   ``WorkerApp`` overrides ``App._new_transport``, ``on_start``, ``on_stop``
   (runs before Faust's ``_stop_consumer``) and ``on_shutdown``.
 - ``offset_guard.py``: records skipped after a rebalance (Faust resumes

@@ -54,6 +54,31 @@ def forget_gaps(gaps: Mapping[Any, Any], tp: Any, offset: int) -> None:
         tree.chop(offset, _NO_OFFSET)
 
 
+async def rewind_unmoved(consumer: Any, dropped: Mapping[Any, tuple[int, int]]) -> dict[Any, int]:
+    """Run in the consumer's thread: each partition still assigned whose position is right
+    after the records dropped there (``first``, ``last``), so nothing moved it since, goes
+    back to ``first``; the partitions rewound, with their offsets.
+
+    No await between a check and its seek: a seek made meanwhile in this thread (the table
+    recovery's, to where it starts reading) is never undone. aiokafka's own ``position``
+    reads the same state, but waits where a partition has no position yet (a reset is due,
+    and then nothing is to be rewound).
+    """
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    assignment = getattr(subscription, "assignment", None)
+    if assignment is None:
+        return {}
+    rewound = {}
+    for tp, (first, last) in dropped.items():
+        if tp not in assignment.tps:
+            continue
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position and state.position == last + 1:
+            consumer.seek(tp, first)
+            rewound[tp] = first
+    return rewound
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust is untyped here
     """Faust's aiokafka consumer whose fetch loop hands the feed's topics over in lists."""
 
@@ -78,6 +103,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         # handed over in this pass, and the gaps there are found again on the way
         forget_gaps(self._gap, partition, offset)
         self._handed.pop(partition, None)
+
+    async def _rewind_unmoved(  # pragma: no cover - broker
+        self, dropped: Mapping[Any, tuple[int, int]]
+    ) -> dict[Any, int]:
+        if not dropped:
+            return {}
+        thread = self._thread
+        rewound: dict[Any, int] = await thread.call_thread(
+            rewind_unmoved, thread._ensure_consumer(), dropped
+        )
+        return rewound
 
     async def on_partitions_revoked(self, revoked: Any) -> None:  # pragma: no cover - broker
         # Faust forgets the acks of the partitions it gives up right below, before its
@@ -128,7 +164,29 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         """
         if not self.flow_active:
             # A rebalance began while fetching: what was fetched may belong to
-            # revoked partitions. Faust seeks back to the committed offsets here.
+            # revoked partitions, and is dropped. Faust seeks back to the committed
+            # offsets here, which moves no partition without one: a changelog the
+            # table recovery reads (it seeks there itself, and the fetch in flight
+            # across the rebalance can return its records after that seek: dropped,
+            # they were lost to it, and it waited for them until the watchdog's exit),
+            # or a stream partition of a group that never committed. Each partition
+            # the fetch left where it was is rewound to the first record dropped.
+            dropped = {
+                tp: (fetched[0].offset, fetched[-1].offset)
+                for tp, fetched in records.items()
+                if fetched
+            }
+            try:
+                rewound = await self._rewind_unmoved(dropped)
+            except Exception as exc:
+                log.warning("rewind of the records dropped after a stopped flow failed: %s", exc)
+            else:
+                if rewound:
+                    log.info(
+                        "flow stopped: %d fetched record(s) dropped, to be read again: %s",
+                        sum(len(records[tp]) for tp in rewound),
+                        ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in rewound.items()),
+                    )
             try:
                 await self.perform_seek()
             except Exception as exc:

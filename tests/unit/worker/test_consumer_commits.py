@@ -54,6 +54,7 @@ class _Consumer(BatchingConsumer):
 
     def __init__(self, committed: int) -> None:
         self.broker_committed = committed
+        self.calls: list[str] = []
         self.flow_active = True
         self.suspend_flow = asyncio.Event()
         self._handed = {}
@@ -73,7 +74,12 @@ class _Consumer(BatchingConsumer):
         )
 
     async def seek_to_committed(self) -> dict[Any, int]:
+        self.calls.append("seek to committed")
         return {TP: self.broker_committed}
+
+    async def _rewind_unmoved(self, dropped: Any) -> dict[Any, int]:
+        self.calls.append(f"rewind {sorted(dropped.items())}")
+        return {}
 
     async def _seek(self, partition: Any, offset: int) -> None:
         pass
@@ -174,3 +180,29 @@ async def test_offsets_without_records_do_not_hold_the_commit_back() -> None:
         consumer.durable(sorted(set(feed.offsets())))
         committed = consumer.commit_until_still()
         assert committed and committed[-1] == 200, (again, committed[-4:])
+
+
+async def test_records_dropped_while_the_flow_is_stopped_are_rewound_before_the_seek() -> None:
+    """A fetch returned while a rebalance has stopped the flow is dropped, and Faust seeks
+    back to the committed offsets, which moves no partition without one. A changelog's
+    records fetched after the table recovery's own seek were lost to it that way: in a
+    rebalance drill, changelog partition 3's records 0..415 were dropped right after the
+    recovery seeked there, and it waited for them (``at -1 of 415``) until the watchdog
+    exited the worker. Every partition of the dropped fetch is offered for a rewind now,
+    before the seek to the committed offsets (which wins where there is one)."""
+    consumer, feed = _Consumer(100), _Feed()
+    changelog = TopicPartition("state-changelog", 3)
+    fetched = [
+        SimpleNamespace(offset=o, value=b"v", key=b"k", topic=changelog.topic, partition=3)
+        for o in range(416)
+    ]
+    consumer.flow_active = False
+    await consumer._dispatch(feed, {changelog: fetched}, None)
+    await consumer.hand_over(feed, 100, 119)
+    assert feed.batches == []  # nothing handed over while the flow is stopped
+    assert consumer.calls == [
+        f"rewind {[(changelog, (0, 415))]}",
+        "seek to committed",
+        f"rewind {[(TP, (100, 119))]}",
+        "seek to committed",
+    ]
