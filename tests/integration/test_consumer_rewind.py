@@ -12,6 +12,7 @@ state, which it relies on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,21 +27,23 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-async def _topic_with(settings: Settings, fresh_topic: FreshTopic, count: int) -> str:
+Reader = tuple[TopicPartition, AIOKafkaConsumer]
+
+
+@pytest.fixture
+async def reader(settings: Settings, fresh_topic: FreshTopic) -> AsyncIterator[Reader]:
+    """Partition 0 of a fresh topic holding 40 records (offsets 0..39), assigned by hand
+    to a consumer of a group that never committed."""
     topic = await fresh_topic("rewind")
     producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all")
     await producer.start()
     try:
-        for i in range(count):
+        for i in range(40):
             await producer.send(topic, str(i).encode(), key=b"k")
         await producer.flush()
     finally:
         await producer.stop()
-    return topic
-
-
-async def _assigned(settings: Settings, *tps: TopicPartition) -> AIOKafkaConsumer:
-    """A consumer of a group that never committed, with ``tps`` assigned by hand."""
+    tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_kwargs(),
         group_id=f"it-rewind-{uuid.uuid4().hex[:12]}",
@@ -48,8 +51,11 @@ async def _assigned(settings: Settings, *tps: TopicPartition) -> AIOKafkaConsume
         enable_auto_commit=False,
     )
     await consumer.start()
-    consumer.assign(list(tps))
-    return consumer
+    try:
+        consumer.assign([tp])
+        yield tp, consumer
+    finally:
+        await consumer.stop()
 
 
 async def _offsets(
@@ -67,46 +73,32 @@ async def _offsets(
 
 
 async def test_a_partition_left_where_the_dropped_fetch_left_it_is_read_again(
-    settings: Settings, fresh_topic: FreshTopic
+    reader: Reader,
 ) -> None:
-    tp = TopicPartition(await _topic_with(settings, fresh_topic, 40), 0)
-    consumer = await _assigned(settings, tp)
-    try:
-        assert await _offsets(consumer, tp, 10) == list(range(10))
-        dropped = await _offsets(consumer, tp, 30)  # fetched, then dropped (flow stopped)
-        assert dropped == list(range(10, 40))
-        assert await rewind_unmoved(consumer, {tp: (10, 39)}) == {tp: 10}
-        assert await _offsets(consumer, tp, 30) == list(range(10, 40))
-    finally:
-        await consumer.stop()
+    tp, consumer = reader
+    assert await _offsets(consumer, tp, 10) == list(range(10))
+    dropped = await _offsets(consumer, tp, 30)  # fetched, then dropped (flow stopped)
+    assert dropped == list(range(10, 40))
+    assert await rewind_unmoved(consumer, {tp: (10, 39)}) == {tp: 10}
+    assert await _offsets(consumer, tp, 30) == list(range(10, 40))
 
 
 async def test_a_partition_seeked_since_the_fetch_is_left_where_the_seek_put_it(
-    settings: Settings, fresh_topic: FreshTopic
+    reader: Reader,
 ) -> None:
     """The recovery's seek to where it starts reading came after the records were fetched
     (from before it): undoing it would skip what lies between."""
-    tp = TopicPartition(await _topic_with(settings, fresh_topic, 40), 0)
-    consumer = await _assigned(settings, tp)
-    try:
-        assert await _offsets(consumer, tp, 30) == list(range(30))
-        consumer.seek(tp, 5)
-        assert await rewind_unmoved(consumer, {tp: (20, 29)}) == {}
-        assert await _offsets(consumer, tp, 35) == list(range(5, 40))
-    finally:
-        await consumer.stop()
+    tp, consumer = reader
+    assert await _offsets(consumer, tp, 30) == list(range(30))
+    consumer.seek(tp, 5)
+    assert await rewind_unmoved(consumer, {tp: (20, 29)}) == {}
+    assert await _offsets(consumer, tp, 35) == list(range(5, 40))
 
 
-async def test_a_partition_no_longer_assigned_is_left_alone(
-    settings: Settings, fresh_topic: FreshTopic
-) -> None:
-    topic = await _topic_with(settings, fresh_topic, 20)
-    tp, other = TopicPartition(topic, 0), TopicPartition(topic, 7)
-    consumer = await _assigned(settings, tp)
-    try:
-        assert await _offsets(consumer, tp, 20) == list(range(20))
-        assert await rewind_unmoved(consumer, {other: (0, 19)}) == {}
-        assert await rewind_unmoved(consumer, {tp: (0, 18)}) == {}  # its position is 20
-        assert await _offsets(consumer, tp, 1, polls=3) == []  # not moved: none comes again
-    finally:
-        await consumer.stop()
+async def test_a_partition_not_assigned_or_moved_is_left_alone(reader: Reader) -> None:
+    tp, consumer = reader
+    other = TopicPartition(tp.topic, 7)
+    assert await _offsets(consumer, tp, 40) == list(range(40))
+    assert await rewind_unmoved(consumer, {other: (0, 39)}) == {}
+    assert await rewind_unmoved(consumer, {tp: (0, 38)}) == {}  # its position is 40
+    assert await _offsets(consumer, tp, 1, polls=3) == []  # not moved: none comes again
