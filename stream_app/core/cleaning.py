@@ -20,11 +20,17 @@ interval.
 
 A time before the year 1 or after the year 9999 is ``bad_timestamp``: no calendar
 holds it, and from about 1e16 s on a float no longer tells one second from the next.
+A value beyond +-``VALUE_MAX`` is ``out_of_limits`` whatever the configured limits: the
+stream's schema refuses it (sums and means overflow a double there), and the detectors
+clip there, so a series living beyond it would be scored 0 for ever.
 
 >>> c = SeriesCleaner(CleaningConfig(allowed_lateness_s=5.0), Limits(upper=100.0))
 >>> [c.check(t, v) for t, v in [(0.0, 1.0), (1.0, None), (1.0, 2.0), (1.0, 3.0),
 ...                              (-9.0, 1.0), (2.0, 500.0), (0.5, 1.0), (1e17, 1.0)]]
 ['ok', 'missing', 'ok', 'duplicate', 'late', 'out_of_limits', 'ok', 'bad_timestamp']
+>>> c = SeriesCleaner(CleaningConfig(), Limits(lower=-1e305))
+>>> [c.check(t, v) for t, v in [(0.0, 1e300), (1.0, -2e300), (2.0, 4e301), (3.0, 1.0)]]
+['ok', 'out_of_limits', 'out_of_limits', 'ok']
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ _RING = 8
 # the times a point may carry: 0001-01-01 to 9999-12-31 UTC (the wire's MAX_EPOCH)
 TS_MIN = -62_135_596_800.0
 TS_MAX = 253_402_300_800.0  # exclusive
+# the values a point may carry (the wire's MAX_VALUE), configured limits or not
+VALUE_MAX = 1e300
 DAY = 86400.0
 WEEK = 7 * DAY
 BIN = 1800.0  # activity is learned per half hour of the (UTC) day
@@ -76,7 +84,6 @@ _NEVER = 1 << 30  # a stuck limit no run reaches
 # One object each for every cleaner's unset limits and empty state: a point reads its
 # series' limits first, and thousands of series sharing two floats keep them in cache.
 _NEG_INF = -math.inf
-_POS_INF = math.inf
 _NAN = math.nan
 _isfinite = math.isfinite
 
@@ -139,8 +146,9 @@ class SeriesCleaner:
         self.silence_intervals = cleaning.silence_intervals
         self.stuck_min = cleaning.stuck_min_points
         self.stuck_p = cleaning.stuck_probability
-        self.lower = _NEG_INF if limits.lower is None else limits.lower
-        self.upper = _POS_INF if limits.upper is None else limits.upper
+        lower, upper = limits.lower, limits.upper
+        self.lower = -VALUE_MAX if lower is None or lower < -VALUE_MAX else lower
+        self.upper = VALUE_MAX if upper is None or upper > VALUE_MAX else upper
         self.last_ts = _NEG_INF
         self.last_value = _NAN
         self.step = 0.0  # typical interval (online median, 0 = unknown)

@@ -71,7 +71,8 @@ def test_the_summary_counts_the_rows_the_core_did_not_score(tmp_path: Path) -> N
     assert "newest first?): status late, no score" in said
     mixed = tmp_path / "mixed.csv"
     mixed.write_text(
-        "timestamp,value\n1000,1\n1060,2\n1060,3\n1120,nan\n1180,\n1240,5\n", encoding="utf-8"
+        "timestamp,value\n1000,1\n1060,2\n1060,3\n1120,nan\n1180,\n1240,5\n1300,-2e300\n",
+        encoding="utf-8",
     )
     result = CliRunner().invoke(app, ["replay", str(mixed), "-o", str(tmp_path / "b.csv")])
     assert result.exit_code == 0, result.output
@@ -80,6 +81,7 @@ def test_the_summary_counts_the_rows_the_core_did_not_score(tmp_path: Path) -> N
         "1 value(s) at a time a row before them already had: status duplicate",
         "1 value(s) empty: status missing",
         "1 value(s) not finite (nan, inf): status non_finite",
+        "1 value(s) outside the configured limits or beyond +-1e300: status out_of_limits",
     ):
         assert line in said
     assert "late" not in said

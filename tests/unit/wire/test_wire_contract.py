@@ -304,3 +304,16 @@ def test_epoch_numbers_are_read_to_the_microsecond_as_text_and_the_database_read
     decoded = [DECODER.decode(orjson.dumps({"entity": "a", "ts": t, "metrics": {"v": 1}}), now=t0)
                for t in (t0 + 2e-7, t0 + 5e-7)]  # fmt: skip
     assert [r.ts for r in decoded if isinstance(r, Reading)] == [t0, t0]
+
+
+def test_the_core_refuses_what_the_schema_refuses() -> None:
+    """The detector core keeps its own copies of the wire's bounds (it imports nothing of
+    the wire): a value or time the schema refuses must be a rejection there too, so that
+    ``replay`` scores a file as the stream would."""
+    from stream_app.core import cleaning
+    from stream_app.wire import reading, timefmt
+
+    assert cleaning.VALUE_MAX == reading.MAX_VALUE
+    assert (cleaning.TS_MIN, cleaning.TS_MAX) == (timefmt.MIN_EPOCH, timefmt.MAX_EPOCH)
+    value = SCHEMA["properties"]["metrics"]["additionalProperties"]["oneOf"][0]
+    assert (value["minimum"], value["maximum"]) == (-cleaning.VALUE_MAX, cleaning.VALUE_MAX)
