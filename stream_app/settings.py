@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # a TCP port: a value outside this range failed only when something bound or dialled it
@@ -99,6 +99,9 @@ class Settings(BaseSettings):
 
     # --- PostgreSQL / TimescaleDB ----------------------------------------
     pg_dsn: SecretStr = SecretStr("postgresql://tsguard:tsguard@127.0.0.1:15432/tsguard")
+    # The password, where the DSN has none: a generated one holds characters a URL must
+    # escape ("/" made a DSN's host "tsguard", "%" made it unreadable), and here it needs none.
+    pg_password: SecretStr | None = None
     pg_sslmode: SslMode | None = None
     pg_sslrootcert: Path | None = None
     pg_pool_min: int = Field(default=1, ge=0)
@@ -184,16 +187,36 @@ class Settings(BaseSettings):
             )
         return kwargs
 
+    @field_validator("pg_dsn")
+    @classmethod
+    def _readable_dsn(cls, dsn: SecretStr) -> SecretStr:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(dsn.get_secret_value())
+        except ProgrammingError:
+            # libpq's message may quote the password: not echoed
+            raise ValueError(
+                "not a PostgreSQL connection string or URL (a password with % / @ : or #"
+                " must be percent-encoded in a URL; or leave it out and set TSGUARD_PG_PASSWORD)"
+            ) from None
+        return dsn
+
     def pg_conninfo(self) -> str:
-        """The PostgreSQL DSN with the TLS settings folded in."""
-        from psycopg.conninfo import make_conninfo
+        """The PostgreSQL DSN with the password (where the DSN has none) and the TLS
+        settings folded in."""
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         extra: dict[str, str] = {}
+        dsn = self.pg_dsn.get_secret_value()
+        if self.pg_password is not None and not conninfo_to_dict(dsn).get("password"):
+            extra["password"] = self.pg_password.get_secret_value()
         if self.pg_sslmode:
             extra["sslmode"] = self.pg_sslmode
         if self.pg_sslrootcert:
             extra["sslrootcert"] = str(self.pg_sslrootcert)
-        return make_conninfo(self.pg_dsn.get_secret_value(), **extra)
+        return make_conninfo(dsn, **extra)
 
 
 def load_settings(**overrides: Any) -> Settings:

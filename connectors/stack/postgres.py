@@ -146,10 +146,11 @@ class Postgres(Service):
     # --- helpers ----------------------------------------------------------
 
     def dsn_parts(self) -> dict[str, Any]:
-        """User, password and database named by ``TSGUARD_PG_DSN`` (tsguard by default)."""
+        """User, password and database named by ``TSGUARD_PG_DSN`` (the password also by
+        ``TSGUARD_PG_PASSWORD``; tsguard by default)."""
         from psycopg.conninfo import conninfo_to_dict
 
-        parts = conninfo_to_dict(self.settings.pg_dsn.get_secret_value())
+        parts = conninfo_to_dict(self.settings.pg_conninfo())
         return {
             "user": str(parts.get("user") or "tsguard"),
             "password": str(parts.get("password") or "tsguard"),

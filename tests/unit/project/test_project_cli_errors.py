@@ -61,6 +61,32 @@ def test_invalid_settings_name_the_variable() -> None:
     assert "TSGUARD_RETENTION_DAYS" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("dsn", ["postgresql://tsguard:50%off@127.0.0.1:1/tsguard", "not a dsn"])
+def test_a_dsn_libpq_cannot_read_is_one_line_without_the_password(dsn: str) -> None:
+    """A password with % in the URL gave a 50-line traceback ending in libpq's message,
+    which quoted it."""
+    done = _tsguard("db", "migrate", TSGUARD_PG_DSN=dsn)
+    assert done.returncode == 2, done.stderr
+    assert "TSGUARD_PG_DSN" in done.stderr and "TSGUARD_PG_PASSWORD" in done.stderr
+    assert "Traceback" not in done.stderr and "50%off" not in done.stderr
+
+
+def test_the_password_apart_from_the_dsn_is_used_where_the_dsn_has_none() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from stream_app.settings import load_settings
+
+    bare = "postgresql://tsguard@db:5432/tsguard"
+    settings = load_settings(pg_dsn=bare, pg_password="a/b%c@d")
+    assert conninfo_to_dict(settings.pg_conninfo())["password"] == "a/b%c@d"
+    # the DSN's own password wins: a shell's TSGUARD_PG_PASSWORD meant for compose
+    # does not change what a complete DSN says
+    full = "postgresql://tsguard:mine@db:5432/tsguard"
+    settings = load_settings(pg_dsn=full, pg_password="other")
+    assert conninfo_to_dict(settings.pg_conninfo())["password"] == "mine"
+    assert "password" not in conninfo_to_dict(load_settings(pg_dsn=bare).pg_conninfo())
+
+
 def test_an_api_without_token_keys_says_which_settings_to_set() -> None:
     # a ValueError traceback before; on a free port, so that an API already serving on
     # the default one (a developer's) is not what it says

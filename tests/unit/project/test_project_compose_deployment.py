@@ -63,20 +63,57 @@ def test_every_long_running_service_has_a_health_check() -> None:
 
 
 def test_published_ports_listen_on_loopback_unless_told_otherwise() -> None:
-    # Prometheus and Alertmanager have no login (whoever reaches Alertmanager can
-    # silence every alert) and Grafana's admin password defaults to admin: nothing is
-    # reachable from other machines until TSGUARD_PUBLISH_ADDRESS opens it
+    # nothing is reachable from other machines until told. The API and Grafana have
+    # logins and open together; Prometheus and Alertmanager have none (whoever reaches
+    # Alertmanager can silence every alert) and open only by a switch of their own:
+    # before, the README's one switch for the API opened them too
     published = {
         name: [str(p) for p in service["ports"]]
         for name, service in SERVICES.items()
         if service.get("ports")
     }
     assert set(published) == {"api", "prometheus", "alertmanager", "grafana"}
+    switch = {"api": "TSGUARD_PUBLISH_ADDRESS", "grafana": "TSGUARD_PUBLISH_ADDRESS"}
     for name, ports in published.items():
         closed = [interpolate(p, {}) for p in ports]
         assert all(p.startswith("127.0.0.1:") for p in closed), (name, closed)
-        opened = [interpolate(p, {"TSGUARD_PUBLISH_ADDRESS": "0.0.0.0"}) for p in ports]
-        assert all(p.startswith("0.0.0.0:") for p in opened), (name, opened)
+        mine = switch.get(name, "TSGUARD_MONITORING_PUBLISH_ADDRESS")
+        for variable in ("TSGUARD_PUBLISH_ADDRESS", "TSGUARD_MONITORING_PUBLISH_ADDRESS"):
+            opened = [interpolate(p, {variable: "0.0.0.0"}) for p in ports]
+            want = "0.0.0.0:" if variable == mine else "127.0.0.1:"
+            assert all(p.startswith(want) for p in opened), (name, variable, opened)
+
+
+def test_a_stopping_worker_gets_longer_than_its_drain_and_backstop() -> None:
+    """The grace period was 30 s, the drain's bound (20 s) plus the backstop's 10 s: a
+    Faust shutdown that hung was killed (exit 137) just before the backstop's exit 0."""
+    from stream_app.settings import Settings
+
+    grace = SERVICES["worker"]["stop_grace_period"]
+    assert grace.endswith("s"), grace
+    env = service_env("worker", {})
+    drain = float(env.get("TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S", 0)) or float(
+        Settings.model_fields["worker_shutdown_timeout_s"].default
+    )
+    assert float(grace[:-1]) >= drain + 10 + 5
+
+
+def test_the_database_password_reaches_the_services_apart_from_the_url() -> None:
+    """A generated password holds / % @: inside the DSN's URL, "/" made its host
+    "tsguard" and "%" a traceback, and no service started."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from stream_app.settings import load_settings
+
+    password = "a/b%c@d:e#f g'h"
+    env = service_env("worker", {"TSGUARD_PG_PASSWORD": password})
+    dsn, given = env["TSGUARD_PG_DSN"], env["TSGUARD_PG_PASSWORD"]
+    assert given == password and password not in dsn
+    db = SERVICES["timescaledb"]["environment"]
+    assert interpolate(db["POSTGRES_PASSWORD"], {"TSGUARD_PG_PASSWORD": password}) == password
+    parts = conninfo_to_dict(load_settings(pg_dsn=dsn, pg_password=given).pg_conninfo())
+    assert parts["password"] == password and parts["host"] == "timescaledb"
+    assert parts["user"] == db["POSTGRES_USER"] and parts["dbname"] == db["POSTGRES_DB"]
 
 
 def test_every_long_running_service_comes_back_after_a_crash_or_a_reboot() -> None:
