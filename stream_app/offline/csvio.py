@@ -75,7 +75,8 @@ def parse_timestamp(text: str) -> float:
     try:
         number = parse_number(stripped)
     except ValueError:
-        stamp = datetime.fromisoformat(stripped)  # raises ValueError on garbage
+        # raises ValueError on garbage; RFC 3339 allows a lower-case t and z (as the wire)
+        stamp = datetime.fromisoformat(stripped.upper())
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
         return stamp.timestamp()
@@ -230,9 +231,16 @@ def _read_row(
     if table.labels is not None:
         raw_label = row[columns["label"]]
         try:
-            table.labels.append(1 if parse_number(raw_label) > 0 else 0)
+            label = parse_number(raw_label)
+            # 0 normal, above 0 anomalous; nan and -1 read as normal before, and a file
+            # whose anomalies were marked so had no window
+            if not (label >= 0.0 and math.isfinite(label)):
+                raise ValueError(raw_label)
         except ValueError:
-            raise MalformedCsvError(table.path, line, f"cannot parse label {raw_label!r}") from None
+            raise MalformedCsvError(
+                table.path, line, f"cannot parse label {raw_label!r} (0 normal, 1 anomalous)"
+            ) from None
+        table.labels.append(1 if label > 0 else 0)
     table.raw_timestamps.append(raw_ts)
     table.timestamps.append(ts)
     for metric, value in zip(metrics, parsed, strict=True):

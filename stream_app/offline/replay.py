@@ -11,6 +11,7 @@ alerting consumer of the anomaly events sees.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import stat
@@ -282,15 +283,21 @@ def write_output(
         with destination.open("w", newline="", encoding="utf-8") as handle:
             write_rows(handle)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
     # written beside it and renamed over it when complete: a run stopped midway (Ctrl-C,
     # a full disk) leaves no output that looks whole, and an output that is a hard link
     # to the input gets a new file instead of overwriting the input through the link
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with partial.open("w", newline="", encoding="utf-8") as handle:
             write_rows(handle)
         os.replace(partial, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        # the output named, not the partial file beside it nor a parent the error met
+        # ("No such file or directory: '/proc/.version.8060.partial'" for -o /proc/version)
+        raise OSError(f"cannot write {destination}: {exc.strerror or exc}") from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -220,6 +220,17 @@ def test_a_label_outside_ascii_is_malformed_as_a_value_is(tmp_path: Path, cell: 
         read_series_csv(path, with_labels=True)
 
 
+@pytest.mark.parametrize("cell", ["nan", "-1", "inf", "-0.5"])
+def test_a_label_that_is_not_a_count_of_anomaly_is_malformed(tmp_path: Path, cell: str) -> None:
+    """``nan`` and ``-1`` read as normal, so a file whose anomalies were marked so was
+    evaluated as having none (windows 0, exit 0)."""
+    path = _write(tmp_path, f"timestamp,value,label\n1000,1,0\n1060,2,{cell}\n")
+    with pytest.raises(MalformedCsvError, match=r"3: cannot parse label .*0 normal, 1 anomalous"):
+        read_series_csv(path, with_labels=True)
+    path = _write(tmp_path, "timestamp,value,label\n1000,1,0.0\n1060,2,1.0\n1120,3,2\n")
+    assert read_series_csv(path, with_labels=True).labels == [0, 1, 1]
+
+
 @pytest.mark.parametrize(
     ("cell", "value"),
     [
@@ -241,3 +252,11 @@ def test_what_is_read_as_a_number(tmp_path: Path, cell: str, value: float | None
     assert table.timestamps == [1000.0] and table.values["value"] == [value]
     nan = read_series_csv(_write(tmp_path, "timestamp,value\n1000,NaN\n")).values["value"][0]
     assert nan is not None and math.isnan(nan)
+
+
+def test_an_rfc_3339_time_in_lower_case_is_read_as_the_wire_reads_it() -> None:
+    """RFC 3339 allows a lower-case t and z, and the wire took them; a CSV did not."""
+    from stream_app.wire.timefmt import parse_rfc3339
+
+    for text in ("2024-03-10t02:30:00z", "2024-03-10t02:30:00.5+01:00"):
+        assert parse_timestamp(text) == parse_rfc3339(text) == parse_timestamp(text.upper())

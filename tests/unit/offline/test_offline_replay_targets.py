@@ -74,3 +74,20 @@ def test_an_output_that_ends_with_a_slash_is_a_folder_to_make(tmp_path: Path) ->
     assert result.exit_code == 2, result.output
     assert "a trailing / names a folder" in result.stderr
     assert (tmp_path / "plain").read_text().count("\n") == 121
+
+
+def test_an_output_that_cannot_be_written_is_named_not_the_partial_file_beside_it(
+    tmp_path: Path,
+) -> None:
+    """``-o /proc/version`` said "No such file or directory: '/proc/.version.8060.partial'",
+    a file the user never named."""
+    source, taken = tmp_path / "s.csv", tmp_path / "taken.csv"
+    _series(source)
+    taken.write_text("x\n", encoding="utf-8")
+    for target in (taken / "out.csv", Path("/proc/version")):
+        result = CliRunner().invoke(app, ["replay", str(source), "-o", str(target)])
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.stderr.split())
+        assert said.startswith(f"error: cannot write {target}: "), said
+        assert ".partial" not in said
+    assert not list(tmp_path.glob(".*.partial")) and taken.read_text(encoding="utf-8") == "x\n"
