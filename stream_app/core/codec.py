@@ -91,6 +91,9 @@ class Writer:
             return
         shift = _shared_shift(data)
         if shift is not None:
+            # within what the reader takes: a list whose largest value is a denormal
+            # (5e-324) asked for 2**-1201, and its series lost its model at every restore
+            shift = -_SHIFT_MAX if shift < -_SHIFT_MAX else min(shift, _SHIFT_MAX)
             try:
                 packed = narrow.pack(*[math.ldexp(x, -shift) for x in data])
             except OverflowError:

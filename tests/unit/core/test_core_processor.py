@@ -311,3 +311,17 @@ def test_a_restart_inside_an_excursion_publishes_no_second_near_onset() -> None:
     blob = proc.to_bytes()
     old = SeriesProcessor.from_bytes(blob[:-1], EngineConfig.default())
     assert not old.policy.above and old.to_bytes()[:-1] == blob[:-1]
+
+
+def test_a_profile_holding_a_denormal_restores_its_model() -> None:
+    """Counts near 0.1 (mostly 0), a run of zeros, then 5e-324: the state written then
+    could not be read back, and the restored series started its model afresh (age 0)."""
+    rng = np.random.default_rng(0)
+    level = 0.1 * (1.2 + np.sin(np.arange(400) / 20.0))
+    values = [*np.round(level * np.exp(rng.normal(0.0, 0.2, 400))).tolist(), 0.0, 0.0, 5e-324]
+    proc = SeriesProcessor.create("site-1/meter-2", "power", EngineConfig.default())
+    for i, v in enumerate(values):
+        proc.process(1767571200.0 + 300.0 * i, v)
+    copy = SeriesProcessor.from_bytes(proc.to_bytes(), config=EngineConfig.default())
+    assert copy.detector.age == proc.detector.age == len(values)  # type: ignore[attr-defined]
+    assert copy.to_bytes() == proc.to_bytes()
