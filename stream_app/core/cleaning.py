@@ -160,7 +160,7 @@ class SeriesCleaner:
         self.limit = 0  # stuck run length of the current run (set when it reaches stuck_min)
         self.run_count = 0.0  # runs ended (fading), see _RUN_HALF_LIFE
         self.long_run = 0.0  # longest recent completed run (fading), see _LONG_RUN_FACTOR
-        self.recent: list[float] = []  # recent timestamps, for duplicates when lateness > 0
+        self.recent: list[float] = []  # the last _RING accepted times: a resend is duplicates
         self.schedule = parse_schedule(cleaning.schedule)
         self.first_ts = _NAN
         self.live_tod = 0  # bit per half hour of the day in which the series has been live
@@ -200,11 +200,12 @@ class SeriesCleaner:
             return "duplicate"
         elif last - ts > self.lateness:
             return "late"
-        if self.lateness > 0.0:
-            recent = self.recent
-            recent.append(ts)
-            if len(recent) > _RING:
-                del recent[0]
+        # the last _RING times taken, late or not: a batch sent again (a client's retry,
+        # a broker's resend) is duplicates, not late points to dead-letter
+        recent = self.recent
+        recent.append(ts)
+        if len(recent) > _RING:
+            del recent[0]
         self.n += 1
         if value == self.last_value:
             run = self.run = self.run + 1

@@ -45,6 +45,26 @@ def test_duplicates_late_and_limits_are_rejected_with_reasons() -> None:
     assert point.accepted and point.score is not None
 
 
+def test_a_batch_sent_again_is_duplicates_not_late_points() -> None:
+    """A client's retry of its last batch got one duplicate and the rest ``late``, which
+    the worker dead-letters: four retried batches of 40,000 readings made 119,602 dead
+    letters. The last eight times taken are remembered, with or without lateness."""
+    for lateness in (0.0, 30.0):
+        c = SeriesCleaner(CleaningConfig(allowed_lateness_s=lateness), Limits())
+        times = [60.0 * i for i in range(10)]
+        assert [c.check(t, 1.0 + t) for t in times] == ["ok"] * 10
+        again = [c.check(t, 1.0 + t) for t in times]
+        assert again == ["late"] * 2 + ["duplicate"] * 8  # the first two: beyond the ring
+        assert c.check(525.0, 3.0) == ("late" if lateness == 0.0 else "ok")  # a new time
+    copy = SeriesCleaner(CleaningConfig(), Limits())
+    from stream_app.core.codec import Reader, Writer
+
+    w = Writer()
+    c.write(w)
+    copy.read(Reader(w.getvalue()))
+    assert copy.check(480.0, 1.0) == "duplicate"
+
+
 def test_warmup_scores_zero_without_episodes() -> None:
     proc = make(warmup_points=40)
     for i in range(40):
