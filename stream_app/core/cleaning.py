@@ -21,15 +21,15 @@ interval.
 A time before the year 1 or after the year 9999 is ``bad_timestamp``: no calendar
 holds it, and from about 1e16 s on a float no longer tells one second from the next.
 A value beyond +-``VALUE_MAX`` is ``out_of_limits`` whatever the configured limits: the
-stream's schema refuses it (sums and means overflow a double there), and the detectors
-clip there, so a series living beyond it would be scored 0 for ever.
+stream's schema refuses it (the squares that means keep overflow a double beyond it), and
+the detectors clipped at 1e300, so a series living there was scored 0 for ever.
 
 >>> c = SeriesCleaner(CleaningConfig(allowed_lateness_s=5.0), Limits(upper=100.0))
 >>> [c.check(t, v) for t, v in [(0.0, 1.0), (1.0, None), (1.0, 2.0), (1.0, 3.0),
 ...                              (-9.0, 1.0), (2.0, 500.0), (0.5, 1.0), (1e17, 1.0)]]
 ['ok', 'missing', 'ok', 'duplicate', 'late', 'out_of_limits', 'ok', 'bad_timestamp']
 >>> c = SeriesCleaner(CleaningConfig(), Limits(lower=-1e305))
->>> [c.check(t, v) for t, v in [(0.0, 1e300), (1.0, -2e300), (2.0, 4e301), (3.0, 1.0)]]
+>>> [c.check(t, v) for t, v in [(0.0, 1e150), (1.0, -2e150), (2.0, 4e301), (3.0, 1.0)]]
 ['ok', 'out_of_limits', 'out_of_limits', 'ok']
 """
 
@@ -45,7 +45,7 @@ _RING = 8
 TS_MIN = -62_135_596_800.0
 TS_MAX = 253_402_300_800.0  # exclusive
 # the values a point may carry (the wire's MAX_VALUE), configured limits or not
-VALUE_MAX = 1e300
+VALUE_MAX = 1e150
 DAY = 86400.0
 WEEK = 7 * DAY
 BIN = 1800.0  # activity is learned per half hour of the (UTC) day

@@ -57,7 +57,7 @@ def _params_of(raw: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Physical limits; values outside are rejected as ``out_of_limits`` (as are values
-    beyond +-1e300 whatever the limits)."""
+    beyond +-1e150 whatever the limits)."""
 
     lower: float | None = None
     upper: float | None = None

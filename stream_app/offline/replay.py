@@ -69,7 +69,7 @@ UNSCORED_MEANING = {
     "duplicate": "at a time a row before them already had",
     "non_finite": "not finite (nan, inf)",
     "bad_timestamp": "at a time before the year 1 or after the year 9999",
-    "out_of_limits": "outside the configured limits or beyond +-1e300",
+    "out_of_limits": "outside the configured limits or beyond +-1e150",
     "missing": "empty",
     "too_many_series": "beyond the series limit",
 }

@@ -29,9 +29,12 @@ MAX_TAG_VALUE = 200
 # message (the API answered 503, "Kafka unavailable", to a request no retry could pass)
 MAX_TAG_KEY = 64
 _MAX_NUMBER = 1.7976931348623157e308  # the schema's bound: a finite double
-# ... and a metric's value: beyond it sums overflow (two readings of 1.7e308 made every
-# mean of their series' buckets fail in PostgreSQL), and the detectors clip there anyway
-MAX_VALUE = 1e300
+# ... and a metric's value: beyond it the squares that means keep overflow a double. Two
+# readings of 1.7e308 made every mean of their series' buckets fail in PostgreSQL, and so
+# did 1e200 beside 2e200 (avg() keeps the sum of squared deviations: 422 on a series'
+# downsampled view, and the rollups unreadable for every entity); at 1e150 a bucket
+# overflows only past 45 million points. The detectors' squares stay finite too.
+MAX_VALUE = 1e150
 
 
 class Reading(NamedTuple):

@@ -7,6 +7,7 @@ import csv
 import io
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -209,6 +210,47 @@ async def test_observations_raw_and_downsampled(api_env: ApiEnv) -> None:
     assert sum(p["n"] for p in down["points"]) == 3 * 24 * 60
     assert max(p["max_value"] for p in down["points"]) == 100.0  # the spike survives
     assert sum(p["is_anomaly"] for p in down["points"]) == 1
+
+
+async def test_values_at_the_schemas_bound_stay_readable_in_every_mean(api_env: ApiEnv) -> None:
+    """Readings the schema accepted (1e200 beside 2e200, up to 1e300) made PostgreSQL's
+    avg() overflow (it keeps the sum of squared deviations): 422 on the series'
+    downsampled view, and the rollup views unreadable for every entity. The bound is
+    now where a bucket's squares stay finite."""
+    import psycopg
+
+    from stream_app.wire.reading import MAX_VALUE
+
+    entity, metric = "bound/extreme", "m"
+    start = api_env.seeded["start"]
+    with (
+        psycopg.connect(api_env.conninfo, autocommit=True) as conn,
+        conn.cursor().copy(
+            "COPY observations (entity, metric, ts, value, expected, lower, upper, score,"
+            " is_anomaly, status, detector) FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(3000):
+            v = MAX_VALUE if i % 2 else -MAX_VALUE
+            ts = start + timedelta(seconds=30 * i)
+            copy.write_row((entity, metric, ts, v, -v, -MAX_VALUE, MAX_VALUE, 0.5, False,
+                            "ok", "robust_seasonal"))  # fmt: skip
+    try:
+        path = f"/v1/series/{entity}/{metric}/observations"
+        params = {"from": start.isoformat(), "to": "2026-11-23T00:00:00Z", "max_points": 10}
+        down = await api_env.client.get(path, params=params, headers=viewer(api_env))
+        assert down.status_code == 200, down.text
+        assert sum(p["n"] for p in down.json()["points"]) == 3000
+        with psycopg.connect(api_env.conninfo, autocommit=True) as conn:
+            for query in (
+                "SELECT max(abs(avg_value)) FROM observations_5m",
+                "SELECT max(abs(avg_value)) FROM observations_1h",
+            ):
+                row = conn.execute(query).fetchone()
+                assert row is not None and row[0] is not None and row[0] <= MAX_VALUE
+    finally:
+        with psycopg.connect(api_env.conninfo, autocommit=True) as conn:
+            conn.execute("DELETE FROM observations WHERE entity = %s", (entity,))
 
 
 # --- anomalies ------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_the_summary_counts_the_rows_the_core_did_not_score(tmp_path: Path) -> N
         "1 value(s) at a time a row before them already had: status duplicate",
         "1 value(s) empty: status missing",
         "1 value(s) not finite (nan, inf): status non_finite",
-        "1 value(s) outside the configured limits or beyond +-1e300: status out_of_limits",
+        "1 value(s) outside the configured limits or beyond +-1e150: status out_of_limits",
     ):
         assert line in said
     assert "late" not in said
