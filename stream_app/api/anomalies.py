@@ -86,9 +86,14 @@ def anomaly_filter(
     status: q.Status | None = Query(None),
     label: Literal["true_positive", "false_positive", "none"] | None = Query(None),
 ) -> q.AnomalyFilter:
+    frm, to = utc(start, "from"), utc(end, "to")
+    if frm is not None and to is not None and frm > to:
+        # as the observations route says: a reversed range is a mistake (it answered 200
+        # and an empty page); from == to is every episode active at that moment
+        raise HTTPException(status_code=422, detail="from must not be after to")
     return q.AnomalyFilter(
-        start=utc(start, "from"),
-        end=utc(end, "to"),
+        start=frm,
+        end=to,
         entity_prefix=entity_prefix,
         metric=metric,
         severity=tuple(severity),

@@ -26,11 +26,12 @@ from stream_app.api.state import ApiState, api_state, require_producer
 from stream_app.resources import data_file
 from stream_app.wire import parse_timestamp
 from stream_app.wire.content import content_problems, has_duplicate_keys, loads_marking_duplicates
-from stream_app.wire.reading import MAX_FUTURE_S
+from stream_app.wire.reading import MAX_FUTURE_S, Reading, ReadingDecoder, Rejection
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _MAX_ERRORS_PER_ITEM = 5
 _MAX_ERRORS = 1000
+_DECODER = ReadingDecoder()
 
 
 class ItemError(BaseModel):
@@ -117,11 +118,16 @@ def validate_item(item: Any) -> list[tuple[str, str]]:
     problems = content_problems(item)[:_MAX_ERRORS_PER_ITEM]
     if problems:
         return problems
+    told: dict[str, int] = {}  # "required" errors said so far, by the object's pointer
     for error in reading_validator().iter_errors(item):
         pointer = "".join(f"/{_escape(p)}" for p in error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
+            # one error per missing property, in the schema's order: each names its own
+            # (every one named the first before: '/entity' for a missing ts)
             missing = [p for p in error.validator_value if p not in error.instance]
-            pointer += f"/{_escape(missing[0])}" if missing else ""
+            nth = told.get(pointer, 0)
+            told[pointer] = nth + 1
+            pointer += f"/{_escape(missing[nth])}" if nth < len(missing) else ""
         problems.append((pointer, error.message[:300]))
         if len(problems) >= _MAX_ERRORS_PER_ITEM:
             break
@@ -149,11 +155,20 @@ def check_batch(
     rejected = 0
     clock = time.time() if now is None else now
     for index, item in enumerate(items):
-        problems = validate_item(item) or _too_far_ahead(item, clock)
-        if not problems:
+        # the verdict from the worker's own decoder (it and the schema agree: a contract
+        # test), the schema's pointers only for the errors reported: 1.7 million items
+        # of {} in a 5 MB body took 32 s of the server's time, each checked by jsonschema
+        verdict = _DECODER.validate(item, clock) if type(item) is dict else None
+        if isinstance(verdict, Reading) and not content_problems(item):
             valid.append(item)
             continue
         rejected += 1
+        if len(errors) >= _MAX_ERRORS:
+            continue  # counted; no more is said of it
+        problems = validate_item(item) or _too_far_ahead(item, clock)
+        if not problems:  # the decoder's word, where the schema alone finds nothing
+            detail = verdict.detail if isinstance(verdict, Rejection) else "not a reading"
+            problems = [("", detail[:300])]
         for pointer, message in problems:
             if len(errors) < _MAX_ERRORS:
                 field = pointer.split("/")[1] if pointer else ""

@@ -277,6 +277,20 @@ async def test_anomaly_pages_follow_the_cursor(api_env: ApiEnv) -> None:
     assert bad.status_code == 422
 
 
+@pytest.mark.parametrize("path", ["/v1/anomalies", "/v1/anomalies/export"])
+async def test_a_reversed_time_range_is_refused_as_on_the_series_route(
+    api_env: ApiEnv, path: str
+) -> None:
+    """Both answered 200 and nothing; the observations route said 422 already."""
+    reversed_range = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+    response = await api_env.client.get(path, params=reversed_range, headers=viewer(api_env))
+    assert response.status_code == 422 and "from" in response.json()["detail"]
+    # the same moment is a question: the episodes active then
+    moment = {"from": "2026-11-20T00:02:00Z", "to": "2026-11-20T00:02:00Z"}
+    response = await api_env.client.get(path, params=moment, headers=viewer(api_env))
+    assert response.status_code == 200, response.text
+
+
 async def test_anomaly_filters(api_env: ApiEnv) -> None:
     async def ids(**params: Any) -> list[str]:
         r = await api_env.client.get("/v1/anomalies", params=params, headers=viewer(api_env))
