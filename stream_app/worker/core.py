@@ -100,6 +100,7 @@ class WorkerCore:
             checkpoint_s=settings.worker_checkpoint_s,
             max_live_entities=settings.worker_max_live_entities,
             clock=clock,
+            feedback_topic=settings.topic_feedback,
         )
         self.guard = OffsetGuard()
         self.batcher = EventBatcher(

@@ -18,7 +18,9 @@ import orjson
 
 from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
+from stream_app.wire.deadletter import dead_letter
 from stream_app.wire.event import resolved_without_model
+from stream_app.wire.reading import Rejection
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
 from stream_app.worker.scoring import BatchOutput, ReadingScorer
@@ -46,8 +48,10 @@ class WorkerRuntime:
         checkpoint_s: float = 0.0,
         max_live_entities: int = 0,
         clock: Callable[[], float] = time.time,
+        feedback_topic: str | None = None,
     ) -> None:
         self.scorer = scorer
+        self.feedback_topic = feedback_topic
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
@@ -193,21 +197,45 @@ class WorkerRuntime:
         """An operator's label of an episode, published by the API (tsguard.feedback)."""
         try:
             doc = orjson.loads(raw or b"")
-            entity, metric, label = str(doc["entity"]), str(doc["metric"]), str(doc["label"])
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.warning("feedback: ignored malformed message: %s", exc)
-            self.metrics.deadletters.labels("bad_payload").inc()
+        except orjson.JSONDecodeError as exc:
+            await self._bad_feedback(raw, f"not JSON: {exc}")
             return
+        missing = [
+            k for k in ("entity", "metric", "label") if not isinstance(doc, dict) or k not in doc
+        ]
+        if missing:
+            what = "not a JSON object" if not isinstance(doc, dict) else f"no {', '.join(missing)}"
+            await self._bad_feedback(raw, what)
+            return
+        entity, metric, label = str(doc["entity"]), str(doc["metric"]), str(doc["label"])
         proc = self.scorer.states.processor(entity, metric)
         try:
             proc.apply_feedback(label=label)
         except ValueError as exc:
-            log.warning("feedback: %s", exc)
-            self.metrics.deadletters.labels("bad_payload").inc()
+            await self._bad_feedback(raw, str(exc))
             return
         # Saved with the next snapshot, like every other change to the models.
         self.checkpointer.touched([(-1, entity)])
         self.metrics.feedback.labels(label).inc()
+
+    async def _bad_feedback(self, raw: bytes | None, detail: str) -> None:
+        """Counted and dead-lettered, as a bad reading is: before, the counter of dead
+        letters grew and the dead-letter topic held none of them."""
+        log.warning("feedback: a message ignored and dead-lettered: %s", detail[:200])
+        self.metrics.deadletters.labels("bad_payload").inc()
+        if self.send_deadletter is None:
+            return
+        letter = dead_letter(
+            raw,
+            Rejection("bad_payload", f"feedback: {detail}"[:300]),
+            at=self.clock(),
+            max_payload=self.scorer.max_deadletter_payload,
+            topic=self.feedback_topic,
+        )
+        try:
+            await self.send_deadletter(None, orjson.dumps(letter))
+        except Exception as exc:  # the broker away: the label is lost either way, logged
+            log.warning("feedback: its dead letter could not be sent: %r", exc)
 
     def record_sink_error(self, exc: BaseException) -> None:
         self.sink_retrying = True

@@ -12,6 +12,7 @@ with a fetched backlog: 5,665 offsets behind, 5,545 still left when the workers 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Coroutine
@@ -70,7 +71,9 @@ class _Consumer(BatchingConsumer):
         self.app = SimpleNamespace(
             consumer_generation_id=3,
             topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
-            monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
+            monitor=SimpleNamespace(
+                track_tp_end_offset=lambda tp, offset: None, stream_inbound_time={}
+            ),
         )
 
     async def seek_to_committed(self) -> dict[Any, int]:
@@ -206,3 +209,14 @@ async def test_records_dropped_while_the_flow_is_stopped_are_rewound_before_the_
         f"rewind {[(TP, (100, 119))]}",
         "seek to committed",
     ]
+
+
+async def test_each_hand_over_tells_faust_s_monitor_the_stream_took_events() -> None:
+    """Faust's check of the event path reads when a stream last took an event of each
+    partition; the batches never told it, and it logged "Stream has not started
+    processing" as an ERROR while a worker caught up with a backlog."""
+    consumer, feed = _Consumer(committed=0), _Feed()
+    inbound = consumer.app.monitor.stream_inbound_time
+    before = time.monotonic()
+    await consumer.hand_over(feed, 0, 9)
+    assert before <= inbound[TP] <= time.monotonic()

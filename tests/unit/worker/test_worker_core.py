@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -14,10 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
 from stream_app.core import SeriesProcessor
 from stream_app.metrics import build_metrics
+from stream_app.resources import data_file
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow, SinkBatch, SinkStats
 from stream_app.wire.event import LOST_MODEL, iso_millis
@@ -830,3 +833,28 @@ async def test_the_open_episodes_of_models_loaded_after_a_rebalance_are_counted_
     await again.stop()
     still_open = not any(e["event"] == "resolved" for e in again.producer.events)
     assert still_open and again.count("tsguard_open_episodes") == 1
+
+
+async def test_malformed_feedback_is_counted_and_dead_lettered() -> None:
+    """A bad message on the feedback topic was counted as a dead letter (bad_payload)
+    that never reached the dead-letter topic, and logged as "ignored malformed message:
+    'entity'"."""
+    h = Harness()
+    bad = [b"not json", b"[1, 2]", b'{"metric": "m", "label": "false_positive"}', None]
+    bad.append(b'{"entity": "a/b", "metric": "m", "label": "maybe"}')
+    for raw in bad:
+        await h.core.runtime.handle_feedback(raw)
+    letters = h.producer.deadletters
+    assert [letter["reason"] for letter in letters] == ["bad_payload"] * len(bad)
+    assert {letter["origin"]["topic"] for letter in letters} == {h.settings.topic_feedback}
+    schema = json.loads(data_file("schemas", "deadletter.schema.json").read_text("utf-8"))
+    for letter in letters:
+        Draft202012Validator(schema).validate(letter)
+    details = [letter["detail"] for letter in letters]
+    assert details[1] == "feedback: not a JSON object" and details[2] == "feedback: no entity"
+    assert "maybe" in details[4]
+    assert h.count("tsguard_deadletters_total", reason="bad_payload") == len(bad)
+    await h.core.runtime.handle_feedback(
+        b'{"entity": "a/b", "metric": "m", "label": "false_positive"}'
+    )
+    assert len(h.producer.deadletters) == len(bad)
