@@ -72,7 +72,16 @@ def decode_rule(value: bytes) -> dict[str, Any]:
         raise ValueError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ValueError("rule is not a JSON object")
-    return DetectorRule.model_validate(data).model_dump(exclude_none=True)
+    rule = DetectorRule.model_validate(data).model_dump(exclude_none=True)
+    # what the workers ignore is not listed as if applied (a record written to the
+    # control topic past the API, whose threshold 5 the workers refused, was listed)
+    from stream_app.core import EngineConfig
+
+    try:
+        EngineConfig.from_mapping({"rules": [rule]})
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+    return rule
 
 
 @router.get("/v1/detectors", response_model=RuleList, response_model_exclude_none=True)
