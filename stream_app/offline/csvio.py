@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from stream_app.wire import (
     ASCII_SPACE,
@@ -95,24 +96,30 @@ def parse_value(text: str) -> float | None:
     return parse_number(stripped)
 
 
-def read_series_csv(
+class SeriesRow(NamedTuple):
+    """One row of a series file, read: its time and cells as written and as parsed."""
+
+    raw_ts: str
+    ts: float
+    raw_values: list[str]
+    values: list[float | None]
+    #: positions (in the metrics asked for) of cells that are not numbers, when kept
+    invalid: tuple[int, ...]
+    label: int | None
+
+
+def iter_series_csv(
     path: Path,
     metrics: Sequence[str] = ("value",),
     with_labels: bool = False,
     keep_invalid_values: bool = False,
-) -> SeriesTable:
-    """Read a whole series file; raise :class:`MalformedCsvError` on the first bad row.
+) -> Iterator[SeriesRow]:
+    """The rows of a series file one at a time, in file order (a file is never held
+    whole); raise :class:`MalformedCsvError` at the first bad row.
 
-    With ``keep_invalid_values`` a value cell that is not a number does not
-    stop the read: it becomes ``None`` and its row is listed in ``invalid``.
+    With ``keep_invalid_values`` a value cell that is not a number does not stop the
+    read: it becomes ``None`` and its position is in the row's ``invalid``.
     """
-    table = SeriesTable(
-        path=path,
-        raw_values={m: [] for m in metrics},
-        values={m: [] for m in metrics},
-        labels=[] if with_labels else None,
-        invalid={m: set() for m in metrics} if keep_invalid_values else {},
-    )
     began = 1
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -124,9 +131,13 @@ def read_series_csv(
                 raise MalformedCsvError(path, 1, "empty file, expected a header row")
             columns = _column_indices(path, [name.strip() for name in header], metrics, with_labels)
             began = reader.line_num + 1
+            width = len(header)
             for row in reader:
                 if row:
-                    _read_row(table, row, columns, metrics, reader.line_num, len(header))
+                    yield _read_row(
+                        path, row, columns, metrics, reader.line_num, width, with_labels,
+                        keep_invalid_values,
+                    )  # fmt: skip
                 began = reader.line_num + 1
     except UnicodeDecodeError as exc:
         # the text is decoded a block at a time, ahead of the rows: find the line
@@ -136,6 +147,32 @@ def read_series_csv(
     except csv.Error as exc:
         # the line the bad record began on (a quote opened there may end the file)
         raise MalformedCsvError(path, began, f"CSV syntax error: {csv_error_text(exc)}") from exc
+
+
+def read_series_csv(
+    path: Path,
+    metrics: Sequence[str] = ("value",),
+    with_labels: bool = False,
+    keep_invalid_values: bool = False,
+) -> SeriesTable:
+    """Read a whole series file (:func:`iter_series_csv`'s rows, kept as columns)."""
+    table = SeriesTable(
+        path=path,
+        raw_values={m: [] for m in metrics},
+        values={m: [] for m in metrics},
+        labels=[] if with_labels else None,
+        invalid={m: set() for m in metrics} if keep_invalid_values else {},
+    )
+    for i, row in enumerate(iter_series_csv(path, metrics, with_labels, keep_invalid_values)):
+        table.raw_timestamps.append(row.raw_ts)
+        table.timestamps.append(row.ts)
+        for metric, raw, value in zip(metrics, row.raw_values, row.values, strict=True):
+            table.raw_values[metric].append(raw)
+            table.values[metric].append(value)
+        for position in row.invalid:
+            table.invalid[metrics[position]].add(i)
+        if table.labels is not None and row.label is not None:
+            table.labels.append(row.label)
     return table
 
 
@@ -193,18 +230,20 @@ def _column_indices(
 
 
 def _read_row(
-    table: SeriesTable,
+    path: Path,
     row: list[str],
     columns: dict[str, int],
     metrics: Sequence[str],
     line: int,
     width: int,
-) -> None:
+    with_labels: bool,
+    keep_invalid_values: bool,
+) -> SeriesRow:
     if len(row) != width:
         # a row with more fields than the header is as wrong as one with fewer: an
         # unquoted "1,010.5" or "10,5" would be read as 1 or 10
         raise MalformedCsvError(
-            table.path,
+            path,
             line,
             f"expected {width} fields as in the header, found {len(row)}"
             + (" (a number with a comma in it must be quoted)" if len(row) > width else ""),
@@ -213,39 +252,38 @@ def _read_row(
     try:
         ts = parse_timestamp(raw_ts)
     except TimestampRangeError as exc:
-        raise MalformedCsvError(table.path, line, f"timestamp {exc}") from None
+        raise MalformedCsvError(path, line, f"timestamp {exc}") from None
     except ValueError:
-        raise MalformedCsvError(table.path, line, f"cannot parse timestamp {raw_ts!r}") from None
+        raise MalformedCsvError(path, line, f"cannot parse timestamp {raw_ts!r}") from None
+    raw_values = [row[columns[metric]] for metric in metrics]
     parsed: list[float | None] = []
-    for metric in metrics:
+    invalid: list[int] = []
+    for position, (metric, raw) in enumerate(zip(metrics, raw_values, strict=True)):
         try:
-            parsed.append(parse_value(row[columns[metric]]))
+            parsed.append(parse_value(raw))
         except ValueError:
-            if metric in table.invalid:
-                table.invalid[metric].add(len(table.timestamps))
+            if keep_invalid_values:
+                invalid.append(position)
                 parsed.append(None)
                 continue
             raise MalformedCsvError(
-                table.path, line, f"cannot parse {metric} {row[columns[metric]]!r} as a number"
+                path, line, f"cannot parse {metric} {raw!r} as a number"
             ) from None
-    if table.labels is not None:
+    label = None
+    if with_labels:
         raw_label = row[columns["label"]]
         try:
-            label = parse_number(raw_label)
+            number = parse_number(raw_label)
             # 0 normal, above 0 anomalous; nan and -1 read as normal before, and a file
             # whose anomalies were marked so had no window
-            if not (label >= 0.0 and math.isfinite(label)):
+            if not (number >= 0.0 and math.isfinite(number)):
                 raise ValueError(raw_label)
         except ValueError:
             raise MalformedCsvError(
-                table.path, line, f"cannot parse label {raw_label!r} (0 normal, 1 anomalous)"
+                path, line, f"cannot parse label {raw_label!r} (0 normal, 1 anomalous)"
             ) from None
-        table.labels.append(1 if label > 0 else 0)
-    table.raw_timestamps.append(raw_ts)
-    table.timestamps.append(ts)
-    for metric, value in zip(metrics, parsed, strict=True):
-        table.raw_values[metric].append(row[columns[metric]])
-        table.values[metric].append(value)
+        label = 1 if number > 0 else 0
+    return SeriesRow(raw_ts, ts, raw_values, parsed, tuple(invalid), label)
 
 
 def find_csvs(root: Path) -> list[Path]:

@@ -8,6 +8,7 @@ import os
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -241,16 +242,16 @@ def test_a_replay_stopped_midway_leaves_no_output_that_looks_whole(
 
     _series_csv(tmp_path / "a.csv", 300)
     (tmp_path / "out.csv").write_text("an older run", encoding="utf-8")
-    real = replay._result_cells
+    real = replay._episode_event  # called for every row scored, as it is written
     calls = []
 
-    def cells(scored: replay.ScoredColumns, i: int) -> list[str]:
-        calls.append(i)
-        if i == 150:
+    def cells(events: Any, metric: str) -> str:
+        calls.append(len(calls))
+        if len(calls) - 1 == 150:
             raise KeyboardInterrupt
-        return real(scored, i)
+        return real(events, metric)
 
-    monkeypatch.setattr(replay, "_result_cells", cells)
+    monkeypatch.setattr(replay, "_episode_event", cells)
     result = CliRunner().invoke(
         app, ["replay", str(tmp_path / "a.csv"), "-o", str(tmp_path / "out.csv")]
     )
@@ -337,9 +338,9 @@ def test_a_file_that_cannot_be_opened_fails_alone_in_a_folder(
         refused(path)
         return True
 
-    real = csvio.read_series_csv
+    real = csvio.iter_series_csv
     monkeypatch.setattr(replay, "has_columns", header_read)
-    monkeypatch.setattr(replay, "read_series_csv", refused)
+    monkeypatch.setattr(replay, "iter_series_csv", refused)
     result = CliRunner().invoke(app, ["replay", str(src), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "Permission denied" in result.stderr and "1 of 2 file(s) not replayed" in result.stderr
