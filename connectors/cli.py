@@ -383,7 +383,8 @@ def bridge_mqtt(
     try:
         pattern = TopicPattern.parse(topic_pattern, entity_template)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--topic-pattern") from exc
+        hint = "--entity-template" if str(exc).startswith("entity template") else "--topic-pattern"
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
     try:
         _run_stopping_on_sigterm(
             run_mqtt_bridge(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 import orjson
+from aiokafka.errors import KafkaError
 
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.producer import BatchProducer, RateMeter
@@ -102,9 +103,13 @@ async def run_mqtt_bridge(
     decoder = ReadingDecoder(max_bytes=settings.max_message_bytes)
     options = client_options(settings, client_id)
     attempt = 0
-    async with BatchProducer(settings, client_id="tsguard-mqtt-bridge", linger_s=0.02) as producer:
-        while True:
-            try:
+    while True:
+        try:
+            # a producer per session: one whose deliveries failed (Kafka away) is closed
+            # with the session, and the broker sends the messages not acknowledged again
+            async with BatchProducer(
+                settings, client_id="tsguard-mqtt-bridge", linger_s=0.02
+            ) as producer:
                 mqtt = aiomqtt.Client(**options)  # type: ignore[arg-type]
                 # acknowledged to the broker once Kafka has the reading, not on receipt: a
                 # kill -9 lost what was acknowledged and not yet produced (172 of 900)
@@ -129,18 +134,27 @@ async def run_mqtt_bridge(
                         meter.count = stats.readings
                         meter.maybe_report()
                     await _acknowledge(client, producer, unacked)
-                break
-            except aiomqtt.MqttError as exc:
-                if ready is not None:
-                    ready.clear()
-                delay = reconnect_delay(
-                    attempt, first_s=first_retry_s, max_s=settings.mqtt_reconnect_max_s
+            break
+        except (aiomqtt.MqttError, KafkaError, TimeoutError) as exc:
+            # Kafka away: before, the first failed delivery ended the bridge with a
+            # traceback (LeaderNotAvailableError), after 160,000 pairs of connection errors
+            if ready is not None:
+                ready.clear()
+            delay = reconnect_delay(
+                attempt, first_s=first_retry_s, max_s=settings.mqtt_reconnect_max_s
+            )
+            attempt += 1
+            stats.reconnects += 1
+            if report is not None:
+                lost = (
+                    "MQTT connection lost"
+                    if isinstance(exc, aiomqtt.MqttError)
+                    else (
+                        "Kafka unavailable; the messages not acknowledged come again from the broker"
+                    )
                 )
-                attempt += 1
-                stats.reconnects += 1
-                if report is not None:
-                    report(f"MQTT connection lost ({exc}); reconnecting in {delay:.1f} s")
-                await asyncio.sleep(delay)
+                report(f"{lost} ({exc!r}); reconnecting in {delay:.1f} s")
+            await asyncio.sleep(delay)
     if report is not None:
         report(
             meter.summary() + f"; {stats.deadletters} dead-lettered of {stats.messages} messages"

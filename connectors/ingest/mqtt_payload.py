@@ -52,6 +52,18 @@ class TopicPattern:
             raise ValueError(f"duplicate level names in {text!r}")
         if not [n for n in names if n != "metric"] and entity_template is None:
             raise ValueError(f"{text!r} captures no entity level (name one, e.g. +device)")
+        if entity_template is not None:
+            # tried now with the levels' names: "{device.real}" or "{device!x}" failed at the
+            # first message, which the broker then sent again at every restart
+            try:
+                made = entity_template.format(**{name: "x" for name in names})
+            except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"entity template {entity_template!r}: {type(exc).__name__}: {exc}"
+                    f" (it may name the levels {', '.join(names) or 'none'}, as {{name}})"
+                ) from None
+            if not isinstance(made, str) or not made:
+                raise ValueError(f"entity template {entity_template!r} makes no entity")
         return cls(levels, entity_template)
 
     @property
@@ -105,6 +117,8 @@ def payload_to_reading(
         entity = pattern.entity(captured)
     except (KeyError, IndexError) as exc:
         return Rejection("bad_payload", f"entity template needs level {exc}")
+    except (AttributeError, TypeError, ValueError) as exc:  # a level's value the template refuses
+        return Rejection("bad_payload", f"entity template: {type(exc).__name__}: {exc}"[:300])
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:

@@ -185,6 +185,62 @@ async def test_a_retained_value_without_a_time_is_not_a_new_reading(
                 await client.publish(topic, b"", qos=1, retain=True)
 
 
+async def test_a_delivery_kafka_refused_is_a_reconnect_and_loses_nothing(
+    settings: Settings, fresh_topic: Any, mqtt_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Kafka away, the first failed delivery ended the bridge with a traceback
+    (LeaderNotAvailableError): 552 of 2,573 messages the broker had taken reached Kafka,
+    the rest only after a restart. The refusal is simulated here (the first two flushes
+    fail as a broker without a leader makes them); the broker is real and sends again
+    what was not acknowledged."""
+    from aiokafka.errors import LeaderNotAvailableError
+
+    from connectors.ingest.producer import BatchProducer
+
+    real_flush = BatchProducer.flush
+    refused: list[int] = []
+
+    async def flush(self: BatchProducer) -> None:
+        if len(refused) < 2:
+            refused.append(1)
+            raise LeaderNotAvailableError()
+        await real_flush(self)
+
+    monkeypatch.setattr(BatchProducer, "flush", flush)
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    ready = asyncio.Event()
+    told: list[str] = []
+    bridge = asyncio.create_task(
+        run_mqtt_bridge(
+            s,
+            TopicPattern.parse(f"{root}/+site/+device/+metric"),
+            ready=ready,
+            report=told.append,
+            client_id=f"tsguard-test-{root}",
+            first_retry_s=0.05,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
+            for i in range(30):
+                payload = orjson.dumps({"value": i, "ts": 1_767_225_600 + 60 * i})
+                await client.publish(f"{root}/s1/d1/seq", payload, qos=1)
+
+        def all_there(out: list[tuple[bytes | None, Any]]) -> bool:
+            return {v["metrics"]["seq"] for _, v in out} == set(range(30))
+
+        got = await consume(s, s.topic_readings, 10**6, deadline_s=30, until=all_there)
+        assert all_there(got), sorted({v["metrics"]["seq"] for _, v in got})
+        assert not bridge.done()  # it went on
+        assert len(refused) == 2 and any("Kafka unavailable" in line for line in told), told
+    finally:
+        bridge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bridge
+
+
 async def test_a_bridge_killed_mid_stream_loses_no_message_the_broker_gave_it(
     settings: Settings, fresh_topic: Any, mqtt_port: int
 ) -> None:

@@ -325,3 +325,13 @@ def test_a_file_time_in_digits_outside_ascii_is_not_a_time(cell: str) -> None:
     with pytest.raises(ValueError, match="not a time"):
         to_epoch(cell)
     assert to_epoch(" 1700000000 ") == to_epoch("2023-11-14T22:13:20") == 1_700_000_000.0
+
+
+@pytest.mark.parametrize("template", ["{device.real}", "{device!x}", "{nope}", "{0}", ""])
+def test_an_entity_template_that_cannot_make_an_entity_is_refused_at_start(template: str) -> None:
+    """``{device.real}`` and ``{device!x}`` were taken and failed at the first message,
+    which the broker, never told it was handled, sent again at every restart."""
+    with pytest.raises(ValueError, match="entity template"):
+        TopicPattern.parse("a/+site/+device/+metric", template)
+    good = TopicPattern.parse("a/+site/+device/+metric", "plant/{site}-{device}")
+    assert good.entity({"site": "s", "device": "d", "metric": "m"}) == "plant/s-d"
