@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event, to_alert
 from connectors.ingest.producer import BatchProducer
@@ -165,15 +166,30 @@ async def forward_to_alertmanager(
                     await producer.flush()  # dead letters are durable before we move on
                     await consumer.commit()
         finally:
+            # bounded: with Alertmanager away the group's leave timed out (41 s after a
+            # SIGTERM, past a supervisor's 10 s grace), and with Kafka away too the flush
+            # waited for ever; what is not committed is read again at the next start
             try:
-                await producer.stop()
+                await _bounded(producer.stop(), "the dead-letter producer's flush", report)
             finally:
-                await consumer.stop()
+                await _bounded(consumer.stop(), "leaving the consumer group", report)
     if report is not None:
         report(
             f"forwarded {stats.events} events as {stats.posted} alerts; {stats.deadletters} dead-lettered"
         )
     return stats
+
+
+STOP_TIMEOUT_S = 5.0
+
+
+async def _bounded(step: Awaitable[Any], what: str, report: Callable[[str], None] | None) -> None:
+    """``step`` for at most ``STOP_TIMEOUT_S``; on a stop, Kafka may be away."""
+    try:
+        await asyncio.wait_for(step, STOP_TIMEOUT_S)
+    except (TimeoutError, KafkaError) as exc:
+        if report is not None:
+            report(f"stopping: {what} gave up after {STOP_TIMEOUT_S:.0f} s ({exc!r})")
 
 
 async def _post_each(

@@ -348,6 +348,45 @@ async def _poll(
         await asyncio.sleep(0.2)
 
 
+async def test_a_stopping_forwarder_whose_kafka_calls_hang_still_ends(
+    settings: Settings, fresh_topic: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped while retrying an unreachable Alertmanager, the forwarder took 41 s to
+    leave its group, and with Kafka away too it never ended (SIGTERM and SIGINT ignored
+    for 9 minutes). Here leaving the group hangs; the stop still ends, and says why."""
+    from aiokafka import AIOKafkaConsumer
+
+    from connectors.alerting import alertmanager
+
+    s = await private(settings, fresh_topic, "anomalies", "deadletter")
+    hang, real_stop = asyncio.Event(), AIOKafkaConsumer.stop
+    stopped: list[AIOKafkaConsumer] = []
+
+    async def stop(self: AIOKafkaConsumer) -> None:
+        stopped.append(self)
+        await hang.wait()  # never set
+
+    told: list[str] = []
+    forwarder = asyncio.create_task(
+        forward_to_alertmanager(
+            s,
+            url="http://127.0.0.1:9",  # nothing listens: every post is retried
+            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
+            report=told.append,
+        )
+    )
+    await asyncio.sleep(2.0)  # it reads the (empty) topic
+    monkeypatch.setattr(AIOKafkaConsumer, "stop", stop)
+    forwarder.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(forwarder, 4 * alertmanager.STOP_TIMEOUT_S)
+    assert forwarder.done()
+    assert any("leaving the consumer group gave up" in line for line in told), told
+    monkeypatch.undo()
+    for consumer in stopped:  # closed for real, now that the point is made
+        await real_stop(consumer)
+
+
 async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
     settings: Settings,
     fresh_topic: Any,
