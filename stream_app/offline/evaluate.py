@@ -198,7 +198,13 @@ def load_dataset(
                 keep = name in ts_windows and (
                     labelled or has_columns(path, ("timestamp", "value"))
                 )
-            table = read_series_csv(path, ("value",), with_labels=labelled) if keep else None
+            # a value that is not a number is left out of the series, as replay's
+            # invalid_value: before, one such cell threw the whole series out
+            table = (
+                read_series_csv(path, ("value",), with_labels=labelled, keep_invalid_values=True)
+                if keep
+                else None
+            )
         except (OSError, MalformedCsvError) as exc:
             if single or on_unreadable is None:
                 raise
@@ -208,6 +214,9 @@ def load_dataset(
         if table is None:
             skipped.append(path)
             continue
+        bad = len(table.invalid.get("value", ()))
+        if bad and on_note is not None:
+            on_note(f"{name}: {bad} value(s) not a number, left out as replay's invalid_value")
         _sort_by_time(table, name, on_note)
         if name in ts_windows:
             # each window on its own first: one that covers no point is said

@@ -274,6 +274,22 @@ def test_a_malformed_file_fails_alone_in_a_folder(tmp_path: Path) -> None:
     assert "malformed CSV" in result.stderr and "not evaluated" not in result.stderr
 
 
+def test_a_value_that_is_not_a_number_is_left_out_as_replay_does(tmp_path: Path) -> None:
+    """One cell "abc" threw the whole series out of an evaluation (exit 2), while replay
+    scored the same file and marked that row ``invalid_value``."""
+    data = _dataset(tmp_path / "data")
+    broken = data / "group" / "b.csv"
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    lines[100] = lines[100].rsplit(",", 2)[0] + ",abc,0"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "group/b.csv: 1 value(s) not a number" in " ".join(result.stderr.split())
+    assert set(json.loads(result.stdout)["series"]) == {"group/a.csv", "group/b.csv", "c.csv"}
+    (one,), _ = load_dataset(broken)
+    assert one.values[99] is None and len(one.values) == 500
+
+
 def test_one_file_is_evaluated_as_in_its_folder(tmp_path: Path) -> None:
     """A single CSV: labelled by its folder's windows.json or its labels, or by the
     windows file apart, whose key for it may be longer than its name."""
