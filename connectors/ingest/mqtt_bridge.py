@@ -199,7 +199,8 @@ async def _handle(
     if isinstance(result, Rejection):
         stats.deadletters += 1
         if report is not None:
-            report(f"dead-lettered {topic}: {result.reason}: {result.detail}")
+            # cut: a 60,000-character topic was written whole, once per message
+            report(f"dead-lettered {topic[:200]!r}: {result.reason}: {result.detail[:300]}")
         letter = dead_letter(
             raw,
             result,

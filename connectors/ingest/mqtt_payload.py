@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from stream_app.wire import ReadingDecoder, Rejection, parse_number
+from stream_app.wire.content import has_duplicate_keys
 
 TS_KEYS = ("ts", "timestamp", "time")
 
@@ -131,7 +132,13 @@ def payload_to_reading(
         try:
             body = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
+            if "infinity" in str(exc) or "NaN" in text or "Infinity" in text:
+                # as the Kafka decoder says it: NaN and 1e400 inside JSON are not finite
+                return Rejection("non_finite", f"NaN or Infinity is not a valid value: {exc}")
             return Rejection("invalid_json", f"neither a number nor JSON: {exc}")
+        if has_duplicate_keys(text.encode(), body):
+            # as the Kafka decoder refuses it ({"value": 1, "value": 999} became 999)
+            return Rejection("invalid_json", "an object names the same key twice")
     if isinstance(body, dict):
         ts = next((body[k] for k in TS_KEYS if k in body), now)
         metrics = _object_metrics(body, metric)

@@ -179,6 +179,12 @@ def test_good_payloads(topic: str, payload: bytes, expected: dict[str, float | N
         ("sites/s1/d1/temp", b'{"value": 1, "ts": "yesterday"}', "bad_timestamp"),
         ("sites/s 1/d1/temp", b"1", "schema"),
         ("elsewhere/s1/d1/temp", b"1", "bad_payload"),
+        # as the Kafka decoder says them: NaN and overflow inside JSON were invalid_json,
+        # and a key named twice was taken (its last value)
+        ("sites/s1/d1/temp", b'{"value": NaN}', "non_finite"),
+        ("sites/s1/d1/temp", b'{"value": 1e400}', "non_finite"),
+        ("sites/s1/d1/temp", b'{"value": 1, "value": 999}', "invalid_json"),
+        ("sites/s1/d1/temp", b"2e150", "schema"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_reason(topic: str, payload: bytes, reason: str) -> None:
