@@ -400,7 +400,12 @@ def replay_file(
     counts = {"rows": 0, "invalid": 0}
 
     def scored_rows() -> Iterator[list[str]]:
-        rows = iter_series_csv(source, names, keep_invalid_values=True)
+        try:
+            yield from _scored(iter_series_csv(source, names, keep_invalid_values=True))
+        except OSError as exc:  # the input's, read as the output is written: not the output's
+            raise _InputError(exc) from exc
+
+    def _scored(rows: Iterator[SeriesRow]) -> Iterator[list[str]]:
         for row, ahead in flag_ahead(rows, lateness):
             counts["rows"] += 1
             counts["invalid"] += len(row.invalid)
@@ -437,8 +442,20 @@ def replay_file(
             yield out
 
     header = _wide_header(names) if names != ["value"] else list(OUTPUT_COLUMNS)
-    write_output(header, scored_rows(), destination)
+    try:
+        write_output(header, scored_rows(), destination)
+    except _InputError as failed:
+        raise failed.error from None
     return ReplayedFile(counts["rows"], counts["invalid"], dict(unscored))
+
+
+class _InputError(Exception):
+    """An input file's ``OSError`` on its way out through the output's writer, which would
+    otherwise say it could not write the output."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def plan_outputs(
