@@ -252,7 +252,7 @@ def _number(value: float | None) -> str:
 
 def write_output(header: Sequence[str], rows: Iterable[Sequence[str]], destination: Path) -> None:
     """Write ``header`` and ``rows`` as they come (a row is written once it is scored, so
-    a file of any length is never held whole, and ``-o -`` streams)."""
+    a file of any length is never held whole)."""
 
     def write_rows(handle: TextIO) -> None:
         writer = csv.writer(handle, lineterminator="\n")
