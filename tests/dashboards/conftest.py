@@ -14,6 +14,9 @@ without a worker).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 import pytest
@@ -31,11 +35,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from connectors.stack.prometheus import FORWARDER_METRICS_PORT
 from stream_app.metrics import build_metrics
 from stream_app.settings import Settings
 from stream_app.storage import migrate
 from tests.integration import conftest as _integration
-from tests.integration.pipeline.harness import make_pipeline, wait_for
+from tests.integration.pipeline.harness import TSGUARD, make_pipeline, wait_for
 from tests.integration.pipeline.streams import labelled_stream
 
 # The integration fixtures, reused by name (pytest finds fixtures assigned here).
@@ -200,6 +205,32 @@ def _feed_live(stop: threading.Event, pipe: Any) -> None:
     asyncio.run(feed())
 
 
+def _start_forwarder(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [TSGUARD, "forward", "alertmanager", "--url", "http://127.0.0.1:9",
+             "--metrics-port", str(FORWARDER_METRICS_PORT), "--metrics-host", "127.0.0.1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def _forwarder_serves() -> bool:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{FORWARDER_METRICS_PORT}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return False
+    return 'tsguard_connector_messages_total{connector="alertmanager-forwarder"' in text
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")  # the port is free again for later modules
 def live_metrics(
     prometheus_url: str,
@@ -220,18 +251,27 @@ def live_metrics(
         pipe = make_pipeline(settings, owner, tmp_path_factory.mktemp("dash-live"))
         stop = threading.Event()
         feeder = threading.Thread(target=_feed_live, args=(stop, pipe), daemon=True)
+        forwarder: subprocess.Popen[bytes] | None = None
         try:
             worker = pipe.start_worker("dash-live", port=port)
             worker.wait_ready()
+            # a real forwarder on the port the stack's Prometheus scrapes as the job
+            # tsguard-forwarder: the rules on the connectors' counters read its series.
+            # Its Alertmanager is nowhere (it retries), so no alert of it reaches the
+            # stack's, which other tests read
+            forwarder = _start_forwarder(pipe.env, pipe.workdir / "forwarder.log")
             feeder.start()
             wait_for(
                 lambda: worker.metric("tsguard_ingest_to_anomaly_seconds_count") > 0,
                 timeout=60,
                 what="the live worker emitting anomaly events",
             )
+            wait_for(_forwarder_serves, timeout=60, what="the live forwarder's /metrics")
             yield prometheus_url
         finally:
             stop.set()
+            if forwarder is not None:
+                _stop(forwarder)
             if feeder.is_alive():
                 feeder.join(timeout=10)
             pipe.close()
