@@ -14,8 +14,6 @@ without a worker).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -36,6 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from connectors.stack.prometheus import FORWARDER_METRICS_PORT
+from stream_app.demo import _stop
 from stream_app.metrics import build_metrics
 from stream_app.settings import Settings
 from stream_app.storage import migrate
@@ -222,15 +221,6 @@ def _forwarder_serves() -> bool:
     return 'tsguard_connector_messages_total{connector="alertmanager-forwarder"' in text
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")  # the port is free again for later modules
 def live_metrics(
     prometheus_url: str,
@@ -270,8 +260,7 @@ def live_metrics(
             yield prometheus_url
         finally:
             stop.set()
-            if forwarder is not None:
-                _stop(forwarder)
+            _stop(forwarder)  # SIGTERM, then SIGKILL, as the demo stops its processes
             if feeder.is_alive():
                 feeder.join(timeout=10)
             pipe.close()
