@@ -19,6 +19,7 @@ import orjson
 
 from stream_app.wire import ReadingDecoder, Rejection, parse_number
 from stream_app.wire.content import has_duplicate_keys
+from stream_app.wire.reading import json_rejection
 
 TS_KEYS = ("ts", "timestamp", "time")
 
@@ -132,10 +133,8 @@ def payload_to_reading(
         try:
             body = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            if "infinity" in str(exc) or "NaN" in text or "Infinity" in text:
-                # as the Kafka decoder says it: NaN and 1e400 inside JSON are not finite
-                return Rejection("non_finite", f"NaN or Infinity is not a valid value: {exc}")
-            return Rejection("invalid_json", f"neither a number nor JSON: {exc}")
+            # as the Kafka decoder says it: NaN and 1e400 inside JSON are not finite
+            return json_rejection(exc, text.encode(), "neither a number nor JSON: ")
         if has_duplicate_keys(text.encode(), body):
             # as the Kafka decoder refuses it ({"value": 1, "value": 999} became 999)
             return Rejection("invalid_json", "an object names the same key twice")

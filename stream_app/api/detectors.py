@@ -54,18 +54,28 @@ class RuleList(BaseModel):
     items: list[NamedRule]
 
 
-def check_rule(rule: dict[str, Any]) -> None:
-    """422 unless the workers' own parser and detector registry accept the rule."""
+def workers_accept(rule: dict[str, Any]) -> None:
+    """``ValueError`` unless the workers' own parser and detector registry accept the rule."""
     from stream_app.core import EngineConfig
 
     try:
         EngineConfig.from_mapping({"rules": [rule]})
-    except (ValueError, TypeError) as exc:
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def check_rule(rule: dict[str, Any]) -> None:
+    """422 unless the workers accept the rule (:func:`workers_accept`)."""
+    try:
+        workers_accept(rule)
+    except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)[:500]) from exc
 
 
 def decode_rule(value: bytes) -> dict[str, Any]:
-    """Control-topic value -> rule (ValueError for what the API would not write)."""
+    """Control-topic value -> rule (ValueError for what the API would not write, and for
+    what the workers ignore: a record written past the API, whose threshold 5 the workers
+    refused, was listed as if applied)."""
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -73,14 +83,7 @@ def decode_rule(value: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("rule is not a JSON object")
     rule = DetectorRule.model_validate(data).model_dump(exclude_none=True)
-    # what the workers ignore is not listed as if applied (a record written to the
-    # control topic past the API, whose threshold 5 the workers refused, was listed)
-    from stream_app.core import EngineConfig
-
-    try:
-        EngineConfig.from_mapping({"rules": [rule]})
-    except TypeError as exc:
-        raise ValueError(str(exc)) from exc
+    workers_accept(rule)
     return rule
 
 

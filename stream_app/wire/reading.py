@@ -115,6 +115,16 @@ def _beyond(name: str, value: float) -> Rejection:
     return Rejection("non_finite", f"/metrics/{name}: not a finite number")
 
 
+def json_rejection(exc: orjson.JSONDecodeError, raw: bytes, context: str = "") -> Rejection:
+    """Why JSON orjson refused is no reading: NaN, Infinity or a number beyond a double is
+    ``non_finite``, anything else ``invalid_json`` (the Kafka decoder's and the MQTT
+    bridge's word alike)."""
+    text = str(exc)
+    if "infinity" in text or b"NaN" in raw or b"Infinity" in raw:
+        return Rejection("non_finite", f"NaN or Infinity is not a valid value: {text}")
+    return Rejection("invalid_json", context + text)
+
+
 class ReadingDecoder:
     """Turns raw message bytes into a :class:`Reading` or a :class:`Rejection`."""
 
@@ -135,10 +145,7 @@ class ReadingDecoder:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            text = str(exc)
-            if "infinity" in text or b"NaN" in raw or b"Infinity" in raw:
-                return Rejection("non_finite", f"NaN or Infinity is not a valid value: {text}")
-            return Rejection("invalid_json", text)
+            return json_rejection(exc, raw)
         if has_duplicate_keys(raw, doc):
             return Rejection("invalid_json", "an object names the same key twice")
         return self.validate(doc, now)
