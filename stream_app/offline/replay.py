@@ -17,11 +17,12 @@ import math
 import os
 import stat
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar
 
 from stream_app.offline.csvio import (
     MalformedCsvError,
@@ -33,7 +34,9 @@ from stream_app.offline.csvio import (
 )
 
 if TYPE_CHECKING:
-    from stream_app.core import EngineConfig, EpisodeEvent
+    from stream_app.core import EngineConfig, EntityProcessor, EpisodeEvent
+
+_Row = TypeVar("_Row")
 
 RESULT_COLUMNS = (
     "anomaly_score",
@@ -89,6 +92,15 @@ class ScoredColumns:
     status: list[str] = field(default_factory=list)
     episode_event: list[str] = field(default_factory=list)  # "opened", "resolved" or ""
 
+    def add(self, result: _Result) -> None:
+        self.scores.append(result.score)
+        self.is_anomaly.append(result.is_anomaly)
+        self.expected.append(result.expected)
+        self.lower.append(result.lower)
+        self.upper.append(result.upper)
+        self.status.append(result.status)
+        self.episode_event.append(result.episode_event)
+
 
 def load_config(path: Path | None) -> EngineConfig:
     """The default engine configuration, or one read from a YAML or JSON file."""
@@ -120,7 +132,7 @@ def load_config(path: Path | None) -> EngineConfig:
 
 
 def rows_dated_ahead(
-    timestamps: Sequence[float], lateness: float = 0.0, look: int = AHEAD_LOOK
+    timestamps: Iterable[float], lateness: float = 0.0, look: int = AHEAD_LOOK
 ) -> frozenset[int]:
     """Rows dated after most of the ``look`` rows that follow them, while those go on,
     in order, from the rows before: one row whose year is a typo, or a few from a
@@ -140,29 +152,8 @@ def rows_dated_ahead(
     >>> sorted(rows_dated_ahead(range(20, 0, -1))), sorted(rows_dated_ahead(range(10)))
     ([], [])
     """
-    import numpy as np
-
-    t = np.asarray(timestamps, dtype=np.float64)
-    n = len(t)
-    if n <= look:
-        return frozenset()
-    # the earliest of the next `look` rows of every row that has that many after it
-    after = np.lib.stride_tricks.sliding_window_view(t[1:], look).min(axis=1)
-    candidates = np.flatnonzero(after < t[: len(after)] - lateness)
-    flagged: list[int] = []
-    newest = -np.inf  # the newest time kept before the row looked at
-    seen = 0  # rows before this one are in `newest`
-    for i in candidates.tolist():
-        if i > seen:
-            newest = max(newest, float(t[seen:i].max()))
-        seen = i + 1
-        following = t[i + 1 : i + 1 + look]
-        goes_on = following[(following > newest) & (following < t[i] - lateness)]
-        if 2 * len(goes_on) > look and bool(np.all(np.diff(goes_on) >= 0.0)):
-            flagged.append(i)
-        else:
-            newest = max(newest, float(t[i]))
-    return frozenset(flagged)
+    flags = flag_ahead(timestamps, lateness, look, ts=float)
+    return frozenset(i for i, (_, ahead) in enumerate(flags) if ahead)
 
 
 def score_series(
@@ -201,27 +192,80 @@ def score_entity(
 
     processor = EntityProcessor.create(entity, config)
     bad = invalid or {}
-    out = {metric: ScoredColumns() for metric in values}
+    metrics = list(values)
+    out = {metric: ScoredColumns() for metric in metrics}
     for i, ts in enumerate(timestamps):
-        if i in ahead:
-            for columns in out.values():
-                _append_unscored(columns, AHEAD)
-            continue
-        reading = {m: column[i] for m, column in values.items() if i not in bad.get(m, ())}
-        step = processor.process(ts, reading)
-        for metric, columns in out.items():
-            point = step.points.get(metric)
-            if point is None:
-                _append_unscored(columns, INVALID_VALUE)
-                continue
-            columns.scores.append(point.score)
-            columns.is_anomaly.append(point.is_anomaly)
-            columns.expected.append(point.expected)
-            columns.lower.append(point.lower)
-            columns.upper.append(point.upper)
-            columns.status.append(point.status)
-            columns.episode_event.append(_episode_event(step.events, metric))
+        left_out = [j for j, m in enumerate(metrics) if i in bad.get(m, ())]
+        row = [values[m][i] for m in metrics]
+        results = _score_row(processor, metrics, ts, row, left_out, i in ahead)
+        for metric, result in zip(metrics, results, strict=True):
+            out[metric].add(result)
     return out
+
+
+class _Result(NamedTuple):
+    """What one metric of one row became: the output's result columns, parsed."""
+
+    score: float | None
+    is_anomaly: bool
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    status: str
+    episode_event: str
+
+
+def _unscored(status: str) -> _Result:
+    return _Result(None, False, None, None, None, status, "")
+
+
+def _score_row(
+    processor: EntityProcessor,
+    metrics: Sequence[str],
+    ts: float,
+    values: Sequence[float | None],
+    left_out: Container[int],
+    ahead: bool,
+) -> list[_Result]:
+    """One row as the worker sees a reading: every metric of the row but those
+    ``left_out`` (a cell that is not a number: ``invalid_value``) in one step; a row
+    dated ``ahead`` never reaches the core."""
+    if ahead:
+        return [_unscored(AHEAD)] * len(metrics)
+    reading = {
+        m: v for j, (m, v) in enumerate(zip(metrics, values, strict=True)) if j not in left_out
+    }
+    step = processor.process(ts, reading)
+    results = []
+    for metric in metrics:
+        point = step.points.get(metric)
+        if point is None:
+            results.append(_unscored(INVALID_VALUE))
+            continue
+        results.append(
+            _Result(
+                point.score,
+                point.is_anomaly,
+                point.expected,
+                point.lower,
+                point.upper,
+                point.status,
+                _episode_event(step.events, metric),
+            )
+        )
+    return results
+
+
+def _cells(result: _Result) -> list[str]:
+    return [
+        _number(result.score),
+        "1" if result.is_anomaly else "0",
+        _number(result.expected),
+        _number(result.lower),
+        _number(result.upper),
+        result.status,
+        result.episode_event,
+    ]
 
 
 def _episode_event(events: Sequence[EpisodeEvent], metric: str) -> str:
@@ -234,16 +278,6 @@ def _episode_event(events: Sequence[EpisodeEvent], metric: str) -> str:
                 return "opened"
             found = event.event
     return found
-
-
-def _append_unscored(out: ScoredColumns, status: str) -> None:
-    out.scores.append(None)
-    out.is_anomaly.append(False)
-    out.expected.append(None)
-    out.lower.append(None)
-    out.upper.append(None)
-    out.status.append(status)
-    out.episode_event.append("")
 
 
 def _number(value: float | None) -> str:
@@ -288,17 +322,21 @@ def write_output(header: Sequence[str], rows: Iterable[Sequence[str]], destinati
 
 
 def flag_ahead(
-    rows: Iterable[SeriesRow], lateness: float = 0.0, look: int = AHEAD_LOOK
-) -> Iterator[tuple[SeriesRow, bool]]:
-    """Each row with whether it is dated ahead, as :func:`rows_dated_ahead` says, decided
-    as soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held.
+    rows: Iterable[_Row],
+    lateness: float = 0.0,
+    look: int = AHEAD_LOOK,
+    ts: Callable[[_Row], float] = attrgetter("ts"),
+) -> Iterator[tuple[_Row, bool]]:
+    """Each row with whether it is dated ahead (:func:`rows_dated_ahead`), decided as
+    soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held.
+    ``ts`` reads a row's time.
 
     >>> from stream_app.offline.csvio import SeriesRow
     >>> rows = [SeriesRow("", t, [], [], (), None) for t in [1, 2, 3, 9e9, *range(4, 13)]]
     >>> [i for i, (_, ahead) in enumerate(flag_ahead(rows)) if ahead]
     [3]
     """
-    held: deque[SeriesRow] = deque()
+    held: deque[_Row] = deque()
     times: deque[float] = deque()  # the held rows' times: the `look` after the one decided
     newest = -math.inf  # the newest time of the rows decided and kept
 
@@ -314,7 +352,7 @@ def flag_ahead(
 
     for row in rows:
         held.append(row)
-        times.append(row.ts)
+        times.append(ts(row))
         if len(held) > look:
             first = held.popleft()
             yield first, decide(times.popleft())
@@ -409,36 +447,12 @@ def replay_file(
         for row, ahead in flag_ahead(rows, lateness):
             counts["rows"] += 1
             counts["invalid"] += len(row.invalid)
+            results = _score_row(processor, names, row.ts, row.values, row.invalid, ahead)
             out = [row.raw_ts]
-            if ahead:
-                unscored[AHEAD] += len(names)
-                for raw in row.raw_values:
-                    out += [raw, "", "0", "", "", "", AHEAD, ""]
-                yield out
-                continue
-            if row.invalid:
-                reading = {m: v for i, (m, v) in enumerate(zip(names, row.values, strict=True))
-                           if i not in row.invalid}  # fmt: skip
-            else:
-                reading = dict(zip(names, row.values, strict=True))
-            step = processor.process(row.ts, reading)
-            for metric, raw in zip(names, row.raw_values, strict=True):
-                point = step.points.get(metric)
-                if point is None:
-                    out += [raw, "", "0", "", "", "", INVALID_VALUE, ""]
-                    continue
-                if point.status in UNSCORED_MEANING:
-                    unscored[point.status] += 1
-                out += [
-                    raw,
-                    _number(point.score),
-                    "1" if point.is_anomaly else "0",
-                    _number(point.expected),
-                    _number(point.lower),
-                    _number(point.upper),
-                    point.status,
-                    _episode_event(step.events, metric),
-                ]
+            for raw, result in zip(row.raw_values, results, strict=True):
+                if result.status in UNSCORED_MEANING:
+                    unscored[result.status] += 1
+                out += [raw, *_cells(result)]
             yield out
 
     header = _wide_header(names) if names != ["value"] else list(OUTPUT_COLUMNS)

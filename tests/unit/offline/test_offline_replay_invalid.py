@@ -8,6 +8,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -172,7 +173,31 @@ def test_rows_dated_ahead_are_found_a_row_at_a_time_as_on_the_whole_file(seed: i
             times[i : i + 5] = reversed(times[i : i + 5])
     lateness = rng.choice([0.0, 2.0, 40.0])
     streamed = [i for i, (_, ahead) in enumerate(flag_ahead(_rows(times), lateness)) if ahead]
-    assert streamed == sorted(rows_dated_ahead(times, lateness))
+    assert streamed == _on_the_whole_file(times, lateness)
+    assert sorted(rows_dated_ahead(times, lateness)) == streamed
+
+
+def _on_the_whole_file(times: list[float], lateness: float, look: int = AHEAD_LOOK) -> list[int]:
+    """The rule as replay applied it to a whole file before it read a row at a time (the
+    product's code until then): the earliest of the next ``look`` rows makes a candidate,
+    which is ahead where most of them go on, in order, from the newest row kept before."""
+    t = np.asarray(times, dtype=np.float64)
+    if len(t) <= look:
+        return []
+    after = np.lib.stride_tricks.sliding_window_view(t[1:], look).min(axis=1)
+    flagged: list[int] = []
+    newest, seen = -np.inf, 0
+    for i in np.flatnonzero(after < t[: len(after)] - lateness).tolist():
+        if i > seen:
+            newest = max(newest, float(t[seen:i].max()))
+        seen = i + 1
+        following = t[i + 1 : i + 1 + look]
+        goes_on = following[(following > newest) & (following < t[i] - lateness)]
+        if 2 * len(goes_on) > look and bool(np.all(np.diff(goes_on) >= 0.0)):
+            flagged.append(i)
+        else:
+            newest = max(newest, float(t[i]))
+    return flagged
 
 
 def test_a_row_is_decided_once_the_rows_it_looks_at_are_read() -> None:
