@@ -13,6 +13,8 @@ BINARY = "/usr/bin/prometheus"
 # where the stack's Prometheus looks for a local `tsguard forward alertmanager
 # --metrics-port 19464` (compose's forwarder is forwarder:9464)
 FORWARDER_METRICS_PORT = 19464
+# and for a local `tsguard bridge mqtt --metrics-port 19465` (compose runs no bridge)
+BRIDGE_METRICS_PORT = 19465
 
 
 def worker_targets(first_port: int, count: int = 2) -> list[str]:
@@ -58,8 +60,8 @@ class Prometheus(HttpService):
             report("prometheus: configuration reloaded")
 
     def config(self) -> dict[str, object]:
-        """``prometheus.yml``: the workers, the API, the forwarder, Prometheus itself, the
-        stack's Alertmanager."""
+        """``prometheus.yml``: the workers, the API, the forwarder, an MQTT bridge,
+        Prometheus itself, the stack's Alertmanager."""
         config: dict[str, object] = {
             "global": {
                 "scrape_interval": "1s",  # fast, so tests see a scrape within seconds
@@ -89,6 +91,12 @@ class Prometheus(HttpService):
                 {
                     "job_name": "tsguard-forwarder",
                     "static_configs": [{"targets": [f"127.0.0.1:{FORWARDER_METRICS_PORT}"]}],
+                },
+                # the MQTT bridge, when one runs here: its dead letters (device payloads
+                # it could not make readings of) never reach the workers' counters
+                {
+                    "job_name": "tsguard-mqtt-bridge",
+                    "static_configs": [{"targets": [f"127.0.0.1:{BRIDGE_METRICS_PORT}"]}],
                 },
                 {
                     "job_name": "prometheus",

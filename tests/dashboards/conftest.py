@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from connectors.stack.prometheus import FORWARDER_METRICS_PORT
+from connectors.stack.prometheus import BRIDGE_METRICS_PORT, FORWARDER_METRICS_PORT
 from stream_app.demo import _stop
 from stream_app.metrics import build_metrics
 from stream_app.settings import Settings
@@ -204,21 +204,22 @@ def _feed_live(stop: threading.Event, pipe: Any) -> None:
     asyncio.run(feed())
 
 
-def _start_forwarder(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def _start_connector(
+    args: list[str], port: int, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [TSGUARD, "forward", "alertmanager", "--url", "http://127.0.0.1:9",
-             "--metrics-port", str(FORWARDER_METRICS_PORT), "--metrics-host", "127.0.0.1"],
+            [TSGUARD, *args, "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
 
-def _forwarder_serves() -> bool:
+def _serves(port: int, connector: str) -> bool:
     try:
-        text = httpx.get(f"http://127.0.0.1:{FORWARDER_METRICS_PORT}/metrics", timeout=2).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return False
-    return 'tsguard_connector_messages_total{connector="alertmanager-forwarder"' in text
+    return f'tsguard_connector_messages_total{{connector="{connector}"' in text
 
 
 @pytest.fixture(scope="module")  # the port is free again for later modules
@@ -241,26 +242,47 @@ def live_metrics(
         pipe = make_pipeline(settings, owner, tmp_path_factory.mktemp("dash-live"))
         stop = threading.Event()
         feeder = threading.Thread(target=_feed_live, args=(stop, pipe), daemon=True)
-        forwarder: subprocess.Popen[bytes] | None = None
+        connectors: list[subprocess.Popen[bytes]] = []
         try:
             worker = pipe.start_worker("dash-live", port=port)
             worker.wait_ready()
-            # a real forwarder on the port the stack's Prometheus scrapes as the job
-            # tsguard-forwarder: the rules on the connectors' counters read its series.
-            # Its Alertmanager is nowhere (it retries), so no alert of it reaches the
-            # stack's, which other tests read
-            forwarder = _start_forwarder(pipe.env, pipe.workdir / "forwarder.log")
+            # a real forwarder and a real MQTT bridge on the ports the stack's Prometheus
+            # scrapes as the jobs tsguard-forwarder and tsguard-mqtt-bridge: the rules on
+            # the connectors' counters read their series. The forwarder's Alertmanager is
+            # nowhere (it retries), so no alert of it reaches the stack's, which other
+            # tests read; the bridge listens on topics of its own under its own client id
+            tag = uuid.uuid4().hex[:12]
+            for args, metrics_port_, log in (
+                (["forward", "alertmanager", "--url", "http://127.0.0.1:9"],
+                 FORWARDER_METRICS_PORT, "forwarder.log"),
+                (["bridge", "mqtt", "--topic-pattern", f"dashlive-{tag}/+device/+metric",
+                  "--client-id", f"dash-live-{tag}"],
+                 BRIDGE_METRICS_PORT, "bridge.log"),
+            ):  # fmt: skip
+                connectors.append(
+                    _start_connector(args, metrics_port_, pipe.env, pipe.workdir / log)
+                )
             feeder.start()
             wait_for(
                 lambda: worker.metric("tsguard_ingest_to_anomaly_seconds_count") > 0,
                 timeout=60,
                 what="the live worker emitting anomaly events",
             )
-            wait_for(_forwarder_serves, timeout=60, what="the live forwarder's /metrics")
+            wait_for(
+                lambda: _serves(FORWARDER_METRICS_PORT, "alertmanager-forwarder"),
+                timeout=60,
+                what="the live forwarder's /metrics",
+            )
+            wait_for(
+                lambda: _serves(BRIDGE_METRICS_PORT, "mqtt-bridge"),
+                timeout=60,
+                what="the live MQTT bridge's /metrics",
+            )
             yield prometheus_url
         finally:
             stop.set()
-            _stop(forwarder)  # SIGTERM, then SIGKILL, as the demo stops its processes
+            for process in connectors:
+                _stop(process)  # SIGTERM, then SIGKILL, as the demo stops its processes
             if feeder.is_alive():
                 feeder.join(timeout=10)
             pipe.close()
