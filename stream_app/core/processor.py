@@ -35,6 +35,19 @@ _MAGIC = b"TSG3"  # TSG1 states (before the v3 detector) restart their models
 _HISTORY_MASK = 63
 MAX_MARGIN = 64.0
 FEEDBACK_FACTOR = 2.0
+FEEDBACK_LABELS = ("false_positive", "true_positive")
+
+
+def check_feedback_label(label: str) -> None:
+    """ValueError unless ``label`` is one :meth:`SeriesProcessor.apply_feedback` takes.
+
+    >>> check_feedback_label("maybe")
+    Traceback (most recent call last):
+    ...
+    ValueError: label must be false_positive or true_positive, not 'maybe'
+    """
+    if label not in FEEDBACK_LABELS:
+        raise ValueError(f"label must be false_positive or true_positive, not {label[:100]!r}")
 
 
 def series_seed(entity: str, metric: str, seed: int) -> int:
@@ -179,13 +192,12 @@ class SeriesProcessor:
         margin divides the tail probability of the open and close thresholds: with an
         opening score of 0.9999 and margin 2 a point needs score >= 0.99995. Kept in the state.
         """
+        check_feedback_label(label)
         margin = self.policy.margin
         if label == "false_positive":
             margin = min(margin * FEEDBACK_FACTOR, MAX_MARGIN)
-        elif label == "true_positive":
-            margin = max(margin / FEEDBACK_FACTOR, 1.0)
         else:
-            raise ValueError(f"label must be false_positive or true_positive, not {label!r}")
+            margin = max(margin / FEEDBACK_FACTOR, 1.0)
         self.policy.set_margin(margin)
         return margin
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from stream_app.core.processor import check_feedback_label
 from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
 from stream_app.wire.deadletter import dead_letter
@@ -208,12 +209,16 @@ class WorkerRuntime:
             await self._bad_feedback(raw, what)
             return
         entity, metric, label = str(doc["entity"]), str(doc["metric"]), str(doc["label"])
-        proc = self.scorer.states.processor(entity, metric)
         try:
-            proc.apply_feedback(label=label)
+            check_feedback_label(label)
         except ValueError as exc:
             await self._bad_feedback(raw, str(exc))
             return
+        proc = self.scorer.states.scored(entity, metric)
+        if proc is None:
+            await self._bad_feedback(raw, f"no model of {entity[:100]!r} {metric[:100]!r} here")
+            return
+        proc.apply_feedback(label=label)
         # Saved with the next snapshot, like every other change to the models.
         self.checkpointer.touched([(-1, entity)])
         self.metrics.feedback.labels(label).inc()

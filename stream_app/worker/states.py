@@ -198,6 +198,18 @@ class EntityStates:
     def processor(self, entity: str, metric: str) -> SeriesProcessor:
         return self.entity(entity).processor(metric)
 
+    def scored(self, entity: str, metric: str) -> SeriesProcessor | None:
+        """``entity``'s model of ``metric`` where this worker has one (live or saved);
+        None otherwise, without making one: an operator's label concerns an episode a
+        model opened, and one naming a series never scored must not become a live
+        series (any message on the feedback topic did, its state saved for good)."""
+        live = self._live.get(entity)
+        if live is None:
+            if not self._load(entity):
+                return None
+            live = self.entity(entity)
+        return live.series.get(metric)
+
     def admit(
         self, entity: str, offset: int | None, partition: int | None = None
     ) -> EntityProcessor | None:

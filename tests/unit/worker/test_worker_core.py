@@ -854,7 +854,34 @@ async def test_malformed_feedback_is_counted_and_dead_lettered() -> None:
     assert details[1] == "feedback: not a JSON object" and details[2] == "feedback: no entity"
     assert "maybe" in details[4]
     assert h.count("tsguard_deadletters_total", reason="bad_payload") == len(bad)
-    await h.core.runtime.handle_feedback(
-        b'{"entity": "a/b", "metric": "m", "label": "false_positive"}'
-    )
-    assert len(h.producer.deadletters) == len(bad)
+
+
+async def test_feedback_applies_only_to_a_series_the_worker_has_scored() -> None:
+    """Any message on the feedback topic naming an entity made it a live series, its
+    state saved for good (a way to grow every worker's table without a reading). A label
+    for a series never scored is dead-lettered and makes nothing; one for a scored
+    series, live or only in the saved table, moves its margin and is saved."""
+    h = Harness()
+    h.start()
+    records = readings(1, 40)
+    await offered(h, records)
+    await until(lambda: len(h.sink.rows) == len(records), "every point stored")
+    for entity, metric in (("a/b", "m"), ("site/dev-0", "nope")):
+        doc = {"entity": entity, "metric": metric, "label": "false_positive"}
+        await h.core.runtime.handle_feedback(orjson.dumps(doc))
+    assert [letter["detail"] for letter in h.producer.deadletters] == [
+        "feedback: no model of 'a/b' 'm' here",
+        "feedback: no model of 'site/dev-0' 'nope' here",
+    ]
+    assert list(h.core.scorer.states.entities()) == ["site/dev-0"]
+    label = b'{"entity": "site/dev-0", "metric": "t", "label": "false_positive"}'
+    await h.core.runtime.handle_feedback(label)
+    assert h.core.scorer.states.processor("site/dev-0", "t").policy.margin == 2.0
+    await h.stop()
+    assert len(h.producer.deadletters) == 2
+    assert h.count("tsguard_feedback_total", label="false_positive") == 1
+    assert b"a/b" not in h.table
+    again = Harness(table=dict(h.table))  # the next owner: the model only in the table
+    await again.core.runtime.handle_feedback(label)
+    assert again.core.scorer.states.processor("site/dev-0", "t").policy.margin == 4.0
+    assert not again.producer.deadletters
