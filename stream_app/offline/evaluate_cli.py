@@ -108,10 +108,18 @@ def run_evaluate(
 
         check_folder(report)
     unreadable: list[Path] = []
+    # what the JSON says of the folder's files it did not evaluate, by name under it:
+    # before, only standard error named them
+    not_evaluated: list[dict[str, str]] = []
+
+    def named(path: Path) -> str:
+        return path.relative_to(data).as_posix() if data and data.is_dir() else path.name
 
     def not_read(path: Path, exc: OSError | MalformedCsvError) -> None:
         unreadable.append(path)
-        console.print(f"error: {visible(bad_input_message(exc))}", soft_wrap=True)
+        message = bad_input_message(exc)
+        not_evaluated.append({"file": named(path), "error": message})
+        console.print(f"error: {visible(message)}", soft_wrap=True)
 
     series, skipped = (
         load_dataset(
@@ -162,6 +170,8 @@ def run_evaluate(
         target = write_report(report, series, result, title)
         console.print(f"report: {visible(str(target))}")
     if as_json:
+        result["not_evaluated"] = not_evaluated
+        result["skipped"] = [named(p) for p in skipped]
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
         return len(unreadable), tried
     out = plain_console()

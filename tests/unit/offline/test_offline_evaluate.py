@@ -268,7 +268,12 @@ def test_a_malformed_file_fails_alone_in_a_folder(tmp_path: Path) -> None:
     said = " ".join(result.stderr.split())
     assert f"error: malformed CSV: {broken}:11:" in said
     assert "1 of 3 file(s) not evaluated (see above)" in said
-    assert set(json.loads(result.stdout)["series"]) == {"group/a.csv", "c.csv"}
+    report = json.loads(result.stdout)
+    assert set(report["series"]) == {"group/a.csv", "c.csv"}
+    # the JSON names it too (before, only standard error did)
+    assert [item["file"] for item in report["not_evaluated"]] == ["group/b.csv"]
+    assert f"{broken}:11:" in report["not_evaluated"][0]["error"]
+    assert report["skipped"] == ["index.csv"]  # no timestamp,value,label columns
     result = CliRunner().invoke(app, ["evaluate", str(broken)])
     assert result.exit_code == 2, result.output
     assert "malformed CSV" in result.stderr and "not evaluated" not in result.stderr
