@@ -65,6 +65,7 @@ class DemoDb:
     schema: str
     conninfo: str  # tsguard_ro when it can log in (else the owner), schema on the search path
     readonly: str  # always the tsguard_ro role (test_grafana_role_* checks it separately)
+    owner: str  # the schema's owner (what migrated it)
     start: datetime
     end: datetime
     points: int  # observations written
@@ -135,6 +136,7 @@ def _fill(settings: Settings, schema: str, owner: str, password: str, workdir: P
         schema,
         conninfo,
         readonly,
+        owner,
         datetime.fromtimestamp(start_ts, UTC),
         datetime.fromtimestamp(end_ts, UTC),
         expected,

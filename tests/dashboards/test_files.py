@@ -102,26 +102,38 @@ def test_data_links_point_at_existing_dashboards_and_variables() -> None:
         assert wanted == names, url
 
 
-_GUARD_RE = re.compile(
-    r"WHERE (\$__interval_ms (?:<|>=) \d+)(?: AND (\$__interval_ms (?:<|>=) \d+))?"
-)
+def _branch_guards(sql: str) -> list[str]:
+    """Each UNION ALL branch's guard: the terms of its WHERE on the interval and on where
+    the rollups are stored, as a Python expression of ``ms`` and ``stored``."""
+    guards = []
+    for branch in sql.split("UNION ALL"):
+        (where,) = [
+            line.split("WHERE ", 1)[1]
+            for line in branch.splitlines()
+            if "WHERE $__interval" in line or "WHERE ($__interval" in line
+        ]
+        terms = [t for t in where.split(" AND ") if "$__interval_ms" in t or "rollups_stored" in t]
+        guard = " and ".join(terms).replace("$__interval_ms", "ms")
+        guard = guard.replace("NOT tsguard_rollups_stored()", "not stored")
+        guards.append(guard.replace("tsguard_rollups_stored()", "stored").replace(" OR ", " or "))
+    return guards
 
 
-def _holds(guard: str, interval_ms: int) -> bool:
-    _, op, bound = guard.split()
-    return interval_ms < int(bound) if op == "<" else interval_ms >= int(bound)
-
-
-def test_rollup_branches_cover_every_interval_exactly_once() -> None:
-    """Each rollup query has raw, 5m and 1h branches guarded by disjoint interval tests."""
+@pytest.mark.parametrize("stored", [True, False], ids=["timescaledb", "postgresql"])
+def test_rollup_branches_cover_every_interval_exactly_once(stored: bool) -> None:
+    """Each rollup query has raw, 5m and 1h branches guarded by disjoint interval tests,
+    and reads the rollups only where they are stored (TimescaleDB): plain PostgreSQL's
+    views aggregate the whole table at each read, so there the raw branch runs at every
+    interval."""
     rollup = [q for q in sql_queries() if "observations_1h" in q.sql]
     assert len(rollup) >= 4
     for query in rollup:
-        guards = _GUARD_RE.findall(query.sql)
-        assert len(guards) == 3, query.where
+        guards = _branch_guards(query.sql)
+        assert len(guards) == 3 and all("ms" in g and "stored" in g for g in guards), guards
         for ms in (1, 299_999, 300_000, 3_599_999, 3_600_000, 86_400_000):
-            hits = [g for g in guards if _holds(g[0], ms) and (not g[1] or _holds(g[1], ms))]
-            assert len(hits) == 1, (query.where, ms, hits)
+            hits = [i for i, g in enumerate(guards) if eval(g, {"ms": ms, "stored": stored})]
+            expected = 0 if ms < 300_000 or not stored else (1 if ms < 3_600_000 else 2)
+            assert hits == [expected], (query.where, ms, guards)
 
 
 @pytest.mark.parametrize("timescaledb", [True, False])

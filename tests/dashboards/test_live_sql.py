@@ -7,6 +7,8 @@ the queries run as the read-only Grafana role on data the real worker wrote.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -138,13 +140,89 @@ def test_timescaledb_expansion_parses(query: SqlQuery) -> None:
     pglast.parse_sql(text)
 
 
+ROLLUP_QUERIES = [q for q in QUERIES if "observations_1h" in q.sql]
+
+
+@contextmanager
+def rollups_stored(db: DemoDb) -> Iterator[None]:
+    """The schema as TimescaleDB's migration leaves it in this respect: the dashboards
+    read the rollups (here the views) from 5-minute intervals up."""
+    with psycopg.connect(db.owner, autocommit=True) as conn:
+        conn.execute(_STORED_SQL.format("true"))
+        try:
+            yield
+        finally:
+            conn.execute(_STORED_SQL.format("false"))
+
+
+_STORED_SQL = (
+    "CREATE OR REPLACE FUNCTION tsguard_rollups_stored() RETURNS boolean"
+    " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT {}'"
+)
+
+
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS[2:])
+@pytest.mark.parametrize("query", ROLLUP_QUERIES, ids=[q.id for q in ROLLUP_QUERIES])
+def test_rollup_branches_run_where_the_rollups_are_stored(
+    demo_db: DemoDb, variables: dict[str, str], query: SqlQuery, interval_ms: int
+) -> None:
+    """Plain PostgreSQL's dashboards never read the views: their branches run here as
+    they would on TimescaleDB, on the same names and columns."""
+    start, end = _window(demo_db)
+    text = expand(
+        query.sql, time_from=start, time_to=end, interval_ms=interval_ms, variables=variables
+    )
+    with rollups_stored(demo_db):
+        names, rows = _run(demo_db, text)
+        plan = _plan(demo_db, text)
+    _check_shape(query, names, rows)
+    assert rows, f"{query.where} returned no rows at {interval_ms} ms:\n{text}"
+    assert any(s["Relation Name"].startswith("observations") for s in _scans(plan))
+
+
+def _plan(db: DemoDb, text: str) -> dict[str, Any]:
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        row = conn.execute(f"EXPLAIN (FORMAT JSON) {text}").fetchone()  # type: ignore[arg-type, unused-ignore]
+    assert row is not None
+    return dict(row[0][0]["Plan"])
+
+
+def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if "Relation Name" in node:
+        yield node
+    for child in node.get("Plans", []):
+        yield from _scans(child)
+
+
 @pytest.mark.parametrize("interval_ms", INTERVALS_MS)
-def test_rollups_count_every_point_once(demo_db: DemoDb, interval_ms: int) -> None:
+@pytest.mark.parametrize("query", ROLLUP_QUERIES, ids=[q.id for q in ROLLUP_QUERIES])
+def test_plain_postgresql_reads_only_the_points_in_range(
+    demo_db: DemoDb, variables: dict[str, str], query: SqlQuery, interval_ms: int
+) -> None:
+    """A filter on a view's bucket cannot reach the index on observations.ts: through
+    the views, a 7-day panel over 3 million points aggregated the whole table (4.4-6.3 s
+    against 0.66 s from the raw points). On plain PostgreSQL every scan of observations
+    is bounded by the panel's range on ts, at every interval."""
+    start, end = _window(demo_db)
+    text = expand(
+        query.sql, time_from=start, time_to=end, interval_ms=interval_ms, variables=variables
+    )
+    scans = [s for s in _scans(_plan(demo_db, text)) if s["Relation Name"] == "observations"]
+    assert scans, query.where
+    for scan in scans:
+        conditions = " ".join(str(scan.get(k, "")) for k in ("Index Cond", "Recheck Cond", "Filter"))
+        assert "(ts >= " in conditions and "(ts <= " in conditions, (query.where, scan)
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["postgresql", "timescaledb"])
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+def test_rollups_count_every_point_once(demo_db: DemoDb, interval_ms: int, stored: bool) -> None:
     """Points/s times the bucket width adds up to all points, whichever branch ran."""
     (query,) = [q for q in QUERIES if q.where.endswith("Scored points/s (stored)/A")]
     start, end = _window(demo_db)
     text = expand(query.sql, time_from=start, time_to=end, interval_ms=interval_ms)
-    _, rows = _run(demo_db, text)
+    with rollups_stored(demo_db) if stored else nullcontext():
+        _, rows = _run(demo_db, text)
     total = sum(float(r[1]) * interval_ms / 1000.0 for r in rows)
     assert round(total) == demo_db.points
 
@@ -157,10 +235,13 @@ def test_value_band_agrees_across_granularities(demo_db: DemoDb, variables: dict
         demo_db,
         expand(query.sql, time_from=start, time_to=end, interval_ms=60_000, variables=variables),
     )[1]
-    hourly = _run(
-        demo_db,
-        expand(query.sql, time_from=start, time_to=end, interval_ms=3_600_000, variables=variables),
-    )[1]
+    with rollups_stored(demo_db):
+        hourly = _run(
+            demo_db,
+            expand(
+                query.sql, time_from=start, time_to=end, interval_ms=3_600_000, variables=variables
+            ),
+        )[1]
     assert len(hourly) < len(raw)
     assert (
         abs(sum(r[1] for r in raw) / len(raw) - sum(float(h[1]) for h in hourly) / len(hourly))
