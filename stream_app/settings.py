@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     api_tls_certfile: Path | None = None
     api_tls_keyfile: Path | None = None
     api_max_body_bytes: int = Field(default=5_242_880, ge=1024)
+    # Exports running at once, each on a database connection of its own for as long as it
+    # streams (a million episodes: about 25 s); one more is 503. They held the routes' pool
+    # connections, so four exports made every other route 503 after its 5 s wait.
+    api_max_exports: int = Field(default=2, ge=1)
     oauth_issuer: str = "http://127.0.0.1:18080/dev"
     oauth_audience: str = "tsguard"
     oauth_jwks_url: str | None = None

@@ -132,9 +132,22 @@ async def export_anomalies(
     fmt: Literal["csv", "ndjson"] = Query("ndjson", alias="format"),
     state: ApiState = Depends(api_state),
 ) -> StreamingResponse:
-    """Every matching episode, streamed from a server-side cursor (no page size)."""
-    pool = require_pool(state)
+    """Every matching episode, streamed from a server-side cursor (no page size).
+
+    On a connection of the exports' own, at most ``api_max_exports`` at once: one more
+    is 503 with ``Retry-After``, and the other routes keep their pool."""
+    require_pool(state)
+    pool = state.export_pool
+    if pool is None or state.exports_running >= state.settings.api_max_exports:
+        raise HTTPException(
+            status_code=503,
+            detail=f"{state.exports_running} exports are running, the most at once:"
+            " try again later",
+            headers={"Retry-After": "30"},
+        )
     query, params = q.export_query(flt)
+    state.exports_running += 1
+    release = _Slot(state)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
         async with (
@@ -153,7 +166,35 @@ async def export_anomalies(
     else:
         media, body = "application/x-ndjson", _ndjson_lines(rows())
     headers = {"Content-Disposition": f'attachment; filename="anomalies-{stamp}.{fmt}"'}
-    return StreamingResponse(body, media_type=media, headers=headers)
+    return _ExportResponse(release, body, media_type=media, headers=headers)
+
+
+class _Slot:
+    """An export's place among those running, given back once whatever happens."""
+
+    def __init__(self, state: ApiState) -> None:
+        self._state: ApiState | None = state
+
+    def __call__(self) -> None:
+        if self._state is not None:
+            self._state.exports_running -= 1
+            self._state = None
+
+
+class _ExportResponse(StreamingResponse):
+    """A streamed export that gives its slot back when it ends, also when the client
+    leaves before the first row (the body is then never started, so a ``finally`` in
+    it would never run)."""
+
+    def __init__(self, release: _Slot, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _ndjson_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:

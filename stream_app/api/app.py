@@ -69,6 +69,15 @@ def create_app(
         )
         if own_pool:
             await state.pool.open(wait=False)
+        state.export_pool = AsyncConnectionPool(
+            settings.pg_conninfo(),
+            min_size=0,
+            max_size=settings.api_max_exports,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            timeout=_POOL_WAIT_S,
+        )
+        await state.export_pool.open(wait=False)
         kafka = asyncio.create_task(_connect_kafka(state, producer), name="tsguard-api-kafka")
         try:
             yield
@@ -82,6 +91,7 @@ def create_app(
                 await state.producer.stop()
             if own_pool:
                 await state.pool.close()
+            await state.export_pool.close()
             await verifier.keys.aclose()
 
     app = FastAPI(

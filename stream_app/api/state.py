@@ -24,6 +24,10 @@ class ApiState:
     registry: CollectorRegistry
     metrics: ApiMetrics
     pool: AsyncConnectionPool[Any] | None = None
+    # the exports' own connections (at most settings.api_max_exports), apart from the
+    # routes' pool, and how many run now
+    export_pool: AsyncConnectionPool[Any] | None = None
+    exports_running: int = 0
     producer: Any = None  # aiokafka.AIOKafkaProducer (untyped library)
     control: ControlView | None = None
 

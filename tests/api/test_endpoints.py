@@ -326,6 +326,68 @@ async def test_export_csv_and_ndjson_match_the_list(api_env: ApiEnv) -> None:
     assert [r["id"] for r in rows] == [api_env.seeded["episode_ids"][0]]
 
 
+async def test_exports_run_on_connections_of_their_own_and_at_most_so_many_at_once(
+    api_env: ApiEnv,
+) -> None:
+    """Each export held a connection of the routes' pool (4) for as long as it streamed
+    (a million episodes: about 25 s): four exports made every other route 503 after its
+    5 s wait. Exports have their own connections, at most ``api_max_exports`` at once;
+    one more is 503 with Retry-After, and each gives its place back when it ends."""
+    state = api_env.app.state.api
+    assert state.export_pool is not None and state.export_pool is not state.pool
+    limit = api_env.settings.api_max_exports
+    for _ in range(limit + 2):  # one after another: each ends and gives its place back
+        done = await api_env.client.get("/v1/anomalies/export", headers=viewer(api_env))
+        assert done.status_code == 200, done.text
+    assert state.exports_running == 0
+    # every export connection taken (as by exports streaming): the routes still answer
+    held = [state.export_pool.connection() for _ in range(limit)]
+    for conn in held:
+        await conn.__aenter__()
+    try:
+        listed = await api_env.client.get("/v1/anomalies", headers=viewer(api_env))
+        assert listed.status_code == 200, listed.text
+    finally:
+        for conn in held:
+            await conn.__aexit__(None, None, None)
+    state.exports_running = limit  # as many exports as may run are streaming
+    try:
+        refused = await api_env.client.get("/v1/anomalies/export", headers=viewer(api_env))
+        listed = await api_env.client.get("/v1/anomalies", headers=viewer(api_env))
+    finally:
+        state.exports_running = 0
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "30", refused.text
+    assert "exports are running" in refused.json()["detail"]
+    assert listed.status_code == 200
+
+
+async def test_an_export_the_client_leaves_before_its_first_row_gives_its_place_back() -> None:
+    """A client gone before the first row: the body is never started (so a ``finally``
+    in it never runs), and the export's place must still be given back."""
+    from starlette.requests import ClientDisconnect
+
+    from stream_app.api.anomalies import _ExportResponse, _Slot
+
+    class State:
+        exports_running = 1
+
+    state = State()
+    started = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal started
+        started = True
+        yield b"never"
+
+    async def gone(message: Any) -> None:
+        raise OSError("the client left")
+
+    response = _ExportResponse(_Slot(state), body())  # type: ignore[arg-type]
+    with pytest.raises(ClientDisconnect):
+        await response({"type": "http", "asgi": {"spec_version": "2.4"}}, None, gone)
+    assert not started and state.exports_running == 0
+
+
 async def test_the_csv_export_hands_a_spreadsheet_text_not_formulas(api_env: ApiEnv) -> None:
     # an operator's comment is free text: opened in a spreadsheet, the CSV must show it,
     # not run it (CSV injection); the NDJSON export keeps it as written
