@@ -138,21 +138,30 @@ class Reader:
         self._pos = 0
 
     def u32(self) -> int:
-        (value,) = _U32.unpack_from(self._data, self._pos)
+        try:
+            (value,) = _U32.unpack_from(self._data, self._pos)
+        except struct.error:  # cut short: a ValueError, as every other truncated field
+            raise ValueError("truncated state") from None
         self._pos += 4
         return int(value)
 
     def raw(self, fmt: str) -> tuple[float | int | bool, ...]:
         compiled = _format(fmt)
-        values = compiled.unpack_from(self._data, self._pos)
+        try:
+            values = compiled.unpack_from(self._data, self._pos)
+        except struct.error:
+            raise ValueError("truncated state") from None
         self._pos += compiled.size
         return tuple(values)
 
     def floats(self) -> list[float]:
         n = self.u32()
+        end = self._pos + 8 * n
+        if end > len(self._data):
+            raise ValueError("truncated state")
         data = array("d")
-        data.frombytes(self._data[self._pos : self._pos + 8 * n])
-        self._pos += 8 * n
+        data.frombytes(self._data[self._pos : end])
+        self._pos = end
         return data.tolist()
 
     def compact_floats(self) -> list[float]:

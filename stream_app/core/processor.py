@@ -262,7 +262,10 @@ class SeriesProcessor:
             proc.policy.read_above(r)
         if magic == _RUNS_MAGIC:
             proc.cleaner.run_count = 0.0  # its slot held the repeat rate
-        proc.policy.set_history(proc.cleaner.n & ~_HISTORY_MASK)
+        # as live: the count is passed at each multiple of 64 reached past the warm-up
+        # (a point in its warm-up returns before the policy), so not one within it
+        seen = proc.cleaner.n & ~_HISTORY_MASK
+        proc.policy.set_history(seen if seen > proc.warmup else 0)
         if name == proc.detector_name:
             cfg = config or EngineConfig.default()
             seed = series_seed(entity, metric, cfg.seed)

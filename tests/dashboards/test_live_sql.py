@@ -210,7 +210,9 @@ def test_plain_postgresql_reads_only_the_points_in_range(
     scans = [s for s in _scans(_plan(demo_db, text)) if s["Relation Name"] == "observations"]
     assert scans, query.where
     for scan in scans:
-        conditions = " ".join(str(scan.get(k, "")) for k in ("Index Cond", "Recheck Cond", "Filter"))
+        conditions = " ".join(
+            str(scan.get(k, "")) for k in ("Index Cond", "Recheck Cond", "Filter")
+        )
         assert "(ts >= " in conditions and "(ts <= " in conditions, (query.where, scan)
 
 

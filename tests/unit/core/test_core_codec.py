@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 
@@ -68,3 +69,40 @@ def test_a_list_of_denormals_comes_back(values: list[float]) -> None:
     w.compact_floats(values)
     back = Reader(w.getvalue()).compact_floats()
     assert struct.pack(f"<{len(back)}d", *back) == struct.pack(f"<{len(values)}d", *values)
+
+
+def test_a_state_cut_anywhere_is_a_value_error_or_loads() -> None:
+    """A series state cut short inside a fixed field (the cleaner's, the policy's) raised
+    ``struct.error``, and a float list cut at a whole float came back shorter without a
+    word; an ensemble whose members grew found its next member's blob missing the same way,
+    and ``from_bytes`` raised instead of restarting that model (review, rev65b)."""
+    from stream_app.core import EngineConfig, SeriesProcessor
+
+    cfg = EngineConfig.default()
+    proc = SeriesProcessor.create("e", "m", cfg)
+    for i in range(400):
+        proc.process(60.0 * i, 10.0 + math.sin(i / 7.0))
+    blob = proc.to_bytes()
+    for cut in range(len(blob)):
+        with contextlib.suppress(ValueError):
+            SeriesProcessor.from_bytes(blob[:cut], cfg)
+    with pytest.raises(ValueError, match="truncated state"):
+        Reader(struct.pack("<I", 3) + struct.pack("<2d", 1.0, 2.0)).floats()
+
+
+def test_an_ensemble_given_another_member_restarts_its_model() -> None:
+    from stream_app.core import EngineConfig, SeriesProcessor
+
+    def ensemble(*members: str) -> EngineConfig:
+        return EngineConfig.from_mapping(
+            {"defaults": {"detector": "ensemble", "params": {"members": list(members)}}}
+        )
+
+    before = ensemble("robust_seasonal")
+    proc = SeriesProcessor.create("e", "m", before)
+    for i in range(200):
+        proc.process(60.0 * i, float(i % 7))
+    after = ensemble("robust_seasonal", "ewma_z")
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), after)
+    assert again.cleaner.n == 200  # the series goes on, its model afresh
+    assert again.detector.to_bytes() == SeriesProcessor.create("e", "m", after).detector.to_bytes()

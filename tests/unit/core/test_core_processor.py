@@ -325,3 +325,40 @@ def test_a_profile_holding_a_denormal_restores_its_model() -> None:
     copy = SeriesProcessor.from_bytes(proc.to_bytes(), config=EngineConfig.default())
     assert copy.detector.age == proc.detector.age == len(values)  # type: ignore[attr-defined]
     assert copy.to_bytes() == proc.to_bytes()
+
+
+def test_a_restore_within_a_long_warm_up_keeps_the_budget_it_had() -> None:
+    """With ``warmup_points`` over 64, a live series passes its count to the policy only
+    at the first multiple of 64 past its warm-up, while ``from_bytes`` passed ``n & ~63``
+    at once: restored at 202 points, a grown budget opened nothing where the uninterrupted
+    series opened an episode (review, rev65b)."""
+    import random
+
+    cfg = EngineConfig.from_mapping(
+        {
+            "defaults": {
+                "cleaning": {"warmup_points": 200},
+                "policy": {
+                    "budget_growth_points": 1,
+                    "budget_growth_days": 0,
+                    "budget_growth_max": 3,
+                },
+            }
+        }
+    )
+    rng = random.Random(3)
+    points = [(300.0 * i, 10 + rng.gauss(0, 1)) for i in range(260)]
+    points[210] = (points[210][0], 14.7)
+
+    def run(restore_at: int | None) -> list[tuple[float | None, bool]]:
+        proc = SeriesProcessor.create("e", "m", cfg)
+        out = []
+        for i, (ts, value) in enumerate(points):
+            if i == restore_at:
+                proc = SeriesProcessor.from_bytes(proc.to_bytes(), cfg)
+            point, _ = proc.process(ts, value)
+            out.append((point.score, point.is_anomaly))
+        return out
+
+    assert run(None)[210][1]
+    assert run(202) == run(None)
