@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..calibration import TailCalibrator
+from . import river_state
 from .base import CAL_RATE, Bounds, Update, check_forest, check_params
 from .ewma_z import EwmaZ
 
@@ -74,7 +75,7 @@ class RiverHST:
     @classmethod
     def load(cls, blob: bytes, params: Mapping[str, Any], seed: int) -> RiverHST:
         det = cls(params, seed)
-        state = pickle.loads(blob)
+        state = river_state.load(blob)
         det.scaler, det.model, det.window, det.n, q, base = state
         det.cal.set_state(*q)
         det.base = EwmaZ.load(base, {}, seed)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..calibration import TailCalibrator
+from . import river_state
 from .base import BAND_P, CAL_RATE, Update, check_params
 
 DEFAULTS: dict[str, float] = {"cal_rate": 0.05, "band_p": 0.001}
@@ -47,7 +48,7 @@ class RiverSAD:
     @classmethod
     def load(cls, blob: bytes, params: Mapping[str, Any], seed: int) -> RiverSAD:
         det = cls(params)
-        det.model, det.n, q = pickle.loads(blob)
+        det.model, det.n, q = river_state.load(blob)
         det.cal.set_state(*q)
         return det
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +108,40 @@ def test_an_ensemble_given_another_member_restarts_its_model() -> None:
     again = SeriesProcessor.from_bytes(proc.to_bytes(), after)
     assert again.cleaner.n == 200  # the series goes on, its model afresh
     assert again.detector.to_bytes() == SeriesProcessor.create("e", "m", after).detector.to_bytes()
+
+
+class _Runs:
+    """A pickle that runs a command when loaded (what a hostile state would hold)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("detector", ["river_sad", "river_hst"])
+def test_a_river_state_that_names_a_command_runs_nothing(detector: str, tmp_path: Path) -> None:
+    """``river_sad`` and ``river_hst`` read their state with ``pickle.loads``: a state
+    written into a worker's table or changelog ran any command in the worker (review
+    rev65b: it made a file). It is now refused as an unreadable state, and the states
+    those detectors write still come back whole."""
+    import pickle
+
+    from stream_app.core import EngineConfig, SeriesProcessor
+
+    cfg = EngineConfig.from_mapping({"defaults": {"detector": detector}})
+    proc = SeriesProcessor.create("e", "m", cfg)
+    for i in range(300):
+        proc.process(60.0 * i, 10.0 + math.sin(i / 7.0))
+    again = SeriesProcessor.from_bytes(proc.to_bytes(), cfg)
+    for i in range(300, 340):  # (a reloaded HST pickles with other bytes, as before)
+        value = 10.0 + math.sin(i / 7.0) + (9.0 if i == 330 else 0.0)
+        assert again.process(60.0 * i, value) == proc.process(60.0 * i, value)
+    marker = tmp_path / "ran"
+    hostile = pickle.dumps((_Runs(str(marker)), 0, (0.0, 0.0, 0.0)), protocol=5)
+    with pytest.raises(ValueError, match=r"may not name posix\.system"):
+        type(proc.detector).load(hostile, {}, 0)  # type: ignore[attr-defined]
+    assert not marker.exists()
