@@ -431,7 +431,7 @@ _expm1 = math.expm1
 _ulp = math.ulp
 SIGMA_PER_MAE = 1.2533  # sigma / mean absolute deviation for a normal law
 _NAN = math.nan
-_VERSION = 22
+_VERSION = 23
 # the head; from version 12: the step the seasons were started with (NaN: not yet; the
 # selection and seasonal rates follow from it), points since the last jump as a u16
 # (REVERT_POINTS at most), and the slow levels before that jump (up to version 11 the
@@ -492,6 +492,9 @@ _STATE_V21 = "d"
 # then version 22's bursts of spikes: the CUSUM, the rate accepted at the last burst, and
 # the time of the last spike (NaN: none; the slower rate counts spikes apart)
 _STATE_V22 = "ddd"
+# then version 23's time of the last value that differed from the one before it (NaN:
+# not known) and the repeated values since
+_STATE_V23 = "dd"
 _F32 = struct.Struct("<f")
 _F32_MAX = 3.4028234663852886e38  # the largest float32
 _F32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -582,6 +585,10 @@ COLLAPSED_Q_HI = math.log1p(0.5)
 _BIG = 1e300  # residuals and levels beyond this are clipped: no overflow to inf
 _SQRT_BIG = 1e150
 _MAX_EXP = 690.0  # math.expm1 overflows a little above 709
+# a week and more of one repeated value (at least STALE_POINTS of them) after the error
+# scales learned from other values: they are stale, and the model starts again
+STALE_S = 7 * 86400.0
+STALE_POINTS = 64
 CALM_POINTS = 8  # consecutive changed values with |z| < CALM_Z: the scales are wrong
 CALM_Z = 0.02
 REVERT_POINTS = 500  # a return to the level before a jump within this many points
@@ -1309,6 +1316,7 @@ class RobustSeasonal:
         "mv",
         "n",
         "n0",
+        "nq",
         "phi",
         "pre",
         "prev",
@@ -1337,6 +1345,7 @@ class RobustSeasonal:
         "swl",
         "t0",
         "tb",
+        "tk",
         "tol",
         "tp",
         "tr",
@@ -1465,6 +1474,8 @@ class RobustSeasonal:
         self.rm = 0
         self.wm = 0  # daily bins first seen on the first weekend: on notice from its Monday
         self.calm = 0  # consecutive changed values far inside the band (scale too large)
+        self.tk = _NAN  # the time of the last value unlike the one before it (NaN: unknown)
+        self.nq = 0.0  # the repeated values since
         # the daily bins on a smooth curve (a bit per bin) and how many (-1: not counted
         # since the profile last changed other than by learning): not state, they follow
         # from the profile, and are kept up to date as its bins learn
@@ -1605,6 +1616,9 @@ class RobustSeasonal:
             if blob[0] >= 22:
                 kq, kb, kt = r.raw(_STATE_V22)
                 det.kq, det.kb, det.kt = float(kq), float(kb), float(kt)
+            if blob[0] >= 23:
+                tk, nq = r.raw(_STATE_V23)
+                det.tk, det.nq = float(tk), float(nq)
         else:
             # an older state: the step is learned again from the intervals after the next
             # point, and the tolerance of a time of day from the mean step at an outlier
@@ -1661,14 +1675,22 @@ class RobustSeasonal:
         w.raw(_STATE_V20, self.qf, self.qs, self.qc, self.qw)
         w.raw(_STATE_V21, self.sr)
         w.raw(_STATE_V22, self.kq, self.kb, self.kt)
+        w.raw(_STATE_V23, self.tk, self.nq)
         return w.getvalue()
 
     def update(self, ts: float, value: float) -> Update:
         out = self._update(ts, value)
-        if self.calm >= CALM_POINTS:
+        if self.calm >= CALM_POINTS or (
+            self.nq >= STALE_POINTS
+            and ts - self.tk >= STALE_S
+            and (self.ef > 0.0 or self.es > 0.0 or self.ec > 0.0 or self.ew > 0.0)
+        ):
             # the error scales are far too large for what the series does now (they
             # learned from a few absurd values, or the noise fell by orders of
-            # magnitude): start again from this point rather than stay deaf
+            # magnitude), or they learned from values the series has not had since,
+            # for a week and more of one value: start again from this point rather
+            # than stay deaf (a repeated value never unlearns a scale, so a series of
+            # 42s that once read 1e149 judged every later value within +-1e145)
             self._reset()
             self._update(ts, value)
             return out
@@ -1961,6 +1983,13 @@ class RobustSeasonal:
         # sigma never collapses below a fraction of its long-run value (flat stretches)
         el = self.el
         changed = value != self.prev  # a repeated value says nothing about the noise
+        if changed:
+            self.tk = ts
+            self.nq = 0.0
+        else:
+            self.nq += 1.0
+            if self.tk != self.tk:
+                self.tk = ts  # a state from before version 23: counted from here
         if changed:
             el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
             self.el = el

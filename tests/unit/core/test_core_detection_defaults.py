@@ -50,6 +50,7 @@ from stream_app.core.detectors.robust_seasonal import (
     _STATE_V20,
     _STATE_V21,
     _STATE_V22,
+    _STATE_V23,
     _TRIAL,
     COUNT_SHARE,
     DRIFT_AFTER,
@@ -1936,9 +1937,12 @@ def test_a_restored_weekly_profile_goes_on_exactly_and_is_kept_in_float32(scale:
     doubles.qf, doubles.qs, doubles.qc, doubles.qw = whole.qf, whole.qs, whole.qc, whole.qw
     doubles.sr = whole.sr
     doubles.kq, doubles.kb, doubles.kt = whole.kq, whole.kb, whole.kt
+    doubles.tk, doubles.nq = whole.tk, whole.nq
     assert doubles.to_bytes() == whole.to_bytes()
     later = _STATE_V15 + _STATE_V16 + _STATE_V17 + _STATE_V18 + _STATE_V19 + _STATE_V20
-    tail = struct.calcsize("<QI") + struct.calcsize("<" + later + _STATE_V21 + _STATE_V22)
+    tail = struct.calcsize("<QI") + struct.calcsize(
+        "<" + later + _STATE_V21 + _STATE_V22 + _STATE_V23
+    )
     assert len(whole.to_bytes()) == len(v13) - 4 * 336 + tail + (0 if narrow else 2)
 
 
@@ -2481,15 +2485,23 @@ def _as_version_9(v10: bytes, slots: int) -> bytes:
     return b"\x09" + v10[1:begin] + old + v10[end : -struct.calcsize("<" + _STATE_V10)]
 
 
+def _as_version_22(v23: bytes) -> bytes:
+    """A version 23 state as version 22 wrote it: no time of the last change at the end."""
+    return b"\x16" + v23[1 : -struct.calcsize("<" + _STATE_V23)]
+
+
 def _as_version_21(v22: bytes) -> bytes:
-    """A version 22 state as version 21 wrote it: no bursts of spikes at the end."""
+    """A version 22 state (or a version 23 one) as version 21 wrote it: no bursts of
+    spikes (nor the time of the last change) at the end."""
+    if v22[0] == 23:
+        v22 = _as_version_22(v22)
     return b"\x15" + v22[1 : -struct.calcsize("<" + _STATE_V22)]
 
 
 def _as_version_20(v21: bytes) -> bytes:
     """A version 21 state (or a version 22 one) as version 20 wrote it: no fast level's
     error as it came (nor bursts of spikes) at the end."""
-    if v21[0] == 22:
+    if v21[0] >= 22:
         v21 = _as_version_21(v21)
     return b"\x14" + v21[1 : -struct.calcsize("<" + _STATE_V21)]
 
@@ -2612,7 +2624,8 @@ def test_versions_3_to_18_detector_states_still_load() -> None:
     # version 19 the rate at which the shift's means start speaking, version 20 the
     # long-run errors winsorised at each forecaster's clip, version 21 the fast level's
     # long-run error as it came, for the profiles, version 22 the bursts of spikes (their
-    # CUSUM, the rate accepted, the last spike's time); a worker upgraded
+    # CUSUM, the rate accepted, the last spike's time), version 23 the time of the last
+    # value unlike the one before and the repeats since; a worker upgraded
     # over an older state keeps what its series learned
     det = RobustSeasonal.create({}, seed=0)
     for i in range(400):
@@ -2643,14 +2656,22 @@ def test_versions_3_to_18_detector_states_still_load() -> None:
     det.sr = 3.0 * det.sf  # as if gaps had come: its fast level's misses as they came
     assert det.kt == 60.0 * 388  # the last spike's time
     det.kq, det.kb = 2.5, 0.01  # as if a burst had come and another were building: kept
-    v22 = det.to_bytes()
-    assert RobustSeasonal.load(v22, {}, seed=0).to_bytes() == v22
+    det.nq = 12.0  # as if the last 12 values had repeated the one before: kept
+    v23 = det.to_bytes()
+    assert RobustSeasonal.load(v23, {}, seed=0).to_bytes() == v23
+    v22 = _as_version_22(v23)
+    assert len(v22) == len(v23) - 16
+    twentytwo = RobustSeasonal.load(v22, {}, seed=0)
+    assert math.isnan(twentytwo.tk) and twentytwo.nq == 0.0  # counted from its next value
+    twentytwo.tk, twentytwo.nq = det.tk, det.nq
+    assert twentytwo.to_bytes() == v23
+    assert _as_version_22(RobustSeasonal.load(v22, {}, seed=0).to_bytes()) == v22
     v21 = _as_version_21(v22)
     assert len(v21) == len(v22) - 24
     twentyone = RobustSeasonal.load(v21, {}, seed=0)
     assert (twentyone.kq, twentyone.kb) == (0.0, 0.0) and math.isnan(twentyone.kt)  # none yet
     twentyone.kq, twentyone.kb, twentyone.kt = det.kq, det.kb, det.kt
-    assert twentyone.to_bytes() == v22
+    assert _as_version_22(twentyone.to_bytes()) == v22
     assert _as_version_21(RobustSeasonal.load(v21, {}, seed=0).to_bytes()) == v21
     v20 = _as_version_20(v21)
     assert len(v20) == len(v21) - 8
@@ -2828,3 +2849,22 @@ def test_the_far_tail_and_old_spikes_start_when_the_default_budget_starts_to_gro
     policy = PolicyConfig()
     assert policy.budget_growth_points == robust_seasonal.FAR_AFTER_POINTS
     assert policy.budget_growth_days == robust_seasonal.FAR_AFTER_DAYS
+
+
+@pytest.mark.parametrize("glitch", [1e149, -1e149, 1e6])
+def test_a_constant_series_that_once_read_an_absurd_value_alarms_again_after_a_week(
+    glitch: float,
+) -> None:
+    """A repeated value never unlearns an error scale, so a series of 42s that once read
+    1e149 judged every later value within +-1.5e145 for good: a move to 92 thirty days
+    later opened nothing (review rev65b). A week and more of one repeated value after
+    the scales learned from others makes them stale: the model starts again, and the
+    move opens an episode; a move before that week is still judged by the old scales."""
+    values = [42.0] * 3000 + [glitch] + [42.0] * 2100 + [92.0] * 5
+    _, events = _run(values)
+    opened = [e for e in events if e.event == "opened"]
+    assert [round((e.started_at - START) / STEP) for e in opened] == [3000, 5101]
+    # the same series whose values change each day (a rare count) keeps its model
+    daily = [0.0 if i % 288 else 5.0 for i in range(6000)]
+    _, events = _run(daily)
+    assert not [e for e in events if e.event == "opened" and e.started_at > START + STEP * 600]
