@@ -234,6 +234,9 @@ class EntityStates:
         return self.entity(entity).joint
 
     def dump(self, entity: str) -> bytes:
+        return compress_blob(self._packed(entity))
+
+    def _packed(self, entity: str) -> bytes:
         live = self.entity(entity)
         states = {m: p.to_bytes() for m, p in live.series.items()}
         if live.joint is not None:
@@ -241,7 +244,7 @@ class EntityStates:
         seen = self._offsets.get(entity)
         if seen is not None:
             states[OFFSET_KEY] = _PARTITION_OFFSET.pack(*seen)
-        return compress_blob(pack_entity(states))
+        return pack_entity(states)
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
@@ -250,5 +253,18 @@ class EntityStates:
         self.restored.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:
+        """Rules changed (the control topic): every live entity goes on under ``config``
+        with all it has learned, as if restored from a checkpoint taken just now (a
+        series whose detector changed starts that model afresh, as after a restart).
+
+        Dropping the live models instead (as before) reloaded them from the table's last
+        checkpoint: the readings learned since were never learned again (they are not
+        read again), their open episodes were resolved as "model lost" and later ones
+        opened from models that had missed points; any rule published mid-stream, even
+        one matching none of the series, did it to every live entity.
+        """
+        # packed as a checkpoint would save them (uncompressed: read back at once)
+        blobs = {entity: self._packed(entity) for entity in self._live}
         self.config = config
-        self.forget()
+        for entity, blob in blobs.items():
+            self._live[entity] = self._restore(entity, blob)
