@@ -263,9 +263,18 @@ class Worker:
         if self.core.runtime.sink_retrying:
             self.watchdog.progressed()  # waiting for the database is backpressure, not a stall
             return
-        reason = await self.watchdog.stalled(
-            self.core.guard.next_offsets(), waiting=self.feed.waiting()
-        )
+        try:
+            reason = await self.watchdog.stalled(
+                self.core.guard.next_offsets(), waiting=self.feed.waiting()
+            )
+        except Exception as exc:
+            # The broker unreachable (its end offsets unknown): an outage, not a stall, and
+            # the consumer reconnects by itself. Raised out of this timer, it crashed the
+            # whole app (exit 1, not 75) once a broker outage outlasted the stall timeout,
+            # idle workers included.
+            log.warning("stall watchdog: end offsets unavailable (%s); not a stall", exc)
+            self.watchdog.progressed()
+            return
         if reason is not None:
             log.error(
                 "worker stalled: %s%s; exiting (code %d) to be restarted",

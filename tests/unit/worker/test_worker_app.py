@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError
 from intervaltree import Interval, IntervalTree
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -89,6 +90,33 @@ async def test_a_stall_in_table_recovery_says_which_changelog_partitions_it_wait
     await worker._watch_for_stall()
     [message] = [r.getMessage() for r in caplog.records if "worker stalled" in r.getMessage()]
     assert message.endswith("1224 behind; exiting (code 75) to be restarted")
+
+
+async def test_a_broker_outage_longer_than_the_stall_timeout_is_no_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the stall timeout with no batch, the watchdog asks the broker for end offsets;
+    the broker away, that raised out of the Faust timer and crashed the app (exit 1,
+    2026-12-06: kafka down 44 s with a 20 s stall timeout), idle workers too."""
+    worker = worker_app.Worker(
+        load_settings(topic_readings="it.readings.app", worker_stall_timeout_s=20.0),
+        build_metrics(CollectorRegistry()),
+        {},
+        sink=ListSink(),
+    )
+
+    async def unreachable(keys: object) -> dict[tuple[str, int], int]:
+        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 29092)]")
+
+    exits: list[int] = []
+    monkeypatch.setattr(worker, "_end_offsets", unreachable)
+    monkeypatch.setattr(worker.watchdog, "_end_offsets", unreachable)
+    monkeypatch.setattr(worker.core.guard, "next_offsets", lambda: {("it.readings.app", 0): 7})
+    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
+    worker.watchdog.last_progress -= 60.0
+    await worker._watch_for_stall()
+    assert exits == []
+    assert worker.watchdog.last_progress > time.monotonic() - 5.0  # the outage is no stall
 
 
 def test_a_state_store_the_worker_cannot_write_is_refused_at_start() -> None:
