@@ -141,6 +141,18 @@ ON CONFLICT (entity, metric) DO UPDATE SET
 """
 
 
+# How long a write waits for a lock (a table another session locked: a migration, a
+# VACUUM FULL, an operator's LOCK) before it fails as an outage and is tried again. A write
+# that only waited counted as no progress: the stall watchdog ended the worker (exit 75,
+# 122 s into a lock of observations) and the sink errors never showed it.
+LOCK_TIMEOUT = "10s"
+
+
+async def _configure_session(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
+    await conn.commit()
+
+
 class PostgresSink:
     """Buffers scored points and episode events and writes them in batches."""
 
@@ -160,6 +172,7 @@ class PostgresSink:
             open=False,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=0,
+            configure=_configure_session,
         )
         self._buffer = SinkBatch()
         # Time span per series not yet in the ``series`` table. Series new to

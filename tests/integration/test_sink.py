@@ -209,6 +209,41 @@ async def test_a_read_only_database_is_backpressure_and_the_batch_is_kept(
     assert _query(fresh_schema.conninfo, "SELECT count(*) FROM observations") == [(0,)]
 
 
+@pytest.mark.integration
+async def test_a_write_waiting_on_a_locked_table_is_backpressure_not_a_stall(
+    fresh_schema: FreshSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that only waited for a lock (a table another session locked) raised
+    nothing: the worker counted no sink error and its stall watchdog ended it (exit 75,
+    122 s into a lock of observations). The sink's sessions give up a lock after
+    LOCK_TIMEOUT, which is backpressure: counted, tried again, and the batch kept."""
+    import stream_app.storage.postgres as postgres
+
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", "300ms")
+    migrate(fresh_schema.conninfo)
+    errors: list[BaseException] = []
+    sink = PostgresSink(fresh_schema.conninfo, on_error=errors.append)
+    await sink.open()
+    locker = await psycopg.AsyncConnection.connect(fresh_schema.conninfo)
+    try:
+        await locker.execute("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+        sink.add_point(_row("e1", "m", T0))
+        waits: list[float] = []
+
+        async def release_after_two(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 2:
+                await locker.rollback()  # the lock goes
+
+        stats = await asyncio.wait_for(sink.flush_with_retry(sleep=release_after_two), 30)
+    finally:
+        await locker.close()
+        await sink.close()
+    assert stats.points_inserted == 1 and waits == [0.1, 0.2]
+    assert [type(e) for e in errors] == [psycopg.errors.LockNotAvailable] * 2
+    assert _query(fresh_schema.conninfo, "SELECT count(*) FROM observations") == [(1,)]
+
+
 def _opened(episode: str, entity: str, started: float) -> dict[str, Any]:
     return {**_event("opened", started, 0.9999, "high", episode), "entity": entity,
             "started_at": started}  # fmt: skip
