@@ -59,6 +59,34 @@ async def test_old_rows_go_and_recent_ones_stay(
     assert await sink.apply_retention(30) == 0  # nothing left to delete
 
 
+async def test_a_series_whose_points_all_went_is_forgotten_and_listed_again_when_back(
+    fresh_schema: FreshSchema,
+) -> None:
+    """Retention never touched ``series``: a thousand entities last seen 60 days ago kept
+    their rows after their points went, and the series list and Grafana's entity
+    variable offered them for ever. A series without a point left goes with its points;
+    one that reports again is listed again."""
+    migrate(fresh_schema.conninfo)
+    now = time.time()
+    sink = PostgresSink(fresh_schema.conninfo)
+    await sink.open()
+    try:
+        for entity in ("gone-1", "gone-2"):
+            sink.add_point(_row(entity, "m", now - 60 * DAY))
+        sink.add_point(_row("kept", "m", now - 60 * DAY))
+        sink.add_point(_row("kept", "m", now - DAY))
+        await sink.flush()
+        await sink.apply_retention(30)
+        listed = _query(fresh_schema.conninfo, "SELECT entity FROM series ORDER BY 1")
+        assert [e for (e,) in listed] == ["kept"]
+        sink.add_point(_row("gone-1", "m", now))  # back, to the same sink that knew it
+        await sink.flush()
+    finally:
+        await sink.close()
+    listed = _query(fresh_schema.conninfo, "SELECT entity FROM series ORDER BY 1")
+    assert [e for (e,) in listed] == ["gone-1", "kept"]
+
+
 async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchema) -> None:
     key = "hashtext(current_schema() || '.tsguard_retention')"
     with psycopg.connect(fresh_schema.conninfo, autocommit=True) as other:
