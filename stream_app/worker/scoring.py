@@ -325,7 +325,7 @@ class ReadingScorer:
             # Its own time: the clock less how far behind it the entity runs.
             behind = follower.behind
             resumed = clock.resumed - behind
-            events = self.states.entity(entity).advance(watermark - behind, resumed_at=resumed)
+            events = self.states.peek(entity).advance(watermark - behind, resumed_at=resumed)
             if events:
                 # Saved with its own partition's snapshot.
                 out.touched.add((clock.key[1], entity))
