@@ -12,7 +12,6 @@ queued, which is the backpressure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +85,7 @@ class BatchProducer:
         self._last_submit = time.monotonic()
         self._ticker: asyncio.Task[None] | None = None
         self._error: Exception | None = None
+        self._closing = False
 
     async def start(self) -> None:
         await self._producer.start()
@@ -94,10 +94,14 @@ class BatchProducer:
     async def stop(self) -> None:
         """Flush what is buffered, then close."""
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # The loop is let finish a submission it began: cancelled while the accumulator
+            # made it wait for a partition's queued batch, it lost the batch it had taken
+            # out of ``_open`` (replay-to-kafka: 6,000 readings "sent", 5,830 in the topic).
+            self._closing = True
+            try:
                 await self._ticker
-            self._ticker = None
+            finally:
+                self._ticker = None
         try:
             await self.flush()
         finally:
@@ -105,8 +109,10 @@ class BatchProducer:
 
     async def _linger_loop(self) -> None:
         """Submit lingering batches when nothing new arrives (a quiet MQTT feed, a paced replay)."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.linger_s)
+            if self._closing:
+                return  # ``stop`` flushes what is left
             if self._open and time.monotonic() - self._last_submit >= self.linger_s:
                 try:
                     await self.submit_all()
@@ -164,6 +170,8 @@ class BatchProducer:
 
     async def flush(self) -> None:
         """Submit everything and wait until the broker acknowledged it."""
+        if self._error is not None:
+            raise self._error  # the linger loop's: after the last send, no send_raw raised it
         await self.submit_all()
         pending, self._pending = self._pending, []
         if pending:
@@ -174,4 +182,7 @@ class BatchProducer:
         if batch is None or batch.record_count() == 0:
             return
         topic, partition = slot
-        self._pending.append(await self._producer.send_batch(batch, topic, partition=partition))
+        # awaited first: ``self._pending.append`` looked up before the wait appended to a
+        # list that ``submit_all`` may have replaced meanwhile, and no flush waited for it
+        delivery = await self._producer.send_batch(batch, topic, partition=partition)
+        self._pending.append(delivery)
