@@ -71,20 +71,24 @@ async def test_a_series_whose_points_all_went_is_forgotten_and_listed_again_when
     sink = PostgresSink(fresh_schema.conninfo)
     await sink.open()
     try:
-        for entity in ("gone-1", "gone-2"):
+        for entity in ("gone-1", "gone-2", "still-open"):
             sink.add_point(_row(entity, "m", now - 60 * DAY))
-        sink.add_point(_row("kept", "m", now - 60 * DAY))
         sink.add_point(_row("kept", "m", now - DAY))
+        # a series whose episode is still open (a silence that never ended) stays
+        # listed while its alert fires
+        still_open = _event("opened", now - 45 * DAY, 0.99, "high", episode="silent")
+        still_open.update(entity="still-open", started_at=now - 45 * DAY)
+        sink.add_episode(still_open)
         await sink.flush()
         await sink.apply_retention(30)
         listed = _query(fresh_schema.conninfo, "SELECT entity FROM series ORDER BY 1")
-        assert [e for (e,) in listed] == ["kept"]
+        assert [e for (e,) in listed] == ["kept", "still-open"]
         sink.add_point(_row("gone-1", "m", now))  # back, to the same sink that knew it
         await sink.flush()
     finally:
         await sink.close()
     listed = _query(fresh_schema.conninfo, "SELECT entity FROM series ORDER BY 1")
-    assert [e for (e,) in listed] == ["gone-1", "kept"]
+    assert [e for (e,) in listed] == ["gone-1", "kept", "still-open"]
 
 
 async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchema) -> None:

@@ -8,7 +8,9 @@ DECLARE
 BEGIN
     DELETE FROM anomalies WHERE status = 'resolved' AND ended_at < now() - keep;
     GET DIAGNOSTICS removed = ROW_COUNT;
-    DELETE FROM series WHERE last_ts < now() - greatest(keep, INTERVAL '30 days');
+    DELETE FROM series s WHERE s.last_ts < now() - greatest(keep, INTERVAL '30 days')
+        AND NOT EXISTS (SELECT 1 FROM anomalies a WHERE a.entity = s.entity
+                        AND a.metric = s.metric AND a.status = 'open');
     RETURN removed;
 END;
 $$;
