@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import orjson
+import pytest
 
 from stream_app.core import EngineConfig
 from stream_app.worker.decode import ReadingDecoder
@@ -453,3 +455,50 @@ def test_a_rule_changed_at_run_time_keeps_what_the_live_models_learned() -> None
     series = scorer.states.entity("plant-1/pump-1").series
     assert series["pressure"].detector_name == "ewma_z"
     assert series["temperature"].detector_name == reference.rows[0].detector
+
+
+def _quiet_after(steps: int) -> tuple[list[Record], list[Record]]:
+    """busy-1 and quiet-1 every minute for ``steps``; then an hour of busy-1 alone."""
+
+    def rec(entity: str, i: int, offset: int) -> Record:
+        doc = {"entity": entity, "ts": T0 + 60 * i, "metrics": {"t": 20 + math.sin(i / 7)}}
+        return Record(orjson.dumps(doc), entity.encode(), "r", 0, offset)
+
+    both = [rec(e, i, 2 * i + k) for i in range(steps) for k, e in enumerate(("busy-1", "quiet-1"))]
+    alone = [rec("busy-1", i, 2 * steps + i) for i in range(steps, steps + 60)]
+    return both, alone
+
+
+def _silence_events(scorer: ReadingScorer, alone: list[Record], entity: str) -> list[Any]:
+    events = []
+    for msg in alone:
+        now = T0 + 60 * (msg.offset or 0) + 1
+        events += scorer.process([msg], now=now).events + scorer.advance(now).events
+    return [(e["kind"], e["event"]) for e in events if e["entity"] == entity]
+
+
+@pytest.mark.parametrize("budget", [0.2, 0.0])
+def test_a_rule_changed_at_run_time_reaches_an_entity_that_has_gone_quiet(
+    budget: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rule published mid-stream (PUT /v1/detectors) gives a silent entity a longer
+    # silence. Each live entity took the new rules only at its next use, and the silence
+    # scan read the processors as they were: quiet-1, which has no next reading, was
+    # judged by the old rules and opened the silence episode the rule was there to
+    # prevent (a live worker did too; the eager restore of 6c799e6 did not).
+    from stream_app.worker import scoring
+
+    monkeypatch.setattr(scoring, "RESTORE_BUDGET_S", budget, raising=False)
+    rule = {"rules": [{"pattern": "quiet-1/*", "cleaning": {"silence_intervals": 1000}}]}
+    both, alone = _quiet_after(200)
+    untouched = _scorer(EngineConfig.default(), {})
+    untouched.process(both, now=T0 + 60 * 200)
+    assert _silence_events(untouched, alone, "quiet-1") == [("silence", "opened")]
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(both, now=T0 + 60 * 200)
+    scorer.states.reconfigure(EngineConfig.from_mapping(rule))
+    assert _silence_events(scorer, alone, "quiet-1") == []
+    if budget:  # restored under the new rules by the scan
+        assert scorer.states.stale() == 0
+    else:  # no time for restores: not judged (by the old rules) at all, restored later
+        assert scorer.states.stale() == 1
