@@ -8,6 +8,8 @@ a ``false_positive`` widens that series' tolerance (see the README).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -181,25 +183,51 @@ class _Slot:
             self._state = None
 
 
+# Longest wait for a client to take the next chunk of an export. One that stops reading
+# (a stalled or hostile client, a paused download) held its place and its connection, in
+# an open transaction, for as long as it kept the socket open: two of them refused every
+# other export (503) for good.
+EXPORT_STALL_S = 60.0
+
+
 class _ExportResponse(StreamingResponse):
     """A streamed export that gives its slot back when it ends, also when the client
     leaves before the first row (the body is then never started, so a ``finally`` in
-    it would never run)."""
+    it would never run), and ends when the client takes no chunk for ``EXPORT_STALL_S``."""
 
     def __init__(self, release: _Slot, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._release = release
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def bounded(message: Any) -> None:
+            try:
+                async with asyncio.timeout(EXPORT_STALL_S):
+                    await send(message)
+            except TimeoutError:
+                # as a client gone: the response ends, the connection is closed
+                raise OSError(
+                    f"export: the client read nothing for {EXPORT_STALL_S:.0f} s"
+                ) from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, bounded)
         finally:
-            self._release()
+            try:
+                # the rows' cursor, transaction and connection back now: left to the
+                # garbage collector, a place given back could find the exports' pool
+                # still empty (the next export: 200, then a PoolTimeout mid-stream)
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                self._release()
 
 
 async def _ndjson_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
-    async for row in rows:
-        yield orjson.dumps(q.as_dict(row)) + b"\n"
+    async with contextlib.aclosing(rows):  # type: ignore[type-var]
+        async for row in rows:
+            yield orjson.dumps(q.as_dict(row)) + b"\n"
 
 
 # a text cell a spreadsheet would run as a formula (CSV injection): an operator's comment
@@ -227,12 +255,13 @@ async def _csv_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[byte
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(q.COLUMNS)
-    async for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-        if buffer.tell() > 64_000:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
+    async with contextlib.aclosing(rows):  # type: ignore[type-var]
+        async for row in rows:
+            writer.writerow([csv_cell(v) for v in row])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue().encode()
 
 

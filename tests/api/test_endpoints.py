@@ -388,6 +388,51 @@ async def test_an_export_the_client_leaves_before_its_first_row_gives_its_place_
     assert not started and state.exports_running == 0
 
 
+async def test_an_export_whose_client_stops_reading_gives_its_place_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that keeps its connection open but reads nothing (its socket buffer full,
+    so every send waits): before, it held the export's place, and its connection in an
+    open transaction, for as long as it liked; two such clients made every other export
+    503 for good (a live API: still 503 after 45 s). It now ends after EXPORT_STALL_S."""
+    from starlette.requests import ClientDisconnect
+
+    from stream_app.api import anomalies
+    from stream_app.api.anomalies import _ExportResponse, _Slot
+
+    monkeypatch.setattr(anomalies, "EXPORT_STALL_S", 0.2, raising=False)
+
+    class State:
+        exports_running = 1
+
+    state = State()
+
+    closed = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal closed
+        try:
+            for _ in range(1000):
+                yield b"row\n"
+        finally:
+            closed = True  # its cursor and connection given back (not left to the collector)
+
+    sent: list[Any] = []
+
+    async def stalled(message: Any) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # the client never takes it
+
+    response = _ExportResponse(_Slot(state), body())  # type: ignore[arg-type]
+    with pytest.raises(ClientDisconnect):
+        await asyncio.wait_for(
+            response({"type": "http", "asgi": {"spec_version": "2.4"}}, None, stalled), 5
+        )
+    assert state.exports_running == 0 and closed
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
 async def test_the_csv_export_hands_a_spreadsheet_text_not_formulas(api_env: ApiEnv) -> None:
     # an operator's comment is free text: opened in a spreadsheet, the CSV must show it,
     # not run it (CSV injection); the NDJSON export keeps it as written
