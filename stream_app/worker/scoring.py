@@ -314,7 +314,10 @@ class ReadingScorer:
         since would open a silence episode at once.
         """
         out = BatchOutput()
-        restore_until = time.perf_counter() + RESTORE_BUDGET_S
+        # time spent restoring only: counted from the scan's start, the judging of the
+        # entities ahead of a stale one spent it, and past some size (or on a busy CPU)
+        # the stale entities at the end of the live ones were never restored nor judged
+        restoring = 0.0
         for clock in self._clocks.values():
             clock.judged = clock.watermark
         self._due = False
@@ -332,7 +335,9 @@ class ReadingScorer:
             resumed = clock.resumed - behind
             # an entity whose rules changed is restored under them before it is judged,
             # as many as the scan's budget allows; the others wait for a later scan
-            proc = self.states.peek(entity, restore=time.perf_counter() < restore_until)
+            started = time.perf_counter()
+            proc = self.states.peek(entity, restore=restoring < RESTORE_BUDGET_S)
+            restoring += time.perf_counter() - started
             if proc is None:
                 continue
             events = proc.advance(watermark - behind, resumed_at=resumed)

@@ -502,3 +502,34 @@ def test_a_rule_changed_at_run_time_reaches_an_entity_that_has_gone_quiet(
         assert scorer.states.stale() == 0
     else:  # no time for restores: not judged (by the old rules) at all, restored later
         assert scorer.states.stale() == 1
+
+
+def test_the_silence_scan_restores_quiet_entities_however_long_the_others_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scan's restore budget was counted from the start of the scan, so the time spent
+    # judging the entities before a stale one counted against it: once judging the live
+    # entities ahead of it took longer than the budget (about 40,000 entities of three
+    # series, fewer with more series or a busy CPU), a stale quiet entity behind them was
+    # never restored, hence never judged, at any scan. Only restores count now.
+    import time
+
+    from stream_app.core.entity_processor import EntityProcessor
+    from stream_app.worker import scoring
+
+    monkeypatch.setattr(scoring, "RESTORE_BUDGET_S", 0.05)
+    judge = EntityProcessor.advance
+
+    def slow(self: EntityProcessor, *args: Any, **kwargs: Any) -> Any:
+        if self.entity == "busy-1":  # ahead of quiet-1 in the live entities
+            time.sleep(0.06)
+        return judge(self, *args, **kwargs)
+
+    rule = {"rules": [{"pattern": "quiet-1/*", "cleaning": {"silence_intervals": 1000}}]}
+    both, alone = _quiet_after(200)
+    scorer = _scorer(EngineConfig.default(), {})
+    scorer.process(both, now=T0 + 60 * 200)
+    scorer.states.reconfigure(EngineConfig.from_mapping(rule))
+    monkeypatch.setattr(EntityProcessor, "advance", slow)
+    assert _silence_events(scorer, alone[:3], "quiet-1") == []
+    assert scorer.states.stale() == 0  # restored (and judged) by the scans
