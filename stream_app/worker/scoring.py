@@ -36,7 +36,7 @@ _CLEANER = "by the cleaner"
 # clocks differ; read as 0) to a day behind it; anything else is a wrong clock, not a delay
 INGEST_SKEW_S = 60.0
 INGEST_MAX_S = 86_400.0
-# Longest a silence scan spends restoring entities whose rules changed (about 0.3-0.5 ms
+# Longest a silence scan spends restoring entities whose rules changed (about 0.3-0.6 ms
 # each in the pure-Python build); the rest are restored, then judged, at later scans.
 RESTORE_BUDGET_S = 0.2
 _BY = {TOO_MANY_SERIES: f"as one series too many (an entity keeps at most {MAX_SERIES})"}
