@@ -102,3 +102,34 @@ async def test_a_delivery_error_of_the_linger_loop_fails_the_flush(
         assert str(exc) == "refused"
     else:
         raise AssertionError("a batch the broker never took ended as sent")
+
+
+async def test_a_delivery_that_waited_for_the_accumulator_is_waited_for_by_the_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``self._pending.append(await send_batch(...))`` took the list before the wait; a
+    # submit_all meanwhile replaced it, and the delivery went to a list no flush read
+    producer, fake = _producer(monkeypatch)
+    ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def queued(batch: _Builder, topic: str, *, partition: int) -> Any:
+        fake.waiting += 1
+        await fake.drained.wait()
+        fake.accepted.extend(batch.records)
+        return ack  # the broker's acknowledgement, still to come
+
+    fake.send_batch = queued  # type: ignore[method-assign]
+    await producer.send_raw("t", b"k", b"0")
+    waiting = asyncio.create_task(producer.submit_all())
+    for _ in range(100):
+        if fake.waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert fake.waiting == 1
+    await producer.submit_all()  # replaces ``_pending`` while the first waits
+    fake.drained.set()
+    await waiting
+    assert ack in producer._pending  # where the next flush waits for it
+    asyncio.get_running_loop().call_later(0.05, ack.set_result, None)
+    await producer.flush()
+    assert ack.done() and producer._pending == []
