@@ -15,7 +15,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from starlette.requests import ClientDisconnect
 
+from stream_app.api.anomalies import _ExportResponse, _Slot
 from tests.api.conftest import ApiEnv, auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -361,17 +363,16 @@ async def test_exports_run_on_connections_of_their_own_and_at_most_so_many_at_on
     assert listed.status_code == 200
 
 
+class _OneExportRunning:
+    """What an export's place is taken from and given back to (the API's state)."""
+
+    exports_running = 1
+
+
 async def test_an_export_the_client_leaves_before_its_first_row_gives_its_place_back() -> None:
     """A client gone before the first row: the body is never started (so a ``finally``
     in it never runs), and the export's place must still be given back."""
-    from starlette.requests import ClientDisconnect
-
-    from stream_app.api.anomalies import _ExportResponse, _Slot
-
-    class State:
-        exports_running = 1
-
-    state = State()
+    state = _OneExportRunning()
     started = False
 
     async def body() -> AsyncIterator[bytes]:
@@ -395,18 +396,10 @@ async def test_an_export_whose_client_stops_reading_gives_its_place_back(
     so every send waits): before, it held the export's place, and its connection in an
     open transaction, for as long as it liked; two such clients made every other export
     503 for good (a live API: still 503 after 45 s). It now ends after EXPORT_STALL_S."""
-    from starlette.requests import ClientDisconnect
-
     from stream_app.api import anomalies
-    from stream_app.api.anomalies import _ExportResponse, _Slot
 
     monkeypatch.setattr(anomalies, "EXPORT_STALL_S", 0.2, raising=False)
-
-    class State:
-        exports_running = 1
-
-    state = State()
-
+    state = _OneExportRunning()
     closed = False
 
     async def body() -> AsyncIterator[bytes]:
