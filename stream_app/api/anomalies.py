@@ -148,7 +148,6 @@ async def export_anomalies(
             headers={"Retry-After": "30"},
         )
     query, params = q.export_query(flt)
-    state.exports_running += 1
     release = _Slot(state)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
@@ -172,9 +171,11 @@ async def export_anomalies(
 
 
 class _Slot:
-    """An export's place among those running, given back once whatever happens."""
+    """An export's place among those running: taken when made, given back once
+    whatever happens."""
 
     def __init__(self, state: ApiState) -> None:
+        state.exports_running += 1
         self._state: ApiState | None = state
 
     def __call__(self) -> None:

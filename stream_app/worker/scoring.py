@@ -333,13 +333,18 @@ class ReadingScorer:
             # Its own time: the clock less how far behind it the entity runs.
             behind = follower.behind
             resumed = clock.resumed - behind
-            # an entity whose rules changed is restored under them before it is judged,
-            # as many as the scan's budget allows; the others wait for a later scan
-            started = time.perf_counter()
-            proc = self.states.peek(entity, restore=restoring < RESTORE_BUDGET_S)
-            restoring += time.perf_counter() - started
-            if proc is None:
-                continue
+            if self.states.is_stale(entity):
+                # its rules changed: restored under them before it is judged (judged by
+                # the old ones, a quiet entity opened the silence episode a rule was
+                # published to prevent), as many as the scan's budget of restores
+                # allows; the others wait, unjudged, for a later scan
+                if restoring >= RESTORE_BUDGET_S:
+                    continue
+                started = time.perf_counter()
+                proc = self.states.entity(entity)
+                restoring += time.perf_counter() - started
+            else:
+                proc = self.states.entity(entity)
             events = proc.advance(watermark - behind, resumed_at=resumed)
             if events:
                 # Saved with its own partition's snapshot.

@@ -130,9 +130,7 @@ class EntityStates:
     def entity(self, entity: str) -> EntityProcessor:
         live = self._live.get(entity)
         if live is None:
-            live = self._restore(entity, self._load(entity))
-            self._live[entity] = live
-            self.restored[entity] = live.open_episode_ids()
+            live = self._loaded(entity, self._load(entity))
         elif self._stale and entity in self._stale:
             # the rules changed: on under the new ones with all it learned, as if
             # restored from a checkpoint taken just now
@@ -140,19 +138,16 @@ class EntityStates:
             live = self._live[entity] = self._restore(entity, self._pack(entity, live))
         return live
 
-    def peek(self, entity: str, *, restore: bool = True) -> EntityProcessor | None:
-        """``entity``'s live processor for the scans of every live entity (silence).
+    def _loaded(self, entity: str, blob: bytes | None) -> EntityProcessor:
+        """``entity`` made live from its saved ``blob`` (None: none saved)."""
+        live = self._live[entity] = self._restore(entity, blob)
+        self.restored[entity] = live.open_episode_ids()
+        return live
 
-        One whose rules changed since it was loaded is restored under them first, or,
-        when ``restore`` is False (the scan's time for restores spent), None: the caller
-        judges it at a later scan. Judged by the rules it was loaded with, an entity
-        silent since a rule gave it a longer silence (or a schedule) opened the very
-        silence episode the rule was published to prevent, and a silent entity has no
-        next reading to bring it under the new rules. Restoring every entity at once
-        held the event loop 8-11 s at 20,000 entities: the caller spreads them."""
-        if entity in self._stale:
-            return self.entity(entity) if restore else None
-        return self._live.get(entity) or self.entity(entity)
+    def is_stale(self, entity: str) -> bool:
+        """Whether ``entity`` is live and its rules changed since it was loaded: its next
+        use (:meth:`entity`) restores it under them (see :meth:`reconfigure`)."""
+        return entity in self._stale
 
     def stale(self) -> int:
         """Live entities not yet restored under the rules changed since they were loaded."""
@@ -230,9 +225,10 @@ class EntityStates:
         None otherwise, without making one: an operator's label concerns an episode a
         model opened, and one naming a series never scored must not become a live
         series (any message on the feedback topic did, its state saved for good)."""
-        if entity not in self._live and not self._load(entity):
-            return None
-        return self.entity(entity).series.get(metric)
+        if entity in self._live:
+            return self.entity(entity).series.get(metric)
+        blob = self._load(entity)
+        return self._loaded(entity, blob).series.get(metric) if blob else None
 
     def admit(
         self, entity: str, offset: int | None, partition: int | None = None
@@ -258,10 +254,7 @@ class EntityStates:
         return self.entity(entity).joint
 
     def dump(self, entity: str) -> bytes:
-        return compress_blob(self._packed(entity))
-
-    def _packed(self, entity: str) -> bytes:
-        return self._pack(entity, self.entity(entity))
+        return compress_blob(self._pack(entity, self.entity(entity)))
 
     def _pack(self, entity: str, live: EntityProcessor) -> bytes:
         states = {m: p.to_bytes() for m, p in live.series.items()}
@@ -291,10 +284,10 @@ class EntityStates:
         one matching none of the series, did it to every live entity.
 
         Each live entity is restored under ``config`` at its next use (its next
-        reading, a label, a checkpoint of it), not all at once: packing and restoring
-        20,000 entities held the event loop 8-11 s in the pure-Python build, past the
-        10 s in which the consumer must send a heartbeat. Until then its processors
-        are as they were (the silence scan, :meth:`peek`, reads them so).
+        reading, a label, a checkpoint of it, the silence scan, which spreads them over
+        its scans), not all at once: packing and restoring 20,000 entities held the
+        event loop 8-11 s in the pure-Python build, past the 10 s in which the consumer
+        must send a heartbeat.
         """
         self.config = config
         self._stale.update(self._live)

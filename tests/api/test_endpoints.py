@@ -363,16 +363,17 @@ async def test_exports_run_on_connections_of_their_own_and_at_most_so_many_at_on
     assert listed.status_code == 200
 
 
-class _OneExportRunning:
-    """What an export's place is taken from and given back to (the API's state)."""
+class _ExportPlaces:
+    """What an export's place is taken from and given back to (the API's state); the
+    export under test takes one."""
 
-    exports_running = 1
+    exports_running = 0
 
 
 async def test_an_export_the_client_leaves_before_its_first_row_gives_its_place_back() -> None:
     """A client gone before the first row: the body is never started (so a ``finally``
     in it never runs), and the export's place must still be given back."""
-    state = _OneExportRunning()
+    state = _ExportPlaces()
     started = False
 
     async def body() -> AsyncIterator[bytes]:
@@ -399,7 +400,7 @@ async def test_an_export_whose_client_stops_reading_gives_its_place_back(
     from stream_app.api import anomalies
 
     monkeypatch.setattr(anomalies, "EXPORT_STALL_S", 0.2, raising=False)
-    state = _OneExportRunning()
+    state = _ExportPlaces()
     closed = False
 
     async def body() -> AsyncIterator[bytes]:
