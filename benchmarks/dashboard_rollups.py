@@ -46,6 +46,15 @@ _STORED = (
     "CREATE OR REPLACE FUNCTION tsguard_rollups_stored() RETURNS boolean"
     " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT {}'"
 )
+
+
+def set_rollups_stored(conn: psycopg.Connection[Any], stored: bool) -> None:
+    """Make the schema on ``conn``'s search path say its rollups are stored (as
+    TimescaleDB's migration 005 does: the dashboards read them) or not (plain
+    PostgreSQL's: they read the points). The live dashboard tests use it too."""
+    conn.execute(_STORED.format("true" if stored else "false"))  # type: ignore[arg-type, unused-ignore]
+
+
 RANGES = (("24h", timedelta(days=1), 60_000), ("7d", timedelta(days=7), 600_000),
           ("30d", timedelta(days=30), 3_600_000))  # fmt: skip
 
@@ -77,7 +86,7 @@ def run(entities: int) -> list[dict[str, Any]]:
             points = conn.execute("SELECT count(*) FROM observations").fetchone()
             now = datetime.now(UTC).replace(microsecond=0)
             for stored in (True, False):
-                conn.execute(_STORED.format("true" if stored else "false"))
+                set_rollups_stored(conn, stored)
                 for where, panel_sql in rollup_panels():
                     for name, span, interval_ms in RANGES:
                         text = expand(

@@ -17,6 +17,7 @@ import pglast
 import psycopg
 import pytest
 
+from benchmarks.dashboard_rollups import set_rollups_stored
 from connectors.grafana import expand
 from connectors.grafana.files import walk_panels
 from tests.dashboards.conftest import DemoDb
@@ -148,17 +149,11 @@ def rollups_stored(db: DemoDb) -> Iterator[None]:
     """The schema as TimescaleDB's migration leaves it in this respect: the dashboards
     read the rollups (here the views) from 5-minute intervals up."""
     with psycopg.connect(db.owner, autocommit=True) as conn:
-        conn.execute(_STORED_SQL.format("true"))
+        set_rollups_stored(conn, True)
         try:
             yield
         finally:
-            conn.execute(_STORED_SQL.format("false"))
-
-
-_STORED_SQL = (
-    "CREATE OR REPLACE FUNCTION tsguard_rollups_stored() RETURNS boolean"
-    " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT {}'"
-)
+            set_rollups_stored(conn, False)
 
 
 @pytest.mark.parametrize("interval_ms", INTERVALS_MS[2:])
