@@ -45,10 +45,10 @@ from stream_app.worker.feed import RecordFeed
 log = logging.getLogger(__name__)
 
 
-def _hard_exit() -> None:
-    log.error("shutdown: Faust did not stop in time; exiting")
+def _hard_exit(code: int) -> None:
+    log.error("shutdown: Faust did not stop in time; exiting (code %d)", code)
     logging.shutdown()
-    os._exit(0)  # offsets are committed only for durable batches: nothing is lost
+    os._exit(code)  # offsets are committed only for durable batches: nothing is lost
 
 
 class Worker:
@@ -153,7 +153,7 @@ class Worker:
         """
         # A backstop in its own thread: Faust's shutdown after the drain has been
         # seen to hang (faust issues #175, #532), and a stopping worker must end.
-        backstop = threading.Timer(self.settings.worker_shutdown_timeout_s + 10, _hard_exit)
+        backstop = threading.Timer(self.settings.worker_shutdown_timeout_s + 10, self._backstop)
         backstop.daemon = True
         backstop.start()
         try:
@@ -163,6 +163,12 @@ class Worker:
                 "shutdown: not drained within %.0f s; uncommitted readings will be read again",
                 self.settings.worker_shutdown_timeout_s,
             )
+
+    def _backstop(self) -> None:
+        # A stop after a crash exits 1, as Faust does when its shutdown completes: an exit
+        # 0 here looked like an operator's stop, and a restart-on-failure supervisor left
+        # the worker dead.
+        _hard_exit(1 if getattr(self.app, "crashed", False) else 0)
 
     async def _drain(self) -> None:
         await self.core.drain()

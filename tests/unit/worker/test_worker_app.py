@@ -286,3 +286,22 @@ def test_a_seek_back_forgets_the_gaps_over_offsets_read_again() -> None:
     assert sorted(gaps[other]) == [Interval(1561, 2224)]
     forget_gaps(gaps, TopicPartition("t", 9), 0)  # no gap recorded there: nothing to do
     assert TopicPartition("t", 9) not in gaps
+
+
+def test_the_shutdown_backstop_exits_1_after_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust's shutdown hung after a crash (a timer's exception) and the backstop ended
+    the worker with exit 0, which a restart-on-failure supervisor leaves dead; a stop an
+    operator asked for still exits 0."""
+    worker = worker_app.Worker(
+        load_settings(topic_readings="it.readings.app"),
+        build_metrics(CollectorRegistry()),
+        {},
+        sink=ListSink(),
+    )
+    exits: list[int] = []
+    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    worker._backstop()
+    worker.app._crash(RuntimeError("a timer raised"))
+    worker._backstop()
+    assert exits == [0, 1]
