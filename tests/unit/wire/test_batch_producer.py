@@ -133,3 +133,30 @@ async def test_a_delivery_that_waited_for_the_accumulator_is_waited_for_by_the_f
     asyncio.get_running_loop().call_later(0.05, ack.set_result, None)
     await producer.flush()
     assert ack.done() and producer._pending == []
+
+
+async def test_a_stop_cancelled_while_the_linger_loop_waits_still_closes_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled while it waited for the linger loop, ``stop()`` never reached the client's
+    own ``stop``: its connections and sender task were left open."""
+    producer, fake = _producer(monkeypatch)
+    stopped: list[bool] = []
+
+    async def client_stop() -> None:
+        stopped.append(True)
+
+    monkeypatch.setattr(fake, "stop", client_stop)
+    producer._ticker = asyncio.create_task(producer._linger_loop())
+    await producer.send_raw("t", b"k", b"1")
+    for _ in range(100):
+        if fake.waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert fake.waiting == 1
+    stopping = asyncio.create_task(producer.stop())
+    await asyncio.sleep(0.02)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert stopped == [True]
