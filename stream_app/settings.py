@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     # streams (a million episodes: about 25 s); one more is 503. They held the routes' pool
     # connections, so four exports made every other route 503 after its 5 s wait.
     api_max_exports: int = Field(default=2, ge=1)
+    # The API's Kafka requests (readings, labels' feedback) give up after this long, and
+    # a label holds a database connection and its episode's row lock while it waits: with
+    # Kafka down, aiokafka's own 40 s made five labels take the whole pool (every other
+    # route 503, /readyz saying the database was down).
+    api_kafka_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
     oauth_issuer: str = "http://127.0.0.1:18080/dev"
     oauth_audience: str = "tsguard"
     oauth_jwks_url: str | None = None

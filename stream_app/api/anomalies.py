@@ -189,6 +189,8 @@ class _Slot:
 # an open transaction, for as long as it kept the socket open: two of them refused every
 # other export (503) for good.
 EXPORT_STALL_S = 60.0
+# Longest wait of a label for a place among those waiting for Kafka (ApiState.label_slots)
+LABEL_WAIT_S = 5.0
 
 
 class _ExportResponse(StreamingResponse):
@@ -225,10 +227,26 @@ class _ExportResponse(StreamingResponse):
                 self._release()
 
 
+# an export's body goes out in chunks of about this size: one chunk a row (NDJSON did so)
+# is one ASGI send a row, which made an NDJSON export three times as slow as the CSV one
+# and every other request wait behind it
+_CHUNK_BYTES = 64_000
+
+
 async def _ndjson_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
+    buffer: list[bytes] = []
+    size = 0
     async with contextlib.aclosing(rows):  # type: ignore[type-var]
         async for row in rows:
-            yield orjson.dumps(q.as_dict(row)) + b"\n"
+            line = orjson.dumps(q.as_dict(row)) + b"\n"
+            buffer.append(line)
+            size += len(line)
+            if size > _CHUNK_BYTES:
+                yield b"".join(buffer)
+                buffer.clear()
+                size = 0
+    if buffer:
+        yield b"".join(buffer)
 
 
 # a text cell a spreadsheet would run as a formula (CSV injection): an operator's comment
@@ -254,12 +272,15 @@ def csv_cell(value: Any) -> Any:
 
 async def _csv_lines(rows: AsyncIterator[tuple[Any, ...]]) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180's CRLF: the writer quotes a field holding any character of its line
+    # terminator, and with "\n" alone a comment's bare "\r" went out unquoted, which a
+    # spreadsheet reads as the end of the row ("x\r=1+1": a new row starting "=1+1")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(q.COLUMNS)
     async with contextlib.aclosing(rows):  # type: ignore[type-var]
         async for row in rows:
             writer.writerow([csv_cell(v) for v in row])
-            if buffer.tell() > 64_000:
+            if buffer.tell() > _CHUNK_BYTES:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
                 buffer.truncate()
@@ -289,11 +310,14 @@ async def ack_anomaly(
     principal: Principal = Depends(authorize),
     state: ApiState = Depends(api_state),
 ) -> dict[str, Any]:
-    """Record that an operator has seen the episode (shown in the dashboards)."""
+    """Record that an operator has seen the episode (shown in the dashboards). The first
+    acknowledgement stays: acknowledging again answers the episode as it is."""
     async with require_pool(state).connection() as conn, closed_if_read_only(conn):
         row = await (
             await conn.execute(q.ACK_SQL, (principal.sub, body.comment, episode_id))
         ).fetchone()
+        if row is None:  # acknowledged before, or no such episode
+            row = await (await conn.execute(q.one_query(), (episode_id,))).fetchone()
     if row is None:
         raise HTTPException(status_code=404, detail="no such anomaly")
     return q.as_dict(row)
@@ -314,6 +338,29 @@ async def label_anomaly(
     """Mark the episode a true or false positive; detectors receive it as feedback."""
     producer = require_producer(state)
     pool = require_pool(state)
+    try:
+        async with asyncio.timeout(LABEL_WAIT_S):
+            await state.label_slots.acquire()
+    except TimeoutError:
+        raise HTTPException(
+            status_code=503,
+            detail="too many labels waiting for Kafka; try again",
+            headers={"Retry-After": "10"},
+        ) from None
+    try:
+        return await _label(body, episode_id, principal, state, producer, pool)
+    finally:
+        state.label_slots.release()
+
+
+async def _label(
+    body: LabelBody,
+    episode_id: str,
+    principal: Principal,
+    state: ApiState,
+    producer: Any,
+    pool: Any,
+) -> dict[str, Any]:
     async with pool.connection() as conn, closed_if_read_only(conn), conn.transaction():
         cur = await conn.execute(q.LABEL_BEFORE_SQL, (episode_id,))
         before = await cur.fetchone()

@@ -93,10 +93,12 @@ def one_query() -> sql.Composable:
     return _SELECT + sql.SQL(" WHERE id = %s")
 
 
+# only the first acknowledgement is stored: a second one (a retry, another operator) wrote
+# over who acknowledged, when, and the comment (an empty body erased it), with no trace left
 ACK_SQL = (
     sql.SQL(
         "UPDATE anomalies SET acknowledged_at = now(), acknowledged_by = %s, ack_comment = %s"
-        " WHERE id = %s"
+        " WHERE id = %s AND acknowledged_at IS NULL"
     )
     + _RETURNING
 )

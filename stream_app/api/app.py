@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -31,6 +31,7 @@ from stream_app.api.middleware import (
     BodyLimitMiddleware,
     MetricsMiddleware,
     RejectNulMiddleware,
+    SecurityHeadersMiddleware,
 )
 from stream_app.api.roles import ROUTE_ROLES, normalise_template
 from stream_app.api.security import authorize
@@ -54,6 +55,7 @@ def create_app(
     open pool) are used as given and not closed; otherwise the lifespan owns them."""
     registry = registry if registry is not None else CollectorRegistry()
     state = ApiState(settings=settings, registry=registry, metrics=ApiMetrics(registry))
+    state.label_slots = asyncio.Semaphore(max(1, settings.pg_pool_max // 2))
     verifier = build_verifier(settings)
 
     @contextlib.asynccontextmanager
@@ -111,6 +113,7 @@ def create_app(
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on the 413s and 422s too
     for unavailable in UNAVAILABLE:  # down, or read-only during a failover
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(PoolTimeout, _unavailable)
@@ -119,11 +122,27 @@ def create_app(
     return app
 
 
+def _flat_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
+    """``(prefix, route)`` for every route, also those of included routers: FastAPI keeps
+    an included router as one entry of ``app.routes`` (``original_router``, no ``path``
+    and no ``methods``), so a check of ``app.routes`` alone saw none of the API's routes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            yield from _flat_routes(included.routes, prefix + str(getattr(context, "prefix", "")))
+            continue
+        yield prefix, route
+
+
 def check_route_roles(routes: list[BaseRoute]) -> None:
     """Every route is in ``ROUTE_ROLES``; every non-public one carries ``authorize``."""
-    for route in routes:
+    for prefix, route in _flat_routes(routes):
         methods = getattr(route, "methods", None) or set()
-        path = normalise_template(str(getattr(route, "path", "")))
+        if not methods or not isinstance(getattr(route, "path", None), str):
+            # a kind of route this check cannot read (a mount, a websocket): fail closed
+            raise RuntimeError(f"{route!r} cannot be checked against ROUTE_ROLES")
+        path = normalise_template(prefix + str(getattr(route, "path", "")))
         for method in methods - {"HEAD"}:
             if (method, path) not in ROUTE_ROLES:
                 raise RuntimeError(f"{method} {path} has no role in ROUTE_ROLES")
@@ -161,6 +180,8 @@ async def _connect_kafka(state: ApiState, producer: Any) -> None:
                     **settings.kafka_client_kwargs(),
                     acks="all",
                     linger_ms=5,
+                    # a send fails (and its batch expires) after this, not aiokafka's 40 s
+                    request_timeout_ms=int(settings.api_kafka_timeout_s * 1000),
                     max_request_size=settings.max_message_bytes,
                 )
                 await own.start()

@@ -6,7 +6,8 @@ tests, two settings) never share a pool or a producer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -29,6 +30,9 @@ class ApiState:
     export_pool: AsyncConnectionPool[Any] | None = None
     exports_running: int = 0
     producer: Any = None  # aiokafka.AIOKafkaProducer (untyped library)
+    # labels waiting for Kafka with a connection held: at most half the pool (set by
+    # create_app), so a Kafka outage cannot take the other routes' connections
+    label_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     control: ControlView | None = None
 
 
