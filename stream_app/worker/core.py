@@ -80,6 +80,7 @@ class WorkerCore:
             max_deadletter_payload=settings.deadletter_max_payload_bytes,
             topic=settings.topic_readings,
         )
+        self.scorer.saved_entities = self._saved_entities
         self.checkpointer = Checkpointer(
             self.scorer.states,
             table,
@@ -150,6 +151,17 @@ class WorkerCore:
             type(exc).__name__,
             exc,
         )
+
+    def _saved_entities(self) -> list[str]:
+        """The entities the state table holds (those of this worker's partitions, once
+        Faust's table recovery is done)."""
+        out = []
+        for key in list(self._table.keys()):
+            try:
+                out.append(key.decode() if isinstance(key, bytes) else str(key))
+            except UnicodeDecodeError:
+                continue  # no entity: readings' entities are JSON text
+        return out
 
     def _load_state(self, entity: str) -> bytes | None:
         blob = self._table.get(entity.encode())

@@ -7,9 +7,10 @@ Model state lives per entity (:mod:`stream_app.worker.states`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,9 @@ from stream_app.storage.sink import ObservationRow
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.feed import Record
-from stream_app.worker.states import EntityStates
+from stream_app.worker.states import EntityStates, Follow
+
+log = logging.getLogger(__name__)
 
 # Points the cleaner turns away that are not worth a dead letter: at-least-once
 # delivery replays readings, and a replayed duplicate is expected, not bad input.
@@ -39,6 +42,13 @@ INGEST_MAX_S = 86_400.0
 # Longest a silence scan spends restoring entities whose rules changed (about 0.3-0.6 ms
 # each in the pure-Python build); the rest are restored, then judged, at later scans.
 RESTORE_BUDGET_S = 0.2
+# Longest a silence scan spends loading saved entities not heard from since the worker
+# took their partition (a restart, a rebalance) to judge their silence (see ``_wake``),
+# and how often (in seconds of the worker's own time) a scan may: a backlog read after a
+# restart makes a scan every few batches. At about 0.3 ms an entity in the pure-Python
+# build, some 300 a scan, and at most a tenth of the worker's time.
+WAKE_BUDGET_S = 0.1
+WAKE_EVERY_S = 1.0
 _BY = {TOO_MANY_SERIES: f"as one series too many (an entity keeps at most {MAX_SERIES})"}
 _STATUS = itemgetter(ObservationRow._fields.index("status"))
 # A source's watermark jumping by more than this many of its usual steps (and
@@ -149,6 +159,16 @@ class ReadingScorer:
         self.silence_every_s = silence_every_s
         self._due = False
         self._since = 0  # readings scored since the last judgement
+        # The saved entities of the table (set by the worker). Live entities follow a
+        # clock only once they send again, so a device that stopped just before a
+        # restart or a rebalance was never judged silent: after each, the silence
+        # scans load the saved entities not heard from yet, a few at a time, and
+        # judge those with silence left to watch by the clock their state recorded.
+        self.saved_entities: Callable[[], Iterable[str]] | None = None
+        self._wake_due = True
+        self._dormant: deque[str] = deque()
+        self._woke_at = -math.inf  # time.perf_counter() of the last scan that woke some
+        states.follows = self._follow_of
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -288,11 +308,22 @@ class ReadingScorer:
 
         After a rebalance or a discarded batch the next readings re-establish each
         clock; kept, the entity-to-clock links of entities no longer live would pile
-        up with every rebalance.
+        up with every rebalance. The saved entities that send nothing more are
+        looked at by the silence scans (see :meth:`advance`).
         """
         self.states.forget()
         self._followed.clear()
         self._clocks.clear()
+        self._dormant.clear()
+        self._wake_due = True
+
+    def _follow_of(self, entity: str) -> Follow | None:
+        """The clock ``entity`` follows, as its saved state records it."""
+        follower = self._followed.get(entity)
+        if follower is None:
+            return None
+        source, partition = follower.clock.key
+        return Follow(source, partition, follower.behind)
 
     def evict(self, limit: int, busy: Callable[[str], bool]) -> int:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
@@ -350,7 +381,47 @@ class ReadingScorer:
                 # Saved with its own partition's snapshot.
                 out.touched.add((clock.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
+        self._wake(now, out)
         return out
+
+    def _wake(self, now: float, out: BatchOutput) -> None:
+        """Saved entities not heard from since the partitions were taken, loaded (for
+        ``WAKE_BUDGET_S`` a scan) and judged by the clock their state recorded; those
+        with nothing to watch leave memory again at once."""
+        if self._wake_due and self._clocks and self.saved_entities is not None:
+            # the first scan after a reading was scored: Faust delivers readings only
+            # once the table is recovered, so the table is whole now
+            self._wake_due = False
+            is_live = self.states.is_live
+            self._dormant = deque(e for e in self.saved_entities() if not is_live(e))
+            if self._dormant:
+                log.info(
+                    "silence: %d saved entities not heard from yet will be looked at",
+                    len(self._dormant),
+                )
+        dormant = self._dormant
+        if not dormant:
+            return
+        started = time.perf_counter()
+        if started - self._woke_at < WAKE_EVERY_S:
+            return
+        self._woke_at = started
+        while dormant and time.perf_counter() - started < WAKE_BUDGET_S:
+            entity = dormant.popleft()
+            woken = self.states.wake(entity)
+            if woken is None:
+                continue
+            proc, follow = woken
+            follower = self._follow(entity, (follow.source, follow.partition))
+            follower.latest = max((p.last_ts for p in proc.series.values()), default=-math.inf)
+            follower.behind = behind = follow.behind
+            clock = follower.clock
+            if clock.watermark <= 0:
+                continue  # its source has sent nothing here yet: judged by later scans
+            events = proc.advance(clock.watermark - behind, resumed_at=clock.resumed - behind)
+            if events:
+                out.touched.add((clock.key[1], entity))
+                out.events.extend(event_to_wire(e, now) for e in events)
 
     def _dead(self, msg: Record, rejection: Rejection, now: float) -> dict[str, Any]:
         return dead_letter(

@@ -20,9 +20,11 @@ without the prefix, written before, are read as they are.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
 
@@ -48,16 +50,40 @@ _BLOB = struct.Struct("<I")
 # No plain blob starts with these bytes: its first two are a metric name's
 # length ("TS" would say 21,332 characters).
 _ZLIB_MAGIC = b"TSZ1"
+# After the compressed stream, where the silence of an entity not yet heard from since a
+# restart is judged from (see ``Follow``): ``zlib.decompress`` stops at the stream's end,
+# so readers from before it read such blobs as they did. Ends with _FOLLOW_MAGIC, and is
+# taken only where the stream ended exactly before it.
+_FOLLOW = struct.Struct("<dq")  # behind, partition
+_FOLLOW_MAGIC = b"TSF1"
+_FOLLOW_LEN = struct.Struct("<H")
+MAX_SOURCE_BYTES = 1024
 
 
-def compress_blob(packed: bytes) -> bytes:
-    """A packed entity as stored in the state table.
+class Follow(NamedTuple):
+    """The clock an entity's silence was judged by when it was saved: its ``source`` and
+    ``partition``, and how far ``behind`` that clock its last reading came."""
 
-    >>> blob = compress_blob(pack_entity({"a": bytes(1000)}))
+    source: str
+    partition: int
+    behind: float
+
+
+def compress_blob(packed: bytes, follow: Follow | None = None) -> bytes:
+    """A packed entity as stored in the state table, with the clock it follows.
+
+    >>> blob = compress_blob(pack_entity({"a": bytes(1000)}), Follow("fleet", 3, 1.5))
     >>> len(blob) < 100, unpack_entity(decompress_blob(blob)) == {"a": bytes(1000)}
     (True, True)
+    >>> read_follow(blob)
+    Follow(source='fleet', partition=3, behind=1.5)
     """
-    return _ZLIB_MAGIC + zlib.compress(packed, 1)
+    blob = _ZLIB_MAGIC + zlib.compress(packed, 1)
+    if follow is None:
+        return blob
+    source = follow.source.encode("utf-8", "replace")[:MAX_SOURCE_BYTES]
+    trailer = _FOLLOW.pack(follow.behind, follow.partition) + source
+    return blob + trailer + _FOLLOW_LEN.pack(len(trailer)) + _FOLLOW_MAGIC
 
 
 def decompress_blob(blob: bytes) -> bytes:
@@ -65,6 +91,33 @@ def decompress_blob(blob: bytes) -> bytes:
     if blob[:4] == _ZLIB_MAGIC:
         return zlib.decompress(blob[4:])
     return blob
+
+
+def read_follow(blob: bytes) -> Follow | None:
+    """The clock a stored blob says its entity followed; None when it says none (saved
+    before it was recorded, uncompressed) or cannot be read.
+
+    >>> read_follow(compress_blob(b"x")) is None, read_follow(b"TSZ1 garbage") is None
+    (True, True)
+    """
+    if blob[:4] != _ZLIB_MAGIC or blob[-4:] != _FOLLOW_MAGIC:
+        return None
+    try:
+        stream = zlib.decompressobj()
+        stream.decompress(blob[4:])
+        rest = stream.unused_data
+        if not stream.eof or len(rest) < _FOLLOW.size + 6:
+            return None
+        (n,) = _FOLLOW_LEN.unpack_from(rest, len(rest) - 6)
+        if len(rest) != n + 6:
+            return None
+        behind, partition = _FOLLOW.unpack_from(rest)
+        source = rest[_FOLLOW.size : n].decode()
+    except (zlib.error, struct.error, UnicodeDecodeError):
+        return None
+    if not math.isfinite(behind) or partition < 0:
+        return None
+    return Follow(source, partition, behind)
 
 
 def pack_entity(states: dict[str, bytes]) -> bytes:
@@ -120,12 +173,40 @@ class EntityStates:
         # unreadable, too large to save, older than the episode, or gone): nothing
         # would ever resolve it (see ``ReadingScorer.process`` and the sink's orphans).
         self.restored: dict[str, tuple[str, ...]] = {}
+        # the clock each live entity follows, saved with its state (set by the scorer)
+        self.follows: Callable[[str], Follow | None] | None = None
 
     def __len__(self) -> int:
         return sum(len(e.series) for e in self._live.values())
 
     def entities(self) -> Iterable[str]:
         return self._live.keys()
+
+    def is_live(self, entity: str) -> bool:
+        return entity in self._live
+
+    def wake(self, entity: str) -> tuple[EntityProcessor, Follow] | None:
+        """``entity``, saved and not live, made live for its silence to be judged, with
+        the clock it followed; None, and left in the table, when its state says no clock
+        (saved before the clock was recorded) or it has no silence left to watch."""
+        if entity in self._live:
+            return None
+        blob = self._load(entity)
+        follow = read_follow(blob) if blob else None
+        if follow is None:
+            return None
+        live = self._loaded(entity, blob)
+        if not live.watched():
+            self.drop(entity)
+            return None
+        return live, follow
+
+    def drop(self, entity: str) -> None:
+        """``entity`` out of memory (the table holds it as it is)."""
+        self._live.pop(entity, None)
+        self._stale.discard(entity)
+        self._offsets.pop(entity, None)
+        self.restored.pop(entity, None)  # loaded again, it is looked at again
 
     def entity(self, entity: str) -> EntityProcessor:
         live = self._live.get(entity)
@@ -210,10 +291,7 @@ class EntityStates:
             if len(live) <= keep:
                 break
             if not busy(entity) and not proc.watched():
-                del live[entity]
-                self._stale.discard(entity)
-                self._offsets.pop(entity, None)
-                self.restored.pop(entity, None)  # loaded again, it is looked at again
+                self.drop(entity)
                 gone.append(entity)
         return gone
 
@@ -254,7 +332,9 @@ class EntityStates:
         return self.entity(entity).joint
 
     def dump(self, entity: str) -> bytes:
-        return compress_blob(self._pack(entity, self.entity(entity)))
+        live = self.entity(entity)
+        follows = self.follows
+        return compress_blob(self._pack(entity, live), follows(entity) if follows else None)
 
     def _pack(self, entity: str, live: EntityProcessor) -> bytes:
         states = {m: p.to_bytes() for m, p in live.series.items()}

@@ -305,3 +305,49 @@ def test_an_episode_open_when_its_state_is_lost_is_resolved_and_its_event_sent(
     resolved = [e for e in events if e["episode_id"] == episode and e["event"] == "resolved"]
     assert [e["explanation"] for e in resolved] == [LOST_MODEL], events
     assert resolved[0]["ts"] == iso_millis(t0 + 60 * 403)  # the first reading after the restart
+
+
+def test_a_device_that_stops_just_before_a_restart_gets_its_silence_episode(
+    pipeline: Pipeline,
+) -> None:
+    """Entities were loaded only when they sent a reading, and only loaded ones were
+    judged silent: a device that stopped just before its worker restarted (a deploy, a
+    crash, a rebalance) never got a silence episode (review rev66d: 500 devices, 0
+    episodes). Its saved state now says which clock it followed, and the restarted
+    worker's silence scans load it and judge it."""
+    start = time.time() - 6 * 3600.0
+
+    def reading(entity: str, minute: int) -> dict[str, Any]:
+        value = 20.0 + (minute * 7 % 5) / 10
+        return {"entity": entity, "ts": start + 60.0 * minute, "metrics": {"t": value}}
+
+    # silence is judged by the clock of the entity's own partition: busy devices in each
+    busy = [f"busy-{n}" for n in range(16)]
+    before = [reading(e, m) for m in range(60) for e in ("quiet-1", "quiet-2", *busy)]
+    worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
+    worker.wait_ready()
+    pipeline.produce_readings(before)
+    wait_for(lambda: _scored(pipeline) >= len(before), timeout=90, what="the first hour stored")
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    silent = "SELECT count(*) FROM anomalies WHERE kind = 'silence' AND entity LIKE 'quiet-%%'"
+    assert pipeline.count(silent) == 0
+    restarted = pipeline.start_worker("w1")
+    restarted.wait_ready()
+    after = [reading(e, m) for m in range(60, 120) for e in busy]
+    pipeline.produce_readings(after)
+    wait_for(
+        lambda: _scored(pipeline) >= len(before) + len(after), timeout=90, what="the second hour"
+    )
+    wait_for(
+        lambda: pipeline.count(silent) == 2,
+        timeout=30,
+        what=f"a silence episode for each quiet device; {_diagnosis(restarted)}",
+    )
+    opened = pipeline.sql(
+        "SELECT entity, started_at FROM anomalies WHERE kind = 'silence'"
+        " AND entity LIKE 'quiet-%%' ORDER BY entity"
+    )
+    assert [(e, round(t.timestamp() - start)) for e, t in opened] == [
+        ("quiet-1", 59 * 60),
+        ("quiet-2", 59 * 60),
+    ]
