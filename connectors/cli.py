@@ -143,7 +143,12 @@ def _run(
     from connectors.simulate.run import Pace, run_simulation
     from stream_app.settings import load_settings
 
-    writer = GroundTruthWriter(truth) if truth else None
+    try:
+        writer = GroundTruthWriter(truth) if truth else None
+    except OSError as exc:  # a folder that is missing or not writable: not a traceback
+        raise typer.BadParameter(
+            f"cannot write {truth}: {exc.strerror or exc}", param_hint="--ground-truth"
+        ) from None
     meter = RateMeter("readings", _say, 5.0)
     _serve_metrics(metrics_port, metrics_host, "simulator", lambda: {"out": meter.count})
     try:

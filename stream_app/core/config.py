@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -210,7 +211,9 @@ class PolicyConfig:
         if not 0.0 < self.close_threshold < 1.0:
             raise ValueError("need 0 < close_threshold < 1")
         if self.direction not in ("up", "down", "both"):
-            raise ValueError(f"direction must be up, down or both, not {self.direction!r}")
+            raise ValueError(
+                f"direction must be up, down or both, not {shown_value(self.direction)}"
+            )
         if self.min_points < 1 or self.cooldown_points < 1 or self.max_points < 1:
             raise ValueError("min_points, cooldown_points and max_points must be >= 1")
         if not self.false_episode_days > 0.0:
@@ -368,7 +371,7 @@ class EngineConfig:
             entities.append(EntityRule(str(raw["pattern"]), params))
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"config: seed must be a whole number, not {seed!r}")
+            raise ValueError(f"config: seed must be a whole number, not {shown_value(seed)}")
         return cls(
             defaults=defaults,
             rules=tuple(rules),
@@ -440,6 +443,22 @@ def _listed(data: Mapping[str, Any], key: str) -> list[Any]:
     return items
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 80, 80
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+
+
+def shown_value(value: Any) -> str:
+    """A configured value in an error message, cut short: YAML's aliases let 300 bytes
+    of file make a list of 387 million items, whose whole repr (``seed: [&a [...], ...]``)
+    took gigabytes before the message was printed.
+
+    >>> shown_value([[[1]]]), shown_value("x" * 100)[-5:], shown_value(list(range(100)))
+    ('[[[...]]]', "xxxx'", '[0, 1, 2, 3, ...]')
+    """
+    return _SHOWN.repr(value)
+
+
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = set(data) - allowed
     if unknown:
@@ -489,14 +508,14 @@ def _coerce(kind: str, key: str, value: Any) -> Any:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if "float" in names:
         if not number:
-            raise ValueError(f"{key} must be a number, not {value!r}")
+            raise ValueError(f"{key} must be a number, not {shown_value(value)}")
         return float(value)
     if "int" in names:
         if not number or not float(value).is_integer():
-            raise ValueError(f"{key} must be a whole number, not {value!r}")
+            raise ValueError(f"{key} must be a whole number, not {shown_value(value)}")
         return int(value)
     if "str" in names and not isinstance(value, str):
-        raise ValueError(f"{key} must be text, not {value!r}")
+        raise ValueError(f"{key} must be text, not {shown_value(value)}")
     return value
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from stream_app.wire import (
     ASCII_SPACE,
@@ -34,6 +34,10 @@ from stream_app.wire import (
 
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 HEADER_MAX_BYTES = 1 << 20  # a header line longer than this is not one (a binary file)
+# A record longer than this is not a row of a series: a line of 50 million commas was read
+# whole and split into a list of 50 million fields (500 MB for a 50 MB file) before its
+# field count was found wrong.
+ROW_MAX_CHARS = 1 << 22
 
 
 class MalformedCsvError(ValueError):
@@ -66,6 +70,21 @@ class SeriesTable:
 def bad_input_message(exc: OSError | ValueError) -> str:
     """What bad input says after ``error: `` (a malformed CSV names itself)."""
     return f"malformed CSV: {exc}" if isinstance(exc, MalformedCsvError) else str(exc)
+
+
+# what starts a formula in a spreadsheet (and a tab or a return, which some strip first);
+# the API's CSV export quotes the same
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text cell of an output CSV as a spreadsheet shows it rather than runs it: behind a
+    ``'`` where it would read as a formula (CSV injection).
+
+    >>> [spreadsheet_text(t) for t in ("n/a", "=1+1", "@SUM(A1)", "-x", "")]
+    ['n/a', "'=1+1", "'@SUM(A1)", "'-x", '']
+    """
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def parse_timestamp(text: str) -> float:
@@ -125,14 +144,17 @@ def iter_series_csv(
         with path.open(newline="", encoding="utf-8-sig") as handle:
             # strict: a quote never closed is an error, not a field that swallows the
             # rest of the file
-            reader = csv.reader(handle, strict=True)
+            lines = _RecordLines(handle, path)
+            reader = csv.reader(lines, strict=True)
             header = next(reader, None)
             if header is None:
                 raise MalformedCsvError(path, 1, "empty file, expected a header row")
             columns = _column_indices(path, [name.strip() for name in header], metrics, with_labels)
             began = reader.line_num + 1
             width = len(header)
+            lines.used = 0
             for row in reader:
+                lines.used = 0
                 if row:
                     yield _read_row(
                         path, row, columns, metrics, reader.line_num, width, with_labels,
@@ -147,6 +169,31 @@ def iter_series_csv(
     except csv.Error as exc:
         # the line the bad record began on (a quote opened there may end the file)
         raise MalformedCsvError(path, began, f"CSV syntax error: {csv_error_text(exc)}") from exc
+
+
+class _RecordLines:
+    """The lines of a file for :func:`csv.reader`, none read whole beyond
+    :data:`ROW_MAX_CHARS`: a record (its lines since ``used`` was last set to 0) that
+    grows longer raises :class:`MalformedCsvError` at the line it reaches it on."""
+
+    def __init__(self, handle: TextIO, path: Path) -> None:
+        self.handle, self.path = handle, path
+        self.used = self.line = 0
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        text = self.handle.readline(ROW_MAX_CHARS - self.used + 1)
+        if not text:
+            raise StopIteration
+        self.line += 1
+        self.used += len(text)
+        if self.used > ROW_MAX_CHARS:
+            raise MalformedCsvError(
+                self.path, self.line, f"a row longer than {ROW_MAX_CHARS:,} characters"
+            )
+        return text
 
 
 def read_series_csv(
@@ -215,7 +262,7 @@ def _column_indices(
         raise MalformedCsvError(
             path,
             1,
-            f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
+            f"missing column(s) {', '.join(missing)}; header is {_shown_header(header)}"
             + _missing_hint(header, missing),
         )
     twice = [name for name in dict.fromkeys(wanted) if header.count(name) > 1]
@@ -224,7 +271,8 @@ def _column_indices(
         raise MalformedCsvError(
             path,
             1,
-            f"column(s) {', '.join(twice)} named more than once; header is {','.join(header)}",
+            f"column(s) {', '.join(twice)} named more than once; header is "
+            + _shown_header(header),
         )
     return {name: header.index(name) for name in wanted}
 
@@ -295,6 +343,20 @@ def find_csvs(root: Path) -> list[Path]:
     return sorted(
         p for p in root.rglob("*.csv") if p.is_file() or (p.is_symlink() and not p.exists())
     )
+
+
+def _shown_header(header: list[str], shown: int = 20, width: int = 64) -> str:
+    """The header in an error message, cut short: one of 300,000 columns was written out
+    whole (2.3 MB on the terminal).
+
+    >>> _shown_header(["timestamp", "value"])
+    'timestamp,value'
+    >>> _shown_header(["t" * 100, *map(str, range(30))], shown=3, width=8)
+    'tttttttt...,0,1,... (31 columns)'
+    """
+    names = [name if len(name) <= width else name[:width] + "..." for name in header[:shown]]
+    more = f",... ({len(header)} columns)" if len(header) > shown else ""
+    return ",".join(names) + more
 
 
 def _missing_hint(header: list[str], missing: list[str]) -> str:

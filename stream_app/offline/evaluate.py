@@ -41,7 +41,7 @@ from stream_app.offline.csvio import (
     read_series_csv,
     read_text,
 )
-from stream_app.offline.terminal import first_of
+from stream_app.offline.terminal import first_of, text_name
 
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig
@@ -184,7 +184,7 @@ def load_dataset(
     if not single and on_note is not None:
         _note_unmatched_keys(ts_windows, csvs, folder, windows_file, on_note)
     for path in csvs:
-        name = path.relative_to(folder).as_posix()
+        name = text_name(path.relative_to(folder).as_posix())
         if single and name not in ts_windows:
             # one file, given without the folder the windows file is keyed by: the one
             # key that ends with its name

@@ -20,7 +20,7 @@ from stream_app.offline.evaluate import (
     run_all,
 )
 from stream_app.offline.replay import load_config
-from stream_app.offline.terminal import first_of, plain_console, visible
+from stream_app.offline.terminal import first_of, plain_console, text_name, visible
 
 SHORT = {
     "nab_standard": "NAB std",
@@ -113,12 +113,12 @@ def run_evaluate(
     not_evaluated: list[dict[str, str]] = []
 
     def named(path: Path) -> str:
-        return path.relative_to(data).as_posix() if data and data.is_dir() else path.name
+        return text_name(path.relative_to(data).as_posix() if data and data.is_dir() else path.name)
 
     def not_read(path: Path, exc: OSError | MalformedCsvError) -> None:
         unreadable.append(path)
         message = bad_input_message(exc)
-        not_evaluated.append({"file": named(path), "error": message})
+        not_evaluated.append({"file": named(path), "error": text_name(message)})
         console.print(f"error: {visible(message)}", soft_wrap=True)
 
     series, skipped = (
@@ -166,7 +166,7 @@ def run_evaluate(
     if report is not None:
         from stream_app.offline.report import write_report
 
-        title = f"tsguard evaluate {data.name if data else 'generated families'}"
+        title = f"tsguard evaluate {text_name(data.name) if data else 'generated families'}"
         target = write_report(report, series, result, title)
         console.print(f"report: {visible(str(target))}")
     if as_json:

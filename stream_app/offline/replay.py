@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import math
 import os
 import stat
@@ -31,6 +32,7 @@ from stream_app.offline.csvio import (
     has_columns,
     iter_series_csv,
     read_text,
+    spreadsheet_text,
 )
 
 if TYPE_CHECKING:
@@ -290,16 +292,25 @@ def write_output(header: Sequence[str], rows: Iterable[Sequence[str]], destinati
 
     def write_rows(handle: TextIO) -> None:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        # csv quotes a cell holding the line's end, "\n", but not a bare "\r" (a quoted
+        # input cell "5\r" is the number 5 and is written back as it came), which every
+        # reader takes as a line's end: the row was cut in two. Such a row is quoted whole.
+        quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        for row in itertools.chain([header], rows):
+            (quoted if any("\r" in cell for cell in row) else writer).writerow(row)
 
     target = _file_to_replace(destination)
     if target is None:
         # a device, a named pipe or a socket (-o /dev/stdout, -o /dev/null, -o >(gzip)):
         # written into, never renamed over, which would put a file in the device's place;
         # what was written stays there if a later row is malformed
-        with destination.open("w", newline="", encoding="utf-8") as handle:
-            write_rows(handle)
+        try:
+            with destination.open("w", newline="", encoding="utf-8") as handle:
+                write_rows(handle)
+        except BrokenPipeError:
+            raise  # the reader went away (-o /dev/stdout | head): ends quietly
+        except OSError as exc:  # -o /dev/full: the output named, as for a file
+            raise OSError(f"cannot write {destination}: {exc.strerror or exc}") from exc
         return
     # written beside it and renamed over it when complete: a run stopped midway (Ctrl-C,
     # a full disk, a malformed row) leaves no output that looks whole, and an output that
@@ -415,8 +426,10 @@ def metric_names(metrics: Sequence[str] | None) -> list[str]:
 
 def entity_name(path: Path, root: Path) -> str:
     """A stable entity id for a file: its path under ``root`` without ``.csv``."""
+    from stream_app.offline.terminal import text_name
+
     relative = path.relative_to(root) if path != root else Path(path.name)
-    return relative.with_suffix("").as_posix()
+    return text_name(relative.with_suffix("").as_posix())
 
 
 def replay_file(
@@ -449,10 +462,13 @@ def replay_file(
             counts["invalid"] += len(row.invalid)
             results = _score_row(processor, names, row.ts, row.values, row.invalid, ahead)
             out = [row.raw_ts]
-            for raw, result in zip(row.raw_values, results, strict=True):
+            for position, (raw, result) in enumerate(zip(row.raw_values, results, strict=True)):
                 if result.status in UNSCORED_MEANING:
                     unscored[result.status] += 1
-                out += [raw, *_cells(result)]
+                # a cell that is not a number is text, which a spreadsheet opening the
+                # output would run where it reads as a formula ("=HYPERLINK(...)")
+                cell = spreadsheet_text(raw) if position in row.invalid else raw
+                out += [cell, *_cells(result)]
             yield out
 
     header = _wide_header(names) if names != ["value"] else list(OUTPUT_COLUMNS)
@@ -494,25 +510,25 @@ def plan_outputs(
         if into_folder and output.exists() and not output.is_dir():
             raise ValueError(f"{output}/: a trailing / names a folder, and this is not one")
         target = output / source.name if into_folder or output.is_dir() else output
-        if target.resolve() == source.resolve() or _same_file(target, source):
+        if _real(target) == _real(source) or _same_file(target, source):
             raise ValueError(f"{target}: the output would overwrite its input")
-        return [(source, target, source.with_suffix("").name)], []
+        return [(source, target, entity_name(source, source))], []
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such file or folder")
     if output.exists() and not output.is_dir():
         raise ValueError(f"{output}: a folder's replay writes a folder, and this is a file")
-    out_dir = output.resolve()
-    if out_dir == source.resolve():
+    out_dir = _real(output)
+    if out_dir == _real(source):
         raise ValueError(
             f"{output}: the output folder is the input folder, whose files it would overwrite"
         )
     # an output folder inside the input folder holds our own output: not read as input
     # (an input folder inside the output folder is read whole)
-    nested = out_dir.is_relative_to(source.resolve())
+    nested = out_dir.is_relative_to(_real(source))
     columns = ["timestamp", *names]
     planned, skipped = [], []
     for path in find_csvs(source):
-        if nested and path.resolve().is_relative_to(out_dir):
+        if nested and _real(path).is_relative_to(out_dir):
             continue
         try:
             wanted = has_columns(path, columns)
@@ -525,11 +541,22 @@ def plan_outputs(
             skipped.append(path)
     if not planned:
         raise ValueError(f"{source}: no CSV with columns {','.join(columns)}")
-    inputs = {path.resolve() for path, _, _ in planned}
+    inputs = {_real(path) for path, _, _ in planned}
     for path, target, _ in planned:
-        if target.resolve() in inputs:
+        if _real(target) in inputs:
             raise ValueError(f"{target}: the output of {path} would overwrite an input")
     return planned, skipped
+
+
+def _real(path: Path) -> Path:
+    """``path`` with its links followed, or as it is (absolute) where they loop: Python
+    3.11's ``resolve`` raises ``RuntimeError`` on a loop, and a folder holding a link
+    ``x.csv -> x.csv`` ended ``replay`` with that traceback (reading it then says
+    "Too many levels of symbolic links", as ``evaluate`` does)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -16,12 +16,14 @@ column so the file stays small.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import itertools
 import math
+import os
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import MAXYEAR, UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import numpy.typing as npt
 from stream_app.offline.evaluate import TABLE_KEYS, DetectorRun, LabelledSeries
 from stream_app.offline.nab import label_runs
 from stream_app.offline.terminal import visible
+from stream_app.wire.timefmt import MAX_EPOCH, MIN_EPOCH
 
 WIDTH, LEFT, RIGHT = 1000, 64, 16
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
@@ -65,6 +68,8 @@ _MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
 _MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120, 240, 600)
 FloatArray = npt.NDArray[np.float64]
 _AXIS_END = 1e306
+_LABEL_CHARS = 12  # the longest value label the left margin holds
+_MAX_DECIMALS = 330  # a float's smallest step, 5e-324, is written with 324
 
 
 # ----------------------------------------------------------------------------- ticks
@@ -104,11 +109,19 @@ def nice_ticks(lo: float, hi: float) -> tuple[float, float, float, list[float]]:
 
 
 def _decimals(step: float) -> int:
-    """The fewest decimals that write ``step`` exactly (2.5 -> 1, 0.25 -> 2, 50 -> 0)."""
-    for digits in range(12):
+    """The fewest decimals that write ``step`` exactly (2.5 -> 1, 0.25 -> 2, 50 -> 0).
+
+    Up to the smallest floats: capped at 12, a step of 1e-15 rounded every tick to 0, and
+    the plot divided by its zero height (values of 1e-15 ended the report with a
+    ZeroDivisionError after the whole evaluation).
+
+    >>> _decimals(2.5e-15), _decimals(5e-324)
+    (16, 324)
+    """
+    for digits in range(_MAX_DECIMALS):
         if abs(round(step, digits) - step) <= abs(step) * 1e-9:
             return digits
-    return 12
+    return _MAX_DECIMALS
 
 
 def tick_labels(ticks: Sequence[float], step: float) -> list[str]:
@@ -129,6 +142,17 @@ def tick_labels(ticks: Sequence[float], step: float) -> list[str]:
         if text.startswith("-") and float(text) == 0.0:
             text = text[1:]
         labels.append(text + (suffix if float(text) != 0.0 else ""))
+    if len(set(labels)) == len(labels) and max(map(len, labels), default=0) <= _LABEL_CHARS:
+        return labels
+    # beyond what the fixed form writes in the margin (1e-15 steps all read
+    # "0.000000000000"; 1e300 a label of 290 digits): the fewest significant digits that
+    # tell the ticks apart, where that is shorter
+    for digits in range(1, 18):
+        short = [f"{tick:.{digits}g}" for tick in ticks]
+        if len(set(short)) == len(short):
+            break
+    if len(set(labels)) < len(labels) or max(map(len, short)) < max(map(len, labels)):
+        return short
     return labels
 
 
@@ -137,13 +161,15 @@ def _month_ticks(t0: float, t1: float, months: int) -> list[float]:
     index = start.year * 12 + start.month - 1
     index += -index % months
     out: list[float] = []
-    while True:
+    # a series may end in the year 9999, whose next month datetime cannot hold
+    while index // 12 <= MAXYEAR:
         moment = datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC).timestamp()
         if moment > t1:
             return out
         if moment >= t0:
             out.append(moment)
         index += months
+    return out
 
 
 def time_ticks(t0: float, t1: float) -> tuple[list[float], str]:
@@ -151,6 +177,7 @@ def time_ticks(t0: float, t1: float) -> tuple[list[float], str]:
 
     Dates only for spans of 4 days or more, else date, hours and minutes.
     """
+    t0, t1 = _on_calendar(t0), _on_calendar(t1)
     span = t1 - t0
     if not (math.isfinite(span) and span > 0):
         return [t0] if math.isfinite(t0) else [], "%Y-%m-%d %H:%M"
@@ -183,7 +210,18 @@ def time_ticks(t0: float, t1: float) -> tuple[list[float], str]:
 
 
 def utc_label(ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime(fmt)
+    return datetime.fromtimestamp(_on_calendar(ts), UTC).strftime(fmt)
+
+
+def _on_calendar(ts: float) -> float:
+    """``ts`` within the years 1 to 9999, which a datetime holds: a time written with an
+    offset may fall outside (``0001-01-01T00:00:00+01:00`` is in the year 0, which ended
+    the report with "year 0 is out of range" after the whole evaluation).
+
+    >>> utc_label(-62_135_600_400.0), utc_label(253_402_304_400.0)
+    ('1-01-01 00:00', '9999-12-31 23:59')
+    """
+    return min(max(ts, MIN_EPOCH), MAX_EPOCH - 1.0)
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -542,7 +580,22 @@ def write_report(
         parts.append(series_svg(item))
     parts.append("</body></html>")
     target = directory / "index.html"
-    target.write_text("\n".join(part for part in parts if part), encoding="utf-8")
+    # written beside it and renamed over it when whole, as replay's outputs: a full disk
+    # or Ctrl-C while writing left a cut index.html in place of the report before it
+    # (a link there keeps naming its file, which gets the report, as replay's outputs)
+    real = target.resolve() if target.is_symlink() else target
+    partial = real.with_name(f".{real.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text("\n".join(part for part in parts if part), encoding="utf-8")
+        os.replace(partial, real)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise OSError(f"cannot write the report {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -39,6 +39,19 @@ def visible(text: str) -> str:
     )
 
 
+def text_name(name: str) -> str:
+    """A file or folder name as text: the bytes of a name that are not UTF-8 (a Latin-1
+    ``temp\\xe9rature.csv``), which Python keeps as lone surrogates, written as ``\\xe9``.
+    Kept as they were, the core could not seed the series (``entity.encode()``), and
+    ``evaluate`` ended after the whole run, with no JSON, table or report, on "'utf-8'
+    codec can't encode character '\\udce9'".
+
+    >>> text_name("temp\\udce9rature.csv"), text_name("température.csv")
+    ('temp\\\\xe9rature.csv', 'température.csv')
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def first_of(names: Sequence[str], shown: int = 5) -> str:
     """The first ``shown`` of ``names``, and how many more there are: a list cut short
     says so.

@@ -161,7 +161,9 @@ def check_params(
             continue
         lo, hi, whole = limits
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name}: {key} must be a number, not {value!r}")
+            from stream_app.core.config import shown_value  # (config imports this lazily)
+
+            raise ValueError(f"{name}: {key} must be a number, not {shown_value(value)}")
         if not lo <= value <= hi:  # (NaN too)
             raise ValueError(f"{name}: {key} must be within {lo:g} and {hi:g}, not {value!r}")
         if whole and value != int(value):
