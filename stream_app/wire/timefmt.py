@@ -42,6 +42,10 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))",
     re.ASCII,
 )
+# a date and time of day without Z or an offset
+_NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?", re.ASCII)
+# a fraction of a second with more digits than microseconds hold
+_SUB_MICRO = re.compile(r"\.[0-9]{7}")
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -57,14 +61,28 @@ def parse_rfc3339(text: str) -> float:
         upper = text.upper()
         if _STRICT.fullmatch(upper):
             try:
-                return datetime.fromisoformat(upper).timestamp()
+                ts = datetime.fromisoformat(upper).timestamp()
             except ValueError as exc:  # the day of the month
                 raise ValueError(f"{text!r} is not a calendar date-time: {exc}") from None
+            # fromisoformat cuts digits past the microsecond, a number is rounded to it
+            # (to_microsecond): one instant written both ways was two points
+            # (28 characters at least: "2026-12-05T10:00:00.0000009Z")
+            if (
+                len(upper) >= 28
+                and _SUB_MICRO.search(upper)
+                and -_MICROS_EXACT < ts < _MICROS_EXACT
+            ):
+                return to_microsecond(_explain(text))
+            return ts
     return _explain(text)
 
 
 def _explain(text: str) -> float:
     """The slow, field-by-field parse: raises with the precise reason."""
+    if _NAIVE.fullmatch(text):
+        # said first: a local time without its offset (a device's wall clock) is 19
+        # characters, and "must be 20 to 40 characters" did not say what was missing
+        raise ValueError(f"{text[:40]!r} has no time zone: add Z or an offset such as +01:00")
     if not MIN_TEXT <= len(text) <= MAX_TEXT:
         raise ValueError(f"timestamp text must be {MIN_TEXT} to {MAX_TEXT} characters")
     match = _RFC3339.fullmatch(text)
