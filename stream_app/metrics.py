@@ -68,6 +68,7 @@ class Metrics:
     assigned_partitions: Gauge
     state_unreadable: Counter
     evicted: Counter
+    forgotten: Counter
 
 
 # Known label values are created at zero, so rates and alert rules see a series
@@ -232,6 +233,12 @@ def _families(reg: CollectorRegistry) -> Metrics:
         evicted=Counter(
             "tsguard_entities_evicted",
             "Idle entities dropped from memory (their saved state stays in the table).",
+            registry=reg,
+        ),
+        forgotten=Counter(
+            "tsguard_entities_forgotten",
+            "Entities that sent nothing for TSGUARD_WORKER_FORGET_AFTER_DAYS: their open "
+            "episodes resolved, their saved state deleted.",
             registry=reg,
         ),
     )

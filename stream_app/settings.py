@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # this many leave a worker's memory and load again from the state table on
     # their next reading; 0 keeps every entity live.
     worker_max_live_entities: int = Field(default=100_000, ge=0)
+    # An entity with no silence left to watch that sent nothing for this many days (its
+    # own time) is forgotten: open episodes resolved, saved state deleted; 0 never.
+    worker_forget_after_days: float = Field(default=30.0, ge=0.0)
     # The state changelog's segments: Kafka compacts only closed segments, and a
     # restarted worker (memory store) replays everything that is not compacted yet,
     # so these bound that replay (Kafka's defaults, 1 GiB or 7 days, do not).

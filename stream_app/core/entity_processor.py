@@ -123,6 +123,15 @@ class EntityProcessor:
             if episode
         )
 
+    def retire(self, ts: float, why: str) -> list[EpisodeEvent]:
+        """Every episode its series have open, resolved at ``ts`` for ``why`` (it is
+        being forgotten)."""
+        return [event for proc in self.series.values() for event in proc.retire(ts, why)]
+
+    def latest(self) -> float:
+        """Event time of the newest point of any of its series (``-inf`` before any)."""
+        return max((proc.last_ts for proc in self.series.values()), default=float("-inf"))
+
     def watched(self) -> bool:
         """Whether a series of it still has its silence to be judged (see ``advance``)."""
         return any(proc.watched() for proc in self.series.values())

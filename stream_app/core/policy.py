@@ -347,6 +347,11 @@ class EpisodePolicy:
         event: EventKind = "opened" if kind == "opened" else "updated"
         return self._build(event, ts, None, value, score, expected, lower, upper, why)
 
+    def retire(self, ts: float, why: str) -> EpisodeEvent:
+        """The open episode resolved at ``ts`` for ``why``, outside any point (its series
+        is being forgotten)."""
+        return self._resolve(ts, why)
+
     def _resolve(self, ts: float, why: str) -> EpisodeEvent:
         last_ts, value, score, expected, lower, upper = self.last
         explanation = f"resolved: {why}; lasted {self.length} points, peak score {self.peak:.6f}"

@@ -184,6 +184,18 @@ class SeriesProcessor:
         )
         return [self.silence.open(cleaner.last_ts, watermark_ts, None, why)]
 
+    def retire(self, ts: float, why: str) -> list[EpisodeEvent]:
+        """Every episode it has open (value, silence, stuck), resolved at ``ts`` for
+        ``why``: its entity is being forgotten."""
+        out: list[EpisodeEvent] = []
+        if self.policy.episode:
+            out.append(self.policy.retire(ts, why))
+        if self.silence.episode:
+            out.append(self.silence.close(ts, None, why))
+        if self.stuck.episode:
+            out.append(self.stuck.close(ts, None, why))
+        return out
+
     def apply_feedback(self, label: str) -> float:
         """Operator feedback on this series' last episode; returns the new margin.
 

@@ -171,8 +171,15 @@ class Checkpointer:
             else:
                 unsaved.pop(entity, None)
         if self._table is not None:
+            table = self._table
             for entity, blob in snapshot.blobs.items():
-                self._table[entity.encode()] = blob
+                key = entity.encode()
+                if not blob:  # forgotten: deleted (a tombstone in the changelog)
+                    if key in table:
+                        del table[key]
+                    self._total -= self._sizes.pop(entity, 0)
+                    continue
+                table[key] = blob
                 self._total += len(blob) - self._sizes.get(entity, 0)
                 self._sizes[entity] = len(blob)
             self._metrics.state_bytes.set(self._total)

@@ -79,6 +79,7 @@ class WorkerCore:
             ReadingDecoder(max_bytes=settings.max_message_bytes),
             max_deadletter_payload=settings.deadletter_max_payload_bytes,
             topic=settings.topic_readings,
+            forget_after_s=settings.worker_forget_after_days * 86400.0,
         )
         self.scorer.saved_entities = self._saved_entities
         self.checkpointer = Checkpointer(

@@ -193,6 +193,8 @@ class WorkerRuntime:
                 self.open_episodes.add(event["episode_id"])
         m.open_episodes.set(len(self.open_episodes))
         m.series_tracked.set(len(self.scorer.states))
+        if out.forgotten:
+            m.forgotten.inc(out.forgotten)
 
     async def handle_feedback(self, raw: bytes | None) -> None:
         """An operator's label of an episode, published by the API (tsguard.feedback)."""

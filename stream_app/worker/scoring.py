@@ -49,6 +49,11 @@ RESTORE_BUDGET_S = 0.2
 # build, some 300 a scan, and at most a tenth of the worker's time.
 WAKE_BUDGET_S = 0.1
 WAKE_EVERY_S = 1.0
+# How often (wall clock) the scans go through every saved entity again, for those to
+# forget (see ``ReadingScorer.forget_after_s``): a device that left the fleet is neither
+# live nor loaded again.
+SWEEP_EVERY_S = 3600.0
+FORGET_STEPS = 100.0
 _BY = {TOO_MANY_SERIES: f"as one series too many (an entity keeps at most {MAX_SERIES})"}
 _STATUS = itemgetter(ObservationRow._fields.index("status"))
 # A source's watermark jumping by more than this many of its usual steps (and
@@ -113,12 +118,14 @@ class BatchOutput:
     # episodes stored open whose last event came before that time (see
     # ``EntityStates.restored``)
     orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
+    forgotten: int = 0  # entities forgotten (see ``ReadingScorer.forget_after_s``)
 
     def add_judgement(self, judged: BatchOutput) -> None:
         """Add what a silence judgement (``ReadingScorer.advance``) gave: its events and
         the models it changed."""
         self.events.extend(judged.events)
         self.touched |= judged.touched
+        self.forgotten += judged.forgotten
 
 
 class ReadingScorer:
@@ -132,6 +139,7 @@ class ReadingScorer:
         max_deadletter_payload: int = 16_384,
         topic: str | None = None,
         silence_every_s: float = 5.0,
+        forget_after_s: float = 0.0,
     ) -> None:
         self.states = states
         self.decoder = decoder
@@ -168,7 +176,17 @@ class ReadingScorer:
         self._wake_due = True
         self._dormant: deque[str] = deque()
         self._woke_at = -math.inf  # time.perf_counter() of the last scan that woke some
+        # saved entities with nothing to watch whose clock had no time yet when they were
+        # looked at: looked at again once it has (see ``_wake``)
+        self._waiting: dict[ClockKey, list[str]] = {}
         states.follows = self._follow_of
+        # An entity with no silence left to watch (every series silent already, or too
+        # young to judge) that sent nothing for this long (its own time, as silence) is
+        # forgotten: its open episodes resolve, its state leaves the table, and a later
+        # reading starts it afresh. 0: never. A device that left the fleet kept its
+        # silence episode, its firing alert and its state for good (review rev66d).
+        self.forget_after_s = forget_after_s
+        self._swept_at = math.inf  # the wall clock of the last sweep (set at the first)
 
     def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
         out = BatchOutput()
@@ -229,6 +247,8 @@ class ReadingScorer:
         if seen > watermark:
             if watermark > 0:
                 self._note_advance(clock, seen - watermark, seen)
+            elif self._waiting:
+                self._dormant.extend(self._waiting.pop(key, ()))  # its time has come
             clock.watermark = watermark = seen
             if seen - clock.judged >= self.silence_every_s:
                 self._due = True
@@ -315,7 +335,9 @@ class ReadingScorer:
         self._followed.clear()
         self._clocks.clear()
         self._dormant.clear()
+        self._waiting.clear()
         self._wake_due = True
+        self._swept_at = math.inf
 
     def _follow_of(self, entity: str) -> Follow | None:
         """The clock ``entity`` follows, as its saved state records it."""
@@ -387,18 +409,22 @@ class ReadingScorer:
     def _wake(self, now: float, out: BatchOutput) -> None:
         """Saved entities not heard from since the partitions were taken, loaded (for
         ``WAKE_BUDGET_S`` a scan) and judged by the clock their state recorded; those
-        with nothing to watch leave memory again at once."""
-        if self._wake_due and self._clocks and self.saved_entities is not None:
+        with nothing to watch leave memory again at once, or are forgotten. Every
+        ``SWEEP_EVERY_S`` the scans go through all saved entities again, for those to
+        forget."""
+        if self.saved_entities is None or not self._clocks:
+            return  # no reading scored since the assignment: the table may be recovering
+        if self.forget_after_s > 0 and now - self._swept_at >= SWEEP_EVERY_S:
+            self._wake_due = True
+        if self._wake_due:
             # the first scan after a reading was scored: Faust delivers readings only
             # once the table is recovered, so the table is whole now
+            first = self._swept_at == math.inf
             self._wake_due = False
-            is_live = self.states.is_live
-            self._dormant = deque(e for e in self.saved_entities() if not is_live(e))
-            if self._dormant:
-                log.info(
-                    "silence: %d saved entities not heard from yet will be looked at",
-                    len(self._dormant),
-                )
+            self._swept_at = now
+            self._dormant = deque(self.saved_entities())
+            if first and self._dormant:
+                log.info("silence: %d saved entities will be looked at", len(self._dormant))
         dormant = self._dormant
         if not dormant:
             return
@@ -406,14 +432,33 @@ class ReadingScorer:
         if started - self._woke_at < WAKE_EVERY_S:
             return
         self._woke_at = started
+        states = self.states
         while dormant and time.perf_counter() - started < WAKE_BUDGET_S:
             entity = dormant.popleft()
-            woken = self.states.wake(entity)
+            if states.is_live(entity):
+                follower = self._followed.get(entity)
+                if follower is not None and self.forget_after_s > 0:
+                    proc = states.entity(entity)
+                    self._forget_if_gone(entity, proc, follower, now, out)
+                continue
+            woken = states.wake(entity)
             if woken is None:
                 continue
             proc, follow = woken
+            if not proc.watched():
+                key = (follow.source, follow.partition)
+                clock = self._clocks.get(key)
+                if clock is None or clock.watermark <= 0:
+                    if self.forget_after_s > 0:
+                        self._waiting.setdefault(key, []).append(entity)
+                else:
+                    gone = _Follower(clock, proc.latest(), follow.behind)
+                    if self._forget_if_gone(entity, proc, gone, now, out):
+                        continue
+                states.drop(entity)
+                continue
             follower = self._follow(entity, (follow.source, follow.partition))
-            follower.latest = max((p.last_ts for p in proc.series.values()), default=-math.inf)
+            follower.latest = proc.latest()
             follower.behind = behind = follow.behind
             clock = follower.clock
             if clock.watermark <= 0:
@@ -422,6 +467,30 @@ class ReadingScorer:
             if events:
                 out.touched.add((clock.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
+
+    def _forget_if_gone(
+        self, entity: str, proc: EntityProcessor, follower: _Follower, now: float, out: BatchOutput
+    ) -> bool:
+        """Forget ``entity`` if it has no silence left to watch and sent nothing for
+        ``forget_after_s`` of its own time (see ``advance``); whether it did."""
+        clock = follower.clock
+        own = clock.watermark - follower.behind
+        idle = own - follower.latest
+        if clock.watermark <= 0 or not idle > self.forget_after_s or proc.watched():
+            return False
+        # and for FORGET_STEPS of its slowest series' usual steps: a device that reports
+        # once a month, still too young to judge, would be forgotten at each report
+        steps = [p.cleaner.step for p in proc.series.values()]
+        if not idle > FORGET_STEPS * max((s for s in steps if s == s), default=0.0):
+            return False
+        why = f"forgotten: no data for {idle / 86400:.1f} days"
+        out.events.extend(event_to_wire(e, now) for e in proc.retire(own, why))
+        self.states.forget_entity(entity)
+        if self._followed.pop(entity, None) is not None:
+            self._unfollow(clock)
+        out.touched.add((clock.key[1], entity))  # its checkpoint deletes it
+        out.forgotten += 1
+        return True
 
     def _dead(self, msg: Record, rejection: Rejection, now: float) -> dict[str, Any]:
         return dead_letter(

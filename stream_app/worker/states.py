@@ -175,6 +175,10 @@ class EntityStates:
         self.restored: dict[str, tuple[str, ...]] = {}
         # the clock each live entity follows, saved with its state (set by the scorer)
         self.follows: Callable[[str], Follow | None] | None = None
+        # Entities forgotten (see ``forget_entity``) and not heard from since: their
+        # next checkpoint deletes them from the table, and until then the table's copy
+        # is not theirs any more (a reading starts them afresh)
+        self._forgotten: set[str] = set()
 
     def __len__(self) -> int:
         return sum(len(e.series) for e in self._live.values())
@@ -187,19 +191,15 @@ class EntityStates:
 
     def wake(self, entity: str) -> tuple[EntityProcessor, Follow] | None:
         """``entity``, saved and not live, made live for its silence to be judged, with
-        the clock it followed; None, and left in the table, when its state says no clock
-        (saved before the clock was recorded) or it has no silence left to watch."""
-        if entity in self._live:
+        the clock it followed (the caller lets it go again with :meth:`drop`); None when
+        its state says no clock (saved before the clock was recorded)."""
+        if entity in self._live or entity in self._forgotten:
             return None
         blob = self._load(entity)
         follow = read_follow(blob) if blob else None
         if follow is None:
             return None
-        live = self._loaded(entity, blob)
-        if not live.watched():
-            self.drop(entity)
-            return None
-        return live, follow
+        return self._loaded(entity, blob), follow
 
     def drop(self, entity: str) -> None:
         """``entity`` out of memory (the table holds it as it is)."""
@@ -208,9 +208,18 @@ class EntityStates:
         self._offsets.pop(entity, None)
         self.restored.pop(entity, None)  # loaded again, it is looked at again
 
+    def forget_entity(self, entity: str) -> None:
+        """``entity`` forgotten: out of memory, and deleted from the table by its next
+        checkpoint (its ``dump`` is then empty); a later reading starts it afresh."""
+        self.drop(entity)
+        self._forgotten.add(entity)
+
     def entity(self, entity: str) -> EntityProcessor:
         live = self._live.get(entity)
         if live is None:
+            if self._forgotten and entity in self._forgotten:
+                self._forgotten.discard(entity)
+                return self._loaded(entity, None)
             live = self._loaded(entity, self._load(entity))
         elif self._stale and entity in self._stale:
             # the rules changed: on under the new ones with all it learned, as if
@@ -305,6 +314,8 @@ class EntityStates:
         series (any message on the feedback topic did, its state saved for good)."""
         if entity in self._live:
             return self.entity(entity).series.get(metric)
+        if entity in self._forgotten:
+            return None
         blob = self._load(entity)
         return self._loaded(entity, blob).series.get(metric) if blob else None
 
@@ -332,6 +343,10 @@ class EntityStates:
         return self.entity(entity).joint
 
     def dump(self, entity: str) -> bytes:
+        """``entity``'s state as the table keeps it; empty when it was forgotten (the
+        checkpoint deletes it)."""
+        if self._forgotten and entity in self._forgotten:
+            return b""
         live = self.entity(entity)
         follows = self.follows
         return compress_blob(self._pack(entity, live), follows(entity) if follows else None)
@@ -347,6 +362,7 @@ class EntityStates:
 
     def forget(self) -> None:
         """Drop the live cache (after a rebalance the table is the truth)."""
+        self._forgotten.clear()
         self._live.clear()
         self._stale.clear()
         self._offsets.clear()

@@ -351,3 +351,90 @@ def test_a_device_that_stops_just_before_a_restart_gets_its_silence_episode(
         ("quiet-1", 59 * 60),
         ("quiet-2", 59 * 60),
     ]
+
+
+def _last_states(pipe: Pipeline) -> dict[bytes, bytes | None]:
+    """The last record of each key of the state changelog (None: a tombstone)."""
+    from aiokafka import AIOKafkaConsumer
+
+    changelog = f"{pipe.settings.consumer_group}-{STATE_TABLE}-changelog"
+
+    async def read() -> dict[bytes, bytes | None]:
+        consumer = AIOKafkaConsumer(
+            changelog,
+            group_id=None,
+            auto_offset_reset="earliest",
+            **pipe.settings.kafka_client_kwargs(),
+        )
+        await consumer.start()
+        last: dict[bytes, bytes | None] = {}
+        try:
+            quiet = 0
+            while quiet < 4:
+                batch = await consumer.getmany(timeout_ms=500)
+                quiet = 0 if batch else quiet + 1
+                for records in batch.values():
+                    for record in records:
+                        if record.key is not None:
+                            last[record.key] = record.value
+        finally:
+            await consumer.stop()
+        return last
+
+    return asyncio.run(read())
+
+
+def test_devices_that_left_are_forgotten_their_silence_resolved_their_state_deleted(
+    pipeline: Pipeline,
+) -> None:
+    """A device that left the fleet kept its silence episode open, its alert firing and
+    its state in the table for good (review rev66d: 4,000 departed devices). Silent past
+    TSGUARD_WORKER_FORGET_AFTER_DAYS, it is forgotten: here by a restarted worker that
+    never heard from it, through Faust's table (a tombstone in the changelog)."""
+    start = time.time() - 6 * 3600.0
+
+    def reading(entity: str, minute: int) -> dict[str, Any]:
+        value = 20.0 + (minute * 7 % 5) / 10
+        return {"entity": entity, "ts": start + 60.0 * minute, "metrics": {"t": value}}
+
+    busy = [f"busy-{n}" for n in range(16)]
+    first = [reading(e, m) for m in range(60) for e in ("gone-1", "gone-2", *busy)]
+    first += [reading(e, m) for m in range(60, 180) for e in busy]
+    worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
+    worker.wait_ready()
+    pipeline.produce_readings(first)
+    wait_for(lambda: _scored(pipeline) >= len(first), timeout=90, what="three hours stored")
+    opened = "SELECT count(*) FROM anomalies WHERE kind = 'silence' AND status = 'open'"
+    wait_for(lambda: pipeline.count(opened) == 2, timeout=30, what="both silences open")
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    # forgotten after 0.02 days (29 minutes) and 100 of their minutely steps of silence:
+    # they have been silent two hours
+    restarted = pipeline.start_worker("w1", env={"TSGUARD_WORKER_FORGET_AFTER_DAYS": "0.02"})
+    restarted.wait_ready()
+    forgotten = (
+        "SELECT count(*) FROM anomalies WHERE kind = 'silence' AND status = 'resolved'"
+        " AND explanation LIKE 'forgotten: no data for 0.1 days'"
+    )
+    minute = 180
+
+    def more_then_forgotten() -> bool:
+        # the fleet goes on: the scans that wake saved entities come with its readings
+        nonlocal minute
+        pipeline.produce_readings([reading(e, minute) for e in busy])
+        minute += 1
+        return pipeline.count(forgotten) == 2
+
+    wait_for(
+        more_then_forgotten,
+        timeout=60,
+        what="both silences resolved as forgotten",
+        every=0.5,
+    )
+    assert _sample(restarted, "tsguard_entities_forgotten_total") == 2.0
+    assert restarted.terminate(timeout=40) == 0, restarted.log_tail()
+    states = _last_states(pipeline)
+    assert states[b"gone-1"] is None and states[b"gone-2"] is None  # tombstones
+    assert all(states[e.encode()] for e in busy)
+    events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=4, timeout=15)
+    resolved = [e["entity"] for e in events if e["event"] == "resolved"]
+    assert sorted(resolved) == ["gone-1", "gone-2"]

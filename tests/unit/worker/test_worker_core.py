@@ -139,6 +139,7 @@ class Harness:
             worker_checkpoint_s=overrides.pop("checkpoint_s", 0.0),
             worker_idle_flush_s=0.01,
             worker_max_live_entities=overrides.pop("max_live", 0),
+            worker_forget_after_days=overrides.pop("forget_after_days", 30.0),
         )
         self.registry = CollectorRegistry()
         self.sink, self.producer, self.consumer = ListSink(), ListProducer(), ListConsumer()
@@ -494,6 +495,39 @@ async def test_an_entity_whose_silence_is_still_watched_is_not_evicted() -> None
         {k: v for k, v in e.items() if k != "emitted_at"} for e in unlimited.producer.events
     ]
     assert limited.count("tsguard_entities_evicted_total") >= 20
+
+
+async def test_entities_that_left_are_forgotten_their_episodes_resolved_and_state_deleted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Devices that stop for good: their silence episodes resolve once they have sent
+    nothing for the forget period, and their states leave the table (before, the episode
+    stayed open, its alert fired and its state stayed, for good)."""
+    from stream_app.worker import scoring
+
+    monkeypatch.setattr(scoring, "WAKE_EVERY_S", 0.0)
+    # 4 entities warm up; 2 stop and 2 go on for 3 hours; forgotten after 1.2 hours
+    records = _schedule([(range(4), range(0, 40)), (range(2), range(40, 220))])
+    ticks = itertools.count()
+    h = Harness(
+        batch_size=5,
+        forget_after_days=0.05,
+        clock=lambda: T0 + 1e6 + 100.0 * next(ticks),  # a sweep about every 36 calls
+    )
+    h.start()
+    await offered(h, records)
+    await until(lambda: len(h.consumer.acked) == len(records), "all acked")
+    await h.stop()
+    gone = {"site/dev-2", "site/dev-3"}
+    events = [(e["entity"], e["kind"], e["event"]) for e in h.producer.events]
+    assert sorted(e for e in events if e[0] in gone) == sorted(
+        [(g, "silence", "opened") for g in gone] + [(g, "silence", "resolved") for g in gone]
+    )
+    resolved = [e for e in h.producer.events if e["entity"] in gone and e["event"] == "resolved"]
+    assert all(e["explanation"].startswith("forgotten: no data for 0.") for e in resolved)
+    assert set(h.table) == {b"site/dev-0", b"site/dev-1"}
+    assert h.count("tsguard_entities_forgotten_total") == 2
+    assert all(h.sink.episodes[e["episode_id"]]["event"] == "resolved" for e in resolved)
 
 
 async def test_records_of_an_earlier_generation_are_neither_scored_nor_acked() -> None:

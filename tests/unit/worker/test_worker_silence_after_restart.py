@@ -122,6 +122,7 @@ def test_the_scans_spend_a_bounded_time_waking(monkeypatch: pytest.MonkeyPatch) 
         _before_the_restart(first, f"quiet-{n}")
     restarted = _restarted(first, store)
     ticks = iter(range(10**6))
+    monkeypatch.setattr(scoring, "WAKE_EVERY_S", 1.0)
     monkeypatch.setattr(scoring.time, "perf_counter", lambda: next(ticks) * 0.03)
     restarted.process([_reading("busy", T0 + 2400, 2000, 5.0)], NOW)
     restarted.advance(NOW)
@@ -141,3 +142,122 @@ def test_a_clock_record_that_does_not_read_is_none() -> None:
         assert read_follow(broken) is None
     assert read_follow(compress_blob(b"", Follow("s", -1, 0.0))) is None
     assert read_follow(compress_blob(b"", Follow("s", 0, float("nan")))) is None
+
+
+# --- forgetting the entities that left -------------------------------------------------
+
+DAY = 86400.0
+
+
+@pytest.fixture(autouse=True)
+def _unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scans wake saved entities at most once a second of real time: these runs take
+    a month of event time in well under a second."""
+    monkeypatch.setattr(scoring, "WAKE_EVERY_S", 0.0)
+
+
+def _checkpoint(scorer: ReadingScorer, store: dict[str, bytes], touched: set[str]) -> None:
+    """What the checkpointer does with the entities a batch changed: each saved, or
+    deleted where its dump is empty (forgotten)."""
+    for entity in touched:
+        blob = scorer.states.dump(entity)
+        if blob:
+            store[entity] = blob
+        else:
+            store.pop(entity, None)
+
+
+def _days_of_busy(
+    scorer: ReadingScorer, store: dict[str, bytes], start: float, days: int
+) -> list[dict[str, object]]:
+    """``busy`` sends a reading an hour for ``days`` from ``start``; the events, each
+    batch checkpointed."""
+    events: list[dict[str, object]] = []
+    for hour in range(24 * days):
+        ts = start + 3600.0 * hour
+        out = scorer.process([_reading("busy", ts, 10_000 + hour, 5.0 + hour % 3)], ts)
+        out.add_judgement(scorer.advance(ts))
+        events += out.events
+        _checkpoint(scorer, store, {e for _, e in out.touched} | set(scorer.states.entities()))
+    return events
+
+
+def _forgetting_scorer(store: dict[str, bytes]) -> ReadingScorer:
+    scorer = _scorer(store)
+    scorer.forget_after_s = 30 * DAY
+    return scorer
+
+
+def test_a_device_that_left_is_forgotten_after_a_month_and_its_silence_resolves() -> None:
+    """Its silence episode stayed open, its alert fired and its state stayed in the table
+    for good (review rev66d: 4,000 departed devices, 4,000 open episodes after retention)."""
+    store: dict[str, bytes] = {}
+    scorer = _forgetting_scorer(store)
+    _before_the_restart(scorer, "gone")
+    _checkpoint(scorer, store, set(scorer.states.entities()))
+    events = _days_of_busy(scorer, store, T0 + 2400, 33)
+    mine = [(e["event"], e["kind"], e["explanation"]) for e in events if e["entity"] == "gone"]
+    assert mine[0][:2] == ("opened", "silence")
+    assert len(mine) == 2 and mine[1][:2] == ("resolved", "silence")
+    assert str(mine[1][2]).startswith("forgotten: no data for 30.")
+    assert "gone" not in store and not scorer.states.is_live("gone")
+    assert "busy" in store
+    # back after all: a new entity, scored from its warm-up
+    out = scorer.process([_reading("gone", T0 + 40 * DAY, 99_999, 20.0)], T0 + 40 * DAY)
+    assert [row.status for row in out.rows] == ["warmup"]
+
+
+def test_a_departed_device_not_live_after_a_restart_is_forgotten_too() -> None:
+    store: dict[str, bytes] = {}
+    first = _forgetting_scorer(store)
+    _before_the_restart(first, "gone")
+    _checkpoint(first, store, set(first.states.entities()))
+    _days_of_busy(first, store, T0 + 2400, 2)  # its silence opens and is saved
+    restarted = _forgetting_scorer(store)
+    events = _days_of_busy(restarted, store, T0 + 2400 + 2 * DAY, 31)
+    mine = [(e["event"], e["explanation"]) for e in events if e["entity"] == "gone"]
+    assert len(mine) == 1 and mine[0][0] == "resolved", mine
+    assert str(mine[0][1]).startswith("forgotten")
+    assert "gone" not in store
+
+
+def test_nothing_is_forgotten_when_forgetting_is_off_or_the_device_is_watched() -> None:
+    store: dict[str, bytes] = {}
+    scorer = _scorer(store)  # forget_after_s 0
+    _before_the_restart(scorer, "gone")
+    _checkpoint(scorer, store, set(scorer.states.entities()))
+    events = _days_of_busy(scorer, store, T0 + 2400, 33)
+    assert [e["event"] for e in events if e["entity"] == "gone"] == ["opened"]
+    assert "gone" in store
+
+
+def test_a_forgotten_entity_is_not_read_back_from_the_table_before_its_deletion() -> None:
+    """Between the scan that forgets it and the checkpoint that deletes it, the table
+    still holds its old state: a reading then starts it afresh, and its dump is its new
+    state, not the deletion."""
+    store: dict[str, bytes] = {}
+    states = EntityStates(EngineConfig.default(), store.get)
+    scorer = ReadingScorer(states, ReadingDecoder())
+    _before_the_restart(scorer, "gone")
+    store["gone"] = states.dump("gone")
+    states.forget_entity("gone")
+    assert states.dump("gone") == b""
+    assert states.scored("gone", "m") is None
+    assert states.wake("gone") is None
+    scorer.process([_reading("gone", T0 + 5000, 77_777, 20.0)], NOW)
+    assert states.dump("gone") not in (b"", store["gone"])
+
+
+def test_a_device_that_reports_every_ten_days_is_not_forgotten_between_reports() -> None:
+    """Forgotten after the forget period and 100 of its usual steps: too young to judge
+    for months, a slow device was forgotten (and started afresh) at each report."""
+    store: dict[str, bytes] = {}
+    scorer = _forgetting_scorer(store)
+    for i in range(4):
+        ts = T0 - 30 * DAY + 10 * DAY * i
+        scorer.process([_reading("slow", ts, i, 20.0 + i)], ts)
+    scorer.process([_reading("busy", T0, 50, 5.0)], T0)
+    _checkpoint(scorer, store, set(scorer.states.entities()))
+    events = _days_of_busy(scorer, store, T0 + 3600, 45)
+    assert [e for e in events if e["entity"] == "slow"] == []
+    assert "slow" in store
