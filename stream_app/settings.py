@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     stack_prometheus_port: Port = 19090
     stack_alertmanager_port: Port = 19095
     stack_mosquitto_port: Port = 11883
+    # where the stack's Prometheus scrapes a local `tsguard forward alertmanager` and
+    # `tsguard bridge mqtt` (their --metrics-port): fixed at 19464/19465 before, so a
+    # private stack (every other port moved) scraped whatever ran on the default ones
+    stack_forwarder_metrics_port: Port = 19464
+    stack_bridge_metrics_port: Port = 19465
     kafka_version: str = "4.1.1"
 
     # --- connectors -------------------------------------------------------

@@ -121,6 +121,13 @@ def payload_to_reading(
         return Rejection("bad_payload", f"entity template needs level {exc}")
     except (AttributeError, TypeError, ValueError) as exc:  # a level's value the template refuses
         return Rejection("bad_payload", f"entity template: {type(exc).__name__}: {exc}"[:300])
+    decoder = decoder or ReadingDecoder()
+    if len(payload) > decoder.max_bytes:
+        # as the API (413) and the workers' decoder refuse it: a 50 MB payload of one
+        # value and padding was parsed whole and produced as a reading
+        return Rejection(
+            "too_large", f"{len(payload)} bytes exceeds the limit of {decoder.max_bytes}"
+        )
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -156,7 +163,7 @@ def payload_to_reading(
             "bad_payload", f"payload must be a number or a JSON object, got {type(body).__name__}"
         )
     doc: dict[str, Any] = {"entity": entity, "ts": ts, "metrics": metrics, "source": "mqtt"}
-    checked = (decoder or ReadingDecoder()).validate(doc, now)
+    checked = decoder.validate(doc, now)
     return checked if isinstance(checked, Rejection) else doc
 
 

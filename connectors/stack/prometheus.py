@@ -8,13 +8,15 @@ from connectors.stack import process
 from connectors.stack.process import Report, StackError
 from connectors.stack.service import HttpService
 from stream_app.resources import data_dir
+from stream_app.settings import Settings
 
 BINARY = "/usr/bin/prometheus"
-# where the stack's Prometheus looks for a local `tsguard forward alertmanager
-# --metrics-port 19464` (compose's forwarder is forwarder:9464)
-FORWARDER_METRICS_PORT = 19464
-# and for a local `tsguard bridge mqtt --metrics-port 19465` (compose runs no bridge)
-BRIDGE_METRICS_PORT = 19465
+# where the stack's Prometheus looks, by default, for a local `tsguard forward alertmanager
+# --metrics-port 19464` (compose's forwarder is forwarder:9464) and a local `tsguard bridge
+# mqtt --metrics-port 19465` (compose runs no bridge); TSGUARD_STACK_FORWARDER_METRICS_PORT
+# and TSGUARD_STACK_BRIDGE_METRICS_PORT move them, as the other stack ports move
+FORWARDER_METRICS_PORT = Settings.model_fields["stack_forwarder_metrics_port"].default
+BRIDGE_METRICS_PORT = Settings.model_fields["stack_bridge_metrics_port"].default
 
 
 def worker_targets(first_port: int, count: int = 2) -> list[str]:
@@ -90,13 +92,17 @@ class Prometheus(HttpService):
                 },
                 {
                     "job_name": "tsguard-forwarder",
-                    "static_configs": [{"targets": [f"127.0.0.1:{FORWARDER_METRICS_PORT}"]}],
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{self.settings.stack_forwarder_metrics_port}"]}
+                    ],
                 },
                 # the MQTT bridge, when one runs here: its dead letters (device payloads
                 # it could not make readings of) never reach the workers' counters
                 {
                     "job_name": "tsguard-mqtt-bridge",
-                    "static_configs": [{"targets": [f"127.0.0.1:{BRIDGE_METRICS_PORT}"]}],
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{self.settings.stack_bridge_metrics_port}"]}
+                    ],
                 },
                 {
                     "job_name": "prometheus",

@@ -241,6 +241,58 @@ async def test_a_delivery_kafka_refused_is_a_reconnect_and_loses_nothing(
             await bridge
 
 
+async def test_a_bridge_started_while_kafka_is_away_waits_for_it(
+    settings: Settings, fresh_topic: Any, mqtt_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started while Kafka was away (a host's reboot, Kafka slower to come up), the bridge
+    exited 1 at once ("cannot reach Kafka"), though the same Kafka lost while it ran is
+    waited for. Kafka's absence is simulated (the first two topic checks fail as an
+    unreachable bootstrap makes them); the bridge must retry, subscribe and deliver."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from stream_app.worker import topics
+
+    real_ensure = topics.ensure_topics
+    refused: list[int] = []
+
+    async def ensure_topics(s: Settings) -> list[str]:
+        if len(refused) < 2:
+            refused.append(1)
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+        return await real_ensure(s)
+
+    monkeypatch.setattr(topics, "ensure_topics", ensure_topics)
+    s = await private(settings, fresh_topic, "readings", "deadletter")
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    ready = asyncio.Event()
+    told: list[str] = []
+    bridge = asyncio.create_task(
+        run_mqtt_bridge(
+            s,
+            TopicPattern.parse(f"{root}/+site/+device/+metric"),
+            ready=ready,
+            report=told.append,
+            client_id=f"tsguard-test-{root}",
+            first_retry_s=0.05,
+        )
+    )
+    try:
+        subscribed = asyncio.create_task(ready.wait())
+        await asyncio.wait({bridge, subscribed}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        subscribed.cancel()
+        assert not bridge.done(), f"the bridge ended: {bridge.exception()!r}"
+        assert ready.is_set(), told
+        async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
+            await client.publish(f"{root}/s1/d1/temp", b"21.5", qos=1)
+        (reading,) = [v for _, v in await consume(s, s.topic_readings, 1)]
+        assert reading["metrics"] == {"temp": 21.5}
+        assert len(refused) == 2 and any("Kafka unavailable" in line for line in told), told
+    finally:
+        bridge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bridge
+
+
 async def test_a_bridge_killed_mid_stream_loses_no_message_the_broker_gave_it(
     settings: Settings, fresh_topic: Any, mqtt_port: int
 ) -> None:
@@ -385,6 +437,54 @@ async def test_a_stopping_forwarder_whose_kafka_calls_hang_still_ends(
     monkeypatch.undo()
     for consumer in stopped:  # closed for real, now that the point is made
         await real_stop(consumer)
+
+
+async def test_sigterm_stops_a_healthy_forwarder_as_ctrl_c_does(
+    settings: Settings, fresh_topic: Any, alertmanager_url: str
+) -> None:
+    """SIGTERM was mapped to ``default_int_handler``: its KeyboardInterrupt left the event
+    loop at once, and ``asyncio.run`` cancelled aiokafka's tasks with the forwarder's, so
+    with Kafka and Alertmanager both well it took 7 s to stop, "leaving the consumer group
+    gave up after 5 s", and its producer was left unclosed (Ctrl-C: 2 s, clean)."""
+    import signal
+    import socket
+
+    s = await private(settings, fresh_topic, "anomalies", "deadletter")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "TSGUARD_TOPIC_ANOMALIES": s.topic_anomalies,
+        "TSGUARD_TOPIC_DEADLETTER": s.topic_deadletter,
+    }
+    command = [
+        sys.executable, "-m", "stream_app.cli", "forward", "alertmanager", "--url",
+        alertmanager_url, "--group-id", f"it-fwd-{uuid.uuid4().hex[:8]}", "--metrics-port",
+        str(port),
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)  # joined its group and polling
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        took = time.monotonic() - began
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    said = err.decode(errors="replace")
+    assert "gave up" not in said and "Unclosed" not in said, said[-2000:]
+    assert took < 4.0, f"{took:.1f} s to stop: {said[-2000:]}"
 
 
 async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(

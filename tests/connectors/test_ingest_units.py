@@ -341,3 +341,34 @@ def test_an_entity_template_that_cannot_make_an_entity_is_refused_at_start(templ
         TopicPattern.parse("a/+site/+device/+metric", template)
     good = TopicPattern.parse("a/+site/+device/+metric", "plant/{site}-{device}")
     assert good.entity({"site": "s", "device": "d", "metric": "m"}) == "plant/s-d"
+
+
+def test_the_bridge_refuses_qos_2_before_any_connection() -> None:
+    """With QoS 2 the MQTT client sends PUBREC on receipt, before Kafka has the reading: a
+    reconnect (a kill -9, or Kafka away, which closes the session on purpose) lost what
+    was in between, and the next session never completed the PUBRELs the broker sent
+    again, which filled its in-flight window: nothing more was delivered (308 of 2,000
+    messages reached Kafka across a 30 s Kafka restart, the bridge silent)."""
+    import asyncio
+
+    from connectors.ingest.mqtt_bridge import run_mqtt_bridge
+    from stream_app.settings import Settings
+
+    # nothing listens on port 1: a refusal cannot be a connection error
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", mqtt_port=1)
+    pattern = TopicPattern.parse("sites/+site/+device/+metric")
+    with pytest.raises(ValueError, match="QoS 0 or 1"):
+        asyncio.run(asyncio.wait_for(run_mqtt_bridge(settings, pattern, qos=2), 10))
+
+
+def test_an_mqtt_payload_over_the_message_limit_is_too_large() -> None:
+    """The API (413) and the workers refuse a reading over ``TSGUARD_MAX_MESSAGE_BYTES``;
+    the bridge parsed a 50 MB payload whole and produced it as a reading."""
+    from stream_app.wire import ReadingDecoder
+
+    pattern = TopicPattern.parse("sites/+site/+device/+metric")
+    payload = b'{"value": 1, "pad": "' + b"x" * 2000 + b'"}'
+    result = payload_to_reading(
+        "sites/s/d/temp", payload, pattern, 1.7e9, ReadingDecoder(max_bytes=1024)
+    )
+    assert isinstance(result, Rejection) and result.reason == "too_large", result

@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from connectors.stack.prometheus import BRIDGE_METRICS_PORT, FORWARDER_METRICS_PORT
 from stream_app.demo import _stop
 from stream_app.metrics import build_metrics
 from stream_app.settings import Settings
@@ -256,10 +255,10 @@ def live_metrics(
             tag = uuid.uuid4().hex[:12]
             for args, metrics_port_, log in (
                 (["forward", "alertmanager", "--url", "http://127.0.0.1:9"],
-                 FORWARDER_METRICS_PORT, "forwarder.log"),
+                 settings.stack_forwarder_metrics_port, "forwarder.log"),
                 (["bridge", "mqtt", "--topic-pattern", f"dashlive-{tag}/+device/+metric",
                   "--client-id", f"dash-live-{tag}"],
-                 BRIDGE_METRICS_PORT, "bridge.log"),
+                 settings.stack_bridge_metrics_port, "bridge.log"),
             ):  # fmt: skip
                 connectors.append(
                     _start_connector(args, metrics_port_, pipe.env, pipe.workdir / log)
@@ -271,12 +270,12 @@ def live_metrics(
                 what="the live worker emitting anomaly events",
             )
             wait_for(
-                lambda: _serves(FORWARDER_METRICS_PORT, "alertmanager-forwarder"),
+                lambda: _serves(settings.stack_forwarder_metrics_port, "alertmanager-forwarder"),
                 timeout=60,
                 what="the live forwarder's /metrics",
             )
             wait_for(
-                lambda: _serves(BRIDGE_METRICS_PORT, "mqtt-bridge"),
+                lambda: _serves(settings.stack_bridge_metrics_port, "mqtt-bridge"),
                 timeout=60,
                 what="the live MQTT bridge's /metrics",
             )

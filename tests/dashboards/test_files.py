@@ -182,6 +182,20 @@ def test_the_prometheus_datasource_knows_the_slowest_scrape(tmp_path: Path) -> N
         assert max(_tsguard_scrape_intervals(config)) <= declared
 
 
+def test_the_stack_scrapes_the_connectors_where_its_settings_say(tmp_path: Path) -> None:
+    """Every other port of the stack moves with its settings; the forwarder's and the
+    bridge's scrape targets were fixed at 19464/19465, so a private stack scraped (and
+    evaluated the connectors' rules on) whatever ran on the default ports instead."""
+    settings = Settings(
+        stack_dir=tmp_path, stack_forwarder_metrics_port=32464, stack_bridge_metrics_port=32465
+    )
+    scrape = Prometheus(settings).config()["scrape_configs"]
+    assert isinstance(scrape, list)
+    jobs = {job["job_name"]: job for job in scrape}
+    assert jobs["tsguard-forwarder"]["static_configs"] == [{"targets": ["127.0.0.1:32464"]}]
+    assert jobs["tsguard-mqtt-bridge"]["static_configs"] == [{"targets": ["127.0.0.1:32465"]}]
+
+
 def test_every_job_a_rule_watches_is_scraped_by_compose_and_none_is_optional() -> None:
     """A rule on ``up{job=...}`` pages for a job compose's Prometheus scrapes, and not for
     one whose targets are down by design: the forwarder shared a job with the simulator,
