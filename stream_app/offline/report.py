@@ -583,7 +583,10 @@ def write_report(
     # written beside it and renamed over it when whole, as replay's outputs: a full disk
     # or Ctrl-C while writing left a cut index.html in place of the report before it
     # (a link there keeps naming its file, which gets the report, as replay's outputs)
-    real = target.resolve() if target.is_symlink() else target
+    try:
+        real = target.resolve() if target.is_symlink() else target
+    except RuntimeError:  # a link loop (Python 3.11's resolve): the link is replaced
+        real = target
     partial = real.with_name(f".{real.name}.{os.getpid()}.partial")
     try:
         partial.write_text("\n".join(part for part in parts if part), encoding="utf-8")

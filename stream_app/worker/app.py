@@ -242,7 +242,7 @@ class Worker:
         topic = self.settings.topic_readings
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic == topic]
         self.metrics.assigned_partitions.set(len(mine))
-        self.core.assigned()
+        self.core.assigned(partition for _, partition in mine)
         self.watchdog.progressed()
         # Looked up outside the rebalance callback, which should stay short; the
         # records the guard protects arrive only after table recovery anyway.

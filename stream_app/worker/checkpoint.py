@@ -48,6 +48,9 @@ class StateDump(Protocol):
     def dump(self, entity: str) -> bytes:
         """An entity's packed model state."""
 
+    def deleted(self, entity: str) -> None:
+        """An entity's empty dump (it was forgotten) was saved: deleted from the table."""
+
 
 class Checkpointer:
     """Per partition: snapshot the changed entities, save them, then ack what they cover.
@@ -178,6 +181,7 @@ class Checkpointer:
                     if key in table:
                         del table[key]
                     self._total -= self._sizes.pop(entity, 0)
+                    self._states.deleted(entity)
                     continue
                 table[key] = blob
                 self._total += len(blob) - self._sizes.get(entity, 0)

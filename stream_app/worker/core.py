@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
 from stream_app.core import EngineConfig
@@ -133,8 +133,10 @@ class WorkerCore:
         self.runtime.forget()
         self.feed.clear()
 
-    def assigned(self) -> None:
-        """Partitions were assigned (the group's generation is the new one): score again."""
+    def assigned(self, partitions: Iterable[int] | None = None) -> None:
+        """Partitions were assigned (the group's generation is the new one): score again.
+        ``partitions``: the readings topic's partitions now this worker's."""
+        self.scorer.partitions = None if partitions is None else set(partitions)
         self.guard.assigned()
         self.batcher.reopen()
 

@@ -82,6 +82,9 @@ class _Clock:
     resumed: float = -math.inf  # when the whole source last came back from a quiet spell
     usual_step: float = math.nan  # its usual watermark step; NaN before its first
     learned_at: float = math.inf  # when its first RESUME_TAU_S ends
+    # its first watermark since the assignment (NaN before): how far the saved entities
+    # woken by the scans were from it tells a source that was quiet across a restart
+    first: float = math.nan
 
 
 @dataclass(slots=True)
@@ -97,6 +100,9 @@ class _Follower:
     # silent between uploads: learning that lag hid the next silence of a device that
     # sent what it had buffered after an outage; see the README.)
     behind: float = 0.0
+    # When the whole source was quiet until then, on its clock, for an entity woken after
+    # a restart: the clock began again at the assignment and saw no jump (``_wake``).
+    resumed: float = -math.inf
 
 
 @dataclass(slots=True)
@@ -173,12 +179,17 @@ class ReadingScorer:
         # scans load the saved entities not heard from yet, a few at a time, and
         # judge those with silence left to watch by the clock their state recorded.
         self.saved_entities: Callable[[], Iterable[str]] | None = None
+        # The partitions assigned (set by the worker; None: any). Faust's memory store
+        # keeps the keys this worker wrote for a partition taken away (it drops only
+        # those its changelog recovery read): they are another worker's entities now.
+        self.partitions: set[int] | None = None
         self._wake_due = True
         self._dormant: deque[str] = deque()
         self._woke_at = -math.inf  # time.perf_counter() of the last scan that woke some
         # saved entities with nothing to watch whose clock had no time yet when they were
         # looked at: looked at again once it has (see ``_wake``)
-        self._waiting: dict[ClockKey, list[str]] = {}
+        # (each once: the hourly sweeps find them again)
+        self._waiting: dict[ClockKey, dict[str, None]] = {}
         states.follows = self._follow_of
         # An entity with no silence left to watch (every series silent already, or too
         # young to judge) that sent nothing for this long (its own time, as silence) is
@@ -247,8 +258,10 @@ class ReadingScorer:
         if seen > watermark:
             if watermark > 0:
                 self._note_advance(clock, seen - watermark, seen)
-            elif self._waiting:
-                self._dormant.extend(self._waiting.pop(key, ()))  # its time has come
+            else:
+                clock.first = seen
+                if self._waiting:
+                    self._dormant.extend(self._waiting.pop(key, ()))  # its time has come
             clock.watermark = watermark = seen
             if seen - clock.judged >= self.silence_every_s:
                 self._due = True
@@ -385,7 +398,10 @@ class ReadingScorer:
                 continue
             # Its own time: the clock less how far behind it the entity runs.
             behind = follower.behind
-            resumed = clock.resumed - behind
+            resumed = clock.resumed
+            if follower.resumed > resumed:
+                resumed = follower.resumed
+            resumed -= behind
             if self.states.is_stale(entity):
                 # its rules changed: restored under them before it is judged (judged by
                 # the old ones, a quiet entity opened the silence episode a rule was
@@ -414,7 +430,9 @@ class ReadingScorer:
         forget."""
         if self.saved_entities is None or not self._clocks:
             return  # no reading scored since the assignment: the table may be recovering
-        if self.forget_after_s > 0 and now - self._swept_at >= SWEEP_EVERY_S:
+        if self.forget_after_s > 0 and not self._dormant and now - self._swept_at >= SWEEP_EVERY_S:
+            # (not while a pass is under way: each started over from the table's first
+            # entity, and past some size the last ones were never looked at)
             self._wake_due = True
         if self._wake_due:
             # the first scan after a reading was scored: Faust delivers readings only
@@ -441,42 +459,79 @@ class ReadingScorer:
                     proc = states.entity(entity)
                     self._forget_if_gone(entity, proc, follower, now, out)
                 continue
-            woken = states.wake(entity)
+            woken = states.wake(entity, self.partitions, legacy=self.forget_after_s > 0)
             if woken is None:
                 continue
             proc, follow = woken
-            if not proc.watched():
-                key = (follow.source, follow.partition)
-                clock = self._clocks.get(key)
-                if clock is None or clock.watermark <= 0:
-                    if self.forget_after_s > 0:
-                        self._waiting.setdefault(key, []).append(entity)
-                else:
-                    gone = _Follower(clock, proc.latest(), follow.behind)
-                    if self._forget_if_gone(entity, proc, gone, now, out):
-                        continue
+            if follow.behind != follow.behind:
+                # saved by a release before the clock was recorded: only forgotten, by the
+                # slowest clock of its partition (the departed devices of before the
+                # upgrade were never looked at, and stayed for good)
+                slowest = min(
+                    (c for c in self._clocks.values() if c.key[1] == follow.partition),
+                    key=lambda c: c.watermark,
+                    default=None,
+                )
+                if slowest is None or slowest.watermark <= 0:
+                    states.drop(entity)
+                    continue
+                # (its silence, if still to watch, cannot be judged without its clock)
+                gone = _Follower(slowest, proc.latest(), 0.0)
+                if not self._forget_if_gone(entity, proc, gone, now, out, watched_too=True):
+                    states.drop(entity)
+                continue
+            key = (follow.source, follow.partition)
+            clock = self._clocks.get(key)
+            watched = proc.watched()
+            if clock is None or clock.watermark <= 0:
+                # its source has sent nothing here yet: looked at again once it has (a
+                # clock made for it here would start without its source's quiet spell)
+                if watched or self.forget_after_s > 0:
+                    self._waiting.setdefault(key, {})[entity] = None
                 states.drop(entity)
                 continue
-            follower = self._follow(entity, (follow.source, follow.partition))
-            follower.latest = proc.latest()
+            if not watched:
+                gone = _Follower(clock, proc.latest(), follow.behind)
+                if not self._forget_if_gone(entity, proc, gone, now, out):
+                    states.drop(entity)
+                continue
+            follower = self._follow(entity, key)
+            follower.latest = latest = proc.latest()
             follower.behind = behind = follow.behind
-            clock = follower.clock
-            if clock.watermark <= 0:
-                continue  # its source has sent nothing here yet: judged by later scans
-            events = proc.advance(clock.watermark - behind, resumed_at=clock.resumed - behind)
+            # The clock began again at the assignment: a whole source quiet across the
+            # restart (an outage, a market's night) made no jump on it, and every entity
+            # woken before its own first reading was judged silent for the whole spell.
+            # The step from where its clock stood at its last reading to the clock's first
+            # since the assignment is judged as ``_note_advance`` judges a step, in the
+            # entity's own usual steps (the clock's are not learned yet).
+            steps = [p.cleaner.step for p in proc.series.values()]
+            usual = max((s for s in steps if s == s), default=0.0)
+            if clock.first - (latest + behind) > max(RESUME_STEPS * usual, RESUME_MIN_S):
+                follower.resumed = clock.first
+            resumed = clock.resumed if clock.resumed > follower.resumed else follower.resumed
+            events = proc.advance(clock.watermark - behind, resumed_at=resumed - behind)
             if events:
                 out.touched.add((clock.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
 
     def _forget_if_gone(
-        self, entity: str, proc: EntityProcessor, follower: _Follower, now: float, out: BatchOutput
+        self,
+        entity: str,
+        proc: EntityProcessor,
+        follower: _Follower,
+        now: float,
+        out: BatchOutput,
+        *,
+        watched_too: bool = False,
     ) -> bool:
         """Forget ``entity`` if it has no silence left to watch and sent nothing for
         ``forget_after_s`` of its own time (see ``advance``); whether it did."""
         clock = follower.clock
         own = clock.watermark - follower.behind
         idle = own - follower.latest
-        if clock.watermark <= 0 or not idle > self.forget_after_s or proc.watched():
+        if clock.watermark <= 0 or not idle > self.forget_after_s:
+            return False
+        if not watched_too and proc.watched():
             return False
         # and for FORGET_STEPS of its slowest series' usual steps: a device that reports
         # once a month, still too young to judge, would be forgotten at each report

@@ -189,17 +189,48 @@ class EntityStates:
     def is_live(self, entity: str) -> bool:
         return entity in self._live
 
-    def wake(self, entity: str) -> tuple[EntityProcessor, Follow] | None:
+    def wake(
+        self, entity: str, partitions: set[int] | None = None, *, legacy: bool = False
+    ) -> tuple[EntityProcessor, Follow] | None:
         """``entity``, saved and not live, made live for its silence to be judged, with
         the clock it followed (the caller lets it go again with :meth:`drop`); None when
-        its state says no clock (saved before the clock was recorded)."""
+        its state says no clock (saved before the clock was recorded), or one of a
+        partition not in ``partitions`` (None: any).
+
+        ``legacy``: one saved with no clock is woken too, with the partition of its last
+        reading, no source and a NaN ``behind`` (its clock is not known)."""
         if entity in self._live or entity in self._forgotten:
             return None
         blob = self._load(entity)
-        follow = read_follow(blob) if blob else None
-        if follow is None:
+        if not blob:
             return None
-        return self._loaded(entity, blob), follow
+        follow = read_follow(blob)
+        if follow is None:
+            if not legacy:
+                return None
+            proc = self._woken(entity, blob)
+            seen = self._offsets.get(entity)
+            if seen is None or seen[0] == _ANY_PARTITION:
+                self.drop(entity)
+                return None
+            follow = Follow("", seen[0], math.nan)
+        else:
+            proc = None
+        if partitions is not None and follow.partition not in partitions:
+            if proc is not None:
+                self.drop(entity)
+            return None
+        return (proc or self._woken(entity, blob)), follow
+
+    def _woken(self, entity: str, blob: bytes) -> EntityProcessor:
+        """``_loaded`` without reporting a part it cannot read: the scans load saved
+        entities again at every sweep, and each counted the same broken state again (its
+        next reading reports it)."""
+        report, self._on_unreadable = self._on_unreadable, None
+        try:
+            return self._loaded(entity, blob)
+        finally:
+            self._on_unreadable = report
 
     def drop(self, entity: str) -> None:
         """``entity`` out of memory (the table holds it as it is)."""
@@ -213,6 +244,12 @@ class EntityStates:
         checkpoint (its ``dump`` is then empty); a later reading starts it afresh."""
         self.drop(entity)
         self._forgotten.add(entity)
+
+    def deleted(self, entity: str) -> None:
+        """The table's copy of ``entity`` was deleted (its forgetting was saved): the name
+        need not be kept any more (kept, every entity forgotten stayed in memory until the
+        next rebalance)."""
+        self._forgotten.discard(entity)
 
     def entity(self, entity: str) -> EntityProcessor:
         live = self._live.get(entity)

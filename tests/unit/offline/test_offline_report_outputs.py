@@ -118,3 +118,12 @@ def test_value_labels_far_from_one_are_distinct_and_fit_the_margin(lo: float, hi
     scale = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
     read = [float(t[:-1]) * scale[t[-1]] if t[-1] in scale else float(t) for t in labels]
     assert read == pytest.approx(ticks, rel=1e-9, abs=0.0)
+
+
+def test_a_report_over_a_link_loop_replaces_the_link(tmp_path: Path) -> None:
+    """rev66e: ``index.html -> index.html`` ended the report with RuntimeError ("Symlink
+    loop") after the whole evaluation, as replay did before its ``_real``."""
+    (tmp_path / "index.html").symlink_to("index.html")
+    result: dict[str, Any] = {"overall": {"tsguard": {}}, "series": {}}
+    target = report.write_report(tmp_path, [_series(100)], result, "loop")
+    assert target.is_file() and not target.is_symlink()

@@ -36,6 +36,9 @@ class Dump:
     def dump(self, entity: str) -> bytes:
         return entity.encode()
 
+    def deleted(self, entity: str) -> None:
+        pass
+
 
 @dataclass
 class FakePipeline:
