@@ -453,16 +453,27 @@ class ReadingScorer:
         states = self.states
         while dormant and time.perf_counter() - started < WAKE_BUDGET_S:
             entity = dormant.popleft()
-            if states.is_live(entity):
+            was_live = states.is_live(entity)
+            if was_live:
                 follower = self._followed.get(entity)
-                if follower is not None and self.forget_after_s > 0:
-                    proc = states.entity(entity)
-                    self._forget_if_gone(entity, proc, follower, now, out)
-                continue
-            woken = states.wake(entity, self.partitions, legacy=self.forget_after_s > 0)
-            if woken is None:
-                continue
-            proc, follow = woken
+                if follower is not None:
+                    if self.forget_after_s > 0:
+                        proc = states.entity(entity)
+                        self._forget_if_gone(entity, proc, follower, now, out)
+                    continue
+                # live but following no clock: loaded by readings skipped as replayed (the
+                # saved state ahead of the committed offsets after a crash), which are not
+                # scored; judged by the clock its state recorded, as a woken one is (kept
+                # live whatever comes of it: it was live before this look)
+                saved = states.saved_follow(entity, self.partitions)
+                if saved is None:
+                    continue
+                proc, follow = states.entity(entity), saved
+            else:
+                woken = states.wake(entity, self.partitions, legacy=self.forget_after_s > 0)
+                if woken is None:
+                    continue
+                proc, follow = woken
             if follow.behind != follow.behind:
                 # saved by a release before the clock was recorded: only forgotten, by the
                 # slowest clock of its partition (the departed devices of before the
@@ -473,12 +484,12 @@ class ReadingScorer:
                     default=None,
                 )
                 if slowest is None or slowest.watermark <= 0:
-                    states.drop(entity)
+                    self._let_go(entity, was_live)
                     continue
                 # (its silence, if still to watch, cannot be judged without its clock)
                 gone = _Follower(slowest, proc.latest(), 0.0)
                 if not self._forget_if_gone(entity, proc, gone, now, out, watched_too=True):
-                    states.drop(entity)
+                    self._let_go(entity, was_live)
                 continue
             key = (follow.source, follow.partition)
             clock = self._clocks.get(key)
@@ -488,12 +499,12 @@ class ReadingScorer:
                 # clock made for it here would start without its source's quiet spell)
                 if watched or self.forget_after_s > 0:
                     self._waiting.setdefault(key, {})[entity] = None
-                states.drop(entity)
+                self._let_go(entity, was_live)
                 continue
             if not watched:
                 gone = _Follower(clock, proc.latest(), follow.behind)
                 if not self._forget_if_gone(entity, proc, gone, now, out):
-                    states.drop(entity)
+                    self._let_go(entity, was_live)
                 continue
             follower = self._follow(entity, key)
             follower.latest = latest = proc.latest()
@@ -513,6 +524,11 @@ class ReadingScorer:
             if events:
                 out.touched.add((clock.key[1], entity))
                 out.events.extend(event_to_wire(e, now) for e in events)
+
+    def _let_go(self, entity: str, was_live: bool) -> None:
+        """A saved entity looked at leaves memory again, unless it was live before."""
+        if not was_live:
+            self.states.drop(entity)
 
     def _forget_if_gone(
         self,

@@ -222,6 +222,18 @@ class EntityStates:
             return None
         return (proc or self._woken(entity, blob)), follow
 
+    def saved_follow(self, entity: str, partitions: set[int] | None = None) -> Follow | None:
+        """The clock ``entity``'s saved state says it followed; None when it says none
+        (saved before the clock was recorded), it was forgotten, or the clock is of a
+        partition not in ``partitions`` (None: any)."""
+        if entity in self._forgotten:
+            return None
+        blob = self._load(entity)
+        follow = read_follow(blob) if blob else None
+        if follow is None or (partitions is not None and follow.partition not in partitions):
+            return None
+        return follow
+
     def _woken(self, entity: str, blob: bytes) -> EntityProcessor:
         """``_loaded`` without reporting a part it cannot read: the scans load saved
         entities again at every sweep, and each counted the same broken state again (its

@@ -261,3 +261,20 @@ def test_a_device_that_reports_every_ten_days_is_not_forgotten_between_reports()
     events = _days_of_busy(scorer, store, T0 + 3600, 45)
     assert [e for e in events if e["entity"] == "slow"] == []
     assert "slow" in store
+
+
+def test_a_device_whose_last_readings_are_replayed_after_a_crash_is_found_silent() -> None:
+    """After a kill -9 the committed offsets are behind the saved states: the restarted
+    worker reads the quiet device's last readings again and skips them as replayed, and
+    the skip loaded it live without the clock it follows: neither judged by the scans
+    (it followed no clock) nor woken (live), it never got its silence episode (review
+    rev66f, live: 450 of 600 episodes after a kill -9; 1,000 of 1,000 with the fix)."""
+    store: dict[str, bytes] = {}
+    first = _scorer(store)
+    _before_the_restart(first, "quiet")
+    restarted = _restarted(first, store)
+    for i in range(30, 40):  # replayed: its saved state has learned them
+        out = restarted.process([_reading("quiet", T0 + 60 * i, i, 20.0 + i % 4)], NOW)
+        assert out.replayed == 1
+    found = _after(restarted, 60, "quiet")
+    assert [e["event"] for e in found] == ["opened"]
