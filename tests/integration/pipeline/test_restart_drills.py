@@ -307,6 +307,34 @@ def test_an_episode_open_when_its_state_is_lost_is_resolved_and_its_event_sent(
     assert resolved[0]["ts"] == iso_millis(t0 + 60 * 403)  # the first reading after the restart
 
 
+class _Fleet:
+    """Minutely readings of one metric from six hours ago on, and a fleet of ``busy``
+    devices that goes on sending a minute at each :meth:`goes_on_until` poll (the silence
+    scans that wake saved entities come with readings)."""
+
+    def __init__(self, pipe: Pipeline, busy: int = 16) -> None:
+        self.pipe = pipe
+        self.start = time.time() - 6 * 3600.0
+        # silence is judged by the clock of the entity's own partition: busy devices in each
+        self.busy = [f"busy-{n}" for n in range(busy)]
+
+    def reading(self, entity: str, minute: int) -> dict[str, Any]:
+        value = 20.0 + (minute * 7 % 5) / 10
+        return {"entity": entity, "ts": self.start + 60.0 * minute, "metrics": {"t": value}}
+
+    def minutes(self, entities: list[str], first: int, last: int) -> list[dict[str, Any]]:
+        return [self.reading(e, m) for m in range(first, last) for e in entities]
+
+    def goes_on_until(self, sql: str, count: int, minute: int, what: str) -> None:
+        def more_then_done() -> bool:
+            nonlocal minute
+            self.pipe.produce_readings(self.minutes(self.busy, minute, minute + 1))
+            minute += 1
+            return self.pipe.count(sql) == count
+
+        wait_for(more_then_done, timeout=60, what=what, every=0.5)
+
+
 def test_a_device_that_stops_just_before_a_restart_gets_its_silence_episode(
     pipeline: Pipeline,
 ) -> None:
@@ -315,15 +343,8 @@ def test_a_device_that_stops_just_before_a_restart_gets_its_silence_episode(
     crash, a rebalance) never got a silence episode (review rev66d: 500 devices, 0
     episodes). Its saved state now says which clock it followed, and the restarted
     worker's silence scans load it and judge it."""
-    start = time.time() - 6 * 3600.0
-
-    def reading(entity: str, minute: int) -> dict[str, Any]:
-        value = 20.0 + (minute * 7 % 5) / 10
-        return {"entity": entity, "ts": start + 60.0 * minute, "metrics": {"t": value}}
-
-    # silence is judged by the clock of the entity's own partition: busy devices in each
-    busy = [f"busy-{n}" for n in range(16)]
-    before = [reading(e, m) for m in range(60) for e in ("quiet-1", "quiet-2", *busy)]
+    fleet = _Fleet(pipeline)
+    before = fleet.minutes(["quiet-1", "quiet-2", *fleet.busy], 0, 60)
     worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
     worker.wait_ready()
     pipeline.produce_readings(before)
@@ -333,26 +354,17 @@ def test_a_device_that_stops_just_before_a_restart_gets_its_silence_episode(
     assert pipeline.count(silent) == 0
     restarted = pipeline.start_worker("w1")
     restarted.wait_ready()
-    after = [reading(e, m) for m in range(60, 120) for e in busy]
+    after = fleet.minutes(fleet.busy, 60, 120)
     pipeline.produce_readings(after)
     wait_for(
         lambda: _scored(pipeline) >= len(before) + len(after), timeout=90, what="the second hour"
     )
-    minute = 120
-
-    def more_then_silent() -> bool:
-        # the fleet goes on: the scans that wake saved entities come with its readings
-        nonlocal minute
-        pipeline.produce_readings([reading(e, minute) for e in busy])
-        minute += 1
-        return pipeline.count(silent) == 2
-
-    wait_for(more_then_silent, timeout=60, what="a silence episode for each quiet device")
+    fleet.goes_on_until(silent, 2, 120, "a silence episode for each quiet device")
     opened = pipeline.sql(
         "SELECT entity, started_at FROM anomalies WHERE kind = 'silence'"
         " AND entity LIKE 'quiet-%%' ORDER BY entity"
     )
-    assert [(e, round(t.timestamp() - start)) for e, t in opened] == [
+    assert [(e, round(t.timestamp() - fleet.start)) for e, t in opened] == [
         ("quiet-1", 59 * 60),
         ("quiet-2", 59 * 60),
     ]
@@ -396,15 +408,9 @@ def test_devices_that_left_are_forgotten_their_silence_resolved_their_state_dele
     its state in the table for good (review rev66d: 4,000 departed devices). Silent past
     TSGUARD_WORKER_FORGET_AFTER_DAYS, it is forgotten: here by a restarted worker that
     never heard from it, through Faust's table (a tombstone in the changelog)."""
-    start = time.time() - 6 * 3600.0
-
-    def reading(entity: str, minute: int) -> dict[str, Any]:
-        value = 20.0 + (minute * 7 % 5) / 10
-        return {"entity": entity, "ts": start + 60.0 * minute, "metrics": {"t": value}}
-
-    busy = [f"busy-{n}" for n in range(16)]
-    first = [reading(e, m) for m in range(60) for e in ("gone-1", "gone-2", *busy)]
-    first += [reading(e, m) for m in range(60, 180) for e in busy]
+    fleet = _Fleet(pipeline)
+    busy = fleet.busy
+    first = fleet.minutes(["gone-1", "gone-2", *busy], 0, 60) + fleet.minutes(busy, 60, 180)
     worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
     worker.wait_ready()
     pipeline.produce_readings(first)
@@ -420,21 +426,7 @@ def test_devices_that_left_are_forgotten_their_silence_resolved_their_state_dele
         "SELECT count(*) FROM anomalies WHERE kind = 'silence' AND status = 'resolved'"
         " AND explanation LIKE 'forgotten: no data for 0.1 days'"
     )
-    minute = 180
-
-    def more_then_forgotten() -> bool:
-        # the fleet goes on: the scans that wake saved entities come with its readings
-        nonlocal minute
-        pipeline.produce_readings([reading(e, minute) for e in busy])
-        minute += 1
-        return pipeline.count(forgotten) == 2
-
-    wait_for(
-        more_then_forgotten,
-        timeout=60,
-        what="both silences resolved as forgotten",
-        every=0.5,
-    )
+    fleet.goes_on_until(forgotten, 2, 180, "both silences resolved as forgotten")
     assert _sample(restarted, "tsguard_entities_forgotten_total") == 2.0
     assert restarted.terminate(timeout=40) == 0, restarted.log_tail()
     states = _last_states(pipeline)
