@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event, to_alert
 from connectors.ingest.producer import BatchProducer
@@ -96,6 +96,26 @@ class AlertmanagerClient:
             delay = min(delay * 2, self.max_backoff_s)
 
 
+async def _start_when_kafka_is_there(
+    consumer: AIOKafkaConsumer, backoff_s: float, report: Callable[[str], None] | None
+) -> None:
+    """Start ``consumer``, waiting for Kafka: started while Kafka was away (a host's
+    reboot, Kafka slower to come up), the forwarder exited 1 at once, though a Kafka lost
+    while it runs is waited for."""
+    delay = backoff_s
+    while True:
+        try:
+            await consumer.start()
+            return
+        except KafkaConnectionError as exc:
+            # (a failed bootstrap leaves nothing running: the same consumer starts again;
+            # stopped, it would count as closed for good)
+            if report is not None:
+                report(f"Kafka unavailable ({exc}); retry in {delay:.1f} s")
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 30.0)
+
+
 async def forward_to_alertmanager(
     settings: Settings,
     *,
@@ -130,7 +150,7 @@ async def forward_to_alertmanager(
         except httpx.HTTPError as exc:
             if report is not None:
                 report(f"could not read active alerts ({exc!r}); starting with none")
-        await consumer.start()
+        await _start_when_kafka_is_there(consumer, backoff_s, report)
         producer = BatchProducer(settings, client_id="tsguard-alertmanager-deadletter")
         await producer.start()
         try:

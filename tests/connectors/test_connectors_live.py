@@ -534,3 +534,51 @@ async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
     letters = [v for _, v in await consume(s, s.topic_deadletter, 1)]
     assert len(letters) == 1 and letters[0]["reason"] == "invalid_json"
     deadletter_schema.validate(letters[0])
+
+
+async def test_a_forwarder_started_while_kafka_is_away_waits_for_it(
+    settings: Settings, fresh_topic: Any, alertmanager_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started while Kafka was away, the forwarder exited 1 at once (review rev66b),
+    though a Kafka lost while it runs is waited for. Kafka's absence is simulated (the
+    first two starts of its consumer fail as an unreachable bootstrap makes them)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaConnectionError
+
+    real_start = AIOKafkaConsumer.start
+    refused: list[int] = []
+
+    async def start(self: AIOKafkaConsumer) -> None:
+        if len(refused) < 2:
+            refused.append(1)
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+        await real_start(self)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "start", start)
+    s = await private(settings, fresh_topic, "anomalies", "deadletter")
+    episode, entity = f"ep-{uuid.uuid4().hex[:16]}", f"it/pump-{uuid.uuid4().hex[:6]}"
+    told: list[str] = []
+    forwarder = asyncio.create_task(
+        forward_to_alertmanager(
+            s,
+            url=alertmanager_url,
+            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
+            backoff_s=0.05,
+            report=told.append,
+        )
+    )
+    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            s.topic_anomalies, _event("opened", episode, entity), key=entity.encode()
+        )
+        firing = await _poll(alertmanager_url, episode, want_present=True)
+        assert len(firing) == 1, (firing, told)
+        assert not forwarder.done()
+        assert len(refused) == 2 and any("Kafka unavailable" in line for line in told), told
+    finally:
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarder
+        await producer.stop()
