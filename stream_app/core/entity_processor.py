@@ -132,6 +132,12 @@ class EntityProcessor:
         """Event time of the newest point of any of its series (``-inf`` before any)."""
         return max((proc.last_ts for proc in self.series.values()), default=float("-inf"))
 
+    def slowest_step(self) -> float:
+        """The longest usual interval of its series (0 before any is known)."""
+        return max(
+            (s for s in (p.cleaner.step for p in self.series.values()) if s == s), default=0.0
+        )
+
     def watched(self) -> bool:
         """Whether a series of it still has its silence to be judged (see ``advance``)."""
         return any(proc.watched() for proc in self.series.values())

@@ -186,9 +186,8 @@ class ReadingScorer:
         self._wake_due = True
         self._dormant: deque[str] = deque()
         self._woke_at = -math.inf  # time.perf_counter() of the last scan that woke some
-        # saved entities with nothing to watch whose clock had no time yet when they were
-        # looked at: looked at again once it has (see ``_wake``)
-        # (each once: the hourly sweeps find them again)
+        # saved entities whose clock had no time yet when they were looked at, each once
+        # (the hourly sweeps find them again): looked at again once it has (``_wake``)
         self._waiting: dict[ClockKey, dict[str, None]] = {}
         states.follows = self._follow_of
         # An entity with no silence left to watch (every series silent already, or too
@@ -316,6 +315,12 @@ class ReadingScorer:
             self._unfollow(old.clock)
         return follower
 
+    def _unfollow_entity(self, entity: str) -> None:
+        """``entity`` follows no clock any more (it left memory)."""
+        follower = self._followed.pop(entity, None)
+        if follower is not None:
+            self._unfollow(follower.clock)
+
     def _unfollow(self, clock: _Clock) -> None:
         clock.followers -= 1
         if not clock.followers:
@@ -364,9 +369,7 @@ class ReadingScorer:
         """Idle entities beyond ``limit`` leave memory (see :meth:`EntityStates.evict`)."""
         gone = self.states.evict(limit, busy)
         for entity in gone:
-            follower = self._followed.pop(entity, None)
-            if follower is not None:
-                self._unfollow(follower.clock)
+            self._unfollow_entity(entity)
         return len(gone)
 
     def advance(self, now: float) -> BatchOutput:
@@ -392,16 +395,8 @@ class ReadingScorer:
             follower = self._followed.get(entity)
             if follower is None:
                 continue
-            clock = follower.clock
-            watermark = clock.watermark
-            if watermark <= 0:
+            if follower.clock.watermark <= 0:
                 continue
-            # Its own time: the clock less how far behind it the entity runs.
-            behind = follower.behind
-            resumed = clock.resumed
-            if follower.resumed > resumed:
-                resumed = follower.resumed
-            resumed -= behind
             if self.states.is_stale(entity):
                 # its rules changed: restored under them before it is judged (judged by
                 # the old ones, a quiet entity opened the silence episode a rule was
@@ -414,13 +409,25 @@ class ReadingScorer:
                 restoring += time.perf_counter() - started
             else:
                 proc = self.states.entity(entity)
-            events = proc.advance(watermark - behind, resumed_at=resumed)
-            if events:
-                # Saved with its own partition's snapshot.
-                out.touched.add((clock.key[1], entity))
-                out.events.extend(event_to_wire(e, now) for e in events)
+            self._judge(entity, proc, follower, now, out)
         self._wake(now, out)
         return out
+
+    @staticmethod
+    def _judge(
+        entity: str, proc: EntityProcessor, follower: _Follower, now: float, out: BatchOutput
+    ) -> None:
+        """The silence of ``entity`` judged on its own time: its clock less how far behind
+        it the entity runs, counted from when its source (or, across a restart, the
+        entity's own clock) last resumed."""
+        clock = follower.clock
+        behind = follower.behind
+        resumed = clock.resumed if clock.resumed > follower.resumed else follower.resumed
+        events = proc.advance(clock.watermark - behind, resumed_at=resumed - behind)
+        if events:
+            # Saved with its own partition's snapshot.
+            out.touched.add((clock.key[1], entity))
+            out.events.extend(event_to_wire(e, now) for e in events)
 
     def _wake(self, now: float, out: BatchOutput) -> None:
         """Saved entities not heard from since the partitions were taken, loaded (for
@@ -515,15 +522,10 @@ class ReadingScorer:
             # The step from where its clock stood at its last reading to the clock's first
             # since the assignment is judged as ``_note_advance`` judges a step, in the
             # entity's own usual steps (the clock's are not learned yet).
-            steps = [p.cleaner.step for p in proc.series.values()]
-            usual = max((s for s in steps if s == s), default=0.0)
+            usual = proc.slowest_step()
             if clock.first - (latest + behind) > max(RESUME_STEPS * usual, RESUME_MIN_S):
                 follower.resumed = clock.first
-            resumed = clock.resumed if clock.resumed > follower.resumed else follower.resumed
-            events = proc.advance(clock.watermark - behind, resumed_at=resumed - behind)
-            if events:
-                out.touched.add((clock.key[1], entity))
-                out.events.extend(event_to_wire(e, now) for e in events)
+            self._judge(entity, proc, follower, now, out)
 
     def _let_go(self, entity: str, was_live: bool) -> None:
         """A saved entity looked at leaves memory again, unless it was live before."""
@@ -551,14 +553,12 @@ class ReadingScorer:
             return False
         # and for FORGET_STEPS of its slowest series' usual steps: a device that reports
         # once a month, still too young to judge, would be forgotten at each report
-        steps = [p.cleaner.step for p in proc.series.values()]
-        if not idle > FORGET_STEPS * max((s for s in steps if s == s), default=0.0):
+        if not idle > FORGET_STEPS * proc.slowest_step():
             return False
         why = f"forgotten: no data for {idle / 86400:.1f} days"
         out.events.extend(event_to_wire(e, now) for e in proc.retire(own, why))
         self.states.forget_entity(entity)
-        if self._followed.pop(entity, None) is not None:
-            self._unfollow(clock)
+        self._unfollow_entity(entity)
         out.touched.add((clock.key[1], entity))  # its checkpoint deletes it
         out.forgotten += 1
         return True
