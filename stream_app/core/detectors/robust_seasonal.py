@@ -1986,13 +1986,12 @@ class RobustSeasonal:
         if changed:
             self.tk = ts
             self.nq = 0.0
+            el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
+            self.el = el
         else:
             self.nq += 1.0
             if self.tk != self.tk:
                 self.tk = ts  # a state from before version 23: counted from here
-        if changed:
-            el += (LONG_ALPHA if n * LONG_ALPHA > 1.0 else 1.0 / n) * (err - el)
-            self.el = el
         least = self.floor * el
         unit = 0.0  # the unit of the grid the value and the one before are read on, if known
         if least < WHOLE_FLOOR and value % 1.0 == 0.0 and self.prev % 1.0 == 0.0:
