@@ -55,7 +55,6 @@ def create_app(
     open pool) are used as given and not closed; otherwise the lifespan owns them."""
     registry = registry if registry is not None else CollectorRegistry()
     state = ApiState(settings=settings, registry=registry, metrics=ApiMetrics(registry))
-    state.label_slots = asyncio.Semaphore(max(1, settings.pg_pool_max // 2))
     verifier = build_verifier(settings)
 
     @contextlib.asynccontextmanager

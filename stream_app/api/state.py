@@ -30,9 +30,13 @@ class ApiState:
     export_pool: AsyncConnectionPool[Any] | None = None
     exports_running: int = 0
     producer: Any = None  # aiokafka.AIOKafkaProducer (untyped library)
-    # labels waiting for Kafka with a connection held: at most half the pool (set by
-    # create_app), so a Kafka outage cannot take the other routes' connections
-    label_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # labels waiting for Kafka with a connection held: at most half the pool, so a Kafka
+    # outage cannot take the other routes' connections
+    label_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label_slots = asyncio.Semaphore(max(1, self.settings.pg_pool_max // 2))
+
     control: ControlView | None = None
 
 
