@@ -312,23 +312,30 @@ def write_output(header: Sequence[str], rows: Iterable[Sequence[str]], destinati
         except OSError as exc:  # -o /dev/full: the output named, as for a file
             raise OSError(f"cannot write {destination}: {exc.strerror or exc}") from exc
         return
-    # written beside it and renamed over it when complete: a run stopped midway (Ctrl-C,
-    # a full disk, a malformed row) leaves no output that looks whole, and an output that
-    # is a hard link to the input gets a new file instead of overwriting the input
+    # an output that is a hard link to the input gets a new file instead of overwriting it
+    write_replacing(target, write_rows, str(destination))
+
+
+def write_replacing(target: Path, write: Callable[[TextIO], None], shown: str) -> None:
+    """``write`` into a file beside ``target``, renamed over it when complete: a run
+    stopped midway (Ctrl-C, a full disk, a malformed row) leaves no output that looks
+    whole, and what was there before stays until then. An ``OSError`` names ``shown``
+    (the output as the user gave it), not the partial file beside it nor a parent the
+    error met ("No such file or directory: '/proc/.version.8060.partial'" for
+    ``-o /proc/version``)."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with partial.open("w", newline="", encoding="utf-8") as handle:
-            write_rows(handle)
+            write(handle)
         os.replace(partial, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        # the output named, not the partial file beside it nor a parent the error met
-        # ("No such file or directory: '/proc/.version.8060.partial'" for -o /proc/version)
-        raise OSError(f"cannot write {destination}: {exc.strerror or exc}") from exc
+        raise OSError(f"cannot write {shown}: {exc.strerror or exc}") from exc
     except BaseException:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
         raise
 
 

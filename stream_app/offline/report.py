@@ -16,22 +16,21 @@ column so the file stays small.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import math
-import os
 import tempfile
 from collections.abc import Sequence
 from datetime import MAXYEAR, UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
 from stream_app.offline.evaluate import TABLE_KEYS, DetectorRun, LabelledSeries
 from stream_app.offline.nab import label_runs
+from stream_app.offline.replay import write_replacing
 from stream_app.offline.terminal import visible
 from stream_app.wire.timefmt import MAX_EPOCH, MIN_EPOCH
 
@@ -587,18 +586,11 @@ def write_report(
         real = target.resolve() if target.is_symlink() else target
     except RuntimeError:  # a link loop (Python 3.11's resolve): the link is replaced
         real = target
-    partial = real.with_name(f".{real.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text("\n".join(part for part in parts if part), encoding="utf-8")
-        os.replace(partial, real)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise OSError(f"cannot write the report {target}: {exc.strerror or exc}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise
+
+    def write(handle: TextIO) -> None:
+        handle.write("\n".join(part for part in parts if part))
+
+    write_replacing(real, write, f"the report {target}")
     return target
 
 
