@@ -159,6 +159,26 @@ class _StuckKafka:
         self.sent.append(value)
 
 
+async def _labels_waiting(
+    api_env: ApiEnv, stuck: _StuckKafka, episodes: list[str], label: str
+) -> list[asyncio.Task[Any]]:
+    """A label of each of ``episodes`` sent, once two of them wait for the stuck Kafka."""
+    operator = auth(api_env.tokens.role("operator"))
+    labels = [
+        asyncio.create_task(
+            api_env.client.post(
+                f"/v1/anomalies/{episode}/label", json={"label": label}, headers=operator
+            )
+        )
+        for episode in episodes
+    ]
+    for _ in range(200):
+        if stuck.waiting >= 2:
+            break
+        await asyncio.sleep(0.01)
+    return labels
+
+
 @pytest.mark.integration
 @pytest.mark.asyncio(loop_scope="module")
 async def test_labels_waiting_for_kafka_leave_the_other_routes_their_connections(
@@ -171,23 +191,10 @@ async def test_labels_waiting_for_kafka_leave_the_other_routes_their_connections
     assert state.settings.pg_pool_max == 4
     stuck, kept = _StuckKafka(), state.producer
     state.producer = stuck
-    operator = auth(api_env.tokens.role("operator"))
     viewer = auth(api_env.tokens.role("viewer"))
     try:
-        labels = [
-            asyncio.create_task(
-                api_env.client.post(
-                    f"/v1/anomalies/{episode}/label",
-                    json={"label": "true_positive"},
-                    headers=operator,
-                )
-            )
-            for episode in api_env.seeded["episode_ids"][1:5]
-        ]
-        for _ in range(200):
-            if stuck.waiting >= 2:
-                break
-            await asyncio.sleep(0.01)
+        episodes = api_env.seeded["episode_ids"][1:5]
+        labels = await _labels_waiting(api_env, stuck, episodes, "true_positive")
         await asyncio.sleep(0.2)
         assert stuck.waiting == 2  # half the pool; the others wait without a connection
         began = time.monotonic()
@@ -215,20 +222,7 @@ async def test_a_label_that_finds_no_place_beside_those_waiting_for_kafka_is_503
     operator = auth(api_env.tokens.role("operator"))
     first, second, third = api_env.seeded["episode_ids"][1:4]
     try:
-        waiting = [
-            asyncio.create_task(
-                api_env.client.post(
-                    f"/v1/anomalies/{episode}/label",
-                    json={"label": "false_positive"},
-                    headers=operator,
-                )
-            )
-            for episode in (first, second)
-        ]
-        for _ in range(200):
-            if stuck.waiting >= 2:
-                break
-            await asyncio.sleep(0.01)
+        waiting = await _labels_waiting(api_env, stuck, [first, second], "false_positive")
         refused = await api_env.client.post(
             f"/v1/anomalies/{third}/label", json={"label": "false_positive"}, headers=operator
         )

@@ -185,6 +185,27 @@ async def test_a_retained_value_without_a_time_is_not_a_new_reading(
                 await client.publish(topic, b"", qos=1, retain=True)
 
 
+def _retrying_bridge(
+    s: Settings,
+) -> tuple[asyncio.Task[Any], asyncio.Event, list[str], str]:
+    """A bridge on a fresh topic root that retries after 0.05 s: its task, the event set
+    at each subscription, what it told, and the root."""
+    root = f"it-{uuid.uuid4().hex[:10]}"
+    ready = asyncio.Event()
+    told: list[str] = []
+    bridge = asyncio.create_task(
+        run_mqtt_bridge(
+            s,
+            TopicPattern.parse(f"{root}/+site/+device/+metric"),
+            ready=ready,
+            report=told.append,
+            client_id=f"tsguard-test-{root}",
+            first_retry_s=0.05,
+        )
+    )
+    return bridge, ready, told, root
+
+
 async def test_a_delivery_kafka_refused_is_a_reconnect_and_loses_nothing(
     settings: Settings, fresh_topic: Any, mqtt_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,19 +229,7 @@ async def test_a_delivery_kafka_refused_is_a_reconnect_and_loses_nothing(
 
     monkeypatch.setattr(BatchProducer, "flush", flush)
     s = await private(settings, fresh_topic, "readings", "deadletter")
-    root = f"it-{uuid.uuid4().hex[:10]}"
-    ready = asyncio.Event()
-    told: list[str] = []
-    bridge = asyncio.create_task(
-        run_mqtt_bridge(
-            s,
-            TopicPattern.parse(f"{root}/+site/+device/+metric"),
-            ready=ready,
-            report=told.append,
-            client_id=f"tsguard-test-{root}",
-            first_retry_s=0.05,
-        )
-    )
+    bridge, ready, told, root = _retrying_bridge(s)
     try:
         await asyncio.wait_for(ready.wait(), 10)
         async with aiomqtt.Client(s.mqtt_host, mqtt_port) as client:
@@ -263,19 +272,7 @@ async def test_a_bridge_started_while_kafka_is_away_waits_for_it(
 
     monkeypatch.setattr(topics, "ensure_topics", ensure_topics)
     s = await private(settings, fresh_topic, "readings", "deadletter")
-    root = f"it-{uuid.uuid4().hex[:10]}"
-    ready = asyncio.Event()
-    told: list[str] = []
-    bridge = asyncio.create_task(
-        run_mqtt_bridge(
-            s,
-            TopicPattern.parse(f"{root}/+site/+device/+metric"),
-            ready=ready,
-            report=told.append,
-            client_id=f"tsguard-test-{root}",
-            first_retry_s=0.05,
-        )
-    )
+    bridge, ready, told, root = _retrying_bridge(s)
     try:
         subscribed = asyncio.create_task(ready.wait())
         await asyncio.wait({bridge, subscribed}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

@@ -46,19 +46,25 @@ def test_a_report_that_cannot_be_written_whole_leaves_the_one_before(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
 
 
-def test_values_of_1e_minus_15_get_their_plot(tmp_path: Path) -> None:
-    """Every tick rounded to 0: the plot divided by its zero height, and ``evaluate
-    --report`` ended with a ZeroDivisionError traceback after the whole evaluation."""
-    rows = ["timestamp,value,label"]
-    rows += [f"{1530626400 + 60 * i},{(2 + math.sin(i / 9)) * 1e-15:.6e},{int(i == 300)}"
-             for i in range(400)]  # fmt: skip
+def _reported(tmp_path: Path, rows: list[str]) -> str:
+    """The HTML report ``evaluate --report`` writes of one CSV of ``rows`` (it must end
+    with exit 0)."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["evaluate", str(data), "--report", str(out)])
     assert result.exit_code == 0, result.output
-    assert 'class="ytick"' in (out / "index.html").read_text("utf-8")
+    return (out / "index.html").read_text("utf-8")
+
+
+def test_values_of_1e_minus_15_get_their_plot(tmp_path: Path) -> None:
+    """Every tick rounded to 0: the plot divided by its zero height, and ``evaluate
+    --report`` ended with a ZeroDivisionError traceback after the whole evaluation."""
+    rows = ["timestamp,value,label"]
+    rows += [f"{1530626400 + 60 * i},{(2 + math.sin(i / 9)) * 1e-15:.6e},{int(i == 300)}"
+             for i in range(400)]  # fmt: skip
+    assert 'class="ytick"' in _reported(tmp_path, rows)
 
 
 def test_a_series_in_the_year_9999_gets_its_report(tmp_path: Path) -> None:
@@ -68,13 +74,7 @@ def test_a_series_in_the_year_9999_gets_its_report(tmp_path: Path) -> None:
     start = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
     days = [datetime.fromtimestamp(start + 86400.0 * i, UTC) for i in range(365)]
     rows += [f"{day:%Y-%m-%dT%H:%M:%S},{i % 7},{int(i == 200)}" for i, day in enumerate(days)]
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["evaluate", str(data), "--report", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "9999-" in (out / "index.html").read_text("utf-8")
+    assert "9999-" in _reported(tmp_path, rows)
     ticks, _ = report.time_ticks(start, datetime(9999, 12, 31, tzinfo=UTC).timestamp())
     assert 4 <= len(ticks) <= 8
 
@@ -96,13 +96,7 @@ def test_a_time_whose_offset_leaves_the_calendar_gets_its_report(
     for i in range(1, 300):
         day = datetime.fromtimestamp(start + 3600.0 * i, UTC)
         rows.append(f"{day.isoformat()},{i % 5},{int(i == 200)}")
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["evaluate", str(data), "--report", str(out)])
-    assert result.exit_code == 0, result.output
-    assert 'class="xtick"' in (out / "index.html").read_text("utf-8")
+    assert 'class="xtick"' in _reported(tmp_path, rows)
 
 
 @pytest.mark.parametrize(

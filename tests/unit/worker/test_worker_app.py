@@ -23,24 +23,35 @@ from stream_app.worker.faust_compat.consumer import forget_gaps
 from tests.unit.worker.test_worker_core import ListSink
 
 
-async def test_a_worker_whose_scoring_loop_dies_exits_to_be_restarted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Faust would log the crashed agent and keep serving /metrics, consuming nothing."""
-    worker = worker_app.Worker(
-        load_settings(topic_readings="it.readings.app"),
+def _worker(**overrides: object) -> worker_app.Worker:
+    """A worker on the topic ``it.readings.app`` (no broker is contacted)."""
+    return worker_app.Worker(
+        load_settings(topic_readings="it.readings.app", **overrides),
         build_metrics(CollectorRegistry()),
         {},
         sink=ListSink(),
     )
 
+
+def _exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The exit codes the worker asks ``os._exit`` for, caught (and logging left open)."""
+    exits: list[int] = []
+    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    return exits
+
+
+async def test_a_worker_whose_scoring_loop_dies_exits_to_be_restarted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust would log the crashed agent and keep serving /metrics, consuming nothing."""
+    worker = _worker()
+
     async def dies() -> None:
         raise RuntimeError("an unexpected failure in the batch loop")
 
-    exits: list[int] = []
     monkeypatch.setattr(worker.core, "run", dies)
-    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
-    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    exits = _exits(monkeypatch)
     await worker._score_readings(None)
     assert exits == [STALL_EXIT_CODE]
 
@@ -51,12 +62,7 @@ async def test_a_stall_in_table_recovery_says_which_changelog_partitions_it_wait
     """A worker stalled in Faust's table recovery after a rebalance under a backlog (3 of
     14 drills, 2026-12-05) and logged only its readings' lag: nothing said the recovery
     never completed, nor where it stood."""
-    worker = worker_app.Worker(
-        load_settings(topic_readings="it.readings.app", worker_stall_timeout_s=24.0),
-        build_metrics(CollectorRegistry()),
-        {},
-        sink=ListSink(),
-    )
+    worker = _worker(worker_stall_timeout_s=24.0)
     p0, p4 = (
         TopicPartition("w-series-state-changelog", 0),
         TopicPartition("w-series-state-changelog", 4),
@@ -75,10 +81,8 @@ async def test_a_stall_in_table_recovery_says_which_changelog_partitions_it_wait
     async def stalled(*args: object, **kwargs: object) -> str:
         return "no batch completed for 24 s while it.readings.app[0] 1224 behind"
 
-    exits: list[int] = []
     monkeypatch.setattr(worker.watchdog, "stalled", stalled)
-    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
-    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    exits = _exits(monkeypatch)
     await worker._watch_for_stall()
     assert exits == [STALL_EXIT_CODE]
     [message] = [r.getMessage() for r in caplog.records if "worker stalled" in r.getMessage()]
@@ -98,12 +102,7 @@ async def test_a_broker_outage_longer_than_the_stall_timeout_is_no_crash(
     """Past the stall timeout with no batch, the watchdog asks the broker for end offsets;
     the broker away, that raised out of the Faust timer and crashed the app (exit 1,
     2026-12-06: kafka down 44 s with a 20 s stall timeout), idle workers too."""
-    worker = worker_app.Worker(
-        load_settings(topic_readings="it.readings.app", worker_stall_timeout_s=20.0),
-        build_metrics(CollectorRegistry()),
-        {},
-        sink=ListSink(),
-    )
+    worker = _worker(worker_stall_timeout_s=20.0)
 
     async def unreachable(keys: object) -> dict[tuple[str, int], int]:
         raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 29092)]")
@@ -129,15 +128,8 @@ def test_a_state_store_the_worker_cannot_write_is_refused_at_start() -> None:
 def test_a_batch_that_fails_after_scoring_logs_its_traceback(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    worker = worker_app.Worker(
-        load_settings(topic_readings="it.readings.app"),
-        build_metrics(CollectorRegistry()),
-        {},
-        sink=ListSink(),
-    )
-    exits: list[int] = []
-    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
-    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    worker = _worker()
+    exits = _exits(monkeypatch)
     try:
         raise AssertionError  # a bare assertion says nothing without its traceback
     except AssertionError as exc:
@@ -292,15 +284,8 @@ def test_the_shutdown_backstop_exits_1_after_a_crash(monkeypatch: pytest.MonkeyP
     """Faust's shutdown hung after a crash (a timer's exception) and the backstop ended
     the worker with exit 0, which a restart-on-failure supervisor leaves dead; a stop an
     operator asked for still exits 0."""
-    worker = worker_app.Worker(
-        load_settings(topic_readings="it.readings.app"),
-        build_metrics(CollectorRegistry()),
-        {},
-        sink=ListSink(),
-    )
-    exits: list[int] = []
-    monkeypatch.setattr(worker_app.os, "_exit", exits.append)
-    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    worker = _worker()
+    exits = _exits(monkeypatch)
     worker._backstop()
     worker.app._crash(RuntimeError("a timer raised"))
     worker._backstop()
