@@ -454,6 +454,13 @@ def forward_alertmanager(
     resend_every: Annotated[
         float, typer.Option(help="Re-post firing alerts every N seconds.")
     ] = 60.0,
+    restore_open: Annotated[
+        bool,
+        typer.Option(
+            help="At start, fire again the episodes the database (TSGUARD_PG_DSN) has open:"
+            " Alertmanager keeps alerts in memory only."
+        ),
+    ] = True,
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
@@ -486,6 +493,7 @@ def forward_alertmanager(
                 resend_every_s=resend_every,
                 report=_say,
                 stats=stats,
+                restore_open=restore_open,
             )
         )
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ the partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event, to_alert
+from connectors.alerting.open_episodes import restore_open_episodes
 from connectors.ingest.producer import BatchProducer
 from stream_app.settings import Settings
 from stream_app.wire import Rejection, dead_letter
@@ -126,10 +128,13 @@ async def forward_to_alertmanager(
     backoff_s: float = 0.5,
     report: Callable[[str], None] | None = None,
     stats: ForwardStats | None = None,
+    restore_open: bool = True,
 ) -> ForwardStats:
     """Consume anomaly events and post them until cancelled or ``max_events`` were handled.
 
     ``stats`` (updated as it goes) lets a caller export the counts while it runs.
+    ``restore_open``: fire again the episodes the database (``settings``) has open, as
+    they were when it started (see :mod:`connectors.alerting.open_episodes`).
     """
     stats = stats if stats is not None else ForwardStats()
     book = AlertBook(resend_every_s)
@@ -150,54 +155,87 @@ async def forward_to_alertmanager(
         except httpx.HTTPError as exc:
             if report is not None:
                 report(f"could not read active alerts ({exc!r}); starting with none")
-        await _start_when_kafka_is_there(consumer, backoff_s, report)
-        producer = BatchProducer(settings, client_id="tsguard-alertmanager-deadletter")
-        await producer.start()
+        # in the background: a database slower to come up than Kafka holds up no event
+        restoring = (
+            asyncio.create_task(
+                restore_open_episodes(
+                    book,
+                    settings.pg_conninfo(),
+                    clock=time.time,
+                    report=report,
+                    backoff_s=backoff_s,
+                )
+            )
+            if restore_open
+            else None
+        )
         try:
-            while max_events is None or stats.events < max_events:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                events: list[dict[str, Any]] = []
-                for records in batches.values():
-                    for rec in records:
-                        stats.events += 1
-                        event = await _decode(rec, settings, producer, stats)
-                        if event is not None:
-                            events.append(event)
-                now = time.time()
-                alerts = book.plan(events, now) + book.due(now)
-                if alerts:
-                    try:
-                        await am.post(alerts)
-                        stats.posted += len(alerts)
-                    except Rejected:
-                        # one by one: only what Alertmanager refuses is dead-lettered (the
-                        # whole batch was), and it is no longer re-sent with the others
-                        refused = await _post_each(am, alerts, stats)
-                        book.forget(set(refused))
-                        await _dead_letter_events(
-                            [e for e in events if e["episode_id"] in refused],
-                            refused,
-                            settings,
-                            producer,
-                            stats,
-                            report,
-                        )
-                if batches:
-                    await producer.flush()  # dead letters are durable before we move on
-                    await consumer.commit()
+            await _start_when_kafka_is_there(consumer, backoff_s, report)
+            await _forward(consumer, am, book, settings, stats, max_events, report)
         finally:
-            # bounded: with Alertmanager away the group's leave timed out (41 s after a
-            # SIGTERM, past a supervisor's 10 s grace), and with Kafka away too the flush
-            # waited for ever; what is not committed is read again at the next start
-            try:
-                await _bounded(producer.stop(), "the dead-letter producer's flush", report)
-            finally:
-                await _bounded(consumer.stop(), "leaving the consumer group", report)
+            if restoring is not None:
+                restoring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await restoring
     if report is not None:
         report(
             f"forwarded {stats.events} events as {stats.posted} alerts; {stats.deadletters} dead-lettered"
         )
     return stats
+
+
+async def _forward(
+    consumer: AIOKafkaConsumer,
+    am: AlertmanagerClient,
+    book: AlertBook,
+    settings: Settings,
+    stats: ForwardStats,
+    max_events: int | None,
+    report: Callable[[str], None] | None,
+) -> None:
+    """Post the consumed events' alerts and the book's due ones, committing after each batch."""
+    producer = BatchProducer(settings, client_id="tsguard-alertmanager-deadletter")
+    await producer.start()
+    try:
+        while max_events is None or stats.events < max_events:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            events: list[dict[str, Any]] = []
+            for records in batches.values():
+                for rec in records:
+                    stats.events += 1
+                    event = await _decode(rec, settings, producer, stats)
+                    if event is not None:
+                        events.append(event)
+            now = time.time()
+            alerts = book.plan(events, now) + book.due(now)
+            if alerts:
+                try:
+                    await am.post(alerts)
+                    stats.posted += len(alerts)
+                except Rejected:
+                    # one by one: only what Alertmanager refuses is dead-lettered (the
+                    # whole batch was), and it is no longer re-sent with the others
+                    refused = await _post_each(am, alerts, stats)
+                    book.forget(set(refused))
+                    await _dead_letter_events(
+                        [e for e in events if e["episode_id"] in refused],
+                        refused,
+                        settings,
+                        producer,
+                        stats,
+                        report,
+                    )
+            if batches:
+                await producer.flush()  # dead letters are durable before we move on
+                await consumer.commit()
+    finally:
+        # bounded: with Alertmanager away the group's leave timed out (41 s after a
+        # SIGTERM, past a supervisor's 10 s grace), and with Kafka away too the flush
+        # waited for ever; what is not committed is read again at the next start
+        try:
+            await _bounded(producer.stop(), "the dead-letter producer's flush", report)
+        finally:
+            await _bounded(consumer.stop(), "leaving the consumer group", report)
 
 
 STOP_TIMEOUT_S = 5.0

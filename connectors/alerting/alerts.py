@@ -5,11 +5,16 @@ routes can page on critical only), which means a severity change makes a new
 alert; the `AlertBook` remembers what was last posted per episode and
 resolves the old label set when it changes. Alertmanager also expires an
 alert that is not re-sent within its ``resolve_timeout``, so firing alerts are
-re-posted periodically, the way Prometheus does.
+re-posted periodically, the way Prometheus does. Alertmanager keeps its alerts
+in memory only: a forwarder that starts takes over those it still has
+(:meth:`AlertBook.adopt`) and fires again the episodes the database still has
+open (:meth:`AlertBook.restore`), which is all that is left of them when both
+restarted together.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -156,6 +161,20 @@ class AlertBook:
                 firing.posted_at = now
                 out.append(firing.alert)
         return out
+
+    def restore(self, events: list[dict[str, Any]], now: float) -> int:
+        """Fire again episodes the database has open (``events``: one ``updated`` event
+        each), unless the book has them already or saw them resolve; they are due at once.
+        The database is read while events are consumed: an episode whose ``resolved``
+        came in meanwhile was open in the read, and must not fire for good."""
+        taken = 0
+        for event in events:
+            episode = event["episode_id"]
+            if episode in self._firing or episode in self._resolved:
+                continue
+            self._firing[episode] = _Firing(to_alert(event, now), -math.inf)
+            taken += 1
+        return taken
 
     def adopt(self, active: list[dict[str, Any]], now: float) -> int:
         """Take over tsguard alerts Alertmanager already has (after a forwarder restart)."""

@@ -10,9 +10,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.integration.conftest import (  # noqa: F401  (fixtures, used by name)
     alertmanager_url,
+    fresh_schema,
     fresh_topic,
     kafka_bootstrap,
     mqtt_port,
+    pg_conninfo,
     settings,
 )
 

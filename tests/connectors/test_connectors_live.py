@@ -14,12 +14,14 @@ from typing import Any
 import aiomqtt
 import httpx
 import orjson
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from jsonschema import Draft202012Validator
+from pydantic import SecretStr
 
 from connectors.alerting.alertmanager import forward_to_alertmanager
-from connectors.alerting.alerts import iso
+from connectors.alerting.alerts import epoch, iso
 from connectors.ingest.files import ColumnMap
 from connectors.ingest.mqtt_bridge import run_mqtt_bridge
 from connectors.ingest.mqtt_payload import TopicPattern
@@ -27,7 +29,9 @@ from connectors.ingest.replay_to_kafka import replay_to_kafka
 from connectors.simulate import GroundTruthWriter, IoTFleet, MarketSim, read_ground_truth
 from connectors.simulate.run import run_simulation
 from stream_app.settings import Settings
+from stream_app.storage.migrate import migrate
 from tests.connectors.helpers import consume
+from tests.integration.conftest import FreshSchema
 
 pytestmark = pytest.mark.integration
 
@@ -531,6 +535,60 @@ async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
     letters = [v for _, v in await consume(s, s.topic_deadletter, 1)]
     assert len(letters) == 1 and letters[0]["reason"] == "invalid_json"
     deadletter_schema.validate(letters[0])
+
+
+async def test_a_forwarder_fires_again_the_episodes_the_database_has_open(
+    settings: Settings, fresh_topic: Any, alertmanager_url: str, fresh_schema: FreshSchema
+) -> None:
+    """Alertmanager keeps alerts in memory only, and a forwarder's group has committed the
+    opened events of episodes still open: after both restarted together (a host's
+    reboot), nothing fired for them again until they resolved. Here Alertmanager holds
+    no alert of the episodes and the topic no event of them; the database has one open
+    and one resolved."""
+    migrate(fresh_schema.conninfo)
+    s = (await private(settings, fresh_topic, "anomalies", "deadletter")).model_copy(
+        update={"pg_dsn": SecretStr(fresh_schema.conninfo)}
+    )
+    tag = uuid.uuid4().hex[:12]
+    still, over, entity = f"ep-open-{tag}", f"ep-over-{tag}", f"it/pump-{tag}"
+    with psycopg.connect(fresh_schema.conninfo, autocommit=True) as conn:
+        for episode, status in ((still, "open"), (over, "resolved")):
+            conn.execute(
+                "INSERT INTO anomalies (id, entity, metric, kind, status, started_at, last_ts,"
+                " score, peak_score, severity, detector, explanation)"
+                " VALUES (%s, %s, 'temperature', 'value', %s, now() - interval '2 hours',"
+                " now(), 0.999, 0.9999, 'high', 'robust_seasonal', 'stuck high')",
+                (episode, entity, status),
+            )
+    told: list[str] = []
+    forwarder = asyncio.create_task(
+        forward_to_alertmanager(
+            s,
+            url=alertmanager_url,
+            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
+            backoff_s=0.1,
+            report=told.append,
+        )
+    )
+    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
+    await producer.start()
+    try:
+        firing = await _poll(alertmanager_url, still, want_present=True)
+        assert len(firing) == 1, (firing, told)
+        assert firing[0]["labels"]["entity"] == entity
+        assert firing[0]["annotations"]["explanation"] == "stuck high"
+        assert epoch(firing[0]["startsAt"]) < time.time() - 7000  # when the episode began
+        assert await _alerts(alertmanager_url, over) == []
+        assert any("1 open episodes from the database" in line for line in told), told
+        # its resolved, when the worker publishes it, ends the alert
+        resolved = _event("resolved", still, entity, ended_at=iso(time.time()))
+        await producer.send_and_wait(s.topic_anomalies, resolved, key=entity.encode())
+        assert await _poll(alertmanager_url, still, want_present=False) == []
+    finally:
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarder
+        await producer.stop()
 
 
 async def test_a_forwarder_started_while_kafka_is_away_waits_for_it(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from connectors.alerting.alerts import AlertBook, check_event, to_alert
+from connectors.alerting.open_episodes import as_event, restore_open_episodes
 from connectors.ingest.files import ColumnMap, Malformed, MappingError, merged, read_csv, to_epoch
 from connectors.ingest.mqtt_payload import TopicPattern, payload_to_reading
 from connectors.ingest.replay_to_kafka import parse_speed
@@ -319,6 +321,63 @@ def test_the_resolved_episodes_the_book_remembers_are_bounded() -> None:
         event = {**_event("resolved", ended_at="2026-01-05T10:05:00Z"), "episode_id": f"ep-{k}"}
         book.plan([event], 1000.0)
     assert list(book._resolved) == ["ep-2", "ep-3", "ep-4"]
+
+
+def test_open_episodes_the_database_has_fire_again_unless_the_book_knows_them() -> None:
+    """Alertmanager keeps alerts in memory only, and the forwarder's group had committed
+    the opened events long before: after both restarted, an episode still open never
+    fired again until it resolved."""
+    book, now = AlertBook(resend_every_s=60), 1_767_610_000.0
+    ended = {"ended_at": "2026-01-05T10:05:00Z"}
+    firing, over, lost = ({**_event("opened"), "episode_id": e} for e in ("ep-a", "ep-b", "ep-c"))
+    book.plan([firing, over, {**_event("resolved", **ended), "episode_id": "ep-b"}], now)
+    rows = [{**_event("updated", "critical"), "episode_id": e} for e in ("ep-a", "ep-b", "ep-c")]
+    # the firing one stays as it was posted; the one seen resolving while the database
+    # was read does not fire for good
+    assert book.restore(rows, now + 1) == 1 and len(book) == 2
+    due = book.due(now + 1)  # at once, not a resend period later
+    assert [(a["labels"]["episode_id"], a["labels"]["severity"]) for a in due] == [
+        ("ep-c", "critical")
+    ]
+    assert due[0]["startsAt"] == "2026-01-05T10:00:00.000Z" and "endsAt" not in due[0]
+    out = book.plan([{**_event("resolved", "critical", **ended), "episode_id": "ep-c"}], now + 2)
+    assert [a["labels"]["episode_id"] for a in out] == ["ep-c"] and "endsAt" in out[0]
+    assert book.restore([lost], now + 3) == 0 and len(book) == 1
+
+
+def test_an_open_episode_row_is_an_event_an_alert_is_made_of() -> None:
+    row = {
+        "id": "ep-row",
+        "entity": "plant/pump",
+        "metric": "temp",
+        "kind": "silence",
+        "started_at": datetime(2026, 1, 5, 10, 0, tzinfo=UTC),
+        "severity": "high",
+        "detector": "silence",
+        "explanation": "no reading for 2 h",
+        "value": None,
+        "expected": None,
+    }
+    event = as_event(row)
+    assert check_event(event) is None
+    alert = to_alert(event, 1_767_610_000.0)
+    assert alert["labels"]["episode_id"] == "ep-row" and alert["labels"]["kind"] == "silence"
+    assert alert["startsAt"] == "2026-01-05T10:00:00.000Z" and "value" not in alert["annotations"]
+
+
+async def test_a_database_never_reached_gives_up_the_restore_and_says_so() -> None:
+    told: list[str] = []
+    taken = await restore_open_episodes(
+        AlertBook(),
+        "postgresql://nobody@127.0.0.1:1/none",
+        clock=lambda: 0.0,
+        report=told.append,
+        backoff_s=0.01,
+        give_up_after_s=0.05,
+    )
+    assert taken is None
+    assert any("retry in" in line for line in told), told
+    assert "going on" in told[-1], told
 
 
 @pytest.mark.parametrize(
