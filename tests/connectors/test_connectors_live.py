@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,32 @@ async def _poll(
         await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def _forwarding(
+    s: Settings, url: str, *, backoff_s: float = 0.1, report: Any = None
+) -> AsyncIterator[tuple[AIOKafkaProducer, asyncio.Task[Any]]]:
+    """A forwarder of ``s``'s anomalies topic (a group of its own) running, and a producer
+    into that topic; both stopped at the end."""
+    forwarder = asyncio.create_task(
+        forward_to_alertmanager(
+            s,
+            url=url,
+            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
+            backoff_s=backoff_s,
+            report=report,
+        )
+    )
+    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
+    await producer.start()
+    try:
+        yield producer, forwarder
+    finally:
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarder
+        await producer.stop()
+
+
 async def test_a_stopping_forwarder_whose_kafka_calls_hang_still_ends(
     settings: Settings, fresh_topic: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -496,14 +523,7 @@ async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
 ) -> None:
     s = await private(settings, fresh_topic, "anomalies", "deadletter")
     episode, entity = f"ep-{uuid.uuid4().hex[:16]}", f"it/pump-{uuid.uuid4().hex[:6]}"
-    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
-    await producer.start()
-    forwarder = asyncio.create_task(
-        forward_to_alertmanager(
-            s, url=alertmanager_url, group_id=f"it-fwd-{uuid.uuid4().hex[:8]}", backoff_s=0.1
-        )
-    )
-    try:
+    async with _forwarding(s, alertmanager_url) as (producer, _):
         await producer.send_and_wait(s.topic_anomalies, b"{broken", key=entity.encode())
         await producer.send_and_wait(
             s.topic_anomalies, _event("opened", episode, entity), key=entity.encode()
@@ -527,11 +547,6 @@ async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
         await producer.send_and_wait(s.topic_anomalies, resolved, key=entity.encode())
         # Alertmanager lists only alerts whose endsAt is still ahead: a resolved one drops out.
         assert await _poll(alertmanager_url, episode, want_present=False) == []
-    finally:
-        forwarder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forwarder
-        await producer.stop()
     letters = [v for _, v in await consume(s, s.topic_deadletter, 1)]
     assert len(letters) == 1 and letters[0]["reason"] == "invalid_json"
     deadletter_schema.validate(letters[0])
@@ -561,18 +576,7 @@ async def test_a_forwarder_fires_again_the_episodes_the_database_has_open(
                 (episode, entity, status),
             )
     told: list[str] = []
-    forwarder = asyncio.create_task(
-        forward_to_alertmanager(
-            s,
-            url=alertmanager_url,
-            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
-            backoff_s=0.1,
-            report=told.append,
-        )
-    )
-    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
-    await producer.start()
-    try:
+    async with _forwarding(s, alertmanager_url, report=told.append) as (producer, _):
         firing = await _poll(alertmanager_url, still, want_present=True)
         assert len(firing) == 1, (firing, told)
         assert firing[0]["labels"]["entity"] == entity
@@ -584,11 +588,6 @@ async def test_a_forwarder_fires_again_the_episodes_the_database_has_open(
         resolved = _event("resolved", still, entity, ended_at=iso(time.time()))
         await producer.send_and_wait(s.topic_anomalies, resolved, key=entity.encode())
         assert await _poll(alertmanager_url, still, want_present=False) == []
-    finally:
-        forwarder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forwarder
-        await producer.stop()
 
 
 async def test_a_forwarder_started_while_kafka_is_away_waits_for_it(
@@ -613,18 +612,10 @@ async def test_a_forwarder_started_while_kafka_is_away_waits_for_it(
     s = await private(settings, fresh_topic, "anomalies", "deadletter")
     episode, entity = f"ep-{uuid.uuid4().hex[:16]}", f"it/pump-{uuid.uuid4().hex[:6]}"
     told: list[str] = []
-    forwarder = asyncio.create_task(
-        forward_to_alertmanager(
-            s,
-            url=alertmanager_url,
-            group_id=f"it-fwd-{uuid.uuid4().hex[:8]}",
-            backoff_s=0.05,
-            report=told.append,
-        )
-    )
-    producer = AIOKafkaProducer(**s.kafka_client_kwargs())
-    await producer.start()
-    try:
+    async with _forwarding(s, alertmanager_url, backoff_s=0.05, report=told.append) as (
+        producer,
+        forwarder,
+    ):
         await producer.send_and_wait(
             s.topic_anomalies, _event("opened", episode, entity), key=entity.encode()
         )
@@ -632,8 +623,3 @@ async def test_a_forwarder_started_while_kafka_is_away_waits_for_it(
         assert len(firing) == 1, (firing, told)
         assert not forwarder.done()
         assert len(refused) == 2 and any("Kafka unavailable" in line for line in told), told
-    finally:
-        forwarder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forwarder
-        await producer.stop()
