@@ -124,6 +124,10 @@ def _run_stopping_on_sigterm(main: Any) -> Any:
     import contextlib
     import signal
 
+    from stream_app.logs import hold_repeats
+
+    hold_repeats()  # a Kafka outage wrote 65 lines a second
+
     async def stopping_on_sigterm() -> Any:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()

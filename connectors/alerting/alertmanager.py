@@ -170,7 +170,11 @@ async def forward_to_alertmanager(
             else None
         )
         try:
-            await _start_when_kafka_is_there(consumer, backoff_s, report)
+            try:
+                await _start_when_kafka_is_there(consumer, backoff_s, report)
+            except BaseException:  # stopped while waiting: "Unclosed AIOKafkaConsumer"
+                await _bounded(consumer.stop(), "closing the consumer", report)
+                raise
             await _forward(consumer, am, book, settings, stats, max_events, report)
         finally:
             if restoring is not None:

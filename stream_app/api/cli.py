@@ -33,6 +33,7 @@ def api(
 
     from stream_app.api.app import create_app
     from stream_app.listen import require_listen
+    from stream_app.logs import hold_repeats
     from stream_app.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -66,6 +67,7 @@ def api(
         log_level=settings.log_level.lower(),
         proxy_headers=False,
     )
+    hold_repeats()  # the readings producer's reconnects through a Kafka outage
     uvicorn.Server(config).run()
 
 

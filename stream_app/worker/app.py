@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream_app.logs import hold_repeats
 from stream_app.metrics import Metrics, set_consumer_lag
 from stream_app.settings import Settings
 from stream_app.storage import PostgresSink, Sink
@@ -142,6 +143,7 @@ class Worker:
         # per-message debug call of aiokafka and Faust built a log record.
         for name in ("aiokafka", "faust", "mode"):
             logging.getLogger(name).setLevel(self.settings.log_level)
+        hold_repeats()  # on the handlers Faust has set up by now
         await self.sink.open()
         await self.control.start()
 
