@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     oauth_dev_mode: bool = False
     oauth_dev_key_file: Path | None = None
     oauth_clock_skew_s: int = Field(default=30, ge=0)
+    # The longest a token may live (exp - iat, and exp - now): a token whose exp was 1e300,
+    # or the text "9999999999" (PyJWT reads it), was accepted for ever. `tsguard token
+    # issue` mints at most this long.
+    oauth_max_token_lifetime_s: int = Field(default=86_400, ge=1)
     # IdP role name -> tsguard role (viewer|operator|ingest|admin); unmapped names pass as-is.
     oauth_role_map: dict[str, str] = Field(default_factory=dict)
 

@@ -11,6 +11,7 @@ closes the algorithm-confusion holes (``none``, HS256 with a public key).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from stream_app.settings import Settings
 from stream_app.wire.content import content_problems
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
+# OpenID Connect's bound on ``sub``; the subject is stored as who acknowledged or labelled
+# an episode, and a token with a 100,000-character one wrote it into every row it touched
+MAX_SUBJECT_CHARS = 255
+_TIMES = ("exp", "iat", "nbf")
 
 
 class AuthError(Exception):
@@ -130,7 +135,11 @@ class RemoteJwks:
 
 
 class TokenVerifier:
-    """Checks signature, ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` and ``sub``; maps roles."""
+    """Checks signature, ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` and ``sub``; maps roles.
+
+    A token may live at most ``max_lifetime_s`` (``exp - iat``, and ``exp`` at most that
+    far ahead of now, give or take the leeway); its times must be numbers.
+    """
 
     def __init__(
         self,
@@ -141,6 +150,7 @@ class TokenVerifier:
         role_claim: str,
         role_map: Mapping[str, str],
         leeway_s: float,
+        max_lifetime_s: float,
     ) -> None:
         self.keys = keys
         self._issuer = issuer
@@ -148,6 +158,7 @@ class TokenVerifier:
         self._role_claim = role_claim
         self._role_map = dict(role_map)
         self._leeway = leeway_s
+        self._max_lifetime = max_lifetime_s
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -179,13 +190,36 @@ class TokenVerifier:
             raise AuthError("token not yet valid") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
+        self._check_lifetime(claims, time.time())
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthError("token has no subject")
+        if len(sub) > MAX_SUBJECT_CHARS:
+            raise AuthError(f"token subject is longer than {MAX_SUBJECT_CHARS} characters")
         if content_problems(sub):  # a NUL or a lone surrogate: not storable as who acked
             raise AuthError("token subject is not valid text")
         roles = roles_from_claims(claims, self._role_claim, self._role_map)
         return Principal(sub=sub, roles=roles, claims=claims)
+
+    def _check_lifetime(self, claims: Mapping[str, Any], now: float) -> None:
+        """PyJWT reads a time with ``int()``: ``"9999999999"`` and ``1e300`` passed as an
+        ``exp``, and with them a token that never expires."""
+        for name in _TIMES:
+            value = claims.get(name)
+            if name in claims and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise AuthError(f"token claim {name!r} is not a number of seconds")
+        exp = claims["exp"]
+        iat = claims.get("iat")
+        # an issuer whose clock is ahead by up to the leeway mints tokens that far ahead
+        too_long = exp - now > self._max_lifetime + self._leeway or (
+            iat is not None and exp - iat > self._max_lifetime
+        )
+        if too_long:
+            raise AuthError(f"token lives longer than {self._max_lifetime:.0f} s")
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -209,4 +243,5 @@ def build_verifier(settings: Settings) -> TokenVerifier:
         role_claim=settings.oauth_role_claim,
         role_map=settings.oauth_role_map,
         leeway_s=settings.oauth_clock_skew_s,
+        max_lifetime_s=settings.oauth_max_token_lifetime_s,
     )

@@ -17,7 +17,6 @@ app = typer.Typer(no_args_is_help=True)
 token_app = typer.Typer(no_args_is_help=True, help="Development access tokens.")
 
 ROLE_NAMES = ("viewer", "operator", "ingest", "admin")
-TTL_MAX_S = 366 * 86400.0  # the longest a development token may live
 
 
 @app.command("api")
@@ -94,11 +93,16 @@ def issue(
     role: list[str] = typer.Option(
         ..., "--role", help=f"One of {', '.join(ROLE_NAMES)}; repeatable."
     ),
-    ttl: float = typer.Option(3600.0, "--ttl", help="Lifetime in seconds (at most a year)."),
+    ttl: float = typer.Option(
+        3600.0,
+        "--ttl",
+        help="Lifetime in seconds (at most TSGUARD_OAUTH_MAX_TOKEN_LIFETIME_S, 24 h).",
+    ),
     sub: str = typer.Option("dev-user", "--sub", help="Subject (recorded as who acked/labelled)."),
     alg: str = typer.Option("RS256", "--alg", help="RS256 or ES256."),
 ) -> None:
     """Print a token signed by the local dev key (TSGUARD_OAUTH_DEV_MODE APIs trust it)."""
+    from stream_app.api.auth import MAX_SUBJECT_CHARS
     from stream_app.api.devkeys import ALGORITHMS, dev_key_path, load_or_create
     from stream_app.settings import load_settings
 
@@ -107,11 +111,17 @@ def issue(
         raise typer.BadParameter(f"unknown role(s) {bad}; use {', '.join(ROLE_NAMES)}")
     if alg not in ALGORITHMS:
         raise typer.BadParameter(f"--alg must be one of {', '.join(ALGORITHMS)}")
-    if not 0.0 < ttl <= TTL_MAX_S:  # (NaN too)
-        raise typer.BadParameter(f"--ttl must be more than 0 and at most {TTL_MAX_S:.0f} s")
+    settings = load_settings()
+    longest = settings.oauth_max_token_lifetime_s  # what the API accepts
+    if not 0.0 < ttl <= longest:  # (NaN too)
+        raise typer.BadParameter(
+            f"--ttl must be more than 0 and at most {longest} s"
+            " (TSGUARD_OAUTH_MAX_TOKEN_LIFETIME_S)"
+        )
     if not sub.strip():
         raise typer.BadParameter("--sub must not be empty (the API refuses a token without one)")
-    settings = load_settings()
+    if len(sub) > MAX_SUBJECT_CHARS:
+        raise typer.BadParameter(f"--sub must be at most {MAX_SUBJECT_CHARS} characters")
     keys = load_or_create(dev_key_path(settings))
     typer.echo(
         keys.mint(

@@ -58,7 +58,7 @@ def jwks_server() -> Iterator[tuple[str, type[_Jwks]]]:
 def _verifier(keys: Any, role_map: dict[str, str] | None = None) -> TokenVerifier:
     return TokenVerifier(
         keys, issuer=ISSUER, audience=AUDIENCE, role_claim="realm_access.roles",
-        role_map=role_map or {}, leeway_s=30,
+        role_map=role_map or {}, leeway_s=30, max_lifetime_s=86400,
     )  # fmt: skip
 
 
@@ -162,7 +162,7 @@ async def test_token_issue_cli_mints_what_the_dev_api_accepts(tmp_path: Path) ->
     assert key_file.stat().st_mode & 0o777 == 0o600
     verifier = TokenVerifier(
         StaticJwks(load_or_create(key_file).public_jwks()), issuer=ISSUER, audience=AUDIENCE,
-        role_claim="roles", role_map={}, leeway_s=0,
+        role_claim="roles", role_map={}, leeway_s=0, max_lifetime_s=86400,
     )  # fmt: skip
     principal = await verifier.verify(result.output.strip())
     assert principal.sub == "carol" and principal.roles == {Role.OPERATOR}

@@ -102,7 +102,7 @@ async def test_tokens_verified_against_a_jwks_fetched_over_https(
     keys = RemoteJwks(f"{https_api}/dev/.well-known/jwks.json", client=client)
     verifier = TokenVerifier(
         keys, issuer=ISSUER, audience=AUDIENCE, role_claim="realm_access.roles",
-        role_map={}, leeway_s=5,
+        role_map={}, leeway_s=5, max_lifetime_s=86400,
     )  # fmt: skip
     try:
         for alg in ("RS256", "ES256"):

@@ -1,0 +1,131 @@
+"""More defects an outside review of the API found (rev66c); each test failed before its fix."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from stream_app.api.auth import MAX_SUBJECT_CHARS, AuthError, StaticJwks, TokenVerifier
+from stream_app.api.devkeys import DevKeys
+from tests.api.conftest import AUDIENCE, ISSUER, ApiEnv, Tokens, auth
+
+# --- tokens: how long they live, and their subject --------------------------------------
+
+DAY = 86_400
+LEEWAY = 30
+
+
+def _signed(keys: DevKeys, **claims: Any) -> str:
+    """A token of ``claims`` over the defaults, signed by ``keys``; a claim given as
+    None is left out."""
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "nbf": now,
+        "exp": now + 600, "realm_access": {"roles": ["viewer", "operator", "admin"]},
+    }  # fmt: skip
+    base.update(claims)
+    jwk = next(k for k in keys.private_jwks if k["alg"] == "RS256")
+    return jwt.encode(
+        {k: v for k, v in base.items() if v is not None},
+        jwt.PyJWK(jwk, algorithm="RS256").key,
+        algorithm="RS256",
+        headers={"kid": jwk["kid"]},
+    )
+
+
+def _verifier(tokens: Tokens) -> TokenVerifier:
+    return TokenVerifier(
+        StaticJwks(tokens.keys.public_jwks()), issuer=ISSUER, audience=AUDIENCE,
+        role_claim="realm_access.roles", role_map={}, leeway_s=LEEWAY, max_lifetime_s=DAY,
+    )  # fmt: skip
+
+
+def _too_long(now: int) -> dict[str, dict[str, Any]]:
+    return {
+        "exp of 1e300": {"exp": 1e300},
+        "exp as text": {"exp": "9999999999"},  # PyJWT reads it with int()
+        "exp as a number in text, near": {"exp": str(now + 600)},
+        "iat as text": {"iat": str(now)},
+        "nbf as text": {"nbf": str(now)},
+        "exp a year on": {"exp": now + 366 * DAY},
+        "issued for two days": {"iat": now - DAY, "exp": now + DAY + 60},
+        "no iat, two days ahead": {"iat": None, "exp": now + 2 * DAY},
+        "exp as true": {"exp": True},
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_too_long(0)))
+async def test_a_token_that_lives_too_long_or_whose_times_are_not_numbers_is_refused(
+    tokens: Tokens, case: str
+) -> None:
+    """No token lived too long before: exp=1e300, or "9999999999", was a token for ever."""
+    claims = _too_long(int(time.time()))[case]
+    with pytest.raises(AuthError):
+        await _verifier(tokens).verify(_signed(tokens.keys, **claims))
+
+
+async def test_a_token_of_the_longest_lifetime_passes_also_from_an_issuer_a_little_ahead(
+    tokens: Tokens,
+) -> None:
+    verifier = _verifier(tokens)
+    now = int(time.time())
+    for claims in (
+        {"iat": now, "nbf": now, "exp": now + DAY},
+        {"iat": now + LEEWAY - 5, "nbf": now, "exp": now + LEEWAY - 5 + DAY},  # clock ahead
+        {"iat": None, "exp": now + DAY},
+        {"exp": now + 600.5},  # a NumericDate may have a fraction
+    ):
+        principal = await verifier.verify(_signed(tokens.keys, **claims))
+        assert principal.sub == "alice", claims
+
+
+async def test_a_subject_longer_than_openid_connects_bound_is_refused(tokens: Tokens) -> None:
+    """A 100,000-character ``sub`` was accepted and stored as who acknowledged."""
+    verifier = _verifier(tokens)
+    longest = "a" * MAX_SUBJECT_CHARS
+    assert (await verifier.verify(_signed(tokens.keys, sub=longest))).sub == longest
+    for sub in ("a" * (MAX_SUBJECT_CHARS + 1), "é" * 100_000):
+        with pytest.raises(AuthError, match="subject is longer"):
+            await verifier.verify(_signed(tokens.keys, sub=sub))
+
+
+def test_the_dev_token_cli_mints_no_token_the_api_refuses(tmp_path: Any) -> None:
+    """``--ttl`` up to a year minted tokens an API with the default settings refuses."""
+    from typer.testing import CliRunner
+
+    from stream_app.cli import app
+
+    env = {"TSGUARD_STACK_DIR": str(tmp_path), "TSGUARD_OAUTH_MAX_TOKEN_LIFETIME_S": "7200"}
+    runner = CliRunner()
+    for args, says in (
+        (["--ttl", "7201"], "at most 7200 s"),
+        (["--sub", "s" * (MAX_SUBJECT_CHARS + 1)], f"at most {MAX_SUBJECT_CHARS} characters"),
+    ):
+        bad = runner.invoke(app, ["token", "issue", "--role", "viewer", *args], env=env)
+        assert bad.exit_code == 2, bad.output
+        assert says in " ".join(bad.output.split())
+    fine = runner.invoke(app, ["token", "issue", "--role", "viewer", "--ttl", "7200"], env=env)
+    assert fine.exit_code == 0, fine.output
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_api_answers_a_token_for_ever_or_with_a_huge_subject_401(
+    api_env: ApiEnv,
+) -> None:
+    episode = api_env.seeded["episode_ids"][0]
+    for claims in ({"exp": 1e300}, {"exp": "9999999999"}, {"sub": "x" * 100_000}):
+        r = await api_env.client.post(
+            f"/v1/anomalies/{episode}/ack",
+            json={"comment": "for ever"},
+            headers=auth(_signed(api_env.tokens.keys, **claims)),
+        )
+        assert r.status_code == 401, (claims.keys(), r.text[:200])
+        assert r.headers["www-authenticate"].startswith('Bearer realm="tsguard"')
+        assert r.headers["content-type"] == "application/json"
+        assert set(r.json()) == {"detail"}
+    stored = api_env.sql("SELECT acknowledged_at FROM anomalies WHERE id = %s", (episode,))
+    assert stored == [(None,)]
