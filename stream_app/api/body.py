@@ -6,7 +6,9 @@ dependencies, so ``{not json`` without a token answered 422 instead of 401.
 body itself; the body is then checked like every untrusted JSON
 (:mod:`stream_app.wire.content`: duplicate keys, nesting depth, lone
 surrogates, NUL, non-finite numbers) before the model validates it. Errors are
-422 in FastAPI's own ``detail`` shape.
+422 in FastAPI's own ``detail`` shape. A body that does not say it is JSON
+(``Content-Type``) is 415 before it is read, as on ``POST /v1/readings``
+(:func:`media_type_in` serves both).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +26,24 @@ from stream_app.api.security import authorize
 from stream_app.wire.content import content_problems, has_duplicate_keys
 
 M = TypeVar("M", bound=BaseModel)
+JSON_TYPES = frozenset({"application/json"})
+
+
+def media_type_in(accepted: frozenset[str], say: str) -> Callable[[Request], Awaitable[str]]:
+    """A dependency giving the request's media type (lower case, without parameters such
+    as ``charset``), or 415 naming ``say`` when it is not one of ``accepted``."""
+
+    async def media_type(request: Request) -> str:
+        found = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if found not in accepted:
+            raise HTTPException(status_code=415, detail=f"use {say}")
+        return found
+
+    return media_type
+
+
+# a body sent as text/plain (or with no type) was read as JSON all the same
+json_media_type = media_type_in(JSON_TYPES, "application/json")
 
 
 def _invalid(
@@ -51,7 +71,11 @@ def parse_untrusted(raw: bytes) -> Any:
 def json_body(model: type[M]) -> Callable[..., Awaitable[M]]:
     """A dependency giving the request body as ``model``, after ``authorize``."""
 
-    async def read(request: Request, _principal: Principal = Depends(authorize)) -> M:
+    async def read(
+        request: Request,
+        _principal: Principal = Depends(authorize),
+        _media_type: str = Depends(json_media_type),
+    ) -> M:
         data = parse_untrusted(await request.body())
         try:
             return model.model_validate(data)
@@ -70,5 +94,6 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        },
+        "responses": {"415": {"description": "Not application/json."}},
     }

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
+from stream_app.api.body import media_type_in
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_producer
 from stream_app.resources import data_file
@@ -29,6 +30,9 @@ from stream_app.wire.content import content_problems, has_duplicate_keys, loads_
 from stream_app.wire.reading import MAX_FUTURE_S, Reading, ReadingDecoder, Rejection
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+_READING_TYPES = media_type_in(
+    frozenset({"application/json", *NDJSON_TYPES}), "application/json or application/x-ndjson"
+)
 _MAX_ERRORS_PER_ITEM = 5
 _MAX_ERRORS = 1000
 _DECODER = ReadingDecoder()
@@ -214,11 +218,12 @@ _BODY_DOC: dict[str, Any] = {
     },
     openapi_extra=_BODY_DOC,
 )
-async def post_readings(request: Request, state: ApiState = Depends(api_state)) -> Any:
+async def post_readings(
+    request: Request,
+    content_type: str = Depends(_READING_TYPES),
+    state: ApiState = Depends(api_state),
+) -> Any:
     """Ingest a JSON array (``application/json``) or NDJSON (``application/x-ndjson``)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and content_type not in NDJSON_TYPES:
-        raise HTTPException(status_code=415, detail="use application/json or application/x-ndjson")
     body = await request.body()  # the BodyLimitMiddleware caps this at api_max_body_bytes
     try:
         if len(body) > _INLINE_BYTES:

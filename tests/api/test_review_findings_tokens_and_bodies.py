@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import jwt
+import orjson
 import pytest
 
 from stream_app.api.auth import MAX_SUBJECT_CHARS, AuthError, StaticJwks, TokenVerifier
@@ -129,3 +130,78 @@ async def test_the_api_answers_a_token_for_ever_or_with_a_huge_subject_401(
         assert set(r.json()) == {"detail"}
     stored = api_env.sql("SELECT acknowledged_at FROM anomalies WHERE id = %s", (episode,))
     assert stored == [(None,)]
+
+
+# --- JSON bodies say they are JSON ------------------------------------------------------
+
+
+def _body_routes(env: ApiEnv) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(method, path, role, a body the route takes) of every JSON-body route but readings."""
+    ids = env.seeded["episode_ids"]
+    return [
+        ("POST", f"/v1/anomalies/{ids[1]}/ack", "operator", {"comment": "seen"}),
+        ("POST", f"/v1/anomalies/{ids[1]}/label", "operator", {"label": "true_positive"}),
+        ("PUT", "/v1/detectors/typed", "admin", {"pattern": "a/*", "detector": "ewma_z"}),
+    ]
+
+
+def _count(env: ApiEnv, method: str, status: str) -> float:
+    registry = env.app.state.api.registry
+    total = 0.0
+    for template in ("/v1/anomalies/{episode_id}/ack", "/v1/anomalies/{episode_id}/label"):
+        labels = {"method": method, "route": template, "status": status}
+        total += registry.get_sample_value("tsguard_api_requests_total", labels) or 0.0
+    labels = {"method": method, "route": "/v1/detectors/{name}", "status": status}
+    return total + (registry.get_sample_value("tsguard_api_requests_total", labels) or 0.0)
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", None, "application/x-www-form-urlencoded", "application/xml"]
+)
+async def test_a_json_body_sent_as_another_media_type_is_415(
+    api_env: ApiEnv, content_type: str | None
+) -> None:
+    """Readings answered 415 for a body that is not JSON; acknowledging, labelling and
+    PUT of a rule read any body as JSON, whatever it said it was."""
+    before = {m: _count(api_env, m, "415") for m in ("POST", "PUT")}
+    for method, path, role, body in _body_routes(api_env):
+        headers = auth(api_env.tokens.role(role, sub="typist"))
+        if content_type is not None:
+            headers["content-type"] = content_type
+        r = await api_env.client.request(method, path, content=orjson.dumps(body), headers=headers)
+        assert r.status_code == 415, (path, r.status_code, r.text[:200])
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == {"detail": "use application/json"}
+        anonymous = await api_env.client.request(
+            method, path, content=b"x", headers={"content-type": content_type or ""}
+        )
+        assert anonymous.status_code == 401  # the token first, as before
+    labelled = api_env.sql(
+        "SELECT acknowledged_by, labelled_by FROM anomalies WHERE id = %s",
+        (api_env.seeded["episode_ids"][1],),
+    )
+    assert labelled == [(None, None)]
+    assert _count(api_env, "POST", "415") == before["POST"] + 2
+    assert _count(api_env, "PUT", "415") == before["PUT"] + 1
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_json_with_a_charset_is_json(api_env: ApiEnv) -> None:
+    for method, path, role, body in _body_routes(api_env):
+        headers = {
+            **auth(api_env.tokens.role(role, sub="typist")),
+            "content-type": "Application/JSON; charset=utf-8",
+        }
+        r = await api_env.client.request(method, path, content=orjson.dumps(body), headers=headers)
+        assert r.status_code == 200, (path, r.text[:200])
+    reading = {"entity": "typed/x", "ts": "2026-11-26T10:00:00Z", "metrics": {"t": 1.0}}
+    for content_type in ("application/json; charset=utf-8", "text/plain"):
+        r = await api_env.client.post(
+            "/v1/readings",
+            content=orjson.dumps([reading]),
+            headers={**auth(api_env.tokens.role("ingest")), "content-type": content_type},
+        )
+        assert r.status_code == (202 if content_type.startswith("application") else 415)
