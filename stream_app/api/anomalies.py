@@ -335,7 +335,9 @@ async def label_anomaly(
     principal: Principal = Depends(authorize),
     state: ApiState = Depends(api_state),
 ) -> dict[str, Any]:
-    """Mark the episode a true or false positive; detectors receive it as feedback."""
+    """Mark the episode a true or false positive; detectors receive it as feedback. The
+    same label again answers the episode as it is; another label replaces it (who, when,
+    the comment) and is published."""
     producer = require_producer(state)
     pool = require_pool(state)
     try:
@@ -366,15 +368,17 @@ async def _label(
         before = await cur.fetchone()
         if before is None:
             raise HTTPException(status_code=404, detail="no such anomaly")
+        if q.as_dict(before)["label"] == body.label:
+            # the same label again (a retry, a double click, another operator): the first
+            # stays, as the first acknowledgement does, and no feedback goes out (each
+            # doubled the series' margin up to 64x); it wrote over who labelled, when,
+            # and the comment, with no trace of the first
+            return q.as_dict(before)
         cur = await conn.execute(q.LABEL_SQL, (body.label, body.comment, principal.sub, episode_id))
         row = await cur.fetchone()
         if row is None:
             raise HTTPException(status_code=404, detail="no such anomaly")
         episode = q.as_dict(row)
-        if before[0] == body.label:
-            # the same label again (a retry, a double click, a comment changed): stored,
-            # but no feedback, which each time doubled the series' margin up to 64x
-            return episode
         event = {
             "episode_id": episode["id"],
             "entity": episode["entity"],

@@ -102,9 +102,9 @@ ACK_SQL = (
     )
     + _RETURNING
 )
-# the label an episode has before a new one is set (the row locked until the transaction
-# ends, so two concurrent labels are judged one after the other)
-LABEL_BEFORE_SQL = sql.SQL("SELECT label FROM anomalies WHERE id = %s FOR UPDATE")
+# the episode before a new label is set (the row locked until the transaction ends, so two
+# concurrent labels are judged one after the other)
+LABEL_BEFORE_SQL = _SELECT + sql.SQL(" WHERE id = %s FOR UPDATE")
 
 LABEL_SQL = (
     sql.SQL(

@@ -12,6 +12,7 @@ import pytest
 from stream_app.api.auth import MAX_SUBJECT_CHARS, AuthError, StaticJwks, TokenVerifier
 from stream_app.api.devkeys import DevKeys
 from tests.api.conftest import AUDIENCE, ISSUER, ApiEnv, Tokens, auth
+from tests.api.test_endpoints import consume
 
 # --- tokens: how long they live, and their subject --------------------------------------
 
@@ -205,3 +206,51 @@ async def test_json_with_a_charset_is_json(api_env: ApiEnv) -> None:
             headers={**auth(api_env.tokens.role("ingest")), "content-type": content_type},
         )
         assert r.status_code == (202 if content_type.startswith("application") else 415)
+
+
+# --- the same label twice ---------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_same_label_again_keeps_the_first_and_another_label_replaces_it(
+    api_env: ApiEnv,
+) -> None:
+    """The same label again (a retry, a second operator) wrote over who labelled, when and
+    the comment, as a second acknowledgement did before the first was kept."""
+    episode = api_env.seeded["episode_ids"][2]
+    path = f"/v1/anomalies/{episode}/label"
+    alice = auth(api_env.tokens.role("operator", sub="alice"))
+    bob = auth(api_env.tokens.role("operator", sub="bob"))
+    first = await api_env.client.post(
+        path, json={"label": "false_positive", "comment": "maintenance"}, headers=alice
+    )
+    assert first.status_code == 200, first.text
+    again = await api_env.client.post(
+        path, json={"label": "false_positive", "comment": "me too"}, headers=bob
+    )
+    assert again.status_code == 200, again.text
+    kept = ("label", "label_comment", "labelled_by", "labelled_at")
+    assert {k: again.json()[k] for k in kept} == {k: first.json()[k] for k in kept}
+    stored = api_env.sql(
+        "SELECT label, label_comment, labelled_by FROM anomalies WHERE id = %s", (episode,)
+    )
+    assert stored == [("false_positive", "maintenance", "alice")]
+    relabel = await api_env.client.post(
+        path, json={"label": "true_positive", "comment": "a real leak"}, headers=bob
+    )
+    assert relabel.status_code == 200, relabel.text
+    after = relabel.json()
+    assert (after["label"], after["label_comment"], after["labelled_by"]) == (
+        "true_positive",
+        "a real leak",
+        "bob",
+    )
+    assert after["labelled_at"] >= first.json()["labelled_at"]
+    records = await consume(api_env, api_env.settings.topic_feedback, 10**6, within_s=3.0)
+    events = [orjson.loads(r.value) for r in records]
+    published = [(e["label"], e["by"], e["comment"]) for e in events if e["episode_id"] == episode]
+    assert published == [
+        ("false_positive", "alice", "maintenance"),
+        ("true_positive", "bob", "a real leak"),
+    ]
