@@ -101,6 +101,9 @@ def create_app(
         description="Ingest readings, query scored series and anomaly episodes, acknowledge "
         "and label them, manage detector rules. OAuth2 bearer tokens; roles per endpoint.",
         lifespan=lifespan,
+        # no 307 from "/v1/anomalies/" to "/v1/anomalies": Starlette wrote its Location
+        # with the request's Host header (any host a client sent); such a path is 404
+        redirect_slashes=False,
     )
     app.state.api = state
     app.state.verifier = verifier

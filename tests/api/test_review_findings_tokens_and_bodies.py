@@ -254,3 +254,28 @@ async def test_the_same_label_again_keeps_the_first_and_another_label_replaces_i
         ("false_positive", "alice", "maintenance"),
         ("true_positive", "bob", "a real leak"),
     ]
+
+
+# --- no redirect built from the Host header ---------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_trailing_slash_is_404_not_a_redirect_to_the_host_a_client_named(
+    api_env: ApiEnv,
+) -> None:
+    """``/v1/anomalies/`` was a 307 to ``http://<the Host header>/v1/anomalies``."""
+    viewer = auth(api_env.tokens.role("viewer"))
+    for method, path in (
+        ("GET", "/v1/anomalies/"),
+        ("POST", "/v1/readings/"),
+        ("GET", "/healthz/"),
+    ):
+        r = await api_env.client.request(
+            method, path, headers={**viewer, "host": "evil.example"}, content=b"[]"
+        )
+        assert r.status_code == 404, (path, r.status_code, r.headers.get("location"))
+        assert "location" not in r.headers
+        assert r.json() == {"detail": "Not Found"}
+    r = await api_env.client.get("/v1/anomalies", headers={**viewer, "host": "evil.example"})
+    assert r.status_code == 200
