@@ -2,10 +2,11 @@
 
 Text must be a full RFC 3339 ``date-time`` (``T`` separator, seconds, and a
 ``Z`` or ``±HH:MM`` offset); dates alone, week dates, basic format and naive
-times are refused. Years run from 1970 to 9999 and numbers from 0 to the end
-of 9999, so ``0001-01-01T00:00:00Z`` is refused like a negative number is
-(the only difference: ``1970-01-01`` with a positive offset is a few hours
-before the epoch). Every failure is a ``ValueError`` with a readable message.
+times are refused. Text and numbers alike run from the epoch to the end of
+9999 in UTC, so ``0001-01-01T00:00:00Z`` is refused like a negative number is,
+and so is ``1970-01-01T00:00:00+05:00`` (five hours before the epoch) and
+``9999-12-31T23:59:59-01:00`` (the year 10000). Every failure is a
+``ValueError`` with a readable message.
 
 >>> parse_timestamp("2026-11-26T10:00:00Z")
 1795687200.0
@@ -56,7 +57,24 @@ def _days_in(year: int, month: int) -> int:
 
 
 def parse_rfc3339(text: str) -> float:
-    """Epoch seconds of an RFC 3339 ``date-time``; ValueError for anything else."""
+    """Epoch seconds of an RFC 3339 ``date-time``; ValueError for anything else.
+
+    >>> parse_rfc3339("1970-01-01T05:00:00+05:00")
+    0.0
+    >>> parse_rfc3339("1970-01-01T00:00:00+23:59")
+    Traceback (most recent call last):
+    ValueError: '1970-01-01T00:00:00+23:59' is not a time from 1970 to the end of 9999 in UTC
+    """
+    ts = _read_rfc3339(text)
+    # the years in the text are 1970 to 9999, but an offset moves the instant: the
+    # reading was taken (202) and stored as an observation on 1969-12-31, which a
+    # number (-86340) would never be
+    if not 0.0 <= ts < MAX_EPOCH:
+        raise ValueError(f"{text!r} is not a time from 1970 to the end of 9999 in UTC")
+    return ts
+
+
+def _read_rfc3339(text: str) -> float:
     if MIN_TEXT <= len(text) <= MAX_TEXT:
         upper = text.upper()
         if _STRICT.fullmatch(upper):

@@ -11,6 +11,9 @@ import pytest
 
 from stream_app.api.auth import MAX_SUBJECT_CHARS, AuthError, StaticJwks, TokenVerifier
 from stream_app.api.devkeys import DevKeys
+from stream_app.api.readings import check_batch
+from stream_app.wire import parse_timestamp
+from stream_app.wire.reading import ReadingDecoder, Rejection
 from tests.api.conftest import AUDIENCE, ISSUER, ApiEnv, Tokens, auth
 from tests.api.test_endpoints import consume
 
@@ -279,3 +282,42 @@ async def test_a_trailing_slash_is_404_not_a_redirect_to_the_host_a_client_named
         assert r.json() == {"detail": "Not Found"}
     r = await api_env.client.get("/v1/anomalies", headers={**viewer, "host": "evil.example"})
     assert r.status_code == 200
+
+
+# --- a time before the epoch through its offset -----------------------------------------
+
+OUT_OF_RANGE = [
+    "1970-01-01T00:00:00+23:59",
+    "1970-01-01T04:59:59+05:00",
+    "9999-12-31T23:59:59-01:00",
+]
+
+
+def test_the_worker_refuses_a_time_whose_offset_leaves_the_range() -> None:
+    """The schema's pattern reads the year in the text; the instant is what is stored."""
+    decoder = ReadingDecoder()
+    for ts in OUT_OF_RANGE:
+        with pytest.raises(ValueError, match="from 1970 to the end of 9999"):
+            parse_timestamp(ts)
+        verdict = decoder.validate({"entity": "a", "ts": ts, "metrics": {"v": 1.0}}, 0.0)
+        assert isinstance(verdict, Rejection), ts
+    assert parse_timestamp("1970-01-01T05:00:00+05:00") == 0.0
+    assert parse_timestamp("9999-12-31T22:59:59-01:00") == 253_402_300_799.0
+    items = [{"entity": "a", "ts": ts, "metrics": {"v": 1.0}} for ts in OUT_OF_RANGE]
+    valid, errors, rejected = check_batch(items, now=1_790_000_000.0)
+    assert (valid, rejected) == ([], len(OUT_OF_RANGE))
+    assert [(e.index, e.pointer) for e in errors] == [(i, "/ts") for i in range(len(items))]
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_api_answers_a_reading_before_the_epoch_422(api_env: ApiEnv) -> None:
+    """``1970-01-01T00:00:00+23:59`` was 202, and stored as an observation of 1969."""
+    for ts in OUT_OF_RANGE:
+        r = await api_env.client.post(
+            "/v1/readings",
+            json=[{"entity": "pre/epoch", "ts": ts, "metrics": {"t": 1.0}}],
+            headers=auth(api_env.tokens.role("ingest")),
+        )
+        assert r.status_code == 422, (ts, r.text[:200])
+        assert [e["pointer"] for e in r.json()["errors"]] == ["/ts"]
