@@ -256,6 +256,25 @@ def test_alert_rules_and_contact_point() -> None:
     assert doc["policies"][0]["receiver"] == doc["contactPoints"][0]["name"]
 
 
+def test_alert_rules_name_a_panel_with_their_dashboard() -> None:
+    """Grafana creates a provisioned rule only when its annotations name both a dashboard
+    and one of its panels, or neither ("both annotations __dashboardUid__ and __panelId__
+    must be specified"), and it provisions alerting before it serves anything: two rules
+    named their dashboard alone, and Grafana would not start."""
+    linked = 0
+    for rule in alert_rules():
+        annotations = rule.get("annotations", {})
+        dashboard = annotations.get("__dashboardUid__")
+        panel = annotations.get("__panelId__")
+        assert (dashboard is None) == (panel is None), rule["uid"]
+        if dashboard is None:
+            continue
+        linked += 1
+        assert isinstance(panel, str) and panel.isdigit(), (rule["uid"], panel)
+        assert int(panel) in {p["id"] for p in walk_panels(DASHBOARDS[dashboard])}, rule["uid"]
+    assert linked
+
+
 def test_every_query_is_collected() -> None:
     """The live tests below run these; make sure the collectors do not miss any."""
     sql = sql_queries()
