@@ -51,15 +51,29 @@ def test_build_context_files_exist() -> None:
 
 
 def test_services_that_run_tsguard_use_known_commands() -> None:
+    """Every tsguard service's command is a command of the CLI and each of its options one
+    of that command's. It looked for the image ``tsguard:latest``, which compose does not
+    use (its tsguard images carry the package version), so it checked nothing."""
     from typer.main import get_command
 
     from stream_app.cli import app
 
-    top = get_command(app)
-    for service in COMPOSE["services"].values():
-        if service.get("image") == "tsguard:latest" and "command" in service:
-            first = service["command"][0]
-            assert first in top.commands, f"compose runs unknown command {first!r}"  # type: ignore[attr-defined]
+    checked = []
+    for name, service in COMPOSE["services"].items():
+        if not str(service.get("image", "")).startswith("tsguard:"):
+            continue
+        entrypoint = [str(a) for a in service.get("entrypoint", ["tsguard"])]
+        assert entrypoint[0] == "tsguard", name
+        args = [*entrypoint[1:], *(str(a) for a in service.get("command", []))]
+        command: Any = get_command(app)
+        while hasattr(command, "commands"):  # a group (typer's own click, not click's)
+            assert args and args[0] in command.commands, f"{name}: unknown command in {args}"
+            command = command.commands[args.pop(0)]
+        options = {opt for param in command.params for opt in param.opts}
+        unknown = [a for a in args if a.startswith("--") and a not in options]
+        assert unknown == [], f"{name}: {command.name} has no option {unknown}"
+        checked.append(name)
+    assert {"migrate", "topics", "worker", "api", "forwarder", "token"} <= set(checked)
 
 
 def test_interpolated_variables_have_defaults() -> None:
