@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,32 @@ class PromQuery:
     @property
     def id(self) -> str:
         return self.where
+
+
+# What is not a selector in our PromQL: grouping and matching label lists, range and
+# offset durations (after a digit), function and aggregation calls (before a "("),
+# and the binary operators and modifiers that are words.
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_SELECTOR = re.compile(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()")
+_WORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+
+
+def metric_selectors(expr: str) -> list[str]:
+    """The series selectors of a PromQL expression, each ``name`` or ``name{matchers}``.
+
+    >>> metric_selectors(
+    ...     'sum by (le) (rate(a_bucket{job="w"}[5m])) / clamp_min(sum(b offset 15m), 1e-9)'
+    ...     " > 0.05 or vector(0) unless on() c:rate5m >= 0"
+    ... )
+    ['a_bucket{job="w"}', 'b', 'c:rate5m']
+    """
+    text = _RANGES.sub("", _LABEL_LISTS.sub("", expr))
+    return [
+        name + (matchers or "")
+        for name, matchers in _SELECTOR.findall(text)
+        if name.lower() not in _WORDS
+    ]
 
 
 def _uid(ref: Any) -> str | None:

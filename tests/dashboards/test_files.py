@@ -10,17 +10,22 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from connectors.grafana.files import env_references, setting_values, walk_panels
 from connectors.grafana.macros import parse_interval
+from connectors.metrics import ConnectorCollector
 from connectors.stack.prometheus import Prometheus
+from stream_app.api.middleware import ApiMetrics
+from stream_app.metrics import build_metrics
 from stream_app.resources import data_file
 from stream_app.settings import Settings
 from tests.dashboards.queries import (
     FILES,
     alert_queries,
     alert_rules,
+    metric_selectors,
     prom_queries,
     prometheus_rules,
     sql_queries,
@@ -273,6 +278,43 @@ def test_alert_rules_name_a_panel_with_their_dashboard() -> None:
         assert isinstance(panel, str) and panel.isdigit(), (rule["uid"], panel)
         assert int(panel) in {p["id"] for p in walk_panels(DASHBOARDS[dashboard])}, rule["uid"]
     assert linked
+
+
+_MATCHER = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+# Labels Prometheus gives every scraped series; the code never sets them.
+_TARGET_LABELS = {"job", "instance"}
+
+
+def test_every_series_a_query_selects_is_exported() -> None:
+    """Every metric a panel, Grafana alert or Prometheus rule names is one tsguard exports
+    (or ``up``, or a recording rule's), and each label value it asks a worker metric for
+    is one the worker creates at start. An ``or vector(0)`` answers with or without its
+    metric, so the live test alone would not see a name or a value misspelt there."""
+    registry = CollectorRegistry()
+    worker = build_metrics(registry).registry
+    samples = [s for family in worker.collect() for s in family.samples]
+    ApiMetrics(registry)
+    registry.register(ConnectorCollector("any", lambda: {"in": 0}))
+    # a labelled family has no sample before its first labels (the consumer lag's partitions)
+    exported = {
+        name
+        for family in registry.collect()
+        for name in [s.name for s in family.samples]
+        + [family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",))]
+    }
+    exported |= {"up"} | {r["record"] for r in prometheus_rules() if "record" in r}
+    for query in prom_queries():
+        selectors = metric_selectors(query.expr)
+        assert selectors, query.where
+        for selector in selectors:
+            name = selector.split("{")[0]
+            assert name in exported, (query.where, selector)
+            wanted = {k: v for k, v in _MATCHER.findall(selector) if k not in _TARGET_LABELS}
+            if wanted and any(s.name == name for s in samples):
+                assert any(
+                    s.name == name and wanted.items() <= s.labels.items() for s in samples
+                ), (query.where, selector)
 
 
 def test_every_query_is_collected() -> None:

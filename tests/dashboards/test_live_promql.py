@@ -12,7 +12,7 @@ import pytest
 
 from stream_app.settings import Settings
 from tests.dashboards.conftest import metrics_port
-from tests.dashboards.queries import PromQuery, prom_queries, prometheus_rules
+from tests.dashboards.queries import PromQuery, metric_selectors, prom_queries, prometheus_rules
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +74,14 @@ def test_expression_returns_series(prometheus: str, query: PromQuery) -> None:
     assert result, f"{query.where}: no series for {expr}"
     values = [r["value"][1] for r in result]
     assert any(v not in ("NaN", "+Inf", "-Inf") for v in values), (query.where, values)
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[q.id for q in QUERIES])
+def test_every_selector_selects_series(prometheus: str, query: PromQuery) -> None:
+    """An expression can answer without its metric (``... or vector(0)``, or one side of
+    an ``or``): each of its selectors on its own selects series the real processes export."""
+    for selector in dict.fromkeys(metric_selectors(_promql(query))):
+        assert _poll(prometheus, f"count({selector})"), f"{query.where}: {selector} selects nothing"
 
 
 def test_rules_evaluate_without_errors(prometheus: str) -> None:
