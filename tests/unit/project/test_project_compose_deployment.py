@@ -53,6 +53,19 @@ def test_every_image_is_pinned() -> None:
             assert tag == VERSION, f"{name}: tsguard image {tag} is not the package {VERSION}"
 
 
+def test_the_tsguard_image_is_built_on_pinned_python_images() -> None:
+    """compose pins every image it pulls, but the tsguard image it builds started from
+    python:3.11 and python:3.11-slim: each build took whatever patch release and Debian
+    release those tags meant that day, and the stages could differ (the wheel compiled
+    against one Debian's libraries, installed on another's)."""
+    text = (ROOT / "connectors" / "deploy" / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert len(bases) == 2, bases
+    pins = [re.fullmatch(r"python:(3\.11\.\d+)(?:-slim)?-([a-z]+)", base) for base in bases]
+    assert all(pins), f"not pinned to a Python patch release and a Debian release: {bases}"
+    assert len({(pin[1], pin[2]) for pin in pins if pin}) == 1, bases
+
+
 def test_every_long_running_service_has_a_health_check() -> None:
     missing = [
         name
