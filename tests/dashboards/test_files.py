@@ -240,6 +240,23 @@ def test_dashboard_provider_disables_ui_edits() -> None:
     assert provider["type"] == "file" and provider["options"]["path"]
 
 
+def test_the_dashboards_go_to_the_alert_rules_folder() -> None:
+    """Grafana provisions alert rules before dashboards and finds their folder by title,
+    making it with a generated uid. A dashboard provider with a ``folderUid`` looks for
+    that uid alone and made a second folder of the same title ("tsguard" twice, rules in
+    one and dashboards in the other; Grafana 11.0 refused it instead: "a folder with the
+    same name already exists"). Without it, the provider finds the rules' folder by title."""
+    (path,) = FILES.provider_dir.glob("*.yaml")
+    (provider,) = yaml.safe_load(path.read_text())["providers"]
+    folders = {
+        group["folder"]
+        for rules in FILES.alerting_dir.glob("*.yaml")
+        for group in yaml.safe_load(rules.read_text()).get("groups", [])
+    }
+    assert folders == {provider["folder"]}
+    assert "folderUid" not in provider
+
+
 def test_alert_rules_and_contact_point() -> None:
     rules = alert_rules()
     assert {r["uid"] for r in rules} == {
