@@ -88,6 +88,40 @@ def test_every_panel_has_a_target_and_a_question(uid: str) -> None:
         assert len(ref_ids) == len(set(ref_ids)), panel["title"]
 
 
+def _colour(panel: dict[str, Any], value: float) -> str:
+    """The colour Grafana gives ``value`` by the panel's absolute thresholds."""
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    colour = str(steps[0]["color"])
+    for step in steps[1:]:
+        if value >= step["value"]:
+            colour = str(step["color"])
+    return colour
+
+
+STAT_VALUES = {  # (dashboard, stat panel): (a healthy value, a value that needs a look)
+    ("tsguard-overview", "Open episodes"): (0, 1),
+    ("tsguard-pipeline", "Workers up"): (2, 0),
+    ("tsguard-pipeline", "Model states dropped (24 h)"): (0, 1),
+}
+
+
+def test_stat_panels_colour_what_needs_a_look() -> None:
+    """A stat panel without thresholds gets Grafana's default (green, red from 80): no
+    worker answering showed a green 0, and 79 dropped model states were green too."""
+    stats = {
+        (uid, panel["title"]): panel
+        for uid, dash in DASHBOARDS.items()
+        for panel in walk_panels(dash)
+        if panel["type"] == "stat"
+    }
+    assert set(stats) == set(STAT_VALUES)
+    for key, (healthy, wrong) in STAT_VALUES.items():
+        panel = stats[key]
+        thresholds = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds")
+        assert thresholds and thresholds["mode"] == "absolute", f"{key}: Grafana's defaults"
+        assert _colour(panel, healthy) == "green" and _colour(panel, wrong) != "green", key
+
+
 def test_data_links_point_at_existing_dashboards_and_variables() -> None:
     links = [
         link["url"]
