@@ -249,7 +249,7 @@ def test_value_band_agrees_across_granularities(demo_db: DemoDb, variables: dict
     )
 
 
-def test_open_critical_and_silent_source_alerts_fire_on_demo_data(demo_db: DemoDb) -> None:
+def test_the_silent_source_alert_fires_on_demo_data(demo_db: DemoDb) -> None:
     """The data ended ten minutes ago: every entity is a silent source right now."""
     (silent,) = [q for q in QUERIES if q.where == "alert:tsguard-source-silent/A"]
     start, end = _window(demo_db)
@@ -258,6 +258,41 @@ def test_open_critical_and_silent_source_alerts_fire_on_demo_data(demo_db: DemoD
     )
     assert names == ["entity", "silent_seconds"]
     assert len(rows) == 4 and all(float(r[1]) > 300 for r in rows)
+
+
+def test_the_critical_episode_alert_fires_for_open_unacknowledged_critical_episodes(
+    demo_db: DemoDb,
+) -> None:
+    """Its SQL may answer nothing (no episode open is its healthy state), so running it
+    proved nothing: the test named for it checked the silent-source alert alone. Episodes
+    as the sink writes them, in a transaction rolled back: only the open, critical and
+    unacknowledged one is an alert instance, labelled by its series, valued 1."""
+    (critical,) = [q for q in QUERIES if q.where == "alert:tsguard-critical-episode-open/A"]
+    start, end = _window(demo_db)
+    text = expand(critical.sql, time_from=start, time_to=end, interval_ms=60_000)
+    episodes = [  # id, entity, status, severity, acknowledged
+        ("crit-open", "alert/dev-1", "open", "critical", False),
+        ("crit-acked", "alert/dev-2", "open", "critical", True),
+        ("crit-resolved", "alert/dev-3", "resolved", "critical", False),
+        ("high-open", "alert/dev-4", "open", "high", False),
+    ]
+    with psycopg.connect(demo_db.owner) as conn:
+        for episode_id, entity, status, severity, acked in episodes:
+            conn.execute(
+                "INSERT INTO anomalies (id, entity, metric, status, started_at, ended_at,"
+                " last_ts, score, peak_score, severity, detector, acknowledged_at)"
+                " VALUES (%s, %s, 'temperature', %s, now() - interval '5 minutes',"
+                " CASE WHEN %s = 'resolved' THEN now() END, now(), 9, 9, %s, 'test',"
+                " CASE WHEN %s THEN now() END)",
+                (episode_id, entity, status, status, severity, acked),
+            )
+        cur = conn.execute(text)  # type: ignore[arg-type, unused-ignore]
+        assert cur.description is not None
+        names = [c.name for c in cur.description]
+        rows = [r for r in cur.fetchall() if str(r[0]).startswith("alert/")]
+        conn.rollback()
+    assert names == ["entity", "metric", "open_critical"]
+    assert rows == [("alert/dev-1", "temperature", 1)]
 
 
 def test_grafana_role_can_log_in_and_read(demo_db: DemoDb) -> None:
