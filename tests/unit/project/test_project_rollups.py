@@ -40,3 +40,24 @@ def test_the_rollups_include_the_points_not_materialized_yet() -> None:
     found = _materialized_only()
     assert set(found) == {"observations_5m", "observations_1h"}
     assert found == dict.fromkeys(found, "false")
+
+
+_RETENTION = re.compile(r"add_retention_policy\('(\w+)',\s*INTERVAL '(\d+) days?'", re.I)
+_REFRESH = re.compile(
+    r"add_continuous_aggregate_policy\('(\w+)',\s*start_offset => INTERVAL '(\d+) days?'", re.I
+)
+
+
+def test_the_rollups_are_kept_a_bounded_time() -> None:
+    """The retention policy drops the raw points' chunks after 30 days, but a continuous
+    aggregate is a hypertable of its own that no policy pruned: both rollups grew for
+    as long as tsguard ran (100,000 series add 29 million 5-minute rows a day), though
+    the README says storage stays bounded. Each keeps longer than the raw points and
+    than its refresh window reaches back (TimescaleDB refuses a shorter one)."""
+    text = "\n".join(m.text for m in available_migrations(Flavor.TIMESCALEDB))
+    kept = {name: int(days) for name, days in _RETENTION.findall(text)}
+    refreshed = {name: int(days) for name, days in _REFRESH.findall(text)}
+    assert set(refreshed) == set(_materialized_only())
+    for name, reach in refreshed.items():
+        assert name in kept, f"{name} is kept for ever"
+        assert kept[name] > max(reach, kept["observations"]), name
