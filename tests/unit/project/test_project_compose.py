@@ -30,6 +30,19 @@ def test_every_tsguard_variable_is_a_setting() -> None:
     assert used - fields == set()
 
 
+def test_no_service_is_given_a_setting_of_the_local_stack() -> None:
+    """``TSGUARD_STACK_*`` configure ``tsguard stack`` (the services it runs on loopback)
+    and stand in for paths left unset. compose gave every tsguard service
+    ``TSGUARD_STACK_DIR=/data/stack``, which none read: the workers' data dir and the dev
+    key file are set, and the api, forwarder, migrate and topics have no /data volume."""
+    given = set(COMPOSE["x-tsguard-env"])
+    for service in COMPOSE["services"].values():
+        given |= _env_names(service)
+    assert sorted(n for n in given if n.startswith("TSGUARD_STACK_")) == []
+    worker = COMPOSE["x-tsguard-env"]
+    assert worker["TSGUARD_WORKER_DATA_DIR"], "the workers' data dir falls back to the stack's"
+
+
 def test_every_mounted_repo_path_exists() -> None:
     mounts = []
     for name, service in COMPOSE["services"].items():
