@@ -37,7 +37,7 @@ from stream_app.api.roles import ROUTE_ROLES, normalise_template
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState
 from stream_app.settings import Settings
-from stream_app.storage.errors import UNAVAILABLE
+from stream_app.storage.errors import NOT_MIGRATED, NOT_MIGRATED_HINT, UNAVAILABLE
 
 log = logging.getLogger(__name__)
 _KAFKA_RETRY_S = 2.0
@@ -120,6 +120,8 @@ def create_app(
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(PoolTimeout, _unavailable)
     app.add_exception_handler(psycopg.DataError, _unacceptable)
+    for missing in NOT_MIGRATED:  # a database no `tsguard db migrate` (or worker) has seen
+        app.add_exception_handler(missing, _not_migrated)
     app.openapi = _with_reading_schema(app.openapi)  # type: ignore[method-assign]
     return app
 
@@ -160,6 +162,12 @@ def check_route_roles(routes: list[BaseRoute]) -> None:
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+
+async def _not_migrated(_: Request, exc: Exception) -> JSONResponse:
+    # 500 with a traceback before: the API does not migrate (the workers do, at start)
+    log.warning("database schema not migrated: %s", exc)
+    return JSONResponse({"detail": f"database {NOT_MIGRATED_HINT}"}, status_code=503)
 
 
 async def _unacceptable(_: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.api.state import ApiState, api_state
+from stream_app.storage.errors import NOT_MIGRATED_HINT
 
 router = APIRouter(tags=["operations"])
 _PROBE_TIMEOUT_S = 3.0
@@ -21,11 +22,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class NotMigrated(Exception):
+    """The database answers, without the tables the API reads."""
+
+
 async def _check_postgres(state: ApiState) -> None:
     if state.pool is None:
         raise RuntimeError("no pool")
     async with state.pool.connection(timeout=_PROBE_TIMEOUT_S) as conn:
-        await conn.execute("SELECT 1")
+        row = await (await conn.execute("SELECT to_regclass('anomalies') IS NOT NULL")).fetchone()
+        if not (row and row[0]):
+            raise NotMigrated(NOT_MIGRATED_HINT)
 
 
 async def _check_kafka(state: ApiState) -> None:
@@ -36,12 +43,14 @@ async def _check_kafka(state: ApiState) -> None:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable."}})
 async def readyz(state: ApiState = Depends(api_state)) -> JSONResponse:
-    """200 when PostgreSQL and Kafka answer within a few seconds, else 503."""
+    """200 when PostgreSQL (migrated) and Kafka answer within a few seconds, else 503."""
     checks: dict[str, Any] = {}
     for name, probe in (("postgres", _check_postgres), ("kafka", _check_kafka)):
         try:
             await asyncio.wait_for(probe(state), _PROBE_TIMEOUT_S)
             checks[name] = "ok"
+        except NotMigrated as exc:
+            checks[name] = f"error: {exc}"
         except Exception as exc:  # any failure means "not ready"; say which
             checks[name] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())

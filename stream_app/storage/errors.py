@@ -30,6 +30,16 @@ UNAVAILABLE: tuple[type[psycopg.Error], ...] = (
     psycopg.errors.ReadOnlySqlTransaction,
 )
 
+# A table, column or function of the schema missing: the database was never migrated, or
+# by an older release than the one reading it. Not an outage to wait out, nor the
+# client's fault: said as such (the API answered 500 with a traceback).
+NOT_MIGRATED: tuple[type[psycopg.Error], ...] = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+)
+NOT_MIGRATED_HINT = "schema not migrated: run `tsguard db migrate` (a worker does at its start)"
+
 
 @asynccontextmanager
 async def closed_if_read_only(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:

@@ -576,6 +576,55 @@ async def test_readyz_is_503_when_postgres_is_unreachable(
             assert r.status_code == 503
 
 
+async def test_an_api_on_a_database_never_migrated_is_503_and_not_ready(
+    api_env: ApiEnv, dev_key_file: Any, pg_conninfo: str
+) -> None:
+    """The API does not migrate (the workers do, at their start). Started before any had,
+    it answered every database route 500 with a traceback in its log (``relation
+    "anomalies" does not exist``), and /readyz said the database was fine."""
+    import uuid
+
+    import httpx
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+    from pydantic import SecretStr
+
+    from stream_app.api.app import create_app
+    from tests.api.conftest import api_settings
+
+    name = f"api_bare_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        bare = make_conninfo(pg_conninfo, options=f"-c search_path={name}")
+        settings = api_settings(
+            dev_key_file, pg_dsn=SecretStr(bare), kafka_bootstrap_servers="127.0.0.1:1"
+        )
+        app = create_app(settings)
+        op = auth(api_env.tokens.role("operator"))
+        hint = "database schema not migrated: run `tsguard db migrate`"
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["postgres"].startswith(
+                    "error: schema not migrated"
+                ), ready.json()
+                for method, path, body in (
+                    ("GET", "/v1/anomalies", None),
+                    ("GET", "/v1/series", None),
+                    ("POST", "/v1/anomalies/ep-1/ack", {}),
+                ):
+                    r = await client.request(method, path, json=body, headers=op)
+                    assert r.status_code == 503, (path, r.text)
+                    assert r.json()["detail"].startswith(hint), r.json()
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
 async def test_ack_and_label_on_a_read_only_database_are_503_not_500(
     api_env: ApiEnv, dev_key_file: Any
 ) -> None:
