@@ -62,6 +62,19 @@ def _options_parsed() -> Iterator[None]:
         raise typer.BadParameter(str(exc)) from None
 
 
+@contextmanager
+def _outputs_named() -> Iterator[None]:
+    """An output that cannot be written (``--dry-run > /dev/full``, a full disk under
+    ``--ground-truth``) is one line naming it and exit 2, as in ``replay``: not a traceback."""
+    from stream_app.offline.terminal import OutputError
+
+    try:
+        yield
+    except OutputError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
 def _serve_metrics(
     port: int | None, host: str, connector: str, read: Callable[[], Mapping[str, float]]
 ) -> None:
@@ -182,26 +195,27 @@ def _run(
         ) from None
     meter = RateMeter("readings", _say, 5.0)
     _serve_metrics(metrics_port, metrics_host, "simulator", lambda: {"out": meter.count})
-    try:
-        stats = _run_stopping_on_sigterm(
-            run_simulation(
-                sim,
-                load_settings(),
-                meter=meter,
-                count=count,
-                duration=parse_duration(duration) if duration else None,
-                pace=Pace(rate, speedup),
-                dry_run=sys.stdout if dry_run else None,
-                truth_file=writer,
-                report=_say,
+    with _outputs_named():
+        try:
+            stats = _run_stopping_on_sigterm(
+                run_simulation(
+                    sim,
+                    load_settings(),
+                    meter=meter,
+                    count=count,
+                    duration=parse_duration(duration) if duration else None,
+                    pace=Pace(rate, speedup),
+                    dry_run=sys.stdout if dry_run else None,
+                    truth_file=writer,
+                    report=_say,
+                )
             )
-        )
-    except KeyboardInterrupt:
-        _say("stopped")
-        return
-    finally:
-        if writer is not None:
-            writer.close()
+        except KeyboardInterrupt:
+            _say("stopped")
+            return
+        finally:
+            if writer is not None:
+                writer.close()
     if truth:
         _say(f"ground truth: {stats.truth} records in {truth}")
 

@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import orjson
 
+from stream_app.offline.terminal import writing
+
 GT_FIELDS = ("entity", "metric", "kind", "start", "end", "expect_episode", "source")
 
 
@@ -74,17 +76,19 @@ class GroundTruthWriter:
 
     def write(self, records: Iterable[GroundTruth]) -> None:
         """Write and flush, so a crashed run still leaves usable truth behind."""
-        for rec in records:
-            if self._writer is not None:
-                self._writer.writerow([getattr(rec, f.name) for f in fields(GroundTruth)])
-            else:
-                self._fh.write(orjson.dumps(rec.to_dict()).decode() + "\n")
-            self.count += 1
-        self._fh.flush()
+        with writing(str(self.path)):
+            for rec in records:
+                if self._writer is not None:
+                    self._writer.writerow([getattr(rec, f.name) for f in fields(GroundTruth)])
+                else:
+                    self._fh.write(orjson.dumps(rec.to_dict()).decode() + "\n")
+                self.count += 1
+            self._fh.flush()
 
     def close(self) -> None:
         """Close the file."""
-        self._fh.close()
+        with writing(str(self.path)):
+            self._fh.close()
 
     def __enter__(self) -> GroundTruthWriter:
         return self

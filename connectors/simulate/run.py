@@ -22,6 +22,7 @@ import orjson
 from connectors.ingest.producer import BatchProducer, RateMeter
 from connectors.simulate.base import Simulator, Tick, reading_ts
 from connectors.simulate.groundtruth import GroundTruth
+from stream_app.offline.terminal import STDOUT, writing
 from stream_app.settings import Settings
 
 
@@ -116,7 +117,8 @@ async def run_simulation(
     report_every_s: float = 5.0,
     meter: RateMeter | None = None,
 ) -> RunStats:
-    """Run a bounded simulation to Kafka (or ``dry_run``) and return what was sent.
+    """Run a bounded simulation to Kafka (or ``dry_run``, standard output for the command's
+    ``--dry-run``) and return what was sent.
 
     ``meter`` (its ``count`` grows as readings are sent) lets a caller export it.
     """
@@ -141,13 +143,17 @@ async def run_simulation(
                 truth_file.write(truth)
             if producer is None:
                 assert dry_run is not None
-                dry_run.write("".join(orjson.dumps(r).decode() + "\n" for r in readings))
+                with writing(STDOUT):
+                    dry_run.write("".join(orjson.dumps(r).decode() + "\n" for r in readings))
             else:
                 await _produce_tick(producer, settings, readings, truth)
             meter.add(len(readings))
             meter.maybe_report()
         if producer is not None:
             await producer.flush()
+        elif dry_run is not None:
+            with writing(STDOUT):
+                dry_run.flush()
     finally:
         if producer is not None:
             await producer.stop()

@@ -112,9 +112,10 @@ def _through_files(source: Path, output: Path) -> Iterator[tuple[Path, Path]]:
                 raise
             raise MalformedCsvError(Path("<stdin>"), exc.line, exc.reason) from None
         if output == STDIO:
-            with target.open("rb") as handle:
+            from stream_app.offline.terminal import STDOUT, writing
+
+            with target.open("rb") as handle, writing(STDOUT, flush=sys.stdout):
                 shutil.copyfileobj(handle, sys.stdout.buffer)
-            sys.stdout.flush()
 
 
 @app.command()
@@ -259,6 +260,7 @@ def detectors(
     from benchmarks.detectors import run_bench
     from stream_app.build_info import describe
     from stream_app.offline.replay import load_config
+    from stream_app.offline.terminal import STDOUT, writing
 
     console = Console(stderr=True)
     with _bad_input():
@@ -272,19 +274,24 @@ def detectors(
         )
     if result["build"] != "compiled":
         console.print(f"note: {describe()}; `make bench` measures the wheel")
-    if as_json:
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
-        return
-    table = Table(title=f"detectors, {points} points, median of {repeats}")
-    table.add_column("detector")
-    table.add_column("points/s", justify="right")
-    table.add_column("tsguard ratio", justify="right")
-    table.add_row("tsguard", f"{result['tsguard_points_per_s']:,}", "1")
-    table.add_row("river_hst", f"{result['river_hst_points_per_s']:,}", str(result["ratio_hst"]))
-    table.add_row("river_sad", f"{result['river_sad_points_per_s']:,}", str(result["ratio_sad"]))
-    Console().print(table)
-    Console().print(f"state bytes per series: {result['state_bytes_per_series']}")
-    Console().print(f"build: {result['build']}")
+    with _bad_input(), writing(STDOUT, flush=sys.stdout):
+        if as_json:
+            sys.stdout.write(orjson.dumps(result).decode() + "\n")
+            return
+        table = Table(title=f"detectors, {points} points, median of {repeats}")
+        table.add_column("detector")
+        table.add_column("points/s", justify="right")
+        table.add_column("tsguard ratio", justify="right")
+        table.add_row("tsguard", f"{result['tsguard_points_per_s']:,}", "1")
+        table.add_row(
+            "river_hst", f"{result['river_hst_points_per_s']:,}", str(result["ratio_hst"])
+        )
+        table.add_row(
+            "river_sad", f"{result['river_sad_points_per_s']:,}", str(result["ratio_sad"])
+        )
+        Console().print(table)
+        Console().print(f"state bytes per series: {result['state_bytes_per_series']}")
+        Console().print(f"build: {result['build']}")
 
 
 @bench_app.command()
@@ -311,6 +318,7 @@ def pipeline(
 
     from benchmarks.pipeline import run_pipeline_bench
     from benchmarks.pipeline_load import PipelinePlan
+    from stream_app.offline.terminal import STDOUT, writing
     from stream_app.settings import load_settings
 
     plan = PipelinePlan(
@@ -326,10 +334,11 @@ def pipeline(
             param_hint="--readings",
         )
     result = run_pipeline_bench(settings, plan, lambda text: typer.echo(text, err=True))
-    if as_json:
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
-        return
-    for key, value in result.items():
-        typer.echo(
-            f"{key:>30}  {value:,}" if isinstance(value, int | float) else f"{key:>30}  {value}"
-        )
+    with _bad_input(), writing(STDOUT, flush=sys.stdout):
+        if as_json:
+            sys.stdout.write(orjson.dumps(result).decode() + "\n")
+            return
+        for key, value in result.items():
+            typer.echo(
+                f"{key:>30}  {value:,}" if isinstance(value, int | float) else f"{key:>30}  {value}"
+            )

@@ -20,7 +20,14 @@ from stream_app.offline.evaluate import (
     run_all,
 )
 from stream_app.offline.replay import load_config
-from stream_app.offline.terminal import first_of, plain_console, text_name, visible
+from stream_app.offline.terminal import (
+    STDOUT,
+    first_of,
+    plain_console,
+    text_name,
+    visible,
+    writing,
+)
 
 SHORT = {
     "nab_standard": "NAB std",
@@ -169,13 +176,14 @@ def run_evaluate(
         title = f"tsguard evaluate {text_name(data.name) if data else 'generated families'}"
         target = write_report(report, series, result, title)
         console.print(f"report: {visible(str(target))}")
-    if as_json:
-        result["not_evaluated"] = not_evaluated
-        result["skipped"] = [named(p) for p in skipped]
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return len(unreadable), tried
-    out = plain_console()
-    out.print(series_table(result))
-    out.print(family_table(result))
-    out.print(overall_table(result))
+    with writing(STDOUT, flush=sys.stdout):
+        if as_json:
+            result["not_evaluated"] = not_evaluated
+            result["skipped"] = [named(p) for p in skipped]
+            sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return len(unreadable), tried
+        out = plain_console()
+        out.print(series_table(result))
+        out.print(family_table(result))
+        out.print(overall_table(result))
     return len(unreadable), tried

@@ -34,6 +34,7 @@ from stream_app.offline.csvio import (
     read_text,
     spreadsheet_text,
 )
+from stream_app.offline.terminal import writing
 
 if TYPE_CHECKING:
     from stream_app.core import EngineConfig, EntityProcessor, EpisodeEvent
@@ -304,13 +305,8 @@ def write_output(header: Sequence[str], rows: Iterable[Sequence[str]], destinati
         # a device, a named pipe or a socket (-o /dev/stdout, -o /dev/null, -o >(gzip)):
         # written into, never renamed over, which would put a file in the device's place;
         # what was written stays there if a later row is malformed
-        try:
-            with destination.open("w", newline="", encoding="utf-8") as handle:
-                write_rows(handle)
-        except BrokenPipeError:
-            raise  # the reader went away (-o /dev/stdout | head): ends quietly
-        except OSError as exc:  # -o /dev/full: the output named, as for a file
-            raise OSError(f"cannot write {destination}: {exc.strerror or exc}") from exc
+        with writing(str(destination)), destination.open("w", newline="", encoding="utf-8") as out:
+            write_rows(out)
         return
     # an output that is a hard link to the input gets a new file instead of overwriting it
     write_replacing(target, write_rows, str(destination))
@@ -324,19 +320,16 @@ def write_replacing(target: Path, write: Callable[[TextIO], None], shown: str) -
     error met ("No such file or directory: '/proc/.version.8060.partial'" for
     ``-o /proc/version``)."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("w", newline="", encoding="utf-8") as handle:
-            write(handle)
-        os.replace(partial, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise OSError(f"cannot write {shown}: {exc.strerror or exc}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise
+    with writing(shown):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("w", newline="", encoding="utf-8") as handle:
+                write(handle)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise
 
 
 def flag_ahead(

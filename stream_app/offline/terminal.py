@@ -7,13 +7,17 @@ A file name may hold anything but ``/`` and NUL. Printed through Rich with marku
 escape sequence in a name reached the terminal, and a bidirectional override turned
 the rest of its line around (in the report too). So the offline consoles print without
 markup, and names go through :func:`visible` first.
+
+An output they cannot write is named too (:func:`writing`), standard output as much as
+a file.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -68,3 +72,36 @@ def plain_console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, markup=False)
+
+
+STDOUT = "standard output"
+
+
+class OutputError(OSError):
+    """An output that could not be written, named as the user knows it."""
+
+
+@contextmanager
+def writing(shown: str, flush: IO[Any] | None = None) -> Iterator[None]:
+    """An ``OSError`` met while writing the output ``shown`` (a full disk, ``/dev/full``)
+    becomes :class:`OutputError` ``cannot write <shown>: <why>``, which the commands say
+    in one line (exit 2); one already named is left as it is. A reader that went away
+    (``| head``) is left to Click, which ends the command quietly with exit 1.
+
+    ``flush`` (standard output) is flushed before the block ends: what stayed in its
+    buffer failed only as Python exited, with "Exception ignored" and exit 120.
+
+    >>> with writing("/dev/full"):
+    ...     raise OSError(28, "No space left on device")
+    Traceback (most recent call last):
+    ...
+    stream_app.offline.terminal.OutputError: cannot write /dev/full: No space left on device
+    """
+    try:
+        yield
+        if flush is not None:
+            flush.flush()
+    except (BrokenPipeError, OutputError):
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from exc

@@ -239,3 +239,70 @@ def test_migrate_that_waited_in_vain_says_so_in_one_line() -> None:
     assert done.returncode == 1, done.stderr
     assert "PostgreSQL not reachable yet" in done.stderr
     assert "tsguard: cannot reach PostgreSQL" in done.stderr and "Traceback" not in done.stderr
+
+
+def _series_csv(path: Path, points: int = 300) -> Path:
+    rows = "".join(f"{1_700_000_000 + 60 * i},{i % 13},{int(i == 250)}\n" for i in range(points))
+    path.write_text("timestamp,value,label\n" + rows, encoding="utf-8")
+    return path
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench", "detectors", "--json", "--points", "100", "--repeats", "1"],
+        ["bench", "detectors", "--points", "100", "--repeats", "1"],
+        ["evaluate", "{csv}", "--json"],
+        ["evaluate", "{csv}"],
+        ["replay", "{csv}", "-o", "-"],
+        ["simulate", "iot", "--dry-run", "--count", "5", "--start", "2024-01-01T00:00:00Z"],
+        ["simulate", "market", "--dry-run", "--count", "5", "--start", "2024-01-02T15:00:00Z"],
+    ],
+    ids=[
+        "bench-json",
+        "bench-table",
+        "evaluate-json",
+        "evaluate-tables",
+        "replay",
+        "iot",
+        "market",
+    ],
+)
+def test_a_standard_output_that_cannot_be_written_is_one_line(
+    args: list[str], tmp_path: Path
+) -> None:
+    """``> /dev/full``: bench and the simulators ended with a traceback (exit 1), evaluate
+    and ``replay -o -`` said "[Errno 28] No space left on device" without naming what."""
+    csv = str(_series_csv(tmp_path / "s.csv"))
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "stream_app.cli", *(a.format(csv=csv) for a in args)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: cannot write standard output: No space left on device"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_ground_truth_file_that_cannot_be_written_is_named() -> None:
+    args = ["--dry-run", "--count", "2000", "--anomaly-rate", "0.5", "--ground-truth", "/dev/full"]
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_app.cli", "simulate", "iot", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: cannot write /dev/full: No space left on device"
+    )
