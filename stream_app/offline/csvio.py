@@ -335,13 +335,17 @@ def _read_row(
 
 
 def find_csvs(root: Path) -> list[Path]:
-    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted). A
-    link named ``.csv`` that leads nowhere is listed too, so reading it says so
-    instead of the file being left out unnamed."""
+    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted), the
+    suffix in any case: a spreadsheet's ``EXPORT.CSV`` was left out without a word. A
+    link named ``.csv`` that leads nowhere is listed too, so reading it says so instead
+    of the file being left out unnamed."""
     if root.is_file():
         return [root]
+    # (Python 3.11's glob has no case_sensitive=False)
     return sorted(
-        p for p in root.rglob("*.csv") if p.is_file() or (p.is_symlink() and not p.exists())
+        p
+        for p in root.rglob("*.[cC][sS][vV]")
+        if p.is_file() or (p.is_symlink() and not p.exists())
     )
 
 

@@ -69,6 +69,16 @@ def test_windows_come_from_windows_json_or_from_labels(tmp_path: Path) -> None:
     assert by_name["c.csv"].windows == []
 
 
+def test_a_folder_finds_csvs_whatever_the_case_of_their_suffix(tmp_path: Path) -> None:
+    """``group/D.CSV`` was left out of the evaluation without a word."""
+    root = _dataset(tmp_path)
+    _labelled_csv(root / "group" / "D.CSV", 300, [200], seed=4)
+    series, skipped = load_dataset(root)
+    assert [s.name for s in series] == ["c.csv", "group/D.CSV", "group/a.csv", "group/b.csv"]
+    assert [p.name for p in skipped] == ["index.csv"]
+    assert series[1].windows == [(187, 217)]  # NAB's rule on its labels
+
+
 def test_windows_json_takes_epoch_seconds_too(tmp_path: Path) -> None:
     root = _dataset(tmp_path)
     windows = {"group/a.csv": [[START + 60 * 290, _iso(START + 60 * 320)]]}

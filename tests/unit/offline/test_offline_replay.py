@@ -74,6 +74,19 @@ def test_folder_skips_csvs_that_are_not_series(tmp_path: Path) -> None:
     assert [p.name for p in out.rglob("*.csv")] == ["a.csv"]
 
 
+def test_a_folder_finds_csvs_whatever_the_case_of_their_suffix(tmp_path: Path) -> None:
+    """``EXPORT.CSV`` (a spreadsheet's, a Windows tool's) was left out of a folder without
+    a word; the output keeps its name."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _series_csv(src / "a.csv", 50)
+    _series_csv(src / "plant" / "EXPORT.CSV", 60)
+    _series_csv(src / "b.Csv", 40)
+    result = CliRunner().invoke(app, ["replay", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "replayed 3 file(s), 150 row(s)" in result.stderr
+    assert len(_rows(out / "plant" / "EXPORT.CSV")) == 60 and (out / "b.Csv").is_file()
+
+
 def test_a_list_of_skipped_csvs_cut_short_says_how_many_more(tmp_path: Path) -> None:
     """It said "skipped 6 CSV(s)" and named 5, with no sign of the sixth."""
     src, out = tmp_path / "in", tmp_path / "out"
