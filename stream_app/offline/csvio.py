@@ -335,11 +335,11 @@ def _read_row(
 
 
 def find_csvs(root: Path) -> list[Path]:
-    """The CSV file itself, or every ``*.csv`` under a folder (recursively, sorted), the
-    suffix in any case: a spreadsheet's ``EXPORT.CSV`` was left out without a word. A
-    link named ``.csv`` that leads nowhere is listed too, so reading it says so instead
-    of the file being left out unnamed."""
-    if root.is_file():
+    """The CSV file itself (or pipe, ``<(zcat x.csv.gz)``), or every ``*.csv`` under a
+    folder (recursively, sorted), the suffix in any case: a spreadsheet's ``EXPORT.CSV``
+    was left out without a word. A link named ``.csv`` that leads nowhere is listed too,
+    so reading it says so instead of the file being left out unnamed."""
+    if not root.is_dir():
         return [root]
     # (Python 3.11's glob has no case_sensitive=False)
     return sorted(

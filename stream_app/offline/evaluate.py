@@ -22,8 +22,12 @@ the best corpus-wide episode F1 (chosen in hindsight, which favours the baseline
 from __future__ import annotations
 
 import itertools
+import shutil
+import stat
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,20 +195,23 @@ def load_dataset(
             ends = [key for key in ts_windows if key.endswith("/" + name)]
             name = ends[0] if len(ends) == 1 else name
         try:
-            labelled = has_columns(path, ("timestamp", "value", "label"))
-            if windows_file is None:
-                keep = labelled
-            else:
-                keep = name in ts_windows and (
-                    labelled or has_columns(path, ("timestamp", "value"))
+            with _read_twice(path) as readable:
+                labelled = has_columns(readable, ("timestamp", "value", "label"))
+                if windows_file is None:
+                    keep = labelled
+                else:
+                    keep = name in ts_windows and (
+                        labelled or has_columns(readable, ("timestamp", "value"))
+                    )
+                # a value that is not a number is left out of the series, as replay's
+                # invalid_value: before, one such cell threw the whole series out
+                table = (
+                    read_series_csv(
+                        readable, ("value",), with_labels=labelled, keep_invalid_values=True
+                    )
+                    if keep
+                    else None
                 )
-            # a value that is not a number is left out of the series, as replay's
-            # invalid_value: before, one such cell threw the whole series out
-            table = (
-                read_series_csv(path, ("value",), with_labels=labelled, keep_invalid_values=True)
-                if keep
-                else None
-            )
         except (OSError, MalformedCsvError) as exc:
             if single or on_unreadable is None:
                 raise
@@ -235,6 +242,25 @@ def load_dataset(
             + (f" (its first entry: {example!r}, a path under that folder)" if example else "")
         )
     return loaded, skipped
+
+
+@contextmanager
+def _read_twice(path: Path) -> Iterator[Path]:
+    """``path``, or for a named pipe (``evaluate <(zcat x.csv.gz)``) a copy of all it gives
+    in a temporary folder: a CSV is read for its header, then for its rows, and a pipe is
+    read once (it said "no CSV with timestamp,value,label columns", as a folder without
+    one would). An error in the copy names the pipe."""
+    if not stat.S_ISFIFO(path.stat().st_mode):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tsguard-evaluate-") as folder:
+        copy = Path(folder) / "pipe.csv"
+        with path.open("rb") as pipe, copy.open("wb") as handle:
+            shutil.copyfileobj(pipe, handle)
+        try:
+            yield copy
+        except MalformedCsvError as exc:
+            raise MalformedCsvError(path, exc.line, exc.reason) from None
 
 
 def _note_unmatched_keys(

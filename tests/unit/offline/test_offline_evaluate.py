@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -319,6 +321,43 @@ def test_one_file_is_evaluated_as_in_its_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", str(root / "group" / "a.csv"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["series_count"] == 1
+
+
+def _fed(pipe: Path, data: bytes) -> threading.Thread:
+    """A named pipe at ``pipe`` that gives ``data`` to its first reader."""
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        with pipe.open("wb") as handle:
+            handle.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    return writer
+
+
+def test_a_named_pipe_is_evaluated_as_the_file_it_gives(tmp_path: Path) -> None:
+    """``tsguard evaluate <(zcat x.csv.gz)``: before, "no CSV with timestamp,value,label
+    columns" (replay took it); a pipe is read once, and its header is read first."""
+    _labelled_csv(tmp_path / "a.csv", 3000, [2000], seed=5)
+    (from_file,), _ = load_dataset(tmp_path / "a.csv")
+    writer = _fed(tmp_path / "pipe", (tmp_path / "a.csv").read_bytes())
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pipe"), "--json"])
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["points"] == 3000
+    writer = _fed(tmp_path / "again", (tmp_path / "a.csv").read_bytes())
+    (piped,), _ = load_dataset(tmp_path / "again")
+    assert (piped.timestamps, piped.values) == (from_file.timestamps, from_file.values)
+    assert (piped.name, piped.windows) == ("again", from_file.windows)
+
+
+def test_a_malformed_row_of_a_named_pipe_names_the_pipe(tmp_path: Path) -> None:
+    rows = b"timestamp,value,label\n1700000000,1,0\n1700000060,2\n"
+    _fed(tmp_path / "pipe", rows)
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pipe")])
+    assert result.exit_code == 2
+    assert f"error: malformed CSV: {tmp_path / 'pipe'}:3: expected 3 fields" in result.stderr
 
 
 def test_nab_labelling_ignores_windows_json(tmp_path: Path) -> None:
