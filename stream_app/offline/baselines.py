@@ -29,7 +29,11 @@ HST_WINDOW = 250
 ZSCORE_WINDOW = 500
 ZSCORE_MIN_POINTS = 30
 ZSCORE_SIGMAS = 3.0
-_CHUNK = 8192
+# values in a chunk's window matrix (rows x window): 4 MB of float64 for each of the few
+# arrays made from it. Rows of 8,192 (whatever the window) made 33 MB arrays, 137 MB at
+# once, which was most of what `evaluate` held beyond its imports. Each row is summed
+# alone, so a chunk's size does not change a score.
+_CHUNK_VALUES = 1 << 19
 
 
 def hst_scores(values: Sequence[float | None], seed: int = 42) -> FloatArray:
@@ -68,8 +72,9 @@ def zscore_scores(
     scores = np.zeros(len(raw), dtype=np.float64)
     series = raw[finite]
     padded = np.concatenate((np.full(window, np.nan), series))
-    for start in range(0, len(series), _CHUNK):
-        stop = min(start + _CHUNK, len(series))
+    rows = max(1, _CHUNK_VALUES // window)
+    for start in range(0, len(series), rows):
+        stop = min(start + rows, len(series))
         # row j holds the `window` values before series[start + j]
         past = np.lib.stride_tricks.sliding_window_view(padded[start : stop + window - 1], window)
         present = np.isfinite(past)
