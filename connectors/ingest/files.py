@@ -68,6 +68,9 @@ class Malformed:
 
 
 Row = tuple[float, dict[str, Any] | Malformed]
+# a row as read: its time (of the last reading before, for a malformed one), the row,
+# where it is and its raw text
+_Read = tuple[float, dict[str, Any] | Malformed, str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,12 @@ class _Lines:
 
 def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:
     """Rows of a CSV file with a header line; ``location`` is ``path:line`` (the line a
-    row begins on). A line the csv module cannot parse is one malformed row."""
+    row begins on). A line the csv module cannot parse is one malformed row, and so is a
+    row dated ahead of the rows after it (:func:`_ahead_left_out`)."""
+    return _ahead_left_out(_csv_rows(path, cmap, now))
+
+
+def _csv_rows(path: Path, cmap: ColumnMap, now: float | None) -> Iterator[_Read]:
     # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
         lines = _Lines(fh)
@@ -257,7 +265,12 @@ def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[
                     )
                 lines.skip_first()
                 reader = csv.reader(lines, strict=True)
-                yield last_ts, Malformed(location, "schema", f"not CSV: {detail}", raw)
+                yield (
+                    last_ts,
+                    Malformed(location, "schema", f"not CSV: {detail}", raw),
+                    location,
+                    raw,
+                )
                 continue
             if not cells:
                 continue
@@ -271,11 +284,16 @@ def read_csv(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[
                 item = conv.convert(dict(zip(header, cells, strict=True)), location, raw)
             if isinstance(item, dict):
                 last_ts = item["ts"]
-            yield last_ts, item
+            yield last_ts, item, location, raw
 
 
 def read_parquet(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:
-    """Rows of a Parquet file (needs pyarrow); ``location`` is ``path:row N`` (1-based)."""
+    """Rows of a Parquet file (needs pyarrow); ``location`` is ``path:row N`` (1-based).
+    A row dated ahead of the rows after it is malformed (:func:`_ahead_left_out`)."""
+    return _ahead_left_out(_parquet_rows(path, cmap, now))
+
+
+def _parquet_rows(path: Path, cmap: ColumnMap, now: float | None) -> Iterator[_Read]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -289,10 +307,38 @@ def read_parquet(path: Path, cmap: ColumnMap, now: float | None = None) -> Itera
         for row in batch.to_pylist():
             n += 1
             raw = orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS)
-            item = conv.convert(row, f"{path}:row {n}", raw)
+            location = f"{path}:row {n}"
+            item = conv.convert(row, location, raw)
             if isinstance(item, dict):
                 last_ts = item["ts"]
-            yield last_ts, item
+            yield last_ts, item, location, raw
+
+
+def _ahead_left_out(rows: Iterator[_Read]) -> Iterator[Row]:
+    """``rows`` as readings and malformed rows, a reading dated ahead of the rows after it
+    (:func:`~stream_app.offline.replay.rows_dated_ahead`: a year typed wrong, a clock
+    that ran ahead for a few rows) made a malformed ``bad_timestamp`` row. Replayed, it
+    moved its series' clock ahead, and the worker dead-lettered every later row of the
+    series as late until the file caught up with it (89 of 100 rows of a backfill, for
+    one row dated 28 days ahead); ``tsguard replay`` leaves such a row out the same way."""
+    from stream_app.offline.replay import flag_ahead
+
+    kept = 0.0  # the time of the last reading kept: the merge's order of the rows after
+    for (ts, item, location, raw), ahead in flag_ahead(
+        rows, ts=lambda row: row[0] if isinstance(row[1], dict) else None
+    ):
+        if not ahead:
+            if isinstance(item, dict):
+                kept = ts
+            yield kept, item
+            continue
+        when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+        detail = (
+            f"{when} is ahead of the rows after it, which go on from the rows before it (a"
+            " typo, a clock that ran ahead): left out, or every later row of its series"
+            " would be late"
+        )
+        yield kept, Malformed(location, "bad_timestamp", detail, raw)
 
 
 def read_file(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:

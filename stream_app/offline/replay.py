@@ -336,16 +336,21 @@ def flag_ahead(
     rows: Iterable[_Row],
     lateness: float = 0.0,
     look: int = AHEAD_LOOK,
-    ts: Callable[[_Row], float] = attrgetter("ts"),
+    ts: Callable[[_Row], float | None] = attrgetter("ts"),
 ) -> Iterator[tuple[_Row, bool]]:
     """Each row with whether it is dated ahead (:func:`rows_dated_ahead`), decided as
-    soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held.
-    ``ts`` reads a row's time.
+    soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held
+    (and the rows without a time between them). ``ts`` reads a row's time; a row it
+    gives None (one that could not be read) is never ahead and is not one of the rows
+    that decide, and keeps its place.
 
     >>> from stream_app.offline.csvio import SeriesRow
     >>> rows = [SeriesRow("", t, [], [], (), None) for t in [1, 2, 3, 9e9, *range(4, 13)]]
     >>> [i for i, (_, ahead) in enumerate(flag_ahead(rows)) if ahead]
     [3]
+    >>> times = [1, 2, 3, 9e9, None, 4, None, *range(5, 13)]
+    >>> [(t, ahead) for t, ahead in flag_ahead(times, ts=lambda t: t)][2:7]
+    [(3, False), (9000000000.0, True), (None, False), (4, False), (None, False)]
     """
     held: deque[_Row] = deque()
     times: deque[float] = deque()  # the held rows' times: the `look` after the one decided
@@ -361,15 +366,26 @@ def flag_ahead(
             newest = t
         return ahead
 
+    def release() -> Iterator[tuple[_Row, bool]]:
+        """The held rows up to the first with a time, that one decided."""
+        while held:
+            first = held.popleft()
+            t = ts(first)
+            if t is None:
+                yield first, False
+                continue
+            yield first, decide(times.popleft())
+            return
+
     for row in rows:
         held.append(row)
-        times.append(ts(row))
-        if len(held) > look:
-            first = held.popleft()
-            yield first, decide(times.popleft())
+        t = ts(row)
+        if t is not None:
+            times.append(t)
+        if len(times) > look:
+            yield from release()
     while held:
-        first = held.popleft()
-        yield first, decide(times.popleft())
+        yield from release()
 
 
 def _file_to_replace(destination: Path) -> Path | None:

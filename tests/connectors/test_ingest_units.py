@@ -55,6 +55,40 @@ def test_csv_rows_become_readings_and_bad_rows_name_file_and_line(tmp_path: Path
     assert bad[3].raw == b"2026-01-05 00:05:00,72"
 
 
+def test_a_row_dated_ahead_of_the_rows_after_it_is_malformed_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """A backfill with one row whose date was typed 28 days ahead: replayed, it moved its
+    series' clock, and the worker dead-lettered 89 of the 100 rows after it as late
+    (review rev66d). It is now a malformed row, as ``tsguard replay`` leaves it out."""
+    start = 1_767_571_200  # 2026-01-05
+    rows = ["ts,entity,temp"]
+    for i in range(100):
+        for device in ("a", "b"):  # two devices, interleaved in time order
+            ts = start + 60 * i + (28 * 86_400 if (i, device) == (30, "a") else 0)
+            rows.append(f"{ts},{device},{20 + i % 7}")
+    rows.insert(40, "oops,a,1")  # a row that cannot be read, among the rows deciding
+    path = tmp_path / "backfill.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = list(read_csv(path, ColumnMap(entity_column="entity"), now=start + 86_400 * 40))
+    bad = [(item.location, item.reason) for _, item in out if isinstance(item, Malformed)]
+    assert bad == [(f"{path}:41", "bad_timestamp"), (f"{path}:63", "bad_timestamp")]
+    ahead = next(i for _, i in out if isinstance(i, Malformed) and i.location.endswith(":63"))
+    assert "2026-02-02T00:30:00Z is ahead of the rows after it" in ahead.detail
+    good = [item for _, item in out if isinstance(item, dict)]
+    assert len(good) == 199
+    for device in ("a", "b"):
+        times = [g["ts"] for g in good if g["entity"] == device]
+        assert times == sorted(times) and times[-1] < start + 86_400  # nothing late after
+    keys = [ts for ts, _ in out]
+    assert keys == sorted(keys)  # the merge of several files keeps its order
+    # newest first, or a clock set back for good: nothing is ahead, as in the worker
+    flipped = tmp_path / "newest_first.csv"
+    flipped.write_text("\n".join([rows[0], *reversed(rows[1:])]) + "\n")
+    read = list(read_csv(flipped, ColumnMap(entity_column="entity"), now=start + 86_400 * 40))
+    assert sum(isinstance(i, Malformed) for _, i in read) == 1  # the unreadable row only
+
+
 def test_a_quote_never_closed_costs_its_own_line_only(tmp_path: Path) -> None:
     """Without strict parsing the quote swallowed every later line into one cell; now
     the line is one malformed row and the lines after it are read again."""
