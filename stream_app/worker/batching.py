@@ -105,7 +105,7 @@ class EventBatcher:
         self._closing = True
         async with self._lock:
             await self._settle()
-            self._save_every_partition()
+            await self._save_every_partition()
 
     async def checkpoint(self, within_s: float) -> bool:
         """A rebalance is about to take every partition: finish every write in flight,
@@ -145,17 +145,17 @@ class EventBatcher:
                 if waiting:
                     return False
             await self._settle()
-            self._save_every_partition()
+            await self._save_every_partition()
             return True
         finally:
             self._lock.release()
 
-    def _save_every_partition(self) -> None:
+    async def _save_every_partition(self) -> None:
         """Every batch durable: snapshot and save each partition with changes, acking
         what the snapshots cover."""
         checkpointer = self._checkpointer
         for partition in checkpointer.pending():
-            checkpointer.save(checkpointer.snapshot(partition))
+            checkpointer.save(await checkpointer.snapshot(partition))
 
     def hold_off(self) -> None:
         """Partitions were taken away: score nothing until :meth:`reopen`."""
@@ -250,7 +250,8 @@ class EventBatcher:
             return
         models = self._checkpointer.models
         out = self._pipeline.score(records)  # Faust consumer messages are Records
-        snapshot = None if partition is None else self._checkpointer.snapshot(partition)
+        # packed in slices with the lock held: the loop runs, no batch is scored
+        snapshot = None if partition is None else await self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
             await self._inflight.pop(0)
         after = self._inflight[-1] if self._inflight else None

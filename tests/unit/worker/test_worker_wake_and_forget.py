@@ -156,7 +156,7 @@ def test_a_departed_device_saved_by_an_older_release_is_forgotten_too() -> None:
     assert "busy" in store
 
 
-def test_the_checkpointer_reports_a_saved_deletion() -> None:
+async def test_the_checkpointer_reports_a_saved_deletion() -> None:
     from stream_app.metrics import build_metrics
     from stream_app.worker.checkpoint import Checkpointer
 
@@ -181,7 +181,7 @@ def test_the_checkpointer_reports_a_saved_deletion() -> None:
         generation=lambda: 0,
     )
     cp.touched([(0, "e")])
-    assert cp.save(cp.snapshot(0))
+    assert cp.save(await cp.snapshot(0))
     assert table == {} and states.gone == ["e"]
 
 
