@@ -38,6 +38,7 @@ from stream_app.worker.faust_app import (
 from stream_app.worker.faust_compat import (
     STALL_EXIT_CODE,
     StallWatchdog,
+    TableChangelog,
     end_offsets,
     start_offsets,
 )
@@ -87,7 +88,10 @@ class Worker:
             metrics,
             base_rules,
             sink=self.sink,
-            table=self.table,
+            # the local store: the checkpoints' changelog records go out in batches
+            # (TableChangelog), not one by one through Faust's table
+            table=self.table.data,
+            changelog=TableChangelog(app, self.table),
             producer=producer,
             consumer=FaustConsumer(app),
             on_fatal=self._fatal,

@@ -155,7 +155,7 @@ class EventBatcher:
         what the snapshots cover."""
         checkpointer = self._checkpointer
         for partition in checkpointer.pending():
-            checkpointer.save(await checkpointer.snapshot(partition))
+            await checkpointer.save(await checkpointer.snapshot(partition))
 
     def hold_off(self) -> None:
         """Partitions were taken away: score nothing until :meth:`reopen`."""
@@ -286,7 +286,7 @@ class EventBatcher:
                 return
             self._checkpointer.hold(records)
             if snapshot is not None:
-                self._checkpointer.save(snapshot)
+                await self._checkpointer.save(snapshot)
             await self._pipeline.publish(out)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database

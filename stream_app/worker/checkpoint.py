@@ -12,8 +12,9 @@ their last snapshot and the durable records not yet acked. The batcher asks
 it whether a partition is due after scoring a batch, takes a
 :meth:`~Checkpointer.snapshot` (CPU only, in slices: the event loop runs
 between them, no batch is scored), and has it :meth:`~Checkpointer.save`\\ d
-once that batch and all before it are durable; saving writes the state table
-and acks the partition's held records.
+once that batch and all before it are durable; saving writes the state table,
+waits until its changelog records are delivered, then acks the partition's
+held records.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +41,9 @@ MAX_STATE_BLOB = 900_000
 # 0.15 ms (pure-Python build): a snapshot of 5,000 entities held the loop 0.6-1.2 s,
 # timers and the consumer's heartbeats waiting behind it.
 DUMP_SLICE = 200
+
+# A changed entity's new packed state, or None: deleted (it was forgotten).
+Change = tuple[bytes, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class Checkpointer:
     partition's records (partition -1: operator feedback) go with whichever
     snapshot comes next; that is safe because each entity's blob carries the
     offset of the last reading it reflects.
+
+    ``table`` is the local copy of the state; ``changelog``, when given, makes
+    each save's changes durable before its records are acked (the Faust worker
+    writes its table's changelog there, see
+    :class:`~stream_app.worker.faust_compat.TableChangelog`).
     """
 
     def __init__(
@@ -80,9 +89,11 @@ class Checkpointer:
         ack: Callable[[Record], Any],
         generation: Callable[[], int],
         clock: Callable[[], float] = time.time,
+        changelog: Callable[[list[Change]], Awaitable[None]] | None = None,
     ) -> None:
         self._states = states
         self._table = table
+        self._changelog = changelog
         self._metrics = metrics
         self._every_s = every_s
         self._ack = ack
@@ -190,17 +201,20 @@ class Checkpointer:
         """Whether the table may not hold ``entity``'s live state yet (changed, or not saved)."""
         return entity in self._unsaved or any(entity in d for d in self._dirty.values())
 
-    def save(self, snapshot: Snapshot) -> bool:
+    async def save(self, snapshot: Snapshot) -> bool:
         """Write a snapshot to the table and ack its partition's held records.
 
         Call only once the batch the snapshot was taken after, and every batch
-        before it, is durable. False (nothing saved or acked) when the models
-        were dropped since the snapshot was taken.
+        before it, is durable. The records are acked once the changelog has the
+        snapshot's states (a failed delivery raises, and nothing is acked). False
+        (nothing saved or acked) when the models were dropped since the snapshot
+        was taken, or while its changelog records were on their way.
         """
         if snapshot.generation != self._models:
             return False
         for entity in snapshot.blobs:
             self._release(entity)
+        changes: list[Change] = []
         if self._table is not None:
             table = self._table
             for entity, blob in snapshot.blobs.items():
@@ -208,13 +222,19 @@ class Checkpointer:
                 if not blob:  # forgotten: deleted (a tombstone in the changelog)
                     if key in table:
                         del table[key]
+                        changes.append((key, None))
                     self._total -= self._sizes.pop(entity, 0)
                     self._states.deleted(entity)
                     continue
                 table[key] = blob
+                changes.append((key, blob))
                 self._total += len(blob) - self._sizes.get(entity, 0)
                 self._sizes[entity] = len(blob)
             self._metrics.state_bytes.set(self._total)
+        if changes and self._changelog is not None:
+            await self._changelog(changes)
+            if snapshot.generation != self._models:
+                return False  # the partitions went meanwhile: their acks are not ours
         current = self._group_generation()
         for record in self._held.pop(snapshot.partition, ()):
             if record.generation_id in (None, current):

@@ -1,7 +1,8 @@
 """Everything a worker does between a fetched record and an acked offset, without Faust.
 
 :class:`WorkerCore` takes its dependencies in its constructor: the sink, the
-state table (any mutable mapping), a producer for events and dead letters, a
+state table (any mutable mapping) and, if the table's changes need making
+durable apart from it, its changelog, a producer for events and dead letters, a
 consumer handle (ack, group generation, seek), the metrics and a clock. The
 Faust worker (:mod:`stream_app.worker.app`) passes adapters to its app; the
 in-memory tests pass lists and a dict, and run the same code.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
 from stream_app.core import EngineConfig
@@ -19,7 +20,7 @@ from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 from stream_app.storage import Sink
 from stream_app.worker.batching import EventBatcher
-from stream_app.worker.checkpoint import Checkpointer
+from stream_app.worker.checkpoint import Change, Checkpointer
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.feed import Record, RecordFeed
@@ -68,6 +69,7 @@ class WorkerCore:
         on_progress: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         feed: RecordFeed | None = None,
+        changelog: Callable[[list[Change]], Awaitable[None]] | None = None,
     ) -> None:
         self.feed = feed or RecordFeed({settings.topic_readings})
         self._table = table
@@ -90,6 +92,7 @@ class WorkerCore:
             ack=consumer.ack,
             generation=consumer.generation,
             clock=clock,
+            changelog=changelog,
         )
         self.runtime = WorkerRuntime(
             self.scorer,

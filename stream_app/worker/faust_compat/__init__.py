@@ -18,6 +18,9 @@ most breaks, and each module's docstring says which failure it guards against.
   state's ``has_valid_position`` and ``position``), as aiokafka's own ``position`` does.
   ``WorkerApp`` overrides ``App._new_transport``, ``on_start``, ``on_stop``
   (runs before Faust's ``_stop_consumer``) and ``on_shutdown``.
+- ``changelog.py``: the state table's changelog sent in batches through
+  ``App.maybe_start_producer`` and ``Producer.send``, the local store written as
+  ``Table.data`` (Faust's per-key path through ``ProducerBuffer`` could not keep up).
 - ``offset_guard.py``: records skipped after a rebalance (Faust resumes
   fetching before it seeks to the committed offset).
 - ``watchdog.py``: consumers that stall after a rebalance (faust #175, #532,
@@ -30,6 +33,7 @@ Also relied on, outside this folder: ``Consumer.commit`` returning False without
 commit is under way (the worker's shutdown commits until it returns True).
 """
 
+from stream_app.worker.faust_compat.changelog import TableChangelog
 from stream_app.worker.faust_compat.consumer import WorkerApp
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.faust_compat.offsets import (
@@ -43,6 +47,7 @@ __all__ = [
     "STALL_EXIT_CODE",
     "OffsetGuard",
     "StallWatchdog",
+    "TableChangelog",
     "WorkerApp",
     "end_offsets",
     "ensure_committed_offsets",

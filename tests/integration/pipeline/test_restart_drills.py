@@ -186,6 +186,46 @@ def test_sigterm_mid_stream_drains_commits_and_exits_0(pipeline: Pipeline) -> No
     _assert_exactly_once_and_equal(pipeline, readings)
 
 
+def _fleet_backlog(entities: int, minutes: int) -> list[dict[str, Any]]:
+    """``minutes`` one-minute readings of ``entities`` devices, minute by minute."""
+    start = time.time() - 8 * 3600
+    return [
+        {"entity": f"dev-{i:05d}", "ts": start + 60.0 * m, "metrics": {"t": 20.0 + (m + i) % 7}}
+        for m in range(minutes)
+        for i in range(entities)
+    ]
+
+
+def test_sigterm_while_a_fleet_backlog_is_scored_commits_all_it_stored(
+    pipeline: Pipeline,
+) -> None:
+    """A worker holding 10,000 entities, stopped while it scored their backlog. Each
+    checkpoint of a partition wrote its 2,500 entities into the Faust table one key at a
+    time, and Faust's producer buffer sent them one per turn of the event loop, slower
+    than they came: every commit waited for the buffer, and the stop's last one could
+    not finish in the shutdown timeout (a hard exit after 25 s, 37,798 of 87,208 stored
+    readings committed, the rest read and scored again by the next owner)."""
+    readings = _fleet_backlog(10_000, 10)
+    worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "15"})
+    worker.wait_ready()
+    pipeline.produce_readings(readings)
+    wait_for(
+        lambda: _scored(pipeline) >= 0.7 * len(readings), timeout=300, what="70% stored", every=0.5
+    )
+    assert worker.terminate(timeout=60) == 0, worker.log_tail()
+    stopped_at = _scored(pipeline)
+    assert stopped_at < len(readings)  # the stop came mid-backlog
+    assert "did not stop in time" not in worker.log_path.read_text(errors="replace")
+    assert _committed(pipeline) == stopped_at  # everything stored is committed
+    restarted = pipeline.start_worker("w1")
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=300, what="the rest stored")
+    # the next owner scores only what the first never stored
+    series = 'tsguard_readings_total{outcome="scored"}'
+    left = len(readings) - stopped_at
+    wait_for(lambda: (_sample(restarted, series) or 0) >= left, timeout=60, what="counted")
+    assert _sample(restarted, series) == left
+
+
 def test_a_worker_joining_and_leaving_gracefully_repeats_no_event(pipeline: Pipeline) -> None:
     """Before, the workers that kept running gave their partitions up at every rebalance
     without a checkpoint, and the next owners published again the events sent since the

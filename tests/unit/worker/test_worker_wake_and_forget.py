@@ -181,7 +181,7 @@ async def test_the_checkpointer_reports_a_saved_deletion() -> None:
         generation=lambda: 0,
     )
     cp.touched([(0, "e")])
-    assert cp.save(await cp.snapshot(0))
+    assert await cp.save(await cp.snapshot(0))
     assert table == {} and states.gone == ["e"]
 
 
