@@ -108,6 +108,15 @@ def to_alert(event: dict[str, Any], now: float) -> dict[str, Any]:
 class _Firing:
     alert: dict[str, Any]
     posted_at: float
+    # the event time (``ts``) of the state fired, when known: an event older than it is
+    # a repeat (a worker publishing again since its checkpoint, a backlog read after the
+    # database was), which would take the alert back to an older label set and page again
+    ts: float | None = None
+
+
+def _event_ts(event: dict[str, Any]) -> float | None:
+    value = event.get("ts")
+    return epoch(value) if isinstance(value, str) and value else None
 
 
 class AlertBook:
@@ -134,12 +143,22 @@ class AlertBook:
             episode = event["episode_id"]
             if episode in resolved:
                 continue  # a repeat of an episode already over (its resolved was posted)
+            ts = _event_ts(event)
+            current = self._firing.get(episode)
+            if (
+                event["event"] != "resolved"
+                and current is not None
+                and current.ts is not None
+                and ts is not None
+                and ts < current.ts
+            ):
+                continue  # older than what fires: not a step back to an older label set
             alert = to_alert(event, now)
             previous = self._firing.pop(episode, None)
             if previous is not None and previous.alert["labels"] != alert["labels"]:
                 out.append(dict(previous.alert, endsAt=iso(now)))
             if event["event"] != "resolved":
-                self._firing[episode] = _Firing(alert, now)
+                self._firing[episode] = _Firing(alert, now, ts)
             else:
                 resolved[episode] = None
                 if len(resolved) > self.RESOLVED_KEPT:
@@ -166,13 +185,15 @@ class AlertBook:
         """Fire again episodes the database has open (``events``: one ``updated`` event
         each), unless the book has them already or saw them resolve; they are due at once.
         The database is read while events are consumed: an episode whose ``resolved``
-        came in meanwhile was open in the read, and must not fire for good."""
+        came in meanwhile was open in the read, and must not fire for good. An event's
+        ``ts`` (the row's ``last_ts``) keeps the episode's older events, read after, from
+        taking it back to an older severity (see :meth:`plan`)."""
         taken = 0
         for event in events:
             episode = event["episode_id"]
             if episode in self._firing or episode in self._resolved:
                 continue
-            self._firing[episode] = _Firing(to_alert(event, now), -math.inf)
+            self._firing[episode] = _Firing(to_alert(event, now), -math.inf, _event_ts(event))
             taken += 1
         return taken
 

@@ -21,7 +21,8 @@ from psycopg.rows import dict_row
 from connectors.alerting.alerts import AlertBook, iso
 
 _OPEN = """
-SELECT id, entity, metric, kind, started_at, severity, detector, explanation, value, expected
+SELECT id, entity, metric, kind, started_at, last_ts, severity, detector, explanation, value,
+    expected
 FROM anomalies WHERE status = 'open' ORDER BY started_at
 """
 CONNECT_TIMEOUT_S = 5
@@ -41,6 +42,9 @@ def as_event(row: dict[str, Any]) -> dict[str, Any]:
         "metric": row["metric"],
         "kind": row["kind"],
         "started_at": iso(row["started_at"].timestamp()),
+        # the time of the episode's latest event stored: its events read after the
+        # database, older than this, do not take the alert back to an older severity
+        "ts": iso(row["last_ts"].timestamp()) if row.get("last_ts") is not None else None,
         "severity": row["severity"],
         "detector": row["detector"],
         "explanation": row["explanation"],

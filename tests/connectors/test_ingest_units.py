@@ -465,3 +465,43 @@ def test_an_mqtt_payload_over_the_message_limit_is_too_large() -> None:
         "sites/s/d/temp", payload, pattern, 1.7e9, ReadingDecoder(max_bytes=1024)
     )
     assert isinstance(result, Rejection) and result.reason == "too_large", result
+
+
+def test_a_restored_episode_pages_once_when_the_forwarder_reads_its_older_events_after() -> None:
+    """The database is ahead of the forwarder's committed offset (a backlog, or events a
+    worker publishes again since its last checkpoint): an episode restored critical, then
+    its older high ``updated`` read, was resolved as critical and fired high, and then
+    fired critical again when its critical event came: a second page for one incident."""
+    book, now = AlertBook(resend_every_s=60), 1_767_610_000.0
+    row = _event("updated", "critical", ts="2026-01-05T10:10:00Z")
+    assert book.restore([row], now) == 1
+    assert [a["labels"]["severity"] for a in book.due(now)] == ["critical"]  # paged
+    older = [
+        _event("opened", "high", ts="2026-01-05T10:00:00Z"),
+        _event("updated", "high", ts="2026-01-05T10:05:00Z"),
+    ]
+    assert book.plan(older, now + 1) == []  # nothing older than what fired is posted
+    again = book.plan([_event("updated", "critical", ts="2026-01-05T10:10:00Z")], now + 2)
+    assert [("endsAt" in a, a["labels"]["severity"]) for a in again] == [(False, "critical")]
+    newer = book.plan([_event("updated", "critical", ts="2026-01-05T10:15:00Z")], now + 3)
+    assert [a["labels"]["severity"] for a in newer] == ["critical"]
+    out = book.plan([_event("resolved", "critical", ended_at="2026-01-05T10:20:00Z")], now + 4)
+    assert [("endsAt" in a, a["labels"]["severity"]) for a in out] == [(True, "critical")]
+    assert len(book) == 0
+
+
+def test_an_episode_told_again_from_an_older_event_does_not_page_twice() -> None:
+    """A worker taking over partitions publishes again the events sent since their last
+    checkpoint: a repeated ``updated`` at high after the critical one resolved the
+    critical alert, and the repeated critical one fired it again."""
+    book, now = AlertBook(resend_every_s=60), 1_767_610_000.0
+    first = [
+        _event("opened", "high", ts="2026-01-05T10:00:00Z"),
+        _event("updated", "critical", ts="2026-01-05T10:05:00Z"),
+    ]
+    assert [a["labels"]["severity"] for a in book.plan(first, now) if "endsAt" not in a] == [
+        "high",
+        "critical",
+    ]
+    repeated = book.plan(first, now + 1)
+    assert [("endsAt" in a, a["labels"]["severity"]) for a in repeated] == [(False, "critical")]
