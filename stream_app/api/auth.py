@@ -207,9 +207,7 @@ class TokenVerifier:
         for name in _TIMES:
             value = claims.get(name)
             if name in claims and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
+                isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value)
             ):
                 raise AuthError(f"token claim {name!r} is not a number of seconds")
         exp = claims["exp"]
@@ -220,6 +218,15 @@ class TokenVerifier:
         )
         if too_long:
             raise AuthError(f"token lives longer than {self._max_lifetime:.0f} s")
+
+
+def _finite(value: float) -> bool:
+    """A number a float can hold, finite: JSON's integers have no bound, and
+    ``math.isfinite(10**400)`` raised OverflowError (a 500, not a 401)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:

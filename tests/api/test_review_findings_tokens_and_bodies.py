@@ -59,6 +59,10 @@ def _too_long(now: int) -> dict[str, dict[str, Any]]:
         "issued for two days": {"iat": now - DAY, "exp": now + DAY + 60},
         "no iat, two days ahead": {"iat": None, "exp": now + 2 * DAY},
         "exp as true": {"exp": True},
+        # integers no float holds: math.isfinite raised OverflowError, a 500
+        "exp of 10**400": {"exp": 10**400},
+        "iat of -10**400": {"iat": -(10**400)},
+        "nbf of -10**400": {"nbf": -(10**400)},
     }
 
 
