@@ -55,6 +55,9 @@ INVALID_VALUE = "invalid_value"
 AHEAD = "ahead"
 # how many rows after a row say whether the file goes on without it (see rows_dated_ahead)
 AHEAD_LOOK = 8
+# the most rows flag_ahead holds, rows without a time among them: past it the oldest row
+# with a time is decided on the rows after it read so far
+AHEAD_HELD_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,9 +343,10 @@ def flag_ahead(
 ) -> Iterator[tuple[_Row, bool]]:
     """Each row with whether it is dated ahead (:func:`rows_dated_ahead`), decided as
     soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held
-    (and the rows without a time between them). ``ts`` reads a row's time; a row it
-    gives None (one that could not be read) is never ahead and is not one of the rows
-    that decide, and keeps its place.
+    (and the rows without a time between them, up to ``AHEAD_HELD_MAX`` rows in all,
+    past which the oldest row with a time is decided on fewer rows after it: not ahead).
+    ``ts`` reads a row's time; a row it gives None (one that could not be read) is never
+    ahead and is not one of the rows that decide, and keeps its place.
 
     >>> from stream_app.offline.csvio import SeriesRow
     >>> rows = [SeriesRow("", t, [], [], (), None) for t in [1, 2, 3, 9e9, *range(4, 13)]]
@@ -382,7 +386,8 @@ def flag_ahead(
         t = ts(row)
         if t is not None:
             times.append(t)
-        if len(times) > look:
+        # (held past the bound: a file whose times stopped parsing was held to its end)
+        if len(times) > look or len(held) > AHEAD_HELD_MAX:
             yield from release()
     while held:
         yield from release()
