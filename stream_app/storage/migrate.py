@@ -87,6 +87,12 @@ def has_community_features(license_name: str | None) -> bool:
     return license_name is None or license_name.lower() != "apache"
 
 
+FLAVOR_KEPT = (
+    "this schema was migrated as %s and the server now reads as %s: migrated as it was"
+    " built (migrate a fresh database to use the other)"
+)
+
+
 def detect_flavor(conn: psycopg.Connection[tuple[object, ...]]) -> Flavor:
     """TimescaleDB when the extension is installed or can be and its licence has the
     Community features; plain PostgreSQL otherwise (with a warning for Apache-only builds)."""
@@ -121,6 +127,16 @@ def migrate(conninfo: str, *, readonly_password: str | None = None) -> list[str]
                 " version integer PRIMARY KEY, name text NOT NULL, flavor text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
+            recorded = conn.execute(
+                "SELECT flavor FROM schema_migrations ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+            if recorded is not None and recorded[0] != flavor.value:
+                # a schema built on plain PostgreSQL (or an Apache-only TimescaleDB) whose
+                # server has the Community features now: the TimescaleDB-only versions
+                # (007, 008) ran on its plain views and failed ("observations_5m is not a
+                # materialized view"), and with them every worker's start
+                log.warning(FLAVOR_KEPT, recorded[0], flavor.value)
+                flavor = Flavor(recorded[0])
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             pending = [m for m in available_migrations(flavor) if m.version not in done]
             for version in sorted({m.version for m in pending}):

@@ -94,3 +94,17 @@ def test_a_role_that_may_not_make_roles_is_told_so(
     finally:
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(weak)))
+
+
+def test_a_schema_built_plain_stays_plain_when_the_server_gains_timescaledb(
+    fresh_schema: FreshSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Apache-only server set to the Community licence (as APACHE_ONLY says to) read as
+    TimescaleDB at the next migrate, which ran the TimescaleDB-only 007 on the plain
+    views and failed: 'observations_5m is not a materialized view', every worker's start."""
+    import sys
+
+    migrations = sys.modules[migrate.__module__]  # (the package's `migrate` is the function)
+    assert migrate(fresh_schema.conninfo)  # built on plain PostgreSQL
+    monkeypatch.setattr(migrations, "detect_flavor", lambda conn: Flavor.TIMESCALEDB)
+    assert migrate(fresh_schema.conninfo) == []
