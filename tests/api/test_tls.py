@@ -173,6 +173,12 @@ def test_postgres_verify_full(tls_postgres: int, pki: Pki, tmp_path: Path) -> No
 @pytest.mark.integration
 async def test_api_pool_uses_settings_tls(tls_postgres: int, pki: Pki, dev_key_file: Path) -> None:
     """sslmode/sslrootcert flow from Settings into the API's pool (readyz and a query)."""
+    from stream_app.storage.migrate import migrate
+
+    # /readyz asks for a migrated schema: migrated over TLS too
+    migrate(
+        f"postgresql://postgres@localhost:{tls_postgres}/postgres?sslmode=verify-full&sslrootcert={pki.ca_cert}"
+    )
     settings = api_settings(
         dev_key_file,
         pg_dsn=SecretStr(f"postgresql://postgres@localhost:{tls_postgres}/postgres"),
