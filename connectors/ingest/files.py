@@ -15,6 +15,7 @@ import io
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +72,9 @@ Row = tuple[float, dict[str, Any] | Malformed]
 # a row as read: its time (of the last reading before, for a malformed one), the row,
 # where it is and its raw text
 _Read = tuple[float, dict[str, Any] | Malformed, str, bytes]
+# the most readings a file's reader holds while the rows after them are read: each of
+# its entities holds at most AHEAD_LOOK + 1 (see _ahead_left_out)
+HELD_MAX = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,30 +319,67 @@ def _parquet_rows(path: Path, cmap: ColumnMap, now: float | None) -> Iterator[_R
 
 
 def _ahead_left_out(rows: Iterator[_Read]) -> Iterator[Row]:
-    """``rows`` as readings and malformed rows, a reading dated ahead of the rows after it
-    (:func:`~stream_app.offline.replay.rows_dated_ahead`: a year typed wrong, a clock
-    that ran ahead for a few rows) made a malformed ``bad_timestamp`` row. Replayed, it
-    moved its series' clock ahead, and the worker dead-lettered every later row of the
-    series as late until the file caught up with it (89 of 100 rows of a backfill, for
-    one row dated 28 days ahead); ``tsguard replay`` leaves such a row out the same way."""
-    from stream_app.offline.replay import flag_ahead
+    """``rows`` as readings and malformed rows, a reading dated ahead of the readings of
+    its entity after it (:func:`~stream_app.offline.replay.rows_dated_ahead`: a year
+    typed wrong, a clock that ran ahead for a few rows) made a malformed ``bad_timestamp``
+    row. Replayed, it moved its series' clock ahead, and the worker dead-lettered every
+    later row of the series as late until the file caught up with it (89 of 100 rows of
+    a backfill, for one row dated 28 days ahead); ``tsguard replay`` leaves such a row out
+    the same way. Judged per entity, as the worker's clock is: a file grouped by device
+    goes back in time at each device, and its last row is not ahead of the next one's.
 
-    kept = 0.0  # the time of the last reading kept: the merge's order of the rows after
-    for (ts, item, location, raw), ahead in flag_ahead(
-        rows, ts=lambda row: row[0] if isinstance(row[1], dict) else None
-    ):
-        if not ahead:
-            if isinstance(item, dict):
+    Rows come out in file order, a reading once the ``AHEAD_LOOK`` readings of its
+    entity after it are read; past ``HELD_MAX`` rows held, the oldest reading held is let
+    out as it is (fewer rows after it cannot tell)."""
+    from stream_app.offline.replay import AheadJudge
+
+    judges: dict[str, AheadJudge[list[Any]]] = {}
+    # [the row as read, whether it is ahead: None until decided], in file order
+    held: deque[list[Any]] = deque()
+    kept = 0.0  # the time of the last reading let out: the merge key of the rows after
+
+    def let_out() -> Iterator[Row]:
+        nonlocal kept
+        while held and held[0][1] is not None:
+            (ts, item, location, raw), ahead = held.popleft()
+            if not isinstance(item, dict):
+                yield kept, item
+            elif not ahead:
                 kept = ts
-            yield kept, item
-            continue
-        when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-        detail = (
-            f"{when} is ahead of the rows after it, which go on from the rows before it (a"
-            " typo, a clock that ran ahead): left out, or every later row of its series"
-            " would be late"
-        )
-        yield kept, Malformed(location, "bad_timestamp", detail, raw)
+                yield ts, item
+            else:
+                when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+                detail = (
+                    f"{when} is ahead of the rows of its entity after it, which go on from"
+                    " the rows before it (a typo, a clock that ran ahead): left out, or"
+                    " every later row of its series would be late"
+                )
+                yield kept, Malformed(location, "bad_timestamp", detail, raw)
+
+    def decided(verdict: tuple[list[Any], bool] | None) -> None:
+        if verdict is not None:
+            entry, ahead = verdict
+            entry[1] = ahead
+
+    for read in rows:
+        item = read[1]
+        if not isinstance(item, dict):
+            held.append([read, False])
+        else:
+            entry = [read, None]
+            held.append(entry)
+            judge = judges.get(item["entity"])
+            if judge is None:
+                judge = judges[item["entity"]] = AheadJudge()
+            decided(judge.push(entry, read[0]))
+        yield from let_out()
+        while len(held) > HELD_MAX:  # the oldest held is its entity's oldest
+            decided(judges[held[0][0][1]["entity"]].decide())
+            yield from let_out()
+    for judge in judges.values():
+        for verdict in judge.finish():
+            decided(verdict)
+    yield from let_out()
 
 
 def read_file(path: Path, cmap: ColumnMap, now: float | None = None) -> Iterator[Row]:

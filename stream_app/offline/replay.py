@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TextIO, TypeVar
 
 from stream_app.offline.csvio import (
     MalformedCsvError,
@@ -55,9 +55,6 @@ INVALID_VALUE = "invalid_value"
 AHEAD = "ahead"
 # how many rows after a row say whether the file goes on without it (see rows_dated_ahead)
 AHEAD_LOOK = 8
-# the most rows flag_ahead holds, rows without a time among them: past it the oldest row
-# with a time is decided on the rows after it read so far
-AHEAD_HELD_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,62 +332,75 @@ def write_replacing(target: Path, write: Callable[[TextIO], None], shown: str) -
             raise
 
 
+class AheadJudge(Generic[_Row]):
+    """One series' rows judged dated ahead or not (:func:`rows_dated_ahead`) as they are
+    pushed: each comes back with its verdict once the ``look`` rows after it are in (or at
+    :meth:`finish`), so at most ``look + 1`` are held.
+
+    >>> judge = AheadJudge[float]()
+    >>> out = [judge.push(t, t) for t in [1, 2, 3, 9e9, *range(4, 13)]]
+    >>> [row for row, ahead in [*filter(None, out), *judge.finish()] if ahead]
+    [9000000000.0]
+    """
+
+    def __init__(self, lateness: float = 0.0, look: int = AHEAD_LOOK) -> None:
+        self._lateness = lateness
+        self._look = look
+        self._held: deque[tuple[_Row, float]] = deque()
+        self._newest = -math.inf  # the newest time of the rows decided and kept
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def oldest(self) -> _Row | None:
+        """The oldest row held (None when none is)."""
+        return self._held[0][0] if self._held else None
+
+    def push(self, row: _Row, t: float) -> tuple[_Row, bool] | None:
+        """Take ``row`` (at time ``t``); the row it lets be decided, with its verdict."""
+        self._held.append((row, t))
+        return self.decide() if len(self._held) > self._look else None
+
+    def finish(self) -> Iterator[tuple[_Row, bool]]:
+        """The rows still held, decided on the rows after them."""
+        while self._held:
+            yield self.decide()
+
+    def decide(self) -> tuple[_Row, bool]:
+        """The oldest row held, decided now (not ahead with fewer than ``look`` after it)."""
+        row, t = self._held.popleft()
+        lateness, look = self._lateness, self._look
+        ahead = False
+        if len(self._held) == look and min(f for _, f in self._held) < t - lateness:
+            # rare: a candidate
+            goes_on = [f for _, f in self._held if self._newest < f < t - lateness]
+            ahead = 2 * len(goes_on) > look and all(b >= a for a, b in pairwise(goes_on))
+        if not ahead and t > self._newest:
+            self._newest = t
+        return row, ahead
+
+
 def flag_ahead(
     rows: Iterable[_Row],
     lateness: float = 0.0,
     look: int = AHEAD_LOOK,
-    ts: Callable[[_Row], float | None] = attrgetter("ts"),
+    ts: Callable[[_Row], float] = attrgetter("ts"),
 ) -> Iterator[tuple[_Row, bool]]:
     """Each row with whether it is dated ahead (:func:`rows_dated_ahead`), decided as
-    soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held
-    (and the rows without a time between them, up to ``AHEAD_HELD_MAX`` rows in all,
-    past which the oldest row with a time is decided on fewer rows after it: not ahead).
-    ``ts`` reads a row's time; a row it gives None (one that could not be read) is never
-    ahead and is not one of the rows that decide, and keeps its place.
+    soon as the ``look`` rows after it are read: at most ``look + 1`` rows are held.
+    ``ts`` reads a row's time.
 
     >>> from stream_app.offline.csvio import SeriesRow
     >>> rows = [SeriesRow("", t, [], [], (), None) for t in [1, 2, 3, 9e9, *range(4, 13)]]
     >>> [i for i, (_, ahead) in enumerate(flag_ahead(rows)) if ahead]
     [3]
-    >>> times = [1, 2, 3, 9e9, None, 4, None, *range(5, 13)]
-    >>> [(t, ahead) for t, ahead in flag_ahead(times, ts=lambda t: t)][2:7]
-    [(3, False), (9000000000.0, True), (None, False), (4, False), (None, False)]
     """
-    held: deque[_Row] = deque()
-    times: deque[float] = deque()  # the held rows' times: the `look` after the one decided
-    newest = -math.inf  # the newest time of the rows decided and kept
-
-    def decide(t: float) -> bool:
-        nonlocal newest
-        ahead = False
-        if len(times) == look and min(times) < t - lateness:  # rare: a candidate
-            goes_on = [f for f in times if newest < f < t - lateness]
-            ahead = 2 * len(goes_on) > look and all(b >= a for a, b in pairwise(goes_on))
-        if not ahead and t > newest:
-            newest = t
-        return ahead
-
-    def release() -> Iterator[tuple[_Row, bool]]:
-        """The held rows up to the first with a time, that one decided."""
-        while held:
-            first = held.popleft()
-            t = ts(first)
-            if t is None:
-                yield first, False
-                continue
-            yield first, decide(times.popleft())
-            return
-
+    judge = AheadJudge[_Row](lateness, look)
     for row in rows:
-        held.append(row)
-        t = ts(row)
-        if t is not None:
-            times.append(t)
-        # (held past the bound: a file whose times stopped parsing was held to its end)
-        if len(times) > look or len(held) > AHEAD_HELD_MAX:
-            yield from release()
-    while held:
-        yield from release()
+        decided = judge.push(row, ts(row))
+        if decided is not None:
+            yield decided
+    yield from judge.finish()
 
 
 def _file_to_replace(destination: Path) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_a_row_dated_ahead_of_the_rows_after_it_is_malformed_not_replayed(
     bad = [(item.location, item.reason) for _, item in out if isinstance(item, Malformed)]
     assert bad == [(f"{path}:41", "bad_timestamp"), (f"{path}:63", "bad_timestamp")]
     ahead = next(i for _, i in out if isinstance(i, Malformed) and i.location.endswith(":63"))
-    assert "2026-02-02T00:30:00Z is ahead of the rows after it" in ahead.detail
+    assert "2026-02-02T00:30:00Z is ahead of the rows of its entity after it" in ahead.detail
     good = [item for _, item in out if isinstance(item, dict)]
     assert len(good) == 199
     for device in ("a", "b"):
@@ -87,6 +88,51 @@ def test_a_row_dated_ahead_of_the_rows_after_it_is_malformed_not_replayed(
     flipped.write_text("\n".join([rows[0], *reversed(rows[1:])]) + "\n")
     read = list(read_csv(flipped, ColumnMap(entity_column="entity"), now=start + 86_400 * 40))
     assert sum(isinstance(i, Malformed) for _, i in read) == 1  # the unreadable row only
+
+
+def test_a_file_grouped_by_device_is_judged_per_device(tmp_path: Path) -> None:
+    """The worker's clock is per series: a file grouped by device goes back in time at
+    each device, and the last row of one device is not ahead of the next device's rows
+    (judged over the whole file it was dead-lettered; review /tmp/s67e)."""
+    start = 1_767_571_200
+    rows = ["ts,entity,temp"]
+    rows += [f"{start + 600 * i},a,{i}" for i in range(73)]  # 00:00 to 12:00, every 10 min
+    rows += [f"{start + 42_900 + 60 * i},b,{i}" for i in range(60)]  # every minute from 11:55
+    rows.insert(30, f"{start + 600 * 29 + 28 * 86_400},a,99")  # and one typo in a's block
+    path = tmp_path / "grouped.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = list(read_csv(path, ColumnMap(entity_column="entity"), now=start + 86_400 * 40))
+    bad = [item.location for _, item in out if isinstance(item, Malformed)]
+    assert bad == [f"{path}:31"]
+    for device in ("a", "b"):
+        times = [
+            item["ts"] for _, item in out if isinstance(item, dict) and item["entity"] == device
+        ]
+        assert len(times) == (73 if device == "a" else 60) and times == sorted(times)
+
+
+def test_a_reader_holds_a_bounded_number_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows wait for the rows of their entity after them: a file of many devices with a
+    few rows each, or whose times stopped parsing halfway, must not be held to its end."""
+    from connectors.ingest import files
+
+    monkeypatch.setattr(files, "HELD_MAX", 500)
+    read = 0
+
+    def rows() -> Any:
+        nonlocal read
+        for n in range(20_000):  # 20,000 devices of one row, then 20,000 unreadable rows
+            read += 1
+            yield (float(n), {"entity": f"d{n}", "ts": float(n)}, f"f:{n}", b"")
+        for n in range(20_000):
+            read += 1
+            yield (19_999.0, Malformed(f"f:{n}", "bad_timestamp", "x", b""), f"f:{n}", b"")
+
+    most_held, out = 0, 0
+    for _ in files._ahead_left_out(rows()):
+        out += 1
+        most_held = max(most_held, read - out)
+    assert out == 40_000 and most_held <= 501
 
 
 def test_a_quote_never_closed_costs_its_own_line_only(tmp_path: Path) -> None:

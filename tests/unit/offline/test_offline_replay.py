@@ -551,29 +551,3 @@ def test_a_bad_pipe_is_a_clear_error(
     assert result.exit_code == 2, result.output
     assert says in result.stderr
     assert result.stdout == ""
-
-
-def test_rows_without_a_time_are_not_held_without_bound() -> None:
-    """replay-to-kafka reads a file's unreadable rows as rows without a time: a file whose
-    timestamp column stopped parsing after its first rows (a format change halfway) held
-    every later row in memory until its end, and sent none of them until then."""
-    from stream_app.offline.replay import flag_ahead
-
-    read = 0
-
-    def times() -> Any:
-        nonlocal read
-        for t in [*range(1, 13), *[None] * 100_000, *range(13, 30)]:
-            read += 1
-            yield t
-
-    most_held, out = 0, []
-    for t, ahead in flag_ahead(times(), ts=lambda t: t):
-        out.append((t, ahead))
-        most_held = max(most_held, read - len(out))
-    assert len(out) == 12 + 100_000 + 17 and not any(ahead for _, ahead in out)
-    assert [t for t, _ in out if t is not None] == list(range(1, 30))  # in place
-    assert most_held < 5_000, most_held
-    # a row dated ahead with a few unreadable rows among those deciding is still found
-    rows = [1, 2, 3, 9e9, None, 4, None, *range(5, 13)]
-    assert [t for t, ahead in flag_ahead(rows, ts=lambda t: t) if ahead] == [9e9]
