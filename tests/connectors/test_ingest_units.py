@@ -445,6 +445,24 @@ def test_an_open_episode_row_is_an_event_an_alert_is_made_of() -> None:
     assert alert["startsAt"] == "2026-01-05T10:00:00.000Z" and "value" not in alert["annotations"]
 
 
+async def test_a_row_no_alert_can_be_made_of_is_said_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error other than the database's ended the restore task silently: it surfaced
+    only when the forwarder stopped (review /tmp/s67e)."""
+    from connectors.alerting import open_episodes
+
+    async def odd_row(conninfo: str) -> list[dict[str, object]]:
+        raise KeyError("started_at")
+
+    monkeypatch.setattr(open_episodes, "read_open_episodes", odd_row)
+    told: list[str] = []
+    taken = await restore_open_episodes(
+        AlertBook(), "postgresql://x@127.0.0.1:1/x", clock=lambda: 0.0, report=told.append
+    )
+    assert taken is None and told == ["open episodes not fired again: KeyError('started_at')"]
+
+
 async def test_a_database_never_reached_gives_up_the_restore_and_says_so() -> None:
     told: list[str] = []
     taken = await restore_open_episodes(
