@@ -115,9 +115,9 @@ class EventBatcher:
         :meth:`reopen` (the next assignment) no record is scored: the models go with the
         partitions, and what is not acked is read again by the next owner.
 
-        False when the bound ran out (a write waiting for the database): nothing more is
-        saved, and the next owners go on from the last checkpoint, publishing again
-        the events sent since. A write that fails here has already called ``on_fatal``.
+        False when the bound ran out (a write waiting for the database, a save for its
+        changelog's delivery): nothing more is saved, and the next owners go on from the
+        last checkpoint, publishing again the events sent since. A write that fails here has already called ``on_fatal``.
         """
         self._revoking = True
         try:
@@ -146,7 +146,14 @@ class EventBatcher:
                 if waiting:
                     return False
             await self._settle()
-            await self._save_every_partition()
+            try:
+                # The saves wait for their changelog records' delivery: bounded too. A save
+                # cut off acks nothing; the states it wrote are of durable batches, so the
+                # table may lead the committed offsets, never the database.
+                async with asyncio.timeout_at(deadline):
+                    await self._save_every_partition()
+            except TimeoutError:
+                return False
             return True
         finally:
             self._lock.release()

@@ -153,16 +153,25 @@ class Checkpointer:
         for entity in dirty:  # busy from now on: the table lags their live state
             unsaved[entity] = unsaved.get(entity, 0) + 1
         blobs: dict[str, bytes] = {}
-        for n, entity in enumerate(dirty, 1):
-            blob = self._states.dump(entity)
-            if len(blob) <= MAX_STATE_BLOB:
-                blobs[entity] = blob
-            else:
-                self._not_saved(entity, len(blob))
-            if n % DUMP_SLICE == 0:
-                await asyncio.sleep(0)
-                if self._models != models:
-                    break  # reset() cleared ``unsaved`` already
+        try:
+            for n, entity in enumerate(dirty, 1):
+                blob = self._states.dump(entity)
+                if len(blob) <= MAX_STATE_BLOB:
+                    blobs[entity] = blob
+                else:
+                    self._not_saved(entity, len(blob))
+                if n % DUMP_SLICE == 0:
+                    await asyncio.sleep(0)
+                    if self._models != models:
+                        break  # reset() cleared ``unsaved`` already
+        except BaseException:
+            # A pack failed (the idle tick logs it and goes on): the entities are still
+            # changed since their last save, and this snapshot holds none of them.
+            if self._models == models:
+                self._dirty.setdefault(partition, set()).update(dirty)
+                for entity in dirty:
+                    self._release(entity)
+            raise
         if self._models == models:
             for entity in dirty.difference(blobs):
                 self._release(entity)

@@ -12,7 +12,7 @@ import pytest
 
 from stream_app.metrics import build_metrics
 from stream_app.worker.batching import EventBatcher
-from stream_app.worker.checkpoint import Checkpointer
+from stream_app.worker.checkpoint import Change, Checkpointer
 from stream_app.worker.feed import Record, RecordFeed
 
 
@@ -267,3 +267,33 @@ async def test_drain_finishes_writes_saves_every_partition_and_takes_nothing_mor
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
+
+
+async def test_a_revoke_checkpoint_waiting_for_its_changelog_keeps_to_its_bound() -> None:
+    """The revoke's last save waits for its changelog records' delivery: a broker slow
+    to deliver them held the rebalance past the bound (half the session timeout),
+    where Faust's flush of its table's changelog had been bounded by it before."""
+    pipe = FakePipeline()
+    sent: list[list[Change]] = []
+
+    async def changelog(changes: list[Change]) -> None:
+        sent.append(changes)
+        await asyncio.Event().wait()  # never delivered
+
+    pipe.checkpointer = Checkpointer(
+        Dump(),
+        pipe.table,
+        build_metrics(),
+        every_s=10.0,
+        ack=pipe.acked.append,
+        generation=lambda: pipe.group_generation,
+        clock=lambda: pipe.now,
+        changelog=changelog,
+    )
+    batcher = _batcher(pipe)
+    await batcher._flush([Rec(0)])
+    pipe.releases[0].set()
+    await batcher._settle()
+    saved = await asyncio.wait_for(batcher.checkpoint(0.05), timeout=2.0)
+    assert sent and not saved  # sent, not delivered within the bound: nothing acked
+    assert pipe.acked == []

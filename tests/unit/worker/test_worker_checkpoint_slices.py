@@ -182,3 +182,39 @@ async def test_the_table_changelog_is_sent_by_key_and_waited_for() -> None:
     for delivery in app.producer.deliveries:
         delivery.set_result(None)
     await writing
+
+
+async def test_a_snapshot_that_fails_while_it_packs_leaves_its_entities_to_the_next() -> None:
+    """A pack that raises (the idle tick logs it and goes on) left every entity of the
+    snapshot counted unsaved for good (never evicted again) and no longer changed: the
+    next save acked the partition's records without their state."""
+    log: list[str] = []
+    table: dict[bytes, bytes] = {}
+    acked: list[Record] = []
+    cp = _checkpointer(log, table, ack=acked.append)
+    entities = [f"e{i}" for i in range(2 * DUMP_SLICE)]
+    cp.touched((0, e) for e in entities)
+    cp.hold([_rec(5)])
+    failing = cp._states
+    real = failing.dump
+    calls = 0
+
+    def dump(entity: str) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == DUMP_SLICE + 1:  # in the second slice
+            raise RuntimeError("pack failed")
+        return real(entity)
+
+    failing.dump = dump  # type: ignore[method-assign]
+    try:
+        await cp.snapshot(0)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the pack's error was swallowed")
+    snapshot = await cp.snapshot(0)
+    assert set(snapshot.blobs) == set(entities)  # still changed: packed by the next one
+    assert await cp.save(snapshot)
+    assert len(table) == len(entities) and [r.offset for r in acked] == [5]
+    assert not any(cp.busy(e) for e in entities)  # saved: evictable again
