@@ -5,6 +5,7 @@ fake whose writes each wait for their own release."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,13 @@ class FakePipeline:
 
     def __post_init__(self) -> None:
         self.table = LoggedTable(self.log)
-        self.checkpointer = Checkpointer(
+        self.checkpointer = self.checkpointing()
+
+    def checkpointing(
+        self, changelog: Callable[[list[Change]], Awaitable[None]] | None = None
+    ) -> Checkpointer:
+        """A checkpointer into this pipeline's table and acks (and ``changelog``)."""
+        return Checkpointer(
             Dump(),
             self.table,
             build_metrics(),
@@ -67,6 +74,7 @@ class FakePipeline:
             ack=self.acked.append,
             generation=lambda: self.group_generation,
             clock=lambda: self.now,
+            changelog=changelog,
         )
 
     def score(self, messages: list[Record]) -> int:
@@ -280,16 +288,7 @@ async def test_a_revoke_checkpoint_waiting_for_its_changelog_keeps_to_its_bound(
         sent.append(changes)
         await asyncio.Event().wait()  # never delivered
 
-    pipe.checkpointer = Checkpointer(
-        Dump(),
-        pipe.table,
-        build_metrics(),
-        every_s=10.0,
-        ack=pipe.acked.append,
-        generation=lambda: pipe.group_generation,
-        clock=lambda: pipe.now,
-        changelog=changelog,
-    )
+    pipe.checkpointer = pipe.checkpointing(changelog)
     batcher = _batcher(pipe)
     await batcher._flush([Rec(0)])
     pipe.releases[0].set()
