@@ -14,36 +14,21 @@ Printed as JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
-from benchmarks.worker_memory import CHUNK, T0, _chunk
+from benchmarks.worker_memory import T0, fleet_cli, fleet_scorer, one_reading_each, score_fleet
 from stream_app.core import EngineConfig
-from stream_app.worker.decode import ReadingDecoder
-from stream_app.worker.scoring import ReadingScorer
-from stream_app.worker.states import EntityStates
 
 
 def measure(entities: int, readings: int) -> dict[str, float]:
     store: dict[str, bytes] = {}
-    scorer = ReadingScorer(
-        EntityStates(EngineConfig.default(), store.get), ReadingDecoder(max_future_s=1e12)
-    )
-    for first in range(0, entities, CHUNK):
-        scorer.process(_chunk(first, readings), now=T0 + 60 * readings)
+    scorer = fleet_scorer(store)
+    score_fleet(scorer, entities, readings)
     started = time.perf_counter()
     for entity in list(scorer.states.entities()):
         store[entity] = scorer.states.dump(entity)
     checkpoint = time.perf_counter() - started
-    rounds = [
-        [
-            r
-            for first in range(0, entities, CHUNK)
-            for r in _chunk(first, readings + 2)[k :: readings + 2]
-        ]
-        for k in (readings, readings + 1)
-    ]
+    rounds = [one_reading_each(entities, readings + 2, k) for k in (readings, readings + 1)]
     started = time.perf_counter()
     scorer.process(rounds[0], now=T0 + 60 * (readings + 1))
     plain = time.perf_counter() - started
@@ -66,12 +51,7 @@ def measure(entities: int, readings: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entities", type=int, default=20_000)
-    parser.add_argument("--readings", type=int, default=60)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.entities, args.readings)))
-    return 0
+    return fleet_cli(argv, __doc__, measure, readings=60)
 
 
 if __name__ == "__main__":

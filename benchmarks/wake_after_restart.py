@@ -16,23 +16,16 @@ the reference round and the ratio of the two.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 
-from benchmarks.worker_memory import CHUNK, T0, _chunk
-from stream_app.core import EngineConfig
+from benchmarks.worker_memory import T0, fleet_cli, fleet_scorer, one_reading_each, score_fleet
 from stream_app.worker import scoring
-from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.scoring import ReadingScorer
-from stream_app.worker.states import EntityStates
 
 
 def _scorer(store: dict[str, bytes]) -> ReadingScorer:
-    scorer = ReadingScorer(
-        EntityStates(EngineConfig.default(), store.get), ReadingDecoder(max_future_s=1e12)
-    )
+    scorer = fleet_scorer(store)
     scorer.saved_entities = lambda: list(store)
     return scorer
 
@@ -40,18 +33,13 @@ def _scorer(store: dict[str, bytes]) -> ReadingScorer:
 def measure(entities: int, readings: int) -> dict[str, float]:
     store: dict[str, bytes] = {}
     first = _scorer(store)
-    for start in range(0, entities, CHUNK):
-        first.process(_chunk(start, readings), now=T0 + 60 * readings)
+    score_fleet(first, entities, readings)
     for entity in list(first.states.entities()):
         store[entity] = first.states.dump(entity)
     del first
     now = T0 + 60 * (readings + 1)
     # one more reading of each entity: its last in a chunk of readings + 1
-    nxt = [
-        r
-        for start in range(0, entities, CHUNK)
-        for r in _chunk(start, readings + 1)[readings :: readings + 1]
-    ]
+    nxt = one_reading_each(entities, readings + 1, readings)
     restarted = _scorer(store)
     restarted.process(nxt[:1], now=now)  # a clock with time: the looks may begin
     every = scoring.WAKE_EVERY_S
@@ -82,12 +70,7 @@ def measure(entities: int, readings: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entities", type=int, default=20_000)
-    parser.add_argument("--readings", type=int, default=40)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.entities, args.readings)))
-    return 0
+    return fleet_cli(argv, __doc__, measure, readings=40)
 
 
 if __name__ == "__main__":

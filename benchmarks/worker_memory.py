@@ -19,6 +19,7 @@ import argparse
 import gc
 import json
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -53,13 +54,45 @@ def _chunk(first: int, readings: int) -> list[Record]:
     ]
 
 
+def fleet_scorer(store: dict[str, bytes]) -> ReadingScorer:
+    """The worker's scorer, loading saved states from ``store`` (the checkpointer's table)."""
+    return ReadingScorer(
+        EntityStates(EngineConfig.default(), store.get), ReadingDecoder(max_future_s=1e12)
+    )
+
+
+def score_fleet(scorer: ReadingScorer, entities: int, readings: int) -> None:
+    """``readings`` readings of each of ``entities`` entities, scored a chunk at a time."""
+    for first in range(0, entities, CHUNK):
+        scorer.process(_chunk(first, readings), now=T0 + 60 * readings)
+
+
+def one_reading_each(entities: int, readings: int, k: int) -> list[Record]:
+    """The ``k``-th of ``readings`` readings of each of ``entities`` entities."""
+    return [r for first in range(0, entities, CHUNK) for r in _chunk(first, readings)[k::readings]]
+
+
+def fleet_cli(
+    argv: list[str] | None,
+    doc: str,
+    measure: Callable[[int, int], dict[str, Any]],
+    readings: int,
+) -> int:
+    """The command line of a benchmark over ``--entities`` entities of ``--readings``
+    readings each (default ``readings``), printing ``measure``'s result as JSON."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=20_000)
+    parser.add_argument("--readings", type=int, default=readings)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.entities, args.readings)))
+    return 0
+
+
 def measure(entities: int, readings: int, limit: int) -> dict[str, Any]:
     gc.collect()
     tracemalloc.start()
     store: dict[str, bytes] = {}
-    scorer = ReadingScorer(
-        EntityStates(EngineConfig.default(), store.get), ReadingDecoder(max_future_s=1e12)
-    )
+    scorer = fleet_scorer(store)
     evicted = 0
     for first in range(0, entities, CHUNK):
         scorer.process(_chunk(first, readings), now=T0 + 60 * readings)
