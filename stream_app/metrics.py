@@ -89,6 +89,7 @@ KNOWN_LABELS: dict[str, tuple[tuple[str, ...], ...]] = {
             "bad_payload",
             "internal_error",
             "wrong_key",
+            "unreadable_batch",
         )
     ),
     "episode_events": tuple(

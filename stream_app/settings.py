@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     worker_changelog_segment_ms: int = Field(default=3_600_000, ge=60_000)
     deadletter_max_payload_bytes: int = Field(default=16_384, ge=256)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    # A compressed batch a consumer would unpack beyond this is skipped and said (the
+    # worker dead-letters it, ``unreadable_batch``): 2 MB of gzip unpacked to 2 GB.
+    kafka_max_batch_bytes: int = Field(default=128 * 1024 * 1024, ge=1_048_576)
 
     # --- PostgreSQL / TimescaleDB ----------------------------------------
     pg_dsn: SecretStr = SecretStr("postgresql://tsguard:tsguard@127.0.0.1:15432/tsguard")
@@ -187,7 +190,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
-        """Security options for every aiokafka client (producer, consumer, admin)."""
+        """Security options for every aiokafka client (producer, consumer, admin).
+
+        Every consumer of the process also unpacks compressed batches within
+        ``kafka_max_batch_bytes`` from here on, and reads one it cannot unpack as a
+        stand-in record (:mod:`stream_app.kafka_batches`).
+        """
+        from stream_app import kafka_batches
+
+        kafka_batches.install(self.kafka_max_batch_bytes)
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,

@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from connectors.alerting.alerts import ALERTNAME, AlertBook, check_event, to_alert
 from connectors.alerting.open_episodes import restore_open_episodes
 from connectors.ingest.producer import BatchProducer
+from stream_app.kafka_batches import unreadable_detail
 from stream_app.settings import Settings
 from stream_app.wire import Rejection, dead_letter
 
@@ -272,12 +273,15 @@ async def _decode(
     rec: Any, settings: Settings, producer: BatchProducer, stats: ForwardStats
 ) -> dict[str, Any] | None:
     raw: bytes | None = rec.value
+    unreadable = unreadable_detail(rec.headers) if raw is None else None
     try:
         doc = orjson.loads(raw or b"")
         problem = check_event(doc)
         reason = "schema"
     except orjson.JSONDecodeError as exc:
         problem, reason = str(exc), "invalid_json"
+    if unreadable is not None:  # the stand-in of a batch that could not be unpacked
+        problem, reason = unreadable, "unreadable_batch"
     if problem is None:
         try:
             to_alert(doc, time.time())  # what plan() will do with it, for any other surprise

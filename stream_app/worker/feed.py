@@ -11,8 +11,9 @@ class Record:
 
     The fields the scorer reads (value, key, topic, partition, offset), the
     consumer's topic-partition object and the group generation it was fetched
-    in, and the ``acked`` flag Faust's ``Consumer.ack`` sets. A slots class:
-    one is made per reading.
+    in, and the ``acked`` flag Faust's ``Consumer.ack`` sets; ``note`` is what the
+    stand-in of a batch that could not be unpacked says (:mod:`stream_app.kafka_batches`),
+    None for every other record. A slots class: one is made per reading.
     """
 
     __slots__ = (
@@ -20,6 +21,7 @@ class Record:
         "acked",
         "generation_id",
         "key",
+        "note",
         "offset",
         "partition",
         "topic",
@@ -36,6 +38,7 @@ class Record:
         offset: int | None = None,
         tp: Any = None,
         generation_id: int | None = None,
+        note: str | None = None,
     ) -> None:
         self.value = value
         self.key = key
@@ -44,6 +47,7 @@ class Record:
         self.offset = offset
         self.tp = tp
         self.generation_id = generation_id
+        self.note = note
         self.acked = False
 
 

@@ -202,8 +202,12 @@ class ReadingScorer:
         out = BatchOutput()
         decode, states = self.decoder.decode, self.states
         for msg in messages:
+            result: Reading | Rejection
             try:
-                result = decode(msg.value, now)
+                if msg.value is None and msg.note is not None:
+                    result = Rejection("unreadable_batch", msg.note)
+                else:
+                    result = decode(msg.value, now)
             except Exception as exc:  # a decoder bug must not kill the worker
                 result = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
             if isinstance(result, Rejection):

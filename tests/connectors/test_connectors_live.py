@@ -552,6 +552,41 @@ async def test_forwarder_fires_and_resolves_alerts_in_alertmanager(
     deadletter_schema.validate(letters[0])
 
 
+async def test_a_forwarder_reads_every_codec_and_skips_a_batch_it_cannot_unpack(
+    settings: Settings,
+    fresh_topic: Any,
+    alertmanager_url: str,
+    deadletter_schema: Draft202012Validator,
+) -> None:
+    """An lz4 batch (a Java producer's usual codec) stopped every consumer without the
+    lz4 library, and a small gzip batch could unpack to gigabytes."""
+    s = await private(settings, fresh_topic, "anomalies", "deadletter")
+    s = s.model_copy(update={"kafka_max_batch_bytes": 1024 * 1024})
+    episode, entity = f"ep-{uuid.uuid4().hex[:16]}", f"it/pump-{uuid.uuid4().hex[:6]}"
+    async with _forwarding(s, alertmanager_url) as (_, forwarder):
+        for codec, value in [
+            ("lz4", _event("opened", episode, entity)),
+            ("gzip", b" " * (2 * 1024 * 1024)),
+            ("zstd", _event("resolved", episode, entity, ended_at=iso(time.time()))),
+        ]:
+            producer = AIOKafkaProducer(
+                **s.kafka_client_kwargs(), compression_type=codec, max_request_size=4 << 20
+            )
+            await producer.start()
+            try:
+                await producer.send_and_wait(s.topic_anomalies, value, key=entity.encode())
+            finally:
+                await producer.stop()
+            if codec == "lz4":
+                assert len(await _poll(alertmanager_url, episode, want_present=True)) == 1
+        assert await _poll(alertmanager_url, episode, want_present=False) == []
+        assert not forwarder.done()
+    letters = [v for _, v in await consume(s, s.topic_deadletter, 1)]
+    assert len(letters) == 1 and letters[0]["reason"] == "unreadable_batch", letters
+    assert letters[0]["detail"].startswith("a gzip batch of offsets")
+    deadletter_schema.validate(letters[0])
+
+
 async def test_a_forwarder_fires_again_the_episodes_the_database_has_open(
     settings: Settings, fresh_topic: Any, alertmanager_url: str, fresh_schema: FreshSchema
 ) -> None:

@@ -23,6 +23,7 @@ import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from stream_app.kafka_batches import unreadable_detail
 from stream_app.worker.feed import Record, RecordFeed
 
 log = logging.getLogger(__name__)
@@ -220,15 +221,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                             await self._add_gap(tp, below + 1, offset - 1)
                     if handed is None or offset > handed:
                         handed = offset
+                    value = record.value
                     batch.append(
                         Record(
-                            record.value,
+                            value,
                             record.key,
                             record.topic,
                             record.partition,
                             offset,
                             tp,
                             generation,
+                            None if value is not None else unreadable_detail(record.headers),
                         )
                     )
                     last = offset

@@ -79,10 +79,15 @@ class Pipeline:
         return int(rows[0][0]) if rows else 0
 
     def produce(
-        self, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None
+        self,
+        messages: Iterable[tuple[bytes | None, bytes]],
+        topic: str | None = None,
+        *,
+        compression: str | None = None,
     ) -> int:
-        """Keyed messages to ``topic`` (the readings topic by default), partitioned by key."""
-        return asyncio.run(_produce(self.settings, list(messages), topic))
+        """Keyed messages to ``topic`` (the readings topic by default), partitioned by key,
+        in batches compressed with ``compression`` (gzip, snappy, lz4, zstd) if given."""
+        return asyncio.run(_produce(self.settings, list(messages), topic, compression))
 
     def produce_readings(self, readings: Iterable[dict[str, Any]]) -> int:
         return self.produce((r["entity"].encode(), orjson.dumps(r)) for r in readings)
@@ -246,10 +251,14 @@ def make_pipeline(base: Settings, conninfo: str, workdir: Path, *, partitions: i
 
 
 async def _produce(
-    settings: Settings, messages: list[tuple[bytes | None, bytes]], topic: str | None = None
+    settings: Settings,
+    messages: list[tuple[bytes | None, bytes]],
+    topic: str | None = None,
+    compression: str | None = None,
 ) -> int:
     producer = AIOKafkaProducer(
         **settings.kafka_client_kwargs(),
+        compression_type=compression,
         linger_ms=5,
         max_request_size=8 * 1024 * 1024,
         enable_idempotence=True,

@@ -155,6 +155,44 @@ def test_poison_messages_are_dead_lettered(pipeline: Pipeline) -> None:
     assert worker.metric("tsguard_deadletters_total") == n_bad
 
 
+def test_batches_of_every_codec_are_read_and_one_that_unpacks_too_far_is_skipped(
+    pipeline: Pipeline,
+) -> None:
+    # A Java producer's lz4 batch stopped the worker (no lz4 library), at every restart;
+    # a 2 MB gzip batch that unpacked to 2 GB took the worker to 4.5 GB before its
+    # decoder refused the reading. Here the bound is 2 MiB and the bombs unpack to 3 MiB.
+    good, _ = labelled_stream(entities=2, metrics=("temperature",), points=100)
+    worker = pipeline.start_worker(
+        "w1", env={"TSGUARD_KAFKA_MAX_BATCH_BYTES": str(2 * 1024 * 1024)}
+    )
+    worker.wait_ready()
+    codecs = ["gzip", "snappy", "lz4", "zstd"]
+    for i, codec in enumerate(codecs):
+        part = good[i * 50 : (i + 1) * 50]
+        pipeline.produce(((r["entity"].encode(), orjson.dumps(r)) for r in part), compression=codec)
+        if codec in ("gzip", "zstd"):
+            entity = part[-1]["entity"].encode()
+            pipeline.produce([(entity, b" " * (3 * 1024 * 1024))], compression=codec)
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=2, timeout=60)
+    assert sorted(letter["reason"] for letter in letters) == ["unreadable_batch"] * 2
+    assert sorted(letter["detail"].split(" batch")[0] for letter in letters) == [
+        "a gzip",
+        "a zstd",
+    ]
+    validator = _validator("deadletter.schema.json")
+    for letter in letters:
+        validator.validate(letter)
+        assert "2,097,152 bytes" in letter["detail"], letter["detail"]
+    wait_for(
+        lambda: pipeline.count("SELECT count(*) FROM observations") >= len(good),
+        timeout=60,
+        what="every reading of every codec scored",
+    )
+    assert pipeline.count("SELECT count(*) FROM observations") == len(good)
+    assert worker.alive()
+    assert worker.metric('tsguard_deadletters_total{reason="unreadable_batch"}') == 2
+
+
 def _reference_scores(
     readings: list[dict[str, object]],
 ) -> dict[tuple[str, str, float], float | None]:

@@ -533,3 +533,19 @@ def test_the_silence_scan_restores_quiet_entities_however_long_the_others_take(
     monkeypatch.setattr(EntityProcessor, "advance", slow)
     assert _silence_events(scorer, alone[:3], "quiet-1") == []
     assert scorer.states.stale() == 0  # restored (and judged) by the scans
+
+
+def test_a_batch_that_could_not_be_unpacked_is_dead_lettered_with_what_it_was() -> None:
+    # The consumer hands over one stand-in (no value, a note) for a compressed batch it
+    # could not unpack; a tombstone (no value, no note) stays what it was.
+    scorer = _scorer(EngineConfig.default(), {})
+    keyed = _messages(20, spike_at=-1)
+    note = "a gzip batch of offsets 20..24 could not be read (BatchTooLarge: ...)"
+    out = scorer.process(
+        [*keyed[:10], Record(None, None, "r", 0, 24, note=note), Record(None, b"e", "r", 0, 25)],
+        now=NOW,
+    )
+    assert [d["reason"] for d in out.deadletters] == ["unreadable_batch", "invalid_json"]
+    assert out.deadletters[0]["detail"] == note
+    assert out.deadletters[0]["origin"]["offset"] == 24
+    assert out.readings_ok == 10
