@@ -290,3 +290,12 @@ def test_the_shutdown_backstop_exits_1_after_a_crash(monkeypatch: pytest.MonkeyP
     worker.app._crash(RuntimeError("a timer raised"))
     worker._backstop()
     assert exits == [0, 1]
+
+
+def test_a_poll_hands_over_a_bounded_number_of_records(tmp_path: object) -> None:
+    # Without the cap one poll took a whole fetch: 2,000,000 empty records in a few
+    # compressed batches held 470 MB of records at once (130 MB with it).
+    worker = _worker(worker_data_dir=str(tmp_path), worker_batch_size=4000)
+    assert worker.app.conf.broker_max_poll_records == 20_000
+    small = _worker(worker_data_dir=str(tmp_path), worker_batch_size=100)
+    assert small.app.conf.broker_max_poll_records == 10_000
