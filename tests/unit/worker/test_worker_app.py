@@ -299,3 +299,10 @@ def test_a_poll_hands_over_a_bounded_number_of_records(tmp_path: object) -> None
     assert worker.app.conf.broker_max_poll_records == 20_000
     small = _worker(worker_data_dir=str(tmp_path), worker_batch_size=100)
     assert small.app.conf.broker_max_poll_records == 10_000
+
+
+def test_the_producer_sends_batches_not_records(tmp_path: object) -> None:
+    # Kafka's default 16 kB batches, sent at once: 3,000 dead letters a second at most
+    worker = _worker(worker_data_dir=str(tmp_path))
+    assert worker.app.conf.producer_max_batch_size == 512 * 1024
+    assert worker.app.conf.producer_linger == 0.005
