@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -84,8 +85,18 @@ def main() -> None:
     """Console-script entry point."""
     from pydantic import ValidationError
 
+    from stream_app.offline.terminal import OutputError, named_stdout
+
+    sys.stdout = named_stdout(sys.stdout)
     try:
-        app()
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # what stays buffered failed at exit, as "Exception ignored"
+    except OutputError as exc:
+        # standard output that cannot be written (> /dev/full, a full disk): one line
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     except ValidationError as exc:
         if exc.title != "Settings":
             raise

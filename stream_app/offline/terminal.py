@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -105,3 +105,40 @@ def writing(shown: str, flush: IO[Any] | None = None) -> Iterator[None]:
         raise
     except OSError as exc:
         raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from exc
+
+
+class _NamedStdout:
+    """Standard output whose write errors say which output failed (:func:`writing`)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with writing(STDOUT):
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with writing(STDOUT):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def named_stdout(stream: TextIO) -> TextIO:
+    """``stream`` (``sys.stdout``) raising :class:`OutputError` ``cannot write standard
+    output: <why>`` where a write or flush fails. ``tsguard --version``, ``--help``, ``stack
+    status`` and ``token issue`` printed through Click and Rich with no :func:`writing`
+    around them, and ``> /dev/full`` ended each with a traceback (exit 1); with every
+    command's standard output named so, the command line says it in one line (exit 2).
+
+    >>> import io
+    >>> class Full(io.StringIO):
+    ...     def write(self, text):
+    ...         raise OSError(28, "No space left on device")
+    >>> named_stdout(Full()).write("x")
+    Traceback (most recent call last):
+    ...
+    stream_app.offline.terminal.OutputError: cannot write standard output: No space left on device
+    """
+    return cast(TextIO, _NamedStdout(stream))

@@ -281,10 +281,35 @@ def test_a_standard_output_that_cannot_be_written_is_one_line(
     assert last == "error: cannot write standard output: No space left on device"
 
 
-def _refused(args: list[str], stdout: Any) -> str:
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["stack", "--help"],
+        ["replay", "--help"],
+        ["stack", "status"],
+        ["token", "issue", "--role", "viewer"],
+    ],
+    ids=["version", "help", "group-help", "command-help", "stack-status", "token-issue"],
+)
+def test_the_commands_without_an_output_of_their_own_say_a_full_standard_output_too(
+    args: list[str], tmp_path: Path
+) -> None:
+    """These printed through Click and Rich alone: ``> /dev/full`` ended them with a
+    traceback (``OSError: [Errno 28]``) and exit 1."""
+    env = {"TSGUARD_STACK_DIR": str(tmp_path / "stack")}  # token issue makes its dev key there
+    with Path("/dev/full").open("w") as full:
+        last = _refused(args, full, env)
+    assert last == "error: cannot write standard output: No space left on device"
+
+
+def _refused(args: list[str], stdout: Any, env: dict[str, str] | None = None) -> str:
     """The last line ``tsguard args`` writes to stderr, having exited 2 with no traceback."""
     done = subprocess.run(
         [sys.executable, "-m", "stream_app.cli", *args],
+        env={**os.environ, **(env or {})},
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
