@@ -28,7 +28,7 @@ the detectors clipped at 1e300, so a series living there was scored 0 for ever.
 >>> [c.check(t, v) for t, v in [(0.0, 1.0), (1.0, None), (1.0, 2.0), (1.0, 3.0),
 ...                              (-9.0, 1.0), (2.0, 500.0), (0.5, 1.0), (1e17, 1.0)]]
 ['ok', 'missing', 'ok', 'duplicate', 'late', 'out_of_limits', 'ok', 'bad_timestamp']
->>> c = SeriesCleaner(CleaningConfig(), Limits(lower=-1e305))
+>>> c = SeriesCleaner(CleaningConfig(), Limits(lower=-1e150))
 >>> [c.check(t, v) for t, v in [(0.0, 1e150), (1.0, -2e150), (2.0, 4e301), (3.0, 1.0)]]
 ['ok', 'out_of_limits', 'out_of_limits', 'ok']
 """

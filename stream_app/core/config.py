@@ -55,6 +55,63 @@ def _params_of(raw: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     return _frozen(params)
 
 
+# The range of every number a rule's policy, cleaning and limits take (both ends
+# included). A rule reaches every series it matches, and an absurd number was taken as it
+# came: policy.min_points 1e30 (no episode could ever open), cleaning.warmup_points 1e30
+# (no point ever scored), silence_intervals 1e300 (no silence ever seen). The detectors'
+# own parameters have theirs (``BOUNDS`` in each detector's module).
+POINTS_MAX = 1_000_000
+DAYS_MAX = 3650.0  # ten years
+POLICY_RANGES: dict[str, tuple[float, float]] = {
+    "threshold": (0.0, 1.0),
+    "close_threshold": (0.0, 1.0),
+    "min_points": (1, 10_000),
+    "cooldown_points": (1, 10_000),
+    "max_points": (1, POINTS_MAX),
+    "false_episode_days": (0.001, DAYS_MAX),
+    "false_episode_points": (0, POINTS_MAX),
+    "budget_growth_points": (1, 10 * POINTS_MAX),
+    "budget_growth_days": (0, DAYS_MAX),
+    "budget_growth_max": (1, 100),
+}
+CLEANING_RANGES: dict[str, tuple[float, float]] = {
+    "allowed_lateness_s": (0, 30 * 86400),
+    "silence_intervals": (1, 100_000),
+    "stuck_min_points": (1, 100_000),
+    "stuck_probability": (0.0, 1.0),
+    "warmup_points": (0, 100_000),
+}
+# a value beyond +-1e150 is out_of_limits whatever the limits (cleaning.VALUE_MAX)
+LIMITS_RANGES: dict[str, tuple[float, float]] = {"lower": (-1e150, 1e150), "upper": (-1e150, 1e150)}
+
+
+def check_ranges(config: Any, ranges: Mapping[str, tuple[float, float]]) -> None:
+    """A ``ValueError`` naming the first field of ``config`` outside its range in ``ranges``
+    (a field that is ``None`` is not set).
+
+    >>> check_ranges(PolicyConfig(), POLICY_RANGES)
+    >>> PolicyConfig(min_points=10**30)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_points must be within 1 and 10000, not 1e+30
+    """
+    for key, (lo, hi) in ranges.items():
+        value = getattr(config, key)
+        if value is not None and not lo <= value <= hi:  # (NaN too)
+            raise ValueError(
+                f"{key} must be within {_number(lo)} and {_number(hi)}, not {_number(value)}"
+            )
+
+
+def _number(value: float) -> str:
+    """A number in a message, short: ``1e+30``, not 31 digits (an int beyond a float's
+    range as its repr, cut short)."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return shown_value(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Physical limits; values outside are rejected as ``out_of_limits`` (as are values
@@ -67,6 +124,7 @@ class Limits:
         for bound in (self.lower, self.upper):
             if bound is not None and not math.isfinite(bound):
                 raise ValueError("limits must be finite numbers")
+        check_ranges(self, LIMITS_RANGES)
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
             raise ValueError(f"limits: lower {self.lower} is above upper {self.upper}")
 
@@ -106,6 +164,7 @@ class CleaningConfig:
             raise ValueError("stuck_probability must be between 0 and 1")
         if self.stuck_min_points < 1 or self.warmup_points < 0:
             raise ValueError("stuck_min_points must be >= 1 and warmup_points >= 0")
+        check_ranges(self, CLEANING_RANGES)
         parse_schedule(self.schedule)  # fail at start-up, not on the first silence
 
 
@@ -226,6 +285,7 @@ class PolicyConfig:
             raise ValueError("budget_growth_days must be >= 0")
         if not self.budget_growth_max >= 1.0:
             raise ValueError("budget_growth_max must be >= 1 (1: the period never grows)")
+        check_ranges(self, POLICY_RANGES)
 
     def budget_growth(self, points: float, interval_s: float) -> float:
         """How many times longer the budget period is once a series sampled every
@@ -509,9 +569,12 @@ def _coerce(kind: str, key: str, value: Any) -> Any:
     if "float" in names:
         if not number:
             raise ValueError(f"{key} must be a number, not {shown_value(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a whole number of 400 digits in YAML
+            raise ValueError(f"{key} is too large: {shown_value(value)}") from None
     if "int" in names:
-        if not number or not float(value).is_integer():
+        if not number or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{key} must be a whole number, not {shown_value(value)}")
         return int(value)
     if "str" in names and not isinstance(value, str):

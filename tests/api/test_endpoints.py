@@ -533,6 +533,39 @@ async def test_detector_rules_round_trip_through_the_compacted_topic(api_env: Ap
     assert configs["cleanup.policy"] == "compact"
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "absurd"),
+    [
+        ("policy", "min_points", 1e30),
+        ("policy", "cooldown_points", 1e30),
+        ("policy", "max_points", 1e30),
+        ("policy", "false_episode_days", 1e300),
+        ("policy", "false_episode_points", 1e308),
+        ("policy", "budget_growth_points", 1e300),
+        ("policy", "budget_growth_days", 1e300),
+        ("policy", "budget_growth_max", 1e308),
+        ("cleaning", "allowed_lateness_s", 1e300),
+        ("cleaning", "silence_intervals", 1e300),
+        ("cleaning", "stuck_min_points", 1e18),
+        ("cleaning", "warmup_points", 1e30),
+        ("limits", "lower", -1e300),
+        ("limits", "upper", 1e300),
+    ],
+)
+async def test_a_rule_with_an_absurd_number_is_422_naming_the_field_and_its_range(
+    api_env: ApiEnv, section: str, key: str, absurd: float
+) -> None:
+    """Each of these was stored (200) and published to every worker: min_points 1e30, and
+    no episode could ever open on the series it matched."""
+    admin = auth(api_env.tokens.role("admin"))
+    rule = {"pattern": "absurd-*/x", section: {key: absurd}}
+    response = await api_env.client.put("/v1/detectors/absurd", json=rule, headers=admin)
+    assert response.status_code == 422, response.text
+    assert f"{key} must be within " in response.json()["detail"]
+    listed = (await api_env.client.get("/v1/detectors", headers=viewer(api_env))).json()["items"]
+    assert all(item["name"] != "absurd" for item in listed)
+
+
 # --- operations -----------------------------------------------------------------------
 
 

@@ -119,6 +119,64 @@ def test_settings_of_the_wrong_type_are_named(
         EngineConfig.from_mapping({"defaults": {section: values}})
 
 
+def _ranged() -> list[tuple[str, str, float, float]]:
+    from stream_app.core.config import CLEANING_RANGES, LIMITS_RANGES, POLICY_RANGES
+
+    tables = {"policy": POLICY_RANGES, "cleaning": CLEANING_RANGES, "limits": LIMITS_RANGES}
+    return [(s, k, lo, hi) for s, table in tables.items() for k, (lo, hi) in table.items()]
+
+
+def test_every_number_a_rule_sets_has_a_range() -> None:
+    """A field added without one would take 1e30 again."""
+    from dataclasses import fields
+
+    from stream_app.core.config import CleaningConfig, Limits, PolicyConfig
+
+    ranged = {(s, k) for s, k, _, _ in _ranged()}
+    for section, cls in (
+        ("policy", PolicyConfig),
+        ("cleaning", CleaningConfig),
+        ("limits", Limits),
+    ):
+        numbers = {f.name for f in fields(cls) if {"int", "float"} & set(str(f.type).split(" "))}
+        assert numbers and {(section, n) for n in numbers} <= ranged, (section, numbers)
+
+
+# where an end is excluded, its field says so in a message of its own ("need 0 <
+# close_threshold < 1")
+_OPEN_ENDED = {"threshold", "close_threshold", "stuck_probability"}
+
+
+@pytest.mark.parametrize(("section", "key", "lo", "hi"), _ranged())
+def test_a_rule_number_beyond_its_range_is_refused_by_name(
+    section: str, key: str, lo: float, hi: float
+) -> None:
+    """policy.min_points 1e30, cleaning.warmup_points 1e30 and the like were taken: no episode
+    could open, no point was ever scored, on every series the rule matched."""
+
+    def rule(value: float) -> dict[str, object]:
+        return {"rules": [{"pattern": "*", section: {key: value}}]}
+
+    if key not in _OPEN_ENDED:
+        for edge in (lo, hi):  # both ends are settings of their own
+            assert (
+                getattr(getattr(EngineConfig.from_mapping(rule(edge)).rules[0], section), key)
+                == edge
+            )
+    beyond = 10**30 if isinstance(hi, int) else (hi * 10 if hi > 0 else 10.0)
+    says = key if key in _OPEN_ENDED else f"{key} must be within"
+    with pytest.raises(ValueError, match=says):
+        EngineConfig.from_mapping(rule(beyond))
+
+
+def test_a_whole_number_beyond_a_float_is_refused_not_a_traceback() -> None:
+    """YAML reads 400 digits as an int, and float() of it raised OverflowError."""
+    with pytest.raises(ValueError, match="false_episode_days is too large"):
+        EngineConfig.from_mapping({"defaults": {"policy": {"false_episode_days": 10**400}}})
+    with pytest.raises(ValueError, match="min_points must be within 1 and 10000, not 10"):
+        EngineConfig.from_mapping({"defaults": {"policy": {"min_points": 10**400}}})
+
+
 def test_a_quoted_number_is_the_number() -> None:
     cfg = EngineConfig.from_mapping(
         {"defaults": {"policy": {"threshold": "0.999", "max_points": "12"}}}
