@@ -349,6 +349,31 @@ def find_csvs(root: Path) -> list[Path]:
     )
 
 
+def one_series_each(paths: Sequence[Path], root: Path) -> None:
+    """A ``ValueError`` naming two CSVs of folder ``root`` whose names differ only in the
+    case of their suffix (``a.csv`` and ``a.CSV``): both would be the series of one
+    entity, ``a``, since the suffix is found whatever its case. ``replay`` and ``evaluate``
+    scored both as ``a`` without a word, and a folder copied where names ignore case
+    (macOS, Windows) keeps only one of them.
+
+    >>> one_series_each([Path("d/a.csv"), Path("d/b.csv")], Path("d"))
+    >>> one_series_each([Path("d/s/a.CSV"), Path("d/s/a.csv")], Path("d"))
+    Traceback (most recent call last):
+    ...
+    ValueError: s/a.CSV and s/a.csv would be one series (entity s/a): rename one
+    """
+    seen: dict[str, Path] = {}
+    for path in sorted(paths):
+        relative = path.relative_to(root)
+        entity = relative.with_suffix("").as_posix()
+        first = seen.setdefault(entity, relative)
+        if first != relative:
+            raise ValueError(
+                f"{first.as_posix()} and {relative.as_posix()} would be one series"
+                f" (entity {entity}): rename one"
+            )
+
+
 def _shown_header(header: list[str], shown: int = 20, width: int = 64) -> str:
     """The header in an error message, cut short: one of 300,000 columns was written out
     whole (2.3 MB on the terminal).

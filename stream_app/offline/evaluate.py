@@ -41,6 +41,7 @@ from stream_app.offline.csvio import (
     SeriesTable,
     find_csvs,
     has_columns,
+    one_series_each,
     parse_timestamp,
     read_series_csv,
     read_text,
@@ -185,6 +186,8 @@ def load_dataset(
         ts_windows = read_windows_json(folder / "windows.json")
     loaded, skipped = [], []
     csvs = find_csvs(root)
+    if not single:
+        one_series_each(csvs, folder)
     if not single and on_note is not None:
         _note_unmatched_keys(ts_windows, csvs, folder, windows_file, on_note)
     for path in csvs:

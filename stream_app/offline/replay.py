@@ -31,6 +31,7 @@ from stream_app.offline.csvio import (
     find_csvs,
     has_columns,
     iter_series_csv,
+    one_series_each,
     read_text,
     spreadsheet_text,
 )
@@ -558,9 +559,11 @@ def plan_outputs(
     nested = out_dir.is_relative_to(_real(source))
     columns = ["timestamp", *names]
     planned, skipped = [], []
-    for path in find_csvs(source):
-        if nested and _real(path).is_relative_to(out_dir):
-            continue
+    found = [
+        path for path in find_csvs(source) if not (nested and _real(path).is_relative_to(out_dir))
+    ]
+    one_series_each(found, source)
+    for path in found:
         try:
             wanted = has_columns(path, columns)
         except (MalformedCsvError, OSError):

@@ -87,6 +87,28 @@ def test_a_folder_finds_csvs_whatever_the_case_of_their_suffix(tmp_path: Path) -
     assert len(_rows(out / "plant" / "EXPORT.CSV")) == 60 and (out / "b.Csv").is_file()
 
 
+@pytest.mark.parametrize("command", ["replay", "evaluate"])
+def test_two_csvs_whose_names_differ_in_the_case_of_the_suffix_are_refused_by_name(
+    command: str, tmp_path: Path
+) -> None:
+    """``a.csv`` and ``a.CSV`` were both scored as entity ``a`` (exit 0), the series of one
+    entity in two files that a folder copied where names ignore case cannot both hold."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("plant/a.csv", "plant/a.CSV", "b.csv"):
+        lines = _series_csv(src / name, 50)
+        if command == "evaluate":  # a label column, which evaluate needs
+            labelled = ["timestamp,value,label", *(line + ",0" for line in lines)]
+            (src / name).write_text("\n".join(labelled) + "\n", encoding="utf-8")
+    args = [command, str(src), *(["--output", str(out)] if command == "replay" else ["--json"])]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert (
+        "error: plant/a.CSV and plant/a.csv would be one series (entity plant/a): rename one"
+        in result.stderr
+    )
+    assert not out.exists() and result.stdout == ""
+
+
 def test_a_list_of_skipped_csvs_cut_short_says_how_many_more(tmp_path: Path) -> None:
     """It said "skipped 6 CSV(s)" and named 5, with no sign of the sixth."""
     src, out = tmp_path / "in", tmp_path / "out"
