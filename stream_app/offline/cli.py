@@ -298,7 +298,13 @@ def detectors(
 def pipeline(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     readings: Annotated[
-        int, typer.Option(min=100, max=100_000_000, help="Readings for the throughput run.")
+        int,
+        typer.Option(
+            min=100,
+            max=100_000_000,
+            help="Readings for the throughput run: at least 4 x TSGUARD_WORKER_BATCH_SIZE"
+            " (8,000 by default).",
+        ),
     ] = 200_000,
     offered_rate: Annotated[
         float,
