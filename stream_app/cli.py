@@ -86,7 +86,10 @@ def main() -> None:
     from pydantic import ValidationError
 
     from stream_app.offline.terminal import OutputError, named_stdout
+    from stream_app.settings import unknown_variables
 
+    for line in unknown_variables():
+        typer.echo(line, err=True)
     sys.stdout = named_stdout(sys.stdout)
     try:
         try:

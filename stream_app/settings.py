@@ -7,6 +7,8 @@ the environment: a test enforces that.
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -254,3 +256,25 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment once; keyword overrides win (tests, CLI flags)."""
     return Settings(**overrides)
+
+
+# ``TSGUARD_*`` names read elsewhere than here: docker compose's published addresses, and
+# the wheel's build (setup.py)
+NOT_SETTINGS = frozenset(
+    {"TSGUARD_PUBLISH_ADDRESS", "TSGUARD_MONITORING_PUBLISH_ADDRESS", "TSGUARD_PURE_PYTHON"}
+)
+
+
+def unknown_variables() -> list[str]:
+    """One line for each ``TSGUARD_*`` environment variable that is no setting, with the
+    nearest one. pydantic-settings ignores such a name, so a typo
+    (``TSGUARD_WORKER_BATCHSIZE``) left the default in force without a word.
+    """
+    known = {f"TSGUARD_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
+    lines = []
+    for name in sorted(os.environ):
+        if name.upper().startswith("TSGUARD_") and name.upper() not in known:
+            near = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            lines.append(f"tsguard: {name} is not a setting{hint}; it is ignored")
+    return lines

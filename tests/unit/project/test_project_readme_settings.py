@@ -8,20 +8,25 @@ search for; nothing kept the two together.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from stream_app.settings import Settings
+from stream_app.settings import NOT_SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # named in the README, read elsewhere than the settings object: where each is read
-NOT_SETTINGS = {
+READ_BY = {
     "TSGUARD_PUBLISH_ADDRESS": "docker-compose.yml",  # compose's published address
     "TSGUARD_MONITORING_PUBLISH_ADDRESS": "docker-compose.yml",
     "TSGUARD_PURE_PYTHON": "setup.py",  # the wheel's build
 }
+# the README's example of a name that is no setting (and is said to be)
+TYPO = "TSGUARD_WORKER_BATCHSIZE"
 
 
 def _settings() -> set[str]:
@@ -43,9 +48,30 @@ def test_every_variable_the_readme_names_is_read() -> None:
     for name in sorted(_named()):
         if name.endswith("_"):  # a family: TSGUARD_API_*, TSGUARD_OAUTH_*
             assert any(s.startswith(name) for s in settings), name
+        elif name == TYPO:
+            assert name not in settings | NOT_SETTINGS
         elif name not in settings:
-            assert name in NOT_SETTINGS, f"{name} is in the README but read nowhere"
-            assert name in (ROOT / NOT_SETTINGS[name]).read_text(encoding="utf-8"), name
+            assert name in READ_BY, f"{name} is in the README but read nowhere"
+            assert name in (ROOT / READ_BY[name]).read_text(encoding="utf-8"), name
+    assert set(READ_BY) == NOT_SETTINGS  # the names `tsguard` does not call a typo
+
+
+def test_a_tsguard_variable_that_is_no_setting_is_said_not_ignored_silently() -> None:
+    """``TSGUARD_WORKER_BATCHSIZE=500`` left the batch size at 2000 without a word."""
+    env = {**os.environ, TYPO: "500", "TSGUARD_PUBLISH_ADDRESS": "0.0.0.0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_app.cli", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "tsguard: TSGUARD_WORKER_BATCHSIZE is not a setting (did you mean"
+        " TSGUARD_WORKER_BATCH_SIZE?); it is ignored"
+    ]
 
 
 def test_the_readme_settings_table_gives_the_defaults_the_code_has() -> None:
