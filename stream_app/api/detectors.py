@@ -69,7 +69,9 @@ def check_rule(rule: dict[str, Any]) -> None:
     try:
         workers_accept(rule)
     except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)[:500]) from exc
+        # the parser's place of the one rule it was given ("rules[0]") is not the client's
+        detail = str(exc).removeprefix("rules[0].").removeprefix("rules[0]: ")
+        raise HTTPException(status_code=422, detail=detail[:500]) from exc
 
 
 def decode_rule(value: bytes) -> dict[str, Any]:

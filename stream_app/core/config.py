@@ -126,7 +126,7 @@ class Limits:
                 raise ValueError("limits must be finite numbers")
         check_ranges(self, LIMITS_RANGES)
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
-            raise ValueError(f"limits: lower {self.lower} is above upper {self.upper}")
+            raise ValueError(f"lower {self.lower} is above upper {self.upper}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,7 +536,11 @@ def _sub(cls: Any, raw: Any, base: Any, where: str) -> Any:
     try:
         return replace(base, **{k: _coerce(types[k], k, v) for k, v in raw.items()})
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+        # the section named: "lower must be within ..." alone does not say which lower
+        raise ValueError(f"{where}.{_SECTIONS.get(cls.__name__, cls.__name__)}: {exc}") from exc
+
+
+_SECTIONS = {"PolicyConfig": "policy", "CleaningConfig": "cleaning", "Limits": "limits"}
 
 
 def _coerce(kind: str, key: str, value: Any) -> Any:

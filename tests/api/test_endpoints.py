@@ -561,7 +561,7 @@ async def test_a_rule_with_an_absurd_number_is_422_naming_the_field_and_its_rang
     rule = {"pattern": "absurd-*/x", section: {key: absurd}}
     response = await api_env.client.put("/v1/detectors/absurd", json=rule, headers=admin)
     assert response.status_code == 422, response.text
-    assert f"{key} must be within " in response.json()["detail"]
+    assert response.json()["detail"].startswith(f"{section}: {key} must be within ")
     listed = (await api_env.client.get("/v1/detectors", headers=viewer(api_env))).json()["items"]
     assert all(item["name"] != "absurd" for item in listed)
 
