@@ -226,6 +226,44 @@ def test_sigterm_while_a_fleet_backlog_is_scored_commits_all_it_stored(
     assert _sample(restarted, series) == left
 
 
+def test_a_worker_started_after_a_sigterm_reads_each_reading_once(pipeline: Pipeline) -> None:
+    """A stop that committed everything leaves the next worker nothing to read twice.
+    Faust resumes the stream partitions before it seeks them to their committed offsets,
+    and the backlog aiokafka fetched during the table recovery was handed over while the
+    seek awaited its look-ups; the seek then put the partitions back and the whole backlog
+    came again, skipped as replayed (a new worker per 30,000 readings: 1 of 5 restarts
+    with the default fetch wait, 4 of 4 with 1 ms, 2026-12-06). The 1 ms fetch wait here
+    makes the hand-over come within the seek; the tail of each round, scored last,
+    follows any second read of the round in every partition."""
+    readings, _ = labelled_stream(entities=40, metrics=("temperature",), points=600, seed=37)
+    rounds = [readings[i : i + 4000] for i in range(0, len(readings), 4000)]
+    env = {"TSGUARD_WORKER_FETCH_MAX_WAIT_MS": "1"}
+    produced = 0
+    re_read = []
+    scored = 'tsguard_readings_total{outcome="scored"}'
+    for n, (backlog, tail) in enumerate((r[:-40], r[-40:]) for r in rounds):
+        pipeline.produce_readings(backlog)  # waiting when the worker starts
+        worker = pipeline.start_worker(f"w{n}", env=env)
+        produced += len(backlog)
+        wait_for(
+            lambda p=produced: _scored(pipeline) >= p,  # type: ignore[misc]
+            timeout=120,
+            what=f"round {n} stored",
+        )
+        pipeline.produce_readings(tail)  # one reading of each entity, in every partition
+        produced += len(tail)
+        wait_for(
+            lambda w=worker, k=len(backlog) + len(tail): _sample(w, scored) == k,  # type: ignore[misc]
+            timeout=60,
+            what=f"round {n}'s tail scored",
+        )
+        re_read.append(_sample(worker, 'tsguard_readings_total{outcome="replayed"}') or 0.0)
+        assert worker.terminate(timeout=40) == 0, worker.log_tail()
+        assert _committed(pipeline) == produced  # the stop committed everything
+    assert re_read == [0.0] * len(rounds), f"readings read twice, per worker: {re_read}"
+    _assert_exactly_once_and_equal(pipeline, readings)
+
+
 def test_a_worker_joining_and_leaving_gracefully_repeats_no_event(pipeline: Pipeline) -> None:
     """Before, the workers that kept running gave their partitions up at every rebalance
     without a checkpoint, and the next owners published again the events sent since the

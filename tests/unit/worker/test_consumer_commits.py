@@ -21,6 +21,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
 from stream_app.worker.faust_compat.consumer import BatchingConsumer
@@ -68,7 +69,12 @@ class _Consumer(BatchingConsumer):
         self._n_acked = 0
         self._waiting_for_ack = None
         self._buffered_partitions = set()
+        self._active_partitions = {FaustTP(TOPIC, TP.partition)}  # Faust's own type
+        self._paused_partitions = set()
+        self._seeking_committed = 0
+        self.seek_gate: asyncio.Event | None = None  # set: the committed offsets arrive
         self.app = SimpleNamespace(
+            batch_feed=_Feed(),
             consumer_generation_id=3,
             topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
             monitor=SimpleNamespace(
@@ -78,6 +84,8 @@ class _Consumer(BatchingConsumer):
 
     async def seek_to_committed(self) -> dict[Any, int]:
         self.calls.append("seek to committed")
+        if self.seek_gate is not None:
+            await self.seek_gate.wait()
         return {TP: self.broker_committed}
 
     async def _rewind_unmoved(self, dropped: Any) -> dict[Any, int]:
@@ -99,12 +107,18 @@ class _Consumer(BatchingConsumer):
     async def hand_over(
         self, feed: _Feed, first: int, last: int, holes: frozenset[int] = frozenset()
     ) -> None:
+        """A fetch of ``first``..``last`` returned to the fetch loop (as drained, whatever
+        the partitions Faust drains now)."""
         fetched = [
             SimpleNamespace(offset=o, value=b"v", key=b"k", topic=TOPIC, partition=TP.partition)
             for o in range(first, last + 1)
             if o not in holes
         ]
         await self._dispatch(feed, {TP: fetched}, None)
+
+    def draining(self) -> bool:
+        """Whether Faust's fetch would hand the readings partition's records over now."""
+        return TP in self._get_active_partitions()
 
     def durable(self, offsets: list[int]) -> None:
         for offset in offsets:
@@ -220,3 +234,44 @@ async def test_each_hand_over_tells_faust_s_monitor_the_stream_took_events() -> 
     before = time.monotonic()
     await consumer.hand_over(feed, 0, 9)
     assert before <= inbound[TP] <= time.monotonic()
+
+
+async def test_readings_fetched_while_faust_seeks_to_the_committed_offsets_come_once() -> None:
+    """Faust's recovery resumes the stream partitions, then awaits a committed-offset
+    look-up per partition before it seeks each there. The readings aiokafka had fetched
+    from the committed offsets were handed over meanwhile, the seek put the partitions
+    back, and a restarted worker read its whole backlog twice (30,000 readings skipped as
+    replayed, in 1 of 5 SIGTERM restarts on the stack, 4 of 4 with a 1 ms fetch wait).
+    During the seek the partition is not drained, a fetch drained just before is dropped
+    and offered for a rewind, and afterwards the partition is drained again."""
+    consumer, feed = _Consumer(100), _Feed()
+    consumer.seek_gate = asyncio.Event()
+    seeking = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    assert not consumer.draining()
+    await consumer.hand_over(feed, 100, 199)  # drained just before the seek began
+    assert feed.batches == []
+    consumer.seek_gate.set()
+    await seeking
+    assert consumer.draining()
+    await consumer.hand_over(feed, 100, 199)  # read again from the committed offset
+    assert feed.offsets() == list(range(100, 200))
+    assert consumer.calls == ["seek to committed", f"rewind {[(TP, (100, 199))]}"]
+
+
+async def test_a_rebalance_during_the_seek_leaves_the_readings_to_the_next_recovery() -> None:
+    """A rebalance that begins while the seek awaits stops the flow; the new generation's
+    recovery resumes the stream partitions after its own seek. Given back here, they would
+    be drained while that recovery still restores the states."""
+    for change in ("flow stopped", "new generation"):
+        consumer = _Consumer(100)
+        consumer.seek_gate = asyncio.Event()
+        seeking = asyncio.create_task(consumer.perform_seek())
+        await asyncio.sleep(0)
+        if change == "flow stopped":
+            consumer.flow_active = False
+        else:
+            consumer.app.consumer_generation_id += 1
+        consumer.seek_gate.set()
+        await seeking
+        assert not consumer.draining(), change
