@@ -19,7 +19,7 @@ most breaks, and each module's docstring says which failure it guards against.
   ``perform_seek`` is wrapped: the feed's partitions are taken out of Faust's
   ``_get_active_partitions`` set while it runs (Faust's recovery resumes the stream
   partitions before it seeks them, and what was handed over meanwhile came twice),
-  given back unless ``flow_active`` went off or ``consumer_generation_id`` changed.
+  given back unless ``consumer_generation_id`` changed or ``_paused_partitions`` holds them.
   ``WorkerApp`` overrides ``App._new_transport``, ``on_start``, ``on_stop``
   (runs before Faust's ``_stop_consumer``) and ``on_shutdown``.
 - ``changelog.py``: the state table's changelog sent in batches through

@@ -134,11 +134,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             await super().perform_seek()
         finally:
             self._seeking_committed -= 1
-            # Given back unless a rebalance began meanwhile (it stops the flow, then a new
-            # generation's recovery resumes the stream partitions after its own seek):
-            # resumed during a table recovery, readings would meet half-restored states.
-            if self.flow_active and self.app.consumer_generation_id == generation:
-                self._get_active_partitions().update(held)
+            # Given back unless a rebalance began meanwhile: it pauses the assignment, and
+            # the new generation's recovery resumes the stream partitions after its own
+            # seek. Given back during that recovery, readings would meet half-restored
+            # states.
+            if self.app.consumer_generation_id == generation:
+                self._get_active_partitions().update(held - self._paused_partitions)
 
     async def _hold_back(self, feed: RecordFeed, records: Any) -> Any:
         """``records`` without the feed's topics, which a seek to the committed offsets

@@ -260,18 +260,28 @@ async def test_readings_fetched_while_faust_seeks_to_the_committed_offsets_come_
 
 
 async def test_a_rebalance_during_the_seek_leaves_the_readings_to_the_next_recovery() -> None:
-    """A rebalance that begins while the seek awaits stops the flow; the new generation's
-    recovery resumes the stream partitions after its own seek. Given back here, they would
-    be drained while that recovery still restores the states."""
-    for change in ("flow stopped", "new generation"):
+    """A rebalance that begins while the seek awaits pauses the assignment; the new
+    generation's recovery resumes the stream partitions after its own seek. Given back
+    here, they would be drained while that recovery still restores the states."""
+    for change in ("paused", "new generation"):
         consumer = _Consumer(100)
         consumer.seek_gate = asyncio.Event()
         seeking = asyncio.create_task(consumer.perform_seek())
         await asyncio.sleep(0)
-        if change == "flow stopped":
+        if change == "paused":  # Faust's revoke: the flow stopped, every partition paused
             consumer.flow_active = False
+            consumer.pause_partitions({FaustTP(TOPIC, TP.partition)})
         else:
             consumer.app.consumer_generation_id += 1
         consumer.seek_gate.set()
         await seeking
         assert not consumer.draining(), change
+
+
+async def test_a_seek_made_while_the_flow_is_stopped_gives_the_readings_back() -> None:
+    """Faust's recovery of an app without tables seeks, then resumes the flow: the flow
+    stopped alone is no rebalance, and the partitions kept back would never be drained."""
+    consumer = _Consumer(100)
+    consumer.flow_active = False
+    await consumer.perform_seek()
+    assert consumer.draining()
