@@ -39,6 +39,7 @@ from stream_app.worker.faust_compat import (
     STALL_EXIT_CODE,
     StallWatchdog,
     TableChangelog,
+    drop_foreign_keys,
     end_offsets,
     start_offsets,
 )
@@ -247,6 +248,11 @@ class Worker:
     ) -> None:
         topic = self.settings.topic_readings
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic == topic]
+        changelog = self.table.changelog_topic.get_topic_name()
+        kept = {tp.partition for tp in assigned if tp.topic == changelog}
+        dropped = drop_foreign_keys(self.table.data, kept, self.settings.topic_partitions)
+        if dropped:
+            log.info("state table: %d entities of partitions given away dropped", dropped)
         self.metrics.assigned_partitions.set(len(mine))
         self.core.assigned(partition for _, partition in mine)
         self.watchdog.progressed()

@@ -24,7 +24,9 @@ most breaks, and each module's docstring says which failure it guards against.
   (runs before Faust's ``_stop_consumer``) and ``on_shutdown``.
 - ``changelog.py``: the state table's changelog sent in batches through
   ``App.maybe_start_producer`` and ``Producer.send``, the local store written as
-  ``Table.data`` (Faust's per-key path through ``ProducerBuffer`` could not keep up).
+  ``Table.data`` (Faust's per-key path through ``ProducerBuffer`` could not keep up);
+  ``drop_foreign_keys`` at each assignment, as the memory store's
+  ``on_recovery_completed`` drops only the keys its recovery noted in ``_key_partition``.
 - ``offset_guard.py``: records skipped after a rebalance (Faust resumes
   fetching before it seeks to the committed offset).
 - ``watchdog.py``: consumers that stall after a rebalance (faust #175, #532,
@@ -37,7 +39,7 @@ Also relied on, outside this folder: ``Consumer.commit`` returning False without
 commit is under way (the worker's shutdown commits until it returns True).
 """
 
-from stream_app.worker.faust_compat.changelog import TableChangelog
+from stream_app.worker.faust_compat.changelog import TableChangelog, drop_foreign_keys
 from stream_app.worker.faust_compat.consumer import WorkerApp
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.faust_compat.offsets import (
@@ -53,6 +55,7 @@ __all__ = [
     "StallWatchdog",
     "TableChangelog",
     "WorkerApp",
+    "drop_foreign_keys",
     "end_offsets",
     "ensure_committed_offsets",
     "start_offsets",

@@ -21,7 +21,10 @@ acks a partition's records only once the broker has their state.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
+
+from aiokafka.partitioner import murmur2
 
 # Records handed to the producer between two returns to the event loop.
 SEND_SLICE = 500
@@ -47,3 +50,34 @@ class TableChangelog:
             if n % SEND_SLICE == 0:
                 await asyncio.sleep(0)
         await asyncio.gather(*delivered)
+
+
+def drop_foreign_keys(data: MutableMapping[Any, Any], kept: set[int], partitions: int) -> int:
+    """Delete from a memory store the keys of changelog partitions not in ``kept``; how many.
+
+    When its recovery completes, Faust's memory store drops the keys of the partitions no
+    longer assigned, but only the keys it read from the changelog itself (it notes their
+    partition as it reads them, ``_key_partition``). The keys the worker writes
+    (:class:`TableChangelog`, and ``Table.__setitem__`` before it) were never noted: after
+    a rebalance the old owner kept the states of the entities it gave away, in memory for
+    as long as it ran, and its silence scans went through them. Such a partition taken
+    back is recovered over them, which overwrites only the keys the changelog still holds:
+    an entity forgotten since, its tombstone compacted away, came back with its old state.
+    Keys go to partitions by the producer's partitioner, as :class:`TableChangelog` sends
+    them (murmur2, as Kafka's Java client).
+
+    >>> from aiokafka.partitioner import murmur2
+    >>> data = {f"dev-{i}".encode(): b"state" for i in range(8)}
+    >>> mine = {(murmur2(k) & 0x7FFFFFFF) % 4 for k in list(data)[:1]}
+    >>> dropped = drop_foreign_keys(data, mine, 4)
+    >>> dropped + len(data) == 8 and all((murmur2(k) & 0x7FFFFFFF) % 4 in mine for k in data)
+    True
+    """
+    foreign = [
+        key
+        for key in data
+        if isinstance(key, bytes) and (murmur2(key) & 0x7FFFFFFF) % partitions not in kept
+    ]
+    for key in foreign:
+        del data[key]
+    return len(foreign)

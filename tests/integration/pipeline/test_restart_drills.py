@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from typing import Any
@@ -309,6 +310,46 @@ def test_a_worker_joining_and_leaving_gracefully_repeats_no_event(pipeline: Pipe
     repeated = len(keys) - len(set(keys))
     assert repeated == 0, f"{repeated} of {len(keys)} events repeated"
     assert sum(w.metric("tsguard_assigned_partitions") for w in workers) == partitions
+
+
+def _silence_scans(worker: WorkerProcess) -> list[int]:
+    """The saved entities each silence scan after an assignment went through (the keys of
+    the worker's state table: logged once a reading is scored, the table recovered)."""
+    text = worker.log_path.read_text(errors="replace")
+    return [int(n) for n in re.findall(r"silence: (\d+) saved entities will be looked at", text)]
+
+
+def test_a_worker_that_gives_partitions_away_keeps_no_state_of_theirs(pipeline: Pipeline) -> None:
+    """Faust's memory store drops, at each assignment, only the keys it read from the
+    changelog; the states the worker wrote itself stayed in its table after their partition
+    went to another worker (its memory, its silence scans; an entity forgotten since could
+    come back with its old state if the partition came back). Here a lone worker saves 40
+    entities, a second joins: each table then holds exactly its own partitions' entities."""
+    readings, _ = labelled_stream(entities=40, metrics=("temperature",), points=60, seed=41)
+    half = len(readings) // 2
+    env = {"TSGUARD_LOG_LEVEL": "INFO"}
+    first = pipeline.start_worker("w1", env=env)
+    first.wait_ready()
+    pipeline.produce_readings(readings[:half])
+    wait_for(lambda: _scored(pipeline) >= half, timeout=90, what="the first half stored")
+    # committed only once saved: w1's table holds all 40 (a fresh table has nothing to scan)
+    wait_for(lambda: _committed(pipeline) == half, timeout=30, what="the first half committed")
+    second = pipeline.start_worker("w2", env=env)
+    workers = (first, second)
+    wait_for(
+        lambda: [w.metric("tsguard_assigned_partitions") for w in workers] == [2, 2],
+        timeout=60,
+        what="two partitions each",
+    )
+    pipeline.produce_readings(readings[half:])  # both score, then scan their tables
+    wait_for(lambda: _scored(pipeline) >= len(readings), timeout=90, what="all stored")
+    wait_for(
+        lambda: _silence_scans(first) and _silence_scans(second),
+        timeout=30,
+        what="a scan by each after the rebalance",
+    )
+    held = [_silence_scans(first)[-1], _silence_scans(second)[-1]]
+    assert sum(held) == 40, f"saved entities held by w1, w2: {held} (40 entities in all)"
 
 
 def _committed(pipe: Pipeline) -> int:
