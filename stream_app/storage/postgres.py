@@ -26,7 +26,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from stream_app.storage.errors import UNAVAILABLE, closed_if_read_only
 from stream_app.storage.retention import apply_retention
-from stream_app.storage.sink import ObservationRow, SinkBackpressure, SinkBatch, SinkStats
+from stream_app.storage.sink import (
+    ObservationRow,
+    SinkBackpressure,
+    SinkBatch,
+    SinkStats,
+    SourceMark,
+)
 from stream_app.storage.tables import EPISODE_COLUMNS, OBSERVATION_COLUMNS, OBSERVATION_TYPES
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,24 @@ ON CONFLICT (entity, metric) DO UPDATE SET
     last_ts  = GREATEST(series.last_ts, EXCLUDED.last_ts)
 """
 
+# Each source's clock per partition (migration 009): seen_at is when a worker last saw it
+# move, by the worker's wall clock; the slots and weekdays it reported in add up (OR).
+_SOURCES_UPSERT = """
+INSERT INTO sources (source, partition, first_seen, seen_at, watermark, step_s, live_tod,
+                     live_dow)
+SELECT s.source, s.partition, %(seen)s, %(seen)s, s.watermark, s.step_s, s.tod::bit(288), s.dow
+FROM unnest(%(sources)s::text[], %(partitions)s::int[], %(watermarks)s::timestamptz[],
+            %(steps)s::float8[], %(tods)s::text[], %(dows)s::int[])
+    AS s(source, partition, watermark, step_s, tod, dow)
+ORDER BY source, partition
+ON CONFLICT (source, partition) DO UPDATE SET
+    first_seen = LEAST(sources.first_seen, EXCLUDED.first_seen),
+    seen_at    = GREATEST(sources.seen_at, EXCLUDED.seen_at),
+    watermark  = GREATEST(sources.watermark, EXCLUDED.watermark),
+    step_s     = COALESCE(EXCLUDED.step_s, sources.step_s),
+    live_tod   = sources.live_tod | EXCLUDED.live_tod,
+    live_dow   = sources.live_dow | EXCLUDED.live_dow
+"""
 
 # How long a write waits for a lock (a table another session locked: a migration, a
 # VACUUM FULL, an operator's LOCK) before it fails as an outage and is tried again. A write
@@ -253,12 +277,14 @@ class PostgresSink:
         spans = dict(self._spans) if all_series else {k: self._spans[k] for k in self._new}
         if not batch and not spans:
             return stats
+        seen_at = batch.seen_at or datetime.now(UTC)
         started = time.perf_counter()
         try:
             async with self._pool.connection(timeout=5.0) as conn:
                 async with closed_if_read_only(conn), conn.transaction():
                     stats.points_inserted = await self._write_points(conn, batch.points)
                     await self._write_series(conn, spans)
+                    await self._write_sources(conn, batch.sources, seen_at)
                     await self._write_episodes(conn, batch.episodes)
                     stats.resolved = await self._resolve_orphans(
                         conn, batch.orphans, batch.episodes
@@ -334,6 +360,37 @@ class PostgresSink:
                 [s[0] for s in spans.values()],
                 [s[1] for s in spans.values()],
             ),
+        )
+
+    async def _write_sources(
+        self, conn: psycopg.AsyncConnection[Any], marks: list[SourceMark], seen_at: datetime
+    ) -> None:
+        if not marks:
+            return
+        # one row per key in a statement (ON CONFLICT cannot touch a row twice)
+        merged: dict[tuple[str, int], SourceMark] = {}
+        for m in marks:
+            old = merged.get((m.source, m.partition))
+            if old is not None:
+                m = m._replace(
+                    watermark=max(m.watermark, old.watermark),
+                    step_s=m.step_s if m.step_s is not None else old.step_s,
+                    live_tod=m.live_tod | old.live_tod,
+                    live_dow=m.live_dow | old.live_dow,
+                )
+            merged[(m.source, m.partition)] = m
+        rows = list(merged.values())
+        await conn.execute(
+            _SOURCES_UPSERT,
+            {
+                "seen": seen_at,
+                "sources": [m.source for m in rows],
+                "partitions": [m.partition for m in rows],
+                "watermarks": [m.watermark for m in rows],
+                "steps": [m.step_s for m in rows],
+                "tods": [format(m.live_tod, "0288b")[::-1] for m in rows],  # slot 0 first
+                "dows": [m.live_dow for m in rows],
+            },
         )
 
     async def _write_episodes(

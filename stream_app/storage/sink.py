@@ -32,6 +32,19 @@ class ObservationRow(NamedTuple):
     detector: str | None
 
 
+class SourceMark(NamedTuple):
+    """How far one source's clock (its event time in one partition) moved since the last
+    mark: stored in ``sources``, which the wall-clock alert on a source that stopped
+    sending reads (see :mod:`stream_app.core.activity`)."""
+
+    source: str
+    partition: int
+    watermark: datetime  # its newest reading's time (never ahead of the wall clock)
+    step_s: float | None  # its usual step (None before its first)
+    live_tod: int  # the five-minute slots of the UTC day it reported in since the last mark
+    live_dow: int  # the weekdays (Monday = bit 0) it reported on since the last mark
+
+
 class SinkBackpressure(Exception):
     """The database cannot take the batch now; retry after ``retry_after`` seconds."""
 
@@ -66,9 +79,12 @@ class SinkBatch:
     # model that would resolve them; the write resolves them at that time, after the
     # batch's own episodes
     orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
+    # the sources whose clocks moved, and when (the worker's wall clock) it saw them move
+    sources: list[SourceMark] = field(default_factory=list)
+    seen_at: datetime | None = None
 
     def __len__(self) -> int:
-        return len(self.points) + len(self.episodes) + len(self.orphans)
+        return len(self.points) + len(self.episodes) + len(self.orphans) + len(self.sources)
 
 
 class Sink(Protocol):

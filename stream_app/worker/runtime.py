@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -108,6 +109,10 @@ class WorkerRuntime:
             self.sink.add_episode(event)
         batch = self.sink.take()  # before any await: overlapping writes keep their own rows
         batch.orphans = out.orphans
+        if all_series:
+            # with every series' last time: the sources whose clocks moved, seen now
+            batch.sources = self.scorer.source_marks()
+            batch.seen_at = datetime.fromtimestamp(now, UTC)
         try:
             stats = await self.sink.flush_with_retry(batch, all_series=all_series)
         finally:

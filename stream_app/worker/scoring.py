@@ -18,8 +18,9 @@ from operator import itemgetter
 from typing import Any
 
 from stream_app.core import EntityProcessor
+from stream_app.core.activity import live_slots
 from stream_app.core.entity_processor import MAX_SERIES, TOO_MANY_SERIES
-from stream_app.storage.sink import ObservationRow
+from stream_app.storage.sink import ObservationRow, SourceMark
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.feed import Record
@@ -85,6 +86,7 @@ class _Clock:
     # its first watermark since the assignment (NaN before): how far the saved entities
     # woken by the scans were from it tells a source that was quiet across a restart
     first: float = math.nan
+    marked: float = math.nan  # its watermark at the last mark (``ReadingScorer.source_marks``)
 
 
 @dataclass(slots=True)
@@ -300,6 +302,38 @@ class ReadingScorer:
             out.events.extend(event_to_wire(event, now) for event in events)
             if waited is not None:
                 out.ingest_to_event.extend([waited] * len(events))
+
+    def source_marks(self) -> list[SourceMark]:
+        """Every clock that moved since the last call: where to, its usual step, and the
+        slots of the day and weekdays it moved through (from where it last resumed, when
+        it jumped since: a market's night or an outage is no time the source reported in).
+        """
+        marks: list[SourceMark] = []
+        for clock in self._clocks.values():
+            end, start = clock.watermark, clock.marked
+            if end <= 0.0 or end <= start:  # no reading yet, or it stood still
+                continue
+            if start != start:  # its first mark: where it is
+                begin = end
+            elif clock.resumed > start:  # it jumped: from where it came back
+                begin = min(clock.resumed, end)
+            else:
+                begin = start
+            tod, dow = live_slots(begin, end)
+            clock.marked = end
+            step = clock.usual_step
+            source, partition = clock.key
+            marks.append(
+                SourceMark(
+                    source,
+                    partition,
+                    _from_timestamp(end, UTC),
+                    step if step == step else None,
+                    tod,
+                    dow,
+                )
+            )
+        return marks
 
     @property
     def watermarks(self) -> dict[ClockKey, float]:

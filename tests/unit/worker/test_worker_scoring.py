@@ -549,3 +549,30 @@ def test_a_batch_that_could_not_be_unpacked_is_dead_lettered_with_what_it_was() 
     assert out.deadletters[0]["detail"] == note
     assert out.deadletters[0]["origin"]["offset"] == 24
     assert out.readings_ok == 10
+
+
+def test_a_markets_clock_marks_its_sessions_not_its_nights() -> None:
+    """What the wall-clock alert on a silent source knows of when it usually reports: the
+    slots its clock moved through, but not a night it jumped over (nor a clock that
+    stood still)."""
+    scorer = _scorer(EngineConfig.default(), {})
+    monday = 1_793_577_600.0  # 2026-11-02 00:00 UTC, a Monday
+    tod = dow = 0
+    offset = 0
+    for day in (0, 1):
+        open_ts = monday + day * 86400.0 + 14.5 * 3600.0
+        for chunk in range(78):  # 14:30-21:00, in 5-minute batches of 1-minute ticks
+            records = []
+            for m in range(5):
+                ts = open_ts + 300.0 * chunk + 60.0 * m
+                doc = {"entity": "mkt/AAA", "ts": ts, "source": "market", "metrics": {"p": 1.0}}
+                records.append(Record(orjson.dumps(doc), b"mkt/AAA", "r", 0, offset))
+                offset += 1
+            scorer.process(records, now=ts + 1.0)
+            for mark in scorer.source_marks():
+                assert (mark.source, mark.partition) == ("market", 0)
+                tod |= mark.live_tod
+                dow |= mark.live_dow
+            assert scorer.source_marks() == []  # it stood still since
+    assert [i for i in range(288) if tod >> i & 1] == list(range(174, 252))  # 14:30-20:59
+    assert dow == 0b11  # Monday and Tuesday
