@@ -98,6 +98,27 @@ def test_the_inhibit_rules_name_alerts_that_exist() -> None:
         assert target.split("=", 1)[1].strip('"') in grafana, target
 
 
+def test_one_silent_series_pages_once(alertmanager: str) -> None:
+    """Grafana's "Series stopped sending" asks what the forwarder's silence episode pages."""
+    forwarder = {"severity": "high", "detector": "cleaner", "kind": "silence"}
+    grafana = {"severity": "high", "source": "tsguard", "grafana_folder": "tsguard"}
+    posted = [
+        _alert(ALERTNAME, entity="site/probe-1", metric="level", **forwarder),
+        _alert("Series stopped sending", entity="site/probe-1", metric="level", **grafana),
+        # a value episode of another series inhibits nothing
+        _alert(ALERTNAME, entity="site/probe-2", metric="level", **{**forwarder, "kind": "value"}),
+        _alert("Series stopped sending", entity="site/probe-2", metric="level", **grafana),
+    ]
+    response = httpx.post(f"{alertmanager}/api/v2/alerts", json=posted, timeout=5)
+    assert response.status_code == 200, response.text
+    assert _inhibited(alertmanager, len(posted)) == {
+        (ALERTNAME, "site/probe-1"): False,
+        ("Series stopped sending", "site/probe-1"): True,
+        (ALERTNAME, "site/probe-2"): False,
+        ("Series stopped sending", "site/probe-2"): False,
+    }
+
+
 def test_one_critical_episode_and_one_backlog_page_once(alertmanager: str) -> None:
     forwarder = {"severity": "critical", "detector": "robust_seasonal", "kind": "value"}
     grafana = {"severity": "critical", "source": "tsguard", "grafana_folder": "tsguard"}

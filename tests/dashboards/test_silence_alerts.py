@@ -1,0 +1,225 @@
+"""The silence alerts page for outages, not for a source's normal quiet: on real PostgreSQL.
+
+Readings go through the worker's own scoring and writing (``ReadingScorer`` and
+``WorkerRuntime`` with a simulated wall clock, into the real ``PostgresSink``: no Kafka),
+into a fresh migrated schema; the provisioned rules' SQL is then evaluated at chosen
+times (``$__timeTo()``, as Grafana expands it for the rule's range ending now). The rule
+before this one read the server's clock, so ``now()`` is read as that time too: the same
+test runs against it.
+
+- A market (14:30-21:00 UTC on weekdays) pages neither overnight, nor at the weekend,
+  nor before the open; it pages a few minutes into a session it does not open.
+- A probe that reports every 10 minutes does not page between readings; it pages once
+  quiet for 10 of its intervals.
+- A fleet quiet every night does not page at night; it pages within minutes when it
+  stops in its working hours; one device that stops while the fleet reports pages as
+  its series (the worker's silence episode).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from connectors.grafana.macros import expand
+from stream_app.core import EngineConfig
+from stream_app.metrics import build_metrics
+from stream_app.storage import migrate
+from stream_app.storage.postgres import PostgresSink
+from stream_app.worker.checkpoint import Checkpointer
+from stream_app.worker.decode import ReadingDecoder
+from stream_app.worker.feed import Record
+from stream_app.worker.runtime import WorkerRuntime
+from stream_app.worker.scoring import ReadingScorer
+from stream_app.worker.states import EntityStates
+from tests.dashboards.queries import alert_rules
+
+MONDAY = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+SOURCE_RULE = "tsguard-source-silent"
+SERIES_RULE = "tsguard-series-silent"
+
+
+def _rule_sql(uid: str) -> str | None:
+    for rule in alert_rules():
+        if rule["uid"] == uid:
+            return str(rule["data"][0]["model"]["rawSql"])
+    return None
+
+
+@pytest.fixture
+def schema(pg_conninfo: str) -> Iterator[str]:
+    name = f"silence_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    owner = make_conninfo(pg_conninfo, options=f"-c search_path={name}")
+    try:
+        migrate(owner)
+        yield owner
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+class Worker:
+    """The worker's scoring and writing, batch by batch, on a simulated wall clock."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.now = 0.0
+        metrics = build_metrics(CollectorRegistry())
+        self.scorer = ReadingScorer(
+            EntityStates(EngineConfig.default(), lambda _: None), ReadingDecoder(max_future_s=60)
+        )
+        checkpointer = Checkpointer(
+            self.scorer.states,
+            {},
+            metrics,
+            every_s=0.0,
+            ack=lambda _: None,
+            generation=lambda: 1,
+            clock=self.clock,
+        )
+        self.sink = PostgresSink(conninfo)
+        self.runtime = WorkerRuntime(
+            self.scorer, self.sink, metrics, checkpointer, checkpoint_s=0.0, clock=self.clock
+        )
+        self.offsets: dict[int, int] = {}
+
+    def clock(self) -> float:
+        return self.now
+
+    async def feed(self, readings: list[tuple[float, str, str, int]], every_s: float) -> None:
+        """(ts, entity, source, partition) readings, sorted by time, each batch of
+        ``every_s`` of them read and written when its last one is due (one second later)."""
+        i = 0
+        while i < len(readings):
+            end = readings[i][0] + every_s
+            batch: list[Record] = []
+            while i < len(readings) and readings[i][0] < end:
+                ts, entity, source, partition = readings[i]
+                doc = {"entity": entity, "ts": ts, "source": source, "metrics": {"x": 1.0 + i % 7}}
+                offset = self.offsets.get(partition, 0)
+                self.offsets[partition] = offset + 1
+                batch.append(Record(orjson.dumps(doc), entity.encode(), "r", partition, offset))
+                i += 1
+            self.now = readings[i - 1][0] + 1.0
+            out = self.runtime.score(batch)
+            await self.runtime.write(out, all_series=True)
+
+    async def __aenter__(self) -> Worker:
+        await self.sink.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sink.close()
+
+
+def _firing(conninfo: str, uid: str, at: datetime) -> set[tuple[str, ...]]:
+    """The alert instances (their labels: the text columns) the rule has at ``at``."""
+    text = _rule_sql(uid)
+    if text is None:  # not provisioned (the rules before this change had no series rule)
+        return set()
+    text = expand(text, time_from=at - timedelta(minutes=10), time_to=at, interval_ms=60_000)
+    text = text.replace("now()", f"'{at.isoformat()}'::timestamptz")
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(text).fetchall()  # type: ignore[arg-type, unused-ignore]
+    return {tuple(v for v in row if isinstance(v, str)) for row in rows}
+
+
+def _market(days: list[int], minutes: range = range(0, 390)) -> list[tuple[float, str, str, int]]:
+    out = []
+    for day in days:
+        open_ts = (MONDAY + timedelta(days=day, hours=14, minutes=30)).timestamp()
+        for m in minutes:
+            for name in ("mkt/AAA", "mkt/BBB"):
+                out.append((open_ts + 60.0 * m, name, "market", 0))
+    return out
+
+
+async def test_a_market_pages_neither_at_night_nor_at_the_weekend_but_when_it_does_not_open(
+    schema: str,
+) -> None:
+    def at(when: timedelta) -> datetime:
+        return MONDAY + when
+
+    async with Worker(schema) as worker:
+        # two weeks of sessions, through the second Thursday
+        await worker.feed(_market([0, 1, 2, 3, 4, 7, 8, 9, 10]), every_s=300.0)
+        assert _firing(schema, SOURCE_RULE, at(timedelta(days=11, hours=3))) == set()  # Fri 03:00
+        await worker.feed(_market([11]), every_s=300.0)
+        quiet = [
+            timedelta(days=11, hours=21, minutes=10),  # Friday, just after the close
+            timedelta(days=12, hours=12),  # Saturday noon: a time of day it trades at
+            timedelta(days=13, hours=18),  # Sunday
+            timedelta(days=14, hours=14, minutes=25),  # Monday, before the open
+            timedelta(days=14, hours=14, minutes=35),  # five minutes into the session
+        ]
+        for when in quiet:
+            assert _firing(schema, SOURCE_RULE, at(when)) == set(), when
+            assert _firing(schema, SERIES_RULE, at(when)) == set(), when
+        # Monday: the feed does not open. Paged once quiet for 10 of its usual steps (a
+        # minute) of the session.
+        assert _firing(schema, SOURCE_RULE, at(timedelta(days=14, hours=14, minutes=42))) == {
+            ("market",)
+        }
+
+
+def _every(
+    entities: list[str], source: str, start: float, end: float, step: float, hours: range
+) -> list[tuple[float, str, str, int]]:
+    out = []
+    t = start
+    while t < end:
+        hour = datetime.fromtimestamp(t, UTC).hour
+        if hour in hours:
+            for k, entity in enumerate(entities):
+                out.append((t + k * step / len(entities), entity, source, k % 2))
+        t += step
+    return out
+
+
+async def test_a_probe_reporting_every_ten_minutes_pages_only_after_ten_intervals(
+    schema: str,
+) -> None:
+    start = MONDAY.timestamp()
+    last = start + 3 * 86400.0
+    async with Worker(schema) as worker:
+        await worker.feed(
+            _every(["field/probe-1"], "field", start, last + 1, 600.0, range(24)), every_s=600.0
+        )
+        between = datetime.fromtimestamp(last + 420.0, UTC)  # 7 minutes since its reading
+        assert _firing(schema, SOURCE_RULE, between) == set()
+        assert _firing(schema, SOURCE_RULE, between + timedelta(minutes=60)) == set()
+        assert _firing(schema, SOURCE_RULE, between + timedelta(minutes=100)) == {("field",)}
+
+
+async def test_a_fleet_pages_when_it_stops_in_working_hours_and_not_at_night(
+    schema: str,
+) -> None:
+    devices = [f"plant/dev-{k}" for k in range(8)]
+    start = MONDAY.timestamp()
+    stop = (MONDAY + timedelta(days=8, hours=10)).timestamp()  # the ninth day, 10:00
+    readings = _every(devices, "plant", start, stop, 120.0, range(6, 20))
+    # dev-3 stops at 09:00 that day while the others report
+    dev3_stop = stop - 3600.0
+    readings = [r for r in readings if r[1] != "plant/dev-3" or r[0] < dev3_stop]
+    async with Worker(schema) as worker:
+        night = [r for r in readings if r[0] < stop - 11 * 3600.0]  # through 23:00 the day before
+        await worker.feed(night, every_s=120.0)
+        night_at = datetime.fromtimestamp(stop - 11 * 3600.0, UTC)  # 23:00: quiet since 20:00
+        assert _firing(schema, SOURCE_RULE, night_at) == set()
+        assert _firing(schema, SERIES_RULE, night_at) == set()
+        await worker.feed([r for r in readings if r[0] >= stop - 11 * 3600.0], every_s=120.0)
+        stopped = datetime.fromtimestamp(stop, UTC)
+        # one device silent while its fleet reports: the worker's silence episode
+        assert _firing(schema, SERIES_RULE, stopped) == {("plant/dev-3", "x")}
+        assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=2)) == set()
+        # the whole fleet quiet at 10:00 on a working day: within minutes
+        assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=8)) == {("plant",)}
