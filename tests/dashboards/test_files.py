@@ -296,6 +296,7 @@ def test_alert_rules_and_contact_point() -> None:
     assert {r["uid"] for r in rules} == {
         "tsguard-critical-episode-open",
         "tsguard-source-silent",
+        "tsguard-series-silent",
         "tsguard-consumer-lag-growing",
     }
     provisioned = set(_datasources()) | {"__expr__"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 
 from stream_app.storage import migrate
 from stream_app.storage.postgres import PostgresSink
+from stream_app.storage.sink import SinkBatch, SourceMark
 from tests.integration.conftest import FreshSchema
 from tests.integration.test_sink import _event, _query, _row
 
@@ -89,6 +91,29 @@ async def test_a_series_whose_points_all_went_is_forgotten_and_listed_again_when
         await sink.close()
     listed = _query(fresh_schema.conninfo, "SELECT entity FROM series ORDER BY 1")
     assert [e for (e,) in listed] == ["gone-1", "kept", "still-open"]
+
+
+async def test_a_source_not_seen_for_what_is_kept_and_a_week_is_forgotten(
+    fresh_schema: FreshSchema,
+) -> None:
+    """Each (source, partition) the workers saw is a row of ``sources``: a producer that
+    puts a request id in ``source`` added one per reading, kept for ever. A source goes
+    once unseen for the time kept, and never within 8 days (its week of usual hours:
+    a market quiet over a long weekend keeps what it learned)."""
+    migrate(fresh_schema.conninfo)
+    now = time.time()
+    sink = PostgresSink(fresh_schema.conninfo)
+    await sink.open()
+    try:
+        for name, age_days in (("gone", 40.0), ("weekend", 4.0), ("live", 0.0)):
+            seen = datetime.fromtimestamp(now - age_days * DAY, UTC)
+            batch = SinkBatch(sources=[SourceMark(name, 0, seen, 1.0, 1, 1)], seen_at=seen)
+            await sink.flush_with_retry(batch)
+        await sink.apply_retention(1)
+    finally:
+        await sink.close()
+    kept = _query(fresh_schema.conninfo, "SELECT source FROM sources ORDER BY 1")
+    assert [s for (s,) in kept] == ["live", "weekend"]
 
 
 async def test_one_caller_at_a_time(sink: PostgresSink, fresh_schema: FreshSchema) -> None:
