@@ -26,9 +26,22 @@ def api(
     dev: bool | None = typer.Option(
         None, "--dev/--no-dev", help="Trust the local dev keys and serve their JWKS."
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        min=1,
+        max=65535,
+        help="Also serve /metrics over plain HTTP on this port (for Prometheus, whether"
+        " or not the API serves HTTPS).",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        help="Address --metrics-port listens on: loopback unless told (0.0.0.0 in a"
+        " container, where the compose file decides what is published).",
+    ),
 ) -> None:
     """Serve the REST API (HTTPS when TSGUARD_API_TLS_CERTFILE/KEYFILE are set)."""
     import uvicorn
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from stream_app.api.app import create_app
     from stream_app.listen import require_listen
@@ -52,11 +65,23 @@ def api(
     tls = settings.api_tls_certfile is not None and settings.api_tls_keyfile is not None
     if settings.oauth_dev_mode:
         typer.echo(dev_curl_hint(settings, https=tls))
+    registry = CollectorRegistry()
     try:
-        served = create_app(settings)
+        served = create_app(settings, registry=registry)
     except ValueError as exc:  # no token keys configured: a setting, not a traceback
         typer.echo(f"tsguard: {exc}", err=True)
         raise typer.Exit(2) from None
+    if metrics_port is not None:
+        # The same registry as the API's own /metrics, over plain HTTP whatever the API's
+        # TLS: a scrape job has one scheme, and compose's Prometheus scraped the API port
+        # over http, so an API serving HTTPS was down to it (TsguardApiDown) while it served.
+        try:
+            start_http_server(metrics_port, addr=metrics_host, registry=registry)
+        except OSError as exc:  # the port taken, an address this host does not have
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            typer.echo(f"tsguard: cannot serve /metrics on {metrics_host}:{metrics_port}: {reason}",
+                       err=True)  # fmt: skip
+            raise typer.Exit(2) from None
     config = uvicorn.Config(
         served,
         host=settings.api_host,

@@ -4,6 +4,7 @@ and a private PostgreSQL 15 with ``ssl=on`` reached with ``sslmode=verify-full``
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import ssl
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from stream_app.api.app import create_app
@@ -25,6 +27,7 @@ from tests.api.conftest import AUDIENCE, ISSUER, Tokens, api_settings, auth
 from tests.api.tlsutil import Pki, free_port, make_pki
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[2]
 TSGUARD = str(Path(sys.executable).with_name("tsguard"))
 
 
@@ -34,8 +37,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
+def metrics_port() -> int:
+    """Where the HTTPS API of ``https_api`` also serves /metrics over plain HTTP."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 def https_api(
-    pki: Pki, dev_key_file: Path, private_schema: str, tmp_path_factory: pytest.TempPathFactory
+    pki: Pki,
+    dev_key_file: Path,
+    private_schema: str,
+    metrics_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """``tsguard api`` serving HTTPS on a free port; yields its base URL.
 
@@ -58,7 +71,12 @@ def https_api(
     }
     log = tmp_path_factory.mktemp("api-log") / "api.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([TSGUARD, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [TSGUARD, "api", "--metrics-port", str(metrics_port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"https://localhost:{port}"
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     deadline = time.monotonic() + 30
@@ -91,6 +109,41 @@ def test_api_serves_https_verified_by_the_ca(https_api: str, pki: Pki) -> None:
         httpx.get(f"{https_api}/healthz")
     with pytest.raises(httpx.TransportError):  # no plaintext on the TLS port
         httpx.get(https_api.replace("https", "http") + "/healthz")
+
+
+def test_an_https_api_is_scraped_and_health_checked_as_compose_does(
+    https_api: str, pki: Pki, metrics_port: int
+) -> None:
+    """compose's Prometheus scraped the API's port over plain HTTP, and its health check
+    asked it over plain HTTP: an API given a certificate was down to Prometheus
+    (TsguardApiDown paged while it served) and unhealthy to compose. The job now scrapes
+    the port the api command serves /metrics on over plain HTTP, and the check follows
+    the API's TLS settings; both run here against a real API serving HTTPS."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    prometheus = yaml.safe_load((ROOT / "connectors/deploy/prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "tsguard-api"]
+    ((target,),) = [static["targets"] for static in job["static_configs"]]
+    name, port = target.split(":")
+    api = compose["services"][name]
+    options = dict(itertools.pairwise(str(a) for a in api["command"]))
+    assert options.get("--metrics-port") == port, (target, api["command"])
+    scheme = job.get("scheme", "http")
+    path = job.get("metrics_path", "/metrics")
+    scraped = httpx.get(f"{scheme}://127.0.0.1:{metrics_port}{path}", timeout=5)
+    assert scraped.status_code == 200 and "tsguard_api_requests_total" in scraped.text
+    kind, check = api["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and "127.0.0.1:8080/" in check
+    api_port = https_api.rsplit(":", 1)[1]
+    command = check.replace("127.0.0.1:8080/", f"127.0.0.1:{api_port}/").replace(
+        "python ", f"{sys.executable} ", 1
+    )
+    env = {
+        **os.environ,
+        "TSGUARD_API_TLS_CERTFILE": str(pki.server_cert),
+        "TSGUARD_API_TLS_KEYFILE": str(pki.server_key),
+    }
+    ran = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr.decode()[-1000:]
 
 
 @pytest.mark.integration
