@@ -152,3 +152,19 @@ def test_one_silent_series_pages_once(alertmanager: str) -> None:
         (ALERTNAME, "site/probe-2"): False,
         ("Series stopped sending", "site/probe-2"): False,
     }
+
+
+def test_sources_silent_because_no_worker_runs_page_as_that(alertmanager: str) -> None:
+    """With no worker, no source's clock moves and every source looks silent: the page is
+    TsguardNoWorkers, not one per source."""
+    grafana = {"severity": "high", "source": "tsguard", "grafana_folder": "tsguard"}
+    posted = [
+        _alert("TsguardNoWorkers", severity="critical", source="tsguard"),
+        _alert("Source stopped sending", reading_source="market", **grafana),
+    ]
+    held = len(httpx.get(f"{alertmanager}/api/v2/alerts", timeout=5).json())
+    response = httpx.post(f"{alertmanager}/api/v2/alerts", json=posted, timeout=5)
+    assert response.status_code == 200, response.text
+    inhibited = _inhibited(alertmanager, held + len(posted))
+    assert inhibited[("Source stopped sending", "")] is True
+    assert inhibited[("TsguardNoWorkers", "")] is False
