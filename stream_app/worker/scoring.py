@@ -87,6 +87,11 @@ class _Clock:
     # woken by the scans were from it tells a source that was quiet across a restart
     first: float = math.nan
     marked: float = math.nan  # its watermark at the last mark (``ReadingScorer.source_marks``)
+    # Its usual step while it reports, for the wall-clock alert on a silent source
+    # (``source_marks``): as ``usual_step`` but its jumps teach it nothing. A jump lifts
+    # ``usual_step`` for hours (a market's night took its minute to six), and a feed that
+    # stopped half an hour into a session was not yet quiet 12 minutes later by it.
+    live_step: float = math.nan
 
 
 @dataclass(slots=True)
@@ -321,18 +326,10 @@ class ReadingScorer:
                 begin = start
             tod, dow = live_slots(begin, end)
             clock.marked = end
-            step = clock.usual_step
+            step = clock.live_step
+            told = step if step == step else None
             source, partition = clock.key
-            marks.append(
-                SourceMark(
-                    source,
-                    partition,
-                    _from_timestamp(end, UTC),
-                    step if step == step else None,
-                    tod,
-                    dow,
-                )
-            )
+            marks.append(SourceMark(source, partition, _from_timestamp(end, UTC), told, tod, dow))
         return marks
 
     @property
@@ -369,7 +366,7 @@ class ReadingScorer:
         """Tell a clock's usual watermark step from a jump (the whole source was quiet)."""
         usual = clock.usual_step
         if usual != usual:  # its first step
-            clock.usual_step = step
+            clock.usual_step = clock.live_step = step
             clock.learned_at = ts + RESUME_TAU_S
             return
         longest = RESUME_STEPS * usual
@@ -377,6 +374,9 @@ class ReadingScorer:
             clock.resumed = ts
             if ts > clock.learned_at:
                 step = longest  # else one outage would hide the next for hours
+        else:
+            live = clock.live_step
+            clock.live_step = live - math.expm1(-step / RESUME_TAU_S) * (step - live)
         clock.usual_step = usual - math.expm1(-step / RESUME_TAU_S) * (step - usual)
 
     def forget(self) -> None:

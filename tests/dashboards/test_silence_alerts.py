@@ -8,7 +8,8 @@ before this one read the server's clock, so ``now()`` is read as that time too: 
 test runs against it.
 
 - A market (14:30-21:00 UTC on weekdays) pages neither overnight, nor at the weekend,
-  nor before the open; it pages a few minutes into a session it does not open.
+  nor before the open; it pages a few minutes into a session it does not open, and
+  minutes after its feed stops half an hour into a session.
 - A probe that reports every 10 minutes does not page between readings; it pages once
   quiet for 10 of its intervals.
 - A fleet quiet every night does not page at night; it pages within minutes when it
@@ -150,8 +151,15 @@ async def test_a_market_pages_neither_at_night_nor_at_the_weekend_but_when_it_do
         return MONDAY + when
 
     async with Worker(schema) as worker:
-        # two weeks of sessions, through the second Thursday
-        await worker.feed(_market([0, 1, 2, 3, 4, 7, 8, 9, 10]), every_s=300.0)
+        await worker.feed(_market([0, 1, 2, 3, 4, 7]), every_s=300.0)
+        # the second Tuesday the feed stops at 15:00, half an hour into the session
+        await worker.feed(_market([8], range(0, 30)), every_s=300.0)
+        assert _firing(schema, SOURCE_RULE, at(timedelta(days=8, hours=15, minutes=5))) == set()
+        assert _firing(schema, SOURCE_RULE, at(timedelta(days=8, hours=15, minutes=12))) == {
+            ("market",)
+        }
+        # back at 16:00; the rest of the second week, through Thursday
+        await worker.feed(_market([8], range(90, 390)) + _market([9, 10]), every_s=300.0)
         assert _firing(schema, SOURCE_RULE, at(timedelta(days=11, hours=3))) == set()  # Fri 03:00
         await worker.feed(_market([11]), every_s=300.0)
         quiet = [

@@ -573,6 +573,9 @@ def test_a_markets_clock_marks_its_sessions_not_its_nights() -> None:
                 assert (mark.source, mark.partition) == ("market", 0)
                 tod |= mark.live_tod
                 dow |= mark.live_dow
+                # its minute, not lifted by the night (the worker's usual_step was: six
+                # minutes at the open, three an hour in)
+                assert mark.step_s is not None and 59.0 < mark.step_s < 61.0, mark
             assert scorer.source_marks() == []  # it stood still since
     assert [i for i in range(288) if tod >> i & 1] == list(range(174, 252))  # 14:30-20:59
     assert dow == 0b11  # Monday and Tuesday
