@@ -79,8 +79,8 @@ def api(
             start_http_server(metrics_port, addr=metrics_host, registry=registry)
         except OSError as exc:  # the port taken, an address this host does not have
             reason = exc.strerror or str(exc) or type(exc).__name__
-            typer.echo(f"tsguard: cannot serve /metrics on {metrics_host}:{metrics_port}: {reason}",
-                       err=True)  # fmt: skip
+            where = f"{metrics_host}:{metrics_port}"
+            typer.echo(f"tsguard: cannot serve /metrics on {where}: {reason}", err=True)
             raise typer.Exit(2) from None
     config = uvicorn.Config(
         served,

@@ -159,6 +159,28 @@ def test_a_server_whose_port_is_taken_says_so_first(
     assert "Traceback" not in done.stderr and "Kafka" not in said
 
 
+def test_an_api_whose_metrics_port_is_taken_says_so_first() -> None:
+    """``tsguard api --metrics-port``: the API's /metrics over plain HTTP (compose's
+    Prometheus scrapes it there); a port taken is one line and exit 2, before serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _tsguard(
+            "api",
+            "--dev",
+            "--metrics-port",
+            str(port),
+            TSGUARD_API_HOST="127.0.0.1",
+            TSGUARD_API_PORT=str(_closed_port()),
+            TSGUARD_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{_closed_port()}",
+        )
+    said = " ".join(done.stderr.replace("│", " ").split())
+    assert done.returncode == 2, done.stderr
+    assert f"cannot serve /metrics on 127.0.0.1:{port}: Address already in use" in said
+    assert "Traceback" not in done.stderr
+
+
 def test_a_reader_that_goes_away_ends_a_piped_replay_quietly(tmp_path: Path) -> None:
     """``tsguard replay big.csv -o - | head -1``: before, ``error: [Errno 32] Broken
     pipe`` and exit 2; now as any command whose reader goes away (Click: exit 1, quiet)."""
