@@ -86,10 +86,7 @@ class Prometheus(HttpService):
                 },
                 # the API and the forwarder, as compose scrapes them: the rules that page
                 # when either is down are evaluated on the same jobs
-                {
-                    "job_name": "tsguard-api",
-                    "static_configs": [{"targets": [f"127.0.0.1:{self.settings.api_port}"]}],
-                },
+                self._api_job(),
                 {
                     "job_name": "tsguard-forwarder",
                     "static_configs": [
@@ -115,6 +112,20 @@ class Prometheus(HttpService):
         if rules_dir.is_dir():
             config["rule_files"] = [str(rules_dir / "*.yml")]
         return config
+
+    def _api_job(self) -> dict[str, object]:
+        """The API's scrape job: over https where its settings give it a certificate (the
+        stack reads the same settings; over http, an API serving TLS was down to it and
+        TsguardApiDown fired while it served). Its certificate names the API's public
+        host, not 127.0.0.1: the scrape asks for the numbers, not who serves them."""
+        job: dict[str, object] = {
+            "job_name": "tsguard-api",
+            "static_configs": [{"targets": [f"127.0.0.1:{self.settings.api_port}"]}],
+        }
+        if self.settings.api_tls_certfile is not None and self.settings.api_tls_keyfile is not None:
+            job["scheme"] = "https"
+            job["tls_config"] = {"insecure_skip_verify": True}
+        return job
 
     def _write_config(self) -> bool:
         """Write ``prometheus.yml``; True when its content changed."""

@@ -235,6 +235,25 @@ def test_the_stack_scrapes_the_connectors_where_its_settings_say(tmp_path: Path)
     assert jobs["tsguard-mqtt-bridge"]["static_configs"] == [{"targets": ["127.0.0.1:32465"]}]
 
 
+def test_the_stack_scrapes_the_api_over_https_when_it_serves_tls(tmp_path: Path) -> None:
+    """The stack's Prometheus scraped the API over http whatever its settings: an API
+    given a certificate was down to it (TsguardApiDown fired while it served)."""
+    plain = Prometheus(Settings(stack_dir=tmp_path)).config()["scrape_configs"]
+    tls = Prometheus(
+        Settings(
+            stack_dir=tmp_path,
+            api_tls_certfile=tmp_path / "api.crt",
+            api_tls_keyfile=tmp_path / "api.key",
+        )
+    ).config()["scrape_configs"]
+    assert isinstance(plain, list) and isinstance(tls, list)
+    (plain_api,) = [job for job in plain if job["job_name"] == "tsguard-api"]
+    (tls_api,) = [job for job in tls if job["job_name"] == "tsguard-api"]
+    assert plain_api.get("scheme", "http") == "http"
+    assert tls_api["scheme"] == "https"
+    assert tls_api["static_configs"] == plain_api["static_configs"]
+
+
 def test_every_job_a_rule_watches_is_scraped_by_compose_and_none_is_optional() -> None:
     """A rule on ``up{job=...}`` pages for a job compose's Prometheus scrapes, and not for
     one whose targets are down by design: the forwarder shared a job with the simulator,
