@@ -27,10 +27,22 @@ log = logging.getLogger(__name__)
 Key = tuple[str, int]
 
 
+# Readings scored between two returns to the event loop. Scoring one takes about 0.1 ms
+# (pure-Python build, more on a busy CPU): a batch of 2,000 at once held the loop up to
+# 0.67 s, and the consumer's heartbeats, commits, fetches, the timers and the writes of
+# the batches before it waited behind it.
+SCORE_SLICE = 200
+
+
 class BatchPipeline(Protocol):
     """The two halves of processing a batch (:class:`WorkerRuntime` implements it)."""
 
-    def score(self, messages: list[Record]) -> Any: ...
+    def score(self, messages: list[Record], into: Any = None) -> Any:
+        """Score ``messages``: a new batch's first slice, or (``into``, what ``score``
+        gave) the next slice of the same batch."""
+
+    def finish(self, out: Any, scored: int) -> Any:
+        """The batch's last slice is scored (``scored`` records in all)."""
 
     async def write(self, out: Any) -> None: ...
 
@@ -260,7 +272,10 @@ class EventBatcher:
         if not records and partition is None:
             return
         models = self._checkpointer.models
-        out = self._pipeline.score(records)  # Faust consumer messages are Records
+        scored = await self._score(records, models)
+        if scored is None:
+            return  # the models were dropped meanwhile (a failed write, a revoke)
+        records, out = scored
         # packed in slices with the lock held: the loop runs, no batch is scored
         snapshot = None if partition is None else await self._checkpointer.snapshot(partition)
         while len(self._inflight) >= self._max_inflight:
@@ -269,6 +284,29 @@ class EventBatcher:
         self._inflight.append(
             asyncio.create_task(self._commit(out, records, snapshot, after, models))
         )
+
+    async def _score(self, records: list[Any], models: int) -> tuple[list[Any], Any] | None:
+        """Score ``records`` ``SCORE_SLICE`` at a time, the event loop running between
+        slices: the records scored (a prefix) and the batch's output.
+
+        A stop or a rebalance that comes between slices leaves the rest unscored (never
+        acked: the partitions' next owners read them), as it leaves the rest of a fetch;
+        the prefix is written, saved and acked as a batch of its own. None when the
+        models were dropped meanwhile (a failed write, a revoke): what they scored is
+        neither reported to the checkpointer nor written.
+        """
+        pipeline = self._pipeline
+        out = pipeline.score(records[:SCORE_SLICE])  # Faust consumer messages are Records
+        done = min(len(records), SCORE_SLICE)
+        while done < len(records):
+            await asyncio.sleep(0)
+            if self._checkpointer.models != models:
+                return None
+            if self._closing or self._revoking:
+                break
+            pipeline.score(records[done : done + SCORE_SLICE], out)
+            done = min(len(records), done + SCORE_SLICE)
+        return records[:done], pipeline.finish(out, done)
 
     async def _commit(
         self,

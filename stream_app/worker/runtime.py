@@ -72,12 +72,20 @@ class WorkerRuntime:
         self.max_live_entities = max_live_entities
         self._evicted_at = 0.0
 
-    def score(self, messages: list[Record]) -> BatchOutput:
-        """The CPU half of a batch: decode, clean, score; nothing is written yet."""
-        now = self.clock()
-        out = self.scorer.process(messages, now)
-        if messages:
-            self.metrics.batch_size.observe(len(messages))
+    def score(self, messages: list[Record], into: BatchOutput | None = None) -> BatchOutput:
+        """The CPU half of a batch, or of a slice of one: decode, clean, score; nothing is
+        written yet. ``into``: the output of the batch's slices so far, continued (all
+        scored at the clock of the first). :meth:`finish` ends the batch."""
+        if into is None:
+            return self.scorer.process(messages, self.clock())
+        return self.scorer.process(messages, into.at, into)
+
+    def finish(self, out: BatchOutput, scored: int) -> BatchOutput:
+        """A batch's last slice is scored (``scored`` readings in all): the silence scan
+        when one is due, the changed models reported to the checkpointer, eviction."""
+        now = out.at
+        if scored:
+            self.metrics.batch_size.observe(scored)
         if now - self._last_silence_check >= self.silence_check_s:
             self._last_silence_check = now
             out.add_judgement(self.scorer.advance(now))

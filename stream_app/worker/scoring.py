@@ -132,6 +132,9 @@ class BatchOutput:
     # ``EntityStates.restored``)
     orphans: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
     forgotten: int = 0  # entities forgotten (see ``ReadingScorer.forget_after_s``)
+    # The worker's clock when the batch's scoring began: every slice of a batch is
+    # scored at it, as the whole batch was at once (see ``ReadingScorer.process``).
+    at: float = 0.0
 
     def add_judgement(self, judged: BatchOutput) -> None:
         """Add what a silence judgement (``ReadingScorer.advance``) gave: its events and
@@ -205,8 +208,14 @@ class ReadingScorer:
         self.forget_after_s = forget_after_s
         self._swept_at = math.inf  # the wall clock of the last sweep (set at the first)
 
-    def process(self, messages: Iterable[Record], now: float) -> BatchOutput:
-        out = BatchOutput()
+    def process(
+        self, messages: Iterable[Record], now: float, into: BatchOutput | None = None
+    ) -> BatchOutput:
+        """Score ``messages`` in order; ``into``: the output of the batch's earlier slices,
+        continued (the worker scores a large batch a slice at a time, the event loop
+        running in between; a batch scored in slices gives what it gives at once)."""
+        out = BatchOutput(at=now) if into is None else into
+        first_row = len(out.rows)
         decode, states = self.decoder.decode, self.states
         for msg in messages:
             result: Reading | Rejection
@@ -244,7 +253,9 @@ class ReadingScorer:
             if self._due and 4 * self._since >= len(self._followed):
                 out.add_judgement(self.advance(now))
         # One row per point, so the rows tell the points' statuses.
-        out.statuses = dict(Counter(map(_STATUS, out.rows)))
+        statuses = out.statuses
+        for status, n in Counter(map(_STATUS, out.rows[first_row:])).items():
+            statuses[status] = statuses.get(status, 0) + n
         return out
 
     def _score(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from stream_app.metrics import build_metrics
+from stream_app.worker import batching
 from stream_app.worker.batching import EventBatcher
 from stream_app.worker.checkpoint import Change, Checkpointer
 from stream_app.worker.feed import Record, RecordFeed
@@ -57,6 +58,9 @@ class FakePipeline:
     now: float = 0.0
     acked: list[Record] = field(default_factory=list)
     group_generation: int = 1
+    slices: list[list[int]] = field(default_factory=list)  # the offsets of each slice scored
+    finished: list[int] = field(default_factory=list)  # records scored, per batch finished
+    after_slice: Callable[[int], None] | None = None  # called with the slices scored so far
 
     def __post_init__(self) -> None:
         self.table = LoggedTable(self.log)
@@ -77,12 +81,20 @@ class FakePipeline:
             changelog=changelog,
         )
 
-    def score(self, messages: list[Record]) -> int:
-        self.scored += 1
-        self.releases.append(asyncio.Event())
-        self.log.append(f"score {self.scored}")
+    def score(self, messages: list[Record], into: int | None = None) -> int:
+        if into is None:
+            self.scored += 1
+            self.releases.append(asyncio.Event())
+            self.log.append(f"score {self.scored}")
+        self.slices.append([m.offset for m in messages])
         self.checkpointer.touched((m.partition or 0, f"e{m.partition}") for m in messages)
+        if self.after_slice is not None:
+            self.after_slice(len(self.slices))
         return self.scored
+
+    def finish(self, out: int, scored: int) -> int:
+        self.finished.append(scored)
+        return out
 
     async def write(self, out: int) -> None:
         await self.releases[out - 1].wait()
@@ -211,7 +223,7 @@ async def test_run_batches_what_is_queued_up_to_the_size() -> None:
     await feed.put([Rec(2), Rec(3)])
     sizes: list[int] = []
 
-    def score(messages: list[Record]) -> int:
+    def score(messages: list[Record], into: int | None = None) -> int:
         sizes.append(len(messages))
         pipe.releases.append(asyncio.Event())
         pipe.releases[-1].set()
@@ -296,3 +308,79 @@ async def test_a_revoke_checkpoint_waiting_for_its_changelog_keeps_to_its_bound(
     saved = await asyncio.wait_for(batcher.checkpoint(0.05), timeout=2.0)
     assert sent and not saved  # sent, not delivered within the bound: nothing acked
     assert pipe.acked == []
+
+
+async def test_a_batch_is_scored_in_slices_each_record_once_in_order_the_loop_running_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scoring a batch of 2,000 at once held the event loop up to 0.67 s (heartbeats,
+    commits, fetches and timers waiting); it is scored a slice at a time."""
+    monkeypatch.setattr(batching, "SCORE_SLICE", 2)
+    pipe = FakePipeline()
+    batcher = _batcher(pipe)
+    seen: list[int] = []  # slices scored, as another task saw them at each of its turns
+
+    async def other() -> None:
+        while True:
+            seen.append(len(pipe.slices))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    batch = [Rec(i) for i in range(5)]
+    await batcher._flush(batch)
+    watcher.cancel()
+    assert pipe.slices == [[0, 1], [2, 3], [4]] and pipe.finished == [5]
+    assert {1, 2} <= set(seen)  # it ran between the slices
+    pipe.releases[0].set()
+    await batcher.drain()
+    assert pipe.acked == batch and pipe.log == ["score 1", "write 1", "publish 1", "save e0"]
+
+
+async def test_a_stop_between_slices_leaves_the_rest_of_the_batch_unscored_and_unacked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batching, "SCORE_SLICE", 2)
+    pipe = FakePipeline()
+    batcher = _batcher(pipe)
+    draining: list[asyncio.Task[None]] = []
+
+    def stop(slices: int) -> None:  # SIGTERM right after the first slice
+        if slices == 1:
+            draining.append(asyncio.create_task(batcher.drain()))
+
+    pipe.after_slice = stop
+    batch = [Rec(i) for i in range(5)]
+
+    async def flush() -> None:
+        async with batcher._lock:  # as the batch loop holds it
+            await batcher._flush(batch)
+
+    flushing = asyncio.create_task(flush())
+    await _until(lambda: bool(pipe.releases))
+    pipe.releases[0].set()
+    await flushing
+    await draining[0]
+    # the first slice is a batch of its own: written, saved, acked; the rest is the
+    # partition's next owner's
+    assert pipe.slices == [[0, 1]] and pipe.finished == [2]
+    assert pipe.acked == batch[:2] and pipe.table == {b"e0": b"e0"}
+
+
+async def test_models_dropped_between_slices_leave_the_batch_unwritten_and_unacked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An earlier batch's write failed (or a revoke dropped the models) while this one was
+    being scored: what the dropped models scored is neither reported, written nor acked."""
+    monkeypatch.setattr(batching, "SCORE_SLICE", 2)
+    pipe = FakePipeline()
+    batcher = _batcher(pipe)
+    pipe.after_slice = lambda slices: pipe.discard() if slices == 1 else None
+    pipe.now = 100.0
+    await batcher._flush([Rec(i) for i in range(5)])
+    for release in pipe.releases:  # a write, had one been started
+        release.set()
+    await batcher._settle()
+    assert pipe.slices == [[0, 1]] and pipe.finished == [] and pipe.discarded == 1
+    assert pipe.log == ["score 1"] and not pipe.acked and not pipe.table
+    assert pipe.checkpointer.pending() == []  # nothing of the dropped models left to save

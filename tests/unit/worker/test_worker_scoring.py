@@ -579,3 +579,43 @@ def test_a_markets_clock_marks_its_sessions_not_its_nights() -> None:
             assert scorer.source_marks() == []  # it stood still since
     assert [i for i in range(288) if tod >> i & 1] == list(range(174, 252))  # 14:30-20:59
     assert dow == 0b11  # Monday and Tuesday
+
+
+def _mixed_backlog() -> list[Record]:
+    """A backlog with something of everything: spikes, a silence that opens and ends
+    inside it, replayed readings, a reading keyed wrong and one that is not JSON."""
+    fleet = [f"site/{i}" for i in range(5)]
+    records = _fleet(fleet, T0, 200, 30.0)
+    records += _fleet(fleet[:-1], T0 + 200 * 30.0, 20, 30.0)
+    records += _fleet(fleet, T0 + 220 * 30.0, 50, 30.0)
+    records.sort(key=lambda r: orjson.loads(r.value)["ts"])
+    records += _messages(400, spike_at=300)
+    records += records[100:110]  # replayed: skipped
+    records.append(Record(b"not json", b"site/0", "r", 0, 10**6))
+    records.append(Record(records[0].value, b"site/9", "r", 0, 10**6 + 1))
+    return records
+
+
+def _everything(out: Any) -> dict[str, Any]:
+    fields = ("rows", "events", "deadletters", "touched", "readings_ok", "replayed")
+    more = ("statuses", "event_to_scored", "ingest_to_scored", "orphans", "forgotten")
+    return {name: getattr(out, name) for name in fields + more}
+
+
+def test_a_batch_scored_in_slices_gives_what_it_gives_at_once() -> None:
+    """The worker scores a large batch a slice at a time (``into``), the event loop running
+    between slices: every output of the batch, and the models after it, are the same."""
+    records = _mixed_backlog()
+    whole = _scorer(EngineConfig.default(), {})
+    at_once = whole.process(records, now=NOW)
+    sliced = _scorer(EngineConfig.default(), {})
+    out = sliced.process(records[:7], now=NOW)
+    for start in range(7, len(records), 7):
+        assert sliced.process(records[start : start + 7], now=NOW, into=out) is out
+    assert at_once.statuses and at_once.replayed and at_once.deadletters
+    kinds = {e["kind"] for e in at_once.events}
+    assert "silence" in kinds and len(kinds) > 1
+    assert _everything(out) == _everything(at_once)
+    entities = sorted(whole.states.entities())
+    assert entities == sorted(sliced.states.entities())
+    assert [sliced.states.dump(e) for e in entities] == [whole.states.dump(e) for e in entities]
