@@ -9,7 +9,8 @@ partitions) to the whole in-memory :class:`~stream_app.worker.core.WorkerCore`
 - ``sliced``: as the worker runs, a batch scored ``SCORE_SLICE`` readings at a
   time with the event loop running between slices;
 - ``whole``: the path before, each batch (up to the worker's batch size) scored
-  at once (``SCORE_SLICE`` raised past the batch size).
+  at once and the silence scan judging every live entity at once
+  (``SCORE_SLICE`` and ``JUDGE_SLICE`` raised past any batch and fleet).
 
 A timer due every 5 ms measures the loop: the CPU this thread spent between
 two of its turns is what held the loop (``block_cpu``: the longest callback,
@@ -38,12 +39,15 @@ from benchmarks.worker_cpu import FETCH, CountingSink, NullKafka, bench_records
 from stream_app.metrics import build_metrics
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow
-from stream_app.worker import batching
+from stream_app.worker import batching, scoring
 from stream_app.worker.cli import tune_gc
 from stream_app.worker.core import WorkerCore
 from stream_app.worker.feed import Record
 
 TICK_S = 0.005
+# The silence scan's slice (live entities) per reading of the scoring slice: 1,000 for
+# the worker's 200, 2,000,000 for the whole path's batches of 2,000,000 (never sliced).
+JUDGE_PER_SCORE = 5
 
 
 class DigestSink(CountingSink):
@@ -79,8 +83,10 @@ async def run_core(
     records: list[Record], slice_size: int, *, timeout_s: float | None = None
 ) -> dict[str, float]:
     """One pass of the in-memory worker over ``records``, scoring ``slice_size`` at a time
-    (a TimeoutError if not all of their points are stored within ``timeout_s``)."""
+    and judging silence ``JUDGE_PER_SCORE`` times as many live entities at a time (a TimeoutError if not all of their points are stored within
+    ``timeout_s``)."""
     batching.SCORE_SLICE = slice_size
+    scoring.JUDGE_SLICE = JUDGE_PER_SCORE * slice_size
     settings = load_settings(topic_readings="readings")
     sink, kafka = DigestSink(len(records) * len(PipelinePlan().metrics)), NullKafka()
     core = WorkerCore(
@@ -125,7 +131,8 @@ def compare(
 ) -> dict[str, Any]:
     """Both paths ``repeat`` times, alternating; the medians of the blocks, the best rates,
     and whether every run stored the same points (``same_points``)."""
-    paths = {"sliced": batching.SCORE_SLICE, "whole": batch}
+    paths = {"sliced": batching.SCORE_SLICE, "whole": batch * 1_000}
+    judge = scoring.JUDGE_SLICE
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     try:
         for _ in range(repeat):
@@ -133,6 +140,7 @@ def compare(
                 runs[name].append(asyncio.run(run_core(records, size, timeout_s=timeout_s)))
     finally:
         batching.SCORE_SLICE = paths["sliced"]
+        scoring.JUDGE_SLICE = judge
     stored = {(r["points"], r["digest"]) for got in runs.values() for r in got}
     result: dict[str, Any] = {"same_points": len(stored) == 1}
     for name, got in runs.items():

@@ -41,7 +41,7 @@ class BatchPipeline(Protocol):
         """Score ``messages``: a new batch's first slice, or (``into``, what ``score``
         gave) the next slice of the same batch."""
 
-    def finish(self, out: Any, scored: int) -> Any:
+    async def finish(self, out: Any, scored: int) -> Any:
         """The batch's last slice is scored (``scored`` records in all)."""
 
     async def write(self, out: Any) -> None: ...
@@ -306,7 +306,10 @@ class EventBatcher:
                 break
             pipeline.score(records[done : done + SCORE_SLICE], out)
             done = min(len(records), done + SCORE_SLICE)
-        return records[:done], pipeline.finish(out, done)
+        out = await pipeline.finish(out, done)
+        if self._checkpointer.models != models:
+            return None
+        return records[:done], out
 
     async def _commit(
         self,

@@ -9,6 +9,7 @@ changes are reported to the :class:`~stream_app.worker.checkpoint.Checkpointer`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -80,15 +81,24 @@ class WorkerRuntime:
             return self.scorer.process(messages, self.clock())
         return self.scorer.process(messages, into.at, into)
 
-    def finish(self, out: BatchOutput, scored: int) -> BatchOutput:
+    async def finish(self, out: BatchOutput, scored: int) -> BatchOutput:
         """A batch's last slice is scored (``scored`` readings in all): the silence scan
-        when one is due, the changed models reported to the checkpointer, eviction."""
+        when one is due (a slice of the live entities at a time, the event loop running
+        in between), the changed models reported to the checkpointer, eviction. Models
+        dropped during the scan (a failed write, a revoke) end it: nothing is reported,
+        and the batcher drops the batch."""
         now = out.at
         if scored:
             self.metrics.batch_size.observe(scored)
         if now - self._last_silence_check >= self.silence_check_s:
             self._last_silence_check = now
-            out.add_judgement(self.scorer.advance(now))
+            models = self.checkpointer.models
+            judged = BatchOutput()
+            for _ in self.scorer.judging(now, judged):
+                await asyncio.sleep(0)
+                if self.checkpointer.models != models:
+                    return out
+            out.add_judgement(judged)
         self.checkpointer.touched(out.touched)
         if self.max_live_entities and now - self._evicted_at >= self.checkpoint_s:
             # at most one scan of the live entities per checkpoint interval

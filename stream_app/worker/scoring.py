@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -49,6 +49,10 @@ RESTORE_BUDGET_S = 0.2
 # restart makes a scan every few batches. At about 0.3 ms an entity in the pure-Python
 # build, some 300 a scan, and at most a tenth of the worker's time.
 WAKE_BUDGET_S = 0.1
+# Live entities judged between two returns to the event loop by the worker's silence scan
+# (``ReadingScorer.judging``): judging all 20,000 of a worker at once held the loop
+# 0.16-0.31 s (pure-Python build, on a busy machine).
+JUDGE_SLICE = 1000
 WAKE_EVERY_S = 1.0
 # How often (wall clock) the scans go through every saved entity again, for those to
 # forget (see ``ReadingScorer.forget_after_s``): a device that left the fleet is neither
@@ -432,6 +436,16 @@ class ReadingScorer:
         since would open a silence episode at once.
         """
         out = BatchOutput()
+        for _ in self.judging(now, out):
+            pass
+        return out
+
+    def judging(self, now: float, out: BatchOutput, every: int | None = None) -> Iterator[None]:
+        """:meth:`advance` into ``out``, pausing (a ``yield``) before each ``every`` live
+        entities after the first (``JUDGE_SLICE``): the worker's event loop runs in
+        between. Nothing may be scored before it ends (the batcher's lock); a caller
+        that stops early (the models were dropped) leaves the rest unjudged."""
+        every = JUDGE_SLICE if every is None else every
         # time spent restoring only: counted from the scan's start, the judging of the
         # entities ahead of a stale one spent it, and past some size (or on a busy CPU)
         # the stale entities at the end of the live ones were never restored nor judged
@@ -440,7 +454,9 @@ class ReadingScorer:
             clock.judged = clock.watermark
         self._due = False
         self._since = 0
-        for entity in list(self.states.entities()):
+        for n, entity in enumerate(list(self.states.entities())):
+            if n and n % every == 0:
+                yield
             follower = self._followed.get(entity)
             if follower is None:
                 continue
@@ -460,7 +476,6 @@ class ReadingScorer:
                 proc = self.states.entity(entity)
             self._judge(entity, proc, follower, now, out)
         self._wake(now, out)
-        return out
 
     @staticmethod
     def _judge(

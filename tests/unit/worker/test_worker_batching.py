@@ -61,6 +61,7 @@ class FakePipeline:
     slices: list[list[int]] = field(default_factory=list)  # the offsets of each slice scored
     finished: list[int] = field(default_factory=list)  # records scored, per batch finished
     after_slice: Callable[[int], None] | None = None  # called with the slices scored so far
+    in_finish: Callable[[], None] | None = None  # called in ``finish`` (the silence scan)
 
     def __post_init__(self) -> None:
         self.table = LoggedTable(self.log)
@@ -92,8 +93,10 @@ class FakePipeline:
             self.after_slice(len(self.slices))
         return self.scored
 
-    def finish(self, out: int, scored: int) -> int:
+    async def finish(self, out: int, scored: int) -> int:
         self.finished.append(scored)
+        if self.in_finish is not None:
+            self.in_finish()
         return out
 
     async def write(self, out: int) -> None:
@@ -384,3 +387,16 @@ async def test_models_dropped_between_slices_leave_the_batch_unwritten_and_unack
     assert pipe.slices == [[0, 1]] and pipe.finished == [] and pipe.discarded == 1
     assert pipe.log == ["score 1"] and not pipe.acked and not pipe.table
     assert pipe.checkpointer.pending() == []  # nothing of the dropped models left to save
+
+
+async def test_models_dropped_during_the_silence_scan_leave_the_batch_unwritten() -> None:
+    """``finish`` awaits (the silence scan judges a slice of the live entities at a time):
+    models dropped meanwhile drop the batch, as between slices."""
+    pipe = FakePipeline()
+    batcher = _batcher(pipe)
+    pipe.in_finish = pipe.discard
+    await batcher._flush([Rec(0), Rec(1)])
+    for release in pipe.releases:  # a write, had one been started
+        release.set()
+    await batcher._settle()
+    assert pipe.finished == [2] and pipe.log == ["score 1"] and not pipe.acked

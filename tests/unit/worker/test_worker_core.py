@@ -24,6 +24,7 @@ from stream_app.resources import data_file
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow, SinkBatch, SinkStats
 from stream_app.wire.event import LOST_MODEL, iso_millis
+from stream_app.worker import scoring
 from stream_app.worker.core import WorkerCore
 from stream_app.worker.feed import Record
 from stream_app.worker.states import compress_blob, decompress_blob, pack_entity, unpack_entity
@@ -919,3 +920,43 @@ async def test_feedback_applies_only_to_a_series_the_worker_has_scored() -> None
     await again.core.runtime.handle_feedback(label)
     assert again.core.scorer.states.processor("site/dev-0", "t").policy.margin == 4.0
     assert not again.producer.deadletters
+
+
+async def test_the_silence_scan_lets_the_loop_run_and_stops_when_the_models_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wall-clock silence scan judged 20,000 live entities in one callback (0.16-0.31
+    s); it judges a slice at a time, and models dropped during it (a failed write, a
+    revoke) end it, reporting nothing of theirs to the checkpointer."""
+    monkeypatch.setattr(scoring, "JUDGE_SLICE", 2)
+    h = Harness(checkpoint_s=1000.0)
+    runtime = h.core.runtime
+    runtime.silence_check_s = math.inf  # no scan while the fleet is scored
+    runtime.scorer.silence_every_s = math.inf
+    records = readings(6, 80)  # then only dev-0 and dev-1 go on: 4 silent for 40 minutes
+    records = [
+        r for i, r in enumerate(records) if i < 6 * 40 or r.key in (b"site/dev-0", b"site/dev-1")
+    ]
+    out = runtime.score(records)
+    await runtime.finish(out, len(records))
+    runtime.silence_check_s = 0.0
+    turns: list[int] = []
+
+    async def other() -> None:
+        while True:
+            turns.append(1)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(other())
+    h.core.checkpointer.reset()  # nothing pending from the scoring
+    scan = asyncio.create_task(runtime.finish(runtime.score([]), 0))
+    await asyncio.sleep(0)  # the scan's first slice is judged
+    await asyncio.sleep(0)
+    h.core.checkpointer.reset()  # the models dropped (by a failed write's discard)
+    await scan
+    assert turns and h.core.checkpointer.pending() == []  # the silent ones: not reported
+    turns.clear()
+    await runtime.finish(runtime.score([]), 0)  # a whole scan now
+    watcher.cancel()
+    assert len(turns) >= 2  # between the slices of 6 live entities
+    assert h.core.checkpointer.pending() == [0, 1]  # its silences: 2 partitions' entities

@@ -12,7 +12,7 @@ import pytest
 from stream_app.core import EngineConfig
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.feed import Record
-from stream_app.worker.scoring import ReadingScorer
+from stream_app.worker.scoring import BatchOutput, ReadingScorer
 from stream_app.worker.states import EntityStates
 
 T0 = 1_790_000_000.0
@@ -619,3 +619,20 @@ def test_a_batch_scored_in_slices_gives_what_it_gives_at_once() -> None:
     entities = sorted(whole.states.entities())
     assert entities == sorted(sliced.states.entities())
     assert [sliced.states.dump(e) for e in entities] == [whole.states.dump(e) for e in entities]
+
+
+def test_the_silence_scan_in_slices_judges_what_it_judges_at_once() -> None:
+    """The worker's wall-clock silence scan judges the live entities a slice at a time
+    (``judging``), the event loop running in between: the same events and changes."""
+    fleet = [f"site/{i}" for i in range(9)]
+    scorers = [_scorer(EngineConfig.default(), {}) for _ in range(2)]
+    for scorer in scorers:
+        scorer.process(_fleet(fleet, T0, 200, 10.0), now=NOW)
+        scorer.silence_every_s = math.inf  # judged by the scan below only
+        scorer.process(_fleet(fleet[:4], T0 + 2000, 30, 10.0), now=NOW)  # 5 go quiet
+    at_once = scorers[0].advance(now=NOW)
+    sliced = BatchOutput()
+    pauses = sum(1 for _ in scorers[1].judging(NOW, sliced, every=2))
+    assert pauses == 4  # before entities 3, 5, 7 and 9 of 9
+    assert sorted(_silences(at_once)) == [f"site/{i}" for i in range(4, 9)]
+    assert sliced.events == at_once.events and sliced.touched == at_once.touched
