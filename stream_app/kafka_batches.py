@@ -139,10 +139,14 @@ def _into(unpack_into: Callable[[Any, Any], int], payload: Any, limit: int | Non
     try:
         size = unpack_into(payload, buffer)
     except Exception as exc:
+        # what it wrote before it failed goes back too: a bomb fills the whole buffer,
+        # and its pages stayed resident (64 MiB of a 64 MiB bound) until a large batch
+        buffer.madvise(mmap.MADV_DONTNEED)
         if "failed to write whole buffer" in str(exc):
             raise _too_large(limit) from None
         raise
     if size > limit:
+        buffer.madvise(mmap.MADV_DONTNEED)
         raise _too_large(limit)
     out = buffer[:size]
     if size > _RELEASE_ABOVE:

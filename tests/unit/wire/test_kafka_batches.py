@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import threading
 from collections.abc import Iterator
 
 import cramjam
@@ -76,6 +77,31 @@ def test_a_bomb_is_refused_without_unpacking_it(codec: str) -> None:
     bomb = pack(b" " * (256 * MIB))
     with pytest.raises(kafka_batches.BatchTooLarge):
         unpack(bomb, limit=MIB)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_bomb_leaves_no_pages_of_the_scratch_buffer_behind(codec: str) -> None:
+    # lz4 and zstd unpack into a per-thread buffer of the bound's size: a bomb fills it
+    # all before it is refused, and those pages must go back, as a large batch's do
+    unpack, pack = CODECS[codec]
+    bomb = pack(b" " * (256 * MIB))
+    grown: list[int] = []
+
+    def read_bomb() -> None:  # in a thread of its own: a buffer of its own, new
+        before = _resident_bytes()
+        with pytest.raises(kafka_batches.BatchTooLarge):
+            unpack(bomb, limit=64 * MIB)
+        grown.append(_resident_bytes() - before)
+
+    thread = threading.Thread(target=read_bomb)
+    thread.start()
+    thread.join()
+    assert len(grown) == 1 and grown[0] < 16 * MIB, f"{grown[0] / MIB:.0f} MiB kept"
 
 
 def test_gzip_members_one_after_another_and_a_cut_one() -> None:
