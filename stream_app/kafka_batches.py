@@ -41,6 +41,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 UNREADABLE_HEADER = "tsguard-unreadable-batch"
+# the first offset the stand-in stands in for (where the batch, or what was left of it
+# unread, began), when the batch says: the offsets from there to the stand-in's are no
+# records skipped (the worker's offset guard seeks back over a jump otherwise)
+UNREADABLE_FIRST_HEADER = "tsguard-unreadable-first"
 CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 # aiokafka's record modules and the names they call to unpack (module globals, so
 # that a replacement is seen by the compiled module as well)
@@ -96,6 +100,17 @@ def unreadable_detail(headers: Any) -> str | None:
     for key, value in headers or ():
         if key == UNREADABLE_HEADER:
             return bytes(value or b"").decode("utf-8", errors="replace")
+    return None
+
+
+def unreadable_first(headers: Any) -> int | None:
+    """The first offset a stand-in stands in for, or None (not said, or no stand-in)."""
+    for key, value in headers or ():
+        if key == UNREADABLE_FIRST_HEADER:
+            try:
+                return int(bytes(value or b""))
+            except ValueError:
+                return None
     return None
 
 
@@ -261,11 +276,15 @@ class _GuardedBatch:
         log.warning("%s: %s", self._tp, detail)
         # at the batch's last offset: acking it commits past the whole batch
         timestamp = getattr(batch, "max_timestamp", None)
+        headers: tuple[tuple[str, bytes], ...] = ((UNREADABLE_HEADER, detail.encode()),)
+        since = seen + 1 if seen is not None else first
+        if isinstance(since, int):  # the old formats do not say where a batch begins
+            headers += ((UNREADABLE_FIRST_HEADER, str(since).encode()),)
         return _StandIn(
             offset=last,
             timestamp=-1 if timestamp is None else timestamp,
             timestamp_type=getattr(batch, "timestamp_type", 0) or 0,
-            headers=((UNREADABLE_HEADER, detail.encode()),),
+            headers=headers,
         )
 
 

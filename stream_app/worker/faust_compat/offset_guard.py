@@ -79,18 +79,27 @@ class OffsetGuard:
     def remember(self, key: Key, tp: Any) -> None:
         self._tps[key] = tp
 
-    def check(self, key: Key, offset: int) -> int | None:
+    def check(self, key: Key, offset: int, first: int | None = None) -> int | None:
         """None to admit the record; else the offset to seek back to (record refused).
+
+        ``first``: the record stands in for the offsets from ``first`` to its own (the
+        stand-in of a batch that could not be unpacked, :mod:`stream_app.kafka_batches`):
+        none of those was skipped. Sought back to, it came again at the same offset, and
+        its partition stood still for good.
 
         >>> g = OffsetGuard(clock=lambda: 0.0)
         >>> g.assigned()
         >>> g.expect({("r", 0): 5})
         >>> g.check(("r", 0), 5), g.check(("r", 0), 9), g.check(("r", 0), 10), g.check(("r", 0), 6)
         (None, 6, -1, None)
+        >>> g.check(("r", 0), 12, first=7), g.check(("r", 0), 13), g.check(("r", 0), 20, first=15)
+        (None, None, 14)
         """
         expected = self._next.get(key)
+        if expected is not None and first is not None and first <= expected < offset:
+            expected = offset  # nothing skipped: the stand-in covers the offsets up to it
         if expected is None:
-            self._first.setdefault(key, offset)
+            self._first.setdefault(key, offset if first is None else min(first, offset))
         if expected is None or offset <= expected:
             self._seeking.pop(key, None)
             if expected is None or offset == expected:

@@ -84,10 +84,12 @@ class Pipeline:
         topic: str | None = None,
         *,
         compression: str | None = None,
+        batch_bytes: int = 16384,
     ) -> int:
         """Keyed messages to ``topic`` (the readings topic by default), partitioned by key,
-        in batches compressed with ``compression`` (gzip, snappy, lz4, zstd) if given."""
-        return asyncio.run(_produce(self.settings, list(messages), topic, compression))
+        in batches compressed with ``compression`` (gzip, snappy, lz4, zstd) if given, of
+        up to ``batch_bytes`` (Kafka's 16 kB by default) before compression."""
+        return asyncio.run(_produce(self.settings, list(messages), topic, compression, batch_bytes))
 
     def produce_readings(self, readings: Iterable[dict[str, Any]]) -> int:
         return self.produce((r["entity"].encode(), orjson.dumps(r)) for r in readings)
@@ -255,10 +257,12 @@ async def _produce(
     messages: list[tuple[bytes | None, bytes]],
     topic: str | None = None,
     compression: str | None = None,
+    batch_bytes: int = 16384,
 ) -> int:
     producer = AIOKafkaProducer(
         **settings.kafka_client_kwargs(),
         compression_type=compression,
+        max_batch_size=batch_bytes,
         linger_ms=5,
         max_request_size=8 * 1024 * 1024,
         enable_idempotence=True,

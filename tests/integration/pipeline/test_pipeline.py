@@ -193,6 +193,33 @@ def test_batches_of_every_codec_are_read_and_one_that_unpacks_too_far_is_skipped
     assert worker.metric('tsguard_deadletters_total{reason="unreadable_batch"}') == 2
 
 
+def test_a_batch_of_many_readings_that_unpacks_too_far_does_not_stop_its_partition(
+    pipeline: Pipeline,
+) -> None:
+    # One producer request of several readings beyond the bound is one stand-in at the
+    # batch's last offset, past the readings before it in the partition. The worker's
+    # offset guard took that jump for records the consumer had skipped and sought back
+    # to the batch, which came again as the same stand-in: the partition stood still.
+    good, _ = labelled_stream(entities=1, metrics=("temperature",), points=40)
+    worker = pipeline.start_worker("w1", env={"TSGUARD_KAFKA_MAX_BATCH_BYTES": str(1024 * 1024)})
+    worker.wait_ready()
+    entity = good[0]["entity"].encode()
+    pipeline.produce((entity, orjson.dumps(r)) for r in good[:20])
+    bomb = [(entity, b" " * 400_000)] * 4  # 1.6 MB unpacked, one batch
+    pipeline.produce(bomb, compression="gzip", batch_bytes=8 * 1024 * 1024)
+    pipeline.produce((entity, orjson.dumps(r)) for r in good[20:])
+    letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=60)
+    assert [letter["reason"] for letter in letters] == ["unreadable_batch"]
+    assert "offsets 20..23 could not be read" in letters[0]["detail"], letters[0]["detail"]
+    wait_for(
+        lambda: pipeline.count("SELECT count(*) FROM observations") >= len(good),
+        timeout=60,
+        what="the readings after the unreadable batch scored",
+    )
+    assert pipeline.count("SELECT count(*) FROM observations") == len(good)
+    assert worker.alive()
+
+
 def _reference_scores(
     readings: list[dict[str, object]],
 ) -> dict[tuple[str, str, float], float | None]:

@@ -21,7 +21,7 @@ from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
 from stream_app import kafka_batches
-from stream_app.kafka_batches import UNREADABLE_HEADER, unreadable_detail
+from stream_app.kafka_batches import UNREADABLE_HEADER, unreadable_detail, unreadable_first
 
 MIB = 1024 * 1024
 TP = TopicPartition("tsguard.readings", 0)
@@ -160,6 +160,23 @@ def test_a_batch_beyond_the_bound_is_one_stand_in_at_its_last_offset(bound: None
     )
     assert "BatchTooLarge" in detail and "1,048,576" in detail
     assert next_offset == 4
+
+
+def test_a_stand_in_says_the_first_offset_it_stands_in_for(bound: None) -> None:
+    # the worker's offset guard admits the jump to the stand-in from there only
+    bomb = _batch([b" " * MIB, b" " * MIB, b"{}"], codec=1, base_offset=40)
+    records = PartitionRecords(
+        TP, MemoryRecords(bytes(bomb)), [], 41, None, None, True, READ_UNCOMMITTED
+    )
+    (stand_in,) = records
+    assert (stand_in.offset, unreadable_first(stand_in.headers)) == (42, 40)
+    broken = _corrupt(_batch([b"a", b"b", b"c"], codec=4, base_offset=7), at=-8)
+    records = PartitionRecords(
+        TP, MemoryRecords(bytes(broken)), [], 7, None, None, True, READ_UNCOMMITTED
+    )
+    got = [(r.offset, unreadable_first(r.headers)) for r in records]
+    assert got[-1][0] == 9 and got[-1][1] == got[-2][0] + 1  # after the last record read
+    assert unreadable_first([("other", b"1")]) is None
 
 
 def _corrupt(batch: bytearray, at: int) -> bytearray:

@@ -59,6 +59,30 @@ def test_guard_keeps_progress_when_the_first_record_was_the_committed_one() -> N
     assert guard.check(KEY, 7) is None
 
 
+def test_guard_admits_the_stand_in_of_an_unreadable_batch_over_its_offsets() -> None:
+    # the stand-in sits at its batch's last offset; the batch's first offset is where the
+    # partition had come to, so nothing was skipped (sought back to, it came again)
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.expect({KEY: 10})
+    guard.remember(KEY, "tp")
+    assert guard.check(KEY, 10) is None
+    assert guard.check(KEY, 14, first=11) is None
+    assert guard.check(KEY, 15) is None
+    assert guard.overdue() == []
+    # one that begins past where the partition had come to: records were skipped
+    assert guard.check(KEY, 30, first=20) == 16
+
+
+def test_guard_takes_a_first_stand_in_before_the_offsets_are_known_from_its_batch() -> None:
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.remember(KEY, "tp")
+    assert guard.check(KEY, 9, first=5) is None
+    guard.expect({KEY: 5})
+    assert guard.overdue() == []
+
+
 def test_watchdog_reports_a_stall_only_with_unread_records() -> None:
     clock = Clock()
     ends = {KEY: 100}
