@@ -7,6 +7,7 @@ the anomaly and dead-letter topics and in the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stream_app.core import EngineConfig, SeriesProcessor
+from stream_app.worker.faust_compat import start_offsets
 from tests.integration.pipeline.harness import Pipeline, WorkerProcess, wait_for
 from tests.integration.pipeline.streams import labelled_stream, recall_precision
 
@@ -217,7 +219,11 @@ def test_a_batch_of_many_readings_that_unpacks_too_far_does_not_stop_its_partiti
         what="the readings after the unreadable batch scored",
     )
     assert pipeline.count("SELECT count(*) FROM observations") == len(good)
-    assert worker.alive()
+    assert worker.terminate(timeout=40) == 0, worker.log_tail()
+    # committed past the batch: 40 readings and the batch's 4 offsets
+    settings = pipeline.settings
+    keys = [(settings.topic_readings, p) for p in range(settings.topic_partitions)]
+    assert sum(asyncio.run(start_offsets(settings, keys)).values()) == len(good) + len(bomb)
 
 
 def _reference_scores(
