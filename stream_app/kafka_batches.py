@@ -34,6 +34,7 @@ import mmap
 import struct
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,42 @@ def unreadable_detail(headers: Any) -> str | None:
         if key == UNREADABLE_HEADER:
             return bytes(value or b"").decode("utf-8", errors="replace")
     return None
+
+
+# Offsets the fetcher passed over without a record: control batches (a transaction's
+# commit or abort marker), per topic and partition, the newest kept. The worker's offset
+# guard took the jump over a marker for records the consumer skipped and sought back to
+# it, and the marker was passed over again: a transactional producer's partition stood
+# still until the watchdog's exit, and again after each restart (review s68e).
+_HOLES_KEPT = 256
+_holes: dict[tuple[str, int], deque[tuple[int, int]]] = {}
+
+
+def passed_over(key: tuple[str, int], first: int, last: int) -> bool:
+    """Whether every offset from ``first`` to ``last`` of ``key`` (topic, partition) was
+    passed over by the fetcher as holding no record (a transaction marker).
+
+    >>> _note_hole(("t", 0), 10, 10); _note_hole(("t", 0), 14, 15)
+    >>> passed_over(("t", 0), 10, 10), passed_over(("t", 0), 14, 15), passed_over(("t", 0), 10, 11)
+    (True, True, False)
+    """
+    holes = _holes.get(key)
+    if not holes:
+        return False
+    at = first
+    for low, high in sorted(list(holes)):  # a copy: the consumer's thread appends
+        if low <= at <= high:
+            at = high + 1
+        if at > last:
+            return True
+    return False
+
+
+def _note_hole(key: tuple[str, int], first: int, last: int) -> None:
+    holes = _holes.get(key)
+    if holes is None:
+        holes = _holes.setdefault(key, deque(maxlen=_HOLES_KEPT))
+    holes.append((first, last))
 
 
 def unreadable_first(headers: Any) -> int | None:
@@ -305,6 +342,9 @@ class _GuardedRecords:
 
     def next_batch(self) -> Any:
         batch: Any = self._records.next_batch()
+        if batch is not None and batch.is_control_batch:  # passed over: no record in it
+            tp = self._tp
+            _note_hole((tp.topic, tp.partition), batch.base_offset, batch.next_offset - 1)
         # compressed, or of the old formats (v0, v1), which do not say
         codec: int | None = getattr(batch, "compression_type", None)
         if batch is not None and codec != 0:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stream_app.kafka_batches import passed_over
+
 Key = tuple[str, int]
 
 
@@ -98,6 +100,8 @@ class OffsetGuard:
         expected = self._next.get(key)
         if expected is not None and first is not None and first <= expected < offset:
             expected = offset  # nothing skipped: the stand-in covers the offsets up to it
+        if expected is not None and expected < offset and passed_over(key, expected, offset - 1):
+            expected = offset  # nothing skipped: transaction markers, no records
         if expected is None:
             self._first.setdefault(key, offset if first is None else min(first, offset))
         if expected is None or offset <= expected:

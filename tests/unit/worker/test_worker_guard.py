@@ -117,3 +117,19 @@ def test_watchdog_reports_fetched_records_that_wait_while_nothing_completes() ->
     assert asyncio.run(dog.stalled({KEY: 100}, waiting=3)) is None  # progress was just made
     clock.now = 62.0
     assert asyncio.run(dog.stalled({KEY: 100})) is None  # nothing waits, no lag: just idle
+
+
+def test_guard_admits_the_jump_over_a_transaction_marker_the_fetcher_passed_over() -> None:
+    # Each committed transaction leaves a marker at one offset, which the fetcher passes
+    # over: the guard sought back to it, the marker was passed over again, and the
+    # partition stood still until the watchdog's exit (review s68e).
+    from stream_app.kafka_batches import _note_hole
+
+    key = ("readings-txn", 3)
+    guard = OffsetGuard(clock=Clock())
+    guard.assigned()
+    guard.expect({key: 0})
+    assert [guard.check(key, o) for o in range(10)] == [None] * 10
+    _note_hole(key, 10, 10)
+    assert guard.check(key, 11) is None
+    assert guard.check(key, 13) == 12  # offset 12 is no marker: sought back to
