@@ -124,12 +124,11 @@ def scorer_cpu(records: list[Record], batch: int) -> float:
     return time.process_time() - started
 
 
-async def core_cpu(records: list[Record]) -> float:
-    """CPU seconds of the in-memory WorkerCore from the first fetch to the last row."""
-    settings = load_settings(topic_readings="readings")
-    sink, kafka = CountingSink(len(records) * len(PipelinePlan().metrics)), NullKafka()
-    core = WorkerCore(
-        settings,
+def memory_core(sink: Any) -> WorkerCore:
+    """The whole WorkerCore in memory: checkpoints into a dict, Kafka a no-op, ``sink``."""
+    kafka = NullKafka()
+    return WorkerCore(
+        load_settings(topic_readings="readings"),
         build_metrics(CollectorRegistry()),
         {},
         sink=sink,
@@ -138,10 +137,21 @@ async def core_cpu(records: list[Record]) -> float:
         consumer=kafka,
         on_fatal=lambda exc: None,
     )
-    task = asyncio.create_task(core.run())
-    started = time.process_time()
+
+
+async def feed_all(core: WorkerCore, records: list[Record]) -> None:
+    """Hand ``records`` to the core a fetch (``FETCH`` records) at a time."""
     for start in range(0, len(records), FETCH):
         await core.feed.put(records[start : start + FETCH])
+
+
+async def core_cpu(records: list[Record]) -> float:
+    """CPU seconds of the in-memory WorkerCore from the first fetch to the last row."""
+    sink = CountingSink(len(records) * len(PipelinePlan().metrics))
+    core = memory_core(sink)
+    task = asyncio.create_task(core.run())
+    started = time.process_time()
+    await feed_all(core, records)
     await sink.all_in.wait()
     elapsed = time.process_time() - started
     await core.drain()
