@@ -42,10 +42,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 UNREADABLE_HEADER = "tsguard-unreadable-batch"
-# the first offset the stand-in stands in for (where the batch, or what was left of it
-# unread, began), when the batch says: the offsets from there to the stand-in's are no
-# records skipped (the worker's offset guard seeks back over a jump otherwise)
-UNREADABLE_FIRST_HEADER = "tsguard-unreadable-first"
 CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 # aiokafka's record modules and the names they call to unpack (module globals, so
 # that a replacement is seen by the compiled module as well)
@@ -104,18 +100,20 @@ def unreadable_detail(headers: Any) -> str | None:
     return None
 
 
-# Offsets the fetcher passed over without a record: control batches (a transaction's
-# commit or abort marker), per topic and partition, the newest kept. The worker's offset
-# guard took the jump over a marker for records the consumer skipped and sought back to
-# it, and the marker was passed over again: a transactional producer's partition stood
-# still until the watchdog's exit, and again after each restart (review s68e).
+# Offsets the fetcher passed over without a record, per topic and partition, the newest
+# kept: control batches (a transaction's commit or abort marker) and the offsets a
+# stand-in stands in for below its own (where the batch, or what was left of it unread,
+# began). The worker's offset guard took such a jump for records the consumer skipped and
+# sought back, and the same offsets were passed over again: the partition stood still
+# until the watchdog's exit, and again after each restart (review s68e).
 _HOLES_KEPT = 256
 _holes: dict[tuple[str, int], deque[tuple[int, int]]] = {}
 
 
 def passed_over(key: tuple[str, int], first: int, last: int) -> bool:
     """Whether every offset from ``first`` to ``last`` of ``key`` (topic, partition) was
-    passed over by the fetcher as holding no record (a transaction marker).
+    passed over by the fetcher as holding no record it hands over (a transaction marker,
+    the offsets a stand-in stands in for).
 
     >>> _note_hole(("t", 0), 10, 10); _note_hole(("t", 0), 14, 15)
     >>> passed_over(("t", 0), 10, 10), passed_over(("t", 0), 14, 15), passed_over(("t", 0), 10, 11)
@@ -138,17 +136,6 @@ def _note_hole(key: tuple[str, int], first: int, last: int) -> None:
     if holes is None:
         holes = _holes.setdefault(key, deque(maxlen=_HOLES_KEPT))
     holes.append((first, last))
-
-
-def unreadable_first(headers: Any) -> int | None:
-    """The first offset a stand-in stands in for, or None (not said, or no stand-in)."""
-    for key, value in headers or ():
-        if key == UNREADABLE_FIRST_HEADER:
-            try:
-                return int(bytes(value or b""))
-            except ValueError:
-                return None
-    return None
 
 
 # --- bounded decoders ------------------------------------------------------------
@@ -313,15 +300,15 @@ class _GuardedBatch:
         log.warning("%s: %s", self._tp, detail)
         # at the batch's last offset: acking it commits past the whole batch
         timestamp = getattr(batch, "max_timestamp", None)
-        headers: tuple[tuple[str, bytes], ...] = ((UNREADABLE_HEADER, detail.encode()),)
         since = seen + 1 if seen is not None else first
-        if isinstance(since, int):  # the old formats do not say where a batch begins
-            headers += ((UNREADABLE_FIRST_HEADER, str(since).encode()),)
+        if isinstance(since, int) and since < last:  # the old formats do not say
+            tp = self._tp
+            _note_hole((tp.topic, tp.partition), since, last - 1)
         return _StandIn(
             offset=last,
             timestamp=-1 if timestamp is None else timestamp,
             timestamp_type=getattr(batch, "timestamp_type", 0) or 0,
-            headers=headers,
+            headers=((UNREADABLE_HEADER, detail.encode()),),
         )
 
 

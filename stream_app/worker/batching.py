@@ -204,8 +204,7 @@ class EventBatcher:
         for record in admitted:
             key = (record.topic, record.partition)
             guard.remember(key, record.tp)
-            # a stand-in of an unreadable batch says from where it stands in
-            back_to = guard.check(key, record.offset, getattr(record, "first", None))
+            back_to = guard.check(key, record.offset)
             if back_to is None:
                 kept.append(record)
             elif back_to >= 0 and self._seek is not None:

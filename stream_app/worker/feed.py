@@ -13,14 +13,12 @@ class Record:
     consumer's topic-partition object and the group generation it was fetched
     in, and the ``acked`` flag Faust's ``Consumer.ack`` sets; ``note`` is what the
     stand-in of a batch that could not be unpacked says (:mod:`stream_app.kafka_batches`),
-    None for every other record, and ``first`` the first offset such a stand-in stands
-    in for (when known). A slots class: one is made per reading.
+    None for every other record. A slots class: one is made per reading.
     """
 
     __slots__ = (
         "__weakref__",  # Faust keeps unacked messages in a WeakSet
         "acked",
-        "first",
         "generation_id",
         "key",
         "note",
@@ -41,7 +39,6 @@ class Record:
         tp: Any = None,
         generation_id: int | None = None,
         note: str | None = None,
-        first: int | None = None,
     ) -> None:
         self.value = value
         self.key = key
@@ -51,7 +48,6 @@ class Record:
         self.tp = tp
         self.generation_id = generation_id
         self.note = note
-        self.first = first
         self.acked = False
 
 

@@ -23,7 +23,7 @@ import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from stream_app.kafka_batches import unreadable_detail, unreadable_first
+from stream_app.kafka_batches import unreadable_detail
 from stream_app.worker.feed import Record, RecordFeed
 
 log = logging.getLogger(__name__)
@@ -282,10 +282,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                     if handed is None or offset > handed:
                         handed = offset
                     value = record.value
-                    note = first = None
-                    if value is None:
-                        note = unreadable_detail(record.headers)
-                        first = None if note is None else unreadable_first(record.headers)
                     batch.append(
                         Record(
                             value,
@@ -295,8 +291,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                             offset,
                             tp,
                             generation,
-                            note,
-                            first,
+                            None if value is not None else unreadable_detail(record.headers),
                         )
                     )
                     last = offset

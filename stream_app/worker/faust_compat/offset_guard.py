@@ -49,13 +49,14 @@ class OffsetGuard:
         """Where the group resumes each assigned partition (committed, else earliest).
 
         Records admitted before this arrived are checked now: if the first one
-        of a partition lies beyond its committed offset, records were skipped.
+        of a partition lies beyond its committed offset, records were skipped (unless
+        the fetcher passed over the offsets between as holding none).
         """
         for key, offset in committed.items():
             first = self._first.get(key)
             if first is None:
                 self._next[key] = offset
-            elif first > offset:
+            elif first > offset and not passed_over(key, offset, first - 1):
                 self._next[key] = offset
                 self._seeking[key] = float("-inf")  # overdue: seek on the next tick
 
@@ -81,29 +82,25 @@ class OffsetGuard:
     def remember(self, key: Key, tp: Any) -> None:
         self._tps[key] = tp
 
-    def check(self, key: Key, offset: int, first: int | None = None) -> int | None:
+    def check(self, key: Key, offset: int) -> int | None:
         """None to admit the record; else the offset to seek back to (record refused).
 
-        ``first``: the record stands in for the offsets from ``first`` to its own (the
-        stand-in of a batch that could not be unpacked, :mod:`stream_app.kafka_batches`):
-        none of those was skipped. Sought back to, it came again at the same offset, and
-        its partition stood still for good.
+        A jump over offsets the fetcher passed over as holding no record it hands over
+        (:func:`stream_app.kafka_batches.passed_over`: transaction markers, the batch a
+        stand-in stands in for) skips nothing: sought back to, they were passed over
+        again, and the partition stood still for good.
 
         >>> g = OffsetGuard(clock=lambda: 0.0)
         >>> g.assigned()
         >>> g.expect({("r", 0): 5})
         >>> g.check(("r", 0), 5), g.check(("r", 0), 9), g.check(("r", 0), 10), g.check(("r", 0), 6)
         (None, 6, -1, None)
-        >>> g.check(("r", 0), 12, first=7), g.check(("r", 0), 13), g.check(("r", 0), 20, first=15)
-        (None, None, 14)
         """
         expected = self._next.get(key)
-        if expected is not None and first is not None and first <= expected < offset:
-            expected = offset  # nothing skipped: the stand-in covers the offsets up to it
         if expected is not None and expected < offset and passed_over(key, expected, offset - 1):
-            expected = offset  # nothing skipped: transaction markers, no records
+            expected = offset  # nothing skipped: offsets that hold no record handed over
         if expected is None:
-            self._first.setdefault(key, offset if first is None else min(first, offset))
+            self._first.setdefault(key, offset)
         if expected is None or offset <= expected:
             self._seeking.pop(key, None)
             if expected is None or offset == expected:

@@ -21,7 +21,7 @@ from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
 from stream_app import kafka_batches
-from stream_app.kafka_batches import UNREADABLE_HEADER, unreadable_detail, unreadable_first
+from stream_app.kafka_batches import UNREADABLE_HEADER, passed_over, unreadable_detail
 
 MIB = 1024 * 1024
 TP = TopicPartition("tsguard.readings", 0)
@@ -162,21 +162,24 @@ def test_a_batch_beyond_the_bound_is_one_stand_in_at_its_last_offset(bound: None
     assert next_offset == 4
 
 
-def test_a_stand_in_says_the_first_offset_it_stands_in_for(bound: None) -> None:
+def test_the_offsets_a_stand_in_stands_in_for_are_passed_over(bound: None) -> None:
     # the worker's offset guard admits the jump to the stand-in from there only
+    key = ("tsguard.readings.stand-in", 0)
+    tp = TopicPartition(*key)
     bomb = _batch([b" " * MIB, b" " * MIB, b"{}"], codec=1, base_offset=40)
     records = PartitionRecords(
-        TP, MemoryRecords(bytes(bomb)), [], 41, None, None, True, READ_UNCOMMITTED
+        tp, MemoryRecords(bytes(bomb)), [], 41, None, None, True, READ_UNCOMMITTED
     )
     (stand_in,) = records
-    assert (stand_in.offset, unreadable_first(stand_in.headers)) == (42, 40)
+    assert stand_in.offset == 42
+    assert passed_over(key, 40, 41) and not passed_over(key, 39, 41)
     broken = _corrupt(_batch([b"a", b"b", b"c"], codec=4, base_offset=7), at=-8)
     records = PartitionRecords(
-        TP, MemoryRecords(bytes(broken)), [], 7, None, None, True, READ_UNCOMMITTED
+        tp, MemoryRecords(bytes(broken)), [], 7, None, None, True, READ_UNCOMMITTED
     )
-    got = [(r.offset, unreadable_first(r.headers)) for r in records]
-    assert got[-1][0] == 9 and got[-1][1] == got[-2][0] + 1  # after the last record read
-    assert unreadable_first([("other", b"1")]) is None
+    got = [r.offset for r in records]
+    # after the last record read (8): no offset between it and the stand-in's
+    assert got == [7, 8, 9] and not passed_over(key, 8, 8)
 
 
 def _corrupt(batch: bytearray, at: int) -> bytearray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from stream_app.kafka_batches import _note_hole
 from stream_app.worker.faust_compat import OffsetGuard, StallWatchdog
 
 KEY = ("readings", 0)
@@ -62,24 +63,29 @@ def test_guard_keeps_progress_when_the_first_record_was_the_committed_one() -> N
 def test_guard_admits_the_stand_in_of_an_unreadable_batch_over_its_offsets() -> None:
     # the stand-in sits at its batch's last offset; the batch's first offset is where the
     # partition had come to, so nothing was skipped (sought back to, it came again)
+    key = ("readings-stand-in", 0)
     guard = OffsetGuard(clock=Clock())
     guard.assigned()
-    guard.expect({KEY: 10})
-    guard.remember(KEY, "tp")
-    assert guard.check(KEY, 10) is None
-    assert guard.check(KEY, 14, first=11) is None
-    assert guard.check(KEY, 15) is None
+    guard.expect({key: 10})
+    guard.remember(key, "tp")
+    assert guard.check(key, 10) is None
+    _note_hole(key, 11, 13)  # what the fetcher notes of a stand-in at 14 from 11
+    assert guard.check(key, 14) is None
+    assert guard.check(key, 15) is None
     assert guard.overdue() == []
     # one that begins past where the partition had come to: records were skipped
-    assert guard.check(KEY, 30, first=20) == 16
+    _note_hole(key, 20, 29)
+    assert guard.check(key, 30) == 16
 
 
 def test_guard_takes_a_first_stand_in_before_the_offsets_are_known_from_its_batch() -> None:
+    key = ("readings-stand-in", 1)
     guard = OffsetGuard(clock=Clock())
     guard.assigned()
-    guard.remember(KEY, "tp")
-    assert guard.check(KEY, 9, first=5) is None
-    guard.expect({KEY: 5})
+    guard.remember(key, "tp")
+    _note_hole(key, 5, 8)
+    assert guard.check(key, 9) is None
+    guard.expect({key: 5})
     assert guard.overdue() == []
 
 
@@ -123,8 +129,6 @@ def test_guard_admits_the_jump_over_a_transaction_marker_the_fetcher_passed_over
     # Each committed transaction leaves a marker at one offset, which the fetcher passes
     # over: the guard sought back to it, the marker was passed over again, and the
     # partition stood still until the watchdog's exit (review s68e).
-    from stream_app.kafka_batches import _note_hole
-
     key = ("readings-txn", 3)
     guard = OffsetGuard(clock=Clock())
     guard.assigned()
