@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from stream_app.metrics import build_metrics
-from stream_app.worker.checkpoint import DUMP_SLICE, Change, Checkpointer
+from stream_app.worker.checkpoint import DUMP_SLICE, PACK_SHARE, Change, Checkpointer
 from stream_app.worker.faust_compat import TableChangelog
 from stream_app.worker.feed import Record
 
@@ -218,3 +220,45 @@ async def test_a_snapshot_that_fails_while_it_packs_leaves_its_entities_to_the_n
     assert await cp.save(snapshot)
     assert len(table) == len(entities) and [r.offset for r in acked] == [5]
     assert not any(cp.busy(e) for e in entities)  # saved: evictable again
+
+
+async def test_checkpoints_are_spaced_out_while_packing_takes_more_than_its_share() -> None:
+    """In a backlog a large fleet changes whole between two checkpoints: at the 2 s
+    default a fleet of 20,000 entities spent 68 % of the worker's CPU packing. The
+    next snapshot now waits at least the last one's packing time over ``PACK_SHARE``;
+    once packing is cheap again, the partitions take their turns as configured."""
+    now = [100.0]
+    packing = [0.0]
+
+    class SlowDump(Dump):
+        def dump(self, entity: str) -> bytes:
+            packing[0] += 0.01  # 10 ms an entity, on the packing clock
+            return super().dump(entity)
+
+    cp = Checkpointer(
+        SlowDump([]),
+        {},
+        build_metrics(),
+        every_s=2.0,
+        ack=lambda r: None,
+        generation=lambda: 1,
+        clock=lambda: now[0],
+        timer=lambda: packing[0],
+    )
+    cp.touched([(0, f"a{i}") for i in range(40)] + [(1, f"b{i}") for i in range(40)])
+    assert cp.due() == 0
+    await cp.save(await cp.snapshot(0))  # packed for 0.4 s
+    assert cp.spacing(2) == pytest.approx(0.4 / PACK_SHARE)
+    now[0] += 1.0  # every_s over two partitions: partition 1's turn, were packing cheap
+    assert cp.due() is None
+    now[0] += 0.4 / PACK_SHARE - 1.0 + 1e-6
+    assert cp.due() == 1
+    cp.touched([(0, "a0")])
+    await cp.save(await cp.snapshot(1))
+    cp.touched([(1, "b0")])
+    now[0] += 0.4 / PACK_SHARE + 1e-6  # partition 1 packed 40 as well
+    assert cp.due() == 0
+    await cp.save(await cp.snapshot(0))  # one entity: 10 ms, and back to every_s
+    assert (cp.spacing(2), cp.spacing(1)) == (1.0, 2.0)
+    now[0] += 2.0
+    assert cp.due() == 1
