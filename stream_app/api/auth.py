@@ -166,8 +166,9 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthError("malformed token") from exc
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGORITHMS:
-            raise AuthError(f"algorithm {alg!r} not accepted")
+        # a list or an object is JSON too, and unhashable: ``in`` a set raised TypeError (500)
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+            raise AuthError(f"algorithm {repr(alg)[:40]} not accepted")
         kid = header.get("kid")
         key = await self.keys.key(kid if isinstance(kid, str) else None)
         if key is None:

@@ -10,6 +10,7 @@ reached skips locally and fails with ``CI=true``, like tests/integration.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -101,10 +102,19 @@ class Tokens:
             return self.forged.mint(
                 issuer=ISSUER, audience=AUDIENCE, roles=everything, role_claim=self.role_claim
             )
+        if kind in ("alg_list", "alg_object"):
+            # a genuine token whose header names its algorithm as JSON that is not a string
+            # (a list or an object: unhashable, a 500 to anyone before)
+            _, payload, signature = self.role(*everything).split(".")
+            alg: Any = ["RS256"] if kind == "alg_list" else {"RS256": True}
+            header = base64.urlsafe_b64encode(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+            return f"{header.decode().rstrip('=')}.{payload}.{signature}"
         raise ValueError(kind)
 
 
-BAD_TOKENS = ("expired", "not_yet_valid", "wrong_issuer", "wrong_audience", "forged")
+BAD_TOKENS = (
+    "expired", "not_yet_valid", "wrong_issuer", "wrong_audience", "forged", "alg_list", "alg_object"
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
