@@ -80,9 +80,20 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
     """
     if content_type in NDJSON_TYPES:
         items: list[Any] = []
+        short = 0  # lines shorter than any reading, so far: each one is refused
         for line in body.splitlines():
-            if line.strip():
-                items.append(_loads_lenient(line))
+            if not line.strip():
+                continue
+            if len(line) < SHORTEST_READING:
+                short += 1
+                if short > _MAX_ERRORS:
+                    # _MAX_ERRORS refused items said all there is room to say: this one is
+                    # only counted, unparsed (5 MB of "x" lines, 2.5 million of them, took 85
+                    # to 107 s on a busy 2-core host, each read by orjson and again by the
+                    # standard parser for a message no one would see)
+                    items.append(_SHORT_LINE)
+                    continue
+            items.append(_loads_lenient(line))
         return items
     data = _loads_lenient(body)
     if isinstance(data, _BadLine):
@@ -93,6 +104,11 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
 class _BadLine:
     def __init__(self, error: str) -> None:
         self.error = error
+
+
+# the length of the shortest reading there is, b'{"entity":"a","ts":0,"metrics":{"a":0}}'
+SHORTEST_READING = 39
+_SHORT_LINE = _BadLine("shorter than any reading")
 
 
 def _loads_lenient(raw: bytes) -> Any:
