@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import logging
 import mmap
+import secrets
 import struct
 import threading
 import zlib
@@ -41,7 +42,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-UNREADABLE_HEADER = "tsguard-unreadable-batch"
+# The stand-in's header carries a name no producer can know (drawn per process): a
+# record from the wire with the plain name is an ordinary record, not a lost batch.
+UNREADABLE_HEADER = f"tsguard-unreadable-batch-{secrets.token_hex(8)}"
 CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 # aiokafka's record modules and the names they call to unpack (module globals, so
 # that a replacement is seen by the compiled module as well)

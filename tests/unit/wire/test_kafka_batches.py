@@ -220,3 +220,6 @@ def test_only_our_header_makes_a_stand_in() -> None:
     assert unreadable_detail(()) is None
     assert unreadable_detail([("other", b"x")]) is None
     assert unreadable_detail([(UNREADABLE_HEADER, b"why")]) == "why"
+    # a producer that writes the header it saw on a dead letter or in the code makes no
+    # stand-in: its record reads as the ordinary record it is, not as a batch lost
+    assert unreadable_detail([("tsguard-unreadable-batch", b"forged")]) is None
