@@ -250,10 +250,12 @@ def test_value_band_agrees_across_granularities(demo_db: DemoDb, variables: dict
 
 
 def test_the_silent_source_alert_reads_what_the_worker_wrote(demo_db: DemoDb) -> None:
-    """The real worker recorded its source's clock per partition (``sources``): an hour
-    after the worker last saw it move, the source is silent (seen for less than a day, so
-    any time is usual); at that moment it is not. tests/dashboards/test_silence_alerts.py
-    has the rule at night, at weekends and between a slow probe's readings."""
+    """The real worker recorded its source's clock per partition (``sources``). Seen for
+    less than a day, the source is not paged, even an hour after the worker last saw it
+    move; aged by a day with every hour usual (in a transaction rolled back), it is
+    silent an hour after, and at that moment it is not. tests/dashboards/test_silence_alerts.py
+    has the rule at night, at weekends, between a slow probe's readings and on a new
+    source's first evening."""
     (silent,) = [q for q in QUERIES if q.where == "alert:tsguard-source-silent/A"]
     with psycopg.connect(demo_db.owner) as conn:
         row = conn.execute(
@@ -263,12 +265,24 @@ def test_the_silent_source_alert_reads_what_the_worker_wrote(demo_db: DemoDb) ->
     assert row is not None and row[0] is not None, "the worker wrote no sources row"
     seen, step, slots = row
     assert step > 0 and slots > 0
-    for at, expected in ((seen, 0), (seen + timedelta(hours=1), 1)):
+
+    def firing(conn: psycopg.Connection[Any], at: datetime) -> list[str]:
         text = expand(silent.sql, time_from=at - timedelta(minutes=10), time_to=at,
                       interval_ms=60_000)  # fmt: skip
-        names, rows = _run(demo_db, text)
-        assert names == ["reading_source", "silent_seconds"]
-        assert [r[0] for r in rows if r[0] == "test"] == ["test"] * expected, at
+        cur = conn.execute(text)  # type: ignore[arg-type, unused-ignore]
+        assert cur.description is not None
+        assert [c.name for c in cur.description] == ["reading_source", "silent_seconds"]
+        return [r[0] for r in cur.fetchall() if r[0] == "test"]
+
+    with psycopg.connect(demo_db.owner) as conn:
+        assert firing(conn, seen + timedelta(hours=1)) == []  # young: its hours not known
+        conn.execute(
+            "UPDATE sources SET first_seen = first_seen - interval '1 day',"
+            " live_tod = ~repeat('0', 288)::bit(288), live_dow = 127 WHERE source = 'test'"
+        )
+        for at, expected in ((seen, []), (seen + timedelta(hours=1), ["test"])):
+            assert firing(conn, at) == expected, at
+        conn.rollback()
 
 
 def test_the_critical_episode_alert_fires_for_open_unacknowledged_critical_episodes(

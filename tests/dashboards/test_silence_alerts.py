@@ -231,3 +231,24 @@ async def test_a_fleet_pages_when_it_stops_in_working_hours_and_not_at_night(
         assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=2)) == set()
         # the whole fleet quiet at 10:00 on a working day: within minutes
         assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=8)) == {("plant",)}
+
+
+async def test_a_source_seen_for_less_than_a_day_does_not_page_on_its_first_evening(
+    schema: str,
+) -> None:
+    devices = ["shop/till-1", "shop/till-2"]
+    first = (MONDAY + timedelta(hours=9)).timestamp()
+    async with Worker(schema) as worker:
+        await worker.feed(
+            _every(devices, "shop", first, first + 8 * 3600.0, 120.0, range(24)), every_s=600.0
+        )
+        # closed at 17:00 on its first day: its hours are not known yet
+        for when in (timedelta(hours=17, minutes=20), timedelta(hours=23), timedelta(days=1)):
+            assert _firing(schema, SOURCE_RULE, MONDAY + when) == set(), when
+        # the next day it opens at 09:00 and stops at 11:00, in its hours: paged
+        second = first + 86400.0
+        await worker.feed(
+            _every(devices, "shop", second, second + 2 * 3600.0, 120.0, range(24)), every_s=600.0
+        )
+        at = MONDAY + timedelta(days=1, hours=11, minutes=25)  # 10 of its 2-minute steps
+        assert _firing(schema, SOURCE_RULE, at) == {("shop",)}
