@@ -1,10 +1,12 @@
 """When a source reports: the five-minute slots of the (UTC) day and the weekdays it
-was live in, as bit masks that add up over time (an OR).
+was live in, as bit masks that add up over a week (an OR), and are forgotten after one
+to two weeks unseen.
 
 The worker marks the span its source's clock moved through between two writes (the
 whole span when the clock moved in usual steps, only where it landed when it jumped:
 a market's night or an outage is not time it reported in), and the database ORs the
-masks of every write. The wall-clock alert on a source that stopped sending
+masks of every write within a week, keeping the week before's beside them (migration
+011: a fleet moved to nights stops paging at its old day hours). The wall-clock alert on a source that stopped sending
 (``dashboards/alerting/rules.yaml``, ``tsguard_usual_at`` in the migrations) pages
 only in slots and on weekdays the source usually reports in, so a market closed at
 night or at the weekend is no outage. Slot ``i`` is ``[i * 300, (i + 1) * 300)``

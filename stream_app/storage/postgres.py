@@ -146,12 +146,17 @@ ON CONFLICT (entity, metric) DO UPDATE SET
     last_ts  = GREATEST(series.last_ts, EXCLUDED.last_ts)
 """
 
-# Each source's clock per partition (migration 009): seen_at is when a worker last saw it
-# move, by the worker's wall clock; the slots and weekdays it reported in add up (OR).
+# Each source's clock per partition (migrations 009, 011): seen_at is when a worker last
+# saw it move, by the worker's wall clock; the slots and weekdays it reported in add up
+# (OR) within a generation of a week (from live_since), and a write a week or more after
+# it starts the next one (the current slots become prev_*; two weeks on, both go), so a
+# slot not seen for one to two weeks is forgotten: a fleet moved to nights stops paging
+# at its old day hours.
 _SOURCES_UPSERT = """
 INSERT INTO sources (source, partition, first_seen, seen_at, watermark, step_s, live_tod,
-                     live_dow)
-SELECT s.source, s.partition, %(seen)s, %(seen)s, s.watermark, s.step_s, s.tod::bit(288), s.dow
+                     live_dow, live_since)
+SELECT s.source, s.partition, %(seen)s, %(seen)s, s.watermark, s.step_s, s.tod::bit(288), s.dow,
+       %(seen)s
 FROM unnest(%(sources)s::text[], %(partitions)s::int[], %(watermarks)s::timestamptz[],
             %(steps)s::float8[], %(tods)s::text[], %(dows)s::int[])
     AS s(source, partition, watermark, step_s, tod, dow)
@@ -161,8 +166,20 @@ ON CONFLICT (source, partition) DO UPDATE SET
     seen_at    = GREATEST(sources.seen_at, EXCLUDED.seen_at),
     watermark  = GREATEST(sources.watermark, EXCLUDED.watermark),
     step_s     = COALESCE(EXCLUDED.step_s, sources.step_s),
-    live_tod   = sources.live_tod | EXCLUDED.live_tod,
-    live_dow   = sources.live_dow | EXCLUDED.live_dow
+    live_tod   = CASE WHEN EXCLUDED.seen_at < sources.live_since + interval '7 days'
+                      THEN sources.live_tod | EXCLUDED.live_tod ELSE EXCLUDED.live_tod END,
+    live_dow   = CASE WHEN EXCLUDED.seen_at < sources.live_since + interval '7 days'
+                      THEN sources.live_dow | EXCLUDED.live_dow ELSE EXCLUDED.live_dow END,
+    prev_tod   = CASE WHEN EXCLUDED.seen_at < sources.live_since + interval '7 days'
+                      THEN sources.prev_tod
+                      WHEN EXCLUDED.seen_at < sources.live_since + interval '14 days'
+                      THEN sources.live_tod ELSE repeat('0', 288)::bit(288) END,
+    prev_dow   = CASE WHEN EXCLUDED.seen_at < sources.live_since + interval '7 days'
+                      THEN sources.prev_dow
+                      WHEN EXCLUDED.seen_at < sources.live_since + interval '14 days'
+                      THEN sources.live_dow ELSE 0 END,
+    live_since = CASE WHEN EXCLUDED.seen_at < sources.live_since + interval '7 days'
+                      THEN sources.live_since ELSE EXCLUDED.seen_at END
 """
 
 # How long a write waits for a lock (a table another session locked: a migration, a

@@ -233,6 +233,23 @@ async def test_a_fleet_pages_when_it_stops_in_working_hours_and_not_at_night(
         assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=8)) == {("plant",)}
 
 
+async def test_a_fleet_that_moved_to_a_night_shift_forgets_its_day_hours(schema: str) -> None:
+    devices = ["depot/van-1", "depot/van-2"]
+    start = MONDAY.timestamp()
+    moved = (MONDAY + timedelta(days=8)).timestamp()  # the second Tuesday
+    end = (MONDAY + timedelta(days=23, hours=6)).timestamp()  # the fourth Wednesday, 06:00
+    day_shift = _every(devices, "depot", start, moved, 300.0, range(6, 20))
+    night_shift = _every(devices, "depot", moved, end, 300.0, [*range(20, 24), *range(0, 6)])
+    async with Worker(schema) as worker:
+        await worker.feed(day_shift + night_shift, every_s=3600.0)
+        # two weeks on nights: quiet at noon, at the hours it reported for its first week
+        noon = MONDAY + timedelta(days=23, hours=12)
+        assert _firing(schema, SOURCE_RULE, noon) == set()
+        assert _firing(schema, SOURCE_RULE, noon + timedelta(hours=5)) == set()
+        # quiet at 21:00 that evening, an hour into its shift: paged
+        assert _firing(schema, SOURCE_RULE, MONDAY + timedelta(days=23, hours=21)) == {("depot",)}
+
+
 async def test_a_source_seen_for_less_than_a_day_does_not_page_on_its_first_evening(
     schema: str,
 ) -> None:

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from stream_app.storage import ObservationRow, PostgresSink, SinkBackpressure, migrate
+from stream_app.storage import ObservationRow, PostgresSink, SinkBackpressure, SinkBatch, migrate
+from stream_app.storage.sink import SourceMark
 from tests.integration.conftest import FreshSchema
 
 T0 = 1_790_000_000.0
@@ -294,3 +295,37 @@ async def test_open_episodes_that_lost_their_model_are_resolved_and_told_again_o
     later.orphans = [("e1", T0 + 900, ("known",))]
     resolved = (await sink.write(later)).resolved  # lost-1 and lost-2 are not told again
     assert sorted(row["id"] for row in resolved) == ["late", "later", "own"]
+
+
+def _usual_slots(conninfo: str) -> tuple[list[int], int]:
+    """The slots of the day and the weekdays the alert takes as the source's hours."""
+    ((tod, dow),) = _query(
+        conninfo, "SELECT (live_tod | prev_tod)::text, live_dow | prev_dow FROM sources"
+    )
+    return [i for i, bit in enumerate(tod) if bit == "1"], dow
+
+
+@pytest.mark.integration
+async def test_a_sources_hours_forget_a_slot_not_seen_for_one_to_two_weeks(
+    sink: PostgresSink, fresh_schema: FreshSchema
+) -> None:
+    """The slots and weekdays a source reports in come in generations of a week: a slot
+    not seen in the current one nor the one before is no longer usual (a fleet moved to
+    nights paged at its old day hours for good), and the state stays two masks."""
+
+    async def mark(day: float, slot: int, weekday: int) -> None:
+        seen = datetime.fromtimestamp(T0 + day * 86400.0, UTC)
+        batch = SinkBatch(
+            sources=[SourceMark("fleet", 0, seen, 60.0, 1 << slot, 1 << weekday)], seen_at=seen
+        )
+        await sink.flush_with_retry(batch)
+
+    await mark(0.0, 10, 0)
+    await mark(6.0, 11, 1)
+    assert _usual_slots(fresh_schema.conninfo) == ([10, 11], 0b11)
+    await mark(8.0, 20, 2)  # a week on: the week before is still usual
+    assert _usual_slots(fresh_schema.conninfo) == ([10, 11, 20], 0b111)
+    await mark(15.0, 20, 2)  # two weeks on: slots 10 and 11 were last seen 9 days ago
+    assert _usual_slots(fresh_schema.conninfo) == ([20], 0b100)
+    await mark(40.0, 30, 3)  # back after 25 days quiet: nothing older is usual
+    assert _usual_slots(fresh_schema.conninfo) == ([30], 0b1000)
