@@ -25,12 +25,6 @@ import math
 
 SLOT = 300.0
 DAY = 86400.0
-# A source is seen live when its newest reading is at most this far behind the wall
-# clock of the worker that read it. Older readings (``tsguard replay-to-kafka`` of a
-# file, a backlog read after a worker's long outage) teach a known source's hours but do
-# not say it is sending now: a replay made a source that had stopped look alive until
-# it ended, and a source only ever replayed paged minutes after the replay.
-LIVE_LAG_S = 3600.0
 SLOTS = int(DAY / SLOT)  # 288
 ALL_SLOTS = (1 << SLOTS) - 1
 

@@ -182,22 +182,6 @@ ON CONFLICT (source, partition) DO UPDATE SET
                       THEN sources.live_since ELSE EXCLUDED.seen_at END
 """
 
-# Marks of old readings (a replay, a long backlog; ``SourceMark.live`` False) of a source
-# already known: its hours, step and watermark, not its sight, nor a new source.
-_SOURCES_OLD_READINGS = """
-UPDATE sources SET
-    watermark = GREATEST(sources.watermark, s.watermark),
-    step_s    = COALESCE(s.step_s, sources.step_s),
-    live_tod  = sources.live_tod | s.tod::bit(288),
-    live_dow  = sources.live_dow | s.dow
-FROM (SELECT * FROM unnest(%(sources)s::text[], %(partitions)s::int[],
-                           %(watermarks)s::timestamptz[], %(steps)s::float8[],
-                           %(tods)s::text[], %(dows)s::int[])
-          AS u(source, partition, watermark, step_s, tod, dow)
-      ORDER BY source, partition) AS s
-WHERE sources.source = s.source AND sources.partition = s.partition
-"""
-
 # How long a write waits for a lock (a table another session locked: a migration, a
 # VACUUM FULL, an operator's LOCK) before it fails as an outage and is tried again. A write
 # that only waited counted as no progress: the stall watchdog ended the worker (exit 75,
@@ -410,25 +394,21 @@ class PostgresSink:
                     step_s=m.step_s if m.step_s is not None else old.step_s,
                     live_tod=m.live_tod | old.live_tod,
                     live_dow=m.live_dow | old.live_dow,
-                    live=m.live or old.live,
                 )
             merged[(m.source, m.partition)] = m
-        for live, statement in ((True, _SOURCES_UPSERT), (False, _SOURCES_OLD_READINGS)):
-            rows = [m for m in merged.values() if m.live is live]
-            if not rows:
-                continue
-            await conn.execute(
-                statement,
-                {
-                    "seen": seen_at,
-                    "sources": [m.source for m in rows],
-                    "partitions": [m.partition for m in rows],
-                    "watermarks": [m.watermark for m in rows],
-                    "steps": [m.step_s for m in rows],
-                    "tods": [format(m.live_tod, "0288b")[::-1] for m in rows],  # slot 0 first
-                    "dows": [m.live_dow for m in rows],
-                },
-            )
+        rows = list(merged.values())
+        await conn.execute(
+            _SOURCES_UPSERT,
+            {
+                "seen": seen_at,
+                "sources": [m.source for m in rows],
+                "partitions": [m.partition for m in rows],
+                "watermarks": [m.watermark for m in rows],
+                "steps": [m.step_s for m in rows],
+                "tods": [format(m.live_tod, "0288b")[::-1] for m in rows],  # slot 0 first
+                "dows": [m.live_dow for m in rows],
+            },
+        )
 
     async def _write_episodes(
         self, conn: psycopg.AsyncConnection[Any], episodes: dict[str, dict[str, Any]]

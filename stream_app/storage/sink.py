@@ -43,10 +43,6 @@ class SourceMark(NamedTuple):
     step_s: float | None  # its usual step (None before its first)
     live_tod: int  # the five-minute slots of the UTC day it reported in since the last mark
     live_dow: int  # the weekdays (Monday = bit 0) it reported on since the last mark
-    # its newest reading within activity.LIVE_LAG_S of the wall clock: it is sending now
-    # (False: old readings, a replay or a long backlog, which teach a known source's
-    # hours but neither make it look alive nor add a source)
-    live: bool = True
 
 
 class SinkBackpressure(Exception):

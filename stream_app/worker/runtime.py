@@ -129,7 +129,7 @@ class WorkerRuntime:
         batch.orphans = out.orphans
         if all_series:
             # with every series' last time: the sources whose clocks moved, seen now
-            batch.sources = self.scorer.source_marks(now)
+            batch.sources = self.scorer.source_marks()
             batch.seen_at = datetime.fromtimestamp(now, UTC)
         try:
             stats = await self.sink.flush_with_retry(batch, all_series=all_series)

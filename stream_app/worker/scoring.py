@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 from stream_app.core import EntityProcessor
-from stream_app.core.activity import LIVE_LAG_S, live_slots
+from stream_app.core.activity import live_slots
 from stream_app.core.entity_processor import MAX_SERIES, TOO_MANY_SERIES
 from stream_app.storage.sink import ObservationRow, SourceMark
 from stream_app.wire.event import event_to_wire
@@ -323,11 +323,10 @@ class ReadingScorer:
             if waited is not None:
                 out.ingest_to_event.extend([waited] * len(events))
 
-    def source_marks(self, now: float) -> list[SourceMark]:
-        """Every clock that moved since the last call: where to, its usual step, the
+    def source_marks(self) -> list[SourceMark]:
+        """Every clock that moved since the last call: where to, its usual step, and the
         slots of the day and weekdays it moved through (from where it last resumed, when
-        it jumped since: a market's night or an outage is no time the source reported in),
-        and whether it is live at the wall-clock time ``now`` (see ``LIVE_LAG_S``).
+        it jumped since: a market's night or an outage is no time the source reported in).
         """
         marks: list[SourceMark] = []
         for clock in self._clocks.values():
@@ -345,9 +344,7 @@ class ReadingScorer:
             step = clock.live_step
             told = step if step == step else None
             source, partition = clock.key
-            live = end >= now - LIVE_LAG_S
-            at = _from_timestamp(end, UTC)
-            marks.append(SourceMark(source, partition, at, told, tod, dow, live))
+            marks.append(SourceMark(source, partition, _from_timestamp(end, UTC), told, tod, dow))
         return marks
 
     @property

@@ -96,15 +96,9 @@ class Worker:
     def clock(self) -> float:
         return self.now
 
-    async def feed(
-        self,
-        readings: list[tuple[float, str, str, int]],
-        every_s: float,
-        read_at: float | None = None,
-    ) -> None:
+    async def feed(self, readings: list[tuple[float, str, str, int]], every_s: float) -> None:
         """(ts, entity, source, partition) readings, sorted by time, each batch of
-        ``every_s`` of them read and written when its last one is due (one second later),
-        or all at the wall-clock time ``read_at`` (a replay of old readings at full speed)."""
+        ``every_s`` of them read and written when its last one is due (one second later)."""
         i = 0
         while i < len(readings):
             end = readings[i][0] + every_s
@@ -116,7 +110,7 @@ class Worker:
                 self.offsets[partition] = offset + 1
                 batch.append(Record(orjson.dumps(doc), entity.encode(), "r", partition, offset))
                 i += 1
-            self.now = readings[i - 1][0] + 1.0 if read_at is None else read_at
+            self.now = readings[i - 1][0] + 1.0
             out = self.runtime.score(batch)
             await self.runtime.write(out, all_series=True)
 
@@ -275,27 +269,3 @@ async def test_a_source_seen_for_less_than_a_day_does_not_page_on_its_first_even
         )
         at = MONDAY + timedelta(days=1, hours=11, minutes=25)  # 10 of its 2-minute steps
         assert _firing(schema, SOURCE_RULE, at) == {("shop",)}
-
-
-async def test_a_replay_of_old_readings_neither_wakes_a_stopped_source_nor_pages(
-    schema: str,
-) -> None:
-    devices = [f"mill/press-{k}" for k in range(3)]
-    start = MONDAY.timestamp()
-    stop = (MONDAY + timedelta(days=3, hours=10)).timestamp()  # Thursday 10:00
-    readings = _every(devices, "mill", start, stop, 120.0, range(24))
-    async with Worker(schema) as worker:
-        await worker.feed(readings, every_s=600.0)
-    stopped = datetime.fromtimestamp(stop, UTC)
-    assert _firing(schema, SOURCE_RULE, stopped + timedelta(minutes=15)) == {("mill",)}
-    # an hour later its first day is replayed at full speed (tsguard replay-to-kafka: the
-    # readings keep their times) into a restarted worker, with a file of another feed
-    # dated that day (replay-to-kafka gives it no source)
-    old = _every(devices, "mill", start, start + 86400.0, 120.0, range(24))
-    old += _every(["csv/pump"], "", start, start + 86400.0, 60.0, range(24))
-    old.sort()
-    async with Worker(schema) as worker:
-        await worker.feed(old, every_s=3600.0, read_at=stop + 3600.0)
-    for minutes in (65, 75, 120):  # the replay was read at 60
-        after = stopped + timedelta(minutes=minutes)
-        assert _firing(schema, SOURCE_RULE, after) == {("mill",)}, minutes

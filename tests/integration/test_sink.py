@@ -329,25 +329,3 @@ async def test_a_sources_hours_forget_a_slot_not_seen_for_one_to_two_weeks(
     assert _usual_slots(fresh_schema.conninfo) == ([20], 0b100)
     await mark(40.0, 30, 3)  # back after 25 days quiet: nothing older is usual
     assert _usual_slots(fresh_schema.conninfo) == ([30], 0b1000)
-
-
-@pytest.mark.integration
-async def test_old_readings_teach_a_known_sources_hours_but_not_that_it_is_sending(
-    sink: PostgresSink, fresh_schema: FreshSchema
-) -> None:
-    """A mark of old readings (a replay, a backlog: ``live`` False) adds no source and
-    leaves a known source's sight (seen_at, first_seen) where it was."""
-    seen = datetime.fromtimestamp(T0, UTC)
-    later = datetime.fromtimestamp(T0 + 3600.0, UTC)
-    old = datetime.fromtimestamp(T0 - 86400.0, UTC)
-    replay = SourceMark("replayed", 0, old, 60.0, 1 << 5, 1, live=False)
-    await sink.flush_with_retry(SinkBatch(sources=[replay], seen_at=seen))
-    assert _query(fresh_schema.conninfo, "SELECT source FROM sources") == []
-    await sink.flush_with_retry(
-        SinkBatch(sources=[SourceMark("known", 0, seen, 60.0, 1 << 7, 2)], seen_at=seen)
-    )
-    await sink.flush_with_retry(SinkBatch(sources=[replay._replace(source="known")], seen_at=later))
-    assert _query(
-        fresh_schema.conninfo, "SELECT source, first_seen, seen_at, watermark FROM sources"
-    ) == [("known", seen, seen, seen)]
-    assert _usual_slots(fresh_schema.conninfo) == ([5, 7], 0b11)

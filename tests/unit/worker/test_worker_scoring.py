@@ -10,8 +10,6 @@ import orjson
 import pytest
 
 from stream_app.core import EngineConfig
-from stream_app.core.activity import LIVE_LAG_S
-from stream_app.storage.sink import SourceMark
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.feed import Record
 from stream_app.worker.scoring import BatchOutput, ReadingScorer
@@ -571,31 +569,16 @@ def test_a_markets_clock_marks_its_sessions_not_its_nights() -> None:
                 records.append(Record(orjson.dumps(doc), b"mkt/AAA", "r", 0, offset))
                 offset += 1
             scorer.process(records, now=ts + 1.0)
-            for mark in scorer.source_marks(ts + 1.0):
+            for mark in scorer.source_marks():
                 assert (mark.source, mark.partition) == ("market", 0)
                 tod |= mark.live_tod
                 dow |= mark.live_dow
                 # its minute, not lifted by the night (the worker's usual_step was: six
                 # minutes at the open, three an hour in)
                 assert mark.step_s is not None and 59.0 < mark.step_s < 61.0, mark
-            assert scorer.source_marks(ts + 2.0) == []  # it stood still since
+            assert scorer.source_marks() == []  # it stood still since
     assert [i for i in range(288) if tod >> i & 1] == list(range(174, 252))  # 14:30-20:59
     assert dow == 0b11  # Monday and Tuesday
-
-
-def test_a_clock_of_old_readings_is_marked_as_not_live() -> None:
-    """Readings more than LIVE_LAG_S behind the wall clock (a replay of a file, a long
-    backlog) move their source's clock, but its mark says the source is not sending now."""
-    scorer = _scorer(EngineConfig.default(), {})
-    now = 1_793_577_600.0
-
-    def read(ts: float, offset: int) -> list[SourceMark]:
-        doc = {"entity": "csv/pump", "ts": ts, "source": "", "metrics": {"p": 1.0}}
-        scorer.process([Record(orjson.dumps(doc), b"csv/pump", "r", 0, offset)], now=now)
-        return scorer.source_marks(now)
-
-    assert [m.live for m in read(now - LIVE_LAG_S - 60.0, 0)] == [False]
-    assert [m.live for m in read(now - LIVE_LAG_S + 60.0, 1)] == [True]
 
 
 def _mixed_backlog() -> list[Record]:
