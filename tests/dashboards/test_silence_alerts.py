@@ -96,9 +96,15 @@ class Worker:
     def clock(self) -> float:
         return self.now
 
-    async def feed(self, readings: list[tuple[float, str, str, int]], every_s: float) -> None:
+    async def feed(
+        self,
+        readings: list[tuple[float, str, str, int]],
+        every_s: float,
+        lag_s: float = 1.0,
+    ) -> None:
         """(ts, entity, source, partition) readings, sorted by time, each batch of
-        ``every_s`` of them read and written when its last one is due (one second later)."""
+        ``every_s`` of them read and written ``lag_s`` after its last one is due (one
+        second; longer for a backlog)."""
         i = 0
         while i < len(readings):
             end = readings[i][0] + every_s
@@ -110,7 +116,7 @@ class Worker:
                 self.offsets[partition] = offset + 1
                 batch.append(Record(orjson.dumps(doc), entity.encode(), "r", partition, offset))
                 i += 1
-            self.now = readings[i - 1][0] + 1.0
+            self.now = readings[i - 1][0] + lag_s
             out = self.runtime.score(batch)
             await self.runtime.write(out, all_series=True)
 
@@ -269,3 +275,24 @@ async def test_a_source_seen_for_less_than_a_day_does_not_page_on_its_first_even
         )
         at = MONDAY + timedelta(days=1, hours=11, minutes=25)  # 10 of its 2-minute steps
         assert _firing(schema, SOURCE_RULE, at) == {("shop",)}
+
+
+async def test_a_backlog_read_after_a_long_outage_is_its_sources_sending(schema: str) -> None:
+    """The workers were down for two hours while the mill went on sending into Kafka (no
+    page meanwhile: ``TsguardNoWorkers`` holds the rule). The first worker back reads the
+    backlog two hours behind: what it reads came from the mill, so the mill is not paged
+    as stopped while the backlog is caught up (a change that took readings over an hour
+    old for a replay, and no sight of their source, paged every source of the fleet)."""
+    devices = [f"mill/press-{k}" for k in range(3)]
+    start = MONDAY.timestamp()
+    down = (MONDAY + timedelta(days=3, hours=10)).timestamp()  # Thursday 10:00
+    readings = _every(devices, "mill", start, down + 3600.0, 120.0, range(24))
+    async with Worker(schema) as worker:
+        await worker.feed([r for r in readings if r[0] < down], every_s=600.0)
+        backlog = [r for r in readings if r[0] >= down]
+        await worker.feed(backlog, every_s=600.0, lag_s=2 * 3600.0)
+    read_last = datetime.fromtimestamp(worker.now, UTC)  # the backlog's last batch
+    for minutes in (2, 8):  # within ten of its usual steps (per partition: 11 minutes)
+        assert _firing(schema, SOURCE_RULE, read_last + timedelta(minutes=minutes)) == set()
+    # and it is paged once quiet that long after the backlog: the rule still speaks
+    assert _firing(schema, SOURCE_RULE, read_last + timedelta(minutes=15)) == {("mill",)}
