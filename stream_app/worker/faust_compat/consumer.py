@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from time import monotonic
 from typing import Any, Protocol
 
@@ -122,7 +122,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         of 4 with a 1 ms fetch wait). Meanwhile the feed's partitions are taken out of the
         partitions Faust drains (aiokafka keeps what it fetched for them, and a seek
         discards it), and a fetch drained just before is dropped and rewound
-        (``_hold_back``): each record is read once, from the committed offset.
+        (``_drop_and_rewind``): each record is read once, from the committed offset.
         """
         feed: RecordFeed | None = getattr(self.app, "batch_feed", None)
         active = self._get_active_partitions()
@@ -141,27 +141,33 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             if self.app.consumer_generation_id == generation:
                 self._get_active_partitions().update(held - self._paused_partitions)
 
-    async def _hold_back(self, feed: RecordFeed, records: Any) -> Any:
-        """``records`` without the feed's topics, which a seek to the committed offsets
-        under way would put back: dropped, and each partition the fetch left where it was
-        rewound to its first record dropped (the seek wins where it moves it)."""
+    async def _drop_and_rewind(
+        self, records: Any, topics: Collection[str] | None, why: str, level: int
+    ) -> Any:
+        """``records`` without those of ``topics`` (None: of every topic), which are
+        dropped: each partition the fetch left where it was goes back to its first record
+        dropped (a seek made since wins), so they are read again. Logged at ``level``
+        when a partition was rewound, at DEBUG otherwise."""
         dropped = {
             tp: (fetched[0].offset, fetched[-1].offset)
             for tp, fetched in records.items()
-            if fetched and tp.topic in feed.topics
+            if fetched and (topics is None or tp.topic in topics)
         }
         if not dropped:
             return records
         try:
             rewound = await self._rewind_unmoved(dropped)
-        except Exception as exc:  # the seek under way and the offset guard still see to it
-            log.warning("rewind of the records held back during the seek failed: %s", exc)
-            rewound = {}
-        log.debug(
-            "seek to the committed offsets under way: %d fetched reading(s) held back%s",
-            sum(len(records[tp]) for tp in dropped),
-            "".join(f", {tp.topic}[{tp.partition}]@{o}" for tp, o in rewound.items()),
-        )
+        except Exception as exc:  # a seek to the committed offsets still sees to them
+            log.warning("%s: rewind of the dropped records failed: %s", why, exc)
+        else:
+            log.log(
+                level if rewound else logging.DEBUG,
+                "%s: %d fetched record(s) dropped, to be read again: %s",
+                why,
+                sum(len(records[tp]) for tp in dropped),
+                ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in rewound.items())
+                or "from where a seek since put them",
+            )
         return {tp: fetched for tp, fetched in records.items() if tp not in dropped}
 
     async def _rewind_unmoved(  # pragma: no cover - broker
@@ -231,29 +237,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             # they were lost to it, and it waited for them until the watchdog's exit),
             # or a stream partition of a group that never committed. Each partition
             # the fetch left where it was is rewound to the first record dropped.
-            dropped = {
-                tp: (fetched[0].offset, fetched[-1].offset)
-                for tp, fetched in records.items()
-                if fetched
-            }
-            try:
-                rewound = await self._rewind_unmoved(dropped)
-            except Exception as exc:
-                log.warning("rewind of the records dropped after a stopped flow failed: %s", exc)
-            else:
-                if rewound:
-                    log.info(
-                        "flow stopped: %d fetched record(s) dropped, to be read again: %s",
-                        sum(len(records[tp]) for tp in rewound),
-                        ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in rewound.items()),
-                    )
+            await self._drop_and_rewind(records, None, "flow stopped", logging.INFO)
             try:
                 await self.perform_seek()
             except Exception as exc:
                 log.warning("seek to committed offsets after a stopped flow failed: %s", exc)
             return
         if self._seeking_committed:
-            records = await self._hold_back(feed, records)
+            # the feed's records held back: the seek to the committed offsets under way
+            # would put them back, and they would come twice (see ``perform_seek``)
+            records = await self._drop_and_rewind(
+                records, feed.topics, "seek to the committed offsets under way", logging.DEBUG
+            )
         generation = self.app.consumer_generation_id
         read_offset = self._read_offset
         handed_up_to = self._handed
