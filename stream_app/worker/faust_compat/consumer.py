@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from time import monotonic
 from typing import Any, Protocol
 
@@ -111,7 +111,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its committed offset (after each table
-        recovery), with the feed's partitions held back until it is done.
+        recovery), with the stream partitions held back until it is done.
 
         Faust resumes the stream partitions first and then awaits one committed-offset
         look-up per partition, in turn. aiokafka had fetched the readings from the
@@ -119,14 +119,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
         those look-ups went on; the seek then put each partition back where they began,
         and every one of them came a second time, skipped as replayed (a restarted worker
         read its whole backlog of 30,000 readings twice in 1 of 5 SIGTERM restarts, in 4
-        of 4 with a 1 ms fetch wait). Meanwhile the feed's partitions are taken out of the
-        partitions Faust drains (aiokafka keeps what it fetched for them, and a seek
-        discards it), and a fetch drained just before is dropped and rewound
-        (``_drop_and_rewind``): each record is read once, from the committed offset.
+        of 4 with a 1 ms fetch wait). Operators' labels came twice the same way, and a
+        label is not idempotent: each was applied again (14 of 120 labels waiting at
+        three restarts with a 1 ms fetch wait). Meanwhile the stream partitions (all but
+        the tables' changelogs) are taken out of the partitions Faust drains (aiokafka
+        keeps what it fetched for them, and a seek discards it), and a fetch drained just
+        before is dropped and rewound (``_drop_and_rewind``): each record is read once,
+        from the committed offset.
         """
         feed: RecordFeed | None = getattr(self.app, "batch_feed", None)
         active = self._get_active_partitions()
-        held = {tp for tp in active if feed is not None and tp.topic in feed.topics}
+        stream = self._stream_topics(active) if feed is not None else set()
+        held = {tp for tp in active if tp.topic in stream}
         generation = self.app.consumer_generation_id
         active.difference_update(held)
         self._seeking_committed += 1
@@ -140,6 +144,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
             # states.
             if self.app.consumer_generation_id == generation:
                 self._get_active_partitions().update(held - self._paused_partitions)
+
+    def _stream_topics(self, tps: Iterable[Any]) -> set[str]:
+        """The topics of ``tps`` that the seek to the committed offsets moves: all but the
+        tables' changelogs (the partitions Faust's recovery resumes before that seek)."""
+        changelogs = self.app.tables.changelog_topics
+        return {tp.topic for tp in tps if tp.topic not in changelogs}
 
     async def _drop_and_rewind(
         self, records: Any, topics: Collection[str] | None, why: str, level: int
@@ -244,10 +254,13 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # faust 
                 log.warning("seek to committed offsets after a stopped flow failed: %s", exc)
             return
         if self._seeking_committed:
-            # the feed's records held back: the seek to the committed offsets under way
+            # the stream's records held back: the seek to the committed offsets under way
             # would put them back, and they would come twice (see ``perform_seek``)
             records = await self._drop_and_rewind(
-                records, feed.topics, "seek to the committed offsets under way", logging.DEBUG
+                records,
+                self._stream_topics(records),
+                "seek to the committed offsets under way",
+                logging.DEBUG,
             )
         generation = self.app.consumer_generation_id
         read_offset = self._read_offset

@@ -29,6 +29,8 @@ from stream_app.worker.feed import Record
 
 TOPIC = "readings"
 TP = TopicPartition(TOPIC, 4)
+LABELS = TopicPartition("feedback", 4)  # operators' labels: Faust's per-record path
+CHANGELOG = "state-changelog"
 
 
 class _Feed:
@@ -73,14 +75,22 @@ class _Consumer(BatchingConsumer):
         self._paused_partitions = set()
         self._seeking_committed = 0
         self.seek_gate: asyncio.Event | None = None  # set: the committed offsets arrive
+        self.streamed: list[int] = []  # the offsets handed to Faust's per-record path
         self.app = SimpleNamespace(
             batch_feed=_Feed(),
             consumer_generation_id=3,
             topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+            tables=SimpleNamespace(changelog_topics={CHANGELOG}),
             monitor=SimpleNamespace(
                 track_tp_end_offset=lambda tp, offset: None, stream_inbound_time={}
             ),
         )
+
+    async def callback(self, message: Any) -> None:
+        self.streamed.append(message.offset)
+
+    def _to_message(self, tp: Any, record: Any) -> Any:
+        return record
 
     async def seek_to_committed(self) -> dict[Any, int]:
         self.calls.append("seek to committed")
@@ -208,7 +218,7 @@ async def test_records_dropped_while_the_flow_is_stopped_are_rewound_before_the_
     exited the worker. Every partition of the dropped fetch is offered for a rewind now,
     before the seek to the committed offsets (which wins where there is one)."""
     consumer, feed = _Consumer(100), _Feed()
-    changelog = TopicPartition("state-changelog", 3)
+    changelog = TopicPartition(CHANGELOG, 3)
     fetched = [
         SimpleNamespace(offset=o, value=b"v", key=b"k", topic=changelog.topic, partition=3)
         for o in range(416)
@@ -257,6 +267,37 @@ async def test_readings_fetched_while_faust_seeks_to_the_committed_offsets_come_
     await consumer.hand_over(feed, 100, 199)  # read again from the committed offset
     assert feed.offsets() == list(range(100, 200))
     assert consumer.calls == ["seek to committed", f"rewind {[(TP, (100, 199))]}"]
+
+
+async def test_labels_fetched_while_faust_seeks_to_the_committed_offsets_come_once() -> None:
+    """Operators' labels take Faust's per-record path; fetched during the seek they were
+    handed to the stream, and again once the seek put their partition back (a label
+    applied twice: 14 of 120 labels waiting at three restarts on the stack). Held back
+    as the readings are; a changelog's records (the table recovery's own) are not."""
+    consumer, feed = _Consumer(100), _Feed()
+    consumer._active_partitions.add(FaustTP(LABELS.topic, LABELS.partition))
+    changelog = TopicPartition(CHANGELOG, 3)
+    consumer.seek_gate = asyncio.Event()
+    seeking = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    assert FaustTP(LABELS.topic, LABELS.partition) not in consumer._get_active_partitions()
+
+    def fetch(tp: TopicPartition, first: int, last: int) -> list[Any]:
+        return [
+            SimpleNamespace(offset=o, value=b"v", key=b"k", topic=tp.topic, partition=tp.partition)
+            for o in range(first, last + 1)
+        ]
+
+    await consumer._dispatch(
+        feed, {LABELS: fetch(LABELS, 7, 9), changelog: fetch(changelog, 0, 2)}, None
+    )
+    assert consumer.streamed == [0, 1, 2]  # the changelog's, passed on; no label
+    assert consumer.calls == ["seek to committed", f"rewind {[(LABELS, (7, 9))]}"]
+    consumer.seek_gate.set()
+    await seeking
+    assert FaustTP(LABELS.topic, LABELS.partition) in consumer._get_active_partitions()
+    await consumer._dispatch(feed, {LABELS: fetch(LABELS, 7, 9)}, None)
+    assert consumer.streamed == [0, 1, 2, 7, 8, 9]  # each label once
 
 
 async def test_a_rebalance_during_the_seek_leaves_the_readings_to_the_next_recovery() -> None:
