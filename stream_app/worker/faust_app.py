@@ -16,6 +16,9 @@ from stream_app.worker.faust_compat import WorkerApp
 from stream_app.worker.feed import Record, RecordFeed
 
 STATE_TABLE = "series-state"
+# How often Faust commits the offsets acked (a record is acked once the state that
+# reflects it is saved): with the checkpoint interval, what a kill -9 reads again.
+COMMIT_INTERVAL_S = 1.0
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -56,7 +59,7 @@ def build_faust_app(settings: Settings, feed: RecordFeed, lifecycle: Any) -> Wor
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_interval=1.0,
+        broker_commit_interval=COMMIT_INTERVAL_S,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
         # Standby copies were seen to leave a worker that takes over a killed

@@ -9,14 +9,22 @@ had already learned are skipped as replayed, the rest are scored again.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
 
+from stream_app.worker.faust_app import COMMIT_INTERVAL_S
 from stream_app.worker.faust_compat import start_offsets
 from tests.integration.pipeline.harness import Pipeline, wait_for
 from tests.integration.pipeline.streams import labelled_stream
-from tests.integration.pipeline.test_restart_drills import _sample, _scored
+from tests.integration.pipeline.test_restart_drills import (
+    PacedFeed,
+    _assert_exactly_once_and_equal,
+    _committed,
+    _sample,
+    _scored,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +88,65 @@ def test_labels_waiting_at_a_restart_are_applied_once(pipeline: Pipeline) -> Non
     assert applied == [40.0] * 3, f"labels applied per worker (40 sent each time): {applied}"
     letters = pipeline.consume(pipeline.settings.topic_deadletter, min_count=1, timeout=3)
     assert letters == [], letters[:3]
+
+
+# The default checkpoint interval, set here so the bound below says which one it allows.
+CHECKPOINT_S = 2.0
+# What a batch takes from the fetch to durable, and the snapshot and the save after it,
+# on a loaded 2-core machine: the part of the bound that is neither interval.
+SLACK_S = 1.0
+
+
+def test_a_kill_9_reads_again_at_most_a_checkpoint_and_a_commit_and_loses_nothing(
+    pipeline: Pipeline,
+) -> None:
+    """The README's bound on what a kill -9 costs: the committed offsets trail what was
+    stored by up to a checkpoint (``TSGUARD_WORKER_CHECKPOINT_S``) and a commit (Faust's
+    commit interval), so every reading stored longer ago than that before the kill was
+    committed; the restarted worker reads each reading from the committed offsets once,
+    scores again only readings stored after the last commit, and scores every reading
+    the killed worker had not stored."""
+    readings, _ = labelled_stream(entities=20, metrics=("temperature",), points=300, seed=47)
+    total = len(readings)  # one point per reading: rows and readings count alike
+    env = {"TSGUARD_WORKER_CHECKPOINT_S": str(CHECKPOINT_S)}
+    worker = pipeline.start_worker("w1", env=env)
+    worker.wait_ready()
+    feed = PacedFeed(pipeline, readings, rate=250.0)
+    feed.start()
+    samples: list[tuple[float, int]] = []  # (when, rows stored)
+
+    def stored_at_least(rows: float) -> bool:
+        samples.append((time.monotonic(), _scored(pipeline)))
+        return samples[-1][1] >= rows
+
+    wait_for(lambda: stored_at_least(0.4 * total), timeout=90, what="40% stored", every=0.1)
+    worker.kill()
+    killed_at = time.monotonic()
+    stored, committed = _scored(pipeline), _committed(pipeline)
+    assert committed <= stored < total, (committed, stored)  # acked only once durable
+    window = CHECKPOINT_S + COMMIT_INTERVAL_S + SLACK_S
+    due = max((rows for t, rows in samples if t <= killed_at - window), default=0)
+    trail = killed_at - max((t for t, rows in samples if rows <= committed), default=0.0)
+    assert committed >= due, (
+        f"{due} readings stored {window:.1f} s before the kill, only {committed} committed"
+        f" (everything stored by {trail:.1f} s before the kill was committed)"
+    )
+    restarted = pipeline.start_worker("w1", port=worker.port, env=env)
+    feed.join()
+    wait_for(lambda: _scored(pipeline) >= total, timeout=120, what="the whole stream stored")
+    scored = 'tsguard_readings_total{outcome="scored"}'
+    replayed = 'tsguard_readings_total{outcome="replayed"}'
+
+    def read_again() -> float:
+        return (_sample(restarted, scored) or 0) + (_sample(restarted, replayed) or 0)
+
+    wait_for(lambda: read_again() >= total - committed, timeout=30, what="the readings counted")
+    assert read_again() == total - committed  # each reading from the committed offsets once
+    twice = (_sample(restarted, scored) or 0) - (total - stored)
+    assert 0 <= twice <= stored - committed  # nothing lost; only what was not committed
+    _assert_exactly_once_and_equal(pipeline, readings)
+    print(
+        f"kill -9 at {stored}/{total} stored, {committed} committed (trailing by at most"
+        f" {trail:.1f} s, the bound {window:.1f} s): {stored - committed} read again,"
+        f" {twice:.0f} scored twice, {_sample(restarted, replayed) or 0:.0f} skipped as replayed"
+    )
