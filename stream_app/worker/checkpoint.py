@@ -53,6 +53,9 @@ PACK_SHARE = 0.2
 
 # A changed entity's new packed state, or None: deleted (it was forgotten).
 Change = tuple[bytes, bytes | None]
+# Sends a save's changes to the changelog and waits for their delivery; it sends no more
+# once its second argument says False (the partitions went: the states are not ours).
+ChangelogSend = Callable[[list[Change], Callable[[], bool]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,8 @@ class Checkpointer:
     offset of the last reading it reflects.
 
     ``table`` is the local copy of the state; ``changelog``, when given, makes
-    each save's changes durable before its records are acked (the Faust worker
+    each save's changes durable before its records are acked, and stops sending them
+    when the models are dropped meanwhile (the Faust worker
     writes its table's changelog there, see
     :class:`~stream_app.worker.faust_compat.TableChangelog`).
     """
@@ -100,7 +104,7 @@ class Checkpointer:
         ack: Callable[[Record], Any],
         generation: Callable[[], int],
         clock: Callable[[], float] = time.time,
-        changelog: Callable[[list[Change]], Awaitable[None]] | None = None,
+        changelog: ChangelogSend | None = None,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._states = states
@@ -278,7 +282,11 @@ class Checkpointer:
                 self._sizes[entity] = len(blob)
             self._metrics.state_bytes.set(self._total)
         if changes and self._changelog is not None:
-            await self._changelog(changes)
+            # The partitions can go while the states are handed over (a revoke whose
+            # bound ran out with this batch mid-save): the rest are not sent, since
+            # landing after their next owner's they would be what the changelog holds
+            # last, and what the next recovery loads.
+            await self._changelog(changes, lambda: snapshot.generation == self._models)
             if snapshot.generation != self._models:
                 return False  # the partitions went meanwhile: their acks are not ours
         current = self._group_generation()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
 from stream_app.core import EngineConfig
@@ -20,7 +20,7 @@ from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 from stream_app.storage import Sink
 from stream_app.worker.batching import EventBatcher
-from stream_app.worker.checkpoint import Change, Checkpointer
+from stream_app.worker.checkpoint import ChangelogSend, Checkpointer
 from stream_app.worker.decode import ReadingDecoder
 from stream_app.worker.faust_compat.offset_guard import OffsetGuard
 from stream_app.worker.feed import Record, RecordFeed
@@ -69,7 +69,7 @@ class WorkerCore:
         on_progress: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         feed: RecordFeed | None = None,
-        changelog: Callable[[list[Change]], Awaitable[None]] | None = None,
+        changelog: ChangelogSend | None = None,
     ) -> None:
         self.feed = feed or RecordFeed({settings.topic_readings})
         self._table = table

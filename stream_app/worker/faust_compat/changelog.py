@@ -21,7 +21,7 @@ acks a partition's records only once the broker has their state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -41,11 +41,17 @@ class TableChangelog:
         self._app = app
         self._table = table
 
-    async def __call__(self, changes: list[tuple[bytes, bytes | None]]) -> None:
+    async def __call__(
+        self, changes: list[tuple[bytes, bytes | None]], ours: Callable[[], bool]
+    ) -> None:
+        """Send ``changes`` and wait for what was sent to be delivered; none is sent once
+        ``ours()`` is False (a send waits while the producer's buffer is full)."""
         producer = await self._app.maybe_start_producer()
         topic = self._table.changelog_topic.get_topic_name()
         delivered = []
         for n, (key, value) in enumerate(changes, 1):
+            if not ours():
+                break
             delivered.append(await producer.send(topic, key, value, None, None, None))
             if n % SEND_SLICE == 0:
                 await asyncio.sleep(0)

@@ -5,7 +5,7 @@ fake whose writes each wait for their own release."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +14,10 @@ import pytest
 from stream_app.metrics import build_metrics
 from stream_app.worker import batching
 from stream_app.worker.batching import EventBatcher
-from stream_app.worker.checkpoint import Change, Checkpointer
+from stream_app.worker.checkpoint import Change, ChangelogSend, Checkpointer
+from stream_app.worker.faust_compat import TableChangelog
 from stream_app.worker.feed import Record, RecordFeed
+from tests.unit.worker.test_worker_checkpoint_slices import FakeApp, FakeProducer, FakeTable
 
 
 def Rec(offset: int, partition: int = 0, generation_id: int = 1) -> Record:
@@ -67,9 +69,7 @@ class FakePipeline:
         self.table = LoggedTable(self.log)
         self.checkpointer = self.checkpointing()
 
-    def checkpointing(
-        self, changelog: Callable[[list[Change]], Awaitable[None]] | None = None
-    ) -> Checkpointer:
+    def checkpointing(self, changelog: ChangelogSend | None = None) -> Checkpointer:
         """A checkpointer into this pipeline's table and acks (and ``changelog``)."""
         return Checkpointer(
             Dump(),
@@ -299,7 +299,7 @@ async def test_a_revoke_checkpoint_waiting_for_its_changelog_keeps_to_its_bound(
     pipe = FakePipeline()
     sent: list[list[Change]] = []
 
-    async def changelog(changes: list[Change]) -> None:
+    async def changelog(changes: list[Change], ours: Callable[[], bool]) -> None:
         sent.append(changes)
         await asyncio.Event().wait()  # never delivered
 
@@ -400,3 +400,46 @@ async def test_models_dropped_during_the_silence_scan_leave_the_batch_unwritten(
         release.set()
     await batcher._settle()
     assert pipe.finished == [2] and pipe.log == ["score 1"] and not pipe.acked
+
+
+class FullProducer(FakeProducer):
+    """The app's producer whose buffer is full after ``room`` records, until ``freed``."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+        self.freed = asyncio.Event()
+
+    async def send(self, *args: Any) -> asyncio.Future[None]:
+        if len(self.sent) >= self.room:
+            await self.freed.wait()
+        return await super().send(*args)
+
+
+async def test_a_batch_mid_save_when_a_revoke_runs_out_of_time_sends_no_more_states() -> None:
+    """A batch written before the revoke, still handing its snapshot's states to the
+    producer when the revoke's bound ran out (the producer's buffer full), went on sending
+    them afterwards: states of partitions given away, which could land after their next
+    owner's own and be what the changelog holds last (what the next recovery loads). The
+    one the producer is taking when the bound runs out still goes."""
+    pipe = FakePipeline()
+    app = FakeApp()
+    app.producer = FullProducer(room=2)
+    pipe.checkpointer = pipe.checkpointing(TableChangelog(app, FakeTable()))
+    batcher = _batcher(pipe)
+    pipe.checkpointer.touched((0, f"x{i}") for i in range(8))
+    pipe.now = 100.0  # partition 0 due: the batch's snapshot is saved once it is durable
+    await batcher._flush([Rec(0)])
+    pipe.releases[0].set()
+    await _until(lambda: len(app.producer.sent) == 2)  # durable; its save waits for room
+    assert not await batcher.checkpoint(0.05)  # the bound ran out
+    app.producer.freed.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    for delivery in app.producer.deliveries:
+        delivery.set_result(None)
+    await batcher._settle()
+    # the two sent before, and the one the producer was taking when the bound ran out
+    # (of 9: the snapshot's 8 entities and the batch's)
+    assert len(app.producer.sent) == 3, [key for _, key, _, _ in app.producer.sent]
+    assert pipe.acked == []

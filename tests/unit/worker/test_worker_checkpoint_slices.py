@@ -9,6 +9,7 @@ the backlog ran out of time (a hard exit, nothing committed)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -95,7 +96,7 @@ async def test_records_are_acked_only_once_the_changelog_has_their_state() -> No
     sent: list[list[Change]] = []
     delivered = asyncio.Event()
 
-    async def changelog(changes: list[Change]) -> None:
+    async def changelog(changes: list[Change], ours: Callable[[], bool]) -> None:
         sent.append(changes)
         await delivered.wait()
 
@@ -118,7 +119,7 @@ async def test_a_save_whose_partitions_went_while_its_changelog_was_sent_acks_no
     log: list[str] = []
     delivered = asyncio.Event()
 
-    async def changelog(changes: list[Change]) -> None:
+    async def changelog(changes: list[Change], ours: Callable[[], bool]) -> None:
         await delivered.wait()
 
     acked: list[Record] = []
@@ -174,7 +175,9 @@ class FakeTable:
 
 async def test_the_table_changelog_is_sent_by_key_and_waited_for() -> None:
     app = FakeApp()
-    writing = asyncio.create_task(TableChangelog(app, FakeTable())([(b"a", b"1"), (b"b", None)]))
+    writing = asyncio.create_task(
+        TableChangelog(app, FakeTable())([(b"a", b"1"), (b"b", None)], lambda: True)
+    )
     await asyncio.sleep(0)
     assert app.producer.sent == [
         ("g-series-state-changelog", b"a", b"1", None),  # partitioned by key
