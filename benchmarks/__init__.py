@@ -1,7 +1,7 @@
-"""Benchmark harnesses behind ``tsguard bench`` (results and commands in RESULTS.md).
+"""Development benchmarks, run from a checkout (``python -m benchmarks.…``; results
+and commands in RESULTS.md).
 
-They live outside the product packages: ``detectors`` (the detector core
-against River), ``pipeline`` (one real worker end to end against the local
-stack), with its load (``pipeline_load``) and its decode + store reference
-(``pipeline_reference``).
+They are not shipped: the wheel installs only ``stream_app`` and ``connectors``.
+The harnesses behind ``tsguard bench`` (``detectors``, ``pipeline`` and its load
+and reference) are in :mod:`stream_app.bench`, which some of these build on.
 """

@@ -23,7 +23,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-from benchmarks.pipeline_load import PipelinePlan, ReadingSource
+from stream_app.bench.pipeline_load import PipelinePlan, ReadingSource
 
 CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 TP = TopicPartition("tsguard.readings", 0)

@@ -32,8 +32,8 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.pipeline_load import PipelinePlan
 from benchmarks.worker_cpu import CountingSink, bench_records, feed_all, memory_core
+from stream_app.bench.pipeline_load import PipelinePlan
 from stream_app.settings import load_settings
 from stream_app.storage import ObservationRow
 from stream_app.worker import batching, scoring

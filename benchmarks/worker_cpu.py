@@ -28,7 +28,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from benchmarks.pipeline_load import PipelinePlan, ReadingSource
+from stream_app.bench.pipeline_load import PipelinePlan, ReadingSource
 from stream_app.core import EngineConfig
 from stream_app.metrics import build_metrics
 from stream_app.settings import load_settings

@@ -30,7 +30,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from psycopg import sql
 
-from benchmarks.pipeline import BenchWorker, _one, _prepare_schema, _private, delete_topics
+from stream_app.bench.pipeline import BenchWorker, _one, _prepare_schema, _private, delete_topics
 from stream_app.settings import Settings, load_settings
 
 KAFKA_DEFAULT_SEGMENT = (1024**3, 7 * 24 * 3600 * 1000)

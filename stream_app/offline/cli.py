@@ -257,7 +257,7 @@ def detectors(
     from rich.console import Console
     from rich.table import Table
 
-    from benchmarks.detectors import run_bench
+    from stream_app.bench.detectors import run_bench
     from stream_app.build_info import describe
     from stream_app.offline.replay import load_config
     from stream_app.offline.terminal import STDOUT, writing
@@ -322,8 +322,8 @@ def pipeline(
     and p50/p99 latency."""
     import orjson
 
-    from benchmarks.pipeline import run_pipeline_bench
-    from benchmarks.pipeline_load import PipelinePlan
+    from stream_app.bench.pipeline import run_pipeline_bench
+    from stream_app.bench.pipeline_load import PipelinePlan
     from stream_app.offline.terminal import STDOUT, writing
     from stream_app.settings import load_settings
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import psycopg
 import pytest
 
@@ -33,6 +35,7 @@ from stream_app.build_info import COMPILED  # what setup.py compiles, as module 
 from stream_app.offline import families
 from stream_app.settings import Settings
 from tests.integration.conftest import FreshSchema, FreshTopic
+from tests.unit.project.test_project_packaging import SHIPPED_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 _NOT_SOURCE = (
@@ -52,6 +55,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 class Installed:
     venv: Path
     workdir: Path
+    wheel: Path
 
     @property
     def tsguard(self) -> str:
@@ -112,7 +116,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     ).stdout.strip()
     assert Path(found).is_relative_to(venv), found
     assert not Path(found).is_relative_to(ROOT), found
-    return Installed(venv, workdir)
+    return Installed(venv, workdir, wheel)
 
 
 def _free_port() -> int:
@@ -301,3 +305,38 @@ def test_installed_wheel_runs_the_compiled_hot_path(installed: Installed) -> Non
     # and it says so, for whoever reads a bench's figures
     version = installed.run("--version", env=installed.env())
     assert "scoring hot path compiled with mypyc" in version, version
+
+
+def test_installed_wheel_installs_only_our_packages(installed: Installed) -> None:
+    """site-packages is shared: a generic top-level name (``benchmarks``) would shadow,
+    or be shadowed by, another project's package of that name."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        top = {name.partition("/")[0] for name in wheel.namelist()}
+    dist_info = {name for name in top if name.endswith(".dist-info")}
+    libraries = {name for name in top if name.startswith("tsguard__mypyc.")}
+    assert len(dist_info) == 1 and len(libraries) <= 1, top
+    assert top - dist_info - libraries == SHIPPED_PACKAGES
+
+
+def test_installed_wheel_runs_the_detector_bench(installed: Installed) -> None:
+    """``tsguard bench`` runs from the wheel alone (its harnesses are in stream_app.bench)."""
+    out = installed.run(
+        "bench", "detectors", "--json", "--points", "200", "--repeats", "1", env=installed.env()
+    )
+    result = orjson.loads(out)
+    assert result["tsguard_points_per_s"] > 0 and result["river_hst_points_per_s"] > 0
+
+
+def test_installed_wheel_runs_the_pipeline_bench(installed: Installed, settings: Settings) -> None:
+    """``tsguard bench pipeline``: one installed worker end to end on the local stack, in
+    a topic and a schema of its own, with a load small enough for a test."""
+    env = installed.env(
+        TSGUARD_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        TSGUARD_PG_DSN=settings.pg_dsn.get_secret_value(),
+        TSGUARD_WORKER_BATCH_SIZE="500",
+    )
+    args = ["--json", "--readings", "2000", "--seconds", "2", "--offered-rate", "200"]
+    out = installed.run("bench", "pipeline", *args, "--entities", "20", env=env, timeout=300)
+    result = orjson.loads(out)
+    assert result["readings"] == 2000 and result["readings_per_s"] > 0
+    assert result["latency_readings"] > 0

@@ -6,7 +6,9 @@ The wheel itself is built and installed in
 
 from __future__ import annotations
 
+import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,46 @@ def test_the_image_copies_what_the_build_needs() -> None:
     assert needed | {"schemas", "dashboards"} <= copied
 
 
+# What the wheel installs at the top of site-packages, beside every other project's
+# packages: our own names only (``tsguard__mypyc`` is the compiled hot path's library).
+SHIPPED_PACKAGES = {"stream_app", "connectors"}
+
+
+def test_the_wheel_ships_only_our_packages() -> None:
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+    included = found["packages"]["find"]["include"]
+    assert {pattern.removesuffix("*").removesuffix(".") for pattern in included} == (
+        SHIPPED_PACKAGES
+    )
+
+
+def test_shipped_code_imports_nothing_left_out_of_the_wheel() -> None:
+    """A folder of the checkout that the wheel leaves out (benchmarks, tests) cannot be
+    imported by what it ships: that works in the checkout and fails once installed."""
+    left_out = {
+        path.name
+        for path in ROOT.iterdir()
+        if (path / "__init__.py").is_file() and path.name not in SHIPPED_PACKAGES
+    }
+    assert "benchmarks" in left_out
+    wrong = []
+    for package in sorted(SHIPPED_PACKAGES):
+        for module in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(module.read_text("utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                wrong += [
+                    f"{module.relative_to(ROOT)}:{node.lineno} {name}"
+                    for name in names
+                    if name.partition(".")[0] in left_out
+                ]
+    assert not wrong, wrong
+
+
 def _pins(name: str) -> dict[str, str]:
     pins = {}
     for line in (ROOT / name).read_text("utf-8").splitlines():
@@ -74,8 +116,6 @@ def test_the_image_installs_no_test_tools() -> None:
 
 
 def test_runtime_dependencies_are_pinned_and_free_of_gpl() -> None:
-    import tomllib
-
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     assert project["license"] == "Apache-2.0" and (ROOT / "LICENSE").is_file()
     assert "Apache License" in (ROOT / "LICENSE").read_text("utf-8")[:200]

@@ -42,14 +42,14 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from benchmarks.pipeline_load import (
+from stream_app.bench.pipeline_load import (
     PipelinePlan,
     ReadingSource,
     bare_consume,
     produce_backlog,
     produce_paced,
 )
-from benchmarks.pipeline_reference import decode_store_consume
+from stream_app.bench.pipeline_reference import decode_store_consume
 from stream_app.build_info import build
 from stream_app.settings import Settings
 

@@ -16,7 +16,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from benchmarks.pipeline_load import readings_consumer
+from stream_app.bench.pipeline_load import readings_consumer
 from stream_app.settings import Settings
 from stream_app.storage import ObservationRow, PostgresSink
 from stream_app.worker.decode import Reading, ReadingDecoder
