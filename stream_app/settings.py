@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # a TCP port: a value outside this range failed only when something bound or dialled it
@@ -126,8 +126,9 @@ class Settings(BaseSettings):
     # --- API -------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: Port = 18080
+    # HTTPS with both, plain HTTP with neither; one alone is refused (it served plain HTTP)
     api_tls_certfile: Path | None = None
-    api_tls_keyfile: Path | None = None
+    api_tls_keyfile: Path | None = Field(default=None, validate_default=True)
     api_max_body_bytes: int = Field(default=5_242_880, ge=1024)
     # Exports running at once, each on a database connection of its own for as long as it
     # streams (a million episodes: about 25 s); one more is 503. They held the routes' pool
@@ -221,6 +222,29 @@ class Settings(BaseSettings):
             )
         return kwargs
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty optional path is unset: compose passes a variable through as
+        ``${NAME:-}``, empty when the user set none, and pydantic read "" as ``Path(".")``
+        (an API given "." as its certificate and key failed to start)."""
+        name = info.field_name
+        if value == "" and name is not None and cls.model_fields[name].annotation == Path | None:
+            return None
+        return value
+
+    @field_validator("api_tls_keyfile")
+    @classmethod
+    def _tls_pair(cls, keyfile: Path | None, info: ValidationInfo) -> Path | None:
+        if "api_tls_certfile" in info.data and (info.data["api_tls_certfile"] is None) != (
+            keyfile is None
+        ):
+            raise ValueError(
+                "TSGUARD_API_TLS_CERTFILE and TSGUARD_API_TLS_KEYFILE go together (HTTPS);"
+                " set both or neither"
+            )
+        return keyfile
+
     @field_validator("pg_dsn")
     @classmethod
     def _readable_dsn(cls, dsn: SecretStr) -> SecretStr:
@@ -258,10 +282,15 @@ def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
-# ``TSGUARD_*`` names read elsewhere than here: docker compose's published addresses, and
-# the wheel's build (setup.py)
+# ``TSGUARD_*`` names read elsewhere than here: docker compose's published addresses and
+# the API's certificate folder, and the wheel's build (setup.py)
 NOT_SETTINGS = frozenset(
-    {"TSGUARD_PUBLISH_ADDRESS", "TSGUARD_MONITORING_PUBLISH_ADDRESS", "TSGUARD_PURE_PYTHON"}
+    {
+        "TSGUARD_PUBLISH_ADDRESS",
+        "TSGUARD_MONITORING_PUBLISH_ADDRESS",
+        "TSGUARD_API_TLS_DIR",
+        "TSGUARD_PURE_PYTHON",
+    }
 )
 
 

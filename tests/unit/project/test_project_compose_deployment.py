@@ -21,6 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 from stream_app.cli import app
+from stream_app.settings import Settings
 from stream_app.wire import ReadingDecoder, Rejection
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -269,6 +270,37 @@ def test_the_simulator_command_produces_valid_readings() -> None:
     decoder = ReadingDecoder()
     verdicts = [decoder.decode(line.encode(), now=4e9) for line in lines]
     assert not [v for v in verdicts if isinstance(v, Rejection)]
+
+
+TLS = {
+    "TSGUARD_API_TLS_DIR": "/etc/tsguard/tls",
+    "TSGUARD_API_TLS_CERTFILE": "/tls/api.crt",
+    "TSGUARD_API_TLS_KEYFILE": "/tls/api.key",
+}
+
+
+@pytest.mark.parametrize("given", [TLS, {}], ids=["https", "http"])
+def test_the_api_gets_its_tls_settings_and_files(
+    given: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compose passed neither TLS variable to the API, nor any folder to find the files
+    in: whatever the user set, the API served plain HTTP (and the health check, which
+    follows the same variables, asked it over HTTP)."""
+    env = service_env("api", given)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    mounts = [interpolate(str(v), given).split(":") for v in SERVICES["api"]["volumes"]]
+    if not given:
+        assert (settings.api_tls_certfile, settings.api_tls_keyfile) == (None, None)
+        assert ["api-tls", "/tls", "ro"] in mounts and "api-tls" in COMPOSE["volumes"]
+        return
+    assert str(settings.api_tls_certfile) == given["TSGUARD_API_TLS_CERTFILE"]
+    assert str(settings.api_tls_keyfile) == given["TSGUARD_API_TLS_KEYFILE"]
+    (folder,) = [m for m in mounts if m[0] == given["TSGUARD_API_TLS_DIR"]]
+    assert folder[1:] == ["/tls", "ro"]
+    for path in (settings.api_tls_certfile, settings.api_tls_keyfile):
+        assert path is not None and path.parent == Path(folder[1])
 
 
 @pytest.mark.parametrize("flag", ["true", "false"])

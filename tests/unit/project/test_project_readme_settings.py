@@ -23,6 +23,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 READ_BY = {
     "TSGUARD_PUBLISH_ADDRESS": "docker-compose.yml",  # compose's published address
     "TSGUARD_MONITORING_PUBLISH_ADDRESS": "docker-compose.yml",
+    "TSGUARD_API_TLS_DIR": "docker-compose.yml",  # the folder mounted at the API's /tls
     "TSGUARD_PURE_PYTHON": "setup.py",  # the wheel's build
 }
 # the README's example of a name that is no setting (and is said to be)
