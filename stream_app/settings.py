@@ -233,6 +233,21 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _flag_is_true_or_false(cls, value: Any, info: ValidationInfo) -> Any:
+        """A flag is written ``true`` or ``false``, nothing else: pydantic also read yes/no,
+        1/0, on/off in any case, and compose picks Grafana's datasource file by the very
+        text of TSGUARD_GRAFANA_TIMESCALEDB (with ``yes`` a file that does not exist)."""
+        name = info.field_name
+        if name is None or cls.model_fields[name].annotation is not bool:
+            return value
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValueError("must be exactly true or false")
+
     @field_validator("api_tls_keyfile")
     @classmethod
     def _tls_pair(cls, keyfile: Path | None, info: ValidationInfo) -> Path | None:

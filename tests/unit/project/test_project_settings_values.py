@@ -39,3 +39,35 @@ def test_half_of_the_apis_tls_is_refused(given: str, monkeypatch: pytest.MonkeyP
         Settings(_env_file=None)
     both = Settings(_env_file=None, api_tls_certfile="/tls/a.crt", api_tls_keyfile="/tls/a.key")
     assert (both.api_tls_certfile, both.api_tls_keyfile) == (Path("/tls/a.crt"), Path("/tls/a.key"))
+
+
+FLAGS = sorted(name for name, field in Settings.model_fields.items() if field.annotation is bool)
+
+
+def test_the_flags_are_found() -> None:
+    assert {"grafana_timescaledb", "mqtt_tls", "oauth_dev_mode"} <= set(FLAGS)
+
+
+@pytest.mark.parametrize("name", FLAGS)
+@pytest.mark.parametrize(("written", "read"), [("true", True), ("false", False)])
+def test_a_flag_is_true_or_false(
+    name: str, written: str, read: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"TSGUARD_{name.upper()}", written)
+    assert getattr(Settings(_env_file=None), name) is read
+
+
+@pytest.mark.parametrize("name", FLAGS)
+@pytest.mark.parametrize("written", ["yes", "no", "1", "0", "on", "True", "FALSE", " true", ""])
+def test_a_flag_written_otherwise_is_refused(
+    name: str, written: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic read yes/no, 1/0, on/off, y/n, t/f in any case as booleans, and compose
+    picks Grafana's datasource file by the very text of TSGUARD_GRAFANA_TIMESCALEDB
+    (timescaledb-true.yaml or -false.yaml): with ``yes``, ``tsguard dashboards push``
+    pushed a TimescaleDB datasource and compose mounted a file that does not exist.
+    Every flag is written the one way, exactly ``true`` or ``false``."""
+    monkeypatch.setenv(f"TSGUARD_{name.upper()}", written)
+    with pytest.raises(ValidationError, match="exactly true or false") as raised:
+        Settings(_env_file=None)
+    assert [error["loc"] for error in raised.value.errors()] == [(name,)]
