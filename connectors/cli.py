@@ -362,7 +362,8 @@ def replay_to_kafka_cmd(
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
-    """Replay history into tsguard.readings with its original event times; bad rows are dead-lettered."""
+    """Replay history into tsguard.readings with its original event times; bad rows are
+    dead-lettered (exit 2 if a row could not be read at all, as `tsguard replay`)."""
     from connectors.ingest.files import ColumnMap, MappingError
     from connectors.ingest.replay_to_kafka import ReplayCounts, parse_speed, replay_to_kafka
     from stream_app.settings import load_settings
@@ -390,8 +391,15 @@ def replay_to_kafka_cmd(
     except KeyboardInterrupt:
         _say("stopped")
         raise typer.Exit(130) from None
-    if stats.readings == 0:
-        raise typer.Exit(1)
+    if stats.unreadable:
+        # as `tsguard replay` refuses a file with such a row; values the stream refuses
+        # (a status to replay) are dead-lettered and end nothing. It exited 1 when no row
+        # at all was sent (a file of a header only too) and 0 when one was.
+        _say(
+            f"tsguard: {stats.unreadable} row(s) could not be read (see above): dead-lettered,"
+            " the rest replayed; exit 2, as `tsguard replay` refuses such a file"
+        )
+        raise typer.Exit(2)
 
 
 @bridge_app.command("mqtt")

@@ -63,6 +63,10 @@ class Malformed:
     reason: str
     detail: str
     raw: bytes
+    # The row itself could not be read (not CSV, a wrong field count, a time that is no
+    # time), as against a value the stream refuses: `tsguard replay` refuses a file with
+    # such a row (exit 2), and `replay-to-kafka` ends with exit 2 after it.
+    unreadable: bool = False
 
     def message(self) -> str:
         return f"{self.location}: {self.reason}: {self.detail}"
@@ -157,7 +161,11 @@ class RowConverter:
         except (ValueError, OverflowError, OSError) as exc:
             cell = row.get(self.r.timestamp)
             return Malformed(
-                location, "bad_timestamp", f"column {self.r.timestamp!r}: {cell!r}: {exc}", raw
+                location,
+                "bad_timestamp",
+                f"column {self.r.timestamp!r}: {cell!r}: {exc}",
+                raw,
+                unreadable=True,
             )
         metrics: dict[str, float | None] = {}
         for name in self.r.metrics:
@@ -271,7 +279,7 @@ def _csv_rows(path: Path, cmap: ColumnMap, now: float | None) -> Iterator[_Read]
                 reader = csv.reader(lines, strict=True)
                 yield (
                     last_ts,
-                    Malformed(location, "schema", f"not CSV: {detail}", raw),
+                    Malformed(location, "schema", f"not CSV: {detail}", raw, unreadable=True),
                     location,
                     raw,
                 )
@@ -282,7 +290,11 @@ def _csv_rows(path: Path, cmap: ColumnMap, now: float | None) -> Iterator[_Read]
             raw = _csv_line(cells)
             if len(cells) != len(header):
                 item: dict[str, Any] | Malformed = Malformed(
-                    location, "schema", f"expected {len(header)} fields, got {len(cells)}", raw
+                    location,
+                    "schema",
+                    f"expected {len(header)} fields, got {len(cells)}",
+                    raw,
+                    unreadable=True,
                 )
             else:
                 item = conv.convert(dict(zip(header, cells, strict=True)), location, raw)

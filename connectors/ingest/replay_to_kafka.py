@@ -36,6 +36,8 @@ class ReplayStats:
     readings: int
     malformed: int
     seconds: float
+    # of the malformed rows, those that could not be read at all (Malformed.unreadable)
+    unreadable: int = 0
 
     @property
     def rate(self) -> float:
@@ -76,13 +78,14 @@ async def replay_to_kafka(
 
     await ensure_topics(settings)
     meter = RateMeter("readings", report, report_every_s)
-    malformed = 0
+    malformed = unreadable = 0
     wall0 = time.monotonic()
     ts0: float | None = None
     async with BatchProducer(settings, client_id="tsguard-replay") as producer:
         for ts, item in merged(paths, cmap):
             if isinstance(item, Malformed):
                 malformed += 1
+                unreadable += item.unreadable
                 live.malformed = malformed
                 if report is not None and malformed <= show_errors:
                     report(item.message())
@@ -110,7 +113,7 @@ async def replay_to_kafka(
             meter.summary()
             + f"; {malformed} malformed rows dead-lettered to {settings.topic_deadletter}"
         )
-    return ReplayStats(meter.count, malformed, time.monotonic() - meter.started)
+    return ReplayStats(meter.count, malformed, time.monotonic() - meter.started, unreadable)
 
 
 def _dead_letter(item: Malformed, settings: Settings) -> dict[str, object]:
