@@ -52,20 +52,50 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+def _pack(key: list[str]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def _unpack(cursor: str, size: int) -> list[str]:
+    """The strings a cursor holds; 422 for anything :func:`_pack` did not produce."""
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (
+            isinstance(key, list) and len(key) == size and all(isinstance(k, str) for k in key)
+        ):
+            raise ValueError("bad cursor")
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise HTTPException(status_code=422, detail="invalid cursor") from exc
+    return key
+
+
 def encode_cursor(started_at: datetime, episode_id: str) -> str:
     """Opaque keyset cursor: the sort key of the last row of a page."""
-    raw = orjson.dumps([started_at.astimezone(UTC).isoformat(), episode_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _pack([started_at.astimezone(UTC).isoformat(), episode_id])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Inverse of :func:`encode_cursor`; 422 for anything it did not produce."""
+    started, episode_id = _unpack(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        started, episode_id = orjson.loads(raw)
         when = datetime.fromisoformat(started)
-        if not isinstance(episode_id, str) or when.tzinfo is None:
-            raise ValueError("bad cursor")
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+    except ValueError as exc:
         raise HTTPException(status_code=422, detail="invalid cursor") from exc
+    if when.tzinfo is None:
+        raise HTTPException(status_code=422, detail="invalid cursor")
     return when, episode_id
+
+
+def encode_series_cursor(entity: str, metric: str) -> str:
+    """Opaque keyset cursor of ``/v1/series``: the last series of a page.
+
+    >>> decode_series_cursor(encode_series_cursor("plant-3/pump-7", "temperature"))
+    ('plant-3/pump-7', 'temperature')
+    """
+    return _pack([entity, metric])
+
+
+def decode_series_cursor(cursor: str) -> tuple[str, str]:
+    """Inverse of :func:`encode_series_cursor`; 422 for anything it did not produce."""
+    entity, metric = _unpack(cursor, 2)
+    return entity, metric

@@ -17,7 +17,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from psycopg import sql
 from pydantic import BaseModel, Field
 
-from stream_app.api.params import like_prefix, time_range
+from stream_app.api.params import (
+    decode_series_cursor,
+    encode_series_cursor,
+    like_prefix,
+    time_range,
+)
 from stream_app.api.security import authorize
 from stream_app.api.state import ApiState, api_state, require_pool
 
@@ -33,6 +38,9 @@ class Series(BaseModel):
 
 class SeriesList(BaseModel):
     items: list[Series]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class Point(BaseModel):
@@ -60,7 +68,8 @@ class Observations(BaseModel):
 
 _SERIES_SQL = sql.SQL(
     "SELECT entity, metric, first_ts, last_ts FROM series"
-    " WHERE entity LIKE %s ESCAPE '\\' ORDER BY entity, metric LIMIT %s"
+    " WHERE entity LIKE %(prefix)s ESCAPE '\\' AND (entity, metric) > (%(entity)s, %(metric)s)"
+    " ORDER BY entity, metric LIMIT %(limit)s"
 )
 _RANGE = sql.SQL("entity = %(entity)s AND metric = %(metric)s AND ts >= %(from)s AND ts < %(to)s")
 _COUNT_SQL = sql.SQL(
@@ -95,14 +104,24 @@ _POINT_FIELDS = (
 async def list_series(
     entity_prefix: str = Query("", max_length=200, description="Literal prefix of the entity."),
     limit: int = Query(1000, ge=1, le=10_000),
+    cursor: str | None = Query(None, max_length=500),
     state: ApiState = Depends(api_state),
 ) -> SeriesList:
-    """Known series, optionally those whose entity starts with ``entity_prefix``."""
+    """Known series by entity and metric, optionally those whose entity starts with
+    ``entity_prefix``; follow ``next_cursor`` for the next page."""
+    # "" sorts before every entity: the first page starts at the beginning
+    entity, metric = decode_series_cursor(cursor) if cursor else ("", "")
+    params = {"prefix": like_prefix(entity_prefix), "entity": entity, "metric": metric}
     async with require_pool(state).connection() as conn:
-        cur = await conn.execute(_SERIES_SQL, (like_prefix(entity_prefix), limit))
+        cur = await conn.execute(_SERIES_SQL, {**params, "limit": limit + 1})
         rows = await cur.fetchall()
+    items = [Series(entity=r[0], metric=r[1], first_ts=r[2], last_ts=r[3]) for r in rows]
+    more = len(items) > limit
+    items = items[:limit]
+    last = items[-1] if more else None
     return SeriesList(
-        items=[Series(entity=r[0], metric=r[1], first_ts=r[2], last_ts=r[3]) for r in rows]
+        items=items,
+        next_cursor=encode_series_cursor(last.entity, last.metric) if last else None,
     )
 
 

@@ -6,8 +6,9 @@ import asyncio
 import csv
 import io
 import time
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -195,6 +196,56 @@ async def test_series_by_prefix(api_env: ApiEnv) -> None:
             "/v1/series", params={"entity_prefix": literal}, headers=viewer(api_env)
         )
         assert response.json()["items"] == []
+
+
+async def test_series_pages_follow_the_cursor(api_env: ApiEnv) -> None:
+    """``/v1/series`` had a ``limit`` and no cursor, as the anomalies have: a fleet larger
+    than 10,000 series could only be listed by guessing prefixes. Pages of 2 and 3 (the
+    last one full: no empty page after it) give the one listing, in its order."""
+    prefix = f"paged-{uuid.uuid4().hex[:8]}"
+    # several metrics of one entity, and entities that are prefixes of one another
+    keys = [(f"{prefix}/a", "m1"), (f"{prefix}/a", "m2"), (f"{prefix}/a", "m3")]
+    keys += [(f"{prefix}/a/b", "m1"), (f"{prefix}/b", "m1"), (f"{prefix}/c-1", "x")]
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    for entity, metric in keys:
+        api_env.sql("INSERT INTO series VALUES (%s, %s, %s, %s)", (entity, metric, at, at))
+
+    async def listing(**params: Any) -> dict[str, Any]:
+        response = await api_env.client.get(
+            "/v1/series", params={"entity_prefix": prefix, **params}, headers=viewer(api_env)
+        )
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        return page
+
+    try:
+        whole = await listing()
+        assert whole["next_cursor"] is None
+        expected = [(s["entity"], s["metric"]) for s in whole["items"]]
+        assert sorted(expected) == sorted(keys)
+        for size in (2, 3):
+            seen: list[tuple[str, str]] = []
+            pages = 0
+            cursor = None
+            while True:
+                page = await listing(limit=size, **({"cursor": cursor} if cursor else {}))
+                pages += 1
+                assert 0 < len(page["items"]) <= size
+                seen += [(s["entity"], s["metric"]) for s in page["items"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == expected and pages == -(-len(keys) // size)
+    finally:
+        api_env.sql("DELETE FROM series WHERE entity LIKE %s", (f"{prefix}/%",))
+
+
+async def test_a_series_cursor_it_did_not_make_is_422(api_env: ApiEnv) -> None:
+    for cursor in ("bm9wZQ", "not base64 at all!", "WzEsMl0"):  # "nope", junk, [1,2]
+        response = await api_env.client.get(
+            "/v1/series", params={"cursor": cursor}, headers=viewer(api_env)
+        )
+        assert response.status_code == 422, (cursor, response.text)
 
 
 async def test_observations_raw_and_downsampled(api_env: ApiEnv) -> None:
