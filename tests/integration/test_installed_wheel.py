@@ -332,7 +332,7 @@ def test_installed_wheel_runs_the_pipeline_bench(installed: Installed, settings:
     a topic and a schema of its own, with a load small enough for a test."""
     env = installed.env(
         TSGUARD_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        TSGUARD_PG_DSN=settings.pg_dsn.get_secret_value(),
+        TSGUARD_PG_DSN=settings.pg_conninfo(),  # the password and TLS folded in
         TSGUARD_WORKER_BATCH_SIZE="500",
     )
     args = ["--json", "--readings", "2000", "--seconds", "2", "--offered-rate", "200"]
