@@ -66,6 +66,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, bool):  # as a flag is written (str() gives "False")
+            value = "true" if value else "false"
         elif isinstance(value, dict):
             value = orjson.dumps(value).decode()
         extra[f"TSGUARD_{name.upper()}"] = str(value)
