@@ -336,10 +336,15 @@ class EventBatcher:
                     len(records),
                 )
                 return
+            # events and dead letters delivered before the state that reflects their
+            # readings is saved: saved first, a kill -9 between the two lost them for
+            # good (the next worker skips those readings as replayed)
+            await self._pipeline.publish(out)
+            if self._checkpointer.models != models:
+                return  # dropped while they were delivered: nothing of it is acked
             self._checkpointer.hold(records)
             if snapshot is not None:
                 await self._checkpointer.save(snapshot)
-            await self._pipeline.publish(out)
         except BaseException as exc:
             # Scored but not durable: the live models learned points the database
             # never got, and the consumer does not deliver unacked records again

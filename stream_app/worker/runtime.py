@@ -10,6 +10,7 @@ changes are reported to the :class:`~stream_app.worker.checkpoint.Checkpointer`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -151,7 +152,10 @@ class WorkerRuntime:
             self.metrics.sink_rows.labels("anomalies").inc(stats.episodes)
 
     async def publish(self, out: BatchOutput) -> None:
-        """Episode events and dead letters out (in batch order: the caller's job), counted."""
+        """Episode events and dead letters out (in batch order: the caller's job), counted,
+        once the broker has them all: the state that reflects their readings is saved only
+        after this returns, or a kill -9 between the two lost them for good (the restarted
+        worker skips those readings as replayed)."""
         await self._send(out)
         self._count(out)
         if self.on_progress is not None:
@@ -183,13 +187,24 @@ class WorkerRuntime:
         self.metrics.series_tracked.set(len(self.scorer.states))
 
     async def _send(self, out: BatchOutput) -> None:
+        # a send hands the record to the producer's buffer; what it returns, when
+        # anything, is its delivery (Faust's FutureMessage), awaited once all are handed
+        deliveries: list[Awaitable[Any]] = []
         if self.send_event is not None:
             for event in out.events:
-                await self.send_event(event["entity"].encode(), orjson.dumps(event))
+                sent = await self.send_event(event["entity"].encode(), orjson.dumps(event))
+                if inspect.isawaitable(sent):
+                    deliveries.append(sent)
         if self.send_deadletter is not None:
             for letter in out.deadletters:
                 key = letter["origin"].get("key")
-                await self.send_deadletter(key.encode() if key else None, orjson.dumps(letter))
+                sent = await self.send_deadletter(
+                    key.encode() if key else None, orjson.dumps(letter)
+                )
+                if inspect.isawaitable(sent):
+                    deliveries.append(sent)
+        if deliveries:
+            await asyncio.gather(*deliveries)
 
     def _count(self, out: BatchOutput) -> None:
         m = self.metrics
