@@ -165,8 +165,11 @@ def _sample(worker: WorkerProcess, series: str) -> float | None:
 
 
 def test_sigterm_mid_stream_drains_commits_and_exits_0(pipeline: Pipeline) -> None:
+    # 8 s of readings at 2,500/s: the stop at 40 % stored comes while the feed still
+    # sends (with 3.2 s of them, a worker slowed by a busy machine had fetched the whole
+    # stream, one poll takes 10,000 records, by then, and its drain stored all of it)
     readings, _ = labelled_stream(
-        entities=10, metrics=("temperature", "pressure", "vibration"), points=800, seed=17
+        entities=10, metrics=("temperature", "pressure", "vibration"), points=2000, seed=17
     )
     points = sum(len(r["metrics"]) for r in readings)
     worker = pipeline.start_worker("w1", env={"TSGUARD_WORKER_SHUTDOWN_TIMEOUT_S": "10"})
