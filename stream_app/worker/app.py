@@ -67,9 +67,10 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        # The readings topic's records bypass Faust's per-event stream: the
-        # consumer hands each fetch to the feed (see faust_compat/consumer.py).
-        self.feed = RecordFeed({settings.topic_readings})
+        # The readings' and the operators' labels' records bypass Faust's per-event
+        # stream: the consumer hands each fetch to the feed (see faust_compat/consumer.py),
+        # and a label is acked only once the state that took it is saved (labels.py).
+        self.feed = RecordFeed({settings.topic_readings, settings.topic_feedback})
         self.app = app = build_faust_app(settings, self.feed, self)
         self.readings = raw_topic(app, settings.topic_readings)
         self.feedback = raw_topic(app, settings.topic_feedback)
@@ -138,8 +139,12 @@ class Worker:
             self._exit_to_restart()
 
     async def _operator_feedback(self, stream: Any) -> None:
-        async for value in stream:
-            await self.core.runtime.handle_feedback(value)
+        # Subscribes the labels' topic; its records arrive through the feed with the
+        # readings, never through this stream. Through Faust's stream, a label was acked
+        # once applied, before the state holding it was saved (a kill -9 between lost
+        # it), and labels queued for the agent when Faust resumed its flow control after
+        # a recovery were thrown away unacked, then committed past.
+        await asyncio.Event().wait()
 
     # --- lifecycle (called by WorkerApp) ----------------------------------
 
@@ -248,6 +253,8 @@ class Worker:
     ) -> None:
         topic = self.settings.topic_readings
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic == topic]
+        labels = self.settings.topic_feedback
+        guarded = mine + [(tp.topic, tp.partition) for tp in assigned if tp.topic == labels]
         changelog = self.table.changelog_topic.get_topic_name()
         kept = {tp.partition for tp in assigned if tp.topic == changelog}
         dropped = drop_foreign_keys(self.table.data, kept, self.settings.topic_partitions)
@@ -258,13 +265,15 @@ class Worker:
         self.watchdog.progressed()
         # Looked up outside the rebalance callback, which should stay short; the
         # records the guard protects arrive only after table recovery anyway.
-        task = asyncio.create_task(self._expect(mine))
+        task = asyncio.create_task(self._expect(guarded))
         self._lookups.add(task)
         task.add_done_callback(self._lookups.discard)
 
-    async def _expect(self, mine: list[tuple[str, int]]) -> None:
+    async def _expect(self, guarded: list[tuple[str, int]]) -> None:
+        """The guard told where each partition of the readings and of the labels
+        resumes: none of their records may be skipped."""
         try:
-            self.core.guard.expect(await start_offsets(self.settings, mine))
+            self.core.guard.expect(await start_offsets(self.settings, guarded))
         except Exception as exc:  # the guard then only admits; the watchdog still watches
             log.warning("could not read committed offsets: %s", exc)
             return

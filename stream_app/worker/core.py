@@ -71,7 +71,7 @@ class WorkerCore:
         feed: RecordFeed | None = None,
         changelog: ChangelogSend | None = None,
     ) -> None:
-        self.feed = feed or RecordFeed({settings.topic_readings})
+        self.feed = feed or RecordFeed({settings.topic_readings, settings.topic_feedback})
         self._table = table
         self._metrics = metrics
         self.scorer = ReadingScorer(
@@ -82,6 +82,7 @@ class WorkerCore:
             max_deadletter_payload=settings.deadletter_max_payload_bytes,
             topic=settings.topic_readings,
             forget_after_s=settings.worker_forget_after_days * 86400.0,
+            labels_topic=settings.topic_feedback,
         )
         self.scorer.saved_entities = self._saved_entities
         self.checkpointer = Checkpointer(
@@ -105,7 +106,6 @@ class WorkerCore:
             checkpoint_s=settings.worker_checkpoint_s,
             max_live_entities=settings.worker_max_live_entities,
             clock=clock,
-            feedback_topic=settings.topic_feedback,
         )
         self.guard = OffsetGuard()
         self.batcher = EventBatcher(

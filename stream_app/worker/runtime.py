@@ -19,12 +19,9 @@ from typing import Any
 
 import orjson
 
-from stream_app.core.processor import check_feedback_label
 from stream_app.metrics import Metrics, observe_many
 from stream_app.storage.sink import Sink
-from stream_app.wire.deadletter import dead_letter
 from stream_app.wire.event import resolved_without_model
-from stream_app.wire.reading import Rejection
 from stream_app.worker.checkpoint import Checkpointer
 from stream_app.worker.feed import Record
 from stream_app.worker.scoring import BatchOutput, ReadingScorer
@@ -52,10 +49,8 @@ class WorkerRuntime:
         checkpoint_s: float = 0.0,
         max_live_entities: int = 0,
         clock: Callable[[], float] = time.time,
-        feedback_topic: str | None = None,
     ) -> None:
         self.scorer = scorer
-        self.feedback_topic = feedback_topic
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
@@ -214,8 +209,17 @@ class WorkerRuntime:
             m.points.labels(status).inc(n)
         for letter in out.deadletters:
             m.deadletters.labels(letter["reason"]).inc()
-            if letter["reason"] != "rejected_point":
-                m.readings.labels("deadlettered").inc()
+        # a label that is none is a dead letter, not a reading
+        read = sum(letter["reason"] != "rejected_point" for letter in out.deadletters)
+        if read - out.bad_labels:
+            m.readings.labels("deadlettered").inc(read - out.bad_labels)
+        for label, n in out.labels.items():
+            m.feedback.labels(label).inc(n)
+        if out.labels_replayed:
+            log.info(
+                "%d operator label(s) read again skipped: the saved state already has them",
+                out.labels_replayed,
+            )
         observe_many(m.scoring_latency, out.event_to_scored)
         observe_many(m.ingest_latency, out.ingest_to_scored)
         observe_many(m.emit_latency, out.ingest_to_event)
@@ -233,54 +237,6 @@ class WorkerRuntime:
         m.series_tracked.set(len(self.scorer.states))
         if out.forgotten:
             m.forgotten.inc(out.forgotten)
-
-    async def handle_feedback(self, raw: bytes | None) -> None:
-        """An operator's label of an episode, published by the API (tsguard.feedback)."""
-        try:
-            doc = orjson.loads(raw or b"")
-        except orjson.JSONDecodeError as exc:
-            await self._bad_feedback(raw, f"not JSON: {exc}")
-            return
-        missing = [
-            k for k in ("entity", "metric", "label") if not isinstance(doc, dict) or k not in doc
-        ]
-        if missing:
-            what = "not a JSON object" if not isinstance(doc, dict) else f"no {', '.join(missing)}"
-            await self._bad_feedback(raw, what)
-            return
-        entity, metric, label = str(doc["entity"]), str(doc["metric"]), str(doc["label"])
-        try:
-            check_feedback_label(label)
-        except ValueError as exc:
-            await self._bad_feedback(raw, str(exc))
-            return
-        proc = self.scorer.states.scored(entity, metric)
-        if proc is None:
-            await self._bad_feedback(raw, f"no model of {entity[:100]!r} {metric[:100]!r} here")
-            return
-        proc.apply_feedback(label=label)
-        # Saved with the next snapshot, like every other change to the models.
-        self.checkpointer.touched([(-1, entity)])
-        self.metrics.feedback.labels(label).inc()
-
-    async def _bad_feedback(self, raw: bytes | None, detail: str) -> None:
-        """Counted and dead-lettered, as a bad reading is: before, the counter of dead
-        letters grew and the dead-letter topic held none of them."""
-        log.warning("feedback: a message ignored and dead-lettered: %s", detail[:200])
-        self.metrics.deadletters.labels("bad_payload").inc()
-        if self.send_deadletter is None:
-            return
-        letter = dead_letter(
-            raw,
-            Rejection("bad_payload", f"feedback: {detail}"[:300]),
-            at=self.clock(),
-            max_payload=self.scorer.max_deadletter_payload,
-            topic=self.feedback_topic,
-        )
-        try:
-            await self.send_deadletter(None, orjson.dumps(letter))
-        except Exception as exc:  # the broker away: the label is lost either way, logged
-            log.warning("feedback: its dead letter could not be sent: %r", exc)
 
     def record_sink_error(self, exc: BaseException) -> None:
         self.sink_retrying = True

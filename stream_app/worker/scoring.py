@@ -24,6 +24,7 @@ from stream_app.storage.sink import ObservationRow, SourceMark
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.feed import Record
+from stream_app.worker.labels import apply_label
 from stream_app.worker.states import EntityStates, Follow
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,11 @@ class BatchOutput:
     readings_ok: int = 0
     # Readings the models had already learned (replayed after a restart): skipped.
     replayed: int = 0
+    # Operators' labels applied, per label; those the models already had (read again
+    # after a crash) skipped and counted apart; dead letters of labels that were none
+    labels: dict[str, int] = field(default_factory=dict)
+    labels_replayed: int = 0
+    bad_labels: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     event_to_scored: list[float] = field(default_factory=list)
     ingest_to_scored: list[float] = field(default_factory=list)
@@ -160,8 +166,11 @@ class ReadingScorer:
         topic: str | None = None,
         silence_every_s: float = 5.0,
         forget_after_s: float = 0.0,
+        labels_topic: str | None = None,
     ) -> None:
         self.states = states
+        # operators' labels come in the batches with the readings (see labels.py)
+        self.labels_topic = labels_topic
         self.decoder = decoder
         self.max_deadletter_payload = max_deadletter_payload
         self.topic = topic
@@ -221,7 +230,11 @@ class ReadingScorer:
         out = BatchOutput(at=now) if into is None else into
         first_row = len(out.rows)
         decode, states = self.decoder.decode, self.states
+        labels_topic = self.labels_topic
         for msg in messages:
+            if msg.topic == labels_topic and labels_topic is not None:
+                self._label(msg, now, out)
+                continue
             result: Reading | Rejection
             try:
                 if msg.value is None and msg.note is not None:
@@ -261,6 +274,24 @@ class ReadingScorer:
         for status, n in Counter(map(_STATUS, out.rows[first_row:])).items():
             statuses[status] = statuses.get(status, 0) + n
         return out
+
+    def _label(self, msg: Record, now: float, out: BatchOutput) -> None:
+        """An operator's label: applied to its series' model and reported with the
+        models the batch changed (its record is acked once they are saved), skipped
+        when the models already have it, dead-lettered when it is none."""
+        try:
+            applied = apply_label(self.states, msg)
+        except Exception as exc:  # a bug must not kill the worker
+            applied = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(applied, Rejection):
+            out.deadletters.append(self._dead(msg, applied, now))
+            out.bad_labels += 1
+        elif applied is None:
+            out.labels_replayed += 1
+        else:
+            partition = -1 if msg.partition is None else msg.partition
+            out.touched.add((partition, applied.entity))
+            out.labels[applied.label] = out.labels.get(applied.label, 0) + 1
 
     def _score(
         self, reading: Reading, proc: EntityProcessor, msg: Record, now: float, out: BatchOutput

@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 from stream_app.core import EngineConfig, EntityProcessor, EntityScorer, SeriesProcessor
 
-# (entity, part, metric, error): part is "entity" (the whole blob), "joint", "offset" or
-# "series"; metric names the series ("" for the other parts)
+# (entity, part, metric, error): part is "entity" (the whole blob), "joint", "offset",
+# "label" or "series"; metric names the series ("" for the other parts)
 OnUnreadable = Callable[[str, str, str, Exception], None]
 
 # Key of an entity's joint-scorer state in its packed blob (no metric name starts with NUL).
@@ -40,8 +40,13 @@ ENTITY_KEY = "\x00entity"
 # taken for a replay: offsets of two partitions do not compare, and one such reading far
 # ahead made every later one of its entity look replayed, unscored and unstored.
 OFFSET_KEY = "\x00offset"
+# Key of the partition and offset of the last operator's label (tsguard.feedback) its
+# saved state reflects: a label read again after a crash is skipped, never applied twice
+# (see stream_app/worker/labels.py). A worker from before it reads it as a series it
+# cannot read, counted, and goes on.
+LABEL_KEY = "\x00label"
 # The part a packed key holds, when it is not a metric's series.
-_PARTS = {ENTITY_KEY: "joint", OFFSET_KEY: "offset"}
+_PARTS = {ENTITY_KEY: "joint", OFFSET_KEY: "offset", LABEL_KEY: "label"}
 _OFFSET = struct.Struct("<q")  # the offset alone: states saved before the partition was
 _PARTITION_OFFSET = struct.Struct("<qq")
 _ANY_PARTITION = -1  # a state saved with its offset alone
@@ -167,6 +172,8 @@ class EntityStates:
         self._stale: set[str] = set()
         # (partition, offset) of the last reading each live entity's models reflect.
         self._offsets: dict[str, tuple[int, int]] = {}
+        # (partition, offset) of the last operator's label each live entity's models took.
+        self._labels: dict[str, tuple[int, int]] = {}
         # Entities loaded from the table (or created, with nothing in it) whose first
         # reading has not been scored yet, with the episodes their models have open.
         # An episode stored open that they do not know has lost its model (a state
@@ -249,6 +256,7 @@ class EntityStates:
         self._live.pop(entity, None)
         self._stale.discard(entity)
         self._offsets.pop(entity, None)
+        self._labels.pop(entity, None)
         self.restored.pop(entity, None)  # loaded again, it is looked at again
 
     def forget_entity(self, entity: str) -> None:
@@ -310,6 +318,8 @@ class EntityStates:
                         if len(state) == _OFFSET.size
                         else _PARTITION_OFFSET.unpack(state)
                     )
+                elif metric == LABEL_KEY:
+                    self._labels[entity] = _PARTITION_OFFSET.unpack(state)
                 elif metric == ENTITY_KEY:
                     params = self.config.entity_params(entity)
                     if params is not None:
@@ -387,6 +397,20 @@ class EntityStates:
             self._offsets[entity] = (where, offset)
         return live
 
+    def admit_label(self, entity: str, offset: int | None, partition: int | None) -> bool:
+        """Whether ``entity``'s live models may take its operator's label at ``offset`` of
+        ``partition`` (of the feedback topic), now counted as taken; False when they
+        already reflect it (a label read again after a crash: its state was saved, its
+        offset not yet committed). Labels of one entity come in order through one
+        partition; one from another partition is never taken for one read again."""
+        if offset is None or partition is None:
+            return True
+        seen = self._labels.get(entity)
+        if seen is not None and seen[0] == partition and offset <= seen[1]:
+            return False
+        self._labels[entity] = (partition, offset)
+        return True
+
     def entity_scorer(self, entity: str) -> EntityScorer | None:
         """The joint (multivariate) scorer of ``entity``, when a config rule enables one."""
         return self.entity(entity).joint
@@ -407,6 +431,9 @@ class EntityStates:
         seen = self._offsets.get(entity)
         if seen is not None:
             states[OFFSET_KEY] = _PARTITION_OFFSET.pack(*seen)
+        label = self._labels.get(entity)
+        if label is not None:
+            states[LABEL_KEY] = _PARTITION_OFFSET.pack(*label)
         return pack_entity(states)
 
     def forget(self) -> None:
@@ -415,6 +442,7 @@ class EntityStates:
         self._live.clear()
         self._stale.clear()
         self._offsets.clear()
+        self._labels.clear()
         self.restored.clear()
 
     def reconfigure(self, config: EngineConfig) -> None:

@@ -29,7 +29,9 @@ from stream_app.worker.feed import Record
 
 TOPIC = "readings"
 TP = TopicPartition(TOPIC, 4)
-LABELS = TopicPartition("feedback", 4)  # operators' labels: Faust's per-record path
+# a topic on Faust's per-record path (operators' labels took it until 2026-12-06; they
+# now come through the feed with the readings, see stream_app/worker/labels.py)
+LABELS = TopicPartition("feedback", 4)
 CHANGELOG = "state-changelog"
 
 

@@ -871,18 +871,33 @@ async def test_the_open_episodes_of_models_loaded_after_a_rebalance_are_counted_
     assert still_open and again.count("tsguard_open_episodes") == 1
 
 
+def labels(h: Harness, docs: list[Any], *, partition: int = 0, first: int = 0) -> list[Record]:
+    """Operators' labels as the feedback topic delivers them (key = entity), from offset
+    ``first`` of ``partition``; a doc that is bytes (or None) is sent as it is."""
+    out = []
+    for i, doc in enumerate(docs):
+        value = doc if doc is None or isinstance(doc, bytes) else orjson.dumps(doc)
+        entity = doc.get("entity") if isinstance(doc, dict) else None
+        key = entity.encode() if isinstance(entity, str) else None
+        out.append(Record(value, key, h.settings.topic_feedback, partition, first + i))
+    return out
+
+
 async def test_malformed_feedback_is_counted_and_dead_lettered() -> None:
     """A bad message on the feedback topic was counted as a dead letter (bad_payload)
     that never reached the dead-letter topic, and logged as "ignored malformed message:
-    'entity'"."""
+    'entity'". Acked once dead-lettered, and counted as no reading."""
     h = Harness()
     bad = [b"not json", b"[1, 2]", b'{"metric": "m", "label": "false_positive"}', None]
     bad.append(b'{"entity": "a/b", "metric": "m", "label": "maybe"}')
-    for raw in bad:
-        await h.core.runtime.handle_feedback(raw)
+    h.start()
+    await offered(h, labels(h, bad))
+    await until(lambda: len(h.producer.deadletters) == len(bad), "every label dead-lettered")
+    await h.stop()
     letters = h.producer.deadletters
     assert [letter["reason"] for letter in letters] == ["bad_payload"] * len(bad)
     assert {letter["origin"]["topic"] for letter in letters} == {h.settings.topic_feedback}
+    assert [letter["origin"]["offset"] for letter in letters] == list(range(len(bad)))
     schema = json.loads(data_file("schemas", "deadletter.schema.json").read_text("utf-8"))
     for letter in letters:
         Draft202012Validator(schema).validate(letter)
@@ -890,6 +905,8 @@ async def test_malformed_feedback_is_counted_and_dead_lettered() -> None:
     assert details[1] == "feedback: not a JSON object" and details[2] == "feedback: no entity"
     assert "maybe" in details[4]
     assert h.count("tsguard_deadletters_total", reason="bad_payload") == len(bad)
+    assert h.count("tsguard_readings_total", outcome="deadlettered") == 0
+    assert [r.offset for r in h.consumer.acked] == list(range(len(bad)))
 
 
 async def test_feedback_applies_only_to_a_series_the_worker_has_scored() -> None:
@@ -902,25 +919,84 @@ async def test_feedback_applies_only_to_a_series_the_worker_has_scored() -> None
     records = readings(1, 40)
     await offered(h, records)
     await until(lambda: len(h.sink.rows) == len(records), "every point stored")
-    for entity, metric in (("a/b", "m"), ("site/dev-0", "nope")):
-        doc = {"entity": entity, "metric": metric, "label": "false_positive"}
-        await h.core.runtime.handle_feedback(orjson.dumps(doc))
+    docs = [{"entity": e, "metric": m, "label": "false_positive"} for e, m in (("a/b", "m"),)]
+    docs.append({"entity": "site/dev-0", "metric": "nope", "label": "false_positive"})
+    await offered(h, labels(h, docs))
+    await until(lambda: len(h.producer.deadletters) == 2, "both dead-lettered")
     assert [letter["detail"] for letter in h.producer.deadletters] == [
         "feedback: no model of 'a/b' 'm' here",
         "feedback: no model of 'site/dev-0' 'nope' here",
     ]
     assert list(h.core.scorer.states.entities()) == ["site/dev-0"]
-    label = b'{"entity": "site/dev-0", "metric": "t", "label": "false_positive"}'
-    await h.core.runtime.handle_feedback(label)
+    label = {"entity": "site/dev-0", "metric": "t", "label": "false_positive"}
+    await offered(h, labels(h, [label], first=2))
+    await until(lambda: h.count("tsguard_feedback_total", label="false_positive"), "applied")
     assert h.core.scorer.states.processor("site/dev-0", "t").policy.margin == 2.0
     await h.stop()
     assert len(h.producer.deadletters) == 2
-    assert h.count("tsguard_feedback_total", label="false_positive") == 1
     assert b"a/b" not in h.table
     again = Harness(table=dict(h.table))  # the next owner: the model only in the table
-    await again.core.runtime.handle_feedback(label)
+    again.start()
+    await offered(again, labels(again, [label], first=3))
+    await until(lambda: again.count("tsguard_feedback_total", label="false_positive"), "taken")
+    await again.stop()
     assert again.core.scorer.states.processor("site/dev-0", "t").policy.margin == 4.0
     assert not again.producer.deadletters
+
+
+def _margin(table: dict[bytes, bytes], entity: str, metric: str) -> float:
+    """The margin of a series as the saved state holds it."""
+    state = unpack_entity(decompress_blob(table[entity.encode()]))[metric]
+    return float(SeriesProcessor.from_bytes(state).policy.margin)
+
+
+async def test_a_label_is_acked_only_once_the_state_that_took_it_is_saved() -> None:
+    """A label was acked as soon as it was applied (Faust committed it within a second)
+    while the state holding it was saved at the next checkpoint: a kill -9 in between
+    lost it. Its record now waits for its partition's save, as a batch's readings do."""
+    h = Harness(checkpoint_s=3600.0)  # no checkpoint but the first and the drain's
+    h.start()
+    records = readings(1, 20)
+    await offered(h, records)
+    await until(lambda: len(h.consumer.acked) == len(records), "the readings acked")
+    label = {"entity": "site/dev-0", "metric": "t", "label": "false_positive"}
+    await offered(h, labels(h, [label]))
+    await until(lambda: h.count("tsguard_feedback_total", label="false_positive"), "applied")
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+    assert len(h.consumer.acked) == len(records)  # applied, not saved: not acked
+    assert _margin(h.table, "site/dev-0", "t") == 1.0
+    await h.stop()  # the drain saves the state and acks what it covers
+    assert h.consumer.acked[-1].topic == h.settings.topic_feedback
+    assert _margin(h.table, "site/dev-0", "t") == 2.0
+
+
+async def test_a_label_read_again_after_its_state_was_saved_is_skipped() -> None:
+    """After a crash between a save and the commit of its offsets, a label is read again
+    onto a state that already has it: applied again, a false positive quadrupled the
+    margin. The saved state records the last label it took; one at or below is skipped,
+    a later one (or one of another partition) is applied."""
+    h = Harness()
+    h.start()
+    await offered(h, readings(1, 20))
+    label = {"entity": "site/dev-0", "metric": "t", "label": "false_positive"}
+    await offered(h, labels(h, [label, label], first=7))
+    await until(lambda: h.count("tsguard_feedback_total", label="false_positive") == 2, "both")
+    await h.stop()
+    assert _margin(h.table, "site/dev-0", "t") == 4.0
+    again = Harness(table=dict(h.table))  # restarted from the committed offsets
+    again.start()
+    await offered(again, labels(again, [label, label, label], first=7))  # 7, 8 again; 9 new
+    await until(lambda: len(again.consumer.acked) == 3 or again.fatal, "the labels acked")
+    await again.stop()
+    assert again.count("tsguard_feedback_total", label="false_positive") == 1
+    assert _margin(again.table, "site/dev-0", "t") == 8.0
+    elsewhere = Harness(table=dict(again.table))
+    elsewhere.start()
+    await offered(elsewhere, labels(elsewhere, [label], partition=1, first=9))
+    await until(lambda: elsewhere.count("tsguard_feedback_total", label="false_positive"), "new")
+    await elsewhere.stop()
+    assert _margin(elsewhere.table, "site/dev-0", "t") == 16.0
 
 
 async def test_the_silence_scan_lets_the_loop_run_and_stops_when_the_models_go(
