@@ -11,15 +11,13 @@ the others were.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stream_app.settings import Settings
+from tests.cli import tsguard
 from tests.connectors.helpers import consume
 
 pytestmark = pytest.mark.integration
@@ -35,17 +33,6 @@ FILES = {
 }
 
 
-def _tsguard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream_app.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("name", list(FILES))
 async def test_replay_to_kafka_ends_as_replay_does(
     name: str, settings: Settings, fresh_topic: Any, tmp_path: Path
@@ -53,13 +40,13 @@ async def test_replay_to_kafka_ends_as_replay_does(
     rows, code, dead = FILES[name]
     source = tmp_path / f"{name}.csv"
     source.write_text("\n".join(["timestamp,value", *rows]) + "\n")
-    replayed = _tsguard("replay", str(source), "-o", str(tmp_path / "out.csv"), env={})
+    replayed = tsguard("replay", str(source), "-o", str(tmp_path / "out.csv"))
     assert replayed.returncode == code, replayed.stderr
 
     topics = {"readings": await fresh_topic("readings"), "deadletter": await fresh_topic("dl")}
     env = {f"TSGUARD_TOPIC_{k.upper()}": v for k, v in topics.items()}
     env["TSGUARD_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-    sent = _tsguard("replay-to-kafka", str(source), env=env)
+    sent = tsguard("replay-to-kafka", str(source), **env)
     assert sent.returncode == code, sent.stderr
     summary = [line for line in sent.stderr.splitlines() if line.startswith("readings: ")]
     assert summary and f"; {dead} malformed rows dead-lettered" in summary[0], sent.stderr

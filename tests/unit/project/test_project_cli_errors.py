@@ -12,24 +12,14 @@ from typing import Any
 
 import pytest
 
+from tests.cli import tsguard as _tsguard
+
 
 def _closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _tsguard(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    # the console script's entry point (main), as a user runs it
-    return subprocess.run(
-        [sys.executable, "-m", "stream_app.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
