@@ -8,6 +8,9 @@ TSG := $(BIN)/tsguard
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 0
 PYTEST_ARGS ?=
+# `make test` runs two pytest processes: the tests of the local stack in one, in their
+# order, and the unit tests and doctests in the other (tests/conftest.py); 0 runs one.
+TEST_PROCESSES ?= 2
 
 .PHONY: setup demo test lint typecheck unit integration stack-up stack-down bench gutentag clean constraints
 
@@ -48,7 +51,7 @@ test: setup
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/mypy || status=1; \
-	$(BIN)/pytest tests stream_app connectors benchmarks $(PYTEST_ARGS) || status=1; \
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup tests stream_app connectors benchmarks $(PYTEST_ARGS) || status=1; \
 	$(TSG) stack down || status=1; \
 	exit $$status
 
