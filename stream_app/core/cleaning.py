@@ -123,12 +123,15 @@ class SeriesCleaner:
         "lateness",
         "limit",
         "live_dow",
+        "live_since",
         "live_tod",
         "live_until",
         "long_run",
         "lower",
         "n",
         "pace",
+        "prev_dow",
+        "prev_tod",
         "recent",
         "run",
         "run_count",
@@ -163,8 +166,14 @@ class SeriesCleaner:
         self.recent: list[float] = []  # the last _RING accepted times: a resend is duplicates
         self.schedule = parse_schedule(cleaning.schedule)
         self.first_ts = _NAN
-        self.live_tod = 0  # bit per half hour of the day in which the series has been live
-        self.live_dow = 0  # bit per weekday (Monday = 0) on which it has been live
+        # when it reports, in two generations (see _new_generation): the half hours of
+        # the day and the weekdays (Monday = 0) it has been live in since live_since, and
+        # those of the generation before
+        self.live_tod = 0
+        self.live_dow = 0
+        self.live_since = _NEG_INF  # event time at which the current generation began
+        self.prev_tod = 0
+        self.prev_dow = 0
         self.live_until = _NEG_INF  # end of the newest half hour already marked
 
     def check(self, ts: float, value: float | None) -> str:
@@ -191,10 +200,12 @@ class SeriesCleaner:
                 counted = dt if dt < _PACE_CLIP * step else _PACE_CLIP * step
                 pace = self.pace
                 self.pace = counted if pace <= 0.0 else pace + _PACE_ALPHA * (counted - pace)
+                if ts >= self.live_since + WEEK:
+                    self._new_generation(ts)
                 if ts > self.live_until and dt <= _LIVE_GAP * step:
                     self._mark_live(last, ts)
             else:
-                self.first_ts = ts
+                self.first_ts = self.live_since = ts
             self.last_ts = ts
         elif ts == last or ts in self.recent:
             return "duplicate"
@@ -265,8 +276,11 @@ class SeriesCleaner:
 
         Only time in which the series is expected to be live counts: inside the
         configured schedule, or else in the half hours and weekdays in which it
-        has been live before (once it has a day of history; before a week, an
+        has been live lately (once it has a day of history; before a week, an
         unseen weekday is expected live only for a series live around the clock).
+        Lately is the current generation and the one before (``_new_generation``): a
+        half hour or weekday it has not been live in for one to two weeks of its own
+        readings is no longer expected.
         """
         if self.step <= 0.0 or self.n < 2:
             return 0.0
@@ -277,6 +291,21 @@ class SeriesCleaner:
         if self.schedule is None and self.last_ts - self.first_ts < DAY:
             return gap  # no pattern to judge by yet
         return gap if self._expected_time(self.last_ts, watermark_ts, need) > need else 0.0
+
+    def _new_generation(self, ts: float) -> None:
+        """A reading a week or more after the current generation began starts the next
+        (by the series' own time, as the sources' in migration 011 by the worker's): the
+        half hours and weekdays live in so far become the generation before, or go too
+        when it began two weeks or more before. So one not live in for one to two weeks
+        is forgotten (a machine moved to the night shift is not expected at its day
+        hours for good), one week without it is not enough (a Wednesday's holiday), and
+        a series that reports every week keeps every hour and weekday it reports in."""
+        if ts < self.live_since + 2.0 * WEEK:
+            self.prev_tod, self.prev_dow = self.live_tod, self.live_dow
+        else:
+            self.prev_tod = self.prev_dow = 0
+        self.live_tod = self.live_dow = 0
+        self.live_since = ts
 
     def _mark_live(self, start: float, end: float) -> None:
         t = start
@@ -299,7 +328,7 @@ class SeriesCleaner:
         if end - start > _MAX_SCAN:
             return end - start
         sched = self.schedule
-        tod, dow = self.live_tod, self.live_dow
+        tod, dow = self.live_tod | self.prev_tod, self.live_dow | self.prev_dow
         # an unseen weekday is expected only of a young series live around the clock
         unseen_day_live = tod == _ALL_BINS and self.last_ts - self.first_ts < WEEK
         total = 0.0
@@ -366,3 +395,18 @@ class SeriesCleaner:
         first_ts, tod, dow, until = r.raw("dQBd")
         self.first_ts, self.live_until = float(first_ts), float(until)
         self.live_tod, self.live_dow = int(tod), int(dow)
+        # what a state saved before the generations (read_generations) holds: its
+        # series' hours since its first reading, taken as seen at its last one. Not
+        # since first_ts: a series older than two weeks would lose them all at its next
+        # reading, before it could learn them again (a week of silences not judged);
+        # this way, an hour it still reports in is seen again within the week, and one
+        # it no longer does is forgotten one to two weeks on, as one seen at the upgrade
+        self.live_since = self.last_ts
+
+    def write_generations(self, w: Writer) -> None:
+        """The generation before and when the current one began (see _new_generation)."""
+        w.raw("QBd", self.prev_tod, self.prev_dow, self.live_since)
+
+    def read_generations(self, r: Reader) -> None:
+        tod, dow, since = r.raw("QBd")
+        self.prev_tod, self.prev_dow, self.live_since = int(tod), int(dow), float(since)

@@ -142,7 +142,8 @@ class CleaningConfig:
     ``"mon-fri 09:30-16:00"`` (UTC; days, hours or both); only time inside it
     counts towards silence. Without one, the series'
     own activity pattern (times of day and weekdays it has been live) is learned
-    once it has a day of history.
+    once it has a day of history, and forgets a time or weekday not seen for one to
+    two weeks of its readings.
     """
 
     allowed_lateness_s: float = 0.0

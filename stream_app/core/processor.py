@@ -239,6 +239,7 @@ class SeriesProcessor:
         self.policy.write_recent(w)  # and after that
         self.cleaner.write_pace(w)  # and that
         self.policy.write_above(w)  # and that
+        self.cleaner.write_generations(w)  # and that
         return w.getvalue()
 
     @classmethod
@@ -272,6 +273,8 @@ class SeriesProcessor:
             proc.cleaner.read_pace(r)
         if not r.done():
             proc.policy.read_above(r)
+        if not r.done():
+            proc.cleaner.read_generations(r)
         if magic == _RUNS_MAGIC:
             proc.cleaner.run_count = 0.0  # its slot held the repeat rate
         # as live: the count is passed at each multiple of 64 reached past the warm-up

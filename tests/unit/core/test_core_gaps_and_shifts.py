@@ -90,7 +90,9 @@ def test_state_round_trip_keeps_the_activity_pattern_and_loads_older_states() ->
     assert again.to_bytes() == blob
     tuesday = MONDAY + 8 * DAY
     assert again.advance(tuesday + DAY - 60.0) == proc.advance(tuesday + DAY - 60.0) == []
-    no_above = blob[: -struct.calcsize("<?")]  # written before the near onsets' run was kept
+    no_generations = blob[: -struct.calcsize("<QBd")]  # before the hours' generations
+    assert SeriesProcessor.from_bytes(no_generations).cleaner.prev_tod == 0
+    no_above = no_generations[: -struct.calcsize("<?")]  # before the near onsets' run
     before_above = SeriesProcessor.from_bytes(no_above)
     assert not before_above.policy.above and before_above.cleaner.pace == proc.cleaner.pace
     no_pace = no_above[: -struct.calcsize("<d")]  # written before the pace was kept
