@@ -32,6 +32,7 @@ settings.load_profile(
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups' marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put every test of the local stack in one xdist group (a no-op without xdist)."""
     for item in items:
