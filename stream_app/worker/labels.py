@@ -45,6 +45,10 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
     worker has no model of (never scored here, live or saved: a label must not make
     one); None when the entity's models already reflect it (read again after a crash).
     """
+    if msg.value is None and msg.note is not None:
+        # the stand-in of a compressed batch the consumer could not unpack: what it was,
+        # as on the readings' topic (it was taken for a label that is "not JSON")
+        return Rejection("unreadable_batch", msg.note)
     try:
         doc = orjson.loads(msg.value or b"")
     except orjson.JSONDecodeError as exc:

@@ -1072,3 +1072,22 @@ async def test_a_batch_state_is_saved_only_once_its_events_are_delivered() -> No
     await until(lambda: len(h.consumer.acked) == len(records), "acked once delivered")
     assert set(h.table) == {b"site/dev-0"}
     await h.stop()
+
+
+async def test_the_stand_in_of_an_unreadable_batch_of_labels_says_what_it_was() -> None:
+    """The stand-in record of a compressed batch of labels the consumer could not unpack
+    was dead-lettered as a label that is "not JSON" (bad_payload); it is the batch it
+    stands for (unreadable_batch, with the consumer's note), as on the readings' topic,
+    and no reading."""
+    h = Harness()
+    h.start()
+    note = "a gzip batch of offsets 0..4 could not be read (BatchTooLarge: ...)"
+    stand_in = Record(None, None, h.settings.topic_feedback, 0, 4, note=note)
+    await offered(h, [stand_in])
+    await until(lambda: len(h.producer.deadletters) == 1, "dead-lettered")
+    await h.stop()
+    (letter,) = h.producer.deadletters
+    assert (letter["reason"], letter["detail"]) == ("unreadable_batch", note)
+    assert letter["origin"]["topic"] == h.settings.topic_feedback
+    assert h.count("tsguard_deadletters_total", reason="unreadable_batch") == 1
+    assert h.count("tsguard_readings_total", outcome="deadlettered") == 0
