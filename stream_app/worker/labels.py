@@ -58,7 +58,10 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
     missing = [k for k in ("entity", "metric", "label") if k not in doc]
     if missing:
         return _bad(f"no {', '.join(missing)}")
-    entity, metric, label = str(doc["entity"]), str(doc["metric"]), str(doc["label"])
+    entity, metric, label = doc["entity"], doc["metric"], doc["label"]
+    if not (isinstance(entity, str) and isinstance(metric, str) and isinstance(label, str)):
+        # str() of another type named a series: a null metric was the series "None"
+        return _bad("entity, metric and label must be strings")
     try:
         check_feedback_label(label)
     except ValueError as exc:

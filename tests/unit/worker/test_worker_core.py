@@ -1074,6 +1074,23 @@ async def test_a_batch_state_is_saved_only_once_its_events_are_delivered() -> No
     await h.stop()
 
 
+async def test_a_label_whose_names_are_not_strings_is_dead_lettered() -> None:
+    """A label's entity, metric and label were read with str(): a null metric named the
+    series "None", a valid metric name, and a label of it moved that series' margin."""
+    h = Harness()
+    h.start()
+    doc = {"entity": "site/dev-0", "ts": T0, "metrics": {"None": 1.0, "t": 2.0}}
+    await offered(h, [Record(orjson.dumps(doc), b"site/dev-0", TOPIC, 0, 0)])
+    bad = {"entity": "site/dev-0", "metric": None, "label": "false_positive"}
+    await offered(h, labels(h, [bad]))
+    await until(lambda: len(h.consumer.acked) == 2 or h.fatal, "both acked")
+    await h.stop()
+    assert [letter["detail"] for letter in h.producer.deadletters] == [
+        "feedback: entity, metric and label must be strings"
+    ]
+    assert _margin(h.table, "site/dev-0", "None") == 1.0
+
+
 async def test_the_stand_in_of_an_unreadable_batch_of_labels_says_what_it_was() -> None:
     """The stand-in record of a compressed batch of labels the consumer could not unpack
     was dead-lettered as a label that is "not JSON" (bad_payload); it is the batch it
