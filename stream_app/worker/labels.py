@@ -41,9 +41,10 @@ class Applied:
 def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None:
     """Apply the label ``msg`` carries to its series' model.
 
-    A :class:`Rejection` (to dead-letter) when it is no label or names a series this
-    worker has no model of (never scored here, live or saved: a label must not make
-    one); None when the entity's models already reflect it (read again after a crash).
+    A :class:`Rejection` (to dead-letter) when it is no label, is not keyed by its
+    entity, or names a series this worker has no model of (never scored here, live or
+    saved: a label must not make one); None when the entity's models already reflect it
+    (read again after a crash).
     """
     if msg.value is None and msg.note is not None:
         # the stand-in of a compressed batch the consumer could not unpack: what it was,
@@ -66,6 +67,8 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
         check_feedback_label(label)
     except ValueError as exc:
         return _bad(str(exc))
+    if msg.key != entity.encode("utf-8", "surrogatepass"):
+        return _wrong_key(msg.key, entity)
     proc = states.scored(entity, metric)
     if proc is None:
         return _bad(f"no model of {entity[:100]!r} {metric[:100]!r} here")
@@ -77,3 +80,17 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
 
 def _bad(detail: str) -> Rejection:
     return Rejection("bad_payload", f"feedback: {detail}"[:300])
+
+
+def _wrong_key(key: bytes | None, entity: str) -> Rejection:
+    """A label not keyed by its entity (the API keys it so) comes through another
+    partition than the entity's readings and saved state: taken, another worker (the
+    owner of that partition) would apply it to a copy of the state it does not own, or
+    refuse it as of no model, and the entity's record of the last label it took (one
+    partition and offset) would switch partitions, so a label read again after a crash
+    was applied twice."""
+    got = "no key" if key is None else f"key {key[:80]!r}"
+    return Rejection(
+        "wrong_key",
+        f"label has {got}, not its entity {entity[:80]!r}: labels must be keyed by entity",
+    )

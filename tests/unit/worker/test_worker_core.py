@@ -1074,6 +1074,37 @@ async def test_a_batch_state_is_saved_only_once_its_events_are_delivered() -> No
     await h.stop()
 
 
+async def test_a_label_not_keyed_by_its_entity_is_dead_lettered_and_changes_nothing() -> None:
+    """A label with another key, or none, came through another partition than its
+    entity's and was applied: the entity's record of the last label it took moved to
+    that partition, and a label of its own partition read again after a crash (saved,
+    not committed) was applied a second time (8x where 4x was saved). It is dead-lettered
+    as ``wrong_key``, as a reading is."""
+    h = Harness()
+    h.start()
+    await offered(h, readings(1, 20))
+    label = {"entity": "site/dev-0", "metric": "t", "label": "false_positive"}
+    own = labels(h, [label], first=7)
+    value = orjson.dumps(label)
+    foreign = [Record(value, b"other", h.settings.topic_feedback, 1, 3)]
+    foreign.append(Record(value, None, h.settings.topic_feedback, 1, 4))
+    await offered(h, own + foreign)
+    await until(lambda: len(h.consumer.acked) == 23 or h.fatal, "the labels acked")
+    await h.stop()
+    letters = h.producer.deadletters
+    assert [letter["reason"] for letter in letters] == ["wrong_key", "wrong_key"]
+    assert letters[0]["detail"].startswith("label has key b'other', not its entity")
+    assert h.count("tsguard_readings_total", outcome="deadlettered") == 0
+    assert _margin(h.table, "site/dev-0", "t") == 2.0
+    again = Harness(table=dict(h.table))  # a kill -9 after the save, before the commit
+    again.start()
+    await offered(again, labels(again, [label], first=7))
+    await until(lambda: len(again.consumer.acked) == 1 or again.fatal, "read again, acked")
+    await again.stop()
+    assert again.count("tsguard_feedback_total", label="false_positive") == 0
+    assert _margin(again.table, "site/dev-0", "t") == 2.0
+
+
 async def test_a_label_whose_names_are_not_strings_is_dead_lettered() -> None:
     """A label's entity, metric and label were read with str(): a null metric named the
     series "None", a valid metric name, and a label of it moved that series' margin."""
