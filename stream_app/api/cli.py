@@ -44,6 +44,7 @@ def api(
     from prometheus_client import CollectorRegistry, start_http_server
 
     from stream_app.api.app import create_app
+    from stream_app.api.server import server_config
     from stream_app.listen import require_listen
     from stream_app.logs import hold_repeats
     from stream_app.settings import load_settings
@@ -82,15 +83,7 @@ def api(
             where = f"{metrics_host}:{metrics_port}"
             typer.echo(f"tsguard: cannot serve /metrics on {where}: {reason}", err=True)
             raise typer.Exit(2) from None
-    config = uvicorn.Config(
-        served,
-        host=settings.api_host,
-        port=settings.api_port,
-        ssl_certfile=str(settings.api_tls_certfile) if tls else None,
-        ssl_keyfile=str(settings.api_tls_keyfile) if tls else None,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-    )
+    config = server_config(settings, served)
     hold_repeats()  # the readings producer's reconnects through a Kafka outage
     uvicorn.Server(config).run()
 

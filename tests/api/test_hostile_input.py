@@ -8,11 +8,15 @@ that only the workers would have refused.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import orjson
 import pytest
+import uvicorn
 
+from stream_app.api.server import server_config
 from tests.api.conftest import ApiEnv, auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -186,3 +190,37 @@ async def test_a_complete_good_rule_is_still_stored(api_env: ApiEnv) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["params"] == {"alpha": 0.05}
+
+
+async def test_a_request_uvicorn_refuses_itself_is_counted(api_env: ApiEnv) -> None:
+    """uvicorn answers a request whose head it cannot read (here a 200 kB header) with a
+    400 of its own, before the app: the API's request metrics never counted it. The
+    server ``tsguard api`` runs counts it as a request of no route."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = api_env.settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port})
+    config = server_config(settings, api_env.app)
+    config.lifespan = "off"  # the app's lifespan runs already (the module's fixture)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    registry = api_env.app.state.api.registry
+    sample = {"method": "other", "route": "unmatched", "status": "400"}
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        before = registry.get_sample_value("tsguard_api_requests_total", sample) or 0.0
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = b"GET /v1/anomalies HTTP/1.1\r\nHost: api\r\nX-Big: " + b"x" * 200_000
+        writer.write(head + b"\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status.startswith(b"HTTP/1.1 400"), status
+        after = registry.get_sample_value("tsguard_api_requests_total", sample)
+        assert after == before + 1
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
