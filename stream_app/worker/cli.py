@@ -49,7 +49,7 @@ def worker(
     from stream_app.settings import load_settings
     from stream_app.worker.app import Worker
     from stream_app.worker.faust_compat import ensure_committed_offsets
-    from stream_app.worker.topics import ensure_topics
+    from stream_app.worker.topics import ensure_topics, labels_partition_problem
 
     overrides: dict[str, Any] = {}
     if web_port is not None:
@@ -69,6 +69,10 @@ def worker(
         "--web-port / TSGUARD_WORKER_WEB_PORT / TSGUARD_WORKER_WEB_HOST",
     )
     asyncio.run(ensure_topics(settings))
+    problem = asyncio.run(labels_partition_problem(settings))
+    if problem is not None:
+        typer.echo(f"tsguard: {problem}", err=True)
+        raise typer.Exit(2)
     asyncio.run(ensure_committed_offsets(settings))
     if migrate_db:
         _migrate_when_reachable(settings)
