@@ -301,11 +301,13 @@ def test_a_worker_joining_and_leaving_gracefully_repeats_no_event(pipeline: Pipe
     )
     at_join = _scored(pipeline)
     wait_for(lambda: _scored(pipeline) >= 0.7 * points, timeout=90, what="70% stored", every=0.1)
+    # told to leave mid-stream (measured before the SIGTERM: on a loaded machine its
+    # drain can outlast what is left of the stream, which is no fault of the drill)
+    leaving_at = _scored(pipeline)
     assert joined.terminate(timeout=40) == 0, joined.log_tail()
-    left_at = _scored(pipeline)
     feed.join()
     wait_for(lambda: _scored(pipeline) >= points, timeout=120, what="the whole stream stored")
-    assert at_join < left_at < points  # both rebalances came mid-stream
+    assert at_join < leaving_at < points  # both rebalances came mid-stream
     _assert_exactly_once_and_equal(pipeline, readings)
     events = pipeline.consume(pipeline.settings.topic_anomalies, min_count=10**9, timeout=3)
     keys = [(e["episode_id"], e["event"], e["ts"]) for e in events]
