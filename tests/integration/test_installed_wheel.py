@@ -330,7 +330,11 @@ def test_installed_wheel_runs_the_detector_bench(installed: Installed) -> None:
 def test_installed_wheel_runs_the_pipeline_bench(installed: Installed, settings: Settings) -> None:
     """``tsguard bench pipeline``: one installed worker end to end on the local stack, in
     a topic and a schema of its own, with a load small enough for a test."""
+    # the bench makes sure of the stack its settings describe: the developer's own
+    # (TSGUARD_STACK_*), or it started one on the default ports beside a private stack
+    stack = {k: v for k, v in os.environ.items() if k.startswith("TSGUARD_STACK_")}
     env = installed.env(
+        **stack,
         TSGUARD_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         TSGUARD_PG_DSN=settings.pg_conninfo(),  # the password and TLS folded in
         TSGUARD_WORKER_BATCH_SIZE="500",
