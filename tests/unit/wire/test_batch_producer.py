@@ -71,7 +71,7 @@ async def test_stop_keeps_the_batch_the_linger_loop_is_submitting(
     producer._ticker = asyncio.create_task(producer._linger_loop())
     for i in range(3):
         await producer.send_raw("t", b"k", b"%d" % i)
-    for _ in range(100):  # the linger loop takes the batch and waits for the partition
+    for _ in range(1000):  # the linger loop takes the batch and waits for the partition
         if fake.waiting:
             break
         await asyncio.sleep(0.01)
@@ -92,7 +92,7 @@ async def test_a_delivery_error_of_the_linger_loop_fails_the_flush(
     fake.send_batch = refused  # type: ignore[method-assign]
     producer._ticker = asyncio.create_task(producer._linger_loop())
     await producer.send_raw("t", b"k", b"0")  # the last record: no send_raw sees the error
-    for _ in range(100):
+    for _ in range(1000):  # up to 10 s: a loaded machine can starve the loop a while
         if producer._error is not None:
             break
         await asyncio.sleep(0.01)
@@ -121,7 +121,7 @@ async def test_a_delivery_that_waited_for_the_accumulator_is_waited_for_by_the_f
     fake.send_batch = queued  # type: ignore[method-assign]
     await producer.send_raw("t", b"k", b"0")
     waiting = asyncio.create_task(producer.submit_all())
-    for _ in range(100):
+    for _ in range(1000):  # up to 10 s: a loaded machine can starve the loop a while
         if fake.waiting:
             break
         await asyncio.sleep(0.01)
@@ -149,7 +149,7 @@ async def test_a_stop_cancelled_while_the_linger_loop_waits_still_closes_the_cli
     monkeypatch.setattr(fake, "stop", client_stop)
     producer._ticker = asyncio.create_task(producer._linger_loop())
     await producer.send_raw("t", b"k", b"1")
-    for _ in range(100):
+    for _ in range(1000):  # up to 10 s: a loaded machine can starve the loop a while
         if fake.waiting:
             break
         await asyncio.sleep(0.01)
