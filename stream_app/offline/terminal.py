@@ -68,10 +68,12 @@ def first_of(names: Sequence[str], shown: int = 5) -> str:
 
 
 def plain_console(stderr: bool = False) -> Console:
-    """A Rich console that prints text as it is: no markup, so a ``[`` in a name is a ``[``."""
+    """A Rich console that prints text as it is: no markup, so a ``[`` in a name is a
+    ``[``, and no line breaks of its own (soft wrap), so a long path stays one piece to
+    copy (Rich broke it at the console's width, 80 columns when not a terminal)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, markup=False)
+    return Console(stderr=stderr, markup=False, soft_wrap=True)
 
 
 STDOUT = "standard output"

@@ -62,6 +62,17 @@ def test_replay_names_an_output_folder_that_looks_like_markup(tmp_path: Path) ->
     assert f"-> {output}" in " ".join(result.stderr.split())
 
 
+def test_a_long_output_path_is_printed_in_one_piece(tmp_path: Path) -> None:
+    """Rich broke the summary at 80 columns when not a terminal, inside a long path (a
+    newline in the middle of what a user copies; under pytest-xdist's longer temporary
+    folders the test above failed that way)."""
+    _series(tmp_path / "in" / "a.csv", label=False)
+    output = tmp_path / ("deep" * 20) / "out"
+    result = CliRunner().invoke(app, ["replay", str(tmp_path / "in"), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert f"-> {output}\n" in result.stderr
+
+
 def test_an_error_shows_the_control_characters_of_a_name(tmp_path: Path) -> None:
     source = tmp_path / f"a{ESCAPE}.csv"
     source.write_text("time,value\n1,2\n", encoding="utf-8")
