@@ -27,6 +27,7 @@ import orjson
 from stream_app.core.processor import check_feedback_label
 from stream_app.wire.reading import Rejection
 from stream_app.worker.feed import Record
+from stream_app.worker.keys import wrong_key
 from stream_app.worker.states import EntityStates
 
 
@@ -68,7 +69,7 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
     except ValueError as exc:
         return _bad(str(exc))
     if msg.key != entity.encode("utf-8", "surrogatepass"):
-        return _wrong_key(msg.key, entity)
+        return wrong_key(msg.key, entity, "label", "labels")
     proc = states.scored(entity, metric)
     if proc is None:
         return _bad(f"no model of {entity[:100]!r} {metric[:100]!r} here")
@@ -80,17 +81,3 @@ def apply_label(states: EntityStates, msg: Record) -> Applied | Rejection | None
 
 def _bad(detail: str) -> Rejection:
     return Rejection("bad_payload", f"feedback: {detail}"[:300])
-
-
-def _wrong_key(key: bytes | None, entity: str) -> Rejection:
-    """A label not keyed by its entity (the API keys it so) comes through another
-    partition than the entity's readings and saved state: taken, another worker (the
-    owner of that partition) would apply it to a copy of the state it does not own, or
-    refuse it as of no model, and the entity's record of the last label it took (one
-    partition and offset) would switch partitions, so a label read again after a crash
-    was applied twice."""
-    got = "no key" if key is None else f"key {key[:80]!r}"
-    return Rejection(
-        "wrong_key",
-        f"label has {got}, not its entity {entity[:80]!r}: labels must be keyed by entity",
-    )

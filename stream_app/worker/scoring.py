@@ -24,6 +24,7 @@ from stream_app.storage.sink import ObservationRow, SourceMark
 from stream_app.wire.event import event_to_wire
 from stream_app.worker.decode import Reading, ReadingDecoder, Rejection, dead_letter
 from stream_app.worker.feed import Record
+from stream_app.worker.keys import wrong_key
 from stream_app.worker.labels import apply_label
 from stream_app.worker.states import EntityStates, Follow
 
@@ -247,7 +248,8 @@ class ReadingScorer:
                 out.deadletters.append(self._dead(msg, result, now))
                 continue
             if msg.key != result.entity.encode():
-                out.deadletters.append(self._dead(msg, _wrong_key(msg.key, result.entity), now))
+                wrong = wrong_key(msg.key, result.entity, "message", "readings")
+                out.deadletters.append(self._dead(msg, wrong, now))
                 continue
             proc = states.admit(result.entity, msg.offset, msg.partition)
             if proc is None:
@@ -669,22 +671,6 @@ class ReadingScorer:
             offset=msg.offset,
             key=msg.key,
         )
-
-
-def _wrong_key(key: bytes | None, entity: str) -> Rejection:
-    """A reading not keyed by its entity: taken, it would split the entity's models.
-
-    An entity's readings, its saved state and the offsets its state reflects all
-    live in the partition its key hashes to; a reading that arrives through another
-    partition (no key, or another key) would be scored by a worker that does not hold
-    the entity's state, save a second state over the first and make later readings
-    look replayed.
-    """
-    got = "no key" if key is None else f"key {key[:80]!r}"
-    return Rejection(
-        "wrong_key",
-        f"message has {got}, not its entity {entity[:80]!r}: readings must be keyed by entity",
-    )
 
 
 # tuple.__new__ directly: the named tuple's own __new__ is a Python-level

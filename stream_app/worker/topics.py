@@ -8,6 +8,7 @@ are declared here before any worker starts.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -46,6 +47,17 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
+async def describe_topics(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
+    """The broker's description of the topics ``names`` (partitions, error codes)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await admin.start()
+    try:
+        described: list[dict[str, Any]] = await admin.describe_topics(names)
+        return described
+    finally:
+        await admin.close()
+
+
 async def labels_partition_problem(settings: Settings) -> str | None:
     """Why the labels' topic cannot serve the workers, or None when it can: it must have
     as many partitions as the readings' topic, so that a label (keyed by its entity)
@@ -59,12 +71,7 @@ async def labels_partition_problem(settings: Settings) -> str | None:
     "no model of ... here" while the API had answered 200 for each.
     """
     names = [settings.topic_readings, settings.topic_feedback]
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
-    await admin.start()
-    try:
-        described = await admin.describe_topics(names)
-    finally:
-        await admin.close()
+    described = await describe_topics(settings, names)
     counts = {t["topic"]: len(t.get("partitions") or ()) for t in described}
     readings, labels = (counts.get(name, 0) for name in names)
     if not readings or not labels or readings == labels:

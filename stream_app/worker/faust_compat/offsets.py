@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from stream_app.settings import Settings
+from stream_app.worker.topics import describe_topics
 
 
 @contextlib.asynccontextmanager
@@ -51,13 +51,7 @@ async def ensure_committed_offsets(
     member; if one is active it has committed already, and the error is ignored.
     With ``at_end`` the group starts at the end instead (``tsguard demo`` runs).
     """
-    topics = [settings.topic_readings, settings.topic_feedback]
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
+    described = await describe_topics(settings, [settings.topic_readings, settings.topic_feedback])
     tps = [
         TopicPartition(d["topic"], p["partition"])
         for d in described
